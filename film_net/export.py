@@ -1,0 +1,63 @@
+"""Export to a SavedModel with FILM's released calling convention.
+
+`tf.saved_model.load(path)` gives an object called as
+`model({'x0', 'x1', 'time'}, training=False)['image']`, like the released models, whose
+variables carry the released names (so `Interpolator.from_path` reads them back natively).
+Unlike the released export, the `serving_default` signature has named outputs, `image` first.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from film_net import layers
+from film_net.options import Options
+
+_IMAGE = tf.TensorSpec([None, None, None, 3], tf.float32)
+_INPUTS = {'x0': _IMAGE, 'x1': _IMAGE, 'time': tf.TensorSpec([None, 1], tf.float32)}
+
+
+class ReleasedFormatModel(tf.Module):
+  """film_net over plain tf.Variables named as in the released checkpoints."""
+
+  def __init__(self, weights: dict[str, np.ndarray], options: Options):
+    super().__init__(name=None)
+    self._options_json = tf.constant(options.to_json())
+    self._opts = options
+    self._specs = {s.name: s for s in layers.conv_specs(options)}
+    self.film_variables = [tf.Variable(np.asarray(weights[f'{s.name}/{p}'], np.float32),
+                                       name=f'{s.name}/{p}')
+                           for s in layers.conv_specs(options) for p in ('kernel', 'bias')]
+    self._by_name = {v.name.split(':')[0]: v for v in self.film_variables}
+
+  def _conv(self, name: str, x: tf.Tensor) -> tf.Tensor:
+    return layers.apply_conv(self._specs[name], self._by_name[f'{name}/kernel'],
+                             self._by_name[f'{name}/bias'], x)
+
+  def _outputs(self, inputs: dict) -> dict:
+    pyr0, feat0 = layers.frame_features(self._conv, self._opts, inputs['x0'])
+    pyr1, feat1 = layers.frame_features(self._conv, self._opts, inputs['x1'])
+    return layers.interpolate_from_features(self._conv, self._opts, pyr0, feat0, pyr1, feat1)
+
+  @tf.function
+  def __call__(self, inputs, training=False, mask=None):
+    del training, mask  # Same graph either way: no dropout, no normalisation.
+    return self._outputs(inputs)
+
+  @tf.function(input_signature=[_IMAGE, _IMAGE, _INPUTS['time']])
+  def serve(self, x0, x1, time):
+    out = self._outputs({'x0': x0, 'x1': x1, 'time': time})
+    flat = {'image': out['image'], 'x0_warped': out['x0_warped'], 'x1_warped': out['x1_warped']}
+    for key in ('forward_flow_pyramid', 'backward_flow_pyramid', 'forward_residual_flow_pyramid',
+                'backward_residual_flow_pyramid'):
+      for i, level in enumerate(out[key]):
+        flat[f'{key}_{i}'] = level
+    return flat
+
+
+def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: str) -> None:
+  """Writes a SavedModel directory at `path` (local, or gs:// through TensorFlow's gfile)."""
+  module = ReleasedFormatModel(weights, options)
+  for training in (False, True):
+    module.__call__.get_concrete_function(_INPUTS, training=training)
+  tf.saved_model.save(module, path, signatures={'serving_default': module.serve})

@@ -1,0 +1,229 @@
+"""`Interpolator`: film_net inference on frames of any size, and recursive in-betweening.
+
+Frames are float32 RGB in [0, 1]. With `align=64` each frame is zero padded (centred, the odd
+pixel at the bottom/right) to a multiple of 64 and the result cropped back, exactly as FILM's
+released tools do; `align=None` runs the model on frames as they are.
+
+Recursion follows the released semantics (pre-order; each mid frame is an input of the next
+level) but computes every frame's feature pyramid once: the native engine splits the model
+into per-frame features and the pairwise rest, so a frame shared by two calls, including the
+frame shared by consecutive input pairs, is extracted once.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from film_net import weights as weights_lib
+from film_net.model import FilmNet
+from film_net.options import Options
+
+ENGINES = ('native', 'savedmodel')
+DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), 'default_model', 'film_net_default.npz')
+
+
+def _pad_box(height: int, width: int, align: int | None):
+  if not align:
+    return 0, 0, height, width
+  pad_h, pad_w = (align - height % align) % align, (align - width % align) % align
+  return pad_h // 2, pad_w // 2, height + pad_h, width + pad_w
+
+
+def check_frames(*frames: np.ndarray, what: str = 'frames') -> None:
+  """Raises ValueError unless all frames are equally sized RGB (H, W, 3) or (B, H, W, 3)."""
+  shapes = [tuple(np.shape(f)) for f in frames]
+  for shape in shapes:
+    if len(shape) not in (3, 4) or shape[-1] != 3:
+      channels = shape[-1] if shape else None
+      raise ValueError(f'{what} must be RGB with 3 channels (H, W, 3) or (B, H, W, 3); got shape '
+                       f'{shape} ({channels} channel{"s" if channels != 1 else ""}). Convert '
+                       'grayscale or RGBA frames to RGB first.')
+  if len({s[-3:-1] for s in shapes}) > 1:
+    raise ValueError(f'{what} differ in size: {[f"{s[-2]}x{s[-3]}" for s in shapes]} (WxH); '
+                     'interpolation needs frames of one size')
+
+
+class Interpolator:
+  """film_net inference. Build with `from_path`, `random` or `from_weights`."""
+
+  def __init__(self, net: FilmNet | None = None, *, align: int | None = 64,
+               saved_model=None, fingerprint: str = '', source: str = ''):
+    if (net is None) == (saved_model is None):
+      raise ValueError('an Interpolator needs exactly one of a FilmNet or a SavedModel')
+    self.align = align
+    self.engine = 'native' if net is not None else 'savedmodel'
+    self.net = net
+    self.options = net.options if net is not None else None
+    self.fingerprint = fingerprint
+    self.source = source
+    self.model_calls = 0      # mid frames computed
+    self.feature_calls = 0    # frames run through the feature extractor
+    self._saved_model = saved_model
+    if net is not None:
+      self._features = tf.function(net.features, reduce_retracing=True)
+      self._mid = tf.function(
+          lambda p0, f0, p1, f1: net.interpolate_from_features(p0, f0, p1, f1)['image'],
+          reduce_retracing=True)
+
+  # -- construction ----------------------------------------------------------------------------
+
+  @classmethod
+  def from_weights(cls, weights: dict[str, np.ndarray], options: Options | None = None,
+                   align: int | None = 64, source: str = '') -> 'Interpolator':
+    options = options or weights_lib.infer_options(weights)
+    net = FilmNet(options, name='film_net')
+    net.set_released_weights(weights)
+    return cls(net, align=align, fingerprint=weights_lib.fingerprint(weights, options),
+               source=source)
+
+  @classmethod
+  def random(cls, options: Options | None = None, seed: int = 0,
+             align: int | None = 64) -> 'Interpolator':
+    """Glorot-initialised weights (zero biases), as a fresh FILM model; for tests and benches."""
+    options = options or Options.tiny()
+    net = FilmNet(options, seed=seed, name='film_net')
+    return cls(net, align=align, source=f'random(seed={seed})',
+               fingerprint=weights_lib.fingerprint(net.released_weights(), options))
+
+  @classmethod
+  def from_path(cls, path: str | None = None, options: Options | None = None,
+                align: int | None = 64, engine: str = 'native') -> 'Interpolator':
+    """Loads a released SavedModel dir, a `.npz`, or our weight file; None: the built-in model.
+
+    Options not given are read from the weight file or inferred from the weight shapes.
+    """
+    if engine not in ENGINES:
+      raise ValueError(f'engine must be one of {ENGINES}, got {engine!r}')
+    if path is None:
+      path = DEFAULT_MODEL
+      if not os.path.exists(path):
+        raise FileNotFoundError(f'the built-in default model is missing from the package: {path}')
+    local = weights_lib.fetch_local(str(path))
+    is_saved_model = os.path.isdir(local) and os.path.exists(os.path.join(local, 'saved_model.pb'))
+    if engine == 'savedmodel':
+      if not is_saved_model:
+        raise ValueError(f"engine='savedmodel' needs a SavedModel directory; {path} is not one")
+      loaded = tf.saved_model.load(local)
+      fp = weights_lib.fingerprint_saved_model(loaded)
+      return cls(saved_model=loaded, align=align, fingerprint=fp, source=str(path))
+    try:
+      if is_saved_model:
+        weights, file_options = weights_lib.read_saved_model(local), None
+      elif local.endswith('.npz') and os.path.isfile(local):
+        weights, file_options = weights_lib.read_npz(local)
+      else:
+        raise ValueError('expected a SavedModel directory (with saved_model.pb) or a .npz file')
+      options = options or file_options or weights_lib.infer_options(weights)
+      return cls.from_weights(weights, options, align=align, source=str(path))
+    except (ValueError, OSError, KeyError) as e:
+      raise ValueError(f'cannot load film_net model from {path}: {e}') from e
+
+  def save(self, path: str) -> None:
+    """Writes our weight file (released names + options) that `from_path` reloads."""
+    self._need_native('save')
+    weights_lib.save(path, self.net.released_weights(), self.options)
+
+  def _need_native(self, what: str) -> None:
+    if self.net is None:
+      raise ValueError(f"{what} needs engine='native'")
+
+  # -- padding ---------------------------------------------------------------------------------
+
+  def _pad(self, x: np.ndarray) -> tf.Tensor:
+    top, left, height, width = _pad_box(x.shape[-3], x.shape[-2], self.align)
+    x = tf.convert_to_tensor(x, tf.float32)
+    if x.shape.rank == 3:
+      x = x[None]
+    if (height, width) == tuple(x.shape[1:3]):
+      return x
+    return tf.image.pad_to_bounding_box(x, top, left, height, width)
+
+  def _crop(self, y: tf.Tensor, height: int, width: int) -> np.ndarray:
+    top, left, _, _ = _pad_box(height, width, self.align)
+    return y.numpy()[:, top:top + height, left:left + width]
+
+  def _check_size(self, height: int, width: int) -> None:
+    if self.align or self.options is None:
+      return
+    smallest = 2 ** (self.options.pyramid_levels - 1)
+    if min(height, width) < smallest:
+      raise ValueError(f'frames of {width}x{height} are too small for {self.options.pyramid_levels}'
+                       f' pyramid levels without padding (need >= {smallest} px); use align=64')
+
+  # -- inference -------------------------------------------------------------------------------
+
+  def __call__(self, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
+    """The mid frame for each pair: (B,H,W,3) float32 in [0,1] -> (B,H,W,3), not clipped."""
+    x0, x1 = np.asarray(x0, np.float32), np.asarray(x1, np.float32)
+    check_frames(x0, x1, what='x0 and x1')
+    if x0.ndim == 3:
+      return self(x0[None], x1[None])[0]
+    if x0.shape[0] != x1.shape[0]:
+      raise ValueError(f'x0 and x1 batch sizes differ: {x0.shape[0]} vs {x1.shape[0]}')
+    height, width = x0.shape[1:3]
+    self._check_size(height, width)
+    p0, p1 = self._pad(x0), self._pad(x1)
+    if self.engine == 'savedmodel':
+      time = tf.fill([p0.shape[0], 1], 0.5)
+      mid = self._saved_model({'x0': p0, 'x1': p1, 'time': time}, training=False)['image']
+    else:
+      pyr0, feat0 = self._extract(p0)
+      pyr1, feat1 = self._extract(p1)
+      mid = self._mid(pyr0, feat0, pyr1, feat1)
+    self.model_calls += x0.shape[0]
+    return self._crop(mid, height, width)
+
+  def _extract(self, padded: tf.Tensor):
+    self.feature_calls += int(padded.shape[0])
+    return self._features(padded)
+
+  def recursive(self, frames: Sequence[np.ndarray], times_to_interpolate: int) -> list[np.ndarray]:
+    """(N-1) * 2**n + 1 frames in temporal order: the inputs with 2**n - 1 frames between each
+    consecutive pair, made by recursive halving as FILM's tools do."""
+    return list(self.iter_recursive(frames, times_to_interpolate))
+
+  def iter_recursive(self, frames: Iterable[np.ndarray],
+                     times_to_interpolate: int) -> Iterator[np.ndarray]:
+    """`recursive` as a generator holding only the current pair's state: for long clips."""
+    if times_to_interpolate < 0:
+      raise ValueError(f'times_to_interpolate must be >= 0, got {times_to_interpolate}')
+    previous = None
+    for frame in frames:
+      frame = np.asarray(frame, np.float32)
+      if previous is None:
+        check_frames(frame)
+        self._check_size(*frame.shape[:2])
+        previous = self._frame_state(frame)
+        yield frame
+        continue
+      check_frames(previous[0], frame)
+      current = self._frame_state(frame)
+      yield from self._recurse(previous, current, times_to_interpolate)
+      yield frame
+      previous = current
+
+  def _frame_state(self, frame: np.ndarray):
+    """(frame, padded, features): what every call that takes this frame needs."""
+    padded = self._pad(frame)
+    if self.engine == 'savedmodel' or self.net is None:
+      return frame, padded, None
+    return frame, padded, self._extract(padded)
+
+  def _recurse(self, a, b, depth: int) -> list[np.ndarray]:
+    if depth == 0:
+      return []
+    height, width = a[0].shape[:2]
+    if self.engine == 'savedmodel':
+      mid = self(a[0], b[0])
+    else:
+      (pyr0, feat0), (pyr1, feat1) = a[2], b[2]
+      mid = self._crop(self._mid(pyr0, feat0, pyr1, feat1), height, width)[0]
+      self.model_calls += 1
+    if depth == 1:
+      return [mid]
+    # As the released tools do, the cropped mid frame is padded afresh for the next level.
+    m = self._frame_state(mid)
+    return self._recurse(a, m, depth - 1) + [mid] + self._recurse(m, b, depth - 1)

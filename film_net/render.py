@@ -1,0 +1,515 @@
+"""Training triplets for film_net: rendered scenes with an exactly known middle frame, and clips.
+
+No interpolation training set can be downloaded here, so the default model learns from scenes this
+module renders. A scene is a stack of textured layers: an opaque background and a few foreground
+layers with soft-edged masks of random shapes. Every layer moves on its own (translation, rotation
+and log-scale, each linear in t), a camera pans and zooms over all of them, and a global gain
+changes the brightness a little. Frames are rendered at t = 0, 0.5 and 1 from the same scene by
+inverse mapping with bilinear sampling, so the middle frame is exactly the scene at t = 0.5.
+
+Textures are natural photographs that ship inside scikit-image (`skimage/data/*.png`, no download)
+plus procedural ones (noise octaves, stripes, checkers, gradients). Middlebury's stereo images
+that also ship there are left out: Middlebury is this project's evaluation set.
+
+Conventions: images are float32 (H, W, 3) RGB in [0, 1]; pixel centres sit at integer (x, y)
+coordinates; transforms are 3x3 similarity matrices acting on column vectors (x, y, 1).
+
+For real footage, `clips_triplets` lists triplets (i, i+1, i+2) from a folder of clips (each a
+folder of frames, local or gs://) and `clips_dataset` feeds them to training like the renders.
+"""
+
+import dataclasses
+import functools
+import io
+import os
+import re
+from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+# Photographs and textures in scikit-image's wheel, all usable without a network.
+NATURAL_IMAGES = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'ihc.png',
+                  'camera.png', 'brick.png', 'grass.png', 'gravel.png', 'coins.png', 'moon.png',
+                  'page.png', 'color.png', 'retina.jpg')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
+
+
+# --------------------------------------------------------------------------------------------
+# Scene description.
+
+@dataclasses.dataclass
+class Layer:
+  """A textured layer; its pose at time t is `center + velocity * (t - 0.5)` etc.
+
+  `texture` is an (h, w, 3) array sampled at layer coordinates + `texture_offset`. `mask` is None
+  for an opaque layer, else (a, b, power, harmonics, softness): a superellipse of half-axes a, b
+  whose radius is modulated by `sum(amp * cos(k * angle + phase))` over harmonics rows
+  (k, amp, phase), with an edge `softness` pixels (layer units) wide.
+  """
+  texture: np.ndarray
+  texture_offset: Tuple[float, float]
+  center: Tuple[float, float]
+  velocity: Tuple[float, float] = (0.0, 0.0)
+  angle: float = 0.0
+  angular_velocity: float = 0.0
+  log_scale: float = 0.0
+  log_scale_velocity: float = 0.0
+  mask: Optional[tuple] = None
+  gain: Tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+  def transform(self, t: float) -> np.ndarray:
+    """Layer coordinates to scene coordinates at time t."""
+    dt = t - 0.5
+    return _similarity(np.exp(self.log_scale + self.log_scale_velocity * dt),
+                       self.angle + self.angular_velocity * dt,
+                       self.center[0] + self.velocity[0] * dt,
+                       self.center[1] + self.velocity[1] * dt)
+
+  def radius(self) -> float:
+    """Radius (layer units) outside which the mask is zero; inf for an opaque layer."""
+    if self.mask is None:
+      return np.inf
+    a, b, _, harmonics, softness = self.mask
+    return max(a, b) * (1.0 + np.abs(harmonics[:, 1]).sum()) + softness
+
+
+@dataclasses.dataclass
+class Scene:
+  """Layers back to front, plus camera motion about the frame centre and a brightness ramp.
+
+  Scene coordinates equal frame coordinates at t = 0.5, where the camera is the identity.
+  """
+  height: int
+  width: int
+  layers: List[Layer]
+  pan: Tuple[float, float] = (0.0, 0.0)
+  log_zoom: float = 0.0
+  roll: float = 0.0
+  brightness: float = 0.0
+
+  def camera(self, t: float) -> np.ndarray:
+    """Scene coordinates to frame coordinates at time t."""
+    dt = t - 0.5
+    cx, cy = (self.width - 1) / 2.0, (self.height - 1) / 2.0
+    move = _similarity(np.exp(self.log_zoom * dt), self.roll * dt,
+                       cx + self.pan[0] * dt, cy + self.pan[1] * dt)
+    return move @ _similarity(1.0, 0.0, -cx, -cy)
+
+
+def _similarity(scale: float, angle: float, tx: float, ty: float) -> np.ndarray:
+  c, s = scale * np.cos(angle), scale * np.sin(angle)
+  return np.array([[c, -s, tx], [s, c, ty], [0.0, 0.0, 1.0]])
+
+
+def _invert(m: np.ndarray) -> np.ndarray:
+  """Exact for pure translations (no LU rounding), so even shifts stay integer."""
+  a, b, c, d = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+  det = a * d - b * c
+  inv = np.array([[d, -b], [-c, a]]) / det
+  out = np.eye(3)
+  out[:2, :2] = inv
+  out[:2, 2] = -inv @ m[:2, 2]
+  return out
+
+
+def layer_to_frame(scene: Scene, layer: Layer, t: float) -> np.ndarray:
+  """Layer coordinates to frame pixel coordinates at time t."""
+  return scene.camera(t) @ layer.transform(t)
+
+
+def max_motion(scene: Scene) -> float:
+  """Largest displacement, in pixels, of any point visible in frame 0 between t = 0 and t = 1.
+
+  For each layer the displacement field p -> M1 M0^-1 p - p is affine, so its norm is convex and
+  reaches its maximum over the frame rectangle at a corner.
+  """
+  h, w = scene.height, scene.width
+  corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float).T
+  worst = 0.0
+  for layer in scene.layers:
+    move = layer_to_frame(scene, layer, 1.0) @ _invert(layer_to_frame(scene, layer, 0.0))
+    worst = max(worst, float(np.linalg.norm((move @ corners - corners)[:2], axis=0).max()))
+  return worst
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering.
+
+def render(scene: Scene, t: float) -> np.ndarray:
+  """The scene at time t as an (H, W, 3) float32 image in [0, 1]."""
+  h, w = scene.height, scene.width
+  image = np.zeros((h, w, 3), np.float32)
+  for layer in scene.layers:
+    to_frame = layer_to_frame(scene, layer, t)
+    y0, y1, x0, x1 = _footprint(to_frame, layer.radius(), h, w)
+    if y0 >= y1 or x0 >= x1:
+      continue
+    inverse = _invert(to_frame)
+    px = np.arange(x0, x1, dtype=np.float64)[None, :]
+    py = np.arange(y0, y1, dtype=np.float64)[:, None]
+    ux = inverse[0, 0] * px + inverse[0, 1] * py + inverse[0, 2]
+    uy = inverse[1, 0] * px + inverse[1, 1] * py + inverse[1, 2]
+    colour = _bilinear(layer.texture, ux + layer.texture_offset[0],
+                       uy + layer.texture_offset[1])
+    colour *= np.asarray(layer.gain, np.float32)
+    region = image[y0:y1, x0:x1]
+    if layer.mask is None:
+      region[...] = colour
+    else:
+      alpha = _mask_alpha(layer.mask, ux, uy)[..., None]
+      region += alpha * (colour - region)
+  image *= np.float32(np.exp(scene.brightness * (t - 0.5)))
+  return np.clip(image, 0.0, 1.0, out=image)
+
+
+def _footprint(to_frame: np.ndarray, radius: float, h: int, w: int):
+  """Frame rows/columns a layer of this radius can touch: (y0, y1, x0, x1), end exclusive."""
+  if not np.isfinite(radius):
+    return 0, h, 0, w
+  scale = np.sqrt(abs(np.linalg.det(to_frame[:2, :2])))
+  cx, cy = to_frame[0, 2], to_frame[1, 2]
+  r = radius * scale + 1.0
+  return (max(0, int(np.floor(cy - r))), min(h, int(np.ceil(cy + r)) + 1),
+          max(0, int(np.floor(cx - r))), min(w, int(np.ceil(cx + r)) + 1))
+
+
+def _bilinear(texture: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+  """Samples (h, w, 3) `texture` at float coordinates, mirroring outside it."""
+  th, tw = texture.shape[:2]
+  fx, fy = np.floor(x), np.floor(y)
+  wx = (x - fx).astype(np.float32)[..., None]
+  wy = (y - fy).astype(np.float32)[..., None]
+  ix, iy = fx.astype(np.int64), fy.astype(np.int64)
+  ix0, ix1 = _mirror(ix, tw), _mirror(ix + 1, tw)
+  iy0, iy1 = _mirror(iy, th) * tw, _mirror(iy + 1, th) * tw
+  flat = texture.reshape(-1, 3)
+  top = flat[iy0 + ix0] * (1 - wx) + flat[iy0 + ix1] * wx
+  bottom = flat[iy1 + ix0] * (1 - wx) + flat[iy1 + ix1] * wx
+  return top * (1 - wy) + bottom * wy
+
+
+def _mirror(i: np.ndarray, n: int) -> np.ndarray:
+  period = 2 * n - 2 if n > 1 else 1
+  i = np.mod(i, period)
+  return np.where(i >= n, period - i, i)
+
+
+def _mask_alpha(mask: tuple, ux: np.ndarray, uy: np.ndarray) -> np.ndarray:
+  """Soft alpha in [0, 1] of a modulated superellipse, at layer coordinates."""
+  a, b, power, harmonics, softness = mask
+  rx, ry = np.abs(ux) / a, np.abs(uy) / b
+  rho = (rx ** power + ry ** power) ** (1.0 / power)
+  if len(harmonics):
+    theta = np.arctan2(uy, ux)
+    modulation = 1.0
+    for k, amp, phase in harmonics:
+      modulation = modulation + amp * np.cos(k * theta + phase)
+    rho = rho / modulation
+  edge = (1.0 - rho) * min(a, b) / softness + 0.5
+  return np.clip(edge, 0.0, 1.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Textures.
+
+@functools.lru_cache(maxsize=None)
+def natural_images() -> Tuple[Tuple[np.ndarray, bool], ...]:
+  """(float32 RGB image, is_gray) for scikit-image's photographs, each also at half size.
+
+  Empty (procedural textures only) where scikit-image is not installed.
+  """
+  try:
+    import skimage.data
+  except ImportError:
+    return ()
+  from PIL import Image
+  folder = os.path.dirname(skimage.data.__file__)
+  images = []
+  for name in NATURAL_IMAGES:
+    path = os.path.join(folder, name)
+    if not os.path.exists(path):
+      continue
+    with Image.open(path) as pil:
+      gray = pil.mode in ('L', 'LA', 'I', 'I;16')
+      rgb = pil.convert('RGB')
+      half = rgb.resize((rgb.size[0] // 2, rgb.size[1] // 2), Image.Resampling.BOX)
+      for version in (rgb, half):
+        images.append((np.asarray(version, np.float32) / 255.0, gray))
+  return tuple(images)
+
+
+def _random_texture(rng: np.random.Generator, size: int) -> np.ndarray:
+  """A natural image (60%, gray ones mostly tinted) or a procedural texture, size x size."""
+  bank = natural_images()
+  if bank and rng.random() < 0.6:
+    image, gray = bank[rng.integers(len(bank))]
+    return _tint(rng, image) if gray and rng.random() < 0.7 else image
+  y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+  colours = rng.random((2, 3)).astype(np.float32)
+  kind = rng.random()
+  if kind < 0.4:
+    value = _noise(rng, size)
+  elif kind < 0.65:
+    period = rng.uniform(4.0, size / 3.0)
+    direction = rng.uniform(0, np.pi)
+    phase = (x * np.cos(direction) + y * np.sin(direction)) * (2 * np.pi / period)
+    value = 0.5 + 0.5 * np.tanh(rng.uniform(0.5, 4.0) * np.sin(phase))
+  elif kind < 0.85:
+    period = rng.uniform(6.0, size / 3.0)
+    wave = np.sin(x * np.pi / period) * np.sin(y * np.pi / period)
+    value = 0.5 + 0.5 * np.tanh(rng.uniform(1.0, 6.0) * wave)
+  else:
+    direction = rng.uniform(0, 2 * np.pi)
+    value = (x * np.cos(direction) + y * np.sin(direction)) / (size * np.sqrt(2)) + 0.5
+  texture = colours[0] + (colours[1] - colours[0]) * value[..., None]
+  texture *= 0.7 + 0.6 * _noise(rng, size, octaves=2)[..., None]  # shading variation
+  return np.clip(texture, 0.0, 1.0).astype(np.float32)
+
+
+def _tint(rng: np.random.Generator, gray: np.ndarray) -> np.ndarray:
+  dark, light = rng.random(3).astype(np.float32) * 0.5, 0.5 + rng.random(3).astype(np.float32) * 0.5
+  return dark + (light - dark) * gray[..., :1]
+
+
+def _noise(rng: np.random.Generator, size: int, octaves: int = 4) -> np.ndarray:
+  """Value noise in [0, 1]: random grids upsampled bilinearly (as matrix products) and summed."""
+  total = np.zeros((size, size), np.float32)
+  weight = 0.0
+  cells = rng.uniform(3, 6)
+  for octave in range(octaves):
+    n = int(cells * 2 ** octave) + 2
+    up = _upsample_matrix(n, size)
+    amp = 0.5 ** octave
+    total += amp * (up @ rng.random((n, n)).astype(np.float32) @ up.T)
+    weight += amp
+  total /= weight
+  lo, hi = total.min(), total.max()
+  return (total - lo) / max(hi - lo, 1e-6)
+
+
+@functools.lru_cache(maxsize=64)
+def _upsample_matrix(n: int, size: int) -> np.ndarray:
+  pos = np.linspace(0, n - 1, size)
+  lo = np.minimum(np.floor(pos).astype(int), n - 2)
+  frac = (pos - lo).astype(np.float32)
+  m = np.zeros((size, n), np.float32)
+  m[np.arange(size), lo] = 1 - frac
+  m[np.arange(size), lo + 1] = frac
+  return m
+
+
+# --------------------------------------------------------------------------------------------
+# Random scenes.
+
+def random_scene(rng: np.random.Generator, height: int, width: int,
+                 max_layers: int = 4, min_motion: float = 2.0,
+                 max_motion_px: Optional[float] = None) -> Scene:
+  """A random layered scene whose motion (see `max_motion`) lies in [min_motion, max_motion_px].
+
+  `max_motion_px` defaults to width / 8. The motion target is log-uniform in that range; the
+  camera and each layer take random shares of it, and the whole motion is rescaled to the target.
+  """
+  max_motion_px = width / 8.0 if max_motion_px is None else max_motion_px
+  target = float(np.exp(rng.uniform(np.log(min_motion), np.log(max(max_motion_px, min_motion)))))
+  size = int(max(height, width) * 1.5)
+  diag = float(np.hypot(height, width))
+
+  def moving_layer(mask, center, log_scale):
+    return Layer(texture=_random_texture(rng, size),
+                 texture_offset=(0.0, 0.0), center=center, mask=mask,
+                 angle=rng.uniform(-np.pi, np.pi) if mask is not None else rng.normal(0, 0.1),
+                 log_scale=log_scale,
+                 velocity=tuple(rng.normal(0, 1.0, 2)),
+                 angular_velocity=rng.normal(0, 0.3) * 2.0 / diag,
+                 log_scale_velocity=rng.normal(0, 0.3) * 2.0 / diag,
+                 gain=tuple(rng.uniform(0.85, 1.15, 3)))
+
+  background = moving_layer(None, ((width - 1) / 2.0, (height - 1) / 2.0),
+                            rng.uniform(np.log(0.7), np.log(1.6)))
+  layers = [background]
+  for _ in range(rng.integers(0, max_layers + 1)):
+    radius = rng.uniform(0.08, 0.4) * min(height, width)
+    log_scale = rng.uniform(np.log(0.7), np.log(1.6))
+    a = radius / np.exp(log_scale)
+    harmonics = np.array([(k, rng.uniform(0, 0.3) / k, rng.uniform(0, 2 * np.pi))
+                          for k in rng.choice(np.arange(2, 7), rng.integers(0, 3), False)],
+                         float).reshape(-1, 3)
+    mask = (a, a * rng.uniform(0.4, 1.0), rng.uniform(1.5, 6.0), harmonics,
+            rng.uniform(0.7, 2.5))
+    center = (rng.uniform(-0.1, 1.1) * width, rng.uniform(-0.1, 1.1) * height)
+    layers.append(moving_layer(mask, center, log_scale))
+  for layer in layers:
+    th, tw = layer.texture.shape[:2]
+    layer.texture_offset = (rng.uniform(0, tw), rng.uniform(0, th))
+  scene = Scene(height, width, layers,
+                pan=tuple(rng.normal(0, 1.0, 2)) if rng.random() < 0.6 else (0.0, 0.0),
+                log_zoom=rng.normal(0, 0.3) * 2.0 / diag if rng.random() < 0.4 else 0.0,
+                roll=rng.normal(0, 0.1) * 2.0 / diag if rng.random() < 0.2 else 0.0,
+                brightness=rng.uniform(-0.1, 0.1) if rng.random() < 0.5 else 0.0)
+  # Layers share the motion unevenly: some nearly still, at least one at full speed.
+  shares = rng.uniform(0.05, 1.0, len(layers) + 1)
+  shares[rng.integers(len(shares))] = 1.0
+  _scale_motion(scene, shares, target)
+  return scene
+
+
+def _scale_motion(scene: Scene, shares: np.ndarray, target: float) -> None:
+  """Rescales camera and layer velocities so that `max_motion(scene)` is close to `target`."""
+  base = [(l.velocity, l.angular_velocity, l.log_scale_velocity) for l in scene.layers]
+  camera = (scene.pan, scene.log_zoom, scene.roll)
+
+  def apply(factor):
+    for layer, share, (v, w, s) in zip(scene.layers, shares[1:], base):
+      f = factor * share
+      layer.velocity = (v[0] * f, v[1] * f)
+      layer.angular_velocity, layer.log_scale_velocity = w * f, s * f
+    f = factor * shares[0]
+    scene.pan = (camera[0][0] * f, camera[0][1] * f)
+    scene.log_zoom, scene.roll = camera[1] * f, camera[2] * f
+
+  factor = 1.0
+  for _ in range(4):  # motion is nearly linear in the factor; a few secant steps suffice
+    apply(factor)
+    motion = max_motion(scene)
+    if motion < 1e-9:
+      break
+    factor *= target / motion
+  apply(factor)
+  while max_motion(scene) > target * 1.001:
+    factor *= 0.98
+    apply(factor)
+
+
+def render_triplet(rng: np.random.Generator, height: int, width: int,
+                   **scene_options) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(x0, mid, x1): a random scene rendered at t = 0, 0.5 and 1. See `random_scene`."""
+  scene = random_scene(rng, height, width, **scene_options)
+  return render(scene, 0.0), render(scene, 0.5), render(scene, 1.0)
+
+
+def augment(rng: np.random.Generator, x0, y, x1):
+  """FILM's cheap augmentations: rot90, left-right flip, and swapping x0 and x1.
+
+  rot90 takes k in 0..3 on square frames and k in {0, 2} otherwise, so shapes are kept. FILM's
+  arbitrary-angle rotation is left out: scenes already rotate, without black corners.
+  """
+  square = x0.shape[0] == x0.shape[1]
+  k = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
+  frames = [np.rot90(f, k) for f in (x0, y, x1)]
+  if rng.random() < 0.5:
+    frames = [f[:, ::-1] for f in frames]
+  if rng.random() < 0.5:
+    frames = frames[::-1]
+  return tuple(np.ascontiguousarray(f) for f in frames)
+
+
+def _as_example(x0, y, x1) -> dict:
+  return {'x0': x0, 'x1': x1, 'y': y, 'time': np.array([0.5], np.float32)}
+
+
+def rendered_examples(seed: int, height: int, width: int, augmented: bool = True,
+                      **scene_options) -> Iterator[dict]:
+  """Endless FILM training examples {'x0', 'x1', 'y', 'time'}, deterministic by seed."""
+  rng = np.random.default_rng(seed)
+  while True:
+    x0, y, x1 = render_triplet(rng, height, width, **scene_options)
+    if augmented:
+      x0, y, x1 = augment(rng, x0, y, x1)
+    yield _as_example(x0, y, x1)
+
+
+def _dataset(generator: Callable[[], Iterator[dict]], batch_size: int, height: int, width: int):
+  import tensorflow as tf
+  image = tf.TensorSpec((height, width, 3), tf.float32)
+  signature = {'x0': image, 'x1': image, 'y': image, 'time': tf.TensorSpec((1,), tf.float32)}
+  dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
+  return dataset.batch(batch_size, drop_remainder=True).prefetch(2)
+
+
+def triplet_dataset(batch_size: int, height: int, width: int, seed: int = 0,
+                    augmented: bool = True, **scene_options):
+  """A tf.data.Dataset of batched rendered examples, like FILM's training input."""
+  return _dataset(lambda: rendered_examples(seed, height, width, augmented, **scene_options),
+                  batch_size, height, width)
+
+
+# --------------------------------------------------------------------------------------------
+# Real footage: folders of frames, local or on any Beam filesystem (gs://...).
+
+class ClipTriplet(NamedTuple):
+  """Frames i, i+1 and i+2 of one clip; the middle one is the truth."""
+  clip: str
+  index: int
+  frame0: str
+  truth: str
+  frame1: str
+
+
+def _natural_key(path: str):
+  return [int(part) if part.isdigit() else part.lower() for part in re.split(r'(\d+)', path)]
+
+
+def list_clips(input_path: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dict:
+  """{clip folder: naturally sorted frame paths} for `input_path` and its direct subfolders."""
+  from apache_beam.io.filesystems import FileSystems
+  root = input_path.rstrip('/')
+  clips = {}
+  for pattern in ('*', '*/*'):
+    for match in FileSystems.match([FileSystems.join(root, pattern)])[0].metadata_list:
+      path = match.path
+      if os.path.splitext(path)[1].lower() in extensions:
+        clips.setdefault(path.rsplit('/', 1)[0], []).append(path)
+  return {clip: sorted(frames, key=_natural_key) for clip, frames in sorted(clips.items())}
+
+
+def clips_triplets(input_path: str, stride: int = 1,
+                   extensions: Sequence[str] = IMAGE_EXTENSIONS) -> List[ClipTriplet]:
+  """All triplets (i, i+1, i+2), i a multiple of `stride`, of every clip under `input_path`.
+
+  A clip is a folder of frames: `input_path` itself and each of its direct subfolders.
+  """
+  triplets = []
+  for clip, frames in list_clips(input_path, extensions).items():
+    for i in range(0, len(frames) - 2, stride):
+      triplets.append(ClipTriplet(clip, i, frames[i], frames[i + 1], frames[i + 2]))
+  return triplets
+
+
+def read_image(path: str) -> np.ndarray:
+  """An image file (8 or 16 bit, any Beam filesystem) as float32 RGB in [0, 1]."""
+  from apache_beam.io.filesystems import FileSystems
+  from PIL import Image
+  with FileSystems.open(path) as f:
+    data = f.read()
+  with Image.open(io.BytesIO(data)) as pil:
+    if pil.mode in ('I;16', 'I;16B', 'I', 'I;16L'):
+      array = np.asarray(pil, np.float32) / 65535.0
+      return np.repeat(array[..., None], 3, axis=-1)
+    return np.asarray(pil.convert('RGB'), np.float32) / 255.0
+
+
+def clips_examples(input_path: str, seed: int, height: int, width: int,
+                   augmented: bool = True) -> Iterator[dict]:
+  """Endless examples from real clips: a random triplet, a joint random crop, augmentations."""
+  triplets = clips_triplets(input_path)
+  if not triplets:
+    raise ValueError(f'No clip with at least 3 frames under {input_path}')
+  rng = np.random.default_rng(seed)
+  while True:
+    triplet = triplets[rng.integers(len(triplets))]
+    frames = [read_image(p) for p in (triplet.frame0, triplet.truth, triplet.frame1)]
+    fh, fw = frames[0].shape[:2]
+    if fh < height or fw < width:
+      raise ValueError(f'{triplet.frame0} is {fw}x{fh}, smaller than the {width}x{height} crop')
+    top, left = rng.integers(fh - height + 1), rng.integers(fw - width + 1)
+    x0, y, x1 = (f[top:top + height, left:left + width] for f in frames)
+    if augmented:
+      x0, y, x1 = augment(rng, x0, y, x1)
+    yield _as_example(x0, y, x1)
+
+
+def clips_dataset(input_path: str, batch_size: int, height: int, width: int, seed: int = 0,
+                  augmented: bool = True):
+  """A tf.data.Dataset of batched examples from the clips under `input_path`."""
+  return _dataset(lambda: clips_examples(input_path, seed, height, width, augmented),
+                  batch_size, height, width)

@@ -1,0 +1,43 @@
+"""Backward warping with bilinear sampling and edge clamping.
+
+`warp(image, flow)[b, y, x] = bilinear(image[b], y + flow[..., 1], x + flow[..., 0])`, where
+coordinates outside the image take the nearest border pixel. This reproduces
+`tfa.image.dense_image_warp(image, -flow[..., ::-1])` (tensorflow-addons is end of life):
+per axis `floor = clamp(floor(q), 0, size - 2)` and `alpha = clamp(q - floor, 0, 1)`.
+"""
+import tensorflow as tf
+
+
+def _axis_weights(coords, size):
+  size_f = tf.cast(size, coords.dtype)
+  floor = tf.clip_by_value(tf.floor(coords), 0.0, size_f - 2.0)
+  alpha = tf.clip_by_value(coords - floor, 0.0, 1.0)
+  return tf.cast(floor, tf.int32), alpha
+
+
+def warp(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:
+  """Samples `image` (B,H,W,C) at each pixel displaced by `flow` (B,H,W,2 as dx, dy)."""
+  shape = tf.shape(image)
+  batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+  tf.debugging.assert_greater_equal(
+      tf.minimum(height, width), 2, message='warp needs images at least 2x2')
+  flow = tf.cast(flow, image.dtype)
+  grid_y = tf.cast(tf.range(height), image.dtype)[None, :, None]
+  grid_x = tf.cast(tf.range(width), image.dtype)[None, None, :]
+  y0, ay = _axis_weights(grid_y + flow[..., 1], height)
+  x0, ax = _axis_weights(grid_x + flow[..., 0], width)
+
+  flat = tf.reshape(image, [-1, channels])
+  base = (tf.range(batch) * height * width)[:, None, None]
+  top_left = base + y0 * width + x0
+
+  def gather(offset):
+    return tf.gather(flat, top_left + offset)
+
+  tl, tr = gather(0), gather(1)
+  bl, br = gather(width), gather(width + 1)
+  ax = ax[..., None]
+  ay = ay[..., None]
+  top = tl + ax * (tr - tl)
+  bottom = bl + ax * (br - bl)
+  return top + ay * (bottom - top)

@@ -1,0 +1,195 @@
+"""Reading and writing film_net weights.
+
+Three sources, all mapped onto released variable names (`layers.conv_specs`):
+* a released FILM SavedModel directory (film_net/L1, VGG, Style), read by variable name;
+* a plain `.npz` of released name -> array, like the fixtures in film-golden;
+* the project's own weight files: the same `.npz` layout plus an `options` entry (JSON), so a
+  file says what architecture it is.
+Paths may be local or any Beam filesystem path (gs://...): TensorFlow's own gs:// support does
+not honour the storage emulator or Beam's credentials, so remote files are first copied to a
+local temp directory through Beam's `FileSystems`.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import tempfile
+
+import numpy as np
+
+from film_net import layers
+from film_net.options import Options
+
+_SCOPES = ('feat_net/', 'predict_flow/', 'fusion/')
+_FUSION = re.compile(r'^fusion/conv2d(?:_(\d+))?/(kernel|bias)$')
+
+
+def is_remote(path: str) -> bool:
+  return '://' in str(path)
+
+
+def fetch_local(path: str) -> str:
+  """A local path holding the file or directory at `path`, copied via Beam if remote."""
+  if not is_remote(path):
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'model path does not exist: {path}')
+    return path
+  from apache_beam.io.filesystems import FileSystems  # Only remote paths need Beam.
+
+  root = path.rstrip('/')
+  local_root = tempfile.mkdtemp(prefix='film_model_')
+  if FileSystems.exists(root) and not FileSystems.exists(root + '/saved_model.pb'):
+    target = os.path.join(local_root, os.path.basename(root))
+    _copy_remote_file(FileSystems, root, target)
+    return target
+  matches = FileSystems.match([root + '/**'])[0].metadata_list
+  if not matches:
+    raise FileNotFoundError(f'model path does not exist: {path}')
+  for meta in matches:
+    rel = meta.path[len(root) + 1:]
+    _copy_remote_file(FileSystems, meta.path, os.path.join(local_root, rel))
+  return local_root
+
+
+def _copy_remote_file(filesystems, src: str, dst: str) -> None:
+  os.makedirs(os.path.dirname(dst), exist_ok=True)
+  with filesystems.open(src) as fin, open(dst, 'wb') as fout:
+    shutil.copyfileobj(fin, fout)
+
+
+def canonical_name(name: str) -> str | None:
+  """'model/feat_net/.../kernel:0' -> 'feat_net/.../kernel'; None for non-model variables."""
+  name = name.split(':')[0]
+  for scope in _SCOPES:
+    idx = name.find(scope)
+    if idx == 0 or (idx > 0 and name[idx - 1] == '/'):
+      return name[idx:]
+  return None
+
+
+def renumber_fusion(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Maps auto-numbered fusion convs onto creation order (conv2d, conv2d_1, ...).
+
+  Keras numbers unnamed convs with a process-global counter, so a checkpoint made after other
+  convs were created can hold fusion/conv2d_13..25; their order is still the creation order.
+  """
+  numbers = sorted({int(m.group(1) or 0) for k in weights if (m := _FUSION.match(k))})
+  rename = {n: ('conv2d' if i == 0 else f'conv2d_{i}') for i, n in enumerate(numbers)}
+  out = {}
+  for key, value in weights.items():
+    m = _FUSION.match(key)
+    out[f'fusion/{rename[int(m.group(1) or 0)]}/{m.group(2)}' if m else key] = value
+  return out
+
+
+def infer_options(weights: dict[str, np.ndarray], base: Options | None = None) -> Options:
+  """Widths and level counts read from weight shapes; pyramid_levels (not in the shapes)
+  comes from `base`, else the released value."""
+  base = base or Options.released()
+  try:
+    sub_convs = [k for k in weights if k.startswith('feat_net/sub_extractor/cfeat_conv_')
+                 and k.endswith('/kernel')]
+    filters = int(weights['feat_net/sub_extractor/cfeat_conv_0/kernel'].shape[-1])
+    specialized = len({k.split('/')[1] for k in weights
+                       if re.match(r'^predict_flow/flow_predictor_\d+/', k)})
+    flow_convs, flow_filters = [], []
+    for p in [str(i) for i in range(specialized)] + ['shared']:
+      scope = f'predict_flow/flow_predictor_{p}/'
+      n = len([k for k in weights if k.startswith(scope) and k.endswith('/kernel')])
+      flow_convs.append(n - 2)
+      flow_filters.append(int(weights[scope + 'conv_0/kernel'].shape[-1]) if n > 2 else
+                          2 * int(weights[scope + 'conv_0/kernel'].shape[-1]))
+    fusion_convs = len([k for k in weights if k.startswith('fusion/') and k.endswith('/kernel')])
+  except KeyError as e:
+    raise ValueError(f'not film_net weights: missing {e}') from None
+  return Options(pyramid_levels=max(base.pyramid_levels, (fusion_convs - 1) // 3 + 1),
+                 fusion_pyramid_levels=(fusion_convs - 1) // 3 + 1,
+                 specialized_levels=specialized, sub_levels=len(sub_convs) // 2,
+                 flow_convs=tuple(flow_convs), flow_filters=tuple(flow_filters),
+                 filters=filters, use_aux_outputs=base.use_aux_outputs)
+
+
+def read_npz(local_path: str) -> tuple[dict[str, np.ndarray], Options | None]:
+  """Released-name weights from an `.npz` (fixture layout or ours) and its options, if any."""
+  with np.load(local_path, allow_pickle=False) as data:
+    weights = {}
+    options = None
+    for key in data.files:
+      if key == 'options':
+        options = Options.from_dict(_json_loads(str(data[key])))
+        continue
+      name = key[len('weight/'):] if key.startswith('weight/') else key
+      canon = canonical_name(name)
+      if canon is not None and not key.startswith(('input/', 'output/')):
+        weights[canon] = data[key]
+  if not weights:
+    raise ValueError(f'{local_path}: no film_net weights found (expected keys like '
+                     "'weight/feat_net/sub_extractor/cfeat_conv_0/kernel:0')")
+  return renumber_fusion(weights), options
+
+
+def read_saved_model(local_dir: str) -> dict[str, np.ndarray]:
+  """Released-name weights from a FILM SavedModel directory, by variable name."""
+  import tensorflow as tf
+
+  loaded = tf.saved_model.load(local_dir)
+  weights = {}
+  # Released (Keras 2) models restore `.variables`; our exports keep them in `film_variables`.
+  variables = getattr(loaded, 'variables', None) or getattr(loaded, 'film_variables', [])
+  for var in variables:
+    canon = canonical_name(var.name)
+    if canon is not None:
+      weights[canon] = var.numpy()
+  if not weights:
+    raise ValueError(f'{local_dir}: SavedModel has no variables with released film_net names; '
+                     "use engine='savedmodel' to call it as it is")
+  return renumber_fusion(weights)
+
+
+def save(path: str, weights: dict[str, np.ndarray], options: Options) -> None:
+  """Writes our weight file: released names (`weight/<name>:0`) plus `options` as JSON.
+
+  Written whole: to a temp file renamed into place locally, or one upload for remote paths.
+  """
+  buffer = io.BytesIO()
+  arrays = {f'weight/{name}:0': np.asarray(v, np.float32) for name, v in weights.items()}
+  np.savez(buffer, options=np.array(options.to_json()), **arrays)
+  data = buffer.getvalue()
+  if is_remote(path):
+    from apache_beam.io.filesystems import FileSystems
+    with FileSystems.create(path) as f:
+      f.write(data)
+    return
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.npz')
+  with os.fdopen(fd, 'wb') as f:
+    f.write(data)
+  os.replace(tmp, path)
+
+
+def fingerprint(weights: dict[str, np.ndarray], options: Options) -> str:
+  """Content hash of architecture and weights: equal exactly when outputs are equal."""
+  h = hashlib.sha256(options.to_json().encode())
+  for spec in layers.conv_specs(options):
+    for part in ('kernel', 'bias'):
+      h.update(np.ascontiguousarray(weights[f'{spec.name}/{part}'], np.float32).tobytes())
+  return h.hexdigest()
+
+
+def _json_loads(text: str):
+  import json
+  return json.loads(text)
+
+
+def fingerprint_saved_model(loaded) -> str:
+  """Content hash of a SavedModel's variables, for models called as they are."""
+  h = hashlib.sha256(b'savedmodel')
+  variables = getattr(loaded, 'variables', None) or getattr(loaded, 'film_variables', [])
+  for var in sorted(variables, key=lambda v: v.name):
+    h.update(var.name.encode())
+    h.update(np.ascontiguousarray(var.numpy()).tobytes())
+  return h.hexdigest()
