@@ -1,0 +1,1 @@
+"""The FILM interpolation job: `python -m pipeline.run --input ... --output ...`."""

@@ -1,0 +1,80 @@
+"""The pipeline's own command-line flags; everything else goes to Beam (runner, project, ...)."""
+
+import argparse
+import datetime
+import uuid
+
+DEFAULT_PAIRS_PER_UNIT = 16
+DEFAULT_MAX_PIXELS = 8192 * 8192
+
+
+def _positive(text):
+  value = int(text)
+  if value < 1:
+    raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+  return value
+
+
+def _non_negative(text):
+  value = int(text)
+  if value < 0:
+    raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
+  return value
+
+
+def _bool(text):
+  if text.lower() in ('1', 'true', 'yes', 'on'):
+    return True
+  if text.lower() in ('0', 'false', 'no', 'off'):
+    return False
+  raise argparse.ArgumentTypeError(f'expected true or false, got {text!r}')
+
+
+def new_run_id():
+  now = datetime.datetime.now(datetime.timezone.utc)
+  return now.strftime('%Y%m%dT%H%M%SZ') + '-' + uuid.uuid4().hex[:6]
+
+
+def build_parser():
+  parser = argparse.ArgumentParser(
+      prog='python -m pipeline.run',
+      description='Interpolates archive clips to a higher frame rate with FILM. Flags not listed '
+                  'here go to Apache Beam (e.g. --runner, --direct_running_mode, --project).')
+  parser.add_argument(
+      '--input', required=True,
+      help='Folder or glob (local or gs://) of clips (folders of png/jpg/jpeg/tif/tiff frames), '
+           'or a .csv/.jsonl manifest with columns clip, frame0, frame1.')
+  parser.add_argument(
+      '--output', required=True,
+      help='Output folder (local or gs://): <output>/<clip>/frame_000000.png ..., run records '
+           'under <output>/_runs/<run_id>/.')
+  parser.add_argument(
+      '--model_path', default=None,
+      help='Model: released SavedModel dir, .npz, or our weight file, local or gs://. Default: '
+           'the model built into the package.')
+  parser.add_argument('--times_to_interpolate', type=_non_negative, default=1,
+                      help='N: 2^N - 1 new frames between each pair (default 1).')
+  parser.add_argument('--pairs_per_unit', type=_positive, default=DEFAULT_PAIRS_PER_UNIT,
+                      help='Consecutive pairs per work unit (default 16); lower it for 4K frames '
+                           'to bound worker memory.')
+  parser.add_argument('--align', type=_non_negative, default=64,
+                      help='Pad frames to a multiple of this for the model (default 64; 0: none).')
+  parser.add_argument('--max_pixels', type=_positive, default=DEFAULT_MAX_PIXELS,
+                      help=f'Refuse frames with more pixels than this (decompression-bomb guard, '
+                           f'default {DEFAULT_MAX_PIXELS}).')
+  parser.add_argument('--reprocess', nargs='?', const=True, default=False, type=_bool,
+                      help='Redo every pair, even those already complete for this model.')
+  parser.add_argument('--run_id', default=None,
+                      help='Name of this run under <output>/_runs/ (default: UTC time + random).')
+  parser.add_argument('--progress_interval', type=float, default=10.0,
+                      help='Seconds between progress lines on local runs (default 10).')
+  return parser
+
+
+def parse_known_args(argv):
+  """(pipeline args namespace, remaining Beam args)."""
+  known, beam_args = build_parser().parse_known_args(argv)
+  known.run_id = known.run_id or new_run_id()
+  known.input = known.input.rstrip('/') if len(known.input) > 1 else known.input
+  known.output = known.output.rstrip('/') if len(known.output) > 1 else known.output
+  return known, beam_args

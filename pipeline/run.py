@@ -1,0 +1,311 @@
+"""The job: discover clips, cut them into units, interpolate, write frames, records and summary.
+
+    python -m pipeline.run --input ARCHIVE --output OUT [--times_to_interpolate N] [beam flags]
+
+`run()` builds and runs the pipeline and returns its PipelineResult (tests pass a TestPipeline);
+`main()` adds what a command line needs: progress, the failure summary and the exit status
+(0 when every pair is ok or skipped, 1 when anything failed, 2 when the model cannot be loaded).
+
+Local runs use Beam's FnApiRunner directly: Beam 2.77's 'DirectRunner' first tries to download
+the Prism runner, which logs errors and stalls on machines without network. The FnApiRunner is
+what 'DirectRunner' falls back to for batch jobs and honours --direct_running_mode
+(in_memory, multi_threading, multi_processing) and --direct_num_workers.
+"""
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import TestOptions
+from apache_beam.runners.runner import PipelineRunner
+from apache_beam.utils import shared
+
+from pipeline import options as pipeline_flags
+from transforms import clips as clips_lib
+from transforms import files
+from transforms import interpolate
+from transforms import records
+
+_LOCAL_RUNNERS = (None, 'DirectRunner', 'SwitchingDirectRunner', 'FnApiRunner', 'LocalRunner')
+_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class LocalRunner(PipelineRunner):
+  """Beam's FnApiRunner with the pipeline options provisioned, as 'DirectRunner' sets it up."""
+
+  def run_pipeline(self, pipeline, options):
+    # pylint: disable=import-outside-toplevel
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+    if options.view_as(DirectOptions).direct_running_mode == 'multi_processing':
+      # Worker subprocesses must import transforms/ and film_net/ even when not pip-installed.
+      path = os.environ.get('PYTHONPATH', '')
+      if _PROJECT_ROOT not in path.split(os.pathsep):
+        os.environ['PYTHONPATH'] = os.pathsep.join(p for p in (_PROJECT_ROOT, path) if p)
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision_info = fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+    return fn_runner.FnApiRunner(provision_info=provision_info).run_pipeline(pipeline, options)
+
+
+def _truthy(value):
+  return str(value).lower() in ('true', '1', 'yes')
+
+
+def _is_local(runner):
+  return runner in _LOCAL_RUNNERS
+
+
+class PlanUnits(beam.DoFn):
+  """Clip -> Units; on local runs also notes the clip's pair count for the progress line."""
+
+  def __init__(self, times_to_interpolate, pairs_per_unit, progress_dir=None):
+    self._n = times_to_interpolate
+    self._k = pairs_per_unit
+    self._progress_dir = progress_dir
+
+  def process(self, clip):
+    records.counter('clips').inc()
+    records.counter('pairs_planned').inc(clip.num_pairs())
+    if self._progress_dir:
+      path = os.path.join(self._progress_dir, f'clip-{abs(hash(clip.name))}-{id(clip)}.json')
+      with open(path + '.tmp', 'w') as f:
+        json.dump({'pairs': clip.num_pairs()}, f)
+      os.replace(path + '.tmp', path)
+    yield from clips_lib.split_into_units(clip, self._n, self._k)
+
+
+def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None):
+  """Adds the job's steps to pipeline `p`; returns the summary PCollection."""
+  run_dir = records.run_dir(known.output, known.run_id)
+  started = time.time()
+  found = (
+      p
+      | 'Input' >> beam.Create([known.input])
+      | 'DiscoverClips' >> beam.ParDo(clips_lib.DiscoverClips(known.run_id)).with_outputs(
+          'errors', main='clips'))
+  results = (
+      found.clips
+      | 'SplitIntoUnits' >> beam.ParDo(
+          PlanUnits(known.times_to_interpolate, known.pairs_per_unit, progress_dir))
+      | 'SpreadUnits' >> beam.Reshuffle()
+      | 'InterpolateUnits' >> beam.ParDo(interpolate.InterpolateUnits(
+          known.output, known.run_id, known.model_path, fingerprint, known.times_to_interpolate,
+          known.align or None, known.max_pixels, known.reprocess, progress_dir,
+          shared_handle)).with_outputs('errors', 'frames', main='pairs'))
+  errors = (found.errors, results.errors) | 'AllErrors' >> beam.Flatten()
+  pair_files = (
+      results.pairs
+      | 'PairsToJson' >> beam.Map(json.dumps, sort_keys=True)
+      | 'WritePairRecords' >> beam.io.WriteToText(
+          files.join(run_dir, 'pairs'), file_name_suffix='.jsonl'))
+  error_files = (
+      errors
+      | 'ErrorsToJson' >> beam.Map(json.dumps, sort_keys=True)
+      | 'WriteErrorRecords' >> beam.io.WriteToText(
+          files.join(run_dir, 'errors'), file_name_suffix='.jsonl'))
+  tagged = (
+      results.pairs | 'TagPairs' >> beam.Map(lambda r: ('pair', r)),
+      errors | 'TagErrors' >> beam.Map(lambda r: ('error', r)),
+      results.frames | 'TagLoneFrames' >> beam.Map(lambda r: ('frames', r)),
+  )
+  return (
+      tagged
+      | 'AllRecords' >> beam.Flatten()
+      | 'Summarize' >> beam.CombineGlobally(records.SummarizeFn())
+      | 'WriteSummary' >> beam.ParDo(
+          records.WriteSummary(known.output, known.run_id, started, details),
+          beam.pvalue.AsList(pair_files), beam.pvalue.AsList(error_files)))
+
+
+def _print_steps(proto):
+  root = proto.root_transform_ids
+  steps = []
+  for tid in root:
+    t = proto.components.transforms[tid]
+    steps += [proto.components.transforms[s].unique_name for s in t.subtransforms] or [t.unique_name]
+  print(f'Job steps ({len(steps)}):')
+  for name in steps:
+    print(f'  {name}')
+
+
+def _model_is_remote(model_path):
+  return bool(model_path) and FileSystems.get_scheme(model_path) is not None
+
+
+def run(argv=None, save_main_session=False, test_pipeline=None):
+  """Builds and runs the job; returns the PipelineResult once it finished.
+
+  save_main_session defaults to False: every DoFn lives in an importable module.
+  Raises interpolate.ModelError before any work when the model cannot be loaded.
+  """
+  known, beam_args = pipeline_flags.parse_known_args(argv)
+  pipeline_options = PipelineOptions(beam_args, save_main_session=save_main_session)
+  dry_run = _truthy(pipeline_options.view_as(TestOptions).dry_run)
+  runner = pipeline_options.view_as(StandardOptions).runner
+  local = test_pipeline is None and _is_local(runner)
+
+  # Fail fast: load the model here, before any work. A dry run stays offline, so a remote model
+  # is only checked by the workers then.
+  handle, model, fingerprint = shared.Shared(), None, 'unchecked-remote-model'
+  if not (dry_run and _model_is_remote(known.model_path)):
+    model = handle.acquire(
+        lambda: interpolate.load_model(known.model_path, known.align or None),
+        tag=interpolate.model_tag(known.model_path, known.align or None, known.run_id))
+    fingerprint = model.fingerprint
+  details = {
+      'input': known.input, 'output': known.output,
+      'model_path': known.model_path or 'built-in', 'model_fingerprint': fingerprint,
+      'options': {k: getattr(known, k) for k in (
+          'times_to_interpolate', 'pairs_per_unit', 'align', 'max_pixels', 'reprocess')},
+      'model_options': _model_options(model),
+  }
+
+  progress_dir = tempfile.mkdtemp(prefix='film-progress-') if local and not dry_run else None
+  if test_pipeline is not None:
+    p = test_pipeline
+  else:
+    p = beam.Pipeline(runner=LocalRunner() if local else runner, options=pipeline_options)
+  build(p, known, fingerprint, details, progress_dir, handle)
+
+  if dry_run and (local or runner != 'DataflowRunner'):
+    _print_steps(p.to_runner_api())
+    return _DryRunResult()
+  if local and FileSystems.get_scheme(known.output) is None:
+    files.delete_tree(files.join(known.output, files.TMP_DIR))  # Left by killed runs.
+  printer = _ProgressPrinter(progress_dir, known.progress_interval) if progress_dir else None
+  try:
+    result = p.run()
+    result.wait_until_finish()
+  finally:
+    if printer:
+      printer.stop()
+    del model
+  if dry_run and getattr(result, 'job', None) is not None:
+    _print_steps(result.job.proto_pipeline)
+  elif FileSystems.get_scheme(known.output) is None:
+    files.delete_tree(files.join(known.output, files.TMP_DIR, known.run_id))
+    try:
+      os.rmdir(files.join(known.output, files.TMP_DIR))
+    except OSError:
+      pass  # Absent, or another run's temporaries are in it.
+  return result
+
+
+def _model_options(model):
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  options = getattr(model, 'options', None)
+  return dataclasses.asdict(options) if dataclasses.is_dataclass(options) else None
+
+
+class _DryRunResult(beam.runners.runner.PipelineResult):
+  def __init__(self):
+    super().__init__(beam.runners.runner.PipelineState.DONE)
+
+  def wait_until_finish(self, duration=None):
+    return self._state
+
+
+class _ProgressPrinter:
+  """Prints 'pairs done/total, frames/s, ETA' every `interval` seconds from the units' notes."""
+
+  def __init__(self, progress_dir, interval):
+    self._dir = progress_dir
+    self._interval = max(0.5, min(interval, 10.0))
+    self._started = time.time()
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._loop, daemon=True, name='progress')
+    self._thread.start()
+
+  def _read(self):
+    total = done = frames = 0
+    for name in os.listdir(self._dir):
+      if not name.endswith('.json'):
+        continue
+      try:
+        with open(os.path.join(self._dir, name)) as f:
+          note = json.load(f)
+      except (OSError, ValueError):
+        continue
+      if name.startswith('clip-'):
+        total += note['pairs']
+      else:
+        done += note['pairs']
+        frames += note['frames']
+    return total, done, frames
+
+  def line(self):
+    total, done, frames = self._read()
+    elapsed = time.time() - self._started
+    rate = frames / elapsed if elapsed > 0 else 0.0
+    eta = '?'
+    if done and total >= done:
+      eta = f'{(total - done) * elapsed / done:.0f}s'
+    return (f'progress: {done}/{total or "?"} pairs, {frames} frames written, {rate:.2f} frames/s, '
+            f'elapsed {elapsed:.0f}s, ETA {eta}')
+
+  def _loop(self):
+    while not self._stop.wait(self._interval):
+      print(self.line(), flush=True)
+
+  def stop(self):
+    self._stop.set()
+    self._thread.join()
+    print(self.line(), flush=True)
+    import shutil  # pylint: disable=import-outside-toplevel
+    shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def read_summary(output, run_id):
+  path = files.join(records.run_dir(output, run_id), 'summary.json')
+  return json.loads(files.read_bytes(path))
+
+
+def main(argv=None):
+  """Command line entry: runs the job, prints the outcome, returns the exit status."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  logging.getLogger().setLevel(logging.WARNING)
+  try:
+    known, beam_args = pipeline_flags.parse_known_args(argv)
+  except SystemExit as e:
+    return e.code
+  argv.append(f'--run_id={known.run_id}')
+  try:
+    result = run(argv)
+  except interpolate.ModelError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
+    return 0
+  state = result.state
+  try:
+    summary = read_summary(known.output, known.run_id)
+  except Exception as e:  # pylint: disable=broad-except
+    print(f'error: the job ended in state {state} without a summary: {e}', file=sys.stderr)
+    return 1
+  pairs = summary['pairs']
+  print(f"run {known.run_id}: {pairs['total']} pairs ({pairs['ok']} ok, {pairs['skipped']} "
+        f"skipped, {pairs['failed']} failed), {summary['errors']} errors, "
+        f"{summary['frames_written']} frames in {summary['wall_seconds']:.1f}s "
+        f"({summary['frames_per_second']:.2f} frames/s); records in "
+        f"{records.run_dir(known.output, known.run_id)}")
+  if summary['status'] != 'ok':
+    print(f"FAILED: {pairs['failed']} pairs failed, {summary['errors']} errors:", file=sys.stderr)
+    for message in summary['failures']:
+      print(f'  - {message}', file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

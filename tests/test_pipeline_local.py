@@ -1,0 +1,126 @@
+"""End to end on the local runner (in_memory and multi_processing) with a tiny random model:
+the dense frame sequence, pixel-exact originals, in-betweens equal to `Interpolator.recursive`,
+records and summary that match the disk, nightly skip with zero model calls, killed-run recovery.
+"""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from apache_beam.metrics.metric import MetricsFilter
+
+from conftest import make_clip, read_png, run_job
+from pipeline import run as run_module
+from transforms.records import METRICS_NAMESPACE
+
+N = 2
+STEP = 2 ** N
+
+
+def _expected_inbetweens(model, frames):
+  floats = [f.astype(np.float32) / 255 for f in frames]
+  out = model.recursive(floats, times_to_interpolate=N)
+  return [(np.clip(o, 0, 1) * 255 + 0.5).astype(np.uint8) for o in out]
+
+
+def _records(output, run_id, kind):
+  rows = []
+  for path in glob.glob(os.path.join(output, '_runs', run_id, f'{kind}-*.jsonl')):
+    with open(path) as f:
+      rows += [json.loads(line) for line in f if line.strip()]
+  return rows
+
+
+def _metric(result, name):
+  found = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))
+  return sum(c.committed or 0 for c in found['counters'])
+
+
+@pytest.mark.parametrize('mode', ['in_memory', 'multi_processing'])
+def test_clips_become_dense_sequences(tmp_path, tiny_model, mode):
+  model_path, model = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  clips = {'reel1/scene_a': make_clip(archive / 'reel1' / 'scene_a', 4, seed=1,
+                                      pattern='f{}.png'),
+           'scene b': make_clip(archive / 'scene b', 3, 72, 40, seed=2)}
+  status, run_id = run_job(str(archive), output, model_path, f'--times_to_interpolate={N}',
+                           '--pairs_per_unit=2', f'--direct_running_mode={mode}')
+  assert status == 0
+  summary = json.load(open(os.path.join(output, '_runs', run_id, 'summary.json')))
+  total_frames = 0
+  for clip, frames in clips.items():
+    folder = os.path.join(output, 'reel1/scene_a' if '/' in clip else
+                          next(d for d in os.listdir(output) if d.startswith('scene_b')))
+    names = sorted(os.listdir(folder))
+    assert names == [f'frame_{i:06d}.png' for i in range((len(frames) - 1) * STEP + 1)]
+    total_frames += len(names)
+    expected = _expected_inbetweens(model, frames)
+    for i, name in enumerate(names):
+      got = read_png(os.path.join(folder, name))
+      if i % STEP == 0:
+        np.testing.assert_array_equal(got, frames[i // STEP])
+      else:
+        assert np.abs(got.astype(int) - expected[i]).max() <= 1, name
+  pairs = _records(output, run_id, 'pairs')
+  assert len(pairs) == 5 and all(p['status'] == 'ok' for p in pairs)
+  assert sum(p['frames_written'] for p in pairs) == total_frames == summary['frames_written']
+  assert summary['pairs'] == {'total': 5, 'ok': 5, 'skipped': 0, 'failed': 0}
+  assert summary['model_calls'] == 5 * (STEP - 1)
+  assert summary['errors'] == 0 and _records(output, run_id, 'errors') == []
+  assert summary['model_fingerprint'] == model.fingerprint
+
+
+def test_second_run_skips_everything_and_new_frames_are_processed(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'clip', 4, seed=3)
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
+          '--pairs_per_unit=2']
+  first = run_module.run(argv + ['--run_id=first'])
+  assert _metric(first, 'model_calls') == 3
+  before = {n: os.path.getmtime(os.path.join(output, 'clip', n))
+            for n in os.listdir(os.path.join(output, 'clip'))}
+  second = run_module.run(argv + ['--run_id=second'])
+  assert _metric(second, 'model_calls') == 0
+  assert _metric(second, 'pairs_skipped') == 3
+  assert {n: os.path.getmtime(os.path.join(output, 'clip', n)) for n in before} == before
+  # A new frame: only the new pair runs. A new model fingerprint or --reprocess: all run.
+  new = make_clip(tmp_path / 'longer', 5, seed=3)[-1]
+  Image.fromarray(new).save(archive / 'clip' / 'frame004.png')
+  third = run_module.run(argv + ['--run_id=third'])
+  assert _metric(third, 'model_calls') == 1 and _metric(third, 'pairs_skipped') == 3
+  assert len(os.listdir(os.path.join(output, 'clip'))) == 9
+  fourth = run_module.run(argv + ['--run_id=fourth', '--reprocess'])
+  assert _metric(fourth, 'model_calls') == 4
+  fifth = run_module.run(argv + ['--run_id=fifth', '--times_to_interpolate=2'])
+  assert _metric(fifth, 'model_calls') == 4 * 3
+
+
+def test_killed_run_is_completed_by_a_rerun(tmp_path, tiny_model):
+  """Simulates a kill: some frames, markers and temporaries missing or left; a re-run repairs."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  frames = make_clip(archive / 'clip', 5, seed=4)
+  status, _ = run_job(str(archive), output, model_path, '--pairs_per_unit=1')
+  assert status == 0
+  clip_dir = os.path.join(output, 'clip')
+  complete = {n: read_png(os.path.join(clip_dir, n)) for n in os.listdir(clip_dir)}
+  # The kill hit pairs 2 and 3: their later frames and markers are gone, a temp file is left.
+  for name in ('frame_000005.png', 'frame_000006.png', 'frame_000007.png', 'frame_000008.png'):
+    os.remove(os.path.join(clip_dir, name))
+  for marker in glob.glob(os.path.join(output, '_markers', 'clip', 'pair_00000[23]-*')):
+    os.remove(marker)
+  os.makedirs(os.path.join(output, '_tmp', 'killed'))
+  open(os.path.join(output, '_tmp', 'killed', 'x.partial'), 'wb').write(b'\x89PNG half')
+  status, run_id = run_job(str(archive), output, model_path, '--pairs_per_unit=1')
+  assert status == 0
+  assert sorted(os.listdir(clip_dir)) == sorted(complete)
+  for name, pixels in complete.items():
+    np.testing.assert_array_equal(read_png(os.path.join(clip_dir, name)), pixels)
+  assert not os.path.exists(os.path.join(output, '_tmp'))
+  statuses = sorted(p['status'] for p in _records(output, run_id, 'pairs'))
+  assert statuses == ['ok', 'ok', 'skipped', 'skipped']
+  assert len(frames) == 5

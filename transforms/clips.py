@@ -1,0 +1,297 @@
+"""Finding clips and cutting them into work units, inside the pipeline.
+
+A clip is a folder of frames (png, jpg/jpeg, tif/tiff in any letter case) in natural order of
+file name (`f2` before `f10`), or the rows of one clip in a manifest (.csv or .jsonl with
+columns clip, frame0, frame1; relative frame paths are relative to the manifest's folder).
+
+A `Clip` is the ordered frame list plus, for each neighbouring frame pair, whether it is a pair
+to interpolate (always, for folders; manifests may leave gaps). Output index of frame 0 is 0 and
+each pair advances it by 2^N, each gap by 1, so folder frame i lands at i * 2^N.
+
+A `Unit` is a run of up to `pairs_per_unit` pairs of one clip. Neighbouring units share their
+boundary frame, which the earlier unit writes (`owns_first` is false for the later one).
+
+Problems found here (missing input, empty clip folder, one-frame clip, stray file, malformed
+manifest row) become error records; the rest of the input still runs.
+"""
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import posixpath
+import re
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from transforms import files
+from transforms import records
+from transforms.images import is_frame_name
+
+MANIFEST_EXTENSIONS = ('.csv', '.jsonl')
+_GLOB_CHARS = re.compile(r'[*?\[]')
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+  name: str  # sanitised, relative to --output
+  frames: tuple  # of (uri, version); version changes when the file does ('' if unknown)
+  paired: tuple  # paired[i]: frames i and i+1 are a pair to interpolate
+
+  def num_pairs(self):
+    return sum(self.paired)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+  clip: str
+  frames: tuple  # of (uri, version), every neighbour a pair
+  first_index: int  # output index of frames[0]
+  first_position: int  # position of frames[0] in the clip; pair ids are positions
+  owns_first: bool  # whether this unit writes frames[0]
+
+  @property
+  def num_pairs(self):
+    return len(self.frames) - 1
+
+
+def natural_key(name):
+  """Sort key putting `f2` before `f10`, case-insensitively."""
+  return [int(t) if t.isdigit() else t.lower() for t in re.split(r'(\d+)', name)]
+
+
+def sanitise_clip_name(relative):
+  """Maps a clip's relative path to a safe output sub-path that cannot leave --output.
+
+  Characters outside [A-Za-z0-9._-] become '_', leading dots go, '.'/'..'/empty parts and the
+  pipeline's reserved top-level names are not allowed; when anything had to change, a short hash
+  of the original is appended so that distinct clips keep distinct folders.
+  """
+  raw_parts = [p for p in re.split(r'[/\\]+', relative) if p not in ('', '.')]
+  parts = []
+  for part in raw_parts:
+    clean = re.sub(r'[^A-Za-z0-9._-]', '_', part).lstrip('.')
+    if clean in ('', '..') or clean != part:
+      clean = (clean.strip('.') or 'clip') + '-' + hashlib.sha1(part.encode()).hexdigest()[:8]
+    parts.append(clean)
+  if not parts:
+    parts = ['clip']
+  if parts[0] in files.RESERVED or parts[0].startswith('_'):
+    parts[0] = parts[0].lstrip('_') + '-' + hashlib.sha1(parts[0].encode()).hexdigest()[:8]
+  return '/'.join(parts)
+
+
+def is_manifest(path):
+  return path.lower().endswith(MANIFEST_EXTENSIONS)
+
+
+def _split_glob(pattern):
+  """(root folder, pattern or None): the part of --input before any glob character."""
+  m = _GLOB_CHARS.search(pattern)
+  if not m:
+    return pattern.rstrip('/'), None
+  head = pattern[:m.start()]
+  return head[:head.rfind('/')] if '/' in head else '.', pattern
+
+
+def _parent(path):
+  return path.rstrip('/').rsplit('/', 1)[0] if '/' in path else ''
+
+
+def _relative(path, root):
+  return path[len(root):].lstrip('/') if path.startswith(root) else path
+
+
+class DiscoverClips(beam.DoFn):
+  """--input (folder, glob or manifest) -> Clip elements, plus error records tagged 'errors'."""
+
+  def __init__(self, run_id):
+    self._run_id = run_id
+
+  def process(self, input_spec):
+    try:
+      if is_manifest(input_spec):
+        yield from self._from_manifest(input_spec)
+      else:
+        yield from self._from_folders(input_spec)
+    except Exception as e:  # pylint: disable=broad-except
+      yield self._error(input_spec, 'discover', e, f'cannot list input: {e}')
+
+  def _error(self, uri, stage, error, message):
+    return beam.pvalue.TaggedOutput('errors', records.error_record(
+        self._run_id, [uri], stage, error, message))
+
+  # -- folders -------------------------------------------------------------------------------
+
+  def _from_folders(self, input_spec):
+    root, pattern = _split_glob(input_spec)
+    metadata = FileSystems.match([root + '/**'])[0].metadata_list
+    if pattern:
+      regex = re.compile(FileSystems.get_filesystem(root).translate_pattern(pattern))
+    by_dir = {}
+    for m in metadata:
+      path = m.path
+      name = path.rstrip('/').rsplit('/', 1)[-1]
+      if path.endswith('/'):  # A folder placeholder object on object stores.
+        by_dir.setdefault(path.rstrip('/'), [])
+        continue
+      if name.startswith('.') or any(
+          p.startswith('.') or p in files.RESERVED for p in _relative(path, root).split('/')[:-1]):
+        continue
+      folder = _parent(path)
+      if pattern and not (regex.match(folder) or regex.match(path)):
+        continue
+      by_dir.setdefault(folder, []).append(m)
+    for folder in _empty_local_folders(root, pattern):
+      by_dir.setdefault(folder, [])
+    if not by_dir:
+      kind = 'no files match' if pattern else (
+          'input folder is empty' if _is_local_dir(root) else 'input path does not exist')
+      yield self._error(input_spec, 'discover', FileNotFoundError(input_spec),
+                        f'{kind}: {input_spec}')
+      return
+    for folder in sorted(by_dir):
+      entries = by_dir[folder]
+      frames = [m for m in entries if is_frame_name(m.path)]
+      for m in entries:
+        if not is_frame_name(m.path) and frames:
+          yield self._error(m.path, 'discover', ValueError('not an image'),
+                            f'not an image file (extension not one of png, jpg, jpeg, tif, '
+                            f'tiff): {m.path}')
+      if not frames:
+        if not any(f.startswith(folder + '/') for f in by_dir if f != folder):
+          yield self._error(folder, 'discover', ValueError('empty clip'),
+                            f'empty clip folder: {folder} has no frames')
+        continue
+      frames.sort(key=lambda m: natural_key(m.path.rsplit('/', 1)[-1]))
+      rel = _relative(folder, root) or root.rstrip('/').rsplit('/', 1)[-1]
+      clip = Clip(
+          name=sanitise_clip_name(rel),
+          frames=tuple((m.path, f'{m.size_in_bytes}:{m.last_updated_in_seconds}') for m in frames),
+          paired=(True,) * (len(frames) - 1))
+      if len(frames) == 1:
+        yield self._error(frames[0].path, 'discover', ValueError('one frame'),
+                          f'clip {folder} has only one frame ({frames[0].path}): nothing to '
+                          f'interpolate; the frame is still written')
+      yield clip
+
+  # -- manifests -----------------------------------------------------------------------------
+
+  def _from_manifest(self, manifest):
+    if not FileSystems.exists(manifest):
+      yield self._error(manifest, 'discover', FileNotFoundError(manifest),
+                        f'manifest does not exist: {manifest}')
+      return
+    text = files.read_bytes(manifest).decode('utf-8-sig', errors='replace')
+    base = _parent(manifest) if '/' in manifest else '.'
+    clips = {}  # name -> list of (line, frame0, frame1), in file order
+    for line, row, problem in _manifest_rows(manifest, text):
+      if problem:
+        yield self._error(manifest, 'manifest', ValueError('malformed row'),
+                          f'{manifest} line {line}: malformed manifest row: {problem}')
+        continue
+      clip, f0, f1 = (str(row[k]).strip() for k in ('clip', 'frame0', 'frame1'))
+      clips.setdefault(clip, []).append((line, _resolve(base, f0), _resolve(base, f1)))
+    for clip, rows in clips.items():
+      frames, paired = [], []
+      for line, f0, f1 in rows:
+        if frames and frames[-1] == f0:
+          frames.append(f1)
+          paired.append(True)
+        elif f0 in frames or f1 in frames or f0 == f1:
+          yield self._error(manifest, 'manifest', ValueError('malformed row'),
+                            f'{manifest} line {line}: malformed manifest row: pair ({f0}, {f1}) '
+                            f'does not continue clip {clip!r} (each row must start at the '
+                            f'previous row\'s frame1 or at a new frame)')
+        else:
+          if frames:
+            paired.append(False)
+          frames += [f0, f1]
+          paired.append(True)
+      if frames:
+        yield Clip(name=sanitise_clip_name(clip), frames=tuple((f, '') for f in frames),
+                   paired=tuple(paired))
+
+
+def _manifest_rows(manifest, text):
+  """Yields (line number, row dict, problem or None) for every non-empty manifest row."""
+  needed = ('clip', 'frame0', 'frame1')
+  if manifest.lower().endswith('.jsonl'):
+    for n, raw in enumerate(text.splitlines(), 1):
+      if not raw.strip():
+        continue
+      try:
+        row = json.loads(raw)
+      except ValueError as e:
+        yield n, None, f'not JSON ({e})'
+        continue
+      if not isinstance(row, dict) or any(not str(row.get(k) or '').strip() for k in needed):
+        yield n, None, f'needs non-empty {", ".join(needed)}: {raw.strip()[:200]}'
+        continue
+      yield n, row, None
+    return
+  lines = list(csv.reader(io.StringIO(text)))
+  header = [h.strip().lower() for h in lines[0]] if lines else []
+  has_header = all(k in header for k in needed)
+  columns = [header.index(k) for k in needed] if has_header else [0, 1, 2]
+  for n, cells in enumerate(lines[1:] if has_header else lines, 2 if has_header else 1):
+    if not any(c.strip() for c in cells):
+      continue
+    if len(cells) <= max(columns) or any(not cells[i].strip() for i in columns):
+      yield n, None, f'needs non-empty clip, frame0, frame1: {",".join(cells)[:200]}'
+      continue
+    yield n, dict(zip(needed, (cells[i] for i in columns))), None
+
+
+def _resolve(base, path):
+  if FileSystems.get_scheme(path) is not None or path.startswith('/'):
+    return path
+  if FileSystems.get_scheme(base) is None:
+    return os.path.normpath(os.path.join(base, path))
+  return posixpath.join(base, path)
+
+
+def _is_local_dir(path):
+  return FileSystems.get_scheme(path) is None and os.path.isdir(path)
+
+
+def _empty_local_folders(root, pattern):
+  """Leaf folders with no files at all, on local disk (object stores have no empty folders)."""
+  if not _is_local_dir(root):
+    return []
+  regex = re.compile(FileSystems.get_filesystem(root).translate_pattern(pattern)) if pattern else None
+  found = []
+  for folder, dirs, names in os.walk(root):
+    dirs[:] = [d for d in dirs if not d.startswith('.') and d not in files.RESERVED]
+    if not dirs and not [n for n in names if not n.startswith('.')] and folder != root:
+      if regex is None or regex.match(folder):
+        found.append(folder)
+  return found
+
+
+def split_into_units(clip, times_to_interpolate, pairs_per_unit):
+  """Cuts a clip into Units of up to pairs_per_unit pairs; frames in no pair get a 0-pair unit."""
+  step = 2 ** times_to_interpolate
+  index = [0]
+  for p in clip.paired:
+    index.append(index[-1] + (step if p else 1))
+  start = 0
+  n = len(clip.frames)
+  while start < n:
+    end = start
+    while end < n - 1 and clip.paired[end]:
+      end += 1
+    # frames[start..end] is a run of pairs (or one lone frame when end == start).
+    first = start
+    owns = True
+    while True:
+      last = min(first + pairs_per_unit, end)
+      yield Unit(clip=clip.name, frames=clip.frames[first:last + 1], first_index=index[first],
+                 first_position=first, owns_first=owns)
+      if last >= end:
+        break
+      first, owns = last, False
+    start = end + 1

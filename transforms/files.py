@@ -1,0 +1,70 @@
+"""Whole-file reads and writes on any Beam filesystem (local disk, gs://, ...).
+
+Readers of the output must never see half a file, so every write is atomic: on GCS one object
+upload only becomes visible when it completes; elsewhere we write a temporary file under
+`<output>/_tmp/` and rename it into place. Temporaries carry no image extension, so a run killed
+mid-write leaves nothing that looks like a frame.
+"""
+
+import os
+import posixpath
+import shutil
+import uuid
+
+from apache_beam.io.filesystems import FileSystems
+
+# Top-level names under --output that belong to the pipeline, never to a clip.
+RUNS_DIR = '_runs'
+MARKERS_DIR = '_markers'
+TMP_DIR = '_tmp'
+RESERVED = frozenset({RUNS_DIR, MARKERS_DIR, TMP_DIR})
+
+
+def join(base, *parts):
+  """Joins path parts with '/', the separator of every Beam filesystem we target."""
+  if FileSystems.get_scheme(base) is None:
+    return os.path.join(base, *parts)
+  return posixpath.join(base, *parts)
+
+
+def read_bytes(path):
+  with FileSystems.open(path, compression_type='uncompressed') as f:
+    return f.read()
+
+
+def exists(path):
+  return FileSystems.exists(path)
+
+
+def write_atomic(path, data, tmp_root):
+  """Writes `data` to `path` so that `path` is either absent, old, or complete.
+
+  tmp_root: a folder on the same filesystem as `path` for the temporary (unused on GCS).
+  """
+  scheme = FileSystems.get_scheme(path)
+  if scheme == 'gs':
+    with FileSystems.create(path, mime_type='application/octet-stream') as f:
+      f.write(data)
+    return
+  tmp = join(tmp_root, uuid.uuid4().hex + '.partial')
+  if scheme is None:
+    os.makedirs(tmp_root, exist_ok=True)
+    with open(tmp, 'wb') as f:
+      f.write(data)
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    os.replace(tmp, path)
+    return
+  with FileSystems.create(tmp) as f:
+    f.write(data)
+  FileSystems.rename([tmp], [path])
+
+
+def delete_tree(path):
+  """Deletes a folder and everything under it, if it exists."""
+  if FileSystems.get_scheme(path) is None:
+    shutil.rmtree(path, ignore_errors=True)
+    return
+  try:
+    FileSystems.delete([path.rstrip('/') + '/'])
+  except Exception:  # pylint: disable=broad-except
+    pass  # Nothing there.

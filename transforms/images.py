@@ -1,0 +1,156 @@
+"""Frame decoding and encoding that keeps each input's mode and bit depth.
+
+A decoded `Frame` holds integer pixels HxWxC with C = 1 (gray), 2 (gray+alpha), 3 (RGB) or
+4 (RGBA), 8 or 16 bits per sample. The model only ever sees float32 RGB in [0, 1] (gray is
+repeated into three channels, alpha is dropped). An in-between frame is written in the "widest"
+format of its pair: colour if either input is colour (else gray, the mean of the model's three
+nearly equal channels), with alpha if either has alpha (alpha is blended linearly in time; a frame
+without alpha counts as opaque), 16 bit if either input is 16 bit. Samples are quantised as
+FILM's `write_image` does: `uint(clip(x, 0, 1) * max + 0.5)`.
+
+PIL decodes everything except 16-bit colour PNG, which it truncates to 8 bit; those go through
+`tf.io.decode_png`, and all 16-bit output through `tf.io.encode_png`.
+"""
+
+import dataclasses
+import io
+
+import numpy as np
+from PIL import Image
+
+FRAME_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')
+_FORMATS = {'PNG', 'JPEG', 'TIFF', 'MPO'}  # MPO: JPEGs from some cameras.
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# PNG colour type -> channels.
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+# PIL's own bomb guard would warn or raise at its own limits; we check --max_pixels first.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class BadImage(ValueError):
+  """An input that is not a usable frame; the message says why."""
+
+
+@dataclasses.dataclass
+class Frame:
+  pixels: np.ndarray  # HxWxC, uint8 or uint16
+  uri: str = ''
+
+  @property
+  def height(self):
+    return self.pixels.shape[0]
+
+  @property
+  def width(self):
+    return self.pixels.shape[1]
+
+  @property
+  def channels(self):
+    return self.pixels.shape[2]
+
+  @property
+  def bits(self):
+    return 16 if self.pixels.dtype == np.uint16 else 8
+
+  def rgb(self):
+    """The model's view: float32 HxWx3 in [0, 1]."""
+    x = self.pixels.astype(np.float32) / np.float32(_max_value(self.bits))
+    color = x[..., :3] if self.channels >= 3 else np.repeat(x[..., :1], 3, axis=-1)
+    return np.ascontiguousarray(color)
+
+  def alpha(self):
+    """Float alpha HxWx1 in [0, 1]; opaque when the frame has none."""
+    if self.channels in (2, 4):
+      return self.pixels[..., -1:].astype(np.float32) / np.float32(_max_value(self.bits))
+    return np.ones(self.pixels.shape[:2] + (1,), np.float32)
+
+
+def _max_value(bits):
+  return 65535 if bits == 16 else 255
+
+
+def is_frame_name(name):
+  return name.lower().endswith(FRAME_EXTENSIONS)
+
+
+def decode(data, uri='', max_pixels=None):
+  """Decodes image bytes into a Frame, or raises BadImage naming the reason."""
+  try:
+    image = Image.open(io.BytesIO(data))
+  except Exception as e:  # pylint: disable=broad-except
+    raise BadImage(f'not a readable image ({type(e).__name__}: {e})') from e
+  if image.format not in _FORMATS:
+    raise BadImage(f'unsupported image format {image.format}')
+  width, height = image.size
+  if max_pixels and width * height > max_pixels:
+    raise BadImage(f'image is {width}x{height} = {width * height} pixels, over the limit of '
+                   f'{max_pixels} (--max_pixels); refusing to decode (decompression bomb?)')
+  if data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[24] == 16:
+    pixels = _decode_png16(data, _PNG_CHANNELS.get(data[25], 0))
+  else:
+    try:
+      image.load()
+    except Exception as e:  # pylint: disable=broad-except
+      raise BadImage(f'corrupt or truncated image ({type(e).__name__}: {e})') from e
+    pixels = _pil_to_pixels(image)
+  return Frame(pixels=pixels, uri=uri)
+
+
+def _decode_png16(data, channels):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  try:
+    return tf.io.decode_png(data, channels=channels, dtype=tf.uint16).numpy()
+  except Exception as e:  # pylint: disable=broad-except
+    raise BadImage(f'corrupt or truncated 16-bit PNG ({type(e).__name__}: {e})') from e
+
+
+def _pil_to_pixels(image):
+  mode = image.mode
+  if mode in ('I;16', 'I;16B', 'I;16L', 'I'):
+    a = np.asarray(image)
+    if mode == 'I' and (a.min() < 0 or a.max() > 65535):
+      raise BadImage('32-bit integer images are not supported')
+    return a.astype(np.uint16)[..., None]
+  if mode == 'P':
+    image = image.convert('RGBA' if 'transparency' in image.info else 'RGB')
+  elif mode in ('1',):
+    image = image.convert('L')
+  elif mode == 'PA':
+    image = image.convert('RGBA')
+  elif mode not in ('L', 'LA', 'RGB', 'RGBA'):
+    image = image.convert('RGB')  # CMYK, YCbCr, LAB, ...: shown as RGB by every viewer.
+  a = np.asarray(image, dtype=np.uint8)
+  return a[..., None] if a.ndim == 2 else a
+
+
+def encode_png(pixels):
+  """Encodes HxWxC uint8/uint16 pixels (C in 1..4) as PNG bytes."""
+  if pixels.dtype == np.uint16:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf.io.encode_png(pixels).numpy()
+  mode = {1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[pixels.shape[2]]
+  data = pixels[..., 0] if pixels.shape[2] == 1 else pixels
+  buf = io.BytesIO()
+  Image.fromarray(np.ascontiguousarray(data), mode=mode).save(buf, format='PNG', compress_level=6)
+  return buf.getvalue()
+
+
+def original_png(data, frame):
+  """PNG bytes of an original frame: PNG inputs as they are, others re-encoded losslessly."""
+  if data.startswith(_PNG_SIGNATURE):
+    return data
+  return encode_png(frame.pixels)
+
+
+def inbetween_pixels(rgb, frame0, frame1, t):
+  """Quantises the model's float RGB output at time t in the widest format of the pair."""
+  color = frame0.channels >= 3 or frame1.channels >= 3
+  has_alpha = frame0.channels in (2, 4) or frame1.channels in (2, 4)
+  bits = max(frame0.bits, frame1.bits)
+  planes = [rgb if color else rgb.mean(axis=-1, keepdims=True)]
+  if has_alpha:
+    planes.append(frame0.alpha() * np.float32(1 - t) + frame1.alpha() * np.float32(t))
+  x = np.concatenate(planes, axis=-1) if len(planes) > 1 else planes[0]
+  top = _max_value(bits)
+  q = np.clip(x, 0.0, 1.0) * np.float32(top) + np.float32(0.5)
+  return q.astype(np.uint16 if bits == 16 else np.uint8)

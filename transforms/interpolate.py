@@ -1,0 +1,252 @@
+"""The interpolation step: one work unit in, its frames and markers written, records out.
+
+The model is loaded lazily in `setup`, once per worker process, and shared by the process's
+threads through `apache_beam.utils.shared.Shared`. We chose that over `RunInference` with a
+ModelHandler of ours because RunInference batches independent examples, while a unit is one
+sequential recursion (`Interpolator.iter_recursive`) in which every mid frame feeds the next call
+and each frame's features are computed once for both pairs that share it; splitting a unit into
+independent pair examples recomputes those features. bench/bench_pipeline.py measures this:
+per-pair calls vs one recursion over the unit (numbers in the report/docs/benchmarks.md).
+
+A pair is done when its marker `<output>/_markers/<clip>/pair_<pos>-<key>.done` exists; the key
+hashes the model fingerprint, the options that change pixels and the pair's input files (path,
+size, mtime), and the marker is written only after all of the pair's frames. So a re-run skips
+exactly the finished pairs and redoes anything new, changed or interrupted (`--reprocess` forces).
+"""
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import time
+import uuid
+
+import apache_beam as beam
+from apache_beam.utils import shared
+
+from transforms import files
+from transforms import images
+from transforms import records
+
+# Bump when the pixels written for the same model and inputs change (it invalidates markers).
+OUTPUT_FORMAT_VERSION = 1
+_WRITE_THREADS = 4
+
+
+class ModelError(RuntimeError):
+  """The model could not be loaded; the message says which and why."""
+
+
+def load_model(model_path, align):
+  """Loads `model_path` (None: the built-in model) or raises ModelError with a clear message."""
+  try:
+    from film_net import Interpolator  # pylint: disable=import-outside-toplevel
+    return Interpolator.from_path(model_path or None, align=align)
+  except Exception as e:  # pylint: disable=broad-except
+    where = model_path or 'the built-in default model (film_net/default_model/)'
+    raise ModelError(f'cannot load the film_net model from {where}: {type(e).__name__}: {e}') from e
+
+
+def model_tag(model_path, align, run_id):
+  """Key of the shared model: one load per process per run (the launcher's counts, in memory)."""
+  return f'{model_path}|{align}|{run_id}'
+
+
+def frame_name(index):
+  return f'frame_{index:06d}.png'
+
+
+class InterpolateUnits(beam.DoFn):
+  """Unit -> pair records (main output), error records ('errors'), lone-frame counts ('frames')."""
+
+  def __init__(self, output, run_id, model_path, fingerprint, times_to_interpolate, align,
+               max_pixels, reprocess, progress_dir=None, shared_handle=None):
+    self._output = output
+    self._run_id = run_id
+    self._model_path = model_path
+    self._fingerprint = fingerprint
+    self._n = times_to_interpolate
+    self._align = align
+    self._max_pixels = max_pixels
+    self._reprocess = reprocess
+    self._progress_dir = progress_dir
+    self._shared = shared_handle or shared.Shared()
+    self._model = None
+    self._pool = None
+
+  def setup(self):
+    tag = model_tag(self._model_path, self._align, self._run_id)
+    self._model = self._shared.acquire(lambda: load_model(self._model_path, self._align), tag=tag)
+    if self._model.fingerprint != self._fingerprint:
+      raise ModelError(f'model at {self._model_path} changed during the run: fingerprint '
+                       f'{self._model.fingerprint} != {self._fingerprint}')
+    self._pool = concurrent.futures.ThreadPoolExecutor(_WRITE_THREADS)
+    self._tmp = files.join(self._output, files.TMP_DIR, self._run_id)
+
+  def teardown(self):
+    if self._pool:
+      self._pool.shutdown(wait=True)
+
+  # -- helpers -------------------------------------------------------------------------------
+
+  def _marker(self, unit, i):
+    (u0, v0), (u1, v1) = unit.frames[i], unit.frames[i + 1]
+    key = hashlib.sha256(json.dumps(
+        [OUTPUT_FORMAT_VERSION, self._fingerprint, self._n, self._align, u0, v0, u1, v1,
+         unit.first_index + i * 2 ** self._n]).encode()).hexdigest()[:20]
+    name = f'pair_{unit.first_position + i:06d}-{key}.done'
+    return files.join(self._output, files.MARKERS_DIR, unit.clip, name)
+
+  def _frame_path(self, unit, index):
+    return files.join(self._output, unit.clip, frame_name(index))
+
+  def _write(self, path, data_fn):
+    def task():
+      t = time.perf_counter()
+      files.write_atomic(path, data_fn(), self._tmp)
+      return time.perf_counter() - t
+    return self._pool.submit(task)
+
+  def _error(self, uris, stage, error, message):
+    return beam.pvalue.TaggedOutput('errors', records.error_record(
+        self._run_id, uris, stage, error, message))
+
+  # -- the unit ------------------------------------------------------------------------------
+
+  def process(self, unit):
+    step = 2 ** self._n
+    npairs = unit.num_pairs
+    uris = [u for u, _ in unit.frames]
+    markers = [self._marker(unit, i) for i in range(npairs)]
+    todo = [i for i in range(npairs) if self._reprocess or not files.exists(markers[i])]
+    todo_set = set(todo)
+    for i in range(npairs):
+      if i not in todo_set:
+        yield records.pair_record(self._run_id, unit.clip, unit.first_position + i,
+                                  uris[i:i + 2], None, 0, 'skipped', {})
+    # Frame i is counted (and written) by pair i-1, frame 0 by pair 0 when this unit owns it.
+    writes_original = {i + 1 for i in todo}
+    if unit.owns_first and (npairs == 0 or 0 in todo_set):
+      writes_original.add(0)
+    needed = sorted(writes_original | {i for i in todo} | {i + 1 for i in todo})
+    if not needed:
+      self._finish(unit, 0, 0)
+      return
+
+    t_read = time.perf_counter()
+    decoded, bad = {}, {}
+    futures = {}  # frame position in unit or (pair, k) -> future of its write
+    for i in needed:
+      try:
+        data = files.read_bytes(uris[i])
+        frame = images.decode(data, uris[i], self._max_pixels)
+      except Exception as e:  # pylint: disable=broad-except
+        stage = 'decode' if isinstance(e, images.BadImage) else 'read'
+        bad[i] = f'{uris[i]}: {e}'
+        if i > 0 or unit.owns_first:  # The unit owning the frame reports it, once.
+          yield self._error([uris[i]], stage, e, f'cannot use frame {uris[i]}: {e}')
+        continue
+      decoded[i] = frame
+      if i in writes_original:
+        futures[i] = self._write(self._frame_path(unit, unit.first_index + i * step),
+                                 lambda d=data, f=frame: images.original_png(d, f))
+    read_seconds = time.perf_counter() - t_read
+
+    failed = {}
+    for i in todo:
+      if i in bad or i + 1 in bad:
+        failed[i] = bad.get(i) or bad[i + 1]
+      elif (decoded[i].height, decoded[i].width) != (decoded[i + 1].height, decoded[i + 1].width):
+        f0, f1 = decoded[i], decoded[i + 1]
+        failed[i] = (f'frames differ in size: {uris[i]} is {f0.width}x{f0.height}, '
+                     f'{uris[i + 1]} is {f1.width}x{f1.height}')
+        yield self._error(uris[i:i + 2], 'pair', ValueError('size mismatch'), failed[i])
+
+    model_seconds, calls = 0.0, 0
+    runs = _runs([i for i in todo if i not in failed])
+    for first, last in runs:  # pairs first..last, frames first..last+1
+      t_model = time.perf_counter()
+      try:
+        frames = (decoded[j].rgb() for j in range(first, last + 2))
+        for k, out in enumerate(self._model.iter_recursive(frames, self._n)):
+          if k % step == 0:
+            continue
+          i = first + k // step
+          calls += 1
+          futures[(i, k)] = self._write(
+              self._frame_path(unit, unit.first_index + first * step + k),
+              lambda o=out, i=i, t=(k % step) / step: images.encode_png(
+                  images.inbetween_pixels(o, decoded[i], decoded[i + 1], t)))
+      except Exception as e:  # pylint: disable=broad-except
+        for i in range(first, last + 1):
+          failed[i] = f'model failed: {type(e).__name__}: {e}'
+        yield self._error(uris[first:last + 2], 'model', e,
+                          f'model failed on {uris[first]} .. {uris[last + 1]}: {e}')
+      model_seconds += time.perf_counter() - t_model
+
+    written, write_seconds, write_errors = {}, 0.0, {}
+    for key, fut in futures.items():
+      try:
+        write_seconds += fut.result()
+        written[key] = True
+      except Exception as e:  # pylint: disable=broad-except
+        write_errors[key] = e
+    for key, e in write_errors.items():
+      pos = key if isinstance(key, int) else key[0]
+      yield self._error(uris[pos:pos + 1], 'write', e, f'cannot write output for {uris[pos]}: {e}')
+      if isinstance(key, tuple):
+        failed.setdefault(key[0], f'write failed: {e}')
+      elif key > 0:
+        failed.setdefault(key - 1, f'write failed: {e}')
+
+    share = 1.0 / max(len(todo), 1)
+    frames_total = 0
+    for i in todo:
+      n_written = sum(1 for key in written if isinstance(key, tuple) and key[0] == i)
+      n_written += (i + 1 in written) + (i == 0 and 0 in written)
+      frames_total += n_written
+      seconds = {'read': read_seconds * share, 'model': model_seconds * share,
+                 'write': write_seconds * share}
+      size = (decoded[i].width, decoded[i].height) if i in decoded else None
+      if i in failed:
+        yield records.pair_record(self._run_id, unit.clip, unit.first_position + i,
+                                  uris[i:i + 2], size, n_written, 'failed', seconds, failed[i])
+        continue
+      files.write_atomic(markers[i], json.dumps({
+          'run_id': self._run_id, 'fingerprint': self._fingerprint, 'inputs': uris[i:i + 2],
+          'times_to_interpolate': self._n, 'align': self._align}).encode(), self._tmp)
+      rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
+                                size, n_written, 'ok', seconds)
+      rec['model_calls'] = step - 1
+      yield rec
+    if npairs == 0 and 0 in written:
+      frames_total += 1
+      yield beam.pvalue.TaggedOutput('frames', {'clip': unit.clip, 'frames_written': 1})
+    records.counter('model_calls').inc(calls)
+    records.counter('frames_written').inc(frames_total)
+    records.distribution('read_ms').update(int(read_seconds * 1000))
+    records.distribution('model_ms').update(int(model_seconds * 1000))
+    records.distribution('write_ms').update(int(write_seconds * 1000))
+    self._finish(unit, len(todo), frames_total)
+
+  def _finish(self, unit, pairs_done, frames):
+    """Counts the unit and, on local runners, leaves a progress note for the launcher."""
+    records.counter('units').inc()
+    records.counter('model_calls').inc(0)
+    if self._progress_dir:
+      note = {'pairs': unit.num_pairs, 'processed': pairs_done, 'frames': frames}
+      path = os.path.join(self._progress_dir, f'unit-{uuid.uuid4().hex}.json')
+      with open(path + '.tmp', 'w') as f:
+        json.dump(note, f)
+      os.replace(path + '.tmp', path)
+
+
+def _runs(pairs):
+  """[(first, last)] of maximal runs of consecutive pair numbers in sorted `pairs`."""
+  out = []
+  for i in pairs:
+    if out and out[-1][1] == i - 1:
+      out[-1][1] = i
+    else:
+      out.append([i, i])
+  return [tuple(r) for r in out]

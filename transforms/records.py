@@ -1,0 +1,114 @@
+"""What a run reports: per-pair and per-error JSON records, Beam metrics, and the summary.
+
+Records go to `<output>/_runs/<run_id>/pairs-*.jsonl` and `errors-*.jsonl`; `summary.json` is
+folded from both. Beam metrics all live in the namespace `METRICS_NAMESPACE`, so the Dataflow UI
+and `PipelineResult.metrics()` show them together.
+"""
+
+import datetime
+import json
+import time
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms import files
+
+METRICS_NAMESPACE = 'film_pipeline'
+_MAX_FAILURES_LISTED = 50
+
+
+def counter(name):
+  return Metrics.counter(METRICS_NAMESPACE, name)
+
+
+def distribution(name):
+  return Metrics.distribution(METRICS_NAMESPACE, name)
+
+
+def run_dir(output, run_id):
+  return files.join(output, files.RUNS_DIR, run_id)
+
+
+def error_record(run_id, uris, stage, error, message):
+  counter('errors').inc()
+  return {'run_id': run_id, 'uris': list(uris), 'stage': stage,
+          'error_type': type(error).__name__, 'message': message}
+
+
+def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds, error=None):
+  """One pair's outcome; status is 'ok', 'skipped' or 'failed'."""
+  counter('pairs_' + status).inc()
+  return {'run_id': run_id, 'clip': clip, 'pair': pair, 'inputs': list(uris),
+          'size': list(size) if size else None, 'frames_written': frames_written,
+          'status': status, 'seconds': {k: round(v, 6) for k, v in seconds.items()},
+          'error': error}
+
+
+class SummarizeFn(beam.CombineFn):
+  """Folds ('pair' | 'error' | 'frames', record) into the counts of summary.json."""
+
+  def create_accumulator(self):
+    return {'ok': 0, 'skipped': 0, 'failed': 0, 'errors': 0, 'frames_written': 0,
+            'model_calls': 0, 'failures': []}
+
+  def add_input(self, acc, element):
+    kind, rec = element
+    if kind == 'pair':
+      acc[rec['status']] += 1
+      acc['frames_written'] += rec['frames_written']
+      acc['model_calls'] += rec.get('model_calls', 0)
+    elif kind == 'frames':
+      acc['frames_written'] += rec['frames_written']
+    else:
+      acc['errors'] += 1
+      if len(acc['failures']) < _MAX_FAILURES_LISTED:
+        acc['failures'].append(rec['message'])
+    return acc
+
+  def merge_accumulators(self, accumulators):
+    out = self.create_accumulator()
+    for acc in accumulators:
+      for k, v in acc.items():
+        out[k] = (out[k] + v)[:_MAX_FAILURES_LISTED] if k == 'failures' else out[k] + v
+    return out
+
+  def extract_output(self, acc):
+    return acc
+
+
+class WriteSummary(beam.DoFn):
+  """Writes summary.json (last thing a run writes under _runs/<run_id>/)."""
+
+  def __init__(self, output, run_id, started, details):
+    self._path = files.join(run_dir(output, run_id), 'summary.json')
+    self._tmp = files.join(output, files.TMP_DIR, run_id)
+    self._run_id = run_id
+    self._started = started
+    self._details = details
+
+  def process(self, acc, pair_files=(), error_files=()):
+    wall = max(time.time() - self._started, 1e-9)
+    total = acc['ok'] + acc['skipped'] + acc['failed']
+    summary = {
+        'run_id': self._run_id,
+        'status': 'failed' if acc['failed'] or acc['errors'] else 'ok',
+        'pairs': {'total': total, 'ok': acc['ok'], 'skipped': acc['skipped'],
+                  'failed': acc['failed']},
+        'errors': acc['errors'],
+        'frames_written': acc['frames_written'],
+        'model_calls': acc['model_calls'],
+        'wall_seconds': round(wall, 3),
+        'frames_per_second': round(acc['frames_written'] / wall, 3),
+        'started_at': _iso(self._started),
+        'finished_at': _iso(time.time()),
+        'failures': acc['failures'],
+        'record_files': sorted(list(pair_files) + list(error_files)),
+        **self._details,
+    }
+    files.write_atomic(self._path, json.dumps(summary, indent=2).encode(), self._tmp)
+    yield summary
+
+
+def _iso(t):
+  return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec='seconds')
