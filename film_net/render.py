@@ -56,6 +56,7 @@ class Layer:
   log_scale_velocity: float = 0.0
   mask: Optional[tuple] = None
   gain: Tuple[float, float, float] = (1.0, 1.0, 1.0)
+  tint: Optional[Tuple[np.ndarray, np.ndarray]] = None
 
   def transform(self, t: float) -> np.ndarray:
     """Layer coordinates to scene coordinates at time t."""
@@ -139,26 +140,33 @@ def render(scene: Scene, t: float) -> np.ndarray:
   """The scene at time t as an (H, W, 3) float32 image in [0, 1]."""
   h, w = scene.height, scene.width
   image = np.zeros((h, w, 3), np.float32)
+  camera = scene.camera(t)
   for layer in scene.layers:
-    to_frame = layer_to_frame(scene, layer, t)
+    to_frame = camera @ layer.transform(t)
     y0, y1, x0, x1 = _footprint(to_frame, layer.radius(), h, w)
     if y0 >= y1 or x0 >= x1:
       continue
-    inverse = _invert(to_frame)
-    px = np.arange(x0, x1, dtype=np.float64)[None, :]
-    py = np.arange(y0, y1, dtype=np.float64)[:, None]
+    inverse = _invert(to_frame).astype(np.float32)
+    px = np.arange(x0, x1, dtype=np.float32)[None, :]
+    py = np.arange(y0, y1, dtype=np.float32)[:, None]
     ux = inverse[0, 0] * px + inverse[0, 1] * py + inverse[0, 2]
     uy = inverse[1, 0] * px + inverse[1, 1] * py + inverse[1, 2]
-    colour = _bilinear(layer.texture, ux + layer.texture_offset[0],
-                       uy + layer.texture_offset[1])
-    colour *= np.asarray(layer.gain, np.float32)
+    colour = _bilinear(layer.texture, ux + np.float32(layer.texture_offset[0]),
+                       uy + np.float32(layer.texture_offset[1]))
+    if layer.tint is not None:
+      dark, light = layer.tint
+      colour = dark + (light - dark) * colour[..., :1]
+    if layer.gain != (1.0, 1.0, 1.0):
+      colour *= np.asarray(layer.gain, np.float32)
     region = image[y0:y1, x0:x1]
     if layer.mask is None:
       region[...] = colour
     else:
       alpha = _mask_alpha(layer.mask, ux, uy)[..., None]
-      region += alpha * (colour - region)
-  image *= np.float32(np.exp(scene.brightness * (t - 0.5)))
+      region *= 1 - alpha  # this form is exact where alpha is 0 or 1
+      region += alpha * colour
+  if scene.brightness:
+    image *= np.float32(np.exp(scene.brightness * (t - 0.5)))
   return np.clip(image, 0.0, 1.0, out=image)
 
 
@@ -166,7 +174,7 @@ def _footprint(to_frame: np.ndarray, radius: float, h: int, w: int):
   """Frame rows/columns a layer of this radius can touch: (y0, y1, x0, x1), end exclusive."""
   if not np.isfinite(radius):
     return 0, h, 0, w
-  scale = np.sqrt(abs(np.linalg.det(to_frame[:2, :2])))
+  scale = np.sqrt(abs(to_frame[0, 0] * to_frame[1, 1] - to_frame[0, 1] * to_frame[1, 0]))
   cx, cy = to_frame[0, 2], to_frame[1, 2]
   r = radius * scale + 1.0
   return (max(0, int(np.floor(cy - r))), min(h, int(np.ceil(cy + r)) + 1),
@@ -174,39 +182,62 @@ def _footprint(to_frame: np.ndarray, radius: float, h: int, w: int):
 
 
 def _bilinear(texture: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-  """Samples (h, w, 3) `texture` at float coordinates, mirroring outside it."""
-  th, tw = texture.shape[:2]
+  """Samples (h, w, c) `texture` at float coordinates, mirroring outside it."""
+  th, tw, channels = texture.shape
+  if x.min() < 0 or x.max() > tw - 1:
+    x = _mirror(x, tw)
+  if y.min() < 0 or y.max() > th - 1:
+    y = _mirror(y, th)
   fx, fy = np.floor(x), np.floor(y)
-  wx = (x - fx).astype(np.float32)[..., None]
-  wy = (y - fy).astype(np.float32)[..., None]
-  ix, iy = fx.astype(np.int64), fy.astype(np.int64)
-  ix0, ix1 = _mirror(ix, tw), _mirror(ix + 1, tw)
-  iy0, iy1 = _mirror(iy, th) * tw, _mirror(iy + 1, th) * tw
-  flat = texture.reshape(-1, 3)
-  top = flat[iy0 + ix0] * (1 - wx) + flat[iy0 + ix1] * wx
-  bottom = flat[iy1 + ix0] * (1 - wx) + flat[iy1 + ix1] * wx
-  return top * (1 - wy) + bottom * wy
+  wx, wy = (x - fx)[..., None], (y - fy)[..., None]
+  ix, iy = fx.astype(np.intp), fy.astype(np.intp)
+  ix1 = np.minimum(ix + 1, tw - 1)
+  iy1 = np.minimum(iy + 1, th - 1) * tw
+  iy *= tw
+  flat = texture.reshape(-1, channels)
+  top, top_right = flat.take(iy + ix, axis=0), flat.take(iy + ix1, axis=0)
+  bottom, bottom_right = flat.take(iy1 + ix, axis=0), flat.take(iy1 + ix1, axis=0)
+  top += (top_right - top) * wx
+  bottom += (bottom_right - bottom) * wx
+  top += (bottom - top) * wy
+  return top
 
 
-def _mirror(i: np.ndarray, n: int) -> np.ndarray:
-  period = 2 * n - 2 if n > 1 else 1
-  i = np.mod(i, period)
-  return np.where(i >= n, period - i, i)
+def _mirror(x: np.ndarray, n: int) -> np.ndarray:
+  """Reflects coordinates into [0, n - 1] (a triangle wave; integers stay integers)."""
+  if n == 1:
+    return np.zeros_like(x)
+  return (n - 1) - np.abs(np.mod(x, 2 * (n - 1)) - (n - 1))
 
 
 def _mask_alpha(mask: tuple, ux: np.ndarray, uy: np.ndarray) -> np.ndarray:
-  """Soft alpha in [0, 1] of a modulated superellipse, at layer coordinates."""
+  """Soft alpha in [0, 1] of a modulated superellipse, at layer coordinates.
+
+  Written without arctan2 and fractional powers, which cost more than the rest of a frame: the
+  power is 2, 4 or 8 (repeated squaring, then square roots) and cos(k angle) comes from the
+  angle-addition recurrence on (x, y) / r.
+  """
   a, b, power, harmonics, softness = mask
-  rx, ry = np.abs(ux) / a, np.abs(uy) / b
-  rho = (rx ** power + ry ** power) ** (1.0 / power)
+  rx2, ry2 = (ux / a) ** 2, (uy / b) ** 2
+  sum_pow, roots = rx2 + ry2, 1
+  while 2 ** roots < power:
+    rx2, ry2, roots = rx2 * rx2, ry2 * ry2, roots + 1
+    sum_pow = rx2 + ry2
+  rho = sum_pow
+  for _ in range(roots):
+    rho = np.sqrt(rho)
   if len(harmonics):
-    theta = np.arctan2(uy, ux)
-    modulation = 1.0
-    for k, amp, phase in harmonics:
-      modulation = modulation + amp * np.cos(k * theta + phase)
+    r = np.maximum(np.sqrt(ux * ux + uy * uy), 1e-6)
+    c1, s1 = ux / r, uy / r
+    ck, sk, k = c1, s1, 1
+    modulation = np.ones_like(rho)
+    for order, amp, phase in sorted(harmonics.tolist()):
+      while k < order:
+        ck, sk, k = ck * c1 - sk * s1, sk * c1 + ck * s1, k + 1
+      modulation += amp * (ck * np.cos(phase) - sk * np.sin(phase))
     rho = rho / modulation
-  edge = (1.0 - rho) * min(a, b) / softness + 0.5
-  return np.clip(edge, 0.0, 1.0).astype(np.float32)
+  edge = (1.0 - rho) * (min(a, b) / softness) + 0.5
+  return np.clip(edge, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,7 +245,9 @@ def _mask_alpha(mask: tuple, ux: np.ndarray, uy: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def natural_images() -> Tuple[Tuple[np.ndarray, bool], ...]:
-  """(float32 RGB image, is_gray) for scikit-image's photographs, each also at half size.
+  """(float32 image, is_gray) for scikit-image's photographs, each also at half size.
+
+  Gray photographs keep one channel: they are sampled once and coloured by `Layer.tint`.
 
   Empty (procedural textures only) where scikit-image is not installed.
   """
@@ -231,56 +264,74 @@ def natural_images() -> Tuple[Tuple[np.ndarray, bool], ...]:
       continue
     with Image.open(path) as pil:
       gray = pil.mode in ('L', 'LA', 'I', 'I;16')
-      rgb = pil.convert('RGB')
-      half = rgb.resize((rgb.size[0] // 2, rgb.size[1] // 2), Image.Resampling.BOX)
-      for version in (rgb, half):
-        images.append((np.asarray(version, np.float32) / 255.0, gray))
+      full = pil.convert('RGB')
+      half = full.resize((full.size[0] // 2, full.size[1] // 2), Image.Resampling.BOX)
+      for version in (full, half):
+        array = np.asarray(version, np.float32) / 255.0
+        images.append((array[..., :1] if gray else array, gray))
   return tuple(images)
 
 
-def _random_texture(rng: np.random.Generator, size: int) -> np.ndarray:
-  """A natural image (60%, gray ones mostly tinted) or a procedural texture, size x size."""
+def _random_texture(rng: np.random.Generator):
+  """(texture, tint): a natural image (60%) or a procedural pattern; see `Layer.tint`.
+
+  Procedural patterns and gray photographs are gray and get a random two-colour tint (gray
+  photographs 70% of the time), so a small fixed bank gives endless colourings.
+  """
   bank = natural_images()
   if bank and rng.random() < 0.6:
     image, gray = bank[rng.integers(len(bank))]
-    return _tint(rng, image) if gray and rng.random() < 0.7 else image
-  y, x = np.mgrid[0:size, 0:size].astype(np.float32)
-  colours = rng.random((2, 3)).astype(np.float32)
-  kind = rng.random()
-  if kind < 0.4:
-    value = _noise(rng, size)
-  elif kind < 0.65:
-    period = rng.uniform(4.0, size / 3.0)
-    direction = rng.uniform(0, np.pi)
-    phase = (x * np.cos(direction) + y * np.sin(direction)) * (2 * np.pi / period)
-    value = 0.5 + 0.5 * np.tanh(rng.uniform(0.5, 4.0) * np.sin(phase))
-  elif kind < 0.85:
-    period = rng.uniform(6.0, size / 3.0)
-    wave = np.sin(x * np.pi / period) * np.sin(y * np.pi / period)
-    value = 0.5 + 0.5 * np.tanh(rng.uniform(1.0, 6.0) * wave)
+    if not gray:
+      return image, None
+    if rng.random() < 0.3:
+      return image, (np.zeros(3, np.float32), np.ones(3, np.float32))
   else:
-    direction = rng.uniform(0, 2 * np.pi)
-    value = (x * np.cos(direction) + y * np.sin(direction)) / (size * np.sqrt(2)) + 0.5
-  texture = colours[0] + (colours[1] - colours[0]) * value[..., None]
-  texture *= 0.7 + 0.6 * _noise(rng, size, octaves=2)[..., None]  # shading variation
-  return np.clip(texture, 0.0, 1.0).astype(np.float32)
+    patterns = procedural_patterns()
+    image = patterns[rng.integers(len(patterns))]
+  dark = rng.random(3).astype(np.float32) * 0.6
+  light = dark + (1 - dark) * rng.uniform(0.3, 1.0, 3).astype(np.float32)
+  return image, (light, dark) if rng.random() < 0.5 else (dark, light)
 
 
-def _tint(rng: np.random.Generator, gray: np.ndarray) -> np.ndarray:
-  dark, light = rng.random(3).astype(np.float32) * 0.5, 0.5 + rng.random(3).astype(np.float32) * 0.5
-  return dark + (light - dark) * gray[..., :1]
+@functools.lru_cache(maxsize=None)
+def procedural_patterns(count: int = 32, size: int = 256) -> Tuple[np.ndarray, ...]:
+  """A fixed bank of one-channel gray patterns (noise octaves, stripes, checkers, gradients), made once."""
+  rng = np.random.default_rng(20240401)
+  y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+  patterns = []
+  for i in range(count):
+    kind = i % 4
+    if kind == 0:
+      value = _noise(rng, size)
+    elif kind == 1:
+      period = rng.uniform(4.0, size / 4.0)
+      direction = rng.uniform(0, np.pi)
+      phase = (x * np.cos(direction) + y * np.sin(direction)) * (2 * np.pi / period)
+      value = 0.5 + 0.5 * np.tanh(rng.uniform(0.5, 4.0) * np.sin(phase))
+    elif kind == 2:
+      period = rng.uniform(6.0, size / 4.0)
+      wave = np.sin(x * np.pi / period) * np.sin(y * np.pi / period)
+      value = 0.5 + 0.5 * np.tanh(rng.uniform(1.0, 6.0) * wave)
+    else:
+      direction = rng.uniform(0, 2 * np.pi)
+      value = (x * np.cos(direction) + y * np.sin(direction)) / (size * np.sqrt(2)) + 0.5
+    value = value * (0.7 + 0.3 * _noise(rng, size, octaves=2))  # shading variation
+    patterns.append(np.clip(value, 0, 1)[..., None].astype(np.float32))
+  return tuple(patterns)
 
 
 def _noise(rng: np.random.Generator, size: int, octaves: int = 4) -> np.ndarray:
-  """Value noise in [0, 1]: random grids upsampled bilinearly (as matrix products) and summed."""
+  """Value noise in [0, 1]: random grids upsampled bilinearly and summed over octaves."""
   total = np.zeros((size, size), np.float32)
   weight = 0.0
   cells = rng.uniform(3, 6)
   for octave in range(octaves):
     n = int(cells * 2 ** octave) + 2
-    up = _upsample_matrix(n, size)
+    lo, frac = _upsample_taps(n, size)
+    grid = rng.random((n, n)).astype(np.float32)
+    rows = grid[lo] * (1 - frac[:, None]) + grid[lo + 1] * frac[:, None]
     amp = 0.5 ** octave
-    total += amp * (up @ rng.random((n, n)).astype(np.float32) @ up.T)
+    total += amp * (rows[:, lo] * (1 - frac) + rows[:, lo + 1] * frac)
     weight += amp
   total /= weight
   lo, hi = total.min(), total.max()
@@ -288,14 +339,11 @@ def _noise(rng: np.random.Generator, size: int, octaves: int = 4) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _upsample_matrix(n: int, size: int) -> np.ndarray:
+def _upsample_taps(n: int, size: int):
+  """Left grid index and weight of each of `size` samples spread over n grid points."""
   pos = np.linspace(0, n - 1, size)
   lo = np.minimum(np.floor(pos).astype(int), n - 2)
-  frac = (pos - lo).astype(np.float32)
-  m = np.zeros((size, n), np.float32)
-  m[np.arange(size), lo] = 1 - frac
-  m[np.arange(size), lo + 1] = frac
-  return m
+  return lo, (pos - lo).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,12 +359,11 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
   """
   max_motion_px = width / 8.0 if max_motion_px is None else max_motion_px
   target = float(np.exp(rng.uniform(np.log(min_motion), np.log(max(max_motion_px, min_motion)))))
-  size = int(max(height, width) * 1.5)
   diag = float(np.hypot(height, width))
 
   def moving_layer(mask, center, log_scale):
-    return Layer(texture=_random_texture(rng, size),
-                 texture_offset=(0.0, 0.0), center=center, mask=mask,
+    texture, tint = _random_texture(rng)
+    return Layer(texture=texture, tint=tint, texture_offset=(0.0, 0.0), center=center, mask=mask,
                  angle=rng.uniform(-np.pi, np.pi) if mask is not None else rng.normal(0, 0.1),
                  log_scale=log_scale,
                  velocity=tuple(rng.normal(0, 1.0, 2)),
@@ -334,7 +381,7 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
     harmonics = np.array([(k, rng.uniform(0, 0.3) / k, rng.uniform(0, 2 * np.pi))
                           for k in rng.choice(np.arange(2, 7), rng.integers(0, 3), False)],
                          float).reshape(-1, 3)
-    mask = (a, a * rng.uniform(0.4, 1.0), rng.uniform(1.5, 6.0), harmonics,
+    mask = (a, a * rng.uniform(0.4, 1.0), int(rng.choice([2, 4, 8])), harmonics,
             rng.uniform(0.7, 2.5))
     center = (rng.uniform(-0.1, 1.1) * width, rng.uniform(-0.1, 1.1) * height)
     layers.append(moving_layer(mask, center, log_scale))

@@ -1,0 +1,158 @@
+"""Tests for film_net.render: exact middle frames, ranges, determinism, motion bounds, speed."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from film_net import render
+
+
+def _texture(seed=0, h=90, w=110):
+  return np.random.default_rng(seed).random((h, w, 3)).astype(np.float32)
+
+
+def _shifted(image, dx, dy):
+  """image content moved by (dx, dy) pixels; the uncovered border is dropped by the callers."""
+  return np.roll(image, (dy, dx), axis=(0, 1))
+
+
+@pytest.mark.parametrize('velocity, pan', [((6.0, -4.0), (0.0, 0.0)),
+                                           ((0.0, 0.0), (-8.0, 2.0)),
+                                           ((4.0, 2.0), (2.0, -6.0))])
+def test_middle_frame_of_an_even_translation_is_the_shifted_first_frame(velocity, pan):
+  layer = render.Layer(_texture(), texture_offset=(3.0, 5.0), center=(20.0, 16.0),
+                       velocity=velocity)
+  scene = render.Scene(40, 48, [layer], pan=pan)
+  x0, mid, x1 = (render.render(scene, t) for t in (0.0, 0.5, 1.0))
+  dx, dy = int(velocity[0] + pan[0]), int(velocity[1] + pan[1])
+  assert render.max_motion(scene) == pytest.approx(np.hypot(dx, dy))
+  m = 10  # ignore the border where content enters or leaves
+  inner = (slice(m, -m), slice(m, -m))
+  np.testing.assert_array_equal(mid[inner], _shifted(x0, dx // 2, dy // 2)[inner])
+  np.testing.assert_array_equal(x1[inner], _shifted(x0, dx, dy)[inner])
+  assert not np.array_equal(mid[inner], x0[inner])
+
+
+def test_occluding_layer_moving_evenly_shifts_exactly_over_a_still_background():
+  background = render.Layer(_texture(1), texture_offset=(0.0, 0.0), center=(24.0, 20.0))
+  disc = render.Layer(_texture(2), texture_offset=(40.0, 40.0), center=(20.0, 20.0),
+                      velocity=(8.0, 0.0), mask=(9.0, 7.0, 2, np.zeros((0, 3)), 1.0))
+  scene = render.Scene(40, 48, [background, disc])
+  x0, mid = render.render(scene, 0.0), render.render(scene, 0.5)
+  still = render.render(render.Scene(40, 48, [background]), 0.0)
+  # Far from the disc both frames show the background; inside it, mid is x0 shifted by 4 px.
+  np.testing.assert_array_equal(mid[:, 40:], still[:, 40:])
+  inside = (slice(15, 26), slice(15, 26))  # the disc, 9 x 7 px half-axes, centred at (20, 20)
+  np.testing.assert_array_equal(mid[inside], _shifted(x0, 4, 0)[inside])
+
+
+def test_render_triplet_middle_is_the_scene_at_half_time():
+  x0, mid, x1 = render.render_triplet(np.random.default_rng(5), 64, 80)
+  scene = render.random_scene(np.random.default_rng(5), 64, 80)
+  np.testing.assert_array_equal(mid, render.render(scene, 0.5))
+  np.testing.assert_array_equal(x0, render.render(scene, 0.0))
+  np.testing.assert_array_equal(x1, render.render(scene, 1.0))
+
+
+def test_outputs_are_float32_in_range_and_deterministic_by_seed():
+  first = render.render_triplet(np.random.default_rng(3), 48, 64)
+  again = render.render_triplet(np.random.default_rng(3), 48, 64)
+  other = render.render_triplet(np.random.default_rng(4), 48, 64)
+  for frame, same in zip(first, again):
+    assert frame.shape == (48, 64, 3) and frame.dtype == np.float32
+    assert frame.min() >= 0.0 and frame.max() <= 1.0
+    np.testing.assert_array_equal(frame, same)
+  assert not np.array_equal(first[1], other[1])
+
+
+def test_natural_images_ship_with_scikit_image():
+  pytest.importorskip('skimage')
+  images = render.natural_images()
+  assert len(images) >= 10
+  assert all(image.min() >= 0 and image.max() <= 1 for image, _ in images)
+  assert not any('motorcycle' in name for name in render.NATURAL_IMAGES)  # Middlebury stereo
+
+
+def test_motion_stays_within_bounds_and_spans_the_range():
+  h, w = 64, 128
+  motions = []
+  for seed in range(40):
+    scene = render.random_scene(np.random.default_rng(seed), h, w)
+    motion = render.max_motion(scene)
+    assert 2.0 * 0.98 <= motion <= w / 8 * 1.001
+    motions.append(motion)
+    # Independent check of the corner argument: track points of every layer directly.
+    points = np.random.default_rng(seed).uniform(-80, 80, (2, 400))
+    homogeneous = np.vstack([points, np.ones(400)])
+    for layer in scene.layers:
+      p0 = (render.layer_to_frame(scene, layer, 0.0) @ homogeneous)[:2]
+      p1 = (render.layer_to_frame(scene, layer, 1.0) @ homogeneous)[:2]
+      visible = (p0[0] >= 0) & (p0[0] <= w - 1) & (p0[1] >= 0) & (p0[1] <= h - 1)
+      assert np.all(np.hypot(*(p1 - p0))[visible] <= motion + 1e-6)
+  assert min(motions) < 5.0 and max(motions) > w / 8 * 0.6
+
+
+def test_render_is_fast():
+  rng = np.random.default_rng(0)
+  render.render_triplet(rng, 128, 128)  # loads the texture banks
+  start = time.perf_counter()
+  for _ in range(20):
+    render.render_triplet(rng, 128, 128)
+  per_triplet = (time.perf_counter() - start) / 20
+  # About 5-10 ms on an idle core; the bound leaves room for a busy CI machine.
+  assert per_triplet < 0.05, f'{per_triplet * 1e3:.1f} ms per 128x128 triplet'
+
+
+def test_augment_keeps_the_middle_and_shapes():
+  rng = np.random.default_rng(0)
+  x0, y, x1 = (np.full((6, 10, 3), v, np.float32) for v in (0.0, 0.5, 1.0))
+  x0[0, 0] = 0.25
+  seen_reversed = False
+  for _ in range(20):
+    a, b, c = render.augment(rng, x0, y, x1)
+    assert a.shape == b.shape == c.shape == (6, 10, 3)
+    np.testing.assert_array_equal(b, y)
+    seen_reversed |= a.max() == 1.0
+  assert seen_reversed
+
+
+def test_triplet_dataset_batches_like_film_training():
+  batch = next(iter(render.triplet_dataset(2, 32, 48, seed=7)))
+  again = next(iter(render.triplet_dataset(2, 32, 48, seed=7)))
+  assert set(batch) == {'x0', 'x1', 'y', 'time'}
+  for key in ('x0', 'x1', 'y'):
+    assert batch[key].shape == (2, 32, 48, 3)
+    np.testing.assert_array_equal(batch[key].numpy(), again[key].numpy())
+  np.testing.assert_array_equal(batch['time'].numpy(), [[0.5], [0.5]])
+
+
+def _write_clip(folder, values, size=(40, 30)):
+  os.makedirs(folder, exist_ok=True)
+  for i, value in enumerate(values):
+    frame = np.full((size[1], size[0], 3), value, np.uint8)
+    Image.fromarray(frame).save(os.path.join(folder, f'frame_{i + 1}.png'))
+
+
+def test_clips_triplets_lists_each_clip_in_natural_order(tmp_path):
+  _write_clip(str(tmp_path / 'a'), [i * 20 for i in range(11)])
+  _write_clip(str(tmp_path / 'b'), [0, 100, 200])
+  _write_clip(str(tmp_path / 'c'), [0, 100])  # too short for a triplet
+  triplets = render.clips_triplets(str(tmp_path))
+  assert [(os.path.basename(t.clip), t.index) for t in triplets] == (
+      [('a', i) for i in range(9)] + [('b', 0)])
+  last = triplets[8]
+  assert [os.path.basename(p) for p in (last.frame0, last.truth, last.frame1)] == [
+      'frame_9.png', 'frame_10.png', 'frame_11.png']
+  assert len(render.clips_triplets(str(tmp_path), stride=4)) == 3 + 1
+
+
+def test_clips_dataset_crops_the_three_frames_together(tmp_path):
+  _write_clip(str(tmp_path / 'a'), [0, 60, 120, 180, 240], size=(40, 30))
+  batch = next(iter(render.clips_dataset(str(tmp_path), 4, 16, 16, seed=1)))
+  x0, y, x1 = (batch[k].numpy() for k in ('x0', 'y', 'x1'))
+  assert x0.shape == (4, 16, 16, 3)
+  np.testing.assert_allclose(y, (x0 + x1) / 2, atol=1e-6)  # the frames brighten linearly
+  assert np.all(np.abs(x1 - x0) == pytest.approx(120 / 255))
