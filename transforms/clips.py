@@ -67,20 +67,23 @@ def sanitise_clip_name(relative):
   """Maps a clip's relative path to a safe output sub-path that cannot leave --output.
 
   Characters outside [A-Za-z0-9._-] become '_', leading dots go, '.'/'..'/empty parts and the
-  pipeline's reserved top-level names are not allowed; when anything had to change, a short hash
-  of the original is appended so that distinct clips keep distinct folders.
+  pipeline's reserved top-level names (leading '_') are not allowed; when anything had to
+  change, a short hash of the original is appended so that distinct clips keep distinct folders.
   """
-  raw_parts = [p for p in re.split(r'[/\\]+', relative) if p not in ('', '.')]
-  parts = []
-  for part in raw_parts:
+  parts, changed = [], False
+  for part in re.split(r'[/\\]+', relative):
+    if part in ('', '.'):
+      continue
     clean = re.sub(r'[^A-Za-z0-9._-]', '_', part).lstrip('.')
-    if clean in ('', '..') or clean != part:
-      clean = (clean.strip('.') or 'clip') + '-' + hashlib.sha1(part.encode()).hexdigest()[:8]
-    parts.append(clean)
+    changed = changed or clean != part
+    if clean:
+      parts.append(clean)
   if not parts:
-    parts = ['clip']
+    parts, changed = ['clip'], True
   if parts[0] in files.RESERVED or parts[0].startswith('_'):
-    parts[0] = parts[0].lstrip('_') + '-' + hashlib.sha1(parts[0].encode()).hexdigest()[:8]
+    parts[0], changed = 'clip' + parts[0], True
+  if changed:
+    parts[-1] += '-' + hashlib.sha1(relative.encode()).hexdigest()[:8]
   return '/'.join(parts)
 
 

@@ -1,0 +1,155 @@
+"""Bad input never stops the run: each problem becomes an error record naming the file and the
+reason, the other pairs complete, every readable original is still written, and the exit status
+is non-zero. A missing or broken model fails before any work."""
+
+import glob
+import io
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from conftest import make_clip, read_png, run_job
+
+
+def _errors(output, run_id):
+  rows = []
+  for path in glob.glob(os.path.join(output, '_runs', run_id, 'errors-*.jsonl')):
+    rows += [json.loads(line) for line in open(path) if line.strip()]
+  return rows
+
+
+def _pairs(output, run_id):
+  rows = []
+  for path in glob.glob(os.path.join(output, '_runs', run_id, 'pairs-*.jsonl')):
+    rows += [json.loads(line) for line in open(path) if line.strip()]
+  return rows
+
+
+def _one_error(errors, needle):
+  found = [e for e in errors if needle in json.dumps(e)]
+  assert found, f'no error record mentions {needle}: {errors}'
+  return found[0]
+
+
+def test_every_bad_input_is_reported_and_the_rest_completes(tmp_path, tiny_model, capsys):
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  good = make_clip(archive / 'good', 3, seed=1)
+  corrupt = make_clip(archive / 'corrupt', 3, seed=2)
+  data = (archive / 'corrupt' / 'frame001.png').read_bytes()
+  (archive / 'corrupt' / 'frame001.png').write_bytes(data[:len(data) // 2])
+  make_clip(archive / 'garbage', 3, seed=3)
+  (archive / 'garbage' / 'frame002.png').write_text('this is not a picture')
+  make_clip(archive / 'stray', 2, seed=4)
+  (archive / 'stray' / 'notes.txt').write_text('shot on 16mm')
+  make_clip(archive / 'mismatch', 1, seed=5)
+  Image.fromarray(np.zeros((40, 72, 3), np.uint8)).save(archive / 'mismatch' / 'frame001.png')
+  single = make_clip(archive / 'single', 1, seed=6)
+  (archive / 'empty').mkdir()
+  make_clip(archive / 'bomb', 2, seed=7)
+  Image.new('RGB', (400, 300)).save(archive / 'bomb' / 'frame002.png')
+
+  status, run_id = run_job(str(archive), output, model_path, '--max_pixels=100000')
+  assert status == 1
+  err = capsys.readouterr().err
+  assert 'FAILED' in err
+  errors = _errors(output, run_id)
+  assert 'truncated' in _one_error(errors, 'corrupt/frame001.png')['message']
+  assert _one_error(errors, 'garbage/frame002.png')['stage'] == 'decode'
+  assert 'not an image' in _one_error(errors, 'notes.txt')['message']
+  assert 'differ in size' in _one_error(errors, 'mismatch/frame001.png')['message']
+  assert 'only one frame' in _one_error(errors, 'single/frame000.png')['message']
+  assert 'empty clip folder' in _one_error(errors, 'empty')['message']
+  assert 'over the limit' in _one_error(errors, 'bomb/frame002.png')['message']
+  for e in errors:
+    assert e['uris'] and e['message'] and e['error_type'] and e['stage']
+
+  def names(clip):
+    return sorted(os.listdir(os.path.join(output, clip)))
+  assert names('good') == [f'frame_{i:06d}.png' for i in range(5)]
+  assert names('stray') == [f'frame_{i:06d}.png' for i in range(3)]
+  # Readable originals are written at their index even when their pairs fail.
+  assert names('corrupt') == ['frame_000000.png', 'frame_000004.png']
+  np.testing.assert_array_equal(read_png(os.path.join(output, 'corrupt/frame_000004.png')),
+                                corrupt[2])
+  assert names('garbage') == ['frame_000000.png', 'frame_000001.png', 'frame_000002.png']
+  assert names('mismatch') == ['frame_000000.png', 'frame_000002.png']
+  assert names('bomb') == ['frame_000000.png', 'frame_000001.png', 'frame_000002.png']
+  assert names('single') == ['frame_000000.png']
+  np.testing.assert_array_equal(read_png(os.path.join(output, 'single/frame_000000.png')),
+                                single[0])
+  np.testing.assert_array_equal(read_png(os.path.join(output, 'good/frame_000004.png')), good[2])
+
+  pairs = _pairs(output, run_id)
+  failed = {(p['clip'], p['pair']) for p in pairs if p['status'] == 'failed'}
+  assert failed == {('corrupt', 0), ('corrupt', 1), ('garbage', 1), ('mismatch', 0),
+                    ('bomb', 1)}
+  summary = json.load(open(os.path.join(output, '_runs', run_id, 'summary.json')))
+  assert summary['status'] == 'failed' and summary['pairs']['failed'] == 5
+  assert summary['errors'] == len(errors)
+  on_disk = sum(len(files) for d, _, files in os.walk(output)
+                if not os.path.relpath(d, output).startswith('_'))
+  assert summary['frames_written'] == on_disk
+
+
+def test_missing_input_and_manifest_problems(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  output = str(tmp_path / 'out')
+  status, run_id = run_job(str(tmp_path / 'nowhere'), output, model_path)
+  assert status == 1
+  assert 'does not exist' in _one_error(_errors(output, run_id), 'nowhere')['message']
+  status, run_id = run_job(str(tmp_path / 'nowhere.csv'), output, model_path)
+  assert status == 1
+  assert 'manifest does not exist' in _one_error(_errors(output, run_id), 'nowhere.csv')['message']
+
+  frames = make_clip(tmp_path / 'frames', 4, seed=8)
+  manifest = tmp_path / 'pairs.jsonl'
+  rows = [{'clip': 'shot 1', 'frame0': 'frames/frame000.png', 'frame1': 'frames/frame001.png'},
+          {'clip': 'shot 1', 'frame0': 'frames/frame001.png', 'frame1': 'frames/frame002.png'},
+          '{"clip": "shot 1", "frame0": broken',
+          {'clip': 'other', 'frame0': 'frames/frame002.png'},
+          {'clip': '../../escape', 'frame0': str(tmp_path / 'frames/frame002.png'),
+           'frame1': 'frames/frame003.png'}]
+  manifest.write_text('\n'.join(r if isinstance(r, str) else json.dumps(r) for r in rows))
+  status, run_id = run_job(str(manifest), output, model_path)
+  assert status == 1
+  errors = _errors(output, run_id)
+  assert len(errors) == 2
+  assert 'line 3' in _one_error(errors, 'not JSON')['message']
+  assert 'line 4' in _one_error(errors, 'needs non-empty')['message']
+  shot = [d for d in os.listdir(output) if d.startswith('shot_1')]
+  assert len(shot) == 1
+  assert sorted(os.listdir(os.path.join(output, shot[0]))) == [
+      f'frame_{i:06d}.png' for i in range(5)]
+  np.testing.assert_array_equal(read_png(os.path.join(output, shot[0], 'frame_000004.png')),
+                                frames[2])
+  # '../../escape' stays inside --output.
+  inside = [d for d in os.listdir(output) if 'escape' in d]
+  assert len(inside) == 1 and not os.path.exists(tmp_path / 'escape')
+  assert len(os.listdir(os.path.join(output, inside[0]))) == 3
+
+  csv_manifest = tmp_path / 'pairs.csv'
+  csv_manifest.write_text('clip,frame0,frame1\nc,frames/frame000.png,frames/frame001.png\n'
+                          'c,frames/frame001.png\n')
+  status, run_id = run_job(str(csv_manifest), output, model_path)
+  assert status == 1
+  assert 'line 3' in _one_error(_errors(output, run_id), 'malformed')['message']
+  assert len(os.listdir(os.path.join(output, 'c'))) == 3
+
+
+def test_missing_or_broken_model_fails_before_any_work(tmp_path, capsys):
+  archive, output = tmp_path / 'archive', tmp_path / 'out'
+  make_clip(archive / 'clip', 2)
+  status, _ = run_job(str(archive), str(output), str(tmp_path / 'no_model.npz'))
+  assert status == 2
+  assert 'cannot load the film_net model from' in capsys.readouterr().err
+  broken = tmp_path / 'broken.npz'
+  buf = io.BytesIO()
+  np.savez(buf, nonsense=np.zeros(3))
+  broken.write_bytes(buf.getvalue())
+  status, _ = run_job(str(archive), str(output), str(broken))
+  assert status == 2
+  assert 'broken.npz' in capsys.readouterr().err
+  assert not output.exists()
