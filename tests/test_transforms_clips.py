@@ -1,0 +1,65 @@
+"""Clip discovery and unit planning without a model: natural order, any-case extensions, globs,
+units that share boundary frames, safe clip names."""
+
+import apache_beam as beam
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline.run import LocalRunner
+from transforms import clips
+
+
+def _discover(input_spec):
+  dofn = clips.DiscoverClips('run')
+  found, errors = [], []
+  for item in dofn.process(input_spec):
+    (errors.append(item.value) if isinstance(item, beam.pvalue.TaggedOutput) else
+     found.append(item))
+  return found, errors
+
+
+def test_natural_order_any_case_extensions_nested_clips(tmp_path):
+  clip = tmp_path / 'in' / 'reel 1' / 'shot'
+  clip.mkdir(parents=True)
+  for name in ('f10.PNG', 'f2.jpg', 'f1.TIFF', 'F3.Jpeg', 'f4.tif', '.DS_Store'):
+    (clip / name).write_bytes(b'x')
+  found, errors = _discover(str(tmp_path / 'in'))
+  assert errors == []
+  (only,) = found
+  assert only.name.startswith('reel_1-') is False and only.name.startswith('reel_1/shot-')
+  assert [u.rsplit('/', 1)[1] for u, _ in only.frames] == [
+      'f1.TIFF', 'f2.jpg', 'F3.Jpeg', 'f4.tif', 'f10.PNG']
+  assert only.paired == (True,) * 4
+
+
+def test_glob_selects_clip_folders(tmp_path):
+  for name in ('a1', 'a2', 'b1'):
+    (tmp_path / name).mkdir()
+    for i in range(2):
+      (tmp_path / name / f'{i}.png').write_bytes(b'x')
+  found, _ = _discover(str(tmp_path / 'a*'))
+  assert sorted(c.name for c in found) == ['a1', 'a2']
+
+
+def test_units_share_boundary_frames():
+  frames = tuple((f'f{i}', '') for i in range(6))
+  units = list(clips.split_into_units(clips.Clip('c', frames, (True,) * 5), 2, 2))
+  assert [(u.frames[0][0], u.num_pairs, u.first_index, u.owns_first) for u in units] == [
+      ('f0', 2, 0, True), ('f2', 2, 8, False), ('f4', 1, 16, False)]
+  gap = clips.Clip('m', frames[:4], (True, False, True))
+  assert [(u.first_index, u.num_pairs) for u in clips.split_into_units(gap, 1, 16)] == [
+      (0, 1), (3, 1)]
+  lone = clips.Clip('s', frames[:1], ())
+  assert [(u.num_pairs, u.owns_first) for u in clips.split_into_units(lone, 1, 16)] == [
+      (0, True)]
+
+
+def test_discovery_runs_inside_a_pipeline(tmp_path):
+  for i in range(3):
+    (tmp_path / 'clip').mkdir(exist_ok=True)
+    (tmp_path / 'clip' / f'{i}.png').write_bytes(b'x')
+  with test_pipeline.TestPipeline(runner=LocalRunner()) as p:
+    found = (p | beam.Create([str(tmp_path)])
+             | beam.ParDo(clips.DiscoverClips('run')).with_outputs('errors', main='clips'))
+    names = found.clips | beam.Map(lambda c: (c.name, len(c.frames)))
+    assert_that(names, equal_to([('clip', 3)]))

@@ -1,0 +1,96 @@
+"""Frame decode/encode: every mode and bit depth survives, in-betweens follow the documented
+policy (widest format of the pair, alpha blended linearly), bad bytes say why."""
+
+import io
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from transforms import images
+
+
+def _png(array, mode=None):
+  buf = io.BytesIO()
+  Image.fromarray(array, mode=mode).save(buf, format='PNG')
+  return buf.getvalue()
+
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize('channels,dtype', [(1, np.uint8), (2, np.uint8), (3, np.uint8),
+                                            (4, np.uint8), (1, np.uint16), (3, np.uint16),
+                                            (4, np.uint16)])
+def test_png_round_trip_keeps_mode_and_depth(channels, dtype):
+  top = np.iinfo(dtype).max
+  pixels = RNG.integers(0, top + 1, (6, 7, channels)).astype(dtype)
+  frame = images.decode(images.encode_png(pixels))
+  assert frame.pixels.dtype == dtype and frame.pixels.shape == (6, 7, channels)
+  np.testing.assert_array_equal(frame.pixels, pixels)
+  assert frame.rgb().shape == (6, 7, 3) and frame.rgb().dtype == np.float32
+  assert frame.rgb().max() <= 1.0
+
+
+def test_16_bit_rgb_png_is_not_truncated():
+  pixels = np.full((4, 4, 3), 1000, np.uint16)  # 8-bit truncation would give 3 or 0.
+  frame = images.decode(tf.io.encode_png(pixels).numpy())
+  assert frame.bits == 16 and int(frame.pixels[0, 0, 0]) == 1000
+
+
+def test_jpeg_and_tiff_decode():
+  rgb = RNG.integers(0, 256, (8, 8, 3)).astype(np.uint8)
+  for fmt in ('JPEG', 'TIFF'):
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format=fmt)
+    frame = images.decode(buf.getvalue())
+    assert frame.pixels.shape == (8, 8, 3)
+    if fmt == 'TIFF':
+      np.testing.assert_array_equal(frame.pixels, rgb)
+  gray16 = Image.fromarray(np.full((5, 5), 40000, np.uint16))
+  buf = io.BytesIO()
+  gray16.save(buf, format='TIFF')
+  assert int(images.decode(buf.getvalue()).pixels[0, 0, 0]) == 40000
+
+
+def test_originals_png_bytes_kept_and_others_reencoded_losslessly():
+  rgba = RNG.integers(0, 256, (5, 5, 4)).astype(np.uint8)
+  data = _png(rgba)
+  assert images.original_png(data, images.decode(data)) == data
+  buf = io.BytesIO()
+  Image.fromarray(rgba[..., 0]).save(buf, format='TIFF')
+  frame = images.decode(buf.getvalue())
+  out = images.decode(images.original_png(buf.getvalue(), frame))
+  np.testing.assert_array_equal(out.pixels, rgba[..., :1])
+
+
+def test_inbetween_policy():
+  gray = images.Frame(np.full((2, 2, 1), 100, np.uint8))
+  rgba = images.Frame(np.dstack([np.full((2, 2, 3), 50, np.uint8), np.full((2, 2, 1), 0,
+                                                                           np.uint8)]))
+  rgb16 = images.Frame(np.full((2, 2, 3), 30000, np.uint16))
+  model_out = np.full((2, 2, 3), 0.5, np.float32)
+  out = images.inbetween_pixels(model_out, gray, gray, 0.5)
+  assert out.shape == (2, 2, 1) and out.dtype == np.uint8 and out[0, 0, 0] == 128
+  out = images.inbetween_pixels(model_out, gray, rgba, 0.25)
+  assert out.shape == (2, 2, 4)
+  assert out[0, 0, 3] == int(0.75 * 255 + 0.5)  # gray is opaque, rgba transparent.
+  out = images.inbetween_pixels(model_out * 3 - 1, rgb16, rgb16, 0.5)  # unclipped model output
+  assert out.dtype == np.uint16 and out[0, 0, 0] == 32768
+  np.testing.assert_array_equal(images.inbetween_pixels(np.full((2, 2, 3), 9.0, np.float32),
+                                                        gray, gray, 0.5), 255)
+
+
+def test_bad_bytes_say_why():
+  good = _png(np.zeros((50, 50, 3), np.uint8))
+  with pytest.raises(images.BadImage, match='truncated'):
+    images.decode(good[:len(good) // 2] if len(good) > 200 else good[:60])
+  with pytest.raises(images.BadImage, match='not a readable image'):
+    images.decode(b'hello')
+  with pytest.raises(images.BadImage, match='over the limit'):
+    images.decode(good, max_pixels=2499)
+  buf = io.BytesIO()
+  Image.new('RGB', (4, 4)).save(buf, format='BMP')
+  with pytest.raises(images.BadImage, match='unsupported image format BMP'):
+    images.decode(buf.getvalue())
