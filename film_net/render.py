@@ -20,7 +20,6 @@ folder of frames, local or gs://) and `clips_dataset` feeds them to training lik
 
 import dataclasses
 import functools
-import io
 import os
 import re
 from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
@@ -31,7 +30,7 @@ import numpy as np
 NATURAL_IMAGES = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'ihc.png',
                   'camera.png', 'brick.png', 'grass.png', 'gravel.png', 'coins.png', 'moon.png',
                   'page.png', 'color.png', 'retina.jpg')
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')  # the pipeline's frame types
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,16 +522,9 @@ def clips_triplets(input_path: str, stride: int = 1,
 
 
 def read_image(path: str) -> np.ndarray:
-  """An image file (8 or 16 bit, any Beam filesystem) as float32 RGB in [0, 1]."""
-  from apache_beam.io.filesystems import FileSystems
-  from PIL import Image
-  with FileSystems.open(path) as f:
-    data = f.read()
-  with Image.open(io.BytesIO(data)) as pil:
-    if pil.mode in ('I;16', 'I;16B', 'I', 'I;16L'):
-      array = np.asarray(pil, np.float32) / 65535.0
-      return np.repeat(array[..., None], 3, axis=-1)
-    return np.asarray(pil.convert('RGB'), np.float32) / 255.0
+  """A frame (any Beam filesystem) as float32 RGB in [0, 1], decoded as the pipeline does."""
+  from transforms import files, images  # pylint: disable=import-outside-toplevel
+  return images.decode(files.read_bytes(path), path).rgb()
 
 
 def clips_examples(input_path: str, seed: int, height: int, width: int,

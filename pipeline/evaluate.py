@@ -1,0 +1,288 @@
+"""Quality evaluation: PSNR/SSIM of the model's middle frames and of classical baselines.
+
+    python -m pipeline.evaluate --input DIR_OR_MANIFEST --output OUT [--model_path P]
+        [--baselines repeat,average,minterpolate,dis] [--no_model] [--align 64]
+        [--leave_one_out [--stride K]] [--no_png] [beam flags]
+
+Input, one of:
+* a folder of triplet folders (or one triplet folder), each holding `frame10.png`,
+  `frame10i11.png` (the truth) and `frame11.png`, as Middlebury's;
+* a manifest, .csv (with a header) or .jsonl, with columns frame0, truth, frame1 and optionally
+  key; relative paths are relative to the manifest's folder;
+* with --leave_one_out, any footage: a folder of clips (the folder itself and each direct
+  subfolder that holds frames). Frames i and i + 2 are interpolated and compared with frame i + 1,
+  for every i that is a multiple of --stride; the report then also gives each clip's mean.
+
+Metrics are FILM's (see transforms/quality.py). FILM's own evaluation runs the model on full-size
+frames without padding; here the model sees frames zero padded to a multiple of --align (64, as
+FILM's interpolation tools do), because film_net needs sizes that pool cleanly through its
+pyramid. --align 0 runs without padding, as FILM's evaluation does, for sizes that allow it.
+
+Output under --output (any Beam filesystem): results.json (settings, means, per-clip means,
+per-triplet rows), results.csv (a row per triplet and method, then `mean` rows), and unless
+--no_png, comparisons/<key>.png: frame 0 | truth | frame 1, then per method its prediction,
+error heat map and scores.
+
+Beam: triplets are listed up front, spread with Reshuffle, evaluated in a DoFn that loads the
+model once per worker, and gathered into one report. Local runs use the same FnApiRunner as
+pipeline.run (no Prism download).
+"""
+
+import argparse
+import csv
+import io
+import json
+import logging
+import math
+import os
+import posixpath
+import re
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import StandardOptions
+
+from transforms import files
+from transforms import images
+from transforms import quality
+
+TRIPLET_NAMES = ('frame10.png', 'frame10i11.png', 'frame11.png')
+MODEL = 'model'
+CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width')
+METRICS = ('psnr', 'ssim', 'l1', 'l2')
+
+
+def parse_known_args(argv):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+  parser.add_argument('--input', required=True,
+                      help='folder of triplet folders, a .csv/.jsonl manifest, or with '
+                           '--leave_one_out a folder of clips')
+  parser.add_argument('--output', required=True, help='folder for results.json/.csv and PNGs')
+  parser.add_argument('--model_path', default=None,
+                      help='film_net model to evaluate (default: the built-in model)')
+  parser.add_argument('--no_model', action='store_true', help='evaluate the baselines only')
+  parser.add_argument('--baselines', default=','.join(quality.BASELINES),
+                      help='comma-separated subset of ' + ','.join(quality.BASELINES) +
+                           ' (unavailable ones are skipped with a warning); "" for none')
+  parser.add_argument('--align', type=int, default=64,
+                      help='pad frames to a multiple of this for the model; 0: no padding')
+  parser.add_argument('--leave_one_out', action='store_true',
+                      help='input is footage: interpolate frames i and i+2, compare with i+1')
+  parser.add_argument('--stride', type=int, default=1,
+                      help='with --leave_one_out: evaluate every stride-th triplet of a clip')
+  parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
+  return parser.parse_known_args(argv)
+
+
+# --------------------------------------------------------------------------------------------
+# Listing the triplets.
+
+def _key(path, root):
+  relative = path[len(root):].strip('/') if path.startswith(root) else path
+  return re.sub(r'[^A-Za-z0-9._-]+', '_', relative) or 'triplet'
+
+
+def list_triplets(input_path, leave_one_out=False, stride=1):
+  """[{key, clip, frame0, truth, frame1}] for the input kinds in the module docstring."""
+  if leave_one_out:
+    from film_net import render  # pylint: disable=import-outside-toplevel
+    root = input_path.rstrip('/')
+    return [{'key': f'{_key(t.clip, root) or "clip"}_{t.index:06d}',
+             'clip': _key(t.clip, root), 'frame0': t.frame0, 'truth': t.truth,
+             'frame1': t.frame1}
+            for t in render.clips_triplets(input_path, stride=stride)]
+  if input_path.lower().endswith(('.csv', '.jsonl')):
+    return _manifest_triplets(input_path)
+  root = input_path.rstrip('/')
+  found = []
+  for pattern in (TRIPLET_NAMES[1], '*/' + TRIPLET_NAMES[1]):
+    for match in FileSystems.match([files.join(root, pattern)])[0].metadata_list:
+      folder = match.path.rsplit('/', 1)[0] if '/' in match.path else '.'
+      key = _key(folder, root) if folder != root else _key(posixpath.basename(root), '')
+      found.append({'key': key,
+                    'clip': '', 'frame0': files.join(folder, TRIPLET_NAMES[0]),
+                    'truth': match.path, 'frame1': files.join(folder, TRIPLET_NAMES[2])})
+  return sorted(found, key=lambda t: t['key'])
+
+
+def _manifest_triplets(manifest):
+  text = files.read_bytes(manifest).decode('utf-8')
+  if manifest.lower().endswith('.jsonl'):
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+  else:
+    rows = list(csv.DictReader(io.StringIO(text)))
+  base = manifest.rsplit('/', 1)[0] if '/' in manifest else '.'
+  triplets = []
+  for i, row in enumerate(rows):
+    missing = [c for c in ('frame0', 'truth', 'frame1') if not row.get(c)]
+    if missing:
+      raise ValueError(f'{manifest} row {i + 1} lacks {", ".join(missing)}')
+    paths = {c: _resolve(base, row[c]) for c in ('frame0', 'truth', 'frame1')}
+    triplets.append({'key': _key(row.get('key') or f'{i:06d}', ''), 'clip': '', **paths})
+  return triplets
+
+
+def _resolve(base, path):
+  if FileSystems.get_scheme(path) is not None or os.path.isabs(path):
+    return path
+  return files.join(base, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluating.
+
+class EvaluateTriplet(beam.DoFn):
+  """Triplet -> one row per method; writes the comparison PNG."""
+
+  def __init__(self, baselines, model_path, use_model, align, png_dir):
+    self._baseline_names = baselines
+    self._model_path = model_path
+    self._use_model = use_model
+    self._align = align
+    self._png_dir = png_dir
+    self._methods = None
+
+  def setup(self):
+    available = quality.available_baselines()
+    self._methods = {name: available[name] for name in self._baseline_names}
+    if self._use_model:
+      from transforms import interpolate  # pylint: disable=import-outside-toplevel
+      model = interpolate.load_model(self._model_path, self._align or None)
+      self._methods[MODEL] = lambda x0, x1: model(x0[None], x1[None])[0]
+
+  def process(self, triplet):
+    x0, truth, x1 = (images.decode(files.read_bytes(triplet[k]), triplet[k]).rgb()
+                     for k in ('frame0', 'truth', 'frame1'))
+    if not x0.shape == truth.shape == x1.shape:
+      raise ValueError(f'{triplet["key"]}: frame sizes differ: {x0.shape}, {truth.shape}, '
+                       f'{x1.shape}')
+    predictions, scores = {}, {}
+    for name, method in self._methods.items():
+      predictions[name] = np.clip(method(x0, x1), 0.0, 1.0)
+      scores[name] = quality.metrics(predictions[name], truth)
+      yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': name,
+             'height': x0.shape[0], 'width': x0.shape[1], **scores[name]}
+    if self._png_dir:
+      png = quality.comparison_png(x0, x1, truth, predictions, scores)
+      with FileSystems.create(files.join(self._png_dir, triplet['key'] + '.png')) as f:
+        f.write(png)
+
+
+def _mean(rows):
+  """Mean of each metric over rows; PSNR of identical frames (inf) is left out of its mean."""
+  out = {'count': len(rows)}
+  for metric in METRICS:
+    values = [r[metric] for r in rows if math.isfinite(r[metric])]
+    out[metric] = float(np.mean(values)) if values else float('nan')
+  return out
+
+
+def summarise(rows, settings):
+  """The report as a dict: settings, mean per method, per clip and method, and every row."""
+  rows = sorted(rows, key=lambda r: (r['clip'], r['key'], _method_order(r['method'])))
+  methods = sorted({r['method'] for r in rows}, key=_method_order)
+  report = dict(settings)
+  report['mean'] = {m: _mean([r for r in rows if r['method'] == m]) for m in methods}
+  clips = sorted({r['clip'] for r in rows if r['clip']})
+  report['clips'] = {c: {m: _mean([r for r in rows if r['clip'] == c and r['method'] == m])
+                         for m in methods} for c in clips}
+  report['triplets'] = rows
+  return report
+
+
+def _method_order(name):
+  order = (MODEL,) + quality.BASELINES
+  return order.index(name) if name in order else len(order)
+
+
+def write_reports(rows, output, settings):
+  """Writes results.json and results.csv under `output`; returns the report."""
+  report = summarise(rows, settings)
+  with FileSystems.create(files.join(output, 'results.json')) as f:
+    f.write(json.dumps(report, indent=1, default=float).encode('utf-8'))
+  text = io.StringIO()
+  writer = csv.DictWriter(text, CSV_FIELDS, extrasaction='ignore', lineterminator='\n')
+  writer.writeheader()
+  writer.writerows(report['triplets'])
+  for clip, means in report['clips'].items():
+    for method, mean in means.items():
+      writer.writerow({'key': 'mean', 'clip': clip, 'method': method, **mean})
+  for method, mean in report['mean'].items():
+    writer.writerow({'key': 'mean', 'clip': '', 'method': method, **mean})
+  with FileSystems.create(files.join(output, 'results.csv')) as f:
+    f.write(text.getvalue().encode('utf-8'))
+  return report
+
+
+# --------------------------------------------------------------------------------------------
+# The job.
+
+def _choose_baselines(requested):
+  names = [n.strip() for n in requested.split(',') if n.strip()]
+  unknown = [n for n in names if n not in quality.BASELINES]
+  if unknown:
+    raise ValueError(f'unknown baselines {unknown}; choose from {quality.BASELINES}')
+  available = quality.available_baselines()
+  skipped = [n for n in names if n not in available]
+  for name in skipped:
+    logging.warning('Skipping baseline %s: %s', name,
+                    'ffmpeg is not on PATH' if name == 'minterpolate' else
+                    'OpenCV is not installed (pip install opencv-python-headless)')
+  return [n for n in names if n in available], skipped
+
+
+def run(argv=None, save_main_session=False, test_pipeline=None):
+  """Builds and runs the evaluation; returns the PipelineResult once it finished."""
+  known, beam_args = parse_known_args(argv)
+  baselines, skipped = _choose_baselines(known.baselines)
+  triplets = list_triplets(known.input, known.leave_one_out, known.stride)
+  if not triplets:
+    raise ValueError(f'no triplets found under {known.input}')
+  settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
+              'model_path': None if known.no_model else (known.model_path or 'built-in'),
+              'align': known.align, 'baselines': baselines, 'skipped_baselines': skipped,
+              'triplets_listed': len(triplets)}
+  png_dir = None if known.no_png else files.join(known.output, 'comparisons')
+
+  options = PipelineOptions(beam_args, save_main_session=save_main_session)
+  runner = options.view_as(StandardOptions).runner
+  if test_pipeline is not None:
+    p = test_pipeline
+  else:
+    from pipeline.run import LocalRunner, _is_local  # pylint: disable=import-outside-toplevel
+    p = beam.Pipeline(runner=LocalRunner() if _is_local(runner) else runner, options=options)
+  _ = (p
+       | 'ListTriplets' >> beam.Create(triplets)
+       | 'Spread' >> beam.Reshuffle()
+       | 'Evaluate' >> beam.ParDo(EvaluateTriplet(baselines, known.model_path,
+                                                  not known.no_model, known.align, png_dir))
+       | 'Gather' >> beam.combiners.ToList()
+       | 'WriteReports' >> beam.Map(write_reports, known.output, settings))
+  result = p.run()
+  result.wait_until_finish()
+  return result
+
+
+def format_table(report):
+  """Mean PSNR/SSIM per method as a text table."""
+  lines = [f'{"method":<14}{"PSNR dB":>9}{"SSIM":>8}{"n":>5}']
+  for method, mean in report['mean'].items():
+    lines.append(f'{method:<14}{mean["psnr"]:>9.2f}{mean["ssim"]:>8.4f}{mean["count"]:>5}')
+  for clip, means in report['clips'].items():
+    lines.append(f'clip {clip}: ' + ', '.join(
+        f'{m} {v["psnr"]:.2f} dB / {v["ssim"]:.4f}' for m, v in means.items()))
+  return '\n'.join(lines)
+
+
+def main(argv=None):
+  logging.getLogger().setLevel(logging.INFO)
+  known, _ = parse_known_args(argv)
+  run(argv)
+  with FileSystems.open(files.join(known.output, 'results.json')) as f:
+    print(format_table(json.loads(f.read())))
+
+
+if __name__ == '__main__':
+  main()

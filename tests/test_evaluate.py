@@ -1,0 +1,160 @@
+"""Tests for the quality evaluation: FILM's metrics, the baselines, and the Beam job's reports."""
+
+import csv
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import evaluate
+from transforms import quality
+
+MIDDLEBURY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
+                          'shared', 'data', 'middlebury-other')
+
+
+def _smooth_texture(h, w, seed=0):
+  """A blurry random colour texture (block matching and flow need structure, not noise)."""
+  rng = np.random.default_rng(seed)
+  coarse = rng.random((h // 8 + 3, w // 8 + 3, 3)).astype(np.float32)
+  big = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize(
+      ((w // 8 + 3) * 8, (h // 8 + 3) * 8), Image.Resampling.BICUBIC), np.float32) / 255
+  return big
+
+
+def _shift_triplet(h=64, w=96, shift=4):
+  big = _smooth_texture(h, w)
+  return (big[:h, 8:w + 8], big[:h, 8 - shift // 2:w + 8 - shift // 2],
+          big[:h, 8 - shift:w + 8 - shift])
+
+
+@pytest.mark.parametrize('shape', [(40, 56, 3), (23, 31, 3)])
+def test_psnr_and_ssim_agree_with_tensorflow(shape):
+  tf = pytest.importorskip('tensorflow')
+  rng = np.random.default_rng(1)
+  truth = rng.random(shape).astype(np.float32)
+  prediction = np.clip(truth + rng.normal(0, 0.1, shape), 0, 1).astype(np.float32)
+  assert quality.psnr(prediction, truth) == pytest.approx(
+      float(tf.image.psnr(prediction, truth, max_val=1.0)), abs=1e-4)
+  assert quality.ssim(prediction, truth) == pytest.approx(
+      float(tf.image.ssim(prediction, truth, max_val=1.0)), abs=1e-5)
+
+
+def test_metrics_clip_the_prediction_first():
+  truth = np.full((16, 16, 3), 1.0, np.float32)
+  scores = quality.metrics(truth + 0.5, truth)
+  assert scores['psnr'] == math.inf and scores['l1'] == 0 and scores['ssim'] == pytest.approx(1)
+
+
+def test_heat_map_is_black_without_error_and_white_at_the_scale():
+  truth = np.zeros((4, 4, 3), np.float32)
+  prediction = truth.copy()
+  prediction[0, 0] = quality.HEAT_MAX
+  heat = quality.heat_map(prediction, truth)
+  np.testing.assert_allclose(heat[0, 0], [1, 1, 1], atol=1e-6)
+  np.testing.assert_array_equal(heat[1:, 1:], 0)
+
+
+@pytest.mark.skipif(shutil.which('ffmpeg') is None, reason='ffmpeg is not on PATH')
+def test_minterpolate_returns_the_middle_not_an_input():
+  x0, mid, x1 = _shift_triplet()
+  middle = quality.minterpolate(x0, x1)
+  inner = (slice(8, -8), slice(8, -8))
+  to_mid = quality.psnr(middle[inner], mid[inner])
+  assert to_mid > quality.psnr(middle[inner], x0[inner]) + 3
+  assert to_mid > quality.psnr(middle[inner], x1[inner]) + 3
+  assert to_mid > quality.psnr(quality.average(x0, x1)[inner], mid[inner])
+
+
+def test_dis_flow_baseline_recovers_a_translation():
+  pytest.importorskip('cv2', reason='OpenCV is a benchmark extra: pip install '
+                                    'opencv-python-headless')
+  x0, mid, x1 = _shift_triplet(shift=6)
+  inner = (slice(8, -8), slice(8, -8))
+  assert quality.psnr(quality.dis(x0, x1)[inner], mid[inner]) > 35
+  assert quality.psnr(quality.average(x0, x1)[inner], mid[inner]) < 30
+
+
+def _save(path, image):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
+
+
+def test_job_on_triplet_folders_gives_the_analytic_baseline_scores(tmp_path):
+  # frame0 black, frame1 mid-gray (102/255), truth the same gray: repeat misses by 0.4 and
+  # average by 0.2, so PSNR = -20 log10(error) exactly.
+  gray = np.full((24, 32, 3), 102 / 255, np.float32)
+  for name in ('a', 'b'):
+    _save(str(tmp_path / 'in' / name / 'frame10.png'), np.zeros_like(gray))
+    _save(str(tmp_path / 'in' / name / 'frame10i11.png'), gray)
+    _save(str(tmp_path / 'in' / name / 'frame11.png'), gray)
+  out = str(tmp_path / 'out')
+  evaluate.run(['--input', str(tmp_path / 'in'), '--output', out, '--no_model',
+                '--baselines', 'repeat,average'])
+  report = json.load(open(os.path.join(out, 'results.json')))
+  assert report['mean']['repeat']['psnr'] == pytest.approx(-20 * math.log10(0.4), abs=1e-4)
+  assert report['mean']['average']['psnr'] == pytest.approx(-20 * math.log10(0.2), abs=1e-4)
+  assert report['mean']['average']['count'] == 2
+  rows = list(csv.DictReader(open(os.path.join(out, 'results.csv'))))
+  assert [(r['key'], r['method']) for r in rows] == [
+      ('a', 'repeat'), ('a', 'average'), ('b', 'repeat'), ('b', 'average'),
+      ('mean', 'repeat'), ('mean', 'average')]
+  png = Image.open(os.path.join(out, 'comparisons', 'a.png'))
+  assert png.size == (3 * 32, 3 * 24)  # inputs and truth, then a row per method
+
+
+def test_model_and_leave_one_out_on_clips(tmp_path):
+  from film_net import Interpolator, Options
+  model_path = str(tmp_path / 'tiny_model.npz')
+  model = Interpolator.random(options=Options.tiny(), seed=0, align=64)
+  model.save(model_path)
+  # Two clips of flat frames brightening by a constant step: repeat misses by one step.
+  for clip, step in (('clip_a', 20), ('clip_b', 40)):
+    for i in range(4):
+      _save(str(tmp_path / 'footage' / clip / f'f{i}.png'),
+            np.full((20, 28, 3), i * step / 255, np.float32))
+  out = str(tmp_path / 'out')
+  evaluate.run(['--input', str(tmp_path / 'footage'), '--output', out, '--leave_one_out',
+                '--model_path', model_path, '--baselines', 'repeat', '--no_png'])
+  report = json.load(open(os.path.join(out, 'results.json')))
+  assert set(report['clips']) == {'clip_a', 'clip_b'}
+  for clip, step in (('clip_a', 20), ('clip_b', 40)):
+    repeat = report['clips'][clip]['repeat']
+    assert repeat['count'] == 2
+    assert repeat['psnr'] == pytest.approx(-20 * math.log10(step / 255), abs=1e-4)
+  # The model's row is the clipped prediction of the model itself, scored the same way.
+  row = next(r for r in report['triplets'] if r['method'] == 'model' and r['key'].endswith('0'))
+  frames = [np.full((1, 20, 28, 3), i * 20 / 255, np.float32) for i in range(3)]
+  expected = quality.metrics(model(frames[0], frames[2])[0], frames[1][0])
+  assert row['l1'] == pytest.approx(expected['l1'], rel=1e-4)
+  assert not os.path.exists(os.path.join(out, 'comparisons'))
+
+
+def test_manifest_paths_are_relative_to_the_manifest(tmp_path):
+  (tmp_path / 'm.jsonl').write_text(
+      '{"key": "one", "frame0": "x/a.png", "truth": "x/b.png", "frame1": "/abs/c.png"}\n')
+  (tmp_path / 'm.csv').write_text('frame0,truth,frame1\na.png,b.png,c.png\n')
+  [one] = evaluate.list_triplets(str(tmp_path / 'm.jsonl'))
+  assert (one['key'], one['frame0'], one['frame1']) == (
+      'one', str(tmp_path / 'x' / 'a.png'), '/abs/c.png')
+  [row] = evaluate.list_triplets(str(tmp_path / 'm.csv'))
+  assert row['truth'] == str(tmp_path / 'b.png')
+  (tmp_path / 'bad.csv').write_text('frame0,truth\na.png,b.png\n')
+  with pytest.raises(ValueError, match='frame1'):
+    evaluate.list_triplets(str(tmp_path / 'bad.csv'))
+
+
+@pytest.mark.skipif(not os.path.isdir(MIDDLEBURY),
+                    reason='../shared/data/middlebury-other is not here (evaluation data only)')
+def test_middlebury_repeat_and_average_baselines(tmp_path):
+  out = str(tmp_path / 'out')
+  evaluate.run(['--input', MIDDLEBURY, '--output', out, '--no_model',
+                '--baselines', 'repeat,average', '--no_png'])
+  report = json.load(open(os.path.join(out, 'results.json')))
+  assert report['mean']['repeat']['count'] == 12
+  assert report['mean']['repeat']['psnr'] == pytest.approx(24.75, abs=0.01)
+  assert report['mean']['average']['psnr'] == pytest.approx(28.02, abs=0.01)
