@@ -193,6 +193,9 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     del model
   if dry_run and getattr(result, 'job', None) is not None:
     _print_steps(result.job.proto_pipeline)
+    print('Job options:')
+    for key, value in sorted(pipeline_options.get_all_options(drop_default=True).items()):
+      print(f'  --{key}={value}')
   elif FileSystems.get_scheme(known.output) is None:
     files.delete_tree(files.join(known.output, files.TMP_DIR, known.run_id))
     try:

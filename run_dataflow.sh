@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Submits the FILM interpolation job to Google Cloud Dataflow.
+#
+#   ./run_dataflow.sh --input gs://BUCKET/archive --output gs://BUCKET/interpolated [options]
+#   ./run_dataflow.sh --dry_run --project demo --region us-central1 \
+#       --temp_location gs://demo/tmp --input gs://demo/in --output gs://demo/out
+#
+# Options (flag, or environment variable):
+#   --project P            PROJECT (or GOOGLE_CLOUD_PROJECT)   GCP project
+#   --region R             REGION (default us-central1)        Dataflow region
+#   --bucket B             BUCKET                              temp/staging: gs://B/dataflow/{tmp,staging}
+#   --machine_type T       MACHINE_TYPE (default n1-standard-8 CPU, n1-standard-8 GPU)
+#   --max_workers N        MAX_WORKERS (default 10)
+#   --gpu TYPE             GPU, e.g. nvidia-tesla-t4, nvidia-l4 (default: CPU workers)
+#   --gpu_count N          GPU_COUNT (default 1)
+#   --sdk_container_image I  SDK_CONTAINER_IMAGE: worker image (required with --gpu: one with
+#                          the CUDA build of TensorFlow, see Dockerfile.worker)
+#   --job_name NAME        JOB_NAME (default film-interpolate-<UTC time>)
+#   --dry_run              build the whole job offline, print its steps, submit nothing
+# Every other flag passes through to the pipeline (python -m pipeline.run --help) and Beam.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PYTHON=${PYTHON:-$( [ -x "$here/.venv/bin/python" ] && echo "$here/.venv/bin/python" || echo python3)}
+PROJECT=${PROJECT:-${GOOGLE_CLOUD_PROJECT:-}}
+REGION=${REGION:-us-central1}
+BUCKET=${BUCKET:-}
+MACHINE_TYPE=${MACHINE_TYPE:-n1-standard-8}
+MAX_WORKERS=${MAX_WORKERS:-10}
+GPU=${GPU:-}
+GPU_COUNT=${GPU_COUNT:-1}
+SDK_CONTAINER_IMAGE=${SDK_CONTAINER_IMAGE:-}
+JOB_NAME=${JOB_NAME:-film-interpolate-$(date -u +%Y%m%d-%H%M%S)}
+DRY_RUN=0
+passthrough=()
+
+need_value() { [ $# -ge 2 ] || { echo "run_dataflow.sh: $1 needs a value" >&2; exit 2; }; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry_run) DRY_RUN=1 ;;
+    --dry_run=*) case "${1#*=}" in 1|true|True|yes) DRY_RUN=1 ;; *) DRY_RUN=0 ;; esac ;;
+    --project|--region|--bucket|--machine_type|--worker_machine_type|--max_workers|--max_num_workers|--gpu|--gpu_count|--sdk_container_image|--job_name)
+      need_value "$@"; set -- "$1=$2" "${@:3}"; continue ;;
+    --project=*) PROJECT=${1#*=} ;;
+    --region=*) REGION=${1#*=} ;;
+    --bucket=*) BUCKET=${1#*=}; BUCKET=${BUCKET#gs://}; BUCKET=${BUCKET%/} ;;
+    --machine_type=*|--worker_machine_type=*) MACHINE_TYPE=${1#*=} ;;
+    --max_workers=*|--max_num_workers=*) MAX_WORKERS=${1#*=} ;;
+    --gpu=*) GPU=${1#*=} ;;
+    --gpu_count=*) GPU_COUNT=${1#*=} ;;
+    --sdk_container_image=*) SDK_CONTAINER_IMAGE=${1#*=} ;;
+    --job_name=*) JOB_NAME=${1#*=} ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) passthrough+=("$1") ;;
+  esac
+  shift
+done
+
+[ -n "$PROJECT" ] || { echo "run_dataflow.sh: set --project or PROJECT" >&2; exit 2; }
+args=(--runner=DataflowRunner "--project=$PROJECT" "--region=$REGION" "--job_name=$JOB_NAME"
+      "--setup_file=$here/setup.py" "--machine_type=$MACHINE_TYPE" "--max_num_workers=$MAX_WORKERS"
+      --experiments=use_runner_v2)
+has_flag() { local f; for f in "${passthrough[@]+"${passthrough[@]}"}"; do case "$f" in "$1"|"$1"=*) return 0 ;; esac; done; return 1; }
+if [ -n "$BUCKET" ]; then
+  has_flag --temp_location || args+=("--temp_location=gs://$BUCKET/dataflow/tmp")
+  has_flag --staging_location || args+=("--staging_location=gs://$BUCKET/dataflow/staging")
+elif ! has_flag --temp_location; then
+  echo "run_dataflow.sh: set --bucket/BUCKET or pass --temp_location gs://..." >&2; exit 2
+fi
+if [ -n "$GPU" ]; then
+  args+=("--dataflow_service_options=worker_accelerator=type:$GPU;count:$GPU_COUNT;install-nvidia-driver"
+         # One SDK process per worker, so the model is loaded once per GPU and shared by threads.
+         --experiments=no_use_multiple_sdk_containers)
+  if [ -z "$SDK_CONTAINER_IMAGE" ] && [ "$DRY_RUN" = 0 ]; then
+    echo "run_dataflow.sh: --gpu needs --sdk_container_image with the CUDA build of TensorFlow" \
+         "(see Dockerfile.worker)" >&2
+    exit 2
+  fi
+fi
+if [ -n "$SDK_CONTAINER_IMAGE" ]; then
+  args+=("--sdk_container_image=$SDK_CONTAINER_IMAGE")
+elif [ "$DRY_RUN" = 0 ]; then
+  # Beam's default worker image has no TensorFlow: workers pip-install the CPU build at start-up.
+  reqs=$(mktemp -t film-requirements.XXXXXX)
+  echo 'tensorflow-cpu>=2.16' > "$reqs"
+  args+=("--requirements_file=$reqs" --requirements_cache=skip)
+fi
+[ "$DRY_RUN" = 1 ] && args+=(--dry_run=True)
+
+cd "$here"
+exec "$PYTHON" -m pipeline.run "${args[@]}" "${passthrough[@]+"${passthrough[@]}"}"

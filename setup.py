@@ -1,0 +1,34 @@
+"""Packaging for local installs and for Dataflow workers (`--setup_file ./setup.py`).
+
+The sdist carries film_net with its built-in model (film_net/default_model/*), pipeline/ and
+transforms/. TensorFlow is deliberately not pinned to one build: workers get it from their
+container image (the CUDA build for GPU workers), and local installs choose an extra:
+`pip install .[cpu]` (tensorflow-cpu), `.[gpu]` (tensorflow[and-cuda]) or `.[tf]` (tensorflow).
+"""
+
+import setuptools
+
+TF = '>=2.16'
+
+setuptools.setup(
+    name='film-interpolation',
+    version='0.1.0',
+    description='FILM frame interpolation and the Apache Beam pipeline that runs it on archives',
+    python_requires='>=3.10',
+    packages=setuptools.find_packages(include=['film_net', 'film_net.*', 'pipeline', 'transforms']),
+    package_data={'film_net': ['default_model/*']},
+    include_package_data=True,
+    install_requires=[
+        'apache-beam[gcp]>=2.60',
+        'numpy>=1.24',
+        'pillow>=10',
+        'google-cloud-storage>=2.10',
+    ],
+    extras_require={
+        'cpu': ['tensorflow-cpu' + TF],
+        'gpu': ['tensorflow[and-cuda]' + TF],
+        'tf': ['tensorflow' + TF],
+        'test': ['pytest', 'gcp-storage-emulator', 'natsort'],
+    },
+    entry_points={'console_scripts': ['film-interpolate=pipeline.run:main']},
+)
