@@ -26,6 +26,7 @@ from apache_beam.options.pipeline_options import DirectOptions
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import TestOptions
+from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
 from apache_beam.runners.runner import PipelineRunner
 from apache_beam.utils import shared
 
@@ -92,7 +93,7 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
   found = (
       p
       | 'Input' >> beam.Create([known.input])
-      | 'DiscoverClips' >> beam.ParDo(clips_lib.DiscoverClips(known.run_id)).with_outputs(
+      | 'DiscoverClips' >> beam.ParDo(clips_lib.DiscoverClips(known.run_id, known.output)).with_outputs(
           'errors', main='clips'))
   results = (
       found.clips
@@ -174,6 +175,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   progress_dir = tempfile.mkdtemp(prefix='film-progress-') if local and not dry_run else None
   if test_pipeline is not None:
     p = test_pipeline
+    if isinstance(p.runner, SwitchingDirectRunner):
+      p.runner = LocalRunner()  # Same reason as for command-line runs: no Prism download.
   else:
     p = beam.Pipeline(runner=LocalRunner() if local else runner, options=pipeline_options)
   build(p, known, fingerprint, details, progress_dir, handle)

@@ -63,3 +63,13 @@ def test_discovery_runs_inside_a_pipeline(tmp_path):
              | beam.ParDo(clips.DiscoverClips('run')).with_outputs('errors', main='clips'))
     names = found.clips | beam.Map(lambda c: (c.name, len(c.frames)))
     assert_that(names, equal_to([('clip', 3)]))
+
+
+def test_output_inside_input_is_not_rediscovered(tmp_path):
+  for folder in ('clip', 'out/clip'):
+    (tmp_path / folder).mkdir(parents=True)
+    for i in range(2):
+      (tmp_path / folder / f'{i}.png').write_bytes(b'x')
+  found = [c for c in clips.DiscoverClips('run', str(tmp_path / 'out')).process(str(tmp_path))
+           if isinstance(c, clips.Clip)]
+  assert [c.name for c in found] == ['clip']

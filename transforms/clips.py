@@ -111,8 +111,9 @@ def _relative(path, root):
 class DiscoverClips(beam.DoFn):
   """--input (folder, glob or manifest) -> Clip elements, plus error records tagged 'errors'."""
 
-  def __init__(self, run_id):
+  def __init__(self, run_id, output=None):
     self._run_id = run_id
+    self._output = _comparable(output).rstrip('/') + '/' if output else None
 
   def process(self, input_spec):
     try:
@@ -144,6 +145,8 @@ class DiscoverClips(beam.DoFn):
       if name.startswith('.') or any(
           p.startswith('.') or p in files.RESERVED for p in _relative(path, root).split('/')[:-1]):
         continue
+      if self._output and _comparable(path).startswith(self._output):
+        continue  # --output inside --input: never take our own frames as input.
       folder = _parent(path)
       if pattern and not (regex.match(folder) or regex.match(path)):
         continue
@@ -255,6 +258,10 @@ def _resolve(base, path):
   if FileSystems.get_scheme(base) is None:
     return os.path.normpath(os.path.join(base, path))
   return posixpath.join(base, path)
+
+
+def _comparable(path):
+  return os.path.abspath(path) if FileSystems.get_scheme(path) is None else path
 
 
 def _is_local_dir(path):
