@@ -36,6 +36,21 @@ class Options:
                filters=64)
 
   @classmethod
+  def compact(cls) -> 'Options':
+    """The built-in default model: the released structure at a quarter of the widths and one
+    pyramid level less (motion up to 2**5 * 3 = 96 px), about 1/16 of the released FLOPs."""
+    return cls(pyramid_levels=6, fusion_pyramid_levels=5, specialized_levels=3,
+               sub_levels=4, flow_convs=(3, 3, 3, 3), flow_filters=(16, 32, 64, 64),
+               filters=16)
+
+  @classmethod
+  def preset(cls, name: str) -> 'Options':
+    presets = {'released': cls.released, 'compact': cls.compact, 'tiny': cls.tiny}
+    if name not in presets:
+      raise ValueError(f'unknown options preset {name!r}; choose from {sorted(presets)}')
+    return presets[name]()
+
+  @classmethod
   def tiny(cls) -> 'Options':
     """A very small model for tests: same structure, a few thousand parameters per conv."""
     return cls(pyramid_levels=4, fusion_pyramid_levels=4, specialized_levels=2,

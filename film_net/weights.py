@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -119,7 +120,9 @@ def read_npz(local_path: str) -> tuple[dict[str, np.ndarray], Options | None]:
     options = None
     for key in data.files:
       if key == 'options':
-        options = Options.from_dict(_json_loads(str(data[key])))
+        options = Options.from_dict(json.loads(str(data[key])))
+        continue
+      if key == 'meta':
         continue
       name = key[len('weight/'):] if key.startswith('weight/') else key
       canon = canonical_name(name)
@@ -149,14 +152,17 @@ def read_saved_model(local_dir: str) -> dict[str, np.ndarray]:
   return renumber_fusion(weights)
 
 
-def save(path: str, weights: dict[str, np.ndarray], options: Options) -> None:
-  """Writes our weight file: released names (`weight/<name>:0`) plus `options` as JSON.
+def save(path: str, weights: dict[str, np.ndarray], options: Options,
+         meta: dict | None = None) -> None:
+  """Writes our weight file: released names (`weight/<name>:0`), `options` as JSON, and
+  optional `meta` JSON (training steps and time, data) for model cards and resumed training.
 
   Written whole: to a temp file renamed into place locally, or one upload for remote paths.
   """
   buffer = io.BytesIO()
   arrays = {f'weight/{name}:0': np.asarray(v, np.float32) for name, v in weights.items()}
-  np.savez(buffer, options=np.array(options.to_json()), **arrays)
+  extra = {'meta': np.array(json.dumps(meta, sort_keys=True))} if meta else {}
+  np.savez(buffer, options=np.array(options.to_json()), **extra, **arrays)
   data = buffer.getvalue()
   if is_remote(path):
     from apache_beam.io.filesystems import FileSystems
@@ -171,6 +177,12 @@ def save(path: str, weights: dict[str, np.ndarray], options: Options) -> None:
   os.replace(tmp, path)
 
 
+def read_meta(local_path: str) -> dict:
+  """The `meta` entry of our weight file ({} if absent)."""
+  with np.load(local_path, allow_pickle=False) as data:
+    return json.loads(str(data['meta'])) if 'meta' in data.files else {}
+
+
 def fingerprint(weights: dict[str, np.ndarray], options: Options) -> str:
   """Content hash of architecture and weights: equal exactly when outputs are equal."""
   h = hashlib.sha256(options.to_json().encode())
@@ -178,11 +190,6 @@ def fingerprint(weights: dict[str, np.ndarray], options: Options) -> str:
     for part in ('kernel', 'bias'):
       h.update(np.ascontiguousarray(weights[f'{spec.name}/{part}'], np.float32).tobytes())
   return h.hexdigest()
-
-
-def _json_loads(text: str):
-  import json
-  return json.loads(text)
 
 
 def fingerprint_saved_model(loaded) -> str:

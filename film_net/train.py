@@ -1,0 +1,194 @@
+"""Train film_net with L1 loss and Adam on rendered triplets (and optionally real clips).
+
+    python -m film_net.train --output_dir checkpoints/compact --options compact \
+        --steps 20000 --batch_size 8 --crop 128
+
+Every batch is a pure function of (seed, step), so a run interrupted and resumed from its last
+checkpoint produces the same weights as one that was not. A run with no checkpoint of its own
+starts from `--init` (by default the built-in model, when its options match), so training can
+continue on a fresh machine from the shipped weights. Middlebury is for evaluation only and is
+never read here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from film_net import render
+from film_net import weights as weights_lib
+from film_net.interpolator import DEFAULT_MODEL
+from film_net.model import FilmNet
+from film_net.options import Options
+
+
+def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: float | None,
+               clips: list | None = None, clips_fraction: float = 0.0):
+  """(x0, y, x1) float32 batches for one step; identical for equal (seed, step)."""
+  rng = np.random.default_rng([seed, step])
+  frames = []
+  for _ in range(batch_size):
+    if clips and rng.random() < clips_fraction:
+      triplet = _crop_triplet(rng, clips[rng.integers(len(clips))], crop)
+    else:
+      options = {'max_motion_px': max_motion} if max_motion else {}
+      triplet = render.render_triplet(rng, crop, crop, **options)
+    frames.append(render.augment(rng, *triplet))
+  return tuple(np.stack([f[i] for f in frames]).astype(np.float32) for i in range(3))
+
+
+def _crop_triplet(rng, triplet, crop: int):
+  images = [render.read_image(p) for p in (triplet.frame0, triplet.truth, triplet.frame1)]
+  h, w = images[0].shape[:2]
+  if h < crop or w < crop:
+    raise ValueError(f'{triplet.frame0}: {w}x{h} is smaller than the {crop}px training crop')
+  top, left = rng.integers(h - crop + 1), rng.integers(w - crop + 1)
+  return tuple(i[top:top + crop, left:left + crop] for i in images)
+
+
+class Trainer:
+  """The model, optimiser and checkpoint of one training run."""
+
+  def __init__(self, options: Options, output_dir: str, lr: float, lr_decay_steps: int,
+               lr_decay_rate: float, seed: int):
+    self.options = options
+    self.output_dir = output_dir
+    self.net = FilmNet(options, seed=seed, name='film_net')
+    self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+    schedule = tf.keras.optimizers.schedules.ExponentialDecay(lr, lr_decay_steps, lr_decay_rate)
+    self.optimizer = tf.keras.optimizers.Adam(learning_rate=schedule)
+    self.optimizer.build(self.net.trainable_variables)
+    self.meta = {}
+    self.checkpoint = tf.train.Checkpoint(net=self.net, optimizer=self.optimizer, step=self.step)
+    self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(output_dir, 'ckpt'),
+                                              max_to_keep=2)
+
+  def restore(self, init: str | None) -> str:
+    """Resumes the run's own checkpoint, else starts from `init` weights; says which."""
+    if self.manager.latest_checkpoint:
+      self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+      self.meta = _read_json(os.path.join(self.output_dir, 'meta.json'))
+      return f'resumed {self.manager.latest_checkpoint} at step {int(self.step.numpy())}'
+    if init:
+      local = weights_lib.fetch_local(init)
+      loaded, options = weights_lib.read_npz(local)
+      if options is not None and options != self.options:
+        return f'not starting from {init}: its options differ; starting from random weights'
+      self.net.set_released_weights(loaded)
+      self.meta = weights_lib.read_meta(local)
+      # Adam's moments are not in the weight file: they restart, the step count goes on.
+      self.step.assign(int(self.meta.get('steps', 0)))
+      self.optimizer.iterations.assign(int(self.meta.get('steps', 0)))
+      return f'started from {init} (step {int(self.step.numpy())})'
+    return 'started from random weights'
+
+  @tf.function(reduce_retracing=True)
+  def train_step(self, x0, y, x1):
+    with tf.GradientTape() as tape:
+      pyr0, feat0 = self.net.features(x0)
+      pyr1, feat1 = self.net.features(x1)
+      image = self.net.interpolate_from_features(pyr0, feat0, pyr1, feat1)['image']
+      loss = tf.reduce_mean(tf.abs(image - y))
+    grads = tape.gradient(loss, self.net.trainable_variables)
+    self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
+    self.step.assign_add(1)
+    return loss
+
+  def save(self, seconds: float, data: str) -> str:
+    self.manager.save(checkpoint_number=int(self.step.numpy()))
+    self.meta = {'steps': int(self.step.numpy()), 'seconds': round(seconds, 1), 'data': data}
+    _write_json(os.path.join(self.output_dir, 'meta.json'), self.meta)
+    path = os.path.join(self.output_dir, 'latest.npz')
+    weights_lib.save(path, self.net.released_weights(), self.options, meta=self.meta)
+    return path
+
+
+def _read_json(path: str) -> dict:
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def _write_json(path: str, data: dict) -> None:
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(data, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument('--output_dir', required=True, help='checkpoints, meta.json and latest.npz')
+  p.add_argument('--options', default='compact', help='preset name, or a JSON object of Options')
+  p.add_argument('--steps', type=int, required=True, help='train until this global step')
+  p.add_argument('--max_minutes', type=float, default=None, help='stop (and save) after this')
+  p.add_argument('--batch_size', type=int, default=8)
+  p.add_argument('--crop', type=int, default=128, help='square training frames of this size')
+  p.add_argument('--max_motion', type=float, default=None,
+                 help='largest motion in px between x0 and x1 (default: the renderer\'s)')
+  p.add_argument('--lr', type=float, default=3e-4)
+  p.add_argument('--lr_decay_steps', type=int, default=20000)
+  p.add_argument('--lr_decay_rate', type=float, default=0.5)
+  p.add_argument('--seed', type=int, default=0)
+  p.add_argument('--init', default='default',
+                 help="weights to start from without a checkpoint: 'default' (the built-in "
+                      "model, if options match), 'none', or a weight file path")
+  p.add_argument('--clips', default=None, help='folder of clips (local or gs://) to mix in')
+  p.add_argument('--clips_fraction', type=float, default=0.5)
+  p.add_argument('--log_every', type=int, default=20)
+  p.add_argument('--checkpoint_every', type=int, default=200)
+  return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  options = (Options.from_dict(json.loads(args.options)) if args.options.startswith('{')
+             else Options.preset(args.options))
+  init = {'default': DEFAULT_MODEL if os.path.exists(DEFAULT_MODEL) else None,
+          'none': None}.get(args.init, args.init)
+  os.makedirs(args.output_dir, exist_ok=True)
+  trainer = Trainer(options, args.output_dir, args.lr, args.lr_decay_steps, args.lr_decay_rate,
+                    args.seed)
+  print(trainer.restore(init), flush=True)
+  clips = render.clips_triplets(args.clips) if args.clips else None
+  data = 'rendered' + (f' + clips {args.clips} ({args.clips_fraction:.0%})' if clips else '')
+
+  start_step = int(trainer.step.numpy())
+  steps = tf.data.Dataset.range(start_step, max(start_step, args.steps))
+  batches = steps.map(
+      lambda s: tf.numpy_function(
+          lambda s: make_batch(args.seed, int(s), args.batch_size, args.crop, args.max_motion,
+                               clips, args.clips_fraction),
+          [s], [tf.float32] * 3, stateful=False),
+      num_parallel_calls=1, deterministic=True).prefetch(2)
+
+  seconds_before = float(trainer.meta.get('seconds', 0.0))
+  started = time.time()
+  window_start, losses = time.time(), []
+  for x0, y, x1 in batches:
+    losses.append(float(trainer.train_step(x0, y, x1)))
+    step = int(trainer.step.numpy())
+    if step % args.log_every == 0:
+      rate = len(losses) / (time.time() - window_start)
+      eta = (args.steps - step) / rate / 60
+      print(f'step {step}/{args.steps}  loss {np.mean(losses):.4f}  {rate:.2f} steps/s  '
+            f'ETA {eta:.1f} min', flush=True)
+      window_start, losses = time.time(), []
+    out_of_time = args.max_minutes and time.time() - started > args.max_minutes * 60
+    if step % args.checkpoint_every == 0 or step == args.steps or out_of_time:
+      path = trainer.save(seconds_before + time.time() - started, data)
+      print(f'saved step {step} -> {path}', flush=True)
+    if out_of_time:
+      print(f'stopping after {args.max_minutes} min at step {step}', flush=True)
+      break
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

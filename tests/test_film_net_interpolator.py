@@ -1,0 +1,83 @@
+"""Interpolator: alignment padding as FILM's tools do, any frame size, clear input errors."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from film_net import Interpolator, Options
+
+
+@pytest.fixture(scope='module')
+def interp():
+  return Interpolator.random(Options.tiny(), seed=0, align=64)
+
+
+def _frames(rng, *shape):
+  return rng.random(shape, np.float32)
+
+
+def _model_on(interp, x0, x1):
+  """The raw model on frames as they are (no padding)."""
+  pyr0, feat0 = interp.net.features(tf.constant(x0))
+  pyr1, feat1 = interp.net.features(tf.constant(x1))
+  return interp.net.interpolate_from_features(pyr0, feat0, pyr1, feat1)['image'].numpy()
+
+
+def test_aligned_size_runs_the_model_directly(interp):
+  rng = np.random.default_rng(0)
+  x0, x1 = _frames(rng, 1, 64, 64, 3), _frames(rng, 1, 64, 64, 3)
+  out = interp(x0, x1)
+  assert out.shape == (1, 64, 64, 3) and out.dtype == np.float32
+  np.testing.assert_allclose(out, _model_on(interp, x0, x1), atol=1e-6)
+
+
+def test_unaligned_frames_are_zero_padded_centred_and_cropped_back(interp):
+  rng = np.random.default_rng(1)
+  x0, x1 = _frames(rng, 1, 37, 53, 3), _frames(rng, 1, 37, 53, 3)
+  out = interp(x0, x1)
+  assert out.shape == (1, 37, 53, 3)
+  # 37x53 -> 64x64: pads of 27 and 11, the odd pixel bottom/right: offsets (13, 5).
+  p0, p1 = (np.zeros((1, 64, 64, 3), np.float32) for _ in range(2))
+  p0[:, 13:50, 5:58], p1[:, 13:50, 5:58] = x0, x1
+  np.testing.assert_allclose(out, _model_on(interp, p0, p1)[:, 13:50, 5:58], atol=1e-6)
+
+
+def test_no_alignment_runs_on_the_frames_as_they_are():
+  interp = Interpolator.random(Options.tiny(), seed=0, align=None)
+  rng = np.random.default_rng(2)
+  x0, x1 = _frames(rng, 1, 40, 56, 3), _frames(rng, 1, 40, 56, 3)
+  np.testing.assert_allclose(interp(x0, x1), _model_on(interp, x0, x1), atol=1e-6)
+  with pytest.raises(ValueError, match='too small'):
+    interp(x0[:, :6], x1[:, :6])
+
+
+def test_batched_equals_single_and_unbatched(interp):
+  rng = np.random.default_rng(3)
+  x0, x1 = _frames(rng, 3, 48, 40, 3), _frames(rng, 3, 48, 40, 3)
+  batched = interp(x0, x1)
+  for i in range(3):
+    np.testing.assert_allclose(batched[i], interp(x0[i], x1[i]), atol=1e-5)
+
+
+def test_hd_frame(interp):
+  rng = np.random.default_rng(4)
+  x0, x1 = _frames(rng, 1, 720, 1280, 3), _frames(rng, 1, 720, 1280, 3)
+  out = interp(x0, x1)
+  assert out.shape == (1, 720, 1280, 3) and np.isfinite(out).all()
+
+
+def test_output_is_not_clipped():
+  # Random-init FILM predictions go outside [0, 1]; the released tools return them as they are.
+  interp = Interpolator.random(Options.tiny(), seed=5)
+  rng = np.random.default_rng(5)
+  out = interp(_frames(rng, 1, 64, 64, 3), _frames(rng, 1, 64, 64, 3))
+  assert out.min() < 0 or out.max() > 1
+
+
+def test_grayscale_and_mismatched_pairs_are_rejected_clearly(interp):
+  rng = np.random.default_rng(6)
+  with pytest.raises(ValueError, match='RGB with 3 channels.*1 channel'):
+    interp(_frames(rng, 1, 64, 64, 1), _frames(rng, 1, 64, 64, 1))
+  with pytest.raises(ValueError, match='differ in size'):
+    interp(_frames(rng, 1, 64, 64, 3), _frames(rng, 1, 64, 80, 3))
+  with pytest.raises(ValueError, match='differ in size'):
+    interp.recursive([_frames(rng, 64, 64, 3), _frames(rng, 48, 64, 3)], 1)

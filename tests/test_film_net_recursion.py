@@ -1,0 +1,62 @@
+"""Recursive interpolation: released semantics and counts, with each frame's features once."""
+import numpy as np
+import pytest
+
+from film_net import Interpolator, Options
+
+
+@pytest.fixture(scope='module')
+def interp():
+  return Interpolator.random(Options.tiny(), seed=0, align=64)
+
+
+def _naive(interp, frames, n):
+  """FILM's `_recursive_generator` per pair, then the last frame: one full model call per mid."""
+  def rec(a, b, depth):
+    if depth == 0:
+      return [a]
+    mid = interp(a[None], b[None])[0]
+    return rec(a, mid, depth - 1) + rec(mid, b, depth - 1)
+  out = []
+  for a, b in zip(frames, frames[1:]):
+    out += rec(a, b, n)
+  return out + [frames[-1]]
+
+
+@pytest.mark.parametrize('num_frames, n', [(2, 0), (2, 1), (2, 3), (3, 2), (5, 1)])
+def test_counts_order_and_equality_with_naive_recursion(interp, num_frames, n):
+  rng = np.random.default_rng(num_frames * 10 + n)
+  frames = list(rng.random((num_frames, 37, 45, 3), np.float32))
+  calls0, features0 = interp.model_calls, interp.feature_calls
+  out = interp.recursive(frames, times_to_interpolate=n)
+  model_calls, feature_calls = interp.model_calls - calls0, interp.feature_calls - features0
+
+  assert len(out) == (num_frames - 1) * 2 ** n + 1
+  assert model_calls == (num_frames - 1) * (2 ** n - 1)
+  # Originals pass through untouched at index i * 2**n.
+  for i, frame in enumerate(frames):
+    np.testing.assert_array_equal(out[i * 2 ** n], frame)
+  # Each original once, and each mid frame that is an input of a deeper level once.
+  assert feature_calls == num_frames + (num_frames - 1) * (2 ** (n - 1) - 1 if n else 0)
+
+  calls_before = interp.feature_calls
+  naive = _naive(interp, frames, n)
+  naive_feature_calls = interp.feature_calls - calls_before
+  assert len(naive) == len(out)
+  for i, (a, b) in enumerate(zip(out, naive)):
+    np.testing.assert_allclose(a, b, atol=1e-5, err_msg=f'frame {i}')
+  assert naive_feature_calls == 2 * model_calls
+  if num_frames > 2 or n > 1:  # some frame is an input of two calls: reuse saves work
+    assert feature_calls < naive_feature_calls
+
+
+def test_generator_form_streams_long_clips(interp):
+  rng = np.random.default_rng(9)
+  frames = (rng.random((32, 32, 3), np.float32) for _ in range(6))
+  out = list(interp.iter_recursive(frames, 1))
+  assert len(out) == 11
+
+
+def test_negative_depth_is_rejected(interp):
+  with pytest.raises(ValueError, match='times_to_interpolate'):
+    interp.recursive([np.zeros((8, 8, 3), np.float32)] * 2, -1)

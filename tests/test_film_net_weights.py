@@ -1,0 +1,139 @@
+"""Weights: our files, fixture .npz, SavedModel export/import, remote paths, fusion numbering."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from film_net import Interpolator, Options
+from film_net import weights as weights_lib
+from film_net.export import export_saved_model
+from film_net_helpers import golden_path
+
+
+@pytest.fixture(scope='module')
+def golden():
+  path = golden_path('golden_small_seed1')
+  data = np.load(path)
+  return path, data['input/x0'], data['input/x1'], data['output/image']
+
+
+@pytest.fixture(scope='module')
+def exported(golden, tmp_path_factory):
+  path, *_ = golden
+  interp = Interpolator.from_path(path, align=None)
+  target = str(tmp_path_factory.mktemp('export') / 'saved_model')
+  export_saved_model(interp.net.released_weights(), interp.options, target)
+  return interp, target
+
+
+def test_own_weight_file_round_trips_options_and_outputs(tmp_path):
+  options = Options.tiny()
+  interp = Interpolator.random(options, seed=3, align=64)
+  path = str(tmp_path / 'model.npz')
+  interp.save(path)
+  again = Interpolator.from_path(path)
+  assert again.options == options
+  assert again.fingerprint == interp.fingerprint
+  x = np.random.default_rng(0).random((2, 1, 40, 56, 3), np.float32)
+  np.testing.assert_array_equal(again(x[0], x[1]), interp(x[0], x[1]))
+
+
+def test_fingerprint_changes_with_any_weight():
+  a = Interpolator.random(Options.tiny(), seed=0)
+  b = Interpolator.random(Options.tiny(), seed=1)
+  assert a.fingerprint != b.fingerprint
+  w = a.net.released_weights()
+  w['fusion/conv2d/bias'] = w['fusion/conv2d/bias'] + 1e-3
+  assert weights_lib.fingerprint(w, a.options) != a.fingerprint
+
+
+def test_export_load_gives_the_same_output_with_both_engines(golden, exported):
+  _, x0, x1, expected = golden
+  interp, target = exported
+  native = Interpolator.from_path(target, align=None, options=interp.options)
+  saved = Interpolator.from_path(target, align=None, engine='savedmodel')
+  reference = interp(x0, x1)
+  np.testing.assert_allclose(native(x0, x1), reference, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(saved(x0, x1), reference, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(saved(x0, x1), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_export_has_released_calling_convention_and_an_image_signature(golden, exported):
+  _, x0, x1, expected = golden
+  _, target = exported
+  loaded = tf.saved_model.load(target)
+  inputs = {'x0': x0, 'x1': x1, 'time': np.full((1, 1), 0.5, np.float32)}
+  out = loaded(inputs, training=False)
+  assert {'image', 'x0_warped', 'forward_flow_pyramid'} <= set(out)
+  np.testing.assert_allclose(out['image'].numpy(), expected, rtol=1e-4, atol=1e-5)
+  served = loaded.signatures['serving_default'](**{k: tf.constant(v) for k, v in inputs.items()})
+  np.testing.assert_allclose(served['image'].numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_options_are_inferred_from_weight_shapes(golden):
+  path, *_ = golden
+  weights, file_options = weights_lib.read_npz(path)
+  assert file_options is None  # the fixtures are plain released-name .npz files
+  inferred = weights_lib.infer_options(weights)
+  assert inferred == Options(pyramid_levels=7, fusion_pyramid_levels=5, specialized_levels=3,
+                             sub_levels=4, flow_convs=(3, 3, 3, 3), flow_filters=(8, 16, 32, 32),
+                             filters=8)
+  assert weights_lib.infer_options(Interpolator.random(Options.compact()).net.released_weights(),
+                                   base=Options.compact()) == Options.compact()
+
+
+def test_fusion_convs_are_mapped_by_creation_order_not_by_counter(golden, tmp_path):
+  """A checkpoint whose fusion convs were numbered conv2d_7.. (other convs made first) loads."""
+  path, x0, x1, expected = golden
+  data = np.load(path)
+  shifted = {}
+  for key in data.files:
+    if not key.startswith('weight/'):
+      continue
+    name = key[len('weight/'):]
+    if name.startswith('fusion/conv2d'):
+      layer, part = name.split('/')[1], name.split('/')[2]
+      n = 0 if layer == 'conv2d' else int(layer.split('_')[1])
+      name = f'fusion/conv2d_{n + 7}/{part}'
+    shifted[f'weight/model/{name}'] = data[key]
+  target = tmp_path / 'shifted.npz'
+  np.savez(target, **shifted)
+  interp = Interpolator.from_path(str(target), align=None)
+  np.testing.assert_allclose(interp(x0, x1), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_broken_or_missing_models_fail_with_the_path_in_the_message(tmp_path):
+  with pytest.raises(FileNotFoundError, match='does-not-exist'):
+    Interpolator.from_path(str(tmp_path / 'does-not-exist.npz'))
+  broken = tmp_path / 'broken.npz'
+  broken.write_bytes(b'not a zip file')
+  with pytest.raises(ValueError, match='broken.npz'):
+    Interpolator.from_path(str(broken))
+  other = tmp_path / 'other.npz'
+  np.savez(other, something=np.zeros(3))
+  with pytest.raises(ValueError, match='no film_net weights'):
+    Interpolator.from_path(str(other))
+  with pytest.raises(ValueError, match='engine'):
+    Interpolator.from_path(str(other), engine='onnx')
+
+
+def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
+  _, x0, x1, _ = golden
+  interp, target = exported
+  for root, _, files in os.walk(target):
+    for name in files:
+      rel = os.path.relpath(os.path.join(root, name), target)
+      gcs.blob(f'models/sm/{rel}').upload_from_filename(os.path.join(root, name))
+  local_file = str(tmp_path / 'w.npz')
+  interp.save(local_file)
+  gcs.blob('models/w.npz').upload_from_filename(local_file)
+
+  from_dir = Interpolator.from_path('gs://film-test/models/sm', align=None, engine='savedmodel')
+  from_file = Interpolator.from_path('gs://film-test/models/w.npz', align=None)
+  reference = interp(x0, x1)
+  np.testing.assert_allclose(from_dir(x0, x1), reference, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(from_file(x0, x1), reference)
+  interp.save('gs://film-test/models/saved_remotely.npz')
+  assert Interpolator.from_path('gs://film-test/models/saved_remotely.npz').fingerprint == \
+      interp.fingerprint
