@@ -89,10 +89,13 @@ def list_triplets(input_path, leave_one_out=False, stride=1):
   if leave_one_out:
     from film_net import render  # pylint: disable=import-outside-toplevel
     root = input_path.rstrip('/')
-    return [{'key': f'{_key(t.clip, root) or "clip"}_{t.index:06d}',
-             'clip': _key(t.clip, root), 'frame0': t.frame0, 'truth': t.truth,
-             'frame1': t.frame1}
-            for t in render.clips_triplets(input_path, stride=stride)]
+    triplets = []
+    for t in render.clips_triplets(input_path, stride=stride):
+      inside = t.clip.rstrip('/') != root  # else the input folder is itself the clip
+      clip = _key(t.clip, root) if inside else _key(posixpath.basename(root), '')
+      triplets.append({'key': f'{clip}_{t.index:06d}', 'clip': clip, 'frame0': t.frame0,
+                       'truth': t.truth, 'frame1': t.frame1})
+    return triplets
   if input_path.lower().endswith(('.csv', '.jsonl')):
     return _manifest_triplets(input_path)
   root = input_path.rstrip('/')

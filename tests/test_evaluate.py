@@ -134,6 +134,14 @@ def test_model_and_leave_one_out_on_clips(tmp_path):
   assert not os.path.exists(os.path.join(out, 'comparisons'))
 
 
+def test_leave_one_out_on_a_folder_that_is_itself_one_clip(tmp_path):
+  for i in range(4):
+    _save(str(tmp_path / 'reel 7' / f'{i}.png'), np.zeros((8, 8, 3), np.float32))
+  triplets = evaluate.list_triplets(str(tmp_path / 'reel 7'), leave_one_out=True, stride=2)
+  assert [(t['clip'], t['key']) for t in triplets] == [('reel_7', 'reel_7_000000')]
+  assert triplets[0]['truth'].endswith('1.png')
+
+
 def test_manifest_paths_are_relative_to_the_manifest(tmp_path):
   (tmp_path / 'm.jsonl').write_text(
       '{"key": "one", "frame0": "x/a.png", "truth": "x/b.png", "frame1": "/abs/c.png"}\n')
