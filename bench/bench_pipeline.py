@@ -1,0 +1,147 @@
+"""Pipeline speed and memory against the bare model, for the issue's targets.
+
+    python bench/bench_pipeline.py ratio [--size 512 --frames 17 --times 2] [--model_path P]
+    python bench/bench_pipeline.py rss [--small 100 --large 1000 --size 128]
+
+ratio: end-to-end frames/s of the local pipeline (in_memory, wall time of `run()`, model load and
+       Beam start-up included) over `Interpolator.recursive` frames/s on the same clip in the
+       same process, both warm (model loaded and traced: the strict ratio) and cold (first call,
+       tracing included, like the pipeline's own first unit). Target >= 0.9.
+       It also times the clip as independent pairs (what a RunInference ModelHandler batching
+       pair examples would compute) against one recursion over the unit, the measurement behind
+       using `Shared` in transforms/interpolate.py.
+rss:   peak RSS of `python -m pipeline.run` on a clip of `large` pairs over one of `small` pairs
+       (tiny model, N=1; memory must not grow with clip length). Target <= 1.2.
+
+Without --model_path the built-in model is used, or, before it exists, random weights with the
+released options (same compute). Prints one JSON line per measurement.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # pylint: disable=wrong-import-position
+
+from pipeline import sample_footage  # pylint: disable=wrong-import-position
+
+
+def _model_path(args, workdir, tiny=False):
+  from film_net import DEFAULT_MODEL, Interpolator, Options  # pylint: disable=import-outside-toplevel
+  if args.model_path and not tiny:
+    return args.model_path, args.model_path
+  if os.path.exists(DEFAULT_MODEL) and not tiny:
+    return None, 'built-in'
+  path = os.path.join(workdir, 'tiny.npz' if tiny else 'released_random.npz')
+  Interpolator.random(options=Options.tiny() if tiny else Options.released(), seed=0).save(path)
+  return path, 'random ' + ('tiny' if tiny else 'released') + ' options'
+
+
+def ratio(args):
+  from film_net import Interpolator  # pylint: disable=import-outside-toplevel
+  from pipeline import run as run_module  # pylint: disable=import-outside-toplevel
+  with tempfile.TemporaryDirectory() as work:
+    model_path, model_name = _model_path(args, work)
+    frames = sample_footage.render_frames(args.frames, args.size, args.size, seed=0)
+    sample_footage.write_clip(os.path.join(work, 'in', 'clip'), frames)
+    n_out = (args.frames - 1) * 2 ** args.times + 1
+
+    t = time.perf_counter()
+    run_module.run([f'--input={work}/in', f'--output={work}/out', f'--times_to_interpolate='
+                    f'{args.times}', '--run_id=bench', '--progress_interval=10']
+                   + ([f'--model_path={model_path}'] if model_path else []))
+    pipeline_s = time.perf_counter() - t
+    written = len(os.listdir(os.path.join(work, 'out', 'clip')))
+    assert written == n_out, (written, n_out)
+
+    model = Interpolator.from_path(model_path)
+    floats = [f.astype(np.float32) / 255 for f in frames]
+    t = time.perf_counter()
+    model.recursive(floats, args.times)  # Cold: includes tracing the graphs for this size.
+    cold_s = time.perf_counter() - t
+    t = time.perf_counter()
+    model.recursive(floats, args.times)
+    model_s = time.perf_counter() - t
+    result = {
+        'bench': 'ratio', 'model': model_name, 'size': args.size, 'frames_in': args.frames,
+        'times_to_interpolate': args.times, 'frames_out': n_out,
+        'pipeline_seconds': round(pipeline_s, 2), 'recursive_warm_seconds': round(model_s, 2),
+        'recursive_cold_seconds': round(cold_s, 2),
+        'pipeline_fps': round(n_out / pipeline_s, 3), 'recursive_fps': round(n_out / model_s, 3),
+        'ratio_vs_warm': round(model_s / pipeline_s, 3),
+        'ratio_vs_cold': round(cold_s / pipeline_s, 3),
+    }
+    if args.per_pair:
+      t = time.perf_counter()
+      for i in range(len(floats) - 1):
+        model.recursive(floats[i:i + 2], args.times)
+      per_pair_s = time.perf_counter() - t
+      result['per_pair_seconds'] = round(per_pair_s, 2)
+      result['unit_recursion_speedup_over_per_pair'] = round(per_pair_s / model_s, 3)
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def _peak_rss_mb(argv):
+  """Peak RSS (MB) of a fresh `python -m pipeline.run` process."""
+  code = ('import resource, sys, runpy; sys.argv = ["pipeline.run"] + sys.argv[1:]\n'
+          'try:\n  runpy.run_module("pipeline.run", run_name="__main__")\n'
+          'except SystemExit: pass\n'
+          'print("MAXRSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)')
+  proc = subprocess.run([sys.executable, '-c', code, *argv], cwd=ROOT, capture_output=True,
+                        text=True, check=False)
+  lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('MAXRSS')]
+  if not lines:
+    raise RuntimeError(proc.stderr[-2000:])
+  return int(lines[-1].split()[1]) / 1024
+
+
+def rss(args):
+  with tempfile.TemporaryDirectory() as work:
+    model_path, model_name = _model_path(args, work, tiny=True)
+    result = {'bench': 'rss', 'model': model_name, 'size': args.size}
+    for pairs in (args.small, args.large):
+      folder = os.path.join(work, f'in{pairs}', 'clip')
+      sample_footage.write_clip(folder, sample_footage.render_frames(
+          pairs + 1, args.size, args.size, seed=1, speed=0.5))
+      t = time.perf_counter()
+      result[f'peak_rss_mb_{pairs}_pairs'] = round(_peak_rss_mb([
+          f'--input={os.path.dirname(folder)}', f'--output={work}/out{pairs}',
+          f'--model_path={model_path}', '--times_to_interpolate=1', '--progress_interval=10']), 1)
+      result[f'seconds_{pairs}_pairs'] = round(time.perf_counter() - t, 1)
+      assert len(os.listdir(os.path.join(work, f'out{pairs}', 'clip'))) == 2 * pairs + 1
+    result['rss_ratio'] = round(result[f'peak_rss_mb_{args.large}_pairs'] /
+                                result[f'peak_rss_mb_{args.small}_pairs'], 3)
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  sub = parser.add_subparsers(dest='bench', required=True)
+  p = sub.add_parser('ratio')
+  p.add_argument('--size', type=int, default=512)
+  p.add_argument('--frames', type=int, default=17)
+  p.add_argument('--times', type=int, default=2)
+  p.add_argument('--model_path', default=None)
+  p.add_argument('--no_per_pair', dest='per_pair', action='store_false')
+  p = sub.add_parser('rss')
+  p.add_argument('--small', type=int, default=100)
+  p.add_argument('--large', type=int, default=1000)
+  p.add_argument('--size', type=int, default=128)
+  p.add_argument('--model_path', default=None)
+  args = parser.parse_args()
+  {'ratio': ratio, 'rss': rss}[args.bench](args)
+
+
+if __name__ == '__main__':
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  main()
