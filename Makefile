@@ -1,0 +1,28 @@
+# Two entry points (see README): `make demo` runs the main job on sample footage with the
+# built-in model; `make test` runs the test suite. Both set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m pipeline.sample_footage --output sample_footage
+	$(PY) -m pipeline.run --input sample_footage --output out/demo --times_to_interpolate 2
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench_film_net.py
+	$(PY) bench/bench_pipeline.py
+	$(PY) bench/bench_quality.py
+
+clean:
+	rm -rf out sample_footage

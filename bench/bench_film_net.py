@@ -1,0 +1,147 @@
+"""film_net inference speed at released widths (random weights: same cost as trained ones).
+
+    .venv/bin/python bench/bench_film_net.py [--sizes 256x256,512x512,1280x720,1920x1080]
+
+Each frame size runs in its own process, so the peak RSS printed is that size's own. Every
+process first measures the FP32 rate of a 4096x4096 matmul and reports the model's achieved
+GFLOP/s as a fraction of it: a ratio taken in one run on one machine, robust to a shared and
+noisy machine in a way raw seconds are not. The recursion part times a 9-frame clip at
+times_to_interpolate=3 with and without feature reuse, in one process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
+  import tensorflow as tf
+  a = tf.random.uniform([n, n])
+  b = tf.random.uniform([n, n])
+  tf.linalg.matmul(a, b).numpy()
+  best = float('inf')
+  for _ in range(repeats):
+    start = time.perf_counter()
+    tf.linalg.matmul(a, b).numpy()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n ** 3 / best / 1e9
+
+
+def _best_of(fn, repeats: int) -> float:
+  fn()  # trace and warm up
+  best = float('inf')
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    best = min(best, time.perf_counter() - start)
+  return best
+
+
+def one_size(width: int, height: int, repeats: int, options_name: str) -> dict:
+  import numpy as np
+  from film_net import Interpolator, Options
+  import flops
+
+  options = Options.preset(options_name)
+  interp = Interpolator.random(options, seed=0, align=64)
+  rng = np.random.default_rng(0)
+  x0, x1 = (rng.random((1, height, width, 3), np.float32) for _ in range(2))
+  # Matmul before and after the model; the better one is the machine's rate in this run.
+  rate = matmul_gflops()
+  seconds = _best_of(lambda: interp(x0, x1), repeats)
+  rate = max(rate, matmul_gflops())
+  top, left = (64 - height % 64) % 64, (64 - width % 64) % 64
+  gflop = flops.mid_frame_flops(options, height + top, width + left) / 1e9
+  return {'size': f'{width}x{height}', 'seconds_per_frame': round(seconds, 3),
+          'gflop_per_frame': round(gflop, 1), 'gflops': round(gflop / seconds, 1),
+          'matmul_gflops': round(rate, 1), 'efficiency': round(gflop / seconds / rate, 3),
+          'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def recursion(width: int, height: int, options_name: str) -> dict:
+  """Seconds per output frame for a 9-frame clip at n=3, with and without feature reuse."""
+  import numpy as np
+  from film_net import Interpolator, Options
+
+  interp = Interpolator.random(Options.preset(options_name), seed=0, align=64)
+  frames = list(np.random.default_rng(1).random((9, height, width, 3), np.float32))
+  interp(frames[0][None], frames[1][None])  # trace
+
+  def naive():
+    out = [frames[0]]
+    def rec(a, b, depth):
+      if depth == 0:
+        return []
+      mid = interp(a[None], b[None])[0]
+      return rec(a, mid, depth - 1) + [mid] + rec(mid, b, depth - 1)
+    for a, b in zip(frames, frames[1:]):
+      out += rec(a, b, 3) + [b]
+    return out
+
+  start = time.perf_counter()
+  reused = interp.recursive(frames, 3)
+  t_reuse = time.perf_counter() - start
+  start = time.perf_counter()
+  plain = naive()
+  t_naive = time.perf_counter() - start
+  assert len(reused) == len(plain) == 65
+  return {'clip': f'9 frames {width}x{height}, times_to_interpolate=3',
+          'seconds_per_output_frame_reuse': round(t_reuse / 65, 3),
+          'seconds_per_output_frame_naive': round(t_naive / 65, 3),
+          'speedup': round(t_naive / t_reuse, 3)}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--sizes', default='256x256,512x512,1280x720,1920x1080')
+  parser.add_argument('--options', default='released')
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--recursion_size', default='256x256', help="'' to skip")
+  parser.add_argument('--_one', default=None, help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args._one:
+    kind, size = args._one.split(':')
+    w, h = (int(v) for v in size.split('x'))
+    result = (one_size(w, h, args.repeats, args.options) if kind == 'size'
+              else recursion(w, h, args.options))
+    print('RESULT ' + json.dumps(result))
+    return
+
+  print(f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
+        f'{_cpu_model()}; options={args.options}')
+  jobs = [f'size:{s}' for s in args.sizes.split(',') if s]
+  if args.recursion_size:
+    jobs.append(f'recursion:{args.recursion_size}')
+  for job in jobs:
+    out = subprocess.run([sys.executable, __file__, '--_one', job, '--options', args.options,
+                          '--repeats', str(args.repeats)], capture_output=True, text=True)
+    lines = [l for l in out.stdout.splitlines() if l.startswith('RESULT ')]
+    if not lines:
+      print(f'{job}: failed\n{out.stderr[-2000:]}')
+      continue
+    print(json.dumps(json.loads(lines[-1][7:])), flush=True)
+
+
+def _cpu_model() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return 'unknown CPU'
+
+
+if __name__ == '__main__':
+  main()

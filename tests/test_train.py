@@ -1,0 +1,65 @@
+"""Training: loss goes down, and an interrupted run resumes to the same weights."""
+import json
+
+import numpy as np
+
+from film_net import Interpolator, Options
+from film_net import train
+from film_net import weights as weights_lib
+
+TINY = json.dumps(Options.tiny().to_dict())
+
+
+def _args(out_dir, steps, *extra):
+  return ['--output_dir', str(out_dir), '--options', TINY, '--steps', str(steps),
+          '--batch_size', '2', '--crop', '32', '--max_motion', '4', '--lr', '3e-3',
+          '--init', 'none', '--log_every', '1', '--checkpoint_every', '3', *extra]
+
+
+def _l1(interp, batch):
+  x0, y, x1 = batch
+  return float(np.abs(interp(x0, x1) - y).mean())
+
+
+def test_a_few_steps_lower_the_loss(tmp_path, capsys):
+  held_out = train.make_batch(seed=123, step=0, batch_size=8, crop=32, max_motion=4)
+  before = Interpolator.random(Options.tiny(), seed=0, align=None)  # the trainer's init
+  assert train.main(_args(tmp_path, 40)) == 0
+  after = Interpolator.from_path(str(tmp_path / 'latest.npz'), align=None)
+  assert _l1(after, held_out) < 0.8 * _l1(before, held_out)
+  log = capsys.readouterr().out
+  assert 'step 40/40' in log and 'steps/s' in log and 'loss' in log
+
+
+def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tmp_path, capsys):
+  straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
+  assert train.main(_args(straight, 6)) == 0
+  assert train.main(_args(resumed, 3)) == 0       # "interrupted" after step 3
+  assert train.main(_args(resumed, 6)) == 0       # a new run picks up the checkpoint
+  assert 'resumed' in capsys.readouterr().out
+  a, _ = weights_lib.read_npz(str(straight / 'latest.npz'))
+  b, _ = weights_lib.read_npz(str(resumed / 'latest.npz'))
+  assert weights_lib.read_meta(str(resumed / 'latest.npz'))['steps'] == 6
+  for name in a:
+    np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_without_a_checkpoint_training_starts_from_given_weights(tmp_path, capsys):
+  first = tmp_path / 'first'
+  assert train.main(_args(first, 3)) == 0
+  second = tmp_path / 'second'
+  argv = _args(second, 5)
+  argv[argv.index('--init') + 1] = str(first / 'latest.npz')
+  assert train.main(argv) == 0
+  assert 'started from' in capsys.readouterr().out
+  assert weights_lib.read_meta(str(second / 'latest.npz'))['steps'] == 5
+
+
+def test_batches_are_a_function_of_seed_and_step():
+  a = train.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4)
+  b = train.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4)
+  c = train.make_batch(seed=1, step=8, batch_size=2, crop=32, max_motion=4)
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x, y)
+  assert not np.array_equal(a[0], c[0])
+  assert all(x.shape == (2, 32, 32, 3) and x.dtype == np.float32 for x in a)
