@@ -6,7 +6,9 @@ Each frame size runs in its own process, so the peak RSS printed is that size's 
 process first measures the FP32 rate of a 4096x4096 matmul and reports the model's achieved
 GFLOP/s as a fraction of it: a ratio taken in one run on one machine, robust to a shared and
 noisy machine in a way raw seconds are not. The recursion part times a 9-frame clip at
-times_to_interpolate=3 with and without feature reuse, in one process.
+times_to_interpolate=3 with and without feature reuse, in one process. `--compare compact`
+also times the built-in model's architecture at 1920x1080 and prints its time as a fraction of
+the released size's (the default model's speed target: at most 0.25).
 """
 from __future__ import annotations
 
@@ -107,6 +109,8 @@ def main() -> None:
   parser.add_argument('--options', default='released')
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--recursion_size', default='256x256', help="'' to skip")
+  parser.add_argument('--compare', default='compact',
+                      help="options preset timed at 1920x1080 against --options; '' to skip")
   parser.add_argument('--_one', default=None, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args._one:
@@ -122,14 +126,26 @@ def main() -> None:
   jobs = [f'size:{s}' for s in args.sizes.split(',') if s]
   if args.recursion_size:
     jobs.append(f'recursion:{args.recursion_size}')
-  for job in jobs:
-    out = subprocess.run([sys.executable, __file__, '--_one', job, '--options', args.options,
+  jobs = [(job, args.options) for job in jobs]
+  if args.compare:
+    jobs.append(('size:1920x1080', args.compare))
+  results = {}
+  for job, options in jobs:
+    out = subprocess.run([sys.executable, __file__, '--_one', job, '--options', options,
                           '--repeats', str(args.repeats)], capture_output=True, text=True)
     lines = [l for l in out.stdout.splitlines() if l.startswith('RESULT ')]
     if not lines:
-      print(f'{job}: failed\n{out.stderr[-2000:]}')
+      print(f'{job} ({options}): failed\n{out.stderr[-2000:]}')
       continue
-    print(json.dumps(json.loads(lines[-1][7:])), flush=True)
+    results[(job, options)] = result = json.loads(lines[-1][7:])
+    print(json.dumps({'options': options, **result}), flush=True)
+  full, small = results.get(('size:1920x1080', args.options)), results.get(
+      ('size:1920x1080', args.compare))
+  if full and small:
+    print(json.dumps({'1920x1080 seconds': {args.options: full['seconds_per_frame'],
+                                            args.compare: small['seconds_per_frame']},
+                      'time_ratio': round(small['seconds_per_frame'] /
+                                          full['seconds_per_frame'], 3)}), flush=True)
 
 
 def _cpu_model() -> str:

@@ -21,7 +21,6 @@ folder of frames, local or gs://) and `clips_dataset` feeds them to training lik
 import dataclasses
 import functools
 import os
-import re
 from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -504,10 +503,6 @@ class ClipTriplet(NamedTuple):
   frame1: str
 
 
-def _natural_key(path: str):
-  return [int(part) if part.isdigit() else part.lower() for part in re.split(r'(\d+)', path)]
-
-
 def list_clips(input_path: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dict:
   """{clip folder: naturally sorted frame paths} for `input_path` and its direct subfolders."""
   from apache_beam.io.filesystems import FileSystems
@@ -518,7 +513,8 @@ def list_clips(input_path: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) ->
       path = match.path
       if os.path.splitext(path)[1].lower() in extensions:
         clips.setdefault(path.rsplit('/', 1)[0], []).append(path)
-  return {clip: sorted(frames, key=_natural_key) for clip, frames in sorted(clips.items())}
+  from transforms.clips import natural_key  # pylint: disable=import-outside-toplevel
+  return {clip: sorted(frames, key=natural_key) for clip, frames in sorted(clips.items())}
 
 
 def clips_triplets(input_path: str, stride: int = 1,
