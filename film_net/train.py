@@ -20,6 +20,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from film_net import layers
 from film_net import render
 from film_net import weights as weights_lib
 from film_net.interpolator import DEFAULT_MODEL
@@ -51,6 +52,50 @@ def _crop_triplet(rng, triplet, crop: int):
   return tuple(i[top:top + crop, left:left + crop] for i in images)
 
 
+def blend_initialise(net: FilmNet) -> bool:
+  """Starts the model at "average of the two warped frames, with zero flow".
+
+  Only initial values change, not the architecture: each flow predictor's last conv starts at
+  zero (no motion), and the finest fusion level passes both warped RGB frames through its two
+  3x3 convs (centre taps of 1; leaky ReLU keeps values in [0, 1] as they are) to an output conv
+  that averages them. Training then starts from the frame-average baseline and improves the flows
+  and the fusion from there, instead of first learning to reproduce an image at all, which from
+  Glorot noise takes thousands of steps. Returns False (no change) if the finest fusion level has
+  fewer than 6 filters.
+  """
+  options = net.options
+  nf = layers.fusion_filters(options, 0)
+  names = layers.fusion_conv_names(options)
+  if nf < 6 or options.fusion_pyramid_levels < 2:
+    return False
+  for spec in net.specs:
+    if spec.name.startswith('predict_flow/') and spec.out_channels == 2:
+      net.kernels[spec.name].assign(tf.zeros(spec.kernel_shape))
+      net.biases[spec.name].assign(tf.zeros([2]))
+  x1_rgb = 3 + layers.feature_channels(options, 0)  # aligned[0] = [x0 rgb, feat, x1 rgb, ...]
+  sources = [0, 1, 2, x1_rgb, x1_rgb + 1, x1_rgb + 2]
+
+  def pass_through(name: str, inputs: list[int]) -> None:
+    kernel = net.kernels[name].numpy()
+    kernel[..., :6] = 0.0
+    kernel[:, :, inputs, :] = 0.0  # other channels do not read the passed-through ones
+    for out, src in enumerate(inputs):
+      kernel[1, 1, src, out] = 1.0
+    net.kernels[name].assign(kernel)
+    bias = net.biases[name].numpy()
+    bias[:6] = 0.0
+    net.biases[name].assign(bias)
+
+  pass_through(names[1], sources)
+  pass_through(names[2], list(range(6)))
+  out = np.zeros(net.kernels[names[-1]].shape, np.float32)
+  for c in range(3):
+    out[0, 0, c, c] = out[0, 0, 3 + c, c] = 0.5
+  net.kernels[names[-1]].assign(out)
+  net.biases[names[-1]].assign(tf.zeros([3]))
+  return True
+
+
 class Trainer:
   """The model, optimiser and checkpoint of one training run."""
 
@@ -68,7 +113,7 @@ class Trainer:
     self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(output_dir, 'ckpt'),
                                               max_to_keep=2)
 
-  def restore(self, init: str | None) -> str:
+  def restore(self, init: str | None, scheme: str = 'blend') -> str:
     """Resumes the run's own checkpoint, else starts from `init` weights; says which."""
     if self.manager.latest_checkpoint:
       self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
@@ -77,14 +122,16 @@ class Trainer:
     if init:
       local = weights_lib.fetch_local(init)
       loaded, options = weights_lib.read_npz(local)
-      if options is not None and options != self.options:
-        return f'not starting from {init}: its options differ; starting from random weights'
-      self.net.set_released_weights(loaded)
-      self.meta = weights_lib.read_meta(local)
-      # Adam's moments are not in the weight file: they restart, the step count goes on.
-      self.step.assign(int(self.meta.get('steps', 0)))
-      self.optimizer.iterations.assign(int(self.meta.get('steps', 0)))
-      return f'started from {init} (step {int(self.step.numpy())})'
+      if options is None or options == self.options:
+        self.net.set_released_weights(loaded)
+        self.meta = weights_lib.read_meta(local)
+        # Adam's moments are not in the weight file: they restart, the step count goes on.
+        self.step.assign(int(self.meta.get('steps', 0)))
+        self.optimizer.iterations.assign(int(self.meta.get('steps', 0)))
+        return f'started from {init} (step {int(self.step.numpy())})'
+      print(f'not starting from {init}: its options differ from {self.options}', flush=True)
+    if scheme == 'blend' and blend_initialise(self.net):
+      return 'started from random weights, blend-initialised (average of warped frames)'
     return 'started from random weights'
 
   @tf.function(reduce_retracing=True)
@@ -139,6 +186,8 @@ def parse_args(argv):
   p.add_argument('--init', default='default',
                  help="weights to start from without a checkpoint: 'default' (the built-in "
                       "model, if options match), 'none', or a weight file path")
+  p.add_argument('--init_scheme', choices=('blend', 'glorot'), default='blend',
+                 help='fresh weights: blend (start at the frame average) or glorot (as FILM)')
   p.add_argument('--clips', default=None, help='folder of clips (local or gs://) to mix in')
   p.add_argument('--clips_fraction', type=float, default=0.5)
   p.add_argument('--log_every', type=int, default=20)
@@ -155,7 +204,7 @@ def main(argv=None) -> int:
   os.makedirs(args.output_dir, exist_ok=True)
   trainer = Trainer(options, args.output_dir, args.lr, args.lr_decay_steps, args.lr_decay_rate,
                     args.seed)
-  print(trainer.restore(init), flush=True)
+  print(trainer.restore(init, args.init_scheme), flush=True)
   clips = render.clips_triplets(args.clips) if args.clips else None
   data = 'rendered' + (f' + clips {args.clips} ({args.clips_fraction:.0%})' if clips else '')
 

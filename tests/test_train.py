@@ -63,3 +63,12 @@ def test_batches_are_a_function_of_seed_and_step():
     np.testing.assert_array_equal(x, y)
   assert not np.array_equal(a[0], c[0])
   assert all(x.shape == (2, 32, 32, 3) and x.dtype == np.float32 for x in a)
+
+
+def test_blend_initialisation_starts_at_the_frame_average():
+  interp = Interpolator.random(Options.compact(), seed=0, align=None)
+  assert train.blend_initialise(interp.net)
+  x0, _, x1 = train.make_batch(seed=5, step=0, batch_size=2, crop=64, max_motion=8)
+  np.testing.assert_allclose(interp(x0, x1), (x0 + x1) / 2, atol=1e-5)
+  # Too few fusion filters to pass both frames through: left as it is.
+  assert not train.blend_initialise(Interpolator.random(Options.tiny()).net)
