@@ -208,7 +208,7 @@ class Interpolator:
   def _frame_state(self, frame: np.ndarray):
     """(frame, padded, features): what every call that takes this frame needs."""
     padded = self._pad(frame)
-    if self.engine == 'savedmodel' or self.net is None:
+    if self.net is None:  # savedmodel engine: whole-model calls, no features to keep
       return frame, padded, None
     return frame, padded, self._extract(padded)
 

@@ -22,6 +22,8 @@ import subprocess
 
 import numpy as np
 
+from film_net.image_io import to_uint8
+
 BASELINES = ('repeat', 'average', 'minterpolate', 'dis')
 MINTERPOLATE = 'minterpolate=fps=2:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1'
 # Error heat map scale: a mean absolute error of this much (of full range) or more is white.
@@ -85,10 +87,6 @@ def average(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
   return (x0 + x1) / 2
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-  return (np.clip(image * 255.0, 0.0, 255.0) + 0.5).astype(np.uint8)
-
-
 def minterpolate(x0: np.ndarray, x1: np.ndarray, ffmpeg: str = 'ffmpeg') -> np.ndarray:
   """ffmpeg's minterpolate middle frame (8-bit input; converted through yuv444p, no subsampling).
 
@@ -101,7 +99,7 @@ def minterpolate(x0: np.ndarray, x1: np.ndarray, ffmpeg: str = 'ffmpeg') -> np.n
              '-s', f'{w}x{h}', '-r', '1', '-i', '-',
              '-vf', f'format=yuv444p,{MINTERPOLATE},format=rgb24',
              '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']
-  data = _to_uint8(x0).tobytes() + _to_uint8(x1).tobytes() * 2
+  data = to_uint8(x0).tobytes() + to_uint8(x1).tobytes() * 2
   done = subprocess.run(command, input=data, capture_output=True, check=False)
   if done.returncode != 0:
     raise RuntimeError(f'ffmpeg minterpolate failed: {done.stderr.decode(errors="replace")}')
@@ -119,8 +117,8 @@ def dis(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
   of the point passing through p at t = 0.5. Sampling is bilinear with edges clamped.
   """
   import cv2  # pylint: disable=import-outside-toplevel
-  gray0 = cv2.cvtColor(_to_uint8(x0), cv2.COLOR_RGB2GRAY)
-  gray1 = cv2.cvtColor(_to_uint8(x1), cv2.COLOR_RGB2GRAY)
+  gray0 = cv2.cvtColor(to_uint8(x0), cv2.COLOR_RGB2GRAY)
+  gray1 = cv2.cvtColor(to_uint8(x1), cv2.COLOR_RGB2GRAY)
   flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
   flow01 = flow.calc(gray0, gray1, None)
   flow10 = flow.calc(gray1, gray0, None)
@@ -172,7 +170,7 @@ def comparison_png(x0, x1, truth, predictions: dict, scores: dict) -> bytes:
     s = scores[name]
     labels.append(f'{name}\nPSNR {s["psnr"]:.2f} dB\nSSIM {s["ssim"]:.4f}')
   grid = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
-  image = Image.fromarray(_to_uint8(grid))
+  image = Image.fromarray(to_uint8(grid))
   draw = ImageDraw.Draw(image)
   draw.text((4, 4), 'frame 0', fill=(255, 255, 0), font=font)
   draw.text((w + 4, 4), 'truth', fill=(255, 255, 0), font=font)
