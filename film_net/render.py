@@ -1,4 +1,4 @@
-"""Training triplets for film_net: rendered scenes with an exactly known middle frame, and clips.
+"""Training triplets for film_net: rendered scenes with an exactly known middle frame.
 
 No interpolation training set can be downloaded here, so the default model learns from scenes this
 module renders. A scene is a stack of textured layers: an opaque background and a few foreground
@@ -13,15 +13,12 @@ that also ship there are left out: Middlebury is this project's evaluation set.
 
 Conventions: images are float32 (H, W, 3) RGB in [0, 1]; pixel centres sit at integer (x, y)
 coordinates; transforms are 3x3 similarity matrices acting on column vectors (x, y, 1).
-
-For real footage, `clips_triplets` lists triplets (i, i+1, i+2) from a folder of clips (each a
-folder of frames, local or gs://) and `clips_dataset` feeds them to training like the renders.
 """
 
 import dataclasses
 import functools
 import os
-from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,7 +26,6 @@ import numpy as np
 NATURAL_IMAGES = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'ihc.png',
                   'camera.png', 'brick.png', 'grass.png', 'gravel.png', 'coins.png', 'moon.png',
                   'page.png', 'color.png', 'retina.jpg')
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')  # the pipeline's frame types
 
 
 # --------------------------------------------------------------------------------------------
@@ -461,103 +457,47 @@ def augment(rng: np.random.Generator, x0, y, x1):
   return tuple(np.ascontiguousarray(f) for f in frames)
 
 
-def _as_example(x0, y, x1) -> dict:
-  return {'x0': x0, 'x1': x1, 'y': y, 'time': np.array([0.5], np.float32)}
-
-
-def rendered_examples(seed: int, height: int, width: int, augmented: bool = True,
-                      **scene_options) -> Iterator[dict]:
-  """Endless FILM training examples {'x0', 'x1', 'y', 'time'}, deterministic by seed."""
-  rng = np.random.default_rng(seed)
-  while True:
-    x0, y, x1 = render_triplet(rng, height, width, **scene_options)
-    if augmented:
-      x0, y, x1 = augment(rng, x0, y, x1)
-    yield _as_example(x0, y, x1)
-
-
-def _dataset(generator: Callable[[], Iterator[dict]], batch_size: int, height: int, width: int):
-  import tensorflow as tf
-  image = tf.TensorSpec((height, width, 3), tf.float32)
-  signature = {'x0': image, 'x1': image, 'y': image, 'time': tf.TensorSpec((1,), tf.float32)}
-  dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
-  return dataset.batch(batch_size, drop_remainder=True).prefetch(2)
-
-
-def triplet_dataset(batch_size: int, height: int, width: int, seed: int = 0,
-                    augmented: bool = True, **scene_options):
-  """A tf.data.Dataset of batched rendered examples, like FILM's training input."""
-  return _dataset(lambda: rendered_examples(seed, height, width, augmented, **scene_options),
-                  batch_size, height, width)
-
-
 # --------------------------------------------------------------------------------------------
-# Real footage: folders of frames, local or on any Beam filesystem (gs://...).
+# A held-out set on disk, for choosing checkpoints without touching the evaluation set.
 
-class ClipTriplet(NamedTuple):
-  """Frames i, i+1 and i+2 of one clip; the middle one is the truth."""
-  clip: str
-  index: int
-  frame0: str
-  truth: str
-  frame1: str
+TRIPLET_NAMES = ('frame10.png', 'frame10i11.png', 'frame11.png')  # Middlebury's layout
 
 
-def list_clips(input_path: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dict:
-  """{clip folder: naturally sorted frame paths} for `input_path` and its direct subfolders."""
-  from apache_beam.io.filesystems import FileSystems
-  root = input_path.rstrip('/')
-  clips = {}
-  for pattern in ('*', '*/*'):
-    for match in FileSystems.match([FileSystems.join(root, pattern)])[0].metadata_list:
-      path = match.path
-      if os.path.splitext(path)[1].lower() in extensions:
-        clips.setdefault(path.rsplit('/', 1)[0], []).append(path)
-  from transforms.clips import natural_key  # pylint: disable=import-outside-toplevel
-  return {clip: sorted(frames, key=natural_key) for clip, frames in sorted(clips.items())}
+def write_triplets(output: str, count: int, size: int, seed: int,
+                   max_motion_px: Optional[float] = None) -> List[str]:
+  """Renders `count` triplets as `output/NNNN/frame10.png, frame10i11.png, frame11.png`.
 
-
-def clips_triplets(input_path: str, stride: int = 1,
-                   extensions: Sequence[str] = IMAGE_EXTENSIONS) -> List[ClipTriplet]:
-  """All triplets (i, i+1, i+2), i a multiple of `stride`, of every clip under `input_path`.
-
-  A clip is a folder of frames: `input_path` itself and each of its direct subfolders.
+  Triplet i comes from the generator seeded with [seed, i, 1]; training batches use [seed, step],
+  so no held-out scene is ever a training scene. `python -m pipeline.evaluate --input output`
+  scores a checkpoint on it.
   """
-  triplets = []
-  for clip, frames in list_clips(input_path, extensions).items():
-    for i in range(0, len(frames) - 2, stride):
-      triplets.append(ClipTriplet(clip, i, frames[i], frames[i + 1], frames[i + 2]))
-  return triplets
+  from film_net import image_io  # pylint: disable=import-outside-toplevel
+  folders = []
+  for i in range(count):
+    rng = np.random.default_rng([seed, i, 1])
+    triplet = render_triplet(rng, size, size, max_motion_px=max_motion_px)
+    folder = os.path.join(output, f'{i:04d}')
+    os.makedirs(folder, exist_ok=True)
+    for name, image in zip(TRIPLET_NAMES, triplet):
+      image_io.write_png(os.path.join(folder, name), image)
+    folders.append(folder)
+  return folders
 
 
-def read_image(path: str) -> np.ndarray:
-  """A frame (any Beam filesystem) as float32 RGB in [0, 1], decoded as the pipeline does."""
-  from transforms import files, images  # pylint: disable=import-outside-toplevel
-  return images.decode(files.read_bytes(path), path).rgb()
+def main(argv=None) -> int:
+  import argparse  # pylint: disable=import-outside-toplevel
+  parser = argparse.ArgumentParser(
+      description='Write rendered triplets in the Middlebury layout (a held-out set).')
+  parser.add_argument('--output', required=True)
+  parser.add_argument('--count', type=int, default=48)
+  parser.add_argument('--size', type=int, default=256)
+  parser.add_argument('--max_motion', type=float, default=None, help='default: size / 8')
+  parser.add_argument('--seed', type=int, default=1000)
+  args = parser.parse_args(argv)
+  folders = write_triplets(args.output, args.count, args.size, args.seed, args.max_motion)
+  print(f'wrote {len(folders)} triplets under {args.output}')
+  return 0
 
 
-def clips_examples(input_path: str, seed: int, height: int, width: int,
-                   augmented: bool = True) -> Iterator[dict]:
-  """Endless examples from real clips: a random triplet, a joint random crop, augmentations."""
-  triplets = clips_triplets(input_path)
-  if not triplets:
-    raise ValueError(f'No clip with at least 3 frames under {input_path}')
-  rng = np.random.default_rng(seed)
-  while True:
-    triplet = triplets[rng.integers(len(triplets))]
-    frames = [read_image(p) for p in (triplet.frame0, triplet.truth, triplet.frame1)]
-    fh, fw = frames[0].shape[:2]
-    if fh < height or fw < width:
-      raise ValueError(f'{triplet.frame0} is {fw}x{fh}, smaller than the {width}x{height} crop')
-    top, left = rng.integers(fh - height + 1), rng.integers(fw - width + 1)
-    x0, y, x1 = (f[top:top + height, left:left + width] for f in frames)
-    if augmented:
-      x0, y, x1 = augment(rng, x0, y, x1)
-    yield _as_example(x0, y, x1)
-
-
-def clips_dataset(input_path: str, batch_size: int, height: int, width: int, seed: int = 0,
-                  augmented: bool = True):
-  """A tf.data.Dataset of batched examples from the clips under `input_path`."""
-  return _dataset(lambda: clips_examples(input_path, seed, height, width, augmented),
-                  batch_size, height, width)
+if __name__ == '__main__':
+  raise SystemExit(main())

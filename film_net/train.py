@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -44,12 +45,15 @@ def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: flo
 
 
 def _crop_triplet(rng, triplet, crop: int):
-  images = [render.read_image(p) for p in (triplet.frame0, triplet.truth, triplet.frame1)]
-  h, w = images[0].shape[:2]
+  """A joint random square crop of a real triplet's three frames, decoded as the pipeline does."""
+  from transforms import files, images  # pylint: disable=import-outside-toplevel
+  frames = [images.decode(files.read_bytes(p), p).rgb()
+            for p in (triplet.frame0, triplet.truth, triplet.frame1)]
+  h, w = frames[0].shape[:2]
   if h < crop or w < crop:
     raise ValueError(f'{triplet.frame0}: {w}x{h} is smaller than the {crop}px training crop')
   top, left = rng.integers(h - crop + 1), rng.integers(w - crop + 1)
-  return tuple(i[top:top + crop, left:left + crop] for i in images)
+  return tuple(f[top:top + crop, left:left + crop] for f in frames)
 
 
 def blend_initialise(net: FilmNet) -> bool:
@@ -100,21 +104,33 @@ class Trainer:
   """The model, optimiser and checkpoint of one training run."""
 
   def __init__(self, options: Options, output_dir: str, lr: float, lr_decay_steps: int,
-               lr_decay_rate: float, seed: int):
+               lr_decay_rate: float, seed: int, ema_decay: float = 0.0):
     self.options = options
+    self.ema_decay = ema_decay
     self.output_dir = output_dir
     self.net = FilmNet(options, seed=seed, name='film_net')
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
     schedule = tf.keras.optimizers.schedules.ExponentialDecay(lr, lr_decay_steps, lr_decay_rate)
     self.optimizer = tf.keras.optimizers.Adam(learning_rate=schedule)
     self.optimizer.build(self.net.trainable_variables)
+    # An exponential moving average of the weights is what gets exported when ema_decay > 0:
+    # single checkpoints of a small-batch run swing by dB; their average does not.
+    self.ema = [tf.Variable(v, trainable=False) for v in self.net.trainable_variables]
     self.meta = {}
-    self.checkpoint = tf.train.Checkpoint(net=self.net, optimizer=self.optimizer, step=self.step)
+    self.checkpoint = tf.train.Checkpoint(net=self.net, optimizer=self.optimizer, step=self.step,
+                                          ema=self.ema)
     self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(output_dir, 'ckpt'),
                                               max_to_keep=2)
 
   def restore(self, init: str | None, scheme: str = 'blend') -> str:
     """Resumes the run's own checkpoint, else starts from `init` weights; says which."""
+    message = self._restore(init, scheme)
+    if not self.manager.latest_checkpoint:
+      for average, variable in zip(self.ema, self.net.trainable_variables):
+        average.assign(variable)
+    return message
+
+  def _restore(self, init: str | None, scheme: str) -> str:
     if self.manager.latest_checkpoint:
       self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
       self.meta = _read_json(os.path.join(self.output_dir, 'meta.json'))
@@ -143,15 +159,33 @@ class Trainer:
       loss = tf.reduce_mean(tf.abs(image - y))
     grads = tape.gradient(loss, self.net.trainable_variables)
     self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
+    if self.ema_decay > 0:
+      for average, variable in zip(self.ema, self.net.trainable_variables):
+        average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * variable)
     self.step.assign_add(1)
     return loss
+
+  def exported_weights(self) -> dict:
+    """Released-name weights: the moving average when enabled, else the current weights."""
+    if self.ema_decay <= 0:
+      return self.net.released_weights()
+    current = [v.numpy() for v in self.net.trainable_variables]
+    for average, variable in zip(self.ema, self.net.trainable_variables):
+      variable.assign(average)
+    try:
+      return self.net.released_weights()
+    finally:
+      for value, variable in zip(current, self.net.trainable_variables):
+        variable.assign(value)
 
   def save(self, seconds: float, data: str) -> str:
     self.manager.save(checkpoint_number=int(self.step.numpy()))
     self.meta = {'steps': int(self.step.numpy()), 'seconds': round(seconds, 1), 'data': data}
+    if self.ema_decay > 0:
+      self.meta['ema_decay'] = self.ema_decay
     _write_json(os.path.join(self.output_dir, 'meta.json'), self.meta)
     path = os.path.join(self.output_dir, 'latest.npz')
-    weights_lib.save(path, self.net.released_weights(), self.options, meta=self.meta)
+    weights_lib.save(path, self.exported_weights(), self.options, meta=self.meta)
     return path
 
 
@@ -183,6 +217,10 @@ def parse_args(argv):
   p.add_argument('--lr_decay_steps', type=int, default=20000)
   p.add_argument('--lr_decay_rate', type=float, default=0.5)
   p.add_argument('--seed', type=int, default=0)
+  p.add_argument('--ema_decay', type=float, default=0.0,
+                 help='export an exponential moving average of the weights (e.g. 0.998); 0: off')
+  p.add_argument('--keep_every', type=int, default=0,
+                 help='also keep the exported weights of every N-th step as step_N.npz')
   p.add_argument('--init', default='default',
                  help="weights to start from without a checkpoint: 'default' (the built-in "
                       "model, if options match), 'none', or a weight file path")
@@ -203,9 +241,14 @@ def main(argv=None) -> int:
           'none': None}.get(args.init, args.init)
   os.makedirs(args.output_dir, exist_ok=True)
   trainer = Trainer(options, args.output_dir, args.lr, args.lr_decay_steps, args.lr_decay_rate,
-                    args.seed)
+                    args.seed, args.ema_decay)
   print(trainer.restore(init, args.init_scheme), flush=True)
-  clips = render.clips_triplets(args.clips) if args.clips else None
+  clips = None
+  if args.clips:
+    from transforms.clips import clip_triplets  # pylint: disable=import-outside-toplevel
+    clips = clip_triplets(args.clips)
+    if not clips:
+      raise SystemExit(f'--clips {args.clips}: no clip folder with at least 3 frames')
   data = 'rendered' + (f' + clips {args.clips} ({args.clips_fraction:.0%})' if clips else '')
 
   start_step = int(trainer.step.numpy())
@@ -233,6 +276,8 @@ def main(argv=None) -> int:
     if step % args.checkpoint_every == 0 or step == args.steps or out_of_time:
       path = trainer.save(seconds_before + time.time() - started, data)
       print(f'saved step {step} -> {path}', flush=True)
+      if args.keep_every and step % args.keep_every == 0:
+        shutil.copyfile(path, os.path.join(args.output_dir, f'step_{step}.npz'))
     if out_of_time:
       print(f'stopping after {args.max_minutes} min at step {step}', flush=True)
       break

@@ -44,6 +44,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 
+from transforms import clips
 from transforms import files
 from transforms import images
 from transforms import quality
@@ -87,10 +88,9 @@ def _key(path, root):
 def list_triplets(input_path, leave_one_out=False, stride=1):
   """[{key, clip, frame0, truth, frame1}] for the input kinds in the module docstring."""
   if leave_one_out:
-    from film_net import render  # pylint: disable=import-outside-toplevel
     root = input_path.rstrip('/')
     triplets = []
-    for t in render.clips_triplets(input_path, stride=stride):
+    for t in clips.clip_triplets(input_path, stride=stride):
       inside = t.clip.rstrip('/') != root  # else the input folder is itself the clip
       clip = _key(t.clip, root) if inside else _key(posixpath.basename(root), '')
       triplets.append({'key': f'{clip}_{t.index:06d}', 'clip': clip, 'frame0': t.frame0,

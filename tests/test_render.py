@@ -1,11 +1,9 @@
 """Tests for film_net.render: exact middle frames, ranges, determinism, motion bounds, speed."""
 
-import os
 import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from film_net import render
 
@@ -119,40 +117,15 @@ def test_augment_keeps_the_middle_and_shapes():
   assert seen_reversed
 
 
-def test_triplet_dataset_batches_like_film_training():
-  batch = next(iter(render.triplet_dataset(2, 32, 48, seed=7)))
-  again = next(iter(render.triplet_dataset(2, 32, 48, seed=7)))
-  assert set(batch) == {'x0', 'x1', 'y', 'time'}
-  for key in ('x0', 'x1', 'y'):
-    assert batch[key].shape == (2, 32, 48, 3)
-    np.testing.assert_array_equal(batch[key].numpy(), again[key].numpy())
-  np.testing.assert_array_equal(batch['time'].numpy(), [[0.5], [0.5]])
-
-
-def _write_clip(folder, values, size=(40, 30)):
-  os.makedirs(folder, exist_ok=True)
-  for i, value in enumerate(values):
-    frame = np.full((size[1], size[0], 3), value, np.uint8)
-    Image.fromarray(frame).save(os.path.join(folder, f'frame_{i + 1}.png'))
-
-
-def test_clips_triplets_lists_each_clip_in_natural_order(tmp_path):
-  _write_clip(str(tmp_path / 'a'), [i * 20 for i in range(11)])
-  _write_clip(str(tmp_path / 'b'), [0, 100, 200])
-  _write_clip(str(tmp_path / 'c'), [0, 100])  # too short for a triplet
-  triplets = render.clips_triplets(str(tmp_path))
-  assert [(os.path.basename(t.clip), t.index) for t in triplets] == (
-      [('a', i) for i in range(9)] + [('b', 0)])
-  last = triplets[8]
-  assert [os.path.basename(p) for p in (last.frame0, last.truth, last.frame1)] == [
-      'frame_9.png', 'frame_10.png', 'frame_11.png']
-  assert len(render.clips_triplets(str(tmp_path), stride=4)) == 3 + 1
-
-
-def test_clips_dataset_crops_the_three_frames_together(tmp_path):
-  _write_clip(str(tmp_path / 'a'), [0, 60, 120, 180, 240], size=(40, 30))
-  batch = next(iter(render.clips_dataset(str(tmp_path), 4, 16, 16, seed=1)))
-  x0, y, x1 = (batch[k].numpy() for k in ('x0', 'y', 'x1'))
-  assert x0.shape == (4, 16, 16, 3)
-  np.testing.assert_allclose(y, (x0 + x1) / 2, atol=1e-6)  # the frames brighten linearly
-  assert np.all(np.abs(x1 - x0) == pytest.approx(120 / 255))
+def test_held_out_triplets_are_written_in_the_middlebury_layout(tmp_path):
+  assert render.main(['--output', str(tmp_path), '--count', '2', '--size', '32',
+                      '--seed', '4']) == 0
+  first = tmp_path / '0000'
+  assert sorted(p.name for p in first.iterdir()) == sorted(render.TRIPLET_NAMES)
+  x0, mid, x1 = render.render_triplet(np.random.default_rng([4, 0, 1]), 32, 32)
+  from film_net import image_io
+  for name, image in zip(render.TRIPLET_NAMES, (x0, mid, x1)):
+    written = np.round(image_io.read_rgb(str(first / name)) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(written, image_io.to_uint8(image))
+  assert not np.array_equal(image_io.read_rgb(str(tmp_path / '0001' / 'frame10.png')),
+                            image_io.read_rgb(str(first / 'frame10.png')))

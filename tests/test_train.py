@@ -1,11 +1,15 @@
 """Training: loss goes down, and an interrupted run resumes to the same weights."""
 import json
+import os
 
 import numpy as np
+from PIL import Image
 
 from film_net import Interpolator, Options
 from film_net import train
 from film_net import weights as weights_lib
+from film_net.model import FilmNet
+from transforms.clips import clip_triplets
 
 TINY = json.dumps(Options.tiny().to_dict())
 
@@ -72,3 +76,39 @@ def test_blend_initialisation_starts_at_the_frame_average():
   np.testing.assert_allclose(interp(x0, x1), (x0 + x1) / 2, atol=1e-5)
   # Too few fusion filters to pass both frames through: left as it is.
   assert not train.blend_initialise(Interpolator.random(Options.tiny()).net)
+
+
+def test_moving_average_is_exported_and_resumes_exactly(tmp_path):
+  """With --ema_decay the file holds the weight average: it lags the raw weights, and a resumed
+  run (the average is in the checkpoint) ends where an uninterrupted one does."""
+  raw, straight, resumed = tmp_path / 'raw', tmp_path / 'straight', tmp_path / 'resumed'
+  ema = ['--ema_decay', '0.5', '--keep_every', '3']
+  assert train.main(_args(raw, 6)) == 0
+  assert train.main(_args(straight, 6, *ema)) == 0
+  assert train.main(_args(resumed, 3, *ema)) == 0
+  assert train.main(_args(resumed, 6, *ema)) == 0
+  assert weights_lib.read_meta(str(resumed / 'latest.npz'))['ema_decay'] == 0.5
+  assert os.path.exists(resumed / 'step_3.npz') and os.path.exists(resumed / 'step_6.npz')
+  start = FilmNet(Options.tiny(), seed=0, name='film_net').released_weights()
+  last_raw, _ = weights_lib.read_npz(str(raw / 'latest.npz'))
+  averaged, _ = weights_lib.read_npz(str(straight / 'latest.npz'))
+  again, _ = weights_lib.read_npz(str(resumed / 'latest.npz'))
+  for name in averaged:
+    np.testing.assert_allclose(again[name], averaged[name], rtol=1e-5, atol=1e-6, err_msg=name)
+  name = max(last_raw, key=lambda n: np.abs(last_raw[n] - start[n]).max())
+  moved, lag = last_raw[name] - start[name], averaged[name] - start[name]
+  assert np.abs(lag).max() > 0
+  assert np.abs(lag).max() < 0.99 * np.abs(moved).max()
+
+
+def test_clips_mix_real_frames_cropped_together(tmp_path):
+  folder = tmp_path / 'clip'
+  folder.mkdir()
+  for i, value in enumerate((0, 60, 120, 180, 240)):
+    Image.fromarray(np.full((30, 40, 3), value, np.uint8)).save(folder / f'f{i}.png')
+  triplets = clip_triplets(str(tmp_path))
+  x0, y, x1 = train.make_batch(seed=1, step=0, batch_size=4, crop=16, max_motion=4,
+                               clips=triplets, clips_fraction=1.0)
+  assert x0.shape == (4, 16, 16, 3)
+  np.testing.assert_allclose(y, (x0 + x1) / 2, atol=1e-6)  # the frames brighten linearly
+  np.testing.assert_allclose(np.abs(x1 - x0), 120 / 255, atol=1e-6)

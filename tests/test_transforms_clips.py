@@ -1,9 +1,13 @@
 """Clip discovery and unit planning without a model: natural order, any-case extensions, globs,
 units that share boundary frames, safe clip names."""
 
+import os
+
 import apache_beam as beam
+import numpy as np
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image
 
 from pipeline.run import LocalRunner
 from transforms import clips
@@ -73,3 +77,24 @@ def test_output_inside_input_is_not_rediscovered(tmp_path):
   found = [c for c in clips.DiscoverClips('run', str(tmp_path / 'out')).process(str(tmp_path))
            if isinstance(c, clips.Clip)]
   assert [c.name for c in found] == ['clip']
+
+
+def _write_clip(folder, values, size=(40, 30)):
+  os.makedirs(folder, exist_ok=True)
+  for i, value in enumerate(values):
+    frame = np.full((size[1], size[0], 3), value, np.uint8)
+    Image.fromarray(frame).save(os.path.join(folder, f'frame_{i + 1}.png'))
+
+
+def test_clip_triplets_lists_each_clip_in_natural_order(tmp_path):
+  _write_clip(str(tmp_path / 'a'), [i * 20 for i in range(11)])
+  _write_clip(str(tmp_path / 'b'), [0, 100, 200])
+  _write_clip(str(tmp_path / 'c'), [0, 100])  # too short for a triplet
+  (tmp_path / 'b' / 'notes.txt').write_text('not a frame')
+  triplets = clips.clip_triplets(str(tmp_path))
+  assert [(os.path.basename(t.clip), t.index) for t in triplets] == (
+      [('a', i) for i in range(9)] + [('b', 0)])
+  last = triplets[8]
+  assert [os.path.basename(p) for p in (last.frame0, last.truth, last.frame1)] == [
+      'frame_9.png', 'frame_10.png', 'frame_11.png']
+  assert len(clips.clip_triplets(str(tmp_path), stride=4)) == 3 + 1

@@ -305,3 +305,36 @@ def split_into_units(clip, times_to_interpolate, pairs_per_unit):
         break
       first, owns = last, False
     start = end + 1
+
+
+# --------------------------------------------------------------------------------------------
+# Triplets (i, i+1, i+2) of real footage: leave-one-out evaluation and fine-tuning on an archive.
+
+@dataclasses.dataclass(frozen=True)
+class ClipTriplet:
+  """Frames i, i+1 and i+2 of one clip folder; the middle one is the truth."""
+  clip: str
+  index: int
+  frame0: str
+  truth: str
+  frame1: str
+
+
+def clip_triplets(input_path, stride=1):
+  """All triplets (i, i+1, i+2), i a multiple of `stride`, of every clip under `input_path`.
+
+  A clip is a folder of frames: `input_path` itself and each of its direct subfolders (any Beam
+  filesystem); frames are in natural order of file name.
+  """
+  root = input_path.rstrip('/')
+  clips = {}
+  for pattern in ('*', '*/*'):
+    for match in FileSystems.match([files.join(root, pattern)])[0].metadata_list:
+      if is_frame_name(match.path):
+        clips.setdefault(_parent(match.path), []).append(match.path)
+  triplets = []
+  for clip, frames in sorted(clips.items()):
+    frames.sort(key=natural_key)
+    for i in range(0, len(frames) - 2, stride):
+      triplets.append(ClipTriplet(clip, i, frames[i], frames[i + 1], frames[i + 2]))
+  return triplets
