@@ -77,13 +77,17 @@ class FilmNet(keras.layers.Layer):
 
   # -- weights by released name --------------------------------------------------------------
 
-  def released_weights(self) -> dict[str, np.ndarray]:
-    """{'feat_net/sub_extractor/cfeat_conv_0/kernel': array, ...} in creation order."""
+  def released_variables(self) -> dict[str, tf.Variable]:
+    """{'feat_net/sub_extractor/cfeat_conv_0/kernel': variable, ...} in creation order."""
     out = {}
     for spec in self.specs:
-      out[f'{spec.name}/kernel'] = self.kernels[spec.name].numpy()
-      out[f'{spec.name}/bias'] = self.biases[spec.name].numpy()
+      out[f'{spec.name}/kernel'] = self.kernels[spec.name]
+      out[f'{spec.name}/bias'] = self.biases[spec.name]
     return out
+
+  def released_weights(self) -> dict[str, np.ndarray]:
+    """The values of `released_variables()`."""
+    return {name: v.numpy() for name, v in self.released_variables().items()}
 
   def set_released_weights(self, weights: dict[str, np.ndarray]) -> None:
     """Assigns every variable from a released-name dict; names and shapes must all match."""

@@ -115,7 +115,8 @@ class Trainer:
     self.optimizer.build(self.net.trainable_variables)
     # An exponential moving average of the weights is what gets exported when ema_decay > 0:
     # single checkpoints of a small-batch run swing by dB; their average does not.
-    self.ema = [tf.Variable(v, trainable=False) for v in self.net.trainable_variables]
+    self.variables = self.net.released_variables()
+    self.ema = [tf.Variable(v, trainable=False) for v in self.variables.values()]
     self.meta = {}
     self.checkpoint = tf.train.Checkpoint(net=self.net, optimizer=self.optimizer, step=self.step,
                                           ema=self.ema)
@@ -124,17 +125,17 @@ class Trainer:
 
   def restore(self, init: str | None, scheme: str = 'blend') -> str:
     """Resumes the run's own checkpoint, else starts from `init` weights; says which."""
-    message = self._restore(init, scheme)
-    if not self.manager.latest_checkpoint:
-      for average, variable in zip(self.ema, self.net.trainable_variables):
-        average.assign(variable)
-    return message
-
-  def _restore(self, init: str | None, scheme: str) -> str:
     if self.manager.latest_checkpoint:
       self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
       self.meta = _read_json(os.path.join(self.output_dir, 'meta.json'))
       return f'resumed {self.manager.latest_checkpoint} at step {int(self.step.numpy())}'
+    message = self._start(init, scheme)
+    for average, variable in zip(self.ema, self.variables.values()):
+      average.assign(variable)
+    return message
+
+  def _start(self, init: str | None, scheme: str) -> str:
+    """Sets the starting weights of a run without a checkpoint of its own."""
     if init:
       local = weights_lib.fetch_local(init)
       loaded, options = weights_lib.read_npz(local)
@@ -160,23 +161,15 @@ class Trainer:
     grads = tape.gradient(loss, self.net.trainable_variables)
     self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
     if self.ema_decay > 0:
-      for average, variable in zip(self.ema, self.net.trainable_variables):
+      for average, variable in zip(self.ema, self.variables.values()):
         average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * variable)
     self.step.assign_add(1)
     return loss
 
   def exported_weights(self) -> dict:
     """Released-name weights: the moving average when enabled, else the current weights."""
-    if self.ema_decay <= 0:
-      return self.net.released_weights()
-    current = [v.numpy() for v in self.net.trainable_variables]
-    for average, variable in zip(self.ema, self.net.trainable_variables):
-      variable.assign(average)
-    try:
-      return self.net.released_weights()
-    finally:
-      for value, variable in zip(current, self.net.trainable_variables):
-        variable.assign(value)
+    values = self.ema if self.ema_decay > 0 else self.variables.values()
+    return {name: v.numpy() for name, v in zip(self.variables, values)}
 
   def save(self, seconds: float, data: str) -> str:
     self.manager.save(checkpoint_number=int(self.step.numpy()))

@@ -44,12 +44,12 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 
+from film_net.render import TRIPLET_NAMES
 from transforms import clips
 from transforms import files
 from transforms import images
 from transforms import quality
 
-TRIPLET_NAMES = ('frame10.png', 'frame10i11.png', 'frame11.png')
 MODEL = 'model'
 CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width')
 METRICS = ('psnr', 'ssim', 'l1', 'l2')
