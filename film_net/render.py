@@ -278,14 +278,19 @@ def natural_images() -> Tuple[Tuple[np.ndarray, bool], ...]:
   return tuple(images)
 
 
-def _random_texture(rng: np.random.Generator):
+def _random_texture(rng: np.random.Generator, regular_share: float = 0.0):
   """(texture, tint): a natural image (60%) or a procedural pattern; see `Layer.tint`.
 
   Procedural patterns and gray photographs are gray and get a random two-colour tint (gray
-  photographs 70% of the time), so a small fixed bank gives endless colourings.
+  photographs 70% of the time), so a small fixed bank gives endless colourings. With
+  `regular_share` > 0, that share of textures is drawn from `regular_patterns()` first (no random
+  draw is made when it is 0, so scenes of earlier runs stay the same).
   """
   bank = natural_images()
-  if bank and rng.random() < 0.6:
+  if regular_share > 0 and rng.random() < regular_share:
+    patterns = regular_patterns()
+    image = patterns[rng.integers(len(patterns))]
+  elif bank and rng.random() < 0.6:
     image, gray = bank[rng.integers(len(bank))]
     if not gray:
       return image, None
@@ -326,6 +331,47 @@ def procedural_patterns(count: int = 32, size: int = 256) -> Tuple[np.ndarray, .
   return tuple(patterns)
 
 
+@functools.lru_cache(maxsize=None)
+def regular_patterns(count: int = 24, size: int = 256) -> Tuple[np.ndarray, ...]:
+  """Exactly periodic man-made patterns: fine stripes (blinds, cladding), window grids, bricks.
+
+  One pixel of such a pattern matches many shifts, so only the edges of the region tell the true
+  motion: the case where a flow network trained on irregular textures makes wavy, aliased flow
+  (Middlebury's Urban scenes). Periods are 3 to 40 px, mostly axis-aligned, with no shading noise;
+  drawn at 4x and box-filtered, so the stripes are anti-aliased, not jagged.
+  """
+  rng = np.random.default_rng(20261125)
+  over = 4
+  y, x = (np.mgrid[0:size * over, 0:size * over].astype(np.float32) + 0.5) / over
+  patterns = []
+  for i in range(count):
+    kind = i % 3
+    angle = 0.0 if rng.random() < 0.7 else rng.uniform(0, np.pi)
+    u = x * np.cos(angle) + y * np.sin(angle)
+    v = -x * np.sin(angle) + y * np.cos(angle)
+    if kind == 0:  # stripes: blinds, cladding, railings
+      period = rng.uniform(3.0, 16.0)
+      value = (np.mod(u / period, 1.0) < rng.uniform(0.25, 0.75)).astype(np.float32)
+    elif kind == 1:  # a grid of windows in a wall, each window a little brighter or darker
+      px, py = rng.uniform(8.0, 40.0, 2)
+      fx, fy = rng.uniform(0.4, 0.85, 2)
+      cell = np.floor(u / px) * 7919 + np.floor(v / py)
+      shade = 0.5 + 0.5 * np.sin(cell * 12.9898) ** 2 * rng.uniform(0.0, 1.0)
+      inside = (np.mod(u / px, 1.0) < fx) & (np.mod(v / py, 1.0) < fy)
+      value = np.where(inside, shade, rng.uniform(0.0, 0.3)).astype(np.float32)
+    else:  # running-bond bricks with thin mortar
+      height = rng.uniform(4.0, 16.0)
+      length = height * rng.uniform(2.0, 4.0)
+      row = np.floor(v / height)
+      shifted = u / length + 0.5 * np.mod(row, 2)
+      mortar = rng.uniform(0.08, 0.2)
+      inside = (np.mod(v / height, 1.0) > mortar) & (np.mod(shifted, 1.0) > mortar * height / length)
+      value = np.where(inside, 0.8, 0.2).astype(np.float32)
+    value = value.reshape(size, over, size, over).mean(axis=(1, 3))
+    patterns.append(np.clip(value, 0, 1)[..., None].astype(np.float32))
+  return tuple(patterns)
+
+
 def _noise(rng: np.random.Generator, size: int, octaves: int = 4) -> np.ndarray:
   """Value noise in [0, 1]: random grids upsampled bilinearly and summed over octaves."""
   total = np.zeros((size, size), np.float32)
@@ -357,18 +403,23 @@ def _upsample_taps(n: int, size: int):
 
 def random_scene(rng: np.random.Generator, height: int, width: int,
                  max_layers: int = 4, min_motion: float = 2.0,
-                 max_motion_px: Optional[float] = None) -> Scene:
+                 max_motion_px: Optional[float] = None, small_objects: int = 0,
+                 regular_share: float = 0.0) -> Scene:
   """A random layered scene whose motion (see `max_motion`) lies in [min_motion, max_motion_px].
 
   `max_motion_px` defaults to width / 8. The motion target is log-uniform in that range; the
   camera and each layer take random shares of it, and the whole motion is rescaled to the target.
+  Up to `small_objects` small layers (radius 1.5-6% of the frame) are added on top, moving at
+  60-100% of the full speed: thrown balls, birds, hands, which travel further than their own size
+  between frames. `regular_share` is the share of periodic textures (see `_random_texture`). At
+  their defaults of 0 no extra random draw is made, so earlier runs' scenes are unchanged.
   """
   max_motion_px = width / 8.0 if max_motion_px is None else max_motion_px
   target = float(np.exp(rng.uniform(np.log(min_motion), np.log(max(max_motion_px, min_motion)))))
   diag = float(np.hypot(height, width))
 
   def moving_layer(mask, center, log_scale):
-    texture, tint = _random_texture(rng)
+    texture, tint = _random_texture(rng, regular_share)
     return Layer(texture=texture, tint=tint, texture_offset=(0.0, 0.0), center=center, mask=mask,
                  angle=rng.uniform(-np.pi, np.pi) if mask is not None else rng.normal(0, 0.1),
                  log_scale=log_scale,
@@ -380,8 +431,9 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
   background = moving_layer(None, ((width - 1) / 2.0, (height - 1) / 2.0),
                             rng.uniform(np.log(0.7), np.log(1.6)))
   layers = [background]
-  for _ in range(rng.integers(0, max_layers + 1)):
-    radius = rng.uniform(0.08, 0.4) * min(height, width)
+
+  def add_masked_layer(radius_range):
+    radius = rng.uniform(*radius_range) * min(height, width)
     log_scale = rng.uniform(np.log(0.7), np.log(1.6))
     a = radius / np.exp(log_scale)
     harmonics = np.array([(k, rng.uniform(0, 0.3) / k, rng.uniform(0, 2 * np.pi))
@@ -391,6 +443,14 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
             rng.uniform(0.7, 2.5))
     center = (rng.uniform(-0.1, 1.1) * width, rng.uniform(-0.1, 1.1) * height)
     layers.append(moving_layer(mask, center, log_scale))
+
+  for _ in range(rng.integers(0, max_layers + 1)):
+    add_masked_layer((0.08, 0.4))
+  first_small = len(layers)
+  for _ in range(rng.integers(0, small_objects + 1) if small_objects else 0):
+    add_masked_layer((0.015, 0.06))
+    velocity = np.asarray(layers[-1].velocity)
+    layers[-1].velocity = tuple(velocity * 1.5 / max(np.linalg.norm(velocity), 1e-6))
   for layer in layers:
     th, tw = layer.texture.shape[:2]
     layer.texture_offset = (rng.uniform(0, tw), rng.uniform(0, th))
@@ -402,6 +462,8 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
   # Layers share the motion unevenly: some nearly still, at least one at full speed.
   shares = rng.uniform(0.05, 1.0, len(layers) + 1)
   shares[rng.integers(len(shares))] = 1.0
+  if len(layers) > first_small:
+    shares[1 + first_small:] = rng.uniform(0.6, 1.0, len(layers) - first_small)
   _scale_motion(scene, shares, target)
   return scene
 
@@ -464,18 +526,18 @@ TRIPLET_NAMES = ('frame10.png', 'frame10i11.png', 'frame11.png')  # Middlebury's
 
 
 def write_triplets(output: str, count: int, size: int, seed: int,
-                   max_motion_px: Optional[float] = None) -> List[str]:
+                   max_motion_px: Optional[float] = None, **scene_options) -> List[str]:
   """Renders `count` triplets as `output/NNNN/frame10.png, frame10i11.png, frame11.png`.
 
   Triplet i comes from the generator seeded with [seed, i, 1]; training batches use [seed, step],
   so no held-out scene is ever a training scene. `python -m pipeline.evaluate --input output`
-  scores a checkpoint on it.
+  scores a checkpoint on it. `scene_options` go to `random_scene`.
   """
   from film_net import image_io  # pylint: disable=import-outside-toplevel
   folders = []
   for i in range(count):
     rng = np.random.default_rng([seed, i, 1])
-    triplet = render_triplet(rng, size, size, max_motion_px=max_motion_px)
+    triplet = render_triplet(rng, size, size, max_motion_px=max_motion_px, **scene_options)
     folder = os.path.join(output, f'{i:04d}')
     os.makedirs(folder, exist_ok=True)
     for name, image in zip(TRIPLET_NAMES, triplet):
@@ -493,8 +555,11 @@ def main(argv=None) -> int:
   parser.add_argument('--size', type=int, default=256)
   parser.add_argument('--max_motion', type=float, default=None, help='default: size / 8')
   parser.add_argument('--seed', type=int, default=1000)
+  parser.add_argument('--small_objects', type=int, default=0)
+  parser.add_argument('--regular_share', type=float, default=0.0)
   args = parser.parse_args(argv)
-  folders = write_triplets(args.output, args.count, args.size, args.seed, args.max_motion)
+  folders = write_triplets(args.output, args.count, args.size, args.seed, args.max_motion,
+                           small_objects=args.small_objects, regular_share=args.regular_share)
   print(f'wrote {len(folders)} triplets under {args.output}')
   return 0
 

@@ -30,15 +30,21 @@ from film_net.options import Options
 
 
 def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: float | None,
-               clips: list | None = None, clips_fraction: float = 0.0):
-  """(x0, y, x1) float32 batches for one step; identical for equal (seed, step)."""
+               clips: list | None = None, clips_fraction: float = 0.0,
+               small_objects: int = 0, regular_share: float = 0.0):
+  """(x0, y, x1) float32 batches for one step; identical for equal (seed, step).
+
+  `small_objects` and `regular_share` go to `render.random_scene`.
+  """
   rng = np.random.default_rng([seed, step])
+  options = {'small_objects': small_objects, 'regular_share': regular_share}
+  if max_motion:
+    options['max_motion_px'] = max_motion
   frames = []
   for _ in range(batch_size):
     if clips and rng.random() < clips_fraction:
       triplet = _crop_triplet(rng, clips[rng.integers(len(clips))], crop)
     else:
-      options = {'max_motion_px': max_motion} if max_motion else {}
       triplet = render.render_triplet(rng, crop, crop, **options)
     frames.append(render.augment(rng, *triplet))
   return tuple(np.stack([f[i] for f in frames]).astype(np.float32) for i in range(3))
@@ -206,6 +212,10 @@ def parse_args(argv):
   p.add_argument('--crop', type=int, default=128, help='square training frames of this size')
   p.add_argument('--max_motion', type=float, default=None,
                  help='largest motion in px between x0 and x1 (default: the renderer\'s)')
+  p.add_argument('--small_objects', type=int, default=0,
+                 help='up to this many small fast objects per rendered scene (0: none)')
+  p.add_argument('--regular_share', type=float, default=0.0,
+                 help='share of exactly periodic textures (stripes, windows, bricks), 0 to 1')
   p.add_argument('--lr', type=float, default=3e-4)
   p.add_argument('--lr_decay_steps', type=int, default=20000)
   p.add_argument('--lr_decay_rate', type=float, default=0.5)
@@ -242,14 +252,19 @@ def main(argv=None) -> int:
     clips = clip_triplets(args.clips)
     if not clips:
       raise SystemExit(f'--clips {args.clips}: no clip folder with at least 3 frames')
-  data = 'rendered' + (f' + clips {args.clips} ({args.clips_fraction:.0%})' if clips else '')
+  data = 'rendered'
+  if args.small_objects or args.regular_share:
+    data += f' (small objects <= {args.small_objects}, regular textures {args.regular_share:.0%})'
+  if clips:
+    data += f' + clips {args.clips} ({args.clips_fraction:.0%})'
 
   start_step = int(trainer.step.numpy())
   steps = tf.data.Dataset.range(start_step, max(start_step, args.steps))
   batches = steps.map(
       lambda s: tf.numpy_function(
           lambda s: make_batch(args.seed, int(s), args.batch_size, args.crop, args.max_motion,
-                               clips, args.clips_fraction),
+                               clips, args.clips_fraction, args.small_objects,
+                               args.regular_share),
           [s], [tf.float32] * 3, stateful=False),
       num_parallel_calls=1, deterministic=True).prefetch(2)
 

@@ -129,3 +129,44 @@ def test_held_out_triplets_are_written_in_the_middlebury_layout(tmp_path):
     np.testing.assert_array_equal(written, image_io.to_uint8(image))
   assert not np.array_equal(image_io.read_rgb(str(tmp_path / '0001' / 'frame10.png')),
                             image_io.read_rgb(str(first / 'frame10.png')))
+
+
+def test_small_objects_are_small_and_travel_further_than_their_size():
+  h = w = 128
+  fast_small = 0
+  for seed in range(20):
+    scene = render.random_scene(np.random.default_rng(seed), h, w, max_motion_px=40,
+                                small_objects=3)
+    assert render.max_motion(scene) <= 40 * 1.001
+    for layer in scene.layers[1:]:
+      size = max(layer.mask[0], layer.mask[1]) * np.exp(layer.log_scale)  # half-axis, frame px
+      if size > 0.06 * h:
+        continue
+      start, end = (render.layer_to_frame(scene, layer, t)[:2, 2] for t in (0.0, 1.0))
+      fast_small += np.hypot(*(end - start)) > 2 * size
+  assert fast_small >= 5  # balls and birds, not only large slow shapes
+
+
+def test_scene_options_at_zero_leave_the_random_stream_unchanged():
+  plain = render.render_triplet(np.random.default_rng(11), 48, 48)
+  zero = render.render_triplet(np.random.default_rng(11), 48, 48, small_objects=0,
+                               regular_share=0.0)
+  extended = render.render_triplet(np.random.default_rng(11), 48, 48, small_objects=3,
+                                   regular_share=0.5)
+  for a, b in zip(plain, zero):
+    np.testing.assert_array_equal(a, b)  # earlier training runs stay reproducible
+  assert not np.array_equal(plain[0], extended[0])
+
+
+def test_regular_patterns_are_sharp_periodic_textures():
+  bank = render.regular_patterns()
+  assert len(bank) >= 12
+  for pattern in bank:
+    assert pattern.shape == (256, 256, 1) and pattern.dtype == np.float32
+    assert pattern.min() >= 0.0 and pattern.max() <= 1.0
+    assert pattern.max() - pattern.min() > 0.2
+  stripes = bank[0][..., 0]
+  profile = stripes[0] if np.ptp(stripes[:, 0]) < 1e-6 else stripes[:, 0]
+  assert np.sum(np.abs(np.diff(profile > 0.5))) >= 256 / 16  # many edges: a fine period
+  scene = render.random_scene(np.random.default_rng(2), 64, 64, regular_share=1.0)
+  assert all(any(layer.texture is p for p in bank) for layer in scene.layers)
