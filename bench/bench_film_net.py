@@ -54,7 +54,7 @@ def one_size(width: int, height: int, repeats: int, options_name: str) -> dict:
   from film_net import Interpolator, Options
   import flops
 
-  options = Options.preset(options_name)
+  options = Options.parse(options_name)
   interp = Interpolator.random(options, seed=0, align=64)
   rng = np.random.default_rng(0)
   x0, x1 = (rng.random((1, height, width, 3), np.float32) for _ in range(2))
@@ -75,7 +75,7 @@ def recursion(width: int, height: int, options_name: str) -> dict:
   import numpy as np
   from film_net import Interpolator, Options
 
-  interp = Interpolator.random(Options.preset(options_name), seed=0, align=64)
+  interp = Interpolator.random(Options.parse(options_name), seed=0, align=64)
   frames = list(np.random.default_rng(1).random((9, height, width, 3), np.float32))
   interp(frames[0][None], frames[1][None])  # trace
 
@@ -109,8 +109,9 @@ def main() -> None:
   parser.add_argument('--options', default='released')
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--recursion_size', default='256x256', help="'' to skip")
-  parser.add_argument('--compare', default='compact',
-                      help="options preset timed at 1920x1080 against --options; '' to skip")
+  parser.add_argument('--compare', action='append', default=None,
+                      help="options (preset or JSON) timed at 1920x1080 against --options; "
+                           "repeat to time several; '' to skip (default: compact)")
   parser.add_argument('--_one', default=None, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args._one:
@@ -127,8 +128,8 @@ def main() -> None:
   if args.recursion_size:
     jobs.append(f'recursion:{args.recursion_size}')
   jobs = [(job, args.options) for job in jobs]
-  if args.compare:
-    jobs.append(('size:1920x1080', args.compare))
+  compare = [c for c in (args.compare or ['compact']) if c]
+  jobs += [('size:1920x1080', c) for c in compare]
   results = {}
   for job, options in jobs:
     out = subprocess.run([sys.executable, __file__, '--_one', job, '--options', options,
@@ -139,13 +140,14 @@ def main() -> None:
       continue
     results[(job, options)] = result = json.loads(lines[-1][7:])
     print(json.dumps({'options': options, **result}), flush=True)
-  full, small = results.get(('size:1920x1080', args.options)), results.get(
-      ('size:1920x1080', args.compare))
-  if full and small:
-    print(json.dumps({'1920x1080 seconds': {args.options: full['seconds_per_frame'],
-                                            args.compare: small['seconds_per_frame']},
-                      'time_ratio': round(small['seconds_per_frame'] /
-                                          full['seconds_per_frame'], 3)}), flush=True)
+  full = results.get(('size:1920x1080', args.options))
+  for other in compare:
+    small = results.get(('size:1920x1080', other))
+    if full and small:
+      print(json.dumps({'1920x1080 seconds': {args.options: full['seconds_per_frame'],
+                                              other: small['seconds_per_frame']},
+                        'time_ratio': round(small['seconds_per_frame'] /
+                                            full['seconds_per_frame'], 3)}), flush=True)
 
 
 def _cpu_model() -> str:

@@ -51,6 +51,12 @@ class Options:
     return presets[name]()
 
   @classmethod
+  def parse(cls, text: str) -> 'Options':
+    """A preset name ('compact') or a JSON object of fields, as command lines take them."""
+    text = text.strip()
+    return cls.from_dict(json.loads(text)) if text.startswith('{') else cls.preset(text)
+
+  @classmethod
   def tiny(cls) -> 'Options':
     """A very small model for tests: same structure, a few thousand parameters per conv."""
     return cls(pyramid_levels=4, fusion_pyramid_levels=4, specialized_levels=2,

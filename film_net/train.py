@@ -238,8 +238,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  options = (Options.from_dict(json.loads(args.options)) if args.options.startswith('{')
-             else Options.preset(args.options))
+  options = Options.parse(args.options)
   init = {'default': DEFAULT_MODEL if os.path.exists(DEFAULT_MODEL) else None,
           'none': None}.get(args.init, args.init)
   os.makedirs(args.output_dir, exist_ok=True)

@@ -43,3 +43,7 @@ def test_json_round_trip_and_unknown_keys():
     Options.from_dict({**Options.tiny().to_dict(), 'widths': 3})
   with pytest.raises(ValueError, match='unknown options preset'):
     Options.preset('huge')
+  assert Options.parse('compact') == Options.compact()
+  assert Options.parse(' ' + Options.tiny().to_json()) == Options.tiny()
+  with pytest.raises(ValueError, match='unknown options preset'):
+    Options.parse('huge')
