@@ -337,7 +337,7 @@ def regular_patterns(count: int = 24, size: int = 256) -> Tuple[np.ndarray, ...]
 
   One pixel of such a pattern matches many shifts, so only the edges of the region tell the true
   motion: the case where a flow network trained on irregular textures makes wavy, aliased flow
-  (Middlebury's Urban scenes). Periods are 3 to 40 px, mostly axis-aligned, with no shading noise;
+  (Middlebury's Urban scenes). Periods are 3 to 64 px, mostly axis-aligned, with no shading noise;
   drawn at 4x and box-filtered, so the stripes are anti-aliased, not jagged.
   """
   rng = np.random.default_rng(20261125)
@@ -546,6 +546,14 @@ def write_triplets(output: str, count: int, size: int, seed: int,
   return folders
 
 
+def add_scene_arguments(parser) -> None:
+  """The opt-in `random_scene` options, for the training and held-out command lines alike."""
+  parser.add_argument('--small_objects', type=int, default=0,
+                      help='up to this many small fast objects per rendered scene (0: none)')
+  parser.add_argument('--regular_share', type=float, default=0.0,
+                      help='share of exactly periodic textures (stripes, windows, bricks), 0 to 1')
+
+
 def main(argv=None) -> int:
   import argparse  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(
@@ -555,8 +563,7 @@ def main(argv=None) -> int:
   parser.add_argument('--size', type=int, default=256)
   parser.add_argument('--max_motion', type=float, default=None, help='default: size / 8')
   parser.add_argument('--seed', type=int, default=1000)
-  parser.add_argument('--small_objects', type=int, default=0)
-  parser.add_argument('--regular_share', type=float, default=0.0)
+  add_scene_arguments(parser)
   args = parser.parse_args(argv)
   folders = write_triplets(args.output, args.count, args.size, args.seed, args.max_motion,
                            small_objects=args.small_objects, regular_share=args.regular_share)

@@ -212,10 +212,7 @@ def parse_args(argv):
   p.add_argument('--crop', type=int, default=128, help='square training frames of this size')
   p.add_argument('--max_motion', type=float, default=None,
                  help='largest motion in px between x0 and x1 (default: the renderer\'s)')
-  p.add_argument('--small_objects', type=int, default=0,
-                 help='up to this many small fast objects per rendered scene (0: none)')
-  p.add_argument('--regular_share', type=float, default=0.0,
-                 help='share of exactly periodic textures (stripes, windows, bricks), 0 to 1')
+  render.add_scene_arguments(p)
   p.add_argument('--lr', type=float, default=3e-4)
   p.add_argument('--lr_decay_steps', type=int, default=20000)
   p.add_argument('--lr_decay_rate', type=float, default=0.5)
