@@ -495,12 +495,37 @@ def _scale_motion(scene: Scene, shares: np.ndarray, target: float) -> None:
     apply(factor)
 
 
-def render_triplet(rng: np.random.Generator, height: int, width: int,
+def render_triplet(rng: np.random.Generator, height: int, width: int, motion_blur: float = 0.0,
                    **scene_options) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(x0, mid, x1): a random scene rendered at t = 0, 0.5 and 1. See `random_scene`."""
+  """(x0, mid, x1): a random scene rendered at t = 0, 0.5 and 1. See `random_scene`.
+
+  `motion_blur` is the share of scenes filmed with an open shutter: each frame is then the mean
+  of the scene over a window around its time (see `render_exposed`), as fast motion looks on
+  film and video. At 0 no extra random draw is made, so earlier runs' triplets are unchanged.
+  """
   scene = random_scene(rng, height, width, **scene_options)
-  x0, mid, x1 = render_times(scene, (0.0, 0.5, 1.0))
+  shutter = 0.0
+  if motion_blur and rng.random() < motion_blur:
+    shutter = float(rng.uniform(0.1, 1.0)) * MAX_SHUTTER
+  x0, mid, x1 = render_exposed(scene, (0.0, 0.5, 1.0), shutter)
   return x0, mid, x1
+
+
+# Inputs at t = 0 and 1 are two frames apart in the footage the triplet stands for, so one frame
+# lasts 0.5; a 180-degree shutter is open for half of it.
+MAX_SHUTTER = 0.25
+
+
+def render_exposed(scene: Scene, times: Sequence[float], shutter: float,
+                   samples: int = 7) -> np.ndarray:
+  """Each of `times` exposed for `shutter` (in t units), as the mean of `samples` instants
+  spread evenly over [t - shutter / 2, t + shutter / 2]; `shutter` 0 is `render_times`."""
+  if shutter <= 0:
+    return render_times(scene, times)
+  offsets = ((np.arange(samples) + 0.5) / samples - 0.5) * shutter
+  instants = [t + o for t in times for o in offsets]
+  frames = render_times(scene, instants)
+  return frames.reshape(len(times), samples, *frames.shape[1:]).mean(axis=1)
 
 
 def augment(rng: np.random.Generator, x0, y, x1):
@@ -531,7 +556,7 @@ def write_triplets(output: str, count: int, size: int, seed: int,
 
   Triplet i comes from the generator seeded with [seed, i, 1]; training batches use [seed, step],
   so no held-out scene is ever a training scene. `python -m pipeline.evaluate --input output`
-  scores a checkpoint on it. `scene_options` go to `random_scene`.
+  scores a checkpoint on it. `scene_options` go to `render_triplet`.
   """
   from film_net import image_io  # pylint: disable=import-outside-toplevel
   folders = []
@@ -552,6 +577,14 @@ def add_scene_arguments(parser) -> None:
                       help='up to this many small fast objects per rendered scene (0: none)')
   parser.add_argument('--regular_share', type=float, default=0.0,
                       help='share of exactly periodic textures (stripes, windows, bricks), 0 to 1')
+  parser.add_argument('--motion_blur', type=float, default=0.0,
+                      help='share of scenes rendered with motion blur (shutter up to 180 degrees)')
+
+
+def scene_options(args) -> dict:
+  """The options `add_scene_arguments` defined, as `render_triplet` keywords."""
+  return {'small_objects': args.small_objects, 'regular_share': args.regular_share,
+          'motion_blur': args.motion_blur}
 
 
 def main(argv=None) -> int:
@@ -566,7 +599,7 @@ def main(argv=None) -> int:
   add_scene_arguments(parser)
   args = parser.parse_args(argv)
   folders = write_triplets(args.output, args.count, args.size, args.seed, args.max_motion,
-                           small_objects=args.small_objects, regular_share=args.regular_share)
+                           **scene_options(args))
   print(f'wrote {len(folders)} triplets under {args.output}')
   return 0
 

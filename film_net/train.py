@@ -30,14 +30,13 @@ from film_net.options import Options
 
 
 def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: float | None,
-               clips: list | None = None, clips_fraction: float = 0.0,
-               small_objects: int = 0, regular_share: float = 0.0):
+               clips: list | None = None, clips_fraction: float = 0.0, **scene_options):
   """(x0, y, x1) float32 batches for one step; identical for equal (seed, step).
 
-  `small_objects` and `regular_share` go to `render.random_scene`.
+  `scene_options` (small_objects, regular_share, motion_blur) go to `render.render_triplet`.
   """
   rng = np.random.default_rng([seed, step])
-  options = {'small_objects': small_objects, 'regular_share': regular_share}
+  options = dict(scene_options)
   if max_motion:
     options['max_motion_px'] = max_motion
   frames = []
@@ -145,7 +144,10 @@ class Trainer:
     if init:
       local = weights_lib.fetch_local(init)
       loaded, options = weights_lib.read_npz(local)
-      if options is None or options == self.options:
+      # Pyramid depth adds no weights (deeper levels reuse the shared flow predictor), so a
+      # model may go on training with more or fewer levels than its file was trained with.
+      depth = self.options.pyramid_levels
+      if options is None or options.with_pyramid_levels(depth) == self.options:
         self.net.set_released_weights(loaded)
         self.meta = weights_lib.read_meta(local)
         # Adam's moments are not in the weight file: they restart, the step count goes on.
@@ -249,8 +251,10 @@ def main(argv=None) -> int:
     if not clips:
       raise SystemExit(f'--clips {args.clips}: no clip folder with at least 3 frames')
   data = 'rendered'
-  if args.small_objects or args.regular_share:
-    data += f' (small objects <= {args.small_objects}, regular textures {args.regular_share:.0%})'
+  scenes = render.scene_options(args)
+  if any(scenes.values()):
+    data += (f' (small objects <= {args.small_objects}, regular textures '
+             f'{args.regular_share:.0%}, motion blur {args.motion_blur:.0%})')
   if clips:
     data += f' + clips {args.clips} ({args.clips_fraction:.0%})'
 
@@ -259,8 +263,7 @@ def main(argv=None) -> int:
   batches = steps.map(
       lambda s: tf.numpy_function(
           lambda s: make_batch(args.seed, int(s), args.batch_size, args.crop, args.max_motion,
-                               clips, args.clips_fraction, args.small_objects,
-                               args.regular_share),
+                               clips, args.clips_fraction, **scenes),
           [s], [tf.float32] * 3, stateful=False),
       num_parallel_calls=1, deterministic=True).prefetch(2)
 

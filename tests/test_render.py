@@ -150,9 +150,9 @@ def test_small_objects_are_small_and_travel_further_than_their_size():
 def test_scene_options_at_zero_leave_the_random_stream_unchanged():
   plain = render.render_triplet(np.random.default_rng(11), 48, 48)
   zero = render.render_triplet(np.random.default_rng(11), 48, 48, small_objects=0,
-                               regular_share=0.0)
+                               regular_share=0.0, motion_blur=0.0)
   extended = render.render_triplet(np.random.default_rng(11), 48, 48, small_objects=3,
-                                   regular_share=0.5)
+                                   regular_share=0.5, motion_blur=0.5)
   for a, b in zip(plain, zero):
     np.testing.assert_array_equal(a, b)  # earlier training runs stay reproducible
   assert not np.array_equal(plain[0], extended[0])
@@ -170,3 +170,36 @@ def test_regular_patterns_are_sharp_periodic_textures():
   assert np.sum(np.abs(np.diff(profile > 0.5))) >= 256 / 16  # many edges: a fine period
   scene = render.random_scene(np.random.default_rng(2), 64, 64, regular_share=1.0)
   assert all(any(layer.texture is p for p in bank) for layer in scene.layers)
+
+
+def test_motion_blur_averages_the_scene_over_the_open_shutter():
+  layer = render.Layer(_texture(3), texture_offset=(0.0, 0.0), center=(24.0, 20.0),
+                       velocity=(8.0, 0.0))
+  scene = render.Scene(40, 48, [layer])
+  blurred = render.render_exposed(scene, (0.0, 0.5, 1.0), shutter=0.25, samples=5)
+  instants = 0.5 + (np.arange(5) - 2) * 0.05  # five instants spread over 0.5 +- 0.125
+  np.testing.assert_allclose(blurred[1], np.mean([render.render(scene, t) for t in instants], 0),
+                             atol=1e-6)
+  sharp = render.render_times(scene, (0.0, 0.5, 1.0))
+  np.testing.assert_array_equal(render.render_exposed(scene, (0.0, 0.5, 1.0), 0.0), sharp)
+  detail = lambda image: float(np.abs(np.diff(image[5:-5, 5:-5], axis=1)).mean())
+  assert detail(blurred[1]) < 0.8 * detail(sharp[1])  # smeared along the motion
+  stripes = np.repeat(_texture(4, w=1), 110, axis=1)  # varies along y only
+  across = render.Scene(40, 48, [render.Layer(stripes, texture_offset=(0.0, 0.0),
+                                              center=(24.0, 20.0), velocity=(8.0, 0.0))])
+  np.testing.assert_allclose(render.render_exposed(across, (0.5,), 0.25)[0],
+                             render.render(across, 0.5), atol=1e-6)  # not across it
+  still = render.Scene(40, 48, [render.Layer(_texture(3), texture_offset=(0.0, 0.0),
+                                             center=(24.0, 20.0))])
+  np.testing.assert_allclose(render.render_exposed(still, (0.5,), 0.25)[0],
+                             render.render(still, 0.5), atol=1e-6)  # nothing moves, no blur
+
+
+def test_motion_blur_share_blurs_about_that_share_of_triplets():
+  def blurred(seed):
+    rng, ref = np.random.default_rng(seed), np.random.default_rng(seed)
+    triplet = render.render_triplet(rng, 48, 48, motion_blur=0.5)
+    scene = render.random_scene(ref, 48, 48)
+    return not np.array_equal(triplet[1], render.render(scene, 0.5))
+  share = np.mean([blurred(seed) for seed in range(40)])
+  assert 0.25 < share < 0.75

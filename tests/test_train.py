@@ -59,6 +59,27 @@ def test_without_a_checkpoint_training_starts_from_given_weights(tmp_path, capsy
   assert weights_lib.read_meta(str(second / 'latest.npz'))['steps'] == 5
 
 
+def test_training_can_go_on_with_a_deeper_pyramid_from_the_same_weights(tmp_path, capsys):
+  first = tmp_path / 'first'
+  assert train.main(_args(first, 3)) == 0
+  deeper = Options.from_dict({**Options.tiny().to_dict(), 'pyramid_levels': 5})
+  argv = _args(tmp_path / 'deeper', 4)
+  argv[argv.index('--options') + 1] = deeper.to_json()
+  argv[argv.index('--init') + 1] = str(first / 'latest.npz')
+  assert train.main(argv) == 0
+  assert '(step 3)' in capsys.readouterr().out
+  a, _ = weights_lib.read_npz(str(first / 'latest.npz'))
+  b, options = weights_lib.read_npz(str(tmp_path / 'deeper' / 'latest.npz'))
+  assert options == deeper
+  for name in a:  # one Adam step (lr 3e-3) away from the weights it started from
+    np.testing.assert_allclose(b[name], a[name], rtol=0, atol=2 * 3e-3, err_msg=name)
+  wider = Options.from_dict({**Options.tiny().to_dict(), 'filters': 6})
+  argv[argv.index('--options') + 1] = wider.to_json()
+  argv[argv.index('--output_dir') + 1] = str(tmp_path / 'wider')
+  assert train.main(argv) == 0
+  assert 'options differ' in capsys.readouterr().out  # other weights: not loaded
+
+
 def test_batches_are_a_function_of_seed_and_step():
   a = train.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4)
   b = train.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4)
@@ -68,9 +89,10 @@ def test_batches_are_a_function_of_seed_and_step():
   assert not np.array_equal(a[0], c[0])
   assert all(x.shape == (2, 32, 32, 3) and x.dtype == np.float32 for x in a)
   extended = train.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4,
-                              small_objects=2, regular_share=0.5)
+                              small_objects=2, regular_share=0.5, motion_blur=0.5)
   np.testing.assert_array_equal(
-      extended[1], train.make_batch(1, 7, 2, 32, 4, small_objects=2, regular_share=0.5)[1])
+      extended[1], train.make_batch(1, 7, 2, 32, 4, small_objects=2, regular_share=0.5,
+                                    motion_blur=0.5)[1])
   assert not np.array_equal(a[1], extended[1])  # the scene options reach the renderer
 
 
