@@ -86,11 +86,6 @@ class Options:
       raise ValueError('flow_convs must be >= 0 and flow_filters >= 2; got '
                        f'{list(self.flow_convs)} and {list(self.flow_filters)}.')
 
-  def with_pyramid_levels(self, pyramid_levels: int) -> 'Options':
-    """The same weights run on a deeper or shallower pyramid (levels past `specialized_levels`
-    share one flow predictor, so the weight set does not change)."""
-    return dataclasses.replace(self, pyramid_levels=pyramid_levels)
-
   @property
   def align(self) -> int:
     """Frame sizes divisible by this make every pyramid level exact."""

@@ -495,6 +495,11 @@ def _scale_motion(scene: Scene, shares: np.ndarray, target: float) -> None:
     apply(factor)
 
 
+# Inputs at t = 0 and 1 are two frames apart in the footage the triplet stands for, so one frame
+# lasts 0.5; a 180-degree shutter is open for half of it.
+MAX_SHUTTER = 0.25
+
+
 def render_triplet(rng: np.random.Generator, height: int, width: int, motion_blur: float = 0.0,
                    **scene_options) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(x0, mid, x1): a random scene rendered at t = 0, 0.5 and 1. See `random_scene`.
@@ -509,11 +514,6 @@ def render_triplet(rng: np.random.Generator, height: int, width: int, motion_blu
     shutter = float(rng.uniform(0.1, 1.0)) * MAX_SHUTTER
   x0, mid, x1 = render_exposed(scene, (0.0, 0.5, 1.0), shutter)
   return x0, mid, x1
-
-
-# Inputs at t = 0 and 1 are two frames apart in the footage the triplet stands for, so one frame
-# lasts 0.5; a 180-degree shutter is open for half of it.
-MAX_SHUTTER = 0.25
 
 
 def render_exposed(scene: Scene, times: Sequence[float], shutter: float,
@@ -572,7 +572,7 @@ def write_triplets(output: str, count: int, size: int, seed: int,
 
 
 def add_scene_arguments(parser) -> None:
-  """The opt-in `random_scene` options, for the training and held-out command lines alike."""
+  """The opt-in scene options of `render_triplet`, for the training and held-out command lines."""
   parser.add_argument('--small_objects', type=int, default=0,
                       help='up to this many small fast objects per rendered scene (0: none)')
   parser.add_argument('--regular_share', type=float, default=0.0,

@@ -144,17 +144,17 @@ class Trainer:
     if init:
       local = weights_lib.fetch_local(init)
       loaded, options = weights_lib.read_npz(local)
-      # Pyramid depth adds no weights (deeper levels reuse the shared flow predictor), so a
-      # model may go on training with more or fewer levels than its file was trained with.
-      depth = self.options.pyramid_levels
-      if options is None or options.with_pyramid_levels(depth) == self.options:
+      # Options with the same convolutions share one weight set: e.g. pyramid depth adds none
+      # (deeper levels reuse the shared flow predictor), so training may change it.
+      if options is None or layers.conv_specs(options) == layers.conv_specs(self.options):
         self.net.set_released_weights(loaded)
         self.meta = weights_lib.read_meta(local)
         # Adam's moments are not in the weight file: they restart, the step count goes on.
         self.step.assign(int(self.meta.get('steps', 0)))
         self.optimizer.iterations.assign(int(self.meta.get('steps', 0)))
         return f'started from {init} (step {int(self.step.numpy())})'
-      print(f'not starting from {init}: its options differ from {self.options}', flush=True)
+      print(f'not starting from {init}: its options differ from {self.options} in the weights '
+            'they need', flush=True)
     if scheme == 'blend' and blend_initialise(self.net):
       return 'started from random weights, blend-initialised (average of warped frames)'
     return 'started from random weights'
