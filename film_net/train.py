@@ -105,17 +105,39 @@ def blend_initialise(net: FilmNet) -> bool:
   return True
 
 
+class GlobalStepDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
+  """Exponential decay on the run's global step, while Adam counts its own steps.
+
+  A run started from a weight file restarts Adam's moments, so Adam's step count (its bias
+  correction) must restart with them; the learning rate still follows the global step, which
+  goes on from the file's. `offset` is global step minus Adam's count.
+  """
+
+  def __init__(self, lr: float, decay_steps: int, decay_rate: float, offset: tf.Variable):
+    self.decay = tf.keras.optimizers.schedules.ExponentialDecay(lr, decay_steps, decay_rate)
+    self.offset = offset
+
+  def __call__(self, step):
+    return self.decay(tf.cast(step, tf.int64) + self.offset)
+
+  def get_config(self):
+    return {**self.decay.get_config(), 'offset': int(self.offset.numpy())}
+
+
 class Trainer:
   """The model, optimiser and checkpoint of one training run."""
 
   def __init__(self, options: Options, output_dir: str, lr: float, lr_decay_steps: int,
-               lr_decay_rate: float, seed: int, ema_decay: float = 0.0):
+               lr_decay_rate: float, seed: int, ema_decay: float = 0.0,
+               legacy_adam_count: bool = False):
     self.options = options
     self.ema_decay = ema_decay
+    self.legacy_adam_count = legacy_adam_count
     self.output_dir = output_dir
     self.net = FilmNet(options, seed=seed, name='film_net')
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    schedule = tf.keras.optimizers.schedules.ExponentialDecay(lr, lr_decay_steps, lr_decay_rate)
+    self.lr_offset = tf.Variable(0, dtype=tf.int64, trainable=False)
+    schedule = GlobalStepDecay(lr, lr_decay_steps, lr_decay_rate, self.lr_offset)
     self.optimizer = tf.keras.optimizers.Adam(learning_rate=schedule)
     self.optimizer.build(self.net.trainable_variables)
     # An exponential moving average of the weights is what gets exported when ema_decay > 0:
@@ -132,6 +154,7 @@ class Trainer:
     """Resumes the run's own checkpoint, else starts from `init` weights; says which."""
     if self.manager.latest_checkpoint:
       self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+      self.lr_offset.assign(self.step - self.optimizer.iterations)
       self.meta = _read_json(os.path.join(self.output_dir, 'meta.json'))
       return f'resumed {self.manager.latest_checkpoint} at step {int(self.step.numpy())}'
     message = self._start(init, scheme)
@@ -149,9 +172,15 @@ class Trainer:
       if options is None or layers.conv_specs(options) == layers.conv_specs(self.options):
         self.net.set_released_weights(loaded)
         self.meta = weights_lib.read_meta(local)
-        # Adam's moments are not in the weight file: they restart, the step count goes on.
-        self.step.assign(int(self.meta.get('steps', 0)))
-        self.optimizer.iterations.assign(int(self.meta.get('steps', 0)))
+        # Adam's moments are not in the weight file: they restart, and so does Adam's own step
+        # count (else its bias correction is off and the first ~1000 steps are up to 3x too
+        # large); the global step, which sets the learning rate, goes on.
+        steps = int(self.meta.get('steps', 0))
+        self.step.assign(steps)
+        if self.legacy_adam_count:
+          self.optimizer.iterations.assign(steps)
+        else:
+          self.lr_offset.assign(steps)
         return f'started from {init} (step {int(self.step.numpy())})'
       print(f'not starting from {init}: its options differ from {self.options} in the weights '
             'they need', flush=True)
@@ -228,6 +257,10 @@ def parse_args(argv):
                       "model, if options match), 'none', or a weight file path")
   p.add_argument('--init_scheme', choices=('blend', 'glorot'), default='blend',
                  help='fresh weights: blend (start at the frame average) or glorot (as FILM)')
+  p.add_argument('--legacy_adam_count', action='store_true',
+                 help='reproduce runs made before the fix (model card stages 2-7): starting from '
+                      'a weight file, Adam counted on from its step, which made the first ~1000 '
+                      'steps up to 3x larger')
   p.add_argument('--clips', default=None, help='folder of clips (local or gs://) to mix in')
   p.add_argument('--clips_fraction', type=float, default=0.5)
   p.add_argument('--log_every', type=int, default=20)
@@ -242,7 +275,7 @@ def main(argv=None) -> int:
           'none': None}.get(args.init, args.init)
   os.makedirs(args.output_dir, exist_ok=True)
   trainer = Trainer(options, args.output_dir, args.lr, args.lr_decay_steps, args.lr_decay_rate,
-                    args.seed, args.ema_decay)
+                    args.seed, args.ema_decay, args.legacy_adam_count)
   print(trainer.restore(init, args.init_scheme), flush=True)
   clips = None
   if args.clips:

@@ -105,6 +105,25 @@ def test_blend_initialisation_starts_at_the_frame_average():
   assert not train.blend_initialise(Interpolator.random(Options.tiny()).net)
 
 
+def test_a_run_from_a_weight_file_restarts_adam_but_keeps_the_global_learning_rate(tmp_path):
+  """From a file at step 10000, Adam's first step moves each weight by at most the learning
+  rate at step 10000 (its moments and bias correction restart); counting on from 10000 (the old
+  behaviour, kept to reproduce earlier runs) makes it ~3x larger."""
+  start = FilmNet(Options.tiny(), seed=0, name='film_net').released_weights()
+  init = str(tmp_path / 'init.npz')
+  weights_lib.save(init, start, Options.tiny(), meta={'steps': 10000})
+  lr = 3e-3 * 0.5 ** (10000 / 20000)  # --lr 3e-3 decayed by the default schedule
+  largest = {}
+  for name, extra in (('fresh', []), ('legacy', ['--legacy_adam_count'])):
+    argv = _args(tmp_path / name, 10001, *extra)
+    argv[argv.index('--init') + 1] = init
+    assert train.main(argv) == 0
+    after, _ = weights_lib.read_npz(str(tmp_path / name / 'latest.npz'))
+    largest[name] = max(float(np.abs(after[n] - start[n]).max()) for n in start)
+  assert 0.98 * lr < largest['fresh'] < 1.001 * lr
+  assert largest['legacy'] > 2.5 * lr
+
+
 def test_moving_average_is_exported_and_resumes_exactly(tmp_path):
   """With --ema_decay the file holds the weight average: it lags the raw weights, and a resumed
   run (the average is in the checkpoint) ends where an uninterrupted one does."""
