@@ -124,6 +124,24 @@ def test_a_run_from_a_weight_file_restarts_adam_but_keeps_the_global_learning_ra
   assert largest['legacy'] > 2.5 * lr
 
 
+def test_a_run_from_a_weight_file_resumes_to_the_same_weights(tmp_path):
+  """The learning rate's offset (global step minus Adam's count) is rebuilt on resume."""
+  init = str(tmp_path / 'init.npz')
+  start = FilmNet(Options.tiny(), seed=0, name='film_net').released_weights()
+  weights_lib.save(init, start, Options.tiny(), meta={'steps': 10000})
+  runs = {}
+  for name, stops in (('straight', [10006]), ('resumed', [10003, 10006])):
+    for steps in stops:
+      argv = _args(tmp_path / name, steps)  # without the offset, resumed steps run at 1.41x
+      argv[argv.index('--init') + 1] = init
+      assert train.main(argv) == 0
+    runs[name], _ = weights_lib.read_npz(str(tmp_path / name / 'latest.npz'))
+  assert max(np.abs(runs['straight'][n] - start[n]).max() for n in start) > 1e-3
+  for name in start:
+    np.testing.assert_allclose(runs['resumed'][name], runs['straight'][name], rtol=1e-5,
+                               atol=1e-6, err_msg=name)
+
+
 def test_moving_average_is_exported_and_resumes_exactly(tmp_path):
   """With --ema_decay the file holds the weight average: it lags the raw weights, and a resumed
   run (the average is in the checkpoint) ends where an uninterrupted one does."""
