@@ -26,9 +26,13 @@ from film_net.render import TRIPLET_NAMES
 from transforms.quality import psnr
 
 
+def flip(images):
+  """(B,H,W,C) images mirrored left-right."""
+  return images[:, :, ::-1]
+
+
 def predictions(interp, x0, x1):
   """The plain prediction and its variants: inputs swapped, flipped left-right, and both."""
-  flip = lambda image: image[:, :, ::-1]  # pylint: disable=unnecessary-lambda-assignment
   plain, swapped = interp(x0, x1), interp(x1, x0)
   flipped = flip(interp(flip(x0), flip(x1)))
   both = flip(interp(flip(x1), flip(x0)))

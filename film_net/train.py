@@ -106,22 +106,23 @@ def blend_initialise(net: FilmNet) -> bool:
 
 
 class GlobalStepDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
-  """Exponential decay on the run's global step, while Adam counts its own steps.
+  """Exponential decay on the run's global step, not on Adam's own step count.
 
-  A run started from a weight file restarts Adam's moments, so Adam's step count (its bias
+  A run started from a weight file restarts Adam's moments, so Adam's count (its bias
   correction) must restart with them; the learning rate still follows the global step, which
-  goes on from the file's. `offset` is global step minus Adam's count.
+  goes on from the file's.
   """
 
-  def __init__(self, lr: float, decay_steps: int, decay_rate: float, offset: tf.Variable):
+  def __init__(self, lr: float, decay_steps: int, decay_rate: float, global_step: tf.Variable):
     self.decay = tf.keras.optimizers.schedules.ExponentialDecay(lr, decay_steps, decay_rate)
-    self.offset = offset
+    self.global_step = global_step
 
-  def __call__(self, step):
-    return self.decay(tf.cast(step, tf.int64) + self.offset)
+  def __call__(self, adam_count):
+    del adam_count  # Adam passes its own count; the rate follows the run's
+    return self.decay(self.global_step)
 
   def get_config(self):
-    return {**self.decay.get_config(), 'offset': int(self.offset.numpy())}
+    return self.decay.get_config()
 
 
 class Trainer:
@@ -136,8 +137,7 @@ class Trainer:
     self.output_dir = output_dir
     self.net = FilmNet(options, seed=seed, name='film_net')
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    self.lr_offset = tf.Variable(0, dtype=tf.int64, trainable=False)
-    schedule = GlobalStepDecay(lr, lr_decay_steps, lr_decay_rate, self.lr_offset)
+    schedule = GlobalStepDecay(lr, lr_decay_steps, lr_decay_rate, self.step)
     self.optimizer = tf.keras.optimizers.Adam(learning_rate=schedule)
     self.optimizer.build(self.net.trainable_variables)
     # An exponential moving average of the weights is what gets exported when ema_decay > 0:
@@ -154,7 +154,6 @@ class Trainer:
     """Resumes the run's own checkpoint, else starts from `init` weights; says which."""
     if self.manager.latest_checkpoint:
       self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-      self.lr_offset.assign(self.step - self.optimizer.iterations)
       self.meta = _read_json(os.path.join(self.output_dir, 'meta.json'))
       return f'resumed {self.manager.latest_checkpoint} at step {int(self.step.numpy())}'
     message = self._start(init, scheme)
@@ -179,8 +178,6 @@ class Trainer:
         self.step.assign(steps)
         if self.legacy_adam_count:
           self.optimizer.iterations.assign(steps)
-        else:
-          self.lr_offset.assign(steps)
         return f'started from {init} (step {int(self.step.numpy())})'
       print(f'not starting from {init}: its options differ from {self.options} in the weights '
             'they need', flush=True)

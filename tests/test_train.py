@@ -105,13 +105,19 @@ def test_blend_initialisation_starts_at_the_frame_average():
   assert not train.blend_initialise(Interpolator.random(Options.tiny()).net)
 
 
+def _weight_file_at_step(tmp_path, steps):
+  """Tiny random weights saved as if a run had reached `steps`; returns (path, weights)."""
+  weights = FilmNet(Options.tiny(), seed=0, name='film_net').released_weights()
+  path = str(tmp_path / 'init.npz')
+  weights_lib.save(path, weights, Options.tiny(), meta={'steps': steps})
+  return path, weights
+
+
 def test_a_run_from_a_weight_file_restarts_adam_but_keeps_the_global_learning_rate(tmp_path):
   """From a file at step 10000, Adam's first step moves each weight by at most the learning
   rate at step 10000 (its moments and bias correction restart); counting on from 10000 (the old
   behaviour, kept to reproduce earlier runs) makes it ~3x larger."""
-  start = FilmNet(Options.tiny(), seed=0, name='film_net').released_weights()
-  init = str(tmp_path / 'init.npz')
-  weights_lib.save(init, start, Options.tiny(), meta={'steps': 10000})
+  init, start = _weight_file_at_step(tmp_path, 10000)
   lr = 3e-3 * 0.5 ** (10000 / 20000)  # --lr 3e-3 decayed by the default schedule
   largest = {}
   for name, extra in (('fresh', []), ('legacy', ['--legacy_adam_count'])):
@@ -125,14 +131,12 @@ def test_a_run_from_a_weight_file_restarts_adam_but_keeps_the_global_learning_ra
 
 
 def test_a_run_from_a_weight_file_resumes_to_the_same_weights(tmp_path):
-  """The learning rate's offset (global step minus Adam's count) is rebuilt on resume."""
-  init = str(tmp_path / 'init.npz')
-  start = FilmNet(Options.tiny(), seed=0, name='film_net').released_weights()
-  weights_lib.save(init, start, Options.tiny(), meta={'steps': 10000})
+  """The learning rate follows the global step, not Adam's count, after a resume too."""
+  init, start = _weight_file_at_step(tmp_path, 10000)
   runs = {}
   for name, stops in (('straight', [10006]), ('resumed', [10003, 10006])):
     for steps in stops:
-      argv = _args(tmp_path / name, steps)  # without the offset, resumed steps run at 1.41x
+      argv = _args(tmp_path / name, steps)  # at Adam's count, resumed steps would run at 1.41x
       argv[argv.index('--init') + 1] = init
       assert train.main(argv) == 0
     runs[name], _ = weights_lib.read_npz(str(tmp_path / name / 'latest.npz'))
