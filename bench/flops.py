@@ -9,14 +9,15 @@ import numpy as np
 import tensorflow as tf
 
 from film_net import layers
+from film_net import specs
 from film_net.options import Options
 
 
 def _counting_conv(options: Options, counter: list):
-  specs = {s.name: s for s in layers.conv_specs(options)}
+  by_name = {s.name: s for s in specs.conv_specs(options)}
 
   def conv(name, x):
-    spec = specs[name]
+    spec = by_name[name]
     h, w = int(x.shape[1]), int(x.shape[2])
     counter[0] += 2 * spec.kernel_size ** 2 * spec.in_channels * spec.out_channels * h * w
     # Shape-only stand-in: zeros of the output shape keep the graph's sizes exact.

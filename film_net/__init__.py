@@ -4,9 +4,23 @@
     interp = Interpolator.from_path(path=None, options=None, align=64, engine='native')
     mid = interp(x0, x1)                                    # (B,H,W,3) float32 in [0,1]
     frames = interp.recursive(frames, times_to_interpolate=n)
-"""
-from film_net.options import Options
-from film_net.model import FilmNet, create_model, keras_inputs
-from film_net.interpolator import DEFAULT_MODEL, Interpolator
 
-__all__ = ['Options', 'Interpolator', 'FilmNet', 'create_model', 'keras_inputs', 'DEFAULT_MODEL']
+TensorFlow loads on first use of a model name, so the framework-free parts (options, specs,
+weight files, the renderer, training batches) import on machines without it, such as the GPU
+trainer's (`film_net.train_torch`).
+"""
+import importlib
+
+from film_net.options import Options
+from film_net.weights import DEFAULT_MODEL
+
+_LAZY = {'FilmNet': 'film_net.model', 'create_model': 'film_net.model',
+         'keras_inputs': 'film_net.model', 'Interpolator': 'film_net.interpolator'}
+
+__all__ = ['Options', 'DEFAULT_MODEL', *_LAZY]
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from film_net import layers
+from film_net import specs
 from film_net.options import Options
 
 _IMAGE = tf.TensorSpec([None, None, None, 3], tf.float32)
@@ -24,10 +25,10 @@ class ReleasedFormatModel(tf.Module):
     super().__init__(name=None)
     self._options_json = tf.constant(options.to_json())
     self._opts = options
-    self._specs = {s.name: s for s in layers.conv_specs(options)}
+    self._specs = {s.name: s for s in specs.conv_specs(options)}
     self.film_variables = [tf.Variable(np.asarray(weights[f'{s.name}/{p}'], np.float32),
                                        name=f'{s.name}/{p}')
-                           for s in layers.conv_specs(options) for p in ('kernel', 'bias')]
+                           for s in specs.conv_specs(options) for p in ('kernel', 'bias')]
     self._by_name = {v.name.split(':')[0]: v for v in self.film_variables}
 
   def _conv(self, name: str, x: tf.Tensor) -> tf.Tensor:

@@ -18,13 +18,11 @@ import numpy as np
 import tensorflow as tf
 
 from film_net import weights as weights_lib
+from film_net.weights import DEFAULT_MODEL
 from film_net.model import FilmNet
 from film_net.options import Options
 
 ENGINES = ('native', 'savedmodel')
-DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), 'default_model', 'film_net_default.npz')
-
-
 def _pad_box(height: int, width: int, align: int | None):
   if not align:
     return 0, 0, height, width

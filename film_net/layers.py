@@ -3,97 +3,21 @@
 Conventions (FILM's, stated once here): tensors are NHWC float32; images are RGB in [0, 1],
 gamma space; pyramids are python lists ordered finest level first, level i at H / 2**i.
 
-Every convolution of the model is listed by `conv_specs`, under the variable name it has in the
-released checkpoints and in creation order. That table is the single source of truth for
-shapes, activations and weight names; the Keras layer, the exporter and the weight loaders all
-read it, and the forward functions below only ever refer to convolutions by those names.
+Every convolution of the model is listed by `specs.conv_specs`, under the variable name it has
+in the released checkpoints; the forward functions below only ever refer to convolutions by
+those names.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 import tensorflow as tf
 
 from film_net.options import Options
+from film_net.specs import LEAKY, ConvSpec, fusion_conv_names, predictor_name
 from film_net.warp import warp
 
 Conv = Callable[[str, tf.Tensor], tf.Tensor]
-
-LEAKY = 'leaky_relu'
-LINEAR = 'linear'
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvSpec:
-  name: str                  # released variable scope, e.g. 'fusion/conv2d_3'
-  kernel_size: int
-  in_channels: int
-  out_channels: int
-  activation: str
-
-  @property
-  def kernel_shape(self) -> tuple[int, int, int, int]:
-    return (self.kernel_size, self.kernel_size, self.in_channels, self.out_channels)
-
-
-def feature_channels(options: Options, level: int) -> int:
-  """Channels of the cascaded feature at a pyramid level."""
-  return sum(options.filters << j for j in range(min(level + 1, options.sub_levels)))
-
-
-def fusion_filters(options: Options, level: int) -> int:
-  return options.filters << min(level, options.specialized_levels)
-
-
-def _predictor_name(options: Options, level: int) -> str:
-  if level < options.specialized_levels:
-    return f'predict_flow/flow_predictor_{level}'
-  return 'predict_flow/flow_predictor_shared'
-
-
-def fusion_conv_names(options: Options) -> list[str]:
-  """Fusion convs are unnamed in FILM's code, so Keras numbered them in creation order."""
-  count = 3 * (options.fusion_pyramid_levels - 1) + 1
-  return ['fusion/conv2d' if i == 0 else f'fusion/conv2d_{i}' for i in range(count)]
-
-
-def conv_specs(options: Options) -> list[ConvSpec]:
-  """All convolutions of the model, released names, in creation order."""
-  specs = []
-  in_ch = 3
-  for i in range(options.sub_levels):
-    for k in (2 * i, 2 * i + 1):
-      out = options.filters << i
-      specs.append(ConvSpec(f'feat_net/sub_extractor/cfeat_conv_{k}', 3, in_ch, out, LEAKY))
-      in_ch = out
-
-  predictor_levels = list(range(options.specialized_levels)) + ['shared']
-  for idx, level in enumerate(predictor_levels):
-    scope = f'predict_flow/flow_predictor_{level}'
-    # The shared predictor runs on levels >= specialized_levels, whose features have the
-    # cascade's full channel count.
-    feat_level = level if level != 'shared' else options.specialized_levels
-    in_ch = 2 * feature_channels(options, feat_level)
-    n_convs, n_filters = options.flow_convs[idx], options.flow_filters[idx]
-    for j in range(n_convs):
-      specs.append(ConvSpec(f'{scope}/conv_{j}', 3, in_ch, n_filters, LEAKY))
-      in_ch = n_filters
-    specs.append(ConvSpec(f'{scope}/conv_{n_convs}', 1, in_ch, n_filters // 2, LEAKY))
-    specs.append(ConvSpec(f'{scope}/conv_{n_convs + 1}', 1, n_filters // 2, 2, LINEAR))
-
-  names = iter(fusion_conv_names(options))
-  levels = options.fusion_pyramid_levels
-  aligned = [2 * (3 + feature_channels(options, i)) + 4 for i in range(levels)]
-  for i in range(levels - 1):
-    nf = fusion_filters(options, i)
-    coarser = aligned[levels - 1] if i == levels - 2 else fusion_filters(options, i + 1)
-    specs.append(ConvSpec(next(names), 2, coarser, nf, LINEAR))
-    specs.append(ConvSpec(next(names), 3, aligned[i] + nf, nf, LEAKY))
-    specs.append(ConvSpec(next(names), 3, nf, nf, LEAKY))
-  final_in = fusion_filters(options, 0) if levels > 1 else aligned[0]
-  specs.append(ConvSpec(next(names), 1, final_in, 3, LINEAR))
-  return specs
 
 
 def apply_conv(spec: ConvSpec, kernel, bias, x: tf.Tensor) -> tf.Tensor:
@@ -153,7 +77,7 @@ def extract_features(conv: Conv, pyramid: list[tf.Tensor], options: Options) -> 
 # Flow estimator (scope predict_flow)
 
 def _predict_flow_level(conv: Conv, options: Options, level: int, feat_a, feat_b) -> tf.Tensor:
-  scope = _predictor_name(options, level)
+  scope = predictor_name(options, level)
   idx = min(level, options.specialized_levels)
   x = tf.concat([feat_a, feat_b], axis=-1)
   for j in range(options.flow_convs[idx] + 2):

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from film_net import layers
+from film_net import specs
 from film_net.options import Options
 
 
@@ -24,7 +25,7 @@ class FilmNet(keras.layers.Layer):
   def __init__(self, options: Options, seed: int | None = None, **kwargs):
     super().__init__(**kwargs)
     self.options = options
-    self.specs = layers.conv_specs(options)
+    self.specs = specs.conv_specs(options)
     self.kernels, self.biases = {}, {}
     initializer = keras.initializers.GlorotUniform(seed=seed)
     for spec in self.specs:

@@ -14,51 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import time
 
 import numpy as np
 import tensorflow as tf
 
-from film_net import layers
 from film_net import render
+from film_net import specs
+from film_net import training
 from film_net import weights as weights_lib
-from film_net.interpolator import DEFAULT_MODEL
 from film_net.model import FilmNet
 from film_net.options import Options
-
-
-def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: float | None,
-               clips: list | None = None, clips_fraction: float = 0.0, **scene_options):
-  """(x0, y, x1) float32 batches for one step; identical for equal (seed, step).
-
-  `scene_options` (small_objects, regular_share, motion_blur) go to `render.render_triplet`.
-  """
-  rng = np.random.default_rng([seed, step])
-  options = dict(scene_options)
-  if max_motion:
-    options['max_motion_px'] = max_motion
-  frames = []
-  for _ in range(batch_size):
-    if clips and rng.random() < clips_fraction:
-      triplet = _crop_triplet(rng, clips[rng.integers(len(clips))], crop)
-    else:
-      triplet = render.render_triplet(rng, crop, crop, **options)
-    frames.append(render.augment(rng, *triplet))
-  return tuple(np.stack([f[i] for f in frames]).astype(np.float32) for i in range(3))
-
-
-def _crop_triplet(rng, triplet, crop: int):
-  """A joint random square crop of a real triplet's three frames, decoded as the pipeline does."""
-  from transforms import files, images  # pylint: disable=import-outside-toplevel
-  frames = [images.decode(files.read_bytes(p), p).rgb()
-            for p in (triplet.frame0, triplet.truth, triplet.frame1)]
-  h, w = frames[0].shape[:2]
-  if h < crop or w < crop:
-    raise ValueError(f'{triplet.frame0}: {w}x{h} is smaller than the {crop}px training crop')
-  top, left = rng.integers(h - crop + 1), rng.integers(w - crop + 1)
-  return tuple(f[top:top + crop, left:left + crop] for f in frames)
 
 
 def blend_initialise(net: FilmNet) -> bool:
@@ -73,15 +39,15 @@ def blend_initialise(net: FilmNet) -> bool:
   fewer than 6 filters.
   """
   options = net.options
-  nf = layers.fusion_filters(options, 0)
-  names = layers.fusion_conv_names(options)
+  nf = specs.fusion_filters(options, 0)
+  names = specs.fusion_conv_names(options)
   if nf < 6 or options.fusion_pyramid_levels < 2:
     return False
   for spec in net.specs:
     if spec.name.startswith('predict_flow/') and spec.out_channels == 2:
       net.kernels[spec.name].assign(tf.zeros(spec.kernel_shape))
       net.biases[spec.name].assign(tf.zeros([2]))
-  x1_rgb = 3 + layers.feature_channels(options, 0)  # aligned[0] = [x0 rgb, feat, x1 rgb, ...]
+  x1_rgb = 3 + specs.feature_channels(options, 0)  # aligned[0] = [x0 rgb, feat, x1 rgb, ...]
   sources = [0, 1, 2, x1_rgb, x1_rgb + 1, x1_rgb + 2]
 
   def pass_through(name: str, inputs: list[int]) -> None:
@@ -163,24 +129,18 @@ class Trainer:
 
   def _start(self, init: str | None, scheme: str) -> str:
     """Sets the starting weights of a run without a checkpoint of its own."""
-    if init:
-      local = weights_lib.fetch_local(init)
-      loaded, options = weights_lib.read_npz(local)
-      # Options with the same convolutions share one weight set: e.g. pyramid depth adds none
-      # (deeper levels reuse the shared flow predictor), so training may change it.
-      if options is None or layers.conv_specs(options) == layers.conv_specs(self.options):
-        self.net.set_released_weights(loaded)
-        self.meta = weights_lib.read_meta(local)
-        # Adam's moments are not in the weight file: they restart, and so does Adam's own step
-        # count (else its bias correction is off and the first ~1000 steps are up to 3x too
-        # large); the global step, which sets the learning rate, goes on.
-        steps = int(self.meta.get('steps', 0))
-        self.step.assign(steps)
-        if self.legacy_adam_count:
-          self.optimizer.iterations.assign(steps)
-        return f'started from {init} (step {int(self.step.numpy())})'
-      print(f'not starting from {init}: its options differ from {self.options} in the weights '
-            'they need', flush=True)
+    start = training.read_init(init, self.options) if init else None
+    if start:
+      weights, self.meta = start
+      self.net.set_released_weights(weights)
+      # Adam's moments are not in the weight file: they restart, and so does Adam's own step
+      # count (else its bias correction is off and the first ~1000 steps are up to 3x too
+      # large); the global step, which sets the learning rate, goes on.
+      steps = int(self.meta.get('steps', 0))
+      self.step.assign(steps)
+      if self.legacy_adam_count:
+        self.optimizer.iterations.assign(steps)
+      return f'started from {init} (step {steps})'
     if scheme == 'blend' and blend_initialise(self.net):
       return 'started from random weights, blend-initialised (average of warped frames)'
     return 'started from random weights'
@@ -232,92 +192,43 @@ def _write_json(path: str, data: dict) -> None:
 
 def parse_args(argv):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument('--output_dir', required=True, help='checkpoints, meta.json and latest.npz')
-  p.add_argument('--options', default='compact', help='preset name, or a JSON object of Options')
-  p.add_argument('--steps', type=int, required=True, help='train until this global step')
-  p.add_argument('--max_minutes', type=float, default=None, help='stop (and save) after this')
-  p.add_argument('--batch_size', type=int, default=8)
-  p.add_argument('--crop', type=int, default=128, help='square training frames of this size')
-  p.add_argument('--max_motion', type=float, default=None,
-                 help='largest motion in px between x0 and x1 (default: the renderer\'s)')
-  render.add_scene_arguments(p)
-  p.add_argument('--lr', type=float, default=3e-4)
-  p.add_argument('--lr_decay_steps', type=int, default=20000)
-  p.add_argument('--lr_decay_rate', type=float, default=0.5)
-  p.add_argument('--seed', type=int, default=0)
-  p.add_argument('--ema_decay', type=float, default=0.0,
-                 help='export an exponential moving average of the weights (e.g. 0.998); 0: off')
-  p.add_argument('--keep_every', type=int, default=0,
-                 help='also keep the exported weights of every N-th step as step_N.npz')
-  p.add_argument('--init', default='default',
-                 help="weights to start from without a checkpoint: 'default' (the built-in "
-                      "model, if options match), 'none', or a weight file path")
+  training.add_arguments(p)
   p.add_argument('--init_scheme', choices=('blend', 'glorot'), default='blend',
                  help='fresh weights: blend (start at the frame average) or glorot (as FILM)')
   p.add_argument('--legacy_adam_count', action='store_true',
                  help='reproduce runs made before the fix (model card stages 2-7): starting from '
                       'a weight file, Adam counted on from its step, which made the first ~1000 '
                       'steps up to 3x larger')
-  p.add_argument('--clips', default=None, help='folder of clips (local or gs://) to mix in')
-  p.add_argument('--clips_fraction', type=float, default=0.5)
-  p.add_argument('--log_every', type=int, default=20)
-  p.add_argument('--checkpoint_every', type=int, default=200)
   return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
   options = Options.parse(args.options)
-  init = {'default': DEFAULT_MODEL if os.path.exists(DEFAULT_MODEL) else None,
-          'none': None}.get(args.init, args.init)
+  init = training.resolve_init(args.init)
   os.makedirs(args.output_dir, exist_ok=True)
   trainer = Trainer(options, args.output_dir, args.lr, args.lr_decay_steps, args.lr_decay_rate,
                     args.seed, args.ema_decay, args.legacy_adam_count)
   print(trainer.restore(init, args.init_scheme), flush=True)
-  clips = None
-  if args.clips:
-    from transforms.clips import clip_triplets  # pylint: disable=import-outside-toplevel
-    clips = clip_triplets(args.clips)
-    if not clips:
-      raise SystemExit(f'--clips {args.clips}: no clip folder with at least 3 frames')
-  data = 'rendered'
+  clips = training.load_clips(args)
+  data = training.describe_data(args, clips)
   scenes = render.scene_options(args)
-  if any(scenes.values()):
-    data += (f' (small objects <= {args.small_objects}, regular textures '
-             f'{args.regular_share:.0%}, motion blur {args.motion_blur:.0%})')
-  if clips:
-    data += f' + clips {args.clips} ({args.clips_fraction:.0%})'
 
   start_step = int(trainer.step.numpy())
   steps = tf.data.Dataset.range(start_step, max(start_step, args.steps))
   batches = steps.map(
       lambda s: tf.numpy_function(
-          lambda s: make_batch(args.seed, int(s), args.batch_size, args.crop, args.max_motion,
-                               clips, args.clips_fraction, **scenes),
+          lambda s: training.make_batch(args.seed, int(s), args.batch_size, args.crop,
+                                        args.max_motion, clips, args.clips_fraction, **scenes),
           [s], [tf.float32] * 3, stateful=False),
       num_parallel_calls=1, deterministic=True).prefetch(2)
 
-  seconds_before = float(trainer.meta.get('seconds', 0.0))
-  started = time.time()
-  window_start, losses = time.time(), []
-  for x0, y, x1 in batches:
-    losses.append(float(trainer.train_step(x0, y, x1)))
-    step = int(trainer.step.numpy())
-    if step % args.log_every == 0:
-      rate = len(losses) / (time.time() - window_start)
-      eta = (args.steps - step) / rate / 60
-      print(f'step {step}/{args.steps}  loss {np.mean(losses):.4f}  {rate:.2f} steps/s  '
-            f'ETA {eta:.1f} min', flush=True)
-      window_start, losses = time.time(), []
-    out_of_time = args.max_minutes and time.time() - started > args.max_minutes * 60
-    if step % args.checkpoint_every == 0 or step == args.steps or out_of_time:
-      path = trainer.save(seconds_before + time.time() - started, data)
-      print(f'saved step {step} -> {path}', flush=True)
-      if args.keep_every and step % args.keep_every == 0:
-        shutil.copyfile(path, os.path.join(args.output_dir, f'step_{step}.npz'))
-    if out_of_time:
-      print(f'stopping after {args.max_minutes} min at step {step}', flush=True)
-      break
+  training.run_steps(
+      args, batches, lambda batch: trainer.train_step(*batch),
+      current_step=lambda: int(trainer.step.numpy()),
+      learning_rate=lambda: float(trainer.optimizer.learning_rate),
+      save=lambda seconds: trainer.save(seconds, data),
+      seconds_before=float(trainer.meta.get('seconds', 0.0)))
   return 0
 
 

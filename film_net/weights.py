@@ -1,6 +1,6 @@
 """Reading and writing film_net weights.
 
-Three sources, all mapped onto released variable names (`layers.conv_specs`):
+Three sources, all mapped onto released variable names (`specs.conv_specs`):
 * a released FILM SavedModel directory (film_net/L1, VGG, Style), read by variable name;
 * a plain `.npz` of released name -> array, like the fixtures in film-golden;
 * the project's own weight files: the same `.npz` layout plus an `options` entry (JSON), so a
@@ -21,8 +21,11 @@ import tempfile
 
 import numpy as np
 
-from film_net import layers
+from film_net import specs
 from film_net.options import Options
+
+# The built-in model, shipped as package data (see default_model/MODEL_CARD.md).
+DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), 'default_model', 'film_net_default.npz')
 
 _SCOPES = ('feat_net/', 'predict_flow/', 'fusion/')
 _FUSION = re.compile(r'^fusion/conv2d(?:_(\d+))?/(kernel|bias)$')
@@ -186,7 +189,7 @@ def read_meta(local_path: str) -> dict:
 def fingerprint(weights: dict[str, np.ndarray], options: Options) -> str:
   """Content hash of architecture and weights: equal exactly when outputs are equal."""
   h = hashlib.sha256(options.to_json().encode())
-  for spec in layers.conv_specs(options):
+  for spec in specs.conv_specs(options):
     for part in ('kernel', 'bias'):
       h.update(np.ascontiguousarray(weights[f'{spec.name}/{part}'], np.float32).tobytes())
   return h.hexdigest()

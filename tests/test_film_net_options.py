@@ -2,13 +2,13 @@
 import pytest
 
 from film_net import Options, create_model, keras_inputs
-from film_net import layers
+from film_net import specs
 
 
 def test_released_preset_has_the_released_parameter_count():
-  specs = layers.conv_specs(Options.released())
-  params = sum(s.kernel_size ** 2 * s.in_channels * s.out_channels + s.out_channels for s in specs)
-  assert len(specs) == 41
+  convs = specs.conv_specs(Options.released())
+  params = sum(s.kernel_size ** 2 * s.in_channels * s.out_channels + s.out_channels for s in convs)
+  assert len(convs) == 41
   assert params == 34_436_667
 
 

@@ -7,6 +7,7 @@ from PIL import Image
 
 from film_net import Interpolator, Options
 from film_net import train
+from film_net import training
 from film_net import weights as weights_lib
 from film_net.model import FilmNet
 from transforms.clips import clip_triplets
@@ -26,7 +27,7 @@ def _l1(interp, batch):
 
 
 def test_a_few_steps_lower_the_loss(tmp_path, capsys):
-  held_out = train.make_batch(seed=123, step=0, batch_size=8, crop=32, max_motion=4)
+  held_out = training.make_batch(seed=123, step=0, batch_size=8, crop=32, max_motion=4)
   before = Interpolator.random(Options.tiny(), seed=0, align=None)  # the trainer's init
   assert train.main(_args(tmp_path, 40)) == 0
   after = Interpolator.from_path(str(tmp_path / 'latest.npz'), align=None)
@@ -81,17 +82,17 @@ def test_training_can_go_on_with_a_deeper_pyramid_from_the_same_weights(tmp_path
 
 
 def test_batches_are_a_function_of_seed_and_step():
-  a = train.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4)
-  b = train.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4)
-  c = train.make_batch(seed=1, step=8, batch_size=2, crop=32, max_motion=4)
+  a = training.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4)
+  b = training.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4)
+  c = training.make_batch(seed=1, step=8, batch_size=2, crop=32, max_motion=4)
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x, y)
   assert not np.array_equal(a[0], c[0])
   assert all(x.shape == (2, 32, 32, 3) and x.dtype == np.float32 for x in a)
-  extended = train.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4,
+  extended = training.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4,
                               small_objects=2, regular_share=0.5, motion_blur=0.5)
   np.testing.assert_array_equal(
-      extended[1], train.make_batch(1, 7, 2, 32, 4, small_objects=2, regular_share=0.5,
+      extended[1], training.make_batch(1, 7, 2, 32, 4, small_objects=2, regular_share=0.5,
                                     motion_blur=0.5)[1])
   assert not np.array_equal(a[1], extended[1])  # the scene options reach the renderer
 
@@ -99,7 +100,7 @@ def test_batches_are_a_function_of_seed_and_step():
 def test_blend_initialisation_starts_at_the_frame_average():
   interp = Interpolator.random(Options.compact(), seed=0, align=None)
   assert train.blend_initialise(interp.net)
-  x0, _, x1 = train.make_batch(seed=5, step=0, batch_size=2, crop=64, max_motion=8)
+  x0, _, x1 = training.make_batch(seed=5, step=0, batch_size=2, crop=64, max_motion=8)
   np.testing.assert_allclose(interp(x0, x1), (x0 + x1) / 2, atol=1e-5)
   # Too few fusion filters to pass both frames through: left as it is.
   assert not train.blend_initialise(Interpolator.random(Options.tiny()).net)
@@ -175,7 +176,7 @@ def test_clips_mix_real_frames_cropped_together(tmp_path):
   for i, value in enumerate((0, 60, 120, 180, 240)):
     Image.fromarray(np.full((30, 40, 3), value, np.uint8)).save(folder / f'f{i}.png')
   triplets = clip_triplets(str(tmp_path))
-  x0, y, x1 = train.make_batch(seed=1, step=0, batch_size=4, crop=16, max_motion=4,
+  x0, y, x1 = training.make_batch(seed=1, step=0, batch_size=4, crop=16, max_motion=4,
                                clips=triplets, clips_fraction=1.0)
   assert x0.shape == (4, 16, 16, 3)
   np.testing.assert_allclose(y, (x0 + x1) / 2, atol=1e-6)  # the frames brighten linearly

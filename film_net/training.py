@@ -1,0 +1,157 @@
+"""What the two trainers share, free of any framework: training batches, flags and data.
+
+`film_net.train` trains with TensorFlow (CPUs, the reference), `film_net.train_torch` the same
+model with PyTorch where a CUDA GPU has PyTorch but no TensorFlow. Both read their batches from
+`make_batch`, a pure function of (seed, step), take the same flags and write the same weight
+files, so a run can move between them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import Callable, Iterable
+
+import numpy as np
+
+from film_net import render
+from film_net import specs
+from film_net import weights as weights_lib
+from film_net.options import Options
+
+
+def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: float | None,
+               clips: list | None = None, clips_fraction: float = 0.0, **scene_options):
+  """(x0, y, x1) float32 batches for one step; identical for equal (seed, step).
+
+  `scene_options` (small_objects, regular_share, motion_blur) go to `render.render_triplet`.
+  """
+  rng = np.random.default_rng([seed, step])
+  options = dict(scene_options)
+  if max_motion:
+    options['max_motion_px'] = max_motion
+  frames = []
+  for _ in range(batch_size):
+    if clips and rng.random() < clips_fraction:
+      triplet = _crop_triplet(rng, clips[rng.integers(len(clips))], crop)
+    else:
+      triplet = render.render_triplet(rng, crop, crop, **options)
+    frames.append(render.augment(rng, *triplet))
+  return tuple(np.stack([f[i] for f in frames]).astype(np.float32) for i in range(3))
+
+
+def _crop_triplet(rng, triplet, crop: int):
+  """A joint random square crop of a real triplet's three frames, decoded as the pipeline does."""
+  from transforms import files, images  # pylint: disable=import-outside-toplevel
+  frames = [images.decode(files.read_bytes(p), p).rgb()
+            for p in (triplet.frame0, triplet.truth, triplet.frame1)]
+  h, w = frames[0].shape[:2]
+  if h < crop or w < crop:
+    raise ValueError(f'{triplet.frame0}: {w}x{h} is smaller than the {crop}px training crop')
+  top, left = rng.integers(h - crop + 1), rng.integers(w - crop + 1)
+  return tuple(f[top:top + crop, left:left + crop] for f in frames)
+
+
+def add_arguments(p) -> None:
+  """The flags both trainers take."""
+  p.add_argument('--output_dir', required=True, help='checkpoints, meta.json and latest.npz')
+  p.add_argument('--options', default='compact', help='preset name, or a JSON object of Options')
+  p.add_argument('--steps', type=int, required=True, help='train until this global step')
+  p.add_argument('--max_minutes', type=float, default=None, help='stop (and save) after this')
+  p.add_argument('--batch_size', type=int, default=8)
+  p.add_argument('--crop', type=int, default=128, help='square training frames of this size')
+  p.add_argument('--max_motion', type=float, default=None,
+                 help='largest motion in px between x0 and x1 (default: the renderer\'s)')
+  render.add_scene_arguments(p)
+  p.add_argument('--lr', type=float, default=3e-4)
+  p.add_argument('--lr_decay_steps', type=int, default=20000)
+  p.add_argument('--lr_decay_rate', type=float, default=0.5)
+  p.add_argument('--seed', type=int, default=0)
+  p.add_argument('--ema_decay', type=float, default=0.0,
+                 help='export an exponential moving average of the weights (e.g. 0.998); 0: off')
+  p.add_argument('--keep_every', type=int, default=0,
+                 help='also keep the exported weights of every N-th step as step_N.npz')
+  p.add_argument('--init', default='default',
+                 help="weights to start from without a checkpoint: 'default' (the built-in "
+                      "model, if options match), 'none', or a weight file path")
+  p.add_argument('--clips', default=None, help='folder of clips (local or gs://) to mix in')
+  p.add_argument('--clips_fraction', type=float, default=0.5)
+  p.add_argument('--log_every', type=int, default=20)
+  p.add_argument('--checkpoint_every', type=int, default=200)
+
+
+def resolve_init(init: str) -> str | None:
+  """--init as a path: 'default' is the built-in model (None if absent), 'none' is None."""
+  default = weights_lib.DEFAULT_MODEL if os.path.exists(weights_lib.DEFAULT_MODEL) else None
+  return {'default': default, 'none': None}.get(init, init)
+
+
+def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
+  """(released-name weights, meta) of the --init file, or None if its convolutions differ.
+
+  Options with the same convolutions share one weight set: e.g. pyramid depth adds none
+  (deeper levels reuse the shared flow predictor), so training may change it.
+  """
+  local = weights_lib.fetch_local(init)
+  loaded, file_options = weights_lib.read_npz(local)
+  if file_options is None or specs.conv_specs(file_options) == specs.conv_specs(options):
+    return loaded, weights_lib.read_meta(local)
+  print(f'not starting from {init}: its options differ from {options} in the weights they '
+        'need', flush=True)
+  return None
+
+
+def load_clips(args) -> list | None:
+  """The real triplets of --clips, or None; an empty folder is an error."""
+  if not args.clips:
+    return None
+  from transforms.clips import clip_triplets  # pylint: disable=import-outside-toplevel
+  clips = clip_triplets(args.clips)
+  if not clips:
+    raise SystemExit(f'--clips {args.clips}: no clip folder with at least 3 frames')
+  return clips
+
+
+def describe_data(args, clips: list | None) -> str:
+  """The training data in words, for the weight file's meta and the model card."""
+  data = 'rendered'
+  scenes = render.scene_options(args)
+  if any(scenes.values()):
+    data += (f' (small objects <= {args.small_objects}, regular textures '
+             f'{args.regular_share:.0%}, motion blur {args.motion_blur:.0%})')
+  if clips:
+    data += f' + clips {args.clips} ({args.clips_fraction:.0%})'
+  return data
+
+
+def run_steps(args, batches: Iterable, train_step: Callable, current_step: Callable[[], int],
+              learning_rate: Callable[[], float], save: Callable[[float], str],
+              seconds_before: float) -> None:
+  """The loop both trainers run: one `train_step(batch)` per batch, the mean loss, steps/s and
+  learning rate every --log_every steps, `save(total seconds)` every --checkpoint_every steps,
+  at the last step and when --max_minutes is up, and a kept copy every --keep_every steps.
+
+  `train_step` may return a device tensor: it is read only when logged, so GPU work is not
+  waited for every step.
+  """
+  started = window_start = time.time()
+  losses = []
+  for batch in batches:
+    losses.append(train_step(batch))
+    step = current_step()
+    if step % args.log_every == 0:
+      rate = len(losses) / (time.time() - window_start)
+      eta = (args.steps - step) / rate / 60
+      loss = np.mean([float(v) for v in losses])
+      print(f'step {step}/{args.steps}  loss {loss:.4f}  {rate:.2f} steps/s  '
+            f'lr {learning_rate():.2e}  ETA {eta:.1f} min', flush=True)
+      window_start, losses = time.time(), []
+    out_of_time = args.max_minutes and time.time() - started > args.max_minutes * 60
+    if step % args.checkpoint_every == 0 or step == args.steps or out_of_time:
+      path = save(seconds_before + time.time() - started)
+      print(f'saved step {step} -> {path}', flush=True)
+      if args.keep_every and step % args.keep_every == 0:
+        shutil.copyfile(path, os.path.join(args.output_dir, f'step_{step}.npz'))
+    if out_of_time:
+      print(f'stopping after {args.max_minutes} min at step {step}', flush=True)
+      break
