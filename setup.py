@@ -4,6 +4,7 @@ The sdist carries film_net with its built-in model (film_net/default_model/*), p
 transforms/. TensorFlow is deliberately not pinned to one build: workers get it from their
 container image (the CUDA build for GPU workers), and local installs choose an extra:
 `pip install .[cpu]` (tensorflow-cpu), `.[gpu]` (tensorflow[and-cuda]) or `.[tf]` (tensorflow).
+`.[train-gpu]` adds PyTorch for the GPU trainer (`film_net.train_torch`).
 """
 
 import setuptools
@@ -29,6 +30,8 @@ setuptools.setup(
         'gpu': ['tensorflow[and-cuda]' + TF],
         'tf': ['tensorflow' + TF],
         'test': ['pytest', 'gcp-storage-emulator', 'natsort'],
+        # film_net.train_torch: training on GPU machines that have PyTorch but no TensorFlow.
+        'train-gpu': ['torch>=2.1', 'scikit-image'],
     },
     entry_points={'console_scripts': ['film-interpolate=pipeline.run:main']},
 )

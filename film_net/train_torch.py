@@ -1,0 +1,164 @@
+"""Train film_net with PyTorch: the same training as `film_net.train`, for CUDA GPU machines.
+
+    python -m film_net.train_torch --output_dir checkpoints/gpu --options compact \
+        --steps 30000 --batch_size 16 --crop 256 --workers 15
+
+GPU machines here carry PyTorch but not TensorFlow, so this trainer runs the model of
+`film_net.torch_model` on the batches of `training.make_batch` (rendered in `--workers`
+processes), with the same flags, L1 loss, Adam (Keras' epsilon), learning-rate decay on the
+global step, weight averaging and weight files as the TensorFlow trainer. A run resumes from its
+own checkpoint (`ckpt.pt`) to the same weights as an uninterrupted one, or starts from `--init`
+(the built-in model by default), so it can continue a TensorFlow run and the other way round.
+Nothing else depends on it: it also runs on CPU, slowly.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+from film_net import render
+from film_net import training
+from film_net import weights as weights_lib
+from film_net.options import Options
+from film_net.torch_model import FilmNetTorch
+
+KERAS_ADAM_EPSILON = 1e-7
+
+
+class StepBatches(torch.utils.data.Dataset):
+  """Item i is the batch of global step `first + i`: workers render it, order is kept."""
+
+  def __init__(self, args, first: int, clips):
+    self.args, self.first, self.clips = args, first, clips
+    self.scenes = render.scene_options(args)
+
+  def __len__(self):
+    return max(0, self.args.steps - self.first)
+
+  def __getitem__(self, i):
+    a = self.args
+    batch = training.make_batch(a.seed, self.first + i, a.batch_size, a.crop, a.max_motion,
+                                self.clips, a.clips_fraction, **self.scenes)
+    return tuple(torch.from_numpy(f).permute(0, 3, 1, 2).contiguous() for f in batch)
+
+
+def _one_thread_per_worker(_):
+  torch.set_num_threads(1)  # the renderer is numpy; workers must not oversubscribe the cores
+
+
+class Trainer:
+  """Model, optimiser, weight average and checkpoint of one run."""
+
+  def __init__(self, options: Options, args, device: torch.device):
+    self.options, self.args, self.device = options, args, device
+    self.net = FilmNetTorch(options).to(device)
+    self.optimizer = torch.optim.Adam(self.net.parameters(), lr=args.lr,
+                                      eps=KERAS_ADAM_EPSILON)
+    self.ema = [p.detach().clone() for p in self.net.parameters()]
+    self.step = 0
+    self.meta: dict = {}
+    self.path = os.path.join(args.output_dir, 'ckpt.pt')
+
+  def learning_rate(self) -> float:
+    """Keras' ExponentialDecay (not staircase) on the global step, as the TF trainer."""
+    a = self.args
+    return a.lr * a.lr_decay_rate ** (self.step / a.lr_decay_steps)
+
+  def restore(self, init: str | None) -> str:
+    if os.path.exists(self.path):
+      state = torch.load(self.path, map_location=self.device, weights_only=False)
+      self.net.load_state_dict(state['net'])
+      self.optimizer.load_state_dict(state['optimizer'])
+      self.ema = [t.to(self.device) for t in state['ema']]
+      self.step, self.meta = state['step'], state['meta']
+      return f'resumed {self.path} at step {self.step}'
+    message = 'started from random weights (Glorot)'
+    start = training.read_init(init, self.options) if init else None
+    if start:
+      weights, self.meta = start
+      self.net.load_released_weights(weights)
+      self.step = int(self.meta.get('steps', 0))
+      message = f'started from {init} (step {self.step})'
+    self.ema = [p.detach().clone() for p in self.net.parameters()]
+    return message
+
+  def train_step(self, x0, y, x1) -> torch.Tensor:
+    for group in self.optimizer.param_groups:
+      group['lr'] = self.learning_rate()
+    loss = torch.mean(torch.abs(self.net(x0, x1) - y))
+    self.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    self.optimizer.step()
+    decay = self.args.ema_decay
+    if decay > 0:
+      with torch.no_grad():
+        for average, parameter in zip(self.ema, self.net.parameters()):
+          average.lerp_(parameter, 1.0 - decay)
+    self.step += 1
+    return loss.detach()
+
+  def save(self, seconds: float, data: str) -> str:
+    """Checkpoint and `latest.npz`, each written whole (temp file renamed into place)."""
+    self.meta = dict(self.meta, steps=self.step, seconds=round(seconds, 1), data=data,
+                     trainer=f'film_net.train_torch on {_device_name(self.device)}')
+    if self.args.ema_decay > 0:
+      self.meta['ema_decay'] = self.args.ema_decay
+    tmp = self.path + '.tmp'
+    torch.save({'net': self.net.state_dict(), 'optimizer': self.optimizer.state_dict(),
+                'ema': self.ema, 'step': self.step, 'meta': self.meta}, tmp)
+    os.replace(tmp, self.path)
+    exported = self.ema if self.args.ema_decay > 0 else None
+    path = os.path.join(self.args.output_dir, 'latest.npz')
+    weights_lib.save(path, self.net.released_weights(exported), self.options, meta=self.meta)
+    return path
+
+
+def _device_name(device: torch.device) -> str:
+  return torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  training.add_arguments(p)
+  p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+  p.add_argument('--workers', type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                 help='processes rendering batches (0: render in the training process)')
+  return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  options = Options.parse(args.options)
+  device = torch.device(args.device)
+  torch.manual_seed(args.seed)
+  # TF32 convolutions: float32 range with a 10-bit mantissa, as TensorFlow uses on such GPUs.
+  torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+  torch.backends.cudnn.benchmark = True
+  os.makedirs(args.output_dir, exist_ok=True)
+  trainer = Trainer(options, args, device)
+  print(trainer.restore(training.resolve_init(args.init)), flush=True)
+  print(f'device {_device_name(device)}, {len(render.natural_images())} natural images, '
+        f'{args.workers} workers', flush=True)
+  clips = training.load_clips(args)
+  data = training.describe_data(args, clips)
+
+  batches = torch.utils.data.DataLoader(
+      StepBatches(args, trainer.step, clips), batch_size=None, shuffle=False,
+      num_workers=args.workers, worker_init_fn=_one_thread_per_worker,
+      pin_memory=device.type == 'cuda', prefetch_factor=4 if args.workers else None)
+
+  def train_step(batch):
+    return trainer.train_step(*(t.to(device, non_blocking=True) for t in batch))
+
+  training.run_steps(args, batches, train_step, current_step=lambda: trainer.step,
+                     learning_rate=trainer.learning_rate,
+                     save=lambda seconds: trainer.save(seconds, data),
+                     seconds_before=float(trainer.meta.get('seconds', 0.0)))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,145 @@
+"""The PyTorch model and trainer (GPU machines): same outputs as the TensorFlow model, same
+weight files, and training that lowers the loss and resumes exactly.
+
+PyTorch is an optional extra (`pip install .[train-gpu]`), not part of the test install; these
+tests skip without it.
+"""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch', reason='PyTorch is not installed (the train-gpu extra)')
+
+# pylint: disable=wrong-import-position
+from film_net import Interpolator, Options
+from film_net import training
+from film_net import weights as weights_lib
+from film_net.model import FilmNet
+from film_net.torch_model import FilmNetTorch
+
+TINY = json.dumps(Options.tiny().to_dict())
+
+
+def _tf_mid_frame(options, weights, x0, x1):
+  net = FilmNet(options)
+  net({'x0': x0, 'x1': x1, 'time': np.zeros((len(x0), 1), np.float32)})
+  net.set_released_weights(weights)
+  return net.interpolate_from_features(*net.features(x0), *net.features(x1))['image'].numpy()
+
+
+def _torch_mid_frame(options, weights, x0, x1):
+  net = FilmNetTorch(options)
+  net.load_released_weights(weights)
+  nchw = [torch.from_numpy(x).permute(0, 3, 1, 2) for x in (x0, x1)]
+  with torch.no_grad():
+    return net(*nchw).permute(0, 2, 3, 1).numpy()
+
+
+def test_the_built_in_model_gives_the_same_frame_in_both_frameworks():
+  weights, options = weights_lib.read_npz(weights_lib.DEFAULT_MODEL)
+  x0, y, x1 = training.make_batch(seed=3, step=0, batch_size=2, crop=128, max_motion=24)
+  reference = _tf_mid_frame(options, weights, x0, x1)
+  assert np.abs(reference - y).mean() < 0.02  # it interpolates, so the flows and warps matter
+  np.testing.assert_allclose(_torch_mid_frame(options, weights, x0, x1), reference, atol=2e-5)
+
+
+def test_random_weights_agree_too():
+  options = Options.tiny()
+  x0, _, x1 = training.make_batch(seed=4, step=0, batch_size=2, crop=48, max_motion=8)
+  net = FilmNet(options, seed=1)
+  net({'x0': x0, 'x1': x1, 'time': np.zeros((2, 1), np.float32)})
+  weights = net.released_weights()
+  np.testing.assert_allclose(_torch_mid_frame(options, weights, x0, x1),
+                             _tf_mid_frame(options, weights, x0, x1), atol=2e-5)
+
+
+def test_warp_agrees_with_the_reference_far_outside_the_frame():
+  """Flows up to twice the frame size: the edge clamping and its gradient must agree."""
+  from film_net import warp as tf_warp  # pylint: disable=import-outside-toplevel
+  from film_net.torch_model import warp  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  image = rng.random((2, 9, 13, 3), np.float32)
+  flow = rng.uniform(-26, 26, (2, 9, 13, 2)).astype(np.float32)
+  flow[0, :3] = rng.uniform(-1.5, 1.5, (3, 13, 2))  # and some inside, between pixels
+  image_t = torch.from_numpy(image).permute(0, 3, 1, 2).requires_grad_()
+  flow_t = torch.from_numpy(flow).permute(0, 3, 1, 2).requires_grad_()
+  out_t = warp(image_t, flow_t)
+  (out_t * out_t).sum().backward()
+  image_v, flow_v = tf.Variable(image), tf.Variable(flow)
+  with tf.GradientTape() as tape:
+    out = tf_warp.warp(image_v, flow_v)
+    loss = tf.reduce_sum(out * out)
+  grad_image, grad_flow = tape.gradient(loss, [image_v, flow_v])
+  np.testing.assert_allclose(out_t.detach().permute(0, 2, 3, 1).numpy(), out.numpy(), atol=1e-5)
+  np.testing.assert_allclose(image_t.grad.permute(0, 2, 3, 1).numpy(), grad_image.numpy(),
+                             atol=1e-4)
+  np.testing.assert_allclose(flow_t.grad.permute(0, 2, 3, 1).numpy(), grad_flow.numpy(),
+                             atol=1e-4)
+
+
+def test_weights_convert_to_the_released_layout_and_back_unchanged():
+  weights, options = weights_lib.read_npz(weights_lib.DEFAULT_MODEL)
+  net = FilmNetTorch(options)
+  net.load_released_weights(weights)
+  back = net.released_weights()
+  assert back.keys() == weights.keys()
+  for name, value in weights.items():
+    np.testing.assert_array_equal(back[name], value, err_msg=name)
+  with pytest.raises(ValueError, match='does not fit options'):
+    FilmNetTorch(Options.tiny()).load_released_weights(weights)
+
+
+def _train(out_dir, steps, *extra) -> str:
+  """Runs the trainer's command line (later flags win) and returns its log.
+
+  In a process of its own, as it is used: PyTorch's backward pass beside a loaded TensorFlow
+  (this test process has one) can crash on CPU, and a training run never loads TensorFlow.
+  """
+  argv = ['--output_dir', str(out_dir), '--options', TINY, '--steps', str(steps),
+          '--batch_size', '2', '--crop', '32', '--max_motion', '4', '--lr', '3e-3',
+          '--init', 'none', '--log_every', '1', '--checkpoint_every', '3', '--device', 'cpu',
+          '--workers', '0', *extra]
+  done = subprocess.run([sys.executable, '-m', 'film_net.train_torch', *argv], check=True,
+                        capture_output=True, text=True)
+  return done.stdout
+
+
+def test_a_few_steps_lower_the_loss_and_the_tensorflow_model_reads_the_result(tmp_path):
+  held_out = training.make_batch(seed=123, step=0, batch_size=8, crop=32, max_motion=4)
+  log = _train(tmp_path, 40, '--seed', '2')
+  torch.manual_seed(2)
+  before = FilmNetTorch(Options.tiny()).released_weights()  # the trainer's initial weights
+  after = Interpolator.from_path(str(tmp_path / 'latest.npz'), align=None)
+  x0, y, x1 = held_out
+  loss_before = np.abs(_tf_mid_frame(Options.tiny(), before, x0, x1) - y).mean()
+  assert np.abs(after(x0, x1) - y).mean() < 0.8 * loss_before
+  assert 'step 40/40' in log and 'steps/s' in log and 'loss' in log
+  assert weights_lib.read_meta(str(tmp_path / 'latest.npz'))['trainer'].endswith('on CPU')
+
+
+def test_resume_matches_an_uninterrupted_run_with_rendering_workers(tmp_path):
+  ema = ('--ema_decay', '0.9', '--workers', '2')
+  straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
+  _train(straight, 6, *ema)
+  _train(resumed, 3, *ema)                                  # "interrupted" after step 3
+  assert 'resumed' in _train(resumed, 6, *ema)              # a new run picks up the checkpoint
+  a, _ = weights_lib.read_npz(str(straight / 'latest.npz'))
+  b, _ = weights_lib.read_npz(str(resumed / 'latest.npz'))
+  assert weights_lib.read_meta(str(resumed / 'latest.npz'))['steps'] == 6
+  for name in a:
+    np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_a_run_started_from_a_weight_file_goes_on_from_its_step_and_learning_rate(tmp_path):
+  first, second = tmp_path / 'first', tmp_path / 'second'
+  _train(first, 3)
+  assert 'started from' in _train(second, 5, '--lr_decay_steps', '2',
+                                  '--init', str(first / 'latest.npz'))
+  assert weights_lib.read_meta(str(second / 'latest.npz'))['steps'] == 5
+  state = torch.load(second / 'ckpt.pt', weights_only=False)
+  # The rate follows the global step (5), not the two steps this run took.
+  assert state['optimizer']['param_groups'][0]['lr'] == pytest.approx(3e-3 * 0.5 ** (4 / 2))
