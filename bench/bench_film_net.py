@@ -8,7 +8,9 @@ GFLOP/s as a fraction of it: a ratio taken in one run on one machine, robust to 
 noisy machine in a way raw seconds are not. The recursion part times a 9-frame clip at
 times_to_interpolate=3 with and without feature reuse, in one process. `--compare compact`
 also times the built-in model's architecture at 1920x1080 and prints its time as a fraction of
-the released size's (the default model's speed target: at most 0.25).
+the released size's (the default model's speed target: at most 0.25). An options name ending
+in `+flip` times the model with `flip_average` (each pair also run mirrored), e.g.
+`--compare compact --compare compact+flip`.
 """
 from __future__ import annotations
 
@@ -54,8 +56,9 @@ def one_size(width: int, height: int, repeats: int, options_name: str) -> dict:
   from film_net import Interpolator, Options
   import flops
 
-  options = Options.parse(options_name)
-  interp = Interpolator.random(options, seed=0, align=64)
+  name, _, mode = options_name.partition('+')
+  options = Options.parse(name)
+  interp = Interpolator.random(options, seed=0, align=64, flip_average=mode == 'flip')
   rng = np.random.default_rng(0)
   x0, x1 = (rng.random((1, height, width, 3), np.float32) for _ in range(2))
   # Matmul before and after the model; the better one is the machine's rate in this run.
@@ -63,7 +66,8 @@ def one_size(width: int, height: int, repeats: int, options_name: str) -> dict:
   seconds = _best_of(lambda: interp(x0, x1), repeats)
   rate = max(rate, matmul_gflops())
   top, left = (64 - height % 64) % 64, (64 - width % 64) % 64
-  gflop = flops.mid_frame_flops(options, height + top, width + left) / 1e9
+  runs = 2 if interp.flip_average else 1
+  gflop = runs * flops.mid_frame_flops(options, height + top, width + left) / 1e9
   return {'size': f'{width}x{height}', 'seconds_per_frame': round(seconds, 3),
           'gflop_per_frame': round(gflop, 1), 'gflops': round(gflop / seconds, 1),
           'matmul_gflops': round(rate, 1), 'efficiency': round(gflop / seconds / rate, 3),

@@ -24,11 +24,14 @@ def main(argv=None) -> int:
   parser.add_argument('--model', default=None,
                       help='released SavedModel dir, .npz or our weight file; default: built-in')
   parser.add_argument('--align', type=int, default=64, help='pad to a multiple of this; 0: none')
+  parser.add_argument('--flip_average', action='store_true',
+                      help='also run the pair mirrored left-right and average (twice the time)')
   args = parser.parse_args(argv)
 
   try:
     frames = [read_rgb(args.frame0), read_rgb(args.frame1)]
-    interp = Interpolator.from_path(args.model, align=args.align or None)
+    interp = Interpolator.from_path(args.model, align=args.align or None,
+                                    flip_average=args.flip_average)
     result = interp.recursive(frames, times_to_interpolate=args.times_to_interpolate)
   except (OSError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)

@@ -45,17 +45,25 @@ def check_frames(*frames: np.ndarray, what: str = 'frames') -> None:
 
 
 class Interpolator:
-  """film_net inference. Build with `from_path`, `random` or `from_weights`."""
+  """film_net inference. Build with `from_path`, `random` or `from_weights`.
+
+  `flip_average=True` also runs every pair mirrored left-right and returns the mean of the two
+  mid frames: the model's errors are not mirror-symmetric, so they partly cancel (+0.19 dB on
+  Middlebury with the built-in model, `bench/bench_ensemble.py`) at twice the model time. The
+  fingerprint says so, since the pixels differ.
+  """
 
   def __init__(self, net: FilmNet | None = None, *, align: int | None = 64,
-               saved_model=None, fingerprint: str = '', source: str = ''):
+               saved_model=None, fingerprint: str = '', source: str = '',
+               flip_average: bool = False):
     if (net is None) == (saved_model is None):
       raise ValueError('an Interpolator needs exactly one of a FilmNet or a SavedModel')
     self.align = align
     self.engine = 'native' if net is not None else 'savedmodel'
     self.net = net
     self.options = net.options if net is not None else None
-    self.fingerprint = fingerprint
+    self.flip_average = flip_average
+    self.fingerprint = fingerprint + ('+flip_average' if flip_average else '')
     self.source = source
     self.model_calls = 0      # mid frames computed
     self.feature_calls = 0    # frames run through the feature extractor
@@ -70,25 +78,28 @@ class Interpolator:
 
   @classmethod
   def from_weights(cls, weights: dict[str, np.ndarray], options: Options | None = None,
-                   align: int | None = 64, source: str = '') -> 'Interpolator':
+                   align: int | None = 64, source: str = '',
+                   flip_average: bool = False) -> 'Interpolator':
     options = options or weights_lib.infer_options(weights)
     net = FilmNet(options, name='film_net')
     net.set_released_weights(weights)
     return cls(net, align=align, fingerprint=weights_lib.fingerprint(weights, options),
-               source=source)
+               source=source, flip_average=flip_average)
 
   @classmethod
-  def random(cls, options: Options | None = None, seed: int = 0,
-             align: int | None = 64) -> 'Interpolator':
+  def random(cls, options: Options | None = None, seed: int = 0, align: int | None = 64,
+             flip_average: bool = False) -> 'Interpolator':
     """Glorot-initialised weights (zero biases), as a fresh FILM model; for tests and benches."""
     options = options or Options.tiny()
     net = FilmNet(options, seed=seed, name='film_net')
     return cls(net, align=align, source=f'random(seed={seed})',
-               fingerprint=weights_lib.fingerprint(net.released_weights(), options))
+               fingerprint=weights_lib.fingerprint(net.released_weights(), options),
+               flip_average=flip_average)
 
   @classmethod
   def from_path(cls, path: str | None = None, options: Options | None = None,
-                align: int | None = 64, engine: str = 'native') -> 'Interpolator':
+                align: int | None = 64, engine: str = 'native',
+                flip_average: bool = False) -> 'Interpolator':
     """Loads a released SavedModel dir, a `.npz`, or our weight file; None: the built-in model.
 
     Options not given are read from the weight file or inferred from the weight shapes.
@@ -106,7 +117,8 @@ class Interpolator:
         raise ValueError(f"engine='savedmodel' needs a SavedModel directory; {path} is not one")
       loaded = tf.saved_model.load(local)
       fp = weights_lib.fingerprint_saved_model(loaded)
-      return cls(saved_model=loaded, align=align, fingerprint=fp, source=str(path))
+      return cls(saved_model=loaded, align=align, fingerprint=fp, source=str(path),
+                 flip_average=flip_average)
     try:
       if is_saved_model:
         weights, file_options = weights_lib.read_saved_model(local), None
@@ -115,7 +127,8 @@ class Interpolator:
       else:
         raise ValueError('expected a SavedModel directory (with saved_model.pb) or a .npz file')
       options = options or file_options or weights_lib.infer_options(weights)
-      return cls.from_weights(weights, options, align=align, source=str(path))
+      return cls.from_weights(weights, options, align=align, source=str(path),
+                              flip_average=flip_average)
     except (ValueError, OSError, KeyError) as e:
       raise ValueError(f'cannot load film_net model from {path}: {e}') from e
 
@@ -165,18 +178,29 @@ class Interpolator:
     self._check_size(height, width)
     p0, p1 = self._pad(x0), self._pad(x1)
     if self.engine == 'savedmodel':
-      time = tf.fill([p0.shape[0], 1], 0.5)
-      mid = self._saved_model({'x0': p0, 'x1': p1, 'time': time}, training=False)['image']
+      mid = self._saved_model_mid(p0, p1)
+      if self.flip_average:
+        mid = 0.5 * (mid + _mirror(self._saved_model_mid(_mirror(p0), _mirror(p1))))
     else:
-      pyr0, feat0 = self._extract(p0)
-      pyr1, feat1 = self._extract(p1)
-      mid = self._mid(pyr0, feat0, pyr1, feat1)
+      mid = self._mid_from_features(self._extract(p0), self._extract(p1))
     self.model_calls += x0.shape[0]
     return self._crop(mid, height, width)
 
+  def _saved_model_mid(self, p0: tf.Tensor, p1: tf.Tensor) -> tf.Tensor:
+    time = tf.fill([p0.shape[0], 1], 0.5)
+    return self._saved_model({'x0': p0, 'x1': p1, 'time': time}, training=False)['image']
+
   def _extract(self, padded: tf.Tensor):
-    self.feature_calls += int(padded.shape[0])
-    return self._features(padded)
+    """The frame's (image pyramid, features); with flip_average, of the mirrored frame too."""
+    self.feature_calls += int(padded.shape[0]) * (2 if self.flip_average else 1)
+    features = self._features(padded)
+    return (features, self._features(_mirror(padded))) if self.flip_average else features
+
+  def _mid_from_features(self, state0, state1) -> tf.Tensor:
+    if not self.flip_average:
+      return self._mid(*state0, *state1)
+    (plain0, mirrored0), (plain1, mirrored1) = state0, state1
+    return 0.5 * (self._mid(*plain0, *plain1) + _mirror(self._mid(*mirrored0, *mirrored1)))
 
   def recursive(self, frames: Sequence[np.ndarray], times_to_interpolate: int) -> list[np.ndarray]:
     """(N-1) * 2**n + 1 frames in temporal order: the inputs with 2**n - 1 frames between each
@@ -217,11 +241,16 @@ class Interpolator:
     if self.engine == 'savedmodel':
       mid = self(a[0], b[0])
     else:
-      (pyr0, feat0), (pyr1, feat1) = a[2], b[2]
-      mid = self._crop(self._mid(pyr0, feat0, pyr1, feat1), height, width)[0]
+      mid = self._crop(self._mid_from_features(a[2], b[2]), height, width)[0]
       self.model_calls += 1
     if depth == 1:
       return [mid]
     # As the released tools do, the cropped mid frame is padded afresh for the next level.
     m = self._frame_state(mid)
     return self._recurse(a, m, depth - 1) + [mid] + self._recurse(m, b, depth - 1)
+
+
+def _mirror(x: tf.Tensor) -> tf.Tensor:
+  """Left-right mirror of a (B, H, W, C) tensor. Mirroring a whole padded frame, and its result
+  back, keeps every pixel where it was, whatever the padding."""
+  return tf.reverse(x, axis=[2])

@@ -69,6 +69,8 @@ def parse_known_args(argv):
                            ' (unavailable ones are skipped with a warning); "" for none')
   parser.add_argument('--align', type=int, default=64,
                       help='pad frames to a multiple of this for the model; 0: no padding')
+  parser.add_argument('--flip_average', action='store_true',
+                      help='the model also runs each pair mirrored left-right and averages')
   parser.add_argument('--leave_one_out', action='store_true',
                       help='input is footage: interpolate frames i and i+2, compare with i+1')
   parser.add_argument('--stride', type=int, default=1,
@@ -139,11 +141,12 @@ def _resolve(base, path):
 class EvaluateTriplet(beam.DoFn):
   """Triplet -> one row per method; writes the comparison PNG."""
 
-  def __init__(self, baselines, model_path, use_model, align, png_dir):
+  def __init__(self, baselines, model_path, use_model, align, png_dir, flip_average=False):
     self._baseline_names = baselines
     self._model_path = model_path
     self._use_model = use_model
     self._align = align
+    self._flip_average = flip_average
     self._png_dir = png_dir
     self._methods = None
 
@@ -152,7 +155,7 @@ class EvaluateTriplet(beam.DoFn):
     self._methods = {name: available[name] for name in self._baseline_names}
     if self._use_model:
       from transforms import interpolate  # pylint: disable=import-outside-toplevel
-      model = interpolate.load_model(self._model_path, self._align or None)
+      model = interpolate.load_model(self._model_path, self._align or None, self._flip_average)
       self._methods[MODEL] = lambda x0, x1: model(x0[None], x1[None])[0]
 
   def process(self, triplet):
@@ -245,7 +248,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     raise ValueError(f'no triplets found under {known.input}')
   settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
-              'align': known.align, 'baselines': baselines, 'skipped_baselines': skipped,
+              'align': known.align, 'flip_average': known.flip_average, 'baselines': baselines,
+              'skipped_baselines': skipped,
               'triplets_listed': len(triplets)}
   png_dir = None if known.no_png else files.join(known.output, 'comparisons')
 
@@ -260,7 +264,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
        | 'ListTriplets' >> beam.Create(triplets)
        | 'Spread' >> beam.Reshuffle()
        | 'Evaluate' >> beam.ParDo(EvaluateTriplet(baselines, known.model_path,
-                                                  not known.no_model, known.align, png_dir))
+                                                  not known.no_model, known.align, png_dir,
+                                                  known.flip_average))
        | 'Gather' >> beam.combiners.ToList()
        | 'WriteReports' >> beam.Map(write_reports, known.output, settings))
   result = p.run()

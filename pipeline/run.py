@@ -103,7 +103,7 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
       | 'InterpolateUnits' >> beam.ParDo(interpolate.InterpolateUnits(
           known.output, known.run_id, known.model_path, fingerprint, known.times_to_interpolate,
           known.align or None, known.max_pixels, known.reprocess, progress_dir,
-          shared_handle)).with_outputs('errors', 'frames', main='pairs'))
+          shared_handle, known.flip_average)).with_outputs('errors', 'frames', main='pairs'))
   errors = (found.errors, results.errors) | 'AllErrors' >> beam.Flatten()
   pair_files = (
       results.pairs
@@ -161,14 +161,16 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   handle, model, fingerprint = shared.Shared(), None, 'unchecked-remote-model'
   if not (dry_run and _model_is_remote(known.model_path)):
     model = handle.acquire(
-        lambda: interpolate.load_model(known.model_path, known.align or None),
-        tag=interpolate.model_tag(known.model_path, known.align or None, known.run_id))
+        lambda: interpolate.load_model(known.model_path, known.align or None, known.flip_average),
+        tag=interpolate.model_tag(known.model_path, known.align or None, known.run_id,
+                                  known.flip_average))
     fingerprint = model.fingerprint
   details = {
       'input': known.input, 'output': known.output,
       'model_path': known.model_path or 'built-in', 'model_fingerprint': fingerprint,
       'options': {k: getattr(known, k) for k in (
-          'times_to_interpolate', 'pairs_per_unit', 'align', 'max_pixels', 'reprocess')},
+          'times_to_interpolate', 'pairs_per_unit', 'align', 'flip_average', 'max_pixels',
+          'reprocess')},
       'model_options': _model_options(model),
   }
 

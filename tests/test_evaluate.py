@@ -134,6 +134,29 @@ def test_model_and_leave_one_out_on_clips(tmp_path):
   assert not os.path.exists(os.path.join(out, 'comparisons'))
 
 
+def test_flip_average_scores_the_averaged_prediction(tmp_path):
+  from film_net import Interpolator, Options
+  model_path = str(tmp_path / 'tiny_model.npz')
+  Interpolator.random(options=Options.tiny(), seed=0, align=64).save(model_path)
+  triplet = _shift_triplet()
+  for name, frame in zip(('frame10.png', 'frame10i11.png', 'frame11.png'), triplet):
+    _save(str(tmp_path / 'in' / 'shift' / name), frame)
+  x0, truth, x1 = (np.asarray(Image.open(tmp_path / 'in' / 'shift' / n), np.float32) / 255
+                   for n in ('frame10.png', 'frame10i11.png', 'frame11.png'))
+  scores = {}
+  for flip in (False, True):
+    out = str(tmp_path / f'out_{flip}')
+    evaluate.run(['--input', str(tmp_path / 'in'), '--output', out, '--model_path', model_path,
+                  '--baselines', '', '--no_png'] + (['--flip_average'] if flip else []))
+    report = json.load(open(os.path.join(out, 'results.json')))
+    assert report['flip_average'] is flip
+    model = Interpolator.from_path(model_path, align=64, flip_average=flip)
+    expected = quality.metrics(model(x0, x1), truth)
+    scores[flip] = report['mean']['model']['l1']
+    assert scores[flip] == pytest.approx(expected['l1'], rel=1e-4)
+  assert scores[True] != pytest.approx(scores[False], rel=1e-3)
+
+
 def test_leave_one_out_on_a_folder_that_is_itself_one_clip(tmp_path):
   for i in range(4):
     _save(str(tmp_path / 'reel 7' / f'{i}.png'), np.zeros((8, 8, 3), np.float32))

@@ -81,3 +81,23 @@ def test_grayscale_and_mismatched_pairs_are_rejected_clearly(interp):
     interp(_frames(rng, 1, 64, 64, 3), _frames(rng, 1, 64, 80, 3))
   with pytest.raises(ValueError, match='differ in size'):
     interp.recursive([_frames(rng, 64, 64, 3), _frames(rng, 48, 64, 3)], 1)
+
+
+def test_flip_average_is_the_mean_with_the_mirrored_run_and_changes_the_fingerprint():
+  plain = Interpolator.random(Options.tiny(), seed=3, align=64)
+  flipped = Interpolator.random(Options.tiny(), seed=3, align=64, flip_average=True)
+  rng = np.random.default_rng(5)
+  # Height unaligned (padded), width aligned: the mirrored run is then exactly the model on
+  # mirrored frames (with uneven left/right padding, it mirrors the padded frame).
+  x0, x1 = rng.random((2, 1, 37, 64, 3), np.float32)
+  mirrored = plain(x0[:, :, ::-1], x1[:, :, ::-1])[:, :, ::-1]
+  expected = 0.5 * (plain(x0, x1) + mirrored)
+  assert np.abs(mirrored - plain(x0, x1)).max() > 1e-3  # the mirrored run really differs
+  np.testing.assert_allclose(flipped(x0, x1), expected, atol=1e-5)
+  # Recursion (features kept per frame, mirrored ones too) gives the same mid frames.
+  frames = [x0[0], x1[0], rng.random((37, 64, 3), np.float32)]
+  recursive = flipped.recursive(frames, times_to_interpolate=1)
+  np.testing.assert_allclose(recursive[1], expected[0], atol=1e-5)
+  np.testing.assert_allclose(recursive[3], flipped(x1, frames[2][None])[0], atol=1e-5)
+  assert flipped.fingerprint != plain.fingerprint
+  assert flipped.fingerprint.startswith(plain.fingerprint)

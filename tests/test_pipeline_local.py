@@ -13,6 +13,7 @@ from PIL import Image
 from apache_beam.metrics.metric import MetricsFilter
 
 from conftest import make_clip, read_png, run_job
+from film_net import Interpolator
 from pipeline import run as run_module
 from transforms.records import METRICS_NAMESPACE
 
@@ -97,6 +98,30 @@ def test_second_run_skips_everything_and_new_frames_are_processed(tmp_path, tiny
   assert _metric(fourth, 'model_calls') == 4
   fifth = run_module.run(argv + ['--run_id=fifth', '--times_to_interpolate=2'])
   assert _metric(fifth, 'model_calls') == 4 * 3
+
+
+def test_flip_average_writes_its_own_frames_and_a_rerun_keeps_them(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  frames = make_clip(archive / 'clip', 3, seed=4)
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}']
+  plain = run_module.run(argv + ['--run_id=plain'])
+  assert _metric(plain, 'model_calls') == 2
+  plain_mid = read_png(os.path.join(output, 'clip', 'frame_000001.png'))
+  # The mode changes the pixels, so the pairs a plain run finished are redone, not skipped.
+  flipped = run_module.run(argv + ['--run_id=flip', '--flip_average'])
+  assert _metric(flipped, 'model_calls') == 2 and _metric(flipped, 'pairs_skipped') == 0
+  model = Interpolator.from_path(model_path, align=64, flip_average=True)
+  floats = [f.astype(np.float32) / 255 for f in frames]
+  expected = (np.clip(model(floats[0], floats[1]), 0, 1) * 255 + 0.5).astype(np.uint8)
+  got = read_png(os.path.join(output, 'clip', 'frame_000001.png'))
+  assert np.abs(got.astype(int) - expected).max() <= 1
+  assert np.abs(got.astype(int) - plain_mid).max() > 1
+  summary = json.load(open(os.path.join(output, '_runs', 'flip', 'summary.json')))
+  assert summary['options']['flip_average'] is True
+  assert summary['model_fingerprint'] == model.fingerprint
+  again = run_module.run(argv + ['--run_id=again', '--flip_average'])
+  assert _metric(again, 'model_calls') == 0 and _metric(again, 'pairs_skipped') == 2
 
 
 def test_killed_run_is_completed_by_a_rerun(tmp_path, tiny_model):
