@@ -23,6 +23,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/bench_film_net.py
 	$(PY) bench/bench_pipeline.py
 	$(PY) bench/bench_quality.py
+	$(PY) bench/bench_train.py
 
 clean:
 	rm -rf out sample_footage
