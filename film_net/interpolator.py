@@ -18,11 +18,13 @@ import numpy as np
 import tensorflow as tf
 
 from film_net import weights as weights_lib
-from film_net.weights import DEFAULT_MODEL
 from film_net.model import FilmNet
 from film_net.options import Options
+from film_net.weights import DEFAULT_MODEL
 
 ENGINES = ('native', 'savedmodel')
+
+
 def _pad_box(height: int, width: int, align: int | None):
   if not align:
     return 0, 0, height, width
@@ -49,8 +51,8 @@ class Interpolator:
 
   `flip_average=True` also runs every pair mirrored left-right and returns the mean of the two
   mid frames: the model's errors are not mirror-symmetric, so they partly cancel (+0.19 dB on
-  Middlebury with the built-in model, `bench/bench_ensemble.py`) at twice the model time. The
-  fingerprint says so, since the pixels differ.
+  Middlebury with the built-in model, `bench/bench_quality.py --flip_average`) for 1.7x the
+  model time (`bench/bench_film_net.py`). The fingerprint says so, since the pixels differ.
   """
 
   def __init__(self, net: FilmNet | None = None, *, align: int | None = 64,

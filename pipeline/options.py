@@ -62,7 +62,7 @@ def build_parser():
   parser.add_argument('--flip_average', nargs='?', const=True, default=False, type=_bool,
                       help='Also run each pair mirrored left-right and average the two mid frames: '
                            'better frames (+0.19 dB on Middlebury with the built-in model) for '
-                           'twice the model time.')
+                           'about 1.7x the model time.')
   parser.add_argument('--max_pixels', type=_positive, default=DEFAULT_MAX_PIXELS,
                       help=f'Refuse frames with more pixels than this (decompression-bomb guard, '
                            f'default {DEFAULT_MAX_PIXELS}).')
