@@ -25,7 +25,7 @@ def main(argv=None) -> int:
                       help='released SavedModel dir, .npz or our weight file; default: built-in')
   parser.add_argument('--align', type=int, default=64, help='pad to a multiple of this; 0: none')
   parser.add_argument('--flip_average', action='store_true',
-                      help='also run the pair mirrored left-right and average (about 1.7x the time)')
+                      help='also run the pair mirrored left-right and average (~1.7x the time)')
   args = parser.parse_args(argv)
 
   try:
