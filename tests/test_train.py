@@ -177,7 +177,7 @@ def test_clips_mix_real_frames_cropped_together(tmp_path):
     Image.fromarray(np.full((30, 40, 3), value, np.uint8)).save(folder / f'f{i}.png')
   triplets = clip_triplets(str(tmp_path))
   x0, y, x1 = training.make_batch(seed=1, step=0, batch_size=4, crop=16, max_motion=4,
-                               clips=triplets, clips_fraction=1.0)
+                                  clips=triplets, clips_fraction=1.0)
   assert x0.shape == (4, 16, 16, 3)
   np.testing.assert_allclose(y, (x0 + x1) / 2, atol=1e-6)  # the frames brighten linearly
   np.testing.assert_allclose(np.abs(x1 - x0), 120 / 255, atol=1e-6)

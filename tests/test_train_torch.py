@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 torch = pytest.importorskip('torch', reason='PyTorch is not installed (the train-gpu extra)')
 
@@ -143,3 +144,16 @@ def test_a_run_started_from_a_weight_file_goes_on_from_its_step_and_learning_rat
   state = torch.load(second / 'ckpt.pt', weights_only=False)
   # The rate follows the global step (5), not the two steps this run took.
   assert state['optimizer']['param_groups'][0]['lr'] == pytest.approx(3e-3 * 0.5 ** (4 / 2))
+
+
+def test_real_clips_reach_the_rendering_workers(tmp_path):
+  """--clips frames are read in the worker processes; the file's meta names the data."""
+  folder = tmp_path / 'clips' / 'clip'
+  folder.mkdir(parents=True)
+  for i in range(4):
+    Image.fromarray(np.full((40, 48, 3), 60 * i, np.uint8)).save(folder / f'f{i}.png')
+  log = _train(tmp_path / 'run', 4, '--clips', str(tmp_path / 'clips'), '--clips_fraction', '1',
+               '--workers', '2')
+  assert 'step 4/4' in log
+  meta = weights_lib.read_meta(str(tmp_path / 'run' / 'latest.npz'))
+  assert meta['data'] == f'rendered + clips {tmp_path / "clips"} (100%)'
