@@ -57,7 +57,7 @@ class Trainer:
     self.net = FilmNetTorch(options).to(device)
     self.optimizer = torch.optim.Adam(self.net.parameters(), lr=args.lr,
                                       eps=KERAS_ADAM_EPSILON)
-    self.ema = [p.detach().clone() for p in self.net.parameters()]
+    self.ema: list[torch.Tensor] = []  # set by restore, with the weights
     self.step = 0
     self.meta: dict = {}
     self.path = os.path.join(args.output_dir, 'ckpt.pt')
@@ -102,8 +102,8 @@ class Trainer:
 
   def save(self, seconds: float, data: str) -> str:
     """Checkpoint and `latest.npz`, each written whole (temp file renamed into place)."""
-    self.meta = dict(self.meta, steps=self.step, seconds=round(seconds, 1), data=data,
-                     trainer=f'film_net.train_torch on {_device_name(self.device)}')
+    self.meta = {'steps': self.step, 'seconds': round(seconds, 1), 'data': data,
+                 'trainer': f'film_net.train_torch on {_device_name(self.device)}'}
     if self.args.ema_decay > 0:
       self.meta['ema_decay'] = self.args.ema_decay
     tmp = self.path + '.tmp'

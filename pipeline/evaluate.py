@@ -249,8 +249,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
               'align': known.align, 'flip_average': known.flip_average, 'baselines': baselines,
-              'skipped_baselines': skipped,
-              'triplets_listed': len(triplets)}
+              'skipped_baselines': skipped, 'triplets_listed': len(triplets)}
   png_dir = None if known.no_png else files.join(known.output, 'comparisons')
 
   options = PipelineOptions(beam_args, save_main_session=save_main_session)

@@ -90,10 +90,10 @@ def test_batches_are_a_function_of_seed_and_step():
   assert not np.array_equal(a[0], c[0])
   assert all(x.shape == (2, 32, 32, 3) and x.dtype == np.float32 for x in a)
   extended = training.make_batch(seed=1, step=7, batch_size=2, crop=32, max_motion=4,
-                              small_objects=2, regular_share=0.5, motion_blur=0.5)
+                                 small_objects=2, regular_share=0.5, motion_blur=0.5)
   np.testing.assert_array_equal(
       extended[1], training.make_batch(1, 7, 2, 32, 4, small_objects=2, regular_share=0.5,
-                                    motion_blur=0.5)[1])
+                                       motion_blur=0.5)[1])
   assert not np.array_equal(a[1], extended[1])  # the scene options reach the renderer
 
 
