@@ -8,9 +8,10 @@ GFLOP/s as a fraction of it: a ratio taken in one run on one machine, robust to 
 noisy machine in a way raw seconds are not. The recursion part times a 9-frame clip at
 times_to_interpolate=3 with and without feature reuse, in one process. `--compare compact`
 also times the built-in model's architecture at 1920x1080 and prints its time as a fraction of
-the released size's (the default model's speed target: at most 0.25). An options name ending
-in `+flip` times the model with `flip_average` (each pair also run mirrored), e.g.
-`--compare compact --compare compact+flip`.
+the released size's (the default model's speed target: at most 0.25). Modes after `+` in an
+options name: `+flip` times the model with `flip_average` (each pair also run mirrored),
+`+ops_warp` with the warp as plain TensorFlow ops instead of the XLA-fused one that CPU-only
+hosts use by default, e.g. `--compare compact --compare compact+flip --compare compact+ops_warp`.
 """
 from __future__ import annotations
 
@@ -54,11 +55,18 @@ def _best_of(fn, repeats: int) -> float:
 def one_size(width: int, height: int, repeats: int, options_name: str) -> dict:
   import numpy as np
   from film_net import Interpolator, Options
+  from film_net import warp
+  from film_net.model import FilmNet
   import flops
 
-  name, _, mode = options_name.partition('+')
+  name, *modes = options_name.split('+')
+  unknown = set(modes) - {'flip', 'ops_warp'}
+  if unknown:
+    raise ValueError(f'unknown modes {sorted(unknown)} in {options_name!r}')
   options = Options.parse(name)
-  interp = Interpolator.random(options, seed=0, align=64, flip_average=mode == 'flip')
+  interp = Interpolator(FilmNet(options, seed=0, name='film_net'), align=64,
+                        flip_average='flip' in modes,
+                        warp_fn=warp.warp if 'ops_warp' in modes else None)
   rng = np.random.default_rng(0)
   x0, x1 = (rng.random((1, height, width, 3), np.float32) for _ in range(2))
   # Matmul before and after the model; the better one is the machine's rate in this run.

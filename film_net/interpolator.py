@@ -17,6 +17,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
+from film_net import warp as warp_lib
 from film_net import weights as weights_lib
 from film_net.model import FilmNet
 from film_net.options import Options
@@ -53,11 +54,13 @@ class Interpolator:
   mid frames: the model's errors are not mirror-symmetric, so they partly cancel (+0.19 dB on
   Middlebury with the built-in model, `bench/bench_quality.py --flip_average`) for 1.7x the
   model time (`bench/bench_film_net.py`). The fingerprint says so, since the pixels differ.
+
+  `warp_fn` is the native engine's warp; by default `warp.default_warp()` (XLA-fused on CPU).
   """
 
   def __init__(self, net: FilmNet | None = None, *, align: int | None = 64,
                saved_model=None, fingerprint: str = '', source: str = '',
-               flip_average: bool = False):
+               flip_average: bool = False, warp_fn=None):
     if (net is None) == (saved_model is None):
       raise ValueError('an Interpolator needs exactly one of a FilmNet or a SavedModel')
     self.align = align
@@ -72,8 +75,10 @@ class Interpolator:
     self._saved_model = saved_model
     if net is not None:
       self._features = tf.function(net.features, reduce_retracing=True)
+      warp_fn = warp_fn or warp_lib.default_warp()
       self._mid = tf.function(
-          lambda p0, f0, p1, f1: net.interpolate_from_features(p0, f0, p1, f1)['image'],
+          lambda p0, f0, p1, f1: net.interpolate_from_features(p0, f0, p1, f1,
+                                                               warp_fn=warp_fn)['image'],
           reduce_retracing=True)
 
   # -- construction ----------------------------------------------------------------------------

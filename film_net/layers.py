@@ -18,6 +18,7 @@ from film_net.specs import LEAKY, ConvSpec, fusion_conv_names, predictor_name
 from film_net.warp import warp
 
 Conv = Callable[[str, tf.Tensor], tf.Tensor]
+Warp = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # `warp.warp` or `warp.fused_warp`
 
 
 def apply_conv(spec: ConvSpec, kernel, bias, x: tf.Tensor) -> tf.Tensor:
@@ -86,14 +87,14 @@ def _predict_flow_level(conv: Conv, options: Options, level: int, feat_a, feat_b
 
 
 def estimate_flow(conv: Conv, options: Options, feat_a: list[tf.Tensor],
-                  feat_b: list[tf.Tensor]) -> list[tf.Tensor]:
+                  feat_b: list[tf.Tensor], warp_fn: Warp = warp) -> list[tf.Tensor]:
   """Residual flows, finest first, on feat_a's grid pointing into feat_b."""
   levels = len(feat_a)
   v = _predict_flow_level(conv, options, levels - 1, feat_a[-1], feat_b[-1])
   residuals = [v]
   for i in reversed(range(levels - 1)):
     v = upsample_flow(v, feat_a[i])
-    warped = warp(feat_b[i], v)
+    warped = warp_fn(feat_b[i], v)
     r = _predict_flow_level(conv, options, i, feat_a[i], warped)
     residuals.append(r)
     v = r + v
@@ -136,10 +137,10 @@ def frame_features(conv: Conv, options: Options, image: tf.Tensor):
 
 
 def interpolate_from_features(conv: Conv, options: Options, pyr0, feat0, pyr1, feat1,
-                              aux_outputs: bool = True) -> dict:
+                              aux_outputs: bool = True, warp_fn: Warp = warp) -> dict:
   """The mid frame (t = 0.5) from two frames' pyramids; returns FILM's output dict."""
-  forward_residual = estimate_flow(conv, options, feat0, feat1)
-  backward_residual = estimate_flow(conv, options, feat1, feat0)
+  forward_residual = estimate_flow(conv, options, feat0, feat1, warp_fn)
+  backward_residual = estimate_flow(conv, options, feat1, feat0, warp_fn)
   levels = options.fusion_pyramid_levels
   forward_flow_pyramid = synthesize_flow_pyramid(forward_residual)[:levels]
   backward_flow_pyramid = synthesize_flow_pyramid(backward_residual)[:levels]
@@ -150,8 +151,8 @@ def interpolate_from_features(conv: Conv, options: Options, pyr0, feat0, pyr1, f
 
   to_warp0 = [tf.concat([pyr0[i], feat0[i]], axis=-1) for i in range(levels)]
   to_warp1 = [tf.concat([pyr1[i], feat1[i]], axis=-1) for i in range(levels)]
-  forward_warped = [warp(to_warp0[i], backward_flow[i]) for i in range(levels)]
-  backward_warped = [warp(to_warp1[i], forward_flow[i]) for i in range(levels)]
+  forward_warped = [warp_fn(to_warp0[i], backward_flow[i]) for i in range(levels)]
+  backward_warped = [warp_fn(to_warp1[i], forward_flow[i]) for i in range(levels)]
   aligned = [tf.concat([forward_warped[i], backward_warped[i], backward_flow[i],
                         forward_flow[i]], axis=-1) for i in range(levels)]
   outputs = {'image': fuse(conv, options, aligned)[..., :3]}

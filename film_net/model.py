@@ -8,6 +8,7 @@ import tensorflow as tf
 from film_net import layers
 from film_net import specs
 from film_net.options import Options
+from film_net.warp import warp
 
 
 def _variable_name(released_name: str, part: str) -> str:
@@ -43,9 +44,10 @@ class FilmNet(keras.layers.Layer):
   def features(self, image: tf.Tensor):
     return layers.frame_features(self.conv, self.options, image)
 
-  def interpolate_from_features(self, pyr0, feat0, pyr1, feat1, aux_outputs=False) -> dict:
+  def interpolate_from_features(self, pyr0, feat0, pyr1, feat1, aux_outputs=False,
+                                warp_fn: layers.Warp = warp) -> dict:
     return layers.interpolate_from_features(self.conv, self.options, pyr0, feat0, pyr1, feat1,
-                                            aux_outputs=aux_outputs)
+                                            aux_outputs=aux_outputs, warp_fn=warp_fn)
 
   def call(self, inputs: dict, training=False) -> dict:
     del training  # No dropout or normalisation: training and inference are the same graph.
