@@ -45,15 +45,19 @@ def main(argv=None):
   parser.add_argument('--model_path', default=None, help='default: the built-in model')
   parser.add_argument('--no_model', action='store_true', help='baselines only')
   parser.add_argument('--align', default='64')
-  parser.add_argument('--flip_average', action='store_true',
-                      help='the model also runs each pair mirrored and averages (the tool\'s mode)')
+  parser.add_argument('--flip_average', dest='flip_average', action='store_const', const=True,
+                      default=None, help='the model also runs each pair mirrored and averages '
+                      '(default: as the model file says; on for the built-in model)')
+  parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
+                      const=False, help='the model runs each pair once')
   args = parser.parse_args(argv)
   if not os.path.isdir(args.data):
     sys.exit(f'{args.data} not found: the Middlebury-Other triplets live in ../shared/data')
   flags = ['--input', args.data, '--output', args.output, '--align', args.align]
   flags += ['--no_model'] if args.no_model else (
       ['--model_path', args.model_path] if args.model_path else [])
-  flags += ['--flip_average'] if args.flip_average else []
+  if args.flip_average is not None:
+    flags += ['--flip_average' if args.flip_average else '--no_flip_average']
   evaluate.run(flags)
   with open(os.path.join(args.output, 'results.json')) as f:
     report = json.load(f)

@@ -52,8 +52,10 @@ class Interpolator:
 
   `flip_average=True` also runs every pair mirrored left-right and returns the mean of the two
   mid frames: the model's errors are not mirror-symmetric, so they partly cancel (+0.19 dB on
-  Middlebury with the built-in model, `bench/bench_quality.py --flip_average`) for 1.7x the
-  model time (`bench/bench_film_net.py`). The fingerprint says so, since the pixels differ.
+  Middlebury with the built-in model, `bench/bench_quality.py`) for 1.7x the model time
+  (`bench/bench_film_net.py`). The fingerprint says so, since the pixels differ. `from_path`
+  takes the weight file's own default (`weights.default_flip_average`): on for the built-in model,
+  whose 1080p frame stays inside its speed budget with it; off for other models.
 
   `warp_fn` is the native engine's warp; by default `warp.default_warp()` (XLA-fused on CPU).
   """
@@ -106,10 +108,11 @@ class Interpolator:
   @classmethod
   def from_path(cls, path: str | None = None, options: Options | None = None,
                 align: int | None = 64, engine: str = 'native',
-                flip_average: bool = False) -> 'Interpolator':
+                flip_average: bool | None = None) -> 'Interpolator':
     """Loads a released SavedModel dir, a `.npz`, or our weight file; None: the built-in model.
 
-    Options not given are read from the weight file or inferred from the weight shapes.
+    Options not given are read from the weight file or inferred from the weight shapes;
+    `flip_average` None is the weight file's default (see the class docstring).
     """
     if engine not in ENGINES:
       raise ValueError(f'engine must be one of {ENGINES}, got {engine!r}')
@@ -118,6 +121,8 @@ class Interpolator:
       if not os.path.exists(path):
         raise FileNotFoundError(f'the built-in default model is missing from the package: {path}')
     local = weights_lib.fetch_local(str(path))
+    if flip_average is None:
+      flip_average = weights_lib.default_flip_average(local)
     is_saved_model = os.path.isdir(local) and os.path.exists(os.path.join(local, 'saved_model.pb'))
     if engine == 'savedmodel':
       if not is_saved_model:

@@ -167,7 +167,8 @@ class Trainer:
 
   def save(self, seconds: float, data: str) -> str:
     self.manager.save(checkpoint_number=int(self.step.numpy()))
-    self.meta = {'steps': int(self.step.numpy()), 'seconds': round(seconds, 1), 'data': data}
+    self.meta = {'steps': int(self.step.numpy()), 'seconds': round(seconds, 1), 'data': data,
+                 **training.carried_meta(self.meta)}
     if self.ema_decay > 0:
       self.meta['ema_decay'] = self.ema_decay
     _write_json(os.path.join(self.output_dir, 'meta.json'), self.meta)

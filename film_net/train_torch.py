@@ -103,7 +103,8 @@ class Trainer:
   def save(self, seconds: float, data: str) -> str:
     """Checkpoint and `latest.npz`, each written whole (temp file renamed into place)."""
     self.meta = {'steps': self.step, 'seconds': round(seconds, 1), 'data': data,
-                 'trainer': f'film_net.train_torch on {_device_name(self.device)}'}
+                 'trainer': f'film_net.train_torch on {_device_name(self.device)}',
+                 **training.carried_meta(self.meta)}
     if self.args.ema_decay > 0:
       self.meta['ema_decay'] = self.args.ema_decay
     tmp = self.path + '.tmp'

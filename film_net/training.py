@@ -101,6 +101,12 @@ def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
   return None
 
 
+def carried_meta(meta: dict) -> dict:
+  """What a run keeps of its start file's meta: how the model is meant to run (`inference`, e.g.
+  the built-in model's flip averaging); steps, time and data are the run's own."""
+  return {key: meta[key] for key in ('inference',) if key in meta}
+
+
 def load_clips(args) -> list | None:
   """The real triplets of --clips, or None; an empty folder is an error."""
   if not args.clips:

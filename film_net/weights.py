@@ -186,6 +186,14 @@ def read_meta(local_path: str) -> dict:
     return json.loads(str(data['meta'])) if 'meta' in data.files else {}
 
 
+def default_flip_average(local_path: str) -> bool:
+  """Whether the weight file's model runs with flip averaging unless told otherwise: its meta's
+  `inference` entry says so for the built-in model; False for SavedModels and other files."""
+  if not (local_path.endswith('.npz') and os.path.isfile(local_path)):
+    return False
+  return bool(read_meta(local_path).get('inference', {}).get('flip_average', False))
+
+
 def fingerprint(weights: dict[str, np.ndarray], options: Options) -> str:
   """Content hash of architecture and weights: equal exactly when outputs are equal."""
   h = hashlib.sha256(options.to_json().encode())

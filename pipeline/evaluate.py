@@ -2,7 +2,8 @@
 
     python -m pipeline.evaluate --input DIR_OR_MANIFEST --output OUT [--model_path P]
         [--baselines repeat,average,minterpolate,dis] [--no_model] [--align 64]
-        [--leave_one_out [--stride K]] [--no_png] [beam flags]
+        [--flip_average | --no_flip_average] [--leave_one_out [--stride K]] [--no_png]
+        [beam flags]
 
 Input, one of:
 * a folder of triplet folders (or one triplet folder), each holding `frame10.png`,
@@ -44,6 +45,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 
+from film_net import weights
 from film_net.render import TRIPLET_NAMES
 from transforms import clips
 from transforms import files
@@ -69,8 +71,11 @@ def parse_known_args(argv):
                            ' (unavailable ones are skipped with a warning); "" for none')
   parser.add_argument('--align', type=int, default=64,
                       help='pad frames to a multiple of this for the model; 0: no padding')
-  parser.add_argument('--flip_average', action='store_true',
-                      help='the model also runs each pair mirrored left-right and averages')
+  parser.add_argument('--flip_average', dest='flip_average', action='store_const', const=True,
+                      default=None, help='the model also runs each pair mirrored left-right and '
+                      'averages (default: as the model file says; on for the built-in model)')
+  parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
+                      const=False, help='the model runs each pair once')
   parser.add_argument('--leave_one_out', action='store_true',
                       help='input is footage: interpolate frames i and i+2, compare with i+1')
   parser.add_argument('--stride', type=int, default=1,
@@ -141,7 +146,7 @@ def _resolve(base, path):
 class EvaluateTriplet(beam.DoFn):
   """Triplet -> one row per method; writes the comparison PNG."""
 
-  def __init__(self, baselines, model_path, use_model, align, png_dir, flip_average=False):
+  def __init__(self, baselines, model_path, use_model, align, png_dir, flip_average=None):
     self._baseline_names = baselines
     self._model_path = model_path
     self._use_model = use_model
@@ -246,9 +251,12 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   triplets = list_triplets(known.input, known.leave_one_out, known.stride)
   if not triplets:
     raise ValueError(f'no triplets found under {known.input}')
+  flip_average = known.flip_average
+  if flip_average is None and not known.no_model and not weights.is_remote(known.model_path or ''):
+    flip_average = weights.default_flip_average(known.model_path or weights.DEFAULT_MODEL)
   settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
-              'align': known.align, 'flip_average': known.flip_average, 'baselines': baselines,
+              'align': known.align, 'flip_average': flip_average, 'baselines': baselines,
               'skipped_baselines': skipped, 'triplets_listed': len(triplets)}
   png_dir = None if known.no_png else files.join(known.output, 'comparisons')
 

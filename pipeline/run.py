@@ -168,9 +168,9 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   details = {
       'input': known.input, 'output': known.output,
       'model_path': known.model_path or 'built-in', 'model_fingerprint': fingerprint,
-      'options': {k: getattr(known, k) for k in (
+      'options': {**{k: getattr(known, k) for k in (
           'times_to_interpolate', 'pairs_per_unit', 'align', 'flip_average', 'max_pixels',
-          'reprocess')},
+          'reprocess')}, **({'flip_average': model.flip_average} if model else {})},
       'model_options': _model_options(model),
   }
 

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from film_net import Interpolator, Options
+from film_net import weights as weights_lib
 
 
 @pytest.fixture(scope='module')
@@ -101,3 +102,18 @@ def test_flip_average_is_the_mean_with_the_mirrored_run_and_changes_the_fingerpr
   np.testing.assert_allclose(recursive[3], flipped(x1, frames[2][None])[0], atol=1e-5)
   assert flipped.fingerprint != plain.fingerprint
   assert flipped.fingerprint.startswith(plain.fingerprint)
+
+
+def test_flip_average_defaults_to_what_the_weight_file_says(tmp_path):
+  options = Options.tiny()
+  weights = Interpolator.random(options, seed=3).net.released_weights()
+  plain_file, flip_file = str(tmp_path / 'plain.npz'), str(tmp_path / 'flip.npz')
+  weights_lib.save(plain_file, weights, options, meta={'steps': 1})
+  weights_lib.save(flip_file, weights, options, meta={'inference': {'flip_average': True}})
+  assert not Interpolator.from_path(plain_file).flip_average
+  assert Interpolator.from_path(flip_file).flip_average
+  assert not Interpolator.from_path(flip_file, flip_average=False).flip_average
+  assert Interpolator.from_path(plain_file, flip_average=True).flip_average
+  # The built-in model runs flip-averaged unless told otherwise.
+  assert Interpolator.from_path().flip_average
+  assert not Interpolator.from_path(flip_average=False).flip_average

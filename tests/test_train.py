@@ -52,12 +52,22 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tmp_pa
 def test_without_a_checkpoint_training_starts_from_given_weights(tmp_path, capsys):
   first = tmp_path / 'first'
   assert train.main(_args(first, 3)) == 0
+  # A shipped file says how its model runs; training on from it keeps that, and resuming too.
+  start = str(first / 'latest.npz')
+  weights, options = weights_lib.read_npz(start)
+  meta = {**weights_lib.read_meta(start), 'inference': {'flip_average': True}}
+  weights_lib.save(start, weights, options, meta=meta)
   second = tmp_path / 'second'
-  argv = _args(second, 5)
-  argv[argv.index('--init') + 1] = str(first / 'latest.npz')
+  argv = _args(second, 4)
+  argv[argv.index('--init') + 1] = start
   assert train.main(argv) == 0
   assert 'started from' in capsys.readouterr().out
-  assert weights_lib.read_meta(str(second / 'latest.npz'))['steps'] == 5
+  argv[argv.index('--steps') + 1] = '5'
+  assert train.main(argv) == 0
+  assert 'resumed' in capsys.readouterr().out
+  meta = weights_lib.read_meta(str(second / 'latest.npz'))
+  assert meta['steps'] == 5 and meta['inference'] == {'flip_average': True}
+  assert weights_lib.default_flip_average(str(second / 'latest.npz'))
 
 
 def test_training_can_go_on_with_a_deeper_pyramid_from_the_same_weights(tmp_path, capsys):

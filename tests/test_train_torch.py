@@ -138,9 +138,13 @@ def test_resume_matches_an_uninterrupted_run_with_rendering_workers(tmp_path):
 def test_a_run_started_from_a_weight_file_goes_on_from_its_step_and_learning_rate(tmp_path):
   first, second = tmp_path / 'first', tmp_path / 'second'
   _train(first, 3)
-  assert 'started from' in _train(second, 5, '--lr_decay_steps', '2',
-                                  '--init', str(first / 'latest.npz'))
-  assert weights_lib.read_meta(str(second / 'latest.npz'))['steps'] == 5
+  start = str(first / 'latest.npz')
+  weights, options = weights_lib.read_npz(start)
+  weights_lib.save(start, weights, options, meta={**weights_lib.read_meta(start),
+                                                  'inference': {'flip_average': True}})
+  assert 'started from' in _train(second, 5, '--lr_decay_steps', '2', '--init', start)
+  meta = weights_lib.read_meta(str(second / 'latest.npz'))
+  assert meta['steps'] == 5 and meta['inference'] == {'flip_average': True}  # kept from start
   state = torch.load(second / 'ckpt.pt', weights_only=False)
   # The rate follows the global step (5), not the two steps this run took.
   assert state['optimizer']['param_groups'][0]['lr'] == pytest.approx(3e-3 * 0.5 ** (4 / 2))

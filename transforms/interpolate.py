@@ -37,8 +37,10 @@ class ModelError(RuntimeError):
   """The model could not be loaded; the message says which and why."""
 
 
-def load_model(model_path, align, flip_average=False):
-  """Loads `model_path` (None: the built-in model) or raises ModelError with a clear message."""
+def load_model(model_path, align, flip_average=None):
+  """Loads `model_path` (None: the built-in model) or raises ModelError with a clear message.
+
+  `flip_average` None: as the weight file says (`Interpolator.from_path`)."""
   try:
     from film_net import Interpolator  # pylint: disable=import-outside-toplevel
     return Interpolator.from_path(model_path or None, align=align, flip_average=flip_average)
@@ -47,7 +49,7 @@ def load_model(model_path, align, flip_average=False):
     raise ModelError(f'cannot load the film_net model from {where}: {type(e).__name__}: {e}') from e
 
 
-def model_tag(model_path, align, run_id, flip_average=False):
+def model_tag(model_path, align, run_id, flip_average=None):
   """Key of the shared model: one load per process per run (the launcher's counts, in memory)."""
   return f'{model_path}|{align}|{flip_average}|{run_id}'
 
@@ -60,7 +62,7 @@ class InterpolateUnits(beam.DoFn):
   """Unit -> pair records (main output), error records ('errors'), lone-frame counts ('frames')."""
 
   def __init__(self, output, run_id, model_path, fingerprint, times_to_interpolate, align,
-               max_pixels, reprocess, progress_dir=None, shared_handle=None, flip_average=False):
+               max_pixels, reprocess, progress_dir=None, shared_handle=None, flip_average=None):
     self._output = output
     self._run_id = run_id
     self._model_path = model_path
