@@ -165,13 +165,14 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
         tag=interpolate.model_tag(known.model_path, known.align or None, known.run_id,
                                   known.flip_average))
     fingerprint = model.fingerprint
+  run_options = {k: getattr(known, k) for k in ('times_to_interpolate', 'pairs_per_unit', 'align',
+                                                 'flip_average', 'max_pixels', 'reprocess')}
+  if model is not None:
+    run_options['flip_average'] = model.flip_average  # unset, the model file chose
   details = {
       'input': known.input, 'output': known.output,
       'model_path': known.model_path or 'built-in', 'model_fingerprint': fingerprint,
-      'options': {**{k: getattr(known, k) for k in (
-          'times_to_interpolate', 'pairs_per_unit', 'align', 'flip_average', 'max_pixels',
-          'reprocess')}, **({'flip_average': model.flip_average} if model else {})},
-      'model_options': _model_options(model),
+      'options': run_options, 'model_options': _model_options(model),
   }
 
   progress_dir = tempfile.mkdtemp(prefix='film-progress-') if local and not dry_run else None
