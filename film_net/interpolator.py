@@ -121,8 +121,6 @@ class Interpolator:
       if not os.path.exists(path):
         raise FileNotFoundError(f'the built-in default model is missing from the package: {path}')
     local = weights_lib.fetch_local(str(path))
-    if flip_average is None:
-      flip_average = weights_lib.default_flip_average(local)
     is_saved_model = os.path.isdir(local) and os.path.exists(os.path.join(local, 'saved_model.pb'))
     if engine == 'savedmodel':
       if not is_saved_model:
@@ -130,17 +128,19 @@ class Interpolator:
       loaded = tf.saved_model.load(local)
       fp = weights_lib.fingerprint_saved_model(loaded)
       return cls(saved_model=loaded, align=align, fingerprint=fp, source=str(path),
-                 flip_average=flip_average)
+                 flip_average=bool(flip_average))
     try:
       if is_saved_model:
         weights, file_options = weights_lib.read_saved_model(local), None
       elif local.endswith('.npz') and os.path.isfile(local):
         weights, file_options = weights_lib.read_npz(local)
+        if flip_average is None:
+          flip_average = weights_lib.default_flip_average(local)
       else:
         raise ValueError('expected a SavedModel directory (with saved_model.pb) or a .npz file')
       options = options or file_options or weights_lib.infer_options(weights)
       return cls.from_weights(weights, options, align=align, source=str(path),
-                              flip_average=flip_average)
+                              flip_average=bool(flip_average))
     except (ValueError, OSError, KeyError) as e:
       raise ValueError(f'cannot load film_net model from {path}: {e}') from e
 

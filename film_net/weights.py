@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -188,10 +189,15 @@ def read_meta(local_path: str) -> dict:
 
 def default_flip_average(local_path: str) -> bool:
   """Whether the weight file's model runs with flip averaging unless told otherwise: its meta's
-  `inference` entry says so for the built-in model; False for SavedModels and other files."""
+  `inference` entry says so for the built-in model; False for SavedModels and other files, and
+  for unreadable ones (loading those fails with its own message)."""
   if not (local_path.endswith('.npz') and os.path.isfile(local_path)):
     return False
-  return bool(read_meta(local_path).get('inference', {}).get('flip_average', False))
+  try:
+    meta = read_meta(local_path)
+  except (OSError, ValueError, zipfile.BadZipFile):
+    return False
+  return bool(meta.get('inference', {}).get('flip_average', False))
 
 
 def fingerprint(weights: dict[str, np.ndarray], options: Options) -> str:

@@ -155,6 +155,18 @@ def test_flip_average_scores_the_averaged_prediction(tmp_path):
     scores[flip] = report['mean']['model']['l1']
     assert scores[flip] == pytest.approx(expected['l1'], rel=1e-4)
   assert scores[True] != pytest.approx(scores[False], rel=1e-3)
+  # A weight file that asks for flip averaging gets it unless --no_flip_average says otherwise.
+  from film_net import weights as weights_lib
+  flip_file = str(tmp_path / 'flip_model.npz')
+  weights, options = weights_lib.read_npz(model_path)
+  weights_lib.save(flip_file, weights, options, meta={'inference': {'flip_average': True}})
+  for flags, flip in (([], True), (['--no_flip_average'], False)):
+    out = str(tmp_path / f'out_file_{flip}')
+    evaluate.run(['--input', str(tmp_path / 'in'), '--output', out, '--model_path', flip_file,
+                  '--baselines', '', '--no_png'] + flags)
+    report = json.load(open(os.path.join(out, 'results.json')))
+    assert report['flip_average'] is flip
+    assert report['mean']['model']['l1'] == pytest.approx(scores[flip], rel=1e-6)
 
 
 def test_leave_one_out_on_a_folder_that_is_itself_one_clip(tmp_path):
