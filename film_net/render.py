@@ -154,8 +154,10 @@ def render_times(scene: Scene, times: Sequence[float]) -> np.ndarray:
     inverse = np.stack([_invert(m) for m in to_frames]).astype(np.float32)[:, :2, :, None, None]
     px = np.arange(x0, x1, dtype=np.float32)[None, :]
     py = np.arange(y0, y1, dtype=np.float32)[:, None]
-    ux = inverse[:, 0, 0] * px + inverse[:, 0, 1] * py + inverse[:, 0, 2]
-    uy = inverse[:, 1, 0] * px + inverse[:, 1, 1] * py + inverse[:, 1, 2]
+    # Layer coordinates: the small (T, 1, w) and (T, h, 1) terms are summed first, so one
+    # addition runs over the whole (T, h, w) box.
+    ux = (inverse[:, 0, 0] * px + inverse[:, 0, 2]) + inverse[:, 0, 1] * py
+    uy = (inverse[:, 1, 0] * px + inverse[:, 1, 2]) + inverse[:, 1, 1] * py
     colour = _bilinear(layer.texture, ux + np.float32(layer.texture_offset[0]),
                        uy + np.float32(layer.texture_offset[1]))
     if layer.tint is not None:
@@ -169,7 +171,8 @@ def render_times(scene: Scene, times: Sequence[float]) -> np.ndarray:
     else:
       alpha = _mask_alpha(layer.mask, ux, uy)[..., None]
       region *= 1 - alpha  # this form is exact where alpha is 0 or 1
-      region += alpha * colour
+      colour *= alpha
+      region += colour
   if scene.brightness:
     gains = np.exp(scene.brightness * (np.asarray(times, np.float64) - 0.5))
     images *= gains.astype(np.float32)[:, None, None, None]
@@ -210,10 +213,18 @@ def _bilinear(texture: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _mirror(x: np.ndarray, n: int) -> np.ndarray:
-  """Reflects coordinates into [0, n - 1] (a triangle wave; integers stay integers)."""
+  """Reflects coordinates into [0, n - 1] (a triangle wave; integers stay integers).
+
+  The period is taken off with floor, not np.mod (7x slower on float32); where rounding puts a
+  value a hair outside [0, n - 1], the clip puts it back.
+  """
   if n == 1:
     return np.zeros_like(x)
-  return (n - 1) - np.abs(np.mod(x, 2 * (n - 1)) - (n - 1))
+  period = 2 * (n - 1)
+  y = x - period * np.floor(x * np.float32(1.0 / period))
+  y -= n - 1
+  np.abs(y, out=y)
+  return np.clip((n - 1) - y, 0, n - 1, out=y)
 
 
 def _mask_alpha(mask: tuple, ux: np.ndarray, uy: np.ndarray) -> np.ndarray:
