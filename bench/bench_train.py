@@ -1,4 +1,5 @@
-"""Training speed of the two trainers on this machine, in one run: TensorFlow vs PyTorch.
+"""Training speed of the two trainers on this machine, in one run: TensorFlow vs PyTorch, and
+the cost of rendering their batches.
 
     .venv/bin/python bench/bench_train.py [--steps 60] [--batch_size 2] [--crop 192]
 
@@ -39,6 +40,26 @@ def steps_per_second(module: str, args, extra: list[str]) -> float:
   return sum(rates[1:]) / len(rates[1:])
 
 
+def render_ms_per_triplet(crop: int, motion_blur: float, count: int = 32) -> float:
+  """Mean time to render one training triplet of stage 6-8's scenes (best of three rounds):
+  the cost that bounds a GPU run's steps/s at workers / (batch x this)."""
+  import time  # pylint: disable=import-outside-toplevel
+
+  import numpy as np  # pylint: disable=import-outside-toplevel
+
+  from film_net import render  # pylint: disable=import-outside-toplevel
+  render.natural_images(), render.procedural_patterns(), render.regular_patterns()
+  best = float('inf')
+  for _ in range(3):
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(count):
+      render.render_triplet(rng, crop, crop, motion_blur=motion_blur, max_motion_px=64,
+                            small_objects=3, regular_share=0.3)
+    best = min(best, (time.perf_counter() - start) / count)
+  return 1000 * best
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--steps', type=int, default=60)
@@ -48,6 +69,10 @@ def main() -> None:
   args = parser.parse_args()
   print(f'machine: {platform.machine()}, {os.cpu_count()} cores; batch {args.batch_size}, '
         f'crop {args.crop}, {args.steps} steps each', flush=True)
+  for crop in sorted({args.crop, 256}):
+    plain, blurred = (render_ms_per_triplet(crop, blur) for blur in (0.0, 0.3))
+    print(f'rendering {crop}x{crop} triplets (one core): {plain:.1f} ms, with 30% motion blur '
+          f'{blurred:.1f} ms', flush=True)
   tf_rate = steps_per_second('film_net.train', args, [])
   print(f'film_net.train (TensorFlow): {tf_rate:.2f} steps/s', flush=True)
   try:
