@@ -9,9 +9,9 @@ per axis `floor = clamp(floor(q), 0, size - 2)` and `alpha = clamp(q - floor, 0,
 walks full-size tensors about a dozen times (index maps, four gathers, the blends), which on
 CPU made them about a fifth of the built-in model's 1080p mid frame; fused, each warp is
 2.5-3.6x faster and the frame 15-20% faster (`bench/bench_film_net.py --compare compact
---compare compact+ops_warp`). Values agree to float rounding (XLA contracts multiply-adds). `default_warp` picks it on
-CPU-only hosts; GPUs keep the plain ops, whose kernels are fast there and need no compiler
-toolchain in the worker's container.
+--compare compact+ops_warp`). Values agree to float rounding (XLA contracts multiply-adds).
+`default_warp` picks it on CPU-only hosts; GPUs keep the plain ops, whose kernels are fast
+there and need no compiler toolchain in the worker's container.
 """
 import functools
 

@@ -9,7 +9,7 @@ from film_net.warp import default_warp, fused_warp, warp
 BOTH = pytest.mark.parametrize('warp_fn', [warp, fused_warp], ids=['ops', 'fused'])
 
 
-def _reference_warp_fn(image, flow):
+def _reference_warp(image, flow):
   """Per-pixel loop of the tfa algorithm: floor clamped to [0, n-2], alpha clamped to [0, 1]."""
   b, h, w, _ = image.shape
   out = np.zeros_like(image)
@@ -32,7 +32,8 @@ def test_matches_reference_including_far_out_of_range_flow(warp_fn):
   rng = np.random.default_rng(0)
   image = rng.random((2, 7, 9, 4), np.float32)
   flow = (rng.standard_normal((2, 7, 9, 2)) * 6).astype(np.float32)
-  np.testing.assert_allclose(warp_fn(image, flow).numpy(), _reference_warp_fn(image, flow), atol=1e-6)
+  np.testing.assert_allclose(warp_fn(image, flow).numpy(), _reference_warp(image, flow),
+                             atol=1e-6)
 
 
 @BOTH
