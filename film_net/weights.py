@@ -187,17 +187,22 @@ def read_meta(local_path: str) -> dict:
     return json.loads(str(data['meta'])) if 'meta' in data.files else {}
 
 
-def default_flip_average(local_path: str) -> bool:
-  """Whether the weight file's model runs with flip averaging unless told otherwise: its meta's
-  `inference` entry says so for the built-in model; False for SavedModels and other files, and
-  for unreadable ones (loading those fails with its own message)."""
+INFERENCE_DEFAULTS = {'flip_average': False, 'padding': 'zeros'}  # FILM's released tools'
+
+
+def inference_defaults(local_path: str) -> dict:
+  """How the weight file's model runs unless told otherwise: `INFERENCE_DEFAULTS` updated by its
+  meta's `inference` entry (the built-in model's: flip averaging, mirror padding). SavedModels,
+  other files and unreadable ones (loading those fails with its own message) get the defaults."""
+  defaults = dict(INFERENCE_DEFAULTS)
   if not (local_path.endswith('.npz') and os.path.isfile(local_path)):
-    return False
+    return defaults
   try:
     meta = read_meta(local_path)
   except (OSError, ValueError, zipfile.BadZipFile):
-    return False
-  return bool(meta.get('inference', {}).get('flip_average', False))
+    return defaults
+  defaults.update({k: v for k, v in meta.get('inference', {}).items() if k in defaults})
+  return defaults
 
 
 def fingerprint(weights: dict[str, np.ndarray], options: Options) -> str:

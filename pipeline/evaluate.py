@@ -251,12 +251,16 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   triplets = list_triplets(known.input, known.leave_one_out, known.stride)
   if not triplets:
     raise ValueError(f'no triplets found under {known.input}')
-  flip_average = known.flip_average
-  if flip_average is None and not known.no_model and not weights.is_remote(known.model_path or ''):
-    flip_average = weights.default_flip_average(known.model_path or weights.DEFAULT_MODEL)
+  # How the model runs, for the report: its file's defaults (a remote file's are read by the
+  # workers only, so the report then has None where no flag decided).
+  inference = {'flip_average': None, 'padding': None}
+  if not known.no_model and not weights.is_remote(known.model_path or ''):
+    inference = weights.inference_defaults(known.model_path or weights.DEFAULT_MODEL)
+  if known.flip_average is not None:
+    inference['flip_average'] = known.flip_average
   settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
-              'align': known.align, 'flip_average': flip_average, 'baselines': baselines,
+              'align': known.align, **inference, 'baselines': baselines,
               'skipped_baselines': skipped, 'triplets_listed': len(triplets)}
   png_dir = None if known.no_png else files.join(known.output, 'comparisons')
 

@@ -167,8 +167,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     fingerprint = model.fingerprint
   run_options = {k: getattr(known, k) for k in ('times_to_interpolate', 'pairs_per_unit', 'align',
                                                  'flip_average', 'max_pixels', 'reprocess')}
-  if model is not None:
-    run_options['flip_average'] = model.flip_average  # unset, the model file chose
+  if model is not None:  # unset, the model file chose
+    run_options.update(flip_average=model.flip_average, padding=model.padding)
   details = {
       'input': known.input, 'output': known.output,
       'model_path': known.model_path or 'built-in', 'model_fingerprint': fingerprint,

@@ -42,6 +42,29 @@ def test_unaligned_frames_are_zero_padded_centred_and_cropped_back(interp):
   np.testing.assert_allclose(out, _model_on(interp, p0, p1)[:, 13:50, 5:58], atol=1e-6)
 
 
+def test_mirror_padding_reflects_the_frame_into_the_border_and_marks_the_fingerprint():
+  zeros = Interpolator.random(Options.tiny(), seed=0, align=64)
+  mirror = Interpolator.random(Options.tiny(), seed=0, align=64, padding='mirror')
+  rng = np.random.default_rng(1)
+  x0, x1 = _frames(rng, 1, 37, 53, 3), _frames(rng, 1, 37, 53, 3)
+  # The same offsets as zero padding, (13, 5), and the border the frame mirrored (edge repeated).
+  box = ((0, 0), (13, 14), (5, 6), (0, 0))
+  p0, p1 = np.pad(x0, box, mode='symmetric'), np.pad(x1, box, mode='symmetric')
+  columns = [*range(4, -1, -1), *range(53), *range(52, 46, -1)]
+  np.testing.assert_array_equal(p0[0, 12], x0[0, 0, columns])  # row 0, mirrored at both sides
+  out = mirror(x0, x1)
+  np.testing.assert_allclose(out, _model_on(mirror, p0, p1)[:, 13:50, 5:58], atol=1e-6)
+  assert np.abs(out - zeros(x0, x1)).max() > 1e-3
+  assert mirror.fingerprint == zeros.fingerprint + '+mirror_pad'
+  # Frames smaller than the pad repeat the reflection; recursion pads each mid frame alike.
+  tiny = _frames(rng, 3, 5, 7, 3)
+  frames = mirror.recursive(list(tiny[:2]), times_to_interpolate=1)
+  assert [f.shape for f in frames] == [(5, 7, 3)] * 3
+  np.testing.assert_allclose(frames[1], mirror(tiny[:1], tiny[1:2])[0], atol=1e-6)
+  with pytest.raises(ValueError, match='padding must be one of'):
+    Interpolator.random(Options.tiny(), padding='reflect')
+
+
 def test_no_alignment_runs_on_the_frames_as_they_are():
   interp = Interpolator.random(Options.tiny(), seed=0, align=None)
   rng = np.random.default_rng(2)
@@ -104,16 +127,20 @@ def test_flip_average_is_the_mean_with_the_mirrored_run_and_changes_the_fingerpr
   assert flipped.fingerprint.startswith(plain.fingerprint)
 
 
-def test_flip_average_defaults_to_what_the_weight_file_says(tmp_path):
+def test_flip_average_and_padding_default_to_what_the_weight_file_says(tmp_path):
   options = Options.tiny()
   weights = Interpolator.random(options, seed=3).net.released_weights()
-  plain_file, flip_file = str(tmp_path / 'plain.npz'), str(tmp_path / 'flip.npz')
+  plain_file, own_file = str(tmp_path / 'plain.npz'), str(tmp_path / 'own.npz')
   weights_lib.save(plain_file, weights, options, meta={'steps': 1})
-  weights_lib.save(flip_file, weights, options, meta={'inference': {'flip_average': True}})
-  assert not Interpolator.from_path(plain_file).flip_average
-  assert Interpolator.from_path(flip_file).flip_average
-  assert not Interpolator.from_path(flip_file, flip_average=False).flip_average
+  weights_lib.save(own_file, weights, options,
+                   meta={'inference': {'flip_average': True, 'padding': 'mirror'}})
+  plain, own = Interpolator.from_path(plain_file), Interpolator.from_path(own_file)
+  assert (plain.flip_average, plain.padding) == (False, 'zeros')  # FILM's released tools
+  assert (own.flip_average, own.padding) == (True, 'mirror')
+  overridden = Interpolator.from_path(own_file, flip_average=False, padding='zeros')
+  assert (overridden.flip_average, overridden.padding) == (False, 'zeros')
   assert Interpolator.from_path(plain_file, flip_average=True).flip_average
-  # The built-in model runs flip-averaged unless told otherwise.
-  assert Interpolator.from_path().flip_average
+  # The built-in model runs flip-averaged and mirror padded unless told otherwise.
+  builtin = Interpolator.from_path()
+  assert (builtin.flip_average, builtin.padding) == (True, 'mirror')
   assert not Interpolator.from_path(flip_average=False).flip_average

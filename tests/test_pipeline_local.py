@@ -110,7 +110,7 @@ def test_flip_average_writes_its_own_frames_and_a_rerun_keeps_them(tmp_path, tin
   plain_mid = read_png(os.path.join(output, 'clip', 'frame_000001.png'))
   # Unset, the mode is the model file's default (off for a file that says nothing), as recorded.
   summary = json.load(open(os.path.join(output, '_runs', 'plain', 'summary.json')))
-  assert summary['options']['flip_average'] is False
+  assert summary['options']['flip_average'] is False and summary['options']['padding'] == 'zeros'
   # The mode changes the pixels, so the pairs a plain run finished are redone, not skipped.
   flipped = run_module.run(argv + ['--run_id=flip', '--flip_average'])
   assert _metric(flipped, 'model_calls') == 2 and _metric(flipped, 'pairs_skipped') == 0

@@ -67,7 +67,7 @@ def test_without_a_checkpoint_training_starts_from_given_weights(tmp_path, capsy
   assert 'resumed' in capsys.readouterr().out
   meta = weights_lib.read_meta(str(second / 'latest.npz'))
   assert meta['steps'] == 5 and meta['inference'] == {'flip_average': True}
-  assert weights_lib.default_flip_average(str(second / 'latest.npz'))
+  assert weights_lib.inference_defaults(str(second / 'latest.npz'))['flip_average']
 
 
 def test_training_can_go_on_with_a_deeper_pyramid_from_the_same_weights(tmp_path, capsys):
