@@ -39,6 +39,12 @@ class Layer:
   for an opaque layer, else (a, b, power, harmonics, softness): a superellipse of half-axes a, b
   whose radius is modulated by `sum(amp * cos(k * angle + phase))` over harmonics rows
   (k, amp, phase), with an edge `softness` pixels (layer units) wide.
+
+  `deform` makes the motion non-rigid (a body bending, cloth, a face): None, or rows
+  (kx, ky, phase, ax, ay) of a smooth field D(p) = sum((ax, ay) * sin(kx x + ky y + phase)) over
+  frame pixels p; at time t, p shows what the rigid layer shows at p + (t - 0.5) D(p). At
+  t = 0.5 the layer is exactly its rigid self; between t = 0 and 1 each point moves by up to
+  max |D| beyond the rigid motion, smoothly varying across the layer.
   """
   texture: np.ndarray
   texture_offset: Tuple[float, float]
@@ -51,6 +57,23 @@ class Layer:
   mask: Optional[tuple] = None
   gain: Tuple[float, float, float] = (1.0, 1.0, 1.0)
   tint: Optional[Tuple[np.ndarray, np.ndarray]] = None
+  deform: Optional[np.ndarray] = None
+
+  def deform_bound(self) -> float:
+    """An upper bound of |D(p)| in frame pixels (0 for a rigid layer)."""
+    if self.deform is None:
+      return 0.0
+    return float(np.hypot(self.deform[:, 3], self.deform[:, 4]).sum())
+
+  def deformation(self, px: np.ndarray, py: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """D at frame pixels (px (1, w) and py (h, 1) float32): two (h, w) float32 arrays."""
+    dx = np.zeros(np.broadcast_shapes(px.shape, py.shape), np.float32)
+    dy = np.zeros_like(dx)
+    for kx, ky, phase, ax, ay in self.deform:
+      wave = np.sin(np.float32(kx) * px + (np.float32(ky) * py + np.float32(phase)))
+      dx += np.float32(ax) * wave
+      dy += np.float32(ay) * wave
+    return dx, dy
 
   def transform(self, t: float) -> np.ndarray:
     """Layer coordinates to scene coordinates at time t."""
@@ -116,14 +139,16 @@ def max_motion(scene: Scene) -> float:
   """Largest displacement, in pixels, of any point visible in frame 0 between t = 0 and t = 1.
 
   For each layer the displacement field p -> M1 M0^-1 p - p is affine, so its norm is convex and
-  reaches its maximum over the frame rectangle at a corner.
+  reaches its maximum over the frame rectangle at a corner. A deforming layer adds its
+  `deform_bound` (its points move by at most that much more, to first order).
   """
   h, w = scene.height, scene.width
   corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float).T
   worst = 0.0
   for layer in scene.layers:
     move = layer_to_frame(scene, layer, 1.0) @ _invert(layer_to_frame(scene, layer, 0.0))
-    worst = max(worst, float(np.linalg.norm((move @ corners - corners)[:2], axis=0).max()))
+    rigid = float(np.linalg.norm((move @ corners - corners)[:2], axis=0).max())
+    worst = max(worst, rigid + layer.deform_bound())
   return worst
 
 
@@ -146,7 +171,11 @@ def render_times(scene: Scene, times: Sequence[float]) -> np.ndarray:
   cameras = [scene.camera(t) for t in times]
   for layer in scene.layers:
     to_frames = [camera @ layer.transform(t) for camera, t in zip(cameras, times)]
-    boxes = np.array([_footprint(m, layer.radius(), h, w) for m in to_frames])
+    reach = layer.radius()
+    if layer.deform is not None:  # frame pixels up to max|D| / 2 away show the layer
+      scale = np.sqrt(abs(np.linalg.det(to_frames[0][:2, :2])))
+      reach += 0.5 * layer.deform_bound() / scale
+    boxes = np.array([_footprint(m, reach, h, w) for m in to_frames])
     y0, x0 = boxes[:, 0].min(), boxes[:, 2].min()
     y1, x1 = boxes[:, 1].max(), boxes[:, 3].max()
     if y0 >= y1 or x0 >= x1:
@@ -158,6 +187,11 @@ def render_times(scene: Scene, times: Sequence[float]) -> np.ndarray:
     # addition runs over the whole (T, h, w) box.
     ux = (inverse[:, 0, 0] * px + inverse[:, 0, 2]) + inverse[:, 0, 1] * py
     uy = (inverse[:, 1, 0] * px + inverse[:, 1, 2]) + inverse[:, 1, 1] * py
+    if layer.deform is not None:  # sample the rigid layer at p + (t - 0.5) D(p)
+      dx, dy = layer.deformation(px, py)
+      dt = (np.asarray(times, np.float32) - np.float32(0.5))[:, None, None]
+      ux += (inverse[:, 0, 0] * dt) * dx + (inverse[:, 0, 1] * dt) * dy
+      uy += (inverse[:, 1, 0] * dt) * dx + (inverse[:, 1, 1] * dt) * dy
     colour = _bilinear(layer.texture, ux + np.float32(layer.texture_offset[0]),
                        uy + np.float32(layer.texture_offset[1]))
     if layer.tint is not None:
@@ -415,15 +449,18 @@ def _upsample_taps(n: int, size: int):
 def random_scene(rng: np.random.Generator, height: int, width: int,
                  max_layers: int = 4, min_motion: float = 2.0,
                  max_motion_px: Optional[float] = None, small_objects: int = 0,
-                 regular_share: float = 0.0) -> Scene:
+                 regular_share: float = 0.0, deform: float = 0.0) -> Scene:
   """A random layered scene whose motion (see `max_motion`) lies in [min_motion, max_motion_px].
 
   `max_motion_px` defaults to width / 8. The motion target is log-uniform in that range; the
   camera and each layer take random shares of it, and the whole motion is rescaled to the target.
   Up to `small_objects` small layers (radius 1.5-6% of the frame) are added on top, moving at
   60-100% of the full speed: thrown balls, birds, hands, which travel further than their own size
-  between frames. `regular_share` is the share of periodic textures (see `_random_texture`). At
-  their defaults of 0 no extra random draw is made, so earlier runs' scenes are unchanged.
+  between frames. `regular_share` is the share of periodic textures (see `_random_texture`).
+  `deform` is the share of foreground layers that also move non-rigidly (see `Layer.deform`:
+  two or three waves half to one layer width long, moving its points by 50-150% of its own
+  speed, as steep as `MAX_DEFORM_SLOPE` allows). At their defaults of 0 no extra random draw is made, so earlier runs' scenes are
+  unchanged.
   """
   max_motion_px = width / 8.0 if max_motion_px is None else max_motion_px
   target = float(np.exp(rng.uniform(np.log(min_motion), np.log(max(max_motion_px, min_motion)))))
@@ -465,6 +502,9 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
   for layer in layers:
     th, tw = layer.texture.shape[:2]
     layer.texture_offset = (rng.uniform(0, tw), rng.uniform(0, th))
+  for layer in layers[1:first_small] if deform else ():
+    if rng.random() < deform:
+      layer.deform = _random_deformation(rng, layer)
   scene = Scene(height, width, layers,
                 pan=tuple(rng.normal(0, 1.0, 2)) if rng.random() < 0.6 else (0.0, 0.0),
                 log_zoom=rng.normal(0, 0.3) * 2.0 / diag if rng.random() < 0.4 else 0.0,
@@ -476,19 +516,47 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
   if len(layers) > first_small:
     shares[1 + first_small:] = rng.uniform(0.6, 1.0, len(layers) - first_small)
   _scale_motion(scene, shares, target)
+  for layer in layers:
+    if layer.deform is not None:  # keep p + (t - 0.5) D(p) one-to-one: no folded texture
+      steepness = float((np.hypot(layer.deform[:, 0], layer.deform[:, 1]) *
+                         np.hypot(layer.deform[:, 3], layer.deform[:, 4])).sum())
+      if steepness > MAX_DEFORM_SLOPE:
+        layer.deform[:, 3:] *= MAX_DEFORM_SLOPE / steepness
   return scene
+
+
+# Bound on |dD/dp|: with it, p -> p + (t - 0.5) D(p) stretches or squeezes by at most 70% at
+# t = 0 and 1 and never folds over itself.
+MAX_DEFORM_SLOPE = 1.4
+
+
+def _random_deformation(rng: np.random.Generator, layer: Layer) -> np.ndarray:
+  """`Layer.deform` rows for a masked layer: 2-3 waves of 0.5-1 layer widths, together as strong
+  as 50-150% of the layer's speed (which `_scale_motion` then scales with it)."""
+  width = 2.0 * layer.mask[0] * np.exp(layer.log_scale)  # frame pixels
+  count = int(rng.integers(2, 4))
+  angle = rng.uniform(0, 2 * np.pi, count)
+  k = 2 * np.pi / (width * rng.uniform(0.5, 1.0, count))
+  amplitude = rng.uniform(0.5, 1.5) * max(float(np.hypot(*layer.velocity)), 1e-3)
+  direction = rng.uniform(0, 2 * np.pi, count)
+  share = rng.dirichlet(np.ones(count)) * amplitude
+  return np.stack([k * np.cos(angle), k * np.sin(angle), rng.uniform(0, 2 * np.pi, count),
+                   share * np.cos(direction), share * np.sin(direction)], axis=1)
 
 
 def _scale_motion(scene: Scene, shares: np.ndarray, target: float) -> None:
   """Rescales camera and layer velocities so that `max_motion(scene)` is close to `target`."""
-  base = [(l.velocity, l.angular_velocity, l.log_scale_velocity) for l in scene.layers]
+  base = [(l.velocity, l.angular_velocity, l.log_scale_velocity,
+           None if l.deform is None else l.deform.copy()) for l in scene.layers]
   camera = (scene.pan, scene.log_zoom, scene.roll)
 
   def apply(factor):
-    for layer, share, (v, w, s) in zip(scene.layers, shares[1:], base):
+    for layer, share, (v, w, s, d) in zip(scene.layers, shares[1:], base):
       f = factor * share
       layer.velocity = (v[0] * f, v[1] * f)
       layer.angular_velocity, layer.log_scale_velocity = w * f, s * f
+      if d is not None:
+        layer.deform = d * np.array([1.0, 1.0, 1.0, f, f])
     f = factor * shares[0]
     scene.pan = (camera[0][0] * f, camera[0][1] * f)
     scene.log_zoom, scene.roll = camera[1] * f, camera[2] * f
@@ -590,12 +658,14 @@ def add_scene_arguments(parser) -> None:
                       help='share of exactly periodic textures (stripes, windows, bricks), 0 to 1')
   parser.add_argument('--motion_blur', type=float, default=0.0,
                       help='share of scenes rendered with motion blur (shutter up to 180 degrees)')
+  parser.add_argument('--deform', type=float, default=0.0,
+                      help='share of foreground layers that also move non-rigidly, 0 to 1')
 
 
 def scene_options(args) -> dict:
   """The options `add_scene_arguments` defined, as `render_triplet` keywords."""
   return {'small_objects': args.small_objects, 'regular_share': args.regular_share,
-          'motion_blur': args.motion_blur}
+          'motion_blur': args.motion_blur, 'deform': args.deform}
 
 
 def main(argv=None) -> int:

@@ -124,7 +124,8 @@ def describe_data(args, clips: list | None) -> str:
   scenes = render.scene_options(args)
   if any(scenes.values()):
     data += (f' (small objects <= {args.small_objects}, regular textures '
-             f'{args.regular_share:.0%}, motion blur {args.motion_blur:.0%})')
+             f'{args.regular_share:.0%}, motion blur {args.motion_blur:.0%}'
+             + (f', non-rigid layers {args.deform:.0%}' if args.deform else '') + ')')
   if clips:
     data += f' + clips {args.clips} ({args.clips_fraction:.0%})'
   return data

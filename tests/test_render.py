@@ -150,9 +150,9 @@ def test_small_objects_are_small_and_travel_further_than_their_size():
 def test_scene_options_at_zero_leave_the_random_stream_unchanged():
   plain = render.render_triplet(np.random.default_rng(11), 48, 48)
   zero = render.render_triplet(np.random.default_rng(11), 48, 48, small_objects=0,
-                               regular_share=0.0, motion_blur=0.0)
+                               regular_share=0.0, motion_blur=0.0, deform=0.0)
   extended = render.render_triplet(np.random.default_rng(11), 48, 48, small_objects=3,
-                                   regular_share=0.5, motion_blur=0.5)
+                                   regular_share=0.5, motion_blur=0.5, deform=0.5)
   for a, b in zip(plain, zero):
     np.testing.assert_array_equal(a, b)  # earlier training runs stay reproducible
   assert not np.array_equal(plain[0], extended[0])
@@ -203,3 +203,54 @@ def test_motion_blur_share_blurs_about_that_share_of_triplets():
     return not np.array_equal(triplet[1], render.render(scene, 0.5))
   share = np.mean([blurred(seed) for seed in range(40)])
   assert 0.25 < share < 0.75
+
+
+def _displacements(scene, layer, points):
+  """Where the layer point seen at frame `points` (2, N) at t = 0 is seen at t = 1."""
+  def seen_at(p, t):  # frame pixel -> frame pixel of the rigid layer at time t
+    d = np.zeros_like(p)
+    if layer.deform is not None:
+      dx, dy = layer.deformation(p[0][None].astype(np.float32), p[1][None].astype(np.float32))
+      d = np.vstack([dx, dy]).astype(float)
+    return p + (t - 0.5) * d
+  to0, to1 = (render.layer_to_frame(scene, layer, t) for t in (0.0, 1.0))
+  homogeneous = lambda p: np.vstack([p, np.ones(p.shape[1])])
+  u = np.linalg.solve(to0, homogeneous(seen_at(points, 0.0)))  # layer coordinates
+  target = (to1 @ u)[:2]
+  end = target.copy()
+  for _ in range(50):  # end + 0.5 D(end) = target, by fixed-point iteration
+    end = target - (seen_at(end, 1.0) - end)
+  return end - points
+
+
+def test_deforming_layers_move_non_rigidly_within_the_motion_bound():
+  h, w = 96, 128
+  deforming = 0
+  for seed in range(12):
+    scene = render.random_scene(np.random.default_rng(seed), h, w, deform=1.0, max_motion_px=16)
+    bound = render.max_motion(scene)
+    assert bound <= 16 * 1.001
+    points = np.random.default_rng(seed).uniform([[0], [0]], [[w - 1], [h - 1]], (2, 300))
+    for layer in scene.layers:
+      moved = _displacements(scene, layer, points)
+      assert np.hypot(*moved).max() <= bound * 1.02 + 1e-6
+      if layer.deform is None:
+        continue
+      deforming += 1
+      # Not an affine motion: an affine fit leaves a residual of a sizeable share of the motion.
+      design = np.vstack([points, np.ones(points.shape[1])]).T
+      fit, *_ = np.linalg.lstsq(design, moved.T, rcond=None)
+      residual = np.abs(design @ fit - moved.T).max()
+      assert residual > 0.2 * layer.deform_bound()
+  assert deforming >= 10
+
+
+def test_deforming_scene_is_its_rigid_self_at_half_time():
+  scene = render.random_scene(np.random.default_rng(1), 128, 128, deform=1.0, max_motion_px=16)
+  assert any(layer.deform is not None for layer in scene.layers)
+  frames = render.render_times(scene, (0.0, 0.5, 1.0))
+  for layer in scene.layers:
+    layer.deform = None
+  rigid = render.render_times(scene, (0.0, 0.5, 1.0))
+  np.testing.assert_array_equal(frames[1], rigid[1])
+  assert np.abs(frames[0] - rigid[0]).max() > 0.02 and np.abs(frames[2] - rigid[2]).max() > 0.02
