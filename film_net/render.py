@@ -3,8 +3,8 @@
 No interpolation training set can be downloaded here, so the default model learns from scenes this
 module renders. A scene is a stack of textured layers: an opaque background and a few foreground
 layers with soft-edged masks of random shapes. Every layer moves on its own (translation, rotation
-and log-scale, each linear in t), a camera pans and zooms over all of them, and a global gain
-changes the brightness a little. Frames are rendered at t = 0, 0.5 and 1 from the same scene by
+and log-scale, each linear in t; optionally also bending, see `Layer.deform`), a camera pans and
+zooms over all of them, and a global gain changes the brightness a little. Frames are rendered at t = 0, 0.5 and 1 from the same scene by
 inverse mapping with bilinear sampling, so the middle frame is exactly the scene at t = 0.5.
 
 Textures are natural photographs that ship inside scikit-image (`skimage/data/*.png`, no download)
@@ -459,8 +459,8 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
   between frames. `regular_share` is the share of periodic textures (see `_random_texture`).
   `deform` is the share of foreground layers that also move non-rigidly (see `Layer.deform`:
   two or three waves half to one layer width long, moving its points by 50-150% of its own
-  speed, as steep as `MAX_DEFORM_SLOPE` allows). At their defaults of 0 no extra random draw is made, so earlier runs' scenes are
-  unchanged.
+  speed, as steep as `MAX_DEFORM_SLOPE` allows). At their defaults of 0 no extra random draw is
+  made, so earlier runs' scenes are unchanged.
   """
   max_motion_px = width / 8.0 if max_motion_px is None else max_motion_px
   target = float(np.exp(rng.uniform(np.log(min_motion), np.log(max(max_motion_px, min_motion)))))
@@ -502,9 +502,10 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
   for layer in layers:
     th, tw = layer.texture.shape[:2]
     layer.texture_offset = (rng.uniform(0, tw), rng.uniform(0, th))
-  for layer in layers[1:first_small] if deform else ():
-    if rng.random() < deform:
-      layer.deform = _random_deformation(rng, layer)
+  if deform:
+    for layer in layers[1:first_small]:
+      if rng.random() < deform:
+        layer.deform = _random_deformation(rng, layer)
   scene = Scene(height, width, layers,
                 pan=tuple(rng.normal(0, 1.0, 2)) if rng.random() < 0.6 else (0.0, 0.0),
                 log_zoom=rng.normal(0, 0.3) * 2.0 / diag if rng.random() < 0.4 else 0.0,
