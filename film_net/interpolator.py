@@ -57,7 +57,7 @@ class Interpolator:
   (`bench/bench_film_net.py`). The fingerprint says so, since the pixels differ.
 
   `padding` is how `align` fills the border: 'zeros' as FILM's released tools do, or 'mirror'
-  (the frame reflected, its edge pixels repeated). Black borders are a content the built-in
+  (the frame reflected, its edge pixels repeated). Black borders are content the built-in
   model never saw in training: on Middlebury-Other at align 64 it scores 34.00 dB with zeros,
   34.26 mirrored, 34.30 unpadded. The fingerprint marks mirror padding too.
 
