@@ -133,6 +133,9 @@ class Interpolator:
       if not os.path.exists(path):
         raise FileNotFoundError(f'the built-in default model is missing from the package: {path}')
     local = weights_lib.fetch_local(str(path))
+    defaults = weights_lib.inference_defaults(local)
+    flip_average = defaults['flip_average'] if flip_average is None else flip_average
+    padding = padding or defaults['padding']
     is_saved_model = os.path.isdir(local) and os.path.exists(os.path.join(local, 'saved_model.pb'))
     if engine == 'savedmodel':
       if not is_saved_model:
@@ -140,7 +143,7 @@ class Interpolator:
       loaded = tf.saved_model.load(local)
       fp = weights_lib.fingerprint_saved_model(loaded)
       return cls(saved_model=loaded, align=align, fingerprint=fp, source=str(path),
-                 flip_average=bool(flip_average), padding=padding or 'zeros')
+                 flip_average=flip_average, padding=padding)
     try:
       if is_saved_model:
         weights, file_options = weights_lib.read_saved_model(local), None
@@ -148,12 +151,9 @@ class Interpolator:
         weights, file_options = weights_lib.read_npz(local)
       else:
         raise ValueError('expected a SavedModel directory (with saved_model.pb) or a .npz file')
-      defaults = weights_lib.inference_defaults(local)
       options = options or file_options or weights_lib.infer_options(weights)
-      return cls.from_weights(
-          weights, options, align=align, source=str(path),
-          flip_average=defaults['flip_average'] if flip_average is None else flip_average,
-          padding=padding or defaults['padding'])
+      return cls.from_weights(weights, options, align=align, source=str(path),
+                              flip_average=flip_average, padding=padding)
     except (ValueError, OSError, KeyError) as e:
       raise ValueError(f'cannot load film_net model from {path}: {e}') from e
 

@@ -1,9 +1,9 @@
 """film_net's forward pass in PyTorch, for training on GPU machines that have no TensorFlow.
 
 The TensorFlow model (`layers`, `model`) is the reference and what the tool runs; this module
-mirrors it op for op so that weights move between the two unchanged (`tests/test_torch_model.py`
-checks the outputs agree). Parameters are the convolutions of `specs.conv_specs`, kept in their
-order; `released_weights` / `load_released_weights` convert to and from the released names and
+mirrors it op for op so that weights move between the two unchanged
+(`tests/test_train_torch.py` checks the outputs agree). Parameters are the convolutions of
+`specs.conv_specs`, kept in their order; `released_weights` / `load_released_weights` convert to and from the released names and
 TensorFlow's HWIO kernel layout. Tensors here are NCHW, as cuDNN prefers.
 """
 from __future__ import annotations

@@ -24,7 +24,8 @@ def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: flo
                clips: list | None = None, clips_fraction: float = 0.0, **scene_options):
   """(x0, y, x1) float32 batches for one step; identical for equal (seed, step).
 
-  `scene_options` (small_objects, regular_share, motion_blur) go to `render.render_triplet`.
+  `scene_options` (small_objects, regular_share, motion_blur, deform) go to
+  `render.render_triplet`.
   """
   rng = np.random.default_rng([seed, step])
   options = dict(scene_options)
@@ -123,9 +124,11 @@ def describe_data(args, clips: list | None) -> str:
   data = 'rendered'
   scenes = render.scene_options(args)
   if any(scenes.values()):
-    data += (f' (small objects <= {args.small_objects}, regular textures '
-             f'{args.regular_share:.0%}, motion blur {args.motion_blur:.0%}'
-             + (f', non-rigid layers {args.deform:.0%}' if args.deform else '') + ')')
+    parts = [f'small objects <= {args.small_objects}', f'regular textures {args.regular_share:.0%}',
+             f'motion blur {args.motion_blur:.0%}']
+    if args.deform:
+      parts.append(f'non-rigid layers {args.deform:.0%}')
+    data += f' ({", ".join(parts)})'
   if clips:
     data += f' + clips {args.clips} ({args.clips_fraction:.0%})'
   return data
