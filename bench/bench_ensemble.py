@@ -1,12 +1,14 @@
-"""What test-time averaging would gain: Middlebury-Other PSNR of the model alone and averaged
-over time reversal and a horizontal flip, each a full extra model call.
+"""What test-time averaging would gain: mean PSNR of the model alone and averaged with one more
+run on the frames transformed (the 7 flips and rotations of the square, or the inputs swapped
+in time), on Middlebury-Other and on any other triplet folders.
 
-    python bench/bench_ensemble.py [--model_path P] [--data DIR]
+    python bench/bench_ensemble.py [--model_path P] [--data DIR ...]
 
-A measurement for deciding on an ensemble mode, not a mode of the tool: the pipeline runs the
-plain model. Frames are read from ../shared at run time (never copied or trained on); the
-prediction is clipped to [0, 1] as in `bench/bench_quality.py --align 0`, whose `model` row
-the `plain` column repeats.
+The measurement behind `flip_average`'s choice of the diagonal flip (transpose) as its second
+run. Each pair runs once per variant, unpadded (`align=None`), prediction clipped to [0, 1] as
+in `bench/bench_quality.py --align 0 --no_flip_average`, whose `model` row the `plain` column
+repeats. Middlebury frames are read from ../shared at run time (never copied or trained on);
+rendered held-out sets come from `python -m film_net.render` (see the model card).
 """
 
 import argparse
@@ -26,42 +28,63 @@ from film_net.render import TRIPLET_NAMES
 from transforms.quality import psnr
 
 
-def flip(images):
-  """(B,H,W,C) images mirrored left-right."""
-  return images[:, :, ::-1]
+def _transpose(a):
+  return np.transpose(a, (0, 2, 1, 3))
+
+
+# name: (transform of the inputs, its inverse for the output), on (B, H, W, C) arrays.
+VIEWS = {
+    'left_right': (lambda a: a[:, :, ::-1], lambda a: a[:, :, ::-1]),
+    'up_down': (lambda a: a[:, ::-1], lambda a: a[:, ::-1]),
+    'rot180': (lambda a: a[:, ::-1, ::-1], lambda a: a[:, ::-1, ::-1]),
+    'diagonal': (_transpose, _transpose),
+    'anti_diagonal': (lambda a: _transpose(a[:, ::-1, ::-1]),
+                      lambda a: _transpose(a)[:, ::-1, ::-1]),
+    'rot90': (lambda a: np.rot90(a, 1, (1, 2)), lambda a: np.rot90(a, -1, (1, 2))),
+    'rot270': (lambda a: np.rot90(a, -1, (1, 2)), lambda a: np.rot90(a, 1, (1, 2))),
+}
 
 
 def predictions(interp, x0, x1):
-  """The plain prediction and its variants: inputs swapped, flipped left-right, and both."""
-  plain, swapped = interp(x0, x1), interp(x1, x0)
-  flipped = flip(interp(flip(x0), flip(x1)))
-  both = flip(interp(flip(x1), flip(x0)))
-  return {'plain': plain, 'swap': swapped, 'mean(plain,swap)': (plain + swapped) / 2,
-          'flip': flipped, 'mean(plain,flip)': (plain + flipped) / 2,
-          'mean(all 4)': (plain + swapped + flipped + both) / 4}
+  """The plain mid frame, its mean with each transformed run and with the time-swapped run,
+  and the mean of all 8 flips and rotations."""
+  plain = interp(x0, x1)
+  runs = {name: back(interp(np.ascontiguousarray(there(x0)), np.ascontiguousarray(there(x1))))
+          for name, (there, back) in VIEWS.items()}
+  out = {'plain': plain, **{f'+{name}': (plain + run) / 2 for name, run in runs.items()}}
+  out['+swap'] = (plain + interp(x1, x0)) / 2
+  out['all 8'] = (plain + sum(runs.values())) / 8
+  return out
+
+
+def triplets(folder):
+  for name in sorted(os.listdir(folder)):
+    path = os.path.join(folder, name)
+    if os.path.isdir(path):
+      yield name, [read_rgb(os.path.join(path, f))[None] for f in TRIPLET_NAMES]
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
-  parser.add_argument('--data', default=DEFAULT_DATA)
+  parser.add_argument('--data', action='append', help=f'triplet folders (default {DEFAULT_DATA})')
   parser.add_argument('--model_path', default=None, help='default: the built-in model')
+  parser.add_argument('--per_triplet', action='store_true', help='print every triplet')
   args = parser.parse_args(argv)
-  if not os.path.isdir(args.data):
-    sys.exit(f'{args.data} not found: the Middlebury-Other triplets live in ../shared/data')
-  interp = Interpolator.from_path(args.model_path, align=None)
-  scores = {}
-  for name in sorted(os.listdir(args.data)):
-    folder = os.path.join(args.data, name)
+  folders = args.data or [DEFAULT_DATA]
+  for folder in folders:
     if not os.path.isdir(folder):
-      continue
-    x0, truth, x1 = (read_rgb(os.path.join(folder, f))[None] for f in TRIPLET_NAMES)
-    variants = predictions(interp, x0, x1)
-    if not scores:
-      print(f'{"sequence":<14}' + ''.join(f'{m:>18}' for m in variants))
-    for method, image in variants.items():
-      scores.setdefault(method, []).append(psnr(np.clip(image, 0, 1), truth))
-    print(f'{name:<14}' + ''.join(f'{v[-1]:>18.2f}' for v in scores.values()), flush=True)
-  print(f'{"mean":<14}' + ''.join(f'{np.mean(v):>18.3f}' for v in scores.values()))
+      sys.exit(f'{folder} not found (Middlebury-Other lives in ../shared/data)')
+  interp = Interpolator.from_path(args.model_path, align=None, flip_average=False)
+  for folder in folders:
+    scores = {}
+    for name, (x0, truth, x1) in triplets(folder):
+      for variant, mid in predictions(interp, x0, x1).items():
+        scores.setdefault(variant, []).append(psnr(np.clip(mid, 0, 1)[0], truth[0]))
+      if args.per_triplet:
+        print(f'{name:<14}' + ' '.join(f'{v}={s[-1]:.2f}' for v, s in scores.items()), flush=True)
+    print(f'{folder} ({len(scores["plain"])} triplets), mean PSNR dB:')
+    for variant, values in scores.items():
+      print(f'  {variant:<16}{np.mean(values):8.3f}')
 
 
 if __name__ == '__main__':

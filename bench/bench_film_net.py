@@ -9,7 +9,7 @@ noisy machine in a way raw seconds are not. The recursion part times a 9-frame c
 times_to_interpolate=3 with and without feature reuse, in one process. `--compare compact`
 also times the built-in model's architecture at 1920x1080 and prints its time as a fraction of
 the released size's (the default model's speed target: at most 0.25). Modes after `+` in an
-options name: `+flip` times the model with `flip_average` (each pair also run mirrored),
+options name: `+flip` times the model with `flip_average` (each pair also run transposed),
 `+ops_warp` with the warp as plain TensorFlow ops instead of the XLA-fused one that CPU-only
 hosts use by default, e.g. `--compare compact --compare compact+flip --compare compact+ops_warp`.
 """

@@ -46,7 +46,7 @@ def main(argv=None):
   parser.add_argument('--no_model', action='store_true', help='baselines only')
   parser.add_argument('--align', default='64')
   parser.add_argument('--flip_average', dest='flip_average', action='store_const', const=True,
-                      default=None, help='the model also runs each pair mirrored and averages '
+                      default=None, help='the model also runs each pair transposed and averages '
                       '(default: as the model file says; on for the built-in model)')
   parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
                       const=False, help='the model runs each pair once')

@@ -25,8 +25,9 @@ def main(argv=None) -> int:
                       help='released SavedModel dir, .npz or our weight file; default: built-in')
   parser.add_argument('--align', type=int, default=64, help='pad to a multiple of this; 0: none')
   parser.add_argument('--flip_average', dest='flip_average', action='store_const', const=True,
-                      default=None, help='also run the pair mirrored left-right and average '
-                      '(~1.7x the time; default: as the model file says, on for the built-in one)')
+                      default=None, help='also run the pair flipped about its diagonal '
+                      '(transposed) and average (1.6-1.9x the time; default: as the model '
+                      'file says, on for the built-in one)')
   parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
                       const=False, help='run the pair once')
   args = parser.parse_args(argv)

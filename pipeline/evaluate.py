@@ -72,8 +72,9 @@ def parse_known_args(argv):
   parser.add_argument('--align', type=int, default=64,
                       help='pad frames to a multiple of this for the model; 0: no padding')
   parser.add_argument('--flip_average', dest='flip_average', action='store_const', const=True,
-                      default=None, help='the model also runs each pair mirrored left-right and '
-                      'averages (default: as the model file says; on for the built-in model)')
+                      default=None, help='the model also runs each pair flipped about its '
+                      'diagonal (transposed) and averages (default: as the model file says; on '
+                      'for the built-in model)')
   parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
                       const=False, help='the model runs each pair once')
   parser.add_argument('--leave_one_out', action='store_true',
