@@ -624,6 +624,27 @@ def augment(rng: np.random.Generator, x0, y, x1):
   return tuple(np.ascontiguousarray(f) for f in frames)
 
 
+def augment_views(rng: np.random.Generator, x0, y, x1, count: int):
+  """`count` views of one triplet, each a different one of the square's 8 flips and rotations
+  (4 on other frames: rot90 by 0 or 180 degrees, each mirrored or not), each also swapped in
+  time at random: one rendered scene fills `count` batch slots (batch augmentation)."""
+  square = x0.shape[0] == x0.shape[1]
+  kinds = 8 if square else 4
+  if not 1 <= count <= kinds:
+    raise ValueError(f'{count} views of one triplet: between 1 and {kinds} on '
+                     f'{"square" if square else "non-square"} frames')
+  views = []
+  for code in rng.choice(kinds, size=count, replace=False):
+    k = int(code) // 2 * (1 if square else 2)
+    frames = [np.rot90(f, k) for f in (x0, y, x1)]
+    if code % 2:
+      frames = [f[:, ::-1] for f in frames]
+    if rng.random() < 0.5:
+      frames = frames[::-1]
+    views.append(tuple(np.ascontiguousarray(f) for f in frames))
+  return views
+
+
 # --------------------------------------------------------------------------------------------
 # A held-out set on disk, for choosing checkpoints without touching the evaluation set.
 

@@ -200,7 +200,9 @@ def parse_args(argv):
                  help='reproduce runs made before the fix (model card stages 2-7): starting from '
                       'a weight file, Adam counted on from its step, which made the first ~1000 '
                       'steps up to 3x larger')
-  return p.parse_args(argv)
+  args = p.parse_args(argv)
+  training.check_arguments(p, args)
+  return args
 
 
 def main(argv=None) -> int:
@@ -220,7 +222,8 @@ def main(argv=None) -> int:
   batches = steps.map(
       lambda s: tf.numpy_function(
           lambda s: training.make_batch(args.seed, int(s), args.batch_size, args.crop,
-                                        args.max_motion, clips, args.clips_fraction, **scenes),
+                                        args.max_motion, clips, args.clips_fraction,
+                                        args.views_per_scene, **scenes),
           [s], [tf.float32] * 3, stateful=False),
       num_parallel_calls=1, deterministic=True).prefetch(2)
 

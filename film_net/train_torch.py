@@ -41,7 +41,7 @@ class StepBatches(torch.utils.data.Dataset):
   def __getitem__(self, i):
     a = self.args
     batch = training.make_batch(a.seed, self.first + i, a.batch_size, a.crop, a.max_motion,
-                                self.clips, a.clips_fraction, **self.scenes)
+                                self.clips, a.clips_fraction, a.views_per_scene, **self.scenes)
     return tuple(torch.from_numpy(f).permute(0, 3, 1, 2).contiguous() for f in batch)
 
 
@@ -127,7 +127,9 @@ def parse_args(argv):
   p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
   p.add_argument('--workers', type=int, default=max(1, (os.cpu_count() or 2) - 1),
                  help='processes rendering batches (0: render in the training process)')
-  return p.parse_args(argv)
+  args = p.parse_args(argv)
+  training.check_arguments(p, args)
+  return args
 
 
 def main(argv=None) -> int:

@@ -21,23 +21,32 @@ from film_net.options import Options
 
 
 def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: float | None,
-               clips: list | None = None, clips_fraction: float = 0.0, **scene_options):
+               clips: list | None = None, clips_fraction: float = 0.0, views_per_scene: int = 1,
+               **scene_options):
   """(x0, y, x1) float32 batches for one step; identical for equal (seed, step).
 
   `scene_options` (small_objects, regular_share, motion_blur, deform) go to
-  `render.render_triplet`.
+  `render.render_triplet`. With `views_per_scene` K > 1 each triplet (rendered or from a clip)
+  fills K consecutive slots, each a different flip or rotation (`render.augment_views`), so a
+  step costs the rendering of batch_size / K triplets; K = 1 draws the batches it always did.
   """
+  if views_per_scene < 1 or batch_size % views_per_scene:
+    raise ValueError(f'batch_size {batch_size} is not a multiple of views_per_scene '
+                     f'{views_per_scene}')
   rng = np.random.default_rng([seed, step])
   options = dict(scene_options)
   if max_motion:
     options['max_motion_px'] = max_motion
   frames = []
-  for _ in range(batch_size):
+  for _ in range(batch_size // views_per_scene):
     if clips and rng.random() < clips_fraction:
       triplet = _crop_triplet(rng, clips[rng.integers(len(clips))], crop)
     else:
       triplet = render.render_triplet(rng, crop, crop, **options)
-    frames.append(render.augment(rng, *triplet))
+    if views_per_scene == 1:
+      frames.append(render.augment(rng, *triplet))
+    else:
+      frames.extend(render.augment_views(rng, *triplet, views_per_scene))
   return tuple(np.stack([f[i] for f in frames]).astype(np.float32) for i in range(3))
 
 
@@ -60,6 +69,11 @@ def add_arguments(p) -> None:
   p.add_argument('--steps', type=int, required=True, help='train until this global step')
   p.add_argument('--max_minutes', type=float, default=None, help='stop (and save) after this')
   p.add_argument('--batch_size', type=int, default=8)
+  p.add_argument('--views_per_scene', type=int, default=1,
+                 help='each rendered triplet fills this many batch slots, each a different flip '
+                      'or rotation (batch augmentation): that many times the samples per step '
+                      'for the same rendering, for GPUs that rendering leaves idle; a divisor '
+                      'of --batch_size, at most 8')
   p.add_argument('--crop', type=int, default=128, help='square training frames of this size')
   p.add_argument('--max_motion', type=float, default=None,
                  help='largest motion in px between x0 and x1 (default: the renderer\'s)')
@@ -79,6 +93,13 @@ def add_arguments(p) -> None:
   p.add_argument('--clips_fraction', type=float, default=0.5)
   p.add_argument('--log_every', type=int, default=20)
   p.add_argument('--checkpoint_every', type=int, default=200)
+
+
+def check_arguments(parser, args) -> None:
+  """Refuses flags that cannot go together (parser.error exits with the usage)."""
+  if not 1 <= args.views_per_scene <= 8 or args.batch_size % args.views_per_scene:
+    parser.error(f'--views_per_scene {args.views_per_scene} must divide --batch_size '
+                 f'{args.batch_size} and be between 1 and 8')
 
 
 def resolve_init(init: str) -> str | None:
@@ -131,6 +152,8 @@ def describe_data(args, clips: list | None) -> str:
     data += f' ({", ".join(parts)})'
   if clips:
     data += f' + clips {args.clips} ({args.clips_fraction:.0%})'
+  if args.views_per_scene > 1:
+    data += f', {args.views_per_scene} views per triplet'
   return data
 
 

@@ -117,6 +117,32 @@ def test_augment_keeps_the_middle_and_shapes():
   assert seen_reversed
 
 
+def _dihedral(image):
+  """The 8 flips and rotations of a square image."""
+  turns = [np.rot90(image, k) for k in range(4)]
+  return turns + [t[:, ::-1] for t in turns]
+
+
+def test_augment_views_are_distinct_flips_and_rotations_of_one_triplet():
+  rng = np.random.default_rng(1)
+  x0, y, x1 = rng.random((3, 8, 8, 3), np.float32)
+  views = render.augment_views(rng, x0, y, x1, 8)
+  middles = [v[1] for v in views]
+  # Each middle frame is one of y's 8 transforms, and all 8 appear once.
+  matches = [[np.array_equal(m, t) for t in _dihedral(y)] for m in middles]
+  assert all(sum(row) == 1 for row in matches)
+  assert sorted(row.index(True) for row in matches) == list(range(8))
+  for (a, b, c), row in zip(views, matches):  # the outer frames move with it, maybe swapped
+    k = row.index(True)
+    assert {a.tobytes(), c.tobytes()} == {_dihedral(x0)[k].tobytes(), _dihedral(x1)[k].tobytes()}
+  assert any(np.array_equal(v[0], _dihedral(x1)[matches[i].index(True)])
+             for i, v in enumerate(views))  # some views run backwards in time
+  wide = [f[:, :6] for f in (x0, y, x1)]
+  assert len({v[1].tobytes() for v in render.augment_views(rng, *wide, 4)}) == 4
+  with pytest.raises(ValueError, match='between 1 and 4'):
+    render.augment_views(rng, *wide, 5)
+
+
 def test_held_out_triplets_are_written_in_the_middlebury_layout(tmp_path):
   assert render.main(['--output', str(tmp_path), '--count', '2', '--size', '32',
                       '--seed', '4']) == 0

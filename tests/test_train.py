@@ -3,6 +3,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from film_net import Interpolator, Options
@@ -105,6 +106,37 @@ def test_batches_are_a_function_of_seed_and_step():
       extended[1], training.make_batch(1, 7, 2, 32, 4, small_objects=2, regular_share=0.5,
                                        motion_blur=0.5)[1])
   assert not np.array_equal(a[1], extended[1])  # the scene options reach the renderer
+
+
+def test_views_per_scene_fills_several_slots_with_one_scene_seen_differently():
+  x0, y, x1 = training.make_batch(seed=2, step=3, batch_size=4, crop=32, max_motion=4,
+                                  views_per_scene=2)
+  again = training.make_batch(seed=2, step=3, batch_size=4, crop=32, max_motion=4,
+                              views_per_scene=2)
+  np.testing.assert_array_equal(y, again[1])
+  def same_scene(a, b):  # b is one of a's flips and rotations
+    turns = [np.rot90(a, k) for k in range(4)]
+    return any(np.array_equal(b, t) for t in turns + [t[:, ::-1] for t in turns])
+  assert same_scene(y[0], y[1]) and same_scene(y[2], y[3])  # two scenes, two views each
+  assert not np.array_equal(y[0], y[1]) and not same_scene(y[0], y[2])
+  # One view per scene draws the batches it always did (the model card's commands).
+  plain = training.make_batch(seed=2, step=3, batch_size=4, crop=32, max_motion=4)
+  assert not same_scene(plain[1][0], plain[1][1])
+  with pytest.raises(ValueError, match='not a multiple'):
+    training.make_batch(seed=2, step=3, batch_size=3, crop=32, max_motion=4, views_per_scene=2)
+  with pytest.raises(SystemExit):
+    train.parse_args(['--output_dir', 'x', '--steps', '1', '--batch_size', '4',
+                      '--views_per_scene', '3'])
+
+
+def test_the_trainer_takes_its_batches_with_the_views_per_scene_asked_for(tmp_path):
+  for views in (1, 2):
+    assert train.main(_args(tmp_path / str(views), 1, '--views_per_scene', str(views))) == 0
+  one, _ = weights_lib.read_npz(str(tmp_path / '1' / 'latest.npz'))
+  two, _ = weights_lib.read_npz(str(tmp_path / '2' / 'latest.npz'))
+  assert any(not np.array_equal(one[name], two[name]) for name in one)  # other batches
+  assert weights_lib.read_meta(str(tmp_path / '2' / 'latest.npz'))['data'] == (
+      'rendered, 2 views per triplet')
 
 
 def test_blend_initialisation_starts_at_the_frame_average():

@@ -161,3 +161,14 @@ def test_real_clips_reach_the_rendering_workers(tmp_path):
   assert 'step 4/4' in log
   meta = weights_lib.read_meta(str(tmp_path / 'run' / 'latest.npz'))
   assert meta['data'] == f'rendered + clips {tmp_path / "clips"} (100%)'
+
+
+def test_rendering_workers_draw_the_batches_of_make_batch_with_views_per_scene():
+  from film_net import train_torch  # pylint: disable=import-outside-toplevel
+  args = train_torch.parse_args(['--output_dir', 'x', '--steps', '9', '--batch_size', '4',
+                                 '--crop', '32', '--max_motion', '4', '--views_per_scene', '2',
+                                 '--seed', '3', '--device', 'cpu'])
+  x0, y, x1 = train_torch.StepBatches(args, 5, None)[1]
+  expected = training.make_batch(3, 6, 4, 32, 4, views_per_scene=2)
+  for got, want in zip((x0, y, x1), expected):
+    np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), want)
