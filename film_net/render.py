@@ -616,12 +616,7 @@ def augment(rng: np.random.Generator, x0, y, x1):
   """
   square = x0.shape[0] == x0.shape[1]
   k = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
-  frames = [np.rot90(f, k) for f in (x0, y, x1)]
-  if rng.random() < 0.5:
-    frames = [f[:, ::-1] for f in frames]
-  if rng.random() < 0.5:
-    frames = frames[::-1]
-  return tuple(np.ascontiguousarray(f) for f in frames)
+  return _transformed((x0, y, x1), k, rng.random() < 0.5, rng.random() < 0.5)
 
 
 def augment_views(rng: np.random.Generator, x0, y, x1, count: int):
@@ -633,16 +628,19 @@ def augment_views(rng: np.random.Generator, x0, y, x1, count: int):
   if not 1 <= count <= kinds:
     raise ValueError(f'{count} views of one triplet: between 1 and {kinds} on '
                      f'{"square" if square else "non-square"} frames')
-  views = []
-  for code in rng.choice(kinds, size=count, replace=False):
-    k = int(code) // 2 * (1 if square else 2)
-    frames = [np.rot90(f, k) for f in (x0, y, x1)]
-    if code % 2:
-      frames = [f[:, ::-1] for f in frames]
-    if rng.random() < 0.5:
-      frames = frames[::-1]
-    views.append(tuple(np.ascontiguousarray(f) for f in frames))
-  return views
+  return [_transformed((x0, y, x1), int(code) // 2 * (1 if square else 2), code % 2 == 1,
+                       rng.random() < 0.5)
+          for code in rng.choice(kinds, size=count, replace=False)]
+
+
+def _transformed(triplet, k: int, mirror: bool, reverse: bool):
+  """The triplet turned k times by 90 degrees, then mirrored left-right and reversed in time."""
+  frames = [np.rot90(f, k) for f in triplet]
+  if mirror:
+    frames = [f[:, ::-1] for f in frames]
+  if reverse:
+    frames = frames[::-1]
+  return tuple(np.ascontiguousarray(f) for f in frames)
 
 
 # --------------------------------------------------------------------------------------------
