@@ -30,9 +30,7 @@ def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: flo
   fills K consecutive slots, each a different flip or rotation (`render.augment_views`), so a
   step costs the rendering of batch_size / K triplets; K = 1 draws the batches it always did.
   """
-  if views_per_scene < 1 or batch_size % views_per_scene:
-    raise ValueError(f'batch_size {batch_size} is not a multiple of views_per_scene '
-                     f'{views_per_scene}')
+  check_views(batch_size, views_per_scene)
   rng = np.random.default_rng([seed, step])
   options = dict(scene_options)
   if max_motion:
@@ -48,6 +46,14 @@ def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: flo
     else:
       frames.extend(render.augment_views(rng, *triplet, views_per_scene))
   return tuple(np.stack([f[i] for f in frames]).astype(np.float32) for i in range(3))
+
+
+def check_views(batch_size: int, views_per_scene: int) -> None:
+  """Raises ValueError unless views_per_scene divides batch_size and a square crop has that
+  many flips and rotations (8)."""
+  if not 1 <= views_per_scene <= 8 or batch_size % views_per_scene:
+    raise ValueError(f'views_per_scene {views_per_scene} must divide batch_size {batch_size} '
+                     'and be between 1 and 8')
 
 
 def _crop_triplet(rng, triplet, crop: int):
@@ -97,9 +103,10 @@ def add_arguments(p) -> None:
 
 def check_arguments(parser, args) -> None:
   """Refuses flags that cannot go together (parser.error exits with the usage)."""
-  if not 1 <= args.views_per_scene <= 8 or args.batch_size % args.views_per_scene:
-    parser.error(f'--views_per_scene {args.views_per_scene} must divide --batch_size '
-                 f'{args.batch_size} and be between 1 and 8')
+  try:
+    check_views(args.batch_size, args.views_per_scene)
+  except ValueError as e:
+    parser.error(f'--{e}')
 
 
 def resolve_init(init: str) -> str | None:

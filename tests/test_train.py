@@ -122,7 +122,7 @@ def test_views_per_scene_fills_several_slots_with_one_scene_seen_differently():
   # One view per scene draws the batches it always did (the model card's commands).
   plain = training.make_batch(seed=2, step=3, batch_size=4, crop=32, max_motion=4)
   assert not same_scene(plain[1][0], plain[1][1])
-  with pytest.raises(ValueError, match='not a multiple'):
+  with pytest.raises(ValueError, match='must divide batch_size 3'):
     training.make_batch(seed=2, step=3, batch_size=3, crop=32, max_motion=4, views_per_scene=2)
   with pytest.raises(SystemExit):
     train.parse_args(['--output_dir', 'x', '--steps', '1', '--batch_size', '4',
