@@ -240,7 +240,8 @@ def _choose_baselines(requested):
   skipped = [n for n in names if n not in available]
   for name in skipped:
     logging.warning('Skipping baseline %s: %s', name,
-                    'ffmpeg is not on PATH' if name == 'minterpolate' else
+                    'no ffmpeg (none on PATH, imageio-ffmpeg not installed)'
+                    if name == 'minterpolate' else
                     'OpenCV is not installed (pip install opencv-python-headless)')
   return [n for n in names if n in available], skipped
 

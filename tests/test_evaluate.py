@@ -4,7 +4,6 @@ import csv
 import json
 import math
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -59,7 +58,8 @@ def test_heat_map_is_black_without_error_and_white_at_the_scale():
   np.testing.assert_array_equal(heat[1:, 1:], 0)
 
 
-@pytest.mark.skipif(shutil.which('ffmpeg') is None, reason='ffmpeg is not on PATH')
+@pytest.mark.skipif(quality.find_ffmpeg() is None,
+                    reason='no ffmpeg: none on PATH and imageio-ffmpeg is not installed')
 def test_minterpolate_returns_the_middle_not_an_input():
   x0, mid, x1 = _shift_triplet()
   middle = quality.minterpolate(x0, x1)
@@ -105,6 +105,26 @@ def test_job_on_triplet_folders_gives_the_analytic_baseline_scores(tmp_path):
       ('mean', 'repeat'), ('mean', 'average')]
   png = Image.open(os.path.join(out, 'comparisons', 'a.png'))
   assert png.size == (3 * 32, 3 * 24)  # inputs and truth, then a row per method
+
+
+@pytest.mark.skipif(quality.find_ffmpeg() is None,
+                    reason='no ffmpeg: none on PATH and imageio-ffmpeg is not installed')
+def test_job_scores_the_minterpolate_baseline(tmp_path):
+  x0, mid, x1 = _shift_triplet(shift=6)
+  for name, image in (('frame10', x0), ('frame10i11', mid), ('frame11', x1)):
+    _save(str(tmp_path / 'in' / 'shift' / f'{name}.png'), image)
+  out = str(tmp_path / 'out')
+  evaluate.run(['--input', str(tmp_path / 'in'), '--output', out, '--no_model',
+                '--baselines', 'average,minterpolate', '--no_png'])
+  report = json.load(open(os.path.join(out, 'results.json')))
+  # The job's row is ffmpeg's frame scored as FILM does, from the PNGs it read (8-bit).
+  def load(name):
+    return np.asarray(Image.open(tmp_path / 'in' / 'shift' / f'{name}.png'), np.float32) / 255
+
+  expected = quality.psnr(quality.minterpolate(load('frame10'), load('frame11')),
+                          load('frame10i11'))
+  assert report['mean']['minterpolate']['psnr'] == pytest.approx(expected, abs=1e-4)
+  assert report['mean']['minterpolate']['psnr'] > report['mean']['average']['psnr'] + 3
 
 
 def test_model_and_leave_one_out_on_clips(tmp_path):

@@ -10,7 +10,8 @@ Baselines, each `fn(x0, x1) -> middle`:
 * repeat: frame 0 as it is;
 * average: the mean of the two frames;
 * minterpolate: ffmpeg's motion-compensated interpolation (mci, aobmc, bidir, vsbmc) on the pair
-  at 1 fps, asked for 2 fps, keeping the frame at t = 0.5 (needs `ffmpeg` on PATH);
+  at 1 fps, asked for 2 fps, keeping the frame at t = 0.5 (needs an ffmpeg: the one on PATH, or
+  the binary of the `imageio-ffmpeg` package, a benchmark extra);
 * dis: OpenCV's DIS optical flow (medium preset) both ways on gray frames, each frame
   backward-warped half-way along its flow, the two warps averaged (needs `cv2`, a benchmark
   extra: `pip install opencv-python-headless`).
@@ -87,13 +88,29 @@ def average(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
   return (x0 + x1) / 2
 
 
-def minterpolate(x0: np.ndarray, x1: np.ndarray, ffmpeg: str = 'ffmpeg') -> np.ndarray:
+def find_ffmpeg() -> str | None:
+  """The ffmpeg on PATH, else the one `imageio-ffmpeg` ships (pip wheels with the binary, so
+  benchmarks and CI get the baseline without a system package), else None."""
+  found = shutil.which('ffmpeg')
+  if found:
+    return found
+  try:
+    import imageio_ffmpeg  # pylint: disable=import-outside-toplevel
+    return imageio_ffmpeg.get_ffmpeg_exe()
+  except (ImportError, RuntimeError):
+    return None
+
+
+def minterpolate(x0: np.ndarray, x1: np.ndarray, ffmpeg: str | None = None) -> np.ndarray:
   """ffmpeg's minterpolate middle frame (8-bit input; converted through yuv444p, no subsampling).
 
   The frames go in at 1 fps and come out at 2 fps, so the second output frame is at t = 0.5.
   minterpolate holds frames back until it sees one past the pair, so frame 1 goes in twice; with
   just the pair it outputs nothing.
   """
+  ffmpeg = ffmpeg or find_ffmpeg()
+  if ffmpeg is None:
+    raise RuntimeError('no ffmpeg: none on PATH and imageio-ffmpeg is not installed')
   h, w = x0.shape[:2]
   command = [ffmpeg, '-nostdin', '-v', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24',
              '-s', f'{w}x{h}', '-r', '1', '-i', '-',
@@ -136,7 +153,7 @@ def dis(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
 def available_baselines() -> dict:
   """{name: fn} for the baselines this machine can run; see the module docstring."""
   found = {'repeat': repeat, 'average': average}
-  ffmpeg = shutil.which('ffmpeg')
+  ffmpeg = find_ffmpeg()
   if ffmpeg:
     found['minterpolate'] = lambda x0, x1: minterpolate(x0, x1, ffmpeg)
   try:
