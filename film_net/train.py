@@ -16,59 +16,13 @@ import json
 import os
 import sys
 
-import numpy as np
 import tensorflow as tf
 
 from film_net import render
-from film_net import specs
 from film_net import training
 from film_net import weights as weights_lib
 from film_net.model import FilmNet
 from film_net.options import Options
-
-
-def blend_initialise(net: FilmNet) -> bool:
-  """Starts the model at "average of the two warped frames, with zero flow".
-
-  Only initial values change, not the architecture: each flow predictor's last conv starts at
-  zero (no motion), and the finest fusion level passes both warped RGB frames through its two
-  3x3 convs (centre taps of 1; leaky ReLU keeps values in [0, 1] as they are) to an output conv
-  that averages them. Training then starts from the frame-average baseline and improves the flows
-  and the fusion from there, instead of first learning to reproduce an image at all, which from
-  Glorot noise takes thousands of steps. Returns False (no change) if the finest fusion level has
-  fewer than 6 filters.
-  """
-  options = net.options
-  nf = specs.fusion_filters(options, 0)
-  names = specs.fusion_conv_names(options)
-  if nf < 6 or options.fusion_pyramid_levels < 2:
-    return False
-  for spec in net.specs:
-    if spec.name.startswith('predict_flow/') and spec.out_channels == 2:
-      net.kernels[spec.name].assign(tf.zeros(spec.kernel_shape))
-      net.biases[spec.name].assign(tf.zeros([2]))
-  x1_rgb = 3 + specs.feature_channels(options, 0)  # aligned[0] = [x0 rgb, feat, x1 rgb, ...]
-  sources = [0, 1, 2, x1_rgb, x1_rgb + 1, x1_rgb + 2]
-
-  def pass_through(name: str, inputs: list[int]) -> None:
-    kernel = net.kernels[name].numpy()
-    kernel[..., :6] = 0.0
-    kernel[:, :, inputs, :] = 0.0  # other channels do not read the passed-through ones
-    for out, src in enumerate(inputs):
-      kernel[1, 1, src, out] = 1.0
-    net.kernels[name].assign(kernel)
-    bias = net.biases[name].numpy()
-    bias[:6] = 0.0
-    net.biases[name].assign(bias)
-
-  pass_through(names[1], sources)
-  pass_through(names[2], list(range(6)))
-  out = np.zeros(net.kernels[names[-1]].shape, np.float32)
-  for c in range(3):
-    out[0, 0, c, c] = out[0, 0, 3 + c, c] = 0.5
-  net.kernels[names[-1]].assign(out)
-  net.biases[names[-1]].assign(tf.zeros([3]))
-  return True
 
 
 class GlobalStepDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
@@ -141,9 +95,11 @@ class Trainer:
       if self.legacy_adam_count:
         self.optimizer.iterations.assign(steps)
       return f'started from {init} (step {steps})'
-    if scheme == 'blend' and blend_initialise(self.net):
-      return 'started from random weights, blend-initialised (average of warped frames)'
-    return 'started from random weights'
+    blended = training.blend_initialised(self.net.released_weights(), self.options, scheme)
+    if blended is None:
+      return 'started from random weights'
+    self.net.set_released_weights(blended)
+    return 'started from random weights, blend-initialised (average of warped frames)'
 
   @tf.function(reduce_retracing=True)
   def train_step(self, x0, y, x1):
@@ -194,8 +150,6 @@ def _write_json(path: str, data: dict) -> None:
 def parse_args(argv):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   training.add_arguments(p)
-  p.add_argument('--init_scheme', choices=('blend', 'glorot'), default='blend',
-                 help='fresh weights: blend (start at the frame average) or glorot (as FILM)')
   p.add_argument('--legacy_adam_count', action='store_true',
                  help='reproduce runs made before the fix (model card stages 2-7): starting from '
                       'a weight file, Adam counted on from its step, which made the first ~1000 '

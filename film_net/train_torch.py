@@ -75,13 +75,19 @@ class Trainer:
       self.ema = [t.to(self.device) for t in state['ema']]
       self.step, self.meta = state['step'], state['meta']
       return f'resumed {self.path} at step {self.step}'
-    message = 'started from random weights (Glorot)'
     start = training.read_init(init, self.options) if init else None
     if start:
       weights, self.meta = start
       self.net.load_released_weights(weights)
       self.step = int(self.meta.get('steps', 0))
       message = f'started from {init} (step {self.step})'
+    else:
+      blended = training.blend_initialised(self.net.released_weights(), self.options,
+                                           self.args.init_scheme)
+      message = 'started from random weights (Glorot)'
+      if blended is not None:
+        self.net.load_released_weights(blended)
+        message += ', blend-initialised (average of warped frames)'
     self.ema = [p.detach().clone() for p in self.net.parameters()]
     return message
 

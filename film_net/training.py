@@ -95,6 +95,9 @@ def add_arguments(p) -> None:
   p.add_argument('--init', default='default',
                  help="weights to start from without a checkpoint: 'default' (the built-in "
                       "model, if options match), 'none', or a weight file path")
+  p.add_argument('--init_scheme', choices=('blend', 'glorot'), default='blend',
+                 help='fresh weights (--init none): blend (start at the frame average) or glorot '
+                      '(as FILM)')
   p.add_argument('--clips', default=None, help='folder of clips (local or gs://) to mix in')
   p.add_argument('--clips_fraction', type=float, default=0.5)
   p.add_argument('--log_every', type=int, default=20)
@@ -128,6 +131,48 @@ def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
   print(f'not starting from {init}: its options differ from {options} in the weights they '
         'need', flush=True)
   return None
+
+
+def blend_initialised(weights: dict[str, np.ndarray], options: Options,
+                      scheme: str = 'blend') -> dict[str, np.ndarray] | None:
+  """Fresh (random) released-name weights changed to start at "average of the two warped
+  frames, with zero flow"; None where `scheme` is 'glorot' or the model is too narrow for it.
+
+  Only initial values change, not the architecture: each flow predictor's last conv starts at
+  zero (no motion), and the finest fusion level passes both warped RGB frames through its two
+  3x3 convs (centre taps of 1; leaky ReLU keeps values in [0, 1] as they are) to an output conv
+  that averages them. Training then starts from the frame-average baseline and improves the flows
+  and the fusion from there, instead of first learning to reproduce an image at all, which from
+  Glorot noise takes thousands of steps. Needs at least 6 filters at the finest fusion level.
+  Both trainers start fresh runs here, so they start alike.
+  """
+  names = specs.fusion_conv_names(options)
+  if (scheme == 'glorot' or specs.fusion_filters(options, 0) < 6
+      or options.fusion_pyramid_levels < 2):
+    return None
+  out = {name: np.array(value, np.float32) for name, value in weights.items()}
+  for spec in specs.conv_specs(options):
+    if spec.name.startswith('predict_flow/') and spec.out_channels == 2:
+      out[f'{spec.name}/kernel'][:] = 0.0
+      out[f'{spec.name}/bias'][:] = 0.0
+  x1_rgb = 3 + specs.feature_channels(options, 0)  # aligned[0] = [x0 rgb, feat, x1 rgb, ...]
+
+  def pass_through(name: str, inputs: list[int]) -> None:
+    kernel = out[f'{name}/kernel']
+    kernel[..., :6] = 0.0
+    kernel[:, :, inputs, :] = 0.0  # other channels do not read the passed-through ones
+    for channel, source in enumerate(inputs):
+      kernel[1, 1, source, channel] = 1.0
+    out[f'{name}/bias'][:6] = 0.0
+
+  pass_through(names[1], [0, 1, 2, x1_rgb, x1_rgb + 1, x1_rgb + 2])
+  pass_through(names[2], list(range(6)))
+  average = out[f'{names[-1]}/kernel']
+  average[:] = 0.0
+  for c in range(3):
+    average[0, 0, c, c] = average[0, 0, 3 + c, c] = 0.5
+  out[f'{names[-1]}/bias'][:] = 0.0
+  return out
 
 
 def carried_meta(meta: dict) -> dict:

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from film_net import Interpolator, Options
+from film_net import specs
 from film_net import train
 from film_net import training
 from film_net import weights as weights_lib
@@ -141,11 +142,17 @@ def test_the_trainer_takes_its_batches_with_the_views_per_scene_asked_for(tmp_pa
 
 def test_blend_initialisation_starts_at_the_frame_average():
   interp = Interpolator.random(Options.compact(), seed=0, align=None)
-  assert train.blend_initialise(interp.net)
+  random = interp.net.released_weights()
+  blended = training.blend_initialised(random, Options.compact())
+  output = specs.fusion_conv_names(Options.compact())[-1] + '/kernel'
+  assert not np.array_equal(random[output], blended[output])  # a copy; the input is unchanged
+  interp.net.set_released_weights(blended)
   x0, _, x1 = training.make_batch(seed=5, step=0, batch_size=2, crop=64, max_motion=8)
   np.testing.assert_allclose(interp(x0, x1), (x0 + x1) / 2, atol=1e-5)
+  assert training.blend_initialised(random, Options.compact(), 'glorot') is None
   # Too few fusion filters to pass both frames through: left as it is.
-  assert not train.blend_initialise(Interpolator.random(Options.tiny()).net)
+  tiny = Interpolator.random(Options.tiny()).net.released_weights()
+  assert training.blend_initialised(tiny, Options.tiny()) is None
 
 
 def _weight_file_at_step(tmp_path, steps):

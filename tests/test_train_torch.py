@@ -122,6 +122,21 @@ def test_a_few_steps_lower_the_loss_and_the_tensorflow_model_reads_the_result(tm
   assert weights_lib.read_meta(str(tmp_path / 'latest.npz'))['trainer'].endswith('on CPU')
 
 
+def test_a_fresh_run_starts_at_the_frame_average_as_the_tensorflow_trainer_does(tmp_path):
+  compact = json.dumps(Options.compact().to_dict())
+  x0, _, x1 = training.make_batch(seed=5, step=0, batch_size=2, crop=64, max_motion=8)
+  for scheme in ('blend', 'glorot'):
+    # One step at learning rate 0 writes the starting weights.
+    log = _train(tmp_path / scheme, 1, '--options', compact, '--crop', '64', '--lr', '0',
+                 '--init_scheme', scheme)
+    start = Interpolator.from_path(str(tmp_path / scheme / 'latest.npz'), align=None)
+    error = np.abs(start(x0, x1) - (x0 + x1) / 2).max()
+    if scheme == 'blend':
+      assert 'blend-initialised' in log and error < 1e-5
+    else:
+      assert 'blend' not in log and error > 0.05
+
+
 def test_resume_matches_an_uninterrupted_run_with_rendering_workers(tmp_path):
   ema = ('--ema_decay', '0.9', '--workers', '2')
   straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
