@@ -52,7 +52,7 @@ def train(out: str, batch: int, views: int, seed: int, args) -> float:
 def mean_psnr(weights_path: str, triplets: list) -> float:
   from film_net.interpolator import Interpolator  # pylint: disable=import-outside-toplevel
   from transforms import quality  # pylint: disable=import-outside-toplevel
-  model = Interpolator.from_path(weights_path, align=0, flip_average=False, padding='mirror')
+  model = Interpolator.from_path(weights_path, align=0, flip_average=False)
   return float(np.mean([quality.psnr(np.clip(model(x0, x1), 0, 1), mid)
                         for x0, mid, x1 in triplets]))
 
@@ -74,6 +74,7 @@ def main() -> None:
                       help='BxK: batch B, K views per scene (repeatable; default 8x1 8x2 16x2)')
   parser.add_argument('--steps', type=int, default=1000)
   parser.add_argument('--seeds', type=int, default=1, help='seeds per run (11, 12, ...)')
+  parser.add_argument('--first_seed', type=int, default=11)
   parser.add_argument('--options', default=json.dumps(SMALL))
   parser.add_argument('--crop', type=int, default=96)
   parser.add_argument('--max_motion', type=int, default=24)
@@ -87,7 +88,7 @@ def main() -> None:
   triplets = held_out(args)
   print('run      seed  scenes/step  minutes  held-out PSNR dB', flush=True)
   for batch, views in runs:
-    for seed in range(11, 11 + args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
       with tempfile.TemporaryDirectory() as out:
         seconds = train(out, batch, views, seed, args)
         score = mean_psnr(os.path.join(out, 'latest.npz'), triplets)
