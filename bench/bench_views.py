@@ -60,12 +60,9 @@ def mean_psnr(weights_path: str, triplets: list) -> float:
 def held_out(args) -> list:
   from film_net import render  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(HELD_OUT_SEED)
-  triplets = []
-  for _ in range(args.held_out):
-    x0, mid, x1 = render.render_triplet(rng, args.crop, args.crop, max_motion_px=args.max_motion,
-                                        small_objects=3, regular_share=0.3)
-    triplets.append((x0, mid, x1))
-  return triplets
+  return [render.render_triplet(rng, args.crop, args.crop, max_motion_px=args.max_motion,
+                                small_objects=3, regular_share=0.3)
+          for _ in range(args.held_out)]
 
 
 def main() -> None:

@@ -240,8 +240,7 @@ def _choose_baselines(requested):
   skipped = [n for n in names if n not in available]
   for name in skipped:
     logging.warning('Skipping baseline %s: %s', name,
-                    'no ffmpeg (none on PATH, imageio-ffmpeg not installed)'
-                    if name == 'minterpolate' else
+                    quality.NO_FFMPEG if name == 'minterpolate' else
                     'OpenCV is not installed (pip install opencv-python-headless)')
   return [n for n in names if n in available], skipped
 

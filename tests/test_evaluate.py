@@ -25,6 +25,9 @@ def _smooth_texture(h, w, seed=0):
   return big
 
 
+needs_ffmpeg = pytest.mark.skipif(quality.find_ffmpeg() is None, reason=quality.NO_FFMPEG)
+
+
 def _shift_triplet(h=64, w=96, shift=4):
   big = _smooth_texture(h, w)
   return (big[:h, 8:w + 8], big[:h, 8 - shift // 2:w + 8 - shift // 2],
@@ -58,8 +61,7 @@ def test_heat_map_is_black_without_error_and_white_at_the_scale():
   np.testing.assert_array_equal(heat[1:, 1:], 0)
 
 
-@pytest.mark.skipif(quality.find_ffmpeg() is None,
-                    reason='no ffmpeg: none on PATH and imageio-ffmpeg is not installed')
+@needs_ffmpeg
 def test_minterpolate_returns_the_middle_not_an_input():
   x0, mid, x1 = _shift_triplet()
   middle = quality.minterpolate(x0, x1)
@@ -107,8 +109,7 @@ def test_job_on_triplet_folders_gives_the_analytic_baseline_scores(tmp_path):
   assert png.size == (3 * 32, 3 * 24)  # inputs and truth, then a row per method
 
 
-@pytest.mark.skipif(quality.find_ffmpeg() is None,
-                    reason='no ffmpeg: none on PATH and imageio-ffmpeg is not installed')
+@needs_ffmpeg
 def test_job_scores_the_minterpolate_baseline(tmp_path):
   x0, mid, x1 = _shift_triplet(shift=6)
   for name, image in (('frame10', x0), ('frame10i11', mid), ('frame11', x1)):

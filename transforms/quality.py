@@ -27,6 +27,7 @@ from film_net.image_io import to_uint8
 
 BASELINES = ('repeat', 'average', 'minterpolate', 'dis')
 MINTERPOLATE = 'minterpolate=fps=2:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1'
+NO_FFMPEG = 'no ffmpeg: none on PATH and imageio-ffmpeg is not installed'
 # Error heat map scale: a mean absolute error of this much (of full range) or more is white.
 HEAT_MAX = 0.25
 
@@ -110,7 +111,7 @@ def minterpolate(x0: np.ndarray, x1: np.ndarray, ffmpeg: str | None = None) -> n
   """
   ffmpeg = ffmpeg or find_ffmpeg()
   if ffmpeg is None:
-    raise RuntimeError('no ffmpeg: none on PATH and imageio-ffmpeg is not installed')
+    raise RuntimeError(NO_FFMPEG)
   h, w = x0.shape[:2]
   command = [ffmpeg, '-nostdin', '-v', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24',
              '-s', f'{w}x{h}', '-r', '1', '-i', '-',
