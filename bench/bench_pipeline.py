@@ -31,6 +31,7 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # pylint: disable=wrong-import-position
 
+from machine import machine_line  # pylint: disable=wrong-import-position
 from pipeline import sample_footage  # pylint: disable=wrong-import-position
 
 
@@ -139,6 +140,7 @@ def main():
   p.add_argument('--size', type=int, default=128)
   p.add_argument('--model_path', default=None)
   args = parser.parse_args()
+  print(f'machine: {machine_line()}', flush=True)
   {'ratio': ratio, 'rss': rss}[args.bench](args)
 
 

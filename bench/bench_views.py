@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from machine import machine_line  # pylint: disable=wrong-import-position
 
 SMALL = {'pyramid_levels': 5, 'fusion_pyramid_levels': 4, 'specialized_levels': 2,
          'sub_levels': 3, 'flow_convs': [2, 2, 2], 'flow_filters': [8, 16, 32], 'filters': 8}
@@ -80,7 +81,7 @@ def main() -> None:
   parser.add_argument('--workers', type=int, default=1)
   args = parser.parse_args()
   runs = [tuple(int(n) for n in r.lower().split('x')) for r in args.run or ['8x1', '8x2', '16x2']]
-  print(f'machine: {platform.machine()}, {os.cpu_count()} cores; {args.steps} steps, crop '
+  print(f'machine: {machine_line()}; {args.steps} steps, crop '
         f'{args.crop}, motion <= {args.max_motion} px, options {args.options}', flush=True)
   triplets = held_out(args)
   print('run      seed  scenes/step  minutes  held-out PSNR dB', flush=True)
