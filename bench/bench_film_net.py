@@ -11,14 +11,14 @@ also times the built-in model's architecture at 1920x1080 and prints its time as
 the released size's (the default model's speed target: at most 0.25). Modes after `+` in an
 options name: `+flip` times the model with `flip_average` (each pair also run transposed),
 `+ops_warp` with the warp as plain TensorFlow ops instead of the XLA-fused one that CPU-only
-hosts use by default, e.g. `--compare compact --compare compact+flip --compare compact+ops_warp`.
+hosts use by default, `+bf16` with `precision='bfloat16'`, e.g. `--compare compact --compare
+compact+flip --compare compact+ops_warp --compare compact+flip+bf16`.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -27,6 +27,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from machine import machine_line  # pylint: disable=wrong-import-position
 
 
 def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
@@ -60,11 +62,12 @@ def one_size(width: int, height: int, repeats: int, options_name: str) -> dict:
   import flops
 
   name, *modes = options_name.split('+')
-  unknown = set(modes) - {'flip', 'ops_warp'}
+  unknown = set(modes) - {'flip', 'ops_warp', 'bf16'}
   if unknown:
     raise ValueError(f'unknown modes {sorted(unknown)} in {options_name!r}')
   options = Options.parse(name)
-  interp = Interpolator(FilmNet(options, seed=0, name='film_net'), align=64,
+  precision = 'bfloat16' if 'bf16' in modes else 'float32'
+  interp = Interpolator(FilmNet(options, seed=0, name='film_net', precision=precision), align=64,
                         flip_average='flip' in modes,
                         warp_fn=warp.warp if 'ops_warp' in modes else None)
   rng = np.random.default_rng(0)
@@ -134,8 +137,7 @@ def main() -> None:
     print('RESULT ' + json.dumps(result))
     return
 
-  print(f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
-        f'{_cpu_model()}; options={args.options}')
+  print(f'machine: {machine_line()}; options={args.options}')
   jobs = [f'size:{s}' for s in args.sizes.split(',') if s]
   if args.recursion_size:
     jobs.append(f'recursion:{args.recursion_size}')
@@ -160,17 +162,6 @@ def main() -> None:
                                               other: small['seconds_per_frame']},
                         'time_ratio': round(small['seconds_per_frame'] /
                                             full['seconds_per_frame'], 3)}), flush=True)
-
-
-def _cpu_model() -> str:
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return 'unknown CPU'
 
 
 if __name__ == '__main__':

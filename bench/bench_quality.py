@@ -50,10 +50,13 @@ def main(argv=None):
                       '(default: as the model file says; on for the built-in model)')
   parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
                       const=False, help='the model runs each pair once')
+  parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
+                      help="arithmetic inside the model's convolutions")
   args = parser.parse_args(argv)
   if not os.path.isdir(args.data):
     sys.exit(f'{args.data} not found: the Middlebury-Other triplets live in ../shared/data')
-  flags = ['--input', args.data, '--output', args.output, '--align', args.align]
+  flags = ['--input', args.data, '--output', args.output, '--align', args.align,
+           '--precision', args.precision]
   flags += ['--no_model'] if args.no_model else (
       ['--model_path', args.model_path] if args.model_path else [])
   if args.flip_average is not None:

@@ -1,5 +1,5 @@
-"""Training speed of the two trainers on this machine, in one run: TensorFlow vs PyTorch, and
-the cost of rendering their batches.
+"""Training speed of the two trainers on this machine, in one run: TensorFlow (float32 and
+`--precision bfloat16`) vs PyTorch, and the cost of rendering their batches.
 
     .venv/bin/python bench/bench_train.py [--steps 60] [--batch_size 2] [--crop 192]
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from machine import machine_line  # pylint: disable=wrong-import-position
 
 
 def steps_per_second(module: str, args, extra: list[str]) -> float:
@@ -67,7 +68,7 @@ def main() -> None:
   parser.add_argument('--batch_size', type=int, default=2)
   parser.add_argument('--crop', type=int, default=192)
   args = parser.parse_args()
-  print(f'machine: {platform.machine()}, {os.cpu_count()} cores; batch {args.batch_size}, '
+  print(f'machine: {machine_line()}; batch {args.batch_size}, '
         f'crop {args.crop}, {args.steps} steps each', flush=True)
   for crop in sorted({args.crop, 256}):
     plain, blurred = (render_ms_per_triplet(crop, blur) for blur in (0.0, 0.3))
@@ -75,6 +76,9 @@ def main() -> None:
           f'{blurred:.1f} ms', flush=True)
   tf_rate = steps_per_second('film_net.train', args, [])
   print(f'film_net.train (TensorFlow): {tf_rate:.2f} steps/s', flush=True)
+  bf16_rate = steps_per_second('film_net.train', args, ['--precision', 'bfloat16'])
+  print(f'film_net.train --precision bfloat16: {bf16_rate:.2f} steps/s, '
+        f'{bf16_rate / tf_rate:.2f}x float32', flush=True)
   try:
     import torch  # pylint: disable=import-outside-toplevel
   except ImportError:

@@ -21,9 +21,21 @@ Conv = Callable[[str, tf.Tensor], tf.Tensor]
 Warp = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # `warp.warp` or `warp.fused_warp`
 
 
-def apply_conv(spec: ConvSpec, kernel, bias, x: tf.Tensor) -> tf.Tensor:
-  """Keras 2 Conv2D: stride 1, 'same' padding (extra row/col bottom-right), bias, activation."""
-  y = tf.nn.conv2d(x, kernel, strides=1, padding='SAME') + bias
+PRECISIONS = ('float32', 'bfloat16')
+
+
+def apply_conv(spec: ConvSpec, kernel, bias, x: tf.Tensor,
+               precision: str = 'float32') -> tf.Tensor:
+  """Keras 2 Conv2D: stride 1, 'same' padding (extra row/col bottom-right), bias, activation.
+
+  precision 'bfloat16' multiplies in bfloat16 (input and kernel rounded to 8 mantissa bits)
+  and returns float32, so flows, warps and sums between convolutions keep float32.
+  """
+  if precision == 'bfloat16':
+    y = tf.cast(tf.nn.conv2d(tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16), strides=1,
+                             padding='SAME'), tf.float32) + bias
+  else:
+    y = tf.nn.conv2d(x, kernel, strides=1, padding='SAME') + bias
   return tf.nn.leaky_relu(y, alpha=0.2) if spec.activation == LEAKY else y
 
 

@@ -1,6 +1,8 @@
 """film_net as a Keras layer, and `create_model` with the released inputs and outputs."""
 from __future__ import annotations
 
+import logging
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -23,9 +25,17 @@ class FilmNet(keras.layers.Layer):
   each frame's feature pyramid once.
   """
 
-  def __init__(self, options: Options, seed: int | None = None, **kwargs):
+  def __init__(self, options: Options, seed: int | None = None, precision: str = 'float32',
+               **kwargs):
     super().__init__(**kwargs)
+    if precision not in layers.PRECISIONS:
+      raise ValueError(f'precision must be one of {layers.PRECISIONS}, got {precision!r}')
+    if precision == 'bfloat16' and not bfloat16_is_native():
+      logging.warning('precision bfloat16: this machine has no bfloat16 arithmetic (CPU without '
+                      'AVX512_BF16 or AMX, GPU before compute capability 8.0), so it is emulated '
+                      'and likely slower than float32')
     self.options = options
+    self.precision = precision
     self.specs = specs.conv_specs(options)
     self.kernels, self.biases = {}, {}
     initializer = keras.initializers.GlorotUniform(seed=seed)
@@ -37,9 +47,13 @@ class FilmNet(keras.layers.Layer):
           name=_variable_name(spec.name, 'bias'), shape=(spec.out_channels,),
           initializer='zeros')
     self._spec_by_name = {s.name: s for s in self.specs}
+    full = specs.output_resolution_convs(options)
+    self._precision_by_name = {s.name: 'float32' if s.name in full else precision
+                               for s in self.specs}
 
   def conv(self, name: str, x: tf.Tensor) -> tf.Tensor:
-    return layers.apply_conv(self._spec_by_name[name], self.kernels[name], self.biases[name], x)
+    return layers.apply_conv(self._spec_by_name[name], self.kernels[name], self.biases[name], x,
+                             self._precision_by_name[name])
 
   def features(self, image: tf.Tensor):
     return layers.frame_features(self.conv, self.options, image)
@@ -107,6 +121,22 @@ class FilmNet(keras.layers.Layer):
           raise ValueError(f'{spec.name}/{part}: shape {value.shape} does not fit options '
                            f'(expected {tuple(var.shape)})')
         var.assign(value)
+
+
+def bfloat16_is_native() -> bool:
+  """Whether the device TensorFlow computes on multiplies bfloat16 in hardware: the first GPU
+  from compute capability 8.0 (Ampere) on, else a CPU with AVX512_BF16 or AMX (read from
+  /proc/cpuinfo; elsewhere assumed so, as nothing can tell)."""
+  gpus = tf.config.list_physical_devices('GPU')
+  if gpus:
+    capability = tf.config.experimental.get_device_details(gpus[0]).get('compute_capability')
+    return bool(capability) and capability >= (8, 0)
+  try:
+    with open('/proc/cpuinfo') as f:
+      flags = set(f.read().split())
+  except OSError:
+    return True
+  return bool(flags & {'avx512_bf16', 'amx_bf16'})
 
 
 def create_model(x0, x1, time, config: Options, seed: int | None = None) -> keras.Model:

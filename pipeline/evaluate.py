@@ -77,6 +77,8 @@ def parse_known_args(argv):
                       'for the built-in model)')
   parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
                       const=False, help='the model runs each pair once')
+  parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
+                      help='arithmetic inside the model\'s convolutions (see pipeline.run)')
   parser.add_argument('--leave_one_out', action='store_true',
                       help='input is footage: interpolate frames i and i+2, compare with i+1')
   parser.add_argument('--stride', type=int, default=1,
@@ -147,12 +149,14 @@ def _resolve(base, path):
 class EvaluateTriplet(beam.DoFn):
   """Triplet -> one row per method; writes the comparison PNG."""
 
-  def __init__(self, baselines, model_path, use_model, align, png_dir, flip_average=None):
+  def __init__(self, baselines, model_path, use_model, align, png_dir, flip_average=None,
+               precision='float32'):
     self._baseline_names = baselines
     self._model_path = model_path
     self._use_model = use_model
     self._align = align
     self._flip_average = flip_average
+    self._precision = precision
     self._png_dir = png_dir
     self._methods = None
 
@@ -161,7 +165,8 @@ class EvaluateTriplet(beam.DoFn):
     self._methods = {name: available[name] for name in self._baseline_names}
     if self._use_model:
       from transforms import interpolate  # pylint: disable=import-outside-toplevel
-      model = interpolate.load_model(self._model_path, self._align or None, self._flip_average)
+      model = interpolate.load_model(self._model_path, self._align or None, self._flip_average,
+                                     self._precision)
       self._methods[MODEL] = lambda x0, x1: model(x0[None], x1[None])[0]
 
   def process(self, triplet):
@@ -261,7 +266,9 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     inference['flip_average'] = known.flip_average
   settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
-              'align': known.align, **inference, 'baselines': baselines,
+              'align': known.align, **inference,
+              'precision': None if known.no_model else known.precision,
+              'baselines': baselines,
               'skipped_baselines': skipped, 'triplets_listed': len(triplets)}
   png_dir = None if known.no_png else files.join(known.output, 'comparisons')
 
@@ -277,7 +284,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
        | 'Spread' >> beam.Reshuffle()
        | 'Evaluate' >> beam.ParDo(EvaluateTriplet(baselines, known.model_path,
                                                   not known.no_model, known.align, png_dir,
-                                                  known.flip_average))
+                                                  known.flip_average, known.precision))
        | 'Gather' >> beam.combiners.ToList()
        | 'WriteReports' >> beam.Map(write_reports, known.output, settings))
   result = p.run()

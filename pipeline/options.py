@@ -65,6 +65,11 @@ def build_parser():
                            'with the built-in model) for 1.6-1.9x the model time. Default: as '
                            'the model file says (on for the built-in model, off for others); '
                            '--flip_average=false turns it off.')
+  parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
+                      help='Arithmetic inside the convolutions (native engine): bfloat16 is '
+                           '~1.35x faster on CPUs with AVX512_BF16 or AMX and GPUs from Ampere '
+                           'on (built-in model: -0.03 dB on Middlebury), slower elsewhere. '
+                           'Default float32.')
   parser.add_argument('--max_pixels', type=_positive, default=DEFAULT_MAX_PIXELS,
                       help=f'Refuse frames with more pixels than this (decompression-bomb guard, '
                            f'default {DEFAULT_MAX_PIXELS}).')

@@ -170,7 +170,7 @@ def test_flip_average_scores_the_averaged_prediction(tmp_path):
     evaluate.run(['--input', str(tmp_path / 'in'), '--output', out, '--model_path', model_path,
                   '--baselines', '', '--no_png'] + (['--flip_average'] if flip else []))
     report = json.load(open(os.path.join(out, 'results.json')))
-    assert report['flip_average'] is flip
+    assert report['flip_average'] is flip and report['precision'] == 'float32'
     model = Interpolator.from_path(model_path, align=64, flip_average=flip)
     expected = quality.metrics(model(x0, x1), truth)
     scores[flip] = report['mean']['model']['l1']

@@ -127,6 +127,25 @@ def test_flip_average_writes_its_own_frames_and_a_rerun_keeps_them(tmp_path, tin
   assert _metric(again, 'model_calls') == 0 and _metric(again, 'pairs_skipped') == 2
 
 
+def test_bfloat16_precision_is_its_own_output_and_recorded(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  frames = make_clip(archive / 'clip', 2, seed=5)
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}']
+  assert _metric(run_module.run(argv + ['--run_id=exact']), 'model_calls') == 1
+  rounded = run_module.run(argv + ['--run_id=rounded', '--precision=bfloat16'])
+  assert _metric(rounded, 'model_calls') == 1 and _metric(rounded, 'pairs_skipped') == 0
+  model = Interpolator.from_path(model_path, align=64, precision='bfloat16')
+  floats = [f.astype(np.float32) / 255 for f in frames]
+  expected = (np.clip(model(floats[0], floats[1]), 0, 1) * 255 + 0.5).astype(np.uint8)
+  got = read_png(os.path.join(output, 'clip', 'frame_000001.png'))
+  assert np.abs(got.astype(int) - expected).max() <= 1
+  summary = json.load(open(os.path.join(output, '_runs', 'rounded', 'summary.json')))
+  assert summary['options']['precision'] == 'bfloat16'
+  assert summary['model_fingerprint'] == model.fingerprint
+  assert summary['model_fingerprint'].endswith('+bfloat16')
+
+
 def test_killed_run_is_completed_by_a_rerun(tmp_path, tiny_model):
   """Simulates a kill: some frames, markers and temporaries missing or left; a re-run repairs."""
   model_path, _ = tiny_model

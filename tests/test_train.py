@@ -38,6 +38,26 @@ def test_a_few_steps_lower_the_loss(tmp_path, capsys):
   assert 'step 40/40' in log and 'steps/s' in log and 'loss' in log
 
 
+def test_bfloat16_training_lowers_the_loss_and_stays_near_the_float32_run(tmp_path):
+  held_out = training.make_batch(seed=123, step=0, batch_size=8, crop=32, max_motion=4)
+  before = Interpolator.random(Options.tiny(), seed=0, align=None)
+  runs = {}
+  for precision in ('float32', 'bfloat16'):
+    assert train.main(_args(tmp_path / precision, 40, '--precision', precision)) == 0
+    runs[precision] = path = str(tmp_path / precision / 'latest.npz')
+    assert weights_lib.read_meta(path).get('precision') == (
+        None if precision == 'float32' else precision)
+  # The exported weights are float32 and run at float32 like any others.
+  exact, rounded = (Interpolator.from_path(runs[p], align=None) for p in ('float32', 'bfloat16'))
+  loss = {'before': _l1(before, held_out), 'float32': _l1(exact, held_out),
+          'bfloat16': _l1(rounded, held_out)}
+  assert loss['bfloat16'] < 0.8 * loss['before'], loss
+  assert abs(loss['bfloat16'] - loss['float32']) < 0.1 * loss['float32'], loss
+  a, _ = weights_lib.read_npz(runs['float32'])
+  b, _ = weights_lib.read_npz(runs['bfloat16'])
+  assert any(not np.array_equal(a[name], b[name]) for name in a)  # it did round
+
+
 def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tmp_path, capsys):
   straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
   assert train.main(_args(straight, 6)) == 0

@@ -37,21 +37,22 @@ class ModelError(RuntimeError):
   """The model could not be loaded; the message says which and why."""
 
 
-def load_model(model_path, align, flip_average=None):
+def load_model(model_path, align, flip_average=None, precision='float32'):
   """Loads `model_path` (None: the built-in model) or raises ModelError with a clear message.
 
   `flip_average` None: as the weight file says (`Interpolator.from_path`)."""
   try:
     from film_net import Interpolator  # pylint: disable=import-outside-toplevel
-    return Interpolator.from_path(model_path or None, align=align, flip_average=flip_average)
+    return Interpolator.from_path(model_path or None, align=align, flip_average=flip_average,
+                                  precision=precision)
   except Exception as e:  # pylint: disable=broad-except
     where = model_path or 'the built-in default model (film_net/default_model/)'
     raise ModelError(f'cannot load the film_net model from {where}: {type(e).__name__}: {e}') from e
 
 
-def model_tag(model_path, align, run_id, flip_average=None):
+def model_tag(model_path, align, run_id, flip_average=None, precision='float32'):
   """Key of the shared model: one load per process per run (the launcher's counts, in memory)."""
-  return f'{model_path}|{align}|{flip_average}|{run_id}'
+  return f'{model_path}|{align}|{flip_average}|{precision}|{run_id}'
 
 
 def frame_name(index):
@@ -62,7 +63,8 @@ class InterpolateUnits(beam.DoFn):
   """Unit -> pair records (main output), error records ('errors'), lone-frame counts ('frames')."""
 
   def __init__(self, output, run_id, model_path, fingerprint, times_to_interpolate, align,
-               max_pixels, reprocess, progress_dir=None, shared_handle=None, flip_average=None):
+               max_pixels, reprocess, progress_dir=None, shared_handle=None, flip_average=None,
+               precision='float32'):
     self._output = output
     self._run_id = run_id
     self._model_path = model_path
@@ -70,6 +72,7 @@ class InterpolateUnits(beam.DoFn):
     self._n = times_to_interpolate
     self._align = align
     self._flip_average = flip_average
+    self._precision = precision
     self._max_pixels = max_pixels
     self._reprocess = reprocess
     self._progress_dir = progress_dir
@@ -78,9 +81,11 @@ class InterpolateUnits(beam.DoFn):
     self._pool = None
 
   def setup(self):
-    tag = model_tag(self._model_path, self._align, self._run_id, self._flip_average)
+    tag = model_tag(self._model_path, self._align, self._run_id, self._flip_average,
+                    self._precision)
     self._model = self._shared.acquire(
-        lambda: load_model(self._model_path, self._align, self._flip_average), tag=tag)
+        lambda: load_model(self._model_path, self._align, self._flip_average, self._precision),
+        tag=tag)
     if self._model.fingerprint != self._fingerprint:
       raise ModelError(f'model at {self._model_path} changed during the run: fingerprint '
                        f'{self._model.fingerprint} != {self._fingerprint}')
