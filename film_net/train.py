@@ -159,7 +159,7 @@ def parse_args(argv):
                       'steps up to 3x larger')
   p.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
                  help='arithmetic inside the convolutions; weights, gradients\' sums and Adam '
-                      'stay float32. bfloat16 trains ~1.35x faster on CPUs with AVX512_BF16 or '
+                      'stay float32. bfloat16 trains ~1.25x faster on CPUs with AVX512_BF16 or '
                       'AMX (docs/benchmarks.md), slower on others')
   args = p.parse_args(argv)
   training.check_arguments(p, args)

@@ -68,8 +68,8 @@ def build_parser():
   parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
                       help='Arithmetic inside the convolutions (native engine): bfloat16 is '
                            '~1.35x faster on CPUs with AVX512_BF16 or AMX and GPUs from Ampere '
-                           'on (built-in model: -0.03 dB on Middlebury), slower elsewhere. '
-                           'Default float32.')
+                           'on (built-in model: within 0.03 dB), slower elsewhere. Default '
+                           'float32.')
   parser.add_argument('--max_pixels', type=_positive, default=DEFAULT_MAX_PIXELS,
                       help=f'Refuse frames with more pixels than this (decompression-bomb guard, '
                            f'default {DEFAULT_MAX_PIXELS}).')
