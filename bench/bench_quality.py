@@ -16,6 +16,7 @@ import sys
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
 
+from film_net import specs  # pylint: disable=wrong-import-position
 from pipeline import evaluate  # pylint: disable=wrong-import-position
 
 DEFAULT_DATA = os.path.join(_ROOT, '..', 'shared', 'data', 'middlebury-other')
@@ -50,7 +51,7 @@ def main(argv=None):
                       '(default: as the model file says; on for the built-in model)')
   parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
                       const=False, help='the model runs each pair once')
-  parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
+  parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
                       help="arithmetic inside the model's convolutions")
   args = parser.parse_args(argv)
   if not os.path.isdir(args.data):

@@ -21,9 +21,6 @@ Conv = Callable[[str, tf.Tensor], tf.Tensor]
 Warp = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # `warp.warp` or `warp.fused_warp`
 
 
-PRECISIONS = ('float32', 'bfloat16')
-
-
 def apply_conv(spec: ConvSpec, kernel, bias, x: tf.Tensor,
                precision: str = 'float32') -> tf.Tensor:
   """Keras 2 Conv2D: stride 1, 'same' padding (extra row/col bottom-right), bias, activation.

@@ -28,8 +28,8 @@ class FilmNet(keras.layers.Layer):
   def __init__(self, options: Options, seed: int | None = None, precision: str = 'float32',
                **kwargs):
     super().__init__(**kwargs)
-    if precision not in layers.PRECISIONS:
-      raise ValueError(f'precision must be one of {layers.PRECISIONS}, got {precision!r}')
+    if precision not in specs.PRECISIONS:
+      raise ValueError(f'precision must be one of {specs.PRECISIONS}, got {precision!r}')
     if precision == 'bfloat16' and not bfloat16_is_native():
       logging.warning('precision bfloat16: this machine has no bfloat16 arithmetic (CPU without '
                       'AVX512_BF16 or AMX, GPU before compute capability 8.0), so it is emulated '

@@ -13,6 +13,7 @@ from film_net.options import Options
 
 LEAKY = 'leaky_relu'
 LINEAR = 'linear'
+PRECISIONS = ('float32', 'bfloat16')  # of the products inside the convolutions
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,6 +45,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 
+from film_net import specs
 from film_net import weights
 from film_net.render import TRIPLET_NAMES
 from transforms import clips
@@ -77,7 +78,7 @@ def parse_known_args(argv):
                       'for the built-in model)')
   parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
                       const=False, help='the model runs each pair once')
-  parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
+  parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
                       help='arithmetic inside the model\'s convolutions (see pipeline.run)')
   parser.add_argument('--leave_one_out', action='store_true',
                       help='input is footage: interpolate frames i and i+2, compare with i+1')

@@ -4,6 +4,8 @@ import argparse
 import datetime
 import uuid
 
+from film_net import specs
+
 DEFAULT_PAIRS_PER_UNIT = 16
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
@@ -65,7 +67,7 @@ def build_parser():
                            'with the built-in model) for 1.6-1.9x the model time. Default: as '
                            'the model file says (on for the built-in model, off for others); '
                            '--flip_average=false turns it off.')
-  parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
+  parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
                       help='Arithmetic inside the convolutions (native engine): bfloat16 is '
                            '~1.35x faster on CPUs with AVX512_BF16 or AMX and GPUs from Ampere '
                            'on (built-in model: within 0.03 dB), slower elsewhere. Default '
