@@ -47,3 +47,27 @@ def test_json_round_trip_and_unknown_keys():
   assert Options.parse(' ' + Options.tiny().to_json()) == Options.tiny()
   with pytest.raises(ValueError, match='unknown options preset'):
     Options.parse('huge')
+
+
+@pytest.mark.parametrize('options', [Options.tiny(), Options.compact(), Options.released(),
+                                     Options(pyramid_levels=3, fusion_pyramid_levels=1,
+                                             specialized_levels=1, sub_levels=2,
+                                             flow_convs=(1, 1), flow_filters=(4, 4), filters=4)],
+                         ids=['tiny', 'compact', 'released', 'one_fusion_level'])
+def test_output_resolution_convs_are_the_fusion_convs_run_on_the_full_frame(options):
+  """What precision='bfloat16' keeps in float32: exactly the convs that make the frame itself."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from film_net import layers  # pylint: disable=import-outside-toplevel
+  by_name, full_frame = {s.name: s for s in specs.conv_specs(options)}, set()
+
+  def recording_conv(name, x):
+    if x.shape[1:3] == (64, 64) and name.startswith('fusion/'):
+      full_frame.add(name)
+    return tf.zeros([*x.shape[:3], by_name[name].out_channels])
+
+  image = tf.zeros([1, 64, 64, 3])
+  features = [layers.frame_features(recording_conv, options, image) for _ in range(2)]
+  layers.interpolate_from_features(recording_conv, options, *features[0], *features[1],
+                                   aux_outputs=False)
+  assert specs.output_resolution_convs(options) == full_frame
+  assert specs.fusion_conv_names(options)[-1] in full_frame  # the output conv
