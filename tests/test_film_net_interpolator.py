@@ -176,7 +176,7 @@ def test_bfloat16_frames_of_the_built_in_model_stay_close_to_float32():
   rounded = Interpolator.from_path(precision='bfloat16')(x0, x1)
   psnr = 10 * np.log10(1 / np.mean((np.clip(exact, 0, 1) - np.clip(rounded, 0, 1)) ** 2))
   # ~0.08 grey levels RMS from the float32 frame, yet not the same. With the convolutions at
-  # the output's resolution in bfloat16 too it was 55 dB, and -1.4 dB on rendered held-out sets.
+  # the output's resolution in bfloat16 too it was 55 dB, and -0.3 to -0.6 dB on held-out sets.
   assert 62 < psnr < 120
   with pytest.raises(ValueError, match="needs engine='native'"):
     Interpolator.from_path(precision='bfloat16', engine='savedmodel')
