@@ -131,12 +131,8 @@ def bfloat16_is_native() -> bool:
   if gpus:
     capability = tf.config.experimental.get_device_details(gpus[0]).get('compute_capability')
     return bool(capability) and capability >= (8, 0)
-  try:
-    with open('/proc/cpuinfo') as f:
-      flags = set(f.read().split())
-  except OSError:
-    return True
-  return bool(flags & {'avx512_bf16', 'amx_bf16'})
+  flags = specs.cpu_bfloat16_flags()
+  return flags is None or bool(flags)
 
 
 def create_model(x0, x1, time, config: Options, seed: int | None = None) -> keras.Model:

@@ -14,6 +14,7 @@ from film_net.options import Options
 LEAKY = 'leaky_relu'
 LINEAR = 'linear'
 PRECISIONS = ('float32', 'bfloat16')  # of the products inside the convolutions
+BFLOAT16_CPU_FLAGS = frozenset({'avx512_bf16', 'amx_bf16'})  # /proc/cpuinfo names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,19 @@ def output_resolution_convs(options: Options) -> set[str]:
   """
   names = fusion_conv_names(options)
   return set(names[:3] + names[-1:]) if options.fusion_pyramid_levels > 1 else {names[-1]}
+
+
+def cpu_bfloat16_flags() -> set[str] | None:
+  """This CPU's flags that multiply bfloat16 in hardware; None where /proc/cpuinfo cannot say."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        key, _, value = line.partition(':')
+        if key.strip() == 'flags':
+          return set(value.split()) & BFLOAT16_CPU_FLAGS
+  except OSError:
+    pass
+  return None
 
 
 def conv_specs(options: Options) -> list[ConvSpec]:

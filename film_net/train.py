@@ -56,7 +56,6 @@ class Trainer:
     self.ema_decay = ema_decay
     self.legacy_adam_count = legacy_adam_count
     self.output_dir = output_dir
-    self.precision = precision  # of the convolutions' products; weights and Adam stay float32
     self.net = FilmNet(options, seed=seed, name='film_net', precision=precision)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
     schedule = GlobalStepDecay(lr, lr_decay_steps, lr_decay_rate, self.step)
@@ -129,8 +128,8 @@ class Trainer:
                  **training.carried_meta(self.meta)}
     if self.ema_decay > 0:
       self.meta['ema_decay'] = self.ema_decay
-    if self.precision != 'float32':
-      self.meta['precision'] = self.precision
+    if self.net.precision != 'float32':  # of the convolutions; weights and Adam stay float32
+      self.meta['precision'] = self.net.precision
     _write_json(os.path.join(self.output_dir, 'meta.json'), self.meta)
     path = os.path.join(self.output_dir, 'latest.npz')
     weights_lib.save(path, self.exported_weights(), self.options, meta=self.meta)
