@@ -4,7 +4,8 @@ The TensorFlow model (`layers`, `model`) is the reference and what the tool runs
 mirrors it op for op so that weights move between the two unchanged
 (`tests/test_train_torch.py` checks the outputs agree). Parameters are the convolutions of
 `specs.conv_specs`, kept in their order; `released_weights` / `load_released_weights` convert to and from the released names and
-TensorFlow's HWIO kernel layout. Tensors here are NCHW, as cuDNN prefers.
+TensorFlow's HWIO kernel layout. Tensors here are NCHW, as cuDNN prefers. `precision` rounds
+the same convolutions to bfloat16 as the TensorFlow model's.
 """
 from __future__ import annotations
 
@@ -40,11 +41,16 @@ def upsample_flow(flow: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class FilmNetTorch(nn.Module):
   """All film_net convolutions, in `conv_specs` order, and the forward pass over them."""
 
-  def __init__(self, options: Options):
+  def __init__(self, options: Options, precision: str = 'float32'):
     super().__init__()
+    if precision not in specs.PRECISIONS:
+      raise ValueError(f'precision must be one of {specs.PRECISIONS}, got {precision!r}')
     self.options = options
+    self.precision = precision
     self.specs = specs.conv_specs(options)
     self._index = {s.name: i for i, s in enumerate(self.specs)}
+    full = specs.output_resolution_convs(options)
+    self._bfloat16 = [precision == 'bfloat16' and s.name not in full for s in self.specs]
     self.kernels = nn.ParameterList(
         nn.Parameter(torch.empty(s.out_channels, s.in_channels, s.kernel_size, s.kernel_size))
         for s in self.specs)
@@ -78,13 +84,21 @@ class FilmNetTorch(nn.Module):
   # -- forward -------------------------------------------------------------------------------
 
   def conv(self, name: str, x: torch.Tensor) -> torch.Tensor:
-    """Keras 'same' padding: for the 2x2 fusion convs, one extra row and column bottom-right."""
+    """Keras 'same' padding: for the 2x2 fusion convs, one extra row and column bottom-right.
+
+    In bfloat16 (as `layers.apply_conv`) input and kernel are rounded, the product comes back
+    float32 and the bias is added in float32; gradients flow back to float32 weights.
+    """
     i = self._index[name]
     spec = self.specs[i]
     if spec.kernel_size == 2:
       x = F.pad(x, (0, 1, 0, 1))
-    y = F.conv2d(x, self.kernels[i], self.biases[i], padding=spec.kernel_size // 2 if
-                 spec.kernel_size != 2 else 0)
+    padding = spec.kernel_size // 2 if spec.kernel_size != 2 else 0
+    if self._bfloat16[i]:
+      y = F.conv2d(x.bfloat16(), self.kernels[i].bfloat16(), padding=padding).float()
+      y = y + self.biases[i][:, None, None]
+    else:
+      y = F.conv2d(x, self.kernels[i], self.biases[i], padding=padding)
     return F.leaky_relu(y, 0.2) if spec.activation == specs.LEAKY else y
 
   def features(self, image: torch.Tensor):

@@ -19,7 +19,6 @@ import sys
 import tensorflow as tf
 
 from film_net import render
-from film_net import specs
 from film_net import training
 from film_net import weights as weights_lib
 from film_net.model import FilmNet
@@ -157,10 +156,6 @@ def parse_args(argv):
                  help='reproduce runs made before the fix (model card stages 2-7): starting from '
                       'a weight file, Adam counted on from its step, which made the first ~1000 '
                       'steps up to 3x larger')
-  p.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
-                 help='arithmetic inside the convolutions; weights, gradients\' sums and Adam '
-                      'stay float32. bfloat16 trains ~1.25x faster on CPUs with AVX512_BF16 or '
-                      'AMX (docs/benchmarks.md), slower on others')
   args = p.parse_args(argv)
   training.check_arguments(p, args)
   return args

@@ -20,6 +20,7 @@ import sys
 import torch
 
 from film_net import render
+from film_net import specs
 from film_net import training
 from film_net import weights as weights_lib
 from film_net.options import Options
@@ -54,7 +55,7 @@ class Trainer:
 
   def __init__(self, options: Options, args, device: torch.device):
     self.options, self.args, self.device = options, args, device
-    self.net = FilmNetTorch(options).to(device)
+    self.net = FilmNetTorch(options, args.precision).to(device)
     self.optimizer = torch.optim.Adam(self.net.parameters(), lr=args.lr,
                                       eps=KERAS_ADAM_EPSILON)
     self.ema: list[torch.Tensor] = []  # set by restore, with the weights
@@ -113,6 +114,8 @@ class Trainer:
                  **training.carried_meta(self.meta)}
     if self.args.ema_decay > 0:
       self.meta['ema_decay'] = self.args.ema_decay
+    if self.net.precision != 'float32':  # of the convolutions; weights and Adam stay float32
+      self.meta['precision'] = self.net.precision
     tmp = self.path + '.tmp'
     torch.save({'net': self.net.state_dict(), 'optimizer': self.optimizer.state_dict(),
                 'ema': self.ema, 'step': self.step, 'meta': self.meta}, tmp)
@@ -121,6 +124,14 @@ class Trainer:
     path = os.path.join(self.args.output_dir, 'latest.npz')
     weights_lib.save(path, self.net.released_weights(exported), self.options, meta=self.meta)
     return path
+
+
+def _bfloat16_is_native(device: torch.device) -> bool:
+  """As `model.bfloat16_is_native`: Ampere or later GPUs, CPUs with AVX512_BF16 or AMX."""
+  if device.type == 'cuda':
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+  flags = specs.cpu_bfloat16_flags()
+  return flags is None or bool(flags)
 
 
 def _device_name(device: torch.device) -> str:
@@ -149,6 +160,9 @@ def main(argv=None) -> int:
   os.makedirs(args.output_dir, exist_ok=True)
   trainer = Trainer(options, args, device)
   print(trainer.restore(training.resolve_init(args.init)), flush=True)
+  if args.precision == 'bfloat16' and not _bfloat16_is_native(device):
+    print('warning: precision bfloat16: this device has no bfloat16 arithmetic, so it is '
+          'emulated and likely slower than float32', flush=True)
   print(f'device {_device_name(device)}, {len(render.natural_images())} natural images, '
         f'{args.workers} workers', flush=True)
   clips = training.load_clips(args)
