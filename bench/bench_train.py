@@ -1,5 +1,5 @@
-"""Training speed of the two trainers on this machine, in one run: TensorFlow (float32 and
-`--precision bfloat16`) vs PyTorch, and the cost of rendering their batches.
+"""Training speed of the two trainers on this machine, in one run: TensorFlow vs PyTorch, each in
+float32 and `--precision bfloat16`, and the cost of rendering their batches.
 
     .venv/bin/python bench/bench_train.py [--steps 60] [--batch_size 2] [--crop 192]
 
@@ -87,7 +87,11 @@ def main() -> None:
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
   torch_rate = steps_per_second('film_net.train_torch', args, ['--workers', '1'])
   print(f'film_net.train_torch (PyTorch, {device}): {torch_rate:.2f} steps/s', flush=True)
-  print(f'ratio PyTorch / TensorFlow: {torch_rate / tf_rate:.2f}')
+  print(f'ratio PyTorch / TensorFlow: {torch_rate / tf_rate:.2f}', flush=True)
+  torch_bf16 = steps_per_second('film_net.train_torch', args,
+                                ['--workers', '1', '--precision', 'bfloat16'])
+  print(f'film_net.train_torch --precision bfloat16: {torch_bf16:.2f} steps/s, '
+        f'{torch_bf16 / torch_rate:.2f}x its float32')
 
 
 if __name__ == '__main__':
