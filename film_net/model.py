@@ -131,8 +131,7 @@ def bfloat16_is_native() -> bool:
   if gpus:
     capability = tf.config.experimental.get_device_details(gpus[0]).get('compute_capability')
     return bool(capability) and capability >= (8, 0)
-  flags = specs.cpu_bfloat16_flags()
-  return flags is None or bool(flags)
+  return specs.cpu_multiplies_bfloat16()
 
 
 def create_model(x0, x1, time, config: Options, seed: int | None = None) -> keras.Model:

@@ -75,6 +75,12 @@ def cpu_bfloat16_flags() -> set[str] | None:
   return None
 
 
+def cpu_multiplies_bfloat16() -> bool:
+  """Whether this CPU has AVX512_BF16 or AMX; assumed so where /proc/cpuinfo cannot say."""
+  flags = cpu_bfloat16_flags()
+  return flags is None or bool(flags)
+
+
 def conv_specs(options: Options) -> list[ConvSpec]:
   """All convolutions of the model, released names, in creation order."""
   specs = []

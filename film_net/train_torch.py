@@ -130,8 +130,7 @@ def _bfloat16_is_native(device: torch.device) -> bool:
   """As `model.bfloat16_is_native`: Ampere or later GPUs, CPUs with AVX512_BF16 or AMX."""
   if device.type == 'cuda':
     return torch.cuda.get_device_capability(device) >= (8, 0)
-  flags = specs.cpu_bfloat16_flags()
-  return flags is None or bool(flags)
+  return specs.cpu_multiplies_bfloat16()
 
 
 def _device_name(device: torch.device) -> str:

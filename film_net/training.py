@@ -102,9 +102,9 @@ def add_arguments(p) -> None:
   p.add_argument('--clips_fraction', type=float, default=0.5)
   p.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
                  help='arithmetic inside the convolutions but those at the output\'s resolution; '
-                      'weights, gradients\' sums and Adam stay float32. bfloat16 trains ~1.25x '
-                      'faster on CPUs with AVX512_BF16 or AMX (docs/benchmarks.md), slower on '
-                      'others')
+                      'weights, gradients\' sums and Adam stay float32. bfloat16 trains ~1.2x '
+                      'faster on CPUs with AVX512_BF16 or AMX (both trainers, docs/benchmarks.md), '
+                      'slower on others')
   p.add_argument('--log_every', type=int, default=20)
   p.add_argument('--checkpoint_every', type=int, default=200)
 
