@@ -28,8 +28,7 @@ class FilmNet(keras.layers.Layer):
   def __init__(self, options: Options, seed: int | None = None, precision: str = 'float32',
                **kwargs):
     super().__init__(**kwargs)
-    if precision not in specs.PRECISIONS:
-      raise ValueError(f'precision must be one of {specs.PRECISIONS}, got {precision!r}')
+    self._bfloat16 = specs.bfloat16_convs(options, precision)
     if precision == 'bfloat16' and not bfloat16_is_native():
       logging.warning('precision bfloat16: this machine has no bfloat16 arithmetic (CPU without '
                       'AVX512_BF16 or AMX, GPU before compute capability 8.0), so it is emulated '
@@ -47,13 +46,10 @@ class FilmNet(keras.layers.Layer):
           name=_variable_name(spec.name, 'bias'), shape=(spec.out_channels,),
           initializer='zeros')
     self._spec_by_name = {s.name: s for s in self.specs}
-    full = specs.output_resolution_convs(options)
-    self._precision_by_name = {s.name: 'float32' if s.name in full else precision
-                               for s in self.specs}
 
   def conv(self, name: str, x: tf.Tensor) -> tf.Tensor:
     return layers.apply_conv(self._spec_by_name[name], self.kernels[name], self.biases[name], x,
-                             self._precision_by_name[name])
+                             'bfloat16' if name in self._bfloat16 else 'float32')
 
   def features(self, image: tf.Tensor):
     return layers.frame_features(self.conv, self.options, image)

@@ -62,6 +62,16 @@ def output_resolution_convs(options: Options) -> set[str]:
   return set(names[:3] + names[-1:]) if options.fusion_pyramid_levels > 1 else {names[-1]}
 
 
+def bfloat16_convs(options: Options, precision: str) -> set[str]:
+  """The convolutions that multiply in bfloat16 at this precision (both frameworks' rule):
+  with 'bfloat16' all but `output_resolution_convs`; none with 'float32'."""
+  if precision not in PRECISIONS:
+    raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+  if precision == 'float32':
+    return set()
+  return {s.name for s in conv_specs(options)} - output_resolution_convs(options)
+
+
 def cpu_bfloat16_flags() -> set[str] | None:
   """This CPU's flags that multiply bfloat16 in hardware; None where /proc/cpuinfo cannot say."""
   try:

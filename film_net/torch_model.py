@@ -43,14 +43,12 @@ class FilmNetTorch(nn.Module):
 
   def __init__(self, options: Options, precision: str = 'float32'):
     super().__init__()
-    if precision not in specs.PRECISIONS:
-      raise ValueError(f'precision must be one of {specs.PRECISIONS}, got {precision!r}')
     self.options = options
     self.precision = precision
     self.specs = specs.conv_specs(options)
     self._index = {s.name: i for i, s in enumerate(self.specs)}
-    full = specs.output_resolution_convs(options)
-    self._bfloat16 = [precision == 'bfloat16' and s.name not in full for s in self.specs]
+    rounded = specs.bfloat16_convs(options, precision)
+    self._bfloat16 = [s.name in rounded for s in self.specs]
     self.kernels = nn.ParameterList(
         nn.Parameter(torch.empty(s.out_channels, s.in_channels, s.kernel_size, s.kernel_size))
         for s in self.specs)
