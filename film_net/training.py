@@ -219,7 +219,8 @@ def run_steps(args, batches: Iterable, train_step: Callable, current_step: Calla
               seconds_before: float) -> None:
   """The loop both trainers run: one `train_step(batch)` per batch, the mean loss, steps/s and
   learning rate every --log_every steps, `save(total seconds)` every --checkpoint_every steps,
-  at the last step and when --max_minutes is up, and a kept copy every --keep_every steps.
+  at the last step and when --max_minutes is up, and a kept copy every --keep_every steps (saved
+  then too, so neither period need divide the other).
 
   `train_step` may return a device tensor: it is read only when logged, so GPU work is not
   waited for every step.
@@ -237,10 +238,11 @@ def run_steps(args, batches: Iterable, train_step: Callable, current_step: Calla
             f'lr {learning_rate():.2e}  ETA {eta:.1f} min', flush=True)
       window_start, losses = time.time(), []
     out_of_time = args.max_minutes and time.time() - started > args.max_minutes * 60
-    if step % args.checkpoint_every == 0 or step == args.steps or out_of_time:
+    keep = bool(args.keep_every) and step % args.keep_every == 0
+    if step % args.checkpoint_every == 0 or keep or step == args.steps or out_of_time:
       path = save(seconds_before + time.time() - started)
       print(f'saved step {step} -> {path}', flush=True)
-      if args.keep_every and step % args.keep_every == 0:
+      if keep:
         shutil.copyfile(path, os.path.join(args.output_dir, f'step_{step}.npz'))
     if out_of_time:
       print(f'stopping after {args.max_minutes} min at step {step}', flush=True)

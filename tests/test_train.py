@@ -239,6 +239,20 @@ def test_moving_average_is_exported_and_resumes_exactly(tmp_path):
   assert np.abs(lag).max() < 0.99 * np.abs(moved).max()
 
 
+def test_keep_every_keeps_steps_between_checkpoints(tmp_path):
+  """--keep_every need not be a multiple of --checkpoint_every: step 5 is kept from a run that
+  checkpoints every 3 steps, and it is the weights a run stopped at step 5 ends with."""
+  assert train.main(_args(tmp_path / 'kept', 7, '--keep_every', '5')) == 0
+  assert train.main(_args(tmp_path / 'stopped', 5)) == 0
+  kept = sorted(p.name for p in (tmp_path / 'kept').glob('step_*.npz'))
+  assert kept == ['step_5.npz']
+  at_five, _ = weights_lib.read_npz(str(tmp_path / 'kept' / 'step_5.npz'))
+  assert weights_lib.read_meta(str(tmp_path / 'kept' / 'step_5.npz'))['steps'] == 5
+  stopped, _ = weights_lib.read_npz(str(tmp_path / 'stopped' / 'latest.npz'))
+  for name in stopped:
+    np.testing.assert_allclose(at_five[name], stopped[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_clips_mix_real_frames_cropped_together(tmp_path):
   folder = tmp_path / 'clip'
   folder.mkdir()
