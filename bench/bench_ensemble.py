@@ -1,11 +1,12 @@
 """What test-time averaging would gain: mean PSNR of the model alone and averaged with one more
 run on the frames transformed (the 7 flips and rotations of the square, or the inputs swapped
-in time), on Middlebury-Other and on any other triplet folders.
+in time), on Middlebury-Other and on any other triplet folders; and the diagonal run mixed by
+agreement (`Interpolator(flip_weights='agreement')`) instead of the plain mean.
 
     python bench/bench_ensemble.py [--model_path P] [--data DIR ...]
 
 The measurement behind `flip_average`'s choice of the diagonal flip (transpose) as its second
-run. Each pair runs once per variant, unpadded (`align=None`), prediction clipped to [0, 1] as
+run, and of `flip_weights='agreement'` for the built-in model. Each pair runs once per variant, unpadded (`align=None`), prediction clipped to [0, 1] as
 in `bench/bench_quality.py --align 0 --no_flip_average`, whose `model` row the `plain` column
 repeats. Middlebury frames are read from ../shared at run time (never copied or trained on);
 rendered held-out sets come from `python -m film_net.render` (see the model card).
@@ -45,14 +46,15 @@ VIEWS = {
 }
 
 
-def predictions(interp, x0, x1):
+def predictions(interp, weighted, x0, x1):
   """The plain mid frame, its mean with each transformed run and with the time-swapped run,
-  and the mean of all 8 flips and rotations."""
+  the diagonal run mixed by agreement (`weighted`), and the mean of all 8 flips and rotations."""
   plain = interp(x0, x1)
   runs = {name: back(interp(np.ascontiguousarray(there(x0)), np.ascontiguousarray(there(x1))))
           for name, (there, back) in VIEWS.items()}
   out = {'plain': plain, **{f'+{name}': (plain + run) / 2 for name, run in runs.items()}}
   out['+swap'] = (plain + interp(x1, x0)) / 2
+  out['+diagonal by agreement'] = weighted(x0, x1)
   out['all 8'] = (plain + sum(runs.values())) / 8
   return out
 
@@ -75,16 +77,17 @@ def main(argv=None):
     if not os.path.isdir(folder):
       sys.exit(f'{folder} not found (Middlebury-Other lives in ../shared/data)')
   interp = Interpolator.from_path(args.model_path, align=None, flip_average=False)
+  weighted = Interpolator(interp.net, align=None, flip_average=True, flip_weights='agreement')
   for folder in folders:
     scores = {}
     for name, (x0, truth, x1) in triplets(folder):
-      for variant, mid in predictions(interp, x0, x1).items():
+      for variant, mid in predictions(interp, weighted, x0, x1).items():
         scores.setdefault(variant, []).append(psnr(np.clip(mid, 0, 1)[0], truth[0]))
       if args.per_triplet:
         print(f'{name:<14}' + ' '.join(f'{v}={s[-1]:.2f}' for v, s in scores.items()), flush=True)
     print(f'{folder} ({len(scores["plain"])} triplets), mean PSNR dB:')
     for variant, values in scores.items():
-      print(f'  {variant:<16}{np.mean(values):8.3f}')
+      print(f'  {variant:<24}{np.mean(values):8.3f}')
 
 
 if __name__ == '__main__':

@@ -187,7 +187,8 @@ def read_meta(local_path: str) -> dict:
     return json.loads(str(data['meta'])) if 'meta' in data.files else {}
 
 
-INFERENCE_DEFAULTS = {'flip_average': False, 'padding': 'zeros'}  # FILM's released tools'
+# FILM's released tools' (`flip_weights` matters only with `flip_average`; see `Interpolator`)
+INFERENCE_DEFAULTS = {'flip_average': False, 'padding': 'zeros', 'flip_weights': 'equal'}
 
 
 def inference_defaults(local_path: str) -> dict:

@@ -260,11 +260,13 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     raise ValueError(f'no triplets found under {known.input}')
   # How the model runs, for the report: its file's defaults (a remote file's are read by the
   # workers only, so the report then has None where no flag decided).
-  inference = {'flip_average': None, 'padding': None}
+  inference = {'flip_average': None, 'padding': None, 'flip_weights': None}
   if not known.no_model and not weights.is_remote(known.model_path or ''):
     inference = weights.inference_defaults(known.model_path or weights.DEFAULT_MODEL)
   if known.flip_average is not None:
     inference['flip_average'] = known.flip_average
+  if inference['flip_average'] is False:
+    inference['flip_weights'] = None  # one run: nothing to mix
   settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
               'align': known.align, **inference,

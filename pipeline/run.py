@@ -171,7 +171,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
                                                  'flip_average', 'precision', 'max_pixels',
                                                  'reprocess')}
   if model is not None:  # unset, the model file chose
-    run_options.update(flip_average=model.flip_average, padding=model.padding)
+    run_options.update(flip_average=model.flip_average, padding=model.padding,
+                       flip_weights=model.flip_weights if model.flip_average else None)
   details = {
       'input': known.input, 'output': known.output,
       'model_path': known.model_path or 'built-in', 'model_fingerprint': fingerprint,

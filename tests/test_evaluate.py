@@ -187,6 +187,7 @@ def test_flip_average_scores_the_averaged_prediction(tmp_path):
                   '--baselines', '', '--no_png'] + flags)
     report = json.load(open(os.path.join(out, 'results.json')))
     assert report['flip_average'] is flip and report['padding'] == 'zeros'  # as the file says
+    assert report['flip_weights'] == ('equal' if flip else None)
     assert report['mean']['model']['l1'] == pytest.approx(scores[flip], rel=1e-6)
 
 

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from film_net import Interpolator, Options
+from film_net import interpolator
 from film_net import weights as weights_lib
 
 
@@ -133,22 +134,75 @@ def test_flip_average_is_the_mean_with_the_diagonally_flipped_run(padding):
   assert flipped.fingerprint.split('+')[0] == plain.fingerprint.split('+')[0]
 
 
+def test_mix_by_agreement_favours_the_run_whose_warped_inputs_agree():
+  rng = np.random.default_rng(0)
+  mid_a, mid_b = rng.random((2, 1, 40, 60, 3), np.float32)
+  calm = np.full((1, 40, 60, 1), 0.02, np.float32)
+  # Alike everywhere: the plain mean.
+  np.testing.assert_allclose(interpolator.mix_by_agreement(mid_a, calm, mid_b, calm),
+                             0.5 * (mid_a + mid_b), atol=1e-6)
+  # Run b's inputs land apart on the left third (a wrong flow there): run a takes over there,
+  # far from it the mean stays, and every pixel is between the two runs.
+  troubled = calm.copy()
+  troubled[:, :, :20] = 0.2
+  mixed = interpolator.mix_by_agreement(mid_a, calm, mid_b, troubled).numpy()
+  np.testing.assert_allclose(mixed[:, :, :8], mid_a[:, :, :8], atol=1e-4)
+  np.testing.assert_allclose(mixed[:, :, 40:], 0.5 * (mid_a + mid_b)[:, :, 40:], atol=1e-4)
+  assert np.all(mixed >= np.minimum(mid_a, mid_b) - 1e-6)
+  assert np.all(mixed <= np.maximum(mid_a, mid_b) + 1e-6)
+  # Swapping the runs swaps the roles; frames smaller than the blur kernel work too.
+  swapped = interpolator.mix_by_agreement(mid_b, troubled, mid_a, calm).numpy()
+  np.testing.assert_allclose(swapped, mixed, atol=1e-6)
+  small = interpolator.mix_by_agreement(mid_a[:, :5, :7], calm[:, :5, :7], mid_b[:, :5, :7],
+                                        calm[:, :5, :7] + 0.1)
+  np.testing.assert_allclose(small, mid_a[:, :5, :7], atol=1e-4)
+
+
+def test_flip_average_by_agreement_mixes_the_two_runs_pixel_by_pixel():
+  options = Options.tiny()
+  plain = Interpolator.random(options, seed=3, align=64)
+  by_mean = Interpolator.random(options, seed=3, align=64, flip_average=True)
+  by_agreement = Interpolator.random(options, seed=3, align=64, flip_average=True,
+                                     flip_weights='agreement')
+  rng = np.random.default_rng(5)
+  x0, x1 = rng.random((2, 1, 37, 45, 3), np.float32)
+  run_a = plain(x0, x1)
+  run_b = _transposed(plain(_transposed(x0), _transposed(x1)))
+  mixed = by_agreement(x0, x1)
+  assert np.all(mixed >= np.minimum(run_a, run_b) - 1e-5)
+  assert np.all(mixed <= np.maximum(run_a, run_b) + 1e-5)
+  assert np.abs(mixed - by_mean(x0, x1)).max() > 1e-4  # weights really differ from 1/2
+  frames = [x0[0], x1[0], rng.random((37, 45, 3), np.float32)]
+  recursive = by_agreement.recursive(frames, times_to_interpolate=1)
+  np.testing.assert_allclose(recursive[1], mixed[0], atol=1e-5)
+  assert by_agreement.fingerprint != by_mean.fingerprint
+  assert by_agreement.fingerprint.split('+')[0] == by_mean.fingerprint.split('+')[0]
+  with pytest.raises(ValueError, match='flip_weights must be one of'):
+    Interpolator.random(options, flip_average=True, flip_weights='median')
+
+
 def test_flip_average_and_padding_default_to_what_the_weight_file_says(tmp_path):
   options = Options.tiny()
   weights = Interpolator.random(options, seed=3).net.released_weights()
   plain_file, own_file = str(tmp_path / 'plain.npz'), str(tmp_path / 'own.npz')
   weights_lib.save(plain_file, weights, options, meta={'steps': 1})
   weights_lib.save(own_file, weights, options,
-                   meta={'inference': {'flip_average': True, 'padding': 'mirror'}})
+                   meta={'inference': {'flip_average': True, 'padding': 'mirror',
+                                       'flip_weights': 'agreement'}})
   plain, own = Interpolator.from_path(plain_file), Interpolator.from_path(own_file)
-  assert (plain.flip_average, plain.padding) == (False, 'zeros')  # FILM's released tools
-  assert (own.flip_average, own.padding) == (True, 'mirror')
-  overridden = Interpolator.from_path(own_file, flip_average=False, padding='zeros')
-  assert (overridden.flip_average, overridden.padding) == (False, 'zeros')
+  assert (plain.flip_average, plain.padding, plain.flip_weights) == (False, 'zeros', 'equal')
+  assert (own.flip_average, own.padding, own.flip_weights) == (True, 'mirror', 'agreement')
+  overridden = Interpolator.from_path(own_file, flip_average=False, padding='zeros',
+                                      flip_weights='equal')
+  assert (overridden.flip_average, overridden.padding, overridden.flip_weights) == (
+      False, 'zeros', 'equal')
   assert Interpolator.from_path(plain_file, flip_average=True).flip_average
-  # The built-in model runs flip-averaged and mirror padded unless told otherwise.
+  # The built-in model runs flip-averaged (mixed by agreement) and mirror padded unless told
+  # otherwise.
   builtin = Interpolator.from_path()
-  assert (builtin.flip_average, builtin.padding) == (True, 'mirror')
+  assert (builtin.flip_average, builtin.padding, builtin.flip_weights) == (
+      True, 'mirror', 'agreement')
+  assert builtin.fingerprint.endswith('+diagonal_flip_average_by_agreement+mirror_pad')
   assert not Interpolator.from_path(flip_average=False).flip_average
 
 

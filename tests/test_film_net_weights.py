@@ -57,10 +57,13 @@ def test_export_load_gives_the_same_output_with_both_engines(golden, exported):
   np.testing.assert_allclose(native(x0, x1), reference, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(saved(x0, x1), reference, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(saved(x0, x1), expected, rtol=1e-4, atol=1e-5)
-  # Flip averaging (a transposed second run) and padding work the same way through both.
-  native, saved = (Interpolator.from_path(target, align=64, options=interp.options, engine=e,
-                                          flip_average=True) for e in ('native', 'savedmodel'))
-  np.testing.assert_allclose(saved(x0, x1), native(x0, x1), rtol=1e-5, atol=1e-5)
+  # Flip averaging (a transposed second run, mixed equally or by agreement) and padding work
+  # the same way through both.
+  for flip_weights in ('equal', 'agreement'):
+    native, saved = (Interpolator.from_path(target, align=64, options=interp.options, engine=e,
+                                            flip_average=True, flip_weights=flip_weights)
+                     for e in ('native', 'savedmodel'))
+    np.testing.assert_allclose(saved(x0, x1), native(x0, x1), rtol=1e-5, atol=1e-5)
 
 
 def test_export_has_released_calling_convention_and_an_image_signature(golden, exported):

@@ -122,6 +122,7 @@ def test_flip_average_writes_its_own_frames_and_a_rerun_keeps_them(tmp_path, tin
   assert np.abs(got.astype(int) - plain_mid).max() > 1
   summary = json.load(open(os.path.join(output, '_runs', 'flip', 'summary.json')))
   assert summary['options']['flip_average'] is True
+  assert summary['options']['flip_weights'] == 'equal'  # the file says nothing: the plain mean
   assert summary['model_fingerprint'] == model.fingerprint
   again = run_module.run(argv + ['--run_id=again', '--flip_average'])
   assert _metric(again, 'model_calls') == 0 and _metric(again, 'pairs_skipped') == 2
