@@ -449,7 +449,8 @@ def _upsample_taps(n: int, size: int):
 def random_scene(rng: np.random.Generator, height: int, width: int,
                  max_layers: int = 4, min_motion: float = 2.0,
                  max_motion_px: Optional[float] = None, small_objects: int = 0,
-                 regular_share: float = 0.0, deform: float = 0.0) -> Scene:
+                 regular_share: float = 0.0, deform: float = 0.0,
+                 static_share: float = 0.0) -> Scene:
   """A random layered scene whose motion (see `max_motion`) lies in [min_motion, max_motion_px].
 
   `max_motion_px` defaults to width / 8. The motion target is log-uniform in that range; the
@@ -459,8 +460,11 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
   between frames. `regular_share` is the share of periodic textures (see `_random_texture`).
   `deform` is the share of foreground layers that also move non-rigidly (see `Layer.deform`:
   two or three waves half to one layer width long, moving its points by 50-150% of its own
-  speed, as steep as `MAX_DEFORM_SLOPE` allows). At their defaults of 0 no extra random draw is
-  made, so earlier runs' scenes are unchanged.
+  speed, as steep as `MAX_DEFORM_SLOPE` allows). `static_share` is the share of scenes shot from
+  a tripod: the camera and the background stand exactly still while the other layers move (the
+  whole motion target goes to them; with none, nothing moves). Without such scenes every
+  background moves, and a model trained on them reads sub-pixel motion into still backgrounds.
+  At their defaults of 0 no extra random draw is made, so earlier runs' scenes are unchanged.
   """
   max_motion_px = width / 8.0 if max_motion_px is None else max_motion_px
   target = float(np.exp(rng.uniform(np.log(min_motion), np.log(max(max_motion_px, min_motion)))))
@@ -511,6 +515,10 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
                 log_zoom=rng.normal(0, 0.3) * 2.0 / diag if rng.random() < 0.4 else 0.0,
                 roll=rng.normal(0, 0.1) * 2.0 / diag if rng.random() < 0.2 else 0.0,
                 brightness=rng.uniform(-0.1, 0.1) if rng.random() < 0.5 else 0.0)
+  if static_share and rng.random() < static_share:
+    scene.pan, scene.log_zoom, scene.roll = (0.0, 0.0), 0.0, 0.0
+    background.velocity = (0.0, 0.0)
+    background.angular_velocity = background.log_scale_velocity = 0.0
   # Layers share the motion unevenly: some nearly still, at least one at full speed.
   shares = rng.uniform(0.05, 1.0, len(layers) + 1)
   shares[rng.integers(len(shares))] = 1.0
@@ -680,12 +688,15 @@ def add_scene_arguments(parser) -> None:
                       help='share of scenes rendered with motion blur (shutter up to 180 degrees)')
   parser.add_argument('--deform', type=float, default=0.0,
                       help='share of foreground layers that also move non-rigidly, 0 to 1')
+  parser.add_argument('--static_share', type=float, default=0.0,
+                      help='share of tripod shots: camera and background exactly still, 0 to 1')
 
 
 def scene_options(args) -> dict:
   """The options `add_scene_arguments` defined, as `render_triplet` keywords."""
   return {'small_objects': args.small_objects, 'regular_share': args.regular_share,
-          'motion_blur': args.motion_blur, 'deform': args.deform}
+          'motion_blur': args.motion_blur, 'deform': args.deform,
+          'static_share': args.static_share}
 
 
 def main(argv=None) -> int:

@@ -25,7 +25,7 @@ def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: flo
                **scene_options):
   """(x0, y, x1) float32 batches for one step; identical for equal (seed, step).
 
-  `scene_options` (small_objects, regular_share, motion_blur, deform) go to
+  `scene_options` (small_objects, regular_share, motion_blur, deform, static_share) go to
   `render.render_triplet`. With `views_per_scene` K > 1 each triplet (rendered or from a clip)
   fills K consecutive slots, each a different flip or rotation (`render.augment_views`), so a
   step costs the rendering of batch_size / K triplets; K = 1 draws the batches it always did.
@@ -206,6 +206,8 @@ def describe_data(args, clips: list | None) -> str:
              f'motion blur {args.motion_blur:.0%}']
     if args.deform:
       parts.append(f'non-rigid layers {args.deform:.0%}')
+    if args.static_share:
+      parts.append(f'still camera and background {args.static_share:.0%}')
     data += f' ({", ".join(parts)})'
   if clips:
     data += f' + clips {args.clips} ({args.clips_fraction:.0%})'

@@ -176,9 +176,10 @@ def test_small_objects_are_small_and_travel_further_than_their_size():
 def test_scene_options_at_zero_leave_the_random_stream_unchanged():
   plain = render.render_triplet(np.random.default_rng(11), 48, 48)
   zero = render.render_triplet(np.random.default_rng(11), 48, 48, small_objects=0,
-                               regular_share=0.0, motion_blur=0.0, deform=0.0)
+                               regular_share=0.0, motion_blur=0.0, deform=0.0, static_share=0.0)
   extended = render.render_triplet(np.random.default_rng(11), 48, 48, small_objects=3,
-                                   regular_share=0.5, motion_blur=0.5, deform=0.5)
+                                   regular_share=0.5, motion_blur=0.5, deform=0.5,
+                                   static_share=0.5)
   for a, b in zip(plain, zero):
     np.testing.assert_array_equal(a, b)  # earlier training runs stay reproducible
   assert not np.array_equal(plain[0], extended[0])
@@ -280,3 +281,30 @@ def test_deforming_scene_is_its_rigid_self_at_half_time():
   rigid = render.render_times(scene, (0.0, 0.5, 1.0))
   np.testing.assert_array_equal(frames[1], rigid[1])
   assert np.abs(frames[0] - rigid[0]).max() > 0.02 and np.abs(frames[2] - rigid[2]).max() > 0.02
+
+
+def test_tripod_scenes_keep_camera_and_background_exactly_still():
+  moving_layers = 0
+  for seed in range(8):
+    scene = render.random_scene(np.random.default_rng(seed), 64, 96, static_share=1.0,
+                                max_motion_px=12)
+    assert scene.pan == (0.0, 0.0) and scene.log_zoom == 0.0 and scene.roll == 0.0
+    background, *others = scene.layers
+    for t in (0.0, 1.0):
+      np.testing.assert_array_equal(render.layer_to_frame(scene, background, t),
+                                    render.layer_to_frame(scene, background, 0.5))
+    if others:
+      moving_layers += 1
+      assert render.max_motion(scene) > 1.9  # the motion target (>= 2 px) went to the layers
+  assert moving_layers >= 4
+  # Nothing but the background (and no brightness ramp): the three frames are one picture.
+  scene = render.random_scene(np.random.default_rng(3), 64, 96, max_layers=0, static_share=1.0)
+  scene.brightness = 0.0
+  x0, mid, x1 = render.render_times(scene, (0.0, 0.5, 1.0))
+  np.testing.assert_array_equal(x0, mid)
+  np.testing.assert_array_equal(x1, mid)
+  # At a share of one half, about half the scenes are tripod shots.
+  scenes = [render.random_scene(np.random.default_rng(100 + i), 32, 32, static_share=0.5)
+            for i in range(60)]
+  still = sum(scene.layers[0].velocity == (0.0, 0.0) for scene in scenes)
+  assert 18 <= still <= 42
