@@ -6,10 +6,11 @@ agreement (`Interpolator(flip_weights='agreement')`) instead of the plain mean.
     python bench/bench_ensemble.py [--model_path P] [--data DIR ...]
 
 The measurement behind `flip_average`'s choice of the diagonal flip (transpose) as its second
-run, and of `flip_weights='agreement'` for the built-in model. Each pair runs once per variant, unpadded (`align=None`), prediction clipped to [0, 1] as
-in `bench/bench_quality.py --align 0 --no_flip_average`, whose `model` row the `plain` column
-repeats. Middlebury frames are read from ../shared at run time (never copied or trained on);
-rendered held-out sets come from `python -m film_net.render` (see the model card).
+run, and of `flip_weights='agreement'` for the built-in model. Each pair runs once per
+variant, unpadded (`align=None`), prediction clipped to [0, 1] as in `bench/bench_quality.py
+--align 0 --no_flip_average`, whose `model` row the `plain` column repeats. Middlebury frames
+are read from ../shared at run time (never copied or trained on); rendered held-out sets come
+from `python -m film_net.render` (see the model card).
 """
 
 import argparse

@@ -11,10 +11,10 @@ also times the built-in model's architecture at 1920x1080 and prints its time as
 the released size's (the default model's speed target: at most 0.25). Modes after `+` in an
 options name: `+flip` times the model with `flip_average` (each pair also run transposed),
 `+agree` that with the runs mixed by agreement (`flip_weights='agreement'`, as the built-in
-model runs), `+ops_warp` with the warp as plain TensorFlow ops instead of the XLA-fused one that CPU-only
-hosts use by default, `+bf16` with `precision='bfloat16'`, e.g. `--compare compact --compare
-compact+flip --compare compact+flip+agree --compare compact+ops_warp --compare
-compact+flip+bf16`.
+model runs), `+ops_warp` with the warp as plain TensorFlow ops instead of the XLA-fused one
+that CPU-only hosts use by default, `+bf16` with `precision='bfloat16'`, e.g. `--compare
+compact --compare compact+flip --compare compact+flip+agree --compare compact+ops_warp
+--compare compact+flip+bf16`.
 """
 from __future__ import annotations
 

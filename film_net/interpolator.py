@@ -112,9 +112,9 @@ class Interpolator:
     self.flip_average = flip_average
     self.flip_weights = flip_weights
     self.precision = net.precision if net is not None else 'float32'
-    weighted = flip_average and flip_weights == 'agreement'
+    self._by_agreement = flip_average and flip_weights == 'agreement'
     self.fingerprint = (fingerprint + ('+diagonal_flip_average' if flip_average else '') +
-                        ('_by_agreement' if weighted else '') +
+                        ('_by_agreement' if self._by_agreement else '') +
                         ('+mirror_pad' if padding == 'mirror' else '') +
                         ('+bfloat16' if self.precision == 'bfloat16' else ''))
     self.source = source
@@ -265,7 +265,7 @@ class Interpolator:
     """(mid frame, disagreement of the warped inputs or None if not needed)."""
     time = tf.fill([p0.shape[0], 1], 0.5)
     outputs = self._saved_model({'x0': p0, 'x1': p1, 'time': time}, training=False)
-    if not (self.flip_average and self.flip_weights == 'agreement'):
+    if not self._by_agreement:
       return outputs['image'], None
     missing = {'x0_warped', 'x1_warped'} - set(outputs)
     if missing:
@@ -283,7 +283,7 @@ class Interpolator:
     if not self.flip_average:
       return self._mid(*state0, *state1)
     (plain0, flipped0), (plain1, flipped1) = state0, state1
-    if self.flip_weights == 'agreement':
+    if self._by_agreement:
       run = self._mid_and_disagreement
     else:
       run = lambda *state: (self._mid(*state), None)
@@ -292,7 +292,7 @@ class Interpolator:
   def _mix(self, plain, flipped) -> tf.Tensor:
     """The flip-averaged mid frame from each run's (mid, disagreement); see `flip_weights`."""
     (mid, disagreement), (mid_f, disagreement_f) = plain, flipped
-    if self.flip_weights == 'equal':
+    if not self._by_agreement:
       return 0.5 * (mid + _flip(mid_f))
     return mix_by_agreement(mid, disagreement, _flip(mid_f), _flip(disagreement_f))
 
@@ -355,8 +355,8 @@ def mix_by_agreement(mid_a: tf.Tensor, disagreement_a: tf.Tensor, mid_b: tf.Tens
                      disagreement_b: tf.Tensor) -> tf.Tensor:
   """Per-pixel weighted mean of two mid frames (B,H,W,3), each weighted by how much better its
   own warped inputs agree (disagreements (B,H,W,1), see `flip_weights` in `Interpolator`)."""
-  advantage = _gaussian_blur(disagreement_b, AGREEMENT_SIGMA) - _gaussian_blur(disagreement_a,
-                                                                              AGREEMENT_SIGMA)
+  advantage = (_gaussian_blur(disagreement_b, AGREEMENT_SIGMA) -
+               _gaussian_blur(disagreement_a, AGREEMENT_SIGMA))
   weight_a = tf.sigmoid(advantage / AGREEMENT_SCALE)
   return mid_b + weight_a * (mid_a - mid_b)
 
