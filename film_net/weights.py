@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 import zipfile
 
 import numpy as np
@@ -175,8 +176,10 @@ def save(path: str, weights: dict[str, np.ndarray], options: Options,
     return
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.npz')
-  with os.fdopen(fd, 'wb') as f:
+  # A unique name opened as a plain file, so the result gets the umask's usual permissions
+  # (tempfile.mkstemp's are owner-only).
+  tmp = os.path.join(directory, f'.tmp-{uuid.uuid4().hex}.npz')
+  with open(tmp, 'xb') as f:
     f.write(data)
   os.replace(tmp, path)
 

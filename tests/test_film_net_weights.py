@@ -37,6 +37,12 @@ def test_own_weight_file_round_trips_options_and_outputs(tmp_path):
   assert again.fingerprint == interp.fingerprint
   x = np.random.default_rng(0).random((2, 1, 40, 56, 3), np.float32)
   np.testing.assert_array_equal(again(x[0], x[1]), interp(x[0], x[1]))
+  # Written whole, with the permissions any new file gets here (not a temp file's owner-only),
+  # and nothing left beside it.
+  plain = tmp_path / 'plain'
+  plain.write_bytes(b'')
+  assert os.stat(path).st_mode & 0o777 == plain.stat().st_mode & 0o777
+  assert sorted(os.listdir(tmp_path)) == ['model.npz', 'plain']
 
 
 def test_fingerprint_changes_with_any_weight():
