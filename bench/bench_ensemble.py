@@ -1,12 +1,13 @@
 """What test-time averaging would gain: mean PSNR of the model alone and averaged with one more
 run on the frames transformed (the 7 flips and rotations of the square, or the inputs swapped
 in time), on Middlebury-Other and on any other triplet folders; and the diagonal run mixed by
-agreement (`Interpolator(flip_weights='agreement')`) instead of the plain mean.
+agreement (`Interpolator(flip_weights='agreement')`) instead of the plain mean, also with the
+inputs' mean as a third candidate (`'agreement_with_average'`).
 
     python bench/bench_ensemble.py [--model_path P] [--data DIR ...]
 
 The measurement behind `flip_average`'s choice of the diagonal flip (transpose) as its second
-run, and of `flip_weights='agreement'` for the built-in model. Each pair runs once per
+run, and of `flip_weights` for the built-in model. Each pair runs once per
 variant, unpadded (`align=None`), prediction clipped to [0, 1] as in `bench/bench_quality.py
 --align 0 --no_flip_average`, whose `model` row the `plain` column repeats. Middlebury frames
 are read from ../shared at run time (never copied or trained on); rendered held-out sets come
@@ -49,13 +50,15 @@ VIEWS = {
 
 def predictions(interp, weighted, x0, x1):
   """The plain mid frame, its mean with each transformed run and with the time-swapped run,
-  the diagonal run mixed by agreement (`weighted`), and the mean of all 8 flips and rotations."""
+  the diagonal run mixed by agreement (`weighted`: flip_weights -> Interpolator), and the mean
+  of all 8 flips and rotations."""
   plain = interp(x0, x1)
   runs = {name: back(interp(np.ascontiguousarray(there(x0)), np.ascontiguousarray(there(x1))))
           for name, (there, back) in VIEWS.items()}
   out = {'plain': plain, **{f'+{name}': (plain + run) / 2 for name, run in runs.items()}}
   out['+swap'] = (plain + interp(x1, x0)) / 2
-  out['+diagonal by agreement'] = weighted(x0, x1)
+  out['+diagonal by agreement'] = weighted['agreement'](x0, x1)
+  out['+diagonal by agreement, with mean'] = weighted['agreement_with_average'](x0, x1)
   out['all 8'] = (plain + sum(runs.values())) / 8
   return out
 
@@ -78,7 +81,8 @@ def main(argv=None):
     if not os.path.isdir(folder):
       sys.exit(f'{folder} not found (Middlebury-Other lives in ../shared/data)')
   interp = Interpolator.from_path(args.model_path, align=None, flip_average=False)
-  weighted = Interpolator(interp.net, align=None, flip_average=True, flip_weights='agreement')
+  weighted = {mode: Interpolator(interp.net, align=None, flip_average=True, flip_weights=mode)
+              for mode in ('agreement', 'agreement_with_average')}
   for folder in folders:
     scores = {}
     for name, (x0, truth, x1) in triplets(folder):
@@ -88,7 +92,7 @@ def main(argv=None):
         print(f'{name:<14}' + ' '.join(f'{v}={s[-1]:.2f}' for v, s in scores.items()), flush=True)
     print(f'{folder} ({len(scores["plain"])} triplets), mean PSNR dB:')
     for variant, values in scores.items():
-      print(f'  {variant:<24}{np.mean(values):8.3f}')
+      print(f'  {variant:<38}{np.mean(values):8.3f}')
 
 
 if __name__ == '__main__':

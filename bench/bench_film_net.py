@@ -10,10 +10,11 @@ times_to_interpolate=3 with and without feature reuse, in one process. `--compar
 also times the built-in model's architecture at 1920x1080 and prints its time as a fraction of
 the released size's (the default model's speed target: at most 0.25). Modes after `+` in an
 options name: `+flip` times the model with `flip_average` (each pair also run transposed),
-`+agree` that with the runs mixed by agreement (`flip_weights='agreement'`, as the built-in
+`+agree` that with the runs mixed by agreement (`flip_weights='agreement'`), `+avg` with the
+inputs' mean as a third candidate in that mix (`'agreement_with_average'`, as the built-in
 model runs), `+ops_warp` with the warp as plain TensorFlow ops instead of the XLA-fused one
 that CPU-only hosts use by default, `+bf16` with `precision='bfloat16'`, e.g. `--compare
-compact --compare compact+flip --compare compact+flip+agree --compare compact+ops_warp
+compact --compare compact+flip --compare compact+flip+agree+avg --compare compact+ops_warp
 --compare compact+flip+bf16`.
 """
 from __future__ import annotations
@@ -64,14 +65,16 @@ def one_size(width: int, height: int, repeats: int, options_name: str) -> dict:
   import flops
 
   name, *modes = options_name.split('+')
-  unknown = set(modes) - {'flip', 'agree', 'ops_warp', 'bf16'}
+  unknown = set(modes) - {'flip', 'agree', 'avg', 'ops_warp', 'bf16'}
   if unknown:
     raise ValueError(f'unknown modes {sorted(unknown)} in {options_name!r}')
   options = Options.parse(name)
   precision = 'bfloat16' if 'bf16' in modes else 'float32'
   interp = Interpolator(FilmNet(options, seed=0, name='film_net', precision=precision), align=64,
                         flip_average='flip' in modes,
-                        flip_weights='agreement' if 'agree' in modes else 'equal',
+                        flip_weights=('equal' if 'agree' not in modes else
+                                      'agreement_with_average' if 'avg' in modes else
+                                      'agreement'),
                         warp_fn=warp.warp if 'ops_warp' in modes else None)
   rng = np.random.default_rng(0)
   x0, x1 = (rng.random((1, height, width, 3), np.float32) for _ in range(2))

@@ -72,6 +72,11 @@ def fused_warp(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:
 
 
 @functools.lru_cache(maxsize=None)
+def fuse_with_xla() -> bool:
+  """Whether to compile elementwise-heavy steps with XLA here: where TensorFlow sees no GPU."""
+  return not tf.config.list_physical_devices('GPU')
+
+
 def default_warp():
-  """`fused_warp` where TensorFlow sees no GPU, else `warp`."""
-  return warp if tf.config.list_physical_devices('GPU') else fused_warp
+  """`fused_warp` where `fuse_with_xla()`, else `warp`."""
+  return fused_warp if fuse_with_xla() else warp

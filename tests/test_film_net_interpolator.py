@@ -139,23 +139,30 @@ def test_mix_by_agreement_favours_the_run_whose_warped_inputs_agree():
   mid_a, mid_b = rng.random((2, 1, 40, 60, 3), np.float32)
   calm = np.full((1, 40, 60, 1), 0.02, np.float32)
   # Alike everywhere: the plain mean.
-  np.testing.assert_allclose(interpolator.mix_by_agreement(mid_a, calm, mid_b, calm),
+  np.testing.assert_allclose(interpolator.mix_by_agreement([(mid_a, calm), (mid_b, calm)]),
                              0.5 * (mid_a + mid_b), atol=1e-6)
   # Run b's inputs land apart on the left third (a wrong flow there): run a takes over there,
   # far from it the mean stays, and every pixel is between the two runs.
   troubled = calm.copy()
   troubled[:, :, :20] = 0.2
-  mixed = interpolator.mix_by_agreement(mid_a, calm, mid_b, troubled).numpy()
+  mixed = interpolator.mix_by_agreement([(mid_a, calm), (mid_b, troubled)]).numpy()
   np.testing.assert_allclose(mixed[:, :, :8], mid_a[:, :, :8], atol=1e-4)
   np.testing.assert_allclose(mixed[:, :, 40:], 0.5 * (mid_a + mid_b)[:, :, 40:], atol=1e-4)
   assert np.all(mixed >= np.minimum(mid_a, mid_b) - 1e-6)
   assert np.all(mixed <= np.maximum(mid_a, mid_b) + 1e-6)
   # Swapping the runs swaps the roles; frames smaller than the blur kernel work too.
-  swapped = interpolator.mix_by_agreement(mid_b, troubled, mid_a, calm).numpy()
+  swapped = interpolator.mix_by_agreement([(mid_b, troubled), (mid_a, calm)]).numpy()
   np.testing.assert_allclose(swapped, mixed, atol=1e-6)
-  small = interpolator.mix_by_agreement(mid_a[:, :5, :7], calm[:, :5, :7], mid_b[:, :5, :7],
-                                        calm[:, :5, :7] + 0.1)
+  small = interpolator.mix_by_agreement([(mid_a[:, :5, :7], calm[:, :5, :7]),
+                                         (mid_b[:, :5, :7], calm[:, :5, :7] + 0.1)])
   np.testing.assert_allclose(small, mid_a[:, :5, :7], atol=1e-4)
+  # Two runs that agree alike and a third that agrees better on the right half.
+  worse = calm.copy()
+  worse[:, :, 30:] = 0.12
+  mid_c = rng.random((1, 40, 60, 3), np.float32)
+  three = interpolator.mix_by_agreement([(mid_a, worse), (mid_b, worse), (mid_c, calm)]).numpy()
+  np.testing.assert_allclose(three[:, :, 50:], mid_c[:, :, 50:], atol=1e-4)
+  np.testing.assert_allclose(three[:, :, :10], (mid_a + mid_b + mid_c)[:, :, :10] / 3, atol=1e-4)
 
 
 def test_flip_average_by_agreement_mixes_the_two_runs_pixel_by_pixel():
@@ -181,6 +188,37 @@ def test_flip_average_by_agreement_mixes_the_two_runs_pixel_by_pixel():
     Interpolator.random(options, flip_average=True, flip_weights='median')
 
 
+def test_agreement_with_average_mixes_the_inputs_mean_in_by_its_own_agreement(monkeypatch):
+  # The no-motion candidate: the inputs' mean, scored by how far apart the inputs themselves
+  # are plus a margin; with the margin pushed far either way the mix is the inputs' mean or the
+  # two runs' agreement mix, on both call paths.
+  x0 = np.random.default_rng(7).random((1, 37, 45, 3), np.float32)
+  x1 = np.roll(x0, 4, axis=2)
+  x1[:, :, :20] = x0[:, :, :20]  # left part still, right part moved 4 px
+  mean, disagreement = (np.asarray(t) for t in interpolator.input_average(x0, x1))
+  np.testing.assert_allclose(mean, 0.5 * (x0 + x1))
+  np.testing.assert_allclose(disagreement[:, :, :20], interpolator.AVERAGE_MARGIN)
+  assert disagreement[:, :, 24:].mean() > 0.1 + interpolator.AVERAGE_MARGIN
+  options = Options.tiny()
+  by_agreement = Interpolator.random(options, seed=3, align=64, flip_average=True,
+                                     flip_weights='agreement')
+  with_average = Interpolator.random(options, seed=3, align=64, flip_average=True,
+                                     flip_weights='agreement_with_average')
+  frames = [x0[0], x1[0]]
+  mixed = with_average(x0, x1)
+  np.testing.assert_allclose(with_average.recursive(frames, 1)[1], mixed[0], atol=1e-5)
+  runs = by_agreement(x0, x1)
+  assert np.abs(mixed - runs).max() > 1e-3  # the third candidate weighs in
+  monkeypatch.setattr(interpolator, 'AVERAGE_MARGIN', -10.0)
+  np.testing.assert_allclose(with_average(x0, x1), 0.5 * (x0 + x1), atol=1e-5)
+  np.testing.assert_allclose(with_average.recursive(frames, 1)[1], 0.5 * (x0 + x1)[0],
+                             atol=1e-5)
+  monkeypatch.setattr(interpolator, 'AVERAGE_MARGIN', 10.0)
+  np.testing.assert_allclose(with_average(x0, x1), runs, atol=1e-5)
+  assert with_average.fingerprint.startswith(by_agreement.fingerprint.split('+mirror')[0])
+  assert with_average.fingerprint != by_agreement.fingerprint
+
+
 def test_flip_average_and_padding_default_to_what_the_weight_file_says(tmp_path):
   options = Options.tiny()
   weights = Interpolator.random(options, seed=3).net.released_weights()
@@ -197,12 +235,13 @@ def test_flip_average_and_padding_default_to_what_the_weight_file_says(tmp_path)
   assert (overridden.flip_average, overridden.padding, overridden.flip_weights) == (
       False, 'zeros', 'equal')
   assert Interpolator.from_path(plain_file, flip_average=True).flip_average
-  # The built-in model runs flip-averaged (mixed by agreement) and mirror padded unless told
-  # otherwise.
+  # The built-in model runs flip-averaged (mixed by agreement, with the inputs' mean as a third
+  # candidate) and mirror padded unless told otherwise.
   builtin = Interpolator.from_path()
   assert (builtin.flip_average, builtin.padding, builtin.flip_weights) == (
-      True, 'mirror', 'agreement')
-  assert builtin.fingerprint.endswith('+diagonal_flip_average_by_agreement+mirror_pad')
+      True, 'mirror', 'agreement_with_average')
+  assert builtin.fingerprint.endswith(
+      '+diagonal_flip_average_by_agreement_with_input_average+mirror_pad')
   assert not Interpolator.from_path(flip_average=False).flip_average
 
 
