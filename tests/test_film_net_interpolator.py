@@ -1,4 +1,8 @@
 """Interpolator: alignment padding as FILM's tools do, any frame size, clear input errors."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -273,3 +277,14 @@ def test_bfloat16_frames_of_the_built_in_model_stay_close_to_float32():
   assert 62 < psnr < 120
   with pytest.raises(ValueError, match="needs engine='native'"):
     Interpolator.from_path(precision='bfloat16', engine='savedmodel')
+
+
+def test_importing_film_net_selects_the_bfc_cpu_allocator_unless_told_otherwise():
+  # TensorFlow reads the variable at its first allocation; an explicit choice is kept.
+  code = 'import os, film_net; print(os.environ["TF_CPU_ALLOCATOR_USE_BFC"])'
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPU_ALLOCATOR_USE_BFC'}
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  chosen = [subprocess.run([sys.executable, '-c', code], env=env | extra, cwd=root, check=True,
+                           capture_output=True, text=True).stdout.strip()
+            for extra in ({}, {'TF_CPU_ALLOCATOR_USE_BFC': 'false'})]
+  assert chosen == ['true', 'false']
