@@ -367,15 +367,17 @@ class Interpolator:
 
 def _mid_and_disagreement(outputs: dict):
   """The mid frame and, per pixel, how far apart the two inputs land once warped to it."""
-  disagreement = tf.reduce_mean(tf.abs(outputs['x0_warped'] - outputs['x1_warped']), axis=-1,
-                                keepdims=True)
-  return outputs['image'], disagreement
+  return outputs['image'], _disagreement(outputs['x0_warped'], outputs['x1_warped'])
 
 
 def input_average(x0: tf.Tensor, x1: tf.Tensor):
   """The no-motion candidate: the inputs' mean, and their disagreement plus `AVERAGE_MARGIN`."""
-  disagreement = tf.reduce_mean(tf.abs(x0 - x1), axis=-1, keepdims=True)
-  return 0.5 * (x0 + x1), disagreement + AVERAGE_MARGIN
+  return 0.5 * (x0 + x1), _disagreement(x0, x1) + AVERAGE_MARGIN
+
+
+def _disagreement(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+  """Per pixel, how far apart two frames are: |a - b| averaged over RGB, (B,H,W,1)."""
+  return tf.reduce_mean(tf.abs(a - b), axis=-1, keepdims=True)
 
 
 def mix_by_agreement(candidates) -> tf.Tensor:
