@@ -21,7 +21,8 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_film_net.py
-	$(PY) bench/bench_pipeline.py
+	$(PY) bench/bench_pipeline.py ratio
+	$(PY) bench/bench_pipeline.py rss
 	$(PY) bench/bench_quality.py
 	$(PY) bench/bench_train.py
 
