@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
     --gpu_count=*) GPU_COUNT=${1#*=} ;;
     --sdk_container_image=*) SDK_CONTAINER_IMAGE=${1#*=} ;;
     --job_name=*) JOB_NAME=${1#*=} ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) passthrough+=("$1") ;;
   esac
   shift

@@ -17,6 +17,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
 
 from film_net import specs  # pylint: disable=wrong-import-position
+from film_net.interpolate import add_flip_average_flags  # pylint: disable=wrong-import-position
 from pipeline import evaluate  # pylint: disable=wrong-import-position
 
 DEFAULT_DATA = os.path.join(_ROOT, '..', 'shared', 'data', 'middlebury-other')
@@ -46,11 +47,7 @@ def main(argv=None):
   parser.add_argument('--model_path', default=None, help='default: the built-in model')
   parser.add_argument('--no_model', action='store_true', help='baselines only')
   parser.add_argument('--align', default='64')
-  parser.add_argument('--flip_average', dest='flip_average', action='store_const', const=True,
-                      default=None, help='the model also runs each pair transposed and averages '
-                      '(default: as the model file says; on for the built-in model)')
-  parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
-                      const=False, help='the model runs each pair once')
+  add_flip_average_flags(parser)
   parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
                       help="arithmetic inside the model's convolutions")
   args = parser.parse_args(argv)

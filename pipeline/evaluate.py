@@ -47,6 +47,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from film_net import specs
 from film_net import weights
+from film_net.interpolate import add_flip_average_flags
 from film_net.render import TRIPLET_NAMES
 from transforms import clips
 from transforms import files
@@ -72,12 +73,7 @@ def parse_known_args(argv):
                            ' (unavailable ones are skipped with a warning); "" for none')
   parser.add_argument('--align', type=int, default=64,
                       help='pad frames to a multiple of this for the model; 0: no padding')
-  parser.add_argument('--flip_average', dest='flip_average', action='store_const', const=True,
-                      default=None, help='the model also runs each pair flipped about its '
-                      'diagonal (transposed) and averages (default: as the model file says; on '
-                      'for the built-in model)')
-  parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
-                      const=False, help='the model runs each pair once')
+  add_flip_average_flags(parser)
   parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
                       help='arithmetic inside the model\'s convolutions (see pipeline.run)')
   parser.add_argument('--leave_one_out', action='store_true',

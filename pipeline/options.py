@@ -5,6 +5,8 @@ import datetime
 import uuid
 
 from film_net import specs
+from film_net.interpolate import add_flip_average_flags
+from film_net.interpolate import parse_bool
 
 DEFAULT_PAIRS_PER_UNIT = 16
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -22,14 +24,6 @@ def _non_negative(text):
   if value < 0:
     raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
   return value
-
-
-def _bool(text):
-  if text.lower() in ('1', 'true', 'yes', 'on'):
-    return True
-  if text.lower() in ('0', 'false', 'no', 'off'):
-    return False
-  raise argparse.ArgumentTypeError(f'expected true or false, got {text!r}')
 
 
 def new_run_id():
@@ -61,13 +55,7 @@ def build_parser():
                            'to bound worker memory.')
   parser.add_argument('--align', type=_non_negative, default=64,
                       help='Pad frames to a multiple of this for the model (default 64; 0: none).')
-  parser.add_argument('--flip_average', nargs='?', const=True, default=None, type=_bool,
-                      help='Also run each pair flipped about its diagonal (transposed) and '
-                           'average the two mid frames (the built-in model weights each pixel '
-                           'by how well each run\'s warped inputs agree): better frames (+0.33 '
-                           'dB on Middlebury with the built-in model) for 1.6-1.9x the model '
-                           'time. Default: as the model file says (on for the built-in model, '
-                           'off for others); --flip_average=false turns it off.')
+  add_flip_average_flags(parser)
   parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
                       help='Arithmetic inside the convolutions (native engine): bfloat16 is '
                            '~1.35x faster on CPUs with AVX512_BF16 or AMX and GPUs from Ampere '
@@ -76,7 +64,7 @@ def build_parser():
   parser.add_argument('--max_pixels', type=_positive, default=DEFAULT_MAX_PIXELS,
                       help=f'Refuse frames with more pixels than this (decompression-bomb guard, '
                            f'default {DEFAULT_MAX_PIXELS}).')
-  parser.add_argument('--reprocess', nargs='?', const=True, default=False, type=_bool,
+  parser.add_argument('--reprocess', nargs='?', const=True, default=False, type=parse_bool,
                       help='Redo every pair, even those already complete for this model.')
   parser.add_argument('--run_id', default=None,
                       help='Name of this run under <output>/_runs/ (default: UTC time + random).')

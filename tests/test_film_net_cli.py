@@ -1,12 +1,16 @@
-"""`python -m film_net.interpolate` on one pair writes the whole sequence, inputs included."""
+"""`python -m film_net.interpolate` on one pair writes the whole sequence, inputs included; every
+command line reads `--flip_average` alike."""
+import argparse
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from film_net import Interpolator, Options
+from film_net.interpolate import add_flip_average_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,3 +47,25 @@ def test_cli_reports_a_missing_frame(tmp_path):
        str(tmp_path / 'nope2.png'), '--output_dir', str(tmp_path / 'o')],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 1 and 'nope.png' in result.stderr
+
+
+@pytest.mark.parametrize('flags, expected', [
+    ([], None), (['--flip_average'], True), (['--flip_average=true'], True),
+    (['--flip_average=false'], False), (['--no_flip_average'], False)])
+def test_every_command_line_reads_flip_average_the_same_way(flags, expected):
+  # pipeline.run once took --no_flip_average for a Beam flag, discarded it, and ran flip-averaged.
+  from pipeline import evaluate, options  # pylint: disable=import-outside-toplevel
+  known, beam_args = options.parse_known_args(['--input', 'in', '--output', 'out'] + flags)
+  assert known.flip_average is expected and beam_args == []
+  known, beam_args = evaluate.parse_known_args(['--input', 'in', '--output', 'out'] + flags)
+  assert known.flip_average is expected and beam_args == []
+  parser = argparse.ArgumentParser()
+  add_flip_average_flags(parser)
+  assert parser.parse_args(flags).flip_average is expected
+
+
+def test_flip_average_rejects_a_value_that_is_not_a_truth_value():
+  parser = argparse.ArgumentParser()
+  add_flip_average_flags(parser)
+  with pytest.raises(SystemExit):
+    parser.parse_args(['--flip_average=sometimes'])
