@@ -180,8 +180,7 @@ class EvaluateTriplet(beam.DoFn):
              'height': x0.shape[0], 'width': x0.shape[1], **scores[name]}
     if self._png_dir:
       png = quality.comparison_png(x0, x1, truth, predictions, scores)
-      with FileSystems.create(files.join(self._png_dir, triplet['key'] + '.png')) as f:
-        f.write(png)
+      files.write_atomic(files.join(self._png_dir, triplet['key'] + '.png'), png, self._png_dir)
 
 
 def _mean(rows):
@@ -214,8 +213,9 @@ def _method_order(name):
 def write_reports(rows, output, settings):
   """Writes results.json and results.csv under `output`; returns the report."""
   report = summarise(rows, settings)
-  with FileSystems.create(files.join(output, 'results.json')) as f:
-    f.write(json.dumps(report, indent=1, default=float).encode('utf-8'))
+  # Atomic (a temporary in `output`, renamed): a killed run leaves the last whole report.
+  files.write_atomic(files.join(output, 'results.json'),
+                     json.dumps(report, indent=1, default=float).encode('utf-8'), output)
   text = io.StringIO()
   writer = csv.DictWriter(text, CSV_FIELDS, extrasaction='ignore', lineterminator='\n')
   writer.writeheader()
@@ -225,8 +225,7 @@ def write_reports(rows, output, settings):
       writer.writerow({'key': 'mean', 'clip': clip, 'method': method, **mean})
   for method, mean in report['mean'].items():
     writer.writerow({'key': 'mean', 'clip': '', 'method': method, **mean})
-  with FileSystems.create(files.join(output, 'results.csv')) as f:
-    f.write(text.getvalue().encode('utf-8'))
+  files.write_atomic(files.join(output, 'results.csv'), text.getvalue().encode('utf-8'), output)
   return report
 
 

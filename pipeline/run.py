@@ -68,9 +68,11 @@ def _is_local(runner):
 
 
 class PlanUnits(beam.DoFn):
-  """Clip -> Units; on local runs also notes the clip's pair count for the progress line."""
+  """Clip -> Units; removes output frames past the clip's new end (it got shorter since an
+  earlier run); on local runs also notes the clip's pair count for the progress line."""
 
-  def __init__(self, times_to_interpolate, pairs_per_unit, progress_dir=None):
+  def __init__(self, output, times_to_interpolate, pairs_per_unit, progress_dir=None):
+    self._output = output
     self._n = times_to_interpolate
     self._k = pairs_per_unit
     self._progress_dir = progress_dir
@@ -78,6 +80,9 @@ class PlanUnits(beam.DoFn):
   def process(self, clip):
     records.counter('clips').inc()
     records.counter('pairs_planned').inc(clip.num_pairs())
+    last_index = clips_lib.output_indices(clip, self._n)[-1]
+    records.counter('stale_frames_removed').inc(
+        interpolate.remove_frames_after(self._output, clip.name, last_index))
     if self._progress_dir:
       path = os.path.join(self._progress_dir, f'clip-{abs(hash(clip.name))}-{id(clip)}.json')
       with open(path + '.tmp', 'w') as f:
@@ -98,7 +103,8 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
   results = (
       found.clips
       | 'SplitIntoUnits' >> beam.ParDo(
-          PlanUnits(known.times_to_interpolate, known.pairs_per_unit, progress_dir))
+          PlanUnits(known.output, known.times_to_interpolate, known.pairs_per_unit,
+                    progress_dir))
       | 'SpreadUnits' >> beam.Reshuffle()
       | 'InterpolateUnits' >> beam.ParDo(interpolate.InterpolateUnits(
           known.output, known.run_id, known.model_path, fingerprint, known.times_to_interpolate,
@@ -192,7 +198,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     _print_steps(p.to_runner_api())
     return _DryRunResult()
   if local and FileSystems.get_scheme(known.output) is None:
-    files.delete_tree(files.join(known.output, files.TMP_DIR))  # Left by killed runs.
+    _delete_stale_temporaries(files.join(known.output, files.TMP_DIR))
   printer = _ProgressPrinter(progress_dir, known.progress_interval) if progress_dir else None
   try:
     result = p.run()
@@ -213,6 +219,37 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     except OSError:
       pass  # Absent, or another run's temporaries are in it.
   return result
+
+
+# A run's temporaries (<output>/_tmp/<run_id>/) untouched for this long are a killed run's: a
+# live run writes there for every frame.
+STALE_TEMPORARIES_SECONDS = 24 * 3600
+
+
+def _delete_stale_temporaries(tmp_dir):
+  """Deletes what killed runs left in the local `tmp_dir`, keeping the folders of runs that may
+  still be writing on the same output (a nightly run that overlaps the next one)."""
+  try:
+    entries = list(os.scandir(tmp_dir))
+  except OSError:
+    return
+  now = time.time()
+  for entry in entries:
+    try:
+      newest = max([entry.stat().st_mtime] + [
+          os.stat(os.path.join(folder, name)).st_mtime
+          for folder, _, names in os.walk(entry.path) for name in names])
+    except OSError:
+      continue  # Its run renamed or removed it meanwhile: not ours to clean.
+    if now - newest <= STALE_TEMPORARIES_SECONDS:
+      continue
+    if entry.is_dir():
+      files.delete_tree(entry.path)
+    else:
+      try:
+        os.remove(entry.path)
+      except OSError:
+        pass
 
 
 def _model_options(model):

@@ -49,3 +49,20 @@ def test_gcs_in_gcs_out(tmp_path, tiny_model, gcs, mode):
                            f'--direct_running_mode={mode}')
   summary = json.loads(gcs.blob(f'{mode}/out/_runs/{run_id}/summary.json').download_as_bytes())
   assert summary['pairs']['skipped'] == 2 and summary['model_calls'] == 0
+
+
+def test_folder_placeholders_follow_the_same_filters_as_files(gcs):
+  """Folders made in the Cloud Console are empty objects named 'folder/': those outside the
+  glob, hidden or the pipeline's own are not clips, and one beside frames is not an empty clip."""
+  from transforms import clips  # pylint: disable=import-outside-toplevel
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  for name in ('a1/f0.png', 'a1/f1.png', 'b1/f0.png', 'b1/f1.png'):
+    gcs.blob(f'placeholders/{name}').upload_from_string(b'x')
+  for folder in ('a1/', 'b1/', 'a2/', 'a1/.trash/', 'a1/_runs/'):
+    gcs.blob(f'placeholders/{folder}').upload_from_string(b'')
+  found, errors = [], []
+  for item in clips.DiscoverClips('run').process(f'gs://{BUCKET}/placeholders/a*'):
+    (errors if isinstance(item, beam.pvalue.TaggedOutput) else found).append(item)
+  assert [c.name for c in found] == ['a1']
+  assert [e.value['message'] for e in errors] == [
+      f'empty clip folder: gs://{BUCKET}/placeholders/a2 has no frames']

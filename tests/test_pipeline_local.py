@@ -6,6 +6,7 @@ records and summary that match the disk, nightly skip with zero model calls, kil
 import glob
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -98,6 +99,13 @@ def test_second_run_skips_everything_and_new_frames_are_processed(tmp_path, tiny
   assert _metric(fourth, 'model_calls') == 4
   fifth = run_module.run(argv + ['--run_id=fifth', '--times_to_interpolate=2'])
   assert _metric(fifth, 'model_calls') == 4 * 3
+  assert len(os.listdir(os.path.join(output, 'clip'))) == 17
+  # The clip loses its last frame: the frames past its new end go, the rest stays done.
+  os.remove(archive / 'clip' / 'frame004.png')
+  sixth = run_module.run(argv + ['--run_id=sixth', '--times_to_interpolate=2'])
+  assert _metric(sixth, 'model_calls') == 0 and _metric(sixth, 'stale_frames_removed') == 4
+  assert sorted(os.listdir(os.path.join(output, 'clip'))) == [
+      f'frame_{i:06d}.png' for i in range(13)]
 
 
 def test_flip_average_writes_its_own_frames_and_a_rerun_keeps_them(tmp_path, tiny_model):
@@ -163,12 +171,54 @@ def test_killed_run_is_completed_by_a_rerun(tmp_path, tiny_model):
     os.remove(marker)
   os.makedirs(os.path.join(output, '_tmp', 'killed'))
   open(os.path.join(output, '_tmp', 'killed', 'x.partial'), 'wb').write(b'\x89PNG half')
+  day_ago = time.time() - run_module.STALE_TEMPORARIES_SECONDS - 60
+  for path in ('killed/x.partial', 'killed'):
+    os.utime(os.path.join(output, '_tmp', path), (day_ago, day_ago))
+  # Another run still writing on the same output keeps its temporaries.
+  os.makedirs(os.path.join(output, '_tmp', 'running'))
+  open(os.path.join(output, '_tmp', 'running', 'y.partial'), 'wb').write(b'\x89PNG being written')
   status, run_id = run_job(str(archive), output, model_path, '--pairs_per_unit=1')
   assert status == 0
   assert sorted(os.listdir(clip_dir)) == sorted(complete)
   for name, pixels in complete.items():
     np.testing.assert_array_equal(read_png(os.path.join(clip_dir, name)), pixels)
-  assert not os.path.exists(os.path.join(output, '_tmp'))
+  assert os.listdir(os.path.join(output, '_tmp')) == ['running']
+  assert os.listdir(os.path.join(output, '_tmp', 'running')) == ['y.partial']
   statuses = sorted(p['status'] for p in _records(output, run_id, 'pairs'))
   assert statuses == ['ok', 'ok', 'skipped', 'skipped']
   assert len(frames) == 5
+
+
+def test_a_failed_write_of_frame_0_is_redone_by_the_next_run(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  frames = make_clip(archive / 'clip', 3, seed=5)
+  blocker = os.path.join(output, 'clip', 'frame_000000.png')
+  os.makedirs(blocker)  # A folder where the frame goes: its write fails.
+  status, run_id = run_job(str(archive), output, model_path)
+  assert status == 1
+  statuses = {p['pair']: p['status'] for p in _records(output, run_id, 'pairs')}
+  assert statuses == {0: 'failed', 1: 'ok'}
+  assert any(e['stage'] == 'write' for e in _records(output, run_id, 'errors'))
+  os.rmdir(blocker)
+  status, run_id = run_job(str(archive), output, model_path)
+  assert status == 0
+  statuses = {p['pair']: p['status'] for p in _records(output, run_id, 'pairs')}
+  assert statuses == {0: 'ok', 1: 'skipped'}
+  np.testing.assert_array_equal(read_png(blocker), frames[0])
+
+
+def test_a_clips_colour_profile_is_in_every_frame_written(tmp_path, tiny_model):
+  from PIL import ImageCms  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  profile = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  for i, frame in enumerate(make_clip(tmp_path / 'plain', 3, seed=6)):
+    (archive / 'clip').mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame).save(archive / 'clip' / f'f{i}.jpg', quality=95, icc_profile=profile)
+  status, _ = run_job(str(archive), output, model_path)
+  assert status == 0
+  names = sorted(os.listdir(os.path.join(output, 'clip')))
+  assert len(names) == 5
+  for name in names:
+    assert Image.open(os.path.join(output, 'clip', name)).info.get('icc_profile') == profile

@@ -98,3 +98,65 @@ def test_clip_triplets_lists_each_clip_in_natural_order(tmp_path):
   assert [os.path.basename(p) for p in (last.frame0, last.truth, last.frame1)] == [
       'frame_9.png', 'frame_10.png', 'frame_11.png']
   assert len(clips.clip_triplets(str(tmp_path), stride=4)) == 3 + 1
+
+
+def _touch(folder, *names):
+  folder.mkdir(parents=True, exist_ok=True)
+  for name in names:
+    (folder / name).write_bytes(b'x')
+
+
+def test_glob_takes_clips_nested_in_matching_folders_and_works_without_a_folder(
+    tmp_path, monkeypatch):
+  _touch(tmp_path / 'shoot1' / 'cam1', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'shoot1' / 'cam2', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'other' / 'cam1', 'f0.png', 'f1.png')
+  found, errors = _discover(str(tmp_path / 'shoot*'))
+  assert errors == [] and sorted(c.name for c in found) == ['shoot1/cam1', 'shoot1/cam2']
+  monkeypatch.chdir(tmp_path)  # A pattern with no folder part is relative to here.
+  found, errors = _discover('shoot*')
+  assert errors == [] and sorted(c.name for c in found) == ['shoot1/cam1', 'shoot1/cam2']
+
+
+def test_a_folder_named_like_a_glob_is_that_folder(tmp_path):
+  _touch(tmp_path / 'Take [2]' / 'cam1', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'Take 2' / 'cam1', 'f0.png', 'f1.png')
+  found, errors = _discover(str(tmp_path / 'Take [2]'))
+  assert errors == [] and [c.name for c in found] == ['cam1']
+  assert all('/Take [2]/' in uri for uri, _ in found[0].frames)
+
+
+def test_frames_in_the_input_folder_never_share_a_subfolders_output(tmp_path):
+  _touch(tmp_path / 'shot', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'shot' / 'shot', 'f0.png', 'f1.png')
+  found, errors = _discover(str(tmp_path / 'shot'))
+  names = sorted(c.name for c in found)
+  assert errors == [] and len(set(names)) == 2 and 'shot' in names
+  (root_clip,) = [c for c in found if c.name != 'shot']
+  assert root_clip.name.startswith('shot-')
+  assert all(uri.rsplit('/', 2)[-2] == 'shot' and '/shot/shot/' not in uri
+             for uri, _ in root_clip.frames)
+
+
+def test_a_file_name_with_non_ascii_digits_does_not_stop_discovery(tmp_path):
+  _touch(tmp_path / 'in' / 'clip', '²1.png', 'f2.png', 'f10.png')
+  found, errors = _discover(str(tmp_path / 'in'))
+  assert errors == []
+  assert [u.rsplit('/', 1)[1] for u, _ in found[0].frames] == ['f2.png', 'f10.png', '²1.png']
+
+
+def test_manifest_frames_carry_their_size_and_time_so_a_replaced_frame_is_redone(tmp_path):
+  _touch(tmp_path / 'frames', 'a.png', 'b.png', 'c [1].png')
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text('clip,frame0,frame1\nx,frames/a.png,frames/b.png\n'
+                      'x,frames/b.png,frames/c [1].png\nx,frames/c [1].png,frames/gone.png\n')
+  (clip,), errors = _discover(str(manifest))
+  versions = dict(clip.frames)
+  assert errors == [] and versions[str(tmp_path / 'frames' / 'gone.png')] == ''
+  for name in ('a.png', 'b.png', 'c [1].png'):
+    stat = os.stat(tmp_path / 'frames' / name)
+    assert versions[str(tmp_path / 'frames' / name)] == f'{stat.st_size}:{stat.st_mtime}'
+  (tmp_path / 'frames' / 'b.png').write_bytes(b'longer')
+  (again,), _ = _discover(str(manifest))
+  changed = {u for (u, v), (_, w) in zip(clip.frames, again.frames) if v != w}
+  assert changed == {str(tmp_path / 'frames' / 'b.png')}

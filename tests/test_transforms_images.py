@@ -94,3 +94,53 @@ def test_bad_bytes_say_why():
   Image.new('RGB', (4, 4)).save(buf, format='BMP')
   with pytest.raises(images.BadImage, match='unsupported image format BMP'):
     images.decode(buf.getvalue())
+
+
+def test_tiffs_that_pil_would_truncate_are_refused_with_the_reason():
+  tifffile = pytest.importorskip('tifffile', reason='tifffile (installed with scikit-image) '
+                                 'writes the 16-bit colour and float TIFFs PIL cannot')
+  def tiff(array, **kwargs):
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, array, **kwargs)
+    return buf.getvalue()
+  rgb16 = RNG.integers(0, 65536, (4, 5, 3)).astype(np.uint16)
+  with pytest.raises(images.BadImage, match='16-bit colour TIFF is not supported'):
+    images.decode(tiff(rgb16, photometric='rgb'))
+  rgba16 = RNG.integers(0, 65536, (4, 5, 4)).astype(np.uint16)
+  with pytest.raises(images.BadImage, match='16-bit colour TIFF is not supported'):
+    images.decode(tiff(rgba16, photometric='rgb', extrasamples=['unassalpha']))
+  with pytest.raises(images.BadImage, match='floating-point TIFF'):
+    images.decode(tiff(RNG.random((4, 5), dtype=np.float32)))
+  # What PIL reads in full still decodes: 16-bit gray and 8-bit colour TIFF.
+  gray16 = RNG.integers(0, 65536, (4, 5)).astype(np.uint16)
+  np.testing.assert_array_equal(images.decode(tiff(gray16)).pixels[..., 0], gray16)
+  rgb8 = RNG.integers(0, 256, (4, 5, 3)).astype(np.uint8)
+  np.testing.assert_array_equal(images.decode(tiff(rgb8, photometric='rgb')).pixels, rgb8)
+
+
+def test_colour_profiles_go_into_every_frame_written():
+  from PIL import ImageCms  # pylint: disable=import-outside-toplevel
+  profile = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
+  rgb = RNG.integers(0, 256, (6, 7, 3)).astype(np.uint8)
+  gray = RNG.integers(0, 256, (6, 7)).astype(np.uint8)
+  for fmt in ('PNG', 'JPEG', 'TIFF'):
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format=fmt, icc_profile=profile)
+    frame = images.decode(buf.getvalue())
+    plain = images.decode(_png(gray))
+    assert plain.color_chunks == b''
+    written = [images.original_png(buf.getvalue(), frame),
+               images.encode_png(images.inbetween_pixels(rgb / 255, frame, frame, 0.5),
+                                 images.inbetween_color_chunks(frame, frame)),
+               images.encode_png(rgb.astype(np.uint16) * 257, frame.color_chunks),
+               # Gray then colour: the in-between is colour and takes the colour frame's.
+               images.encode_png(images.inbetween_pixels(rgb / 255, plain, frame, 0.5),
+                                 images.inbetween_color_chunks(plain, frame))]
+    for data in written:
+      image = Image.open(io.BytesIO(data))
+      assert image.info.get('icc_profile') == profile, fmt
+      bit_depth = data[24]  # in the header chunk, which comes first
+      decoded = tf.io.decode_png(data, dtype=tf.uint16 if bit_depth == 16 else tf.uint8).numpy()
+      # (libpng checks every chunk's CRC.)
+      assert decoded.shape == (6, 7, 3)
+    assert images.inbetween_color_chunks(frame, plain) == frame.color_chunks

@@ -32,13 +32,12 @@ from transforms import records
 from transforms.images import is_frame_name
 
 MANIFEST_EXTENSIONS = ('.csv', '.jsonl')
-_GLOB_CHARS = re.compile(r'[*?\[]')
 
 
 @dataclasses.dataclass(frozen=True)
 class Clip:
   name: str  # sanitised, relative to --output
-  frames: tuple  # of (uri, version); version changes when the file does ('' if unknown)
+  frames: tuple  # of (uri, version): 'size:mtime', so it changes with the file ('' if missing)
   paired: tuple  # paired[i]: frames i and i+1 are a pair to interpolate
 
   def num_pairs(self):
@@ -59,8 +58,10 @@ class Unit:
 
 
 def natural_key(name):
-  """Sort key putting `f2` before `f10`, case-insensitively."""
-  return [int(t) if t.isdigit() else t.lower() for t in re.split(r'(\d+)', name)]
+  """Sort key putting `f2` before `f10`, case-insensitively. Only ASCII digits count as numbers
+  (`str.isdigit` also accepts '²', which `int` refuses)."""
+  return [int(t) if t.isascii() and t.isdigit() else t.lower()
+          for t in re.split(r'([0-9]+)', name)]
 
 
 def sanitise_clip_name(relative):
@@ -92,12 +93,16 @@ def is_manifest(path):
 
 
 def _split_glob(pattern):
-  """(root folder, pattern or None): the part of --input before any glob character."""
-  m = _GLOB_CHARS.search(pattern)
-  if not m:
+  """(root folder, pattern or None): the part of --input before any glob character. A local
+  folder whose name has glob characters (`Take [2]`) is that folder, not a pattern."""
+  m = files.GLOB_CHARS.search(pattern)
+  if not m or _is_local_dir(pattern):
     return pattern.rstrip('/'), None
   head = pattern[:m.start()]
-  return head[:head.rfind('/')] if '/' in head else '.', pattern
+  if '/' not in head:
+    return '.', './' + pattern  # Listings of '.' come back as './name/...'.
+  return head[:head.rfind('/')], pattern
+
 
 
 def _parent(path):
@@ -132,25 +137,25 @@ class DiscoverClips(beam.DoFn):
 
   def _from_folders(self, input_spec):
     root, pattern = _split_glob(input_spec)
-    metadata = FileSystems.match([root + '/**'])[0].metadata_list
-    if pattern:
-      regex = re.compile(FileSystems.get_filesystem(root).translate_pattern(pattern))
+    metadata = files.match(files.escape_glob(root) + '/**')
+    selected = _glob_filter(root, pattern)
     by_dir = {}
     for m in metadata:
-      path = m.path
-      name = path.rstrip('/').rsplit('/', 1)[-1]
-      if path.endswith('/'):  # A folder placeholder object on object stores.
-        by_dir.setdefault(path.rstrip('/'), [])
+      placeholder = m.path.endswith('/')  # A folder placeholder object on object stores.
+      path = m.path.rstrip('/')
+      folder = path if placeholder else _parent(path)
+      parts = _relative(path, root).split('/')
+      if any(p.startswith('.') or p in files.RESERVED for p in parts[:-1]) or (
+          parts[-1].startswith('.') or (placeholder and parts[-1] in files.RESERVED)):
         continue
-      if name.startswith('.') or any(
-          p.startswith('.') or p in files.RESERVED for p in _relative(path, root).split('/')[:-1]):
-        continue
-      if self._output and _comparable(path).startswith(self._output):
+      if self._output and (_comparable(path) + '/').startswith(self._output):
         continue  # --output inside --input: never take our own frames as input.
-      folder = _parent(path)
-      if pattern and not (regex.match(folder) or regex.match(path)):
+      if not selected(folder, path):
         continue
-      by_dir.setdefault(folder, []).append(m)
+      if placeholder:
+        by_dir.setdefault(folder, [])
+      else:
+        by_dir.setdefault(folder, []).append(m)
     for folder in _empty_local_folders(root, pattern):
       by_dir.setdefault(folder, [])
     if not by_dir:
@@ -173,9 +178,14 @@ class DiscoverClips(beam.DoFn):
                             f'empty clip folder: {folder} has no frames')
         continue
       frames.sort(key=lambda m: natural_key(m.path.rsplit('/', 1)[-1]))
-      rel = _relative(folder, root) or root.rstrip('/').rsplit('/', 1)[-1]
+      rel = _relative(folder, root)
+      name = sanitise_clip_name(rel or root.rstrip('/').rsplit('/', 1)[-1])
+      if not rel and name in {sanitise_clip_name(_relative(f, root)) for f in by_dir if f != root}:
+        # Frames in the input folder itself are the clip named after it, unless a subfolder
+        # already has that name: then it gets a name of its own, never the subfolder's output.
+        name += '-' + hashlib.sha1(root.encode()).hexdigest()[:8]
       clip = Clip(
-          name=sanitise_clip_name(rel),
+          name=name,
           frames=tuple((m.path, f'{m.size_in_bytes}:{m.last_updated_in_seconds}') for m in frames),
           paired=(True,) * (len(frames) - 1))
       if len(frames) == 1:
@@ -201,6 +211,7 @@ class DiscoverClips(beam.DoFn):
         continue
       clip, f0, f1 = (str(row[k]).strip() for k in ('clip', 'frame0', 'frame1'))
       clips.setdefault(clip, []).append((line, _resolve(base, f0), _resolve(base, f1)))
+    versions = _versions([f for rows in clips.values() for _, f0, f1 in rows for f in (f0, f1)])
     for clip, rows in clips.items():
       frames, paired = [], []
       for line, f0, f1 in rows:
@@ -218,8 +229,31 @@ class DiscoverClips(beam.DoFn):
           frames += [f0, f1]
           paired.append(True)
       if frames:
-        yield Clip(name=sanitise_clip_name(clip), frames=tuple((f, '') for f in frames),
+        yield Clip(name=sanitise_clip_name(clip),
+                   frames=tuple((f, versions.get(f, '')) for f in frames),
                    paired=tuple(paired))
+
+
+def _versions(paths):
+  """{path: 'size:mtime'} of the manifest's frames that exist, so that a frame replaced in place
+  is redone as in folder inputs: one listing per folder, each frame by itself when its folder's
+  listing does not have it (glob characters in the name). Missing frames are left out; the
+  interpolation step reports them."""
+  found = {}
+  for folder in sorted({_parent(p) for p in paths}):
+    try:
+      listing = files.match(files.escape_glob(folder) + '/*')
+    except Exception:  # pylint: disable=broad-except
+      continue
+    found.update((m.path, f'{m.size_in_bytes}:{m.last_updated_in_seconds}') for m in listing)
+  for path in set(paths) - set(found):
+    try:
+      m = files.match(files.escape_glob(path))
+    except Exception:  # pylint: disable=broad-except
+      continue
+    if m:
+      found[path] = f'{m[0].size_in_bytes}:{m[0].last_updated_in_seconds}'
+  return found
 
 
 def _manifest_rows(manifest, text):
@@ -268,26 +302,50 @@ def _is_local_dir(path):
   return FileSystems.get_scheme(path) is None and os.path.isdir(path)
 
 
+def _glob_filter(root, pattern):
+  """(folder, path) -> whether --input selects it: everything without a pattern; with one, a
+  file or folder that matches it, or anything inside a folder that does."""
+  if not pattern:
+    return lambda folder, path: True
+  regex = re.compile(FileSystems.get_filesystem(root).translate_pattern(pattern))
+
+  def selected(folder, path):
+    if regex.match(path):
+      return True
+    while len(folder) > len(root):
+      if regex.match(folder):
+        return True
+      folder = _parent(folder)
+    return False
+  return selected
+
+
 def _empty_local_folders(root, pattern):
   """Leaf folders with no files at all, on local disk (object stores have no empty folders)."""
   if not _is_local_dir(root):
     return []
-  regex = re.compile(FileSystems.get_filesystem(root).translate_pattern(pattern)) if pattern else None
+  selected = _glob_filter(root, pattern)
   found = []
   for folder, dirs, names in os.walk(root):
     dirs[:] = [d for d in dirs if not d.startswith('.') and d not in files.RESERVED]
     if not dirs and not [n for n in names if not n.startswith('.')] and folder != root:
-      if regex is None or regex.match(folder):
+      if selected(folder, folder):
         found.append(folder)
   return found
 
 
-def split_into_units(clip, times_to_interpolate, pairs_per_unit):
-  """Cuts a clip into Units of up to pairs_per_unit pairs; frames in no pair get a 0-pair unit."""
+def output_indices(clip, times_to_interpolate):
+  """Output index of each of the clip's frames: a pair advances it by 2^N, a gap by 1."""
   step = 2 ** times_to_interpolate
   index = [0]
   for p in clip.paired:
     index.append(index[-1] + (step if p else 1))
+  return index
+
+
+def split_into_units(clip, times_to_interpolate, pairs_per_unit):
+  """Cuts a clip into Units of up to pairs_per_unit pairs; frames in no pair get a 0-pair unit."""
+  index = output_indices(clip, times_to_interpolate)
   start = 0
   n = len(clip.frames)
   while start < n:

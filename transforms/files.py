@@ -8,8 +8,10 @@ mid-write leaves nothing that looks like a frame.
 
 import os
 import posixpath
+import re
 import shutil
 import uuid
+import warnings
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -34,6 +36,23 @@ def read_bytes(path):
 
 def exists(path):
   return FileSystems.exists(path)
+
+
+GLOB_CHARS = re.compile(r'[*?\[]')
+
+
+def escape_glob(path):
+  """`path` as a pattern that matches only itself: glob characters in brackets, as
+  `glob.escape` does, which Beam's pattern translation (local and gs://) also reads."""
+  return GLOB_CHARS.sub(lambda m: '[' + m.group() + ']', path)
+
+
+def match(pattern):
+  """FileMetadata of what one pattern matches; quiet about the '[[]' of escaped names, which
+  Python's re flags as a possible nested set (a FutureWarning) while reading it right."""
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore', FutureWarning)
+    return FileSystems.match([pattern])[0].metadata_list
 
 
 def write_atomic(path, data, tmp_root):

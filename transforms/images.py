@@ -9,11 +9,18 @@ without alpha counts as opaque), 16 bit if either input is 16 bit. Samples are q
 FILM's `write_image` does: `uint(clip(x, 0, 1) * max + 0.5)`.
 
 PIL decodes everything except 16-bit colour PNG, which it truncates to 8 bit; those go through
-`tf.io.decode_png`, and all 16-bit output through `tf.io.encode_png`.
+`tf.io.decode_png`, and all 16-bit output through `tf.io.encode_png`. 16-bit colour and
+floating-point TIFF, which PIL would also truncate, are refused with a reason (`BadImage`).
+
+Colour: a frame's colour description (a PNG's iCCP, sRGB, gAMA and cHRM chunks, or the ICC
+profile of a JPEG or TIFF) goes into every PNG written from it, re-encoded originals and the
+in-betweens after it alike, so colour-managed players show the sequence without a flicker.
 """
 
 import dataclasses
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -23,6 +30,8 @@ _FORMATS = {'PNG', 'JPEG', 'TIFF', 'MPO'}  # MPO: JPEGs from some cameras.
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 # PNG colour type -> channels.
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+# PNG chunks that say how to read the pixels' colours, copied into what we write.
+_COLOR_CHUNKS = (b'iCCP', b'sRGB', b'gAMA', b'cHRM')
 # PIL's own bomb guard would warn or raise at its own limits; we check --max_pixels first.
 Image.MAX_IMAGE_PIXELS = None
 
@@ -35,6 +44,7 @@ class BadImage(ValueError):
 class Frame:
   pixels: np.ndarray  # HxWxC, uint8 or uint16
   uri: str = ''
+  color_chunks: bytes = b''  # whole PNG chunks describing the colour space; b'' if none
 
   @property
   def height(self):
@@ -85,6 +95,7 @@ def decode(data, uri='', max_pixels=None):
   if max_pixels and width * height > max_pixels:
     raise BadImage(f'image is {width}x{height} = {width * height} pixels, over the limit of '
                    f'{max_pixels} (--max_pixels); refusing to decode (decompression bomb?)')
+  _refuse_what_pil_would_truncate(image)
   if data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[24] == 16:
     pixels = _decode_png16(data, _PNG_CHANNELS.get(data[25], 0))
   else:
@@ -93,7 +104,58 @@ def decode(data, uri='', max_pixels=None):
     except Exception as e:  # pylint: disable=broad-except
       raise BadImage(f'corrupt or truncated image ({type(e).__name__}: {e})') from e
     pixels = _pil_to_pixels(image)
-  return Frame(pixels=pixels, uri=uri)
+  if data.startswith(_PNG_SIGNATURE):
+    chunks = _png_color_chunks(data)
+  else:
+    # PNG allows an RGB profile on colour pixels and a gray one on gray pixels; a CMYK JPEG's
+    # profile does not describe the RGB we decoded it to, so it is left out.
+    profile = image.info.get('icc_profile') or b''
+    space = b'RGB ' if pixels.shape[2] >= 3 else b'GRAY'
+    chunks = (_png_chunk(b'iCCP', b'icc\x00\x00' + zlib.compress(profile))
+              if profile[16:20] == space else b'')
+  return Frame(pixels=pixels, uri=uri, color_chunks=chunks)
+
+
+def _png_chunk(kind, payload):
+  return (struct.pack('>I', len(payload)) + kind + payload +
+          struct.pack('>I', zlib.crc32(kind + payload) & 0xffffffff))
+
+
+def _png_color_chunks(data):
+  """The colour chunks before the image data of PNG bytes, whole (length, type, data, CRC)."""
+  found, pos = [], len(_PNG_SIGNATURE)
+  while pos + 8 <= len(data):
+    length, kind = struct.unpack('>I', data[pos:pos + 4])[0], data[pos + 4:pos + 8]
+    if kind in (b'IDAT', b'IEND'):
+      break
+    if kind in _COLOR_CHUNKS:
+      found.append(data[pos:pos + 12 + length])
+    pos += 12 + length
+  return b''.join(found)
+
+
+def _with_chunks(png, chunks):
+  """PNG bytes with `chunks` inserted after the header chunk (IHDR, always first, 25 bytes)."""
+  if not chunks:
+    return png
+  end_of_header = len(_PNG_SIGNATURE) + 25
+  return png[:end_of_header] + chunks + png[end_of_header:]
+
+
+def _refuse_what_pil_would_truncate(image):
+  """PIL reads 16-bit colour TIFF as 8 bit and float TIFF as black: refuse them by name rather
+  than write a frame that silently lost its depth."""
+  if image.format != 'TIFF':
+    return
+  tags = getattr(image, 'tag_v2', {})
+  sample_format = tags.get(339, 1)
+  if 3 in (sample_format if isinstance(sample_format, tuple) else (sample_format,)):
+    raise BadImage('floating-point TIFF is not supported (convert it to 16-bit PNG or TIFF)')
+  bits = tags.get(258, 8)
+  bits = max(bits) if isinstance(bits, tuple) else bits
+  if bits > 8 and image.mode not in ('I;16', 'I;16B', 'I;16L', 'I'):
+    raise BadImage(f'{bits}-bit colour TIFF is not supported: it would be read as 8 bit '
+                   f'(convert it to 16-bit PNG, which keeps its depth)')
 
 
 def _decode_png16(data, channels):
@@ -123,8 +185,13 @@ def _pil_to_pixels(image):
   return a[..., None] if a.ndim == 2 else a
 
 
-def encode_png(pixels):
-  """Encodes HxWxC uint8/uint16 pixels (C in 1..4) as PNG bytes."""
+def encode_png(pixels, color_chunks=b''):
+  """Encodes HxWxC uint8/uint16 pixels (C in 1..4) as PNG bytes, with the given colour chunks
+  (a decoded `Frame`'s)."""
+  return _with_chunks(_encode_png(pixels), color_chunks)
+
+
+def _encode_png(pixels):
   if pixels.dtype == np.uint16:
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     return tf.io.encode_png(pixels).numpy()
@@ -139,7 +206,15 @@ def original_png(data, frame):
   """PNG bytes of an original frame: PNG inputs as they are, others re-encoded losslessly."""
   if data.startswith(_PNG_SIGNATURE):
     return data
-  return encode_png(frame.pixels)
+  return encode_png(frame.pixels, frame.color_chunks)
+
+
+def inbetween_color_chunks(frame0, frame1):
+  """The colour chunks of an in-between: the earlier frame's, or the later one's where only it
+  is colour (the in-between is colour then, and a gray profile would not fit it)."""
+  if frame0.channels < 3 <= frame1.channels:
+    return frame1.color_chunks
+  return frame0.color_chunks
 
 
 def inbetween_pixels(rgb, frame0, frame1, t):

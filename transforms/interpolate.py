@@ -18,10 +18,12 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.utils import shared
 
 from transforms import files
@@ -57,6 +59,25 @@ def model_tag(model_path, align, run_id, flip_average=None, precision='float32')
 
 def frame_name(index):
   return f'frame_{index:06d}.png'
+
+
+_FRAME_NAME = re.compile(r'frame_(\d{6,})\.png$')
+
+
+def remove_frames_after(output, clip, last_index):
+  """Deletes `<output>/<clip>/frame_N.png` for N > last_index: what an earlier run wrote for a
+  longer version of the clip, which would otherwise trail its new sequence. Returns the count."""
+  folder = files.join(output, clip)
+  try:
+    listing = files.match(files.join(files.escape_glob(folder), 'frame_*.png'))
+  except Exception:  # pylint: disable=broad-except
+    return 0  # No output yet.
+  stale = [m.path for m in listing
+           if (found := _FRAME_NAME.search(m.path)) and int(found.group(1)) > last_index
+           and m.path.rsplit('/', 1)[0].rstrip('/') == folder.rstrip('/')]
+  if stale:
+    FileSystems.delete(stale)
+  return len(stale)
 
 
 class InterpolateUnits(beam.DoFn):
@@ -185,7 +206,8 @@ class InterpolateUnits(beam.DoFn):
           futures[(i, k)] = self._write(
               self._frame_path(unit, unit.first_index + first * step + k),
               lambda o=out, i=i, t=(k % step) / step: images.encode_png(
-                  images.inbetween_pixels(o, decoded[i], decoded[i + 1], t)))
+                  images.inbetween_pixels(o, decoded[i], decoded[i + 1], t),
+                  images.inbetween_color_chunks(decoded[i], decoded[i + 1])))
       except Exception as e:  # pylint: disable=broad-except
         for i in range(first, last + 1):
           failed[i] = f'model failed: {type(e).__name__}: {e}'
@@ -203,10 +225,12 @@ class InterpolateUnits(beam.DoFn):
     for key, e in write_errors.items():
       pos = key if isinstance(key, int) else key[0]
       yield self._error(uris[pos:pos + 1], 'write', e, f'cannot write output for {uris[pos]}: {e}')
+      # The pair that writes a frame fails with it, so that its marker is not written and a
+      # re-run writes the frame again: in-betweens and frame i > 0 by pair i-1, frame 0 by pair 0.
       if isinstance(key, tuple):
         failed.setdefault(key[0], f'write failed: {e}')
-      elif key > 0:
-        failed.setdefault(key - 1, f'write failed: {e}')
+      elif key > 0 or npairs > 0:
+        failed.setdefault(max(key - 1, 0), f'write failed: {e}')
 
     share = 1.0 / max(len(todo), 1)
     frames_total = 0
@@ -221,9 +245,16 @@ class InterpolateUnits(beam.DoFn):
         yield records.pair_record(self._run_id, unit.clip, unit.first_position + i,
                                   uris[i:i + 2], size, n_written, 'failed', seconds, failed[i])
         continue
-      files.write_atomic(markers[i], json.dumps({
-          'run_id': self._run_id, 'fingerprint': self._fingerprint, 'inputs': uris[i:i + 2],
-          'times_to_interpolate': self._n, 'align': self._align}).encode(), self._tmp)
+      try:
+        files.write_atomic(markers[i], json.dumps({
+            'run_id': self._run_id, 'fingerprint': self._fingerprint, 'inputs': uris[i:i + 2],
+            'times_to_interpolate': self._n, 'align': self._align}).encode(), self._tmp)
+      except Exception as e:  # pylint: disable=broad-except
+        message = f'cannot write the done marker {markers[i]}: {e}'
+        yield self._error(uris[i:i + 2], 'write', e, message)
+        yield records.pair_record(self._run_id, unit.clip, unit.first_position + i,
+                                  uris[i:i + 2], size, n_written, 'failed', seconds, message)
+        continue
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
                                 size, n_written, 'ok', seconds)
       rec['model_calls'] = step - 1
