@@ -48,6 +48,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 from film_net import specs
 from film_net import weights
 from film_net.interpolate import add_flip_average_flags
+from pipeline import options as pipeline_flags
 from film_net.render import TRIPLET_NAMES
 from transforms import clips
 from transforms import files
@@ -81,7 +82,12 @@ def parse_known_args(argv):
   parser.add_argument('--stride', type=int, default=1,
                       help='with --leave_one_out: evaluate every stride-th triplet of a clip')
   parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
-  return parser.parse_known_args(argv)
+  known, beam_args = parser.parse_known_args(argv)
+  unknown = pipeline_flags.unknown_beam_args(beam_args)
+  if unknown:
+    parser.error(f'unrecognized arguments: {" ".join(unknown)} (neither the evaluation nor Beam '
+                 f'defines them)')
+  return known, beam_args
 
 
 # --------------------------------------------------------------------------------------------

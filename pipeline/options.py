@@ -4,6 +4,8 @@ import argparse
 import datetime
 import uuid
 
+from apache_beam.options import pipeline_options
+
 from film_net import specs
 from film_net.interpolate import add_flip_average_flags
 from film_net.interpolate import parse_bool
@@ -73,9 +75,26 @@ def build_parser():
   return parser
 
 
+def unknown_beam_args(beam_args):
+  """The flags in `beam_args` that no Beam options class defines. Beam only logs "Discarding
+  unparseable args" for them and runs on, so a typo (`--time_to_interpolate 3`) would pass
+  unnoticed: the command lines refuse them instead."""
+  # Beam's own parser type: some options classes add value-provider arguments, which only it has.
+  parser = pipeline_options._BeamArgumentParser(allow_abbrev=False)  # pylint: disable=protected-access
+  for cls in {str(c): c for c in pipeline_options.PipelineOptions.__subclasses__()}.values():
+    cls._add_argparse_args(parser)  # pylint: disable=protected-access
+  return parser.parse_known_args(beam_args)[1]
+
+
 def parse_known_args(argv):
-  """(pipeline args namespace, remaining Beam args)."""
-  known, beam_args = build_parser().parse_known_args(argv)
+  """(pipeline args namespace, remaining Beam args); exits with a usage error (status 2) on a
+  flag that neither this pipeline nor Beam knows."""
+  parser = build_parser()
+  known, beam_args = parser.parse_known_args(argv)
+  unknown = unknown_beam_args(beam_args)
+  if unknown:
+    parser.error(f'unrecognized arguments: {" ".join(unknown)} (neither the pipeline nor Beam '
+                 f'defines them)')
   known.run_id = known.run_id or new_run_id()
   known.input = known.input.rstrip('/') if len(known.input) > 1 else known.input
   known.output = known.output.rstrip('/') if len(known.output) > 1 else known.output

@@ -8,6 +8,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import make_clip, read_png, run_job
@@ -153,3 +154,23 @@ def test_missing_or_broken_model_fails_before_any_work(tmp_path, capsys):
   assert status == 2
   assert 'broken.npz' in capsys.readouterr().err
   assert not output.exists()
+
+
+def test_a_flag_nobody_defines_stops_the_run_before_any_work(tmp_path, tiny_model, capsys):
+  # Beam only warns about flags it cannot parse and drops them: a typo would run with defaults.
+  from pipeline import evaluate  # pylint: disable=import-outside-toplevel
+  archive, output = tmp_path / 'archive', tmp_path / 'out'
+  make_clip(archive / 'clip', 2)
+  status, _ = run_job(str(archive), str(output), tiny_model[0], '--time_to_interpolate=3')
+  assert status == 2
+  assert 'unrecognized arguments: --time_to_interpolate=3' in capsys.readouterr().err
+  assert not output.exists()
+  with pytest.raises(SystemExit) as stop:
+    evaluate.parse_known_args(['--input', 'in', '--output', 'out', '--no_pngs'])
+  assert stop.value.code == 2
+  assert 'unrecognized arguments: --no_pngs' in capsys.readouterr().err
+  # Beam's own flags still pass, Dataflow's included.
+  known, beam_args = evaluate.parse_known_args(
+      ['--input', 'in', '--output', 'out', '--runner=DataflowRunner', '--project=p',
+       '--experiments=no_use_multiple_sdk_containers', '--direct_running_mode=in_memory'])
+  assert len(beam_args) == 4
