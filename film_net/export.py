@@ -2,7 +2,9 @@
 
 `tf.saved_model.load(path)` gives an object called as
 `model({'x0', 'x1', 'time'}, training=False)['image']`, like the released models, whose
-variables carry the released names (so `Interpolator.from_path` reads them back natively).
+variables carry the released names and whose `film_options` (a string variable, the options'
+JSON) says the architecture, so `Interpolator.from_path` reads them back natively as the same
+model: pyramid_levels is not in the weight shapes.
 Unlike the released export, the `serving_default` signature has named outputs, `image` first.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ class ReleasedFormatModel(tf.Module):
 
   def __init__(self, weights: dict[str, np.ndarray], options: Options):
     super().__init__(name=None)
-    self._options_json = tf.constant(options.to_json())
+    self.film_options = tf.Variable(options.to_json(), trainable=False, name='film_options')
     self._opts = options
     self._specs = {s.name: s for s in specs.conv_specs(options)}
     self.film_variables = [tf.Variable(np.asarray(weights[f'{s.name}/{p}'], np.float32),

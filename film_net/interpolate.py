@@ -51,16 +51,16 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
 
   try:
+    os.makedirs(args.output_dir, exist_ok=True)  # Before the work: a bad --output_dir fails fast.
     frames = [read_rgb(args.frame0), read_rgb(args.frame1)]
     interp = Interpolator.from_path(args.model, align=args.align or None,
                                     flip_average=args.flip_average)
     result = interp.recursive(frames, times_to_interpolate=args.times_to_interpolate)
+    for i, frame in enumerate(result):
+      write_png(os.path.join(args.output_dir, f'frame_{i:03d}.png'), frame)
   except (OSError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
-  os.makedirs(args.output_dir, exist_ok=True)
-  for i, frame in enumerate(result):
-    write_png(os.path.join(args.output_dir, f'frame_{i:03d}.png'), frame)
   print(f'wrote {len(result)} frames to {args.output_dir}')
   return 0
 

@@ -12,6 +12,7 @@ frame shared by consecutive input pairs, is extracted once.
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -44,18 +45,40 @@ def _pad_box(height: int, width: int, align: int | None):
   return pad_h // 2, pad_w // 2, height + pad_h, width + pad_w
 
 
-def check_frames(*frames: np.ndarray, what: str = 'frames') -> None:
-  """Raises ValueError unless all frames are equally sized RGB (H, W, 3) or (B, H, W, 3)."""
+def check_frames(*frames: np.ndarray, what: str = 'frames', single: bool = False) -> None:
+  """Raises ValueError unless all frames are equally sized float RGB, (H, W, 3) or, unless
+  `single`, all (B, H, W, 3), finite and in [0, 1] (give or take what a model's own unclipped
+  output holds): integer pixels or 0-255 floats would run and give garbage."""
+  layouts = '(H, W, 3)' if single else '(H, W, 3) or (B, H, W, 3)'
   shapes = [tuple(np.shape(f)) for f in frames]
-  for shape in shapes:
-    if len(shape) not in (3, 4) or shape[-1] != 3:
+  for frame, shape in zip(frames, shapes):
+    if len(shape) == 2:
+      raise ValueError(f'{what} must be RGB, {layouts}; got a 2-D array of shape {shape}, a '
+                       'grayscale frame? Repeat it into 3 channels first.')
+    if single and len(shape) == 4:
+      raise ValueError(f'{what} must be single frames {layouts}; got a batch of shape {shape} '
+                       '(interpolate each clip by itself)')
+    if len(shape) not in ((3,) if single else (3, 4)) or shape[-1] != 3:
       channels = shape[-1] if shape else None
-      raise ValueError(f'{what} must be RGB with 3 channels (H, W, 3) or (B, H, W, 3); got shape '
-                       f'{shape} ({channels} channel{"s" if channels != 1 else ""}). Convert '
-                       'grayscale or RGBA frames to RGB first.')
+      raise ValueError(f'{what} must be RGB with 3 channels, {layouts}; got shape {shape} '
+                       f'({channels} channel{"s" if channels != 1 else ""}). Convert grayscale '
+                       'or RGBA frames to RGB first.')
+    dtype = np.asarray(frame).dtype
+    if dtype.kind != 'f':
+      raise ValueError(f'{what} must be floats in [0, 1]; got {dtype} (divide 8-bit pixels by '
+                       '255)')
+  if len({len(s) for s in shapes}) > 1:
+    raise ValueError(f'{what} must all be single frames or all batches; got shapes {shapes}')
   if len({s[-3:-1] for s in shapes}) > 1:
     raise ValueError(f'{what} differ in size: {[f"{s[-2]}x{s[-3]}" for s in shapes]} (WxH); '
                      'interpolation needs frames of one size')
+  for frame in frames:
+    low, high = float(np.min(frame)), float(np.max(frame))
+    if not (np.isfinite(low) and np.isfinite(high)):
+      raise ValueError(f'{what} hold NaN or infinite values')
+    if low < -0.5 or high > 1.5:
+      raise ValueError(f'{what} must be in [0, 1]; got values from {low:.4g} to {high:.4g} '
+                       '(0-255 pixels? divide by 255)')
 
 
 class Interpolator:
@@ -189,39 +212,53 @@ class Interpolator:
       path = DEFAULT_MODEL
       if not os.path.exists(path):
         raise FileNotFoundError(f'the built-in default model is missing from the package: {path}')
-    local = weights_lib.fetch_local(str(path))
-    defaults = weights_lib.inference_defaults(local)
-    flip_average = defaults['flip_average'] if flip_average is None else flip_average
-    padding = padding or defaults['padding']
-    flip_weights = flip_weights or defaults['flip_weights']
-    is_saved_model = os.path.isdir(local) and os.path.exists(os.path.join(local, 'saved_model.pb'))
-    if engine == 'savedmodel':
-      if precision != 'float32':
-        raise ValueError(f"precision {precision!r} needs engine='native'")
-      if not is_saved_model:
-        raise ValueError(f"engine='savedmodel' needs a SavedModel directory; {path} is not one")
-      loaded = tf.saved_model.load(local)
-      fp = weights_lib.fingerprint_saved_model(loaded)
-      return cls(saved_model=loaded, align=align, fingerprint=fp, source=str(path),
-                 flip_average=flip_average, padding=padding, flip_weights=flip_weights)
+    with weights_lib.local_copy(str(path)) as local:
+      defaults = weights_lib.inference_defaults(local)
+      flip_average = defaults['flip_average'] if flip_average is None else flip_average
+      padding = padding or defaults['padding']
+      flip_weights = flip_weights or defaults['flip_weights']
+      is_saved_model = (os.path.isdir(local) and
+                        os.path.exists(os.path.join(local, 'saved_model.pb')))
+      if engine == 'savedmodel':
+        if precision != 'float32':
+          raise ValueError(f"precision {precision!r} needs engine='native'")
+        if not is_saved_model:
+          raise ValueError(f"engine='savedmodel' needs a SavedModel directory; {path} is not one")
+        loaded = tf.saved_model.load(local)
+        fp = weights_lib.fingerprint_saved_model(loaded)
+        return cls(saved_model=loaded, align=align, fingerprint=fp, source=str(path),
+                   flip_average=flip_average, padding=padding, flip_weights=flip_weights)
+      try:
+        if is_saved_model:
+          weights, file_options = weights_lib.read_saved_model(local)
+        elif os.path.isfile(local):  # Our weight file or a plain .npz, whatever its name.
+          if not zipfile.is_zipfile(local):
+            raise zipfile.BadZipFile('not a zip archive, as np.savez writes')
+          weights, file_options = weights_lib.read_npz(local)
+        else:
+          raise ValueError('expected a SavedModel directory (with saved_model.pb) or a .npz file')
+      except zipfile.BadZipFile as e:  # A truncated download, or not an .npz at all.
+        raise ValueError(f'cannot load film_net model from {path}: not a readable .npz weight '
+                         f'file ({e})') from e
+      except (ValueError, OSError, KeyError) as e:
+        raise ValueError(f'cannot load film_net model from {path}: {e}') from e
     try:
-      if is_saved_model:
-        weights, file_options = weights_lib.read_saved_model(local), None
-      elif local.endswith('.npz') and os.path.isfile(local):
-        weights, file_options = weights_lib.read_npz(local)
-      else:
-        raise ValueError('expected a SavedModel directory (with saved_model.pb) or a .npz file')
       options = options or file_options or weights_lib.infer_options(weights)
       return cls.from_weights(weights, options, align=align, source=str(path),
                               flip_average=flip_average, padding=padding, precision=precision,
                               flip_weights=flip_weights)
-    except (ValueError, OSError, KeyError) as e:
+    except (ValueError, KeyError) as e:
       raise ValueError(f'cannot load film_net model from {path}: {e}') from e
 
   def save(self, path: str) -> None:
-    """Writes our weight file (released names + options) that `from_path` reloads."""
+    """Writes our weight file (released names, options, and how this Interpolator runs: flip
+    averaging, its weights, padding) that `from_path` reloads as the same model run the same
+    way."""
     self._need_native('save')
-    weights_lib.save(path, self.net.released_weights(), self.options)
+    inference = {'flip_average': self.flip_average, 'padding': self.padding,
+                 'flip_weights': self.flip_weights}
+    weights_lib.save(path, self.net.released_weights(), self.options,
+                     meta={'inference': inference})
 
   def _need_native(self, what: str) -> None:
     if self.net is None:
@@ -246,19 +283,25 @@ class Interpolator:
     return y.numpy()[:, top:top + height, left:left + width]
 
   def _check_size(self, height: int, width: int) -> None:
-    if self.align or self.options is None:
+    """The frame, as padded, must keep >= 1 px at the coarsest pyramid level and >= 2 px (for
+    the warp) at the coarsest fusion level."""
+    if self.options is None:
       return
-    smallest = 2 ** (self.options.pyramid_levels - 1)
-    if min(height, width) < smallest:
-      raise ValueError(f'frames of {width}x{height} are too small for {self.options.pyramid_levels}'
-                       f' pyramid levels without padding (need >= {smallest} px); use align=64')
+    smallest = max(2 ** (self.options.pyramid_levels - 1),
+                   2 ** self.options.fusion_pyramid_levels)
+    _, _, padded_height, padded_width = _pad_box(height, width, self.align)
+    if min(padded_height, padded_width) < smallest:
+      padded = (f' (padded to {padded_width}x{padded_height} by align={self.align})'
+                if self.align else ' without padding')
+      raise ValueError(f'frames of {width}x{height}{padded} are too small for this model: it '
+                       f'needs >= {smallest} px on each side; use align={max(64, smallest)}')
 
   # -- inference -------------------------------------------------------------------------------
 
   def __call__(self, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
     """The mid frame for each pair: (B,H,W,3) float32 in [0,1] -> (B,H,W,3), not clipped."""
-    x0, x1 = np.asarray(x0, np.float32), np.asarray(x1, np.float32)
     check_frames(x0, x1, what='x0 and x1')
+    x0, x1 = np.asarray(x0, np.float32), np.asarray(x1, np.float32)
     if x0.ndim == 3:
       return self(x0[None], x1[None])[0]
     if x0.shape[0] != x1.shape[0]:
@@ -327,17 +370,19 @@ class Interpolator:
     """`recursive` as a generator holding only the current pair's state: for long clips."""
     if times_to_interpolate < 0:
       raise ValueError(f'times_to_interpolate must be >= 0, got {times_to_interpolate}')
+    # With nothing to make, a frame's state is the frame: no features to extract.
+    state = self._frame_state if times_to_interpolate else lambda frame: (frame,)
     previous = None
     for frame in frames:
+      check_frames(frame, single=True)
       frame = np.asarray(frame, np.float32)
       if previous is None:
-        check_frames(frame)
         self._check_size(*frame.shape[:2])
-        previous = self._frame_state(frame)
+        previous = state(frame)
         yield frame
         continue
-      check_frames(previous[0], frame)
-      current = self._frame_state(frame)
+      check_frames(previous[0], frame, single=True)
+      current = state(frame)
       yield from self._recurse(previous, current, times_to_interpolate)
       yield frame
       previous = current

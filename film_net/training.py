@@ -129,10 +129,11 @@ def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
   Options with the same convolutions share one weight set: e.g. pyramid depth adds none
   (deeper levels reuse the shared flow predictor), so training may change it.
   """
-  local = weights_lib.fetch_local(init)
-  loaded, file_options = weights_lib.read_npz(local)
+  with weights_lib.local_copy(init) as local:
+    loaded, file_options = weights_lib.read_npz(local)
+    meta = weights_lib.read_meta(local)
   if file_options is None or specs.conv_specs(file_options) == specs.conv_specs(options):
-    return loaded, weights_lib.read_meta(local)
+    return loaded, meta
   print(f'not starting from {init}: its options differ from {options} in the weights they '
         'need', flush=True)
   return None

@@ -11,6 +11,7 @@ local temp directory through Beam's `FileSystems`.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -37,27 +38,34 @@ def is_remote(path: str) -> bool:
   return '://' in str(path)
 
 
-def fetch_local(path: str) -> str:
-  """A local path holding the file or directory at `path`, copied via Beam if remote."""
+@contextlib.contextmanager
+def local_copy(path: str):
+  """A local path holding the file or directory at `path`: itself, or if remote a copy made via
+  Beam, deleted again on leaving (whatever loads from it reads it whole first)."""
   if not is_remote(path):
     if not os.path.exists(path):
       raise FileNotFoundError(f'model path does not exist: {path}')
-    return path
+    yield path
+    return
   from apache_beam.io.filesystems import FileSystems  # Only remote paths need Beam.
 
   root = path.rstrip('/')
   local_root = tempfile.mkdtemp(prefix='film_model_')
-  if FileSystems.exists(root) and not FileSystems.exists(root + '/saved_model.pb'):
-    target = os.path.join(local_root, os.path.basename(root))
-    _copy_remote_file(FileSystems, root, target)
-    return target
-  matches = FileSystems.match([root + '/**'])[0].metadata_list
-  if not matches:
-    raise FileNotFoundError(f'model path does not exist: {path}')
-  for meta in matches:
-    rel = meta.path[len(root) + 1:]
-    _copy_remote_file(FileSystems, meta.path, os.path.join(local_root, rel))
-  return local_root
+  try:
+    if FileSystems.exists(root) and not FileSystems.exists(root + '/saved_model.pb'):
+      target = os.path.join(local_root, os.path.basename(root))
+      _copy_remote_file(FileSystems, root, target)
+      yield target
+      return
+    matches = FileSystems.match([root + '/**'])[0].metadata_list
+    if not matches:
+      raise FileNotFoundError(f'model path does not exist: {path}')
+    for meta in matches:
+      rel = meta.path[len(root) + 1:]
+      _copy_remote_file(FileSystems, meta.path, os.path.join(local_root, rel))
+    yield local_root
+  finally:
+    shutil.rmtree(local_root, ignore_errors=True)
 
 
 def _copy_remote_file(filesystems, src: str, dst: str) -> None:
@@ -139,8 +147,9 @@ def read_npz(local_path: str) -> tuple[dict[str, np.ndarray], Options | None]:
   return renumber_fusion(weights), options
 
 
-def read_saved_model(local_dir: str) -> dict[str, np.ndarray]:
-  """Released-name weights from a FILM SavedModel directory, by variable name."""
+def read_saved_model(local_dir: str) -> tuple[dict[str, np.ndarray], Options | None]:
+  """Released-name weights from a FILM SavedModel directory, by variable name, and the options
+  our exports record (None for released models: their options are the released ones)."""
   import tensorflow as tf
 
   loaded = tf.saved_model.load(local_dir)
@@ -154,7 +163,9 @@ def read_saved_model(local_dir: str) -> dict[str, np.ndarray]:
   if not weights:
     raise ValueError(f'{local_dir}: SavedModel has no variables with released film_net names; '
                      "use engine='savedmodel' to call it as it is")
-  return renumber_fusion(weights)
+  options = getattr(loaded, 'film_options', None)
+  options = Options.from_dict(json.loads(options.numpy().decode())) if options is not None else None
+  return renumber_fusion(weights), options
 
 
 def save(path: str, weights: dict[str, np.ndarray], options: Options,
@@ -199,7 +210,7 @@ def inference_defaults(local_path: str) -> dict:
   meta's `inference` entry (the built-in model's: flip averaging, mirror padding). SavedModels,
   other files and unreadable ones (loading those fails with its own message) get the defaults."""
   defaults = dict(INFERENCE_DEFAULTS)
-  if not (local_path.endswith('.npz') and os.path.isfile(local_path)):
+  if not os.path.isfile(local_path):
     return defaults
   try:
     meta = read_meta(local_path)

@@ -47,6 +47,14 @@ def test_cli_reports_a_missing_frame(tmp_path):
        str(tmp_path / 'nope2.png'), '--output_dir', str(tmp_path / 'o')],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 1 and 'nope.png' in result.stderr
+  # An --output_dir that cannot be made is reported (before any work), not a traceback.
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('')
+  result = subprocess.run(
+      [sys.executable, '-m', 'film_net.interpolate', str(tmp_path / 'nope.png'),
+       str(tmp_path / 'nope2.png'), '--output_dir', str(blocker)],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1 and 'error:' in result.stderr and 'a_file' in result.stderr
 
 
 @pytest.mark.parametrize('flags, expected', [

@@ -112,6 +112,45 @@ def test_grayscale_and_mismatched_pairs_are_rejected_clearly(interp):
     interp.recursive([_frames(rng, 64, 64, 3), _frames(rng, 48, 64, 3)], 1)
 
 
+def test_pixels_that_are_not_floats_in_0_1_are_rejected_clearly(interp):
+  rng = np.random.default_rng(7)
+  x = _frames(rng, 40, 56, 3)
+  with pytest.raises(ValueError, match='floats in \\[0, 1\\]; got uint8'):
+    interp((x * 255).astype(np.uint8), (x * 255).astype(np.uint8))
+  with pytest.raises(ValueError, match='0-255 pixels'):
+    interp(x * 255, x * 255)
+  with pytest.raises(ValueError, match='NaN'):
+    interp(np.where(x > 0.999, np.nan, x), x)
+  with pytest.raises(ValueError, match='2-D array.*grayscale'):
+    interp(x[..., 0], x[..., 0])
+  with pytest.raises(ValueError, match='must all be single frames or all batches'):
+    interp(x, x[None])
+  with pytest.raises(ValueError, match='single frames.*got a batch'):
+    interp.recursive([x[None], x[None]], 1)
+
+
+def test_frames_too_small_for_the_pyramids_are_rejected_with_or_without_align():
+  # Tiny options: 4 pyramid levels (>= 8 px), 4 fusion levels (the warp at the coarsest needs
+  # 2 px there: >= 16 px).
+  rng = np.random.default_rng(8)
+  small, enough = _frames(rng, 12, 12, 3), _frames(rng, 16, 16, 3)
+  for align in (None, 4):
+    model = Interpolator.random(Options.tiny(), seed=0, align=align)
+    with pytest.raises(ValueError, match='too small for this model: it needs >= 16 px'):
+      model(small, small)
+  assert Interpolator.random(Options.tiny(), seed=0, align=None)(enough, enough).shape == (
+      16, 16, 3)
+  assert Interpolator.random(Options.tiny(), seed=0, align=64)(small, small).shape == (12, 12, 3)
+
+
+def test_no_features_are_extracted_when_nothing_is_made():
+  model = Interpolator.random(Options.tiny(), seed=0, flip_average=True)
+  frames = [_frames(np.random.default_rng(i), 20, 30, 3) for i in range(4)]
+  out = model.recursive(frames, 0)
+  assert len(out) == 4 and model.feature_calls == 0 and model.model_calls == 0
+  np.testing.assert_array_equal(out[2], frames[2])
+
+
 def _transposed(x):
   return np.transpose(x, (0, 2, 1, 3))
 
@@ -247,6 +286,30 @@ def test_flip_average_and_padding_default_to_what_the_weight_file_says(tmp_path)
   assert builtin.fingerprint.endswith(
       '+diagonal_flip_average_by_agreement_with_input_average+mirror_pad')
   assert not Interpolator.from_path(flip_average=False).flip_average
+
+
+def test_a_saved_interpolator_reloads_as_it_ran_under_any_file_name(tmp_path):
+  options = Options.tiny()
+  model = Interpolator.random(options, seed=3, flip_average=True, padding='mirror',
+                              flip_weights='agreement')
+  path = str(tmp_path / 'copy_without_suffix')
+  model.save(path)
+  again = Interpolator.from_path(path)
+  assert (again.flip_average, again.padding, again.flip_weights) == (True, 'mirror', 'agreement')
+  assert again.fingerprint == model.fingerprint
+
+
+def test_a_truncated_or_foreign_weight_file_is_a_clear_load_error(tmp_path):
+  good = str(tmp_path / 'good.npz')
+  Interpolator.random(Options.tiny(), seed=3).save(good)
+  truncated = tmp_path / 'truncated.npz'
+  truncated.write_bytes(open(good, 'rb').read()[:5000])  # an interrupted download
+  text = tmp_path / 'notes.txt'
+  text.write_text('not weights')
+  for path in (truncated, text):
+    with pytest.raises(ValueError, match=f'cannot load film_net model from {path}: not a '
+                                         'readable .npz'):
+      Interpolator.from_path(str(path))
 
 
 def test_bfloat16_precision_rounds_only_inside_the_convolutions():

@@ -36,8 +36,9 @@ def test_counts_order_and_equality_with_naive_recursion(interp, num_frames, n):
   # Originals pass through untouched at index i * 2**n.
   for i, frame in enumerate(frames):
     np.testing.assert_array_equal(out[i * 2 ** n], frame)
-  # Each original once, and each mid frame that is an input of a deeper level once.
-  assert feature_calls == num_frames + (num_frames - 1) * (2 ** (n - 1) - 1 if n else 0)
+  # Each original once, and each mid frame that is an input of a deeper level once; none when
+  # nothing is made.
+  assert feature_calls == (num_frames + (num_frames - 1) * (2 ** (n - 1) - 1) if n else 0)
 
   calls_before = interp.feature_calls
   naive = _naive(interp, frames, n)
