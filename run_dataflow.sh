@@ -9,7 +9,9 @@
 #   --project P            PROJECT (or GOOGLE_CLOUD_PROJECT)   GCP project
 #   --region R             REGION (default us-central1)        Dataflow region
 #   --bucket B             BUCKET                              temp/staging: gs://B/dataflow/{tmp,staging}
-#   --machine_type T       MACHINE_TYPE (default n1-standard-8 CPU, n1-standard-8 GPU)
+#   --machine_type T       MACHINE_TYPE (default n1-standard-8; with --gpu the family that GPU
+#                          needs: g2-standard-8 for nvidia-l4, a2-highgpu-1g for
+#                          nvidia-tesla-a100, a2-ultragpu-1g for nvidia-a100-80gb)
 #   --max_workers N        MAX_WORKERS (default 10)
 #   --gpu TYPE             GPU, e.g. nvidia-tesla-t4, nvidia-l4 (default: CPU workers)
 #   --gpu_count N          GPU_COUNT (default 1)
@@ -25,7 +27,7 @@ PYTHON=${PYTHON:-$( [ -x "$here/.venv/bin/python" ] && echo "$here/.venv/bin/pyt
 PROJECT=${PROJECT:-${GOOGLE_CLOUD_PROJECT:-}}
 REGION=${REGION:-us-central1}
 BUCKET=${BUCKET:-}
-MACHINE_TYPE=${MACHINE_TYPE:-n1-standard-8}
+MACHINE_TYPE=${MACHINE_TYPE:-}
 MAX_WORKERS=${MAX_WORKERS:-10}
 GPU=${GPU:-}
 GPU_COUNT=${GPU_COUNT:-1}
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
       need_value "$@"; set -- "$1=$2" "${@:3}"; continue ;;
     --project=*) PROJECT=${1#*=} ;;
     --region=*) REGION=${1#*=} ;;
-    --bucket=*) BUCKET=${1#*=}; BUCKET=${BUCKET#gs://}; BUCKET=${BUCKET%/} ;;
+    --bucket=*) BUCKET=${1#*=} ;;
     --machine_type=*|--worker_machine_type=*) MACHINE_TYPE=${1#*=} ;;
     --max_workers=*|--max_num_workers=*) MAX_WORKERS=${1#*=} ;;
     --gpu=*) GPU=${1#*=} ;;
@@ -57,6 +59,21 @@ while [ $# -gt 0 ]; do
 done
 
 [ -n "$PROJECT" ] || { echo "run_dataflow.sh: set --project or PROJECT" >&2; exit 2; }
+BUCKET=${BUCKET#gs://}; BUCKET=${BUCKET%/}
+# Dataflow attaches L4 GPUs to G2 machines only and A100s to A2 only; T4, P4, P100 and V100
+# go on N1.
+case "$GPU" in
+  nvidia-l4) family=g2; default_machine=g2-standard-8 ;;
+  nvidia-tesla-a100) family=a2; default_machine=a2-highgpu-1g ;;
+  nvidia-a100-80gb) family=a2; default_machine=a2-ultragpu-1g ;;
+  *) family=; default_machine=n1-standard-8 ;;
+esac
+MACHINE_TYPE=${MACHINE_TYPE:-$default_machine}
+if [ -n "$family" ] && [ "${MACHINE_TYPE%%-*}" != "$family" ]; then
+  echo "run_dataflow.sh: --gpu $GPU needs a ${family^^} machine type (e.g. $default_machine)," \
+       "not $MACHINE_TYPE" >&2
+  exit 2
+fi
 args=(--runner=DataflowRunner "--project=$PROJECT" "--region=$REGION" "--job_name=$JOB_NAME"
       "--setup_file=$here/setup.py" "--machine_type=$MACHINE_TYPE" "--max_num_workers=$MAX_WORKERS"
       --experiments=use_runner_v2)

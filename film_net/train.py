@@ -1,13 +1,14 @@
 """Train film_net with L1 loss and Adam on rendered triplets (and optionally real clips).
 
     python -m film_net.train --output_dir checkpoints/compact --options compact \
-        --steps 20000 --batch_size 8 --crop 128
+        --steps 30831 --batch_size 8 --crop 128
 
-Every batch is a pure function of (seed, step), so a run interrupted and resumed from its last
-checkpoint produces the same weights as one that was not. A run with no checkpoint of its own
-starts from `--init` (by default the built-in model, when its options match), so training can
-continue on a fresh machine from the shipped weights. Middlebury is for evaluation only and is
-never read here.
+From the built-in model, at step 28831, that is 2000 more steps: --steps is the global step to
+train until. Every batch is a pure function of (seed, step), so a run interrupted and resumed
+from its last checkpoint produces the same weights as one that was not. A run with no
+checkpoint of its own starts from `--init` (by default the built-in model, when its options
+match), so training can continue on a fresh machine from the shipped weights. Middlebury is for
+evaluation only and is never read here.
 """
 from __future__ import annotations
 
@@ -74,8 +75,14 @@ class Trainer:
     """Resumes the run's own checkpoint, else starts from `init` weights; says which."""
     if self.manager.latest_checkpoint:
       self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-      self.meta = _read_json(os.path.join(self.output_dir, 'meta.json'))
-      return f'resumed {self.manager.latest_checkpoint} at step {int(self.step.numpy())}'
+      self.meta = self._saved_meta()
+      message = f'resumed {self.manager.latest_checkpoint} at step {int(self.step.numpy())}'
+      if self.ema_decay > 0 and not self.meta.get('ema_decay'):
+        # The run had no weight average: one started now, not from its first weights.
+        for average, variable in zip(self.ema, self.variables.values()):
+          average.assign(variable)
+        message += '; the weight average (--ema_decay) starts here'
+      return message
     message = self._start(init, scheme)
     for average, variable in zip(self.ema, self.variables.values()):
       average.assign(variable)
@@ -121,15 +128,25 @@ class Trainer:
     values = self.ema if self.ema_decay > 0 else self.variables.values()
     return {name: v.numpy() for name, v in zip(self.variables, values)}
 
+  def _saved_meta(self) -> dict:
+    """The run's meta: meta.json, or if that is gone the exported file's copy of it."""
+    meta = _read_json(os.path.join(self.output_dir, 'meta.json'))
+    latest = os.path.join(self.output_dir, 'latest.npz')
+    if not meta and os.path.exists(latest):
+      meta = weights_lib.read_meta(latest)
+    return meta
+
   def save(self, seconds: float, data: str) -> str:
-    self.manager.save(checkpoint_number=int(self.step.numpy()))
     self.meta = {'steps': int(self.step.numpy()), 'seconds': round(seconds, 1), 'data': data,
                  **training.carried_meta(self.meta)}
     if self.ema_decay > 0:
       self.meta['ema_decay'] = self.ema_decay
     if self.net.precision != 'float32':  # of the convolutions; weights and Adam stay float32
       self.meta['precision'] = self.net.precision
+    # meta.json first: a save killed between the two then leaves a checkpoint whose resume still
+    # finds the meta (how the model runs, carried from the start file), not none.
     _write_json(os.path.join(self.output_dir, 'meta.json'), self.meta)
+    self.manager.save(checkpoint_number=int(self.step.numpy()))
     path = os.path.join(self.output_dir, 'latest.npz')
     weights_lib.save(path, self.exported_weights(), self.options, meta=self.meta)
     return path
@@ -168,7 +185,11 @@ def main(argv=None) -> int:
   os.makedirs(args.output_dir, exist_ok=True)
   trainer = Trainer(options, args.output_dir, args.lr, args.lr_decay_steps, args.lr_decay_rate,
                     args.seed, args.ema_decay, args.legacy_adam_count, args.precision)
+  resumed = trainer.manager.latest_checkpoint is not None
+  if not resumed:
+    training.refuse_orphaned_weights(args.output_dir, os.path.join(args.output_dir, 'ckpt'))
   print(trainer.restore(init, args.init_scheme), flush=True)
+  training.check_steps(int(trainer.step.numpy()), args.steps, resumed)
   clips = training.load_clips(args)
   data = training.describe_data(args, clips)
   scenes = render.scene_options(args)

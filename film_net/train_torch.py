@@ -8,7 +8,8 @@ GPU machines here carry PyTorch but not TensorFlow, so this trainer runs the mod
 processes), with the same flags, L1 loss, Adam (Keras' epsilon), learning-rate decay on the
 global step, weight averaging and weight files as the TensorFlow trainer. A run resumes from its
 own checkpoint (`ckpt.pt`) to the same weights as an uninterrupted one, or starts from `--init`
-(the built-in model by default), so it can continue a TensorFlow run and the other way round.
+(the built-in model by default, or another run's latest.npz), so it can continue a TensorFlow
+run from its weight file and the other way round.
 Nothing else depends on it: it also runs on CPU, slowly.
 """
 from __future__ import annotations
@@ -75,7 +76,12 @@ class Trainer:
       self.optimizer.load_state_dict(state['optimizer'])
       self.ema = [t.to(self.device) for t in state['ema']]
       self.step, self.meta = state['step'], state['meta']
-      return f'resumed {self.path} at step {self.step}'
+      message = f'resumed {self.path} at step {self.step}'
+      if self.args.ema_decay > 0 and not self.meta.get('ema_decay'):
+        # The run had no weight average: one started now, not from its first weights.
+        self.ema = [p.detach().clone() for p in self.net.parameters()]
+        message += '; the weight average (--ema_decay) starts here'
+      return message
     start = training.read_init(init, self.options) if init else None
     if start:
       weights, self.meta = start
@@ -158,7 +164,11 @@ def main(argv=None) -> int:
   torch.backends.cudnn.benchmark = True
   os.makedirs(args.output_dir, exist_ok=True)
   trainer = Trainer(options, args, device)
+  resumed = os.path.exists(trainer.path)
+  if not resumed:
+    training.refuse_orphaned_weights(args.output_dir, trainer.path)
   print(trainer.restore(training.resolve_init(args.init)), flush=True)
+  training.check_steps(trainer.step, args.steps, resumed)
   if args.precision == 'bfloat16' and not _bfloat16_is_native(device):
     print('warning: precision bfloat16: this device has no bfloat16 arithmetic, so it is '
           'emulated and likely slower than float32', flush=True)

@@ -7,6 +7,7 @@ files, so a run can move between them.
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import time
@@ -110,11 +111,42 @@ def add_arguments(p) -> None:
 
 
 def check_arguments(parser, args) -> None:
-  """Refuses flags that cannot go together (parser.error exits with the usage)."""
+  """Refuses flags that cannot work, alone or together (parser.error exits with the usage)."""
+  for flag in ('batch_size', 'log_every', 'checkpoint_every'):
+    if getattr(args, flag) < 1:
+      parser.error(f'--{flag} must be >= 1, got {getattr(args, flag)}')
+  if weights_lib.is_remote(args.output_dir):
+    parser.error(f'--output_dir must be a local folder (checkpoints are written there); got '
+                 f'{args.output_dir}: copy latest.npz to cloud storage afterwards')
   try:
     check_views(args.batch_size, args.views_per_scene)
   except ValueError as e:
     parser.error(f'--{e}')
+
+
+def refuse_orphaned_weights(output_dir: str, checkpoint: str) -> None:
+  """A run without its checkpoint (`checkpoint`) in an output folder that holds another run's
+  latest.npz (copied to a fresh machine, or written by the other trainer) would start afresh
+  from --init and overwrite it: refuse, and say how to continue from it."""
+  latest = os.path.join(output_dir, 'latest.npz')
+  if os.path.exists(latest) and not os.path.exists(checkpoint):
+    raise SystemExit(f'error: {output_dir} holds latest.npz but no checkpoint of this trainer '
+                     f'({checkpoint}); to continue from those weights pass --init {latest} '
+                     f'with a new --output_dir, or remove it')
+
+
+def check_steps(start_step: int, steps: int, resumed: bool) -> None:
+  """--steps is the global step to train until: a finished run resumed has nothing to do (and
+  says so); a run started from a file already past it is a mistake (the built-in model is at
+  step ~28800, so `--steps 2000` from it would silently train nothing)."""
+  if start_step < steps:
+    return
+  if resumed:
+    print(f'nothing to do: the run is at step {start_step}, --steps is {steps}', flush=True)
+    return
+  raise SystemExit(f'error: --steps {steps} is not past the start step {start_step} of the '
+                   f'--init weights; --steps is the global step to train until, e.g. '
+                   f'--steps {start_step + steps} for {steps} more steps')
 
 
 def resolve_init(init: str) -> str | None:
@@ -195,6 +227,16 @@ def load_clips(args) -> list | None:
   clips = clip_triplets(args.clips)
   if not clips:
     raise SystemExit(f'--clips {args.clips}: no clip folder with at least 3 frames')
+  # Sizes are checked here, from each clip's first frame header: drawn mid-run, a clip smaller
+  # than the crop would stop training at a step that every resume would reach again.
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  for first in {c.clip: c.frame0 for c in reversed(clips)}.values():
+    with Image.open(io.BytesIO(files.read_bytes(first))) as image:
+      width, height = image.size
+    if min(width, height) < args.crop:
+      raise SystemExit(f'--clips: {first} is {width}x{height}, smaller than the {args.crop}px '
+                       f'training crop (--crop)')
   return clips
 
 

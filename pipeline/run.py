@@ -67,6 +67,24 @@ def _is_local(runner):
   return runner in _LOCAL_RUNNERS
 
 
+class UsageError(ValueError):
+  """Flags that cannot work together; the command line exits with status 2 before any work."""
+
+
+def check_paths_reach_the_workers(known, runner):
+  """Remote workers (any runner but the local ones) see none of this machine's disk: --input,
+  --output and --model_path must be on a shared filesystem (gs://), or the job would start, fail
+  on every worker, and leave its summary where the launcher cannot read it."""
+  if _is_local(runner):
+    return
+  local = [f'--{name}={value}' for name, value in (
+      ('input', known.input), ('output', known.output), ('model_path', known.model_path))
+           if value and FileSystems.get_scheme(value) is None]
+  if local:
+    raise UsageError(f'{", ".join(local)}: {runner} workers cannot read this machine\'s disk; '
+                     'put them on cloud storage (gs://...)')
+
+
 class PlanUnits(beam.DoFn):
   """Clip -> Units; removes output frames past the clip's new end (it got shorter since an
   earlier run); on local runs also notes the clip's pair count for the progress line."""
@@ -162,6 +180,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   dry_run = _truthy(pipeline_options.view_as(TestOptions).dry_run)
   runner = pipeline_options.view_as(StandardOptions).runner
   local = test_pipeline is None and _is_local(runner)
+  if test_pipeline is None:
+    check_paths_reach_the_workers(known, runner)
 
   # Fail fast: load the model here, before any work. A dry run stays offline, so a remote model
   # is only checked by the workers then.
@@ -332,7 +352,7 @@ def main(argv=None):
   argv.append(f'--run_id={known.run_id}')
   try:
     result = run(argv)
-  except interpolate.ModelError as e:
+  except (interpolate.ModelError, UsageError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):

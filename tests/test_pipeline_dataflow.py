@@ -15,8 +15,7 @@ STEPS = ['DiscoverClips', 'SplitIntoUnits', 'SpreadUnits', 'InterpolateUnits',
          'WritePairRecords', 'WriteErrorRecords', 'WriteSummary']
 
 
-def test_run_dataflow_dry_run_is_offline_and_passes_flags_through(tiny_model):
-  model_path, _ = tiny_model
+def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
   env = dict(os.environ, PYTHON=os.path.join(ROOT, '.venv', 'bin', 'python')
              if os.path.exists(os.path.join(ROOT, '.venv')) else 'python3')
   for name in ('STORAGE_EMULATOR_HOST', 'GCE_METADATA_HOST', 'GCE_METADATA_IP'):
@@ -24,7 +23,7 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through(tiny_model):
   proc = subprocess.run(
       [os.path.join(ROOT, 'run_dataflow.sh'), '--dry_run', '--project', 'demo', '--region',
        'us-central1', '--temp_location', 'gs://demo/tmp', '--input', 'gs://demo/in', '--output',
-       'gs://demo/out', '--model_path', model_path, '--gpu', 'nvidia-tesla-t4',
+       'gs://demo/out', '--model_path', 'gs://demo/models/tiny.npz', '--gpu', 'nvidia-tesla-t4',
        '--times_to_interpolate=3', '--max_num_workers', '4'],
       capture_output=True, text=True, env=env, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -33,14 +32,32 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through(tiny_model):
     assert f'  {step}\n' in out
   assert 'worker_accelerator=type:nvidia-tesla-t4;count:1;install-nvidia-driver' in out
   assert '--max_num_workers=4' in out and '--project=demo' in out
+  assert '--machine_type=n1-standard-8' in out
+  # An L4 goes on a G2 machine, and a machine type that cannot take it is refused.
+  def dry_run(*flags):
+    return subprocess.run(
+        [os.path.join(ROOT, 'run_dataflow.sh'), '--dry_run', '--project', 'demo',
+         '--bucket', 'gs://demo/', '--input', 'gs://demo/in', '--output', 'gs://demo/out',
+         *flags], capture_output=True, text=True, env=env, timeout=300, check=False)
+  proc = dry_run('--gpu', 'nvidia-l4')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert '--machine_type=g2-standard-8' in proc.stdout
+  assert '--temp_location=gs://demo/dataflow/tmp' in proc.stdout
+  proc = dry_run('--gpu', 'nvidia-l4', '--machine_type', 'n1-standard-8')
+  assert proc.returncode == 2 and 'needs a G2 machine type' in proc.stderr
 
 
-def test_staged_sdist_contains_packages_and_default_model(tiny_model):
-  model_path, _ = tiny_model
-  result = run_module.run([
-      '--runner=DataflowRunner', '--project=demo', '--region=us-central1',
-      '--temp_location=gs://demo/tmp', '--input=gs://demo/in', '--output=gs://demo/out',
-      f'--model_path={model_path}', '--dry_run=True', f'--setup_file={ROOT}/setup.py'])
+def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys):
+  dataflow = ['--runner=DataflowRunner', '--project=demo', '--region=us-central1',
+              '--temp_location=gs://demo/tmp', '--dry_run=True', f'--setup_file={ROOT}/setup.py']
+  # Dataflow's workers cannot read this machine's disk: local paths stop the job up front.
+  assert run_module.main(dataflow + ['--input=gs://demo/in', '--output=/tmp/out',
+                                     f'--model_path={tiny_model[0]}']) == 2
+  err = capsys.readouterr().err
+  assert '--output=/tmp/out' in err and f'--model_path={tiny_model[0]}' in err
+  assert 'cannot read this machine' in err
+  result = run_module.run(dataflow + ['--input=gs://demo/in', '--output=gs://demo/out',
+                                      '--model_path=gs://demo/models/tiny.npz'])
   staged = {}
   for env in result.job.proto_pipeline.components.environments.values():
     for dep in env.dependencies:

@@ -1,6 +1,7 @@
 """Training: loss goes down, and an interrupted run resumes to the same weights."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -90,6 +91,12 @@ def test_without_a_checkpoint_training_starts_from_given_weights(tmp_path, capsy
   meta = weights_lib.read_meta(str(second / 'latest.npz'))
   assert meta['steps'] == 5 and meta['inference'] == {'flip_average': True}
   assert weights_lib.inference_defaults(str(second / 'latest.npz'))['flip_average']
+  # A save killed before meta.json was written (or meta.json lost): the resume still finds how
+  # the model runs, in the exported file.
+  os.remove(second / 'meta.json')
+  argv[argv.index('--steps') + 1] = '6'
+  assert train.main(argv) == 0
+  assert weights_lib.read_meta(str(second / 'latest.npz'))['inference'] == {'flip_average': True}
 
 
 def test_training_can_go_on_with_a_deeper_pyramid_from_the_same_weights(tmp_path, capsys):
@@ -239,6 +246,40 @@ def test_moving_average_is_exported_and_resumes_exactly(tmp_path):
   assert np.abs(lag).max() < 0.99 * np.abs(moved).max()
 
 
+def test_a_weight_average_turned_on_at_a_resume_starts_from_the_weights_then(tmp_path):
+  run = tmp_path / 'run'
+  assert train.main(_args(run, 6)) == 0
+  at_six, _ = weights_lib.read_npz(str(run / 'latest.npz'))
+  start = FilmNet(Options.tiny(), seed=0, name='film_net').released_weights()  # the run's start
+  assert train.main(_args(run, 7, '--ema_decay', '0.999')) == 0
+  averaged, _ = weights_lib.read_npz(str(run / 'latest.npz'))
+  moved = max(float(np.abs(at_six[n] - start[n]).max()) for n in start)
+  lag = max(float(np.abs(averaged[n] - at_six[n]).max()) for n in start)
+  assert lag < 0.01 * moved, (lag, moved)  # not the average of the step-0 weights
+
+
+def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(tmp_path, capsys):
+  init, _ = _weight_file_at_step(tmp_path, 10000)
+  argv = _args(tmp_path / 'past', 2000)
+  argv[argv.index('--init') + 1] = init
+  with pytest.raises(SystemExit, match='--steps 2000 is not past the start step 10000'):
+    train.main(argv)
+  done = tmp_path / 'done'
+  assert train.main(_args(done, 3)) == 0
+  assert train.main(_args(done, 3)) == 0  # a finished run, resumed: nothing to do
+  assert 'nothing to do: the run is at step 3' in capsys.readouterr().out
+  shutil.rmtree(done / 'ckpt')  # e.g. only the results were copied to this machine
+  with pytest.raises(SystemExit, match='holds latest.npz but no checkpoint'):
+    train.main(_args(done, 6))
+  for extra in (['--log_every', '0'], ['--checkpoint_every', '0'], ['--batch_size', '0']):
+    with pytest.raises(SystemExit) as stop:
+      train.main(_args(tmp_path / 'flags', 3, *extra))
+    assert stop.value.code == 2
+  with pytest.raises(SystemExit) as stop:
+    train.main(_args('gs://bucket/run', 3))
+  assert stop.value.code == 2 and '--output_dir must be a local folder' in capsys.readouterr().err
+
+
 def test_keep_every_keeps_steps_between_checkpoints(tmp_path):
   """--keep_every need not be a multiple of --checkpoint_every: step 5 is kept from a run that
   checkpoints every 3 steps, and it is the weights a run stopped at step 5 ends with."""
@@ -264,3 +305,7 @@ def test_clips_mix_real_frames_cropped_together(tmp_path):
   assert x0.shape == (4, 16, 16, 3)
   np.testing.assert_allclose(y, (x0 + x1) / 2, atol=1e-6)  # the frames brighten linearly
   np.testing.assert_allclose(np.abs(x1 - x0), 120 / 255, atol=1e-6)
+  # Clips smaller than the crop are refused before training, not at the step that draws them.
+  argv = _args(tmp_path / 'run', 3, '--clips', str(tmp_path), '--crop', '32')
+  with pytest.raises(SystemExit, match='f0.png is 40x30, smaller than the 32px training crop'):
+    train.main(argv)
