@@ -22,7 +22,7 @@ setuptools.setup(
     install_requires=[
         'apache-beam[gcp]>=2.60',
         'numpy>=1.24',
-        'pillow>=10',
+        'pillow>=10.1',  # ImageFont.load_default(size=) in the evaluation's comparison PNGs
         'google-cloud-storage>=2.10',
     ],
     extras_require={

@@ -20,9 +20,14 @@ FILM's interpolation tools do), because film_net needs sizes that pool cleanly t
 pyramid. --align 0 runs without padding, as FILM's evaluation does, for sizes that allow it.
 
 Output under --output (any Beam filesystem): results.json (settings, means, per-clip means,
-per-triplet rows), results.csv (a row per triplet and method, then `mean` rows), and unless
---no_png, comparisons/<key>.png: frame 0 | truth | frame 1, then per method its prediction,
-error heat map and scores.
+per-triplet rows, errors), results.csv (a row per triplet and method, then `mean` rows, then
+error rows), and unless --no_png, comparisons/<key>.png: frame 0 | truth | frame 1, then per
+method its prediction, error heat map and scores. A triplet that cannot be read, or whose
+frames differ in size, and a method that fails on one (ffmpeg needs 32 px) become error rows
+naming the file and the reason; the rest is scored, and the command exits with status 1. A
+prediction equal to its truth has infinite PSNR: left out of the PSNR means (`psnr_count` says
+how many each averages) and written as null in the JSON, which has no infinity. With
+--leave_one_out, clips of fewer than 3 frames are listed as `clips_too_short`.
 
 Beam: triplets are listed up front, spread with Reshuffle, evaluated in a DoFn that loads the
 model once per worker, and gathered into one report. Local runs use the same FnApiRunner as
@@ -31,6 +36,7 @@ pipeline.run (no Prism download).
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -38,6 +44,7 @@ import math
 import os
 import posixpath
 import re
+import sys
 
 import apache_beam as beam
 import numpy as np
@@ -56,7 +63,7 @@ from transforms import images
 from transforms import quality
 
 MODEL = 'model'
-CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width')
+CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width', 'error')
 METRICS = ('psnr', 'ssim', 'l1', 'l2')
 
 
@@ -79,7 +86,7 @@ def parse_known_args(argv):
                       help='arithmetic inside the model\'s convolutions (see pipeline.run)')
   parser.add_argument('--leave_one_out', action='store_true',
                       help='input is footage: interpolate frames i and i+2, compare with i+1')
-  parser.add_argument('--stride', type=int, default=1,
+  parser.add_argument('--stride', type=pipeline_flags.positive_int, default=1,
                       help='with --leave_one_out: evaluate every stride-th triplet of a clip')
   parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
   known, beam_args = parser.parse_known_args(argv)
@@ -98,37 +105,54 @@ def _key(path, root):
   return re.sub(r'[^A-Za-z0-9._-]+', '_', relative) or 'triplet'
 
 
-def list_triplets(input_path, leave_one_out=False, stride=1):
-  """[{key, clip, frame0, truth, frame1}] for the input kinds in the module docstring."""
+def _distinct(names):
+  """{source: name} with a short hash of the source added where sources share a name
+  (`Rolle Ä` and `Rolle Ö` both read `Rolle_`): keys name files and group means."""
+  sources = {}
+  for source, name in names.items():
+    sources.setdefault(name, []).append(source)
+  return {source: (name if len(sources[name]) == 1 else
+                   f'{name}-{hashlib.sha1(source.encode()).hexdigest()[:8]}')
+          for source, name in names.items()}
+
+
+def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None):
+  """[{key, clip, frame0, truth, frame1}] for the input kinds in the module docstring; with
+  --leave_one_out the clips of fewer than 3 frames are added to the list `too_short`."""
   if leave_one_out:
     root = input_path.rstrip('/')
-    triplets = []
-    for t in clips.clip_triplets(input_path, stride=stride):
-      inside = t.clip.rstrip('/') != root  # else the input folder is itself the clip
-      clip = _key(t.clip, root) if inside else _key(posixpath.basename(root), '')
-      triplets.append({'key': f'{clip}_{t.index:06d}', 'clip': clip, 'frame0': t.frame0,
-                       'truth': t.truth, 'frame1': t.frame1})
-    return triplets
+    frames_by_clip = clips.clip_frames(input_path)
+    names = _distinct({clip: _key(clip, root) if clip.rstrip('/') != root  # else the input
+                       else _key(posixpath.basename(root), '')             # is itself the clip
+                       for clip in frames_by_clip})
+    if too_short is not None:
+      too_short += [names[c] for c, frames in frames_by_clip.items() if len(frames) < 3]
+    return [{'key': f'{names[t.clip]}_{t.index:06d}', 'clip': names[t.clip], 'frame0': t.frame0,
+             'truth': t.truth, 'frame1': t.frame1}
+            for t in clips.clip_triplets(input_path, stride, frames_by_clip)]
   if input_path.lower().endswith(('.csv', '.jsonl')):
     return _manifest_triplets(input_path)
   root = input_path.rstrip('/')
   found = []
   for pattern in (TRIPLET_NAMES[1], '*/' + TRIPLET_NAMES[1]):
-    for match in FileSystems.match([files.join(root, pattern)])[0].metadata_list:
+    for match in files.match(files.join(files.escape_glob(root), pattern)):
       folder = match.path.rsplit('/', 1)[0] if '/' in match.path else '.'
       key = _key(folder, root) if folder != root else _key(posixpath.basename(root), '')
       found.append({'key': key,
                     'clip': '', 'frame0': files.join(folder, TRIPLET_NAMES[0]),
                     'truth': match.path, 'frame1': files.join(folder, TRIPLET_NAMES[2])})
-  return sorted(found, key=lambda t: t['key'])
+  keys = _distinct({t['truth']: t['key'] for t in found})
+  return sorted(({**t, 'key': keys[t['truth']]} for t in found), key=lambda t: t['key'])
 
 
 def _manifest_triplets(manifest):
-  text = files.read_bytes(manifest).decode('utf-8')
+  text = files.read_bytes(manifest).decode('utf-8-sig')  # Excel's "CSV UTF-8" starts with a BOM
   if manifest.lower().endswith('.jsonl'):
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
   else:
-    rows = list(csv.DictReader(io.StringIO(text)))
+    reader = csv.DictReader(io.StringIO(text))
+    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+    rows = list(reader)
   base = manifest.rsplit('/', 1)[0] if '/' in manifest else '.'
   triplets = []
   for i, row in enumerate(rows):
@@ -137,7 +161,8 @@ def _manifest_triplets(manifest):
       raise ValueError(f'{manifest} row {i + 1} lacks {", ".join(missing)}')
     paths = {c: _resolve(base, row[c]) for c in ('frame0', 'truth', 'frame1')}
     triplets.append({'key': _key(row.get('key') or f'{i:06d}', ''), 'clip': '', **paths})
-  return triplets
+  keys = _distinct({f'{i}:{t["truth"]}': t['key'] for i, t in enumerate(triplets)})
+  return [{**t, 'key': keys[f'{i}:{t["truth"]}']} for i, t in enumerate(triplets)]
 
 
 def _resolve(base, path):
@@ -164,8 +189,13 @@ class EvaluateTriplet(beam.DoFn):
     self._methods = None
 
   def setup(self):
+    # Chosen where the job was launched; a worker without OpenCV or ffmpeg (Dataflow's image has
+    # neither) skips those, and the report lists the methods that were scored.
     available = quality.available_baselines()
-    self._methods = {name: available[name] for name in self._baseline_names}
+    for name in self._baseline_names:
+      if name not in available:
+        logging.warning('Baseline %s is not available on this worker: skipped', name)
+    self._methods = {name: available[name] for name in self._baseline_names if name in available}
     if self._use_model:
       from transforms import interpolate  # pylint: disable=import-outside-toplevel
       model = interpolate.load_model(self._model_path, self._align or None, self._flip_average,
@@ -173,34 +203,70 @@ class EvaluateTriplet(beam.DoFn):
       self._methods[MODEL] = lambda x0, x1: model(x0[None], x1[None])[0]
 
   def process(self, triplet):
-    x0, truth, x1 = (images.decode(files.read_bytes(triplet[k]), triplet[k]).rgb()
-                     for k in ('frame0', 'truth', 'frame1'))
+    """Rows of the methods that scored; a triplet or method that fails becomes an error row
+    (method None for the triplet) and the others go on."""
+    frames = []
+    for k in ('frame0', 'truth', 'frame1'):
+      try:
+        frames.append(images.decode(files.read_bytes(triplet[k]), triplet[k]).rgb())
+      except Exception as e:  # pylint: disable=broad-except
+        yield _error_row(triplet, None, f'cannot read {triplet[k]}: {e}')
+        return
+    x0, truth, x1 = frames
     if not x0.shape == truth.shape == x1.shape:
-      raise ValueError(f'{triplet["key"]}: frame sizes differ: {x0.shape}, {truth.shape}, '
-                       f'{x1.shape}')
+      yield _error_row(triplet, None, 'frame sizes differ: ' + ', '.join(
+          f'{triplet[k]} is {f.shape[1]}x{f.shape[0]}'
+          for k, f in zip(('frame0', 'truth', 'frame1'), frames)))
+      return
     predictions, scores = {}, {}
     for name, method in self._methods.items():
-      predictions[name] = np.clip(method(x0, x1), 0.0, 1.0)
+      try:
+        predictions[name] = np.clip(method(x0, x1), 0.0, 1.0)
+      except Exception as e:  # pylint: disable=broad-except
+        yield _error_row(triplet, name, f'{name} failed: {type(e).__name__}: {e}')
+        continue
       scores[name] = quality.metrics(predictions[name], truth)
       yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': name,
              'height': x0.shape[0], 'width': x0.shape[1], **scores[name]}
-    if self._png_dir:
+    if self._png_dir and predictions:
       png = quality.comparison_png(x0, x1, truth, predictions, scores)
       files.write_atomic(files.join(self._png_dir, triplet['key'] + '.png'), png, self._png_dir)
 
 
+def _error_row(triplet, method, message):
+  return {'key': triplet['key'], 'clip': triplet['clip'], 'method': method,
+          'error': f'{triplet["key"]}: {message}'}
+
+
 def _mean(rows):
-  """Mean of each metric over rows; PSNR of identical frames (inf) is left out of its mean."""
+  """Mean of each metric over rows. A prediction equal to its truth has infinite PSNR, which is
+  left out of the PSNR mean: `psnr_count` says how many it averages (`count` the rows)."""
   out = {'count': len(rows)}
   for metric in METRICS:
     values = [r[metric] for r in rows if math.isfinite(r[metric])]
     out[metric] = float(np.mean(values)) if values else float('nan')
+  out['psnr_count'] = sum(math.isfinite(r['psnr']) for r in rows)
   return out
 
 
+def _json_safe(value):
+  """The report with NaN and infinities as null: JSON has no such numbers (Python writes bare
+  NaN/Infinity, which strict parsers refuse)."""
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {k: _json_safe(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_json_safe(v) for v in value]
+  return value
+
+
 def summarise(rows, settings):
-  """The report as a dict: settings, mean per method, per clip and method, and every row."""
-  rows = sorted(rows, key=lambda r: (r['clip'], r['key'], _method_order(r['method'])))
+  """The report as a dict: settings, mean per method, per clip and method, every row, and the
+  errors (a triplet or method that could not be scored)."""
+  errors = sorted((r for r in rows if 'error' in r), key=lambda r: (r['key'], r['method'] or ''))
+  rows = sorted((r for r in rows if 'error' not in r),
+                key=lambda r: (r['clip'], r['key'], _method_order(r['method'])))
   methods = sorted({r['method'] for r in rows}, key=_method_order)
   report = dict(settings)
   report['mean'] = {m: _mean([r for r in rows if r['method'] == m]) for m in methods}
@@ -208,6 +274,7 @@ def summarise(rows, settings):
   report['clips'] = {c: {m: _mean([r for r in rows if r['clip'] == c and r['method'] == m])
                          for m in methods} for c in clips}
   report['triplets'] = rows
+  report['errors'] = errors
   return report
 
 
@@ -220,8 +287,8 @@ def write_reports(rows, output, settings):
   """Writes results.json and results.csv under `output`; returns the report."""
   report = summarise(rows, settings)
   # Atomic (a temporary in `output`, renamed): a killed run leaves the last whole report.
-  files.write_atomic(files.join(output, 'results.json'),
-                     json.dumps(report, indent=1, default=float).encode('utf-8'), output)
+  files.write_atomic(files.join(output, 'results.json'), json.dumps(
+      _json_safe(report), indent=1, default=float, allow_nan=False).encode('utf-8'), output)
   text = io.StringIO()
   writer = csv.DictWriter(text, CSV_FIELDS, extrasaction='ignore', lineterminator='\n')
   writer.writeheader()
@@ -231,6 +298,7 @@ def write_reports(rows, output, settings):
       writer.writerow({'key': 'mean', 'clip': clip, 'method': method, **mean})
   for method, mean in report['mean'].items():
     writer.writerow({'key': 'mean', 'clip': '', 'method': method, **mean})
+  writer.writerows(report['errors'])
   files.write_atomic(files.join(output, 'results.csv'), text.getvalue().encode('utf-8'), output)
   return report
 
@@ -256,7 +324,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   """Builds and runs the evaluation; returns the PipelineResult once it finished."""
   known, beam_args = parse_known_args(argv)
   baselines, skipped = _choose_baselines(known.baselines)
-  triplets = list_triplets(known.input, known.leave_one_out, known.stride)
+  too_short = []
+  triplets = list_triplets(known.input, known.leave_one_out, known.stride, too_short)
   if not triplets:
     raise ValueError(f'no triplets found under {known.input}')
   # How the model runs, for the report: its file's defaults (a remote file's are read by the
@@ -274,6 +343,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
               'precision': None if known.no_model else known.precision,
               'baselines': baselines,
               'skipped_baselines': skipped, 'triplets_listed': len(triplets)}
+  if known.leave_one_out:
+    settings['clips_too_short'] = too_short  # under 3 frames: no triplet to score
   png_dir = None if known.no_png else files.join(known.output, 'comparisons')
 
   options = PipelineOptions(beam_args, save_main_session=save_main_session)
@@ -298,22 +369,31 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
 
 def format_table(report):
   """Mean PSNR/SSIM per method as a text table."""
+  def number(value, digits):  # None: the report's JSON null for NaN (nothing to average)
+    return 'n/a' if value is None else f'{value:.{digits}f}'
   lines = [f'{"method":<14}{"PSNR dB":>9}{"SSIM":>8}{"n":>5}']
   for method, mean in report['mean'].items():
-    lines.append(f'{method:<14}{mean["psnr"]:>9.2f}{mean["ssim"]:>8.4f}{mean["count"]:>5}')
+    lines.append(f'{method:<14}{number(mean["psnr"], 2):>9}{number(mean["ssim"], 4):>8}'
+                 f'{mean["count"]:>5}')
   for clip, means in report['clips'].items():
     lines.append(f'clip {clip}: ' + ', '.join(
-        f'{m} {v["psnr"]:.2f} dB / {v["ssim"]:.4f}' for m, v in means.items()))
+        f'{m} {number(v["psnr"], 2)} dB / {number(v["ssim"], 4)}' for m, v in means.items()))
   return '\n'.join(lines)
 
 
 def main(argv=None):
+  """Command line entry: runs the evaluation, prints the table; exit status 1 if a triplet or
+  method could not be scored (listed), else 0."""
   logging.getLogger().setLevel(logging.INFO)
   known, _ = parse_known_args(argv)
   run(argv)
   with FileSystems.open(files.join(known.output, 'results.json')) as f:
-    print(format_table(json.loads(f.read())))
+    report = json.loads(f.read())
+  print(format_table(report))
+  for error in report['errors']:
+    print(f'error: {error["error"]}', file=sys.stderr)
+  return 1 if report['errors'] else 0
 
 
 if __name__ == '__main__':
-  main()
+  sys.exit(main())

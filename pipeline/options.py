@@ -14,7 +14,7 @@ DEFAULT_PAIRS_PER_UNIT = 16
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
 
-def _positive(text):
+def positive_int(text):
   value = int(text)
   if value < 1:
     raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
@@ -52,7 +52,7 @@ def build_parser():
            'the model built into the package.')
   parser.add_argument('--times_to_interpolate', type=_non_negative, default=1,
                       help='N: 2^N - 1 new frames between each pair (default 1).')
-  parser.add_argument('--pairs_per_unit', type=_positive, default=DEFAULT_PAIRS_PER_UNIT,
+  parser.add_argument('--pairs_per_unit', type=positive_int, default=DEFAULT_PAIRS_PER_UNIT,
                       help='Consecutive pairs per work unit (default 16); lower it for 4K frames '
                            'to bound worker memory.')
   parser.add_argument('--align', type=_non_negative, default=64,
@@ -63,7 +63,7 @@ def build_parser():
                            '~1.35x faster on CPUs with AVX512_BF16 or AMX and GPUs from Ampere '
                            'on (built-in model: within 0.03 dB), slower elsewhere. Default '
                            'float32.')
-  parser.add_argument('--max_pixels', type=_positive, default=DEFAULT_MAX_PIXELS,
+  parser.add_argument('--max_pixels', type=positive_int, default=DEFAULT_MAX_PIXELS,
                       help=f'Refuse frames with more pixels than this (decompression-bomb guard, '
                            f'default {DEFAULT_MAX_PIXELS}).')
   parser.add_argument('--reprocess', nargs='?', const=True, default=False, type=parse_bool,

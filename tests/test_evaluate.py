@@ -223,3 +223,65 @@ def test_middlebury_repeat_and_average_baselines(tmp_path):
   assert report['mean']['repeat']['count'] == 12
   assert report['mean']['repeat']['psnr'] == pytest.approx(24.75, abs=0.01)
   assert report['mean']['average']['psnr'] == pytest.approx(28.02, abs=0.01)
+
+
+def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(tmp_path, capsys):
+  gray = np.full((24, 32, 3), 0.4, np.float32)
+  for name in ('good', 'same'):  # 'same': the truth equals frame 0, repeat's PSNR is infinite
+    _save(str(tmp_path / 'in' / name / 'frame10.png'), gray if name == 'same' else gray / 2)
+    _save(str(tmp_path / 'in' / name / 'frame10i11.png'), gray)
+    _save(str(tmp_path / 'in' / name / 'frame11.png'), np.zeros_like(gray))
+  _save(str(tmp_path / 'in' / 'sizes' / 'frame10.png'), gray)
+  _save(str(tmp_path / 'in' / 'sizes' / 'frame10i11.png'), gray[:20])
+  _save(str(tmp_path / 'in' / 'sizes' / 'frame11.png'), gray)
+  os.makedirs(tmp_path / 'in' / 'broken')
+  for name in ('frame10.png', 'frame11.png'):
+    _save(str(tmp_path / 'in' / 'broken' / name), gray)
+  (tmp_path / 'in' / 'broken' / 'frame10i11.png').write_bytes(b'not a png')
+  out = str(tmp_path / 'out')
+  status = evaluate.main(['--input', str(tmp_path / 'in'), '--output', out, '--no_model',
+                          '--baselines', 'repeat,average'])
+  assert status == 1
+  text = open(os.path.join(out, 'results.json')).read()
+  report = json.loads(text, parse_constant=lambda c: pytest.fail(f'{c} is not JSON'))
+  assert sorted({r['key'] for r in report['triplets']}) == ['good', 'same']
+  errors = {e['key']: e['error'] for e in report['errors']}
+  assert 'frame10i11.png' in errors['broken'] and 'not a readable image' in errors['broken']
+  assert 'frame sizes differ' in errors['sizes'] and '32x20' in errors['sizes']
+  assert report['mean']['repeat']['count'] == 2 and report['mean']['repeat']['psnr_count'] == 1
+  same_repeat = [r for r in report['triplets'] if r['key'] == 'same' and r['method'] == 'repeat']
+  assert same_repeat[0]['psnr'] is None  # infinite: JSON null
+  assert 'error: broken' in capsys.readouterr().err
+  rows = list(csv.DictReader(open(os.path.join(out, 'results.csv'))))
+  assert {r['key'] for r in rows if r['error']} == {'broken', 'sizes'}
+
+
+def test_leave_one_out_lists_what_it_cannot_score_and_keeps_clips_apart(tmp_path):
+  flat = np.zeros((8, 8, 3), np.float32)
+  for clip, count in (('Rolle Ä', 3), ('Rolle Ö', 3), ('Take [2]', 3), ('short', 2)):
+    for i in range(count):
+      _save(str(tmp_path / 'in' / clip / f'f{i}.png'), flat)
+  (tmp_path / 'in' / 'Take [2]' / '._f1.png').write_bytes(b'macOS resource fork')
+  too_short = []
+  triplets = evaluate.list_triplets(str(tmp_path / 'in'), leave_one_out=True,
+                                    too_short=too_short)
+  clips = sorted(t['clip'] for t in triplets)
+  assert len(clips) == 3 and len(set(clips)) == 3  # Ä and Ö do not merge into 'Rolle_'
+  assert all(c.startswith('Rolle_-') for c in clips[:2]) and clips[2] == 'Take_2_'
+  take = [t for t in triplets if t['clip'] == 'Take_2_'][0]
+  assert take['frame0'].endswith('f0.png') and take['truth'].endswith('f1.png')
+  assert too_short == ['short']
+  # A folder whose name reads as a glob is still that folder.
+  [one] = evaluate.list_triplets(str(tmp_path / 'in' / 'Take [2]'), leave_one_out=True)
+  assert one['truth'] == str(tmp_path / 'in' / 'Take [2]' / 'f1.png')
+  with pytest.raises(SystemExit):
+    evaluate.parse_known_args(['--input', 'x', '--output', 'y', '--leave_one_out',
+                               '--stride', '0'])
+
+
+def test_a_csv_manifest_from_excel_with_a_bom_and_capitalised_headers_is_read(tmp_path):
+  (tmp_path / 'm.csv').write_bytes('\ufeffFrame0, Truth ,FRAME1,Key\na.png,b.png,c.png,x y\n'
+                                   'd.png,e.png,f.png,x_y\n'.encode('utf-8'))
+  rows = evaluate.list_triplets(str(tmp_path / 'm.csv'))
+  assert [r['truth'] for r in rows] == [str(tmp_path / 'b.png'), str(tmp_path / 'e.png')]
+  assert len({r['key'] for r in rows}) == 2  # 'x y' and 'x_y' would both read 'x_y'

@@ -378,21 +378,29 @@ class ClipTriplet:
   frame1: str
 
 
-def clip_triplets(input_path, stride=1):
-  """All triplets (i, i+1, i+2), i a multiple of `stride`, of every clip under `input_path`.
-
-  A clip is a folder of frames: `input_path` itself and each of its direct subfolders (any Beam
-  filesystem); frames are in natural order of file name.
-  """
-  root = input_path.rstrip('/')
+def clip_frames(input_path):
+  """{clip folder: its frames in natural order} of every clip under `input_path`: the folder
+  itself and each of its direct subfolders that holds frames (any Beam filesystem; hidden files,
+  like the `._f1.png` macOS leaves on USB drives, are not frames)."""
+  root = files.escape_glob(input_path.rstrip('/'))
   clips = {}
   for pattern in ('*', '*/*'):
-    for match in FileSystems.match([files.join(root, pattern)])[0].metadata_list:
-      if is_frame_name(match.path):
+    for match in files.match(files.join(root, pattern)):
+      name = match.path.rsplit('/', 1)[-1]
+      if is_frame_name(name) and not name.startswith('.'):
         clips.setdefault(_parent(match.path), []).append(match.path)
+  return {clip: sorted(frames, key=natural_key) for clip, frames in sorted(clips.items())}
+
+
+def clip_triplets(input_path, stride=1, frames_by_clip=None):
+  """All triplets (i, i+1, i+2), i a multiple of `stride` (>= 1), of every clip under
+  `input_path` (see `clip_frames`, or of `frames_by_clip` when given)."""
+  if stride < 1:
+    raise ValueError(f'stride must be >= 1, got {stride}')
+  if frames_by_clip is None:
+    frames_by_clip = clip_frames(input_path)
   triplets = []
-  for clip, frames in sorted(clips.items()):
-    frames.sort(key=natural_key)
+  for clip, frames in frames_by_clip.items():
     for i in range(0, len(frames) - 2, stride):
       triplets.append(ClipTriplet(clip, i, frames[i], frames[i + 1], frames[i + 2]))
   return triplets
