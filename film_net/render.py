@@ -18,6 +18,7 @@ coordinates; transforms are 3x3 similarity matrices acting on column vectors (x,
 import dataclasses
 import functools
 import os
+import sys
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -84,11 +85,18 @@ class Layer:
                        self.center[1] + self.velocity[1] * dt)
 
   def radius(self) -> float:
-    """Radius (layer units) outside which the mask is zero; inf for an opaque layer."""
+    """Radius (layer units) outside which the mask is zero; inf for an opaque layer.
+
+    `_mask_alpha` is nonzero where rho < 1 + softness / (2 min(a, b)), rho the superellipse norm
+    over the modulation: a power-p superellipse reaches 2^(1/2 - 1/p) max(a, b) along its
+    diagonals (1.19x at p = 4, 1.30x at 8), the modulation at most 1 + sum |amp|. (Before
+    2026-12-01 this was max(a, b) (1 + sum |amp|) + softness, which cut the corners of turned
+    square-ish layers, differently in each frame.)"""
     if self.mask is None:
       return np.inf
-    a, b, _, harmonics, softness = self.mask
-    return max(a, b) * (1.0 + np.abs(harmonics[:, 1]).sum()) + softness
+    a, b, power, harmonics, softness = self.mask
+    reach = max(a, b) * max(1.0, 2.0 ** (0.5 - 1.0 / power))
+    return reach * (1.0 + np.abs(harmonics[:, 1]).sum()) * (1.0 + 0.5 * softness / min(a, b))
 
 
 @dataclasses.dataclass
@@ -172,9 +180,9 @@ def render_times(scene: Scene, times: Sequence[float]) -> np.ndarray:
   for layer in scene.layers:
     to_frames = [camera @ layer.transform(t) for camera, t in zip(cameras, times)]
     reach = layer.radius()
-    if layer.deform is not None:  # frame pixels up to max|D| / 2 away show the layer
+    if layer.deform is not None:  # frame pixels up to max|t - 0.5| max|D| away show the layer
       scale = np.sqrt(abs(np.linalg.det(to_frames[0][:2, :2])))
-      reach += 0.5 * layer.deform_bound() / scale
+      reach += max(abs(t - 0.5) for t in times) * layer.deform_bound() / scale
     boxes = np.array([_footprint(m, reach, h, w) for m in to_frames])
     y0, x0 = boxes[:, 0].min(), boxes[:, 2].min()
     y1, x1 = boxes[:, 1].max(), boxes[:, 3].max()
@@ -467,7 +475,10 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
   At their defaults of 0 no extra random draw is made, so earlier runs' scenes are unchanged.
   """
   max_motion_px = width / 8.0 if max_motion_px is None else max_motion_px
-  target = float(np.exp(rng.uniform(np.log(min_motion), np.log(max(max_motion_px, min_motion)))))
+  if max_motion_px <= 0:
+    raise ValueError(f'max_motion_px must be > 0, got {max_motion_px}')
+  low = min(min_motion, max_motion_px)  # a --max_motion under 2 px is kept, not raised to 2
+  target = float(np.exp(rng.uniform(np.log(low), np.log(max(max_motion_px, low)))))
   diag = float(np.hypot(height, width))
 
   def moving_layer(mask, center, log_scale):
@@ -664,16 +675,25 @@ def write_triplets(output: str, count: int, size: int, seed: int,
   Triplet i comes from the generator seeded with [seed, i, 1]; training batches use [seed, step],
   so no held-out scene is ever a training scene. `python -m pipeline.evaluate --input output`
   scores a checkpoint on it. `scene_options` go to `render_triplet`.
+
+  A set is one run's: `output` must be new or empty (else ValueError), so two sets never mix,
+  and each triplet folder appears whole (written hidden, then renamed), so a killed run leaves
+  no half triplet that the evaluation would take.
   """
   from film_net import image_io  # pylint: disable=import-outside-toplevel
+  if os.path.isdir(output) and os.listdir(output):
+    raise ValueError(f'{output} is not empty: write a held-out set to a new folder (or remove '
+                     'this one) so that sets never mix')
   folders = []
   for i in range(count):
     rng = np.random.default_rng([seed, i, 1])
     triplet = render_triplet(rng, size, size, max_motion_px=max_motion_px, **scene_options)
     folder = os.path.join(output, f'{i:04d}')
-    os.makedirs(folder, exist_ok=True)
+    partial = os.path.join(output, f'.{i:04d}.partial')
+    os.makedirs(partial)
     for name, image in zip(TRIPLET_NAMES, triplet):
-      image_io.write_png(os.path.join(folder, name), image)
+      image_io.write_png(os.path.join(partial, name), image)
+    os.replace(partial, folder)
     folders.append(folder)
   return folders
 
@@ -710,8 +730,12 @@ def main(argv=None) -> int:
   parser.add_argument('--seed', type=int, default=1000)
   add_scene_arguments(parser)
   args = parser.parse_args(argv)
-  folders = write_triplets(args.output, args.count, args.size, args.seed, args.max_motion,
-                           **scene_options(args))
+  try:
+    folders = write_triplets(args.output, args.count, args.size, args.seed, args.max_motion,
+                             **scene_options(args))
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   print(f'wrote {len(folders)} triplets under {args.output}')
   return 0
 

@@ -34,7 +34,7 @@ def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: flo
   check_views(batch_size, views_per_scene)
   rng = np.random.default_rng([seed, step])
   options = dict(scene_options)
-  if max_motion:
+  if max_motion is not None:
     options['max_motion_px'] = max_motion
   frames = []
   for _ in range(batch_size // views_per_scene):

@@ -1,5 +1,6 @@
 """Tests for film_net.render: exact middle frames, ranges, determinism, motion bounds, speed."""
 
+import os
 import time
 
 import numpy as np
@@ -308,3 +309,30 @@ def test_tripod_scenes_keep_camera_and_background_exactly_still():
             for i in range(60)]
   still = sum(scene.layers[0].velocity == (0.0, 0.0) for scene in scenes)
   assert 18 <= still <= 42
+
+
+@pytest.mark.parametrize('power', [2, 4, 8])
+def test_a_turned_layer_is_drawn_whole_not_cut_at_its_footprint(power, monkeypatch):
+  # A square-ish superellipse reaches 2^(1/2 - 1/p) of its half-axis along its diagonals: a
+  # footprint of the half-axis alone cut its corners once the layer turned.
+  plain = np.ones((64, 64, 1), np.float32)
+  background = render.Layer(texture=np.zeros((8, 8, 3), np.float32), texture_offset=(0, 0),
+                            center=(63.5, 63.5))
+  layer = render.Layer(texture=plain, texture_offset=(0, 0), center=(64.0, 64.0),
+                       angle=np.pi / 4, mask=(40.0, 40.0, power, np.zeros((0, 3)), 1.0),
+                       tint=(np.zeros(3, np.float32), np.ones(3, np.float32)))
+  scene = render.Scene(128, 128, [background, layer])
+  drawn = render.render(scene, 0.5)
+  radius = render.Layer.radius
+  monkeypatch.setattr(render.Layer, 'radius',
+                      lambda self: 3 * radius(self) if self.mask is not None else np.inf)
+  np.testing.assert_array_equal(drawn, render.render(scene, 0.5))
+
+
+def test_held_out_sets_never_mix_and_motion_under_2_px_is_kept(tmp_path):
+  render.write_triplets(str(tmp_path / 'set'), 1, 32, seed=0)
+  with pytest.raises(ValueError, match='is not empty'):
+    render.write_triplets(str(tmp_path / 'set'), 2, 48, seed=0)
+  assert sorted(os.listdir(tmp_path / 'set')) == ['0000']
+  scene = render.random_scene(np.random.default_rng(3), 64, 64, max_motion_px=0.5)
+  assert 0 < render.max_motion(scene) <= 0.5 + 1e-6
