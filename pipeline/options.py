@@ -2,6 +2,7 @@
 
 import argparse
 import datetime
+import re
 import uuid
 
 from apache_beam.options import pipeline_options
@@ -68,7 +69,7 @@ def build_parser():
                            f'default {DEFAULT_MAX_PIXELS}).')
   parser.add_argument('--reprocess', nargs='?', const=True, default=False, type=parse_bool,
                       help='Redo every pair, even those already complete for this model.')
-  parser.add_argument('--run_id', default=None,
+  parser.add_argument('--run_id', type=run_id, default=None,
                       help='Name of this run under <output>/_runs/ (default: UTC time + random).')
   parser.add_argument('--progress_interval', type=float, default=10.0,
                       help='Seconds between progress lines on local runs (default 10).')
@@ -84,6 +85,14 @@ def unknown_beam_args(beam_args):
   for cls in {str(c): c for c in pipeline_options.PipelineOptions.__subclasses__()}.values():
     cls._add_argparse_args(parser)  # pylint: disable=protected-access
   return parser.parse_known_args(beam_args)[1]
+
+
+def run_id(text):
+  """A run id names a folder (<output>/_runs/<id>/, <output>/_tmp/<id>/): one plain name."""
+  if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9._-]*', text or '') or '..' in text:
+    raise argparse.ArgumentTypeError(f'must be one name of letters, digits, ".", "_" and "-" '
+                                     f'(it names a folder under --output), got {text!r}')
+  return text
 
 
 def parse_known_args(argv):

@@ -182,6 +182,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   local = test_pipeline is None and _is_local(runner)
   if test_pipeline is None:
     check_paths_reach_the_workers(known, runner)
+  if not dry_run:
+    clear_earlier_records(known.output, known.run_id)
 
   # Fail fast: load the model here, before any work. A dry run stays offline, so a remote model
   # is only checked by the workers then.
@@ -272,6 +274,21 @@ def _delete_stale_temporaries(tmp_dir):
         pass
 
 
+def clear_earlier_records(output, run_id):
+  """Deletes the records of an earlier run under the same --run_id (a killed run re-run with
+  its id, or an id reused on purpose): each run writes its own record shards and deletes no
+  other's, so the two runs' records would mix in one folder and disagree with the summary."""
+  run_dir = records.run_dir(output, run_id)
+  try:
+    earlier = files.match(files.join(files.escape_glob(run_dir), '**'))
+  except Exception:  # pylint: disable=broad-except
+    earlier = []  # Nothing there (some filesystems raise for a missing folder).
+  if earlier:
+    logging.warning('--run_id %s was used before on %s: replacing its records in %s', run_id,
+                    output, run_dir)
+    files.delete_tree(run_dir)
+
+
 def _model_options(model):
   import dataclasses  # pylint: disable=import-outside-toplevel
   options = getattr(model, 'options', None)
@@ -298,7 +315,7 @@ class _ProgressPrinter:
     self._thread.start()
 
   def _read(self):
-    total = done = frames = 0
+    total = done = processed = frames = 0
     for name in os.listdir(self._dir):
       if not name.endswith('.json'):
         continue
@@ -311,16 +328,19 @@ class _ProgressPrinter:
         total += note['pairs']
       else:
         done += note['pairs']
+        processed += note['processed']
         frames += note['frames']
-    return total, done, frames
+    return total, done, processed, frames
 
   def line(self):
-    total, done, frames = self._read()
+    """The progress line. The ETA comes from the pairs this run made: pairs an earlier run
+    finished are skipped at once and say nothing of how long the rest will take."""
+    total, done, processed, frames = self._read()
     elapsed = time.time() - self._started
     rate = frames / elapsed if elapsed > 0 else 0.0
     eta = '?'
-    if done and total >= done:
-      eta = f'{(total - done) * elapsed / done:.0f}s'
+    if processed and total >= done:
+      eta = f'{(total - done) * elapsed / processed:.0f}s'
     return (f'progress: {done}/{total or "?"} pairs, {frames} frames written, {rate:.2f} frames/s, '
             f'elapsed {elapsed:.0f}s, ETA {eta}')
 

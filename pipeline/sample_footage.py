@@ -7,6 +7,7 @@ have archive-like input with real motion:
 """
 
 import argparse
+import io
 import os
 
 import numpy as np
@@ -54,12 +55,21 @@ def render_frames(num_frames, width, height, seed=0, shapes=3, speed=3.0):
 
 
 def write_clip(folder, frames, pattern='frame{:03d}.png'):
-  """Writes frames (uint8 arrays) into `folder` as numbered image files; returns their paths."""
+  """Writes frames (uint8 arrays) into `folder` as numbered image files; returns their paths.
+
+  A file that already holds the same image is left as it is (its modification time too), so
+  running the demo again finds its pairs done, as a nightly run over an unchanged archive does."""
   os.makedirs(folder, exist_ok=True)
   paths = []
   for i, frame in enumerate(frames):
     path = os.path.join(folder, pattern.format(i))
-    Image.fromarray(frame).save(path)
+    buffer = io.BytesIO()
+    image_format = Image.registered_extensions()[os.path.splitext(path)[1].lower()]
+    Image.fromarray(frame).save(buffer, format=image_format)
+    data = buffer.getvalue()
+    if not (os.path.exists(path) and open(path, 'rb').read() == data):
+      with open(path, 'wb') as f:
+        f.write(data)
     paths.append(path)
   return paths
 

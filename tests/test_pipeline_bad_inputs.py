@@ -174,3 +174,26 @@ def test_a_flag_nobody_defines_stops_the_run_before_any_work(tmp_path, tiny_mode
       ['--input', 'in', '--output', 'out', '--runner=DataflowRunner', '--project=p',
        '--experiments=no_use_multiple_sdk_containers', '--direct_running_mode=in_memory'])
   assert len(beam_args) == 4
+
+
+def test_a_run_id_that_is_not_one_plain_name_is_refused(tmp_path, tiny_model, capsys):
+  # '..' once made the end-of-run cleanup of <output>/_tmp/<run_id> delete the whole output.
+  archive, output = tmp_path / 'archive', tmp_path / 'out'
+  make_clip(archive / 'clip', 2)
+  from pipeline import run as run_module  # pylint: disable=import-outside-toplevel
+  for bad in ('..', '/tmp/elsewhere', 'a/b', ''):
+    status = run_module.main([f'--input={archive}', f'--output={output}',
+                              f'--model_path={tiny_model[0]}', f'--run_id={bad}'])
+    assert status == 2
+    assert 'must be one name' in capsys.readouterr().err
+  assert not output.exists()
+
+
+def test_an_empty_manifest_is_an_error_not_a_quiet_success(tmp_path, tiny_model):
+  for name, text in (('header.csv', 'clip,frame0,frame1\n'), ('empty.jsonl', '')):
+    (tmp_path / name).write_text(text)
+    status, run_id = run_job(str(tmp_path / name), str(tmp_path / f'out_{name}'),
+                             tiny_model[0])
+    assert status == 1
+    (error,) = _errors(str(tmp_path / f'out_{name}'), run_id)
+    assert error['message'] == f'manifest has no rows: {tmp_path / name}'

@@ -222,3 +222,42 @@ def test_a_clips_colour_profile_is_in_every_frame_written(tmp_path, tiny_model):
   assert len(names) == 5
   for name in names:
     assert Image.open(os.path.join(output, 'clip', name)).info.get('icc_profile') == profile
+
+
+def test_a_reused_run_id_replaces_the_earlier_runs_records(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'clip', 4, seed=7)
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
+          '--run_id=nightly', '--pairs_per_unit=1']
+  assert run_module.main(argv) == 0
+  assert run_module.main(argv[:-1] + ['--pairs_per_unit=3']) == 0  # other shards this time
+  statuses = [p['status'] for p in _records(output, 'nightly', 'pairs')]
+  assert statuses == ['skipped'] * 3  # the second run's records only
+
+
+def test_the_eta_counts_only_pairs_this_run_made(tmp_path):
+  notes = tmp_path / 'notes'
+  notes.mkdir()
+  (notes / 'clip-1.json').write_text(json.dumps({'pairs': 1000}))
+  (notes / 'unit-a.json').write_text(json.dumps({'pairs': 900, 'processed': 0, 'frames': 0}))
+  (notes / 'unit-b.json').write_text(json.dumps({'pairs': 10, 'processed': 10, 'frames': 20}))
+  printer = run_module._ProgressPrinter(str(notes), 10)  # pylint: disable=protected-access
+  try:
+    printer._started = time.time() - 100  # pylint: disable=protected-access
+    line = printer.line()
+  finally:
+    printer._stop.set()  # pylint: disable=protected-access
+  # 10 pairs made in 100 s, 90 left: ~900 s (not the ~10 s that counting skipped pairs gives).
+  assert 'progress: 910/1000 pairs' in line
+  assert 850 <= int(line.rsplit('ETA ', 1)[1].rstrip('s')) <= 950
+
+
+def test_writing_the_sample_footage_again_leaves_unchanged_frames_untouched(tmp_path):
+  from pipeline import sample_footage  # pylint: disable=import-outside-toplevel
+  frames = sample_footage.render_frames(2, 32, 24, seed=0)
+  paths = sample_footage.write_clip(str(tmp_path), frames)
+  for path in paths:
+    os.utime(path, (1_000_000, 1_000_000))
+  sample_footage.write_clip(str(tmp_path), [frames[0], frames[1][::-1].copy()])
+  assert os.path.getmtime(paths[0]) == 1_000_000 and os.path.getmtime(paths[1]) != 1_000_000

@@ -204,13 +204,19 @@ class DiscoverClips(beam.DoFn):
     text = files.read_bytes(manifest).decode('utf-8-sig', errors='replace')
     base = _parent(manifest) if '/' in manifest else '.'
     clips = {}  # name -> list of (line, frame0, frame1), in file order
+    row_count = 0
     for line, row, problem in _manifest_rows(manifest, text):
+      row_count += 1
       if problem:
         yield self._error(manifest, 'manifest', ValueError('malformed row'),
                           f'{manifest} line {line}: malformed manifest row: {problem}')
         continue
       clip, f0, f1 = (str(row[k]).strip() for k in ('clip', 'frame0', 'frame1'))
       clips.setdefault(clip, []).append((line, _resolve(base, f0), _resolve(base, f1)))
+    if not row_count:
+      yield self._error(manifest, 'manifest', ValueError('empty manifest'),
+                        f'manifest has no rows: {manifest}')
+      return
     versions = _versions([f for rows in clips.values() for _, f0, f1 in rows for f in (f0, f1)])
     for clip, rows in clips.items():
       frames, paired = [], []
