@@ -53,9 +53,22 @@ def test_counts_order_and_equality_with_naive_recursion(interp, num_frames, n):
 
 def test_generator_form_streams_long_clips(interp):
   rng = np.random.default_rng(9)
-  frames = (rng.random((32, 32, 3), np.float32) for _ in range(6))
-  out = list(interp.iter_recursive(frames, 1))
-  assert len(out) == 11
+  clip = [rng.random((32, 32, 3), np.float32) for _ in range(6)]
+  taken = []
+
+  def frames():  # a stream: records how far the generator has read it
+    for frame in clip:
+      taken.append(frame)
+      yield frame
+
+  stream = interp.iter_recursive(frames(), 1)
+  first_three = [next(stream) for _ in range(3)]  # frame 0, mid 0-1, frame 1
+  assert len(taken) == 2  # only what those needed was read
+  out = first_three + list(stream)
+  expected = interp.recursive(clip, 1)
+  assert len(out) == len(expected) == 11
+  for got, want in zip(out, expected):
+    np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_negative_depth_is_rejected(interp):

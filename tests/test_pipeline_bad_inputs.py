@@ -170,10 +170,10 @@ def test_a_flag_nobody_defines_stops_the_run_before_any_work(tmp_path, tiny_mode
   assert stop.value.code == 2
   assert 'unrecognized arguments: --no_pngs' in capsys.readouterr().err
   # Beam's own flags still pass, Dataflow's included.
-  known, beam_args = evaluate.parse_known_args(
-      ['--input', 'in', '--output', 'out', '--runner=DataflowRunner', '--project=p',
-       '--experiments=no_use_multiple_sdk_containers', '--direct_running_mode=in_memory'])
-  assert len(beam_args) == 4
+  beam_flags = ['--runner=DataflowRunner', '--project=p',
+                '--experiments=no_use_multiple_sdk_containers', '--direct_running_mode=in_memory']
+  _, beam_args = evaluate.parse_known_args(['--input', 'in', '--output', 'out'] + beam_flags)
+  assert beam_args == beam_flags
 
 
 def test_a_run_id_that_is_not_one_plain_name_is_refused(tmp_path, tiny_model, capsys):
