@@ -182,8 +182,6 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   local = test_pipeline is None and _is_local(runner)
   if test_pipeline is None:
     check_paths_reach_the_workers(known, runner)
-  if not dry_run:
-    clear_earlier_records(known.output, known.run_id)
 
   # Fail fast: load the model here, before any work. A dry run stays offline, so a remote model
   # is only checked by the workers then.
@@ -219,6 +217,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   if dry_run and (local or runner != 'DataflowRunner'):
     _print_steps(p.to_runner_api())
     return _DryRunResult()
+  if not dry_run:  # (a dry run stays offline) once nothing can fail before the run
+    clear_earlier_records(known.output, known.run_id)
   if local and FileSystems.get_scheme(known.output) is None:
     _delete_stale_temporaries(files.join(known.output, files.TMP_DIR))
   printer = _ProgressPrinter(progress_dir, known.progress_interval) if progress_dir else None

@@ -104,7 +104,6 @@ def _split_glob(pattern):
   return head[:head.rfind('/')], pattern
 
 
-
 def _parent(path):
   return path.rstrip('/').rsplit('/', 1)[0] if '/' in path else ''
 
