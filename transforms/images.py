@@ -150,7 +150,7 @@ def _refuse_what_pil_would_truncate(image):
   tags = getattr(image, 'tag_v2', {})
   sample_format = tags.get(339, 1)
   if 3 in (sample_format if isinstance(sample_format, tuple) else (sample_format,)):
-    raise BadImage('floating-point TIFF is not supported (convert it to 16-bit PNG or TIFF)')
+    raise BadImage('floating-point TIFF is not supported (convert it to 16-bit PNG)')
   bits = tags.get(258, 8)
   bits = max(bits) if isinstance(bits, tuple) else bits
   if bits > 8 and image.mode not in ('I;16', 'I;16B', 'I;16L', 'I'):
