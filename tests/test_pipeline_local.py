@@ -263,3 +263,36 @@ def test_writing_the_sample_footage_again_leaves_unchanged_frames_untouched(tmp_
     os.utime(path, (1_000_000, 1_000_000))
   sample_footage.write_clip(str(tmp_path), [frames[0], frames[1][::-1].copy()])
   assert os.path.getmtime(paths[0]) == 1_000_000 and os.path.getmtime(paths[1]) != 1_000_000
+
+
+def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path, tiny_model):
+  """Beam retries a bundle whose worker failed and drops that attempt's records: the retry
+  finds the first attempt's done markers, and those pairs are this run's work, not skips."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from transforms import clips, interpolate  # pylint: disable=import-outside-toplevel
+  model_path, model = tiny_model
+  make_clip(tmp_path / 'clip', 3, seed=8)
+  clip = clips.Clip('clip', tuple((str(p), 'v') for p in sorted((tmp_path / 'clip').iterdir())),
+                    (True, True))
+  (unit,) = clips.split_into_units(clip, N, 16)
+
+  def job():  # as built by one launch of the pipeline, then shipped to its workers
+    return interpolate.InterpolateUnits(str(tmp_path / 'out'), 'nightly', model_path,
+                                        model.fingerprint, N, 64, 10 ** 8, False)
+
+  def attempt(dofn):
+    dofn.setup()
+    try:
+      return [r for r in dofn.process(unit) if not isinstance(r, beam.pvalue.TaggedOutput)]
+    finally:
+      dofn.teardown()
+
+  this_job = job()
+  first = attempt(this_job)
+  retried = attempt(this_job)
+  later = attempt(job())  # the next night's job, under the same --run_id
+  assert [(r['status'], r['frames_written'], r['model_calls']) for r in first] == [
+      ('ok', STEP + 1, STEP - 1), ('ok', STEP, STEP - 1)]
+  assert [(r['status'], r['frames_written'], r['model_calls']) for r in retried] == [
+      ('ok', STEP + 1, STEP - 1), ('ok', STEP, STEP - 1)]
+  assert [r['status'] for r in later] == ['skipped', 'skipped']

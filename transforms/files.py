@@ -34,10 +34,6 @@ def read_bytes(path):
     return f.read()
 
 
-def exists(path):
-  return FileSystems.exists(path)
-
-
 GLOB_CHARS = re.compile(r'[*?\[]')
 
 

@@ -100,6 +100,10 @@ class InterpolateUnits(beam.DoFn):
     self._shared = shared_handle or shared.Shared()
     self._model = None
     self._pool = None
+    # Made once, where the job is built, and carried to every worker in the pickled DoFn: a
+    # marker with it was written by this job (an earlier attempt at a retried bundle), one
+    # without by another job, even under the same --run_id.
+    self._job_token = uuid.uuid4().hex
 
   def setup(self):
     tag = model_tag(self._model_path, self._align, self._run_id, self._flip_average,
@@ -148,12 +152,26 @@ class InterpolateUnits(beam.DoFn):
     npairs = unit.num_pairs
     uris = [u for u, _ in unit.frames]
     markers = [self._marker(unit, i) for i in range(npairs)]
-    todo = [i for i in range(npairs) if self._reprocess or not files.exists(markers[i])]
+    made_by = [None if self._reprocess else _made_by(m) for m in markers]
+    todo = [i for i in range(npairs) if made_by[i] is None]
     todo_set = set(todo)
     for i in range(npairs):
-      if i not in todo_set:
+      if i in todo_set:
+        continue
+      if made_by[i] != self._job_token:
         yield records.pair_record(self._run_id, unit.clip, unit.first_position + i,
                                   uris[i:i + 2], None, 0, 'skipped', {})
+        continue
+      # Made by this job, in an earlier attempt at this unit: Beam retries a bundle whose worker
+      # failed and drops that attempt's records, so the pair is counted as made here, with the
+      # frames and model calls it took (in-betweens, frame i + 1, and frame 0 if it wrote it).
+      frames = step + (i == 0 and unit.owns_first)
+      rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
+                                None, frames, 'ok', {})
+      rec['model_calls'] = step - 1
+      records.counter('frames_written').inc(frames)
+      records.counter('model_calls').inc(step - 1)
+      yield rec
     # Frame i is counted (and written) by pair i-1, frame 0 by pair 0 when this unit owns it.
     writes_original = {i + 1 for i in todo}
     if unit.owns_first and (npairs == 0 or 0 in todo_set):
@@ -247,7 +265,8 @@ class InterpolateUnits(beam.DoFn):
         continue
       try:
         files.write_atomic(markers[i], json.dumps({
-            'run_id': self._run_id, 'fingerprint': self._fingerprint, 'inputs': uris[i:i + 2],
+            'run_id': self._run_id, 'job': self._job_token, 'fingerprint': self._fingerprint,
+            'inputs': uris[i:i + 2],
             'times_to_interpolate': self._n, 'align': self._align}).encode(), self._tmp)
       except Exception as e:  # pylint: disable=broad-except
         message = f'cannot write the done marker {markers[i]}: {e}'
@@ -279,6 +298,15 @@ class InterpolateUnits(beam.DoFn):
       with open(path + '.tmp', 'w') as f:
         json.dump(note, f)
       os.replace(path + '.tmp', path)
+
+
+def _made_by(marker):
+  """The job token a pair's done marker names ('' for markers older than tokens); None where
+  there is no marker (or it cannot be read: the pair is then made again, which is safe)."""
+  try:
+    return json.loads(files.read_bytes(marker)).get('job', '')
+  except Exception:  # pylint: disable=broad-except
+    return None
 
 
 def _runs(pairs):
