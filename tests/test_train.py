@@ -1,4 +1,6 @@
 """Training: loss goes down, and an interrupted run resumes to the same weights."""
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -29,23 +31,32 @@ def _l1(interp, batch):
   return float(np.abs(interp(x0, x1) - y).mean())
 
 
-def test_a_few_steps_lower_the_loss(tmp_path, capsys):
+@pytest.fixture(scope='module')
+def float32_run(tmp_path_factory):
+  """One 40-step run from fresh weights, shared by the tests that need it: (folder, its log)."""
+  folder = tmp_path_factory.mktemp('float32')
+  log = io.StringIO()
+  with contextlib.redirect_stdout(log):
+    assert train.main(_args(folder, 40)) == 0
+  return folder, log.getvalue()
+
+
+def test_a_few_steps_lower_the_loss(float32_run):
   held_out = training.make_batch(seed=123, step=0, batch_size=8, crop=32, max_motion=4)
   before = Interpolator.random(Options.tiny(), seed=0, align=None)  # the trainer's init
-  assert train.main(_args(tmp_path, 40)) == 0
-  after = Interpolator.from_path(str(tmp_path / 'latest.npz'), align=None)
+  folder, log = float32_run
+  after = Interpolator.from_path(str(folder / 'latest.npz'), align=None)
   assert _l1(after, held_out) < 0.8 * _l1(before, held_out)
-  log = capsys.readouterr().out
   assert 'step 40/40' in log and 'steps/s' in log and 'loss' in log
 
 
-def test_bfloat16_training_lowers_the_loss_and_stays_near_the_float32_run(tmp_path):
+def test_bfloat16_training_lowers_the_loss_and_stays_near_the_float32_run(tmp_path, float32_run):
   held_out = training.make_batch(seed=123, step=0, batch_size=8, crop=32, max_motion=4)
   before = Interpolator.random(Options.tiny(), seed=0, align=None)
-  runs = {}
-  for precision in ('float32', 'bfloat16'):
-    assert train.main(_args(tmp_path / precision, 40, '--precision', precision)) == 0
-    runs[precision] = path = str(tmp_path / precision / 'latest.npz')
+  runs = {'float32': str(float32_run[0] / 'latest.npz')}
+  assert train.main(_args(tmp_path / 'bfloat16', 40, '--precision', 'bfloat16')) == 0
+  runs['bfloat16'] = str(tmp_path / 'bfloat16' / 'latest.npz')
+  for precision, path in runs.items():
     assert weights_lib.read_meta(path).get('precision') == (
         None if precision == 'float32' else precision)
   # The exported weights are float32 and run at float32 like any others.
