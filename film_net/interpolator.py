@@ -374,14 +374,14 @@ class Interpolator:
     state = self._frame_state if times_to_interpolate else lambda frame: (frame,)
     previous = None
     for frame in frames:
-      check_frames(frame, single=True)
+      # One check per frame, with the previous one: their sizes must match.
+      check_frames(*(previous[:1] if previous else ()), frame, single=True)
       frame = np.asarray(frame, np.float32)
       if previous is None:
         self._check_size(*frame.shape[:2])
         previous = state(frame)
         yield frame
         continue
-      check_frames(previous[0], frame, single=True)
       current = state(frame)
       yield from self._recurse(previous, current, times_to_interpolate)
       yield frame

@@ -89,12 +89,7 @@ def parse_known_args(argv):
   parser.add_argument('--stride', type=pipeline_flags.positive_int, default=1,
                       help='with --leave_one_out: evaluate every stride-th triplet of a clip')
   parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
-  known, beam_args = parser.parse_known_args(argv)
-  unknown = pipeline_flags.unknown_beam_args(beam_args)
-  if unknown:
-    parser.error(f'unrecognized arguments: {" ".join(unknown)} (neither the evaluation nor Beam '
-                 f'defines them)')
-  return known, beam_args
+  return pipeline_flags.parse_with_beam_flags(parser, argv, 'the evaluation')
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,7 +130,7 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None):
   root = input_path.rstrip('/')
   found = []
   for pattern in (TRIPLET_NAMES[1], '*/' + TRIPLET_NAMES[1]):
-    for match in files.match(files.join(files.escape_glob(root), pattern)):
+    for match in files.match(root, pattern):
       folder = match.path.rsplit('/', 1)[0] if '/' in match.path else '.'
       key = _key(folder, root) if folder != root else _key(posixpath.basename(root), '')
       found.append({'key': key,

@@ -76,15 +76,20 @@ def build_parser():
   return parser
 
 
-def unknown_beam_args(beam_args):
-  """The flags in `beam_args` that no Beam options class defines. Beam only logs "Discarding
-  unparseable args" for them and runs on, so a typo (`--time_to_interpolate 3`) would pass
-  unnoticed: the command lines refuse them instead."""
+def parse_with_beam_flags(parser, argv, who):
+  """(`parser`'s namespace, the remaining flags for Beam). A flag that neither `parser` nor any
+  Beam options class defines is a usage error (exit status 2): Beam only logs "Discarding
+  unparseable args" and runs on, so a typo (`--time_to_interpolate 3`) would pass unnoticed."""
+  known, beam_args = parser.parse_known_args(argv)
   # Beam's own parser type: some options classes add value-provider arguments, which only it has.
-  parser = pipeline_options._BeamArgumentParser(allow_abbrev=False)  # pylint: disable=protected-access
+  beam = pipeline_options._BeamArgumentParser(allow_abbrev=False)  # pylint: disable=protected-access
   for cls in {str(c): c for c in pipeline_options.PipelineOptions.__subclasses__()}.values():
-    cls._add_argparse_args(parser)  # pylint: disable=protected-access
-  return parser.parse_known_args(beam_args)[1]
+    cls._add_argparse_args(beam)  # pylint: disable=protected-access
+  unknown = beam.parse_known_args(beam_args)[1]
+  if unknown:
+    parser.error(f'unrecognized arguments: {" ".join(unknown)} (neither {who} nor Beam defines '
+                 f'them)')
+  return known, beam_args
 
 
 def run_id(text):
@@ -98,12 +103,7 @@ def run_id(text):
 def parse_known_args(argv):
   """(pipeline args namespace, remaining Beam args); exits with a usage error (status 2) on a
   flag that neither this pipeline nor Beam knows."""
-  parser = build_parser()
-  known, beam_args = parser.parse_known_args(argv)
-  unknown = unknown_beam_args(beam_args)
-  if unknown:
-    parser.error(f'unrecognized arguments: {" ".join(unknown)} (neither the pipeline nor Beam '
-                 f'defines them)')
+  known, beam_args = parse_with_beam_flags(build_parser(), argv, 'the pipeline')
   known.run_id = known.run_id or new_run_id()
   known.input = known.input.rstrip('/') if len(known.input) > 1 else known.input
   known.output = known.output.rstrip('/') if len(known.output) > 1 else known.output

@@ -280,7 +280,7 @@ def clear_earlier_records(output, run_id):
   other's, so the two runs' records would mix in one folder and disagree with the summary."""
   run_dir = records.run_dir(output, run_id)
   try:
-    earlier = files.match(files.join(files.escape_glob(run_dir), '**'))
+    earlier = files.match(run_dir, '**')
   except Exception:  # pylint: disable=broad-except
     earlier = []  # Nothing there (some filesystems raise for a missing folder).
   if earlier:

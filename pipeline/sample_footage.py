@@ -13,6 +13,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from transforms import files
+
 
 def _texture(height, width, rng, scale):
   """Smooth random texture in [0, 1], HxWx3 (sum of a few random sinusoids per channel)."""
@@ -67,7 +69,7 @@ def write_clip(folder, frames, pattern='frame{:03d}.png'):
     image_format = Image.registered_extensions()[os.path.splitext(path)[1].lower()]
     Image.fromarray(frame).save(buffer, format=image_format)
     data = buffer.getvalue()
-    if not (os.path.exists(path) and open(path, 'rb').read() == data):
+    if not (os.path.exists(path) and files.read_bytes(path) == data):
       with open(path, 'wb') as f:
         f.write(data)
     paths.append(path)

@@ -136,7 +136,7 @@ class DiscoverClips(beam.DoFn):
 
   def _from_folders(self, input_spec):
     root, pattern = _split_glob(input_spec)
-    metadata = files.match(files.escape_glob(root) + '/**')
+    metadata = files.match(root, '**')
     selected = _glob_filter(root, pattern)
     by_dir = {}
     for m in metadata:
@@ -247,13 +247,13 @@ def _versions(paths):
   found = {}
   for folder in sorted({_parent(p) for p in paths}):
     try:
-      listing = files.match(files.escape_glob(folder) + '/*')
+      listing = files.match(folder, '*')
     except Exception:  # pylint: disable=broad-except
       continue
     found.update((m.path, f'{m.size_in_bytes}:{m.last_updated_in_seconds}') for m in listing)
   for path in set(paths) - set(found):
     try:
-      m = files.match(files.escape_glob(path))
+      m = files.match(path)
     except Exception:  # pylint: disable=broad-except
       continue
     if m:
@@ -387,10 +387,10 @@ def clip_frames(input_path):
   """{clip folder: its frames in natural order} of every clip under `input_path`: the folder
   itself and each of its direct subfolders that holds frames (any Beam filesystem; hidden files,
   like the `._f1.png` macOS leaves on USB drives, are not frames)."""
-  root = files.escape_glob(input_path.rstrip('/'))
+  root = input_path.rstrip('/')
   clips = {}
   for pattern in ('*', '*/*'):
-    for match in files.match(files.join(root, pattern)):
+    for match in files.match(root, pattern):
       name = match.path.rsplit('/', 1)[-1]
       if is_frame_name(name) and not name.startswith('.'):
         clips.setdefault(_parent(match.path), []).append(match.path)

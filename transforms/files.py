@@ -37,18 +37,16 @@ def read_bytes(path):
 GLOB_CHARS = re.compile(r'[*?\[]')
 
 
-def escape_glob(path):
-  """`path` as a pattern that matches only itself: glob characters in brackets, as
-  `glob.escape` does, which Beam's pattern translation (local and gs://) also reads."""
-  return GLOB_CHARS.sub(lambda m: '[' + m.group() + ']', path)
-
-
-def match(pattern):
-  """FileMetadata of what one pattern matches; quiet about the '[[]' of escaped names, which
-  Python's re flags as a possible nested set (a FutureWarning) while reading it right."""
+def match(path, pattern=None):
+  """FileMetadata of what `pattern` ('*', '**', 'frame_*.png') matches inside the folder `path`,
+  or without a pattern of `path` itself. `path` is literal: its glob characters (`Take [2]`) are
+  put in brackets, as `glob.escape` does, which Beam's pattern translation (local and gs://)
+  also reads; Python's re flags such a '[[]' as a possible nested set (a FutureWarning) while
+  reading it right, so that warning is kept quiet."""
+  literal = GLOB_CHARS.sub(lambda m: '[' + m.group() + ']', path)
   with warnings.catch_warnings():
     warnings.simplefilter('ignore', FutureWarning)
-    return FileSystems.match([pattern])[0].metadata_list
+    return FileSystems.match([join(literal, pattern) if pattern else literal])[0].metadata_list
 
 
 def write_atomic(path, data, tmp_root):

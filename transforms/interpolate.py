@@ -69,7 +69,7 @@ def remove_frames_after(output, clip, last_index):
   longer version of the clip, which would otherwise trail its new sequence. Returns the count."""
   folder = files.join(output, clip)
   try:
-    listing = files.match(files.join(files.escape_glob(folder), 'frame_*.png'))
+    listing = files.match(folder, 'frame_*.png')
   except Exception:  # pylint: disable=broad-except
     return 0  # No output yet.
   stale = [m.path for m in listing
