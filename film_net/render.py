@@ -478,7 +478,7 @@ def random_scene(rng: np.random.Generator, height: int, width: int,
   if max_motion_px <= 0:
     raise ValueError(f'max_motion_px must be > 0, got {max_motion_px}')
   low = min(min_motion, max_motion_px)  # a --max_motion under 2 px is kept, not raised to 2
-  target = float(np.exp(rng.uniform(np.log(low), np.log(max(max_motion_px, low)))))
+  target = float(np.exp(rng.uniform(np.log(low), np.log(max_motion_px))))
   diag = float(np.hypot(height, width))
 
   def moving_layer(mask, center, log_scale):
