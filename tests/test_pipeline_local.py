@@ -202,6 +202,10 @@ def test_a_failed_write_of_frame_0_is_redone_by_the_next_run(tmp_path, tiny_mode
   statuses = {p['pair']: p['status'] for p in _records(output, run_id, 'pairs')}
   assert statuses == {0: 'failed', 1: 'ok'}
   assert any(e['stage'] == 'write' for e in _records(output, run_id, 'errors'))
+  # The failed pair's in-between was made: the summary counts the model's work like the metric.
+  assert {p['pair']: p['model_calls'] for p in _records(output, run_id, 'pairs')} == {0: 1, 1: 1}
+  summary = json.load(open(os.path.join(output, '_runs', run_id, 'summary.json')))
+  assert summary['model_calls'] == 2
   os.rmdir(blocker)
   status, run_id = run_job(str(archive), output, model_path)
   assert status == 0
@@ -296,3 +300,31 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
   assert [(r['status'], r['frames_written'], r['model_calls']) for r in retried] == [
       ('ok', STEP + 1, STEP - 1), ('ok', STEP, STEP - 1)]
   assert [r['status'] for r in later] == ['skipped', 'skipped']
+
+
+def test_a_one_frame_clip_is_copied_once_and_a_rerun_leaves_it_alone(tmp_path):
+  """A frame in no pair has no pair marker: it gets one of its own, keyed by the input file."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from transforms import clips, interpolate  # pylint: disable=import-outside-toplevel
+  (frame,) = make_clip(tmp_path / 'clip', 1, seed=9)
+  path = str(tmp_path / 'clip' / 'frame000.png')
+  out = tmp_path / 'out' / 'clip' / 'frame_000000.png'
+
+  def attempt(dofn, version):
+    clip = clips.Clip('clip', ((path, version),), ())
+    (unit,) = clips.split_into_units(clip, N, 16)
+    return [r.value for r in dofn.process(unit) if isinstance(r, beam.pvalue.TaggedOutput)]
+
+  def job():  # a model is never needed for a lone frame: no setup
+    return interpolate.InterpolateUnits(str(tmp_path / 'out'), 'nightly', None, 'fp', N, 64,
+                                        10 ** 8, False)
+
+  first_job = job()
+  assert attempt(first_job, '1:1') == [{'clip': 'clip', 'frames_written': 1}]
+  np.testing.assert_array_equal(read_png(str(out)), frame)
+  os.utime(out, (1_000_000, 1_000_000))
+  assert attempt(first_job, '1:1') == [{'clip': 'clip', 'frames_written': 1}]  # a retry
+  assert attempt(job(), '1:1') == []  # the next night: nothing written, nothing counted
+  assert os.path.getmtime(out) == 1_000_000
+  assert attempt(job(), '1:2') == [{'clip': 'clip', 'frames_written': 1}]  # the frame changed
+  assert os.path.getmtime(out) != 1_000_000

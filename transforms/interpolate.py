@@ -100,6 +100,7 @@ class InterpolateUnits(beam.DoFn):
     self._shared = shared_handle or shared.Shared()
     self._model = None
     self._pool = None
+    self._tmp = files.join(output, files.TMP_DIR, run_id)
     # Made once, where the job is built, and carried to every worker in the pickled DoFn: a
     # marker with it was written by this job (an earlier attempt at a retried bundle), one
     # without by another job, even under the same --run_id.
@@ -115,7 +116,6 @@ class InterpolateUnits(beam.DoFn):
       raise ModelError(f'model at {self._model_path} changed during the run: fingerprint '
                        f'{self._model.fingerprint} != {self._fingerprint}')
     self._pool = concurrent.futures.ThreadPoolExecutor(_WRITE_THREADS)
-    self._tmp = files.join(self._output, files.TMP_DIR, self._run_id)
 
   def teardown(self):
     if self._pool:
@@ -129,6 +129,15 @@ class InterpolateUnits(beam.DoFn):
         [OUTPUT_FORMAT_VERSION, self._fingerprint, self._n, self._align, u0, v0, u1, v1,
          unit.first_index + i * 2 ** self._n]).encode()).hexdigest()[:20]
     name = f'pair_{unit.first_position + i:06d}-{key}.done'
+    return files.join(self._output, files.MARKERS_DIR, unit.clip, name)
+
+  def _lone_marker(self, unit):
+    """The marker of a frame in no pair (a one-frame clip): it is copied, not interpolated, so
+    the key is the input file and the output index, not the model or its options."""
+    (uri, version), = unit.frames
+    key = hashlib.sha256(json.dumps(
+        [OUTPUT_FORMAT_VERSION, 'lone', uri, version, unit.first_index]).encode()).hexdigest()[:20]
+    name = f'frame_{unit.first_position:06d}-{key}.done'
     return files.join(self._output, files.MARKERS_DIR, unit.clip, name)
 
   def _frame_path(self, unit, index):
@@ -148,6 +157,9 @@ class InterpolateUnits(beam.DoFn):
   # -- the unit ------------------------------------------------------------------------------
 
   def process(self, unit):
+    if unit.num_pairs == 0:
+      yield from self._lone_frame(unit)
+      return
     step = 2 ** self._n
     npairs = unit.num_pairs
     uris = [u for u, _ in unit.frames]
@@ -174,7 +186,7 @@ class InterpolateUnits(beam.DoFn):
       yield rec
     # Frame i is counted (and written) by pair i-1, frame 0 by pair 0 when this unit owns it.
     writes_original = {i + 1 for i in todo}
-    if unit.owns_first and (npairs == 0 or 0 in todo_set):
+    if unit.owns_first and 0 in todo_set:
       writes_original.add(0)
     needed = sorted(writes_original | {i for i in todo} | {i + 1 for i in todo})
     if not needed:
@@ -210,7 +222,7 @@ class InterpolateUnits(beam.DoFn):
                      f'{uris[i + 1]} is {f1.width}x{f1.height}')
         yield self._error(uris[i:i + 2], 'pair', ValueError('size mismatch'), failed[i])
 
-    model_seconds, calls = 0.0, 0
+    model_seconds, calls = 0.0, {}  # pair -> in-between frames the model made for it
     runs = _runs([i for i in todo if i not in failed])
     for first, last in runs:  # pairs first..last, frames first..last+1
       t_model = time.perf_counter()
@@ -220,7 +232,7 @@ class InterpolateUnits(beam.DoFn):
           if k % step == 0:
             continue
           i = first + k // step
-          calls += 1
+          calls[i] = calls.get(i, 0) + 1
           futures[(i, k)] = self._write(
               self._frame_path(unit, unit.first_index + first * step + k),
               lambda o=out, i=i, t=(k % step) / step: images.encode_png(
@@ -245,10 +257,8 @@ class InterpolateUnits(beam.DoFn):
       yield self._error(uris[pos:pos + 1], 'write', e, f'cannot write output for {uris[pos]}: {e}')
       # The pair that writes a frame fails with it, so that its marker is not written and a
       # re-run writes the frame again: in-betweens and frame i > 0 by pair i-1, frame 0 by pair 0.
-      if isinstance(key, tuple):
-        failed.setdefault(key[0], f'write failed: {e}')
-      elif key > 0 or npairs > 0:
-        failed.setdefault(max(key - 1, 0), f'write failed: {e}')
+      failed.setdefault(key[0] if isinstance(key, tuple) else max(key - 1, 0),
+                        f'write failed: {e}')
 
     share = 1.0 / max(len(todo), 1)
     frames_total = 0
@@ -260,8 +270,10 @@ class InterpolateUnits(beam.DoFn):
                  'write': write_seconds * share}
       size = (decoded[i].width, decoded[i].height) if i in decoded else None
       if i in failed:
-        yield records.pair_record(self._run_id, unit.clip, unit.first_position + i,
+        rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i,
                                   uris[i:i + 2], size, n_written, 'failed', seconds, failed[i])
+        rec['model_calls'] = calls.get(i, 0)  # the model's work, as the metric counts it
+        yield rec
         continue
       try:
         files.write_atomic(markers[i], json.dumps({
@@ -271,22 +283,51 @@ class InterpolateUnits(beam.DoFn):
       except Exception as e:  # pylint: disable=broad-except
         message = f'cannot write the done marker {markers[i]}: {e}'
         yield self._error(uris[i:i + 2], 'write', e, message)
-        yield records.pair_record(self._run_id, unit.clip, unit.first_position + i,
+        rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i,
                                   uris[i:i + 2], size, n_written, 'failed', seconds, message)
+        rec['model_calls'] = calls.get(i, 0)
+        yield rec
         continue
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
                                 size, n_written, 'ok', seconds)
       rec['model_calls'] = step - 1
       yield rec
-    if npairs == 0 and 0 in written:
-      frames_total += 1
-      yield beam.pvalue.TaggedOutput('frames', {'clip': unit.clip, 'frames_written': 1})
-    records.counter('model_calls').inc(calls)
+    records.counter('model_calls').inc(sum(calls.values()))
     records.counter('frames_written').inc(frames_total)
     records.distribution('read_ms').update(int(read_seconds * 1000))
     records.distribution('model_ms').update(int(model_seconds * 1000))
     records.distribution('write_ms').update(int(write_seconds * 1000))
     self._finish(unit, len(todo), frames_total)
+
+  def _lone_frame(self, unit):
+    """A frame in no pair (a one-frame clip) is copied to its index, then marked done, so a
+    re-run leaves it alone like a finished pair (one made by this job's earlier attempt at the
+    bundle counts as written)."""
+    (uri, _), = unit.frames
+    marker = self._lone_marker(unit)
+    made_by = None if self._reprocess else _made_by(marker)
+    written = 0
+    if made_by is None:
+      stage = 'read'
+      try:
+        data = files.read_bytes(uri)
+        stage = 'decode'
+        frame = images.decode(data, uri, self._max_pixels)
+        stage = 'write'
+        files.write_atomic(self._frame_path(unit, unit.first_index),
+                           images.original_png(data, frame), self._tmp)
+        files.write_atomic(marker, json.dumps({'run_id': self._run_id, 'job': self._job_token,
+                                               'inputs': [uri]}).encode(), self._tmp)
+        written = 1
+      except Exception as e:  # pylint: disable=broad-except
+        what = 'cannot write output for' if stage == 'write' else 'cannot use frame'
+        yield self._error([uri], stage, e, f'{what} {uri}: {e}')
+    elif made_by == self._job_token:
+      written = 1
+    if written:
+      records.counter('frames_written').inc(written)
+      yield beam.pvalue.TaggedOutput('frames', {'clip': unit.clip, 'frames_written': written})
+    self._finish(unit, 0, written)
 
   def _finish(self, unit, pairs_done, frames):
     """Counts the unit and, on local runners, leaves a progress note for the launcher."""
