@@ -9,12 +9,13 @@
 #   --project P            PROJECT (or GOOGLE_CLOUD_PROJECT)   GCP project
 #   --region R             REGION (default us-central1)        Dataflow region
 #   --bucket B             BUCKET                              temp/staging: gs://B/dataflow/{tmp,staging}
-#   --machine_type T       MACHINE_TYPE (default n1-standard-8; with --gpu the family that GPU
-#                          needs: g2-standard-8 for nvidia-l4, a2-highgpu-1g for
-#                          nvidia-tesla-a100, a2-ultragpu-1g for nvidia-a100-80gb)
+#   --machine_type T       MACHINE_TYPE (default n1-standard-8; with --gpu one that carries
+#                          one such GPU: n1 for T4/P4/P100/V100, g2-standard-8 for nvidia-l4,
+#                          a2-highgpu-1g for nvidia-tesla-a100, a2-ultragpu-1g for
+#                          nvidia-a100-80gb; required for other GPU types)
 #   --max_workers N        MAX_WORKERS (default 10)
 #   --gpu TYPE             GPU, e.g. nvidia-tesla-t4, nvidia-l4 (default: CPU workers)
-#   --gpu_count N          GPU_COUNT (default 1)
+#   --gpu_count N          GPU_COUNT (1, the default, only: a worker uses one GPU)
 #   --sdk_container_image I  SDK_CONTAINER_IMAGE: worker image (required with --gpu: one with
 #                          the CUDA build of TensorFlow, see Dockerfile.worker)
 #   --job_name NAME        JOB_NAME (default film-interpolate-<UTC time>)
@@ -60,18 +61,31 @@ done
 
 [ -n "$PROJECT" ] || { echo "run_dataflow.sh: set --project or PROJECT" >&2; exit 2; }
 BUCKET=${BUCKET#gs://}; BUCKET=${BUCKET%/}
+# One SDK process per GPU worker loads the model once, on the worker's first GPU: more GPUs per
+# worker would sit idle, so a job scales with workers.
+if [ -n "$GPU" ] && [ "$GPU_COUNT" != 1 ]; then
+  echo "run_dataflow.sh: --gpu_count $GPU_COUNT: each worker runs the model on one GPU (one SDK" \
+       "process); raise --max_workers for more GPUs" >&2
+  exit 2
+fi
 # Dataflow attaches L4 GPUs to G2 machines only and A100s to A2 only; T4, P4, P100 and V100
-# go on N1.
+# go on N1. Each machine type below carries exactly one of its GPU.
 case "$GPU" in
-  nvidia-l4) family=g2; default_machine=g2-standard-8 ;;
-  nvidia-tesla-a100) family=a2; default_machine=a2-highgpu-1g ;;
-  nvidia-a100-80gb) family=a2; default_machine=a2-ultragpu-1g ;;
-  *) family=; default_machine=n1-standard-8 ;;
+  "") one_gpu='.*'; default_machine=n1-standard-8 ;;
+  nvidia-tesla-t4|nvidia-tesla-p4|nvidia-tesla-p100|nvidia-tesla-v100)
+    one_gpu='n1-.*'; default_machine=n1-standard-8 ;;
+  nvidia-l4) one_gpu='g2-standard-(4|8|12|16|32)'; default_machine=g2-standard-8 ;;
+  nvidia-tesla-a100) one_gpu='a2-highgpu-1g'; default_machine=a2-highgpu-1g ;;
+  nvidia-a100-80gb) one_gpu='a2-ultragpu-1g'; default_machine=a2-ultragpu-1g ;;
+  *) one_gpu='.*'; default_machine=
+     [ -n "$MACHINE_TYPE" ] || {
+       echo "run_dataflow.sh: --gpu $GPU: pass --machine_type, one that carries one such GPU" >&2
+       exit 2; } ;;
 esac
 MACHINE_TYPE=${MACHINE_TYPE:-$default_machine}
-if [ -n "$family" ] && [ "${MACHINE_TYPE%%-*}" != "$family" ]; then
-  echo "run_dataflow.sh: --gpu $GPU needs a ${family^^} machine type (e.g. $default_machine)," \
-       "not $MACHINE_TYPE" >&2
+if ! [[ "$MACHINE_TYPE" =~ ^($one_gpu)$ ]]; then
+  echo "run_dataflow.sh: --gpu $GPU needs a machine type that carries one (e.g." \
+       "$default_machine), not $MACHINE_TYPE" >&2
   exit 2
 fi
 args=(--runner=DataflowRunner "--project=$PROJECT" "--region=$REGION" "--job_name=$JOB_NAME"
@@ -99,7 +113,7 @@ if [ -n "$SDK_CONTAINER_IMAGE" ]; then
 elif [ "$DRY_RUN" = 0 ]; then
   # Beam's default worker image has no TensorFlow: workers pip-install the CPU build at start-up.
   reqs=$(mktemp -t film-requirements.XXXXXX)
-  echo 'tensorflow-cpu>=2.16' > "$reqs"
+  echo 'tensorflow-cpu==2.21.*' > "$reqs"  # the version the launcher is tested with
   args+=("--requirements_file=$reqs" --requirements_cache=skip)
 fi
 [ "$DRY_RUN" = 1 ] && args+=(--dry_run=True)

@@ -16,8 +16,10 @@ setuptools.setup(
     version='0.1.0',
     description='FILM frame interpolation and the Apache Beam pipeline that runs it on archives',
     python_requires='>=3.10',
-    packages=setuptools.find_packages(include=['film_net', 'film_net.*', 'pipeline', 'transforms']),
-    package_data={'film_net': ['default_model/*']},
+    # default_model/ is a data folder, listed so that setuptools ships it as package data.
+    packages=setuptools.find_packages(include=['film_net', 'film_net.*', 'pipeline', 'transforms'])
+    + ['film_net.default_model'],
+    package_data={'film_net.default_model': ['*']},
     include_package_data=True,
     install_requires=[
         'apache-beam[gcp]>=2.60',

@@ -43,8 +43,17 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert '--machine_type=g2-standard-8' in proc.stdout
   assert '--temp_location=gs://demo/dataflow/tmp' in proc.stdout
-  proc = dry_run('--gpu', 'nvidia-l4', '--machine_type', 'n1-standard-8')
-  assert proc.returncode == 2 and 'needs a G2 machine type' in proc.stderr
+  # A machine type that cannot take the GPU, or carries several, is refused before any work.
+  for flags in (('--gpu', 'nvidia-l4', '--machine_type', 'n1-standard-8'),
+                ('--gpu', 'nvidia-l4', '--machine_type', 'g2-standard-24'),
+                ('--gpu', 'nvidia-tesla-t4', '--machine_type', 'g2-standard-8'),
+                ('--gpu', 'nvidia-tesla-a100', '--machine_type', 'a2-highgpu-4g')):
+    proc = dry_run(*flags)
+    assert proc.returncode == 2 and 'needs a machine type that carries one' in proc.stderr, flags
+  proc = dry_run('--gpu', 'nvidia-h100-80gb')  # no default machine type we could vouch for
+  assert proc.returncode == 2 and 'pass --machine_type' in proc.stderr
+  proc = dry_run('--gpu', 'nvidia-l4', '--gpu_count', '2')  # the second GPU would sit idle
+  assert proc.returncode == 2 and 'one GPU' in proc.stderr
 
 
 def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys):
