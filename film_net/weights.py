@@ -47,7 +47,9 @@ def local_copy(path: str):
       raise FileNotFoundError(f'model path does not exist: {path}')
     yield path
     return
-  from apache_beam.io.filesystems import FileSystems  # Only remote paths need Beam.
+  # Only remote paths need Beam; `files.match` reads the model's folder literally ('v[2]').
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
 
   root = path.rstrip('/')
   local_root = tempfile.mkdtemp(prefix='film_model_')
@@ -57,7 +59,7 @@ def local_copy(path: str):
       _copy_remote_file(FileSystems, root, target)
       yield target
       return
-    matches = FileSystems.match([root + '/**'])[0].metadata_list
+    matches = files.match(root, '**')
     if not matches:
       raise FileNotFoundError(f'model path does not exist: {path}')
     for meta in matches:

@@ -150,12 +150,14 @@ def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
   for root, _, files in os.walk(target):
     for name in files:
       rel = os.path.relpath(os.path.join(root, name), target)
-      gcs.blob(f'models/sm/{rel}').upload_from_filename(os.path.join(root, name))
+      gcs.blob(f'models/v[2] sm/{rel}').upload_from_filename(os.path.join(root, name))
   local_file = str(tmp_path / 'w.npz')
   interp.save(local_file)
   gcs.blob('models/w.npz').upload_from_filename(local_file)
 
-  from_dir = Interpolator.from_path('gs://film-test/models/sm', align=None, engine='savedmodel')
+  # A folder name with glob characters is read literally.
+  from_dir = Interpolator.from_path('gs://film-test/models/v[2] sm', align=None,
+                                    engine='savedmodel')
   from_file = Interpolator.from_path('gs://film-test/models/w.npz', align=None)
   reference = interp(x0, x1)
   np.testing.assert_allclose(from_dir(x0, x1), reference, rtol=1e-5, atol=1e-6)
