@@ -160,3 +160,13 @@ def test_manifest_frames_carry_their_size_and_time_so_a_replaced_frame_is_redone
   (again,), _ = _discover(str(manifest))
   changed = {u for (u, v), (_, w) in zip(clip.frames, again.frames) if v != w}
   assert changed == {str(tmp_path / 'frames' / 'b.png')}
+
+
+def test_relative_manifest_paths_resolve_alike_locally_and_in_object_stores():
+  """Object names are literal: 'in/./f.png' is another object than 'in/f.png', so '.' and '..'
+  are resolved before the path is used, as they are on local disk."""
+  resolve = clips._resolve  # pylint: disable=protected-access
+  for row in ('reel/f0.png', './reel/f0.png', '../in/reel/f0.png', 'reel/../reel/f0.png'):
+    assert resolve('gs://b/in', row) == 'gs://b/in/reel/f0.png'
+    assert resolve('/data/in', row) == '/data/in/reel/f0.png'
+  assert resolve('gs://b/in', 'gs://c/x/f.png') == 'gs://c/x/f.png'

@@ -296,7 +296,11 @@ def _resolve(base, path):
     return path
   if FileSystems.get_scheme(base) is None:
     return os.path.normpath(os.path.join(base, path))
-  return posixpath.join(base, path)
+  # Object names are literal ('a/./b' is not 'a/b'), so '.' and '..' are resolved here, as the
+  # local case does.
+  scheme, rest = posixpath.join(base, path).split('://', 1)
+  return f'{scheme}://{posixpath.normpath(rest)}'
+
 
 
 def _comparable(path):
