@@ -44,7 +44,7 @@ def build_parser():
       help='Folder or glob (local or gs://) of clips (folders of png/jpg/jpeg/tif/tiff frames), '
            'or a .csv/.jsonl manifest with columns clip, frame0, frame1.')
   parser.add_argument(
-      '--output', required=True,
+      '--output', required=True, type=output_folder,
       help='Output folder (local or gs://): <output>/<clip>/frame_000000.png ..., run records '
            'under <output>/_runs/<run_id>/.')
   parser.add_argument(
@@ -97,6 +97,15 @@ def run_id(text):
   if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9._-]*', text or '') or '..' in text:
     raise argparse.ArgumentTypeError(f'must be one name of letters, digits, ".", "_" and "-" '
                                      f'(it names a folder under --output), got {text!r}')
+  return text
+
+
+def output_folder(text):
+  """Beam's text sink, which writes the run records, reads its folder as a glob when it
+  finalizes, so '*', '?' or '[' in --output fail the run at its very end, after all the work."""
+  if re.search(r'[*?\[]', text):
+    raise argparse.ArgumentTypeError(f'may not contain *, ? or [ (Beam\'s record writer reads '
+                                     f'them as a pattern), got {text!r}')
   return text
 
 

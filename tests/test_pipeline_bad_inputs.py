@@ -189,6 +189,17 @@ def test_a_run_id_that_is_not_one_plain_name_is_refused(tmp_path, tiny_model, ca
   assert not output.exists()
 
 
+def test_an_output_folder_with_glob_characters_is_refused_before_any_work(tmp_path, capsys):
+  # Beam's record writer globbed it at the end of the run: every frame written, no summary.
+  archive = tmp_path / 'archive'
+  make_clip(archive / 'clip', 2)
+  from pipeline import run as run_module  # pylint: disable=import-outside-toplevel
+  for bad in ('out [1]', 'out*', 'out?'):
+    assert run_module.main([f'--input={archive}', f'--output={tmp_path / bad}']) == 2
+    assert 'may not contain' in capsys.readouterr().err
+  assert sorted(os.listdir(tmp_path)) == ['archive']
+
+
 def test_an_empty_manifest_is_an_error_not_a_quiet_success(tmp_path, tiny_model):
   for name, text in (('header.csv', 'clip,frame0,frame1\n'), ('empty.jsonl', '')):
     (tmp_path / name).write_text(text)
