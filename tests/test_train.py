@@ -41,6 +41,23 @@ def float32_run(tmp_path_factory):
   return folder, log.getvalue()
 
 
+@pytest.fixture(scope='module')
+def short_runs(tmp_path_factory):
+  """Plain runs of 3 and 6 steps from fresh weights, shared by the tests that start from or
+  compare with one ({steps: folder}); a test that trains on in one works on its own copy."""
+  runs = {}
+  for steps in (3, 6):
+    runs[steps] = tmp_path_factory.mktemp(f'steps{steps}')
+    with contextlib.redirect_stdout(io.StringIO()):
+      assert train.main(_args(runs[steps], steps)) == 0
+  return runs
+
+
+def _copy(run, folder):
+  shutil.copytree(run, folder)
+  return folder
+
+
 def test_a_few_steps_lower_the_loss(float32_run):
   held_out = training.make_batch(seed=123, step=0, batch_size=8, crop=32, max_motion=4)
   before = Interpolator.random(Options.tiny(), seed=0, align=None)  # the trainer's init
@@ -70,10 +87,10 @@ def test_bfloat16_training_lowers_the_loss_and_stays_near_the_float32_run(tmp_pa
   assert any(not np.array_equal(a[name], b[name]) for name in a)  # it did round
 
 
-def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tmp_path, capsys):
-  straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
-  assert train.main(_args(straight, 6)) == 0
-  assert train.main(_args(resumed, 3)) == 0       # "interrupted" after step 3
+def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(
+    tmp_path, capsys, short_runs):
+  straight = short_runs[6]
+  resumed = _copy(short_runs[3], tmp_path / 'resumed')  # "interrupted" after step 3
   assert train.main(_args(resumed, 6)) == 0       # a new run picks up the checkpoint
   assert 'resumed' in capsys.readouterr().out
   a, _ = weights_lib.read_npz(str(straight / 'latest.npz'))
@@ -83,11 +100,10 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tmp_pa
     np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-def test_without_a_checkpoint_training_starts_from_given_weights(tmp_path, capsys):
-  first = tmp_path / 'first'
-  assert train.main(_args(first, 3)) == 0
+def test_without_a_checkpoint_training_starts_from_given_weights(tmp_path, capsys, short_runs):
   # A shipped file says how its model runs; training on from it keeps that, and resuming too.
-  start = str(first / 'latest.npz')
+  start = str(tmp_path / 'start.npz')
+  shutil.copyfile(short_runs[3] / 'latest.npz', start)
   weights, options = weights_lib.read_npz(start)
   meta = {**weights_lib.read_meta(start), 'inference': {'flip_average': True}}
   weights_lib.save(start, weights, options, meta=meta)
@@ -110,9 +126,9 @@ def test_without_a_checkpoint_training_starts_from_given_weights(tmp_path, capsy
   assert weights_lib.read_meta(str(second / 'latest.npz'))['inference'] == {'flip_average': True}
 
 
-def test_training_can_go_on_with_a_deeper_pyramid_from_the_same_weights(tmp_path, capsys):
-  first = tmp_path / 'first'
-  assert train.main(_args(first, 3)) == 0
+def test_training_can_go_on_with_a_deeper_pyramid_from_the_same_weights(
+    tmp_path, capsys, short_runs):
+  first = short_runs[3]
   deeper = Options.from_dict({**Options.tiny().to_dict(), 'pyramid_levels': 5})
   argv = _args(tmp_path / 'deeper', 4)
   argv[argv.index('--options') + 1] = deeper.to_json()
@@ -234,12 +250,11 @@ def test_a_run_from_a_weight_file_resumes_to_the_same_weights(tmp_path):
                                atol=1e-6, err_msg=name)
 
 
-def test_moving_average_is_exported_and_resumes_exactly(tmp_path):
+def test_moving_average_is_exported_and_resumes_exactly(tmp_path, short_runs):
   """With --ema_decay the file holds the weight average: it lags the raw weights, and a resumed
   run (the average is in the checkpoint) ends where an uninterrupted one does."""
-  raw, straight, resumed = tmp_path / 'raw', tmp_path / 'straight', tmp_path / 'resumed'
+  raw, straight, resumed = short_runs[6], tmp_path / 'straight', tmp_path / 'resumed'
   ema = ['--ema_decay', '0.5', '--keep_every', '3']
-  assert train.main(_args(raw, 6)) == 0
   assert train.main(_args(straight, 6, *ema)) == 0
   assert train.main(_args(resumed, 3, *ema)) == 0
   assert train.main(_args(resumed, 6, *ema)) == 0
@@ -257,9 +272,8 @@ def test_moving_average_is_exported_and_resumes_exactly(tmp_path):
   assert np.abs(lag).max() < 0.99 * np.abs(moved).max()
 
 
-def test_a_weight_average_turned_on_at_a_resume_starts_from_the_weights_then(tmp_path):
-  run = tmp_path / 'run'
-  assert train.main(_args(run, 6)) == 0
+def test_a_weight_average_turned_on_at_a_resume_starts_from_the_weights_then(tmp_path, short_runs):
+  run = _copy(short_runs[6], tmp_path / 'run')
   at_six, _ = weights_lib.read_npz(str(run / 'latest.npz'))
   start = FilmNet(Options.tiny(), seed=0, name='film_net').released_weights()  # the run's start
   assert train.main(_args(run, 7, '--ema_decay', '0.999')) == 0
@@ -269,14 +283,14 @@ def test_a_weight_average_turned_on_at_a_resume_starts_from_the_weights_then(tmp
   assert lag < 0.01 * moved, (lag, moved)  # not the average of the step-0 weights
 
 
-def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(tmp_path, capsys):
+def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(
+    tmp_path, capsys, short_runs):
   init, _ = _weight_file_at_step(tmp_path, 10000)
   argv = _args(tmp_path / 'past', 2000)
   argv[argv.index('--init') + 1] = init
   with pytest.raises(SystemExit, match='--steps 2000 is not past the start step 10000'):
     train.main(argv)
-  done = tmp_path / 'done'
-  assert train.main(_args(done, 3)) == 0
+  done = _copy(short_runs[3], tmp_path / 'done')
   assert train.main(_args(done, 3)) == 0  # a finished run, resumed: nothing to do
   assert 'nothing to do: the run is at step 3' in capsys.readouterr().out
   shutil.rmtree(done / 'ckpt')  # e.g. only the results were copied to this machine
