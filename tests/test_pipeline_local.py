@@ -328,3 +328,51 @@ def test_a_one_frame_clip_is_copied_once_and_a_rerun_leaves_it_alone(tmp_path):
   assert os.path.getmtime(out) == 1_000_000
   assert attempt(job(), '1:2') == [{'clip': 'clip', 'frames_written': 1}]  # the frame changed
   assert os.path.getmtime(out) != 1_000_000
+
+
+def _frames_on_disk(folder):
+  return {n: read_png(os.path.join(folder, n)) for n in sorted(os.listdir(folder))}
+
+
+def test_going_back_to_earlier_options_redoes_what_other_options_overwrote(tmp_path, tiny_model):
+  """A pair's done marker vouches for frames that a run with other options may have replaced
+  since: such markers go as soon as their frames are rewritten or removed."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'clip', 3, seed=10)
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}']
+  run_module.run(argv + ['--run_id=two', '--times_to_interpolate=2'])
+  first = _frames_on_disk(os.path.join(output, 'clip'))
+  assert len(first) == 9
+  run_module.run(argv + ['--run_id=one', '--times_to_interpolate=1'])
+  assert len(os.listdir(os.path.join(output, 'clip'))) == 5
+  again = run_module.run(argv + ['--run_id=two-again', '--times_to_interpolate=2'])
+  assert _metric(again, 'pairs_skipped') == 0 and _metric(again, 'model_calls') == 2 * 3
+  got = _frames_on_disk(os.path.join(output, 'clip'))
+  assert list(got) == list(first)
+  for name, frame in first.items():
+    assert np.abs(got[name].astype(int) - frame).max() <= 1, name
+
+
+def test_a_manifest_row_removed_then_restored_gets_its_frames_back(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  frames = make_clip(tmp_path / 'frames', 4, seed=11)
+  names = sorted(os.listdir(tmp_path / 'frames'))
+  rows = [f'c,frames/{a},frames/{b}' for a, b in zip(names, names[1:])]
+  manifest, output = tmp_path / 'pairs.csv', str(tmp_path / 'out')
+  argv = [f'--input={manifest}', f'--output={output}', f'--model_path={model_path}']
+  manifest.write_text('\n'.join(rows))
+  run_module.run(argv + ['--run_id=all'])
+  first = _frames_on_disk(os.path.join(output, 'c'))
+  assert len(first) == 7
+  manifest.write_text('\n'.join([rows[0], rows[2]]))  # a gap: frames 0-2, 3 = frame 2, 4, 5
+  run_module.run(argv + ['--run_id=gap'])
+  assert len(os.listdir(os.path.join(output, 'c'))) == 6
+  manifest.write_text('\n'.join(rows))
+  restored = run_module.run(argv + ['--run_id=restored'])
+  assert _metric(restored, 'pairs_skipped') == 1  # only the first pair kept its frames
+  got = _frames_on_disk(os.path.join(output, 'c'))
+  assert list(got) == list(first)
+  np.testing.assert_array_equal(got['frame_000004.png'], frames[2])
+  for name, frame in first.items():
+    assert np.abs(got[name].astype(int) - frame).max() <= 1, name

@@ -8,10 +8,14 @@ and each frame's features are computed once for both pairs that share it; splitt
 independent pair examples recomputes those features. bench/bench_pipeline.py measures this:
 per-pair calls vs one recursion over the unit (numbers in the report/docs/benchmarks.md).
 
-A pair is done when its marker `<output>/_markers/<clip>/pair_<pos>-<key>.done` exists; the key
-hashes the model fingerprint, the options that change pixels and the pair's input files (path,
-size, mtime), and the marker is written only after all of the pair's frames. So a re-run skips
-exactly the finished pairs and redoes anything new, changed or interrupted (`--reprocess` forces).
+A pair is done when its marker `<output>/_markers/<clip>/pair_<pos>-<lo>-<hi>-<key>.done` exists;
+the key hashes the model fingerprint, the options that change pixels and the pair's input files
+(path, size, mtime), and the marker is written only after all of the pair's frames. So a re-run
+skips exactly the finished pairs and redoes anything new, changed or interrupted (`--reprocess`
+forces). `lo..hi` are the output indices the pair writes: before a pair writes, every other
+marker of the clip whose indices meet them is deleted (its frames are about to change), so going
+back to earlier options or inputs redoes those pairs instead of skipping them over frames that
+another version wrote.
 """
 
 import concurrent.futures
@@ -62,11 +66,39 @@ def frame_name(index):
 
 
 _FRAME_NAME = re.compile(r'frame_(\d{6,})\.png$')
+_MARKER_NAME = re.compile(r'/(?:pair|frame)_\d+-(\d+)-(\d+)-[0-9a-f]+\.done$')
+
+
+def _marker_folder(output, clip):
+  return files.join(output, files.MARKERS_DIR, clip)
+
+
+def delete_markers(output, clip, overlapping, keep=()):
+  """Deletes the clip's done markers whose output indices meet any (lo, hi) in `overlapping`,
+  but those in `keep`, and markers of the naming before index ranges (which cannot say). A
+  marker vouches for frames; once they are rewritten or removed, it must go first."""
+  try:
+    listing = files.match(_marker_folder(output, clip), '*.done')
+  except Exception:  # pylint: disable=broad-except
+    return  # No markers yet.
+  keep = set(keep)
+  stale = []
+  for m in listing:
+    found = _MARKER_NAME.search(m.path)
+    if m.path in keep:
+      continue
+    if not found or any(int(found.group(1)) <= hi and lo <= int(found.group(2))
+                        for lo, hi in overlapping):
+      stale.append(m.path)
+  if stale:
+    FileSystems.delete(stale)
 
 
 def remove_frames_after(output, clip, last_index):
   """Deletes `<output>/<clip>/frame_N.png` for N > last_index: what an earlier run wrote for a
-  longer version of the clip, which would otherwise trail its new sequence. Returns the count."""
+  longer version of the clip, which would otherwise trail its new sequence; first the markers
+  that vouch for such frames, so that a clip grown back redoes them. Returns the frame count."""
+  delete_markers(output, clip, [(last_index + 1, float('inf'))])
   folder = files.join(output, clip)
   try:
     listing = files.match(folder, 'frame_*.png')
@@ -123,13 +155,20 @@ class InterpolateUnits(beam.DoFn):
 
   # -- helpers -------------------------------------------------------------------------------
 
+  def _written(self, unit, i):
+    """(lo, hi): the output indices pair i writes: its in-betweens and frame i + 1, and frame
+    i itself when it is the unit's first frame and the unit owns it."""
+    start = unit.first_index + i * 2 ** self._n
+    return start + (0 if i == 0 and unit.owns_first else 1), start + 2 ** self._n
+
   def _marker(self, unit, i):
     (u0, v0), (u1, v1) = unit.frames[i], unit.frames[i + 1]
     key = hashlib.sha256(json.dumps(
         [OUTPUT_FORMAT_VERSION, self._fingerprint, self._n, self._align, u0, v0, u1, v1,
          unit.first_index + i * 2 ** self._n]).encode()).hexdigest()[:20]
-    name = f'pair_{unit.first_position + i:06d}-{key}.done'
-    return files.join(self._output, files.MARKERS_DIR, unit.clip, name)
+    lo, hi = self._written(unit, i)
+    name = f'pair_{unit.first_position + i:06d}-{lo:09d}-{hi:09d}-{key}.done'
+    return files.join(_marker_folder(self._output, unit.clip), name)
 
   def _lone_marker(self, unit):
     """The marker of a frame in no pair (a one-frame clip): it is copied, not interpolated, so
@@ -137,8 +176,9 @@ class InterpolateUnits(beam.DoFn):
     (uri, version), = unit.frames
     key = hashlib.sha256(json.dumps(
         [OUTPUT_FORMAT_VERSION, 'lone', uri, version, unit.first_index]).encode()).hexdigest()[:20]
-    name = f'frame_{unit.first_position:06d}-{key}.done'
-    return files.join(self._output, files.MARKERS_DIR, unit.clip, name)
+    index = unit.first_index
+    name = f'frame_{unit.first_position:06d}-{index:09d}-{index:09d}-{key}.done'
+    return files.join(_marker_folder(self._output, unit.clip), name)
 
   def _frame_path(self, unit, index):
     return files.join(self._output, unit.clip, frame_name(index))
@@ -184,6 +224,9 @@ class InterpolateUnits(beam.DoFn):
       records.counter('frames_written').inc(frames)
       records.counter('model_calls').inc(step - 1)
       yield rec
+    if todo:  # Markers of earlier versions of the frames about to be written go first.
+      delete_markers(self._output, unit.clip, [self._written(unit, i) for i in todo],
+                     keep=markers)
     # Frame i is counted (and written) by pair i-1, frame 0 by pair 0 when this unit owns it.
     writes_original = {i + 1 for i in todo}
     if unit.owns_first and 0 in todo_set:
@@ -308,6 +351,8 @@ class InterpolateUnits(beam.DoFn):
     made_by = None if self._reprocess else _made_by(marker)
     written = 0
     if made_by is None:
+      delete_markers(self._output, unit.clip, [(unit.first_index, unit.first_index)],
+                     keep=[marker])
       stage = 'read'
       try:
         data = files.read_bytes(uri)
