@@ -155,7 +155,7 @@ class DiscoverClips(beam.DoFn):
         by_dir.setdefault(folder, [])
       else:
         by_dir.setdefault(folder, []).append(m)
-    for folder in _empty_local_folders(root, pattern):
+    for folder in _empty_local_folders(root, pattern, self._output):
       by_dir.setdefault(folder, [])
     if not by_dir:
       kind = 'no files match' if pattern else (
@@ -329,14 +329,17 @@ def _glob_filter(root, pattern):
   return selected
 
 
-def _empty_local_folders(root, pattern):
-  """Leaf folders with no files at all, on local disk (object stores have no empty folders)."""
+def _empty_local_folders(root, pattern, output=None):
+  """Leaf folders with no files at all, on local disk (object stores have no empty folders),
+  but for --output and what is in it (`output`: comparable, ending in '/'), which a running job
+  may be creating."""
   if not _is_local_dir(root):
     return []
   selected = _glob_filter(root, pattern)
   found = []
   for folder, dirs, names in os.walk(root):
-    dirs[:] = [d for d in dirs if not d.startswith('.') and d not in files.RESERVED]
+    dirs[:] = [d for d in dirs if not d.startswith('.') and d not in files.RESERVED and not (
+        output and (_comparable(os.path.join(folder, d)) + '/').startswith(output))]
     if not dirs and not [n for n in names if not n.startswith('.')] and folder != root:
       if selected(folder, folder):
         found.append(folder)
