@@ -6,12 +6,14 @@ from PIL import Image
 
 
 def read_rgb(path: str) -> np.ndarray:
-  """An image file as float32 RGB in [0, 1] (8 and 16 bit, any PIL mode)."""
-  with Image.open(path) as img:
-    if img.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
-      gray = np.asarray(img, dtype=np.float32) / 65535.0
-      return np.repeat(gray[..., None], 3, axis=-1)
-    return np.asarray(img.convert('RGB'), dtype=np.float32) / 255.0
+  """An image file (local or any Beam filesystem) as float32 RGB in [0, 1], decoded as the
+  pipeline decodes frames: 8 and 16 bit, gray, colour, alpha; what it cannot read faithfully
+  (float TIFF, which PIL reads as black) raises ValueError with the reason."""
+  from transforms import files, images  # pylint: disable=import-outside-toplevel
+  try:
+    return images.decode(files.read_bytes(path), path).rgb()
+  except images.BadImage as e:
+    raise ValueError(f'{path}: {e}') from e
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

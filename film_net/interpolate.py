@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from film_net.image_io import read_rgb, write_png
@@ -58,6 +59,10 @@ def main(argv=None) -> int:
     result = interp.recursive(frames, times_to_interpolate=args.times_to_interpolate)
     for i, frame in enumerate(result):
       write_png(os.path.join(args.output_dir, f'frame_{i:03d}.png'), frame)
+    # Frames an earlier, deeper run left would trail this sequence in any glob of the folder.
+    for name in os.listdir(args.output_dir):
+      if re.fullmatch(r'frame_\d{3,}\.png', name) and int(name[6:-4]) >= len(result):
+        os.remove(os.path.join(args.output_dir, name))
   except (OSError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1

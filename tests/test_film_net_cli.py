@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from film_net import Interpolator, Options
+from film_net import interpolate
 from film_net.interpolate import add_flip_average_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,6 +40,23 @@ def test_cli_writes_inputs_and_in_betweens(tmp_path):
   expected = interp.recursive([im.astype(np.float32) / 255 for im in images], 2)
   for got, want in zip(written[1:4], expected[1:4]):
     assert np.abs(got.astype(int) - np.clip(want * 255 + 0.5, 0, 255).astype(int)).max() <= 1
+  # A shallower run into the same folder leaves no frames of the deeper one trailing it.
+  assert interpolate.main([*paths, '--times_to_interpolate', '1', '--output_dir', str(out_dir),
+                           '--model', model]) == 0
+  assert sorted(os.listdir(out_dir)) == [f'frame_{i:03d}.png' for i in range(3)]
+
+
+def test_cli_reads_frames_as_the_pipeline_does_and_refuses_what_it_cannot(tmp_path, capsys):
+  """Float TIFF, which PIL reads as black, is refused, naming the file (one decoder for both)."""
+  model = str(tmp_path / 'tiny.npz')
+  Interpolator.random(Options.tiny(), seed=0).save(model)
+  gray = np.linspace(0, 1, 30 * 44, dtype=np.float32).reshape(30, 44)
+  Image.fromarray(gray, mode='F').save(tmp_path / 'float.tif')
+  status = interpolate.main([str(tmp_path / 'float.tif'), str(tmp_path / 'float.tif'),
+                             '--output_dir', str(tmp_path / 'o'), '--model', model])
+  err = capsys.readouterr().err
+  assert status == 1 and 'float.tif' in err and 'floating-point TIFF' in err
+  assert not os.listdir(tmp_path / 'o')
 
 
 def test_cli_reports_a_missing_frame(tmp_path):

@@ -87,6 +87,8 @@ def decode(data, uri='', max_pixels=None):
   """Decodes image bytes into a Frame, or raises BadImage naming the reason."""
   try:
     image = Image.open(io.BytesIO(data))
+  except Image.UnidentifiedImageError as e:  # its message names our BytesIO, not the file
+    raise BadImage('not a readable image (no PNG, JPEG or TIFF decoder recognises it)') from e
   except Exception as e:  # pylint: disable=broad-except
     raise BadImage(f'not a readable image ({type(e).__name__}: {e})') from e
   if image.format not in _FORMATS:
