@@ -310,13 +310,18 @@ class Interpolator:
     self._check_size(height, width)
     p0, p1 = self._pad(x0), self._pad(x1)
     if self.engine == 'savedmodel':
-      plain = self._saved_model_mid(p0, p1)
-      mid = (self._mix(plain, self._saved_model_mid(_flip(p0), _flip(p1)), p0, p1)
-             if self.flip_average else plain[0])
+      mid = self._saved_model_pair(p0, p1)
     else:
       mid = self._mid_from_features(self._extract(p0), self._extract(p1))
     self.model_calls += x0.shape[0]
     return self._crop(mid, height, width)
+
+  def _saved_model_pair(self, p0: tf.Tensor, p1: tf.Tensor) -> tf.Tensor:
+    """The padded mid frame from padded inputs, flip-averaged if asked, with whole-model calls."""
+    plain = self._saved_model_mid(p0, p1)
+    if not self.flip_average:
+      return plain[0]
+    return self._mix(plain, self._saved_model_mid(_flip(p0), _flip(p1)), p0, p1)
 
   def _saved_model_mid(self, p0: tf.Tensor, p1: tf.Tensor):
     """(mid frame, disagreement of the warped inputs or None if not needed)."""
@@ -398,11 +403,13 @@ class Interpolator:
     if depth == 0:
       return []
     height, width = a[0].shape[:2]
+    # Mid frames are fed back unchecked: the model's output is not clipped (the released tools
+    # recurse on it as it is), and frames checked once stay checked.
     if self.engine == 'savedmodel':
-      mid = self(a[0], b[0])
+      mid = self._crop(self._saved_model_pair(a[1], b[1]), height, width)[0]
     else:
       mid = self._crop(self._mid_from_features(a[2], b[2]), height, width)[0]
-      self.model_calls += 1
+    self.model_calls += 1
     if depth == 1:
       return [mid]
     # As the released tools do, the cropped mid frame is padded afresh for the next level.

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from film_net import Interpolator, Options
+from film_net import specs
 from film_net import weights as weights_lib
 from film_net.export import export_saved_model
 from film_net_helpers import golden_path
@@ -48,7 +49,12 @@ def test_own_weight_file_round_trips_options_and_outputs(tmp_path):
 def test_an_export_of_any_options_loads_back_natively_as_the_same_model(tmp_path):
   # pyramid_levels is in no weight shape: without the export's own record, a tiny model
   # (4 levels) came back with the released 7 and computed other frames.
-  interp = Interpolator.random(Options.tiny(), seed=2, align=64)
+  # Its output bias raised by 2: mid frames out of [0, 1], as a model's unclipped output can be.
+  weights = Interpolator.random(Options.tiny(), seed=2).net.released_weights()
+  bias = specs.fusion_conv_names(Options.tiny())[-1] + '/bias'
+  weights_lib.save(str(tmp_path / 'raised.npz'), {**weights, bias: weights[bias] + 2.0},
+                   Options.tiny())
+  interp = Interpolator.from_path(str(tmp_path / 'raised.npz'), align=64)
   target = str(tmp_path / 'tiny_saved_model')
   export_saved_model(interp.net.released_weights(), interp.options, target)
   again = Interpolator.from_path(target)
@@ -59,6 +65,11 @@ def test_an_export_of_any_options_loads_back_natively_as_the_same_model(tmp_path
   native, saved = (Interpolator.from_path(target, engine=e, flip_average=True)
                    for e in ('native', 'savedmodel'))
   np.testing.assert_allclose(saved(x[0], x[1]), native(x[0], x[1]), rtol=1e-5, atol=1e-6)
+  # Recursion feeds those mid frames back as they are, through either engine.
+  frames = [x[0][0], x[1][0]]
+  np.testing.assert_allclose(np.stack(saved.recursive(frames, 2)),
+                             np.stack(native.recursive(frames, 2)), rtol=1e-5, atol=1e-5)
+  assert np.max(native.recursive(frames, 1)[1]) > 1.5
 
 
 def test_fingerprint_changes_with_any_weight():
