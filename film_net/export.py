@@ -23,15 +23,21 @@ _INPUTS = {'x0': _IMAGE, 'x1': _IMAGE, 'time': tf.TensorSpec([None, 1], tf.float
 class ReleasedFormatModel(tf.Module):
   """film_net over plain tf.Variables named as in the released checkpoints."""
 
+  # Tracked lists in place of tf.Module's properties: reloaded, the export has `.variables` and
+  # `.trainable_variables` as released (Keras 2) SavedModels do, where tools read weights.
+  variables = None
+  trainable_variables = None
+
   def __init__(self, weights: dict[str, np.ndarray], options: Options):
     super().__init__(name=None)
     self.film_options = tf.Variable(options.to_json(), trainable=False, name='film_options')
     self._opts = options
     self._specs = {s.name: s for s in specs.conv_specs(options)}
-    self.film_variables = [tf.Variable(np.asarray(weights[f'{s.name}/{p}'], np.float32),
-                                       name=f'{s.name}/{p}')
-                           for s in specs.conv_specs(options) for p in ('kernel', 'bias')]
-    self._by_name = {v.name.split(':')[0]: v for v in self.film_variables}
+    self.variables = [tf.Variable(np.asarray(weights[f'{s.name}/{p}'], np.float32),
+                                  name=f'{s.name}/{p}')
+                      for s in specs.conv_specs(options) for p in ('kernel', 'bias')]
+    self.trainable_variables = list(self.variables)
+    self._by_name = {v.name.split(':')[0]: v for v in self.variables}
 
   def _conv(self, name: str, x: tf.Tensor) -> tf.Tensor:
     return layers.apply_conv(self._specs[name], self._by_name[f'{name}/kernel'],

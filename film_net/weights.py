@@ -156,9 +156,7 @@ def read_saved_model(local_dir: str) -> tuple[dict[str, np.ndarray], Options | N
 
   loaded = tf.saved_model.load(local_dir)
   weights = {}
-  # Released (Keras 2) models restore `.variables`; our exports keep them in `film_variables`.
-  variables = getattr(loaded, 'variables', None) or getattr(loaded, 'film_variables', [])
-  for var in variables:
+  for var in saved_variables(loaded):
     canon = canonical_name(var.name)
     if canon is not None:
       weights[canon] = var.numpy()
@@ -231,11 +229,16 @@ def fingerprint(weights: dict[str, np.ndarray], options: Options) -> str:
   return h.hexdigest()
 
 
+def saved_variables(loaded) -> list:
+  """A loaded SavedModel's variables: released (Keras 2) models and our exports restore them as
+  `.variables`; our exports before 2026-12-01 kept them in `film_variables` only."""
+  return list(getattr(loaded, 'variables', None) or getattr(loaded, 'film_variables', []))
+
+
 def fingerprint_saved_model(loaded) -> str:
   """Content hash of a SavedModel's variables, for models called as they are."""
   h = hashlib.sha256(b'savedmodel')
-  variables = getattr(loaded, 'variables', None) or getattr(loaded, 'film_variables', [])
-  for var in sorted(variables, key=lambda v: v.name):
+  for var in sorted(saved_variables(loaded), key=lambda v: v.name):
     h.update(var.name.encode())
     h.update(np.ascontiguousarray(var.numpy()).tobytes())
   return h.hexdigest()

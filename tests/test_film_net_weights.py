@@ -102,8 +102,12 @@ def test_export_load_gives_the_same_output_with_both_engines(golden, exported):
 
 def test_export_has_released_calling_convention_and_an_image_signature(golden, exported):
   _, x0, x1, expected = golden
-  _, target = exported
+  interp, target = exported
   loaded = tf.saved_model.load(target)
+  # Weights are read as from a released model: `.variables`, under the released names.
+  names = {f'{s.name}/{p}:0' for s in specs.conv_specs(interp.options) for p in ('kernel', 'bias')}
+  assert {v.name for v in loaded.variables} == names
+  assert {v.name for v in loaded.trainable_variables} == names
   inputs = {'x0': x0, 'x1': x1, 'time': np.full((1, 1), 0.5, np.float32)}
   out = loaded(inputs, training=False)
   assert {'image', 'x0_warped', 'forward_flow_pyramid'} <= set(out)
