@@ -24,7 +24,10 @@ per-triplet rows, errors), results.csv (a row per triplet and method, then `mean
 error rows), and unless --no_png, comparisons/<key>.png: frame 0 | truth | frame 1, then per
 method its prediction, error heat map and scores. A triplet that cannot be read, or whose
 frames differ in size, and a method that fails on one (ffmpeg needs 32 px) become error rows
-naming the file and the reason; the rest is scored, and the command exits with status 1. A
+naming the file and the reason; the rest is scored, and the command exits with status 1. What
+stops the whole evaluation (an input that is missing, a malformed manifest, no triplets, an
+unknown baseline, nothing to score, a model that does not load) is found before any work, as
+pipeline.run does: a one-line error, exit status 2, nothing written. A
 prediction equal to its truth has infinite PSNR: left out of the PSNR means (`psnr_count` says
 how many each averages) and written as null in the JSON, which has no infinity. With
 --leave_one_out, clips of fewer than 3 frames are listed as `clips_too_short`.
@@ -53,13 +56,14 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 
 from film_net import specs
-from film_net import weights
 from film_net.interpolate import add_flip_average_flags
 from pipeline import options as pipeline_flags
+from pipeline.run import UsageError
 from film_net.render import TRIPLET_NAMES
 from transforms import clips
 from transforms import files
 from transforms import images
+from transforms import interpolate
 from transforms import quality
 
 MODEL = 'model'
@@ -141,19 +145,31 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None):
 
 
 def _manifest_triplets(manifest):
+  """The manifest's triplets; a manifest that is missing or malformed is a UsageError naming
+  the line: one bad row would otherwise stop the job with a traceback."""
+  if not FileSystems.exists(manifest):
+    raise UsageError(f'--input {manifest}: the manifest does not exist')
   text = files.read_bytes(manifest).decode('utf-8-sig')  # Excel's "CSV UTF-8" starts with a BOM
+  rows = []  # (line, row)
   if manifest.lower().endswith('.jsonl'):
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    for line, raw in enumerate(text.splitlines(), 1):
+      if raw.strip():
+        try:
+          rows.append((line, json.loads(raw)))
+        except ValueError as e:
+          raise UsageError(f'--input {manifest} line {line}: not JSON ({e})') from e
   else:
     reader = csv.DictReader(io.StringIO(text))
     reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
-    rows = list(reader)
+    rows = [(reader.line_num, row) for row in reader]
   base = manifest.rsplit('/', 1)[0] if '/' in manifest else '.'
   triplets = []
-  for i, row in enumerate(rows):
+  for i, (line, row) in enumerate(rows):
+    row = row if isinstance(row, dict) else {}
     missing = [c for c in ('frame0', 'truth', 'frame1') if not row.get(c)]
     if missing:
-      raise ValueError(f'{manifest} row {i + 1} lacks {", ".join(missing)}')
+      raise UsageError(f'--input {manifest} line {line} lacks {", ".join(missing)} (a manifest '
+                       f'has columns frame0, truth, frame1 and optionally key)')
     paths = {c: _resolve(base, row[c]) for c in ('frame0', 'truth', 'frame1')}
     triplets.append({'key': _key(row.get('key') or f'{i:06d}', ''), 'clip': '', **paths})
   keys = _distinct({f'{i}:{t["truth"]}': t['key'] for i, t in enumerate(triplets)})
@@ -305,7 +321,8 @@ def _choose_baselines(requested):
   names = [n.strip() for n in requested.split(',') if n.strip()]
   unknown = [n for n in names if n not in quality.BASELINES]
   if unknown:
-    raise ValueError(f'unknown baselines {unknown}; choose from {quality.BASELINES}')
+    raise UsageError(f'--baselines: unknown {", ".join(unknown)}; choose from '
+                     f'{", ".join(quality.BASELINES)}')
   available = quality.available_baselines()
   skipped = [n for n in names if n not in available]
   for name in skipped:
@@ -315,23 +332,39 @@ def _choose_baselines(requested):
   return [n for n in names if n in available], skipped
 
 
+def _no_triplets(known):
+  """Why the input gave no triplet, for the usage error."""
+  if clips.is_manifest(known.input) and not known.leave_one_out:
+    return 'the manifest has no rows'
+  if FileSystems.get_scheme(known.input) is None and not os.path.exists(known.input):
+    return 'no such folder'
+  if known.leave_one_out:
+    return 'no clip of 3 or more frames'
+  return f'no triplet folders (holding {", ".join(TRIPLET_NAMES)})'
+
+
 def run(argv=None, save_main_session=False, test_pipeline=None):
-  """Builds and runs the evaluation; returns the PipelineResult once it finished."""
+  """Builds and runs the evaluation; returns the PipelineResult once it finished.
+
+  Raises UsageError (flags, input) or interpolate.ModelError before any work, as pipeline.run
+  does: the job would otherwise fail on every triplet."""
   known, beam_args = parse_known_args(argv)
   baselines, skipped = _choose_baselines(known.baselines)
+  if known.no_model and not baselines:
+    raise UsageError('nothing to evaluate: --no_model and no available --baselines' +
+                     (f' ({", ".join(skipped)} skipped)' if skipped else ''))
   too_short = []
   triplets = list_triplets(known.input, known.leave_one_out, known.stride, too_short)
   if not triplets:
-    raise ValueError(f'no triplets found under {known.input}')
-  # How the model runs, for the report: its file's defaults (a remote file's are read by the
-  # workers only, so the report then has None where no flag decided).
+    raise UsageError(f'--input {known.input}: {_no_triplets(known)}')
+  # The model is loaded here to fail fast, and says how it runs (flags or its file's defaults).
   inference = {'flip_average': None, 'padding': None, 'flip_weights': None}
-  if not known.no_model and not weights.is_remote(known.model_path or ''):
-    inference = weights.inference_defaults(known.model_path or weights.DEFAULT_MODEL)
-  if known.flip_average is not None:
-    inference['flip_average'] = known.flip_average
-  if inference['flip_average'] is False:
-    inference['flip_weights'] = None  # one run: nothing to mix
+  if not known.no_model:
+    model = interpolate.load_model(known.model_path, known.align or None, known.flip_average,
+                                   known.precision)
+    inference = {'flip_average': model.flip_average, 'padding': model.padding,
+                 'flip_weights': model.flip_weights if model.flip_average else None}
+    del model  # the workers load their own
   settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
               'align': known.align, **inference,
@@ -377,11 +410,16 @@ def format_table(report):
 
 
 def main(argv=None):
-  """Command line entry: runs the evaluation, prints the table; exit status 1 if a triplet or
-  method could not be scored (listed), else 0."""
+  """Command line entry: runs the evaluation, prints the table; exit status 2 (one line, before
+  any work) if the flags, the input or the model cannot work, 1 if a triplet or method could not
+  be scored (listed), else 0."""
   logging.getLogger().setLevel(logging.INFO)
   known, _ = parse_known_args(argv)
-  run(argv)
+  try:
+    run(argv)
+  except (interpolate.ModelError, UsageError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   with FileSystems.open(files.join(known.output, 'results.json')) as f:
     report = json.loads(f.read())
   print(format_table(report))

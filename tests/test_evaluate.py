@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from film_net.render import TRIPLET_NAMES
 from pipeline import evaluate
 from transforms import quality
 
@@ -254,6 +255,39 @@ def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(t
   assert 'error: broken' in capsys.readouterr().err
   rows = list(csv.DictReader(open(os.path.join(out, 'results.csv'))))
   assert {r['key'] for r in rows if r['error']} == {'broken', 'sizes'}
+
+
+def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, capsys):
+  gray = np.full((8, 8, 3), 0.4, np.float32)
+  for name in TRIPLET_NAMES:
+    _save(str(tmp_path / 'in' / 'a' / name), gray)
+  (tmp_path / 'broken.jsonl').write_text('{"frame0": "a.png",\n')
+  (tmp_path / 'no_truth.csv').write_text('frame0,frame1\na.png,c.png\n')
+  (tmp_path / 'header_only.csv').write_text('frame0,truth,frame1\n')
+  (tmp_path / 'empty').mkdir()
+  (tmp_path / 'model.npz').write_bytes(b'not a model')
+  out = tmp_path / 'out'
+  for flags, says in (
+      (['--input', str(tmp_path / 'broken.jsonl')], 'broken.jsonl line 1: not JSON'),
+      (['--input', str(tmp_path / 'no_truth.csv')], 'no_truth.csv line 2 lacks truth'),
+      (['--input', str(tmp_path / 'gone.csv')], 'gone.csv: the manifest does not exist'),
+      (['--input', str(tmp_path / 'gone')], 'gone: no such folder'),
+      (['--input', str(tmp_path / 'empty')], 'empty: no triplet folders'),
+      (['--input', str(tmp_path / 'empty'), '--leave_one_out'], 'no clip of 3 or more frames'),
+      (['--input', str(tmp_path / 'header_only.csv')], 'the manifest has no rows'),
+      (['--input', str(tmp_path / 'in'), '--baselines', 'foo'], '--baselines: unknown foo'),
+      (['--input', str(tmp_path / 'in'), '--baselines', ''], 'nothing to evaluate'),
+  ):
+    status = evaluate.main(['--output', str(out), '--no_model', '--baselines', 'repeat'] + flags)
+    err = capsys.readouterr().err.strip()
+    assert (status, len(err.splitlines())) == (2, 1) and err.startswith('error: ') and says in err
+  for model in ('model.npz', 'gone.npz'):
+    status = evaluate.main(['--input', str(tmp_path / 'in'), '--output', str(out),
+                            '--model_path', str(tmp_path / model), '--baselines', 'repeat'])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err.splitlines() == [err] and 'cannot load the film_net model' in err
+    assert model in err
+  assert not out.exists()
 
 
 def test_leave_one_out_lists_what_it_cannot_score_and_keeps_clips_apart(tmp_path):
