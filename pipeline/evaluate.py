@@ -10,9 +10,11 @@ Input, one of:
   `frame10i11.png` (the truth) and `frame11.png`, as Middlebury's;
 * a manifest, .csv (with a header) or .jsonl, with columns frame0, truth, frame1 and optionally
   key; relative paths are relative to the manifest's folder;
-* with --leave_one_out, any footage: a folder of clips (the folder itself and each direct
-  subfolder that holds frames). Frames i and i + 2 are interpolated and compared with frame i + 1,
-  for every i that is a multiple of --stride; the report then also gives each clip's mean.
+* with --leave_one_out, any footage: a folder of clips, found as pipeline.run finds them (the
+  folder itself and every folder under it that holds frames; hidden folders, the pipeline's
+  `_runs`, `_markers`, `_tmp` and --output are passed over). Frames i and i + 2 are
+  interpolated and compared with frame i + 1, for every i that is a multiple of --stride; the
+  report then also gives each clip's mean.
 
 Metrics are FILM's (see transforms/quality.py). FILM's own evaluation runs the model on full-size
 frames without padding; here the model sees frames zero padded to a multiple of --align (64, as
@@ -115,12 +117,13 @@ def _distinct(names):
           for source, name in names.items()}
 
 
-def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None):
+def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, output=None):
   """[{key, clip, frame0, truth, frame1}] for the input kinds in the module docstring; with
-  --leave_one_out the clips of fewer than 3 frames are added to the list `too_short`."""
+  --leave_one_out the clips of fewer than 3 frames are added to the list `too_short`, and
+  nothing under `output` is a clip (comparison PNGs of an --output inside the input)."""
   if leave_one_out:
     root = input_path.rstrip('/')
-    frames_by_clip = clips.clip_frames(input_path)
+    frames_by_clip = clips.clip_frames(input_path, output)
     names = _distinct({clip: _key(clip, root) if clip.rstrip('/') != root  # else the input
                        else _key(posixpath.basename(root), '')             # is itself the clip
                        for clip in frames_by_clip})
@@ -354,7 +357,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     raise UsageError('nothing to evaluate: --no_model and no available --baselines' +
                      (f' ({", ".join(skipped)} skipped)' if skipped else ''))
   too_short = []
-  triplets = list_triplets(known.input, known.leave_one_out, known.stride, too_short)
+  triplets = list_triplets(known.input, known.leave_one_out, known.stride, too_short,
+                           known.output)
   if not triplets:
     raise UsageError(f'--input {known.input}: {_no_triplets(known)}')
   # The model is loaded here to fail fast, and says how it runs (flags or its file's defaults).

@@ -109,6 +109,25 @@ def _touch(folder, *names):
     (folder / name).write_bytes(b'x')
 
 
+def test_clip_frames_finds_the_clips_that_discovery_finds(tmp_path):
+  """Leave-one-out evaluation and training on --clips read an archive as the pipeline does:
+  clips at any depth, hidden and reserved folders passed over."""
+  for folder in ('tree/nested/deep', 'shot', '.trash', '_runs/r1', '_markers', 'shot/_tmp',
+                 'shot/.cache'):
+    _touch(tmp_path / folder, 'f0.png', 'f1.png', 'f2.png')
+  _touch(tmp_path, 'f0.png', '._f1.png')
+  found = clips.clip_frames(str(tmp_path))
+  assert list(found) == [str(tmp_path / f) for f in ('', 'shot', 'tree/nested/deep')]
+  assert found[str(tmp_path)] == [str(tmp_path / 'f0.png')]
+  discovered, _ = _discover(str(tmp_path))
+  assert set(found) == {c.frames[0][0].rsplit('/', 1)[0] for c in discovered}
+  assert [t.clip for t in clips.clip_triplets(str(tmp_path))] == [
+      str(tmp_path / f) for f in ('shot', 'tree/nested/deep')]
+  # An evaluation's --output inside its input is not read back as footage.
+  assert list(clips.clip_frames(str(tmp_path), str(tmp_path / 'tree'))) == [
+      str(tmp_path / f) for f in ('', 'shot')]
+
+
 def test_glob_takes_clips_nested_in_matching_folders_and_works_without_a_folder(
     tmp_path, monkeypatch):
   _touch(tmp_path / 'shoot1' / 'cam1', 'f0.png', 'f1.png')

@@ -117,7 +117,7 @@ class DiscoverClips(beam.DoFn):
 
   def __init__(self, run_id, output=None):
     self._run_id = run_id
-    self._output = _comparable(output).rstrip('/') + '/' if output else None
+    self._output = output
 
   def process(self, input_spec):
     try:
@@ -143,11 +143,9 @@ class DiscoverClips(beam.DoFn):
       placeholder = m.path.endswith('/')  # A folder placeholder object on object stores.
       path = m.path.rstrip('/')
       folder = path if placeholder else _parent(path)
-      parts = _relative(path, root).split('/')
-      if any(p.startswith('.') or p in files.RESERVED for p in parts[:-1]) or (
-          parts[-1].startswith('.') or (placeholder and parts[-1] in files.RESERVED)):
+      if _skipped(_relative(path, root), folder=placeholder):
         continue
-      if self._output and (_comparable(path) + '/').startswith(self._output):
+      if self._output and _inside(path, self._output):
         continue  # --output inside --input: never take our own frames as input.
       if not selected(folder, path):
         continue
@@ -307,6 +305,20 @@ def _comparable(path):
   return os.path.abspath(path) if FileSystems.get_scheme(path) is None else path
 
 
+def _inside(path, folder):
+  """Whether `path` is `folder` or below it (local paths compared absolute)."""
+  return (_comparable(path) + '/').startswith(_comparable(folder).rstrip('/') + '/')
+
+
+def _skipped(relative, folder=False):
+  """Whether folder inputs pass over `relative` (a path below the input; `folder`: it is a
+  folder): hidden files and folders, like the `._f1.png` macOS leaves on USB drives, and what
+  lies in a hidden folder or one the pipeline reserves (files.RESERVED: an earlier run's own)."""
+  *folders, name = relative.split('/')
+  return name.startswith('.') or (folder and name in files.RESERVED) or any(
+      p.startswith('.') or p in files.RESERVED for p in folders)
+
+
 def _is_local_dir(path):
   return FileSystems.get_scheme(path) is None and os.path.isdir(path)
 
@@ -331,15 +343,14 @@ def _glob_filter(root, pattern):
 
 def _empty_local_folders(root, pattern, output=None):
   """Leaf folders with no files at all, on local disk (object stores have no empty folders),
-  but for --output and what is in it (`output`: comparable, ending in '/'), which a running job
-  may be creating."""
+  but for --output (`output`) and what is in it, which a running job may be creating."""
   if not _is_local_dir(root):
     return []
   selected = _glob_filter(root, pattern)
   found = []
   for folder, dirs, names in os.walk(root):
-    dirs[:] = [d for d in dirs if not d.startswith('.') and d not in files.RESERVED and not (
-        output and (_comparable(os.path.join(folder, d)) + '/').startswith(output))]
+    dirs[:] = [d for d in dirs if not _skipped(d, folder=True) and not (
+        output and _inside(os.path.join(folder, d), output))]
     if not dirs and not [n for n in names if not n.startswith('.')] and folder != root:
       if selected(folder, folder):
         found.append(folder)
@@ -390,17 +401,17 @@ class ClipTriplet:
   frame1: str
 
 
-def clip_frames(input_path):
-  """{clip folder: its frames in natural order} of every clip under `input_path`: the folder
-  itself and each of its direct subfolders that holds frames (any Beam filesystem; hidden files,
-  like the `._f1.png` macOS leaves on USB drives, are not frames)."""
+def clip_frames(input_path, output=None):
+  """{clip folder: its frames in natural order} of every clip under `input_path` (any Beam
+  filesystem), by DiscoverClips' rules: each folder at any depth, the input itself included,
+  that directly holds frames, passing over what `_skipped` names and anything under `output`
+  (an evaluation writing inside its input)."""
   root = input_path.rstrip('/')
   clips = {}
-  for pattern in ('*', '*/*'):
-    for match in files.match(root, pattern):
-      name = match.path.rsplit('/', 1)[-1]
-      if is_frame_name(name) and not name.startswith('.'):
-        clips.setdefault(_parent(match.path), []).append(match.path)
+  for match in files.match(root, '**'):
+    if (is_frame_name(match.path) and not _skipped(_relative(match.path, root)) and
+        not (output and _inside(match.path, output))):
+      clips.setdefault(_parent(match.path), []).append(match.path)
   return {clip: sorted(frames, key=natural_key) for clip, frames in sorted(clips.items())}
 
 
