@@ -23,6 +23,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from film_net import flags
+
 # Photographs and textures in scikit-image's wheel, all usable without a network.
 NATURAL_IMAGES = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'ihc.png',
                   'camera.png', 'brick.png', 'grass.png', 'gravel.png', 'coins.png', 'moon.png',
@@ -667,6 +669,11 @@ def _transformed(triplet, k: int, mirror: bool, reverse: bool):
 
 TRIPLET_NAMES = ('frame10.png', 'frame10i11.png', 'frame11.png')  # Middlebury's layout
 
+# The smallest --size worth a held-out set. Below it the default motion bound (size / 8) nears
+# random_scene's 2 px minimum motion (at 16 px every scene moves the same 2 px) and foreground
+# layers (8-40% of the side) shrink to a few pixels, no wider than their 0.7-2.5 px soft edges.
+MIN_SIZE = 32
+
 
 def write_triplets(output: str, count: int, size: int, seed: int,
                    max_motion_px: Optional[float] = None, **scene_options) -> List[str]:
@@ -700,15 +707,16 @@ def write_triplets(output: str, count: int, size: int, seed: int,
 
 def add_scene_arguments(parser) -> None:
   """The opt-in scene options of `render_triplet`, for the training and held-out command lines."""
-  parser.add_argument('--small_objects', type=int, default=0,
+  parser.add_argument('--small_objects', type=flags.non_negative_int, default=0,
                       help='up to this many small fast objects per rendered scene (0: none)')
-  parser.add_argument('--regular_share', type=float, default=0.0,
+  parser.add_argument('--regular_share', type=flags.share, default=0.0,
                       help='share of exactly periodic textures (stripes, windows, bricks), 0 to 1')
-  parser.add_argument('--motion_blur', type=float, default=0.0,
-                      help='share of scenes rendered with motion blur (shutter up to 180 degrees)')
-  parser.add_argument('--deform', type=float, default=0.0,
+  parser.add_argument('--motion_blur', type=flags.share, default=0.0,
+                      help='share of scenes rendered with motion blur (shutter up to 180 '
+                           'degrees), 0 to 1')
+  parser.add_argument('--deform', type=flags.share, default=0.0,
                       help='share of foreground layers that also move non-rigidly, 0 to 1')
-  parser.add_argument('--static_share', type=float, default=0.0,
+  parser.add_argument('--static_share', type=flags.share, default=0.0,
                       help='share of tripod shots: camera and background exactly still, 0 to 1')
 
 
@@ -724,10 +732,12 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
       description='Write rendered triplets in the Middlebury layout (a held-out set).')
   parser.add_argument('--output', required=True)
-  parser.add_argument('--count', type=int, default=48)
-  parser.add_argument('--size', type=int, default=256)
-  parser.add_argument('--max_motion', type=float, default=None, help='default: size / 8')
-  parser.add_argument('--seed', type=int, default=1000)
+  parser.add_argument('--count', type=flags.positive_int, default=48)
+  parser.add_argument('--size', type=flags.in_range(int, MIN_SIZE), default=256,
+                      help=f'square frames of this many px, at least {MIN_SIZE}')
+  parser.add_argument('--max_motion', type=flags.positive_float, default=None,
+                      help='default: size / 8')
+  parser.add_argument('--seed', type=flags.non_negative_int, default=1000)
   add_scene_arguments(parser)
   args = parser.parse_args(argv)
   try:

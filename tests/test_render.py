@@ -336,3 +336,21 @@ def test_held_out_sets_never_mix_and_motion_under_2_px_is_kept(tmp_path):
   assert sorted(os.listdir(tmp_path / 'set')) == ['0000']
   scene = render.random_scene(np.random.default_rng(3), 64, 64, max_motion_px=0.5)
   assert 0 < render.max_motion(scene) <= 0.5 + 1e-6
+
+
+def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
+  """Each of these wrote a set (or nothing, saying so), or failed without naming the flag."""
+  bad = [('--regular_share', '2', 'in [0, 1]'), ('--motion_blur', '-1', 'in [0, 1]'),
+         ('--deform', '1.5', 'in [0, 1]'), ('--static_share', '7', 'in [0, 1]'),
+         ('--count', '-1', '>= 1'), ('--small_objects', '-2', '>= 0'), ('--seed', '-1', '>= 0'),
+         ('--size', '0', f'>= {render.MIN_SIZE}'), ('--size', '3', f'>= {render.MIN_SIZE}'),
+         ('--max_motion', '0', '> 0')]
+  for flag, value, allowed in bad:
+    with pytest.raises(SystemExit) as stop:
+      render.main(['--output', str(tmp_path / 'set'), flag, value])
+    assert stop.value.code == 2, flag
+    assert f'argument {flag}: must be {allowed}, got {value}' in capsys.readouterr().err
+  assert not (tmp_path / 'set').exists()
+  assert render.main(['--output', str(tmp_path / 'set'), '--count', '1', '--size', '32',
+                      '--seed', '0', '--regular_share', '1', '--motion_blur', '1',
+                      '--deform', '1', '--static_share', '1']) == 0
