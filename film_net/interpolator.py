@@ -283,12 +283,10 @@ class Interpolator:
     return y.numpy()[:, top:top + height, left:left + width]
 
   def _check_size(self, height: int, width: int) -> None:
-    """The frame, as padded, must keep >= 1 px at the coarsest pyramid level and >= 2 px (for
-    the warp) at the coarsest fusion level."""
+    """The frame, as padded, must be at least `Options.min_size` on each side."""
     if self.options is None:
       return
-    smallest = max(2 ** (self.options.pyramid_levels - 1),
-                   2 ** self.options.fusion_pyramid_levels)
+    smallest = self.options.min_size
     _, _, padded_height, padded_width = _pad_box(height, width, self.align)
     if min(padded_height, padded_width) < smallest:
       padded = (f' (padded to {padded_width}x{padded_height} by align={self.align})'

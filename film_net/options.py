@@ -44,12 +44,13 @@ class Options:
                sub_levels=4, flow_convs=(3, 3, 3, 3), flow_filters=(16, 32, 64, 64),
                filters=16)
 
+  PRESETS = ('compact', 'released', 'tiny')  # the class methods `preset` takes by name
+
   @classmethod
   def preset(cls, name: str) -> 'Options':
-    presets = {'released': cls.released, 'compact': cls.compact, 'tiny': cls.tiny}
-    if name not in presets:
-      raise ValueError(f'unknown options preset {name!r}; choose from {sorted(presets)}')
-    return presets[name]()
+    if name not in cls.PRESETS:
+      raise ValueError(f'unknown options preset {name!r}; choose from {list(cls.PRESETS)}')
+    return getattr(cls, name)()
 
   @classmethod
   def parse(cls, text: str) -> 'Options':
@@ -85,6 +86,12 @@ class Options:
     if min(self.flow_convs) < 0 or min(self.flow_filters) < 2:
       raise ValueError('flow_convs must be >= 0 and flow_filters >= 2; got '
                        f'{list(self.flow_convs)} and {list(self.flow_filters)}.')
+
+  @property
+  def min_size(self) -> int:
+    """The smallest frame side the graph runs on: >= 1 px at the coarsest pyramid level and
+    >= 2 px (for the warp) at the coarsest fusion level."""
+    return max(2 ** (self.pyramid_levels - 1), 2 ** self.fusion_pyramid_levels)
 
   @property
   def align(self) -> int:

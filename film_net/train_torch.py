@@ -20,6 +20,7 @@ import sys
 
 import torch
 
+from film_net import flags
 from film_net import render
 from film_net import specs
 from film_net import training
@@ -147,7 +148,8 @@ def parse_args(argv):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   training.add_arguments(p)
   p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-  p.add_argument('--workers', type=int, default=max(1, (os.cpu_count() or 2) - 1),
+  p.add_argument('--workers', type=flags.non_negative_int,
+                 default=max(1, (os.cpu_count() or 2) - 1),
                  help='processes rendering batches (0: render in the training process)')
   args = p.parse_args(argv)
   training.check_arguments(p, args)

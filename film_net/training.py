@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from film_net import flags
 from film_net import render
 from film_net import specs
 from film_net import weights as weights_lib
@@ -72,27 +73,32 @@ def _crop_triplet(rng, triplet, crop: int):
 def add_arguments(p) -> None:
   """The flags both trainers take."""
   p.add_argument('--output_dir', required=True, help='checkpoints, meta.json and latest.npz')
-  p.add_argument('--options', default='compact', help='preset name, or a JSON object of Options')
+  p.add_argument('--options', default='compact',
+                 help=f'preset name ({", ".join(Options.PRESETS)}), or a JSON object of '
+                      'Options')
   p.add_argument('--steps', type=int, required=True, help='train until this global step')
-  p.add_argument('--max_minutes', type=float, default=None, help='stop (and save) after this')
-  p.add_argument('--batch_size', type=int, default=8)
+  p.add_argument('--max_minutes', type=flags.positive_float, default=None,
+                 help='stop (and save) after this')
+  p.add_argument('--batch_size', type=flags.positive_int, default=8)
   p.add_argument('--views_per_scene', type=int, default=1,
                  help='each rendered triplet fills this many batch slots, each a different flip '
                       'or rotation (batch augmentation): that many times the samples per step '
                       'for the same rendering, for GPUs that rendering leaves idle; a divisor '
                       'of --batch_size, at most 8')
-  p.add_argument('--crop', type=int, default=128, help='square training frames of this size')
-  p.add_argument('--max_motion', type=float, default=None,
+  p.add_argument('--crop', type=int, default=128,
+                 help='square training frames of this size, at least what --options needs (64 '
+                      'for compact and released)')
+  p.add_argument('--max_motion', type=flags.positive_float, default=None,
                  help='largest motion in px between x0 and x1 (default: the renderer\'s)')
   render.add_scene_arguments(p)
-  p.add_argument('--lr', type=float, default=3e-4)
-  p.add_argument('--lr_decay_steps', type=int, default=20000)
-  p.add_argument('--lr_decay_rate', type=float, default=0.5)
-  p.add_argument('--seed', type=int, default=0)
-  p.add_argument('--ema_decay', type=float, default=0.0,
+  p.add_argument('--lr', type=flags.in_range(float, 0), default=3e-4)  # 0: weights stay put
+  p.add_argument('--lr_decay_steps', type=flags.positive_int, default=20000)
+  p.add_argument('--lr_decay_rate', type=flags.positive_float, default=0.5)
+  p.add_argument('--seed', type=flags.non_negative_int, default=0)
+  p.add_argument('--ema_decay', type=flags.in_range(float, 0, 1, high_open=True), default=0.0,
                  help='export an exponential moving average of the weights (e.g. 0.998); 0: off')
-  p.add_argument('--keep_every', type=int, default=0,
-                 help='also keep the exported weights of every N-th step as step_N.npz')
+  p.add_argument('--keep_every', type=flags.non_negative_int, default=0,
+                 help='also keep the exported weights of every N-th step as step_N.npz (0: none)')
   p.add_argument('--init', default='default',
                  help="weights to start from without a checkpoint: 'default' (the built-in "
                       "model, if options match), 'none', or a weight file path")
@@ -100,21 +106,30 @@ def add_arguments(p) -> None:
                  help='fresh weights (--init none): blend (start at the frame average) or glorot '
                       '(as FILM)')
   p.add_argument('--clips', default=None, help='folder of clips (local or gs://) to mix in')
-  p.add_argument('--clips_fraction', type=float, default=0.5)
+  p.add_argument('--clips_fraction', type=flags.share, default=0.5,
+                 help='share of batch slots drawn from --clips, 0 to 1')
   p.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
-                 help='arithmetic inside the convolutions but those at the output\'s resolution; '
-                      'weights, gradients\' sums and Adam stay float32. bfloat16 trains ~1.2x '
-                      'faster on CPUs with AVX512_BF16 or AMX (both trainers, docs/benchmarks.md), '
-                      'slower on others')
-  p.add_argument('--log_every', type=int, default=20)
-  p.add_argument('--checkpoint_every', type=int, default=200)
+                 help='arithmetic inside the convolutions, except those at the output\'s '
+                      'resolution (weights, summed gradients and Adam stay float32): bfloat16 '
+                      'trains ~1.2x faster on CPUs with AVX512_BF16 or AMX and slower on others, '
+                      'in both trainers (docs/benchmarks.md)')
+  p.add_argument('--log_every', type=flags.positive_int, default=20)
+  p.add_argument('--checkpoint_every', type=flags.positive_int, default=200)
 
 
 def check_arguments(parser, args) -> None:
-  """Refuses flags that cannot work, alone or together (parser.error exits with the usage)."""
-  for flag in ('batch_size', 'log_every', 'checkpoint_every'):
-    if getattr(args, flag) < 1:
-      parser.error(f'--{flag} must be >= 1, got {getattr(args, flag)}')
+  """Refuses flags that cannot work together (parser.error exits with the usage); each flag's
+  own range is its argparse type's."""
+  try:
+    options = Options.parse(args.options)
+  except (ValueError, TypeError) as e:
+    parser.error(f'--options: {e}')
+  if args.crop < options.min_size:
+    parser.error(f'--crop must be >= {options.min_size} for --options {args.options} (its '
+                 f'coarsest pyramid levels need that many px), got {args.crop}')
+  if not args.clips and args.clips_fraction != parser.get_default('clips_fraction'):
+    parser.error(f'--clips_fraction {args.clips_fraction} needs --clips (the clips it is the '
+                 'share of)')
   if weights_lib.is_remote(args.output_dir):
     parser.error(f'--output_dir must be a local folder (checkpoints are written there); got '
                  f'{args.output_dir}: copy latest.npz to cloud storage afterwards')

@@ -305,6 +305,38 @@ def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(
   assert stop.value.code == 2 and '--output_dir must be a local folder' in capsys.readouterr().err
 
 
+def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
+  """Both trainers' flags: each of these trained on, was ignored or ended in a traceback (a crop
+  too small for the model deep in TensorFlow) before it was a usage error."""
+  trainers = [train]
+  try:
+    from film_net import train_torch  # pylint: disable=import-outside-toplevel
+    trainers.append(train_torch)
+  except ImportError:  # machines without PyTorch check the TensorFlow trainer only
+    pass
+  bad = [(['--crop', '15'], '--crop must be >= 16 for --options {'),
+         (['--options', 'compact', '--crop', '63'], '--crop must be >= 64 for --options compact'),
+         (['--options', 'nosuch'], "--options: unknown options preset 'nosuch'; choose from"),
+         (['--ema_decay', '1'], 'argument --ema_decay: must be in [0, 1)'),
+         (['--clips_fraction', '1.5'], 'argument --clips_fraction: must be in [0, 1]'),
+         (['--clips_fraction', '0.3'], '--clips_fraction 0.3 needs --clips'),
+         (['--keep_every', '-1'], 'argument --keep_every: must be >= 0'),
+         (['--seed', '-1'], 'argument --seed: must be >= 0'),
+         (['--max_motion', '0'], 'argument --max_motion: must be > 0')]
+  bad += [([f'--{flag}', '1.5'], f'argument --{flag}: must be in [0, 1]')
+          for flag in ('regular_share', 'motion_blur', 'deform', 'static_share')]
+  for trainer in trainers:
+    for extra, message in bad:
+      with pytest.raises(SystemExit) as stop:
+        trainer.parse_args(_args(tmp_path / 'run', 3, *extra))
+      assert stop.value.code == 2 and message in capsys.readouterr().err, (trainer, extra)
+    # The ends of the ranges are fine, and so is the default --clips_fraction without --clips.
+    args = trainer.parse_args(_args(tmp_path / 'run', 3, '--crop', '16', '--ema_decay', '0',
+                                    '--regular_share', '1', '--clips_fraction', '0.5'))
+    assert (args.crop, args.regular_share) == (16, 1.0)
+  assert not (tmp_path / 'run').exists()
+
+
 def test_keep_every_keeps_steps_between_checkpoints(tmp_path):
   """--keep_every need not be a multiple of --checkpoint_every: step 5 is kept from a run that
   checkpoints every 3 steps, and it is the weights a run stopped at step 5 ends with."""
