@@ -17,7 +17,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
 
 from film_net import specs  # pylint: disable=wrong-import-position
-from film_net.interpolate import add_flip_average_flags  # pylint: disable=wrong-import-position
+from film_net.flags import add_flip_average_flags  # pylint: disable=wrong-import-position
 from pipeline import evaluate  # pylint: disable=wrong-import-position
 
 DEFAULT_DATA = os.path.join(_ROOT, '..', 'shared', 'data', 'middlebury-other')

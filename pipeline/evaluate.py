@@ -57,11 +57,11 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 
+from film_net import flags
 from film_net import specs
-from film_net.interpolate import add_flip_average_flags
+from film_net.render import TRIPLET_NAMES
 from pipeline import options as pipeline_flags
 from pipeline.run import UsageError
-from film_net.render import TRIPLET_NAMES
 from transforms import clips
 from transforms import files
 from transforms import images
@@ -87,12 +87,12 @@ def parse_known_args(argv):
                            ' (unavailable ones are skipped with a warning); "" for none')
   parser.add_argument('--align', type=int, default=64,
                       help='pad frames to a multiple of this for the model; 0: no padding')
-  add_flip_average_flags(parser)
+  flags.add_flip_average_flags(parser)
   parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
                       help='arithmetic inside the model\'s convolutions (see pipeline.run)')
   parser.add_argument('--leave_one_out', action='store_true',
                       help='input is footage: interpolate frames i and i+2, compare with i+1')
-  parser.add_argument('--stride', type=pipeline_flags.positive_int, default=1,
+  parser.add_argument('--stride', type=flags.positive_int, default=1,
                       help='with --leave_one_out: evaluate every stride-th triplet of a clip')
   parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
   return pipeline_flags.parse_with_beam_flags(parser, argv, 'the evaluation')

@@ -8,25 +8,10 @@ import uuid
 from apache_beam.options import pipeline_options
 
 from film_net import specs
-from film_net.interpolate import add_flip_average_flags
-from film_net.interpolate import parse_bool
+from film_net import flags
 
 DEFAULT_PAIRS_PER_UNIT = 16
 DEFAULT_MAX_PIXELS = 8192 * 8192
-
-
-def positive_int(text):
-  value = int(text)
-  if value < 1:
-    raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
-  return value
-
-
-def _non_negative(text):
-  value = int(text)
-  if value < 0:
-    raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
-  return value
 
 
 def new_run_id():
@@ -51,23 +36,24 @@ def build_parser():
       '--model_path', default=None,
       help='Model: released SavedModel dir, .npz, or our weight file, local or gs://. Default: '
            'the model built into the package.')
-  parser.add_argument('--times_to_interpolate', type=_non_negative, default=1,
+  parser.add_argument('--times_to_interpolate', type=flags.non_negative_int, default=1,
                       help='N: 2^N - 1 new frames between each pair (default 1).')
-  parser.add_argument('--pairs_per_unit', type=positive_int, default=DEFAULT_PAIRS_PER_UNIT,
+  parser.add_argument('--pairs_per_unit', type=flags.positive_int,
+                      default=DEFAULT_PAIRS_PER_UNIT,
                       help='Consecutive pairs per work unit (default 16); lower it for 4K frames '
                            'to bound worker memory.')
-  parser.add_argument('--align', type=_non_negative, default=64,
+  parser.add_argument('--align', type=flags.non_negative_int, default=64,
                       help='Pad frames to a multiple of this for the model (default 64; 0: none).')
-  add_flip_average_flags(parser)
+  flags.add_flip_average_flags(parser)
   parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
                       help='Arithmetic inside the convolutions (native engine): bfloat16 is '
                            '~1.35x faster on CPUs with AVX512_BF16 or AMX and GPUs from Ampere '
                            'on (built-in model: within 0.03 dB), slower elsewhere. Default '
                            'float32.')
-  parser.add_argument('--max_pixels', type=positive_int, default=DEFAULT_MAX_PIXELS,
+  parser.add_argument('--max_pixels', type=flags.positive_int, default=DEFAULT_MAX_PIXELS,
                       help=f'Refuse frames with more pixels than this (decompression-bomb guard, '
                            f'default {DEFAULT_MAX_PIXELS}).')
-  parser.add_argument('--reprocess', nargs='?', const=True, default=False, type=parse_bool,
+  parser.add_argument('--reprocess', nargs='?', const=True, default=False, type=flags.parse_bool,
                       help='Redo every pair, even those already complete for this model.')
   parser.add_argument('--run_id', type=run_id, default=None,
                       help='Name of this run under <output>/_runs/ (default: UTC time + random).')

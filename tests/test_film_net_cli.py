@@ -11,7 +11,7 @@ from PIL import Image
 
 from film_net import Interpolator, Options
 from film_net import interpolate
-from film_net.interpolate import add_flip_average_flags
+from film_net.flags import add_flip_average_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
