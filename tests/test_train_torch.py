@@ -201,7 +201,8 @@ def test_real_clips_reach_the_rendering_workers(tmp_path):
 
 def test_rendering_workers_draw_the_batches_of_make_batch_with_views_per_scene():
   from film_net import train_torch  # pylint: disable=import-outside-toplevel
-  args = train_torch.parse_args(['--output_dir', 'x', '--steps', '9', '--batch_size', '4',
+  args = train_torch.parse_args(['--output_dir', 'x', '--options', TINY, '--steps', '9',
+                                 '--batch_size', '4',
                                  '--crop', '32', '--max_motion', '4', '--views_per_scene', '2',
                                  '--seed', '3', '--device', 'cpu'])
   x0, y, x1 = train_torch.StepBatches(args, 5, None)[1]

@@ -84,9 +84,9 @@ def delete_markers(output, clip, overlapping, keep=()):
   keep = set(keep)
   stale = []
   for m in listing:
-    found = _MARKER_NAME.search(m.path)
     if m.path in keep:
       continue
+    found = _MARKER_NAME.search(m.path)
     if not found or any(int(found.group(1)) <= hi and lo <= int(found.group(2))
                         for lo, hi in overlapping):
       stale.append(m.path)
