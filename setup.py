@@ -31,7 +31,7 @@ setuptools.setup(
         'cpu': ['tensorflow-cpu' + TF],
         'gpu': ['tensorflow[and-cuda]' + TF],
         'tf': ['tensorflow' + TF],
-        'test': ['pytest', 'gcp-storage-emulator', 'natsort'],
+        'test': ['pytest', 'pytest-xdist', 'gcp-storage-emulator', 'natsort'],
         # film_net.train_torch: training on GPU machines that have PyTorch but no TensorFlow.
         'train-gpu': ['torch>=2.1', 'scikit-image'],
     },
