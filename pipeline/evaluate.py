@@ -50,18 +50,22 @@ import os
 import posixpath
 import re
 import sys
+import uuid
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.utils import shared
 
 from film_net import flags
 from film_net import specs
 from film_net.render import TRIPLET_NAMES
 from pipeline import options as pipeline_flags
+from pipeline.run import LocalRunner
 from pipeline.run import UsageError
+from pipeline.run import _is_local
 from transforms import clips
 from transforms import files
 from transforms import images
@@ -201,6 +205,10 @@ class EvaluateTriplet(beam.DoFn):
     self._precision = precision
     self._png_dir = png_dir
     self._methods = None
+    # One model per process, shared by its threads; on local runs the launcher's own load.
+    self._shared = shared.Shared()
+    self._model_tag = interpolate.model_tag(model_path, align or None, uuid.uuid4().hex,
+                                            flip_average, precision)
 
   def setup(self):
     # Chosen where the job was launched; a worker without OpenCV or ffmpeg (Dataflow's image has
@@ -211,10 +219,16 @@ class EvaluateTriplet(beam.DoFn):
         logging.warning('Baseline %s is not available on this worker: skipped', name)
     self._methods = {name: available[name] for name in self._baseline_names if name in available}
     if self._use_model:
-      from transforms import interpolate  # pylint: disable=import-outside-toplevel
-      model = interpolate.load_model(self._model_path, self._align or None, self._flip_average,
-                                     self._precision)
+      model = self.acquire_model()
       self._methods[MODEL] = lambda x0, x1: model(x0[None], x1[None])[0]
+
+  def acquire_model(self):
+    """The model, loaded once per process: the launcher's load and its local workers' are one,
+    as long as the launcher holds it."""
+    return self._shared.acquire(
+        lambda: interpolate.load_model(self._model_path, self._align or None,
+                                       self._flip_average, self._precision),
+        tag=self._model_tag)
 
   def process(self, triplet):
     """Rows of the methods that scored; a triplet or method that fails becomes an error row
@@ -361,14 +375,16 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
                            known.output)
   if not triplets:
     raise UsageError(f'--input {known.input}: {_no_triplets(known)}')
-  # The model is loaded here to fail fast, and says how it runs (flags or its file's defaults).
+  # The model is loaded here to fail fast, and says how it runs (flags or its file's defaults);
+  # local runs' workers share this load (it stays referenced until the job is done).
+  evaluate = EvaluateTriplet(baselines, known.model_path, not known.no_model, known.align,
+                             None if known.no_png else files.join(known.output, 'comparisons'),
+                             known.flip_average, known.precision)
   inference = {'flip_average': None, 'padding': None, 'flip_weights': None}
   if not known.no_model:
-    model = interpolate.load_model(known.model_path, known.align or None, known.flip_average,
-                                   known.precision)
+    model = evaluate.acquire_model()
     inference = {'flip_average': model.flip_average, 'padding': model.padding,
                  'flip_weights': model.flip_weights if model.flip_average else None}
-    del model  # the workers load their own
   settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
               'align': known.align, **inference,
@@ -377,21 +393,17 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
               'skipped_baselines': skipped, 'triplets_listed': len(triplets)}
   if known.leave_one_out:
     settings['clips_too_short'] = too_short  # under 3 frames: no triplet to score
-  png_dir = None if known.no_png else files.join(known.output, 'comparisons')
 
   options = PipelineOptions(beam_args, save_main_session=save_main_session)
   runner = options.view_as(StandardOptions).runner
   if test_pipeline is not None:
     p = test_pipeline
   else:
-    from pipeline.run import LocalRunner, _is_local  # pylint: disable=import-outside-toplevel
     p = beam.Pipeline(runner=LocalRunner() if _is_local(runner) else runner, options=options)
   _ = (p
        | 'ListTriplets' >> beam.Create(triplets)
        | 'Spread' >> beam.Reshuffle()
-       | 'Evaluate' >> beam.ParDo(EvaluateTriplet(baselines, known.model_path,
-                                                  not known.no_model, known.align, png_dir,
-                                                  known.flip_average, known.precision))
+       | 'Evaluate' >> beam.ParDo(evaluate)
        | 'Gather' >> beam.combiners.ToList()
        | 'WriteReports' >> beam.Map(write_reports, known.output, settings))
   result = p.run()

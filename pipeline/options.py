@@ -9,6 +9,7 @@ from apache_beam.options import pipeline_options
 
 from film_net import specs
 from film_net import flags
+from transforms import files
 
 DEFAULT_PAIRS_PER_UNIT = 16
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -89,7 +90,7 @@ def run_id(text):
 def output_folder(text):
   """Beam's text sink, which writes the run records, reads its folder as a glob when it
   finalizes, so '*', '?' or '[' in --output fail the run at its very end, after all the work."""
-  if re.search(r'[*?\[]', text):
+  if files.GLOB_CHARS.search(text):
     raise argparse.ArgumentTypeError(f'may not contain *, ? or [ (Beam\'s record writer reads '
                                      f'them as a pattern), got {text!r}')
   return text
