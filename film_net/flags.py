@@ -46,6 +46,41 @@ def parse_bool(text: str) -> bool:
   raise argparse.ArgumentTypeError(f'expected true or false, got {text!r}')
 
 
+# `--tile_overlap`'s default: wide enough to hold most motions at 4K (the tiles see each other's
+# content across it), measured against whole frames by `bench/bench_tiles.py`.
+DEFAULT_TILE_OVERLAP = 128
+MIN_TILE = 64  # with align 64 (the default) a smaller tile is padded to 64 anyway
+
+
+def tile_size(text: str) -> int:
+  """An argparse type for `--tile`: 0 (whole frames) or at least `MIN_TILE` pixels."""
+  value = int(text)
+  if value != 0 and value < MIN_TILE:
+    raise argparse.ArgumentTypeError(f'must be 0 (whole frames) or >= {MIN_TILE}, got {text}')
+  return value
+
+
+def add_tile_flags(parser: argparse.ArgumentParser) -> None:
+  """`--tile` and `--tile_overlap`, the same in every command line; check them with
+  `check_tile_flags` once parsed."""
+  parser.add_argument(
+      '--tile', type=tile_size, default=0,
+      help='Run frames wider or taller than this many pixels as overlapping square tiles of this '
+           'size, blended across the overlaps: bounds the model\'s memory, e.g. 4K frames on a '
+           '16-24 GB GPU. Costs quality where motion crosses tile edges by more than the '
+           'overlap. Default 0: whole frames.')
+  parser.add_argument(
+      '--tile_overlap', type=non_negative_int, default=DEFAULT_TILE_OVERLAP,
+      help=f'Pixels by which neighbouring tiles overlap at least (default {DEFAULT_TILE_OVERLAP}); '
+           'keep it above the largest motion in the footage.')
+
+
+def check_tile_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+  """A usage error unless `--tile_overlap` is below `--tile` (when tiling)."""
+  if args.tile and args.tile_overlap >= args.tile:
+    parser.error(f'--tile_overlap ({args.tile_overlap}) must be less than --tile ({args.tile})')
+
+
 def add_flip_average_flags(parser: argparse.ArgumentParser, what: str = 'each pair') -> None:
   """`--flip_average[=true|false]` and `--no_flip_average`, the same in every command line;
   `flip_average` None (neither given) means: as the model file says."""

@@ -28,13 +28,16 @@ def main(argv=None) -> int:
   parser.add_argument('--align', type=flags.non_negative_int, default=64,
                       help='pad to a multiple of this; 0: none')
   flags.add_flip_average_flags(parser, 'the pair')
+  flags.add_tile_flags(parser)
   args = parser.parse_args(argv)
+  flags.check_tile_flags(parser, args)
 
   try:
     os.makedirs(args.output_dir, exist_ok=True)  # Before the work: a bad --output_dir fails fast.
     frames = [read_rgb(args.frame0), read_rgb(args.frame1)]
     interp = Interpolator.from_path(args.model, align=args.align or None,
-                                    flip_average=args.flip_average)
+                                    flip_average=args.flip_average, tile=args.tile or None,
+                                    tile_overlap=args.tile_overlap)
     result = interp.recursive(frames, times_to_interpolate=args.times_to_interpolate)
     for i, frame in enumerate(result):
       write_png(os.path.join(args.output_dir, f'frame_{i:03d}.png'), frame)

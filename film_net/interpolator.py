@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from film_net import warp as warp_lib
 from film_net import weights as weights_lib
+from film_net.flags import DEFAULT_TILE_OVERLAP
 from film_net.model import FilmNet
 from film_net.options import Options
 from film_net.weights import DEFAULT_MODEL
@@ -43,6 +44,33 @@ def _pad_box(height: int, width: int, align: int | None):
     return 0, 0, height, width
   pad_h, pad_w = (align - height % align) % align, (align - width % align) % align
   return pad_h // 2, pad_w // 2, height + pad_h, width + pad_w
+
+
+def tile_spans(size: int, tile: int | None, overlap: int) -> list[tuple[int, int]]:
+  """(start, stop) of the tiles along one side of `size` px: one span when it fits in `tile`,
+  else the fewest `tile`-px spans, spread evenly from edge to edge, that overlap by at least
+  `overlap` px (starts rounded down, so a step never exceeds `tile - overlap`)."""
+  if not tile or size <= tile:
+    return [(0, size)]
+  count = -(-(size - overlap) // (tile - overlap))
+  step = (size - tile) / (count - 1)
+  return [(int(i * step), int(i * step) + tile) for i in range(count)]
+
+
+def tile_ramps(spans: list[tuple[int, int]]) -> list[np.ndarray]:
+  """Per span, its blending weights along the side: rising linearly across the overlap with
+  the previous span, falling across the next one's, 1 elsewhere; never 0, so a weighted mean
+  over the spans is defined everywhere and seamless."""
+  ramps = []
+  for i, (start, stop) in enumerate(spans):
+    inside = np.arange(stop - start, dtype=np.float32) + 0.5
+    ramp = np.ones(stop - start, np.float32)
+    if i > 0 and spans[i - 1][1] > start:
+      ramp = np.minimum(ramp, inside / (spans[i - 1][1] - start))
+    if i + 1 < len(spans) and stop > spans[i + 1][0]:
+      ramp = np.minimum(ramp, inside[::-1] / (stop - spans[i + 1][0]))
+    ramps.append(ramp)
+  return ramps
 
 
 def check_frames(*frames: np.ndarray, what: str = 'frames', single: bool = False) -> None:
@@ -124,20 +152,33 @@ class Interpolator:
   on Middlebury-Other and rendered held-out sets (`bench/bench_film_net.py`,
   `bench/bench_quality.py --precision bfloat16`). The fingerprint marks it.
 
+  `tile` (pixels) runs frames wider or taller than it as overlapping square tiles
+  (`tile_spans`, at least `tile_overlap` px of overlap), each padded by itself as FILM's block
+  mode does, and blends their mid frames with linear ramps across the overlaps (`tile_ramps`;
+  FILM's blocks abut, leaving seams). The model's memory then follows the tile's area instead of
+  the frame's: no features are kept between calls, so each call extracts its two tiles' anew.
+  Motion that crosses a tile edge by more than the overlap loses its context there
+  (`bench/bench_tiles.py` measures both). The fingerprint marks it.
+
   `warp_fn` is the native engine's warp; by default `warp.default_warp()` (XLA-fused on CPU).
   """
 
   def __init__(self, net: FilmNet | None = None, *, align: int | None = 64,
                saved_model=None, fingerprint: str = '', source: str = '',
                flip_average: bool = False, padding: str = 'zeros', warp_fn=None,
-               flip_weights: str = 'equal'):
+               flip_weights: str = 'equal', tile: int | None = None,
+               tile_overlap: int = DEFAULT_TILE_OVERLAP):
     if (net is None) == (saved_model is None):
       raise ValueError('an Interpolator needs exactly one of a FilmNet or a SavedModel')
     if padding not in PADDINGS:
       raise ValueError(f'padding must be one of {PADDINGS}, got {padding!r}')
     if flip_weights not in FLIP_WEIGHTS:
       raise ValueError(f'flip_weights must be one of {FLIP_WEIGHTS}, got {flip_weights!r}')
+    if tile and not 0 <= tile_overlap < tile:
+      raise ValueError(f'tile_overlap must be in [0, tile={tile}), got {tile_overlap}')
     self.align = align
+    self.tile = tile or None
+    self.tile_overlap = tile_overlap
     self.padding = padding
     self.engine = 'native' if net is not None else 'savedmodel'
     self.net = net
@@ -151,7 +192,8 @@ class Interpolator:
                         ('_by_agreement' if self._by_agreement else '') +
                         ('_with_input_average' if self._with_average else '') +
                         ('+mirror_pad' if padding == 'mirror' else '') +
-                        ('+bfloat16' if self.precision == 'bfloat16' else ''))
+                        ('+bfloat16' if self.precision == 'bfloat16' else '') +
+                        (f'+tile{tile}o{tile_overlap}' if tile else ''))
     self.source = source
     self.model_calls = 0      # mid frames computed
     self.feature_calls = 0    # frames run through the feature extractor
@@ -169,6 +211,10 @@ class Interpolator:
           lambda p0, f0, p1, f1: _mid_and_disagreement(
               net.interpolate_from_features(p0, f0, p1, f1, aux_outputs=True, warp_fn=warp_fn)),
           reduce_retracing=True)
+    if self.tile and self.options is not None and (
+        _pad_box(self.tile, self.tile, align)[2] < self.options.min_size):
+      raise ValueError(f'tile={self.tile} is too small for this model: its tiles need >= '
+                       f'{self.options.min_size} px on each side')
 
   # -- construction ----------------------------------------------------------------------------
 
@@ -176,30 +222,36 @@ class Interpolator:
   def from_weights(cls, weights: dict[str, np.ndarray], options: Options | None = None,
                    align: int | None = 64, source: str = '',
                    flip_average: bool = False, padding: str = 'zeros',
-                   precision: str = 'float32', flip_weights: str = 'equal') -> 'Interpolator':
+                   precision: str = 'float32', flip_weights: str = 'equal',
+                   tile: int | None = None,
+                   tile_overlap: int = DEFAULT_TILE_OVERLAP) -> 'Interpolator':
     options = options or weights_lib.infer_options(weights)
     net = FilmNet(options, name='film_net', precision=precision)
     net.set_released_weights(weights)
     return cls(net, align=align, fingerprint=weights_lib.fingerprint(weights, options),
                source=source, flip_average=flip_average, padding=padding,
-               flip_weights=flip_weights)
+               flip_weights=flip_weights, tile=tile, tile_overlap=tile_overlap)
 
   @classmethod
   def random(cls, options: Options | None = None, seed: int = 0, align: int | None = 64,
              flip_average: bool = False, padding: str = 'zeros',
-             precision: str = 'float32', flip_weights: str = 'equal') -> 'Interpolator':
+             precision: str = 'float32', flip_weights: str = 'equal', tile: int | None = None,
+             tile_overlap: int = DEFAULT_TILE_OVERLAP) -> 'Interpolator':
     """Glorot-initialised weights (zero biases), as a fresh FILM model; for tests and benches."""
     options = options or Options.tiny()
     net = FilmNet(options, seed=seed, name='film_net', precision=precision)
     return cls(net, align=align, source=f'random(seed={seed})',
                fingerprint=weights_lib.fingerprint(net.released_weights(), options),
-               flip_average=flip_average, padding=padding, flip_weights=flip_weights)
+               flip_average=flip_average, padding=padding, flip_weights=flip_weights,
+               tile=tile, tile_overlap=tile_overlap)
 
   @classmethod
   def from_path(cls, path: str | None = None, options: Options | None = None,
                 align: int | None = 64, engine: str = 'native',
                 flip_average: bool | None = None, padding: str | None = None,
-                precision: str = 'float32', flip_weights: str | None = None) -> 'Interpolator':
+                precision: str = 'float32', flip_weights: str | None = None,
+                tile: int | None = None,
+                tile_overlap: int = DEFAULT_TILE_OVERLAP) -> 'Interpolator':
     """Loads a released SavedModel dir, a `.npz`, or our weight file; None: the built-in model.
 
     Options not given are read from the weight file or inferred from the weight shapes;
@@ -227,7 +279,8 @@ class Interpolator:
         loaded = tf.saved_model.load(local)
         fp = weights_lib.fingerprint_saved_model(loaded)
         return cls(saved_model=loaded, align=align, fingerprint=fp, source=str(path),
-                   flip_average=flip_average, padding=padding, flip_weights=flip_weights)
+                   flip_average=flip_average, padding=padding, flip_weights=flip_weights,
+                   tile=tile, tile_overlap=tile_overlap)
       try:
         if is_saved_model:
           weights, file_options = weights_lib.read_saved_model(local)
@@ -246,7 +299,7 @@ class Interpolator:
       options = options or file_options or weights_lib.infer_options(weights)
       return cls.from_weights(weights, options, align=align, source=str(path),
                               flip_average=flip_average, padding=padding, precision=precision,
-                              flip_weights=flip_weights)
+                              flip_weights=flip_weights, tile=tile, tile_overlap=tile_overlap)
     except (ValueError, KeyError) as e:
       raise ValueError(f'cannot load film_net model from {path}: {e}') from e
 
@@ -306,13 +359,35 @@ class Interpolator:
       raise ValueError(f'x0 and x1 batch sizes differ: {x0.shape[0]} vs {x1.shape[0]}')
     height, width = x0.shape[1:3]
     self._check_size(height, width)
-    p0, p1 = self._pad(x0), self._pad(x1)
-    if self.engine == 'savedmodel':
-      mid = self._saved_model_pair(p0, p1)
-    else:
-      mid = self._mid_from_features(self._extract(p0), self._extract(p1))
     self.model_calls += x0.shape[0]
-    return self._crop(mid, height, width)
+    return self._whole_or_tiled_mid(x0, x1)
+
+  def _whole_or_tiled_mid(self, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
+    """The mid frames of (B,H,W,3) inputs: the model on the whole frames, or on `tile`s."""
+    height, width = x0.shape[1:3]
+    if not self._tiled(height, width):
+      return self._crop(self._pair_mid(self._pad(x0), self._pad(x1)), height, width)
+    mid = np.zeros(x0.shape, np.float32)
+    total = np.zeros((height, width, 1), np.float32)
+    rows, columns = (tile_spans(n, self.tile, self.tile_overlap) for n in (height, width))
+    for (top, bottom), row_ramp in zip(rows, tile_ramps(rows)):
+      for (left, right), column_ramp in zip(columns, tile_ramps(columns)):
+        box = np.s_[:, top:bottom, left:right]
+        part = self._crop(self._pair_mid(self._pad(x0[box]), self._pad(x1[box])),
+                          bottom - top, right - left)
+        weight = np.outer(row_ramp, column_ramp)[..., None]
+        mid[box] += weight * part
+        total[top:bottom, left:right] += weight
+    return mid / total
+
+  def _tiled(self, height: int, width: int) -> bool:
+    return bool(self.tile) and max(height, width) > self.tile
+
+  def _pair_mid(self, p0: tf.Tensor, p1: tf.Tensor) -> tf.Tensor:
+    """The padded mid frame of padded inputs, features extracted for this call only."""
+    if self.engine == 'savedmodel':
+      return self._saved_model_pair(p0, p1)
+    return self._mid_from_features(self._extract(p0), self._extract(p1))
 
   def _saved_model_pair(self, p0: tf.Tensor, p1: tf.Tensor) -> tf.Tensor:
     """The padded mid frame from padded inputs, flip-averaged if asked, with whole-model calls."""
@@ -392,6 +467,8 @@ class Interpolator:
 
   def _frame_state(self, frame: np.ndarray):
     """(frame, padded, features): what every call that takes this frame needs."""
+    if self._tiled(*frame.shape[:2]):  # each call pads and extracts its tiles itself
+      return frame, None, None
     padded = self._pad(frame)
     if self.net is None:  # savedmodel engine: whole-model calls, no features to keep
       return frame, padded, None
@@ -403,7 +480,9 @@ class Interpolator:
     height, width = a[0].shape[:2]
     # Mid frames are fed back unchecked: the model's output is not clipped (the released tools
     # recurse on it as it is), and frames checked once stay checked.
-    if self.engine == 'savedmodel':
+    if self._tiled(height, width):
+      mid = self._whole_or_tiled_mid(a[0][None], b[0][None])[0]
+    elif self.engine == 'savedmodel':
       mid = self._crop(self._saved_model_pair(a[1], b[1]), height, width)[0]
     else:
       mid = self._crop(self._mid_from_features(a[2], b[2]), height, width)[0]

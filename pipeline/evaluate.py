@@ -94,12 +94,15 @@ def parse_known_args(argv):
   flags.add_flip_average_flags(parser)
   parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
                       help='arithmetic inside the model\'s convolutions (see pipeline.run)')
+  flags.add_tile_flags(parser)
   parser.add_argument('--leave_one_out', action='store_true',
                       help='input is footage: interpolate frames i and i+2, compare with i+1')
   parser.add_argument('--stride', type=flags.positive_int, default=1,
                       help='with --leave_one_out: evaluate every stride-th triplet of a clip')
   parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
-  return pipeline_flags.parse_with_beam_flags(parser, argv, 'the evaluation')
+  known, beam_args = pipeline_flags.parse_with_beam_flags(parser, argv, 'the evaluation')
+  flags.check_tile_flags(parser, known)
+  return known, beam_args
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,19 +199,20 @@ class EvaluateTriplet(beam.DoFn):
   """Triplet -> one row per method; writes the comparison PNG."""
 
   def __init__(self, baselines, model_path, use_model, align, png_dir, flip_average=None,
-               precision='float32'):
+               precision='float32', tile=None):
     self._baseline_names = baselines
     self._model_path = model_path
     self._use_model = use_model
     self._align = align
     self._flip_average = flip_average
     self._precision = precision
+    self._tile = tile
     self._png_dir = png_dir
     self._methods = None
     # One model per process, shared by its threads; on local runs the launcher's own load.
     self._shared = shared.Shared()
     self._model_tag = interpolate.model_tag(model_path, align or None, uuid.uuid4().hex,
-                                            flip_average, precision)
+                                            flip_average, precision, tile)
 
   def setup(self):
     # Chosen where the job was launched; a worker without OpenCV or ffmpeg (Dataflow's image has
@@ -227,7 +231,7 @@ class EvaluateTriplet(beam.DoFn):
     as long as the launcher holds it."""
     return self._shared.acquire(
         lambda: interpolate.load_model(self._model_path, self._align or None,
-                                       self._flip_average, self._precision),
+                                       self._flip_average, self._precision, self._tile),
         tag=self._model_tag)
 
   def process(self, triplet):
@@ -379,7 +383,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   # local runs' workers share this load (it stays referenced until the job is done).
   evaluate = EvaluateTriplet(baselines, known.model_path, not known.no_model, known.align,
                              None if known.no_png else files.join(known.output, 'comparisons'),
-                             known.flip_average, known.precision)
+                             known.flip_average, known.precision,
+                             interpolate.tile_setting(known))
   inference = {'flip_average': None, 'padding': None, 'flip_weights': None}
   if not known.no_model:
     model = evaluate.acquire_model()
@@ -389,6 +394,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
               'align': known.align, **inference,
               'precision': None if known.no_model else known.precision,
+              'tile': None if known.no_model else interpolate.tile_setting(known),
               'baselines': baselines,
               'skipped_baselines': skipped, 'triplets_listed': len(triplets)}
   if known.leave_one_out:

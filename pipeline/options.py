@@ -51,6 +51,7 @@ def build_parser():
                            '~1.35x faster on CPUs with AVX512_BF16 or AMX and GPUs from Ampere '
                            'on (built-in model: within 0.03 dB), slower elsewhere. Default '
                            'float32.')
+  flags.add_tile_flags(parser)
   parser.add_argument('--max_pixels', type=flags.positive_int, default=DEFAULT_MAX_PIXELS,
                       help=f'Refuse frames with more pixels than this (decompression-bomb guard, '
                            f'default {DEFAULT_MAX_PIXELS}).')
@@ -99,7 +100,9 @@ def output_folder(text):
 def parse_known_args(argv):
   """(pipeline args namespace, remaining Beam args); exits with a usage error (status 2) on a
   flag that neither this pipeline nor Beam knows."""
-  known, beam_args = parse_with_beam_flags(build_parser(), argv, 'the pipeline')
+  parser = build_parser()
+  known, beam_args = parse_with_beam_flags(parser, argv, 'the pipeline')
+  flags.check_tile_flags(parser, known)
   known.run_id = known.run_id or new_run_id()
   known.input = known.input.rstrip('/') if len(known.input) > 1 else known.input
   known.output = known.output.rstrip('/') if len(known.output) > 1 else known.output

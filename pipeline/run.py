@@ -127,7 +127,8 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
       | 'InterpolateUnits' >> beam.ParDo(interpolate.InterpolateUnits(
           known.output, known.run_id, known.model_path, fingerprint, known.times_to_interpolate,
           known.align or None, known.max_pixels, known.reprocess, progress_dir,
-          shared_handle, known.flip_average, known.precision)).with_outputs(
+          shared_handle, known.flip_average, known.precision,
+          interpolate.tile_setting(known))).with_outputs(
               'errors', 'frames', main='pairs'))
   errors = (found.errors, results.errors) | 'AllErrors' >> beam.Flatten()
   pair_files = (
@@ -189,12 +190,14 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   if not (dry_run and _model_is_remote(known.model_path)):
     model = handle.acquire(
         lambda: interpolate.load_model(known.model_path, known.align or None, known.flip_average,
-                                       known.precision),
+                                       known.precision, interpolate.tile_setting(known)),
         tag=interpolate.model_tag(known.model_path, known.align or None, known.run_id,
-                                  known.flip_average, known.precision))
+                                  known.flip_average, known.precision,
+                                  interpolate.tile_setting(known)))
     fingerprint = model.fingerprint
   run_options = {k: getattr(known, k) for k in ('times_to_interpolate', 'pairs_per_unit', 'align',
-                                                 'flip_average', 'precision', 'max_pixels',
+                                                 'flip_average', 'precision', 'tile',
+                                                 'tile_overlap', 'max_pixels',
                                                  'reprocess')}
   if model is not None:  # unset, the model file chose
     run_options.update(flip_average=model.flip_average, padding=model.padding,

@@ -192,6 +192,28 @@ def test_flip_average_scores_the_averaged_prediction(tmp_path):
     assert report['mean']['model']['l1'] == pytest.approx(scores[flip], rel=1e-6)
 
 
+def test_tiles_score_the_tiled_prediction_and_are_recorded(tmp_path):
+  from film_net import Interpolator, Options
+  model_path = str(tmp_path / 'tiny_model.npz')
+  Interpolator.random(options=Options.tiny(), seed=0, align=64).save(model_path)
+  for name, frame in zip(('frame10.png', 'frame10i11.png', 'frame11.png'),
+                         _shift_triplet(h=64, w=160)):
+    _save(str(tmp_path / 'in' / 'shift' / name), frame)
+  x0, truth, x1 = (np.asarray(Image.open(tmp_path / 'in' / 'shift' / n), np.float32) / 255
+                   for n in ('frame10.png', 'frame10i11.png', 'frame11.png'))
+  out = str(tmp_path / 'out')
+  evaluate.run(['--input', str(tmp_path / 'in'), '--output', out, '--model_path', model_path,
+                '--baselines', '', '--no_png', '--tile', '64', '--tile_overlap', '16'])
+  report = json.load(open(os.path.join(out, 'results.json')))
+  assert report['tile'] == [64, 16]
+  tiled = Interpolator.from_path(model_path, align=64, tile=64, tile_overlap=16)
+  whole = Interpolator.from_path(model_path, align=64)
+  assert report['mean']['model']['l1'] == pytest.approx(
+      quality.metrics(tiled(x0, x1), truth)['l1'], rel=1e-5)
+  assert report['mean']['model']['l1'] != pytest.approx(
+      quality.metrics(whole(x0, x1), truth)['l1'], rel=1e-5)
+
+
 def test_leave_one_out_on_a_folder_that_is_itself_one_clip(tmp_path):
   for i in range(4):
     _save(str(tmp_path / 'reel 7' / f'{i}.png'), np.zeros((8, 8, 3), np.float32))

@@ -151,6 +151,71 @@ def test_no_features_are_extracted_when_nothing_is_made():
   np.testing.assert_array_equal(out[2], frames[2])
 
 
+@pytest.mark.parametrize('size,tile,overlap', [
+    (1080, 512, 128), (1920, 512, 128), (3840, 1024, 128), (513, 512, 128), (640, 256, 0),
+    (100, 512, 128), (512, 512, 64)])
+def test_tile_spans_cover_the_side_with_the_fewest_tiles_overlapping_enough(size, tile, overlap):
+  spans = interpolator.tile_spans(size, tile, overlap)
+  if size <= tile:
+    assert spans == [(0, size)]
+    return
+  assert spans[0][0] == 0 and spans[-1][1] == size
+  assert all(stop - start == tile for start, stop in spans)
+  assert all(a[1] - b[0] >= overlap for a, b in zip(spans, spans[1:]))
+  # One tile fewer, however placed, could not overlap by `overlap`.
+  assert (len(spans) - 1) * tile - (len(spans) - 2) * overlap < size
+
+
+def test_tile_ramps_are_positive_and_one_where_a_single_tile_covers():
+  spans = interpolator.tile_spans(160, 64, 16)
+  assert spans == [(0, 64), (48, 112), (96, 160)]
+  ramps = interpolator.tile_ramps(spans)
+  assert all(r.min() > 0 for r in ramps)
+  np.testing.assert_array_equal(ramps[0][:48], 1)
+  np.testing.assert_array_equal(ramps[1][16:48], 1)
+  # Across an overlap the two ramps cross linearly and sum to 1.
+  np.testing.assert_allclose(ramps[0][48:] + ramps[1][:16], 1, atol=1e-6)
+  np.testing.assert_allclose(ramps[1][:16], (np.arange(16) + 0.5) / 16)
+
+
+def test_tiled_frames_are_each_tiles_mid_frame_blended_across_the_overlaps(interp):
+  tiled = Interpolator.random(Options.tiny(), seed=0, align=64, tile=64, tile_overlap=16)
+  assert tiled.fingerprint == interp.fingerprint + '+tile64o16'
+  rng = np.random.default_rng(5)
+  x0, x1 = _frames(rng, 1, 64, 160, 3), _frames(rng, 1, 64, 160, 3)
+  out = tiled(x0, x1)
+  assert out.shape == (1, 64, 160, 3) and tiled.feature_calls == 6  # 3 tiles, 2 frames each
+  parts = [interp(x0[:, :, a:b], x1[:, :, a:b]) for a, b in [(0, 64), (48, 112), (96, 160)]]
+  np.testing.assert_allclose(out[:, :, :48], parts[0][:, :, :48], atol=1e-6)
+  np.testing.assert_allclose(out[:, :, 64:96], parts[1][:, :, 16:48], atol=1e-6)
+  np.testing.assert_allclose(out[:, :, 112:], parts[2][:, :, 16:], atol=1e-6)
+  ramp = ((np.arange(16) + 0.5) / 16)[None, None, :, None]
+  np.testing.assert_allclose(out[:, :, 48:64],
+                             (1 - ramp) * parts[0][:, :, 48:] + ramp * parts[1][:, :, :16],
+                             atol=1e-6)
+  # A frame within one tile runs whole, as without tiles.
+  small = _frames(rng, 1, 50, 64, 3), _frames(rng, 1, 50, 64, 3)
+  np.testing.assert_array_equal(tiled(*small), interp(*small))
+
+
+def test_recursion_over_tiles_feeds_each_tiled_mid_frame_back():
+  tiled = Interpolator.random(Options.tiny(), seed=0, align=64, tile=64, tile_overlap=16)
+  rng = np.random.default_rng(6)
+  x0, x1 = _frames(rng, 64, 160, 3), _frames(rng, 64, 160, 3)
+  frames = tiled.recursive([x0, x1], 2)
+  assert len(frames) == 5 and tiled.model_calls == 3 and tiled.feature_calls == 18
+  np.testing.assert_allclose(frames[2], tiled(x0, x1), atol=1e-6)
+  np.testing.assert_allclose(frames[1], tiled(x0, frames[2]), atol=1e-6)
+  np.testing.assert_allclose(frames[3], tiled(frames[2], x1), atol=1e-6)
+
+
+def test_tile_settings_the_model_cannot_run_are_refused():
+  with pytest.raises(ValueError, match='tile_overlap must be in'):
+    Interpolator.random(Options.tiny(), tile=64, tile_overlap=64)
+  with pytest.raises(ValueError, match='tile=8 is too small for this model'):
+    Interpolator.random(Options.tiny(), align=None, tile=8, tile_overlap=2)
+
+
 def _transposed(x):
   return np.transpose(x, (0, 2, 1, 3))
 

@@ -157,6 +157,36 @@ def test_bfloat16_precision_is_its_own_output_and_recorded(tmp_path, tiny_model)
   assert summary['model_fingerprint'].endswith('+bfloat16')
 
 
+def test_tiled_frames_are_their_own_output_and_recorded(tmp_path, tiny_model):
+  model_path, whole = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  frames = make_clip(archive / 'clip', 2, width=160, height=64, seed=6)
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}']
+  assert _metric(run_module.run(argv + ['--run_id=whole']), 'model_calls') == 1
+  tiled = run_module.run(argv + ['--run_id=tiled', '--tile=64', '--tile_overlap=16'])
+  assert _metric(tiled, 'model_calls') == 1 and _metric(tiled, 'pairs_skipped') == 0
+  model = Interpolator.from_path(model_path, align=64, tile=64, tile_overlap=16)
+  floats = [f.astype(np.float32) / 255 for f in frames]
+  expected = (np.clip(model(floats[0], floats[1]), 0, 1) * 255 + 0.5).astype(np.uint8)
+  got = read_png(os.path.join(output, 'clip', 'frame_000001.png'))
+  assert np.abs(got.astype(int) - expected).max() <= 1
+  unexpected = (np.clip(whole(floats[0], floats[1]), 0, 1) * 255 + 0.5).astype(np.uint8)
+  assert np.abs(got.astype(int) - unexpected).max() > 1
+  summary = json.load(open(os.path.join(output, '_runs', 'tiled', 'summary.json')))
+  assert summary['options']['tile'] == 64 and summary['options']['tile_overlap'] == 16
+  assert summary['model_fingerprint'] == model.fingerprint
+  again = run_module.run(argv + ['--run_id=again', '--tile=64', '--tile_overlap=16'])
+  assert _metric(again, 'model_calls') == 0 and _metric(again, 'pairs_skipped') == 1
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--tile=32'], 'argument --tile: must be 0 (whole frames) or >= 64, got 32'),
+    (['--tile=64', '--tile_overlap=64'], '--tile_overlap (64) must be less than --tile (64)')])
+def test_tile_flags_the_model_cannot_run_are_usage_errors(tmp_path, capsys, flags, message):
+  status = run_module.main([f'--input={tmp_path}', f'--output={tmp_path / "out"}', *flags])
+  assert status == 2 and message in capsys.readouterr().err
+
+
 def test_killed_run_is_completed_by_a_rerun(tmp_path, tiny_model):
   """Simulates a kill: some frames, markers and temporaries missing or left; a re-run repairs."""
   model_path, _ = tiny_model

@@ -37,28 +37,37 @@ from transforms import records
 # Bump when the pixels written for the same model and inputs change (it invalidates markers).
 OUTPUT_FORMAT_VERSION = 1
 _WRITE_THREADS = 4
+# What TensorFlow (GPU or CPU allocator) and Python raise when the model's activations do not fit.
+_OUT_OF_MEMORY = ('ResourceExhaustedError', 'MemoryError')
 
 
 class ModelError(RuntimeError):
   """The model could not be loaded; the message says which and why."""
 
 
-def load_model(model_path, align, flip_average=None, precision='float32'):
+def load_model(model_path, align, flip_average=None, precision='float32', tile=None):
   """Loads `model_path` (None: the built-in model) or raises ModelError with a clear message.
 
-  `flip_average` None: as the weight file says (`Interpolator.from_path`)."""
+  `flip_average` None: as the weight file says (`Interpolator.from_path`); `tile`: None (whole
+  frames) or (tile, tile_overlap) in pixels."""
   try:
     from film_net import Interpolator  # pylint: disable=import-outside-toplevel
+    size, overlap = tile or (None, 0)
     return Interpolator.from_path(model_path or None, align=align, flip_average=flip_average,
-                                  precision=precision)
+                                  precision=precision, tile=size, tile_overlap=overlap)
   except Exception as e:  # pylint: disable=broad-except
     where = model_path or 'the built-in default model (film_net/default_model/)'
     raise ModelError(f'cannot load the film_net model from {where}: {type(e).__name__}: {e}') from e
 
 
-def model_tag(model_path, align, run_id, flip_average=None, precision='float32'):
+def model_tag(model_path, align, run_id, flip_average=None, precision='float32', tile=None):
   """Key of the shared model: one load per process per run (the launcher's counts, in memory)."""
-  return f'{model_path}|{align}|{flip_average}|{precision}|{run_id}'
+  return f'{model_path}|{align}|{flip_average}|{precision}|{tile}|{run_id}'
+
+
+def tile_setting(known):
+  """`load_model`'s `tile` from parsed `--tile` / `--tile_overlap` flags."""
+  return (known.tile, known.tile_overlap) if known.tile else None
 
 
 def frame_name(index):
@@ -117,7 +126,7 @@ class InterpolateUnits(beam.DoFn):
 
   def __init__(self, output, run_id, model_path, fingerprint, times_to_interpolate, align,
                max_pixels, reprocess, progress_dir=None, shared_handle=None, flip_average=None,
-               precision='float32'):
+               precision='float32', tile=None):
     self._output = output
     self._run_id = run_id
     self._model_path = model_path
@@ -126,6 +135,7 @@ class InterpolateUnits(beam.DoFn):
     self._align = align
     self._flip_average = flip_average
     self._precision = precision
+    self._tile = tile
     self._max_pixels = max_pixels
     self._reprocess = reprocess
     self._progress_dir = progress_dir
@@ -140,9 +150,10 @@ class InterpolateUnits(beam.DoFn):
 
   def setup(self):
     tag = model_tag(self._model_path, self._align, self._run_id, self._flip_average,
-                    self._precision)
+                    self._precision, self._tile)
     self._model = self._shared.acquire(
-        lambda: load_model(self._model_path, self._align, self._flip_average, self._precision),
+        lambda: load_model(self._model_path, self._align, self._flip_average, self._precision,
+                           self._tile),
         tag=tag)
     if self._model.fingerprint != self._fingerprint:
       raise ModelError(f'model at {self._model_path} changed during the run: fingerprint '
@@ -284,8 +295,11 @@ class InterpolateUnits(beam.DoFn):
       except Exception as e:  # pylint: disable=broad-except
         for i in range(first, last + 1):
           failed[i] = f'model failed: {type(e).__name__}: {e}'
+        hint = ''
+        if type(e).__name__ in _OUT_OF_MEMORY and not self._tile:
+          hint = ' (out of memory: --tile runs frames as tiles, e.g. --tile 1024)'
         yield self._error(uris[first:last + 2], 'model', e,
-                          f'model failed on {uris[first]} .. {uris[last + 1]}: {e}')
+                          f'model failed on {uris[first]} .. {uris[last + 1]}: {e}{hint}')
       model_seconds += time.perf_counter() - t_model
 
     written, write_seconds, write_errors = {}, 0.0, {}
