@@ -332,6 +332,32 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
   assert [r['status'] for r in later] == ['skipped', 'skipped']
 
 
+def test_a_run_overlapping_another_does_not_fail_on_what_the_other_deleted(tmp_path,
+                                                                           monkeypatch):
+  """Two runs at once on one output (a nightly run started while the last still runs) list the
+  same stale frames and markers; the second to delete must not fail for those the first got."""
+  from transforms import files, interpolate  # pylint: disable=import-outside-toplevel
+  output = tmp_path / 'out'
+  (output / 'clip').mkdir(parents=True)
+  (output / '_markers' / 'clip').mkdir(parents=True)
+  for i in range(9):
+    (output / 'clip' / interpolate.frame_name(i)).write_bytes(b'frame')
+  (output / '_markers' / 'clip' / 'pair_000001-000000005-000000008-abc.done').write_bytes(b'{}')
+  real_match = files.match
+
+  def match_then_the_other_run_deletes(path, pattern=None):
+    listing = real_match(path, pattern)
+    for m in listing:
+      if m.path.endswith('.done') or int(m.path[-10:-4]) > 4:
+        os.remove(m.path)
+    return listing
+
+  monkeypatch.setattr(files, 'match', match_then_the_other_run_deletes)
+  assert interpolate.remove_frames_after(str(output), 'clip', 4) == 4
+  assert sorted(os.listdir(output / 'clip')) == [interpolate.frame_name(i) for i in range(5)]
+  assert os.listdir(output / '_markers' / 'clip') == []
+
+
 def test_a_one_frame_clip_is_copied_once_and_a_rerun_leaves_it_alone(tmp_path):
   """A frame in no pair has no pair marker: it gets one of its own, keyed by the input file."""
   import apache_beam as beam  # pylint: disable=import-outside-toplevel

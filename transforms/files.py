@@ -13,6 +13,7 @@ import shutil
 import uuid
 import warnings
 
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 # Top-level names under --output that belong to the pipeline, never to a clip.
@@ -70,6 +71,17 @@ def write_atomic(path, data, tmp_root):
   with FileSystems.create(tmp) as f:
     f.write(data)
   FileSystems.rename([tmp], [path])
+
+
+def delete_files(paths):
+  """Deletes the files `paths`; one already gone is no error: a run overlapping this one on the
+  same output (a nightly run started while the last still runs) may have deleted it since we
+  listed it, and the local filesystem fails the whole delete for it."""
+  try:
+    FileSystems.delete(paths)
+  except BeamIOError:
+    if any(FileSystems.exists(p) for p in paths):
+      raise
 
 
 def delete_tree(path):

@@ -27,7 +27,6 @@ import time
 import uuid
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.utils import shared
 
 from transforms import files
@@ -100,7 +99,7 @@ def delete_markers(output, clip, overlapping, keep=()):
                         for lo, hi in overlapping):
       stale.append(m.path)
   if stale:
-    FileSystems.delete(stale)
+    files.delete_files(stale)
 
 
 def remove_frames_after(output, clip, last_index):
@@ -117,7 +116,7 @@ def remove_frames_after(output, clip, last_index):
            if (found := _FRAME_NAME.search(m.path)) and int(found.group(1)) > last_index
            and m.path.rsplit('/', 1)[0].rstrip('/') == folder.rstrip('/')]
   if stale:
-    FileSystems.delete(stale)
+    files.delete_files(stale)
   return len(stale)
 
 
