@@ -1,4 +1,5 @@
 """Training: loss goes down, and an interrupted run resumes to the same weights."""
+import argparse
 import contextlib
 import io
 import json
@@ -366,3 +367,38 @@ def test_clips_mix_real_frames_cropped_together(tmp_path):
   argv = _args(tmp_path / 'run', 3, '--clips', str(tmp_path), '--crop', '32')
   with pytest.raises(SystemExit, match='f0.png is 40x30, smaller than the 32px training crop'):
     train.main(argv)
+
+
+def _clip(folder, sizes):
+  """A clip of frames of these (width, height), brightening; returns the frame paths."""
+  folder.mkdir(parents=True)
+  paths = []
+  for i, (width, height) in enumerate(sizes):
+    paths.append(folder / f'f{i}.png')
+    Image.fromarray(np.full((height, width, 3), 60 * i, np.uint8)).save(paths[-1])
+  return paths
+
+
+def test_clips_that_cannot_be_trained_on_stop_before_training_with_one_line_naming_them(
+    tmp_path):
+  """Each of these ended in a traceback, trained on frames cropped out of line with each other
+  (a clip of mixed sizes), or failed only at the step that drew the frame, hanging there."""
+  good = _clip(tmp_path / 'good' / 'c', [(40, 30)] * 3)
+  _clip(tmp_path / 'one' / 'c', [(40, 30)])
+  mixed = _clip(tmp_path / 'mixed' / 'c', [(40, 30), (40, 30), (48, 30)])
+  later = _clip(tmp_path / 'later' / 'c', [(40, 30)] * 3)
+  later[1].write_bytes(b'not a png')
+  first = _clip(tmp_path / 'first' / 'c', [(40, 30)] * 3)
+  first[0].write_bytes(b'not a png')
+  cases = [(tmp_path / 'nosuch', f'--clips {tmp_path / "nosuch"}: no such folder'),
+           (tmp_path / 'one', 'no clip folder with at least 3 frames'),
+           (good[0], f'--clips {good[0]}: is a file; --clips takes a folder of clips'),
+           (tmp_path / 'mixed', f'{mixed[2]} is 48x30, but {mixed[0]} of the same clip is 40x30'),
+           (tmp_path / 'later', f'{later[1]} is not a readable image (no PNG, JPEG or TIFF'),
+           (tmp_path / 'first', f'{first[0]} is not a readable image (no PNG, JPEG or TIFF')]
+  for clips, message in cases:
+    with pytest.raises(SystemExit) as stop:
+      training.load_clips(argparse.Namespace(clips=str(clips), crop=16))
+    assert message in str(stop.value) and '\n' not in str(stop.value), (clips, stop.value)
+  assert len(training.load_clips(argparse.Namespace(clips=str(tmp_path / 'good'), crop=16))) == 1
+
