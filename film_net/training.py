@@ -57,11 +57,19 @@ def check_views(batch_size: int, views_per_scene: int) -> None:
                      'and be between 1 and 8')
 
 
+class BadClipFrame(ValueError):
+  """A frame of --clips that a batch could not use; the message names the file and why."""
+
+
 def _crop_triplet(rng, triplet, crop: int):
   """A joint random square crop of a real triplet's three frames, decoded as the pipeline does."""
   from transforms import files, images  # pylint: disable=import-outside-toplevel
-  frames = [images.decode(files.read_bytes(p), p).rgb()
-            for p in (triplet.frame0, triplet.truth, triplet.frame1)]
+  frames = []
+  for path in (triplet.frame0, triplet.truth, triplet.frame1):
+    try:
+      frames.append(images.decode(files.read_bytes(path), path).rgb())
+    except Exception as e:  # truncated past its header, or a failed read from cloud storage
+      raise BadClipFrame(f'{path}: {e}') from e
   h, w = frames[0].shape[:2]
   if h < crop or w < crop:
     raise ValueError(f'{triplet.frame0}: {w}x{h} is smaller than the {crop}px training crop')

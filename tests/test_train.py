@@ -5,6 +5,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from film_net import weights as weights_lib
 from film_net.model import FilmNet
 from transforms.clips import clip_triplets
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = json.dumps(Options.tiny().to_dict())
 
 
@@ -402,3 +405,17 @@ def test_clips_that_cannot_be_trained_on_stop_before_training_with_one_line_nami
     assert message in str(stop.value) and '\n' not in str(stop.value), (clips, stop.value)
   assert len(training.load_clips(argparse.Namespace(clips=str(tmp_path / 'good'), crop=16))) == 1
 
+
+def test_a_frame_that_fails_mid_run_stops_training_with_one_line(tmp_path):
+  """A frame whose header reads but whose data is cut short fails when a batch draws it: the
+  trainer stops with a line naming it (under tf.data: a traceback, after which it could hang)."""
+  frames = _clip(tmp_path / 'clips' / 'c', [(40, 30)] * 3)
+  data = frames[1].read_bytes()
+  frames[1].write_bytes(data[:len(data) // 2])
+  argv = _args(tmp_path / 'run', 3, '--crop', '16', '--clips', str(tmp_path / 'clips'),
+               '--clips_fraction', '1')
+  result = subprocess.run([sys.executable, '-m', 'film_net.train', *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+  last = result.stderr.strip().splitlines()[-1]
+  assert result.returncode == 1 and last.startswith(f'--clips: {frames[1]}: '), result.stderr
+  assert 'truncated' in last and 'stopped at step 0' in last
