@@ -89,7 +89,8 @@ def add_flip_average_flags(parser: argparse.ArgumentParser, what: str = 'each pa
       help=f'Also run {what} flipped about its diagonal (transposed) and mix the two mid frames '
            '(the built-in model weights each pixel by how well each run\'s warped inputs agree): '
            'better frames (+0.4 dB on Middlebury-Other with the built-in model) for 1.6-1.9x the '
-           'model time. Default: as the model file says (on for the built-in model, off for '
-           'others); --flip_average=false or --no_flip_average turns it off.')
+           'model time. Default: as the model file says (on for the built-in model and the '
+           'files trained on from it, off for others); --flip_average=false or '
+           '--no_flip_average turns it off.')
   parser.add_argument('--no_flip_average', dest='flip_average', action='store_const',
                       const=False, help=f'Run {what} once (same as --flip_average=false).')

@@ -142,8 +142,9 @@ class Interpolator:
   still street +0.27), rendered held-out sets +0.02 / +0.08 / +0.14 dB, tripod shots +1.1.
 
   `from_path` takes these from the weight file (`weights.inference_defaults`): the built-in model
-  runs flip-averaged (its 1080p frame stays inside its speed budget with it) and mirror padded;
-  other models run each pair once, zero padded.
+  runs flip-averaged (its 1080p frame stays inside its speed budget with it) and mirror padded,
+  and so do the files trained on from it (training carries that meta); other models run each
+  pair once, zero padded.
 
   `precision='bfloat16'` (native engine; `FilmNet`'s) multiplies in bfloat16 inside the
   convolutions, except those at the output's resolution (`specs.output_resolution_convs`), and

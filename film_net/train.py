@@ -13,6 +13,9 @@ evaluation only and is never read here.
 from __future__ import annotations
 
 import argparse
+import collections
+import concurrent.futures
+import contextlib
 import json
 import os
 import sys
@@ -166,6 +169,28 @@ def _write_json(path: str, data: dict) -> None:
   os.replace(tmp, path)
 
 
+def prefetched(make_batch, steps, ahead: int = 2):
+  """make_batch(step) for each of `steps` in order, up to `ahead` of them made in a thread while
+  the model trains (TensorFlow lets go of the GIL).
+
+  Not tf.data: when a batch failed there (a frame of --clips truncated, a failed read from cloud
+  storage), its iterator waited at exit, holding the GIL, on a Python call that needed it, and
+  the process hung after the traceback instead of stopping. Here the error is raised as it is.
+  """
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    pending = collections.deque()
+    try:
+      for step in steps:
+        pending.append(pool.submit(make_batch, step))
+        if len(pending) > ahead:
+          yield pending.popleft().result()
+      while pending:
+        yield pending.popleft().result()
+    finally:
+      for future in pending:
+        future.cancel()
+
+
 def parse_args(argv):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   training.add_arguments(p)
@@ -195,21 +220,21 @@ def main(argv=None) -> int:
   scenes = render.scene_options(args)
 
   start_step = int(trainer.step.numpy())
-  steps = tf.data.Dataset.range(start_step, max(start_step, args.steps))
-  batches = steps.map(
-      lambda s: tf.numpy_function(
-          lambda s: training.make_batch(args.seed, int(s), args.batch_size, args.crop,
-                                        args.max_motion, clips, args.clips_fraction,
-                                        args.views_per_scene, **scenes),
-          [s], [tf.float32] * 3, stateful=False),
-      num_parallel_calls=1, deterministic=True).prefetch(2)
-
-  training.run_steps(
-      args, batches, lambda batch: trainer.train_step(*batch),
-      current_step=lambda: int(trainer.step.numpy()),
-      learning_rate=lambda: float(trainer.optimizer.learning_rate),
-      save=lambda seconds: trainer.save(seconds, data),
-      seconds_before=float(trainer.meta.get('seconds', 0.0)))
+  steps = range(start_step, max(start_step, args.steps))
+  make = lambda step: training.make_batch(args.seed, step, args.batch_size, args.crop,
+                                          args.max_motion, clips, args.clips_fraction,
+                                          args.views_per_scene, **scenes)
+  with contextlib.closing(prefetched(make, steps)) as batches:
+    try:
+      training.run_steps(
+          args, batches, lambda batch: trainer.train_step(*batch),
+          current_step=lambda: int(trainer.step.numpy()),
+          learning_rate=lambda: float(trainer.optimizer.learning_rate),
+          save=lambda seconds: trainer.save(seconds, data),
+          seconds_before=float(trainer.meta.get('seconds', 0.0)))
+    except training.BadClipFrame as e:
+      raise SystemExit(f'--clips: {e}; stopped at step {int(trainer.step.numpy())}, a resume '
+                       'goes on from the last checkpoint') from None
   return 0
 
 

@@ -7,7 +7,6 @@ files, so a run can move between them.
 """
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import time
@@ -58,11 +57,19 @@ def check_views(batch_size: int, views_per_scene: int) -> None:
                      'and be between 1 and 8')
 
 
+class BadClipFrame(ValueError):
+  """A frame of --clips that a batch could not use; the message names the file and why."""
+
+
 def _crop_triplet(rng, triplet, crop: int):
   """A joint random square crop of a real triplet's three frames, decoded as the pipeline does."""
   from transforms import files, images  # pylint: disable=import-outside-toplevel
-  frames = [images.decode(files.read_bytes(p), p).rgb()
-            for p in (triplet.frame0, triplet.truth, triplet.frame1)]
+  frames = []
+  for path in (triplet.frame0, triplet.truth, triplet.frame1):
+    try:
+      frames.append(images.decode(files.read_bytes(path), path).rgb())
+    except Exception as e:  # truncated past its header, or a failed read from cloud storage
+      raise BadClipFrame(f'{path}: {e}') from e
   h, w = frames[0].shape[:2]
   if h < crop or w < crop:
     raise ValueError(f'{triplet.frame0}: {w}x{h} is smaller than the {crop}px training crop')
@@ -235,24 +242,59 @@ def carried_meta(meta: dict) -> dict:
 
 
 def load_clips(args) -> list | None:
-  """The real triplets of --clips, or None; an empty folder is an error."""
+  """The real triplets of --clips, or None; what cannot be trained on stops the run here, with
+  one line naming the path."""
   if not args.clips:
     return None
-  from transforms.clips import clip_triplets  # pylint: disable=import-outside-toplevel
-  clips = clip_triplets(args.clips)
+  from transforms.clips import clip_frames, clip_triplets  # pylint: disable=import-outside-toplevel
+  try:
+    frames_by_clip = clip_frames(args.clips)
+  except Exception as e:  # pylint: disable=broad-except  # no such bucket, no access, ...
+    raise SystemExit(f'--clips {args.clips}: cannot be listed ({type(e).__name__}: {e})')
+  clips = clip_triplets(args.clips, frames_by_clip=frames_by_clip)
   if not clips:
-    raise SystemExit(f'--clips {args.clips}: no clip folder with at least 3 frames')
-  # Sizes are checked here, from each clip's first frame header: drawn mid-run, a clip smaller
-  # than the crop would stop training at a step that every resume would reach again.
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  from transforms import files  # pylint: disable=import-outside-toplevel
-  for first in {c.clip: c.frame0 for c in reversed(clips)}.values():
-    with Image.open(io.BytesIO(files.read_bytes(first))) as image:
-      width, height = image.size
+    raise SystemExit(f'--clips {args.clips}: {_no_clips(args.clips)}')
+  # Every frame's header is read here: drawn mid-run, a frame that is no image, one smaller than
+  # the crop, or one of another size than its clip's other frames (cropped out of line with
+  # them, or short of the crop) would stop or spoil training at a step every resume reaches.
+  for clip in dict.fromkeys(c.clip for c in clips):
+    first, *rest = frames_by_clip[clip]
+    width, height = _frame_size(first)
     if min(width, height) < args.crop:
       raise SystemExit(f'--clips: {first} is {width}x{height}, smaller than the {args.crop}px '
                        f'training crop (--crop)')
+    for path in rest:
+      other = _frame_size(path)
+      if other != (width, height):
+        raise SystemExit(f'--clips: {path} is {other[0]}x{other[1]}, but {first} of the same '
+                         f'clip is {width}x{height}; a clip\'s frames must be one size')
   return clips
+
+
+def _frame_size(path: str) -> tuple[int, int]:
+  """(width, height) from a frame's header (only the header is read), or SystemExit naming it."""
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  try:
+    with FileSystems.open(path, compression_type='uncompressed') as f, Image.open(f) as image:
+      return image.size
+  except Image.UnidentifiedImageError:  # its message names the stream, not the file
+    reason = 'no PNG, JPEG or TIFF decoder recognises it'
+  except Exception as e:  # pylint: disable=broad-except
+    reason = f'{type(e).__name__}: {e}'
+  raise SystemExit(f'--clips: {path} is not a readable image ({reason})')
+
+
+def _no_clips(path: str) -> str:
+  """Why --clips holds no triplet, for its error line."""
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  if not os.path.isdir(path):
+    if FileSystems.exists(path):
+      return 'is a file; --clips takes a folder of clips (folders of frames)'
+    if not files.match(path.rstrip('/'), '**'):  # on object stores: no object under it
+      return 'no such folder'
+  return 'no clip folder with at least 3 frames'
 
 
 def describe_data(args, clips: list | None) -> str:

@@ -99,3 +99,19 @@ def test_flip_average_rejects_a_value_that_is_not_a_truth_value():
   add_flip_average_flags(parser)
   with pytest.raises(SystemExit):
     parser.parse_args(['--flip_average=sometimes'])
+
+
+def test_flip_average_help_says_files_trained_from_the_built_in_model_keep_its_default(
+    tmp_path):
+  """A file fine-tuned from the built-in model carries its meta, so it runs flip-averaged by
+  default too; the help said 'off for others', which led users to expect the plain run."""
+  from film_net import weights  # pylint: disable=import-outside-toplevel
+  tuned = str(tmp_path / 'tuned.npz')
+  loaded, options = weights.read_npz(weights.DEFAULT_MODEL)
+  weights.save(tuned, loaded, options, meta={'inference': weights.inference_defaults(
+      weights.DEFAULT_MODEL)})  # what film_net.train carries over (test_train checks that)
+  assert weights.inference_defaults(tuned)['flip_average']
+  parser = argparse.ArgumentParser()
+  add_flip_average_flags(parser)
+  assert 'built-in model and the files trained on from it' in ' '.join(
+      parser.format_help().split())

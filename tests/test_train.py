@@ -1,9 +1,12 @@
 """Training: loss goes down, and an interrupted run resumes to the same weights."""
+import argparse
 import contextlib
 import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from film_net import weights as weights_lib
 from film_net.model import FilmNet
 from transforms.clips import clip_triplets
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = json.dumps(Options.tiny().to_dict())
 
 
@@ -366,3 +370,52 @@ def test_clips_mix_real_frames_cropped_together(tmp_path):
   argv = _args(tmp_path / 'run', 3, '--clips', str(tmp_path), '--crop', '32')
   with pytest.raises(SystemExit, match='f0.png is 40x30, smaller than the 32px training crop'):
     train.main(argv)
+
+
+def _clip(folder, sizes):
+  """A clip of frames of these (width, height), brightening; returns the frame paths."""
+  folder.mkdir(parents=True)
+  paths = []
+  for i, (width, height) in enumerate(sizes):
+    paths.append(folder / f'f{i}.png')
+    Image.fromarray(np.full((height, width, 3), 60 * i, np.uint8)).save(paths[-1])
+  return paths
+
+
+def test_clips_that_cannot_be_trained_on_stop_before_training_with_one_line_naming_them(
+    tmp_path):
+  """Each of these ended in a traceback, trained on frames cropped out of line with each other
+  (a clip of mixed sizes), or failed only at the step that drew the frame, hanging there."""
+  good = _clip(tmp_path / 'good' / 'c', [(40, 30)] * 3)
+  _clip(tmp_path / 'one' / 'c', [(40, 30)])
+  mixed = _clip(tmp_path / 'mixed' / 'c', [(40, 30), (40, 30), (48, 30)])
+  later = _clip(tmp_path / 'later' / 'c', [(40, 30)] * 3)
+  later[1].write_bytes(b'not a png')
+  first = _clip(tmp_path / 'first' / 'c', [(40, 30)] * 3)
+  first[0].write_bytes(b'not a png')
+  cases = [(tmp_path / 'nosuch', f'--clips {tmp_path / "nosuch"}: no such folder'),
+           (tmp_path / 'one', 'no clip folder with at least 3 frames'),
+           (good[0], f'--clips {good[0]}: is a file; --clips takes a folder of clips'),
+           (tmp_path / 'mixed', f'{mixed[2]} is 48x30, but {mixed[0]} of the same clip is 40x30'),
+           (tmp_path / 'later', f'{later[1]} is not a readable image (no PNG, JPEG or TIFF'),
+           (tmp_path / 'first', f'{first[0]} is not a readable image (no PNG, JPEG or TIFF')]
+  for clips, message in cases:
+    with pytest.raises(SystemExit) as stop:
+      training.load_clips(argparse.Namespace(clips=str(clips), crop=16))
+    assert message in str(stop.value) and '\n' not in str(stop.value), (clips, stop.value)
+  assert len(training.load_clips(argparse.Namespace(clips=str(tmp_path / 'good'), crop=16))) == 1
+
+
+def test_a_frame_that_fails_mid_run_stops_training_with_one_line(tmp_path):
+  """A frame whose header reads but whose data is cut short fails when a batch draws it: the
+  trainer stops with a line naming it (under tf.data: a traceback, after which it could hang)."""
+  frames = _clip(tmp_path / 'clips' / 'c', [(40, 30)] * 3)
+  data = frames[1].read_bytes()
+  frames[1].write_bytes(data[:len(data) // 2])
+  argv = _args(tmp_path / 'run', 3, '--crop', '16', '--clips', str(tmp_path / 'clips'),
+               '--clips_fraction', '1')
+  result = subprocess.run([sys.executable, '-m', 'film_net.train', *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+  last = result.stderr.strip().splitlines()[-1]
+  assert result.returncode == 1 and last.startswith(f'--clips: {frames[1]}: '), result.stderr
+  assert 'truncated' in last and 'stopped at step 0' in last
