@@ -65,8 +65,8 @@ def add_tile_flags(parser: argparse.ArgumentParser) -> None:
   `check_tile_flags` once parsed."""
   parser.add_argument(
       '--tile', type=tile_size, default=0,
-      help='Run frames wider or taller than this many pixels as overlapping square tiles of this '
-           'size, blended across the overlaps: bounds the model\'s memory, e.g. 4K frames on a '
+      help='Run frames wider or taller than this many pixels as overlapping tiles of at most '
+           'this size, blended across the overlaps: bounds the model\'s memory, e.g. 4K frames on a '
            '16-24 GB GPU. Costs quality where motion crosses tile edges by more than the '
            'overlap. Default 0: whole frames.')
   parser.add_argument(

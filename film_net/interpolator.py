@@ -46,15 +46,20 @@ def _pad_box(height: int, width: int, align: int | None):
   return pad_h // 2, pad_w // 2, height + pad_h, width + pad_w
 
 
-def tile_spans(size: int, tile: int | None, overlap: int) -> list[tuple[int, int]]:
+def tile_spans(size: int, tile: int | None, overlap: int,
+               multiple: int = 1) -> list[tuple[int, int]]:
   """(start, stop) of the tiles along one side of `size` px: one span when it fits in `tile`,
-  else the fewest `tile`-px spans, spread evenly from edge to edge, that overlap by at least
-  `overlap` px (starts rounded down, so a step never exceeds `tile - overlap`)."""
+  else the fewest spans of at most `tile` px that overlap by at least `overlap` px, each as
+  short as that count allows (rounded up to a `multiple`, the model's `align`, so tiles need
+  no padding), spread evenly from edge to edge. Starts are rounded down, so a step never
+  exceeds `length - overlap`."""
   if not tile or size <= tile:
     return [(0, size)]
   count = -(-(size - overlap) // (tile - overlap))
-  step = (size - tile) / (count - 1)
-  return [(int(i * step), int(i * step) + tile) for i in range(count)]
+  length = -(-(size + (count - 1) * overlap) // count)
+  length = min(tile, -(-length // multiple) * multiple)
+  step = (size - length) / (count - 1)
+  return [(int(i * step), int(i * step) + length) for i in range(count)]
 
 
 def tile_ramps(spans: list[tuple[int, int]]) -> list[np.ndarray]:
@@ -153,9 +158,9 @@ class Interpolator:
   on Middlebury-Other and rendered held-out sets (`bench/bench_film_net.py`,
   `bench/bench_quality.py --precision bfloat16`). The fingerprint marks it.
 
-  `tile` (pixels) runs frames wider or taller than it as overlapping square tiles
-  (`tile_spans`, at least `tile_overlap` px of overlap), each padded by itself as FILM's block
-  mode does, and blends their mid frames with linear ramps across the overlaps (`tile_ramps`;
+  `tile` (pixels) runs frames wider or taller than it as overlapping tiles of at most
+  `tile` px a side (`tile_spans`: the fewest that overlap by `tile_overlap` px, as short as that
+  allows), each padded by itself as FILM's block mode does, and blends their mid frames with linear ramps across the overlaps (`tile_ramps`;
   FILM's blocks abut, leaving seams). The model's memory then follows the tile's area instead of
   the frame's: no features are kept between calls, so each call extracts its two tiles' anew.
   Motion that crosses a tile edge by more than the overlap loses its context there
@@ -289,6 +294,9 @@ class Interpolator:
           if not zipfile.is_zipfile(local):
             raise zipfile.BadZipFile('not a zip archive, as np.savez writes')
           weights, file_options = weights_lib.read_npz(local)
+        elif os.path.isfile(os.path.join(local, 'latest.npz')):
+          raise ValueError('this is a training run\'s folder; its weights are '
+                           f'{str(path).rstrip("/")}/latest.npz')
         else:
           raise ValueError('expected a SavedModel directory (with saved_model.pb) or a .npz file')
       except zipfile.BadZipFile as e:  # A truncated download, or not an .npz at all.
@@ -370,7 +378,8 @@ class Interpolator:
       return self._crop(self._pair_mid(self._pad(x0), self._pad(x1)), height, width)
     mid = np.zeros(x0.shape, np.float32)
     total = np.zeros((height, width, 1), np.float32)
-    rows, columns = (tile_spans(n, self.tile, self.tile_overlap) for n in (height, width))
+    rows, columns = (tile_spans(n, self.tile, self.tile_overlap, self.align or 1)
+                     for n in (height, width))
     for (top, bottom), row_ramp in zip(rows, tile_ramps(rows)):
       for (left, right), column_ramp in zip(columns, tile_ramps(columns)):
         box = np.s_[:, top:bottom, left:right]

@@ -151,19 +151,23 @@ def test_no_features_are_extracted_when_nothing_is_made():
   np.testing.assert_array_equal(out[2], frames[2])
 
 
-@pytest.mark.parametrize('size,tile,overlap', [
-    (1080, 512, 128), (1920, 512, 128), (3840, 1024, 128), (513, 512, 128), (640, 256, 0),
-    (100, 512, 128), (512, 512, 64)])
-def test_tile_spans_cover_the_side_with_the_fewest_tiles_overlapping_enough(size, tile, overlap):
-  spans = interpolator.tile_spans(size, tile, overlap)
+@pytest.mark.parametrize('size,tile,overlap,multiple', [
+    (1080, 512, 128, 64), (1920, 1024, 128, 64), (3840, 1024, 128, 64), (513, 512, 128, 64),
+    (640, 256, 0, 64), (1000, 300, 50, 1), (100, 512, 128, 64), (512, 512, 64, 64)])
+def test_tile_spans_cover_the_side_with_the_fewest_shortest_tiles_overlapping_enough(
+    size, tile, overlap, multiple):
+  spans = interpolator.tile_spans(size, tile, overlap, multiple)
   if size <= tile:
     assert spans == [(0, size)]
     return
+  count, length = len(spans), spans[0][1] - spans[0][0]
   assert spans[0][0] == 0 and spans[-1][1] == size
-  assert all(stop - start == tile for start, stop in spans)
+  assert all(stop - start == length for start, stop in spans) and length <= tile
+  assert length % multiple == 0
   assert all(a[1] - b[0] >= overlap for a, b in zip(spans, spans[1:]))
-  # One tile fewer, however placed, could not overlap by `overlap`.
-  assert (len(spans) - 1) * tile - (len(spans) - 2) * overlap < size
+  # One tile fewer, however placed, could not overlap by `overlap`; nor could shorter tiles.
+  assert (count - 1) * tile - (count - 2) * overlap < size
+  assert count * (length - multiple) - (count - 1) * overlap < size
 
 
 def test_tile_ramps_are_positive_and_one_where_a_single_tile_covers():
@@ -375,6 +379,12 @@ def test_a_truncated_or_foreign_weight_file_is_a_clear_load_error(tmp_path):
     with pytest.raises(ValueError, match=f'cannot load film_net model from {path}: not a '
                                          'readable .npz'):
       Interpolator.from_path(str(path))
+  # A training run's folder (what film_net.train --output names) points at the file it holds.
+  run = tmp_path / 'run'
+  run.mkdir()
+  os.replace(good, run / 'latest.npz')
+  with pytest.raises(ValueError, match=f"a training run's folder; its weights are {run}/latest"):
+    Interpolator.from_path(str(run) + '/')
 
 
 def test_bfloat16_precision_rounds_only_inside_the_convolutions():
