@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from typing import Callable, Iterable
 
@@ -325,8 +326,18 @@ def run_steps(args, batches: Iterable, train_step: Callable, current_step: Calla
   then too, so neither period need divide the other).
 
   `train_step` may return a device tensor: it is read only when logged, so GPU work is not
-  waited for every step.
+  waited for every step. Ctrl-C stops it with one line and exit status 130: the checkpoints
+  saved so far stay, and the same command resumes from the last.
   """
+  try:
+    _run_steps(args, batches, train_step, current_step, learning_rate, save, seconds_before)
+  except KeyboardInterrupt:
+    print(f'interrupted at step {current_step()}; the same command resumes from the last '
+          f'checkpoint (saved every {args.checkpoint_every} steps)', file=sys.stderr, flush=True)
+    raise SystemExit(130) from None
+
+
+def _run_steps(args, batches, train_step, current_step, learning_rate, save, seconds_before):
   started = window_start = time.time()
   losses = []
   for batch in batches:

@@ -355,6 +355,30 @@ def test_keep_every_keeps_steps_between_checkpoints(tmp_path):
     np.testing.assert_allclose(at_five[name], stopped[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_ctrl_c_stops_training_with_one_line_and_status_130(capsys):
+  """What both trainers' loop does when Ctrl-C lands mid-step: no traceback, the step it
+  stopped at, and that the same command resumes; nothing is saved after the interrupt."""
+  done, saved = [], []
+
+  def step(batch):
+    if batch == 3:
+      raise KeyboardInterrupt
+    done.append(batch)
+    return 0.5
+
+  args = argparse.Namespace(log_every=100, checkpoint_every=2, keep_every=0, steps=10,
+                            max_minutes=0, output_dir='unused')
+  with pytest.raises(SystemExit) as stop:
+    training.run_steps(args, iter(range(10)), step, current_step=lambda: len(done),
+                       learning_rate=lambda: 1e-4,
+                       save=lambda seconds: saved.append(len(done)) or 'ckpt',
+                       seconds_before=0.0)
+  assert stop.value.code == 130 and saved == [2]
+  err = capsys.readouterr().err
+  assert err.strip() == ('interrupted at step 3; the same command resumes from the last '
+                         'checkpoint (saved every 2 steps)')
+
+
 def test_clips_mix_real_frames_cropped_together(tmp_path):
   folder = tmp_path / 'clip'
   folder.mkdir()
