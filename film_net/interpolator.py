@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from film_net import warp as warp_lib
 from film_net import weights as weights_lib
-from film_net.flags import DEFAULT_TILE_OVERLAP
+from film_net.flags import tile_overlap as default_tile_overlap
 from film_net.model import FilmNet
 from film_net.options import Options
 from film_net.weights import DEFAULT_MODEL
@@ -159,8 +159,9 @@ class Interpolator:
   `bench/bench_quality.py --precision bfloat16`). The fingerprint marks it.
 
   `tile` (pixels) runs frames wider or taller than it as overlapping tiles of at most
-  `tile` px a side (`tile_spans`: the fewest that overlap by `tile_overlap` px, as short as that
-  allows), each padded by itself as FILM's block mode does, and blends their mid frames with linear ramps across the overlaps (`tile_ramps`;
+  `tile` px a side (`tile_spans`: the fewest that overlap by `tile_overlap` px, default
+  `flags.tile_overlap`, as short as that allows), each padded by itself as FILM's block mode
+  does, and blends their mid frames with linear ramps across the overlaps (`tile_ramps`;
   FILM's blocks abut, leaving seams). The model's memory then follows the tile's area instead of
   the frame's: no features are kept between calls, so each call extracts its two tiles' anew.
   Motion that crosses a tile edge by more than the overlap loses its context there
@@ -173,13 +174,14 @@ class Interpolator:
                saved_model=None, fingerprint: str = '', source: str = '',
                flip_average: bool = False, padding: str = 'zeros', warp_fn=None,
                flip_weights: str = 'equal', tile: int | None = None,
-               tile_overlap: int = DEFAULT_TILE_OVERLAP):
+               tile_overlap: int | None = None):
     if (net is None) == (saved_model is None):
       raise ValueError('an Interpolator needs exactly one of a FilmNet or a SavedModel')
     if padding not in PADDINGS:
       raise ValueError(f'padding must be one of {PADDINGS}, got {padding!r}')
     if flip_weights not in FLIP_WEIGHTS:
       raise ValueError(f'flip_weights must be one of {FLIP_WEIGHTS}, got {flip_weights!r}')
+    tile_overlap = default_tile_overlap(tile, tile_overlap)
     if tile and not 0 <= tile_overlap < tile:
       raise ValueError(f'tile_overlap must be in [0, tile={tile}), got {tile_overlap}')
     self.align = align
@@ -230,7 +232,7 @@ class Interpolator:
                    flip_average: bool = False, padding: str = 'zeros',
                    precision: str = 'float32', flip_weights: str = 'equal',
                    tile: int | None = None,
-                   tile_overlap: int = DEFAULT_TILE_OVERLAP) -> 'Interpolator':
+                   tile_overlap: int | None = None) -> 'Interpolator':
     options = options or weights_lib.infer_options(weights)
     net = FilmNet(options, name='film_net', precision=precision)
     net.set_released_weights(weights)
@@ -242,7 +244,7 @@ class Interpolator:
   def random(cls, options: Options | None = None, seed: int = 0, align: int | None = 64,
              flip_average: bool = False, padding: str = 'zeros',
              precision: str = 'float32', flip_weights: str = 'equal', tile: int | None = None,
-             tile_overlap: int = DEFAULT_TILE_OVERLAP) -> 'Interpolator':
+             tile_overlap: int | None = None) -> 'Interpolator':
     """Glorot-initialised weights (zero biases), as a fresh FILM model; for tests and benches."""
     options = options or Options.tiny()
     net = FilmNet(options, seed=seed, name='film_net', precision=precision)
@@ -257,7 +259,7 @@ class Interpolator:
                 flip_average: bool | None = None, padding: str | None = None,
                 precision: str = 'float32', flip_weights: str | None = None,
                 tile: int | None = None,
-                tile_overlap: int = DEFAULT_TILE_OVERLAP) -> 'Interpolator':
+                tile_overlap: int | None = None) -> 'Interpolator':
     """Loads a released SavedModel dir, a `.npz`, or our weight file; None: the built-in model.
 
     Options not given are read from the weight file or inferred from the weight shapes;

@@ -46,6 +46,23 @@ def test_cli_writes_inputs_and_in_betweens(tmp_path):
   assert sorted(os.listdir(out_dir)) == [f'frame_{i:03d}.png' for i in range(3)]
 
 
+def test_cli_runs_large_frames_as_tiles(tmp_path):
+  model = str(tmp_path / 'tiny.npz')
+  Interpolator.random(Options.tiny(), seed=0).save(model)
+  rng = np.random.default_rng(1)
+  images = [rng.integers(0, 256, (64, 160, 3), dtype=np.uint8) for _ in range(2)]
+  paths = [str(tmp_path / f'in{i}.png') for i in range(2)]
+  for path, image in zip(paths, images):
+    Image.fromarray(image).save(path)
+  assert interpolate.main([*paths, '--output_dir', str(tmp_path / 'out'), '--model', model,
+                           '--tile', '64']) == 0
+  tiled = Interpolator.from_path(model, tile=64)  # overlap: a quarter of the tile, 16
+  assert tiled.tile_overlap == 16
+  want = tiled(*(im.astype(np.float32) / 255 for im in images))
+  got = np.asarray(Image.open(tmp_path / 'out' / 'frame_001.png')).astype(int)
+  assert np.abs(got - np.clip(want * 255 + 0.5, 0, 255).astype(int)).max() <= 1
+
+
 def test_cli_reads_frames_as_the_pipeline_does_and_refuses_what_it_cannot(tmp_path, capsys):
   """Float TIFF, which PIL reads as black, is refused, naming the file (one decoder for both)."""
   model = str(tmp_path / 'tiny.npz')

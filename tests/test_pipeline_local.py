@@ -179,6 +179,27 @@ def test_tiled_frames_are_their_own_output_and_recorded(tmp_path, tiny_model):
   assert _metric(again, 'model_calls') == 0 and _metric(again, 'pairs_skipped') == 1
 
 
+def test_a_pair_the_model_has_no_memory_for_fails_suggesting_tiles(tmp_path, tiny_model,
+                                                                   monkeypatch):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  def out_of_memory(self, frames, n):
+    raise tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor')
+
+  monkeypatch.setattr(Interpolator, 'iter_recursive', out_of_memory)
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 2, seed=7)
+  output = str(tmp_path / 'out')
+  argv = [f'--input={tmp_path / "archive"}', f'--output={output}', f'--model_path={model_path}']
+  run_module.run(argv + ['--run_id=whole'])
+  run_module.run(argv + ['--run_id=tiled', '--tile=64'])
+  whole, = _records(output, 'whole', 'errors')
+  assert whole['stage'] == 'model' and whole['message'].endswith(
+      '(out of memory: --tile runs frames as tiles, e.g. --tile 1024)')
+  tiled, = _records(output, 'tiled', 'errors')  # already tiled: smaller tiles are the user's call
+  assert 'OOM when allocating' in tiled['message'] and '--tile' not in tiled['message']
+
+
 @pytest.mark.parametrize('flags,message', [
     (['--tile=32'], 'argument --tile: must be 0 (whole frames) or >= 64, got 32'),
     (['--tile=64', '--tile_overlap=64'], '--tile_overlap (64) must be less than --tile (64)')])

@@ -51,7 +51,7 @@ def load_model(model_path, align, flip_average=None, precision='float32', tile=N
   frames) or (tile, tile_overlap) in pixels."""
   try:
     from film_net import Interpolator  # pylint: disable=import-outside-toplevel
-    size, overlap = tile or (None, 0)
+    size, overlap = tile or (None, None)
     return Interpolator.from_path(model_path or None, align=align, flip_average=flip_average,
                                   precision=precision, tile=size, tile_overlap=overlap)
   except Exception as e:  # pylint: disable=broad-except
