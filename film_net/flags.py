@@ -56,7 +56,9 @@ def tile_overlap(tile: int | None, overlap: int | None) -> int:
   """`overlap`, or when None the default for tiles of `tile` px."""
   if overlap is not None:
     return overlap
-  return min(DEFAULT_TILE_OVERLAP, (tile or 0) // 4) if tile else DEFAULT_TILE_OVERLAP
+  return min(DEFAULT_TILE_OVERLAP, tile // 4) if tile else DEFAULT_TILE_OVERLAP
+
+
 MIN_TILE = 64  # with align 64 (the default) a smaller tile is padded to 64 anyway
 
 

@@ -194,8 +194,10 @@ def test_a_pair_the_model_has_no_memory_for_fails_suggesting_tiles(tmp_path, tin
   run_module.run(argv + ['--run_id=whole'])
   run_module.run(argv + ['--run_id=tiled', '--tile=64'])
   whole, = _records(output, 'whole', 'errors')
-  assert whole['stage'] == 'model' and whole['message'].endswith(
-      '(out of memory: --tile runs frames as tiles, e.g. --tile 1024)')
+  hint = '(out of memory: --tile runs frames as tiles, e.g. --tile 1024)'
+  assert whole['stage'] == 'model' and whole['message'].endswith(hint)
+  pair, = _records(output, 'whole', 'pairs')
+  assert pair['status'] == 'failed' and pair['error'].endswith(hint)
   tiled, = _records(output, 'tiled', 'errors')  # already tiled: smaller tiles are the user's call
   assert 'OOM when allocating' in tiled['message'] and '--tile' not in tiled['message']
 

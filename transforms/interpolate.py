@@ -292,11 +292,11 @@ class InterpolateUnits(beam.DoFn):
                   images.inbetween_pixels(o, decoded[i], decoded[i + 1], t),
                   images.inbetween_color_chunks(decoded[i], decoded[i + 1])))
       except Exception as e:  # pylint: disable=broad-except
-        for i in range(first, last + 1):
-          failed[i] = f'model failed: {type(e).__name__}: {e}'
         hint = ''
         if type(e).__name__ in _OUT_OF_MEMORY and not self._tile:
           hint = ' (out of memory: --tile runs frames as tiles, e.g. --tile 1024)'
+        for i in range(first, last + 1):
+          failed[i] = f'model failed: {type(e).__name__}: {e}{hint}'
         yield self._error(uris[first:last + 2], 'model', e,
                           f'model failed on {uris[first]} .. {uris[last + 1]}: {e}{hint}')
       model_seconds += time.perf_counter() - t_model
