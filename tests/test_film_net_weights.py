@@ -98,6 +98,14 @@ def test_export_load_gives_the_same_output_with_both_engines(golden, exported):
                                           flip_average=True, flip_weights='agreement_with_average')
                    for e in ('native', 'savedmodel'))
   np.testing.assert_allclose(saved(x0, x1), native(x0, x1), rtol=1e-5, atol=1e-5)
+  # So do tiles (2x2 of 128 px on this 200x144 pair): each tile is one whole-model call.
+  native, saved = (Interpolator.from_path(target, align=64, options=interp.options, engine=e,
+                                          tile=128)
+                   for e in ('native', 'savedmodel'))
+  tiled = saved(x0, x1)
+  np.testing.assert_allclose(tiled, native(x0, x1), rtol=1e-5, atol=1e-5)
+  whole = Interpolator.from_path(target, align=64, options=interp.options)(x0, x1)
+  assert np.abs(tiled - whole).max() > 1e-3  # not the whole frame's mid frame
 
 
 def test_export_has_released_calling_convention_and_an_image_signature(golden, exported):
