@@ -7,6 +7,7 @@ files, so a run can move between them.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import sys
@@ -242,6 +243,9 @@ def carried_meta(meta: dict) -> dict:
   return {key: meta[key] for key in ('inference',) if key in meta}
 
 
+_HEADER_THREADS = 16  # frame headers read at once when --clips is checked
+
+
 def load_clips(args) -> list | None:
   """The real triplets of --clips, or None; what cannot be trained on stops the run here, with
   one line naming the path."""
@@ -258,14 +262,19 @@ def load_clips(args) -> list | None:
   # Every frame's header is read here: drawn mid-run, a frame that is no image, one smaller than
   # the crop, or one of another size than its clip's other frames (cropped out of line with
   # them, or short of the crop) would stop or spoil training at a step every resume reaches.
-  for clip in dict.fromkeys(c.clip for c in clips):
+  # On cloud storage each header is a request: read many at once.
+  names = list(dict.fromkeys(c.clip for c in clips))
+  paths = [path for name in names for path in frames_by_clip[name]]
+  with concurrent.futures.ThreadPoolExecutor(_HEADER_THREADS) as pool:
+    sizes = dict(zip(paths, pool.map(_frame_size, paths)))
+  for clip in names:
     first, *rest = frames_by_clip[clip]
-    width, height = _frame_size(first)
+    width, height = sizes[first]
     if min(width, height) < args.crop:
       raise SystemExit(f'--clips: {first} is {width}x{height}, smaller than the {args.crop}px '
                        f'training crop (--crop)')
     for path in rest:
-      other = _frame_size(path)
+      other = sizes[path]
       if other != (width, height):
         raise SystemExit(f'--clips: {path} is {other[0]}x{other[1]}, but {first} of the same '
                          f'clip is {width}x{height}; a clip\'s frames must be one size')
