@@ -382,8 +382,9 @@ class Interpolator:
     total = np.zeros((height, width, 1), np.float32)
     rows, columns = (tile_spans(n, self.tile, self.tile_overlap, self.align or 1)
                      for n in (height, width))
+    column_ramps = tile_ramps(columns)
     for (top, bottom), row_ramp in zip(rows, tile_ramps(rows)):
-      for (left, right), column_ramp in zip(columns, tile_ramps(columns)):
+      for (left, right), column_ramp in zip(columns, column_ramps):
         box = np.s_[:, top:bottom, left:right]
         part = self._crop(self._pair_mid(self._pad(x0[box]), self._pad(x1[box])),
                           bottom - top, right - left)

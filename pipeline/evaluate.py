@@ -211,8 +211,7 @@ class EvaluateTriplet(beam.DoFn):
     self._methods = None
     # One model per process, shared by its threads; on local runs the launcher's own load.
     self._shared = shared.Shared()
-    self._model_tag = interpolate.model_tag(model_path, align or None, uuid.uuid4().hex,
-                                            flip_average, precision, tile)
+    self._run_id = uuid.uuid4().hex  # its own key of the shared model
 
   def setup(self):
     # Chosen where the job was launched; a worker without OpenCV or ffmpeg (Dataflow's image has
@@ -229,10 +228,9 @@ class EvaluateTriplet(beam.DoFn):
   def acquire_model(self):
     """The model, loaded once per process: the launcher's load and its local workers' are one,
     as long as the launcher holds it."""
-    return self._shared.acquire(
-        lambda: interpolate.load_model(self._model_path, self._align or None,
-                                       self._flip_average, self._precision, self._tile),
-        tag=self._model_tag)
+    return interpolate.acquire_model(self._shared, self._run_id, self._model_path,
+                                     self._align or None, self._flip_average, self._precision,
+                                     self._tile)
 
   def process(self, triplet):
     """Rows of the methods that scored; a triplet or method that fails becomes an error row

@@ -188,12 +188,9 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   # is only checked by the workers then.
   handle, model, fingerprint = shared.Shared(), None, 'unchecked-remote-model'
   if not (dry_run and _model_is_remote(known.model_path)):
-    model = handle.acquire(
-        lambda: interpolate.load_model(known.model_path, known.align or None, known.flip_average,
-                                       known.precision, interpolate.tile_setting(known)),
-        tag=interpolate.model_tag(known.model_path, known.align or None, known.run_id,
-                                  known.flip_average, known.precision,
-                                  interpolate.tile_setting(known)))
+    model = interpolate.acquire_model(handle, known.run_id, known.model_path,
+                                      known.align or None, known.flip_average, known.precision,
+                                      interpolate.tile_setting(known))
     fingerprint = model.fingerprint
   run_options = {k: getattr(known, k) for k in ('times_to_interpolate', 'pairs_per_unit', 'align',
                                                  'flip_average', 'precision', 'tile',

@@ -59,9 +59,13 @@ def load_model(model_path, align, flip_average=None, precision='float32', tile=N
     raise ModelError(f'cannot load the film_net model from {where}: {type(e).__name__}: {e}') from e
 
 
-def model_tag(model_path, align, run_id, flip_average=None, precision='float32', tile=None):
-  """Key of the shared model: one load per process per run (the launcher's counts, in memory)."""
-  return f'{model_path}|{align}|{flip_average}|{precision}|{tile}|{run_id}'
+def acquire_model(handle, run_id, model_path, align, flip_average=None, precision='float32',
+                  tile=None):
+  """`load_model`'s model through `handle` (Beam's `Shared`): one load per process per run,
+  the launcher's included, while anyone holds it."""
+  return handle.acquire(
+      lambda: load_model(model_path, align, flip_average, precision, tile),
+      tag=f'{model_path}|{align}|{flip_average}|{precision}|{tile}|{run_id}')
 
 
 def tile_setting(known):
@@ -148,12 +152,8 @@ class InterpolateUnits(beam.DoFn):
     self._job_token = uuid.uuid4().hex
 
   def setup(self):
-    tag = model_tag(self._model_path, self._align, self._run_id, self._flip_average,
-                    self._precision, self._tile)
-    self._model = self._shared.acquire(
-        lambda: load_model(self._model_path, self._align, self._flip_average, self._precision,
-                           self._tile),
-        tag=tag)
+    self._model = acquire_model(self._shared, self._run_id, self._model_path, self._align,
+                                self._flip_average, self._precision, self._tile)
     if self._model.fingerprint != self._fingerprint:
       raise ModelError(f'model at {self._model_path} changed during the run: fingerprint '
                        f'{self._model.fingerprint} != {self._fingerprint}')
