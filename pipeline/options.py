@@ -10,6 +10,7 @@ from apache_beam.options import pipeline_options
 from film_net import specs
 from film_net import flags
 from transforms import files
+from transforms import scene_cuts
 
 DEFAULT_PAIRS_PER_UNIT = 16
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -52,6 +53,19 @@ def build_parser():
                            'on (built-in model: within 0.03 dB), slower elsewhere. Default '
                            'float32.')
   flags.add_tile_flags(parser)
+  parser.add_argument(
+      '--scene_cuts', nargs='?', const=True, default=True, type=flags.parse_bool,
+      help='Find pairs that are two different shots (an edit\'s cut) and hold the nearer '
+           'original in their in-betweens instead of cross-fading the shots with the model '
+           '(default on; --scene_cuts=false or --no_scene_cuts interpolates every pair).')
+  parser.add_argument('--no_scene_cuts', dest='scene_cuts', action='store_const', const=False,
+                      help='Interpolate every pair, cuts included (same as --scene_cuts=false).')
+  parser.add_argument(
+      '--scene_cut_threshold', type=flags.in_range(float, 0, 1, low_open=True, high_open=True),
+      default=scene_cuts.DEFAULT_THRESHOLD,
+      help=f'A pair whose cut score (0: same image, 1: unrelated; in the pair records) exceeds '
+           f'this is a cut (default {scene_cuts.DEFAULT_THRESHOLD}; lower finds more cuts and '
+           f'risks holding frames in fast motion).')
   parser.add_argument('--max_pixels', type=flags.positive_int, default=DEFAULT_MAX_PIXELS,
                       help=f'Refuse frames with more pixels than this (decompression-bomb guard, '
                            f'default {DEFAULT_MAX_PIXELS}).')
@@ -95,6 +109,11 @@ def output_folder(text):
     raise argparse.ArgumentTypeError(f'may not contain *, ? or [ (Beam\'s record writer reads '
                                      f'them as a pattern), got {text!r}')
   return text
+
+
+def scene_cut_setting(known):
+  """InterpolateUnits' `scene_cut_threshold` from the parsed flags: None when detection is off."""
+  return known.scene_cut_threshold if known.scene_cuts else None
 
 
 def parse_known_args(argv):

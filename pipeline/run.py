@@ -128,7 +128,8 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
           known.output, known.run_id, known.model_path, fingerprint, known.times_to_interpolate,
           known.align or None, known.max_pixels, known.reprocess, progress_dir,
           shared_handle, known.flip_average, known.precision,
-          interpolate.tile_setting(known))).with_outputs(
+          interpolate.tile_setting(known),
+          pipeline_flags.scene_cut_setting(known))).with_outputs(
               'errors', 'frames', main='pairs'))
   errors = (found.errors, results.errors) | 'AllErrors' >> beam.Flatten()
   pair_files = (
@@ -194,7 +195,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     fingerprint = model.fingerprint
   run_options = {k: getattr(known, k) for k in ('times_to_interpolate', 'pairs_per_unit', 'align',
                                                  'flip_average', 'precision', 'tile',
-                                                 'tile_overlap', 'max_pixels',
+                                                 'tile_overlap', 'scene_cuts',
+                                                 'scene_cut_threshold', 'max_pixels',
                                                  'reprocess')}
   if model is not None:  # unset, the model file chose
     run_options.update(flip_average=model.flip_average, padding=model.padding,
@@ -384,8 +386,10 @@ def main(argv=None):
     print(f'error: the job ended in state {state} without a summary: {e}', file=sys.stderr)
     return 1
   pairs = summary['pairs']
+  cuts = summary.get('scene_cuts', 0)
+  cuts = f"; {cuts} scene cut{'s' if cuts > 1 else ''} held, not interpolated" if cuts else ''
   print(f"run {known.run_id}: {pairs['total']} pairs ({pairs['ok']} ok, {pairs['skipped']} "
-        f"skipped, {pairs['failed']} failed), {summary['errors']} errors, "
+        f"skipped, {pairs['failed']} failed{cuts}), {summary['errors']} errors, "
         f"{summary['frames_written']} frames in {summary['wall_seconds']:.1f}s "
         f"({summary['frames_per_second']:.2f} frames/s); records in "
         f"{records.run_dir(known.output, known.run_id)}")

@@ -16,6 +16,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from conftest import make_clip, read_png, run_job
 from film_net import Interpolator
 from pipeline import run as run_module
+from pipeline import sample_footage
+from transforms.interpolate import frame_name
 from transforms.records import METRICS_NAMESPACE
 
 N = 2
@@ -136,6 +138,52 @@ def test_flip_average_writes_its_own_frames_and_a_rerun_keeps_them(tmp_path, tin
   assert summary['model_fingerprint'] == model.fingerprint
   again = run_module.run(argv + ['--run_id=again', '--flip_average'])
   assert _metric(again, 'model_calls') == 0 and _metric(again, 'pairs_skipped') == 2
+
+
+def _edited_clip(folder):
+  """Two rendered shots of 3 frames, one after the other: pair 2 is the cut between them."""
+  from film_net import image_io, render  # pylint: disable=import-outside-toplevel
+  frames = []
+  for seed in (1, 2):
+    shot = render.render_triplet(np.random.default_rng([seed, 5]), 48, 64, max_motion_px=6)
+    frames += [image_io.to_uint8(f) for f in shot]
+  sample_footage.write_clip(str(folder), frames)
+  return frames
+
+
+def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path, tiny_model):
+  model_path, model = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  frames = _edited_clip(archive / 'clip')
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
+          f'--times_to_interpolate={N}', '--pairs_per_unit=16']
+  result = run_module.run(argv + ['--run_id=cuts'])
+  assert _metric(result, 'scene_cuts') == 1 and _metric(result, 'model_calls') == 4 * (STEP - 1)
+  folder = os.path.join(output, 'clip')
+  cut = 2 * STEP  # output index of the shot's last frame
+  for k, held in zip(range(1, STEP), (frames[2], frames[2], frames[3])):
+    np.testing.assert_array_equal(read_png(os.path.join(folder, frame_name(cut + k))), held)
+  # Within the shots the model runs, as one recursion on each side of the cut.
+  for start, shot in ((0, frames[:3]), (3 * STEP, frames[3:])):
+    for j, want in enumerate(_expected_inbetweens(model, shot)):
+      got = read_png(os.path.join(folder, frame_name(start + j)))
+      assert np.abs(got.astype(int) - want).max() <= (0 if j % STEP == 0 else 1), start + j
+  pairs = sorted(_records(output, 'cuts', 'pairs'), key=lambda r: r['pair'])
+  assert [r['scene_cut'] for r in pairs] == [False, False, True, False, False]
+  assert pairs[2]['cut_score'] > 0.2 > max(r['cut_score'] for r in pairs if r['pair'] != 2)
+  assert [r['model_calls'] for r in pairs] == [STEP - 1, STEP - 1, 0, STEP - 1, STEP - 1]
+  summary = json.load(open(os.path.join(output, '_runs', 'cuts', 'summary.json')))
+  assert summary['scene_cuts'] == 1 and summary['options']['scene_cuts'] is True
+  # Detection off, the cut is interpolated like any pair, and every pair is redone (its frames
+  # may differ), then skipped again.
+  off = run_module.run(argv + ['--run_id=off', '--no_scene_cuts'])
+  assert _metric(off, 'model_calls') == 5 * (STEP - 1) and _metric(off, 'scene_cuts') == 0
+  pairs = _records(output, 'off', 'pairs')
+  assert {r['scene_cut'] for r in pairs} == {None} and {r['cut_score'] for r in pairs} == {None}
+  assert np.abs(read_png(os.path.join(folder, frame_name(cut + 1))).astype(int)
+                - frames[2]).max() > 1
+  again = run_module.run(argv + ['--run_id=again', '--scene_cuts=false'])
+  assert _metric(again, 'pairs_skipped') == 5
 
 
 def test_bfloat16_precision_is_its_own_output_and_recorded(tmp_path, tiny_model):
@@ -313,7 +361,6 @@ def test_the_eta_counts_only_pairs_this_run_made(tmp_path):
 
 
 def test_writing_the_sample_footage_again_leaves_unchanged_frames_untouched(tmp_path):
-  from pipeline import sample_footage  # pylint: disable=import-outside-toplevel
   frames = sample_footage.render_frames(2, 32, 24, seed=0)
   paths = sample_footage.write_clip(str(tmp_path), frames)
   for path in paths:
@@ -353,6 +400,21 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
   assert [(r['status'], r['frames_written'], r['model_calls']) for r in retried] == [
       ('ok', STEP + 1, STEP - 1), ('ok', STEP, STEP - 1)]
   assert [r['status'] for r in later] == ['skipped', 'skipped']
+  # A scene cut made by the first attempt is counted as one again: its frames, no model calls.
+  _edited_clip(tmp_path / 'edited')
+  clip = clips.Clip('edited', tuple((str(p), 'v') for p in sorted((tmp_path / 'edited').iterdir())),
+                    (True,) * 5)
+  (unit,) = clips.split_into_units(clip, N, 16)
+  cutting = interpolate.InterpolateUnits(str(tmp_path / 'out'), 'nightly', model_path,
+                                         model.fingerprint, N, 64, 10 ** 8, False,
+                                         scene_cut_threshold=0.2)
+  first, retried = attempt(cutting), attempt(cutting)
+  assert [(r['scene_cut'], r['model_calls']) for r in first] == [
+      (False, STEP - 1), (False, STEP - 1), (True, 0), (False, STEP - 1), (False, STEP - 1)]
+  assert [(r['status'], r['frames_written'], r['scene_cut'], r['cut_score'], r['model_calls'])
+          for r in retried] == [
+              (r['status'], r['frames_written'], r['scene_cut'], r['cut_score'], r['model_calls'])
+              for r in first]
 
 
 def test_a_run_overlapping_another_does_not_fail_on_what_the_other_deleted(tmp_path,

@@ -32,6 +32,7 @@ from apache_beam.utils import shared
 from transforms import files
 from transforms import images
 from transforms import records
+from transforms import scene_cuts
 
 # Bump when the pixels written for the same model and inputs change (it invalidates markers).
 OUTPUT_FORMAT_VERSION = 1
@@ -129,7 +130,7 @@ class InterpolateUnits(beam.DoFn):
 
   def __init__(self, output, run_id, model_path, fingerprint, times_to_interpolate, align,
                max_pixels, reprocess, progress_dir=None, shared_handle=None, flip_average=None,
-               precision='float32', tile=None):
+               precision='float32', tile=None, scene_cut_threshold=None):
     self._output = output
     self._run_id = run_id
     self._model_path = model_path
@@ -139,6 +140,7 @@ class InterpolateUnits(beam.DoFn):
     self._flip_average = flip_average
     self._precision = precision
     self._tile = tile
+    self._scene_cut = scene_cut_threshold  # None: every pair goes to the model
     self._max_pixels = max_pixels
     self._reprocess = reprocess
     self._progress_dir = progress_dir
@@ -173,9 +175,11 @@ class InterpolateUnits(beam.DoFn):
 
   def _marker(self, unit, i):
     (u0, v0), (u1, v1) = unit.frames[i], unit.frames[i + 1]
-    key = hashlib.sha256(json.dumps(
-        [OUTPUT_FORMAT_VERSION, self._fingerprint, self._n, self._align, u0, v0, u1, v1,
-         unit.first_index + i * 2 ** self._n]).encode()).hexdigest()[:20]
+    settings = [OUTPUT_FORMAT_VERSION, self._fingerprint, self._n, self._align, u0, v0, u1, v1,
+                unit.first_index + i * 2 ** self._n]
+    if self._scene_cut is not None:  # (without it, keys are those from before cut detection)
+      settings.append(self._scene_cut)
+    key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:20]
     lo, hi = self._written(unit, i)
     name = f'pair_{unit.first_position + i:06d}-{lo:09d}-{hi:09d}-{key}.done'
     return files.join(_marker_folder(self._output, unit.clip), name)
@@ -214,7 +218,8 @@ class InterpolateUnits(beam.DoFn):
     npairs = unit.num_pairs
     uris = [u for u, _ in unit.frames]
     markers = [self._marker(unit, i) for i in range(npairs)]
-    made_by = [None if self._reprocess else _made_by(m) for m in markers]
+    marked = [None if self._reprocess else _marker_content(m) for m in markers]
+    made_by = [None if m is None else m.get('job', '') for m in marked]
     todo = [i for i in range(npairs) if made_by[i] is None]
     todo_set = set(todo)
     for i in range(npairs):
@@ -228,11 +233,13 @@ class InterpolateUnits(beam.DoFn):
       # failed and drops that attempt's records, so the pair is counted as made here, with the
       # frames and model calls it took (in-betweens, frame i + 1, and frame 0 if it wrote it).
       frames = step + (i == 0 and unit.owns_first)
+      cut = bool(marked[i].get('scene_cut'))
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
-                                None, frames, 'ok', {})
-      rec['model_calls'] = step - 1
+                                None, frames, 'ok', {}, cut_score=marked[i].get('cut_score'),
+                                scene_cut=cut if 'scene_cut' in marked[i] else None)
+      rec['model_calls'] = 0 if cut else step - 1
       records.counter('frames_written').inc(frames)
-      records.counter('model_calls').inc(step - 1)
+      records.counter('model_calls').inc(rec['model_calls'])
       yield rec
     if todo:  # Markers of earlier versions of the frames about to be written go first.
       delete_markers(self._output, unit.clip, [self._written(unit, i) for i in todo],
@@ -275,8 +282,24 @@ class InterpolateUnits(beam.DoFn):
                      f'{uris[i + 1]} is {f1.width}x{f1.height}')
         yield self._error(uris[i:i + 2], 'pair', ValueError('size mismatch'), failed[i])
 
+    scores = {}  # pair -> its cut score, when detection is on
+    if self._scene_cut is not None:
+      for i in todo:
+        if i not in failed:
+          scores[i] = scene_cuts.cut_score(decoded[i].rgb(), decoded[i + 1].rgb())
+    cuts = {i for i, score in scores.items() if score > self._scene_cut}
+    for i in cuts:  # Two shots: each in-between holds the nearer original, no model call.
+      for k in range(1, step):
+        held = scene_cuts.held_frame(k, step)
+        futures[(i, k)] = self._write(
+            self._frame_path(unit, unit.first_index + i * step + k),
+            lambda i=i, held=held: images.encode_png(
+                images.inbetween_pixels(decoded[i + held].rgb(), decoded[i], decoded[i + 1],
+                                        float(held)),
+                images.inbetween_color_chunks(decoded[i], decoded[i + 1])))
+
     model_seconds, calls = 0.0, {}  # pair -> in-between frames the model made for it
-    runs = _runs([i for i in todo if i not in failed])
+    runs = _runs([i for i in todo if i not in failed and i not in cuts])
     for first, last in runs:  # pairs first..last, frames first..last+1
       t_model = time.perf_counter()
       try:
@@ -325,9 +348,12 @@ class InterpolateUnits(beam.DoFn):
       seconds = {'read': read_seconds * share, 'model': model_seconds * share,
                  'write': write_seconds * share}
       size = (decoded[i].width, decoded[i].height) if i in decoded else None
+      cut = {'cut_score': scores.get(i),
+             'scene_cut': (i in cuts) if i in scores else None}
       if i in failed:
         rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i,
-                                  uris[i:i + 2], size, n_written, 'failed', seconds, failed[i])
+                                  uris[i:i + 2], size, n_written, 'failed', seconds, failed[i],
+                                  **cut)
         rec['model_calls'] = calls.get(i, 0)  # the model's work, as the metric counts it
         yield rec
         continue
@@ -335,18 +361,19 @@ class InterpolateUnits(beam.DoFn):
         files.write_atomic(markers[i], json.dumps({
             'run_id': self._run_id, 'job': self._job_token, 'fingerprint': self._fingerprint,
             'inputs': uris[i:i + 2],
-            'times_to_interpolate': self._n, 'align': self._align}).encode(), self._tmp)
+            'times_to_interpolate': self._n, 'align': self._align, **cut}).encode(), self._tmp)
       except Exception as e:  # pylint: disable=broad-except
         message = f'cannot write the done marker {markers[i]}: {e}'
         yield self._error(uris[i:i + 2], 'write', e, message)
         rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i,
-                                  uris[i:i + 2], size, n_written, 'failed', seconds, message)
+                                  uris[i:i + 2], size, n_written, 'failed', seconds, message,
+                                  **cut)
         rec['model_calls'] = calls.get(i, 0)
         yield rec
         continue
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
-                                size, n_written, 'ok', seconds)
-      rec['model_calls'] = step - 1
+                                size, n_written, 'ok', seconds, **cut)
+      rec['model_calls'] = 0 if i in cuts else step - 1
       yield rec
     records.counter('model_calls').inc(sum(calls.values()))
     records.counter('frames_written').inc(frames_total)
@@ -399,13 +426,21 @@ class InterpolateUnits(beam.DoFn):
       os.replace(path + '.tmp', path)
 
 
-def _made_by(marker):
-  """The job token a pair's done marker names ('' for markers older than tokens); None where
-  there is no marker (or it cannot be read: the pair is then made again, which is safe)."""
+def _marker_content(marker):
+  """A done marker's record (its 'job' token names the job that wrote it; older markers have
+  none); None where there is no marker (or it cannot be read: the pair is then made again, which
+  is safe)."""
   try:
-    return json.loads(files.read_bytes(marker)).get('job', '')
+    content = json.loads(files.read_bytes(marker))
+    return content if isinstance(content, dict) else None
   except Exception:  # pylint: disable=broad-except
     return None
+
+
+def _made_by(marker):
+  """The job token a done marker names ('' for markers older than tokens), or None."""
+  content = _marker_content(marker)
+  return None if content is None else content.get('job', '')
 
 
 def _runs(pairs):

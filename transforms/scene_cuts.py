@@ -1,0 +1,85 @@
+"""Scene cuts: pairs whose two frames belong to different shots.
+
+Archive footage is edited. Between the last frame of one shot and the first of the next there
+is no motion to follow, and an interpolator (FILM included) can only fill the gap with ghosted
+double exposures. At a cut the pipeline writes no model frames: each in-between holds the
+original nearer in time (the first one at exactly half way), as ffmpeg's minterpolate does at
+the scene changes it detects, so the cut stays one clean frame boundary.
+
+A pair is a cut only when two cheap measures on small thumbnails both say so, each blind to
+what is not a cut:
+- colour: the colour histograms overlap little. Each channel is first divided by its mean, so
+  a change of exposure, a flash or a fade does not count.
+- structure: most 8x8 blocks of the second frame's grey thumbnail (64 px wide, zero mean, unit
+  variance) find no close match in the first within a quarter of the width, so motion, even
+  large or of many objects, does not count.
+`cut_score` is the smaller of the two, clipped to [0, 1]; a pair is a cut when it exceeds the
+threshold. bench/bench_scene_cuts.py measures both kinds of error (docs/benchmarks.md).
+"""
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 0.2
+THUMBNAIL_WIDTH = 64
+_BINS = 6            # per channel, over [0, 2x the channel's mean]
+_BLOCK = 8           # thumbnail pixels per block side
+_REACH = 0.25        # the farthest a block is looked for, as a share of the thumbnail's width
+_LUMA = np.float32([0.299, 0.587, 0.114])
+
+
+def thumbnail(rgb: np.ndarray, width: int = THUMBNAIL_WIDTH) -> np.ndarray:
+  """Area average of float HxWx3 `rgb` down to `width` columns (fewer when the frame is
+  narrower), keeping the aspect ratio."""
+  h, w = rgb.shape[:2]
+  tw = min(width, w)
+  th = max(1, min(h, round(h * tw / w)))
+  rows = np.linspace(0, h, th + 1).astype(int)
+  cols = np.linspace(0, w, tw + 1).astype(int)
+  summed = np.add.reduceat(np.add.reduceat(rgb, rows[:-1], axis=0), cols[:-1], axis=1)
+  counts = np.diff(rows)[:, None, None] * np.diff(cols)[None, :, None]
+  return (summed / counts).astype(np.float32)
+
+
+def colour_change(thumb0: np.ndarray, thumb1: np.ndarray) -> float:
+  """1 - the overlap of the two thumbnails' colour histograms (gain-normalised per channel)."""
+  def histogram(thumb):
+    x = thumb.reshape(-1, 3)
+    x = x / (2 * x.mean(axis=0) + 1e-3)
+    q = np.clip((x * _BINS).astype(int), 0, _BINS - 1)
+    counts = np.bincount((q[:, 0] * _BINS + q[:, 1]) * _BINS + q[:, 2], minlength=_BINS ** 3)
+    return counts / counts.sum()
+  return float(1.0 - np.minimum(histogram(thumb0), histogram(thumb1)).sum())
+
+
+def structure_change(thumb0: np.ndarray, thumb1: np.ndarray) -> float:
+  """The median over thumb1's blocks of the mean absolute difference to their best match in
+  thumb0 within the reach, in units of the frames' contrast (standardised grey)."""
+  def standard_grey(thumb):
+    g = thumb @ _LUMA
+    return (g - g.mean()) / (g.std() + 0.02)  # + 0.02: flat frames' grain is not structure
+  g0, g1 = standard_grey(thumb0), standard_grey(thumb1)
+  h, w = g1.shape
+  bh, bw = min(_BLOCK, h), min(_BLOCK, w)
+  h, w = h // bh * bh, w // bw * bw
+  g0, g1 = g0[:h, :w], g1[:h, :w]
+  reach = max(1, round(_REACH * w))
+  padded = np.pad(g0, reach, mode='edge')
+  best = np.full((h // bh, w // bw), np.inf, np.float32)
+  for dy in range(-reach, reach + 1):
+    for dx in range(-reach, reach + 1):
+      moved = padded[reach + dy:reach + dy + h, reach + dx:reach + dx + w]
+      blocks = np.abs(moved - g1).reshape(h // bh, bh, w // bw, bw).mean(axis=(1, 3))
+      np.minimum(best, blocks, out=best)
+  return float(np.median(best))
+
+
+def cut_score(rgb0: np.ndarray, rgb1: np.ndarray) -> float:
+  """How surely float RGB frames `rgb0`, `rgb1` (HxWx3 in [0, 1], same size) are two shots:
+  0 for the same image, near 1 for unrelated ones."""
+  thumb0, thumb1 = thumbnail(rgb0), thumbnail(rgb1)
+  return min(1.0, colour_change(thumb0, thumb1), structure_change(thumb0, thumb1))
+
+
+def held_frame(k: int, step: int) -> int:
+  """Which original (0 or 1) in-between k of `step` holds at a cut: the nearer in time."""
+  return 0 if 2 * k <= step else 1
