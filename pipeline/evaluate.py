@@ -2,8 +2,8 @@
 
     python -m pipeline.evaluate --input DIR_OR_MANIFEST --output OUT [--model_path P]
         [--baselines repeat,average,minterpolate,dis] [--no_model] [--align 64]
-        [--flip_average | --no_flip_average] [--leave_one_out [--stride K]] [--no_png]
-        [beam flags]
+        [--flip_average | --no_flip_average] [--leave_one_out [--stride K] [--no_scene_cuts]]
+        [--no_png] [beam flags]
 
 Input, one of:
 * a folder of triplet folders (or one triplet folder), each holding `frame10.png`,
@@ -14,7 +14,8 @@ Input, one of:
   folder itself and every folder under it that holds frames; hidden folders, the pipeline's
   `_runs`, `_markers`, `_tmp` and --output are passed over). Frames i and i + 2 are
   interpolated and compared with frame i + 1, for every i that is a multiple of --stride; the
-  report then also gives each clip's mean.
+  report then also gives each clip's mean. A triplet across a scene cut (transforms/scene_cuts)
+  is left out and listed under `across_scene_cuts` (--no_scene_cuts scores it).
 
 Metrics are FILM's (see transforms/quality.py). FILM's own evaluation runs the model on full-size
 frames without padding; here the model sees frames zero padded to a multiple of --align (64, as
@@ -71,6 +72,7 @@ from transforms import files
 from transforms import images
 from transforms import interpolate
 from transforms import quality
+from transforms import scene_cuts
 
 MODEL = 'model'
 CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width', 'error')
@@ -99,6 +101,10 @@ def parse_known_args(argv):
                       help='input is footage: interpolate frames i and i+2, compare with i+1')
   parser.add_argument('--stride', type=flags.positive_int, default=1,
                       help='with --leave_one_out: evaluate every stride-th triplet of a clip')
+  pipeline_flags.add_scene_cut_flags(
+      parser, 'With --leave_one_out: leave out triplets that span a scene cut (no interpolator '
+              'can recover a frame across one), listed in results.json',
+      'score every triplet')
   parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
   known, beam_args = pipeline_flags.parse_with_beam_flags(parser, argv, 'the evaluation')
   flags.check_tile_flags(parser, known)
@@ -199,8 +205,9 @@ class EvaluateTriplet(beam.DoFn):
   """Triplet -> one row per method; writes the comparison PNG."""
 
   def __init__(self, baselines, model_path, use_model, align, png_dir, flip_average=None,
-               precision='float32', tile=None):
+               precision='float32', tile=None, scene_cut_threshold=None):
     self._baseline_names = baselines
+    self._scene_cut = scene_cut_threshold  # None: every triplet is scored
     self._model_path = model_path
     self._use_model = use_model
     self._align = align
@@ -248,6 +255,12 @@ class EvaluateTriplet(beam.DoFn):
           f'{triplet[k]} is {f.shape[1]}x{f.shape[0]}'
           for k, f in zip(('frame0', 'truth', 'frame1'), frames)))
       return
+    if self._scene_cut is not None:
+      score = max(scene_cuts.cut_score(x0, truth), scene_cuts.cut_score(truth, x1))
+      if score > self._scene_cut:
+        yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': None,
+               'scene_cut': True, 'cut_score': round(score, 4)}
+        return
     predictions, scores = {}, {}
     for name, method in self._methods.items():
       try:
@@ -295,7 +308,9 @@ def summarise(rows, settings):
   """The report as a dict: settings, mean per method, per clip and method, every row, and the
   errors (a triplet or method that could not be scored)."""
   errors = sorted((r for r in rows if 'error' in r), key=lambda r: (r['key'], r['method'] or ''))
-  rows = sorted((r for r in rows if 'error' not in r),
+  cuts = sorted(({'key': r['key'], 'clip': r['clip'], 'cut_score': r['cut_score']}
+                 for r in rows if r.get('scene_cut')), key=lambda r: r['key'])
+  rows = sorted((r for r in rows if 'error' not in r and not r.get('scene_cut')),
                 key=lambda r: (r['clip'], r['key'], _method_order(r['method'])))
   methods = sorted({r['method'] for r in rows}, key=_method_order)
   report = dict(settings)
@@ -304,6 +319,7 @@ def summarise(rows, settings):
   report['clips'] = {c: {m: _mean([r for r in rows if r['clip'] == c and r['method'] == m])
                          for m in methods} for c in clips}
   report['triplets'] = rows
+  report['across_scene_cuts'] = cuts  # left out: each spans two shots
   report['errors'] = errors
   return report
 
@@ -351,6 +367,11 @@ def _choose_baselines(requested):
   return [n for n in names if n in available], skipped
 
 
+def _scene_cut_setting(known):
+  """Curated triplets are scored whole; footage (--leave_one_out) may cross an edit's cuts."""
+  return pipeline_flags.scene_cut_setting(known) if known.leave_one_out else None
+
+
 def _no_triplets(known):
   """Why the input gave no triplet, for the usage error."""
   if clips.is_manifest(known.input) and not known.leave_one_out:
@@ -382,7 +403,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   evaluate = EvaluateTriplet(baselines, known.model_path, not known.no_model, known.align,
                              None if known.no_png else files.join(known.output, 'comparisons'),
                              known.flip_average, known.precision,
-                             interpolate.tile_setting(known))
+                             interpolate.tile_setting(known), _scene_cut_setting(known))
   inference = {'flip_average': None, 'padding': None, 'flip_weights': None}
   if not known.no_model:
     model = evaluate.acquire_model()
@@ -397,6 +418,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
               'skipped_baselines': skipped, 'triplets_listed': len(triplets)}
   if known.leave_one_out:
     settings['clips_too_short'] = too_short  # under 3 frames: no triplet to score
+    settings['scene_cut_threshold'] = _scene_cut_setting(known)
 
   options = PipelineOptions(beam_args, save_main_session=save_main_session)
   runner = options.view_as(StandardOptions).runner
@@ -426,6 +448,11 @@ def format_table(report):
   for clip, means in report['clips'].items():
     lines.append(f'clip {clip}: ' + ', '.join(
         f'{m} {number(v["psnr"], 2)} dB / {number(v["ssim"], 4)}' for m, v in means.items()))
+  cuts = report.get('across_scene_cuts') or []
+  if cuts:
+    lines.append(f'{len(cuts)} triplet{"s" if len(cuts) > 1 else ""} across a scene cut, left '
+                 f'out: ' + ', '.join(c['key'] for c in cuts[:5]) + (' ...' if len(cuts) > 5
+                                                                    else ''))
   return '\n'.join(lines)
 
 

@@ -53,19 +53,10 @@ def build_parser():
                            'on (built-in model: within 0.03 dB), slower elsewhere. Default '
                            'float32.')
   flags.add_tile_flags(parser)
-  parser.add_argument(
-      '--scene_cuts', nargs='?', const=True, default=True, type=flags.parse_bool,
-      help='Find pairs that are two different shots (an edit\'s cut) and hold the nearer '
-           'original in their in-betweens instead of cross-fading the shots with the model '
-           '(default on; --scene_cuts=false or --no_scene_cuts interpolates every pair).')
-  parser.add_argument('--no_scene_cuts', dest='scene_cuts', action='store_const', const=False,
-                      help='Interpolate every pair, cuts included (same as --scene_cuts=false).')
-  parser.add_argument(
-      '--scene_cut_threshold', type=flags.in_range(float, 0, 1, low_open=True, high_open=True),
-      default=scene_cuts.DEFAULT_THRESHOLD,
-      help=f'A pair whose cut score (0: same image, 1: unrelated; in the pair records) exceeds '
-           f'this is a cut (default {scene_cuts.DEFAULT_THRESHOLD}; lower finds more cuts and '
-           f'risks holding frames in fast motion).')
+  add_scene_cut_flags(
+      parser, 'Find pairs that are two different shots (an edit\'s cut) and hold the nearer '
+              'original in their in-betweens instead of cross-fading the shots with the model',
+      'Interpolate every pair, cuts included')
   parser.add_argument('--max_pixels', type=flags.positive_int, default=DEFAULT_MAX_PIXELS,
                       help=f'Refuse frames with more pixels than this (decompression-bomb guard, '
                            f'default {DEFAULT_MAX_PIXELS}).')
@@ -76,6 +67,21 @@ def build_parser():
   parser.add_argument('--progress_interval', type=float, default=10.0,
                       help='Seconds between progress lines on local runs (default 10).')
   return parser
+
+
+def add_scene_cut_flags(parser, on, off):
+  """`--scene_cuts[=true|false]` (default on), `--no_scene_cuts` and `--scene_cut_threshold`;
+  `on` / `off` say what each does in this command."""
+  parser.add_argument('--scene_cuts', nargs='?', const=True, default=True, type=flags.parse_bool,
+                      help=f'{on} (default on; --scene_cuts=false or --no_scene_cuts: {off}).')
+  parser.add_argument('--no_scene_cuts', dest='scene_cuts', action='store_const', const=False,
+                      help=f'{off} (same as --scene_cuts=false).')
+  parser.add_argument(
+      '--scene_cut_threshold', type=flags.in_range(float, 0, 1, low_open=True, high_open=True),
+      default=scene_cuts.DEFAULT_THRESHOLD,
+      help=f'Frames whose cut score (0: same image, 1: unrelated) exceeds this are a cut '
+           f'(default {scene_cuts.DEFAULT_THRESHOLD}; lower finds more cuts and risks taking '
+           f'fast motion for one).')
 
 
 def parse_with_beam_flags(parser, argv, who):

@@ -156,6 +156,29 @@ def test_model_and_leave_one_out_on_clips(tmp_path):
   assert not os.path.exists(os.path.join(out, 'comparisons'))
 
 
+def test_leave_one_out_leaves_out_triplets_across_a_scene_cut(tmp_path, capsys):
+  """Footage is edited: a triplet spanning two shots measures the cut, not the interpolator."""
+  from film_net import render  # pylint: disable=import-outside-toplevel
+  frames = []
+  for seed in (1, 2):
+    frames += render.render_triplet(np.random.default_rng([seed, 5]), 48, 64, max_motion_px=6)
+  for i, frame in enumerate(frames):
+    _save(str(tmp_path / 'reel' / f'f{i}.png'), frame)
+  argv = ['--input', str(tmp_path / 'reel'), '--leave_one_out', '--no_model', '--baselines',
+          'average', '--no_png']
+  assert evaluate.main(argv + ['--output', str(tmp_path / 'cuts')]) == 0
+  report = json.load(open(tmp_path / 'cuts' / 'results.json'))
+  assert [r['key'] for r in report['triplets']] == ['reel_000000', 'reel_000003']
+  assert [c['key'] for c in report['across_scene_cuts']] == ['reel_000001', 'reel_000002']
+  assert all(c['cut_score'] > 0.2 for c in report['across_scene_cuts'])
+  assert report['mean']['average']['count'] == 2 and report['scene_cut_threshold'] == 0.2
+  assert '2 triplets across a scene cut, left out: reel_000001, reel_000002' in (
+      capsys.readouterr().out)
+  assert evaluate.main(argv + ['--output', str(tmp_path / 'all'), '--no_scene_cuts']) == 0
+  report = json.load(open(tmp_path / 'all' / 'results.json'))
+  assert len(report['triplets']) == 4 and report['across_scene_cuts'] == []
+
+
 def test_flip_average_scores_the_averaged_prediction(tmp_path):
   from film_net import Interpolator, Options
   model_path = str(tmp_path / 'tiny_model.npz')
