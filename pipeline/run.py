@@ -386,8 +386,10 @@ def main(argv=None):
     print(f'error: the job ended in state {state} without a summary: {e}', file=sys.stderr)
     return 1
   pairs = summary['pairs']
-  cuts = summary.get('scene_cuts', 0)
-  cuts = f"; {cuts} scene cut{'s' if cuts > 1 else ''} held, not interpolated" if cuts else ''
+  held = [f"{n} {what}{'s' if n > 1 else ''}" for n, what in (
+      (summary.get('scene_cuts', 0), 'scene cut'),
+      (summary.get('identical_pairs', 0), 'pair of identical frame')) if n]
+  cuts = f"; held, not interpolated: {' and '.join(held)}" if held else ''
   print(f"run {known.run_id}: {pairs['total']} pairs ({pairs['ok']} ok, {pairs['skipped']} "
         f"skipped, {pairs['failed']} failed{cuts}), {summary['errors']} errors, "
         f"{summary['frames_written']} frames in {summary['wall_seconds']:.1f}s "

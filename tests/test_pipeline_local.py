@@ -186,6 +186,33 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
   assert _metric(again, 'pairs_skipped') == 5
 
 
+def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model):
+  """Archive transfers repeat frames (8 fps film at 24 fps shows each three times): a pair of
+  identical frames holds its frame exactly, and only the pairs that move cost model calls."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  moving = make_clip(tmp_path / 'moving', 3, seed=6)
+  frames = [moving[0], moving[0], moving[1], moving[1], moving[1], moving[2]]
+  sample_footage.write_clip(str(archive / 'clip'), frames)
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
+          f'--times_to_interpolate={N}']
+  result = run_module.run(argv + ['--run_id=held'])
+  assert _metric(result, 'model_calls') == 2 * (STEP - 1)
+  assert _metric(result, 'identical_pairs') == 3 and _metric(result, 'scene_cuts') == 0
+  pairs = sorted(_records(output, 'held', 'pairs'), key=lambda r: r['pair'])
+  assert [r['identical'] for r in pairs] == [True, False, True, True, False]
+  assert [r['model_calls'] for r in pairs] == [0, STEP - 1, 0, 0, STEP - 1]
+  for i in (0, 2, 3):
+    for k in range(1, STEP):
+      np.testing.assert_array_equal(
+          read_png(os.path.join(output, 'clip', frame_name(i * STEP + k))), frames[i])
+  summary = json.load(open(os.path.join(output, '_runs', 'held', 'summary.json')))
+  assert summary['identical_pairs'] == 3 and summary['model_calls'] == 2 * (STEP - 1)
+  every = run_module.run(argv + ['--run_id=every', '--no_scene_cuts'])
+  assert _metric(every, 'model_calls') == 5 * (STEP - 1)
+  assert _metric(every, 'identical_pairs') == 0
+
+
 def test_bfloat16_precision_is_its_own_output_and_recorded(tmp_path, tiny_model):
   model_path, _ = tiny_model
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
@@ -411,10 +438,8 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
   first, retried = attempt(cutting), attempt(cutting)
   assert [(r['scene_cut'], r['model_calls']) for r in first] == [
       (False, STEP - 1), (False, STEP - 1), (True, 0), (False, STEP - 1), (False, STEP - 1)]
-  assert [(r['status'], r['frames_written'], r['scene_cut'], r['cut_score'], r['model_calls'])
-          for r in retried] == [
-              (r['status'], r['frames_written'], r['scene_cut'], r['cut_score'], r['model_calls'])
-              for r in first]
+  fields = ('status', 'frames_written', 'scene_cut', 'identical', 'cut_score', 'model_calls')
+  assert [[r[f] for f in fields] for r in retried] == [[r[f] for f in fields] for r in first]
 
 
 def test_a_run_overlapping_another_does_not_fail_on_what_the_other_deleted(tmp_path,

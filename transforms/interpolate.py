@@ -27,6 +27,7 @@ import time
 import uuid
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.utils import shared
 
 from transforms import files
@@ -233,11 +234,12 @@ class InterpolateUnits(beam.DoFn):
       # failed and drops that attempt's records, so the pair is counted as made here, with the
       # frames and model calls it took (in-betweens, frame i + 1, and frame 0 if it wrote it).
       frames = step + (i == 0 and unit.owns_first)
-      cut = bool(marked[i].get('scene_cut'))
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
                                 None, frames, 'ok', {}, cut_score=marked[i].get('cut_score'),
-                                scene_cut=cut if 'scene_cut' in marked[i] else None)
-      rec['model_calls'] = 0 if cut else step - 1
+                                scene_cut=marked[i].get('scene_cut'),
+                                identical=marked[i].get('identical'))
+      held = marked[i].get('scene_cut') or marked[i].get('identical')
+      rec['model_calls'] = 0 if held else step - 1
       records.counter('frames_written').inc(frames)
       records.counter('model_calls').inc(rec['model_calls'])
       yield rec
@@ -282,13 +284,22 @@ class InterpolateUnits(beam.DoFn):
                      f'{uris[i + 1]} is {f1.width}x{f1.height}')
         yield self._error(uris[i:i + 2], 'pair', ValueError('size mismatch'), failed[i])
 
-    scores = {}  # pair -> its cut score, when detection is on
+    scores, identical = {}, set()  # pair -> its cut score; the pairs of one image twice
     if self._scene_cut is not None:
       for i in todo:
-        if i not in failed:
-          scores[i] = scene_cuts.cut_score(decoded[i].rgb(), decoded[i + 1].rgb())
+        if i in failed:
+          continue
+        f0, f1 = decoded[i], decoded[i + 1]
+        if f0.bits == f1.bits and np.array_equal(f0.pixels, f1.pixels):
+          identical.add(i)
+          scores[i] = 0.0
+        else:
+          scores[i] = scene_cuts.cut_score(f0.rgb(), f1.rgb())
     cuts = {i for i, score in scores.items() if score > self._scene_cut}
-    for i in cuts:  # Two shots: each in-between holds the nearer original, no model call.
+    # Two shots, or one image twice (a freeze, a title card, a frame a transfer repeated): each
+    # in-between holds the nearer original, with no model call.
+    held_pairs = cuts | identical
+    for i in held_pairs:
       for k in range(1, step):
         held = scene_cuts.held_frame(k, step)
         futures[(i, k)] = self._write(
@@ -299,7 +310,7 @@ class InterpolateUnits(beam.DoFn):
                 images.inbetween_color_chunks(decoded[i], decoded[i + 1])))
 
     model_seconds, calls = 0.0, {}  # pair -> in-between frames the model made for it
-    runs = _runs([i for i in todo if i not in failed and i not in cuts])
+    runs = _runs([i for i in todo if i not in failed and i not in held_pairs])
     for first, last in runs:  # pairs first..last, frames first..last+1
       t_model = time.perf_counter()
       try:
@@ -348,8 +359,8 @@ class InterpolateUnits(beam.DoFn):
       seconds = {'read': read_seconds * share, 'model': model_seconds * share,
                  'write': write_seconds * share}
       size = (decoded[i].width, decoded[i].height) if i in decoded else None
-      cut = {'cut_score': scores.get(i),
-             'scene_cut': (i in cuts) if i in scores else None}
+      cut = {'cut_score': scores.get(i), 'scene_cut': (i in cuts) if i in scores else None,
+             'identical': (i in identical) if i in scores else None}
       if i in failed:
         rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i,
                                   uris[i:i + 2], size, n_written, 'failed', seconds, failed[i],
@@ -373,7 +384,7 @@ class InterpolateUnits(beam.DoFn):
         continue
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
                                 size, n_written, 'ok', seconds, **cut)
-      rec['model_calls'] = 0 if i in cuts else step - 1
+      rec['model_calls'] = 0 if i in held_pairs else step - 1
       yield rec
     records.counter('model_calls').inc(sum(calls.values()))
     records.counter('frames_written').inc(frames_total)

@@ -37,18 +37,21 @@ def error_record(run_id, uris, stage, error, message):
 
 
 def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds, error=None,
-                cut_score=None, scene_cut=None):
-  """One pair's outcome; status is 'ok', 'skipped' or 'failed'. `cut_score` and `scene_cut`:
-  the pair's scene-cut score and whether it was taken for a cut (None: not scored)."""
+                cut_score=None, scene_cut=None, identical=None):
+  """One pair's outcome; status is 'ok', 'skipped' or 'failed'. `cut_score`, `scene_cut`,
+  `identical`: the pair's scene-cut score, whether it was taken for a cut, whether its frames
+  are one image twice (None: not looked at)."""
   counter('pairs_' + status).inc()
   if scene_cut:
     counter('scene_cuts').inc()
+  if identical:
+    counter('identical_pairs').inc()
   return {'run_id': run_id, 'clip': clip, 'pair': pair, 'inputs': list(uris),
           'size': list(size) if size else None, 'frames_written': frames_written,
           'status': status, 'seconds': {k: round(v, 6) for k, v in seconds.items()},
           'error': error,
           'cut_score': None if cut_score is None else round(float(cut_score), 4),
-          'scene_cut': scene_cut}
+          'scene_cut': scene_cut, 'identical': identical}
 
 
 class SummarizeFn(beam.CombineFn):
@@ -56,7 +59,7 @@ class SummarizeFn(beam.CombineFn):
 
   def create_accumulator(self):
     return {'ok': 0, 'skipped': 0, 'failed': 0, 'errors': 0, 'frames_written': 0,
-            'model_calls': 0, 'scene_cuts': 0, 'failures': []}
+            'model_calls': 0, 'scene_cuts': 0, 'identical_pairs': 0, 'failures': []}
 
   def add_input(self, acc, element):
     kind, rec = element
@@ -65,6 +68,7 @@ class SummarizeFn(beam.CombineFn):
       acc['frames_written'] += rec['frames_written']
       acc['model_calls'] += rec.get('model_calls', 0)
       acc['scene_cuts'] += bool(rec.get('scene_cut'))
+      acc['identical_pairs'] += bool(rec.get('identical'))
     elif kind == 'frames':
       acc['frames_written'] += rec['frames_written']
     else:
@@ -106,6 +110,7 @@ class WriteSummary(beam.DoFn):
         'frames_written': acc['frames_written'],
         'model_calls': acc['model_calls'],
         'scene_cuts': acc['scene_cuts'],
+        'identical_pairs': acc['identical_pairs'],
         'wall_seconds': round(wall, 3),
         'frames_per_second': round(acc['frames_written'] / wall, 3),
         'started_at': _iso(self._started),
