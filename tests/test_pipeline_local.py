@@ -186,6 +186,30 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
   assert _metric(again, 'pairs_skipped') == 5
 
 
+def test_a_held_inbetween_keeps_the_colour_description_of_the_frame_it_holds(tmp_path,
+                                                                             tiny_model):
+  """Two shots graded differently (their own gamma): the in-between holding the second shot's
+  first frame must be shown as that frame is, not under the first shot's gamma."""
+  from PIL import PngImagePlugin  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  frames = _edited_clip(tmp_path / 'plain')
+  (archive / 'clip').mkdir(parents=True)
+  for i, frame in enumerate(frames):
+    info = PngImagePlugin.PngInfo()
+    info.add(b'gAMA', (45455 if i < 3 else 55556).to_bytes(4, 'big'))
+    Image.fromarray(frame).save(archive / 'clip' / f'f{i}.png', pnginfo=info)
+  status, _ = run_job(str(archive), output, model_path, f'--times_to_interpolate={N}')
+  assert status == 0
+  cut = 2 * STEP
+  for index, gamma in ((cut, 0.45455), (cut + 1, 0.45455), (cut + STEP - 1, 0.55556),
+                       (cut + STEP, 0.55556)):
+    with Image.open(os.path.join(output, 'clip', frame_name(index))) as image:
+      assert image.info.get('gamma') == gamma, index
+  np.testing.assert_array_equal(read_png(os.path.join(output, 'clip', frame_name(cut + 3))),
+                                frames[3])
+
+
 def test_bfloat16_precision_is_its_own_output_and_recorded(tmp_path, tiny_model):
   model_path, _ = tiny_model
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')

@@ -296,7 +296,7 @@ class InterpolateUnits(beam.DoFn):
             lambda i=i, held=held: images.encode_png(
                 images.inbetween_pixels(decoded[i + held].rgb(), decoded[i], decoded[i + 1],
                                         float(held)),
-                images.inbetween_color_chunks(decoded[i], decoded[i + 1])))
+                images.held_color_chunks(decoded[i + held], decoded[i], decoded[i + 1])))
 
     model_seconds, calls = 0.0, {}  # pair -> in-between frames the model made for it
     runs = _runs([i for i in todo if i not in failed and i not in cuts])
