@@ -186,6 +186,21 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
   assert _metric(again, 'pairs_skipped') == 5
 
 
+def test_without_inbetweens_no_pair_is_scored_or_counted_as_a_held_cut(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  _edited_clip(archive / 'clip')
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
+          '--times_to_interpolate=0']
+  result = run_module.run(argv + ['--run_id=copy'])
+  assert _metric(result, 'scene_cuts') == 0 and _metric(result, 'pairs_ok') == 5
+  pairs = _records(output, 'copy', 'pairs')
+  assert {r['scene_cut'] for r in pairs} == {None} and {r['cut_score'] for r in pairs} == {None}
+  # The threshold changes nothing written, so the copies are not made again.
+  again = run_module.run(argv + ['--run_id=again', '--scene_cut_threshold=0.5'])
+  assert _metric(again, 'pairs_skipped') == 5
+
+
 def test_a_held_inbetween_keeps_the_colour_description_of_the_frame_it_holds(tmp_path,
                                                                              tiny_model):
   """Two shots graded differently (their own gamma): the in-between holding the second shot's

@@ -140,7 +140,9 @@ class InterpolateUnits(beam.DoFn):
     self._flip_average = flip_average
     self._precision = precision
     self._tile = tile
-    self._scene_cut = scene_cut_threshold  # None: every pair goes to the model
+    # None: every pair goes to the model. Without in-betweens a cut has nothing to hold: not
+    # scored, not counted, and its markers do not depend on the threshold.
+    self._scene_cut = scene_cut_threshold if times_to_interpolate else None
     self._max_pixels = max_pixels
     self._reprocess = reprocess
     self._progress_dir = progress_dir
