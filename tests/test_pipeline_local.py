@@ -439,6 +439,8 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
   assert [(r['status'], r['frames_written'], r['model_calls']) for r in retried] == [
       ('ok', STEP + 1, STEP - 1), ('ok', STEP, STEP - 1)]
   assert [r['status'] for r in later] == ['skipped', 'skipped']
+  # Without detection no pair was scored, in either attempt.
+  assert [(r['cut_score'], r['scene_cut']) for r in first + retried] == [(None, None)] * 4
   # A scene cut made by the first attempt is counted as one again: its frames, no model calls.
   _edited_clip(tmp_path / 'edited')
   clip = clips.Clip('edited', tuple((str(p), 'v') for p in sorted((tmp_path / 'edited').iterdir())),

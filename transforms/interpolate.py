@@ -235,10 +235,10 @@ class InterpolateUnits(beam.DoFn):
       # failed and drops that attempt's records, so the pair is counted as made here, with the
       # frames and model calls it took (in-betweens, frame i + 1, and frame 0 if it wrote it).
       frames = step + (i == 0 and unit.owns_first)
-      cut = bool(marked[i].get('scene_cut'))
+      cut = bool(marked[i].get('scene_cut'))  # (None where the pair was not scored)
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
                                 None, frames, 'ok', {}, cut_score=marked[i].get('cut_score'),
-                                scene_cut=cut if 'scene_cut' in marked[i] else None)
+                                scene_cut=marked[i].get('scene_cut'))
       rec['model_calls'] = 0 if cut else step - 1
       records.counter('frames_written').inc(frames)
       records.counter('model_calls').inc(rec['model_calls'])
