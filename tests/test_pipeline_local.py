@@ -213,6 +213,45 @@ def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model):
   assert _metric(every, 'identical_pairs') == 0
 
 
+def test_without_inbetweens_no_pair_is_scored_or_counted_as_a_held_cut(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  _edited_clip(archive / 'clip')
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
+          '--times_to_interpolate=0']
+  result = run_module.run(argv + ['--run_id=copy'])
+  assert _metric(result, 'scene_cuts') == 0 and _metric(result, 'pairs_ok') == 5
+  pairs = _records(output, 'copy', 'pairs')
+  assert {r['scene_cut'] for r in pairs} == {None} and {r['cut_score'] for r in pairs} == {None}
+  # The threshold changes nothing written, so the copies are not made again.
+  again = run_module.run(argv + ['--run_id=again', '--scene_cut_threshold=0.5'])
+  assert _metric(again, 'pairs_skipped') == 5
+
+
+def test_a_held_inbetween_keeps_the_colour_description_of_the_frame_it_holds(tmp_path,
+                                                                             tiny_model):
+  """Two shots graded differently (their own gamma): the in-between holding the second shot's
+  first frame must be shown as that frame is, not under the first shot's gamma."""
+  from PIL import PngImagePlugin  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  frames = _edited_clip(tmp_path / 'plain')
+  (archive / 'clip').mkdir(parents=True)
+  for i, frame in enumerate(frames):
+    info = PngImagePlugin.PngInfo()
+    info.add(b'gAMA', (45455 if i < 3 else 55556).to_bytes(4, 'big'))
+    Image.fromarray(frame).save(archive / 'clip' / f'f{i}.png', pnginfo=info)
+  status, _ = run_job(str(archive), output, model_path, f'--times_to_interpolate={N}')
+  assert status == 0
+  cut = 2 * STEP
+  for index, gamma in ((cut, 0.45455), (cut + 1, 0.45455), (cut + STEP - 1, 0.55556),
+                       (cut + STEP, 0.55556)):
+    with Image.open(os.path.join(output, 'clip', frame_name(index))) as image:
+      assert image.info.get('gamma') == gamma, index
+  np.testing.assert_array_equal(read_png(os.path.join(output, 'clip', frame_name(cut + 3))),
+                                frames[3])
+
+
 def test_bfloat16_precision_is_its_own_output_and_recorded(tmp_path, tiny_model):
   model_path, _ = tiny_model
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
@@ -427,6 +466,8 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
   assert [(r['status'], r['frames_written'], r['model_calls']) for r in retried] == [
       ('ok', STEP + 1, STEP - 1), ('ok', STEP, STEP - 1)]
   assert [r['status'] for r in later] == ['skipped', 'skipped']
+  # Without detection no pair was scored, in either attempt.
+  assert [(r['cut_score'], r['scene_cut']) for r in first + retried] == [(None, None)] * 4
   # A scene cut made by the first attempt is counted as one again: its frames, no model calls.
   _edited_clip(tmp_path / 'edited')
   clip = clips.Clip('edited', tuple((str(p), 'v') for p in sorted((tmp_path / 'edited').iterdir())),

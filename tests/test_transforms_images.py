@@ -144,3 +144,14 @@ def test_colour_profiles_go_into_every_frame_written():
       # (libpng checks every chunk's CRC.)
       assert decoded.shape == (6, 7, 3)
     assert images.inbetween_color_chunks(frame, plain) == frame.color_chunks
+
+
+def test_a_held_inbetween_takes_the_held_frames_colour_chunks_where_they_fit():
+  rgb0, rgb1 = (images.Frame(np.zeros((2, 2, 3), np.uint8), color_chunks=c) for c in (b'A', b'B'))
+  gray = images.Frame(np.zeros((2, 2, 1), np.uint8), color_chunks=b'G')
+  assert images.held_color_chunks(rgb1, rgb0, rgb1) == b'B'
+  assert images.held_color_chunks(rgb0, rgb0, rgb1) == b'A'
+  # A gray frame held in a colour in-between: its gray profile would not fit, the colour one's does.
+  assert images.held_color_chunks(gray, rgb0, gray) == b'A'
+  assert images.held_color_chunks(gray, gray, rgb1) == b'B'
+  assert images.held_color_chunks(gray, gray, gray) == b'G'

@@ -219,6 +219,15 @@ def inbetween_color_chunks(frame0, frame1):
   return frame0.color_chunks
 
 
+def held_color_chunks(held, frame0, frame1):
+  """The colour chunks of an in-between holding `held` (frame0 or frame1, at a scene cut): the
+  held frame's, so it looks as that frame does, unless it is gray in a colour pair (a gray
+  profile would not fit the colour in-between)."""
+  if held.channels >= 3 or max(frame0.channels, frame1.channels) < 3:
+    return held.color_chunks
+  return inbetween_color_chunks(frame0, frame1)
+
+
 def inbetween_pixels(rgb, frame0, frame1, t):
   """Quantises the model's float RGB output at time t in the widest format of the pair."""
   color = frame0.channels >= 3 or frame1.channels >= 3

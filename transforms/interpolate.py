@@ -143,7 +143,9 @@ class InterpolateUnits(beam.DoFn):
     self._flip_average = flip_average
     self._precision = precision
     self._tile = tile
-    self._scene_cut = scene_cut_threshold  # None: every pair goes to the model
+    # None: every pair goes to the model. Without in-betweens a cut has nothing to hold: not
+    # scored, not counted, and its markers do not depend on the threshold.
+    self._scene_cut = scene_cut_threshold if times_to_interpolate else None
     self._max_pixels = max_pixels
     self._reprocess = reprocess
     self._progress_dir = progress_dir
@@ -309,7 +311,7 @@ class InterpolateUnits(beam.DoFn):
             lambda i=i, held=held: images.encode_png(
                 images.inbetween_pixels(decoded[i + held].rgb(), decoded[i], decoded[i + 1],
                                         float(held)),
-                images.inbetween_color_chunks(decoded[i], decoded[i + 1])))
+                images.held_color_chunks(decoded[i + held], decoded[i], decoded[i + 1])))
 
     model_seconds, calls = 0.0, {}  # pair -> in-between frames the model made for it
     runs = _runs([i for i in todo if i not in failed and i not in held_pairs])
