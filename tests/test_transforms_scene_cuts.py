@@ -49,9 +49,20 @@ def test_thumbnail_is_the_area_average():
   rng = np.random.default_rng(0)
   blocks = rng.random((12, 32, 3)).astype(np.float32)
   frame = np.repeat(np.repeat(blocks, 4, axis=0), 4, axis=1)  # 48x128
+  np.testing.assert_allclose(scene_cuts.thumbnail(frame, 128), frame, rtol=1e-6)
   np.testing.assert_allclose(scene_cuts.thumbnail(frame, 32), blocks, rtol=1e-6)
   small = rng.random((5, 7, 3)).astype(np.float32)  # narrower than the thumbnail: unchanged
   np.testing.assert_allclose(scene_cuts.thumbnail(small), small, rtol=1e-6)
+
+
+def test_a_tall_frame_is_thumbnailed_within_the_square_of_a_wide_one():
+  """Portrait footage costs what landscape does: the thumbnail bounds the longer side."""
+  rng = np.random.default_rng(2)
+  tall = rng.random((2000, 64, 3)).astype(np.float32)
+  assert scene_cuts.thumbnail(tall).shape == (64, 2, 3)
+  assert scene_cuts.thumbnail(tall.transpose(1, 0, 2)).shape == (2, 64, 3)
+  x0, x1 = _shot(6, height=160, width=96)
+  assert scene_cuts.cut_score(x0, x1) < CUT
 
 
 def test_tiny_and_flat_frames_score_without_error():

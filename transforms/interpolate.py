@@ -289,6 +289,7 @@ class InterpolateUnits(beam.DoFn):
         yield self._error(uris[i:i + 2], 'pair', ValueError('size mismatch'), failed[i])
 
     scores, identical = {}, set()  # pair -> its cut score; the pairs of one image twice
+    thumbnails = {}  # frame -> its thumbnail, made once for both pairs that share the frame
     if self._scene_cut is not None:
       for i in todo:
         if i in failed:
@@ -297,8 +298,11 @@ class InterpolateUnits(beam.DoFn):
         if f0.bits == f1.bits and np.array_equal(f0.pixels, f1.pixels):
           identical.add(i)
           scores[i] = 0.0
-        else:
-          scores[i] = scene_cuts.cut_score(f0.rgb(), f1.rgb())
+          continue
+        for j in (i, i + 1):
+          if j not in thumbnails:
+            thumbnails[j] = scene_cuts.thumbnail(decoded[j].rgb())
+        scores[i] = scene_cuts.thumbnail_score(thumbnails[i], thumbnails[i + 1])
     cuts = {i for i, score in scores.items() if score > self._scene_cut}
     # Two shots, or one image twice (a freeze, a title card, a frame a transfer repeated): each
     # in-between holds the nearer original, with no model call.

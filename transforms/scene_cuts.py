@@ -10,29 +10,31 @@ A pair is a cut only when two cheap measures on small thumbnails both say so, ea
 what is not a cut:
 - colour: the colour histograms overlap little. Each channel is first divided by its mean, so
   a change of exposure, a flash or a fade does not count.
-- structure: most 8x8 blocks of the second frame's grey thumbnail (64 px wide, zero mean, unit
-  variance) find no close match in the first within a quarter of the width, so motion, even
-  large or of many objects, does not count.
+- structure: most 8x8 blocks of the second frame's grey thumbnail (64 px on its longer side,
+  zero mean, unit variance) find no close match in the first within a quarter of that side, so
+  motion, even large or of many objects, does not count.
 `cut_score` is the smaller of the two, clipped to [0, 1]; a pair is a cut when it exceeds the
 threshold. bench/bench_scene_cuts.py measures both kinds of error (docs/benchmarks.md).
+Thumbnails are made once per frame (`thumbnail`, then `thumbnail_score`) where a frame is in
+two pairs.
 """
 
 import numpy as np
 
 DEFAULT_THRESHOLD = 0.2
-THUMBNAIL_WIDTH = 64
+THUMBNAIL_SIZE = 64  # px on the longer side
 _BINS = 6            # per channel, over [0, 2x the channel's mean]
 _BLOCK = 8           # thumbnail pixels per block side
-_REACH = 0.25        # the farthest a block is looked for, as a share of the thumbnail's width
+_REACH = 0.25        # the farthest a block is looked for, as a share of the longer side
 _LUMA = np.float32([0.299, 0.587, 0.114])
 
 
-def thumbnail(rgb: np.ndarray, width: int = THUMBNAIL_WIDTH) -> np.ndarray:
-  """Area average of float HxWx3 `rgb` down to `width` columns (fewer when the frame is
-  narrower), keeping the aspect ratio."""
+def thumbnail(rgb: np.ndarray, size: int = THUMBNAIL_SIZE) -> np.ndarray:
+  """Area average of float HxWx3 `rgb` down to `size` px on its longer side (unchanged when
+  smaller), keeping the aspect ratio: the cost is that of a `size`-px square at most."""
   h, w = rgb.shape[:2]
-  tw = min(width, w)
-  th = max(1, min(h, round(h * tw / w)))
+  scale = min(1.0, size / max(h, w))
+  th, tw = max(1, round(h * scale)), max(1, round(w * scale))
   rows = np.linspace(0, h, th + 1).astype(int)
   cols = np.linspace(0, w, tw + 1).astype(int)
   summed = np.add.reduceat(np.add.reduceat(rgb, rows[:-1], axis=0), cols[:-1], axis=1)
@@ -62,7 +64,7 @@ def structure_change(thumb0: np.ndarray, thumb1: np.ndarray) -> float:
   bh, bw = min(_BLOCK, h), min(_BLOCK, w)
   h, w = h // bh * bh, w // bw * bw
   g0, g1 = g0[:h, :w], g1[:h, :w]
-  reach = max(1, round(_REACH * w))
+  reach = max(1, round(_REACH * max(h, w)))
   padded = np.pad(g0, reach, mode='edge')
   best = np.full((h // bh, w // bw), np.inf, np.float32)
   for dy in range(-reach, reach + 1):
@@ -76,7 +78,11 @@ def structure_change(thumb0: np.ndarray, thumb1: np.ndarray) -> float:
 def cut_score(rgb0: np.ndarray, rgb1: np.ndarray) -> float:
   """How surely float RGB frames `rgb0`, `rgb1` (HxWx3 in [0, 1], same size) are two shots:
   0 for the same image, near 1 for unrelated ones."""
-  thumb0, thumb1 = thumbnail(rgb0), thumbnail(rgb1)
+  return thumbnail_score(thumbnail(rgb0), thumbnail(rgb1))
+
+
+def thumbnail_score(thumb0: np.ndarray, thumb1: np.ndarray) -> float:
+  """`cut_score` of two frames from their thumbnails."""
   return min(1.0, colour_change(thumb0, thumb1), structure_change(thumb0, thumb1))
 
 
