@@ -426,6 +426,14 @@ def test_the_eta_counts_only_pairs_this_run_made(tmp_path):
   assert 850 <= int(line.rsplit('ETA ', 1)[1].rstrip('s')) <= 950
 
 
+def test_the_sample_edit_has_one_scene_cut_where_its_shots_meet():
+  from transforms import scene_cuts  # pylint: disable=import-outside-toplevel
+  frames = [f.astype(np.float32) / 255 for f in sample_footage.edited_frames(5, 160, 96)]
+  cuts = [i for i in range(9) if scene_cuts.cut_score(frames[i], frames[i + 1])
+          > scene_cuts.DEFAULT_THRESHOLD]
+  assert cuts == [4]
+
+
 def test_writing_the_sample_footage_again_leaves_unchanged_frames_untouched(tmp_path):
   frames = sample_footage.render_frames(2, 32, 24, seed=0)
   paths = sample_footage.write_clip(str(tmp_path), frames)
