@@ -386,9 +386,10 @@ def main(argv=None):
     print(f'error: the job ended in state {state} without a summary: {e}', file=sys.stderr)
     return 1
   pairs = summary['pairs']
-  held = [f"{n} {what}{'s' if n > 1 else ''}" for n, what in (
-      (summary.get('scene_cuts', 0), 'scene cut'),
-      (summary.get('identical_pairs', 0), 'pair of identical frame')) if n]
+  held = [f'{n} {one if n == 1 else many}' for n, one, many in (
+      (summary.get('scene_cuts', 0), 'scene cut', 'scene cuts'),
+      (summary.get('identical_pairs', 0), 'pair of identical frames',
+       'pairs of identical frames')) if n]
   cuts = f"; held, not interpolated: {' and '.join(held)}" if held else ''
   print(f"run {known.run_id}: {pairs['total']} pairs ({pairs['ok']} ok, {pairs['skipped']} "
         f"skipped, {pairs['failed']} failed{cuts}), {summary['errors']} errors, "

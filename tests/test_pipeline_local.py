@@ -186,7 +186,7 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
   assert _metric(again, 'pairs_skipped') == 5
 
 
-def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model):
+def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model, capsys):
   """Archive transfers repeat frames (8 fps film at 24 fps shows each three times): a pair of
   identical frames holds its frame exactly, and only the pairs that move cost model calls."""
   model_path, _ = tiny_model
@@ -211,6 +211,9 @@ def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model):
   every = run_module.run(argv + ['--run_id=every', '--no_scene_cuts'])
   assert _metric(every, 'model_calls') == 5 * (STEP - 1)
   assert _metric(every, 'identical_pairs') == 0
+  capsys.readouterr()
+  assert run_job(str(archive), output, model_path, f'--times_to_interpolate={N}')[0] == 0
+  assert '; held, not interpolated: 3 pairs of identical frames)' in capsys.readouterr().out
 
 
 def test_without_inbetweens_no_pair_is_scored_or_counted_as_a_held_cut(tmp_path, tiny_model):
@@ -229,7 +232,7 @@ def test_without_inbetweens_no_pair_is_scored_or_counted_as_a_held_cut(tmp_path,
 
 
 def test_a_held_inbetween_keeps_the_colour_description_of_the_frame_it_holds(tmp_path,
-                                                                             tiny_model):
+                                                                             tiny_model, capsys):
   """Two shots graded differently (their own gamma): the in-between holding the second shot's
   first frame must be shown as that frame is, not under the first shot's gamma."""
   from PIL import PngImagePlugin  # pylint: disable=import-outside-toplevel
@@ -243,6 +246,7 @@ def test_a_held_inbetween_keeps_the_colour_description_of_the_frame_it_holds(tmp
     Image.fromarray(frame).save(archive / 'clip' / f'f{i}.png', pnginfo=info)
   status, _ = run_job(str(archive), output, model_path, f'--times_to_interpolate={N}')
   assert status == 0
+  assert '; held, not interpolated: 1 scene cut)' in capsys.readouterr().out
   cut = 2 * STEP
   for index, gamma in ((cut, 0.45455), (cut + 1, 0.45455), (cut + STEP - 1, 0.55556),
                        (cut + STEP, 0.55556)):
