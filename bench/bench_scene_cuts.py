@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=wrong-import-position
 from film_net import image_io
 from film_net import render
-from machine import machine_line  # pylint: disable=wrong-import-position
+from machine import machine_line
 from transforms import scene_cuts
 
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)

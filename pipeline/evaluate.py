@@ -14,8 +14,9 @@ Input, one of:
   folder itself and every folder under it that holds frames; hidden folders, the pipeline's
   `_runs`, `_markers`, `_tmp` and --output are passed over). Frames i and i + 2 are
   interpolated and compared with frame i + 1, for every i that is a multiple of --stride; the
-  report then also gives each clip's mean. A triplet across a scene cut (transforms/scene_cuts)
-  is left out and listed under `across_scene_cuts` (--no_scene_cuts scores it).
+  report then also gives each clip's mean. A triplet whose middle frame is not the midpoint in
+  time, across a scene cut (transforms/scene_cuts) or repeating a frame, is left out and listed
+  under `left_out` with the reason (--no_scene_cuts scores it).
 
 Metrics are FILM's (see transforms/quality.py). FILM's own evaluation runs the model on full-size
 frames without padding; here the model sees frames zero padded to a multiple of --align (64, as
@@ -102,8 +103,8 @@ def parse_known_args(argv):
   parser.add_argument('--stride', type=flags.positive_int, default=1,
                       help='with --leave_one_out: evaluate every stride-th triplet of a clip')
   pipeline_flags.add_scene_cut_flags(
-      parser, 'With --leave_one_out: leave out triplets that span a scene cut (no interpolator '
-              'can recover a frame across one), listed in results.json',
+      parser, 'With --leave_one_out: leave out triplets that span a scene cut or repeat a '
+              'frame (their middle frame is not the midpoint in time), listed in results.json',
       'score every triplet')
   parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
   known, beam_args = pipeline_flags.parse_with_beam_flags(parser, argv, 'the evaluation')
@@ -255,11 +256,16 @@ class EvaluateTriplet(beam.DoFn):
           f'{triplet[k]} is {f.shape[1]}x{f.shape[0]}'
           for k, f in zip(('frame0', 'truth', 'frame1'), frames)))
       return
-    if self._scene_cut is not None:
-      score = max(scene_cuts.cut_score(x0, truth), scene_cuts.cut_score(truth, x1))
-      if score > self._scene_cut:
+    if self._scene_cut is not None:  # footage: is the middle frame the midpoint in time?
+      reason, score = None, None
+      if np.array_equal(truth, x0) or np.array_equal(truth, x1):
+        reason = 'repeated frame'  # a freeze or a transfer's repeat: motion is not even
+      else:
+        score = max(scene_cuts.cut_score(x0, truth), scene_cuts.cut_score(truth, x1))
+        reason = 'scene cut' if score > self._scene_cut else None
+      if reason:
         yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': None,
-               'scene_cut': True, 'cut_score': round(score, 4)}
+               'left_out': reason, 'cut_score': None if score is None else round(score, 4)}
         return
     predictions, scores = {}, {}
     for name, method in self._methods.items():
@@ -308,9 +314,9 @@ def summarise(rows, settings):
   """The report as a dict: settings, mean per method, per clip and method, every row, and the
   errors (a triplet or method that could not be scored)."""
   errors = sorted((r for r in rows if 'error' in r), key=lambda r: (r['key'], r['method'] or ''))
-  cuts = sorted(({'key': r['key'], 'clip': r['clip'], 'cut_score': r['cut_score']}
-                 for r in rows if r.get('scene_cut')), key=lambda r: r['key'])
-  rows = sorted((r for r in rows if 'error' not in r and not r.get('scene_cut')),
+  left_out = sorted(({k: r[k] for k in ('key', 'clip', 'left_out', 'cut_score')}
+                     for r in rows if 'left_out' in r), key=lambda r: r['key'])
+  rows = sorted((r for r in rows if 'error' not in r and 'left_out' not in r),
                 key=lambda r: (r['clip'], r['key'], _method_order(r['method'])))
   methods = sorted({r['method'] for r in rows}, key=_method_order)
   report = dict(settings)
@@ -319,7 +325,7 @@ def summarise(rows, settings):
   report['clips'] = {c: {m: _mean([r for r in rows if r['clip'] == c and r['method'] == m])
                          for m in methods} for c in clips}
   report['triplets'] = rows
-  report['across_scene_cuts'] = cuts  # left out: each spans two shots
+  report['left_out'] = left_out  # footage whose middle frame is not the midpoint in time
   report['errors'] = errors
   return report
 
@@ -448,11 +454,11 @@ def format_table(report):
   for clip, means in report['clips'].items():
     lines.append(f'clip {clip}: ' + ', '.join(
         f'{m} {number(v["psnr"], 2)} dB / {number(v["ssim"], 4)}' for m, v in means.items()))
-  cuts = report.get('across_scene_cuts') or []
-  if cuts:
-    lines.append(f'{len(cuts)} triplet{"s" if len(cuts) > 1 else ""} across a scene cut, left '
-                 f'out: ' + ', '.join(c['key'] for c in cuts[:5]) + (' ...' if len(cuts) > 5
-                                                                    else ''))
+  for reason in ('scene cut', 'repeated frame'):
+    keys = [r['key'] for r in report.get('left_out', []) if r['left_out'] == reason]
+    if keys:
+      lines.append(f'left out, {reason}: {len(keys)} triplet{"s" if len(keys) > 1 else ""} ('
+                   + ', '.join(keys[:5]) + (', ...)' if len(keys) > 5 else ')'))
   return '\n'.join(lines)
 
 

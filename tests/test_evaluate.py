@@ -156,12 +156,15 @@ def test_model_and_leave_one_out_on_clips(tmp_path):
   assert not os.path.exists(os.path.join(out, 'comparisons'))
 
 
-def test_leave_one_out_leaves_out_triplets_across_a_scene_cut(tmp_path, capsys):
-  """Footage is edited: a triplet spanning two shots measures the cut, not the interpolator."""
+def test_leave_one_out_leaves_out_triplets_across_a_cut_or_with_a_repeated_frame(tmp_path,
+                                                                                capsys):
+  """Footage is edited and transfers repeat frames: a triplet spanning two shots, or whose
+  middle frame repeats a neighbour, measures the edit or the transfer, not the interpolator."""
   from film_net import render  # pylint: disable=import-outside-toplevel
   frames = []
   for seed in (1, 2):
     frames += render.render_triplet(np.random.default_rng([seed, 5]), 48, 64, max_motion_px=6)
+  frames.append(frames[-1])  # the last frame twice
   for i, frame in enumerate(frames):
     _save(str(tmp_path / 'reel' / f'f{i}.png'), frame)
   argv = ['--input', str(tmp_path / 'reel'), '--leave_one_out', '--no_model', '--baselines',
@@ -169,14 +172,18 @@ def test_leave_one_out_leaves_out_triplets_across_a_scene_cut(tmp_path, capsys):
   assert evaluate.main(argv + ['--output', str(tmp_path / 'cuts')]) == 0
   report = json.load(open(tmp_path / 'cuts' / 'results.json'))
   assert [r['key'] for r in report['triplets']] == ['reel_000000', 'reel_000003']
-  assert [c['key'] for c in report['across_scene_cuts']] == ['reel_000001', 'reel_000002']
-  assert all(c['cut_score'] > 0.2 for c in report['across_scene_cuts'])
+  assert [(r['key'], r['left_out']) for r in report['left_out']] == [
+      ('reel_000001', 'scene cut'), ('reel_000002', 'scene cut'),
+      ('reel_000004', 'repeated frame')]
+  assert all(r['cut_score'] > 0.2 for r in report['left_out'][:2])
+  assert report['left_out'][2]['cut_score'] is None
   assert report['mean']['average']['count'] == 2 and report['scene_cut_threshold'] == 0.2
-  assert '2 triplets across a scene cut, left out: reel_000001, reel_000002' in (
-      capsys.readouterr().out)
+  out = capsys.readouterr().out
+  assert 'left out, scene cut: 2 triplets (reel_000001, reel_000002)' in out
+  assert 'left out, repeated frame: 1 triplet (reel_000004)' in out
   assert evaluate.main(argv + ['--output', str(tmp_path / 'all'), '--no_scene_cuts']) == 0
   report = json.load(open(tmp_path / 'all' / 'results.json'))
-  assert len(report['triplets']) == 4 and report['across_scene_cuts'] == []
+  assert len(report['triplets']) == 5 and report['left_out'] == []
 
 
 def test_flip_average_scores_the_averaged_prediction(tmp_path):
