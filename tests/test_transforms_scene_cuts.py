@@ -65,6 +65,18 @@ def test_a_tall_frame_is_thumbnailed_within_the_square_of_a_wide_one():
   assert scene_cuts.cut_score(x0, x1) < CUT
 
 
+def test_a_frames_thumbnail_from_its_pixels_is_that_of_its_rgb_view():
+  """The pipeline thumbnails decoded frames from their integer pixels: gray, alpha and 16 bit
+  must give what `Frame.rgb()` would."""
+  from transforms import images  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(3)
+  for channels, dtype in ((1, np.uint8), (2, np.uint8), (3, np.uint16), (4, np.uint8)):
+    top = np.iinfo(dtype).max
+    frame = images.Frame(rng.integers(0, top, (50, 90, channels), endpoint=True).astype(dtype))
+    np.testing.assert_allclose(scene_cuts.frame_thumbnail(frame),
+                               scene_cuts.thumbnail(frame.rgb()), atol=1e-6)
+
+
 def test_tiny_and_flat_frames_score_without_error():
   rng = np.random.default_rng(1)
   a, b = rng.random((3, 5, 3)).astype(np.float32), rng.random((3, 5, 3)).astype(np.float32)

@@ -301,7 +301,7 @@ class InterpolateUnits(beam.DoFn):
           continue
         for j in (i, i + 1):
           if j not in thumbnails:
-            thumbnails[j] = scene_cuts.thumbnail(decoded[j].rgb())
+            thumbnails[j] = scene_cuts.frame_thumbnail(decoded[j])
         scores[i] = scene_cuts.thumbnail_score(thumbnails[i], thumbnails[i + 1])
     cuts = {i for i, score in scores.items() if score > self._scene_cut}
     # Two shots, or one image twice (a freeze, a title card, a frame a transfer repeated): each

@@ -20,6 +20,7 @@ two pairs.
 """
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 DEFAULT_THRESHOLD = 0.2
 THUMBNAIL_SIZE = 64  # px on the longer side
@@ -29,17 +30,27 @@ _REACH = 0.25        # the farthest a block is looked for, as a share of the lon
 _LUMA = np.float32([0.299, 0.587, 0.114])
 
 
-def thumbnail(rgb: np.ndarray, size: int = THUMBNAIL_SIZE) -> np.ndarray:
-  """Area average of float HxWx3 `rgb` down to `size` px on its longer side (unchanged when
-  smaller), keeping the aspect ratio: the cost is that of a `size`-px square at most."""
-  h, w = rgb.shape[:2]
-  scale = min(1.0, size / max(h, w))
-  th, tw = max(1, round(h * scale)), max(1, round(w * scale))
+def thumbnail(image: np.ndarray, size: int = THUMBNAIL_SIZE, scale: float = 1.0) -> np.ndarray:
+  """Area average of HxWxC `image` (any numeric type), divided by `scale`, down to `size` px
+  on its longer side (unchanged when smaller), keeping the aspect ratio: float32."""
+  h, w = image.shape[:2]
+  shrink = min(1.0, size / max(h, w))
+  th, tw = max(1, round(h * shrink)), max(1, round(w * shrink))
   rows = np.linspace(0, h, th + 1).astype(int)
   cols = np.linspace(0, w, tw + 1).astype(int)
-  summed = np.add.reduceat(np.add.reduceat(rgb, rows[:-1], axis=0), cols[:-1], axis=1)
+  summed = np.add.reduceat(np.add.reduceat(image, cols[:-1], axis=1, dtype=np.float64),
+                           rows[:-1], axis=0)
   counts = np.diff(rows)[:, None, None] * np.diff(cols)[None, :, None]
-  return (summed / counts).astype(np.float32)
+  return (summed / (counts * scale)).astype(np.float32)
+
+
+def frame_thumbnail(frame) -> np.ndarray:
+  """The RGB thumbnail of a decoded `images.Frame`, summed from its integer pixels: no
+  full-size float copy (a third of the time of thumbnailing `frame.rgb()` at 1080p)."""
+  pixels = frame.pixels
+  thumb = thumbnail(pixels[..., :3] if frame.channels >= 3 else pixels[..., :1],
+                    scale=(1 << frame.bits) - 1)
+  return thumb if thumb.shape[-1] == 3 else np.repeat(thumb, 3, axis=-1)
 
 
 def colour_change(thumb0: np.ndarray, thumb1: np.ndarray) -> float:
@@ -65,14 +76,11 @@ def structure_change(thumb0: np.ndarray, thumb1: np.ndarray) -> float:
   h, w = h // bh * bh, w // bw * bw
   g0, g1 = g0[:h, :w], g1[:h, :w]
   reach = max(1, round(_REACH * max(h, w)))
-  padded = np.pad(g0, reach, mode='edge')
-  best = np.full((h // bh, w // bw), np.inf, np.float32)
-  for dy in range(-reach, reach + 1):
-    for dx in range(-reach, reach + 1):
-      moved = padded[reach + dy:reach + dy + h, reach + dx:reach + dx + w]
-      blocks = np.abs(moved - g1).reshape(h // bh, bh, w // bw, bw).mean(axis=(1, 3))
-      np.minimum(best, blocks, out=best)
-  return float(np.median(best))
+  n = 2 * reach + 1
+  # Every shift of g0 within the reach at once: (n, n, h, w) views, ~18 MB at most.
+  shifted = sliding_window_view(np.pad(g0, reach, mode='edge'), (h, w))
+  blocks = np.abs(shifted - g1).reshape(n, n, h // bh, bh, w // bw, bw).mean(axis=(3, 5))
+  return float(np.median(blocks.min(axis=(0, 1))))
 
 
 def cut_score(rgb0: np.ndarray, rgb1: np.ndarray) -> float:
