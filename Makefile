@@ -14,7 +14,7 @@ $(VENV)/.installed: requirements-dev.txt
 
 demo: $(VENV)/.installed
 	$(PY) -m pipeline.sample_footage --output sample_footage
-	$(PY) -m pipeline.run --input sample_footage --output out/demo --times_to_interpolate 2
+	$(PY) -m pipeline.run --input sample_footage --output out/demo --times_to_interpolate 2 --scene_cuts
 
 # One worker per core, each test file on one worker (files share their slow fixtures): much of
 # the suite is single-threaded TensorFlow tracing, so 2 cores run it ~1.9x faster than 1 worker.

@@ -2,7 +2,7 @@
 
     python -m pipeline.evaluate --input DIR_OR_MANIFEST --output OUT [--model_path P]
         [--baselines repeat,average,minterpolate,dis] [--no_model] [--align 64]
-        [--flip_average | --no_flip_average] [--leave_one_out [--stride K] [--no_scene_cuts]]
+        [--flip_average | --no_flip_average] [--leave_one_out [--stride K] [--scene_cuts]]
         [--no_png] [beam flags]
 
 Input, one of:
@@ -14,9 +14,9 @@ Input, one of:
   folder itself and every folder under it that holds frames; hidden folders, the pipeline's
   `_runs`, `_markers`, `_tmp` and --output are passed over). Frames i and i + 2 are
   interpolated and compared with frame i + 1, for every i that is a multiple of --stride; the
-  report then also gives each clip's mean. A triplet whose middle frame is not the midpoint in
-  time, across a scene cut (transforms/scene_cuts) or repeating a frame, is left out and listed
-  under `left_out` with the reason (--no_scene_cuts scores it).
+  report then also gives each clip's mean. With --scene_cuts, a triplet whose middle frame is not
+  the midpoint in time, across a scene cut (transforms/scene_cuts) or repeating a frame, is left
+  out and listed under `left_out` with the reason.
 
 Metrics are FILM's (see transforms/quality.py). FILM's own evaluation runs the model on full-size
 frames without padding; here the model sees frames zero padded to a multiple of --align (64, as
@@ -105,7 +105,7 @@ def parse_known_args(argv):
   pipeline_flags.add_scene_cut_flags(
       parser, 'With --leave_one_out: leave out triplets that span a scene cut or repeat a '
               'frame (their middle frame is not the midpoint in time), listed in results.json',
-      'score every triplet')
+      'Score every triplet')
   parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
   known, beam_args = pipeline_flags.parse_with_beam_flags(parser, argv, 'the evaluation')
   flags.check_tile_flags(parser, known)

@@ -169,7 +169,7 @@ def test_leave_one_out_leaves_out_triplets_across_a_cut_or_with_a_repeated_frame
     _save(str(tmp_path / 'reel' / f'f{i}.png'), frame)
   argv = ['--input', str(tmp_path / 'reel'), '--leave_one_out', '--no_model', '--baselines',
           'average', '--no_png']
-  assert evaluate.main(argv + ['--output', str(tmp_path / 'cuts')]) == 0
+  assert evaluate.main(argv + ['--output', str(tmp_path / 'cuts'), '--scene_cuts']) == 0
   report = json.load(open(tmp_path / 'cuts' / 'results.json'))
   assert [r['key'] for r in report['triplets']] == ['reel_000000', 'reel_000003']
   assert [(r['key'], r['left_out']) for r in report['left_out']] == [
@@ -181,9 +181,10 @@ def test_leave_one_out_leaves_out_triplets_across_a_cut_or_with_a_repeated_frame
   out = capsys.readouterr().out
   assert 'left out, scene cut: 2 triplets (reel_000001, reel_000002)' in out
   assert 'left out, repeated frame: 1 triplet (reel_000004)' in out
-  assert evaluate.main(argv + ['--output', str(tmp_path / 'all'), '--no_scene_cuts']) == 0
+  assert evaluate.main(argv + ['--output', str(tmp_path / 'all')]) == 0  # off by default
   report = json.load(open(tmp_path / 'all' / 'results.json'))
   assert len(report['triplets']) == 5 and report['left_out'] == []
+  assert report['scene_cut_threshold'] is None
 
 
 def test_flip_average_scores_the_averaged_prediction(tmp_path):

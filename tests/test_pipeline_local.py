@@ -157,7 +157,7 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
   frames = _edited_clip(archive / 'clip')
   argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
           f'--times_to_interpolate={N}', '--pairs_per_unit=16']
-  result = run_module.run(argv + ['--run_id=cuts'])
+  result = run_module.run(argv + ['--run_id=cuts', '--scene_cuts'])
   assert _metric(result, 'scene_cuts') == 1 and _metric(result, 'model_calls') == 4 * (STEP - 1)
   folder = os.path.join(output, 'clip')
   cut = 2 * STEP  # output index of the shot's last frame
@@ -174,16 +174,20 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
   assert [r['model_calls'] for r in pairs] == [STEP - 1, STEP - 1, 0, STEP - 1, STEP - 1]
   summary = json.load(open(os.path.join(output, '_runs', 'cuts', 'summary.json')))
   assert summary['scene_cuts'] == 1 and summary['options']['scene_cuts'] is True
-  # Detection off, the cut is interpolated like any pair, and every pair is redone (its frames
-  # may differ), then skipped again.
-  off = run_module.run(argv + ['--run_id=off', '--no_scene_cuts'])
+  # Detection off (the default), the cut is interpolated like any pair, and every pair is redone
+  # (its frames may differ), then skipped again.
+  off = run_module.run(argv + ['--run_id=off'])
   assert _metric(off, 'model_calls') == 5 * (STEP - 1) and _metric(off, 'scene_cuts') == 0
   pairs = _records(output, 'off', 'pairs')
   assert {r['scene_cut'] for r in pairs} == {None} and {r['cut_score'] for r in pairs} == {None}
+  assert json.load(open(os.path.join(output, '_runs', 'off', 'summary.json')))['options'][
+      'scene_cuts'] is False
   assert np.abs(read_png(os.path.join(folder, frame_name(cut + 1))).astype(int)
                 - frames[2]).max() > 1
   again = run_module.run(argv + ['--run_id=again', '--scene_cuts=false'])
   assert _metric(again, 'pairs_skipped') == 5
+  assert _metric(run_module.run(argv + ['--run_id=off_too', '--no_scene_cuts']),
+                 'pairs_skipped') == 5
 
 
 def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model, capsys):
@@ -196,7 +200,7 @@ def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model, cap
   sample_footage.write_clip(str(archive / 'clip'), frames)
   argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
           f'--times_to_interpolate={N}']
-  result = run_module.run(argv + ['--run_id=held'])
+  result = run_module.run(argv + ['--run_id=held', '--scene_cuts'])
   assert _metric(result, 'model_calls') == 2 * (STEP - 1)
   assert _metric(result, 'identical_pairs') == 3 and _metric(result, 'scene_cuts') == 0
   pairs = sorted(_records(output, 'held', 'pairs'), key=lambda r: r['pair'])
@@ -208,11 +212,12 @@ def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model, cap
           read_png(os.path.join(output, 'clip', frame_name(i * STEP + k))), frames[i])
   summary = json.load(open(os.path.join(output, '_runs', 'held', 'summary.json')))
   assert summary['identical_pairs'] == 3 and summary['model_calls'] == 2 * (STEP - 1)
-  every = run_module.run(argv + ['--run_id=every', '--no_scene_cuts'])
+  every = run_module.run(argv + ['--run_id=every'])  # off by default: the model makes all
   assert _metric(every, 'model_calls') == 5 * (STEP - 1)
   assert _metric(every, 'identical_pairs') == 0
   capsys.readouterr()
-  assert run_job(str(archive), output, model_path, f'--times_to_interpolate={N}')[0] == 0
+  assert run_job(str(archive), output, model_path, f'--times_to_interpolate={N}',
+                 '--scene_cuts')[0] == 0
   assert '; held, not interpolated: 3 pairs of identical frames)' in capsys.readouterr().out
 
 
@@ -221,7 +226,7 @@ def test_without_inbetweens_no_pair_is_scored_or_counted_as_a_held_cut(tmp_path,
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
   _edited_clip(archive / 'clip')
   argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
-          '--times_to_interpolate=0']
+          '--times_to_interpolate=0', '--scene_cuts']
   result = run_module.run(argv + ['--run_id=copy'])
   assert _metric(result, 'scene_cuts') == 0 and _metric(result, 'pairs_ok') == 5
   pairs = _records(output, 'copy', 'pairs')
@@ -244,7 +249,8 @@ def test_a_held_inbetween_keeps_the_colour_description_of_the_frame_it_holds(tmp
     info = PngImagePlugin.PngInfo()
     info.add(b'gAMA', (45455 if i < 3 else 55556).to_bytes(4, 'big'))
     Image.fromarray(frame).save(archive / 'clip' / f'f{i}.png', pnginfo=info)
-  status, _ = run_job(str(archive), output, model_path, f'--times_to_interpolate={N}')
+  status, _ = run_job(str(archive), output, model_path, f'--times_to_interpolate={N}',
+                      '--scene_cuts')
   assert status == 0
   assert '; held, not interpolated: 1 scene cut)' in capsys.readouterr().out
   cut = 2 * STEP
