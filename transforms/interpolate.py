@@ -7,7 +7,7 @@ sequential recursion (`Interpolator.iter_recursive`) in which every mid frame fe
 and each frame's features are computed once for both pairs that share it; splitting a unit into
 independent pair examples recomputes those features. bench/bench_pipeline.py measures this:
 per-pair calls vs one recursion over the unit (numbers in the report/docs/benchmarks.md).
-With scene-cut detection on (the default), a pair that is an edit's cut (`scene_cuts`) or one
+With scene-cut detection on (`--scene_cuts`), a pair that is an edit's cut (`scene_cuts`) or one
 image twice gets no model call: its in-betweens hold the nearer original.
 
 A pair is done when its marker `<output>/_markers/<clip>/pair_<pos>-<lo>-<hi>-<key>.done` exists;
