@@ -15,6 +15,8 @@ what 'DirectRunner' falls back to for batch jobs and honours --direct_running_mo
 import json
 import logging
 import os
+import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -102,10 +104,8 @@ class PlanUnits(beam.DoFn):
     records.counter('stale_frames_removed').inc(
         interpolate.remove_frames_after(self._output, clip.name, last_index))
     if self._progress_dir:
-      path = os.path.join(self._progress_dir, f'clip-{abs(hash(clip.name))}-{id(clip)}.json')
-      with open(path + '.tmp', 'w') as f:
-        json.dump({'pairs': clip.num_pairs()}, f)
-      os.replace(path + '.tmp', path)
+      records.progress_note(self._progress_dir, f'clip-{abs(hash(clip.name))}-{id(clip)}.json',
+                            {'pairs': clip.num_pairs()})
     yield from clips_lib.split_into_units(clip, self._n, self._k)
 
 
@@ -207,7 +207,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
       'options': run_options, 'model_options': _model_options(model),
   }
 
-  progress_dir = tempfile.mkdtemp(prefix='film-progress-') if local and not dry_run else None
+  progress_dir = new_progress_dir() if local and not dry_run else None
   if test_pipeline is not None:
     p = test_pipeline
     if isinstance(p.runner, SwitchingDirectRunner):
@@ -243,6 +243,35 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     except OSError:
       pass  # Absent, or another run's temporaries are in it.
   return result
+
+
+PROGRESS_PREFIX = 'film-progress-'
+
+
+def new_progress_dir():
+  """A fresh folder (in the system's temp folder) for a local run's progress notes, named after
+  the launching process; first deletes those whose process is gone: a killed run cannot remove
+  its own. (Folders of other names, from before, are left: nothing says whose they are.)"""
+  root = tempfile.gettempdir()
+  try:
+    entries = list(os.scandir(root))
+  except OSError:
+    entries = []
+  for entry in entries:
+    found = re.fullmatch(re.escape(PROGRESS_PREFIX) + r'(\d+)-.+', entry.name)
+    if found and entry.is_dir(follow_symlinks=False) and not _alive(int(found.group(1))):
+      shutil.rmtree(entry.path, ignore_errors=True)
+  return tempfile.mkdtemp(prefix=f'{PROGRESS_PREFIX}{os.getpid()}-')
+
+
+def _alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except OSError:
+    return True  # another user's process (PermissionError): alive
+  return True
 
 
 # A run's temporaries (<output>/_tmp/<run_id>/) untouched for this long are a killed run's: a
@@ -354,7 +383,6 @@ class _ProgressPrinter:
     self._stop.set()
     self._thread.join()
     print(self.line(), flush=True)
-    import shutil  # pylint: disable=import-outside-toplevel
     shutil.rmtree(self._dir, ignore_errors=True)
 
 

@@ -436,6 +436,33 @@ def test_the_eta_counts_only_pairs_this_run_made(tmp_path):
   assert 850 <= int(line.rsplit('ETA ', 1)[1].rstrip('s')) <= 950
 
 
+def test_a_local_run_removes_the_progress_folders_of_killed_runs(tmp_path, tiny_model,
+                                                                 monkeypatch):
+  """A killed run cannot remove its progress folder; the next local run removes those whose
+  launching process is gone, and leaves those of live runs and of unknown names."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import tempfile  # pylint: disable=import-outside-toplevel
+  from transforms import records  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'tmp'))
+  (tmp_path / 'tmp').mkdir()
+  exited = subprocess.Popen(['true'])  # its pid names no process once it has exited
+  exited.wait()
+  killed = tmp_path / 'tmp' / f'film-progress-{exited.pid}-abc'
+  live = tmp_path / 'tmp' / f'film-progress-{os.getpid()}-def'
+  older = tmp_path / 'tmp' / 'film-progress-k2j4x8'
+  for folder in (killed, live, older):
+    folder.mkdir()
+    (folder / 'unit-1.json').write_text('{}')
+  make_clip(tmp_path / 'archive' / 'clip', 2, seed=9)
+  status, _ = run_job(str(tmp_path / 'archive'), str(tmp_path / 'out'), model_path)
+  assert status == 0
+  left = sorted(p.name for p in (tmp_path / 'tmp').iterdir() if p.name.startswith('film-progress'))
+  assert left == sorted([live.name, older.name])  # the run's own folder went at its end too
+  # A note that cannot be written (its folder gone) costs the progress line, not the work.
+  records.progress_note(str(tmp_path / 'no such folder'), 'unit-2.json', {'pairs': 1})
+
+
 def test_the_sample_edit_has_one_scene_cut_where_its_shots_meet():
   from transforms import scene_cuts  # pylint: disable=import-outside-toplevel
   frames = [f.astype(np.float32) / 255 for f in sample_footage.edited_frames(5, 160, 96)]

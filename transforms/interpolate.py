@@ -23,7 +23,6 @@ another version wrote.
 import concurrent.futures
 import hashlib
 import json
-import os
 import re
 import time
 import uuid
@@ -438,11 +437,8 @@ class InterpolateUnits(beam.DoFn):
     records.counter('units').inc()
     records.counter('model_calls').inc(0)
     if self._progress_dir:
-      note = {'pairs': unit.num_pairs, 'processed': pairs_done, 'frames': frames}
-      path = os.path.join(self._progress_dir, f'unit-{uuid.uuid4().hex}.json')
-      with open(path + '.tmp', 'w') as f:
-        json.dump(note, f)
-      os.replace(path + '.tmp', path)
+      records.progress_note(self._progress_dir, f'unit-{uuid.uuid4().hex}.json', {
+          'pairs': unit.num_pairs, 'processed': pairs_done, 'frames': frames})
 
 
 def _marker_content(marker):

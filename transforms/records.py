@@ -7,6 +7,8 @@ and `PipelineResult.metrics()` show them together.
 
 import datetime
 import json
+import logging
+import os
 import time
 
 import apache_beam as beam
@@ -34,6 +36,19 @@ def error_record(run_id, uris, stage, error, message):
   counter('errors').inc()
   return {'run_id': run_id, 'uris': list(uris), 'stage': stage,
           'error_type': type(error).__name__, 'message': message}
+
+
+def progress_note(progress_dir, name, note):
+  """Leaves `note` (JSON) as `progress_dir`/`name` for a local run's progress line, whole
+  (written aside, then renamed). Best effort: a note that cannot be written (the folder gone)
+  costs a progress line, never the work."""
+  path = os.path.join(progress_dir, name)
+  try:
+    with open(path + '.tmp', 'w') as f:
+      json.dump(note, f)
+    os.replace(path + '.tmp', path)
+  except OSError as e:
+    logging.warning('progress note %s not written: %s', path, e)
 
 
 def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds, error=None,
