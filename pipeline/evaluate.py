@@ -261,7 +261,9 @@ class EvaluateTriplet(beam.DoFn):
       if np.array_equal(truth, x0) or np.array_equal(truth, x1):
         reason = 'repeated frame'  # a freeze or a transfer's repeat: motion is not even
       else:
-        score = max(scene_cuts.cut_score(x0, truth), scene_cuts.cut_score(truth, x1))
+        thumb0, thumb, thumb1 = (scene_cuts.thumbnail(x) for x in (x0, truth, x1))
+        score = max(scene_cuts.thumbnail_score(thumb0, thumb),
+                    scene_cuts.thumbnail_score(thumb, thumb1))
         reason = 'scene cut' if score > self._scene_cut else None
       if reason:
         yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': None,
