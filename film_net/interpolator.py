@@ -209,16 +209,14 @@ class Interpolator:
     self._mix_by_agreement = (_fused_mix_by_agreement if warp_lib.fuse_with_xla() else
                               mix_by_agreement)
     if net is not None:
-      self._features = tf.function(net.features, reduce_retracing=True)
+      self._features = AnySizeFunction(net.features)
       warp_fn = warp_fn or warp_lib.default_warp()
-      self._mid = tf.function(
+      self._mid = AnySizeFunction(
           lambda p0, f0, p1, f1: net.interpolate_from_features(p0, f0, p1, f1,
-                                                               warp_fn=warp_fn)['image'],
-          reduce_retracing=True)
-      self._mid_and_disagreement = tf.function(
+                                                               warp_fn=warp_fn)['image'])
+      self._mid_and_disagreement = AnySizeFunction(
           lambda p0, f0, p1, f1: _mid_and_disagreement(
-              net.interpolate_from_features(p0, f0, p1, f1, aux_outputs=True, warp_fn=warp_fn)),
-          reduce_retracing=True)
+              net.interpolate_from_features(p0, f0, p1, f1, aux_outputs=True, warp_fn=warp_fn)))
     if self.tile and self.options is not None and (
         _pad_box(self.tile, self.tile, align)[2] < self.options.min_size):
       raise ValueError(f'tile={self.tile} is too small for this model: its tiles need >= '
@@ -515,6 +513,36 @@ def _mid_and_disagreement(outputs: dict):
 def input_average(x0: tf.Tensor, x1: tf.Tensor):
   """The no-motion candidate: the inputs' mean, and their disagreement plus `AVERAGE_MARGIN`."""
   return 0.5 * (x0 + x1), _disagreement(x0, x1) + AVERAGE_MARGIN
+
+
+
+class AnySizeFunction:
+  """`tf.function(fn)` traced once, at its first call, for (B, H, W, C) tensors of any batch and
+  frame size.
+
+  Traced for exact shapes, each new frame size traces the model again, layer by layer in
+  Python (~5 s for the built-in model on 2 CPU cores); with flip averaging, every frame that is
+  not square brings two sizes, itself and its transpose. Traced once for any size, a run's first
+  16:9 frame is that much sooner and later sizes cost only their kernels' set-up; steady speed is
+  the same (`docs/benchmarks.md`, "Start-up").
+  """
+
+  def __init__(self, fn):
+    self._function = tf.function(fn, reduce_retracing=True)
+    self._traced = False
+
+  def __call__(self, *args):
+    if not self._traced:
+      self._function.get_concrete_function(*tf.nest.map_structure(_any_size, args))
+      self._traced = True
+    return self._function(*args)
+
+  def tracing_count(self) -> int:
+    return self._function.experimental_get_tracing_count()
+
+
+def _any_size(tensor: tf.Tensor) -> tf.TensorSpec:
+  return tf.TensorSpec([None, None, None, *tensor.shape[3:]], tensor.dtype)
 
 
 def _disagreement(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
