@@ -190,6 +190,33 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
                  'pairs_skipped') == 5
 
 
+def test_a_cut_whose_held_frames_fail_to_write_is_not_counted_held_and_a_rerun_holds_it(
+    tmp_path, tiny_model, monkeypatch, capsys):
+  from transforms import images  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  _edited_clip(archive / 'clip')
+  argv = [str(archive), output, model_path, f'--times_to_interpolate={N}', '--scene_cuts']
+  held_color_chunks = images.held_color_chunks
+
+  def disk_full(*args):
+    raise OSError('No space left on device')
+
+  monkeypatch.setattr(images, 'held_color_chunks', disk_full)
+  status, run_id = run_job(*argv)
+  assert status == 1
+  assert 'held, not interpolated' not in capsys.readouterr().out
+  pairs = sorted(_records(output, run_id, 'pairs'), key=lambda r: r['pair'])
+  assert [r['status'] for r in pairs] == ['ok', 'ok', 'failed', 'ok', 'ok']
+  assert pairs[2]['scene_cut'] is True and 'No space left' in pairs[2]['error']
+  assert set(pairs[0]['seconds']) == {'read', 'model', 'write', 'scene_cut'}
+  summary = json.load(open(os.path.join(output, '_runs', run_id, 'summary.json')))
+  assert summary['scene_cuts'] == 0 and summary['pairs']['failed'] == 1
+  monkeypatch.setattr(images, 'held_color_chunks', held_color_chunks)
+  assert run_job(*argv)[0] == 0
+  assert '4 skipped, 0 failed; held, not interpolated: 1 scene cut)' in capsys.readouterr().out
+
+
 def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model, capsys):
   """Archive transfers repeat frames (8 fps film at 24 fps shows each three times): a pair of
   identical frames holds its frame exactly, and only the pairs that move cost model calls."""

@@ -289,6 +289,7 @@ class InterpolateUnits(beam.DoFn):
 
     scores, identical = {}, set()  # pair -> its cut score; the pairs of one image twice
     thumbnails = {}  # frame -> its thumbnail, made once for both pairs that share the frame
+    t_score = time.perf_counter()
     if self._scene_cut is not None:
       for i in todo:
         if i in failed:
@@ -303,6 +304,7 @@ class InterpolateUnits(beam.DoFn):
             thumbnails[j] = scene_cuts.frame_thumbnail(decoded[j])
         scores[i] = scene_cuts.thumbnail_score(thumbnails[i], thumbnails[i + 1])
     cuts = {i for i, score in scores.items() if score > self._scene_cut}
+    score_seconds = time.perf_counter() - t_score
     # Two shots, or one image twice (a freeze, a title card, a frame a transfer repeated): each
     # in-between holds the nearer original, with no model call.
     held_pairs = cuts | identical
@@ -365,6 +367,8 @@ class InterpolateUnits(beam.DoFn):
       frames_total += n_written
       seconds = {'read': read_seconds * share, 'model': model_seconds * share,
                  'write': write_seconds * share}
+      if self._scene_cut is not None:
+        seconds['scene_cut'] = score_seconds * share
       size = (decoded[i].width, decoded[i].height) if i in decoded else None
       cut = {'cut_score': scores.get(i), 'scene_cut': (i in cuts) if i in scores else None,
              'identical': (i in identical) if i in scores else None}
@@ -398,6 +402,8 @@ class InterpolateUnits(beam.DoFn):
     records.distribution('read_ms').update(int(read_seconds * 1000))
     records.distribution('model_ms').update(int(model_seconds * 1000))
     records.distribution('write_ms').update(int(write_seconds * 1000))
+    if self._scene_cut is not None:
+      records.distribution('scene_cut_ms').update(int(score_seconds * 1000))
     self._finish(unit, len(todo), frames_total)
 
   def _lone_frame(self, unit):

@@ -55,11 +55,12 @@ def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds,
                 cut_score=None, scene_cut=None, identical=None):
   """One pair's outcome; status is 'ok', 'skipped' or 'failed'. `cut_score`, `scene_cut`,
   `identical`: the pair's scene-cut score, whether it was taken for a cut, whether its frames
-  are one image twice (None: not looked at)."""
+  are one image twice (None: not looked at). The `scene_cuts` and `identical_pairs` metrics
+  count the pairs held: found so and written ('ok')."""
   counter('pairs_' + status).inc()
-  if scene_cut:
+  if scene_cut and status == 'ok':
     counter('scene_cuts').inc()
-  if identical:
+  if identical and status == 'ok':
     counter('identical_pairs').inc()
   return {'run_id': run_id, 'clip': clip, 'pair': pair, 'inputs': list(uris),
           'size': list(size) if size else None, 'frames_written': frames_written,
@@ -82,8 +83,9 @@ class SummarizeFn(beam.CombineFn):
       acc[rec['status']] += 1
       acc['frames_written'] += rec['frames_written']
       acc['model_calls'] += rec.get('model_calls', 0)
-      acc['scene_cuts'] += bool(rec.get('scene_cut'))
-      acc['identical_pairs'] += bool(rec.get('identical'))
+      held = rec['status'] == 'ok'  # a failed pair's frames were not (all) written
+      acc['scene_cuts'] += held and bool(rec.get('scene_cut'))
+      acc['identical_pairs'] += held and bool(rec.get('identical'))
     elif kind == 'frames':
       acc['frames_written'] += rec['frames_written']
     else:
