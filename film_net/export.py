@@ -6,6 +6,7 @@ variables carry the released names and whose `film_options` (a string variable, 
 JSON) says the architecture, so `Interpolator.from_path` reads them back natively as the same
 model: pyramid_levels is not in the weight shapes.
 Unlike the released export, the `serving_default` signature has named outputs, `image` first.
+With `use_aux_outputs` off in the options, both give the image alone, as FILM's model does.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class ReleasedFormatModel(tf.Module):
   def _outputs(self, inputs: dict) -> dict:
     pyr0, feat0 = layers.frame_features(self._conv, self._opts, inputs['x0'])
     pyr1, feat1 = layers.frame_features(self._conv, self._opts, inputs['x1'])
-    return layers.interpolate_from_features(self._conv, self._opts, pyr0, feat0, pyr1, feat1)
+    return layers.interpolate_from_features(self._conv, self._opts, pyr0, feat0, pyr1, feat1,
+                                            aux_outputs=self._opts.use_aux_outputs)
 
   @tf.function
   def __call__(self, inputs, training=False, mask=None):
@@ -56,10 +58,10 @@ class ReleasedFormatModel(tf.Module):
   @tf.function(input_signature=[_IMAGE, _IMAGE, _INPUTS['time']])
   def serve(self, x0, x1, time):
     out = self._outputs({'x0': x0, 'x1': x1, 'time': time})
-    flat = {'image': out['image'], 'x0_warped': out['x0_warped'], 'x1_warped': out['x1_warped']}
+    flat = {key: out[key] for key in ('image', 'x0_warped', 'x1_warped') if key in out}
     for key in ('forward_flow_pyramid', 'backward_flow_pyramid', 'forward_residual_flow_pyramid',
                 'backward_residual_flow_pyramid'):
-      for i, level in enumerate(out[key]):
+      for i, level in enumerate(out.get(key, ())):
         flat[f'{key}_{i}'] = level
     return flat
 

@@ -1,4 +1,5 @@
 """Weights: our files, fixture .npz, SavedModel export/import, remote paths, fusion numbering."""
+import dataclasses
 import os
 
 import numpy as np
@@ -70,6 +71,22 @@ def test_an_export_of_any_options_loads_back_natively_as_the_same_model(tmp_path
   np.testing.assert_allclose(np.stack(saved.recursive(frames, 2)),
                              np.stack(native.recursive(frames, 2)), rtol=1e-5, atol=1e-5)
   assert np.max(native.recursive(frames, 1)[1]) > 1.5
+
+
+def test_an_export_without_aux_outputs_gives_the_image_alone(tmp_path):
+  options = dataclasses.replace(Options.tiny(), use_aux_outputs=False)
+  interp = Interpolator.random(options, seed=3)
+  target = str(tmp_path / 'image_only')
+  export_saved_model(interp.net.released_weights(), options, target)
+  loaded = tf.saved_model.load(target)
+  x = np.random.default_rng(2).random((2, 1, 64, 64, 3), np.float32)
+  out = loaded({'x0': x[0], 'x1': x[1], 'time': np.full((1, 1), 0.5, np.float32)})
+  assert set(out) == {'image'}
+  assert set(loaded.signatures['serving_default'].structured_outputs) == {'image'}
+  np.testing.assert_allclose(out['image'], interp(x[0], x[1]), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match=r"needs the SavedModel's \['x0_warped', 'x1_warped'\]"):
+    Interpolator.from_path(target, engine='savedmodel', flip_average=True,
+                           flip_weights='agreement')(x[0], x[1])
 
 
 def test_fingerprint_changes_with_any_weight():
