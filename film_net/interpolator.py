@@ -174,7 +174,7 @@ class Interpolator:
                saved_model=None, fingerprint: str = '', source: str = '',
                flip_average: bool = False, padding: str = 'zeros', warp_fn=None,
                flip_weights: str = 'equal', tile: int | None = None,
-               tile_overlap: int | None = None):
+               tile_overlap: int | None = None, options: Options | None = None):
     if (net is None) == (saved_model is None):
       raise ValueError('an Interpolator needs exactly one of a FilmNet or a SavedModel')
     if padding not in PADDINGS:
@@ -190,7 +190,8 @@ class Interpolator:
     self.padding = padding
     self.engine = 'native' if net is not None else 'savedmodel'
     self.net = net
-    self.options = net.options if net is not None else None
+    # A SavedModel's options, where known, say the smallest frame it runs (`_check_size`).
+    self.options = net.options if net is not None else options
     self.flip_average = flip_average
     self.flip_weights = flip_weights
     self.precision = net.precision if net is not None else 'float32'
@@ -286,7 +287,8 @@ class Interpolator:
         fp = weights_lib.fingerprint_saved_model(loaded)
         return cls(saved_model=loaded, align=align, fingerprint=fp, source=str(path),
                    flip_average=flip_average, padding=padding, flip_weights=flip_weights,
-                   tile=tile, tile_overlap=tile_overlap)
+                   tile=tile, tile_overlap=tile_overlap,
+                   options=options or weights_lib.saved_model_options(loaded))
       try:
         if is_saved_model:
           weights, file_options = weights_lib.read_saved_model(local)

@@ -154,18 +154,36 @@ def read_saved_model(local_dir: str) -> tuple[dict[str, np.ndarray], Options | N
   our exports record (None for released models: their options are the released ones)."""
   import tensorflow as tf
 
-  loaded = tf.saved_model.load(local_dir)
+  weights, options = saved_model_weights(tf.saved_model.load(local_dir))
+  if not weights:
+    raise ValueError(f'{local_dir}: SavedModel has no variables with released film_net names; '
+                     "use engine='savedmodel' to call it as it is")
+  return weights, options
+
+
+def saved_model_weights(loaded) -> tuple[dict[str, np.ndarray], Options | None]:
+  """`read_saved_model` on a loaded SavedModel: its variables with released names ({} if none)
+  and the options our exports record (None if not recorded)."""
   weights = {}
   for var in saved_variables(loaded):
     canon = canonical_name(var.name)
     if canon is not None:
       weights[canon] = var.numpy()
-  if not weights:
-    raise ValueError(f'{local_dir}: SavedModel has no variables with released film_net names; '
-                     "use engine='savedmodel' to call it as it is")
   options = getattr(loaded, 'film_options', None)
   options = Options.from_dict(json.loads(options.numpy().decode())) if options is not None else None
-  return renumber_fusion(weights), options
+  return renumber_fusion(weights) if weights else {}, options
+
+
+def saved_model_options(loaded) -> Options | None:
+  """The film_net options of a loaded SavedModel: recorded by our export, else read from its
+  released-name weights; None for a model that is not film_net."""
+  weights, options = saved_model_weights(loaded)
+  if options is not None or not weights:
+    return options
+  try:
+    return infer_options(weights)
+  except ValueError:
+    return None
 
 
 def save(path: str, weights: dict[str, np.ndarray], options: Options,

@@ -71,6 +71,11 @@ def test_an_export_of_any_options_loads_back_natively_as_the_same_model(tmp_path
   np.testing.assert_allclose(np.stack(saved.recursive(frames, 2)),
                              np.stack(native.recursive(frames, 2)), rtol=1e-5, atol=1e-5)
   assert np.max(native.recursive(frames, 1)[1]) > 1.5
+  # Called as it is, the export still says the smallest frame it runs (not a pooling error).
+  unpadded = Interpolator.from_path(target, engine='savedmodel', align=None)
+  with pytest.raises(ValueError, match=r'frames of 10x6 without padding are too small for this '
+                                       r'model: it needs >= 16 px on each side'):
+    unpadded(x[0][:, :6, :10], x[1][:, :6, :10])
 
 
 def test_an_export_without_aux_outputs_gives_the_image_alone(tmp_path):
@@ -87,6 +92,27 @@ def test_an_export_without_aux_outputs_gives_the_image_alone(tmp_path):
   with pytest.raises(ValueError, match=r"needs the SavedModel's \['x0_warped', 'x1_warped'\]"):
     Interpolator.from_path(target, engine='savedmodel', flip_average=True,
                            flip_weights='agreement')(x[0], x[1])
+
+
+def test_a_foreign_saved_model_is_called_as_it_is_with_no_size_check(tmp_path):
+  """A SavedModel that is not film_net (no released names, no recorded options) but keeps its
+  calling convention runs through engine='savedmodel', with no guess at its smallest frame."""
+  class Blend(tf.Module):
+    @tf.function
+    def __call__(self, inputs, training=False):
+      del training
+      return {'image': (1 - inputs['time'][:, :, None, None]) * inputs['x0'] +
+                       inputs['time'][:, :, None, None] * inputs['x1']}
+
+  blend = Blend()
+  image = tf.TensorSpec([None, None, None, 3])
+  blend.__call__.get_concrete_function({'x0': image, 'x1': image,
+                                        'time': tf.TensorSpec([None, 1])}, training=False)
+  tf.saved_model.save(blend, str(tmp_path / 'blend'))
+  blend = Interpolator.from_path(str(tmp_path / 'blend'), engine='savedmodel', align=None)
+  assert blend.options is None
+  x = np.random.default_rng(4).random((2, 1, 6, 10, 3), np.float32)
+  np.testing.assert_allclose(blend(x[0], x[1]), (x[0] + x[1]) / 2, atol=1e-6)
 
 
 def test_fingerprint_changes_with_any_weight():
