@@ -27,6 +27,7 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
        '--times_to_interpolate=3', '--max_num_workers', '4'],
       capture_output=True, text=True, env=env, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'No module named build' not in proc.stdout + proc.stderr  # the sdist built by `build`
   out = proc.stdout
   for step in STEPS:
     assert f'  {step}\n' in out
