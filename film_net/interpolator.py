@@ -12,6 +12,7 @@ frame shared by consecutive input pairs, is extracted once.
 from __future__ import annotations
 
 import os
+import threading
 import zipfile
 from typing import Iterable, Iterator, Sequence
 
@@ -206,6 +207,11 @@ class Interpolator:
     self.source = source
     self.model_calls = 0      # mid frames computed
     self.feature_calls = 0    # frames run through the feature extractor
+    # One model computation at a time, whichever thread asks (a pipeline's worker threads
+    # share one Interpolator): each concurrent call would add its activations (4.4 GB for the
+    # built-in model's 1080p frame) for at most a few percent more frames per second, since
+    # one call already keeps every CPU core (or the GPU) busy (`docs/benchmarks.md`).
+    self._one_at_a_time = threading.Lock()
     self._saved_model = saved_model
     self._mix_by_agreement = (_fused_mix_by_agreement if warp_lib.fuse_with_xla() else
                               mix_by_agreement)
@@ -404,10 +410,11 @@ class Interpolator:
 
   def _saved_model_pair(self, p0: tf.Tensor, p1: tf.Tensor) -> tf.Tensor:
     """The padded mid frame from padded inputs, flip-averaged if asked, with whole-model calls."""
-    plain = self._saved_model_mid(p0, p1)
-    if not self.flip_average:
-      return plain[0]
-    return self._mix(plain, self._saved_model_mid(_flip(p0), _flip(p1)), p0, p1)
+    with self._one_at_a_time:
+      plain = self._saved_model_mid(p0, p1)
+      if not self.flip_average:
+        return plain[0]
+      return self._mix(plain, self._saved_model_mid(_flip(p0), _flip(p1)), p0, p1)
 
   def _saved_model_mid(self, p0: tf.Tensor, p1: tf.Tensor):
     """(mid frame, disagreement of the warped inputs or None if not needed)."""
@@ -425,10 +432,15 @@ class Interpolator:
   def _extract(self, padded: tf.Tensor):
     """The frame's (image pyramid, features); with flip_average, of the flipped frame too."""
     self.feature_calls += int(padded.shape[0]) * (2 if self.flip_average else 1)
-    features = self._features(padded)
-    return (features, self._features(_flip(padded))) if self.flip_average else features
+    with self._one_at_a_time:
+      features = self._features(padded)
+      return (features, self._features(_flip(padded))) if self.flip_average else features
 
   def _mid_from_features(self, state0, state1) -> tf.Tensor:
+    with self._one_at_a_time:
+      return self._mid_from_features_now(state0, state1)
+
+  def _mid_from_features_now(self, state0, state1) -> tf.Tensor:
     if not self.flip_average:
       return self._mid(*state0, *state1)
     (plain0, flipped0), (plain1, flipped1) = state0, state1

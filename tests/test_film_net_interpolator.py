@@ -1,7 +1,10 @@
 """Interpolator: alignment padding as FILM's tools do, any frame size, clear input errors."""
+import concurrent.futures
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -105,6 +108,36 @@ def test_the_model_is_traced_once_for_every_frame_size_and_its_transpose():
     assert np.all(out >= lower - 1e-5) and np.all(out <= upper + 1e-5)  # a per-pixel mix
   assert interp._features.tracing_count() == 1
   assert interp._mid_and_disagreement.tracing_count() == 1
+
+
+def test_threads_sharing_an_interpolator_run_the_model_one_at_a_time():
+  """A pipeline's worker threads share one Interpolator: their calls must not run the model at
+  once (each would add a call's activations), and each gets its own pair's frame."""
+  interp = Interpolator.random(Options.tiny(), seed=0, align=64)
+  running, most = [0], [0]
+  guard = threading.Lock()
+  mid = interp._mid
+
+  def slow_mid(*args):
+    with guard:
+      running[0] += 1
+      most[0] = max(most[0], running[0])
+    time.sleep(0.05)
+    try:
+      return mid(*args)
+    finally:
+      with guard:
+        running[0] -= 1
+
+  rng = np.random.default_rng(9)
+  pairs = [(_frames(rng, 1, 40, 56, 3), _frames(rng, 1, 40, 56, 3)) for _ in range(6)]
+  alone = [interp(x0, x1) for x0, x1 in pairs]
+  interp._mid = slow_mid
+  with concurrent.futures.ThreadPoolExecutor(6) as pool:
+    together = list(pool.map(lambda pair: interp(*pair), pairs))
+  assert most[0] == 1
+  for a, b in zip(alone, together):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_hd_frame(interp):
