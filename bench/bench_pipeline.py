@@ -12,6 +12,13 @@ ratio: end-to-end frames/s of the local pipeline (in_memory, wall time of `run()
        using `Shared` in transforms/interpolate.py.
 rss:   peak RSS of `python -m pipeline.run` on a clip of `large` pairs over one of `small` pairs
        (tiny model, N=1; memory must not grow with clip length). Target <= 1.2.
+modes: the built-in model on 4 clips of 4 frames (one unit each) run by `python -m
+       pipeline.run` as Beam's local modes run it: in_memory (one process, one thread),
+       multi_threading (one process, `--workers` threads sharing the model, which runs one call
+       at a time) and multi_processing (`--workers` processes, each its own model, as Dataflow
+       runs one SDK process per vCPU): wall time and the peak of the whole process tree's RSS.
+
+    python bench/bench_pipeline.py modes [--size 576 --workers 2]
 
 Without --model_path the built-in model is used, or, before it exists, random weights with the
 released options (same compute). Prints one JSON line per measurement.
@@ -125,6 +132,54 @@ def rss(args):
     return result
 
 
+def _tree_rss_mb(root):
+  """RSS (MB) of process `root` and all its descendants, from /proc."""
+  parents, rss_kb = {}, {}
+  for entry in os.listdir('/proc'):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f'/proc/{entry}/status') as f:
+        fields = dict(line.split(':', 1) for line in f if ':' in line)
+      parents[int(entry)] = int(fields['PPid'])
+      rss_kb[int(entry)] = int(fields.get('VmRSS', '0 kB').split()[0])
+    except (OSError, KeyError, ValueError):
+      continue
+  tree, grew = {root}, True
+  while grew:
+    more = {pid for pid, parent in parents.items() if parent in tree} - tree
+    tree |= more
+    grew = bool(more)
+  return sum(rss_kb.get(pid, 0) for pid in tree) / 1024
+
+
+def modes(args):
+  with tempfile.TemporaryDirectory() as work:
+    width = args.size * 16 // 9
+    for c in range(4):
+      sample_footage.write_clip(os.path.join(work, 'in', f'clip{c}'), sample_footage.render_frames(
+          4, width, args.size, seed=10 + c, speed=2.0))
+    for mode in ('in_memory', 'multi_threading', 'multi_processing'):
+      argv = [sys.executable, '-m', 'pipeline.run', f'--input={work}/in',
+              f'--output={work}/out_{mode}', '--times_to_interpolate=1', '--pairs_per_unit=3',
+              f'--direct_running_mode={mode}', '--progress_interval=10']
+      if mode != 'in_memory':
+        argv.append(f'--direct_num_workers={args.workers}')
+      t, peak = time.perf_counter(), 0.0
+      proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+      while proc.poll() is None:
+        peak = max(peak, _tree_rss_mb(proc.pid))
+        time.sleep(0.2)
+      out = proc.stdout.read()
+      if proc.returncode:
+        raise RuntimeError(out[-2000:])
+      frames = len(os.listdir(os.path.join(work, f'out_{mode}', 'clip0')))
+      print(json.dumps({'bench': 'modes', 'mode': mode, 'workers': args.workers,
+                        'size': f'{width}x{args.size}', 'seconds': round(time.perf_counter() - t, 1),
+                        'peak_tree_rss_mb': round(peak), 'frames_per_clip': frames}), flush=True)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   sub = parser.add_subparsers(dest='bench', required=True)
@@ -139,9 +194,12 @@ def main():
   p.add_argument('--large', type=int, default=1000)
   p.add_argument('--size', type=int, default=128)
   p.add_argument('--model_path', default=None)
+  p = sub.add_parser('modes')
+  p.add_argument('--size', type=int, default=576, help='frame height (16:9)')
+  p.add_argument('--workers', type=int, default=2)
   args = parser.parse_args()
   print(f'machine: {machine_line()}', flush=True)
-  {'ratio': ratio, 'rss': rss}[args.bench](args)
+  {'ratio': ratio, 'rss': rss, 'modes': modes}[args.bench](args)
 
 
 if __name__ == '__main__':

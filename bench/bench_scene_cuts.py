@@ -37,6 +37,7 @@ SCENE_OPTIONS = dict(small_objects=3, regular_share=0.3, deform=0.3, static_shar
 RENDERED = {
     '256x256, motion <= 1/8 width': (256, 256, 32),
     '216x384, motion <= 1/8 width': (216, 384, 48),
+    '384x216 (portrait), motion <= 1/8 height': (384, 216, 48),
     '256x256, motion <= 1/4 width': (256, 256, 64),
 }
 
@@ -114,13 +115,19 @@ def main(argv=None):
   parser.add_argument('--data', action='append', default=[],
                       help='a folder of triplet folders (Middlebury layout), repeatable')
   parser.add_argument('--no_model', action='store_true', help='time the score alone')
+  parser.add_argument('--sets', default='',
+                      help='score only the rendered sets whose name contains this (e.g. portrait)')
+  parser.add_argument('--no_timing', action='store_true', help='skip the 1080p timing')
   args = parser.parse_args(argv)
   print(f'{machine_line()}; default threshold {scene_cuts.DEFAULT_THRESHOLD}')
   for name, (height, width, motion) in RENDERED.items():
+    if args.sets not in name:
+      continue
     report(f'rendered {name}', *rendered_pairs(height, width, motion, args.count, args.seed))
   for root in args.data:
     report(root, *folder_pairs(root))
-  timing(not args.no_model)
+  if not args.no_timing:
+    timing(not args.no_model)
 
 
 if __name__ == '__main__':

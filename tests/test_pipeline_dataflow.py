@@ -34,6 +34,8 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
   assert 'worker_accelerator=type:nvidia-tesla-t4;count:1;install-nvidia-driver' in out
   assert '--max_num_workers=4' in out and '--project=demo' in out
   assert '--machine_type=n1-standard-8' in out
+  # One SDK process per worker, GPU or not: the model once, its calls one at a time.
+  assert "--experiments=['use_runner_v2', 'no_use_multiple_sdk_containers']" in out
   # An L4 goes on a G2 machine, and a machine type that cannot take it is refused.
   def dry_run(*flags):
     return subprocess.run(
@@ -43,6 +45,11 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
   proc = dry_run('--gpu', 'nvidia-l4')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert '--machine_type=g2-standard-8' in proc.stdout
+  assert "--experiments=['use_runner_v2', 'no_use_multiple_sdk_containers']" in proc.stdout
+  proc = dry_run()  # CPU workers too
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "--experiments=['use_runner_v2', 'no_use_multiple_sdk_containers']" in proc.stdout
+  assert 'worker_accelerator' not in proc.stdout
   assert '--temp_location=gs://demo/dataflow/tmp' in proc.stdout
   # A machine type that cannot take the GPU, or carries several, is refused before any work.
   for flags in (('--gpu', 'nvidia-l4', '--machine_type', 'n1-standard-8'),
