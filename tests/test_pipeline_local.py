@@ -43,15 +43,17 @@ def _metric(result, name):
   return sum(c.committed or 0 for c in found['counters'])
 
 
-@pytest.mark.parametrize('mode', ['in_memory', 'multi_processing'])
+@pytest.mark.parametrize('mode', ['in_memory', 'multi_processing', 'multi_threading'])
 def test_clips_become_dense_sequences(tmp_path, tiny_model, mode):
+  """multi_threading runs units on 3 threads sharing one model, as a Dataflow worker does."""
   model_path, model = tiny_model
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
   clips = {'reel1/scene_a': make_clip(archive / 'reel1' / 'scene_a', 4, seed=1,
                                       pattern='f{}.png'),
            'scene b': make_clip(archive / 'scene b', 3, 72, 40, seed=2)}
+  workers = ['--direct_num_workers=3'] if mode == 'multi_threading' else []
   status, run_id = run_job(str(archive), output, model_path, f'--times_to_interpolate={N}',
-                           '--pairs_per_unit=2', f'--direct_running_mode={mode}')
+                           '--pairs_per_unit=2', f'--direct_running_mode={mode}', *workers)
   assert status == 0
   summary = json.load(open(os.path.join(output, '_runs', run_id, 'summary.json')))
   total_frames = 0
