@@ -92,7 +92,7 @@ args=(--runner=DataflowRunner "--project=$PROJECT" "--region=$REGION" "--job_nam
       "--setup_file=$here/setup.py" "--machine_type=$MACHINE_TYPE" "--max_num_workers=$MAX_WORKERS"
       --experiments=use_runner_v2
       # One SDK process per worker, not one per vCPU: the model is loaded once and its threads
-      # share it, one model call at a time across all cores (or on the GPU), so a worker's
+      # share it, one unit's recursion at a time across all cores (or on the GPU), so a worker's
       # memory is one call's (4.4 GB at 1080p for the built-in model), not one per vCPU.
       --experiments=no_use_multiple_sdk_containers)
 has_flag() { local f; for f in "${passthrough[@]+"${passthrough[@]}"}"; do case "$f" in "$1"|"$1"=*) return 0 ;; esac; done; return 1; }

@@ -211,7 +211,8 @@ class Interpolator:
     # share one Interpolator): each concurrent call would add its activations (4.4 GB for the
     # built-in model's 1080p frame) for at most a few percent more frames per second, since
     # one call already keeps every CPU core (or the GPU) busy (`docs/benchmarks.md`).
-    self._one_at_a_time = threading.Lock()
+    # Re-entrant, so that `exclusively()` can hold it across calls.
+    self._one_at_a_time = threading.RLock()
     self._saved_model = saved_model
     self._mix_by_agreement = (_fused_mix_by_agreement if warp_lib.fuse_with_xla() else
                               mix_by_agreement)
@@ -462,6 +463,13 @@ class Interpolator:
     if self._with_average:
       candidates.append(input_average(p0, p1))
     return self._mix_by_agreement(candidates)
+
+  def exclusively(self):
+    """A context manager: the model is this thread's alone until the block ends. For a whole
+    recursion (`iter_recursive`): between its calls each frame's features wait in memory (for
+    the built-in model ~0.7 GB per 1080p frame, flip-averaged), so threads taking turns call by
+    call would each hold theirs at once."""
+    return self._one_at_a_time
 
   def recursive(self, frames: Sequence[np.ndarray], times_to_interpolate: int) -> list[np.ndarray]:
     """(N-1) * 2**n + 1 frames in temporal order: the inputs with 2**n - 1 frames between each

@@ -138,6 +138,23 @@ def test_threads_sharing_an_interpolator_run_the_model_one_at_a_time():
   assert most[0] == 1
   for a, b in zip(alone, together):
     np.testing.assert_array_equal(a, b)
+  # Held exclusively, a whole recursion runs with no other thread's call between its calls
+  # (whose frames' features would otherwise wait in memory meanwhile).
+  order = []
+  interp._mid = lambda *args: (order.append(threading.current_thread().name), slow_mid(*args))[1]
+  frames = [x0[0] for x0, _ in pairs[:3]]
+
+  def recursion():
+    with interp.exclusively():
+      return interp.recursive(frames, 2)
+
+  with concurrent.futures.ThreadPoolExecutor(3, thread_name_prefix='t') as pool:
+    first = pool.submit(recursion)
+    while not order:
+      time.sleep(0.01)
+    others = [pool.submit(interp, *pairs[3]), pool.submit(interp, *pairs[4])]
+    first.result(), [f.result() for f in others]
+  assert len(order) == 6 + 2 and len(set(order[:6])) == 1 and order[0] not in order[6:]
 
 
 def test_hd_frame(interp):

@@ -320,29 +320,36 @@ class InterpolateUnits(beam.DoFn):
 
     model_seconds, calls = 0.0, {}  # pair -> in-between frames the model made for it
     runs = _runs([i for i in todo if i not in failed and i not in held_pairs])
-    for first, last in runs:  # pairs first..last, frames first..last+1
-      t_model = time.perf_counter()
-      try:
-        frames = (decoded[j].rgb() for j in range(first, last + 2))
-        for k, out in enumerate(self._model.iter_recursive(frames, self._n)):
-          if k % step == 0:
-            continue
-          i = first + k // step
-          calls[i] = calls.get(i, 0) + 1
-          futures[(i, k)] = self._write(
-              self._frame_path(unit, unit.first_index + first * step + k),
-              lambda o=out, i=i, t=(k % step) / step: images.encode_png(
-                  images.inbetween_pixels(o, decoded[i], decoded[i + 1], t),
-                  images.inbetween_color_chunks(decoded[i], decoded[i + 1])))
-      except Exception as e:  # pylint: disable=broad-except
-        hint = ''
-        if type(e).__name__ in _OUT_OF_MEMORY and not self._tile:
-          hint = ' (out of memory: --tile runs frames as tiles, e.g. --tile 1024)'
-        for i in range(first, last + 1):
-          failed[i] = f'model failed: {type(e).__name__}: {e}{hint}'
-        yield self._error(uris[first:last + 2], 'model', e,
-                          f'model failed on {uris[first]} .. {uris[last + 1]}: {e}{hint}')
-      model_seconds += time.perf_counter() - t_model
+    model_errors = []
+    # The unit's recursions hold the model (other threads meanwhile read, score and write): a
+    # recursion's frame features wait in memory between calls, and would for every thread at
+    # once if they took turns call by call.
+    with self._model.exclusively():
+      for first, last in runs:  # pairs first..last, frames first..last+1
+        t_model = time.perf_counter()
+        try:
+          frames = (decoded[j].rgb() for j in range(first, last + 2))
+          for k, out in enumerate(self._model.iter_recursive(frames, self._n)):
+            if k % step == 0:
+              continue
+            i = first + k // step
+            calls[i] = calls.get(i, 0) + 1
+            futures[(i, k)] = self._write(
+                self._frame_path(unit, unit.first_index + first * step + k),
+                lambda o=out, i=i, t=(k % step) / step: images.encode_png(
+                    images.inbetween_pixels(o, decoded[i], decoded[i + 1], t),
+                    images.inbetween_color_chunks(decoded[i], decoded[i + 1])))
+        except Exception as e:  # pylint: disable=broad-except
+          hint = ''
+          if type(e).__name__ in _OUT_OF_MEMORY and not self._tile:
+            hint = ' (out of memory: --tile runs frames as tiles, e.g. --tile 1024)'
+          for i in range(first, last + 1):
+            failed[i] = f'model failed: {type(e).__name__}: {e}{hint}'
+          model_errors.append(self._error(
+              uris[first:last + 2], 'model', e,
+              f'model failed on {uris[first]} .. {uris[last + 1]}: {e}{hint}'))
+        model_seconds += time.perf_counter() - t_model
+    yield from model_errors
 
     written, write_seconds, write_errors = {}, 0.0, {}
     for key, fut in futures.items():
