@@ -537,7 +537,6 @@ def input_average(x0: tf.Tensor, x1: tf.Tensor):
   return 0.5 * (x0 + x1), _disagreement(x0, x1) + AVERAGE_MARGIN
 
 
-
 class AnySizeFunction:
   """`tf.function(fn)` traced once, at its first call, for (B, H, W, C) tensors of any batch and
   frame size.

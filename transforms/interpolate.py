@@ -21,6 +21,7 @@ another version wrote.
 """
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import re
@@ -323,8 +324,8 @@ class InterpolateUnits(beam.DoFn):
     model_errors = []
     # The unit's recursions hold the model (other threads meanwhile read, score and write): a
     # recursion's frame features wait in memory between calls, and would for every thread at
-    # once if they took turns call by call.
-    with self._model.exclusively():
+    # once if they took turns call by call. (A unit with nothing to compute does not wait.)
+    with self._model.exclusively() if runs else contextlib.nullcontext():
       for first, last in runs:  # pairs first..last, frames first..last+1
         t_model = time.perf_counter()
         try:
