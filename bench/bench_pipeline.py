@@ -159,7 +159,7 @@ def modes(args):
     for c in range(4):
       sample_footage.write_clip(os.path.join(work, 'in', f'clip{c}'), sample_footage.render_frames(
           4, width, args.size, seed=10 + c, speed=2.0))
-    for mode in ('in_memory', 'multi_threading', 'multi_processing'):
+    for mode in args.modes.split(','):
       argv = [sys.executable, '-m', 'pipeline.run', f'--input={work}/in',
               f'--output={work}/out_{mode}', '--times_to_interpolate=1', '--pairs_per_unit=3',
               f'--direct_running_mode={mode}', '--progress_interval=10']
@@ -197,6 +197,7 @@ def main():
   p = sub.add_parser('modes')
   p.add_argument('--size', type=int, default=576, help='frame height (16:9)')
   p.add_argument('--workers', type=int, default=2)
+  p.add_argument('--modes', default='in_memory,multi_threading,multi_processing')
   args = parser.parse_args()
   print(f'machine: {machine_line()}', flush=True)
   {'ratio': ratio, 'rss': rss, 'modes': modes}[args.bench](args)
