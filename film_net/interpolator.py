@@ -377,7 +377,8 @@ class Interpolator:
       raise ValueError(f'x0 and x1 batch sizes differ: {x0.shape[0]} vs {x1.shape[0]}')
     height, width = x0.shape[1:3]
     self._check_size(height, width)
-    self.model_calls += x0.shape[0]
+    with self._one_at_a_time:  # counted under the lock: threads may share this Interpolator
+      self.model_calls += x0.shape[0]
     return self._whole_or_tiled_mid(x0, x1)
 
   def _whole_or_tiled_mid(self, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
@@ -432,8 +433,8 @@ class Interpolator:
 
   def _extract(self, padded: tf.Tensor):
     """The frame's (image pyramid, features); with flip_average, of the flipped frame too."""
-    self.feature_calls += int(padded.shape[0]) * (2 if self.flip_average else 1)
     with self._one_at_a_time:
+      self.feature_calls += int(padded.shape[0]) * (2 if self.flip_average else 1)
       features = self._features(padded)
       return (features, self._features(_flip(padded))) if self.flip_average else features
 
@@ -519,7 +520,8 @@ class Interpolator:
       mid = self._crop(self._saved_model_pair(a[1], b[1]), height, width)[0]
     else:
       mid = self._crop(self._mid_from_features(a[2], b[2]), height, width)[0]
-    self.model_calls += 1
+    with self._one_at_a_time:
+      self.model_calls += 1
     if depth == 1:
       return [mid]
     # As the released tools do, the cropped mid frame is padded afresh for the next level.

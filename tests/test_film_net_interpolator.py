@@ -133,9 +133,11 @@ def test_threads_sharing_an_interpolator_run_the_model_one_at_a_time():
   pairs = [(_frames(rng, 1, 40, 56, 3), _frames(rng, 1, 40, 56, 3)) for _ in range(6)]
   alone = [interp(x0, x1) for x0, x1 in pairs]
   interp._mid = slow_mid
+  calls, features = interp.model_calls, interp.feature_calls
   with concurrent.futures.ThreadPoolExecutor(6) as pool:
     together = list(pool.map(lambda pair: interp(*pair), pairs))
   assert most[0] == 1
+  assert (interp.model_calls - calls, interp.feature_calls - features) == (6, 12)
   for a, b in zip(alone, together):
     np.testing.assert_array_equal(a, b)
   # Held exclusively, a whole recursion runs with no other thread's call between its calls
