@@ -164,26 +164,37 @@ def read_saved_model(local_dir: str) -> tuple[dict[str, np.ndarray], Options | N
 def saved_model_weights(loaded) -> tuple[dict[str, np.ndarray], Options | None]:
   """`read_saved_model` on a loaded SavedModel: its variables with released names ({} if none)
   and the options our exports record (None if not recorded)."""
-  weights = {}
-  for var in saved_variables(loaded):
-    canon = canonical_name(var.name)
-    if canon is not None:
-      weights[canon] = var.numpy()
-  options = getattr(loaded, 'film_options', None)
-  options = Options.from_dict(json.loads(options.numpy().decode())) if options is not None else None
-  return renumber_fusion(weights) if weights else {}, options
+  variables = _released_name_variables(loaded)
+  return {name: var.numpy() for name, var in variables.items()}, _recorded_options(loaded)
 
 
 def saved_model_options(loaded) -> Options | None:
   """The film_net options of a loaded SavedModel: recorded by our export, else read from its
-  released-name weights; None for a model that is not film_net."""
-  weights, options = saved_model_weights(loaded)
-  if options is not None or not weights:
+  released-name variables' shapes (no values read); None for a model that is not film_net."""
+  options = _recorded_options(loaded)
+  variables = {} if options is not None else _released_name_variables(loaded)
+  if not variables:
     return options
   try:
-    return infer_options(weights)
+    return infer_options(variables)
   except ValueError:
     return None
+
+
+def _released_name_variables(loaded) -> dict:
+  """A loaded SavedModel's variables under their released names ({} if none has one)."""
+  variables = {}
+  for var in saved_variables(loaded):
+    canon = canonical_name(var.name)
+    if canon is not None:
+      variables[canon] = var
+  return renumber_fusion(variables) if variables else {}
+
+
+def _recorded_options(loaded) -> Options | None:
+  """The options our exports record in their `film_options` variable (None if absent)."""
+  options = getattr(loaded, 'film_options', None)
+  return Options.from_dict(json.loads(options.numpy().decode())) if options is not None else None
 
 
 def save(path: str, weights: dict[str, np.ndarray], options: Options,
