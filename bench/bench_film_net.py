@@ -47,7 +47,8 @@ def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
   return 2 * n ** 3 / best / 1e9
 
 
-def _best_of(fn, repeats: int) -> float:
+def best_of(fn, repeats: int) -> float:
+  """Best wall time of `repeats` calls of `fn`, after one call to trace and warm it up."""
   fn()  # trace and warm up
   best = float('inf')
   for _ in range(repeats):
@@ -80,7 +81,7 @@ def one_size(width: int, height: int, repeats: int, options_name: str) -> dict:
   x0, x1 = (rng.random((1, height, width, 3), np.float32) for _ in range(2))
   # Matmul before and after the model; the better one is the machine's rate in this run.
   rate = matmul_gflops()
-  seconds = _best_of(lambda: interp(x0, x1), repeats)
+  seconds = best_of(lambda: interp(x0, x1), repeats)
   rate = max(rate, matmul_gflops())
   top, left = (64 - height % 64) % 64, (64 - width % 64) % 64
   runs = 2 if interp.flip_average else 1

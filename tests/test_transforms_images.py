@@ -96,26 +96,93 @@ def test_bad_bytes_say_why():
     images.decode(buf.getvalue())
 
 
-def test_tiffs_that_pil_would_truncate_are_refused_with_the_reason():
-  tifffile = pytest.importorskip('tifffile', reason='tifffile (installed with scikit-image) '
-                                 'writes the 16-bit colour and float TIFFs PIL cannot')
-  def tiff(array, **kwargs):
-    buf = io.BytesIO()
-    tifffile.imwrite(buf, array, **kwargs)
-    return buf.getvalue()
-  rgb16 = RNG.integers(0, 65536, (4, 5, 3)).astype(np.uint16)
-  with pytest.raises(images.BadImage, match='16-bit colour TIFF is not supported'):
-    images.decode(tiff(rgb16, photometric='rgb'))
-  rgba16 = RNG.integers(0, 65536, (4, 5, 4)).astype(np.uint16)
-  with pytest.raises(images.BadImage, match='16-bit colour TIFF is not supported'):
-    images.decode(tiff(rgba16, photometric='rgb', extrasamples=['unassalpha']))
+def _tifffile():
+  return pytest.importorskip('tifffile', reason='tifffile (installed with scikit-image) writes '
+                             'the 16-bit colour and float TIFFs PIL cannot')
+
+
+def _tiff(array, **kwargs):
+  buf = io.BytesIO()
+  _tifffile().imwrite(buf, array, **kwargs)
+  return buf.getvalue()
+
+
+# Scanner-like 16-bit content: smooth ramps (what predictors are for) with the low bits busy.
+_Y, _X = np.mgrid[0:37, 0:53]
+RGB16 = (np.stack([_X * 1200, _Y * 1700, (_X + _Y) * 700], axis=-1) +
+         RNG.integers(0, 4096, (37, 53, 3))).astype(np.uint16)
+RGBA16 = np.concatenate([RGB16, RNG.integers(0, 65536, (37, 53, 1)).astype(np.uint16)], -1)
+
+
+@pytest.mark.parametrize('layout', [
+    {}, {'compression': 'zlib'}, {'compression': 'zlib', 'predictor': True},
+    {'byteorder': '>'}, {'byteorder': '>', 'compression': 'zlib', 'predictor': True},
+    {'rowsperstrip': 5, 'compression': 'zlib', 'predictor': True},
+    {'tile': (16, 16)}, {'tile': (16, 32), 'compression': 'zlib', 'predictor': True},
+    {'planarconfig': 'separate'},
+    {'planarconfig': 'separate', 'compression': 'zlib', 'predictor': True}])
+@pytest.mark.parametrize('pixels', [RGB16, RGBA16], ids=['rgb', 'rgba'])
+def test_16_bit_colour_tiff_keeps_every_bit(layout, pixels):
+  if layout.get('planarconfig') == 'separate':
+    data = _tiff(np.moveaxis(pixels, -1, 0), photometric='rgb',
+                 extrasamples=['unassalpha'] * (pixels.shape[-1] - 3), **layout)
+  else:
+    data = _tiff(pixels, photometric='rgb', extrasamples=['unassalpha'] * (pixels.shape[-1] - 3),
+                 **layout)
+  frame = images.decode(data)
+  assert frame.pixels.dtype == np.uint16
+  np.testing.assert_array_equal(frame.pixels, pixels)
+
+
+@pytest.mark.parametrize('compression', ['lzw', 'packbits', 'deflate', 'none'])
+def test_16_bit_colour_tiff_from_libtiff_keeps_every_bit(compression):
+  """OpenCV writes TIFF with libtiff (LZW with the horizontal predictor by default, what many
+  scanners and editors write) in every compression tifffile cannot write alone."""
+  cv2 = pytest.importorskip('cv2', reason='OpenCV (a benchmark extra) writes LZW and PackBits '
+                            '16-bit TIFF')
+  code = {'none': 1, 'lzw': 5, 'deflate': 8, 'packbits': 32773}[compression]
+  for pixels in (RGB16, RGBA16):
+    bgr = pixels[..., [2, 1, 0, 3][:pixels.shape[-1]]]
+    ok, data = cv2.imencode('.tiff', bgr, [cv2.IMWRITE_TIFF_COMPRESSION, code])
+    assert ok
+    np.testing.assert_array_equal(images.decode(data.tobytes()).pixels, pixels)
+
+
+def test_16_bit_tiff_with_premultiplied_alpha_is_unpremultiplied():
+  alpha = np.full((4, 5, 1), 32768, np.uint16)
+  colour = np.full((4, 5, 3), 16384, np.uint16)  # premultiplied: 0.25 = 0.5 of 0.5
+  data = _tiff(np.concatenate([colour, alpha], -1), photometric='rgb', extrasamples=['assocalpha'])
+  pixels = images.decode(data).pixels
+  np.testing.assert_array_equal(pixels[..., 3], 32768)
+  np.testing.assert_allclose(pixels[..., :3], 32767.5, atol=1)
+
+
+def test_a_truncated_16_bit_colour_tiff_says_so():
+  for layout in ({}, {'compression': 'zlib', 'predictor': True}):
+    data = _tiff(RGB16, photometric='rgb', **layout)
+    with pytest.raises(images.BadImage, match='corrupt or truncated 16-bit TIFF'):
+      images.decode(data[:len(data) // 2])
+  with pytest.raises(images.BadImage, match='corrupt or truncated TIFF'):
+    images.decode(data[:12])
+
+
+def test_tiffs_that_pil_would_misread_are_refused_with_the_reason():
   with pytest.raises(images.BadImage, match='floating-point TIFF'):
-    images.decode(tiff(RNG.random((4, 5), dtype=np.float32)))
-  # What PIL reads in full still decodes: 16-bit gray and 8-bit colour TIFF.
+    images.decode(_tiff(RNG.random((4, 5), dtype=np.float32)))
+  # What PIL cannot even open is named from the file's own header.
+  with pytest.raises(images.BadImage, match='floating-point TIFF|3 sample.* 32-bit floating'):
+    images.decode(_tiff(RNG.random((4, 5, 3), dtype=np.float32), photometric='rgb'))
+  with pytest.raises(images.BadImage, match='32 bits per sample|3 sample.* 32-bit unsigned'):
+    images.decode(_tiff(RNG.integers(0, 2**32, (4, 5, 3), dtype=np.uint32), photometric='rgb'))
+  with pytest.raises(images.BadImage, match='signed integer'):
+    images.decode(_tiff(RNG.integers(-100, 100, (4, 5, 3)).astype(np.int16), photometric='rgb'))
+  with pytest.raises(images.BadImage, match='signed integer'):
+    images.decode(_tiff(RNG.integers(-100, 100, (4, 5)).astype(np.int16)))
+  # What PIL reads in full still goes through it: 16-bit gray and 8-bit colour TIFF.
   gray16 = RNG.integers(0, 65536, (4, 5)).astype(np.uint16)
-  np.testing.assert_array_equal(images.decode(tiff(gray16)).pixels[..., 0], gray16)
+  np.testing.assert_array_equal(images.decode(_tiff(gray16)).pixels[..., 0], gray16)
   rgb8 = RNG.integers(0, 256, (4, 5, 3)).astype(np.uint8)
-  np.testing.assert_array_equal(images.decode(tiff(rgb8, photometric='rgb')).pixels, rgb8)
+  np.testing.assert_array_equal(images.decode(_tiff(rgb8, photometric='rgb')).pixels, rgb8)
 
 
 def test_colour_profiles_go_into_every_frame_written():

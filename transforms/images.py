@@ -8,9 +8,11 @@ nearly equal channels), with alpha if either has alpha (alpha is blended linearl
 without alpha counts as opaque), 16 bit if either input is 16 bit. Samples are quantised as
 FILM's `write_image` does: `uint(clip(x, 0, 1) * max + 0.5)`.
 
-PIL decodes everything except 16-bit colour PNG, which it truncates to 8 bit; those go through
-`tf.io.decode_png`, and all 16-bit output through `tf.io.encode_png`. 16-bit colour and
-floating-point TIFF, which PIL would also truncate, are refused with a reason (`BadImage`).
+PIL decodes everything except 16-bit colour, which it truncates to 8 bit: 16-bit colour PNG
+goes through `tf.io.decode_png`, 16-bit colour TIFF (film scanners' usual output) through
+PIL's libtiff as 16-bit gray (`_decode_tiff16`), and all 16-bit output through
+`tf.io.encode_png`. Floating-point and other deep TIFF (12, 32 bit), which PIL would also
+misread, are refused with a reason (`BadImage`).
 
 Colour: a frame's colour description (a PNG's iCCP, sRGB, gAMA and cHRM chunks, or the ICC
 profile of a JPEG or TIFF) goes into every PNG written from it, re-encoded originals and the
@@ -88,6 +90,12 @@ def decode(data, uri='', max_pixels=None):
   try:
     image = Image.open(io.BytesIO(data))
   except Image.UnidentifiedImageError as e:  # its message names our BytesIO, not the file
+    if data.startswith((b'II*\x00', b'MM\x00*')):
+      samples = _tiff_samples(data)
+      if samples is None:
+        raise BadImage('corrupt or truncated TIFF (its header is cut short)') from e
+      raise BadImage(f'unsupported TIFF ({samples}; supported: 8-bit gray, gray+alpha, RGB '
+                     f'and RGBA, 16-bit gray, RGB and RGBA; convert it to 16-bit PNG)') from e
     raise BadImage('not a readable image (no PNG, JPEG or TIFF decoder recognises it)') from e
   except Exception as e:  # pylint: disable=broad-except
     raise BadImage(f'not a readable image ({type(e).__name__}: {e})') from e
@@ -97,9 +105,11 @@ def decode(data, uri='', max_pixels=None):
   if max_pixels and width * height > max_pixels:
     raise BadImage(f'image is {width}x{height} = {width * height} pixels, over the limit of '
                    f'{max_pixels} (--max_pixels); refusing to decode (decompression bomb?)')
-  _refuse_what_pil_would_truncate(image)
+  _refuse_what_pil_would_misread(image)
   if data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[24] == 16:
     pixels = _decode_png16(data, _PNG_CHANNELS.get(data[25], 0))
+  elif _is_tiff16_pil_truncates(image):
+    pixels = _decode_tiff16(data, image)
   else:
     try:
       image.load()
@@ -144,20 +154,152 @@ def _with_chunks(png, chunks):
   return png[:end_of_header] + chunks + png[end_of_header:]
 
 
-def _refuse_what_pil_would_truncate(image):
-  """PIL reads 16-bit colour TIFF as 8 bit and float TIFF as black: refuse them by name rather
-  than write a frame that silently lost its depth."""
+def _refuse_what_pil_would_misread(image):
+  """PIL reads float TIFF as black and deep samples other than 16 bit wrongly: refuse them by
+  name rather than write a frame that silently lost its values."""
   if image.format != 'TIFF':
     return
-  tags = getattr(image, 'tag_v2', {})
-  sample_format = tags.get(339, 1)
-  if 3 in (sample_format if isinstance(sample_format, tuple) else (sample_format,)):
-    raise BadImage('floating-point TIFF is not supported (convert it to 16-bit PNG)')
-  bits = tags.get(258, 8)
-  bits = max(bits) if isinstance(bits, tuple) else bits
-  if bits > 8 and image.mode not in ('I;16', 'I;16B', 'I;16L', 'I'):
-    raise BadImage(f'{bits}-bit colour TIFF is not supported: it would be read as 8 bit '
-                   f'(convert it to 16-bit PNG, which keeps its depth)')
+  tags = image.tag_v2
+  if 3 in _tag_tuple(tags, 339, 1):
+    raise BadImage('floating-point TIFF is not supported (convert it to 16-bit PNG or TIFF)')
+  bits = _tag_tuple(tags, 258, 1)
+  if max(bits) > 8 and set(bits) != {16}:
+    raise BadImage(f'TIFF with {"/".join(map(str, bits))} bits per sample is not supported '
+                   f'(8 or 16 bits are; convert it to 16-bit PNG or TIFF)')
+  if 2 in _tag_tuple(tags, 339, 1):
+    raise BadImage('TIFF with signed integer samples is not supported (convert it to 16-bit '
+                   'PNG or TIFF)')
+
+
+def _tag_tuple(tags, tag, default):
+  value = tags.get(tag, default)
+  return value if isinstance(value, tuple) else (value,)
+
+
+def _tiff_samples(data):
+  """What the first IFD of TIFF bytes says its samples are, in words, for an error message;
+  None if the bytes end before it does."""
+  endian = '<' if data.startswith(b'II') else '>'
+  try:
+    (ifd,) = struct.unpack_from(endian + 'I', data, 4)
+    (count,) = struct.unpack_from(endian + 'H', data, ifd)
+    tags = {}
+    for k in range(count):
+      tag, kind, n, value = struct.unpack_from(endian + 'HHII', data, ifd + 2 + 12 * k)
+      if kind == _TIFF_SHORT and n <= 2:
+        value = struct.unpack_from(endian + 'H', data, ifd + 10 + 12 * k)[0]
+      elif kind == _TIFF_SHORT:  # a list elsewhere in the file: its first value stands for all
+        value = struct.unpack_from(endian + 'H', data, value)[0]
+      tags[tag] = value
+  except struct.error:
+    return None
+  kinds = {1: 'unsigned integer', 2: 'signed integer', 3: 'floating-point'}
+  return (f'{tags.get(277, 1)} sample(s) per pixel of {tags.get(258, 1)}-bit '
+          f'{kinds.get(tags.get(339, 1), "unknown")} values')
+
+
+def _is_tiff16_pil_truncates(image):
+  """16-bit TIFF that PIL would read as 8 bit: everything but one gray channel."""
+  return (image.format == 'TIFF' and set(_tag_tuple(image.tag_v2, 258, 1)) == {16} and
+          image.mode not in ('I;16', 'I;16B', 'I;16L', 'I'))
+
+
+# TIFF tags and field types used to relabel a 16-bit colour TIFF as 16-bit gray.
+_TIFF_SHORT, _TIFF_LONG = 3, 4
+_STRIP_TAGS = (273, 279)  # StripOffsets, StripByteCounts
+_TILE_TAGS = (324, 325)  # TileOffsets, TileByteCounts
+
+
+def _decode_tiff16(data, image):
+  """HxWxC uint16 pixels of a 16-bit RGB or RGBA TIFF, which PIL can only read as 8 bit. Each plane's strips or tiles, untouched in the file, are
+  described again as a 16-bit gray image (one sample per pixel, C times as wide when samples are
+  interleaved) by an IFD appended to the file's bytes, which PIL decodes in full, with libtiff
+  for every compression it has (LZW, Deflate, PackBits, ...); the samples are then regrouped
+  and the horizontal-differencing predictor, which the relabelled image no longer declares, is
+  undone per channel here."""
+  tags = image.tag_v2
+  width, height = image.size
+  channels = int(tags.get(277, 1))
+  photometric = tags.get(262)
+  if photometric != 2 or channels not in (3, 4):
+    raise BadImage(f'16-bit TIFF with photometric interpretation {photometric} and {channels} '
+                   f'samples per pixel is not supported (16-bit gray, RGB and RGBA are)')
+  if not data.startswith((b'II*\x00', b'MM\x00*')):
+    raise BadImage('16-bit colour BigTIFF is not supported (convert it to 16-bit PNG or TIFF)')
+  predictor = tags.get(317, 1)
+  if predictor not in (1, 2):
+    raise BadImage(f'16-bit TIFF with predictor {predictor} is not supported')
+  tiled = 322 in tags
+  offsets, counts = (_tag_tuple(tags, t, 0) for t in (_TILE_TAGS if tiled else _STRIP_TAGS))
+  planar = tags.get(284, 1) == 2
+  per_plane = len(offsets) // channels if planar else len(offsets)
+  if len(offsets) != len(counts) or per_plane * (channels if planar else 1) != len(offsets):
+    raise BadImage('corrupt 16-bit TIFF (its strip or tile offsets and byte counts disagree)')
+  planes = []
+  for plane in range(channels if planar else 1):
+    span = slice(plane * per_plane, (plane + 1) * per_plane)
+    samples = 1 if planar else channels
+    planes.append(_decode_tiff16_plane(data, tags, width * samples, height, samples, tiled,
+                                       offsets[span], counts[span]))
+  pixels = np.stack(planes, axis=-1) if planar else planes[0].reshape(height, width, channels)
+  if predictor == 2:
+    tile_width = int(tags[322]) if tiled else width
+    for start in range(0, width, tile_width):  # each strip row or tile row is differenced alone
+      block = pixels[:, start:start + tile_width]
+      np.cumsum(block, axis=1, dtype=np.uint16, out=block)  # wraps modulo 2**16, as encoded
+  if 1 in _tag_tuple(tags, 338, 0):  # associated (premultiplied) alpha: unpremultiply
+    alpha = pixels[..., -1:].astype(np.float32)
+    colour = pixels[..., :-1] * (65535.0 / np.maximum(alpha, 1.0))
+    pixels[..., :-1] = np.clip(colour + 0.5, 0, 65535).astype(np.uint16)
+  return pixels
+
+
+def _decode_tiff16_plane(data, tags, width, height, samples, tiled, offsets, counts):
+  """One plane of a 16-bit TIFF, `samples` interleaved samples per pixel, decoded as a 16-bit
+  gray image `width` samples wide: (height, width) uint16."""
+  endian = '<' if data.startswith(b'II') else '>'
+  entries = {256: (_TIFF_LONG, [width]), 257: (_TIFF_LONG, [height]),
+             258: (_TIFF_SHORT, [16]), 259: (_TIFF_SHORT, [int(tags.get(259, 1))]),
+             262: (_TIFF_SHORT, [1]), 277: (_TIFF_SHORT, [1]), 284: (_TIFF_SHORT, [1])}
+  if tiled:
+    entries[322] = (_TIFF_LONG, [int(tags[322]) * samples])
+    entries[323] = (_TIFF_LONG, [int(tags[323])])
+    location = _TILE_TAGS
+  else:
+    entries[278] = (_TIFF_LONG, [int(tags.get(278, height))])
+    location = _STRIP_TAGS
+  entries[location[0]] = (_TIFF_LONG, [int(v) for v in offsets])
+  entries[location[1]] = (_TIFF_LONG, [int(v) for v in counts])
+  relabelled = _with_appended_ifd(data, endian, entries)
+  try:
+    gray = Image.open(io.BytesIO(relabelled))
+    gray.load()
+  except Exception as e:  # pylint: disable=broad-except
+    raise BadImage(f'corrupt or truncated 16-bit TIFF ({type(e).__name__}: {e})') from e
+  if gray.size != (width, height) or gray.mode not in ('I;16', 'I;16B', 'I;16L'):
+    raise BadImage(f'16-bit TIFF read back as {gray.mode} {gray.size}, not 16-bit samples')
+  return np.array(gray).astype(np.uint16, copy=False)  # a writable copy, in native order
+
+
+def _with_appended_ifd(data, endian, entries):
+  """TIFF bytes whose first (only) IFD is `entries` {tag: (type, values)}, appended to `data`,
+  so the original strip and tile offsets still point at their bytes."""
+  sizes = {_TIFF_SHORT: 'H', _TIFF_LONG: 'I'}
+  start = len(data) + (len(data) & 1)  # IFDs start on a word boundary
+  extra_at = start + 2 + 12 * len(entries) + 4
+  ifd, extra = [struct.pack(endian + 'H', len(entries))], []
+  for tag in sorted(entries):
+    kind, values = entries[tag]
+    packed = struct.pack(f'{endian}{len(values)}{sizes[kind]}', *values)
+    if len(packed) <= 4:
+      field = packed.ljust(4, b'\x00')
+    else:
+      field = struct.pack(endian + 'I', extra_at + sum(map(len, extra)))
+      extra.append(packed + b'\x00' * (len(packed) & 1))
+    ifd.append(struct.pack(endian + 'HHI', tag, kind, len(values)) + field)
+  ifd.append(struct.pack(endian + 'I', 0))  # no next IFD
+  header = data[:4] + struct.pack(endian + 'I', start)
+  return header + data[8:] + b'\x00' * (start - len(data)) + b''.join(ifd) + b''.join(extra)
 
 
 def _decode_png16(data, channels):

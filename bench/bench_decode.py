@@ -1,0 +1,64 @@
+"""What decoding a frame costs the pipeline (`transforms.images.decode`), per format, against
+OpenCV's own decoder (libtiff, libpng) on the same bytes in the same run.
+
+    .venv/bin/python bench/bench_decode.py [--size 1920x1080] [--repeats 5]
+
+A scanner-like 16-bit RGB frame (smooth ramps with busy low bits, so compression and the
+predictor work as on real scans) is written by OpenCV as TIFF in each compression it has and as
+16-bit PNG, and an 8-bit copy as PNG; each is decoded once to warm up, then `--repeats` times by both, best time kept.
+16-bit colour TIFF is the case PIL cannot read in full, decoded by relabelling it as 16-bit gray.
+OpenCV is a benchmark extra (requirements-dev.txt), never a runtime dependency.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=wrong-import-position
+from bench_film_net import best_of
+from machine import machine_line
+from transforms import images
+
+TIFF_COMPRESSIONS = {'none': 1, 'LZW': 5, 'Deflate': 8, 'PackBits': 32773}
+
+
+def scan_like(width, height, seed=0):
+  y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+  rgb = np.stack([x / width, y / height, 0.5 + 0.4 * np.sin((x + y) / 97.0)], axis=-1)
+  noise = np.random.default_rng(seed).normal(0, 300, rgb.shape)
+  return np.clip(rgb * 60000 + 2000 + noise, 0, 65535).astype(np.uint16)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--size', default='1920x1080')
+  parser.add_argument('--repeats', type=int, default=5)
+  args = parser.parse_args()
+  import cv2  # pylint: disable=import-outside-toplevel
+  width, height = map(int, args.size.split('x'))
+  rgb16 = scan_like(width, height)
+  bgr16 = np.ascontiguousarray(rgb16[..., ::-1])
+  cases = [(f'16-bit RGB TIFF, {name}',
+            cv2.imencode('.tiff', bgr16, [cv2.IMWRITE_TIFF_COMPRESSION, code])[1].tobytes(), rgb16)
+           for name, code in TIFF_COMPRESSIONS.items()]
+  cases.append(('16-bit RGB PNG', cv2.imencode('.png', bgr16)[1].tobytes(), rgb16))
+  rgb8 = (rgb16 >> 8).astype(np.uint8)
+  cases.append(('8-bit RGB PNG', cv2.imencode('.png', rgb8[..., ::-1])[1].tobytes(), rgb8))
+  print(machine_line())
+  print(f'{width}x{height}, best of {args.repeats}')
+  print('| frame | MB | ours (s) | OpenCV (s) | ours / OpenCV |')
+  print('|---|---|---|---|---|')
+  for name, data, expected in cases:
+    decoded = images.decode(data).pixels
+    assert np.array_equal(decoded, expected), f'{name}: decoded pixels differ'
+    ours = best_of(lambda d=data: images.decode(d), args.repeats)
+    buf = np.frombuffer(data, np.uint8)
+    theirs = best_of(lambda b=buf: cv2.imdecode(b, cv2.IMREAD_UNCHANGED), args.repeats)
+    print(f'| {name} | {len(data) / 1e6:.1f} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} |')
+
+
+if __name__ == '__main__':
+  main()
