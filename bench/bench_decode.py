@@ -1,5 +1,6 @@
 """What decoding a frame costs the pipeline (`transforms.images.decode`), per format, against
-OpenCV's own decoder (libtiff, libpng) on the same bytes in the same run.
+OpenCV's own decoder (libtiff, libpng) on the same bytes in the same run; DPX, which OpenCV
+cannot read, alone (written by imageio-ffmpeg's ffmpeg where installed).
 
     .venv/bin/python bench/bench_decode.py [--size 1920x1080] [--repeats 5]
 
@@ -11,7 +12,9 @@ OpenCV is a benchmark extra (requirements-dev.txt), never a runtime dependency.
 """
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -47,6 +50,11 @@ def main():
   cases.append(('16-bit RGB PNG', cv2.imencode('.png', bgr16)[1].tobytes(), rgb16))
   rgb8 = (rgb16 >> 8).astype(np.uint8)
   cases.append(('8-bit RGB PNG', cv2.imencode('.png', rgb8[..., ::-1])[1].tobytes(), rgb8))
+  ffmpeg = _ffmpeg()
+  if ffmpeg:
+    for pix_fmt, name, expected in (('gbrp10be', '10-bit RGB DPX (method A)', rgb16 >> 6 << 6 |
+                                     rgb16 >> 10), ('rgb48be', '16-bit RGB DPX', rgb16)):
+      cases.append((name, _ffmpeg_dpx(ffmpeg, bgr16, pix_fmt), expected))
   print(machine_line())
   print(f'{width}x{height}, best of {args.repeats}')
   print('| frame | MB | ours (s) | OpenCV (s) | ours / OpenCV |')
@@ -55,9 +63,32 @@ def main():
     decoded = images.decode(data).pixels
     assert np.array_equal(decoded, expected), f'{name}: decoded pixels differ'
     ours = best_of(lambda d=data: images.decode(d), args.repeats)
+    if 'DPX' in name:  # OpenCV has no DPX decoder
+      print(f'| {name} | {len(data) / 1e6:.1f} | {ours:.3f} | | |')
+      continue
     buf = np.frombuffer(data, np.uint8)
     theirs = best_of(lambda b=buf: cv2.imdecode(b, cv2.IMREAD_UNCHANGED), args.repeats)
     print(f'| {name} | {len(data) / 1e6:.1f} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} |')
+
+
+def _ffmpeg():
+  """imageio-ffmpeg's binary (a benchmark extra), which writes DPX, or None."""
+  try:
+    import imageio_ffmpeg  # pylint: disable=import-outside-toplevel
+    return imageio_ffmpeg.get_ffmpeg_exe()
+  except (ImportError, RuntimeError):
+    return None
+
+
+def _ffmpeg_dpx(ffmpeg, bgr16, pix_fmt):
+  import cv2  # pylint: disable=import-outside-toplevel
+  with tempfile.TemporaryDirectory() as tmp:
+    source, out = os.path.join(tmp, 'in.png'), os.path.join(tmp, 'out.dpx')
+    cv2.imwrite(source, bgr16)
+    subprocess.run([ffmpeg, '-v', 'error', '-y', '-i', source, '-pix_fmt', pix_fmt, out],
+                   check=True)
+    with open(out, 'rb') as f:
+      return f.read()
 
 
 if __name__ == '__main__':

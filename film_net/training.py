@@ -285,11 +285,17 @@ def _frame_size(path: str) -> tuple[int, int]:
   """(width, height) from a frame's header (only the header is read), or SystemExit naming it."""
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
   from PIL import Image  # pylint: disable=import-outside-toplevel
+  from transforms import dpx  # pylint: disable=import-outside-toplevel
   try:
-    with FileSystems.open(path, compression_type='uncompressed') as f, Image.open(f) as image:
-      return image.size
+    with FileSystems.open(path, compression_type='uncompressed') as f:
+      header = f.read(1024)
+      if dpx.is_dpx(header):
+        return dpx.size(header)
+      f.seek(0)
+      with Image.open(f) as image:
+        return image.size
   except Image.UnidentifiedImageError:  # its message names the stream, not the file
-    reason = 'no PNG, JPEG or TIFF decoder recognises it'
+    reason = 'no PNG, JPEG, TIFF or DPX decoder recognises it'
   except Exception as e:  # pylint: disable=broad-except
     reason = f'{type(e).__name__}: {e}'
   raise SystemExit(f'--clips: {path} is not a readable image ({reason})')

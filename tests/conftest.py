@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random model, synthetic clips, and GCS on loopback.
+"""Shared fixtures: a tiny random model, synthetic clips, DPX files, and GCS on loopback.
 
 GCS tests run against `gcp-storage-emulator` started here (STORAGE_EMULATOR_HOST) plus a tiny fake
 GCE metadata server (GCE_METADATA_HOST / GCE_METADATA_IP): google.auth then finds "compute engine"
@@ -10,6 +10,7 @@ import http.server
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -44,6 +45,36 @@ def make_clip(folder, num_frames, width=64, height=48, seed=0, pattern='frame{:0
   frames = sample_footage.render_frames(num_frames, width, height, seed=seed)
   sample_footage.write_clip(str(folder), frames, pattern)
   return frames
+
+
+def write_dpx(samples, bits, *, descriptor=50, packing=1, endian='>', orientation=0,
+              line_padding=0, encoding=0, sign=0, offset=2048):
+  """DPX bytes of (H, W, C) samples, laid out as SMPTE 268M says: the generic header's magic
+  and image offset, the image header's orientation, element count and size at 768, the first
+  element's fields at 780; each line on a 32-bit word, then `line_padding` bytes."""
+  height, width, channels = samples.shape
+  flat = samples.reshape(height, width * channels).astype(np.uint32)
+  lines = []
+  for row in flat:
+    if bits == 10:
+      row = np.concatenate([row, np.zeros(-len(row) % 3, np.uint32)]).reshape(-1, 3)
+      low = 2 if packing == 1 else 0
+      words = row[:, 0] << (20 + low) | row[:, 1] << (10 + low) | row[:, 2] << low
+      line = words.astype(endian + 'u4').tobytes()
+    elif bits == 12:
+      units = row << 4 if packing == 1 else row
+      line = units.astype(endian + 'u2').tobytes()
+    else:
+      line = row.astype({8: 'u1', 16: endian + 'u2'}[bits]).tobytes()
+    lines.append(line + b'\0' * (-len(line) % 4 + line_padding))
+  header = bytearray(offset)
+  header[0:4] = b'SDPX' if endian == '>' else b'XPDS'
+  struct.pack_into(endian + 'I', header, 4, offset)
+  struct.pack_into(endian + 'HHII', header, 768, orientation, 1, width, height)
+  struct.pack_into(endian + 'I', header, 780, sign)
+  header[800:804] = bytes([descriptor, 2, 2, bits])
+  struct.pack_into(endian + 'HHIII', header, 804, packing, encoding, offset, line_padding, 0)
+  return bytes(header) + b''.join(lines)
 
 
 def run_job(input_path, output, model_path, *extra):

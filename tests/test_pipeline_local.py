@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from apache_beam.metrics.metric import MetricsFilter
 
-from conftest import make_clip, read_png, run_job
+from conftest import make_clip, read_png, run_job, write_dpx
 from film_net import Interpolator
 from pipeline import run as run_module
 from pipeline import sample_footage
@@ -437,31 +437,37 @@ def test_a_clips_colour_profile_is_in_every_frame_written(tmp_path, tiny_model):
     assert Image.open(os.path.join(output, 'clip', name)).info.get('icc_profile') == profile
 
 
-def test_16_bit_colour_tiff_scans_keep_their_depth(tmp_path, tiny_model):
-  """Film scans come as 16-bit RGB TIFF: originals are written as 16-bit PNG with every bit,
-  in-betweens in 16 bit from the model's view of the full-depth frames."""
+def test_film_scans_in_16_bit_tiff_and_10_bit_dpx_keep_their_depth(tmp_path, tiny_model):
+  """Film scans come as 16-bit RGB TIFF or 10-bit DPX: originals are written as 16-bit PNG with
+  every bit (a DPX's 10 bits on top), in-betweens in 16 bit from the full-depth frames."""
   tifffile = pytest.importorskip('tifffile', reason='tifffile (installed with scikit-image) '
                                  'writes 16-bit colour TIFF')
   model_path, model = tiny_model
-  archive, output = tmp_path / 'archive' / 'scan', str(tmp_path / 'out')
-  archive.mkdir(parents=True)
-  scans = [f.astype(np.uint16) * 257 + np.uint16(100 * i)  # low bits set: a truncation shows
-           for i, f in enumerate(make_clip(tmp_path / 'plain', 3, seed=8))]
-  for i, scan in enumerate(scans):
-    tifffile.imwrite(archive / f'scan_{i:04d}.tif', scan, photometric='rgb',
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  plain = make_clip(tmp_path / 'plain', 3, seed=8)
+  # Low bits set, so that a truncation to 8 bit would show.
+  scans = {'tiff': [f.astype(np.uint16) * 257 + np.uint16(100 * i) for i, f in enumerate(plain)],
+           'dpx': [(f.astype(np.uint16) << 2) + np.uint16(i + 1) for i, f in enumerate(plain)]}
+  for clip in scans:
+    (archive / clip).mkdir(parents=True)
+  for i, (tiff, ten) in enumerate(zip(scans['tiff'], scans['dpx'])):
+    tifffile.imwrite(archive / 'tiff' / f'scan_{i:04d}.tif', tiff, photometric='rgb',
                      compression='zlib', predictor=True)
-  status, _ = run_job(str(tmp_path / 'archive'), output, model_path, '--times_to_interpolate=1')
+    (archive / 'dpx' / f'scan_{i:04d}.dpx').write_bytes(write_dpx(ten, 10))
+  status, _ = run_job(str(archive), output, model_path, '--times_to_interpolate=1')
   assert status == 0
-  written = [images.decode(open(os.path.join(output, 'scan', frame_name(i)), 'rb').read())
-             for i in range(5)]
-  for i, scan in enumerate(scans):
-    np.testing.assert_array_equal(written[2 * i].pixels, scan)
-  floats = [s.astype(np.float32) / 65535 for s in scans]
-  expected = model.recursive(floats, times_to_interpolate=1)
-  for i in (1, 3):
-    assert written[i].pixels.dtype == np.uint16
-    np.testing.assert_array_equal(
-        written[i].pixels, (np.clip(expected[i], 0, 1) * 65535 + 0.5).astype(np.uint16))
+  for clip, frames in scans.items():
+    sixteen = [f if clip == 'tiff' else f << 6 | f >> 4 for f in frames]
+    written = [images.decode(open(os.path.join(output, clip, frame_name(i)), 'rb').read())
+               for i in range(5)]
+    for i, frame in enumerate(sixteen):
+      np.testing.assert_array_equal(written[2 * i].pixels, frame)
+    expected = model.recursive([f.astype(np.float32) / 65535 for f in sixteen],
+                               times_to_interpolate=1)
+    for i in (1, 3):
+      assert written[i].pixels.dtype == np.uint16
+      np.testing.assert_array_equal(
+          written[i].pixels, (np.clip(expected[i], 0, 1) * 65535 + 0.5).astype(np.uint16))
 
 
 def test_a_reused_run_id_replaces_the_earlier_runs_records(tmp_path, tiny_model):

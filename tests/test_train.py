@@ -421,8 +421,8 @@ def test_clips_that_cannot_be_trained_on_stop_before_training_with_one_line_nami
            (tmp_path / 'one', 'no clip folder with at least 3 frames'),
            (good[0], f'--clips {good[0]}: is a file; --clips takes a folder of clips'),
            (tmp_path / 'mixed', f'{mixed[2]} is 48x30, but {mixed[0]} of the same clip is 40x30'),
-           (tmp_path / 'later', f'{later[1]} is not a readable image (no PNG, JPEG or TIFF'),
-           (tmp_path / 'first', f'{first[0]} is not a readable image (no PNG, JPEG or TIFF')]
+           (tmp_path / 'later', f'{later[1]} is not a readable image (no PNG, JPEG, TIFF or DPX'),
+           (tmp_path / 'first', f'{first[0]} is not a readable image (no PNG, JPEG, TIFF or DPX')]
   for clips, message in cases:
     with pytest.raises(SystemExit) as stop:
       training.load_clips(argparse.Namespace(clips=str(clips), crop=16))

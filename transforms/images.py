@@ -8,9 +8,10 @@ nearly equal channels), with alpha if either has alpha (alpha is blended linearl
 without alpha counts as opaque), 16 bit if either input is 16 bit. Samples are quantised as
 FILM's `write_image` does: `uint(clip(x, 0, 1) * max + 0.5)`.
 
-PIL decodes everything except 16-bit colour, which it truncates to 8 bit: 16-bit colour PNG
-goes through `tf.io.decode_png`, 16-bit colour TIFF (film scanners' usual output) through
-PIL's libtiff as 16-bit gray (`_decode_tiff16`), and all 16-bit output through
+PIL decodes everything except 16-bit colour, which it truncates to 8 bit, and DPX, which it
+cannot read: 16-bit colour PNG goes through `tf.io.decode_png`, 16-bit colour TIFF (what film
+scanners write, with DPX) through PIL's libtiff as 16-bit gray (`_decode_tiff16`), DPX through
+`transforms.dpx` (10 and 12 bit widen to 16), and all 16-bit output through
 `tf.io.encode_png`. Floating-point and other deep TIFF (12, 32 bit), which PIL would also
 misread, are refused with a reason (`BadImage`).
 
@@ -27,7 +28,9 @@ import zlib
 import numpy as np
 from PIL import Image
 
-FRAME_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')
+from transforms import dpx
+
+FRAME_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.dpx')
 _FORMATS = {'PNG', 'JPEG', 'TIFF', 'MPO'}  # MPO: JPEGs from some cameras.
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 # PNG colour type -> channels.
@@ -87,6 +90,8 @@ def is_frame_name(name):
 
 def decode(data, uri='', max_pixels=None):
   """Decodes image bytes into a Frame, or raises BadImage naming the reason."""
+  if dpx.is_dpx(data):
+    return Frame(pixels=_decode_dpx(data, max_pixels), uri=uri)
   try:
     image = Image.open(io.BytesIO(data))
   except Image.UnidentifiedImageError as e:  # its message names our BytesIO, not the file
@@ -96,15 +101,14 @@ def decode(data, uri='', max_pixels=None):
         raise BadImage('corrupt or truncated TIFF (its header is cut short)') from e
       raise BadImage(f'unsupported TIFF ({samples}; supported: 8-bit gray, gray+alpha, RGB '
                      f'and RGBA, 16-bit gray, RGB and RGBA; convert it to 16-bit PNG)') from e
-    raise BadImage('not a readable image (no PNG, JPEG or TIFF decoder recognises it)') from e
+    raise BadImage('not a readable image (no PNG, JPEG, TIFF or DPX decoder recognises '
+                   'it)') from e
   except Exception as e:  # pylint: disable=broad-except
     raise BadImage(f'not a readable image ({type(e).__name__}: {e})') from e
   if image.format not in _FORMATS:
     raise BadImage(f'unsupported image format {image.format}')
   width, height = image.size
-  if max_pixels and width * height > max_pixels:
-    raise BadImage(f'image is {width}x{height} = {width * height} pixels, over the limit of '
-                   f'{max_pixels} (--max_pixels); refusing to decode (decompression bomb?)')
+  _check_pixel_limit(width, height, max_pixels)
   _refuse_what_pil_would_misread(image)
   if data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[24] == 16:
     pixels = _decode_png16(data, _PNG_CHANNELS.get(data[25], 0))
@@ -126,6 +130,20 @@ def decode(data, uri='', max_pixels=None):
     chunks = (_png_chunk(b'iCCP', b'icc\x00\x00' + zlib.compress(profile))
               if profile[16:20] == space else b'')
   return Frame(pixels=pixels, uri=uri, color_chunks=chunks)
+
+
+def _check_pixel_limit(width, height, max_pixels):
+  if max_pixels and width * height > max_pixels:
+    raise BadImage(f'image is {width}x{height} = {width * height} pixels, over the limit of '
+                   f'{max_pixels} (--max_pixels); refusing to decode (decompression bomb?)')
+
+
+def _decode_dpx(data, max_pixels):
+  try:
+    _check_pixel_limit(*dpx.size(data), max_pixels)
+    return dpx.decode(data)
+  except ValueError as e:  # BadImage is one too: the pixel limit's passes as it is
+    raise BadImage(str(e)) from e
 
 
 def _png_chunk(kind, payload):

@@ -1,0 +1,140 @@
+"""DPX decoding: files written by ffmpeg (an independent writer) decode to exactly the samples
+they hold; the layouts ffmpeg does not write (method B, end-of-line padding, flipped
+orientations, ABGR) from a writer built from SMPTE 268M's field table (`conftest.write_dpx`); what is not
+supported, or cut short, says so."""
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_dpx
+from transforms import dpx, images
+
+RNG = np.random.default_rng(0)
+SOURCE16 = RNG.integers(0, 65536, (6, 7, 3)).astype(np.uint16)
+SOURCE8 = RNG.integers(0, 256, (6, 7, 3)).astype(np.uint8)
+
+
+def widened(values, bits):
+  """What the decoder makes of `bits`-bit samples: 16 bit, top bits repeated below."""
+  values = values.astype(np.uint16)
+  return values << (16 - bits) | values >> (2 * bits - 16)
+
+
+def _ffmpeg():
+  try:
+    import imageio_ffmpeg  # pylint: disable=import-outside-toplevel
+    return imageio_ffmpeg.get_ffmpeg_exe()
+  except (ImportError, RuntimeError):
+    pytest.skip('no ffmpeg binary (imageio-ffmpeg, a benchmark extra) to write reference DPX')
+
+
+def _ffmpeg_dpx(tmp_path, source, pix_fmt):
+  png = tmp_path / f'{pix_fmt}.png'
+  out = tmp_path / f'{pix_fmt}.dpx'
+  if source.dtype == np.uint16:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    png.write_bytes(tf.io.encode_png(source).numpy())
+  else:
+    Image.fromarray(source).save(png)
+  subprocess.run([_ffmpeg(), '-v', 'error', '-y', '-i', str(png), '-pix_fmt', pix_fmt, str(out)],
+                 check=True)
+  return out.read_bytes()
+
+
+@pytest.mark.parametrize('pix_fmt,expected', [
+    ('gbrp10be', widened(SOURCE16 >> 6, 10)), ('gbrp10le', widened(SOURCE16 >> 6, 10)),
+    ('gbrp12be', widened(SOURCE16 >> 4, 12)), ('gbrp12le', widened(SOURCE16 >> 4, 12)),
+    ('rgb48be', SOURCE16), ('rgb48le', SOURCE16)])
+def test_ffmpegs_dpx_decodes_to_the_samples_it_holds(tmp_path, pix_fmt, expected):
+  """ffmpeg keeps a 16-bit source's top bits (10-bit method A in 32-bit words, 12 bit filled
+  in 16-bit words, 16 bit as it is) in either byte order."""
+  frame = images.decode(_ffmpeg_dpx(tmp_path, SOURCE16, pix_fmt))
+  assert frame.pixels.dtype == np.uint16 and frame.color_chunks == b''
+  np.testing.assert_array_equal(frame.pixels, expected)
+
+
+def test_ffmpegs_8_bit_gray_and_rgba_dpx(tmp_path):
+  np.testing.assert_array_equal(images.decode(_ffmpeg_dpx(tmp_path, SOURCE8, 'rgb24')).pixels,
+                                SOURCE8)
+  rgba = images.decode(_ffmpeg_dpx(tmp_path, SOURCE16, 'rgba64be')).pixels
+  np.testing.assert_array_equal(rgba[..., :3], SOURCE16)
+  np.testing.assert_array_equal(rgba[..., 3], 65535)
+  gray = images.decode(_ffmpeg_dpx(tmp_path, SOURCE8, 'gray')).pixels
+  assert gray.shape == (6, 7, 1) and gray.dtype == np.uint8
+
+
+TEN = RNG.integers(0, 1024, (5, 9, 3))
+
+
+@pytest.mark.parametrize('endian', ['>', '<'])
+@pytest.mark.parametrize('packing', [1, 2], ids=['method_a', 'method_b'])
+def test_10_bit_methods_a_and_b_with_line_padding(endian, packing):
+  data = write_dpx(TEN, 10, packing=packing, endian=endian, line_padding=8)
+  np.testing.assert_array_equal(images.decode(data).pixels, widened(TEN, 10))
+
+
+def test_rgba_whose_words_span_pixels_and_abgr_order():
+  rgba = RNG.integers(0, 1024, (4, 5, 4))  # 20 samples a line: the last word is half empty
+  np.testing.assert_array_equal(images.decode(write_dpx(rgba, 10, descriptor=51)).pixels,
+                                widened(rgba, 10))
+  abgr = rgba[..., ::-1]
+  np.testing.assert_array_equal(images.decode(write_dpx(abgr, 10, descriptor=52)).pixels,
+                                widened(rgba, 10))
+
+
+@pytest.mark.parametrize('packing', [1, 2])
+def test_12_bit_filled_either_end(packing):
+  twelve = RNG.integers(0, 4096, (3, 5, 3))
+  np.testing.assert_array_equal(images.decode(write_dpx(twelve, 12, packing=packing)).pixels,
+                                widened(twelve, 12))
+
+
+def test_orientation_flips_rows_and_columns_to_top_left():
+  stored = RNG.integers(0, 1024, (4, 6, 3))
+  for orientation, upright in ((0, stored), (1, stored[:, ::-1]), (2, stored[::-1]),
+                               (3, stored[::-1, ::-1])):
+    pixels = images.decode(write_dpx(stored, 10, orientation=orientation)).pixels
+    np.testing.assert_array_equal(pixels, widened(upright, 10))
+
+
+def test_widening_keeps_the_ends_and_every_code_value():
+  values = np.arange(1024).reshape(1, -1, 1).repeat(3, axis=-1)
+  pixels = images.decode(write_dpx(values, 10)).pixels
+  assert pixels[0, 0, 0] == 0 and pixels[0, -1, 0] == 65535
+  np.testing.assert_array_equal(pixels >> 6, values)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    ({'encoding': 1}, 'run-length encoded DPX'),
+    ({'packing': 0}, 'packed without filling'),
+    ({'sign': 1}, 'signed samples'),
+    ({'descriptor': 102}, 'DPX of CbYCr samples'),
+    ({'orientation': 4}, 'transposed orientation'),
+])
+def test_what_is_not_supported_says_what_it_is(kwargs, message):
+  with pytest.raises(images.BadImage, match=message):
+    images.decode(write_dpx(TEN, 10, **kwargs))
+
+
+def test_cut_short_or_too_large_says_so():
+  data = write_dpx(TEN, 10)
+  with pytest.raises(images.BadImage, match='corrupt or truncated DPX'):
+    images.decode(data[:-10])
+  with pytest.raises(images.BadImage, match='header is cut short'):
+    images.decode(data[:700])
+  with pytest.raises(images.BadImage, match='over the limit'):
+    images.decode(data, max_pixels=40)
+
+
+def test_dpx_frames_are_found_in_clip_folders(tmp_path):
+  assert images.is_frame_name('reel1_0001.dpx') and images.is_frame_name('A.DPX')
+  path = tmp_path / 'f.dpx'
+  path.write_bytes(write_dpx(TEN, 10))
+  from film_net import image_io  # pylint: disable=import-outside-toplevel
+  np.testing.assert_allclose(image_io.read_rgb(str(path)), widened(TEN, 10) / 65535, atol=1e-6)
+  assert dpx.size(path.read_bytes()) == (9, 5)
+  assert os.path.getsize(path) == 2048 + 5 * 9 * 4  # 27 samples a line: 9 words of 3
