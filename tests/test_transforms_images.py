@@ -222,3 +222,31 @@ def test_a_held_inbetween_takes_the_held_frames_colour_chunks_where_they_fit():
   assert images.held_color_chunks(gray, rgb0, gray) == b'A'
   assert images.held_color_chunks(gray, gray, rgb1) == b'B'
   assert images.held_color_chunks(gray, gray, gray) == b'G'
+
+
+def test_corrupt_headers_are_bad_images_never_another_error():
+  """The headers of 16-bit colour TIFF (strips, tiles, LZW via OpenCV where installed) and DPX
+  with 4 bytes at every even offset set to extremes: decoding returns or raises BadImage, so
+  one bad scan is an error record, not a crashed worker."""
+  from conftest import write_dpx  # pylint: disable=import-outside-toplevel
+  seeds = [_tiff(RGB16, photometric='rgb'), _tiff(RGB16, photometric='rgb', tile=(16, 16),
+                                                  compression='zlib', predictor=True),
+           write_dpx(RGB16 >> 6, 10), write_dpx(RGB16 >> 4, 12, endian='<')]
+  try:
+    import cv2  # pylint: disable=import-outside-toplevel
+    seeds.append(cv2.imencode('.tiff', RGB16, [cv2.IMWRITE_TIFF_COMPRESSION, 5])[1].tobytes())
+  except ImportError:
+    pass
+  outcomes = set()
+  for data in seeds:
+    header = 820 if data[:4] in (b'SDPX', b'XPDS') else 400
+    for position in range(4, min(header, len(data) - 4), 2):
+      for value in (0, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF):
+        corrupt = bytearray(data)
+        corrupt[position:position + 4] = value.to_bytes(4, 'little')
+        try:
+          images.decode(bytes(corrupt), max_pixels=1 << 20)
+          outcomes.add('decoded')
+        except images.BadImage:
+          outcomes.add('refused')
+  assert outcomes == {'decoded', 'refused'}

@@ -262,6 +262,8 @@ def _decode_tiff16(data, image):
   pixels = np.stack(planes, axis=-1) if planar else planes[0].reshape(height, width, channels)
   if predictor == 2:
     tile_width = int(tags[322]) if tiled else width
+    if tile_width < 1:
+      raise BadImage(f'corrupt 16-bit TIFF (tile width {tile_width})')
     for start in range(0, width, tile_width):  # each strip row or tile row is differenced alone
       block = pixels[:, start:start + tile_width]
       np.cumsum(block, axis=1, dtype=np.uint16, out=block)  # wraps modulo 2**16, as encoded
@@ -275,6 +277,22 @@ def _decode_tiff16(data, image):
 def _decode_tiff16_plane(data, tags, width, height, samples, tiled, offsets, counts):
   """One plane of a 16-bit TIFF, `samples` interleaved samples per pixel, decoded as a 16-bit
   gray image `width` samples wide: (height, width) uint16."""
+  try:
+    relabelled = _relabelled_as_gray(data, tags, width, height, samples, tiled, offsets, counts)
+  except (KeyError, TypeError, ValueError, struct.error) as e:  # tags no reader would accept
+    raise BadImage(f'corrupt 16-bit TIFF (its strip or tile tags are not valid: {e})') from e
+  try:
+    gray = Image.open(io.BytesIO(relabelled))
+    gray.load()
+  except Exception as e:  # pylint: disable=broad-except
+    raise BadImage(f'corrupt or truncated 16-bit TIFF ({type(e).__name__}: {e})') from e
+  if gray.size != (width, height) or gray.mode not in ('I;16', 'I;16B', 'I;16L'):
+    raise BadImage(f'16-bit TIFF read back as {gray.mode} {gray.size}, not 16-bit samples')
+  return np.array(gray).astype(np.uint16, copy=False)  # a writable copy, in native order
+
+
+def _relabelled_as_gray(data, tags, width, height, samples, tiled, offsets, counts):
+  """The TIFF bytes with an IFD describing one plane's strips or tiles as 16-bit gray."""
   endian = '<' if data.startswith(b'II') else '>'
   entries = {256: (_TIFF_LONG, [width]), 257: (_TIFF_LONG, [height]),
              258: (_TIFF_SHORT, [16]), 259: (_TIFF_SHORT, [int(tags.get(259, 1))]),
@@ -288,15 +306,7 @@ def _decode_tiff16_plane(data, tags, width, height, samples, tiled, offsets, cou
     location = _STRIP_TAGS
   entries[location[0]] = (_TIFF_LONG, [int(v) for v in offsets])
   entries[location[1]] = (_TIFF_LONG, [int(v) for v in counts])
-  relabelled = _with_appended_ifd(data, endian, entries)
-  try:
-    gray = Image.open(io.BytesIO(relabelled))
-    gray.load()
-  except Exception as e:  # pylint: disable=broad-except
-    raise BadImage(f'corrupt or truncated 16-bit TIFF ({type(e).__name__}: {e})') from e
-  if gray.size != (width, height) or gray.mode not in ('I;16', 'I;16B', 'I;16L'):
-    raise BadImage(f'16-bit TIFF read back as {gray.mode} {gray.size}, not 16-bit samples')
-  return np.array(gray).astype(np.uint16, copy=False)  # a writable copy, in native order
+  return _with_appended_ifd(data, endian, entries)
 
 
 def _with_appended_ifd(data, endian, entries):
