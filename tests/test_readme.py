@@ -1,0 +1,46 @@
+"""The README's commands that are not ours to test elsewhere: its ffmpeg retiming recipe picks,
+for every delivery frame, the dense frame nearest that frame's time."""
+
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'README.md')
+
+
+def _ffmpeg():
+  try:
+    import imageio_ffmpeg  # pylint: disable=import-outside-toplevel
+    return imageio_ffmpeg.get_ffmpeg_exe()
+  except (ImportError, RuntimeError):
+    pytest.skip('no ffmpeg binary (imageio-ffmpeg, a benchmark extra) to run the recipe with')
+
+
+def test_the_retiming_recipe_picks_the_nearest_dense_frame(tmp_path):
+  text = open(README).read()
+  recipe = re.search(r'-vf "settb=1/100000,setpts=PTS-50000/(\d+),fps=(\d+):round=up"', text)
+  assert recipe, 'the README no longer has the retiming recipe this test checks'
+  readme_dense, readme_rate = map(int, recipe.groups())
+  ffmpeg = _ffmpeg()
+  count = 200
+  for k in range(count):  # each frame's first pixel holds its index
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    pixels[..., 0], pixels[..., 1] = k % 256, k // 256
+    Image.fromarray(pixels).save(tmp_path / f'frame_{k:06d}.png')
+  # The README's own numbers, then other source and delivery rates the same way.
+  for dense, rate in ((readme_dense, readme_rate), (64, 25), (128, 24), (72, 24), (48, 30)):
+    out = tmp_path / f'{dense}_{rate}'
+    out.mkdir()
+    vf = f'settb=1/100000,setpts=PTS-50000/{dense},fps={rate}:round=up'
+    subprocess.run([ffmpeg, '-v', 'error', '-framerate', str(dense), '-i',
+                    str(tmp_path / 'frame_%06d.png'), '-vf', vf, str(out / '%04d.png')],
+                   check=True)
+    picked = [int(a[0, 0, 0]) + 256 * int(a[0, 0, 1])
+              for a in (np.asarray(Image.open(out / name)) for name in sorted(os.listdir(out)))]
+    nearest = [int(np.floor(j * dense / rate + 0.5)) for j in range(len(picked))]
+    assert picked == nearest, (dense, rate)
+    assert len(picked) >= (count - 1) * rate // dense
