@@ -446,7 +446,7 @@ def test_film_scans_in_16_bit_tiff_and_10_bit_dpx_keep_their_depth(tmp_path, tin
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
   plain = make_clip(tmp_path / 'plain', 3, seed=8)
   # Low bits set, so that a truncation to 8 bit would show.
-  scans = {'tiff': [f.astype(np.uint16) * 257 + np.uint16(100 * i) for i, f in enumerate(plain)],
+  scans = {'tiff': [f.astype(np.uint16) * 257 ^ np.uint16(i + 1) for i, f in enumerate(plain)],
            'dpx': [(f.astype(np.uint16) << 2) + np.uint16(i + 1) for i, f in enumerate(plain)]}
   for clip in scans:
     (archive / clip).mkdir(parents=True)

@@ -37,6 +37,10 @@ _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
 # PNG chunks that say how to read the pixels' colours, copied into what we write.
 _COLOR_CHUNKS = (b'iCCP', b'sRGB', b'gAMA', b'cHRM')
+# TIFF tags and field types used to relabel a 16-bit colour TIFF as 16-bit gray.
+_TIFF_SHORT, _TIFF_LONG = 3, 4
+_STRIP_TAGS = (273, 279)  # StripOffsets, StripByteCounts
+_TILE_TAGS = (324, 325)  # TileOffsets, TileByteCounts
 # PIL's own bomb guard would warn or raise at its own limits; we check --max_pixels first.
 Image.MAX_IMAGE_PIXELS = None
 
@@ -222,19 +226,14 @@ def _is_tiff16_pil_truncates(image):
           image.mode not in ('I;16', 'I;16B', 'I;16L', 'I'))
 
 
-# TIFF tags and field types used to relabel a 16-bit colour TIFF as 16-bit gray.
-_TIFF_SHORT, _TIFF_LONG = 3, 4
-_STRIP_TAGS = (273, 279)  # StripOffsets, StripByteCounts
-_TILE_TAGS = (324, 325)  # TileOffsets, TileByteCounts
-
-
 def _decode_tiff16(data, image):
-  """HxWxC uint16 pixels of a 16-bit RGB or RGBA TIFF, which PIL can only read as 8 bit. Each plane's strips or tiles, untouched in the file, are
-  described again as a 16-bit gray image (one sample per pixel, C times as wide when samples are
-  interleaved) by an IFD appended to the file's bytes, which PIL decodes in full, with libtiff
-  for every compression it has (LZW, Deflate, PackBits, ...); the samples are then regrouped
-  and the horizontal-differencing predictor, which the relabelled image no longer declares, is
-  undone per channel here."""
+  """HxWxC uint16 pixels of a 16-bit RGB or RGBA TIFF, which PIL can only read as 8 bit.
+
+  Each plane's strips or tiles, untouched in the file, are described again as a 16-bit gray
+  image (one sample per pixel, C times as wide when samples are interleaved) by an IFD appended
+  to the file's bytes, which PIL decodes in full, with libtiff for every compression it has
+  (LZW, Deflate, PackBits, ...); the samples are then regrouped and the horizontal-differencing
+  predictor, which the relabelled image no longer declares, is undone per channel here."""
   tags = image.tag_v2
   width, height = image.size
   channels = int(tags.get(277, 1))
