@@ -51,6 +51,8 @@ def test_every_bad_input_is_reported_and_the_rest_completes(tmp_path, tiny_model
   (archive / 'empty').mkdir()
   make_clip(archive / 'bomb', 2, seed=7)
   Image.new('RGB', (400, 300)).save(archive / 'bomb' / 'frame002.png')
+  gappy = make_clip(archive / 'gappy', 4, seed=8)  # a scan lost: frame002 is missing
+  (archive / 'gappy' / 'frame002.png').unlink()
 
   status, run_id = run_job(str(archive), output, model_path, '--max_pixels=100000')
   assert status == 1
@@ -64,6 +66,9 @@ def test_every_bad_input_is_reported_and_the_rest_completes(tmp_path, tiny_model
   assert 'only one frame' in _one_error(errors, 'single/frame000.png')['message']
   assert 'empty clip folder' in _one_error(errors, 'empty')['message']
   assert 'over the limit' in _one_error(errors, 'bomb/frame002.png')['message']
+  gap = _one_error(errors, 'frame numbers skip')
+  assert gap['uris'] == [str(archive / 'gappy' / f'frame00{k}.png') for k in (1, 3)]
+  assert 'from frame001.png to frame003.png (1 frame missing?)' in gap['message']
   for e in errors:
     assert e['uris'] and e['message'] and e['error_type'] and e['stage']
 
@@ -78,6 +83,10 @@ def test_every_bad_input_is_reported_and_the_rest_completes(tmp_path, tiny_model
   assert names('garbage') == ['frame_000000.png', 'frame_000001.png', 'frame_000002.png']
   assert names('mismatch') == ['frame_000000.png', 'frame_000002.png']
   assert names('bomb') == ['frame_000000.png', 'frame_000001.png', 'frame_000002.png']
+  # The clip with the gap still runs whole, its frames taken as consecutive.
+  assert names('gappy') == [f'frame_{i:06d}.png' for i in range(5)]
+  np.testing.assert_array_equal(read_png(os.path.join(output, 'gappy/frame_000004.png')),
+                                gappy[3])
   assert names('single') == ['frame_000000.png']
   np.testing.assert_array_equal(read_png(os.path.join(output, 'single/frame_000000.png')),
                                 single[0])

@@ -192,3 +192,19 @@ def test_relative_manifest_paths_resolve_alike_locally_and_in_object_stores():
     assert resolve('gs://b/in', row) == 'gs://b/in/reel/f0.png'
     assert resolve('/data/in', row) == '/data/in/reel/f0.png'
   assert resolve('gs://b/in', 'gs://c/x/f.png') == 'gs://c/x/f.png'
+
+
+def test_numbering_gaps_are_where_frame_numbers_skip_more_than_the_clips_step():
+  assert clips.numbering_gaps(['c/f_0001.png', 'c/f_0002.png', 'c/f_0004.png',
+                               'c/f_0005.png']) == [('c/f_0002.png', 'c/f_0004.png', 1)]
+  # Every other frame, then three lost: the step is the clip's own.
+  assert clips.numbering_gaps(['c/r1_0000.dpx', 'c/r1_0002.dpx', 'c/r1_0004.dpx',
+                               'c/r1_0012.dpx']) == [('c/r1_0004.dpx', 'c/r1_0012.dpx', 3)]
+  assert clips.numbering_gaps(['c/f9.png', 'c/f10.png', 'c/f12.png']) == [
+      ('c/f10.png', 'c/f12.png', 1)]
+  # Nothing to say: consecutive, names not alike, numbers that do not rise, two frames.
+  assert clips.numbering_gaps(['c/frame000.png', 'c/frame001.png', 'c/frame002.png']) == []
+  assert clips.numbering_gaps(['c/a1.png', 'c/b2.png', 'c/a4.png']) == []
+  assert clips.numbering_gaps(['c/take_v2.png', 'c/shot_v2.png', 'c/zoom_v2.png']) == []
+  assert clips.numbering_gaps(['c/f1.png', 'c/f5.png']) == []
+  assert clips.numbering_gaps(['c/open.png', 'c/f1.png', 'c/f3.png']) == []

@@ -1,7 +1,7 @@
 """Finding clips and cutting them into work units, inside the pipeline.
 
-A clip is a folder of frames (png, jpg/jpeg, tif/tiff in any letter case) in natural order of
-file name (`f2` before `f10`), or the rows of one clip in a manifest (.csv or .jsonl with
+A clip is a folder of frames (png, jpg/jpeg, tif/tiff, dpx in any letter case) in natural order
+of file name (`f2` before `f10`), or the rows of one clip in a manifest (.csv or .jsonl with
 columns clip, frame0, frame1; relative frame paths are relative to the manifest's folder).
 
 A `Clip` is the ordered frame list plus, for each neighbouring frame pair, whether it is a pair
@@ -12,7 +12,8 @@ A `Unit` is a run of up to `pairs_per_unit` pairs of one clip. Neighbouring unit
 boundary frame, which the earlier unit writes (`owns_first` is false for the later one).
 
 Problems found here (missing input, empty clip folder, one-frame clip, stray file, malformed
-manifest row) become error records; the rest of the input still runs.
+manifest row, frame numbers that skip: a scan or file lost) become error records; the rest of
+the input still runs.
 """
 
 import csv
@@ -29,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms import files
 from transforms import records
-from transforms.images import is_frame_name
+from transforms.images import FRAME_EXTENSIONS, is_frame_name
 
 MANIFEST_EXTENSIONS = ('.csv', '.jsonl')
 
@@ -62,6 +63,25 @@ def natural_key(name):
   (`str.isdigit` also accepts '²', which `int` refuses)."""
   return [int(t) if t.isascii() and t.isdigit() else t.lower()
           for t in re.split(r'([0-9]+)', name)]
+
+
+def numbering_gaps(paths):
+  """[(path, next path, frames missing)] where the frame numbers of a clip's file names (the
+  last run of digits, in names alike but for it) skip more than the clip's step, the least
+  difference between neighbours: a scan or a file lost. Names not numbered alike, or numbers
+  that do not rise, say nothing."""
+  found = [_FRAME_NUMBER.match(posixpath.basename(p)) for p in paths]
+  if len(paths) < 3 or not all(found) or len({(m[1], m[3]) for m in found}) != 1:
+    return []
+  numbers = [int(m[2]) for m in found]
+  steps = [b - a for a, b in zip(numbers, numbers[1:])]
+  if min(steps) <= 0:
+    return []
+  step = min(steps)
+  return [(paths[i], paths[i + 1], -(-d // step) - 1) for i, d in enumerate(steps) if d > step]
+
+
+_FRAME_NUMBER = re.compile(r'^(.*?)(\d+)(\D*)$')
 
 
 def sanitise_clip_name(relative):
@@ -129,8 +149,10 @@ class DiscoverClips(beam.DoFn):
       yield self._error(input_spec, 'discover', e, f'cannot list input: {e}')
 
   def _error(self, uri, stage, error, message):
+    """An error record of `uri` (one path, or a list of them)."""
+    uris = [uri] if isinstance(uri, str) else uri
     return beam.pvalue.TaggedOutput('errors', records.error_record(
-        self._run_id, [uri], stage, error, message))
+        self._run_id, uris, stage, error, message))
 
   # -- folders -------------------------------------------------------------------------------
 
@@ -167,8 +189,8 @@ class DiscoverClips(beam.DoFn):
       for m in entries:
         if not is_frame_name(m.path) and frames:
           yield self._error(m.path, 'discover', ValueError('not an image'),
-                            f'not an image file (extension not one of png, jpg, jpeg, tif, '
-                            f'tiff): {m.path}')
+                            f'not an image file (extension not one of '
+                            f'{", ".join(e[1:] for e in FRAME_EXTENSIONS)}): {m.path}')
       if not frames:
         if not any(f.startswith(folder + '/') for f in by_dir if f != folder):
           yield self._error(folder, 'discover', ValueError('empty clip'),
@@ -185,6 +207,13 @@ class DiscoverClips(beam.DoFn):
           name=name,
           frames=tuple((m.path, f'{m.size_in_bytes}:{m.last_updated_in_seconds}') for m in frames),
           paired=(True,) * (len(frames) - 1))
+      for before, after, missing in numbering_gaps([m.path for m in frames]):
+        yield self._error(
+            [before, after], 'discover', ValueError('frame numbers skip'),
+            f'clip {folder}: frame numbers skip from {posixpath.basename(before)} to '
+            f'{posixpath.basename(after)} ({missing} frame{"s" * (missing > 1)} missing?): '
+            f'the pair is interpolated as if its frames were consecutive, so the motion jumps '
+            f'there; the rest of the clip runs')
       if len(frames) == 1:
         yield self._error(frames[0].path, 'discover', ValueError('one frame'),
                           f'clip {folder} has only one frame ({frames[0].path}): nothing to '
