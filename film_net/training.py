@@ -257,6 +257,12 @@ def load_clips(args) -> list | None:
   except Exception as e:  # pylint: disable=broad-except  # no such bucket, no access, ...
     raise SystemExit(f'--clips {args.clips}: cannot be listed ({type(e).__name__}: {e})')
   clips = clip_triplets(args.clips, frames_by_clip=frames_by_clip)
+  # Across a lost frame the middle one is not the midpoint in time: no truth to train on.
+  uneven = [c.truth for c in clips if c.uneven]
+  clips = [c for c in clips if not c.uneven]
+  if uneven:
+    print(f'--clips: {len(uneven)} triplets left out, their frame numbers unevenly spaced (a '
+          f'frame lost?), e.g. the one around {uneven[0]}', file=sys.stderr, flush=True)
   if not clips:
     raise SystemExit(f'--clips {args.clips}: {_no_clips(args.clips)}')
   # Every frame's header is read here: drawn mid-run, a frame that is no image, one smaller than

@@ -14,9 +14,11 @@ Input, one of:
   folder itself and every folder under it that holds frames; hidden folders, the pipeline's
   `_runs`, `_markers`, `_tmp` and --output are passed over). Frames i and i + 2 are
   interpolated and compared with frame i + 1, for every i that is a multiple of --stride; the
-  report then also gives each clip's mean. With --scene_cuts, a triplet whose middle frame is not
-  the midpoint in time, across a scene cut (transforms/scene_cuts) or repeating a frame, is left
-  out and listed under `left_out` with the reason.
+  report then also gives each clip's mean. A triplet whose frame numbers are unevenly spaced (a
+  frame lost on one side: `reel_0011`, `reel_0012`, `reel_0014`) is left out and listed under
+  `left_out` with the reason, and with --scene_cuts so is one whose middle frame is not the
+  midpoint in time for what it shows: across a scene cut (transforms/scene_cuts) or repeating a
+  frame.
 
 Metrics are FILM's (see transforms/quality.py). FILM's own evaluation runs the model on full-size
 frames without padding; here the model sees frames zero padded to a multiple of --align (64, as
@@ -144,7 +146,7 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
     if too_short is not None:
       too_short += [names[c] for c, frames in frames_by_clip.items() if len(frames) < 3]
     return [{'key': f'{names[t.clip]}_{t.index:06d}', 'clip': names[t.clip], 'frame0': t.frame0,
-             'truth': t.truth, 'frame1': t.frame1}
+             'truth': t.truth, 'frame1': t.frame1, **({'uneven': True} if t.uneven else {})}
             for t in clips.clip_triplets(input_path, stride, frames_by_clip)]
   if input_path.lower().endswith(('.csv', '.jsonl')):
     return _manifest_triplets(input_path)
@@ -243,6 +245,10 @@ class EvaluateTriplet(beam.DoFn):
   def process(self, triplet):
     """Rows of the methods that scored; a triplet or method that fails becomes an error row
     (method None for the triplet) and the others go on."""
+    if triplet.get('uneven'):  # known from the names: nothing to read
+      yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': None,
+             'left_out': 'frame numbers skip', 'cut_score': None}
+      return
     frames = []
     for k in ('frame0', 'truth', 'frame1'):
       try:
@@ -456,7 +462,7 @@ def format_table(report):
   for clip, means in report['clips'].items():
     lines.append(f'clip {clip}: ' + ', '.join(
         f'{m} {number(v["psnr"], 2)} dB / {number(v["ssim"], 4)}' for m, v in means.items()))
-  for reason in ('scene cut', 'repeated frame'):
+  for reason in ('frame numbers skip', 'scene cut', 'repeated frame'):
     keys = [r['key'] for r in report.get('left_out', []) if r['left_out'] == reason]
     if keys:
       lines.append(f'left out, {reason}: {len(keys)} triplet{"s" if len(keys) > 1 else ""} ('

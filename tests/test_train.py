@@ -430,6 +430,20 @@ def test_clips_that_cannot_be_trained_on_stop_before_training_with_one_line_nami
   assert len(training.load_clips(argparse.Namespace(clips=str(tmp_path / 'good'), crop=16))) == 1
 
 
+def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys):
+  """f0, f1, f3, f4, f5: the triplets around the missing f2 have no true middle frame."""
+  frames = _clip(tmp_path / 'clips' / 'c', [(40, 30)] * 3)
+  frames += _clip(tmp_path / 'more', [(40, 30)] * 3)
+  for k in (3, 4, 5):  # f3, f4, f5 in the clip; f2 is lost
+    frames[k] = frames[k].rename(tmp_path / 'clips' / 'c' / f'f{k}.png')
+  frames[2].unlink()
+  clips = training.load_clips(argparse.Namespace(clips=str(tmp_path / 'clips'), crop=16))
+  assert [(c.frame0, c.truth, c.frame1) for c in clips] == [
+      tuple(str(frames[k]) for k in (3, 4, 5))]
+  assert ('2 triplets left out, their frame numbers unevenly spaced (a frame lost?), e.g. the '
+          f'one around {frames[1]}') in capsys.readouterr().err
+
+
 def test_a_frame_that_fails_mid_run_stops_training_with_one_line(tmp_path):
   """A frame whose header reads but whose data is cut short fails when a batch draws it: the
   trainer stops with a line naming it (under tf.data: a traceback, after which it could hang)."""

@@ -208,3 +208,11 @@ def test_numbering_gaps_are_where_frame_numbers_skip_more_than_the_clips_step():
   assert clips.numbering_gaps(['c/take_v2.png', 'c/shot_v2.png', 'c/zoom_v2.png']) == []
   assert clips.numbering_gaps(['c/f1.png', 'c/f5.png']) == []
   assert clips.numbering_gaps(['c/open.png', 'c/f1.png', 'c/f3.png']) == []
+
+
+def test_clip_triplets_across_a_lost_frame_are_uneven():
+  frames = {'c': [f'c/s_{n:04d}.dpx' for n in (1, 2, 4, 5, 6)], 'd': ['d/a.png', 'd/b.png',
+                                                                     'd/z.png']}
+  triplets = clips.clip_triplets('', frames_by_clip=frames)
+  assert [(t.clip, t.index, t.uneven) for t in triplets] == [
+      ('c', 0, True), ('c', 1, True), ('c', 2, False), ('d', 0, False)]

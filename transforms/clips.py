@@ -65,18 +65,23 @@ def natural_key(name):
           for t in re.split(r'([0-9]+)', name)]
 
 
-def numbering_gaps(paths):
-  """[(path, next path, frames missing)] where the frame numbers of a clip's file names (the
-  last run of digits, in names alike but for it) skip more than the clip's step, the least
-  difference between neighbours: a scan or a file lost. Names not numbered alike, or numbers
-  that do not rise, say nothing."""
+def frame_numbers(paths):
+  """The frame numbers of a clip's file names in order (the last run of digits, in names alike
+  but for it), or None where the names are not numbered alike or the numbers do not rise."""
   found = [_FRAME_NUMBER.match(posixpath.basename(p)) for p in paths]
-  if len(paths) < 3 or not all(found) or len({(m[1], m[3]) for m in found}) != 1:
-    return []
+  if not all(found) or len({(m[1], m[3]) for m in found}) != 1:
+    return None
   numbers = [int(m[2]) for m in found]
-  steps = [b - a for a, b in zip(numbers, numbers[1:])]
-  if min(steps) <= 0:
+  return numbers if all(a < b for a, b in zip(numbers, numbers[1:])) else None
+
+
+def numbering_gaps(paths):
+  """[(path, next path, frames missing)] where a clip's frame numbers skip more than its step,
+  the least difference between neighbours: a scan or a file lost."""
+  numbers = frame_numbers(paths) if len(paths) >= 3 else None
+  if not numbers:
     return []
+  steps = [b - a for a, b in zip(numbers, numbers[1:])]
   step = min(steps)
   return [(paths[i], paths[i + 1], -(-d // step) - 1) for i, d in enumerate(steps) if d > step]
 
@@ -422,12 +427,15 @@ def split_into_units(clip, times_to_interpolate, pairs_per_unit):
 
 @dataclasses.dataclass(frozen=True)
 class ClipTriplet:
-  """Frames i, i+1 and i+2 of one clip folder; the middle one is the truth."""
+  """Frames i, i+1 and i+2 of one clip folder; the middle one is the truth. `uneven`: their
+  frame numbers are not evenly spaced (a frame lost on one side), so the truth is not the
+  midpoint in time."""
   clip: str
   index: int
   frame0: str
   truth: str
   frame1: str
+  uneven: bool = False
 
 
 def clip_frames(input_path, output=None):
@@ -453,6 +461,8 @@ def clip_triplets(input_path, stride=1, frames_by_clip=None):
     frames_by_clip = clip_frames(input_path)
   triplets = []
   for clip, frames in frames_by_clip.items():
+    numbers = frame_numbers(frames)
     for i in range(0, len(frames) - 2, stride):
-      triplets.append(ClipTriplet(clip, i, frames[i], frames[i + 1], frames[i + 2]))
+      uneven = bool(numbers) and numbers[i + 1] - numbers[i] != numbers[i + 2] - numbers[i + 1]
+      triplets.append(ClipTriplet(clip, i, frames[i], frames[i + 1], frames[i + 2], uneven))
   return triplets
