@@ -1,5 +1,6 @@
 """The README's commands that are not ours to test elsewhere: its ffmpeg retiming recipe picks,
-for every delivery frame, the dense frame nearest that frame's time."""
+for every delivery frame, the dense frame nearest that frame's time; its way back to 10-bit DPX
+returns a DPX original's codes exactly."""
 
 import os
 import re
@@ -8,6 +9,9 @@ import subprocess
 import numpy as np
 import pytest
 from PIL import Image
+
+from conftest import write_dpx
+from transforms import images
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'README.md')
 
@@ -44,3 +48,15 @@ def test_the_retiming_recipe_picks_the_nearest_dense_frame(tmp_path):
     nearest = [int(np.floor(j * dense / rate + 0.5)) for j in range(len(picked))]
     assert picked == nearest, (dense, rate)
     assert len(picked) >= (count - 1) * rate // dense
+
+
+def test_the_way_back_to_10_bit_dpx_returns_an_originals_codes(tmp_path):
+  text = open(README).read()
+  assert re.search(r'-pix_fmt gbrp10be\s+-start_number 0', text), 'the README lost this command'
+  codes = np.random.default_rng(3).integers(0, 1024, (9, 11, 3))
+  frame = images.decode(write_dpx(codes, 10))
+  (tmp_path / 'frame_000000.png').write_bytes(images.original_png(b'', frame))  # as written
+  subprocess.run([_ffmpeg(), '-v', 'error', '-i', str(tmp_path / 'frame_%06d.png'), '-pix_fmt',
+                  'gbrp10be', '-start_number', '0', str(tmp_path / 'frame_%06d.dpx')], check=True)
+  back = images.decode((tmp_path / 'frame_000000.dpx').read_bytes()).pixels
+  np.testing.assert_array_equal(back >> 6, codes)
