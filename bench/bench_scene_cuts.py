@@ -13,6 +13,7 @@ missed one is cross-faded, as without detection). `--data` folders in Middlebury
 (frame10.png, frame11.png) are scored the same way, real motion against cuts between their
 sequences: reported, not chosen on. Last, the cost of scoring a 1920x1080 pair as the pipeline
 does against one built-in model mid frame, in the same run (`--no_model` skips that).
+`--log` scores every set again as Cineon log code values, as a DPX scan holds them.
 """
 import argparse
 import glob
@@ -27,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=wrong-import-position
 from film_net import image_io
 from film_net import render
+from bench_log_scans import to_log
 from machine import machine_line
 from transforms import images
 from transforms import scene_cuts
@@ -68,6 +70,11 @@ def folder_pairs(root):
         h, w = min(x.shape[0], y.shape[0]), min(x.shape[1], y.shape[1])
         cuts.append((x[:h, :w], y[:h, :w]))
   return same, cuts
+
+
+def as_log(pairs):
+  """The pairs as a log scan holds them: Cineon code values."""
+  return [(to_log(a), to_log(b)) for a, b in pairs]
 
 
 def report(name, same, cuts):
@@ -118,14 +125,18 @@ def main(argv=None):
   parser.add_argument('--sets', default='',
                       help='score only the rendered sets whose name contains this (e.g. portrait)')
   parser.add_argument('--no_timing', action='store_true', help='skip the 1080p timing')
+  parser.add_argument('--log', action='store_true',
+                      help='also score every set as Cineon log code values (scans as DPX '
+                           'holds them; bench/bench_log_scans.py)')
   args = parser.parse_args(argv)
   print(f'{machine_line()}; default threshold {scene_cuts.DEFAULT_THRESHOLD}')
-  for name, (height, width, motion) in RENDERED.items():
-    if args.sets not in name:
-      continue
-    report(f'rendered {name}', *rendered_pairs(height, width, motion, args.count, args.seed))
-  for root in args.data:
-    report(root, *folder_pairs(root))
+  sets = [(f'rendered {name}', rendered_pairs(height, width, motion, args.count, args.seed))
+          for name, (height, width, motion) in RENDERED.items() if args.sets in name]
+  sets += [(root, folder_pairs(root)) for root in args.data]
+  for name, (same, cuts) in sets:
+    report(name, same, cuts)
+    if args.log:
+      report(f'{name}, as log code values', as_log(same), as_log(cuts))
   if not args.no_timing:
     timing(not args.no_model)
 
