@@ -6,9 +6,10 @@ cannot read, alone (written by imageio-ffmpeg's ffmpeg where installed).
 
 A scanner-like 16-bit RGB frame (smooth ramps with busy low bits, so compression and the
 predictor work as on real scans) is written by OpenCV as TIFF in each compression it has and as
-16-bit PNG, and an 8-bit copy as PNG; each is decoded once to warm up, then `--repeats` times by both, best time kept.
-16-bit colour TIFF is the case PIL cannot read in full, decoded by relabelling it as 16-bit gray.
-OpenCV is a benchmark extra (requirements-dev.txt), never a runtime dependency.
+16-bit PNG, and an 8-bit copy as PNG; each is decoded once to warm up, then `--repeats` times by
+both, best time kept. 16-bit colour TIFF is the case PIL cannot read in full, decoded by
+relabelling it as 16-bit gray. OpenCV is a benchmark extra (requirements-dev.txt), never a
+runtime dependency.
 """
 import argparse
 import os

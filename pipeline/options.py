@@ -28,8 +28,8 @@ def build_parser():
                   'here go to Apache Beam (e.g. --runner, --direct_running_mode, --project).')
   parser.add_argument(
       '--input', required=True,
-      help='Folder or glob (local or gs://) of clips (folders of png/jpg/jpeg/tif/tiff frames), '
-           'or a .csv/.jsonl manifest with columns clip, frame0, frame1.')
+      help='Folder or glob (local or gs://) of clips (folders of png/jpg/jpeg/tif/tiff/dpx '
+           'frames), or a .csv/.jsonl manifest with columns clip, frame0, frame1.')
   parser.add_argument(
       '--output', required=True, type=output_folder,
       help='Output folder (local or gs://): <output>/<clip>/frame_000000.png ..., run records '

@@ -1,7 +1,7 @@
 """DPX decoding: files written by ffmpeg (an independent writer) decode to exactly the samples
 they hold; the layouts ffmpeg does not write (method B, end-of-line padding, flipped
-orientations, ABGR) from a writer built from SMPTE 268M's field table (`conftest.write_dpx`); what is not
-supported, or cut short, says so."""
+orientations, ABGR) from a writer built from SMPTE 268M's field table (`conftest.write_dpx`);
+what is not supported, or cut short, says so."""
 
 import os
 import subprocess
