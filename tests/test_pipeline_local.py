@@ -193,6 +193,26 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
                  'pairs_skipped') == 5
 
 
+def test_a_new_cut_score_decides_scene_cut_runs_pairs_again(tmp_path, tiny_model, monkeypatch):
+  """A newer detector may decide a pair differently, so its runs' markers are not the older
+  detector's; runs without detection keep theirs."""
+  from transforms import scene_cuts  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  _edited_clip(archive / 'clip')
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
+          '--times_to_interpolate=1']
+  run_module.run(argv + ['--run_id=v2', '--scene_cuts'])
+  plain = str(tmp_path / 'plain')
+  run_module.run([a.replace(output, plain) for a in argv] + ['--run_id=plain'])
+  monkeypatch.setattr(scene_cuts, 'SCORE_VERSION', scene_cuts.SCORE_VERSION + 1)
+  assert _metric(run_module.run(argv + ['--run_id=v3', '--scene_cuts']), 'pairs_ok') == 5
+  assert _metric(run_module.run(argv + ['--run_id=v3_again', '--scene_cuts']),
+                 'pairs_skipped') == 5
+  assert _metric(run_module.run([a.replace(output, plain) for a in argv] + ['--run_id=plain2']),
+                 'pairs_skipped') == 5
+
+
 def test_a_cut_whose_held_frames_fail_to_write_is_not_counted_held_and_a_rerun_holds_it(
     tmp_path, tiny_model, monkeypatch, capsys):
   from transforms import images  # pylint: disable=import-outside-toplevel

@@ -45,6 +45,19 @@ def test_the_colours_are_compared_whatever_the_exposure():
     assert scene_cuts.colour_change(scene_cuts.thumbnail(x0), darker) < 0.1, seed
 
 
+def test_the_colours_are_compared_whatever_the_contrast():
+  """A log scan's flat code values, or a fade toward grey, is no colour change; another shot
+  in the same flat contrast still is."""
+  def flat(x):
+    return np.float32(0.35) + np.float32(0.3) * x
+  for seed in range(4):
+    x0, _ = _shot(seed)
+    _, other = _shot(seed + 10)
+    thumb, flat_thumb = scene_cuts.thumbnail(x0), scene_cuts.thumbnail(flat(x0))
+    assert scene_cuts.colour_change(thumb, flat_thumb) < 0.1, seed
+    assert scene_cuts.colour_change(flat_thumb, scene_cuts.thumbnail(flat(other))) > CUT, seed
+
+
 def test_thumbnail_is_the_area_average():
   rng = np.random.default_rng(0)
   blocks = rng.random((12, 32, 3)).astype(np.float32)
