@@ -202,6 +202,9 @@ def test_numbering_gaps_are_where_frame_numbers_skip_more_than_the_clips_step():
                                'c/r1_0012.dpx']) == [('c/r1_0004.dpx', 'c/r1_0012.dpx', 3)]
   assert clips.numbering_gaps(['c/f9.png', 'c/f10.png', 'c/f12.png']) == [
       ('c/f10.png', 'c/f12.png', 1)]
+  # One sequence whatever each frame's extension or its case.
+  assert clips.numbering_gaps(['c/r - 0001.PNG', 'c/r - 0002.png', 'c/r - 0005.tif']) == [
+      ('c/r - 0002.png', 'c/r - 0005.tif', 2)]
   # Nothing to say: consecutive, names not alike, numbers that do not rise, two frames.
   assert clips.numbering_gaps(['c/frame000.png', 'c/frame001.png', 'c/frame002.png']) == []
   assert clips.numbering_gaps(['c/a1.png', 'c/b2.png', 'c/a4.png']) == []

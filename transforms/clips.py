@@ -67,9 +67,10 @@ def natural_key(name):
 
 def frame_numbers(paths):
   """The frame numbers of a clip's file names in order (the last run of digits, in names alike
-  but for it), or None where the names are not numbered alike or the numbers do not rise."""
+  but for it and the extension), or None where the names are not numbered alike or the numbers
+  do not rise."""
   found = [_FRAME_NUMBER.match(posixpath.basename(p)) for p in paths]
-  if not all(found) or len({(m[1], m[3]) for m in found}) != 1:
+  if not all(found) or len({(m[1], m[3].rsplit('.', 1)[0]) for m in found}) != 1:
     return None
   numbers = [int(m[2]) for m in found]
   return numbers if all(a < b for a, b in zip(numbers, numbers[1:])) else None
