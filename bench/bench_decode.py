@@ -1,6 +1,6 @@
 """What decoding a frame costs the pipeline (`transforms.images.decode`), per format, against
 OpenCV's own decoder (libtiff, libpng) on the same bytes in the same run; DPX, which OpenCV
-cannot read, alone (written by imageio-ffmpeg's ffmpeg where installed).
+cannot read, alone (written by ffmpeg: the one on PATH or imageio-ffmpeg's, where there is one).
 
     .venv/bin/python bench/bench_decode.py [--size 1920x1080] [--repeats 5]
 
@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench_film_net import best_of
 from machine import machine_line
 from transforms import images
+from transforms import quality
 
 TIFF_COMPRESSIONS = {'none': 1, 'LZW': 5, 'Deflate': 8, 'PackBits': 32773}
 
@@ -51,7 +52,7 @@ def main():
   cases.append(('16-bit RGB PNG', cv2.imencode('.png', bgr16)[1].tobytes(), rgb16))
   rgb8 = (rgb16 >> 8).astype(np.uint8)
   cases.append(('8-bit RGB PNG', cv2.imencode('.png', rgb8[..., ::-1])[1].tobytes(), rgb8))
-  ffmpeg = _ffmpeg()
+  ffmpeg = quality.find_ffmpeg()
   if ffmpeg:
     for pix_fmt, name, expected in (('gbrp10be', '10-bit RGB DPX (method A)', rgb16 >> 6 << 6 |
                                      rgb16 >> 10), ('rgb48be', '16-bit RGB DPX', rgb16)):
@@ -70,15 +71,6 @@ def main():
     buf = np.frombuffer(data, np.uint8)
     theirs = best_of(lambda b=buf: cv2.imdecode(b, cv2.IMREAD_UNCHANGED), args.repeats)
     print(f'| {name} | {len(data) / 1e6:.1f} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} |')
-
-
-def _ffmpeg():
-  """imageio-ffmpeg's binary (a benchmark extra), which writes DPX, or None."""
-  try:
-    import imageio_ffmpeg  # pylint: disable=import-outside-toplevel
-    return imageio_ffmpeg.get_ffmpeg_exe()
-  except (ImportError, RuntimeError):
-    return None
 
 
 def _ffmpeg_dpx(ffmpeg, bgr16, pix_fmt):

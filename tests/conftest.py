@@ -77,6 +77,16 @@ def write_dpx(samples, bits, *, descriptor=50, packing=1, endian='>', orientatio
   return bytes(header) + b''.join(lines)
 
 
+@pytest.fixture(scope='session')
+def ffmpeg():
+  """The ffmpeg binary `transforms.quality.find_ffmpeg` finds; the test skips without one."""
+  from transforms import quality  # pylint: disable=import-outside-toplevel
+  found = quality.find_ffmpeg()
+  if found is None:
+    pytest.skip(quality.NO_FFMPEG)
+  return found
+
+
 def run_job(input_path, output, model_path, *extra):
   """Runs the pipeline like the command line does; returns (exit status, run id)."""
   from pipeline import run as run_module  # pylint: disable=import-outside-toplevel

@@ -7,7 +7,6 @@ import re
 import subprocess
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from conftest import write_dpx
@@ -16,20 +15,11 @@ from transforms import images
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'README.md')
 
 
-def _ffmpeg():
-  try:
-    import imageio_ffmpeg  # pylint: disable=import-outside-toplevel
-    return imageio_ffmpeg.get_ffmpeg_exe()
-  except (ImportError, RuntimeError):
-    pytest.skip('no ffmpeg binary (imageio-ffmpeg, a benchmark extra) to run the recipe with')
-
-
-def test_the_retiming_recipe_picks_the_nearest_dense_frame(tmp_path):
+def test_the_retiming_recipe_picks_the_nearest_dense_frame(ffmpeg, tmp_path):
   text = open(README).read()
   recipe = re.search(r'-vf "settb=1/100000,setpts=PTS-50000/(\d+),fps=(\d+):round=up"', text)
   assert recipe, 'the README no longer has the retiming recipe this test checks'
   readme_dense, readme_rate = map(int, recipe.groups())
-  ffmpeg = _ffmpeg()
   count = 200
   for k in range(count):  # each frame's first pixel holds its index
     pixels = np.zeros((8, 8, 3), np.uint8)
@@ -50,13 +40,13 @@ def test_the_retiming_recipe_picks_the_nearest_dense_frame(tmp_path):
     assert len(picked) >= (count - 1) * rate // dense
 
 
-def test_the_way_back_to_10_bit_dpx_returns_an_originals_codes(tmp_path):
+def test_the_way_back_to_10_bit_dpx_returns_an_originals_codes(ffmpeg, tmp_path):
   text = open(README).read()
   assert re.search(r'-pix_fmt gbrp10be\s+-start_number 0', text), 'the README lost this command'
   codes = np.random.default_rng(3).integers(0, 1024, (9, 11, 3))
   frame = images.decode(write_dpx(codes, 10))
   (tmp_path / 'frame_000000.png').write_bytes(images.original_png(b'', frame))  # as written
-  subprocess.run([_ffmpeg(), '-v', 'error', '-i', str(tmp_path / 'frame_%06d.png'), '-pix_fmt',
+  subprocess.run([ffmpeg, '-v', 'error', '-i', str(tmp_path / 'frame_%06d.png'), '-pix_fmt',
                   'gbrp10be', '-start_number', '0', str(tmp_path / 'frame_%06d.dpx')], check=True)
   back = images.decode((tmp_path / 'frame_000000.dpx').read_bytes()).pixels
   np.testing.assert_array_equal(back >> 6, codes)

@@ -24,15 +24,7 @@ def widened(values, bits):
   return values << (16 - bits) | values >> (2 * bits - 16)
 
 
-def _ffmpeg():
-  try:
-    import imageio_ffmpeg  # pylint: disable=import-outside-toplevel
-    return imageio_ffmpeg.get_ffmpeg_exe()
-  except (ImportError, RuntimeError):
-    pytest.skip('no ffmpeg binary (imageio-ffmpeg, a benchmark extra) to write reference DPX')
-
-
-def _ffmpeg_dpx(tmp_path, source, pix_fmt):
+def _ffmpeg_dpx(ffmpeg, tmp_path, source, pix_fmt):
   png = tmp_path / f'{pix_fmt}.png'
   out = tmp_path / f'{pix_fmt}.dpx'
   if source.dtype == np.uint16:
@@ -40,7 +32,7 @@ def _ffmpeg_dpx(tmp_path, source, pix_fmt):
     png.write_bytes(tf.io.encode_png(source).numpy())
   else:
     Image.fromarray(source).save(png)
-  subprocess.run([_ffmpeg(), '-v', 'error', '-y', '-i', str(png), '-pix_fmt', pix_fmt, str(out)],
+  subprocess.run([ffmpeg, '-v', 'error', '-y', '-i', str(png), '-pix_fmt', pix_fmt, str(out)],
                  check=True)
   return out.read_bytes()
 
@@ -49,21 +41,22 @@ def _ffmpeg_dpx(tmp_path, source, pix_fmt):
     ('gbrp10be', widened(SOURCE16 >> 6, 10)), ('gbrp10le', widened(SOURCE16 >> 6, 10)),
     ('gbrp12be', widened(SOURCE16 >> 4, 12)), ('gbrp12le', widened(SOURCE16 >> 4, 12)),
     ('rgb48be', SOURCE16), ('rgb48le', SOURCE16)])
-def test_ffmpegs_dpx_decodes_to_the_samples_it_holds(tmp_path, pix_fmt, expected):
+def test_ffmpegs_dpx_decodes_to_the_samples_it_holds(ffmpeg, tmp_path, pix_fmt,
+                                                    expected):
   """ffmpeg keeps a 16-bit source's top bits (10-bit method A in 32-bit words, 12 bit filled
   in 16-bit words, 16 bit as it is) in either byte order."""
-  frame = images.decode(_ffmpeg_dpx(tmp_path, SOURCE16, pix_fmt))
+  frame = images.decode(_ffmpeg_dpx(ffmpeg, tmp_path, SOURCE16, pix_fmt))
   assert frame.pixels.dtype == np.uint16 and frame.color_chunks == b''
   np.testing.assert_array_equal(frame.pixels, expected)
 
 
-def test_ffmpegs_8_bit_gray_and_rgba_dpx(tmp_path):
-  np.testing.assert_array_equal(images.decode(_ffmpeg_dpx(tmp_path, SOURCE8, 'rgb24')).pixels,
+def test_ffmpegs_8_bit_gray_and_rgba_dpx(ffmpeg, tmp_path):
+  np.testing.assert_array_equal(images.decode(_ffmpeg_dpx(ffmpeg, tmp_path, SOURCE8, 'rgb24')).pixels,
                                 SOURCE8)
-  rgba = images.decode(_ffmpeg_dpx(tmp_path, SOURCE16, 'rgba64be')).pixels
+  rgba = images.decode(_ffmpeg_dpx(ffmpeg, tmp_path, SOURCE16, 'rgba64be')).pixels
   np.testing.assert_array_equal(rgba[..., :3], SOURCE16)
   np.testing.assert_array_equal(rgba[..., 3], 65535)
-  gray = images.decode(_ffmpeg_dpx(tmp_path, SOURCE8, 'gray')).pixels
+  gray = images.decode(_ffmpeg_dpx(ffmpeg, tmp_path, SOURCE8, 'gray')).pixels
   assert gray.shape == (6, 7, 1) and gray.dtype == np.uint8
 
 

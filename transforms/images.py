@@ -38,6 +38,7 @@ _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
 # PNG chunks that say how to read the pixels' colours, copied into what we write.
 _COLOR_CHUNKS = (b'iCCP', b'sRGB', b'gAMA', b'cHRM')
 # TIFF tags and field types used to relabel a 16-bit colour TIFF as 16-bit gray.
+_TIFF_MAGICS = (b'II*\x00', b'MM\x00*')  # little-, big-endian; BigTIFF has others
 _TIFF_SHORT, _TIFF_LONG = 3, 4
 _STRIP_TAGS = (273, 279)  # StripOffsets, StripByteCounts
 _TILE_TAGS = (324, 325)  # TileOffsets, TileByteCounts
@@ -99,7 +100,7 @@ def decode(data, uri='', max_pixels=None):
   try:
     image = Image.open(io.BytesIO(data))
   except Image.UnidentifiedImageError as e:  # its message names our BytesIO, not the file
-    if data.startswith((b'II*\x00', b'MM\x00*')):
+    if data.startswith(_TIFF_MAGICS):
       samples = _tiff_samples(data)
       if samples is None:
         raise BadImage('corrupt or truncated TIFF (its header is cut short)') from e
@@ -241,7 +242,7 @@ def _decode_tiff16(data, image):
   if photometric != 2 or channels not in (3, 4):
     raise BadImage(f'16-bit TIFF with photometric interpretation {photometric} and {channels} '
                    f'samples per pixel is not supported (16-bit gray, RGB and RGBA are)')
-  if not data.startswith((b'II*\x00', b'MM\x00*')):
+  if not data.startswith(_TIFF_MAGICS):
     raise BadImage('16-bit colour BigTIFF is not supported (convert it to 16-bit PNG or TIFF)')
   predictor = tags.get(317, 1)
   if predictor not in (1, 2):

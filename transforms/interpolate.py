@@ -183,9 +183,7 @@ class InterpolateUnits(beam.DoFn):
     settings = [OUTPUT_FORMAT_VERSION, self._fingerprint, self._n, self._align, u0, v0, u1, v1,
                 unit.first_index + i * 2 ** self._n]
     if self._scene_cut is not None:  # (without it, keys are those from before cut detection)
-      settings.append(self._scene_cut)
-      if scene_cuts.SCORE_VERSION > 1:  # (version 1's keys had none)
-        settings.append(scene_cuts.SCORE_VERSION)
+      settings += [self._scene_cut, scene_cuts.SCORE_VERSION]
     key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:20]
     lo, hi = self._written(unit, i)
     name = f'pair_{unit.first_position + i:06d}-{lo:09d}-{hi:09d}-{key}.done'
