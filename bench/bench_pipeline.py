@@ -20,6 +20,12 @@ modes: the built-in model on 4 clips of 4 frames (one unit each) run by `python 
 
     python bench/bench_pipeline.py modes [--size 576 --workers 2]
 
+retime: the built-in model on one 16:9 clip, in one process after a warm-up run: the dense
+       sequence (what the README's ffmpeg recipe picks delivery frames from) against retiming in
+       the pipeline (`--input_fps 16 --output_fps 24`), at each N: wall time, model calls, frames.
+
+    python bench/bench_pipeline.py retime [--size 288 --frames 9 --times 2,3]
+
 Without --model_path the built-in model is used, or, before it exists, random weights with the
 released options (same compute). Prints one JSON line per measurement.
 """
@@ -180,6 +186,34 @@ def modes(args):
                         'peak_tree_rss_mb': round(peak), 'frames_per_clip': frames}), flush=True)
 
 
+def retime(args):
+  from pipeline import run as run_module  # pylint: disable=import-outside-toplevel
+  with tempfile.TemporaryDirectory() as work:
+    width = args.size * 16 // 9
+    sample_footage.write_clip(os.path.join(work, 'in', 'clip'), sample_footage.render_frames(
+        args.frames, width, args.size, seed=3, speed=2.0))
+
+    def job(name, *flags):
+      t = time.perf_counter()
+      run_module.run([f'--input={work}/in', f'--output={work}/{name}', f'--run_id={name}',
+                      '--progress_interval=60', *flags])
+      seconds = time.perf_counter() - t
+      summary = run_module.read_summary(f'{work}/{name}', name)
+      return {'seconds': round(seconds, 2), 'model_calls': summary['model_calls'],
+              'frames': summary['frames_written']}
+
+    job('warmup', '--times_to_interpolate=1')  # model load and tracing for this size
+    for n in (int(v) for v in args.times.split(',')):
+      dense = job(f'dense{n}', f'--times_to_interpolate={n}')
+      retimed = job(f'retimed{n}', f'--times_to_interpolate={n}', '--input_fps=16',
+                    '--output_fps=24')
+      print(json.dumps({'bench': 'retime', 'size': f'{width}x{args.size}',
+                        'pairs': args.frames - 1, 'times_to_interpolate': n, 'dense': dense,
+                        'retimed_16_to_24': retimed,
+                        'time_ratio': round(retimed['seconds'] / dense['seconds'], 3)}),
+            flush=True)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   sub = parser.add_subparsers(dest='bench', required=True)
@@ -198,9 +232,13 @@ def main():
   p.add_argument('--size', type=int, default=576, help='frame height (16:9)')
   p.add_argument('--workers', type=int, default=2)
   p.add_argument('--modes', default='in_memory,multi_threading,multi_processing')
+  p = sub.add_parser('retime')
+  p.add_argument('--size', type=int, default=288, help='frame height (16:9)')
+  p.add_argument('--frames', type=int, default=9)
+  p.add_argument('--times', default='2,3', help='the N to compare, comma-separated')
   args = parser.parse_args()
   print(f'machine: {machine_line()}', flush=True)
-  {'ratio': ratio, 'rss': rss, 'modes': modes}[args.bench](args)
+  {'ratio': ratio, 'rss': rss, 'modes': modes, 'retime': retime}[args.bench](args)
 
 
 if __name__ == '__main__':

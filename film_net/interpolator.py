@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import zipfile
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -480,23 +480,43 @@ class Interpolator:
   def iter_recursive(self, frames: Iterable[np.ndarray],
                      times_to_interpolate: int) -> Iterator[np.ndarray]:
     """`recursive` as a generator holding only the current pair's state: for long clips."""
+    for _, _, frame in self._iter_positions(frames, times_to_interpolate, None):
+      yield frame
+
+  def iter_in_betweens(self, frames: Iterable[np.ndarray], times_to_interpolate: int,
+                       wanted: Callable[[int], Iterable[int]] | None = None
+                       ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(pair, position, frame) for the in-betweens of each consecutive pair of `frames`, in
+    time order: `position` p of 2**n is the frame p / 2**n of the way from the pair's first
+    frame to its second. `wanted(pair)` names the positions to make (default: all, 1 .. 2**n -
+    1; `recursive`'s in-betweens): only the mid frames on their halving paths are computed, and
+    a frame's features only once a call takes it. For retiming, where each output frame takes
+    the in-between nearest its time and most positions go unused."""
+    for pair, position, frame in self._iter_positions(frames, times_to_interpolate, wanted):
+      if position:
+        yield pair, position, frame
+
+  def _iter_positions(self, frames, times_to_interpolate: int, wanted):
+    """(pair, position, frame) of the inputs (position 0, pair = the frame's index) and the
+    in-betweens `wanted` names (all when None), in time order."""
     if times_to_interpolate < 0:
       raise ValueError(f'times_to_interpolate must be >= 0, got {times_to_interpolate}')
-    # With nothing to make, a frame's state is the frame: no features to extract.
-    state = self._frame_state if times_to_interpolate else lambda frame: (frame,)
+    step = 2 ** times_to_interpolate
     previous = None
-    for frame in frames:
+    for index, frame in enumerate(frames):
       # One check per frame, with the previous one: their sizes must match.
-      check_frames(*(previous[:1] if previous else ()), frame, single=True)
-      frame = np.asarray(frame, np.float32)
+      check_frames(*((previous.frame,) if previous else ()), frame, single=True)
+      current = _LazyState(np.asarray(frame, np.float32), self._frame_state)
       if previous is None:
-        self._check_size(*frame.shape[:2])
-        previous = state(frame)
-        yield frame
-        continue
-      current = state(frame)
-      yield from self._recurse(previous, current, times_to_interpolate)
-      yield frame
+        self._check_size(*current.frame.shape[:2])
+      else:
+        positions = range(1, step) if wanted is None else sorted(set(wanted(index - 1)))
+        if any(not 0 < p < step for p in positions):
+          raise ValueError(f'in-between positions of pair {index - 1} must be in 1 .. {step - 1} '
+                           f'for times_to_interpolate={times_to_interpolate}, got {positions}')
+        for position, mid in self._recurse(previous, current, 0, step, positions):
+          yield index - 1, position, mid
+      yield index, 0, current.frame
       previous = current
 
   def _frame_state(self, frame: np.ndarray):
@@ -508,25 +528,45 @@ class Interpolator:
       return frame, padded, None
     return frame, padded, self._extract(padded)
 
-  def _recurse(self, a, b, depth: int) -> list[np.ndarray]:
-    if depth == 0:
+  def _recurse(self, a, b, low: int, high: int, positions) -> list[tuple[int, np.ndarray]]:
+    """[(position, frame)] of `positions` (sorted, all strictly between `low` and `high`, the
+    positions of `a` and `b`), made by halving: the mid frame of a and b, then each half that
+    holds a wanted position."""
+    if not positions:
       return []
-    height, width = a[0].shape[:2]
+    height, width = a.frame.shape[:2]
     # Mid frames are fed back unchecked: the model's output is not clipped (the released tools
     # recurse on it as it is), and frames checked once stay checked.
     if self._tiled(height, width):
-      mid = self._whole_or_tiled_mid(a[0][None], b[0][None])[0]
+      mid = self._whole_or_tiled_mid(a.frame[None], b.frame[None])[0]
     elif self.engine == 'savedmodel':
-      mid = self._crop(self._saved_model_pair(a[1], b[1]), height, width)[0]
+      mid = self._crop(self._saved_model_pair(a.state[1], b.state[1]), height, width)[0]
     else:
-      mid = self._crop(self._mid_from_features(a[2], b[2]), height, width)[0]
+      mid = self._crop(self._mid_from_features(a.state[2], b.state[2]), height, width)[0]
     with self._one_at_a_time:
       self.model_calls += 1
-    if depth == 1:
-      return [mid]
+    middle = (low + high) // 2
     # As the released tools do, the cropped mid frame is padded afresh for the next level.
-    m = self._frame_state(mid)
-    return self._recurse(a, m, depth - 1) + [mid] + self._recurse(m, b, depth - 1)
+    m = _LazyState(mid, self._frame_state)
+    return (self._recurse(a, m, low, middle, [p for p in positions if p < middle])
+            + [(middle, mid)] * (middle in positions)
+            + self._recurse(m, b, middle, high, [p for p in positions if p > middle]))
+
+
+class _LazyState:
+  """A frame and, made on its first use, what every model call that takes it needs
+  (`Interpolator._frame_state`): a frame no call takes costs no features."""
+
+  def __init__(self, frame: np.ndarray, make):
+    self.frame = frame
+    self._make = make
+    self._state = None
+
+  @property
+  def state(self):
+    if self._state is None:
+      self._state = self._make(self.frame)
+    return self._state
 
 
 def _mid_and_disagreement(outputs: dict):

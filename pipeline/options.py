@@ -10,6 +10,7 @@ from apache_beam.options import pipeline_options
 from film_net import specs
 from film_net import flags
 from transforms import files
+from transforms import retime
 from transforms import scene_cuts
 
 DEFAULT_PAIRS_PER_UNIT = 16
@@ -39,7 +40,15 @@ def build_parser():
       help='Model: released SavedModel dir, .npz, or our weight file, local or gs://. Default: '
            'the model built into the package.')
   parser.add_argument('--times_to_interpolate', type=flags.non_negative_int, default=1,
-                      help='N: 2^N - 1 new frames between each pair (default 1).')
+                      help='N: 2^N - 1 new frames between each pair (default 1); with '
+                           '--output_fps, 2^N positions per pair to choose from.')
+  parser.add_argument('--input_fps', type=retime.frame_rate, default=None,
+                      help='The clips\' frame rate (e.g. 16, 18, 24000/1001), for --output_fps.')
+  parser.add_argument('--output_fps', type=retime.frame_rate, default=None,
+                      help='Retime to this delivery rate (e.g. 24, 25, 30000/1001): each output '
+                           'frame is the in-between nearest its time, within 1/2^(N+1) of a '
+                           'frame interval, and only those in-betweens are made. Default: every '
+                           'in-between, 2^N times --input_fps.')
   parser.add_argument('--pairs_per_unit', type=flags.positive_int,
                       default=DEFAULT_PAIRS_PER_UNIT,
                       help='Consecutive pairs per work unit (default 16); lower it for 4K frames '
@@ -132,6 +141,10 @@ def parse_known_args(argv):
   parser = build_parser()
   known, beam_args = parse_with_beam_flags(parser, argv, 'the pipeline')
   flags.check_tile_flags(parser, known)
+  problem = retime.frame_rate_problem(known.input_fps, known.output_fps,
+                                      known.times_to_interpolate)
+  if problem:
+    parser.error(problem)
   known.run_id = known.run_id or new_run_id()
   known.input = known.input.rstrip('/') if len(known.input) > 1 else known.input
   known.output = known.output.rstrip('/') if len(known.output) > 1 else known.output

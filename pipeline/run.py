@@ -37,6 +37,7 @@ from transforms import clips as clips_lib
 from transforms import files
 from transforms import interpolate
 from transforms import records
+from transforms import retime
 
 _LOCAL_RUNNERS = (None, 'DirectRunner', 'SwitchingDirectRunner', 'FnApiRunner', 'LocalRunner')
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,18 +90,31 @@ def check_paths_reach_the_workers(known, runner):
 
 class PlanUnits(beam.DoFn):
   """Clip -> Units; removes output frames past the clip's new end (it got shorter since an
-  earlier run); on local runs also notes the clip's pair count for the progress line."""
+  earlier run); on local runs also notes the clip's pair count for the progress line. A clip
+  with a gap (a manifest's frames in no pair) has no times to retime by: an error record."""
 
-  def __init__(self, output, times_to_interpolate, pairs_per_unit, progress_dir=None):
+  def __init__(self, output, run_id, times_to_interpolate, pairs_per_unit, timing,
+               progress_dir=None):
     self._output = output
+    self._run_id = run_id
     self._n = times_to_interpolate
     self._k = pairs_per_unit
+    self._timing = timing
     self._progress_dir = progress_dir
 
   def process(self, clip):
     records.counter('clips').inc()
+    if isinstance(self._timing, retime.Retime) and not all(clip.paired):
+      gap = clip.paired.index(False)
+      uris = [u for u, _ in clip.frames[gap:gap + 2]]
+      yield beam.pvalue.TaggedOutput('errors', records.error_record(
+          self._run_id, uris, 'plan', ValueError('gap in clip'),
+          f'clip {clip.name}: {uris[0]} and {uris[1]} are no pair (the manifest leaves a gap), '
+          f'so the clip has no times for --output_fps; not retimed (list its parts as clips of '
+          f'their own, or run without --output_fps)'))
+      return
     records.counter('pairs_planned').inc(clip.num_pairs())
-    last_index = clips_lib.output_indices(clip, self._n)[-1]
+    last_index = self._timing.last_output(clips_lib.output_indices(clip, self._n)[-1])
     records.counter('stale_frames_removed').inc(
         interpolate.remove_frames_after(self._output, clip.name, last_index))
     if self._progress_dir:
@@ -118,20 +132,24 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
       | 'Input' >> beam.Create([known.input])
       | 'DiscoverClips' >> beam.ParDo(clips_lib.DiscoverClips(known.run_id, known.output)).with_outputs(
           'errors', main='clips'))
-  results = (
+  timing = retime.timing(known.times_to_interpolate, known.input_fps, known.output_fps)
+  planned = (
       found.clips
       | 'SplitIntoUnits' >> beam.ParDo(
-          PlanUnits(known.output, known.times_to_interpolate, known.pairs_per_unit,
-                    progress_dir))
+          PlanUnits(known.output, known.run_id, known.times_to_interpolate,
+                    known.pairs_per_unit, timing, progress_dir)).with_outputs(
+                        'errors', main='units'))
+  results = (
+      planned.units
       | 'SpreadUnits' >> beam.Reshuffle()
       | 'InterpolateUnits' >> beam.ParDo(interpolate.InterpolateUnits(
           known.output, known.run_id, known.model_path, fingerprint, known.times_to_interpolate,
           known.align or None, known.max_pixels, known.reprocess, progress_dir,
           shared_handle, known.flip_average, known.precision,
           interpolate.tile_setting(known),
-          pipeline_flags.scene_cut_setting(known))).with_outputs(
+          pipeline_flags.scene_cut_setting(known), timing)).with_outputs(
               'errors', 'frames', main='pairs'))
-  errors = (found.errors, results.errors) | 'AllErrors' >> beam.Flatten()
+  errors = (found.errors, planned.errors, results.errors) | 'AllErrors' >> beam.Flatten()
   pair_files = (
       results.pairs
       | 'PairsToJson' >> beam.Map(json.dumps, sort_keys=True)
@@ -198,6 +216,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
                                                  'tile_overlap', 'scene_cuts',
                                                  'scene_cut_threshold', 'max_pixels',
                                                  'reprocess')}
+  run_options.update({k: None if getattr(known, k) is None else str(getattr(known, k))
+                      for k in ('input_fps', 'output_fps')})
   if model is not None:  # unset, the model file chose
     run_options.update(flip_average=model.flip_average, padding=model.padding,
                        flip_weights=model.flip_weights if model.flip_average else None)

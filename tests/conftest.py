@@ -6,6 +6,7 @@ credentials at once, instead of Beam retrying credential discovery for ~20 s in 
 Both are set before the first GCS call and inherited by multi_processing worker subprocesses.
 """
 
+import glob
 import http.server
 import json
 import os
@@ -96,6 +97,23 @@ def run_job(input_path, output, model_path, *extra):
   if model_path is not None:
     argv.append(f'--model_path={model_path}')
   return run_module.main(argv), run_id
+
+
+def run_records(output, run_id, kind):
+  """The rows of a run's `kind` records ('pairs' or 'errors'), from every shard."""
+  rows = []
+  for path in glob.glob(os.path.join(output, '_runs', run_id, f'{kind}-*.jsonl')):
+    with open(path) as f:
+      rows += [json.loads(line) for line in f if line.strip()]
+  return rows
+
+
+def metric(result, name):
+  """A pipeline counter's committed total from a run's result."""
+  from apache_beam.metrics.metric import MetricsFilter  # pylint: disable=import-outside-toplevel
+  from transforms.records import METRICS_NAMESPACE  # pylint: disable=import-outside-toplevel
+  found = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))
+  return sum(c.committed or 0 for c in found['counters'])
 
 
 def _free_port():

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from film_net import Interpolator, Options
+from transforms import retime
 
 
 @pytest.fixture(scope='module')
@@ -74,3 +75,43 @@ def test_generator_form_streams_long_clips(interp):
 def test_negative_depth_is_rejected(interp):
   with pytest.raises(ValueError, match='times_to_interpolate'):
     interp.recursive([np.zeros((8, 8, 3), np.float32)] * 2, -1)
+
+
+@pytest.mark.parametrize('n, wanted', [
+    (2, {0: [3], 1: [1], 2: [2]}),  # 16 fps to 24 at N = 2: two calls per pair, not three
+    (3, {0: [5], 1: [], 2: [1, 7]}),  # a pair with nothing wanted: no calls, no features
+    (1, {0: [1], 1: [1], 2: [1]}),  # everything: `recursive`'s in-betweens
+])
+def test_in_betweens_make_only_the_wanted_positions_and_their_halving_paths(interp, n, wanted):
+  rng = np.random.default_rng(n)
+  frames = list(rng.random((4, 40, 48, 3), np.float32))
+  dense = interp.recursive(frames, n)
+  calls0, features0 = interp.model_calls, interp.feature_calls
+  made = list(interp.iter_in_betweens(frames, n, lambda pair: wanted[pair]))
+  model_calls, feature_calls = interp.model_calls - calls0, interp.feature_calls - features0
+
+  assert [(pair, p) for pair, p, _ in made] == [(pair, p) for pair in range(3)
+                                                 for p in wanted[pair]]
+  for pair, p, frame in made:  # the very frames the full recursion makes there
+    np.testing.assert_array_equal(frame, dense[pair * 2 ** n + p], err_msg=f'{pair}, {p}')
+  assert model_calls == sum(len(retime.halving_path(wanted[pair], n)) for pair in range(3))
+  # Features: each original some call takes, and each mid frame with a call below it (a mid
+  # frame m halves the intervals around it to m -+ lowbit(m) / 2).
+  takes = {i for pair in range(3) if wanted[pair] for i in (pair, pair + 1)}
+  deeper = 0
+  for pair in range(3):
+    path = retime.halving_path(wanted[pair], n)
+    deeper += sum(1 for m in path if {m - (m & -m) // 2, m + (m & -m) // 2} & path - {m})
+  assert feature_calls == (len(takes) + deeper) * (2 if interp.flip_average else 1)
+
+
+def test_in_betweens_all_by_default_and_positions_checked(interp):
+  rng = np.random.default_rng(4)
+  frames = list(rng.random((3, 32, 32, 3), np.float32))
+  made = list(interp.iter_in_betweens(frames, 2))
+  dense = interp.recursive(frames, 2)
+  assert [(pair, p) for pair, p, _ in made] == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
+  for pair, p, frame in made:
+    np.testing.assert_array_equal(frame, dense[pair * 4 + p])
+  with pytest.raises(ValueError, match='positions of pair 0 must be in 1 .. 3'):
+    list(interp.iter_in_betweens(frames, 2, lambda pair: [4]))

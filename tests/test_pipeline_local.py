@@ -11,15 +11,13 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from apache_beam.metrics.metric import MetricsFilter
 
-from conftest import make_clip, read_png, run_job, write_dpx
+from conftest import make_clip, metric, read_png, run_job, run_records, write_dpx
 from film_net import Interpolator
 from pipeline import run as run_module
 from pipeline import sample_footage
 from transforms import images
 from transforms.interpolate import frame_name
-from transforms.records import METRICS_NAMESPACE
 
 N = 2
 STEP = 2 ** N
@@ -29,19 +27,6 @@ def _expected_inbetweens(model, frames):
   floats = [f.astype(np.float32) / 255 for f in frames]
   out = model.recursive(floats, times_to_interpolate=N)
   return [(np.clip(o, 0, 1) * 255 + 0.5).astype(np.uint8) for o in out]
-
-
-def _records(output, run_id, kind):
-  rows = []
-  for path in glob.glob(os.path.join(output, '_runs', run_id, f'{kind}-*.jsonl')):
-    with open(path) as f:
-      rows += [json.loads(line) for line in f if line.strip()]
-  return rows
-
-
-def _metric(result, name):
-  found = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))
-  return sum(c.committed or 0 for c in found['counters'])
 
 
 @pytest.mark.parametrize('mode', ['in_memory', 'multi_processing', 'multi_threading'])
@@ -71,12 +56,12 @@ def test_clips_become_dense_sequences(tmp_path, tiny_model, mode):
         np.testing.assert_array_equal(got, frames[i // STEP])
       else:
         assert np.abs(got.astype(int) - expected[i]).max() <= 1, name
-  pairs = _records(output, run_id, 'pairs')
+  pairs = run_records(output, run_id, 'pairs')
   assert len(pairs) == 5 and all(p['status'] == 'ok' for p in pairs)
   assert sum(p['frames_written'] for p in pairs) == total_frames == summary['frames_written']
   assert summary['pairs'] == {'total': 5, 'ok': 5, 'skipped': 0, 'failed': 0}
   assert summary['model_calls'] == 5 * (STEP - 1)
-  assert summary['errors'] == 0 and _records(output, run_id, 'errors') == []
+  assert summary['errors'] == 0 and run_records(output, run_id, 'errors') == []
   assert summary['model_fingerprint'] == model.fingerprint
 
 
@@ -87,30 +72,30 @@ def test_second_run_skips_everything_and_new_frames_are_processed(tmp_path, tiny
   argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
           '--pairs_per_unit=2']
   first = run_module.run(argv + ['--run_id=first'])
-  assert _metric(first, 'model_calls') == 3
+  assert metric(first, 'model_calls') == 3
   before = {}
   for name in os.listdir(os.path.join(output, 'clip')):  # an old time: a rewrite would show
     os.utime(os.path.join(output, 'clip', name), (1_000_000, 1_000_000))
     before[name] = os.path.getmtime(os.path.join(output, 'clip', name))
   second = run_module.run(argv + ['--run_id=second'])
-  assert _metric(second, 'model_calls') == 0
-  assert _metric(second, 'pairs_skipped') == 3
+  assert metric(second, 'model_calls') == 0
+  assert metric(second, 'pairs_skipped') == 3
   assert {n: os.path.getmtime(os.path.join(output, 'clip', n)) for n in before} == before
   # A new frame: only the new pair runs. A new model fingerprint or --reprocess: all run.
   new = make_clip(tmp_path / 'longer', 5, seed=3)[-1]
   Image.fromarray(new).save(archive / 'clip' / 'frame004.png')
   third = run_module.run(argv + ['--run_id=third'])
-  assert _metric(third, 'model_calls') == 1 and _metric(third, 'pairs_skipped') == 3
+  assert metric(third, 'model_calls') == 1 and metric(third, 'pairs_skipped') == 3
   assert len(os.listdir(os.path.join(output, 'clip'))) == 9
   fourth = run_module.run(argv + ['--run_id=fourth', '--reprocess'])
-  assert _metric(fourth, 'model_calls') == 4
+  assert metric(fourth, 'model_calls') == 4
   fifth = run_module.run(argv + ['--run_id=fifth', '--times_to_interpolate=2'])
-  assert _metric(fifth, 'model_calls') == 4 * 3
+  assert metric(fifth, 'model_calls') == 4 * 3
   assert len(os.listdir(os.path.join(output, 'clip'))) == 17
   # The clip loses its last frame: the frames past its new end go, the rest stays done.
   os.remove(archive / 'clip' / 'frame004.png')
   sixth = run_module.run(argv + ['--run_id=sixth', '--times_to_interpolate=2'])
-  assert _metric(sixth, 'model_calls') == 0 and _metric(sixth, 'stale_frames_removed') == 4
+  assert metric(sixth, 'model_calls') == 0 and metric(sixth, 'stale_frames_removed') == 4
   assert sorted(os.listdir(os.path.join(output, 'clip'))) == [
       f'frame_{i:06d}.png' for i in range(13)]
 
@@ -121,14 +106,14 @@ def test_flip_average_writes_its_own_frames_and_a_rerun_keeps_them(tmp_path, tin
   frames = make_clip(archive / 'clip', 3, seed=4)
   argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}']
   plain = run_module.run(argv + ['--run_id=plain'])
-  assert _metric(plain, 'model_calls') == 2
+  assert metric(plain, 'model_calls') == 2
   plain_mid = read_png(os.path.join(output, 'clip', 'frame_000001.png'))
   # Unset, the mode is the model file's default (off for a file that says nothing), as recorded.
   summary = json.load(open(os.path.join(output, '_runs', 'plain', 'summary.json')))
   assert summary['options']['flip_average'] is False and summary['options']['padding'] == 'zeros'
   # The mode changes the pixels, so the pairs a plain run finished are redone, not skipped.
   flipped = run_module.run(argv + ['--run_id=flip', '--flip_average'])
-  assert _metric(flipped, 'model_calls') == 2 and _metric(flipped, 'pairs_skipped') == 0
+  assert metric(flipped, 'model_calls') == 2 and metric(flipped, 'pairs_skipped') == 0
   model = Interpolator.from_path(model_path, align=64, flip_average=True)
   floats = [f.astype(np.float32) / 255 for f in frames]
   expected = (np.clip(model(floats[0], floats[1]), 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -140,7 +125,7 @@ def test_flip_average_writes_its_own_frames_and_a_rerun_keeps_them(tmp_path, tin
   assert summary['options']['flip_weights'] == 'equal'  # the file says nothing: the plain mean
   assert summary['model_fingerprint'] == model.fingerprint
   again = run_module.run(argv + ['--run_id=again', '--flip_average'])
-  assert _metric(again, 'model_calls') == 0 and _metric(again, 'pairs_skipped') == 2
+  assert metric(again, 'model_calls') == 0 and metric(again, 'pairs_skipped') == 2
 
 
 def _edited_clip(folder):
@@ -161,7 +146,7 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
   argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
           f'--times_to_interpolate={N}', '--pairs_per_unit=16']
   result = run_module.run(argv + ['--run_id=cuts', '--scene_cuts'])
-  assert _metric(result, 'scene_cuts') == 1 and _metric(result, 'model_calls') == 4 * (STEP - 1)
+  assert metric(result, 'scene_cuts') == 1 and metric(result, 'model_calls') == 4 * (STEP - 1)
   folder = os.path.join(output, 'clip')
   cut = 2 * STEP  # output index of the shot's last frame
   for k, held in zip(range(1, STEP), (frames[2], frames[2], frames[3])):
@@ -171,7 +156,7 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
     for j, want in enumerate(_expected_inbetweens(model, shot)):
       got = read_png(os.path.join(folder, frame_name(start + j)))
       assert np.abs(got.astype(int) - want).max() <= (0 if j % STEP == 0 else 1), start + j
-  pairs = sorted(_records(output, 'cuts', 'pairs'), key=lambda r: r['pair'])
+  pairs = sorted(run_records(output, 'cuts', 'pairs'), key=lambda r: r['pair'])
   assert [r['scene_cut'] for r in pairs] == [False, False, True, False, False]
   assert pairs[2]['cut_score'] > 0.2 > max(r['cut_score'] for r in pairs if r['pair'] != 2)
   assert [r['model_calls'] for r in pairs] == [STEP - 1, STEP - 1, 0, STEP - 1, STEP - 1]
@@ -180,16 +165,16 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
   # Detection off (the default), the cut is interpolated like any pair, and every pair is redone
   # (its frames may differ), then skipped again.
   off = run_module.run(argv + ['--run_id=off'])
-  assert _metric(off, 'model_calls') == 5 * (STEP - 1) and _metric(off, 'scene_cuts') == 0
-  pairs = _records(output, 'off', 'pairs')
+  assert metric(off, 'model_calls') == 5 * (STEP - 1) and metric(off, 'scene_cuts') == 0
+  pairs = run_records(output, 'off', 'pairs')
   assert {r['scene_cut'] for r in pairs} == {None} and {r['cut_score'] for r in pairs} == {None}
   assert json.load(open(os.path.join(output, '_runs', 'off', 'summary.json')))['options'][
       'scene_cuts'] is False
   assert np.abs(read_png(os.path.join(folder, frame_name(cut + 1))).astype(int)
                 - frames[2]).max() > 1
   again = run_module.run(argv + ['--run_id=again', '--scene_cuts=false'])
-  assert _metric(again, 'pairs_skipped') == 5
-  assert _metric(run_module.run(argv + ['--run_id=off_too', '--no_scene_cuts']),
+  assert metric(again, 'pairs_skipped') == 5
+  assert metric(run_module.run(argv + ['--run_id=off_too', '--no_scene_cuts']),
                  'pairs_skipped') == 5
 
 
@@ -206,10 +191,10 @@ def test_a_new_cut_score_decides_scene_cut_runs_pairs_again(tmp_path, tiny_model
   plain = str(tmp_path / 'plain')
   run_module.run([a.replace(output, plain) for a in argv] + ['--run_id=plain'])
   monkeypatch.setattr(scene_cuts, 'SCORE_VERSION', scene_cuts.SCORE_VERSION + 1)
-  assert _metric(run_module.run(argv + ['--run_id=v3', '--scene_cuts']), 'pairs_ok') == 5
-  assert _metric(run_module.run(argv + ['--run_id=v3_again', '--scene_cuts']),
+  assert metric(run_module.run(argv + ['--run_id=v3', '--scene_cuts']), 'pairs_ok') == 5
+  assert metric(run_module.run(argv + ['--run_id=v3_again', '--scene_cuts']),
                  'pairs_skipped') == 5
-  assert _metric(run_module.run([a.replace(output, plain) for a in argv] + ['--run_id=plain2']),
+  assert metric(run_module.run([a.replace(output, plain) for a in argv] + ['--run_id=plain2']),
                  'pairs_skipped') == 5
 
 
@@ -229,7 +214,7 @@ def test_a_cut_whose_held_frames_fail_to_write_is_not_counted_held_and_a_rerun_h
   status, run_id = run_job(*argv)
   assert status == 1
   assert 'held, not interpolated' not in capsys.readouterr().out
-  pairs = sorted(_records(output, run_id, 'pairs'), key=lambda r: r['pair'])
+  pairs = sorted(run_records(output, run_id, 'pairs'), key=lambda r: r['pair'])
   assert [r['status'] for r in pairs] == ['ok', 'ok', 'failed', 'ok', 'ok']
   assert pairs[2]['scene_cut'] is True and 'No space left' in pairs[2]['error']
   assert set(pairs[0]['seconds']) == {'read', 'model', 'write', 'scene_cut'}
@@ -251,9 +236,9 @@ def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model, cap
   argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
           f'--times_to_interpolate={N}']
   result = run_module.run(argv + ['--run_id=held', '--scene_cuts'])
-  assert _metric(result, 'model_calls') == 2 * (STEP - 1)
-  assert _metric(result, 'identical_pairs') == 3 and _metric(result, 'scene_cuts') == 0
-  pairs = sorted(_records(output, 'held', 'pairs'), key=lambda r: r['pair'])
+  assert metric(result, 'model_calls') == 2 * (STEP - 1)
+  assert metric(result, 'identical_pairs') == 3 and metric(result, 'scene_cuts') == 0
+  pairs = sorted(run_records(output, 'held', 'pairs'), key=lambda r: r['pair'])
   assert [r['identical'] for r in pairs] == [True, False, True, True, False]
   assert [r['model_calls'] for r in pairs] == [0, STEP - 1, 0, 0, STEP - 1]
   for i in (0, 2, 3):
@@ -263,8 +248,8 @@ def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model, cap
   summary = json.load(open(os.path.join(output, '_runs', 'held', 'summary.json')))
   assert summary['identical_pairs'] == 3 and summary['model_calls'] == 2 * (STEP - 1)
   every = run_module.run(argv + ['--run_id=every'])  # off by default: the model makes all
-  assert _metric(every, 'model_calls') == 5 * (STEP - 1)
-  assert _metric(every, 'identical_pairs') == 0
+  assert metric(every, 'model_calls') == 5 * (STEP - 1)
+  assert metric(every, 'identical_pairs') == 0
   capsys.readouterr()
   assert run_job(str(archive), output, model_path, f'--times_to_interpolate={N}',
                  '--scene_cuts')[0] == 0
@@ -278,12 +263,12 @@ def test_without_inbetweens_no_pair_is_scored_or_counted_as_a_held_cut(tmp_path,
   argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
           '--times_to_interpolate=0', '--scene_cuts']
   result = run_module.run(argv + ['--run_id=copy'])
-  assert _metric(result, 'scene_cuts') == 0 and _metric(result, 'pairs_ok') == 5
-  pairs = _records(output, 'copy', 'pairs')
+  assert metric(result, 'scene_cuts') == 0 and metric(result, 'pairs_ok') == 5
+  pairs = run_records(output, 'copy', 'pairs')
   assert {r['scene_cut'] for r in pairs} == {None} and {r['cut_score'] for r in pairs} == {None}
   # The threshold changes nothing written, so the copies are not made again.
   again = run_module.run(argv + ['--run_id=again', '--scene_cut_threshold=0.5'])
-  assert _metric(again, 'pairs_skipped') == 5
+  assert metric(again, 'pairs_skipped') == 5
 
 
 def test_a_held_inbetween_keeps_the_colour_description_of_the_frame_it_holds(tmp_path,
@@ -317,9 +302,9 @@ def test_bfloat16_precision_is_its_own_output_and_recorded(tmp_path, tiny_model)
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
   frames = make_clip(archive / 'clip', 2, seed=5)
   argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}']
-  assert _metric(run_module.run(argv + ['--run_id=exact']), 'model_calls') == 1
+  assert metric(run_module.run(argv + ['--run_id=exact']), 'model_calls') == 1
   rounded = run_module.run(argv + ['--run_id=rounded', '--precision=bfloat16'])
-  assert _metric(rounded, 'model_calls') == 1 and _metric(rounded, 'pairs_skipped') == 0
+  assert metric(rounded, 'model_calls') == 1 and metric(rounded, 'pairs_skipped') == 0
   model = Interpolator.from_path(model_path, align=64, precision='bfloat16')
   floats = [f.astype(np.float32) / 255 for f in frames]
   expected = (np.clip(model(floats[0], floats[1]), 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -336,9 +321,9 @@ def test_tiled_frames_are_their_own_output_and_recorded(tmp_path, tiny_model):
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
   frames = make_clip(archive / 'clip', 2, width=160, height=64, seed=6)
   argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}']
-  assert _metric(run_module.run(argv + ['--run_id=whole']), 'model_calls') == 1
+  assert metric(run_module.run(argv + ['--run_id=whole']), 'model_calls') == 1
   tiled = run_module.run(argv + ['--run_id=tiled', '--tile=64', '--tile_overlap=16'])
-  assert _metric(tiled, 'model_calls') == 1 and _metric(tiled, 'pairs_skipped') == 0
+  assert metric(tiled, 'model_calls') == 1 and metric(tiled, 'pairs_skipped') == 0
   model = Interpolator.from_path(model_path, align=64, tile=64, tile_overlap=16)
   floats = [f.astype(np.float32) / 255 for f in frames]
   expected = (np.clip(model(floats[0], floats[1]), 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -350,29 +335,29 @@ def test_tiled_frames_are_their_own_output_and_recorded(tmp_path, tiny_model):
   assert summary['options']['tile'] == 64 and summary['options']['tile_overlap'] == 16
   assert summary['model_fingerprint'] == model.fingerprint
   again = run_module.run(argv + ['--run_id=again', '--tile=64', '--tile_overlap=16'])
-  assert _metric(again, 'model_calls') == 0 and _metric(again, 'pairs_skipped') == 1
+  assert metric(again, 'model_calls') == 0 and metric(again, 'pairs_skipped') == 1
 
 
 def test_a_pair_the_model_has_no_memory_for_fails_suggesting_tiles(tmp_path, tiny_model,
                                                                    monkeypatch):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-  def out_of_memory(self, frames, n):
+  def out_of_memory(self, frames, n, wanted=None):
     raise tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor')
 
-  monkeypatch.setattr(Interpolator, 'iter_recursive', out_of_memory)
+  monkeypatch.setattr(Interpolator, 'iter_in_betweens', out_of_memory)
   model_path, _ = tiny_model
   make_clip(tmp_path / 'archive' / 'clip', 2, seed=7)
   output = str(tmp_path / 'out')
   argv = [f'--input={tmp_path / "archive"}', f'--output={output}', f'--model_path={model_path}']
   run_module.run(argv + ['--run_id=whole'])
   run_module.run(argv + ['--run_id=tiled', '--tile=64'])
-  whole, = _records(output, 'whole', 'errors')
+  whole, = run_records(output, 'whole', 'errors')
   hint = '(out of memory: --tile runs frames as tiles, e.g. --tile 1024)'
   assert whole['stage'] == 'model' and whole['message'].endswith(hint)
-  pair, = _records(output, 'whole', 'pairs')
+  pair, = run_records(output, 'whole', 'pairs')
   assert pair['status'] == 'failed' and pair['error'].endswith(hint)
-  tiled, = _records(output, 'tiled', 'errors')  # already tiled: smaller tiles are the user's call
+  tiled, = run_records(output, 'tiled', 'errors')  # already tiled: smaller tiles are the user's call
   assert 'OOM when allocating' in tiled['message'] and '--tile' not in tiled['message']
 
 
@@ -413,7 +398,7 @@ def test_killed_run_is_completed_by_a_rerun(tmp_path, tiny_model):
     np.testing.assert_array_equal(read_png(os.path.join(clip_dir, name)), pixels)
   assert os.listdir(os.path.join(output, '_tmp')) == ['running']
   assert os.listdir(os.path.join(output, '_tmp', 'running')) == ['y.partial']
-  statuses = sorted(p['status'] for p in _records(output, run_id, 'pairs'))
+  statuses = sorted(p['status'] for p in run_records(output, run_id, 'pairs'))
   assert statuses == ['ok', 'ok', 'skipped', 'skipped']
   np.testing.assert_array_equal(read_png(os.path.join(clip_dir, 'frame_000008.png')), frames[4])
 
@@ -426,17 +411,17 @@ def test_a_failed_write_of_frame_0_is_redone_by_the_next_run(tmp_path, tiny_mode
   os.makedirs(blocker)  # A folder where the frame goes: its write fails.
   status, run_id = run_job(str(archive), output, model_path)
   assert status == 1
-  statuses = {p['pair']: p['status'] for p in _records(output, run_id, 'pairs')}
+  statuses = {p['pair']: p['status'] for p in run_records(output, run_id, 'pairs')}
   assert statuses == {0: 'failed', 1: 'ok'}
-  assert any(e['stage'] == 'write' for e in _records(output, run_id, 'errors'))
+  assert any(e['stage'] == 'write' for e in run_records(output, run_id, 'errors'))
   # The failed pair's in-between was made: the summary counts the model's work like the metric.
-  assert {p['pair']: p['model_calls'] for p in _records(output, run_id, 'pairs')} == {0: 1, 1: 1}
+  assert {p['pair']: p['model_calls'] for p in run_records(output, run_id, 'pairs')} == {0: 1, 1: 1}
   summary = json.load(open(os.path.join(output, '_runs', run_id, 'summary.json')))
   assert summary['model_calls'] == 2
   os.rmdir(blocker)
   status, run_id = run_job(str(archive), output, model_path)
   assert status == 0
-  statuses = {p['pair']: p['status'] for p in _records(output, run_id, 'pairs')}
+  statuses = {p['pair']: p['status'] for p in run_records(output, run_id, 'pairs')}
   assert statuses == {0: 'ok', 1: 'skipped'}
   np.testing.assert_array_equal(read_png(blocker), frames[0])
 
@@ -498,7 +483,7 @@ def test_a_reused_run_id_replaces_the_earlier_runs_records(tmp_path, tiny_model)
           '--run_id=nightly', '--pairs_per_unit=1']
   assert run_module.main(argv) == 0
   assert run_module.main(argv[:-1] + ['--pairs_per_unit=3']) == 0  # other shards this time
-  statuses = [p['status'] for p in _records(output, 'nightly', 'pairs')]
+  statuses = [p['status'] for p in run_records(output, 'nightly', 'pairs')]
   assert statuses == ['skipped'] * 3  # the second run's records only
 
 
@@ -682,7 +667,7 @@ def test_going_back_to_earlier_options_redoes_what_other_options_overwrote(tmp_p
   run_module.run(argv + ['--run_id=one', '--times_to_interpolate=1'])
   assert len(os.listdir(os.path.join(output, 'clip'))) == 5
   again = run_module.run(argv + ['--run_id=two-again', '--times_to_interpolate=2'])
-  assert _metric(again, 'pairs_skipped') == 0 and _metric(again, 'model_calls') == 2 * 3
+  assert metric(again, 'pairs_skipped') == 0 and metric(again, 'model_calls') == 2 * 3
   got = _frames_on_disk(os.path.join(output, 'clip'))
   assert list(got) == list(first)
   for name, frame in first.items():
@@ -705,7 +690,7 @@ def test_a_manifest_row_removed_then_restored_gets_its_frames_back(tmp_path, tin
   assert len(os.listdir(os.path.join(output, 'c'))) == 6
   manifest.write_text('\n'.join(rows))
   restored = run_module.run(argv + ['--run_id=restored'])
-  assert _metric(restored, 'pairs_skipped') == 1  # only the first pair kept its frames
+  assert metric(restored, 'pairs_skipped') == 1  # only the first pair kept its frames
   got = _frames_on_disk(os.path.join(output, 'c'))
   assert list(got) == list(first)
   np.testing.assert_array_equal(got['frame_000004.png'], frames[2])

@@ -6,7 +6,8 @@ columns clip, frame0, frame1; relative frame paths are relative to the manifest'
 
 A `Clip` is the ordered frame list plus, for each neighbouring frame pair, whether it is a pair
 to interpolate (always, for folders; manifests may leave gaps). Output index of frame 0 is 0 and
-each pair advances it by 2^N, each gap by 1, so folder frame i lands at i * 2^N.
+each pair advances it by 2^N, each gap by 1, so folder frame i lands at i * 2^N (the dense index:
+retiming, `retime`, maps it to the output frames of a delivery rate).
 
 A `Unit` is a run of up to `pairs_per_unit` pairs of one clip. Neighbouring units share their
 boundary frame, which the earlier unit writes (`owns_first` is false for the later one).

@@ -3,12 +3,14 @@
 The model is loaded lazily in `setup`, once per worker process, and shared by the process's
 threads through `apache_beam.utils.shared.Shared`. We chose that over `RunInference` with a
 ModelHandler of ours because RunInference batches independent examples, while a unit is one
-sequential recursion (`Interpolator.iter_recursive`) in which every mid frame feeds the next call
-and each frame's features are computed once for both pairs that share it; splitting a unit into
-independent pair examples recomputes those features. bench/bench_pipeline.py measures this:
+sequential recursion (`Interpolator.iter_in_betweens`) in which every mid frame feeds the next
+call and each frame's features are computed once for both pairs that share it; splitting a unit
+into independent pair examples recomputes those features. bench/bench_pipeline.py measures this:
 per-pair calls vs one recursion over the unit (numbers in the report/docs/benchmarks.md).
 With scene-cut detection on (`--scene_cuts`), a pair that is an edit's cut (`scene_cuts`) or one
 image twice gets no model call: its in-betweens hold the nearer original.
+Retimed (`--output_fps`, `retime`), a pair writes only the output frames whose times fall in
+it, and the model makes only the in-betweens they take.
 
 A pair is done when its marker `<output>/_markers/<clip>/pair_<pos>-<lo>-<hi>-<key>.done` exists;
 the key hashes the model fingerprint, the options that change pixels and the pair's input files
@@ -35,6 +37,7 @@ from apache_beam.utils import shared
 from transforms import files
 from transforms import images
 from transforms import records
+from transforms import retime
 from transforms import scene_cuts
 
 # Bump when the pixels written for the same model and inputs change (it invalidates markers).
@@ -133,7 +136,7 @@ class InterpolateUnits(beam.DoFn):
 
   def __init__(self, output, run_id, model_path, fingerprint, times_to_interpolate, align,
                max_pixels, reprocess, progress_dir=None, shared_handle=None, flip_average=None,
-               precision='float32', tile=None, scene_cut_threshold=None):
+               precision='float32', tile=None, scene_cut_threshold=None, timing=None):
     self._output = output
     self._run_id = run_id
     self._model_path = model_path
@@ -146,6 +149,7 @@ class InterpolateUnits(beam.DoFn):
     # None: every pair goes to the model. Without in-betweens a cut has nothing to hold: not
     # scored, not counted, and its markers do not depend on the threshold.
     self._scene_cut = scene_cut_threshold if times_to_interpolate else None
+    self._timing = timing or retime.Dense()
     self._max_pixels = max_pixels
     self._reprocess = reprocess
     self._progress_dir = progress_dir
@@ -172,11 +176,21 @@ class InterpolateUnits(beam.DoFn):
 
   # -- helpers -------------------------------------------------------------------------------
 
-  def _written(self, unit, i):
-    """(lo, hi): the output indices pair i writes: its in-betweens and frame i + 1, and frame
-    i itself when it is the unit's first frame and the unit owns it."""
+  def _dense_span(self, unit, i):
+    """(lo, hi): the dense indices (`retime`) pair i covers: its in-betweens and frame i + 1,
+    and frame i itself when it is the unit's first frame and the unit owns it."""
     start = unit.first_index + i * 2 ** self._n
     return start + (0 if i == 0 and unit.owns_first else 1), start + 2 ** self._n
+
+  def _written(self, unit, i):
+    """(lo, hi): the output indices pair i writes (hi = lo - 1: none, when retiming drops it)."""
+    return self._timing.span(*self._dense_span(unit, i))
+
+  def _outputs(self, unit, i):
+    """[(output index, position of 2^N)] of the frames pair i writes: position 0 is frame i,
+    2^N frame i + 1, the rest in-betweens."""
+    start = unit.first_index + i * 2 ** self._n
+    return [(k, d - start) for k, d in self._timing.outputs(*self._dense_span(unit, i))]
 
   def _marker(self, unit, i):
     (u0, v0), (u1, v1) = unit.frames[i], unit.frames[i + 1]
@@ -184,6 +198,7 @@ class InterpolateUnits(beam.DoFn):
                 unit.first_index + i * 2 ** self._n]
     if self._scene_cut is not None:  # (without it, keys are those from before cut detection)
       settings += [self._scene_cut, scene_cuts.SCORE_VERSION]
+    settings += self._timing.key()  # (nothing without retiming: keys as before it)
     key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:20]
     lo, hi = self._written(unit, i)
     name = f'pair_{unit.first_position + i:06d}-{lo:09d}-{hi:09d}-{key}.done'
@@ -194,9 +209,10 @@ class InterpolateUnits(beam.DoFn):
     the key is the input file and the output index, not the model or its options."""
     (uri, version), = unit.frames
     key = hashlib.sha256(json.dumps(
-        [OUTPUT_FORMAT_VERSION, 'lone', uri, version, unit.first_index]).encode()).hexdigest()[:20]
-    index = unit.first_index
-    name = f'frame_{unit.first_position:06d}-{index:09d}-{index:09d}-{key}.done'
+        [OUTPUT_FORMAT_VERSION, 'lone', uri, version, unit.first_index, *self._timing.key()]
+    ).encode()).hexdigest()[:20]
+    lo, hi = self._timing.span(unit.first_index, unit.first_index)
+    name = f'frame_{unit.first_position:06d}-{lo:09d}-{hi:09d}-{key}.done'
     return files.join(_marker_folder(self._output, unit.clip), name)
 
   def _frame_path(self, unit, index):
@@ -223,6 +239,8 @@ class InterpolateUnits(beam.DoFn):
     npairs = unit.num_pairs
     uris = [u for u, _ in unit.frames]
     markers = [self._marker(unit, i) for i in range(npairs)]
+    outputs = [self._outputs(unit, i) for i in range(npairs)]
+    in_betweens = [sorted({p for _, p in out if 0 < p < step}) for out in outputs]
     marked = [None if self._reprocess else _marker_content(m) for m in markers]
     made_by = [None if m is None else m.get('job', '') for m in marked]
     todo = [i for i in range(npairs) if made_by[i] is None]
@@ -237,31 +255,35 @@ class InterpolateUnits(beam.DoFn):
       # Made by this job, in an earlier attempt at this unit: Beam retries a bundle whose worker
       # failed and drops that attempt's records, so the pair is counted as made here, with the
       # frames and model calls it took (in-betweens, frame i + 1, and frame 0 if it wrote it).
-      frames = step + (i == 0 and unit.owns_first)
+      frames = len(outputs[i])
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
                                 None, frames, 'ok', {}, cut_score=marked[i].get('cut_score'),
                                 scene_cut=marked[i].get('scene_cut'),
                                 identical=marked[i].get('identical'))
       held = marked[i].get('scene_cut') or marked[i].get('identical')
-      rec['model_calls'] = 0 if held else step - 1
+      rec['model_calls'] = 0 if held else len(retime.halving_path(in_betweens[i], self._n))
       records.counter('frames_written').inc(frames)
       records.counter('model_calls').inc(rec['model_calls'])
       yield rec
     if todo:  # Markers of earlier versions of the frames about to be written go first.
       delete_markers(self._output, unit.clip, [self._written(unit, i) for i in todo],
                      keep=markers)
-    # Frame i is counted (and written) by pair i-1, frame 0 by pair 0 when this unit owns it.
-    writes_original = {i + 1 for i in todo}
-    if unit.owns_first and 0 in todo_set:
-      writes_original.add(0)
-    needed = sorted(writes_original | {i for i in todo} | {i + 1 for i in todo})
+    # Each write is keyed (pair, output index): the pair that writes it counts it and fails
+    # with it. Frame i + 1 is written by pair i, frame 0 by pair 0 when this unit owns it.
+    originals = {}  # frame -> [(pair, output index)] it is written to
+    for i in todo:
+      for k, p in outputs[i]:
+        if p in (0, step):
+          originals.setdefault(i + p // step, []).append((i, k))
+    sources = {}  # (pair, output index) -> the frame it is made from, for error records
+    needed = sorted({i for i in todo} | {i + 1 for i in todo})
     if not needed:
       self._finish(unit, 0, 0)
       return
 
     t_read = time.perf_counter()
     decoded, bad = {}, {}
-    futures = {}  # frame position in unit or (pair, k) -> future of its write
+    futures = {}  # (pair, output index) -> future of its write
     for i in needed:
       try:
         data = files.read_bytes(uris[i])
@@ -273,9 +295,10 @@ class InterpolateUnits(beam.DoFn):
           yield self._error([uris[i]], stage, e, f'cannot use frame {uris[i]}: {e}')
         continue
       decoded[i] = frame
-      if i in writes_original:
-        futures[i] = self._write(self._frame_path(unit, unit.first_index + i * step),
-                                 lambda d=data, f=frame: images.original_png(d, f))
+      for key in originals.get(i, ()):
+        sources[key] = i
+        futures[key] = self._write(self._frame_path(unit, key[1]),
+                                   lambda d=data, f=frame: images.original_png(d, f))
     read_seconds = time.perf_counter() - t_read
 
     failed = {}
@@ -310,17 +333,20 @@ class InterpolateUnits(beam.DoFn):
     # in-between holds the nearer original, with no model call.
     held_pairs = cuts | identical
     for i in held_pairs:
-      for k in range(1, step):
-        held = scene_cuts.held_frame(k, step)
+      for k, p in outputs[i]:
+        if p in (0, step):
+          continue
+        held = scene_cuts.held_frame(p, step)
+        sources[(i, k)] = i
         futures[(i, k)] = self._write(
-            self._frame_path(unit, unit.first_index + i * step + k),
+            self._frame_path(unit, k),
             lambda i=i, held=held: images.encode_png(
                 images.inbetween_pixels(decoded[i + held].rgb(), decoded[i], decoded[i + 1],
                                         float(held)),
                 images.held_color_chunks(decoded[i + held], decoded[i], decoded[i + 1])))
 
-    model_seconds, calls = 0.0, {}  # pair -> in-between frames the model made for it
-    runs = _runs([i for i in todo if i not in failed and i not in held_pairs])
+    model_seconds, calls = 0.0, {}  # pair -> model calls made for it
+    runs = _runs([i for i in todo if i not in failed and i not in held_pairs and in_betweens[i]])
     model_errors = []
     # The unit's recursions hold the model (other threads meanwhile read, score and write): a
     # recursion's frame features wait in memory between calls, and would for every thread at
@@ -330,16 +356,22 @@ class InterpolateUnits(beam.DoFn):
         t_model = time.perf_counter()
         try:
           frames = (decoded[j].rgb() for j in range(first, last + 2))
-          for k, out in enumerate(self._model.iter_recursive(frames, self._n)):
-            if k % step == 0:
-              continue
-            i = first + k // step
-            calls[i] = calls.get(i, 0) + 1
-            futures[(i, k)] = self._write(
-                self._frame_path(unit, unit.first_index + first * step + k),
-                lambda o=out, i=i, t=(k % step) / step: images.encode_png(
-                    images.inbetween_pixels(o, decoded[i], decoded[i + 1], t),
-                    images.inbetween_color_chunks(decoded[i], decoded[i + 1])))
+          made = self._model.iter_in_betweens(frames, self._n,
+                                              lambda pair, f=first: in_betweens[f + pair])
+          # Holding the model, this thread alone moves its call count: the calls since the last
+          # frame out were made for this one (its halving path), so for its pair.
+          counted = self._model.model_calls
+          for pair, p, out in made:
+            i = first + pair
+            calls[i] = calls.get(i, 0) + self._model.model_calls - counted
+            counted = self._model.model_calls
+            for k in (k for k, q in outputs[i] if q == p):
+              sources[(i, k)] = i
+              futures[(i, k)] = self._write(
+                  self._frame_path(unit, k),
+                  lambda o=out, i=i, t=p / step: images.encode_png(
+                      images.inbetween_pixels(o, decoded[i], decoded[i + 1], t),
+                      images.inbetween_color_chunks(decoded[i], decoded[i + 1])))
         except Exception as e:  # pylint: disable=broad-except
           hint = ''
           if type(e).__name__ in _OUT_OF_MEMORY and not self._tile:
@@ -360,18 +392,16 @@ class InterpolateUnits(beam.DoFn):
       except Exception as e:  # pylint: disable=broad-except
         write_errors[key] = e
     for key, e in write_errors.items():
-      pos = key if isinstance(key, int) else key[0]
+      pos = sources[key]
       yield self._error(uris[pos:pos + 1], 'write', e, f'cannot write output for {uris[pos]}: {e}')
       # The pair that writes a frame fails with it, so that its marker is not written and a
-      # re-run writes the frame again: in-betweens and frame i > 0 by pair i-1, frame 0 by pair 0.
-      failed.setdefault(key[0] if isinstance(key, tuple) else max(key - 1, 0),
-                        f'write failed: {e}')
+      # re-run writes the frame again.
+      failed.setdefault(key[0], f'write failed: {e}')
 
     share = 1.0 / max(len(todo), 1)
     frames_total = 0
     for i in todo:
-      n_written = sum(1 for key in written if isinstance(key, tuple) and key[0] == i)
-      n_written += (i + 1 in written) + (i == 0 and 0 in written)
+      n_written = sum(1 for key in written if key[0] == i)
       frames_total += n_written
       seconds = {'read': read_seconds * share, 'model': model_seconds * share,
                  'write': write_seconds * share}
@@ -403,7 +433,7 @@ class InterpolateUnits(beam.DoFn):
         continue
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
                                 size, n_written, 'ok', seconds, **cut)
-      rec['model_calls'] = 0 if i in held_pairs else step - 1
+      rec['model_calls'] = calls.get(i, 0)
       yield rec
     records.counter('model_calls').inc(sum(calls.values()))
     records.counter('frames_written').inc(frames_total)
@@ -421,26 +451,28 @@ class InterpolateUnits(beam.DoFn):
     (uri, _), = unit.frames
     marker = self._lone_marker(unit)
     made_by = None if self._reprocess else _made_by(marker)
+    indices = [k for k, _ in self._timing.outputs(unit.first_index, unit.first_index)]
     written = 0
     if made_by is None:
-      delete_markers(self._output, unit.clip, [(unit.first_index, unit.first_index)],
-                     keep=[marker])
+      delete_markers(self._output, unit.clip,
+                     [self._timing.span(unit.first_index, unit.first_index)], keep=[marker])
       stage = 'read'
       try:
         data = files.read_bytes(uri)
         stage = 'decode'
         frame = images.decode(data, uri, self._max_pixels)
         stage = 'write'
-        files.write_atomic(self._frame_path(unit, unit.first_index),
-                           images.original_png(data, frame), self._tmp)
+        png = images.original_png(data, frame)
+        for k in indices:
+          files.write_atomic(self._frame_path(unit, k), png, self._tmp)
         files.write_atomic(marker, json.dumps({'run_id': self._run_id, 'job': self._job_token,
                                                'inputs': [uri]}).encode(), self._tmp)
-        written = 1
+        written = len(indices)
       except Exception as e:  # pylint: disable=broad-except
         what = 'cannot write output for' if stage == 'write' else 'cannot use frame'
         yield self._error([uri], stage, e, f'{what} {uri}: {e}')
     elif made_by == self._job_token:
-      written = 1
+      written = len(indices)
     if written:
       records.counter('frames_written').inc(written)
       yield beam.pvalue.TaggedOutput('frames', {'clip': unit.clip, 'frames_written': written})

@@ -1,0 +1,146 @@
+"""Retiming in the pipeline (`--input_fps` / `--output_fps`): each output frame is the dense
+frame nearest its time, only the in-betweens taken are made, re-runs skip, a change of rate
+redoes the clip and leaves no stale frames, and clips with gaps are refused by name."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import make_clip, metric, read_png, run_job, run_records
+from pipeline import run as run_module
+from transforms import retime
+
+N = 2
+
+
+def _frames(folder):
+  return sorted(os.listdir(folder))
+
+
+_summary = run_module.read_summary
+
+
+def test_retimed_frames_are_the_dense_frames_nearest_their_times(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  archive = tmp_path / 'archive'
+  originals = make_clip(archive / 'reel', 6, seed=3)  # 5 pairs, in units of 2 pairs
+  dense_out, out = str(tmp_path / 'dense'), str(tmp_path / 'retimed')
+  common = [f'--times_to_interpolate={N}', '--pairs_per_unit=2']
+  status, _ = run_job(str(archive), dense_out, model_path, *common)
+  assert status == 0
+  dense = _frames(os.path.join(dense_out, 'reel'))
+  assert len(dense) == 5 * 2 ** N + 1
+
+  status, run_id = run_job(str(archive), out, model_path, *common, '--input_fps=16',
+                           '--output_fps=24')
+  assert status == 0
+  timing = retime.timing(N, 16, 24)
+  names = _frames(os.path.join(out, 'reel'))
+  # 5 frame intervals at 16 fps are 7.5 at 24 fps: frames 0 .. 7, the last at 7 * 2/3 = 4.67.
+  assert names == [f'frame_{k:06d}.png' for k in range(8)]
+  for k, name in enumerate(names):
+    d = timing.dense_index(k)
+    got = read_png(os.path.join(out, 'reel', name))
+    np.testing.assert_array_equal(got, read_png(os.path.join(dense_out, 'reel', dense[d])),
+                                  err_msg=f'{name} should be dense frame {d}')
+    if d % 2 ** N == 0:
+      np.testing.assert_array_equal(got, originals[d // 2 ** N])
+  summary = _summary(out, run_id)
+  assert summary['frames_written'] == 8
+  assert summary['model_calls'] == 5 * 2  # the halving path to 3/4 or 1/4: 2, not 3, per pair
+  assert summary['options']['input_fps'] == '16' and summary['options']['output_fps'] == '24'
+  pairs = run_records(out, run_id, 'pairs')
+  assert sorted(p['model_calls'] for p in pairs) == [2] * 5
+  assert sum(p['frames_written'] for p in pairs) == 8
+
+  again = run_module.run([f'--input={archive}', f'--output={out}', f'--model_path={model_path}',
+                          *common, '--input_fps=16', '--output_fps=24', '--run_id=again'])
+  assert metric(again, 'model_calls') == 0 and metric(again, 'pairs_skipped') == 5
+  assert _frames(os.path.join(out, 'reel')) == names
+
+  # Another delivery rate into the same folder: every pair redone, no frame of the old timing
+  # left past the new end.
+  status, run_id = run_job(str(archive), out, model_path, *common, '--input_fps=16',
+                           '--output_fps=20')
+  assert status == 0
+  timing = retime.timing(N, 16, 20)
+  names = _frames(os.path.join(out, 'reel'))
+  assert names == [f'frame_{k:06d}.png' for k in range(timing.last_output(5 * 2 ** N) + 1)]
+  assert len(names) == 7  # 5 intervals at 16 fps: 6.25 at 20 fps
+  for k, name in enumerate(names):
+    np.testing.assert_array_equal(
+        read_png(os.path.join(out, 'reel', name)),
+        read_png(os.path.join(dense_out, 'reel', dense[timing.dense_index(k)])))
+  assert _summary(out, run_id)['pairs']['ok'] == 5
+
+
+def test_slower_delivery_drops_pairs_without_model_calls(tmp_path, tiny_model):
+  """24 to 8 fps at N = 0: every third original, no model at all; pairs that write nothing are
+  still done (and skipped by a re-run)."""
+  model_path, _ = tiny_model
+  originals = make_clip(tmp_path / 'archive' / 'clip', 7, seed=4)
+  out = str(tmp_path / 'out')
+  argv = ['--times_to_interpolate=0', '--input_fps=24', '--output_fps=8']
+  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, *argv)
+  assert status == 0
+  names = _frames(os.path.join(out, 'clip'))
+  assert names == ['frame_000000.png', 'frame_000001.png', 'frame_000002.png']
+  for k, name in enumerate(names):
+    np.testing.assert_array_equal(read_png(os.path.join(out, 'clip', name)), originals[3 * k])
+  summary = _summary(out, run_id)
+  assert summary['model_calls'] == 0 and summary['pairs']['ok'] == 6
+  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, *argv)
+  assert _summary(out, run_id)['pairs']['skipped'] == 6
+
+
+def test_held_pairs_keep_the_nearer_original_when_retimed(tmp_path, tiny_model):
+  """A frame repeated by a transfer (one image twice) under --scene_cuts: its retimed
+  in-between is the original itself, with no model call."""
+  model_path, _ = tiny_model
+  folder = tmp_path / 'archive' / 'clip'
+  frames = make_clip(folder, 3, seed=5)
+  os.replace(folder / 'frame001.png', folder / 'frame001.bak')
+  (folder / 'frame001.png').write_bytes((folder / 'frame000.png').read_bytes())
+  os.remove(folder / 'frame001.bak')
+  out = str(tmp_path / 'out')
+  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, f'--times_to_interpolate={N}',
+                           '--input_fps=16', '--output_fps=24', '--scene_cuts')
+  assert status == 0
+  # Output 1 (dense 3: pair 0, 3/4) holds frame 1 (= frame 0); output 2 (dense 5: pair 1, 1/4)
+  # is the model's.
+  np.testing.assert_array_equal(read_png(os.path.join(out, 'clip', 'frame_000001.png')),
+                                frames[0])
+  pairs = sorted(run_records(out, run_id, 'pairs'), key=lambda p: p['pair'])
+  assert pairs[0]['identical'] is True and pairs[0]['model_calls'] == 0
+  assert pairs[1]['identical'] is False and pairs[1]['model_calls'] == 2
+
+
+def test_a_manifest_clip_with_a_gap_is_refused_and_the_others_run(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'frames', 4, seed=6)
+  manifest = tmp_path / 'clips.csv'
+  manifest.write_text('clip,frame0,frame1\n'
+                      'whole,frames/frame000.png,frames/frame001.png\n'
+                      'whole,frames/frame001.png,frames/frame002.png\n'
+                      'gappy,frames/frame000.png,frames/frame001.png\n'
+                      'gappy,frames/frame002.png,frames/frame003.png\n')
+  out = str(tmp_path / 'out')
+  status, run_id = run_job(str(manifest), out, model_path, '--input_fps=16', '--output_fps=24')
+  assert status == 1
+  error, = run_records(out, run_id, 'errors')
+  assert error['stage'] == 'plan' and 'clip gappy' in error['message']
+  assert error['uris'][0].endswith('frame001.png') and error['uris'][1].endswith('frame002.png')
+  assert 'no times for --output_fps' in error['message']
+  assert not os.path.exists(os.path.join(out, 'gappy'))
+  assert _frames(os.path.join(out, 'whole')) == [f'frame_{k:06d}.png' for k in range(4)]
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--output_fps=24'], '--input_fps and --output_fps go together'),
+    (['--input_fps=16', '--output_fps=48'], 'use --times_to_interpolate 2 or more'),
+    (['--input_fps=16', '--output_fps=0'], 'must be a positive frame rate'),
+])
+def test_frame_rate_usage_errors(tmp_path, capsys, flags, message):
+  status = run_module.main([f'--input={tmp_path}', f'--output={tmp_path / "out"}', *flags])
+  assert status == 2 and message in capsys.readouterr().err

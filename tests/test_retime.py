@@ -1,0 +1,98 @@
+"""Retiming's index arithmetic: the nearest dense frame, every output written once, the flags."""
+
+import argparse
+import fractions
+import itertools
+
+import pytest
+
+from transforms import retime
+
+F = fractions.Fraction
+RATES = [(16, 24), (18, 24), (24, 25), (F(24000, 1001), F(30000, 1001)), (25, 24), (24, 60),
+         (30, 24), (24, 8)]
+
+
+@pytest.mark.parametrize('input_fps, output_fps', RATES)
+@pytest.mark.parametrize('n', [0, 1, 2, 3])
+def test_each_output_frame_is_the_dense_frame_nearest_its_time(input_fps, output_fps, n):
+  timing = retime.timing(n, input_fps, output_fps)
+  step = 2 ** n
+  for k in range(200):
+    time = F(k) * F(input_fps) / F(output_fps)  # in input frames
+    d = timing.dense_index(k)
+    # Nearest by brute force over the neighbours; a tie goes to the later frame.
+    best = min(range(int(time * step) - 2, int(time * step) + 3),
+               key=lambda c: (abs(F(c, step) - time), -c))
+    assert d == best, (k, d, best)
+    assert abs(F(d, step) - time) <= F(1, 2 * step)
+
+
+@pytest.mark.parametrize('input_fps, output_fps', RATES)
+@pytest.mark.parametrize('n', [0, 2, 3])
+def test_pairs_write_every_output_frame_once_in_order(input_fps, output_fps, n):
+  """Pair i covers dense frames i * 2^N + 1 .. (i + 1) * 2^N (pair 0 from 0): together every
+  output frame up to the clip's last, each once, and `span` says which."""
+  timing = retime.timing(n, input_fps, output_fps)
+  step, pairs = 2 ** n, 9
+  covered = []
+  for i in range(pairs):
+    low, high = i * step + (i > 0), (i + 1) * step
+    outputs = timing.outputs(low, high)
+    first, last = timing.span(low, high)
+    assert [k for k, _ in outputs] == list(range(first, last + 1))
+    assert all(low <= d <= high for _, d in outputs)
+    covered += [k for k, _ in outputs]
+  assert covered == list(range(timing.last_output(pairs * step) + 1))
+  assert timing.dense_index(covered[-1]) <= pairs * step < timing.dense_index(covered[-1] + 1)
+
+
+def test_dense_is_every_frame_with_keys_as_before():
+  dense = retime.timing(2)
+  assert dense.outputs(5, 8) == [(5, 5), (6, 6), (7, 7), (8, 8)]
+  assert dense.span(5, 8) == (5, 8) and dense.last_output(12) == 12 and dense.key() == []
+  assert retime.timing(2, 16, 24).key() == ['retime', '16', '24']
+
+
+def test_sixteen_to_twenty_four_takes_two_model_calls_per_pair_at_n2():
+  timing = retime.timing(2, 16, 24)
+  assert [timing.dense_index(k) for k in range(7)] == [0, 3, 5, 8, 11, 13, 16]
+  calls = [len(retime.halving_path({d % 4 for _, d in timing.outputs(i * 4 + 1, i * 4 + 4)}
+                                   - {0}, 2)) for i in range(4)]
+  assert calls == [2, 2, 2, 2]  # against 3 for every in-between
+
+
+def test_halving_path():
+  assert retime.halving_path([], 3) == set()
+  assert retime.halving_path([4], 3) == {4}
+  assert retime.halving_path([5], 3) == {4, 6, 5}
+  assert retime.halving_path([1, 7], 3) == {4, 2, 1, 6, 7}
+  assert retime.halving_path(range(1, 8), 3) == set(range(1, 8))
+  for n, p in itertools.product(range(1, 5), range(1, 16)):
+    if p < 2 ** n:
+      assert len(retime.halving_path([p], n)) == n - (p & -p).bit_length() + 1
+  with pytest.raises(ValueError):
+    retime.halving_path([0], 2)
+
+
+@pytest.mark.parametrize('text, rate', [('24', F(24)), ('23.976', F(23976, 1000)),
+                                        ('24000/1001', F(24000, 1001)), (' 25 ', F(25))])
+def test_frame_rates_parse_exactly(text, rate):
+  assert retime.frame_rate(text) == rate
+
+
+@pytest.mark.parametrize('text', ['0', '-24', 'fast', '24/0', ''])
+def test_bad_frame_rates_are_refused(text):
+  with pytest.raises(argparse.ArgumentTypeError, match='positive frame rate'):
+    retime.frame_rate(text)
+
+
+def test_rate_problems():
+  assert retime.frame_rate_problem(None, None, 1) is None
+  assert retime.frame_rate_problem(F(16), F(24), 1) is None
+  assert 'go together' in retime.frame_rate_problem(F(16), None, 1)
+  assert 'go together' in retime.frame_rate_problem(None, F(24), 1)
+  problem = retime.frame_rate_problem(F(24), F(60), 1)
+  assert '--output_fps 60 is more than the 48 frames per second' in problem
+  assert 'use --times_to_interpolate 2 or more' in problem
+  assert retime.frame_rate_problem(F(24), F(48), 1) is None

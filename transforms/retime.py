@@ -1,0 +1,130 @@
+"""Which output frame is which dense position: as made (`Dense`), or retimed to a delivery rate.
+
+Halving each pair N times (`--times_to_interpolate N`) gives the dense sequence: dense index
+d = pair * 2^N + p for position p of 2^N, p / 2^N of the way from the pair's first frame to
+its second. Without retiming, output frame k is dense frame k.
+
+Retiming (`--input_fps A --output_fps B`, e.g. 16 fps film for 24 fps delivery) shows output
+frame k at time k / B, k * A / B input frames after the clip's first frame, and gives it the
+dense frame nearest that time: d_k = floor(k * A / B * 2^N + 1/2), a tie going to the later.
+So each output frame lies within 1 / 2^(N+1) of a frame interval of its time, and only the
+in-betweens some output takes are made, each with the mid frames on its halving path
+(`halving_path`): 16 to 24 fps makes 2 model calls per pair at N = 2 instead of 3, 3 at N = 3
+instead of 7. Output frames on a dense position 0 are the originals, copied.
+
+Plain Python (no Beam, no TensorFlow): the launcher checks the flags with it, workers index with it.
+"""
+
+import argparse
+import dataclasses
+import fractions
+import math
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense:
+  """Output frame k is dense frame k: every in-between made is written."""
+
+  def outputs(self, low, high):
+    """[(output index, dense index)] of the output frames on dense frames low .. high."""
+    return [(d, d) for d in range(low, high + 1)]
+
+  def span(self, low, high):
+    """(first, last) output index on dense frames low .. high (last = first - 1: none)."""
+    return low, high
+
+  def last_output(self, last_dense):
+    return last_dense
+
+  def key(self):
+    """What done markers' keys add for this timing: nothing, so keys stay as before retiming."""
+    return []
+
+
+@dataclasses.dataclass(frozen=True)
+class Retime:
+  """Output frames at `output_fps` from a clip at `input_fps`, N halvings per pair."""
+  input_fps: fractions.Fraction
+  output_fps: fractions.Fraction
+  times_to_interpolate: int
+
+  @property
+  def _dense_per_output(self):
+    return self.input_fps / self.output_fps * 2 ** self.times_to_interpolate
+
+  def dense_index(self, k):
+    """The dense frame output frame k shows: the one nearest its time."""
+    return math.floor(k * self._dense_per_output + fractions.Fraction(1, 2))
+
+  def span(self, low, high):
+    """(first, last) output index on dense frames low .. high (last = first - 1: none)."""
+    rate = self._dense_per_output
+    first = max(0, math.ceil((low - fractions.Fraction(1, 2)) / rate))
+    return first, math.ceil((high + fractions.Fraction(1, 2)) / rate) - 1
+
+  def outputs(self, low, high):
+    """[(output index, dense index)] of the output frames on dense frames low .. high."""
+    first, last = self.span(low, high)
+    return [(k, self.dense_index(k)) for k in range(first, last + 1)]
+
+  def last_output(self, last_dense):
+    return self.span(0, last_dense)[1]
+
+  def key(self):
+    return ['retime', str(self.input_fps), str(self.output_fps)]
+
+
+def timing(times_to_interpolate, input_fps=None, output_fps=None):
+  """`Retime` when both rates are given, else `Dense`."""
+  if input_fps is None or output_fps is None:
+    return Dense()
+  return Retime(fractions.Fraction(input_fps), fractions.Fraction(output_fps),
+                times_to_interpolate)
+
+
+def frame_rate(text):
+  """An argparse type: a frame rate as a positive number or fraction ('24', '23.976',
+  '24000/1001'), kept exact."""
+  try:
+    rate = fractions.Fraction(text.strip())
+  except (ValueError, ZeroDivisionError):
+    rate = None
+  if rate is None or rate <= 0:
+    raise argparse.ArgumentTypeError(f'must be a positive frame rate (24, 23.976, 24000/1001), '
+                                     f'got {text!r}')
+  return rate
+
+
+def frame_rate_problem(input_fps, output_fps, times_to_interpolate):
+  """Why these rates cannot be retimed (a usage error's text), or None. An output rate above
+  the dense rate would show some dense frames twice: a stutter the user did not ask for."""
+  if (input_fps is None) != (output_fps is None):
+    return '--input_fps and --output_fps go together: give both, or neither'
+  if input_fps is None:
+    return None
+  dense = input_fps * 2 ** times_to_interpolate
+  if output_fps <= dense:
+    return None
+  n = times_to_interpolate
+  while input_fps * 2 ** n < output_fps:
+    n += 1
+  return (f'--output_fps {output_fps} is more than the {dense} frames per second that '
+          f'--times_to_interpolate {times_to_interpolate} makes of --input_fps {input_fps}, so '
+          f'frames would repeat; use --times_to_interpolate {n} or more')
+
+
+def halving_path(positions, times_to_interpolate):
+  """The positions of 2^N whose mid frames are made to make `positions`: each one and those
+  halved on the way to it (`Interpolator.iter_in_betweens` makes exactly these)."""
+  made = set()
+  for p in positions:
+    low, high = 0, 2 ** times_to_interpolate
+    if not low < p < high:
+      raise ValueError(f'position {p} is no in-between of {high}')
+    while True:
+      middle = (low + high) // 2
+      made.add(middle)
+      if middle == p:
+        break
+      low, high = (low, middle) if p < middle else (middle, high)
+  return made
