@@ -24,7 +24,8 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
       [os.path.join(ROOT, 'run_dataflow.sh'), '--dry_run', '--project', 'demo', '--region',
        'us-central1', '--temp_location', 'gs://demo/tmp', '--input', 'gs://demo/in', '--output',
        'gs://demo/out', '--model_path', 'gs://demo/models/tiny.npz', '--gpu', 'nvidia-tesla-t4',
-       '--times_to_interpolate=3', '--max_num_workers', '4'],
+       '--times_to_interpolate=3', '--input_fps', '24000/1001', '--output_fps=30000/1001',
+       '--max_num_workers', '4'],
       capture_output=True, text=True, env=env, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'No module named build' not in proc.stdout + proc.stderr  # the sdist built by `build`
