@@ -10,6 +10,7 @@ from apache_beam.options import pipeline_options
 from film_net import specs
 from film_net import flags
 from transforms import files
+from transforms import images
 from transforms import retime
 from transforms import scene_cuts
 
@@ -49,6 +50,10 @@ def build_parser():
                            'frame is the in-between nearest its time, within 1/2^(N+1) of a '
                            'frame interval, and only those in-betweens are made. Default: every '
                            'in-between, 2^N times --input_fps.')
+  parser.add_argument('--output_format', choices=images.OUTPUT_FORMATS, default='png',
+                      help='png (default; 16-bit where the inputs have more than 8 bits) or dpx '
+                           '(DPX originals copied as they are, headers and all; in-betweens '
+                           'after the earlier original\'s header, bit depth and layout).')
   parser.add_argument('--pairs_per_unit', type=flags.positive_int,
                       default=DEFAULT_PAIRS_PER_UNIT,
                       help='Consecutive pairs per work unit (default 16); lower it for 4K frames '

@@ -94,8 +94,9 @@ class PlanUnits(beam.DoFn):
   with a gap (a manifest's frames in no pair) has no times to retime by: an error record."""
 
   def __init__(self, output, run_id, times_to_interpolate, pairs_per_unit, timing,
-               progress_dir=None):
+               output_format='png', progress_dir=None):
     self._output = output
+    self._format = output_format
     self._run_id = run_id
     self._n = times_to_interpolate
     self._k = pairs_per_unit
@@ -116,7 +117,7 @@ class PlanUnits(beam.DoFn):
     records.counter('pairs_planned').inc(clip.num_pairs())
     last_index = self._timing.last_output(clips_lib.output_indices(clip, self._n)[-1])
     records.counter('stale_frames_removed').inc(
-        interpolate.remove_frames_after(self._output, clip.name, last_index))
+        interpolate.remove_frames_after(self._output, clip.name, last_index, self._format))
     if self._progress_dir:
       records.progress_note(self._progress_dir, f'clip-{abs(hash(clip.name))}-{id(clip)}.json',
                             {'pairs': clip.num_pairs()})
@@ -137,7 +138,8 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
       found.clips
       | 'SplitIntoUnits' >> beam.ParDo(
           PlanUnits(known.output, known.run_id, known.times_to_interpolate,
-                    known.pairs_per_unit, timing, progress_dir)).with_outputs(
+                    known.pairs_per_unit, timing, known.output_format,
+                    progress_dir)).with_outputs(
                         'errors', main='units'))
   results = (
       planned.units
@@ -147,7 +149,8 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
           known.align or None, known.max_pixels, known.reprocess, progress_dir,
           shared_handle, known.flip_average, known.precision,
           interpolate.tile_setting(known),
-          pipeline_flags.scene_cut_setting(known), timing)).with_outputs(
+          pipeline_flags.scene_cut_setting(known), timing,
+          known.output_format)).with_outputs(
               'errors', 'frames', main='pairs'))
   errors = (found.errors, planned.errors, results.errors) | 'AllErrors' >> beam.Flatten()
   pair_files = (
@@ -211,7 +214,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
                                       known.align or None, known.flip_average, known.precision,
                                       interpolate.tile_setting(known))
     fingerprint = model.fingerprint
-  run_options = {k: getattr(known, k) for k in ('times_to_interpolate', 'pairs_per_unit', 'align',
+  run_options = {k: getattr(known, k) for k in ('times_to_interpolate', 'output_format',
+                                                 'pairs_per_unit', 'align',
                                                  'flip_average', 'precision', 'tile',
                                                  'tile_overlap', 'scene_cuts',
                                                  'scene_cut_threshold', 'max_pixels',

@@ -104,8 +104,9 @@ def test_held_pairs_keep_the_nearer_original_when_retimed(tmp_path, tiny_model):
   (folder / 'frame001.png').write_bytes((folder / 'frame000.png').read_bytes())
   os.remove(folder / 'frame001.bak')
   out = str(tmp_path / 'out')
-  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, f'--times_to_interpolate={N}',
-                           '--input_fps=16', '--output_fps=24', '--scene_cuts')
+  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path,
+                           f'--times_to_interpolate={N}', '--input_fps=16', '--output_fps=24',
+                           '--scene_cuts')
   assert status == 0
   # Output 1 (dense 3: pair 0, 3/4) holds frame 1 (= frame 0); output 2 (dense 5: pair 1, 1/4)
   # is the model's.

@@ -131,3 +131,73 @@ def test_dpx_frames_are_found_in_clip_folders(tmp_path):
   np.testing.assert_allclose(image_io.read_rgb(str(path)), widened(TEN, 10) / 65535, atol=1e-6)
   assert dpx.size(path.read_bytes()) == (9, 5)
   assert os.path.getsize(path) == 2048 + 5 * 9 * 4  # 27 samples a line: 9 words of 3
+
+
+# -- encoding (`--output_format dpx`) -------------------------------------------------------
+
+TEMPLATES = [dict(bits=10, packing=1, endian='>'), dict(bits=10, packing=2, endian='<',
+                                                        line_padding=8),
+             dict(bits=12, packing=1, endian='<', orientation=3), dict(bits=12, packing=2),
+             dict(bits=16, endian='<', orientation=2), dict(bits=8, orientation=1),
+             dict(bits=10, descriptor=51), dict(bits=16, descriptor=52, endian='<'),
+             dict(bits=10, descriptor=6, offset=8192)]
+
+
+@pytest.mark.parametrize('layout', TEMPLATES, ids=lambda t: '-'.join(map(str, t.values())))
+def test_frames_encoded_after_an_original_follow_its_layout_and_decode_exactly(layout):
+  bits = layout['bits']
+  channels = {50: 3, 51: 4, 52: 4, 6: 1}[layout.get('descriptor', 50)]
+  codes = RNG.integers(0, 2 ** bits, (5, 11, channels))
+  original = write_dpx(codes, **layout)
+  header = bytearray(original[:2048])
+  header[1920:1924] = b'\x01\x02\x03\x04'  # a time code: the original's alone
+  header[1680:1712] = b'35mm 4-perf'.ljust(32, b'\0')  # film format: the reel's
+  original = bytes(header) + original[2048:]
+  # A new frame's samples, as the decoder widens them; 8-bit stays 8-bit.
+  new_codes = RNG.integers(0, 2 ** bits, (5, 11, channels))
+  pixels = (new_codes.astype(np.uint8) if bits == 8 else widened(new_codes, bits))
+  data = dpx.encode(pixels, template=original, name='frame_000003.dpx')
+  np.testing.assert_array_equal(dpx.decode(data), pixels)
+  expected = write_dpx(_stored(new_codes, layout.get('orientation', 0),
+                               layout.get('descriptor') == 52), **layout)
+  offset = layout.get('offset', 2048)
+  assert data[offset:] == expected[offset:]  # the same bytes an independent writer lays out
+  assert data[800:804] == original[800:804] and data[768:770] == original[768:770]
+  assert data[1680:1712] == original[1680:1712]
+  assert data[1920:1924] == b'\xff' * 4  # time code undefined
+  assert data[36:52] == b'frame_000003.dpx'
+  endian = layout.get('endian', '>')
+  assert int.from_bytes(data[16:20], 'big' if endian == '>' else 'little') == len(data)
+
+
+def _stored(codes, orientation, abgr):
+  """Samples as a file with `orientation` (and ABGR order) stores them: the decoder flips and
+  reorders them back."""
+  if abgr:
+    codes = codes[..., ::-1]
+  if orientation & 1:
+    codes = codes[:, ::-1]
+  if orientation & 2:
+    codes = codes[::-1]
+  return codes
+
+
+def test_a_template_that_does_not_fit_gives_a_plain_header():
+  original = write_dpx(RNG.integers(0, 1024, (4, 4, 3)), 10)
+  rgba = RNG.integers(0, 65536, (4, 4, 4)).astype(np.uint16)  # alpha the original lacks
+  data = dpx.encode(rgba, template=original)
+  assert data[800] == 51 and data[803] == 16
+  np.testing.assert_array_equal(dpx.decode(data), rgba)
+  gray8 = RNG.integers(0, 256, (4, 4, 1)).astype(np.uint8)
+  data = dpx.encode(gray8, template=b'not a dpx')
+  assert data[800] == 6 and data[803] == 8
+  np.testing.assert_array_equal(dpx.decode(data), gray8)
+
+
+@pytest.mark.parametrize('source', [SOURCE8, SOURCE16], ids=['8bit', '16bit'])
+def test_ffmpeg_reads_plain_headers_as_written(ffmpeg, tmp_path, source):
+  path = tmp_path / 'plain.dpx'
+  path.write_bytes(dpx.encode(source))
+  out = tmp_path / 'back.png'
+  subprocess.run([ffmpeg, '-v', 'error', '-y', '-i', str(path), str(out)], check=True)
+  np.testing.assert_array_equal(images.decode(out.read_bytes()).pixels, source)

@@ -11,6 +11,12 @@ samples widen to 16 bit by repeating their top bits below them (`v << 6 | v >> 4
 scale stay exact, and `p >> 6` gives `v` back). The rest (packed 10/12 bit without filling, RLE,
 signed or float samples, chroma descriptors, transposed orientations) is refused naming what
 it is.
+
+`encode` writes frames back as DPX (`--output_format dpx`): in-betweens follow an original's
+header (its bit depth, packing, byte order, orientation, descriptor and every other field, so
+they sit in the reel as its frames do), with what is the original's alone (time code, frame
+position, edge code) marked undefined; frames with no DPX to follow get a plain header of their
+own bit depth.
 """
 
 import struct
@@ -91,6 +97,122 @@ def decode(data: bytes) -> np.ndarray:
   if orientation & 2:
     pixels = pixels[::-1]
   return np.ascontiguousarray(pixels)
+
+
+# Fields that name one original frame, made undefined in frames encoded after it:
+# (offset, bytes) of the film header's edge code (prefix and count) and frame position, and the
+# television header's SMPTE time code and user bits.
+_FRAME_OWN_FIELDS = ((1670, 6), (1676, 4), (1712, 4), (1920, 4), (1924, 4))
+_FILE_NAME = (36, 100)
+
+
+def encode(pixels: np.ndarray, template: bytes = b'', name: str = '') -> bytes:
+  """DPX bytes of HxWxC pixels (C = 1, 3 or 4; uint8, or uint16 with 10/12-bit codes widened as
+  `decode` widens them). `template`: a DPX original whose layout and fields to follow, where it
+  holds the same channels and sample width; else a plain big-endian header. `name` goes in the
+  file name field."""
+  channels = pixels.shape[2]
+  if template and _fits(template, pixels):
+    header, layout = _from_template(template)
+  else:
+    header, layout = _plain_header(pixels)
+  endian, offset, orientation, descriptor, bits, packing, line_padding = layout
+  height, width = pixels.shape[:2]
+  struct.pack_into(endian + 'II', header, 772, width, height)
+  if orientation & 1:
+    pixels = pixels[:, ::-1]
+  if orientation & 2:
+    pixels = pixels[::-1]
+  order = _DESCRIPTORS[descriptor][1]
+  if order:
+    pixels = pixels[..., order]
+  samples = pixels.reshape(height, width * channels)
+  body = _lines(samples, endian, bits, packing, line_padding)
+  name_field = name.encode('ascii', 'replace')[:_FILE_NAME[1] - 1]
+  header[_FILE_NAME[0]:sum(_FILE_NAME)] = name_field.ljust(_FILE_NAME[1], b'\0')
+  struct.pack_into(endian + 'I', header, 16, offset + len(body))  # the file's size
+  return bytes(header[:offset]) + body
+
+
+def _fits(template, pixels):
+  try:
+    descriptor, _, _, bits = template[800:804]
+    packing, encoding = struct.unpack_from(_endian(template) + 'HH', template, 804)
+  except (ValueError, struct.error):
+    return False
+  channels = _DESCRIPTORS.get(descriptor, (None,))[0]
+  return (channels == pixels.shape[2] and (bits == 8) == (pixels.dtype == np.uint8)
+          and bits in (8, 10, 12, 16) and not encoding
+          and (bits not in (10, 12) or packing in (1, 2)))
+
+
+def _from_template(template):
+  endian = _endian(template)
+  header_offset, = struct.unpack_from(endian + 'I', template, 4)
+  orientation, = struct.unpack_from(endian + 'H', template, 768)
+  descriptor, _, _, bits = template[800:804]
+  packing, _, offset, line_padding = struct.unpack_from(endian + 'HHII', template, 804)
+  if offset in (0, _UNDEFINED):
+    offset = header_offset
+  header = bytearray(template[:offset])
+  for start, length in _FRAME_OWN_FIELDS:
+    header[start:start + length] = b'\xff' * length
+  struct.pack_into(endian + 'I', header, 820, 0)  # no end-of-image padding
+  return header, (endian, offset, orientation & 3, descriptor, bits, packing,
+                  0 if line_padding == _UNDEFINED else line_padding)
+
+
+def _plain_header(pixels):
+  """A header for pixels as they are: RGB, RGBA or luma at 8 or 16 bit, big-endian, the
+  fields this says nothing about undefined (all ones, as SMPTE 268M marks them)."""
+  bits = 8 if pixels.dtype == np.uint8 else 16
+  descriptor = {1: 6, 3: 50, 4: 51}[pixels.shape[2]]
+  offset = 2048
+  header = bytearray(b'\xff' * offset)
+  header[0:4] = MAGICS[0]
+  struct.pack_into('>I', header, 4, offset)
+  header[8:16] = b'V2.0\0\0\0\0'
+  struct.pack_into('>III', header, 20, 1, 1664, 384)  # ditto key (new), generic and industry sizes
+  struct.pack_into('>I', header, 32, 0)  # user data size
+  for start, length in (_FILE_NAME, (136, 24), (160, 100), (260, 200), (460, 200)):
+    header[start:start + length] = bytes(length)  # name, time, creator, project, copyright
+  struct.pack_into('>HH', header, 768, 0, 1)  # orientation, image elements
+  struct.pack_into('>I', header, 780, 0)  # unsigned samples
+  struct.pack_into('>IfIf', header, 784, 0, 0.0, 2 ** bits - 1, 1.0)  # reference codes
+  header[800:804] = bytes([descriptor, 0, 0, bits])  # transfer, colorimetric: user defined
+  struct.pack_into('>HHIII', header, 804, 0, 0, offset, 0, 0)
+  header[824:856] = bytes(32)  # element description
+  return header, ('>', offset, 0, descriptor, bits, 0, 0)
+
+
+def _lines(samples, endian, bits, packing, line_padding):
+  """Each line's bytes, from a 32-bit word boundary, with the element's padding after it."""
+  height, count = samples.shape
+  if bits == 8:
+    rows = samples.astype(np.uint8)
+  elif bits == 16:
+    rows = samples.astype(endian + 'u2').view(np.uint8)
+  elif bits == 12:
+    codes = _codes(samples, 12)
+    rows = (codes << 4 if packing == 1 else codes).astype(endian + 'u2').view(np.uint8)
+  else:
+    codes = _codes(samples, 10)
+    codes = np.concatenate([codes, np.zeros((height, -count % 3), np.uint32)], axis=1)
+    codes = codes.reshape(height, -1, 3)
+    low = 2 if packing == 1 else 0
+    words = codes[..., 0] << (20 + low) | codes[..., 1] << (10 + low) | codes[..., 2] << low
+    rows = words.astype(endian + 'u4').view(np.uint8)
+  rows = rows.reshape(height, -1)
+  pad = -rows.shape[1] % 4 + line_padding
+  if pad:
+    rows = np.concatenate([rows, np.zeros((height, pad), np.uint8)], axis=1)
+  return rows.tobytes()
+
+
+def _codes(samples, bits):
+  """16-bit samples to `bits`-bit codes, rounded: exact for codes `decode` widened."""
+  top = (1 << bits) - 1
+  return ((samples.astype(np.uint32) * top + 32767) // 65535).astype(np.uint32)
 
 
 def _endian(data):

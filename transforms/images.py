@@ -374,6 +374,33 @@ def _encode_png(pixels):
   return buf.getvalue()
 
 
+OUTPUT_FORMATS = ('png', 'dpx')
+
+
+def encode(pixels, output_format, color_chunks=b'', template=b'', name=''):
+  """An output frame's bytes: PNG with `color_chunks`, or DPX following `template` (a DPX
+  original's bytes) where it fits, its file name field `name` (`dpx.encode`)."""
+  if output_format == 'dpx':
+    return dpx.encode(_as_dpx_channels(pixels), template, name)
+  return encode_png(pixels, color_chunks)
+
+
+def original_bytes(data, frame, output_format, name=''):
+  """An original frame's output bytes: the file itself where it is in the output format already
+  (a DPX keeps its header: time code, edge code, the scanner's fields), others re-encoded
+  losslessly."""
+  if output_format == 'dpx':
+    return data if dpx.is_dpx(data) else dpx.encode(_as_dpx_channels(frame.pixels), name=name)
+  return original_png(data, frame)
+
+
+def _as_dpx_channels(pixels):
+  """DPX has no gray+alpha element: such pixels go as RGBA, the gray repeated."""
+  if pixels.shape[2] == 2:
+    return np.concatenate([np.repeat(pixels[..., :1], 3, axis=-1), pixels[..., 1:]], axis=-1)
+  return pixels
+
+
 def original_png(data, frame):
   """PNG bytes of an original frame: PNG inputs as they are, others re-encoded losslessly."""
   if data.startswith(_PNG_SIGNATURE):

@@ -34,6 +34,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.utils import shared
 
+from transforms import dpx
 from transforms import files
 from transforms import images
 from transforms import records
@@ -80,11 +81,11 @@ def tile_setting(known):
   return (known.tile, known.tile_overlap) if known.tile else None
 
 
-def frame_name(index):
-  return f'frame_{index:06d}.png'
+def frame_name(index, output_format='png'):
+  return f'frame_{index:06d}.{output_format}'
 
 
-_FRAME_NAME = re.compile(r'frame_(\d{6,})\.png$')
+_FRAME_NAME = re.compile(r'frame_(\d{6,})\.(png|dpx)$')
 _MARKER_NAME = re.compile(r'/(?:pair|frame)_\d+-(\d+)-(\d+)-[0-9a-f]+\.done$')
 
 
@@ -113,19 +114,23 @@ def delete_markers(output, clip, overlapping, keep=()):
     files.delete_files(stale)
 
 
-def remove_frames_after(output, clip, last_index):
-  """Deletes `<output>/<clip>/frame_N.png` for N > last_index: what an earlier run wrote for a
-  longer version of the clip, which would otherwise trail its new sequence; first the markers
-  that vouch for such frames, so that a clip grown back redoes them. Returns the frame count."""
-  delete_markers(output, clip, [(last_index + 1, float('inf'))])
+def remove_frames_after(output, clip, last_index, output_format='png'):
+  """Deletes `<output>/<clip>/frame_N.<output_format>` for N > last_index: what an earlier run
+  wrote for a longer version of the clip, which would otherwise trail its new sequence; and
+  every frame of the other output format (a clip's folder holds one). First the markers that
+  vouch for such frames (all of the clip's, when the format changed), so that a clip grown back
+  or a format switched back redoes them. Returns the frame count."""
   folder = files.join(output, clip)
   try:
-    listing = files.match(folder, 'frame_*.png')
+    listing = files.match(folder, 'frame_*')
   except Exception:  # pylint: disable=broad-except
-    return 0  # No output yet.
-  stale = [m.path for m in listing
-           if (found := _FRAME_NAME.search(m.path)) and int(found.group(1)) > last_index
-           and m.path.rsplit('/', 1)[0].rstrip('/') == folder.rstrip('/')]
+    listing = []  # No output yet.
+  frames = [(m.path, found) for m in listing if (found := _FRAME_NAME.search(m.path))
+            and m.path.rsplit('/', 1)[0].rstrip('/') == folder.rstrip('/')]
+  other_format = [path for path, found in frames if found.group(2) != output_format]
+  delete_markers(output, clip, [(0 if other_format else last_index + 1, float('inf'))])
+  stale = other_format + [path for path, found in frames if found.group(2) == output_format
+                          and int(found.group(1)) > last_index]
   if stale:
     files.delete_files(stale)
   return len(stale)
@@ -136,7 +141,8 @@ class InterpolateUnits(beam.DoFn):
 
   def __init__(self, output, run_id, model_path, fingerprint, times_to_interpolate, align,
                max_pixels, reprocess, progress_dir=None, shared_handle=None, flip_average=None,
-               precision='float32', tile=None, scene_cut_threshold=None, timing=None):
+               precision='float32', tile=None, scene_cut_threshold=None, timing=None,
+               output_format='png'):
     self._output = output
     self._run_id = run_id
     self._model_path = model_path
@@ -150,6 +156,7 @@ class InterpolateUnits(beam.DoFn):
     # scored, not counted, and its markers do not depend on the threshold.
     self._scene_cut = scene_cut_threshold if times_to_interpolate else None
     self._timing = timing or retime.Dense()
+    self._format = output_format
     self._max_pixels = max_pixels
     self._reprocess = reprocess
     self._progress_dir = progress_dir
@@ -199,6 +206,7 @@ class InterpolateUnits(beam.DoFn):
     if self._scene_cut is not None:  # (without it, keys are those from before cut detection)
       settings += [self._scene_cut, scene_cuts.SCORE_VERSION]
     settings += self._timing.key()  # (nothing without retiming: keys as before it)
+    settings += self._format_key()
     key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:20]
     lo, hi = self._written(unit, i)
     name = f'pair_{unit.first_position + i:06d}-{lo:09d}-{hi:09d}-{key}.done'
@@ -209,14 +217,18 @@ class InterpolateUnits(beam.DoFn):
     the key is the input file and the output index, not the model or its options."""
     (uri, version), = unit.frames
     key = hashlib.sha256(json.dumps(
-        [OUTPUT_FORMAT_VERSION, 'lone', uri, version, unit.first_index, *self._timing.key()]
-    ).encode()).hexdigest()[:20]
+        [OUTPUT_FORMAT_VERSION, 'lone', uri, version, unit.first_index, *self._timing.key(),
+         *self._format_key()]).encode()).hexdigest()[:20]
     lo, hi = self._timing.span(unit.first_index, unit.first_index)
     name = f'frame_{unit.first_position:06d}-{lo:09d}-{hi:09d}-{key}.done'
     return files.join(_marker_folder(self._output, unit.clip), name)
 
+  def _format_key(self):
+    """What done markers' keys add for the output format: nothing for PNG (keys as before)."""
+    return [] if self._format == 'png' else [self._format]
+
   def _frame_path(self, unit, index):
-    return files.join(self._output, unit.clip, frame_name(index))
+    return files.join(self._output, unit.clip, frame_name(index, self._format))
 
   def _write(self, path, data_fn):
     def task():
@@ -282,7 +294,7 @@ class InterpolateUnits(beam.DoFn):
       return
 
     t_read = time.perf_counter()
-    decoded, bad = {}, {}
+    decoded, bad, templates = {}, {}, {}
     futures = {}  # (pair, output index) -> future of its write
     for i in needed:
       try:
@@ -295,10 +307,14 @@ class InterpolateUnits(beam.DoFn):
           yield self._error([uris[i]], stage, e, f'cannot use frame {uris[i]}: {e}')
         continue
       decoded[i] = frame
+      if self._format == 'dpx':  # in-betweens follow a DPX original's header
+        templates[i] = data if dpx.is_dpx(data) else b''
       for key in originals.get(i, ()):
         sources[key] = i
-        futures[key] = self._write(self._frame_path(unit, key[1]),
-                                   lambda d=data, f=frame: images.original_png(d, f))
+        futures[key] = self._write(
+            self._frame_path(unit, key[1]),
+            lambda d=data, f=frame, k=key[1]: images.original_bytes(
+                d, f, self._format, frame_name(k, self._format)))
     read_seconds = time.perf_counter() - t_read
 
     failed = {}
@@ -340,10 +356,11 @@ class InterpolateUnits(beam.DoFn):
         sources[(i, k)] = i
         futures[(i, k)] = self._write(
             self._frame_path(unit, k),
-            lambda i=i, held=held: images.encode_png(
+            lambda i=i, held=held, k=k: images.encode(
                 images.inbetween_pixels(decoded[i + held].rgb(), decoded[i], decoded[i + 1],
-                                        float(held)),
-                images.held_color_chunks(decoded[i + held], decoded[i], decoded[i + 1])))
+                                        float(held)), self._format,
+                images.held_color_chunks(decoded[i + held], decoded[i], decoded[i + 1]),
+                _template(templates, i + held), frame_name(k, self._format)))
 
     model_seconds, calls = 0.0, {}  # pair -> model calls made for it
     runs = _runs([i for i in todo if i not in failed and i not in held_pairs and in_betweens[i]])
@@ -369,9 +386,10 @@ class InterpolateUnits(beam.DoFn):
               sources[(i, k)] = i
               futures[(i, k)] = self._write(
                   self._frame_path(unit, k),
-                  lambda o=out, i=i, t=p / step: images.encode_png(
-                      images.inbetween_pixels(o, decoded[i], decoded[i + 1], t),
-                      images.inbetween_color_chunks(decoded[i], decoded[i + 1])))
+                  lambda o=out, i=i, t=p / step, k=k: images.encode(
+                      images.inbetween_pixels(o, decoded[i], decoded[i + 1], t), self._format,
+                      images.inbetween_color_chunks(decoded[i], decoded[i + 1]),
+                      _template(templates, i, i + 1), frame_name(k, self._format)))
         except Exception as e:  # pylint: disable=broad-except
           hint = ''
           if type(e).__name__ in _OUT_OF_MEMORY and not self._tile:
@@ -502,6 +520,12 @@ def _made_by(marker):
   """The job token a done marker names ('' for markers older than tokens), or None."""
   content = _marker_content(marker)
   return None if content is None else content.get('job', '')
+
+
+def _template(templates, *frames):
+  """The bytes of the first of `frames` that is a DPX original, for a DPX in-between to follow
+  (b'' if none is)."""
+  return next((templates[j] for j in frames if templates.get(j)), b'')
 
 
 def _runs(pairs):
