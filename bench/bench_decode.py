@@ -8,7 +8,8 @@ A scanner-like 16-bit RGB frame (smooth ramps with busy low bits, so compression
 predictor work as on real scans) is written by OpenCV as TIFF in each compression it has and as
 16-bit PNG, and an 8-bit copy as PNG; each is decoded once to warm up, then `--repeats` times by
 both, best time kept. 16-bit colour TIFF is the case PIL cannot read in full, decoded by
-relabelling it as 16-bit gray. OpenCV is a benchmark extra (requirements-dev.txt), never a
+relabelling it as 16-bit gray. Then the other way: encoding a 16-bit in-between as the pipeline
+writes it (PNG, DPX after a scan's header, plain DPX). OpenCV is a benchmark extra (requirements-dev.txt), never a
 runtime dependency.
 """
 import argparse
@@ -71,6 +72,29 @@ def main():
     buf = np.frombuffer(data, np.uint8)
     theirs = best_of(lambda b=buf: cv2.imdecode(b, cv2.IMREAD_UNCHANGED), args.repeats)
     print(f'| {name} | {len(data) / 1e6:.1f} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} |')
+  _encoding(rgb16, cases, args.repeats)
+
+
+def _encoding(rgb16, cases, repeats):
+  """What writing a 16-bit in-between costs (`images.encode`): 16-bit PNG, against OpenCV's
+  encoder, and DPX after a 10-bit scan's header and as plain 16-bit DPX."""
+  import cv2  # pylint: disable=import-outside-toplevel
+  print()
+  print('| output frame (encoding) | MB | ours (s) | OpenCV (s) | ours / OpenCV |')
+  print('|---|---|---|---|---|')
+  data = images.encode(rgb16, 'png')
+  ours = best_of(lambda: images.encode(rgb16, 'png'), repeats)
+  theirs = best_of(lambda: cv2.imencode('.png', rgb16[..., ::-1]), repeats)
+  print(f'| 16-bit RGB PNG | {len(data) / 1e6:.1f} | {ours:.3f} | {theirs:.3f} | '
+        f'{ours / theirs:.2f} |')
+  template = next((d for name, d, _ in cases if name.startswith('10-bit')), b'')
+  for name, template in (('10-bit DPX after a scan\'s header', template),
+                         ('16-bit DPX, plain header', b'')):
+    if name.startswith('10-bit') and not template:
+      continue  # no ffmpeg, no scan to follow
+    data = images.encode(rgb16, 'dpx', template=template)
+    ours = best_of(lambda t=template: images.encode(rgb16, 'dpx', template=t), repeats)
+    print(f'| {name} | {len(data) / 1e6:.1f} | {ours:.3f} | | |')
 
 
 def _ffmpeg_dpx(ffmpeg, bgr16, pix_fmt):

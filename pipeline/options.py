@@ -47,9 +47,9 @@ def build_parser():
                       help='The clips\' frame rate (e.g. 16, 18, 24000/1001), for --output_fps.')
   parser.add_argument('--output_fps', type=retime.frame_rate, default=None,
                       help='Retime to this delivery rate (e.g. 24, 25, 30000/1001): each output '
-                           'frame is the in-between nearest its time, within 1/2^(N+1) of a '
-                           'frame interval, and only those in-betweens are made. Default: every '
-                           'in-between, 2^N times --input_fps.')
+                           'frame is the dense frame (original or in-between) nearest its time, '
+                           'within 1/2^(N+1) of a frame interval, and only the in-betweens taken '
+                           'are made. Default: every in-between, 2^N times --input_fps.')
   parser.add_argument('--output_format', choices=images.OUTPUT_FORMATS, default='png',
                       help='png (default; 16-bit where the inputs have more than 8 bits) or dpx '
                            '(DPX originals copied as they are, headers and all; in-betweens '

@@ -220,7 +220,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
                                                  'tile_overlap', 'scene_cuts',
                                                  'scene_cut_threshold', 'max_pixels',
                                                  'reprocess')}
-  run_options.update({k: None if getattr(known, k) is None else str(getattr(known, k))
+  run_options.update({k: None if getattr(known, k) is None else retime.rate_text(getattr(known, k))
                       for k in ('input_fps', 'output_fps')})
   if model is not None:  # unset, the model file chose
     run_options.update(flip_average=model.flip_average, padding=model.padding,

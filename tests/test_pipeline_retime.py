@@ -60,11 +60,16 @@ def test_retimed_frames_are_the_dense_frames_nearest_their_times(tmp_path, tiny_
   assert _frames(os.path.join(out, 'reel')) == names
 
   # Another delivery rate into the same folder: every pair redone, no frame of the old timing
-  # left past the new end.
+  # left past the new end. On two threads sharing the model, as a Dataflow worker runs units:
+  # each pair's calls still counted exactly.
   status, run_id = run_job(str(archive), out, model_path, *common, '--input_fps=16',
-                           '--output_fps=20')
+                           '--output_fps=20', '--direct_running_mode=multi_threading',
+                           '--direct_num_workers=2')
   assert status == 0
   timing = retime.timing(N, 16, 20)
+  calls = {p['pair']: p['model_calls'] for p in run_records(out, run_id, 'pairs')}
+  assert calls == {i: len(retime.halving_path(
+      {d - 4 * i for _, d in timing.outputs(4 * i + 1, 4 * i + 3)}, N)) for i in range(5)}
   names = _frames(os.path.join(out, 'reel'))
   assert names == [f'frame_{k:06d}.png' for k in range(timing.last_output(5 * 2 ** N) + 1)]
   assert len(names) == 7  # 5 intervals at 16 fps: 6.25 at 20 fps
@@ -77,7 +82,7 @@ def test_retimed_frames_are_the_dense_frames_nearest_their_times(tmp_path, tiny_
 
 def test_slower_delivery_drops_pairs_without_model_calls(tmp_path, tiny_model):
   """24 to 8 fps at N = 0: every third original, no model at all; pairs that write nothing are
-  still done (and skipped by a re-run)."""
+  still done (and skipped by a re-run), and read only the originals they show."""
   model_path, _ = tiny_model
   originals = make_clip(tmp_path / 'archive' / 'clip', 7, seed=4)
   out = str(tmp_path / 'out')
@@ -92,6 +97,43 @@ def test_slower_delivery_drops_pairs_without_model_calls(tmp_path, tiny_model):
   assert summary['model_calls'] == 0 and summary['pairs']['ok'] == 6
   status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, *argv)
   assert _summary(out, run_id)['pairs']['skipped'] == 6
+  # A frame no output shows is not read: its being unreadable stops nothing.
+  (tmp_path / 'archive' / 'clip' / 'frame004.png').write_bytes(b'not a png')
+  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, *argv)
+  assert status == 0 and run_records(out, run_id, 'errors') == []
+  assert _summary(out, run_id)['pairs'] == {'total': 6, 'ok': 2, 'skipped': 4, 'failed': 0}
+
+
+def test_a_failing_pair_leaves_no_frame_of_an_earlier_timing(tmp_path, tiny_model):
+  """A retimed run over a folder an earlier run at another rate filled: a pair whose frame is
+  corrupt writes nothing, and what the earlier run wrote in its span goes (it would show the
+  wrong time). Units of one pair: each boundary frame is the earlier unit's to write."""
+  model_path, _ = tiny_model
+  archive = tmp_path / 'archive'
+  make_clip(archive / 'clip', 6, seed=11)
+  out, reference = str(tmp_path / 'out'), str(tmp_path / 'reference')
+  common = [f'--times_to_interpolate={N}', '--pairs_per_unit=1', '--input_fps=16']
+  assert run_job(str(archive), reference, model_path, *common, '--output_fps=24')[0] == 0
+  assert run_job(str(archive), out, model_path, *common, '--output_fps=20')[0] == 0
+  good = (archive / 'clip' / 'frame004.png').read_bytes()
+  (archive / 'clip' / 'frame004.png').write_bytes(good[:100])  # cut short
+  status, run_id = run_job(str(archive), out, model_path, *common, '--output_fps=24')
+  assert status == 1
+  error, = run_records(out, run_id, 'errors')  # reported once, by the unit owning the frame
+  assert error['uris'][0].endswith('frame004.png') and error['stage'] == 'decode'
+  timing = retime.timing(N, 16, 24)
+  # Pairs 3 (frames 3-4) and 4 (4-5) failed: dense 13 .. 20, outputs 5 .. 7.
+  assert [k for k, _ in timing.outputs(13, 20)] == [5, 6, 7]
+  names = _frames(os.path.join(out, 'clip'))
+  assert names == [f'frame_{k:06d}.png' for k in range(8) if k not in (5, 6, 7)]
+  for name in names:
+    np.testing.assert_array_equal(read_png(os.path.join(out, 'clip', name)),
+                                  read_png(os.path.join(reference, 'clip', name)))
+  (archive / 'clip' / 'frame004.png').write_bytes(good)
+  status, run_id = run_job(str(archive), out, model_path, *common, '--output_fps=24')
+  assert status == 0 and _summary(out, run_id)['pairs'] == {'total': 5, 'ok': 2, 'skipped': 3,
+                                                            'failed': 0}
+  assert _frames(os.path.join(out, 'clip')) == _frames(os.path.join(reference, 'clip'))
 
 
 def test_held_pairs_keep_the_nearer_original_when_retimed(tmp_path, tiny_model):

@@ -51,7 +51,14 @@ def test_dense_is_every_frame_with_keys_as_before():
   dense = retime.timing(2)
   assert dense.outputs(5, 8) == [(5, 5), (6, 6), (7, 7), (8, 8)]
   assert dense.span(5, 8) == (5, 8) and dense.last_output(12) == 12 and dense.key() == []
-  assert retime.timing(2, 16, 24).key() == ['retime', '16', '24']
+  assert retime.timing(2, 16, 24).key() == ['retime', '2/3'] == retime.timing(2, 32, 48).key()
+  assert retime.timing(2, 16, 64) == dense  # the dense rate: the dense sequence, its markers
+
+
+@pytest.mark.parametrize('rate, text', [(F(24), '24'), (F(23976, 1000), '23.976'),
+                                        (F(24000, 1001), '24000/1001'), (F(25, 2), '12.5')])
+def test_rates_are_shown_as_written(rate, text):
+  assert retime.rate_text(rate) == text
 
 
 def test_sixteen_to_twenty_four_takes_two_model_calls_per_pair_at_n2():
@@ -94,5 +101,8 @@ def test_rate_problems():
   assert 'go together' in retime.frame_rate_problem(None, F(24), 1)
   problem = retime.frame_rate_problem(F(24), F(60), 1)
   assert '--output_fps 60 is more than the 48 frames per second' in problem
+  problem = retime.frame_rate_problem(F(23976, 1000), F(60), 1)
+  assert '--output_fps 60 is more than the 47.952 frames' in problem
+  assert 'makes of --input_fps 23.976, so' in problem
   assert 'use --times_to_interpolate 2 or more' in problem
   assert retime.frame_rate_problem(F(24), F(48), 1) is None

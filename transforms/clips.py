@@ -220,7 +220,8 @@ class DiscoverClips(beam.DoFn):
             f'clip {folder}: frame numbers skip from {posixpath.basename(before)} to '
             f'{posixpath.basename(after)} ({missing} frame{"s" * (missing > 1)} missing?): '
             f'the pair is interpolated as if its frames were consecutive, so the motion jumps '
-            f'there; the rest of the clip runs')
+            f'there (retimed, --output_fps, the later frames also come that much early); the '
+            f'rest of the clip runs')
       if len(frames) == 1:
         yield self._error(frames[0].path, 'discover', ValueError('one frame'),
                           f'clip {folder} has only one frame ({frames[0].path}): nothing to '

@@ -9,8 +9,8 @@ into independent pair examples recomputes those features. bench/bench_pipeline.p
 per-pair calls vs one recursion over the unit (numbers in the report/docs/benchmarks.md).
 With scene-cut detection on (`--scene_cuts`), a pair that is an edit's cut (`scene_cuts`) or one
 image twice gets no model call: its in-betweens hold the nearer original.
-Retimed (`--output_fps`, `retime`), a pair writes only the output frames whose times fall in
-it, and the model makes only the in-betweens they take.
+Retimed (`--output_fps`, `retime`), a pair writes only the output frames whose nearest dense
+frames lie in its span, and the model makes only the in-betweens they take.
 
 A pair is done when its marker `<output>/_markers/<clip>/pair_<pos>-<lo>-<hi>-<key>.done` exists;
 the key hashes the model fingerprint, the options that change pixels and the pair's input files
@@ -266,7 +266,7 @@ class InterpolateUnits(beam.DoFn):
         continue
       # Made by this job, in an earlier attempt at this unit: Beam retries a bundle whose worker
       # failed and drops that attempt's records, so the pair is counted as made here, with the
-      # frames and model calls it took (in-betweens, frame i + 1, and frame 0 if it wrote it).
+      # frames and model calls it took (its output frames, and their halving paths' calls).
       frames = len(outputs[i])
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
                                 None, frames, 'ok', {}, cut_score=marked[i].get('cut_score'),
@@ -288,10 +288,19 @@ class InterpolateUnits(beam.DoFn):
         if p in (0, step):
           originals.setdefault(i + p // step, []).append((i, k))
     sources = {}  # (pair, output index) -> the frame it is made from, for error records
-    needed = sorted({i for i in todo} | {i + 1 for i in todo})
-    if not needed:
+    # Retimed, a pair may show no in-between (or no frame at all): it reads only the originals
+    # it shows, and is neither checked nor scored.
+    reads = {i: {i, i + 1} if in_betweens[i] else {i + p // step for _, p in outputs[i]}
+             for i in todo}
+    active = {i for i in todo if in_betweens[i]}
+    needed = sorted(set().union(*reads.values()))
+    if not todo:
       self._finish(unit, 0, 0)
       return
+    # The unit whose pair reads a frame reports it, once: a unit's first frame is the earlier
+    # unit's to report, unless that unit's last pair shows no frame and so never reads it.
+    step_before = (unit.first_index - step + 1, unit.first_index)
+    reports_first = unit.owns_first or not self._timing.outputs(*step_before)
 
     t_read = time.perf_counter()
     decoded, bad, templates = {}, {}, {}
@@ -303,7 +312,7 @@ class InterpolateUnits(beam.DoFn):
       except Exception as e:  # pylint: disable=broad-except
         stage = 'decode' if isinstance(e, images.BadImage) else 'read'
         bad[i] = f'{uris[i]}: {e}'
-        if i > 0 or unit.owns_first:  # The unit owning the frame reports it, once.
+        if i > 0 or reports_first:
           yield self._error([uris[i]], stage, e, f'cannot use frame {uris[i]}: {e}')
         continue
       decoded[i] = frame
@@ -319,19 +328,20 @@ class InterpolateUnits(beam.DoFn):
 
     failed = {}
     for i in todo:
-      if i in bad or i + 1 in bad:
-        failed[i] = bad.get(i) or bad[i + 1]
-      elif (decoded[i].height, decoded[i].width) != (decoded[i + 1].height, decoded[i + 1].width):
+      if reads[i] & bad.keys():
+        failed[i] = bad[min(reads[i] & bad.keys())]
+      elif i in active:
         f0, f1 = decoded[i], decoded[i + 1]
-        failed[i] = (f'frames differ in size: {uris[i]} is {f0.width}x{f0.height}, '
-                     f'{uris[i + 1]} is {f1.width}x{f1.height}')
-        yield self._error(uris[i:i + 2], 'pair', ValueError('size mismatch'), failed[i])
+        if (f0.height, f0.width) != (f1.height, f1.width):
+          failed[i] = (f'frames differ in size: {uris[i]} is {f0.width}x{f0.height}, '
+                       f'{uris[i + 1]} is {f1.width}x{f1.height}')
+          yield self._error(uris[i:i + 2], 'pair', ValueError('size mismatch'), failed[i])
 
     scores, identical = {}, set()  # pair -> its cut score; the pairs of one image twice
     thumbnails = {}  # frame -> its thumbnail, made once for both pairs that share the frame
     t_score = time.perf_counter()
     if self._scene_cut is not None:
-      for i in todo:
+      for i in sorted(active):
         if i in failed:
           continue
         f0, f1 = decoded[i], decoded[i + 1]
@@ -415,6 +425,9 @@ class InterpolateUnits(beam.DoFn):
       # The pair that writes a frame fails with it, so that its marker is not written and a
       # re-run writes the frame again.
       failed.setdefault(key[0], f'write failed: {e}')
+    if failed:  # what earlier runs wrote there is of other inputs, options or times: not kept
+      self._remove_unwritten(unit, [self._written(unit, i) for i in failed],
+                             {k for _, k in written})
 
     share = 1.0 / max(len(todo), 1)
     frames_total = 0
@@ -461,6 +474,20 @@ class InterpolateUnits(beam.DoFn):
     if self._scene_cut is not None:
       records.distribution('scene_cut_ms').update(int(score_seconds * 1000))
     self._finish(unit, len(todo), frames_total)
+
+  def _remove_unwritten(self, unit, spans, written):
+    """Deletes the clip's output frames in the (lo, hi) `spans` that this unit did not write."""
+    folder = files.join(self._output, unit.clip)
+    try:
+      listing = files.match(folder, f'frame_*.{self._format}')
+    except Exception:  # pylint: disable=broad-except
+      return  # No output yet.
+    stale = [m.path for m in listing if (found := _FRAME_NAME.search(m.path))
+             and (k := int(found.group(1))) not in written
+             and any(lo <= k <= hi for lo, hi in spans)
+             and m.path.rsplit('/', 1)[0].rstrip('/') == folder.rstrip('/')]
+    if stale:
+      files.delete_files(stale)
 
   def _lone_frame(self, unit):
     """A frame in no pair (a one-frame clip) is copied to its index, then marked done, so a

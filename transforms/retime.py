@@ -71,15 +71,29 @@ class Retime:
     return self.span(0, last_dense)[1]
 
   def key(self):
-    return ['retime', str(self.input_fps), str(self.output_fps)]
+    """The frames depend on the rates' ratio alone: 32 to 48 fps makes 16 to 24's frames."""
+    return ['retime', str(self.input_fps / self.output_fps)]
 
 
 def timing(times_to_interpolate, input_fps=None, output_fps=None):
-  """`Retime` when both rates are given, else `Dense`."""
+  """`Retime` when both rates are given and differ from the dense rate, else `Dense` (whose
+  frames those would be: 16 to 64 fps at N = 2 is the dense sequence, and keeps its markers)."""
   if input_fps is None or output_fps is None:
     return Dense()
-  return Retime(fractions.Fraction(input_fps), fractions.Fraction(output_fps),
-                times_to_interpolate)
+  input_fps, output_fps = fractions.Fraction(input_fps), fractions.Fraction(output_fps)
+  if input_fps * 2 ** times_to_interpolate == output_fps:
+    return Dense()
+  return Retime(input_fps, output_fps, times_to_interpolate)
+
+
+def rate_text(rate):
+  """A frame rate as people write it: '24', '23.976' (a decimal where one is exact), else
+  '24000/1001'."""
+  rate = fractions.Fraction(rate)
+  for digits in range(7):
+    if (rate * 10 ** digits).denominator == 1:
+      return f'{float(rate):.{digits}f}'
+  return f'{rate.numerator}/{rate.denominator}'
 
 
 def frame_rate(text):
@@ -108,9 +122,10 @@ def frame_rate_problem(input_fps, output_fps, times_to_interpolate):
   n = times_to_interpolate
   while input_fps * 2 ** n < output_fps:
     n += 1
-  return (f'--output_fps {output_fps} is more than the {dense} frames per second that '
-          f'--times_to_interpolate {times_to_interpolate} makes of --input_fps {input_fps}, so '
-          f'frames would repeat; use --times_to_interpolate {n} or more')
+  return (f'--output_fps {rate_text(output_fps)} is more than the {rate_text(dense)} frames '
+          f'per second that --times_to_interpolate {times_to_interpolate} makes of --input_fps '
+          f'{rate_text(input_fps)}, so frames would repeat; use --times_to_interpolate {n} or '
+          f'more')
 
 
 def halving_path(positions, times_to_interpolate):
