@@ -76,17 +76,23 @@ def main():
 
 
 def _encoding(rgb16, cases, repeats):
-  """What writing a 16-bit in-between costs (`images.encode`): 16-bit PNG, against OpenCV's
-  encoder, and DPX after a 10-bit scan's header and as plain 16-bit DPX."""
+  """What writing an in-between costs (`images.encode`): PNG at zlib levels 1 (the default) and
+  6 (libpng's usual), 8 and 16 bit, against OpenCV's encoder at the same level; DPX after a
+  10-bit scan's header and as plain 16-bit DPX."""
   import cv2  # pylint: disable=import-outside-toplevel
   print()
   print('| output frame (encoding) | MB | ours (s) | OpenCV (s) | ours / OpenCV |')
   print('|---|---|---|---|---|')
-  data = images.encode(rgb16, 'png')
-  ours = best_of(lambda: images.encode(rgb16, 'png'), repeats)
-  theirs = best_of(lambda: cv2.imencode('.png', rgb16[..., ::-1]), repeats)
-  print(f'| 16-bit RGB PNG | {len(data) / 1e6:.1f} | {ours:.3f} | {theirs:.3f} | '
-        f'{ours / theirs:.2f} |')
+  rgb8 = (rgb16 >> 8).astype(np.uint8)
+  for pixels, depth in ((rgb8, 8), (rgb16, 16)):
+    for level in (images.DEFAULT_PNG_COMPRESSION, 6):
+      data = images.encode(pixels, 'png', png_compression=level)
+      ours = best_of(lambda p=pixels, c=level: images.encode(p, 'png', png_compression=c),
+                     repeats)
+      theirs = best_of(lambda p=pixels, c=level: cv2.imencode(
+          '.png', p[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, c]), repeats)
+      print(f'| {depth}-bit RGB PNG, level {level} | {len(data) / 1e6:.2f} | {ours:.3f} | '
+            f'{theirs:.3f} | {ours / theirs:.2f} |')
   template = next((d for name, d, _ in cases if name.startswith('10-bit')), b'')
   for name, template in (('10-bit DPX after a scan\'s header', template),
                          ('16-bit DPX, plain header', b'')):
@@ -94,7 +100,7 @@ def _encoding(rgb16, cases, repeats):
       continue  # no ffmpeg, no scan to follow
     data = images.encode(rgb16, 'dpx', template=template)
     ours = best_of(lambda t=template: images.encode(rgb16, 'dpx', template=t), repeats)
-    print(f'| {name} | {len(data) / 1e6:.1f} | {ours:.3f} | | |')
+    print(f'| {name} | {len(data) / 1e6:.2f} | {ours:.3f} | | |')
 
 
 def _ffmpeg_dpx(ffmpeg, bgr16, pix_fmt):

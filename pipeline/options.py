@@ -54,6 +54,11 @@ def build_parser():
                       help='png (default; 16-bit where the inputs have more than 8 bits) or dpx '
                            '(DPX originals copied as they are, headers and all; in-betweens '
                            'after the earlier original\'s header, bit depth and layout).')
+  parser.add_argument('--png_compression', type=flags.in_range(int, 0, 9),
+                      default=images.DEFAULT_PNG_COMPRESSION,
+                      help=f'zlib level of the PNGs written, 0-9 (default '
+                           f'{images.DEFAULT_PNG_COMPRESSION}: 4x faster than 6 for ~10%% more '
+                           f'bytes); the pixels are the same, so finished pairs are not redone.')
   parser.add_argument('--pairs_per_unit', type=flags.positive_int,
                       default=DEFAULT_PAIRS_PER_UNIT,
                       help='Consecutive pairs per work unit (default 16); lower it for 4K frames '

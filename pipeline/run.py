@@ -150,7 +150,7 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
           shared_handle, known.flip_average, known.precision,
           interpolate.tile_setting(known),
           pipeline_flags.scene_cut_setting(known), timing,
-          known.output_format)).with_outputs(
+          known.output_format, known.png_compression)).with_outputs(
               'errors', 'frames', main='pairs'))
   errors = (found.errors, planned.errors, results.errors) | 'AllErrors' >> beam.Flatten()
   pair_files = (
@@ -215,6 +215,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
                                       interpolate.tile_setting(known))
     fingerprint = model.fingerprint
   run_options = {k: getattr(known, k) for k in ('times_to_interpolate', 'output_format',
+                                                 'png_compression',
                                                  'pairs_per_unit', 'align',
                                                  'flip_average', 'precision', 'tile',
                                                  'tile_overlap', 'scene_cuts',

@@ -357,41 +357,49 @@ def _pil_to_pixels(image):
   return a[..., None] if a.ndim == 2 else a
 
 
-def encode_png(pixels, color_chunks=b''):
+# zlib level of the PNGs written. 1, not libpng's usual 6: on Middlebury-Other's frames 4.3x
+# faster for 9.5% more bytes (16-bit scans: 1.6x for 2.6%), and at 6 a 1080p 8-bit frame took
+# 1.8 s of a core to encode, more than a GPU takes to make it (`bench/bench_decode.py`).
+DEFAULT_PNG_COMPRESSION = 1
+
+
+def encode_png(pixels, color_chunks=b'', compression=DEFAULT_PNG_COMPRESSION):
   """Encodes HxWxC uint8/uint16 pixels (C in 1..4) as PNG bytes, with the given colour chunks
-  (a decoded `Frame`'s)."""
-  return _with_chunks(_encode_png(pixels), color_chunks)
+  (a decoded `Frame`'s), at zlib level `compression` (0-9)."""
+  return _with_chunks(_encode_png(pixels, compression), color_chunks)
 
 
-def _encode_png(pixels):
+def _encode_png(pixels, compression):
   if pixels.dtype == np.uint16:
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    return tf.io.encode_png(pixels).numpy()
+    return tf.io.encode_png(pixels, compression=compression).numpy()
   mode = {1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[pixels.shape[2]]
   data = pixels[..., 0] if pixels.shape[2] == 1 else pixels
   buf = io.BytesIO()
-  Image.fromarray(np.ascontiguousarray(data), mode=mode).save(buf, format='PNG', compress_level=6)
+  Image.fromarray(np.ascontiguousarray(data), mode=mode).save(buf, format='PNG',
+                                                              compress_level=compression)
   return buf.getvalue()
 
 
 OUTPUT_FORMATS = ('png', 'dpx')
 
 
-def encode(pixels, output_format, color_chunks=b'', template=b'', name=''):
+def encode(pixels, output_format, color_chunks=b'', template=b'', name='',
+           png_compression=DEFAULT_PNG_COMPRESSION):
   """An output frame's bytes: PNG with `color_chunks`, or DPX following `template` (a DPX
   original's bytes) where it fits, its file name field `name` (`dpx.encode`)."""
   if output_format == 'dpx':
     return dpx.encode(_as_dpx_channels(pixels), template, name)
-  return encode_png(pixels, color_chunks)
+  return encode_png(pixels, color_chunks, png_compression)
 
 
-def original_bytes(data, frame, output_format, name=''):
+def original_bytes(data, frame, output_format, name='', png_compression=DEFAULT_PNG_COMPRESSION):
   """An original frame's output bytes: the file itself where it is in the output format already
   (a DPX keeps its header: time code, edge code, the scanner's fields), others re-encoded
   losslessly."""
   if output_format == 'dpx':
     return data if dpx.is_dpx(data) else dpx.encode(_as_dpx_channels(frame.pixels), name=name)
-  return original_png(data, frame)
+  return original_png(data, frame, png_compression)
 
 
 def _as_dpx_channels(pixels):
@@ -401,11 +409,11 @@ def _as_dpx_channels(pixels):
   return pixels
 
 
-def original_png(data, frame):
+def original_png(data, frame, compression=DEFAULT_PNG_COMPRESSION):
   """PNG bytes of an original frame: PNG inputs as they are, others re-encoded losslessly."""
   if data.startswith(_PNG_SIGNATURE):
     return data
-  return encode_png(frame.pixels, frame.color_chunks)
+  return encode_png(frame.pixels, frame.color_chunks, compression)
 
 
 def inbetween_color_chunks(frame0, frame1):

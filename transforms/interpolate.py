@@ -142,7 +142,7 @@ class InterpolateUnits(beam.DoFn):
   def __init__(self, output, run_id, model_path, fingerprint, times_to_interpolate, align,
                max_pixels, reprocess, progress_dir=None, shared_handle=None, flip_average=None,
                precision='float32', tile=None, scene_cut_threshold=None, timing=None,
-               output_format='png'):
+               output_format='png', png_compression=images.DEFAULT_PNG_COMPRESSION):
     self._output = output
     self._run_id = run_id
     self._model_path = model_path
@@ -157,6 +157,7 @@ class InterpolateUnits(beam.DoFn):
     self._scene_cut = scene_cut_threshold if times_to_interpolate else None
     self._timing = timing or retime.Dense()
     self._format = output_format
+    self._png_compression = png_compression  # bytes, not pixels: not in the markers' keys
     self._max_pixels = max_pixels
     self._reprocess = reprocess
     self._progress_dir = progress_dir
@@ -323,7 +324,7 @@ class InterpolateUnits(beam.DoFn):
         futures[key] = self._write(
             self._frame_path(unit, key[1]),
             lambda d=data, f=frame, k=key[1]: images.original_bytes(
-                d, f, self._format, frame_name(k, self._format)))
+                d, f, self._format, frame_name(k, self._format), self._png_compression))
     read_seconds = time.perf_counter() - t_read
 
     failed = {}
@@ -370,7 +371,8 @@ class InterpolateUnits(beam.DoFn):
                 images.inbetween_pixels(decoded[i + held].rgb(), decoded[i], decoded[i + 1],
                                         float(held)), self._format,
                 images.held_color_chunks(decoded[i + held], decoded[i], decoded[i + 1]),
-                _template(templates, i + held), frame_name(k, self._format)))
+                _template(templates, i + held), frame_name(k, self._format),
+                self._png_compression))
 
     model_seconds, calls = 0.0, {}  # pair -> model calls made for it
     runs = _runs([i for i in todo if i not in failed and i not in held_pairs and in_betweens[i]])
@@ -399,7 +401,8 @@ class InterpolateUnits(beam.DoFn):
                   lambda o=out, i=i, t=p / step, k=k: images.encode(
                       images.inbetween_pixels(o, decoded[i], decoded[i + 1], t), self._format,
                       images.inbetween_color_chunks(decoded[i], decoded[i + 1]),
-                      _template(templates, i, i + 1), frame_name(k, self._format)))
+                      _template(templates, i, i + 1), frame_name(k, self._format),
+                      self._png_compression))
         except Exception as e:  # pylint: disable=broad-except
           hint = ''
           if type(e).__name__ in _OUT_OF_MEMORY and not self._tile:
@@ -507,9 +510,10 @@ class InterpolateUnits(beam.DoFn):
         stage = 'decode'
         frame = images.decode(data, uri, self._max_pixels)
         stage = 'write'
-        png = images.original_png(data, frame)
         for k in indices:
-          files.write_atomic(self._frame_path(unit, k), png, self._tmp)
+          files.write_atomic(self._frame_path(unit, k), images.original_bytes(
+              data, frame, self._format, frame_name(k, self._format), self._png_compression),
+                             self._tmp)
         files.write_atomic(marker, json.dumps({'run_id': self._run_id, 'job': self._job_token,
                                                'inputs': [uri]}).encode(), self._tmp)
         written = len(indices)

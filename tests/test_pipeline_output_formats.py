@@ -1,12 +1,13 @@
-"""`--output_format dpx`: DPX originals copied as they are (headers and all), in-betweens in the
-original's layout with the PNG run's values at its bit depth, other inputs as plain DPX; a
-switch of format leaves one format in the clip's folder and redoes its pairs."""
+"""Output formats. `--output_format dpx`: DPX originals copied as they are (headers and all),
+in-betweens in the original's layout with the PNG run's values at its bit depth, other inputs
+(a one-frame clip's too) as plain DPX; a switch of format leaves one format in the clip's folder
+and redoes its pairs. `--png_compression`: other bytes, the same pixels."""
 
 import os
 
 import numpy as np
 
-from conftest import make_clip, metric, read_png, run_job, write_dpx
+from conftest import make_clip, metric, read_png, run_job, run_records, write_dpx
 from pipeline import run as run_module
 from transforms import dpx, images
 from transforms import interpolate
@@ -56,10 +57,12 @@ def test_dpx_scans_come_back_as_dpx_in_their_own_layout(tmp_path, tiny_model):
 def test_other_inputs_as_plain_dpx_and_a_format_switch_leaves_one_format(tmp_path, tiny_model):
   model_path, _ = tiny_model
   frames = make_clip(tmp_path / 'archive' / 'clip', 3, seed=10)
+  lone = make_clip(tmp_path / 'archive' / 'lone', 1, seed=12)
   out, reference = str(tmp_path / 'out'), str(tmp_path / 'reference')
-  assert run_job(str(tmp_path / 'archive'), reference, model_path)[0] == 0
-  status, _ = run_job(str(tmp_path / 'archive'), out, model_path, '--output_format=dpx')
-  assert status == 0
+  assert run_job(str(tmp_path / 'archive' / 'clip'), reference, model_path)[0] == 0
+  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, '--output_format=dpx')
+  error, = run_records(out, run_id, 'errors')  # one frame: nothing to interpolate, still written
+  assert status == 1 and 'only one frame' in error['message']
   folder = os.path.join(out, 'clip')
   assert sorted(os.listdir(folder)) == [frame_name(i, 'dpx') for i in range(5)]
   for i in range(5):
@@ -69,12 +72,13 @@ def test_other_inputs_as_plain_dpx_and_a_format_switch_leaves_one_format(tmp_pat
                                   read_png(os.path.join(reference, 'clip', frame_name(i))))
   np.testing.assert_array_equal(
       dpx.decode(open(os.path.join(folder, frame_name(2, 'dpx')), 'rb').read()), frames[1])
+  np.testing.assert_array_equal(  # a one-frame clip's frame, copied in the output format
+      dpx.decode(open(os.path.join(out, 'lone', frame_name(0, 'dpx')), 'rb').read()), lone[0])
 
-  again = run_module.run([f'--input={tmp_path / "archive"}', f'--output={out}',
-                          f'--model_path={model_path}', '--output_format=dpx', '--run_id=again'])
+  run_module.run([f'--input={tmp_path / "archive"}', f'--output={out}',
+                  f'--model_path={model_path}', '--output_format=dpx', '--run_id=again'])
   assert run_module.read_summary(out, 'again')['pairs']['skipped'] == 2
-  del again
-  back = run_module.run([f'--input={tmp_path / "archive"}', f'--output={out}',
+  back = run_module.run([f'--input={tmp_path / "archive" / "clip"}', f'--output={out}',
                          f'--model_path={model_path}', '--run_id=png'])  # back to PNG
   assert sorted(os.listdir(folder)) == [frame_name(i) for i in range(5)]
   assert metric(back, 'stale_frames_removed') == 5 and metric(back, 'pairs_ok') == 2
@@ -85,6 +89,27 @@ def test_other_inputs_as_plain_dpx_and_a_format_switch_leaves_one_format(tmp_pat
   # PNG markers vouching for them: they went first, so the next PNG run redoes the pairs.
   assert interpolate.remove_frames_after(out, 'clip', 4, 'dpx') == 5
   assert os.listdir(folder) == []
-  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path)
+  status, run_id = run_job(str(tmp_path / 'archive' / 'clip'), out, model_path)
   assert status == 0 and run_module.read_summary(out, run_id)['pairs']['ok'] == 2
   assert sorted(os.listdir(folder)) == [frame_name(i) for i in range(5)]
+
+
+def test_png_compression_changes_the_bytes_not_the_pixels(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 3, 160, 120, seed=13)
+  sizes, pixels = {}, {}
+  for level in (0, 9):
+    out = str(tmp_path / f'level{level}')
+    assert run_job(str(tmp_path / 'archive'), out, model_path, f'--png_compression={level}',
+                   '--times_to_interpolate=2')[0] == 0
+    names = sorted(os.listdir(os.path.join(out, 'clip')))
+    inbetweens = [n for i, n in enumerate(names) if i % 4]
+    sizes[level] = sum(os.path.getsize(os.path.join(out, 'clip', n)) for n in inbetweens)
+    pixels[level] = [read_png(os.path.join(out, 'clip', n)) for n in names]
+  assert sizes[9] < sizes[0] / 2  # level 0 stores the pixels as they are
+  for a, b in zip(pixels[0], pixels[9]):
+    np.testing.assert_array_equal(a, b)
+  status, run_id = run_job(str(tmp_path / 'archive'), str(tmp_path / 'level9'), model_path,
+                           '--times_to_interpolate=2')  # the default level: nothing to redo
+  assert status == 0 and run_module.read_summary(str(tmp_path / 'level9'),
+                                                 run_id)['pairs']['skipped'] == 2
