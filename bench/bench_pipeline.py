@@ -1,6 +1,7 @@
 """Pipeline speed and memory against the bare model, for the issue's targets.
 
     python bench/bench_pipeline.py ratio [--size 512 --frames 17 --times 2] [--model_path P]
+                                         [--png_compression L]
     python bench/bench_pipeline.py rss [--small 100 --large 1000 --size 128]
 
 ratio: end-to-end frames/s of the local pipeline (in_memory, wall time of `run()`, model load and
@@ -46,6 +47,7 @@ import numpy as np  # pylint: disable=wrong-import-position
 
 from machine import machine_line  # pylint: disable=wrong-import-position
 from pipeline import sample_footage  # pylint: disable=wrong-import-position
+from transforms import images  # pylint: disable=wrong-import-position
 
 
 def _model_path(args, workdir, tiny=False):
@@ -70,7 +72,8 @@ def ratio(args):
 
     t = time.perf_counter()
     run_module.run([f'--input={work}/in', f'--output={work}/out', f'--times_to_interpolate='
-                    f'{args.times}', '--run_id=bench', '--progress_interval=10']
+                    f'{args.times}', '--run_id=bench', '--progress_interval=10',
+                    f'--png_compression={args.png_compression}']
                    + ([f'--model_path={model_path}'] if model_path else []))
     pipeline_s = time.perf_counter() - t
     written = len(os.listdir(os.path.join(work, 'out', 'clip')))
@@ -87,6 +90,7 @@ def ratio(args):
     result = {
         'bench': 'ratio', 'model': model_name, 'size': args.size, 'frames_in': args.frames,
         'times_to_interpolate': args.times, 'frames_out': n_out,
+        'png_compression': args.png_compression,
         'pipeline_seconds': round(pipeline_s, 2), 'recursive_warm_seconds': round(model_s, 2),
         'recursive_cold_seconds': round(cold_s, 2),
         'pipeline_fps': round(n_out / pipeline_s, 3), 'recursive_fps': round(n_out / model_s, 3),
@@ -223,6 +227,7 @@ def main():
   p.add_argument('--times', type=int, default=2)
   p.add_argument('--model_path', default=None)
   p.add_argument('--no_per_pair', dest='per_pair', action='store_false')
+  p.add_argument('--png_compression', type=int, default=images.DEFAULT_PNG_COMPRESSION)
   p = sub.add_parser('rss')
   p.add_argument('--small', type=int, default=100)
   p.add_argument('--large', type=int, default=1000)
