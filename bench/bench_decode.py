@@ -98,8 +98,8 @@ def _encoding(rgb16, cases, repeats):
                          ('16-bit DPX, plain header', b'')):
     if name.startswith('10-bit') and not template:
       continue  # no ffmpeg, no scan to follow
-    data = images.encode(rgb16, 'dpx', template=template)
-    ours = best_of(lambda t=template: images.encode(rgb16, 'dpx', template=t), repeats)
+    data = images.encode(rgb16, 'dpx', templates=(template,))
+    ours = best_of(lambda t=template: images.encode(rgb16, 'dpx', templates=(t,)), repeats)
     print(f'| {name} | {len(data) / 1e6:.2f} | {ours:.3f} | | |')
 
 

@@ -4,6 +4,7 @@ orientations, ABGR) from a writer built from SMPTE 268M's field table (`conftest
 what is not supported, or cut short, says so."""
 
 import os
+import struct
 import subprocess
 
 import numpy as np
@@ -151,20 +152,24 @@ def test_frames_encoded_after_an_original_follow_its_layout_and_decode_exactly(l
   original = write_dpx(codes, **layout)
   header = bytearray(original[:2048])
   header[1920:1924] = b'\x01\x02\x03\x04'  # a time code: the original's alone
+  header[1724:1728] = struct.pack('>f', 16.0)  # the scan's frame rate, not the output's
+  header[1732:1764] = b'reel 7 frame 1201'.ljust(32, b'\0')  # frame identification
   header[1680:1712] = b'35mm 4-perf'.ljust(32, b'\0')  # film format: the reel's
+  header[820:852] = b'Scanner element 0'.ljust(32, b'\0')  # the element's description
   original = bytes(header) + original[2048:]
   # A new frame's samples, as the decoder widens them; 8-bit stays 8-bit.
   new_codes = RNG.integers(0, 2 ** bits, (5, 11, channels))
   pixels = (new_codes.astype(np.uint8) if bits == 8 else widened(new_codes, bits))
-  data = dpx.encode(pixels, template=original, name='frame_000003.dpx')
+  data = dpx.encode(pixels, templates=(original,), name='frame_000003.dpx')
   np.testing.assert_array_equal(dpx.decode(data), pixels)
   expected = write_dpx(_stored(new_codes, layout.get('orientation', 0),
                                layout.get('descriptor') == 52), **layout)
   offset = layout.get('offset', 2048)
   assert data[offset:] == expected[offset:]  # the same bytes an independent writer lays out
   assert data[800:804] == original[800:804] and data[768:770] == original[768:770]
-  assert data[1680:1712] == original[1680:1712]
-  assert data[1920:1924] == b'\xff' * 4  # time code undefined
+  assert data[1680:1712] == original[1680:1712] and data[820:852] == original[820:852]
+  assert data[1920:1924] == data[1724:1728] == b'\xff' * 4  # time code, frame rate undefined
+  assert data[1732:1764] == bytes(32)  # frame identification: none
   assert data[36:52] == b'frame_000003.dpx'
   endian = layout.get('endian', '>')
   assert int.from_bytes(data[16:20], 'big' if endian == '>' else 'little') == len(data)
@@ -182,16 +187,39 @@ def _stored(codes, orientation, abgr):
   return codes
 
 
-def test_a_template_that_does_not_fit_gives_a_plain_header():
-  original = write_dpx(RNG.integers(0, 1024, (4, 4, 3)), 10)
-  rgba = RNG.integers(0, 65536, (4, 4, 4)).astype(np.uint16)  # alpha the original lacks
-  data = dpx.encode(rgba, template=original)
+def test_the_first_template_that_fits_is_followed_else_a_plain_header():
+  ten = write_dpx(RNG.integers(0, 1024, (4, 4, 3)), 10)
+  eight = write_dpx(RNG.integers(0, 256, (4, 4, 3)), 8)
+  sixteen_bit = widened(RNG.integers(0, 1024, (4, 4, 3)), 10)
+  data = dpx.encode(sixteen_bit, templates=(eight, ten))  # 8 bit cannot hold it: 10 bit can
+  assert data[803] == 10
+  np.testing.assert_array_equal(dpx.decode(data), sixteen_bit)
+  rgba = RNG.integers(0, 65536, (4, 4, 4)).astype(np.uint16)  # alpha the originals lack
+  data = dpx.encode(rgba, templates=(ten, eight))
   assert data[800] == 51 and data[803] == 16
   np.testing.assert_array_equal(dpx.decode(data), rgba)
+  assert data[816:820] == bytes(4) and data[820:852] == bytes(32)  # no padding, description
+  assert data[852:1356] == b'\xff' * 504  # elements 2-8 undefined
   gray8 = RNG.integers(0, 256, (4, 4, 1)).astype(np.uint8)
-  data = dpx.encode(gray8, template=b'not a dpx')
+  data = dpx.encode(gray8, templates=(b'not a dpx',))
   assert data[800] == 6 and data[803] == 8
   np.testing.assert_array_equal(dpx.decode(data), gray8)
+
+
+def test_what_a_template_says_of_its_own_data_is_not_copied():
+  """End-of-image padding and further image elements describe the original's data, not the
+  new frame's: one element, no padding."""
+  original = bytearray(write_dpx(RNG.integers(0, 1024, (4, 5, 3)), 10))
+  struct.pack_into('>I', original, 816, 4096)  # end-of-image padding
+  struct.pack_into('>H', original, 770, 2)  # a second image element ...
+  original[852:856] = bytes(4)  # ... its fields, data offset at 852 + 28
+  struct.pack_into('>I', original, 852 + 28, len(original))
+  pixels = widened(RNG.integers(0, 1024, (4, 5, 3)), 10)
+  data = dpx.encode(pixels, templates=(bytes(original),))
+  assert struct.unpack_from('>H', data, 770)[0] == 1
+  assert struct.unpack_from('>I', data, 816)[0] == 0
+  assert data[852:1356] == b'\xff' * 504
+  np.testing.assert_array_equal(dpx.decode(data), pixels)
 
 
 @pytest.mark.parametrize('source', [SOURCE8, SOURCE16], ids=['8bit', '16bit'])

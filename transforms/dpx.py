@@ -99,20 +99,27 @@ def decode(data: bytes) -> np.ndarray:
   return np.ascontiguousarray(pixels)
 
 
-# Fields that name one original frame, made undefined in frames encoded after it:
-# (offset, bytes) of the film header's edge code (prefix and count) and frame position, and the
-# television header's SMPTE time code and user bits.
-_FRAME_OWN_FIELDS = ((1670, 6), (1676, 4), (1712, 4), (1920, 4), (1924, 4))
+# Fields that describe one original frame, or the scan's timing, which frames encoded after it
+# do not share, made undefined: (offset, bytes) of the film header's edge code (prefix, count),
+# frame position, sequence length, held count, frame rate and frame identification, and the
+# television header's time code, user bits and temporal sampling rate. Numbers undefined are
+# all ones, text all NULs, as SMPTE 268M marks them.
+_FRAME_OWN_NUMBERS = ((1712, 4), (1716, 4), (1720, 4), (1724, 4), (1920, 4), (1924, 4),
+                      (1940, 4))
+_FRAME_OWN_TEXT = ((1670, 6), (1676, 4), (1732, 32))
 _FILE_NAME = (36, 100)
+# The image header's eight image element records of 72 bytes, from 780 (the first: 780-851).
+_ELEMENTS = (780, 72, 8)
 
 
-def encode(pixels: np.ndarray, template: bytes = b'', name: str = '') -> bytes:
+def encode(pixels: np.ndarray, templates=(), name: str = '') -> bytes:
   """DPX bytes of HxWxC pixels (C = 1, 3 or 4; uint8, or uint16 with 10/12-bit codes widened as
-  `decode` widens them). `template`: a DPX original whose layout and fields to follow, where it
-  holds the same channels and sample width; else a plain big-endian header. `name` goes in the
-  file name field."""
+  `decode` widens them). `templates`: DPX originals (bytes) whose layout and fields to follow,
+  the first that holds the same channels and sample width; with none, a plain big-endian
+  header. `name` goes in the file name field."""
   channels = pixels.shape[2]
-  if template and _fits(template, pixels):
+  template = next((t for t in templates if t and _fits(t, pixels)), None)
+  if template:
     header, layout = _from_template(template)
   else:
     header, layout = _plain_header(pixels)
@@ -155,9 +162,15 @@ def _from_template(template):
   if offset in (0, _UNDEFINED):
     offset = header_offset
   header = bytearray(template[:offset])
-  for start, length in _FRAME_OWN_FIELDS:
+  for start, length in _FRAME_OWN_NUMBERS:
     header[start:start + length] = b'\xff' * length
-  struct.pack_into(endian + 'I', header, 820, 0)  # no end-of-image padding
+  for start, length in _FRAME_OWN_TEXT:
+    header[start:start + length] = bytes(length)
+  struct.pack_into(endian + 'I', header, 816, 0)  # no end-of-image padding
+  # The first image element only: the others' data is not written.
+  struct.pack_into(endian + 'H', header, 770, 1)
+  first, size, count = _ELEMENTS
+  header[first + size:first + size * count] = b'\xff' * (size * (count - 1))
   return header, (endian, offset, orientation & 3, descriptor, bits, packing,
                   0 if line_padding == _UNDEFINED else line_padding)
 
@@ -181,7 +194,7 @@ def _plain_header(pixels):
   struct.pack_into('>IfIf', header, 784, 0, 0.0, 2 ** bits - 1, 1.0)  # reference codes
   header[800:804] = bytes([descriptor, 0, 0, bits])  # transfer, colorimetric: user defined
   struct.pack_into('>HHIII', header, 804, 0, 0, offset, 0, 0)
-  header[824:856] = bytes(32)  # element description
+  header[820:852] = bytes(32)  # element description
   return header, ('>', offset, 0, descriptor, bits, 0, 0)
 
 

@@ -384,12 +384,12 @@ def _encode_png(pixels, compression):
 OUTPUT_FORMATS = ('png', 'dpx')
 
 
-def encode(pixels, output_format, color_chunks=b'', template=b'', name='',
+def encode(pixels, output_format, color_chunks=b'', templates=(), name='',
            png_compression=DEFAULT_PNG_COMPRESSION):
-  """An output frame's bytes: PNG with `color_chunks`, or DPX following `template` (a DPX
-  original's bytes) where it fits, its file name field `name` (`dpx.encode`)."""
+  """An output frame's bytes: PNG with `color_chunks`, or DPX following the first of
+  `templates` (DPX originals' bytes) that fits, its file name field `name` (`dpx.encode`)."""
   if output_format == 'dpx':
-    return dpx.encode(_as_dpx_channels(pixels), template, name)
+    return dpx.encode(_as_dpx_channels(pixels), templates, name)
   return encode_png(pixels, color_chunks, png_compression)
 
 

@@ -371,7 +371,7 @@ class InterpolateUnits(beam.DoFn):
                 images.inbetween_pixels(decoded[i + held].rgb(), decoded[i], decoded[i + 1],
                                         float(held)), self._format,
                 images.held_color_chunks(decoded[i + held], decoded[i], decoded[i + 1]),
-                _template(templates, i + held), frame_name(k, self._format),
+                _templates(templates, i + held, i + 1 - held), frame_name(k, self._format),
                 self._png_compression))
 
     model_seconds, calls = 0.0, {}  # pair -> model calls made for it
@@ -401,7 +401,7 @@ class InterpolateUnits(beam.DoFn):
                   lambda o=out, i=i, t=p / step, k=k: images.encode(
                       images.inbetween_pixels(o, decoded[i], decoded[i + 1], t), self._format,
                       images.inbetween_color_chunks(decoded[i], decoded[i + 1]),
-                      _template(templates, i, i + 1), frame_name(k, self._format),
+                      _templates(templates, i, i + 1), frame_name(k, self._format),
                       self._png_compression))
         except Exception as e:  # pylint: disable=broad-except
           hint = ''
@@ -553,10 +553,10 @@ def _made_by(marker):
   return None if content is None else content.get('job', '')
 
 
-def _template(templates, *frames):
-  """The bytes of the first of `frames` that is a DPX original, for a DPX in-between to follow
-  (b'' if none is)."""
-  return next((templates[j] for j in frames if templates.get(j)), b'')
+def _templates(templates, *frames):
+  """The bytes of those of `frames` that are DPX originals, in that order: the headers a DPX
+  in-between may follow (`dpx.encode` takes the first that fits it)."""
+  return tuple(templates[j] for j in frames if templates.get(j))
 
 
 def _runs(pairs):
