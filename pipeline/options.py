@@ -53,7 +53,8 @@ def build_parser():
   parser.add_argument('--output_format', choices=images.OUTPUT_FORMATS, default='png',
                       help='png (default; 16-bit where the inputs have more than 8 bits) or dpx '
                            '(DPX originals copied as they are, headers and all; in-betweens '
-                           'after the earlier original\'s header, bit depth and layout).')
+                           'in the header, bit depth and layout of a DPX original of their '
+                           'pair).')
   parser.add_argument('--png_compression', type=flags.in_range(int, 0, 9),
                       default=images.DEFAULT_PNG_COMPRESSION,
                       help=f'zlib level of the PNGs written, 0-9 (default '

@@ -358,8 +358,9 @@ def _pil_to_pixels(image):
 
 
 # zlib level of the PNGs written. 1, not libpng's usual 6: on Middlebury-Other's frames 4.3x
-# faster for 9.5% more bytes (16-bit scans: 1.6x for 2.6%), and at 6 a 1080p 8-bit frame took
-# 1.8 s of a core to encode, more than a GPU takes to make it (`bench/bench_decode.py`).
+# faster for 9.5% more bytes (16-bit scans: 1.3-1.6x for 2.6%); at 6 a 1080p 8-bit frame took
+# 1.7 s of a core to encode, work that does not shrink when the model runs on a GPU
+# (`bench/bench_decode.py`, docs/benchmarks.md "Decoding").
 DEFAULT_PNG_COMPRESSION = 1
 
 
