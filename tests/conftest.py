@@ -48,6 +48,12 @@ def make_clip(folder, num_frames, width=64, height=48, seed=0, pattern='frame{:0
   return frames
 
 
+def widened(values, bits):
+  """What the DPX decoder makes of `bits`-bit samples: 16 bit, top bits repeated below."""
+  values = values.astype(np.uint16)
+  return values << (16 - bits) | values >> (2 * bits - 16)
+
+
 def write_dpx(samples, bits, *, descriptor=50, packing=1, endian='>', orientation=0,
               line_padding=0, encoding=0, sign=0, offset=2048):
   """DPX bytes of (H, W, C) samples, laid out as SMPTE 268M says: the generic header's magic

@@ -7,13 +7,11 @@ import os
 
 import numpy as np
 
-from conftest import make_clip, metric, read_png, run_job, run_records, write_dpx
+from conftest import make_clip, metric, read_png, run_job, run_records, widened, write_dpx
 from pipeline import run as run_module
 from transforms import dpx, images
 from transforms import interpolate
 from transforms.interpolate import frame_name
-
-from test_transforms_dpx import widened
 
 
 def _scan(codes, frame_number):

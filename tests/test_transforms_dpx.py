@@ -11,18 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_dpx
+from conftest import widened, write_dpx
 from transforms import dpx, images
 
 RNG = np.random.default_rng(0)
 SOURCE16 = RNG.integers(0, 65536, (6, 7, 3)).astype(np.uint16)
 SOURCE8 = RNG.integers(0, 256, (6, 7, 3)).astype(np.uint8)
-
-
-def widened(values, bits):
-  """What the decoder makes of `bits`-bit samples: 16 bit, top bits repeated below."""
-  values = values.astype(np.uint16)
-  return values << (16 - bits) | values >> (2 * bits - 16)
 
 
 def _ffmpeg_dpx(ffmpeg, tmp_path, source, pix_fmt):

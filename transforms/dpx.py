@@ -14,9 +14,9 @@ it is.
 
 `encode` writes frames back as DPX (`--output_format dpx`): in-betweens follow an original's
 header (its bit depth, packing, byte order, orientation, descriptor and every other field, so
-they sit in the reel as its frames do), with what is the original's alone (time code, frame
-position, edge code) marked undefined; frames with no DPX to follow get a plain header of their
-own bit depth.
+they sit in the reel as its frames do), with what is the original's alone or the scan's timing
+(time code, edge code, frame position, frame rate, ...) marked undefined; frames with no DPX to
+follow get a plain header of their own bit depth.
 """
 
 import struct

@@ -114,23 +114,30 @@ def delete_markers(output, clip, overlapping, keep=()):
     files.delete_files(stale)
 
 
+def output_frames(output, clip):
+  """[(path, output index, format)] of the frames in `<output>/<clip>/` (not in subfolders:
+  another clip's), [] before there is output."""
+  folder = files.join(output, clip)
+  try:
+    listing = files.match(folder, 'frame_*')
+  except Exception:  # pylint: disable=broad-except
+    return []
+  return [(m.path, int(found.group(1)), found.group(2)) for m in listing
+          if (found := _FRAME_NAME.search(m.path))
+          and m.path.rsplit('/', 1)[0].rstrip('/') == folder.rstrip('/')]
+
+
 def remove_frames_after(output, clip, last_index, output_format='png'):
   """Deletes `<output>/<clip>/frame_N.<output_format>` for N > last_index: what an earlier run
   wrote for a longer version of the clip, which would otherwise trail its new sequence; and
   every frame of the other output format (a clip's folder holds one). First the markers that
   vouch for such frames (all of the clip's, when the format changed), so that a clip grown back
   or a format switched back redoes them. Returns the frame count."""
-  folder = files.join(output, clip)
-  try:
-    listing = files.match(folder, 'frame_*')
-  except Exception:  # pylint: disable=broad-except
-    listing = []  # No output yet.
-  frames = [(m.path, found) for m in listing if (found := _FRAME_NAME.search(m.path))
-            and m.path.rsplit('/', 1)[0].rstrip('/') == folder.rstrip('/')]
-  other_format = [path for path, found in frames if found.group(2) != output_format]
+  frames = output_frames(output, clip)
+  other_format = [path for path, _, fmt in frames if fmt != output_format]
   delete_markers(output, clip, [(0 if other_format else last_index + 1, float('inf'))])
-  stale = other_format + [path for path, found in frames if found.group(2) == output_format
-                          and int(found.group(1)) > last_index]
+  stale = other_format + [path for path, index, fmt in frames
+                          if fmt == output_format and index > last_index]
   if stale:
     files.delete_files(stale)
   return len(stale)
@@ -480,15 +487,9 @@ class InterpolateUnits(beam.DoFn):
 
   def _remove_unwritten(self, unit, spans, written):
     """Deletes the clip's output frames in the (lo, hi) `spans` that this unit did not write."""
-    folder = files.join(self._output, unit.clip)
-    try:
-      listing = files.match(folder, f'frame_*.{self._format}')
-    except Exception:  # pylint: disable=broad-except
-      return  # No output yet.
-    stale = [m.path for m in listing if (found := _FRAME_NAME.search(m.path))
-             and (k := int(found.group(1))) not in written
-             and any(lo <= k <= hi for lo, hi in spans)
-             and m.path.rsplit('/', 1)[0].rstrip('/') == folder.rstrip('/')]
+    stale = [path for path, k, fmt in output_frames(self._output, unit.clip)
+             if fmt == self._format and k not in written
+             and any(lo <= k <= hi for lo, hi in spans)]
     if stale:
       files.delete_files(stale)
 
