@@ -599,7 +599,8 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
 def test_a_run_overlapping_another_does_not_fail_on_what_the_other_deleted(tmp_path,
                                                                            monkeypatch):
   """Two runs at once on one output (a nightly run started while the last still runs) list the
-  same stale frames and markers; the second to delete must not fail for those the first got."""
+  same stale frames and markers; the second to delete must not fail for those the first got,
+  and must still delete those the first has not got to yet."""
   from transforms import files, interpolate  # pylint: disable=import-outside-toplevel
   output = tmp_path / 'out'
   (output / 'clip').mkdir(parents=True)
@@ -607,19 +608,42 @@ def test_a_run_overlapping_another_does_not_fail_on_what_the_other_deleted(tmp_p
   for i in range(9):
     (output / 'clip' / interpolate.frame_name(i)).write_bytes(b'frame')
   (output / '_markers' / 'clip' / 'pair_000001-000000005-000000008-abc.done').write_bytes(b'{}')
+  (output / '_markers' / 'clip' / 'pair_000002-000000006-000000007-def.done').write_bytes(b'{}')
   real_match = files.match
 
-  def match_then_the_other_run_deletes(path, pattern=None):
+  def match_then_the_other_run_deletes_some(path, pattern=None):
     listing = real_match(path, pattern)
     for m in listing:
-      if m.path.endswith('.done') or int(m.path[-10:-4]) > 4:
+      if m.path.endswith('abc.done') or (not m.path.endswith('.done')
+                                         and int(m.path[-10:-4]) in (5, 7)):
         os.remove(m.path)
     return listing
 
-  monkeypatch.setattr(files, 'match', match_then_the_other_run_deletes)
+  monkeypatch.setattr(files, 'match', match_then_the_other_run_deletes_some)
   assert interpolate.remove_frames_after(str(output), 'clip', 4) == 4
   assert sorted(os.listdir(output / 'clip')) == [interpolate.frame_name(i) for i in range(5)]
   assert os.listdir(output / '_markers' / 'clip') == []
+
+
+def test_a_file_vanishing_while_a_delete_lists_it_spoils_no_other_deletion(tmp_path,
+                                                                              monkeypatch):
+  """Beam's local delete stats every path before deleting any; a file that another unit or run
+  deletes between the listing and the stat fails the whole call. The others must still go."""
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  paths = [str(tmp_path / f'marker_{i}.done') for i in range(3)]
+  for path in paths:
+    with open(path, 'wb') as f:
+      f.write(b'{}')
+  real_getmtime = os.path.getmtime
+
+  def the_other_deletes_it_first(path):
+    if path == paths[1] and os.path.exists(path):
+      os.remove(path)
+    return real_getmtime(path)
+
+  monkeypatch.setattr(os.path, 'getmtime', the_other_deletes_it_first)
+  files.delete_files(paths)
+  assert os.listdir(tmp_path) == []
 
 
 def test_a_one_frame_clip_is_copied_once_and_a_rerun_leaves_it_alone(tmp_path):

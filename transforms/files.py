@@ -74,14 +74,19 @@ def write_atomic(path, data, tmp_root):
 
 
 def delete_files(paths):
-  """Deletes the files `paths`; one already gone is no error: a run overlapping this one on the
-  same output (a nightly run started while the last still runs) may have deleted it since we
-  listed it, and the local filesystem fails the whole delete for it."""
+  """Deletes the files `paths`; one already gone is no error: another unit of the clip, or a run
+  overlapping this one on the same output (a nightly run started while the last still runs),
+  may have deleted it since we listed it. The local filesystem stats every path before deleting
+  any, so one vanishing in between fails the whole call: then each goes on its own."""
   try:
     FileSystems.delete(paths)
   except BeamIOError:
-    if any(FileSystems.exists(p) for p in paths):
-      raise
+    for path in paths:
+      try:
+        FileSystems.delete([path])
+      except BeamIOError:
+        if FileSystems.exists(path):
+          raise
 
 
 def delete_tree(path):
