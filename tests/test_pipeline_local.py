@@ -361,6 +361,42 @@ def test_a_pair_the_model_has_no_memory_for_fails_suggesting_tiles(tmp_path, tin
   assert 'OOM when allocating' in tiled['message'] and '--tile' not in tiled['message']
 
 
+def test_a_pair_the_model_fails_on_fails_alone(tmp_path, tiny_model, monkeypatch):
+  """A model call that fails mid-way through a run of pairs fails that pair: those before it
+  are whole and kept, those after it are made, and its calls so far are counted."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 4, seed=8)
+  output = str(tmp_path / 'out')
+  argv = [f'--input={tmp_path / "archive"}', f'--output={output}', f'--model_path={model_path}',
+          f'--times_to_interpolate={N}', '--pairs_per_unit=8']
+  real_mid = Interpolator._mid_from_features
+  calls = []
+
+  def fails_on_the_second_call_of_pair_1(self, state0, state1):
+    calls.append(1)
+    if len(calls) == 2 ** N + 1:
+      raise RuntimeError('the model broke')
+    return real_mid(self, state0, state1)
+
+  monkeypatch.setattr(Interpolator, '_mid_from_features', fails_on_the_second_call_of_pair_1)
+  result = run_module.run(argv + ['--run_id=broken'])
+  status = {r['pair']: (r['status'], r['model_calls']) for r in run_records(output, 'broken', 'pairs')}
+  calls_per_pair = 2 ** N - 1
+  assert status == {0: ('ok', calls_per_pair), 1: ('failed', 1), 2: ('ok', calls_per_pair)}
+  assert metric(result, 'model_calls') == 2 * calls_per_pair + 1
+  error, = run_records(output, 'broken', 'errors')
+  assert error['stage'] == 'model' and 'the model broke' in error['message']
+  assert [os.path.basename(u) for u in error['uris']] == ['frame001.png', 'frame002.png']
+  step = 2 ** N
+  missing = {frame_name(step + p) for p in range(1, step)}
+  assert set(os.listdir(os.path.join(output, 'clip'))) == {
+      frame_name(k) for k in range(3 * step + 1)} - missing
+  monkeypatch.setattr(Interpolator, '_mid_from_features', real_mid)
+  again = run_module.run(argv + ['--run_id=again'])
+  assert metric(again, 'model_calls') == calls_per_pair and metric(again, 'pairs_skipped') == 2
+  assert len(os.listdir(os.path.join(output, 'clip'))) == 3 * step + 1
+
+
 @pytest.mark.parametrize('flags,message', [
     (['--tile=32'], 'argument --tile: must be 0 (whole frames) or >= 64, got 32'),
     (['--tile=64', '--tile_overlap=64'], '--tile_overlap (64) must be less than --tile (64)')])

@@ -388,15 +388,17 @@ class InterpolateUnits(beam.DoFn):
     # recursion's frame features wait in memory between calls, and would for every thread at
     # once if they took turns call by call. (A unit with nothing to compute does not wait.)
     with self._model.exclusively() if runs else contextlib.nullcontext():
-      for first, last in runs:  # pairs first..last, frames first..last+1
+      while runs:
+        first, last = runs.pop(0)  # pairs first..last, frames first..last+1
+        made_positions = {}  # pair -> its in-betweens out so far
         t_model = time.perf_counter()
+        # Holding the model, this thread alone moves its call count: the calls since the last
+        # frame out were made for the next one (its halving path), so for its pair.
+        counted = self._model.model_calls
         try:
           frames = (decoded[j].rgb() for j in range(first, last + 2))
           made = self._model.iter_in_betweens(frames, self._n,
                                               lambda pair, f=first: in_betweens[f + pair])
-          # Holding the model, this thread alone moves its call count: the calls since the last
-          # frame out were made for this one (its halving path), so for its pair.
-          counted = self._model.model_calls
           for pair, p, out in made:
             i = first + pair
             calls[i] = calls.get(i, 0) + self._model.model_calls - counted
@@ -410,15 +412,22 @@ class InterpolateUnits(beam.DoFn):
                       images.inbetween_color_chunks(decoded[i], decoded[i + 1]),
                       _templates(templates, i, i + 1), frame_name(k, self._format),
                       self._png_compression))
+            made_positions.setdefault(i, set()).add(p)
         except Exception as e:  # pylint: disable=broad-except
+          # A pair's in-betweens come out together once its recursion is through, so the
+          # failure is the first pair short of them; the pairs before it are whole, and the
+          # rest of the run is tried afresh: one pair the model fails on fails alone.
+          i = next((j for j in range(first, last + 1)
+                    if made_positions.get(j, set()) != set(in_betweens[j])), last)
+          calls[i] = calls.get(i, 0) + self._model.model_calls - counted
           hint = ''
           if type(e).__name__ in _OUT_OF_MEMORY and not self._tile:
             hint = ' (out of memory: --tile runs frames as tiles, e.g. --tile 1024)'
-          for i in range(first, last + 1):
-            failed[i] = f'model failed: {type(e).__name__}: {e}{hint}'
+          failed[i] = f'model failed: {type(e).__name__}: {e}{hint}'
           model_errors.append(self._error(
-              uris[first:last + 2], 'model', e,
-              f'model failed on {uris[first]} .. {uris[last + 1]}: {e}{hint}'))
+              uris[i:i + 2], 'model', e, f'model failed on {uris[i]} .. {uris[i + 1]}: {e}{hint}'))
+          if i < last:
+            runs.insert(0, (i + 1, last))
         model_seconds += time.perf_counter() - t_model
     yield from model_errors
 
