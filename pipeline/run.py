@@ -115,7 +115,8 @@ class PlanUnits(beam.DoFn):
           f'their own, or run without --output_fps)'))
       return
     records.counter('pairs_planned').inc(clip.num_pairs())
-    last_index = self._timing.last_output(clips_lib.output_indices(clip, self._n)[-1])
+    timing = self._timing.along(clip.long_pairs)
+    last_index = timing.last_output(clips_lib.output_indices(clip, self._n)[-1])
     records.counter('stale_frames_removed').inc(
         interpolate.remove_frames_after(self._output, clip.name, last_index, self._format))
     if self._progress_dir:
@@ -128,12 +129,13 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
   """Adds the job's steps to pipeline `p`; returns the summary PCollection."""
   run_dir = records.run_dir(known.output, known.run_id)
   started = time.time()
+  timing = retime.timing(known.times_to_interpolate, known.input_fps, known.output_fps)
   found = (
       p
       | 'Input' >> beam.Create([known.input])
-      | 'DiscoverClips' >> beam.ParDo(clips_lib.DiscoverClips(known.run_id, known.output)).with_outputs(
-          'errors', main='clips'))
-  timing = retime.timing(known.times_to_interpolate, known.input_fps, known.output_fps)
+      | 'DiscoverClips' >> beam.ParDo(clips_lib.DiscoverClips(
+          known.run_id, known.output, retimed=isinstance(timing, retime.Retime))).with_outputs(
+              'errors', main='clips'))
   planned = (
       found.clips
       | 'SplitIntoUnits' >> beam.ParDo(

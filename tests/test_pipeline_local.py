@@ -380,7 +380,8 @@ def test_a_pair_the_model_fails_on_fails_alone(tmp_path, tiny_model, monkeypatch
 
   monkeypatch.setattr(Interpolator, '_mid_from_features', fails_on_the_second_call_of_pair_1)
   result = run_module.run(argv + ['--run_id=broken'])
-  status = {r['pair']: (r['status'], r['model_calls']) for r in run_records(output, 'broken', 'pairs')}
+  status = {r['pair']: (r['status'], r['model_calls'])
+            for r in run_records(output, 'broken', 'pairs')}
   calls_per_pair = 2 ** N - 1
   assert status == {0: ('ok', calls_per_pair), 1: ('failed', 1), 2: ('ok', calls_per_pair)}
   assert metric(result, 'model_calls') == 2 * calls_per_pair + 1

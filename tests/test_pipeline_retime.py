@@ -2,6 +2,7 @@
 frame nearest its time, only the in-betweens taken are made, re-runs skip, a change of rate
 redoes the clip and leaves no stale frames, and clips with gaps are refused by name."""
 
+import fractions
 import os
 
 import numpy as np
@@ -12,6 +13,7 @@ from pipeline import run as run_module
 from transforms import retime
 
 N = 2
+F = fractions.Fraction
 
 
 def _frames(folder):
@@ -78,6 +80,56 @@ def test_retimed_frames_are_the_dense_frames_nearest_their_times(tmp_path, tiny_
         read_png(os.path.join(out, 'reel', name)),
         read_png(os.path.join(dense_out, 'reel', dense[timing.dense_index(k)])))
   assert _summary(out, run_id)['pairs']['ok'] == 5
+
+
+def test_a_lost_scan_keeps_the_later_frames_at_their_times(tmp_path, tiny_model):
+  """Frames 0 1 2 _ 4 5 (scan 3 lost): retimed, the pair 2-4 spans two frame intervals, its
+  in-betweens stand in for the lost frame, and frame 4 is shown at its own time, as the dense
+  frame nearest each output time by the frame numbers; restoring the scan redoes the clip as
+  if never lost."""
+  model_path, _ = tiny_model
+  archive = tmp_path / 'archive'
+  originals = make_clip(archive / 'reel', 6, seed=12)
+  os.remove(archive / 'reel' / 'frame003.png')
+  common = [f'--times_to_interpolate={N}', '--pairs_per_unit=2']
+  dense_out, out = str(tmp_path / 'dense'), str(tmp_path / 'retimed')
+  assert run_job(str(archive), dense_out, model_path, *common)[0] == 1  # the gap's record
+  dense = _frames(os.path.join(dense_out, 'reel'))
+  assert len(dense) == 4 * 2 ** N + 1
+  status, run_id = run_job(str(archive), out, model_path, *common, '--input_fps=16',
+                           '--output_fps=24')
+  assert status == 1
+  error, = run_records(out, run_id, 'errors')
+  assert 'later frames keep their times' in error['message']
+  # The dense frames' times in frame intervals, by brute force: pair 2 is two intervals long.
+  step = 2 ** N
+  times = [start + F(p, step) * length for start, length in ((0, 1), (1, 1), (2, 2), (4, 1))
+           for p in range(step)] + [5]
+  names = _frames(os.path.join(out, 'reel'))
+  assert len(names) == 8  # up to 5 frame intervals: 4.67 at output 7 (one fewer if read as 4)
+  for k, name in enumerate(names):
+    time = F(k * 16, 24)
+    d = min(range(len(times)), key=lambda c: (abs(times[c] - time), -c))
+    np.testing.assert_array_equal(read_png(os.path.join(out, 'reel', name)),
+                                  read_png(os.path.join(dense_out, 'reel', dense[d])),
+                                  err_msg=f'{name} should be dense frame {d}')
+  np.testing.assert_array_equal(read_png(os.path.join(out, 'reel', names[6])), originals[4])
+  calls = {p['pair']: p['model_calls'] for p in run_records(out, run_id, 'pairs')}
+  assert calls == {0: 2, 1: 2, 2: 3, 3: 2}  # pair 2 shows 1/4 and 3/4: both halving paths
+  again = run_module.run([f'--input={archive}', f'--output={out}', f'--model_path={model_path}',
+                          *common, '--input_fps=16', '--output_fps=24', '--run_id=again'])
+  assert metric(again, 'model_calls') == 0 and metric(again, 'pairs_skipped') == 4
+
+  make_clip(tmp_path / 'whole' / 'reel', 6, seed=12)
+  os.replace(tmp_path / 'whole' / 'reel' / 'frame003.png', archive / 'reel' / 'frame003.png')
+  whole = str(tmp_path / 'whole_out')
+  retimed = [*common, '--input_fps=16', '--output_fps=24']
+  assert run_job(str(archive), out, model_path, *retimed)[0] == 0
+  assert run_job(str(archive), whole, model_path, *retimed)[0] == 0
+  assert _frames(os.path.join(out, 'reel')) == _frames(os.path.join(whole, 'reel'))
+  for name in _frames(os.path.join(whole, 'reel')):
+    np.testing.assert_array_equal(read_png(os.path.join(out, 'reel', name)),
+                                  read_png(os.path.join(whole, 'reel', name)), err_msg=name)
 
 
 def test_slower_delivery_drops_pairs_without_model_calls(tmp_path, tiny_model):

@@ -47,6 +47,56 @@ def test_pairs_write_every_output_frame_once_in_order(input_fps, output_fps, n):
   assert timing.dense_index(covered[-1]) <= pairs * step < timing.dense_index(covered[-1] + 1)
 
 
+LOST = [((3, 2),), ((0, 3), (4, 2)), ((2, F(3, 2)), (3, 4))]  # pair 3 of 2 intervals: a scan lost
+
+
+def _dense_times(lengths, step):
+  """Each dense frame's time in frame intervals, from the pairs' lengths: the brute force."""
+  times, start = [], F(0)
+  for length in lengths:
+    times += [start + F(p, step) * length for p in range(step)]
+    start += length
+  return times + [start]
+
+
+@pytest.mark.parametrize('input_fps, output_fps', RATES)
+@pytest.mark.parametrize('n', [0, 2, 3])
+@pytest.mark.parametrize('long_pairs', LOST)
+def test_a_lost_scan_keeps_later_frames_at_their_times(input_fps, output_fps, n, long_pairs):
+  """Across pairs longer than one interval, each output frame is still the dense frame nearest
+  its time (ties to the later), and pairs write every output frame once, in order."""
+  timing = retime.timing(n, input_fps, output_fps).along(long_pairs)
+  step, pairs = 2 ** n, 8
+  lengths = [dict(long_pairs).get(j, 1) for j in range(pairs)]
+  times = _dense_times(lengths, step)
+  covered = []
+  for i in range(pairs):
+    low, high = i * step + (i > 0), (i + 1) * step
+    outputs = timing.outputs(low, high)
+    first, last = timing.span(low, high)
+    assert [k for k, _ in outputs] == list(range(first, last + 1))
+    covered += [k for k, _ in outputs]
+    for k, d in outputs:
+      time = F(k) * F(input_fps) / F(output_fps)
+      best = min(range(len(times)), key=lambda c: (abs(times[c] - time), -c))
+      assert d == best and low <= d <= high, (k, d, best)
+  assert covered == list(range(timing.last_output(pairs * step) + 1))
+  end = sum(lengths)  # the clip's last frame: outputs up to half a dense step past it
+  last = F(covered[-1]) * F(input_fps) / F(output_fps)
+  assert last < end + F(lengths[-1], 2 * step) <= last + F(input_fps) / F(output_fps)
+
+
+def test_a_lost_scan_fills_its_time_from_the_long_pair():
+  """16 to 24 fps, frames 0 1 2 _ 4 5: frame 4 keeps time 4 (output 6), and outputs 4 and 5 (times
+  2.67 and 3.33) are the long pair's 1/4 and 3/4 (nearest 1/3 and 2/3 of its two intervals)."""
+  timing = retime.timing(2, 16, 24).along([(2, 2)])
+  assert [timing.dense_index(k) for k in range(8)] == [0, 3, 5, 8, 9, 11, 12, 15]
+  assert timing.last_output(4 * 4) == 7
+  assert retime.timing(2, 16, 24).last_output(4 * 4) == 6  # read as consecutive: one early
+  assert timing.pair_key(2) == ['2', '2'] and timing.pair_key(3) == ['4', '1']
+  assert retime.timing(2, 16, 24).pair_key(2) == [] and retime.Dense().along([(2, 2)]).key() == []
+
+
 def test_dense_is_every_frame_with_keys_as_before():
   dense = retime.timing(2)
   assert dense.outputs(5, 8) == [(5, 5), (6, 6), (7, 7), (8, 8)]

@@ -14,14 +14,16 @@ boundary frame, which the earlier unit writes (`owns_first` is false for the lat
 
 Problems found here (missing input, empty clip folder, one-frame clip, stray file, malformed
 manifest row, frame numbers that skip: a scan or file lost) become error records; the rest of
-the input still runs.
+the input still runs. A folder clip's lost frames also make its `long_pairs`, for retiming.
 """
 
 import csv
 import dataclasses
+import fractions
 import hashlib
 import io
 import json
+import math
 import os
 import posixpath
 import re
@@ -41,6 +43,7 @@ class Clip:
   name: str  # sanitised, relative to --output
   frames: tuple  # of (uri, version): 'size:mtime', so it changes with the file ('' if missing)
   paired: tuple  # paired[i]: frames i and i+1 are a pair to interpolate
+  long_pairs: tuple = ()  # ((pair, length in frame intervals), ...): scans lost between frames
 
   def num_pairs(self):
     return sum(self.paired)
@@ -53,6 +56,7 @@ class Unit:
   first_index: int  # output index of frames[0]
   first_position: int  # position of frames[0] in the clip; pair ids are positions
   owns_first: bool  # whether this unit writes frames[0]
+  long_pairs: tuple = ()  # the clip's, by pair position in the clip (`retime`)
 
   @property
   def num_pairs(self):
@@ -77,15 +81,21 @@ def frame_numbers(paths):
   return numbers if all(a < b for a, b in zip(numbers, numbers[1:])) else None
 
 
-def numbering_gaps(paths):
-  """[(path, next path, frames missing)] where a clip's frame numbers skip more than its step,
-  the least difference between neighbours: a scan or a file lost."""
+def long_pairs(paths):
+  """((pair, its length in frame intervals), ...) of the pairs whose frame numbers skip more
+  than the clip's step, the least difference between neighbours: a scan or a file lost
+  between their frames. Retiming keeps the later frames at their times by them."""
   numbers = frame_numbers(paths) if len(paths) >= 3 else None
   if not numbers:
-    return []
+    return ()
   steps = [b - a for a, b in zip(numbers, numbers[1:])]
   step = min(steps)
-  return [(paths[i], paths[i + 1], -(-d // step) - 1) for i, d in enumerate(steps) if d > step]
+  return tuple((i, fractions.Fraction(d, step)) for i, d in enumerate(steps) if d > step)
+
+
+def numbering_gaps(paths):
+  """[(path, next path, frames missing)] of the clip's `long_pairs`."""
+  return [(paths[i], paths[i + 1], math.ceil(length) - 1) for i, length in long_pairs(paths)]
 
 
 _FRAME_NUMBER = re.compile(r'^(.*?)(\d+)(\D*)$')
@@ -142,9 +152,10 @@ def _relative(path, root):
 class DiscoverClips(beam.DoFn):
   """--input (folder, glob or manifest) -> Clip elements, plus error records tagged 'errors'."""
 
-  def __init__(self, run_id, output=None):
+  def __init__(self, run_id, output=None, retimed=False):
     self._run_id = run_id
     self._output = output
+    self._retimed = retimed  # only for the words of a numbering gap's record
 
   def process(self, input_spec):
     try:
@@ -210,18 +221,21 @@ class DiscoverClips(beam.DoFn):
         # Frames in the input folder itself are the clip named after it, unless a subfolder
         # already has that name: then it gets a name of its own, never the subfolder's output.
         name += '-' + hashlib.sha1(root.encode()).hexdigest()[:8]
+      paths = [m.path for m in frames]
       clip = Clip(
           name=name,
           frames=tuple((m.path, f'{m.size_in_bytes}:{m.last_updated_in_seconds}') for m in frames),
-          paired=(True,) * (len(frames) - 1))
-      for before, after, missing in numbering_gaps([m.path for m in frames]):
+          paired=(True,) * (len(frames) - 1), long_pairs=long_pairs(paths))
+      for before, after, missing in numbering_gaps(paths):
+        lost = f'{missing} frame{"s" * (missing > 1)} missing?'
         yield self._error(
             [before, after], 'discover', ValueError('frame numbers skip'),
             f'clip {folder}: frame numbers skip from {posixpath.basename(before)} to '
-            f'{posixpath.basename(after)} ({missing} frame{"s" * (missing > 1)} missing?): '
-            f'the pair is interpolated as if its frames were consecutive, so the motion jumps '
-            f'there (retimed, --output_fps, the later frames also come that much early); the '
-            f'rest of the clip runs')
+            f'{posixpath.basename(after)} ({lost}): ' + (
+                'retimed, the pair spans the lost time, its in-betweens stand in for the lost '
+                'frames and the later frames keep their times' if self._retimed else
+                'the pair is interpolated as if its frames were consecutive, so the motion '
+                'jumps there') + '; the rest of the clip runs')
       if len(frames) == 1:
         yield self._error(frames[0].path, 'discover', ValueError('one frame'),
                           f'clip {folder} has only one frame ({frames[0].path}): nothing to '
@@ -418,7 +432,7 @@ def split_into_units(clip, times_to_interpolate, pairs_per_unit):
     while True:
       last = min(first + pairs_per_unit, end)
       yield Unit(clip=clip.name, frames=clip.frames[first:last + 1], first_index=index[first],
-                 first_position=first, owns_first=owns)
+                 first_position=first, owns_first=owns, long_pairs=clip.long_pairs)
       if last >= end:
         break
       first, owns = last, False

@@ -197,15 +197,19 @@ class InterpolateUnits(beam.DoFn):
     start = unit.first_index + i * 2 ** self._n
     return start + (0 if i == 0 and unit.owns_first else 1), start + 2 ** self._n
 
+  def _timing_of(self, unit):
+    """The job's timing for the unit's clip: with its lost frames, when retimed."""
+    return self._timing.along(unit.long_pairs)
+
   def _written(self, unit, i):
     """(lo, hi): the output indices pair i writes (hi = lo - 1: none, when retiming drops it)."""
-    return self._timing.span(*self._dense_span(unit, i))
+    return self._timing_of(unit).span(*self._dense_span(unit, i))
 
   def _outputs(self, unit, i):
     """[(output index, position of 2^N)] of the frames pair i writes: position 0 is frame i,
     2^N frame i + 1, the rest in-betweens."""
     start = unit.first_index + i * 2 ** self._n
-    return [(k, d - start) for k, d in self._timing.outputs(*self._dense_span(unit, i))]
+    return [(k, d - start) for k, d in self._timing_of(unit).outputs(*self._dense_span(unit, i))]
 
   def _marker(self, unit, i):
     (u0, v0), (u1, v1) = unit.frames[i], unit.frames[i + 1]
@@ -213,7 +217,8 @@ class InterpolateUnits(beam.DoFn):
                 unit.first_index + i * 2 ** self._n]
     if self._scene_cut is not None:  # (without it, keys are those from before cut detection)
       settings += [self._scene_cut, scene_cuts.SCORE_VERSION]
-    settings += self._timing.key()  # (nothing without retiming: keys as before it)
+    timing = self._timing_of(unit)  # (nothing without retiming: keys as before it)
+    settings += timing.key() + timing.pair_key(unit.first_position + i)
     settings += self._format_key()
     key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:20]
     lo, hi = self._written(unit, i)
@@ -224,10 +229,11 @@ class InterpolateUnits(beam.DoFn):
     """The marker of a frame in no pair (a one-frame clip): it is copied, not interpolated, so
     the key is the input file and the output index, not the model or its options."""
     (uri, version), = unit.frames
+    timing = self._timing_of(unit)
     key = hashlib.sha256(json.dumps(
-        [OUTPUT_FORMAT_VERSION, 'lone', uri, version, unit.first_index, *self._timing.key(),
+        [OUTPUT_FORMAT_VERSION, 'lone', uri, version, unit.first_index, *timing.key(),
          *self._format_key()]).encode()).hexdigest()[:20]
-    lo, hi = self._timing.span(unit.first_index, unit.first_index)
+    lo, hi = timing.span(unit.first_index, unit.first_index)
     name = f'frame_{unit.first_position:06d}-{lo:09d}-{hi:09d}-{key}.done'
     return files.join(_marker_folder(self._output, unit.clip), name)
 
@@ -308,7 +314,7 @@ class InterpolateUnits(beam.DoFn):
     # The unit whose pair reads a frame reports it, once: a unit's first frame is the earlier
     # unit's to report, unless that unit's last pair shows no frame and so never reads it.
     step_before = (unit.first_index - step + 1, unit.first_index)
-    reports_first = unit.owns_first or not self._timing.outputs(*step_before)
+    reports_first = unit.owns_first or not self._timing_of(unit).outputs(*step_before)
 
     t_read = time.perf_counter()
     decoded, bad, templates = {}, {}, {}
@@ -509,11 +515,12 @@ class InterpolateUnits(beam.DoFn):
     (uri, _), = unit.frames
     marker = self._lone_marker(unit)
     made_by = None if self._reprocess else _made_by(marker)
-    indices = [k for k, _ in self._timing.outputs(unit.first_index, unit.first_index)]
+    timing = self._timing_of(unit)
+    indices = [k for k, _ in timing.outputs(unit.first_index, unit.first_index)]
     written = 0
     if made_by is None:
       delete_markers(self._output, unit.clip,
-                     [self._timing.span(unit.first_index, unit.first_index)], keep=[marker])
+                     [timing.span(unit.first_index, unit.first_index)], keep=[marker])
       stage = 'read'
       try:
         data = files.read_bytes(uri)

@@ -12,6 +12,12 @@ in-betweens some output takes are made, each with the mid frames on its halving 
 (`halving_path`): 16 to 24 fps makes 2 model calls per pair at N = 2 instead of 3, 3 at N = 3
 instead of 7. Output frames on a dense position 0 are the originals, copied.
 
+A scan lost from a numbered clip (`reel_0123` then `reel_0125`) makes the pair across the gap
+two frame intervals long (`long_pairs`): its dense frames lie twice as far apart in time, the
+later frames keep their times (sound stays in sync), and the in-betweens shown in the gap stand
+in for the lost frame. Without retiming the dense sequence has no times, and the pair is
+halved as any other.
+
 Plain Python (no Beam, no TensorFlow): the launcher checks the flags with it, workers index with it.
 """
 
@@ -24,6 +30,10 @@ import math
 @dataclasses.dataclass(frozen=True)
 class Dense:
   """Output frame k is dense frame k: every in-between made is written."""
+
+  def along(self, long_pairs):  # pylint: disable=unused-argument
+    """The dense sequence has no times: a lost scan changes nothing."""
+    return self
 
   def outputs(self, low, high):
     """[(output index, dense index)] of the output frames on dense frames low .. high."""
@@ -40,27 +50,63 @@ class Dense:
     """What done markers' keys add for this timing: nothing, so keys stay as before retiming."""
     return []
 
+  def pair_key(self, pair):  # pylint: disable=unused-argument
+    return []
+
 
 @dataclasses.dataclass(frozen=True)
 class Retime:
-  """Output frames at `output_fps` from a clip at `input_fps`, N halvings per pair."""
+  """Output frames at `output_fps` from a clip at `input_fps`, N halvings per pair; pairs in
+  `long_pairs` ((pair, length in frame intervals), ...) span more than one frame interval."""
   input_fps: fractions.Fraction
   output_fps: fractions.Fraction
   times_to_interpolate: int
+  long_pairs: tuple = ()
+
+  def along(self, long_pairs):
+    """This timing for a clip whose `long_pairs` span more than one frame interval."""
+    return dataclasses.replace(self, long_pairs=tuple(long_pairs))
 
   @property
-  def _dense_per_output(self):
-    return self.input_fps / self.output_fps * 2 ** self.times_to_interpolate
+  def _frames_per_output(self):
+    return self.input_fps / self.output_fps
+
+  def _time(self, dense):
+    """The time of (fractional) dense index `dense`, in frame intervals from frame 0: dense
+    indices are evenly spaced within a pair, 2^N to the pair."""
+    step = 2 ** self.times_to_interpolate
+    pair = math.floor(fractions.Fraction(dense) / step)
+    before = sum(length - 1 for p, length in self.long_pairs if p < pair)
+    return pair + before + (fractions.Fraction(dense) / step - pair) * self._length(pair)
+
+  def _dense(self, time):
+    """The (fractional) dense index at `time`: `_time`'s inverse."""
+    step = 2 ** self.times_to_interpolate
+    shift = 0  # how much later than its number frame `pair` comes, for lost frames before it
+    for pair, length in sorted(self.long_pairs):
+      start = pair + shift
+      if time < start:
+        break
+      if time < start + length:
+        return (pair + (time - start) / length) * step
+      shift += length - 1
+    return (time - shift) * step
+
+  def _length(self, pair):
+    return dict(self.long_pairs).get(pair, 1)
 
   def dense_index(self, k):
-    """The dense frame output frame k shows: the one nearest its time."""
-    return math.floor(k * self._dense_per_output + fractions.Fraction(1, 2))
+    """The dense frame output frame k shows: the one nearest its time (both candidates lie in
+    the pair of that time, where time runs evenly, so nearest in dense index)."""
+    return math.floor(self._dense(k * self._frames_per_output) + fractions.Fraction(1, 2))
 
   def span(self, low, high):
-    """(first, last) output index on dense frames low .. high (last = first - 1: none)."""
-    rate = self._dense_per_output
-    first = max(0, math.ceil((low - fractions.Fraction(1, 2)) / rate))
-    return first, math.ceil((high + fractions.Fraction(1, 2)) / rate) - 1
+    """(first, last) output index on dense frames low .. high (last = first - 1: none): those
+    whose times lie from dense index low - 1/2 up to (not including) high + 1/2."""
+    half = fractions.Fraction(1, 2)
+    rate = self._frames_per_output
+    first = max(0, math.ceil(self._time(low - half) / rate))
+    return first, math.ceil(self._time(high + half) / rate) - 1
 
   def outputs(self, low, high):
     """[(output index, dense index)] of the output frames on dense frames low .. high."""
@@ -72,7 +118,14 @@ class Retime:
 
   def key(self):
     """The frames depend on the rates' ratio alone: 32 to 48 fps makes 16 to 24's frames."""
-    return ['retime', str(self.input_fps / self.output_fps)]
+    return ['retime', str(self._frames_per_output)]
+
+  def pair_key(self, pair):
+    """What a pair's done marker adds in a clip with lost frames: the pair's time and length,
+    which its frames depend on (nothing in clips without: keys as before)."""
+    if not self.long_pairs:
+      return []
+    return [str(self._time(pair * 2 ** self.times_to_interpolate)), str(self._length(pair))]
 
 
 def timing(times_to_interpolate, input_fps=None, output_fps=None):
