@@ -13,6 +13,10 @@ three times (`Interpolator.recursive`, N = 3), and the frames are scored against
   repeating frames), 1, 2 and 3; and the true scene at that position in its place (what the
   timing error alone costs, with a perfect model).
 
+With `--lost_scan` the pair spans two frame intervals (the scan between them lost, motion twice
+`--max_motion`), and the frames at t = 1/3, 2/3 of it are those 16 to 24 fps retiming shows in
+the gap (outputs 1 and 2, at 2/3 and 4/3 source intervals): how well a lost scan is filled.
+
 PSNR as the evaluation computes it (`transforms.quality`, prediction clipped to [0, 1]), mean
 over scenes. Prints one JSON line.
 """
@@ -39,6 +43,8 @@ def main():
   parser.add_argument('--max_motion', type=float, default=40.0)
   parser.add_argument('--seed', type=int, default=1000)
   parser.add_argument('--model_path', default=None)
+  parser.add_argument('--lost_scan', action='store_true',
+                      help='the pair spans two frame intervals: a scan lost between its frames')
   args = parser.parse_args()
   print(f'machine: {machine_line()}', flush=True)
 
@@ -56,25 +62,33 @@ def main():
   started = time.perf_counter()
   for i in range(args.count):
     rng = np.random.default_rng(args.seed + i)
-    scene = render.random_scene(rng, args.size, args.size, max_motion_px=args.max_motion)
+    intervals = 2 if args.lost_scan else 1
+    scene = render.random_scene(rng, args.size, args.size,
+                                max_motion_px=args.max_motion * intervals)
     truth = render.render_times(scene, [0.0, 1.0] + dense_times + retime_times)
     x0, x1 = truth[0], truth[1]
     made = model.recursive([x0, x1], n)  # positions 0 .. 2^n
     for j, t in enumerate(dense_times, start=1):
       scores[f'dense {j}/{step}'].append(quality.psnr(made[j], truth[1 + j]))
-    for t, target in zip(retime_times, truth[-2:]):
+    for output, (t, target) in enumerate(zip(retime_times, truth[-2:]), start=1):
       for depth in range(n + 1):
         # The pipeline's choice (`retime`): the dense frame nearest t at this depth, as a
         # position of the finest level.
-        nearest = retime.Retime(fractions.Fraction(t).limit_denominator(12), 1, depth)
-        position = nearest.dense_index(1) * 2 ** (n - depth)
+        if args.lost_scan:  # outputs 1 and 2 of 16 to 24 fps, in a pair of two intervals
+          nearest = retime.Retime(fractions.Fraction(16), fractions.Fraction(24), depth).along(
+              [(0, 2)])
+          position = nearest.dense_index(output) * 2 ** (n - depth)
+        else:
+          nearest = retime.Retime(fractions.Fraction(t).limit_denominator(12), 1, depth)
+          position = nearest.dense_index(1) * 2 ** (n - depth)
         scores[f'16->24 at N={depth}'].append(quality.psnr(made[position], target))
         true_there = {0: x0, step: x1}.get(position, truth[1 + position] if 0 < position < step
                                            else None)
         scores[f'16->24 at N={depth}, true scene there'].append(
             quality.psnr(true_there, target))
   result = {'bench': 'retime_quality', 'scenes': args.count, 'size': args.size,
-            'max_motion': args.max_motion, 'model': args.model_path or 'built-in',
+            'max_motion': args.max_motion, 'lost_scan': args.lost_scan,
+            'model': args.model_path or 'built-in',
             'seconds': round(time.perf_counter() - started, 1),
             'mean_psnr': {name: round(float(np.mean(v)), 3) for name, v in scores.items()}}
   print(json.dumps(result), flush=True)
