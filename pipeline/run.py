@@ -374,7 +374,11 @@ class _ProgressPrinter:
 
   def _read(self):
     total = done = processed = frames = 0
-    for name in os.listdir(self._dir):
+    try:
+      names = os.listdir(self._dir)
+    except OSError:  # removed under us (a cleaner, a launcher in another pid namespace)
+      names = []
+    for name in names:
       if not name.endswith('.json'):
         continue
       try:

@@ -398,6 +398,66 @@ def test_a_pair_the_model_fails_on_fails_alone(tmp_path, tiny_model, monkeypatch
   assert len(os.listdir(os.path.join(output, 'clip'))) == 3 * step + 1
 
 
+def test_a_pair_failing_under_reprocess_leaves_no_marker_over_its_removed_frames(
+    tmp_path, tiny_model, monkeypatch):
+  """`--reprocess` redoes pairs an earlier run marked done; one that fails now has its old
+  in-betweens removed (they may be of other inputs or options), and so the marker vouching for
+  them must go too, or every later run would skip a hole in the sequence."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 3, seed=13)
+  output = str(tmp_path / 'out')
+  argv = [f'--input={tmp_path / "archive"}', f'--output={output}', f'--model_path={model_path}',
+          f'--times_to_interpolate={N}']
+  run_module.run(argv + ['--run_id=first'])
+  step = 2 ** N
+  real_mid = Interpolator._mid_from_features
+  calls = []
+
+  def fails_on_pair_1(self, state0, state1):
+    calls.append(1)
+    if len(calls) > step - 1:
+      raise RuntimeError('the model broke')
+    return real_mid(self, state0, state1)
+
+  monkeypatch.setattr(Interpolator, '_mid_from_features', fails_on_pair_1)
+  run_module.run(argv + ['--run_id=again', '--reprocess'])
+  assert {r['pair']: r['status'] for r in run_records(output, 'again', 'pairs')} == {
+      0: 'ok', 1: 'failed'}
+  monkeypatch.setattr(Interpolator, '_mid_from_features', real_mid)
+  last = run_module.run(argv + ['--run_id=last'])
+  assert metric(last, 'pairs_skipped') == 1 and metric(last, 'model_calls') == step - 1
+  assert sorted(os.listdir(os.path.join(output, 'clip'))) == [
+      frame_name(k) for k in range(2 * step + 1)]
+
+
+def test_a_frame_removed_while_its_pair_is_marked_done_fails_the_pair(tmp_path, tiny_model,
+                                                                      monkeypatch):
+  """A run overlapping this one on the output that fails the same pair removes its frames; if
+  that lands between this run's frame writes and its marker, the marker must not stay."""
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 3, seed=14)
+  output = str(tmp_path / 'out')
+  argv = [f'--input={tmp_path / "archive"}', f'--output={output}', f'--model_path={model_path}',
+          f'--times_to_interpolate={N}']
+  real_write = files.write_atomic
+
+  def the_other_run_removes_a_frame_first(path, data, tmp_root):
+    if path.endswith('.done') and os.path.basename(path).startswith('pair_000001'):
+      os.remove(os.path.join(output, 'clip', frame_name(2 ** N + 1)))
+    return real_write(path, data, tmp_root)
+
+  monkeypatch.setattr(files, 'write_atomic', the_other_run_removes_a_frame_first)
+  run_module.run(argv + ['--run_id=racing'])
+  pairs = {r['pair']: r for r in run_records(output, 'racing', 'pairs')}
+  assert pairs[0]['status'] == 'ok' and pairs[1]['status'] == 'failed'
+  assert 'deleted while the pair was marked done' in pairs[1]['error']
+  monkeypatch.setattr(files, 'write_atomic', real_write)
+  last = run_module.run(argv + ['--run_id=last'])
+  assert metric(last, 'pairs_skipped') == 1 and metric(last, 'model_calls') == 2 ** N - 1
+  assert len(os.listdir(os.path.join(output, 'clip'))) == 2 * 2 ** N + 1
+
+
 @pytest.mark.parametrize('flags,message', [
     (['--tile=32'], 'argument --tile: must be 0 (whole frames) or >= 64, got 32'),
     (['--tile=64', '--tile_overlap=64'], '--tile_overlap (64) must be less than --tile (64)')])
@@ -541,6 +601,19 @@ def test_the_eta_counts_only_pairs_this_run_made(tmp_path):
   assert 850 <= int(line.rsplit('ETA ', 1)[1].rstrip('s')) <= 950
 
 
+def test_a_progress_folder_removed_under_a_run_costs_only_progress_lines(tmp_path, capsys):
+  """Another launcher that cannot see this process (another pid namespace sharing /tmp) may
+  take its progress folder for a killed run's and remove it: the finished job must not fail."""
+  import shutil  # pylint: disable=import-outside-toplevel
+  notes = tmp_path / 'notes'
+  notes.mkdir()
+  (notes / 'clip-1.json').write_text(json.dumps({'pairs': 3}))
+  printer = run_module._ProgressPrinter(str(notes), 10)  # pylint: disable=protected-access
+  shutil.rmtree(notes)
+  printer.stop()
+  assert 'progress: 0/? pairs' in capsys.readouterr().out
+
+
 def test_a_local_run_removes_the_progress_folders_of_killed_runs(tmp_path, tiny_model,
                                                                  monkeypatch):
   """A killed run cannot remove its progress folder; the next local run removes those whose
@@ -681,6 +754,25 @@ def test_a_file_vanishing_while_a_delete_lists_it_spoils_no_other_deletion(tmp_p
   monkeypatch.setattr(os.path, 'getmtime', the_other_deletes_it_first)
   files.delete_files(paths)
   assert os.listdir(tmp_path) == []
+
+
+def test_a_listing_that_fails_is_not_taken_for_an_empty_folder(tmp_path, monkeypatch):
+  """A folder not there yet lists as empty; a listing that fails (storage down) must raise, so
+  that Beam retries the bundle, not leave stale markers to vouch for frames about to change."""
+  from apache_beam.io.filesystem import BeamIOError  # pylint: disable=import-outside-toplevel
+  from transforms import files, interpolate  # pylint: disable=import-outside-toplevel
+  output = str(tmp_path / 'out')
+  assert interpolate.output_frames(output, 'clip') == []
+  interpolate.delete_markers(output, 'clip', [(0, 10)])  # nothing there yet: no error
+
+  def storage_down(path, pattern=None):
+    raise BeamIOError('List operation failed', {path: OSError('service unavailable')})
+
+  monkeypatch.setattr(files, 'match', storage_down)
+  with pytest.raises(BeamIOError):
+    interpolate.delete_markers(output, 'clip', [(0, 10)])
+  with pytest.raises(BeamIOError):
+    interpolate.remove_frames_after(output, 'clip', 4)
 
 
 def test_a_one_frame_clip_is_copied_once_and_a_rerun_leaves_it_alone(tmp_path):

@@ -97,11 +97,12 @@ def test_motion_stays_within_bounds_and_spans_the_range():
 def test_render_is_fast():
   rng = np.random.default_rng(0)
   render.render_triplet(rng, 128, 128)  # loads the texture banks
-  start = time.perf_counter()
+  start = time.process_time()
   for _ in range(20):
     render.render_triplet(rng, 128, 128)
-  per_triplet = (time.perf_counter() - start) / 20
-  # About 5-10 ms on an idle core; the bound leaves room for a busy CI machine.
+  per_triplet = (time.process_time() - start) / 20
+  # About 5-10 ms on an idle core. CPU time, not wall time: other work sharing the cores (the
+  # other test worker, other users) slows the clock, not what rendering costs.
   assert per_triplet < 0.05, f'{per_triplet * 1e3:.1f} ms per 128x128 triplet'
 
 

@@ -184,6 +184,21 @@ def test_manifest_frames_carry_their_size_and_time_so_a_replaced_frame_is_redone
   assert changed == {str(tmp_path / 'frames' / 'b.png')}
 
 
+def test_clips_whose_names_differ_only_in_spelling_never_share_an_output_folder(tmp_path):
+  """A manifest's 'a/b', 'a//b', './a/b', 'a/b/' and 'a\\b' are five clips (and a folder may be
+  named 'a\\b'): each gets a folder of its own; a plain name stays as it is."""
+  _touch(tmp_path / 'frames', 'f0.png', 'f1.png')
+  spellings = ['reel/a', 'reel//a', './reel/a', 'reel/a/', 'reel\\a']
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text('clip,frame0,frame1\n' + ''.join(
+      f'{name},frames/f0.png,frames/f1.png\n' for name in spellings))
+  found, errors = _discover(str(manifest))
+  assert errors == [] and len(found) == 5
+  names = [clip.name for clip in found]
+  assert len(set(names)) == 5 and names[0] == 'reel/a'
+  assert all(name.startswith('reel/a-') for name in names[1:])
+
+
 def test_relative_manifest_paths_resolve_alike_locally_and_in_object_stores():
   """Object names are literal: 'in/./f.png' is another object than 'in/f.png', so '.' and '..'
   are resolved before the path is used, as they are on local disk."""

@@ -108,19 +108,18 @@ def sanitise_clip_name(relative):
   pipeline's reserved top-level names (leading '_') are not allowed; when anything had to
   change, a short hash of the original is appended so that distinct clips keep distinct folders.
   """
-  parts, changed = [], False
+  parts = []
   for part in re.split(r'[/\\]+', relative):
-    if part in ('', '.'):
-      continue
     clean = re.sub(r'[^A-Za-z0-9._-]', '_', part).lstrip('.')
-    changed = changed or clean != part
     if clean:
       parts.append(clean)
   if not parts:
-    parts, changed = ['clip'], True
+    parts = ['clip']
   if parts[0] in files.RESERVED or parts[0].startswith('_'):
-    parts[0], changed = 'clip' + parts[0], True
-  if changed:
+    parts[0] = 'clip' + parts[0]
+  # Any change, spelling included ('a//b', './a/b', 'a/b/', a folder named 'a\b': to a manifest
+  # or a listing, other clips than 'a/b'), gets the hash: no two clips share a folder.
+  if '/'.join(parts) != relative:
     parts[-1] += '-' + hashlib.sha1(relative.encode()).hexdigest()[:8]
   return '/'.join(parts)
 

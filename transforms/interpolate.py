@@ -32,6 +32,7 @@ import uuid
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.utils import shared
 
 from transforms import dpx
@@ -97,10 +98,9 @@ def delete_markers(output, clip, overlapping, keep=()):
   """Deletes the clip's done markers whose output indices meet any (lo, hi) in `overlapping`,
   but those in `keep`, and markers of the naming before index ranges (which cannot say). A
   marker vouches for frames; once they are rewritten or removed, it must go first."""
-  try:
-    listing = files.match(_marker_folder(output, clip), '*.done')
-  except Exception:  # pylint: disable=broad-except
-    return  # No markers yet.
+  # A folder not there yet lists as empty; a listing that fails raises (the bundle is retried):
+  # taken for empty, the stale markers would stay and vouch for frames about to change.
+  listing = files.match(_marker_folder(output, clip), '*.done')
   keep = set(keep)
   stale = []
   for m in listing:
@@ -118,10 +118,7 @@ def output_frames(output, clip):
   """[(path, output index, format)] of the frames in `<output>/<clip>/` (not in subfolders:
   another clip's), [] before there is output."""
   folder = files.join(output, clip)
-  try:
-    listing = files.match(folder, 'frame_*')
-  except Exception:  # pylint: disable=broad-except
-    return []
+  listing = files.match(folder, 'frame_*')  # as in `delete_markers`: a failure raises
   return [(m.path, int(found.group(1)), found.group(2)) for m in listing
           if (found := _FRAME_NAME.search(m.path))
           and m.path.rsplit('/', 1)[0].rstrip('/') == folder.rstrip('/')]
@@ -478,6 +475,13 @@ class InterpolateUnits(beam.DoFn):
             'run_id': self._run_id, 'job': self._job_token, 'fingerprint': self._fingerprint,
             'inputs': uris[i:i + 2],
             'times_to_interpolate': self._n, 'align': self._align, **cut}).encode(), self._tmp)
+        gone = [path for path in (self._frame_path(unit, k) for key, k in written if key == i)
+                if not FileSystems.exists(path)]
+        if gone:  # a run overlapping this one failed the pair and removed them meanwhile
+          files.delete_files([markers[i]])
+          raise FileNotFoundError(f'{", ".join(gone)} deleted while the pair was marked done (a '
+                                  f'run overlapping this one on the output failed it); the '
+                                  f'next run makes it again')
       except Exception as e:  # pylint: disable=broad-except
         message = f'cannot write the done marker {markers[i]}: {e}'
         yield self._error(uris[i:i + 2], 'write', e, message)
@@ -501,12 +505,15 @@ class InterpolateUnits(beam.DoFn):
     self._finish(unit, len(todo), frames_total)
 
   def _remove_unwritten(self, unit, spans, written):
-    """Deletes the clip's output frames in the (lo, hi) `spans` that this unit did not write."""
+    """Deletes the clip's output frames in the (lo, hi) `spans` that this unit did not write,
+    then every marker that vouches for frames there: also one with this run's key, which an
+    earlier run (before `--reprocess`) or an overlapping one wrote for frames now gone."""
     stale = [path for path, k, fmt in output_frames(self._output, unit.clip)
              if fmt == self._format and k not in written
              and any(lo <= k <= hi for lo, hi in spans)]
     if stale:
       files.delete_files(stale)
+    delete_markers(self._output, unit.clip, spans)
 
   def _lone_frame(self, unit):
     """A frame in no pair (a one-frame clip) is copied to its index, then marked done, so a
