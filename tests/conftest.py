@@ -58,7 +58,8 @@ def write_dpx(samples, bits, *, descriptor=50, packing=1, endian='>', orientatio
               line_padding=0, encoding=0, sign=0, offset=2048):
   """DPX bytes of (H, W, C) samples, laid out as SMPTE 268M says: the generic header's magic
   and image offset, the image header's orientation, element count and size at 768, the first
-  element's fields at 780; each line on a 32-bit word, then `line_padding` bytes."""
+  element's fields at 780; each line on a 32-bit word, then `line_padding` bytes; 10-bit
+  colour samples from a word's high end, luma from its low end."""
   height, width, channels = samples.shape
   flat = samples.reshape(height, width * channels).astype(np.uint32)
   lines = []
@@ -66,6 +67,8 @@ def write_dpx(samples, bits, *, descriptor=50, packing=1, endian='>', orientatio
     if bits == 10:
       row = np.concatenate([row, np.zeros(-len(row) % 3, np.uint32)]).reshape(-1, 3)
       low = 2 if packing == 1 else 0
+      if descriptor == 6:  # luma: the first sample in the low bits
+        row = row[:, ::-1]
       words = row[:, 0] << (20 + low) | row[:, 1] << (10 + low) | row[:, 2] << low
       line = words.astype(endian + 'u4').tobytes()
     elif bits == 12:

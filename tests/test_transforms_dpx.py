@@ -55,6 +55,22 @@ def test_ffmpegs_8_bit_gray_and_rgba_dpx(ffmpeg, tmp_path):
   assert gray.shape == (6, 7, 1) and gray.dtype == np.uint8
 
 
+@pytest.mark.parametrize('endian', ['>', '<'])
+@pytest.mark.parametrize('packing', [1, 2], ids=['method_a', 'method_b'])
+def test_10_bit_luma_decodes_as_ffmpeg_reads_it(ffmpeg, tmp_path, endian, packing):
+  """A 10-bit luma scan (black-and-white film) holds its first sample in a word's low bits:
+  read from the high end, as colour is, every three samples come mirrored. ffmpeg (which reads
+  scanners' luma DPX, as RAWcooked does) is the reference, on lines of 7: a part-filled word."""
+  codes = RNG.integers(0, 1024, (5, 7, 1))
+  path = tmp_path / 'luma.dpx'
+  path.write_bytes(write_dpx(codes, 10, descriptor=6, packing=packing, endian=endian))
+  raw = subprocess.run([ffmpeg, '-v', 'error', '-i', str(path), '-f', 'rawvideo', '-pix_fmt',
+                        'gray10le', '-'], check=True, capture_output=True).stdout
+  ffmpegs = np.frombuffer(raw, '<u2').reshape(5, 7, 1)
+  np.testing.assert_array_equal(ffmpegs, codes)
+  np.testing.assert_array_equal(images.decode(path.read_bytes()).pixels, widened(codes, 10))
+
+
 TEN = RNG.integers(0, 1024, (5, 9, 3))
 
 

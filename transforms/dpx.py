@@ -3,7 +3,8 @@
 PIL has no DPX reader. What scanners and grading tools write is read: one image element of RGB,
 RGBA, ABGR or luma; 8, 10, 12 or 16 bits per sample; 10 bit filled into 32-bit words three
 samples at a time (method A, padding in the low bits, the usual one; or method B, in the high
-bits), 12 bit one sample per 16-bit word (filled to either end); either byte order; each line
+bits; colour samples from the word's high end, as Cineon stored them, luma from its low end, as
+SMPTE 268M orders data and as scanners write it: ffmpeg and RAWcooked read it so), 12 bit one sample per 16-bit word (filled to either end); either byte order; each line
 starting on a 32-bit word, plus the element's own end-of-line padding; rows bottom to top or
 right to left as the orientation says. Code values are kept as they are: a log scan stays log
 (the transfer characteristic is the grade's business, not the interpolator's). 10- and 12-bit
@@ -88,7 +89,7 @@ def decode(data: bytes) -> np.ndarray:
   rows = np.lib.stride_tricks.as_strided(
       np.frombuffer(data, np.uint8, count=needed - offset, offset=offset),
       shape=(height, line_bytes), strides=(stride, 1))
-  pixels = _samples(np.ascontiguousarray(rows), endian, bits, packing, samples)
+  pixels = _samples(np.ascontiguousarray(rows), endian, bits, packing, samples, channels == 1)
   pixels = pixels.reshape(height, width, channels)
   if order:
     pixels = pixels[..., order]
@@ -134,7 +135,7 @@ def encode(pixels: np.ndarray, templates=(), name: str = '') -> bytes:
   if order:
     pixels = pixels[..., order]
   samples = pixels.reshape(height, width * channels)
-  body = _lines(samples, endian, bits, packing, line_padding)
+  body = _lines(samples, endian, bits, packing, line_padding, channels == 1)
   name_field = name.encode('ascii', 'replace')[:_FILE_NAME[1] - 1]
   header[_FILE_NAME[0]:sum(_FILE_NAME)] = name_field.ljust(_FILE_NAME[1], b'\0')
   struct.pack_into(endian + 'I', header, 16, offset + len(body))  # the file's size
@@ -198,7 +199,7 @@ def _plain_header(pixels):
   return header, ('>', offset, 0, descriptor, bits, 0, 0)
 
 
-def _lines(samples, endian, bits, packing, line_padding):
+def _lines(samples, endian, bits, packing, line_padding, luma=False):
   """Each line's bytes, from a 32-bit word boundary, with the element's padding after it."""
   height, count = samples.shape
   if bits == 8:
@@ -213,7 +214,9 @@ def _lines(samples, endian, bits, packing, line_padding):
     codes = np.concatenate([codes, np.zeros((height, -count % 3), np.uint32)], axis=1)
     codes = codes.reshape(height, -1, 3)
     low = 2 if packing == 1 else 0
-    words = codes[..., 0] << (20 + low) | codes[..., 1] << (10 + low) | codes[..., 2] << low
+    words = np.zeros(codes.shape[:2], np.uint32)
+    for i, shift in enumerate(_TEN_BIT_SHIFTS[luma]):
+      words |= codes[..., i] << (low + shift)
     rows = words.astype(endian + 'u4').view(np.uint8)
   rows = rows.reshape(height, -1)
   pad = -rows.shape[1] % 4 + line_padding
@@ -234,7 +237,12 @@ def _endian(data):
   return '>' if data[:4] == b'SDPX' else '<'
 
 
-def _samples(rows, endian, bits, packing, samples):
+# Where a 32-bit word's three 10-bit samples sit, in order, above the padding: colour from the
+# high end, luma (True) from the low end.
+_TEN_BIT_SHIFTS = {False: (20, 10, 0), True: (0, 10, 20)}
+
+
+def _samples(rows, endian, bits, packing, samples, luma=False):
   """(height, samples) integer samples from each line's bytes."""
   if bits == 8:
     return rows
@@ -246,6 +254,7 @@ def _samples(rows, endian, bits, packing, samples):
     return values << 4 | values >> 8
   words = rows.view(endian + 'u4').astype(np.uint32)
   low = 2 if packing == 1 else 0  # method A pads the low 2 bits, method B the high 2
-  values = np.stack([(words >> (low + shift)) & 0x3FF for shift in (20, 10, 0)], axis=-1)
+  values = np.stack([(words >> (low + shift)) & 0x3FF for shift in _TEN_BIT_SHIFTS[luma]],
+                    axis=-1)
   values = values.reshape(len(rows), -1)[:, :samples].astype(np.uint16)
   return values << 6 | values >> 4
