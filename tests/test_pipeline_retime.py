@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import make_clip, metric, read_png, run_job, run_records
+from film_net import Interpolator
 from pipeline import run as run_module
 from transforms import retime
 
@@ -130,6 +131,28 @@ def test_a_lost_scan_keeps_the_later_frames_at_their_times(tmp_path, tiny_model)
   for name in _frames(os.path.join(whole, 'reel')):
     np.testing.assert_array_equal(read_png(os.path.join(out, 'reel', name)),
                                   read_png(os.path.join(whole, 'reel', name)), err_msg=name)
+
+
+def test_retimed_to_its_own_rate_a_clip_gets_its_lost_scan_back(tmp_path, tiny_model):
+  """--input_fps 24 --output_fps 24 at N = 1 repairs a reel: every frame is its original,
+  copied, and the lost one is the mid frame of its neighbours; one model call in all."""
+  model_path, _ = tiny_model
+  folder = tmp_path / 'archive' / 'reel'
+  originals = make_clip(folder, 6, seed=15)
+  os.remove(folder / 'frame003.png')
+  out = str(tmp_path / 'out')
+  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path,
+                           '--times_to_interpolate=1', '--input_fps=24', '--output_fps=24')
+  assert status == 1  # the gap's record
+  names = _frames(os.path.join(out, 'reel'))
+  assert names == [f'frame_{k:06d}.png' for k in range(6)]
+  for k in (0, 1, 2, 4, 5):
+    np.testing.assert_array_equal(read_png(os.path.join(out, 'reel', names[k])), originals[k])
+  floats = [f.astype(np.float32) / 255 for f in (originals[2], originals[4])]
+  model = Interpolator.from_path(model_path)
+  mid = (np.clip(model(*floats), 0, 1) * 255 + 0.5).astype(np.uint8)
+  assert np.abs(read_png(os.path.join(out, 'reel', names[3])).astype(int) - mid).max() <= 1
+  assert _summary(out, run_id)['model_calls'] == 1
 
 
 def test_slower_delivery_drops_pairs_without_model_calls(tmp_path, tiny_model):
