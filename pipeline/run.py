@@ -12,6 +12,7 @@ what 'DirectRunner' falls back to for batch jobs and honours --direct_running_mo
 (in_memory, multi_threading, multi_processing) and --direct_num_workers.
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -120,7 +121,8 @@ class PlanUnits(beam.DoFn):
     records.counter('stale_frames_removed').inc(
         interpolate.remove_frames_after(self._output, clip.name, last_index, self._format))
     if self._progress_dir:
-      records.progress_note(self._progress_dir, f'clip-{abs(hash(clip.name))}-{id(clip)}.json',
+      clip_id = hashlib.sha1(clip.name.encode()).hexdigest()  # a retry replaces the note
+      records.progress_note(self._progress_dir, f'clip-{clip_id}.json',
                             {'pairs': clip.num_pairs()})
     yield from clips_lib.split_into_units(clip, self._n, self._k)
 

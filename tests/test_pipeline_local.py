@@ -669,9 +669,10 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
                     (True, True))
   (unit,) = clips.split_into_units(clip, N, 16)
 
-  def job():  # as built by one launch of the pipeline, then shipped to its workers
+  def job(progress_dir=None):  # as built by one launch of the pipeline, shipped to its workers
     return interpolate.InterpolateUnits(str(tmp_path / 'out'), 'nightly', model_path,
-                                        model.fingerprint, N, 64, 10 ** 8, False)
+                                        model.fingerprint, N, 64, 10 ** 8, False,
+                                        progress_dir=progress_dir)
 
   def attempt(dofn):
     dofn.setup()
@@ -680,9 +681,14 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
     finally:
       dofn.teardown()
 
-  this_job = job()
+  notes = tmp_path / 'progress'
+  notes.mkdir()
+  this_job = job(str(notes))
   first = attempt(this_job)
   retried = attempt(this_job)
+  # The retried unit's progress note replaces the first attempt's: its pairs count once.
+  (note,) = [json.loads((notes / name).read_text()) for name in os.listdir(notes)]
+  assert note['pairs'] == 2
   later = attempt(job())  # the next night's job, under the same --run_id
   assert [(r['status'], r['frames_written'], r['model_calls']) for r in first] == [
       ('ok', STEP + 1, STEP - 1), ('ok', STEP, STEP - 1)]

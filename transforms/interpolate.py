@@ -556,7 +556,9 @@ class InterpolateUnits(beam.DoFn):
     records.counter('units').inc()
     records.counter('model_calls').inc(0)
     if self._progress_dir:
-      records.progress_note(self._progress_dir, f'unit-{uuid.uuid4().hex}.json', {
+      # Named by the unit: a bundle Beam retries replaces its note, not adds a second.
+      unit_id = hashlib.sha1(f'{unit.clip}/{unit.first_position}'.encode()).hexdigest()
+      records.progress_note(self._progress_dir, f'unit-{unit_id}.json', {
           'pairs': unit.num_pairs, 'processed': pairs_done, 'frames': frames})
 
 
