@@ -136,7 +136,7 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
       p
       | 'Input' >> beam.Create([known.input])
       | 'DiscoverClips' >> beam.ParDo(clips_lib.DiscoverClips(
-          known.run_id, known.output, retimed=isinstance(timing, retime.Retime))).with_outputs(
+          known.run_id, known.output, retimed=timing.timed)).with_outputs(
               'errors', main='clips'))
   planned = (
       found.clips

@@ -17,6 +17,7 @@ from film_net import Interpolator
 from pipeline import run as run_module
 from pipeline import sample_footage
 from transforms import images
+from transforms import interpolate
 from transforms.interpolate import frame_name
 
 N = 2
@@ -539,9 +540,11 @@ def test_a_clips_colour_profile_is_in_every_frame_written(tmp_path, tiny_model):
     assert Image.open(os.path.join(output, 'clip', name)).info.get('icc_profile') == profile
 
 
-def test_film_scans_in_16_bit_tiff_and_10_bit_dpx_keep_their_depth(tmp_path, tiny_model):
+def test_film_scans_in_16_bit_tiff_and_10_bit_dpx_keep_their_depth(tmp_path, tiny_model,
+                                                                   monkeypatch):
   """Film scans come as 16-bit RGB TIFF or 10-bit DPX: originals are written as 16-bit PNG with
-  every bit (a DPX's 10 bits on top), in-betweens in 16 bit from the full-depth frames."""
+  every bit (a DPX's 10 bits on top), in-betweens in 16 bit from the full-depth frames. A new
+  DPX reader redoes the pairs made from DPX, and only those."""
   tifffile = pytest.importorskip('tifffile', reason='tifffile (installed with scikit-image) '
                                  'writes 16-bit colour TIFF')
   model_path, model = tiny_model
@@ -570,6 +573,10 @@ def test_film_scans_in_16_bit_tiff_and_10_bit_dpx_keep_their_depth(tmp_path, tin
       assert written[i].pixels.dtype == np.uint16
       np.testing.assert_array_equal(
           written[i].pixels, (np.clip(expected[i], 0, 1) * 65535 + 0.5).astype(np.uint16))
+  monkeypatch.setattr(interpolate, 'DPX_READ_VERSION', interpolate.DPX_READ_VERSION + 1)
+  status, run_id = run_job(str(archive), output, model_path, '--times_to_interpolate=1')
+  by_clip = {(r['clip'], r['status']) for r in run_records(output, run_id, 'pairs')}
+  assert status == 0 and by_clip == {('dpx', 'ok'), ('tiff', 'skipped')}
 
 
 def test_a_reused_run_id_replaces_the_earlier_runs_records(tmp_path, tiny_model):
@@ -662,7 +669,7 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
   """Beam retries a bundle whose worker failed and drops that attempt's records: the retry
   finds the first attempt's done markers, and those pairs are this run's work, not skips."""
   import apache_beam as beam  # pylint: disable=import-outside-toplevel
-  from transforms import clips, interpolate  # pylint: disable=import-outside-toplevel
+  from transforms import clips  # pylint: disable=import-outside-toplevel
   model_path, model = tiny_model
   make_clip(tmp_path / 'clip', 3, seed=8)
   clip = clips.Clip('clip', tuple((str(p), 'v') for p in sorted((tmp_path / 'clip').iterdir())),
@@ -717,7 +724,7 @@ def test_a_run_overlapping_another_does_not_fail_on_what_the_other_deleted(tmp_p
   """Two runs at once on one output (a nightly run started while the last still runs) list the
   same stale frames and markers; the second to delete must not fail for those the first got,
   and must still delete those the first has not got to yet."""
-  from transforms import files, interpolate  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
   output = tmp_path / 'out'
   (output / 'clip').mkdir(parents=True)
   (output / '_markers' / 'clip').mkdir(parents=True)
@@ -766,7 +773,7 @@ def test_a_listing_that_fails_is_not_taken_for_an_empty_folder(tmp_path, monkeyp
   """A folder not there yet lists as empty; a listing that fails (storage down) must raise, so
   that Beam retries the bundle, not leave stale markers to vouch for frames about to change."""
   from apache_beam.io.filesystem import BeamIOError  # pylint: disable=import-outside-toplevel
-  from transforms import files, interpolate  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
   output = str(tmp_path / 'out')
   assert interpolate.output_frames(output, 'clip') == []
   interpolate.delete_markers(output, 'clip', [(0, 10)])  # nothing there yet: no error
@@ -784,7 +791,7 @@ def test_a_listing_that_fails_is_not_taken_for_an_empty_folder(tmp_path, monkeyp
 def test_a_one_frame_clip_is_copied_once_and_a_rerun_leaves_it_alone(tmp_path):
   """A frame in no pair has no pair marker: it gets one of its own, keyed by the input file."""
   import apache_beam as beam  # pylint: disable=import-outside-toplevel
-  from transforms import clips, interpolate  # pylint: disable=import-outside-toplevel
+  from transforms import clips  # pylint: disable=import-outside-toplevel
   (frame,) = make_clip(tmp_path / 'clip', 1, seed=9)
   path = str(tmp_path / 'clip' / 'frame000.png')
   out = tmp_path / 'out' / 'clip' / 'frame_000000.png'

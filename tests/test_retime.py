@@ -85,7 +85,13 @@ def test_dense_is_every_frame_with_keys_as_before():
   assert dense.outputs(5, 8) == [(5, 5), (6, 6), (7, 7), (8, 8)]
   assert dense.span(5, 8) == (5, 8) and dense.last_output(12) == 12 and dense.key() == []
   assert retime.timing(2, 16, 24).key() == ['retime', '2/3'] == retime.timing(2, 32, 48).key()
-  assert retime.timing(2, 16, 64) == dense  # the dense rate: the dense sequence, its markers
+  at_dense_rate = retime.timing(2, 16, 64)  # the dense sequence, its markers ...
+  assert isinstance(at_dense_rate, retime.Dense) and at_dense_rate.key() == []
+  assert at_dense_rate.outputs(5, 8) == dense.outputs(5, 8)
+  # ... but for a clip with a lost scan, whose later frames keep their times.
+  lost = at_dense_rate.along([(1, 2)])
+  assert lost.last_output(3 * 4) == 4 * 4 and dense.along([(1, 2)]).last_output(12) == 12
+  assert lost == retime.timing(2, 16, F(64000, 1000)).along([(1, 2)])
 
 
 @pytest.mark.parametrize('rate, text', [(F(24), '24'), (F(23976, 1000), '23.976'),

@@ -1,6 +1,7 @@
 """Clip discovery and unit planning without a model: natural order, any-case extensions, globs,
 units that share boundary frames, safe clip names."""
 
+import fractions
 import os
 
 import apache_beam as beam
@@ -11,6 +12,8 @@ from PIL import Image
 
 from pipeline.run import LocalRunner
 from transforms import clips
+
+F = fractions.Fraction
 
 
 def _discover(input_spec):
@@ -226,6 +229,18 @@ def test_numbering_gaps_are_where_frame_numbers_skip_more_than_the_clips_step():
   assert clips.numbering_gaps(['c/take_v2.png', 'c/shot_v2.png', 'c/zoom_v2.png']) == []
   assert clips.numbering_gaps(['c/f1.png', 'c/f5.png']) == []
   assert clips.numbering_gaps(['c/open.png', 'c/f1.png', 'c/f3.png']) == []
+
+
+def test_lost_scans_make_long_pairs_up_to_a_limit():
+  """Retiming stretches a pair over the frames lost in it, in the clip's own steps; a jump of
+  more than `MAX_LOST_FRAMES` (two takes in one folder, 0001-0100 then 1001-1100) is reported
+  but not stretched: it would hold one frame for seconds."""
+  assert clips.long_pairs(['c/f_0001.png', 'c/f_0002.png', 'c/f_0004.png']) == ((1, 2),)
+  assert clips.long_pairs(['c/r_0000.dpx', 'c/r_0002.dpx', 'c/r_0005.dpx']) == ((1, F(3, 2)),)
+  most = 1 + clips.MAX_LOST_FRAMES
+  takes = [f'c/f_{i:04d}.png' for i in (1, 2, 2 + most, 3 + most, 1001, 1002)]
+  assert clips.long_pairs(takes) == ((1, most),)
+  assert [missing for _, _, missing in clips.numbering_gaps(takes)] == [most - 1, 1001 - 4 - most]
 
 
 def test_clip_triplets_across_a_lost_frame_are_uneven():

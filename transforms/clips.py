@@ -81,21 +81,34 @@ def frame_numbers(paths):
   return numbers if all(a < b for a, b in zip(numbers, numbers[1:])) else None
 
 
+# The most frames lost in one place that retiming fills: a larger jump in the numbers is more
+# likely two takes in one folder than lost scans, and stretching the pair over it would hold
+# one frame for seconds.
+MAX_LOST_FRAMES = 4
+
+
 def long_pairs(paths):
   """((pair, its length in frame intervals), ...) of the pairs whose frame numbers skip more
-  than the clip's step, the least difference between neighbours: a scan or a file lost
-  between their frames. Retiming keeps the later frames at their times by them."""
-  numbers = frame_numbers(paths) if len(paths) >= 3 else None
-  if not numbers:
-    return ()
-  steps = [b - a for a, b in zip(numbers, numbers[1:])]
-  step = min(steps)
-  return tuple((i, fractions.Fraction(d, step)) for i, d in enumerate(steps) if d > step)
+  than the clip's step, the least difference between neighbours, by up to `MAX_LOST_FRAMES`:
+  scans or files lost between their frames. Retiming keeps the later frames at their times by
+  them."""
+  return tuple((i, length) for i, length in _skips(paths)
+               if math.ceil(length) - 1 <= MAX_LOST_FRAMES)
 
 
 def numbering_gaps(paths):
-  """[(path, next path, frames missing)] of the clip's `long_pairs`."""
-  return [(paths[i], paths[i + 1], math.ceil(length) - 1) for i, length in long_pairs(paths)]
+  """[(path, next path, frames missing)] where a clip's frame numbers skip more than its step."""
+  return [(paths[i], paths[i + 1], math.ceil(length) - 1) for i, length in _skips(paths)]
+
+
+def _skips(paths):
+  """[(pair, length in steps)] of the pairs whose numbers differ by more than the clip's step."""
+  numbers = frame_numbers(paths) if len(paths) >= 3 else None
+  if not numbers:
+    return []
+  steps = [b - a for a, b in zip(numbers, numbers[1:])]
+  step = min(steps)
+  return [(i, fractions.Fraction(d, step)) for i, d in enumerate(steps) if d > step]
 
 
 _FRAME_NUMBER = re.compile(r'^(.*?)(\d+)(\D*)$')
@@ -227,14 +240,17 @@ class DiscoverClips(beam.DoFn):
           paired=(True,) * (len(frames) - 1), long_pairs=long_pairs(paths))
       for before, after, missing in numbering_gaps(paths):
         lost = f'{missing} frame{"s" * (missing > 1)} missing?'
+        if self._retimed and missing <= MAX_LOST_FRAMES:
+          what = ('retimed, the pair spans the lost time, its in-betweens stand in for the lost '
+                  'frames and the later frames keep their times')
+        else:
+          what = ('the pair is interpolated as if its frames were consecutive, so the motion '
+                  'jumps there' + (f' (retimed, more than {MAX_LOST_FRAMES} lost frames are '
+                                   f'not filled: two takes in one folder?)' * self._retimed))
         yield self._error(
             [before, after], 'discover', ValueError('frame numbers skip'),
             f'clip {folder}: frame numbers skip from {posixpath.basename(before)} to '
-            f'{posixpath.basename(after)} ({lost}): ' + (
-                'retimed, the pair spans the lost time, its in-betweens stand in for the lost '
-                'frames and the later frames keep their times' if self._retimed else
-                'the pair is interpolated as if its frames were consecutive, so the motion '
-                'jumps there') + '; the rest of the clip runs')
+            f'{posixpath.basename(after)} ({lost}): {what}; the rest of the clip runs')
       if len(frames) == 1:
         yield self._error(frames[0].path, 'discover', ValueError('one frame'),
                           f'clip {folder} has only one frame ({frames[0].path}): nothing to '

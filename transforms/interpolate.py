@@ -44,6 +44,9 @@ from transforms import scene_cuts
 
 # Bump when the pixels written for the same model and inputs change (it invalidates markers).
 OUTPUT_FORMAT_VERSION = 1
+# The same for DPX inputs alone: 2 since 10-bit luma is read from a word's low end (pairs made
+# from DPX before were made again once; a key of other inputs is unchanged).
+DPX_READ_VERSION = 2
 _WRITE_THREADS = 4
 # What TensorFlow (GPU or CPU allocator) and Python raise when the model's activations do not fit.
 _OUT_OF_MEMORY = ('ResourceExhaustedError', 'MemoryError')
@@ -216,7 +219,7 @@ class InterpolateUnits(beam.DoFn):
       settings += [self._scene_cut, scene_cuts.SCORE_VERSION]
     timing = self._timing_of(unit)  # (nothing without retiming: keys as before it)
     settings += timing.key() + timing.pair_key(unit.first_position + i)
-    settings += self._format_key()
+    settings += self._format_key() + _read_key([u0, u1])
     key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:20]
     lo, hi = self._written(unit, i)
     name = f'pair_{unit.first_position + i:06d}-{lo:09d}-{hi:09d}-{key}.done'
@@ -229,7 +232,7 @@ class InterpolateUnits(beam.DoFn):
     timing = self._timing_of(unit)
     key = hashlib.sha256(json.dumps(
         [OUTPUT_FORMAT_VERSION, 'lone', uri, version, unit.first_index, *timing.key(),
-         *self._format_key()]).encode()).hexdigest()[:20]
+         *self._format_key(), *_read_key([uri])]).encode()).hexdigest()[:20]
     lo, hi = timing.span(unit.first_index, unit.first_index)
     name = f'frame_{unit.first_position:06d}-{lo:09d}-{hi:09d}-{key}.done'
     return files.join(_marker_folder(self._output, unit.clip), name)
@@ -475,8 +478,12 @@ class InterpolateUnits(beam.DoFn):
             'run_id': self._run_id, 'job': self._job_token, 'fingerprint': self._fingerprint,
             'inputs': uris[i:i + 2],
             'times_to_interpolate': self._n, 'align': self._align, **cut}).encode(), self._tmp)
-        gone = [path for path in (self._frame_path(unit, k) for key, k in written if key == i)
-                if not FileSystems.exists(path)]
+        try:
+          gone = [path for path in (self._frame_path(unit, k) for key, k in written if key == i)
+                  if not FileSystems.exists(path)]
+        except Exception:  # unchecked, the marker must not stay
+          files.delete_files([markers[i]])
+          raise
         if gone:  # a run overlapping this one failed the pair and removed them meanwhile
           files.delete_files([markers[i]])
           raise FileNotFoundError(f'{", ".join(gone)} deleted while the pair was marked done (a '
@@ -560,6 +567,11 @@ class InterpolateUnits(beam.DoFn):
       unit_id = hashlib.sha1(f'{unit.clip}/{unit.first_position}'.encode()).hexdigest()
       records.progress_note(self._progress_dir, f'unit-{unit_id}.json', {
           'pairs': unit.num_pairs, 'processed': pairs_done, 'frames': frames})
+
+
+def _read_key(uris):
+  """What done markers' keys add for how the inputs are read: DPX's reader version."""
+  return [['dpx', DPX_READ_VERSION]] if any(u.lower().endswith('.dpx') for u in uris) else []
 
 
 def _marker_content(marker):

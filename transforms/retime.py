@@ -29,11 +29,22 @@ import math
 
 @dataclasses.dataclass(frozen=True)
 class Dense:
-  """Output frame k is dense frame k: every in-between made is written."""
+  """Output frame k is dense frame k: every in-between made is written. `rates`: (input fps,
+  output fps) where they were given and make exactly the dense sequence (16 to 64 at N = 2)."""
+  times_to_interpolate: int = 0
+  rates: tuple = None
 
-  def along(self, long_pairs):  # pylint: disable=unused-argument
-    """The dense sequence has no times: a lost scan changes nothing."""
-    return self
+  @property
+  def timed(self):
+    """Whether output frames have times to keep (rates were given)."""
+    return self.rates is not None
+
+  def along(self, long_pairs):
+    """Without rates the dense sequence has no times: a lost scan changes nothing. With them,
+    a clip with lost scans is retimed, so that its later frames keep their times."""
+    if not long_pairs or self.rates is None:
+      return self
+    return Retime(*self.rates, self.times_to_interpolate).along(long_pairs)
 
   def outputs(self, low, high):
     """[(output index, dense index)] of the output frames on dense frames low .. high."""
@@ -62,6 +73,7 @@ class Retime:
   output_fps: fractions.Fraction
   times_to_interpolate: int
   long_pairs: tuple = ()
+  timed = True
 
   def along(self, long_pairs):
     """This timing for a clip whose `long_pairs` span more than one frame interval."""
@@ -130,12 +142,13 @@ class Retime:
 
 def timing(times_to_interpolate, input_fps=None, output_fps=None):
   """`Retime` when both rates are given and differ from the dense rate, else `Dense` (whose
-  frames those would be: 16 to 64 fps at N = 2 is the dense sequence, and keeps its markers)."""
+  frames those would be: 16 to 64 fps at N = 2 is the dense sequence, and keeps its markers,
+  but for clips with lost scans)."""
   if input_fps is None or output_fps is None:
-    return Dense()
+    return Dense(times_to_interpolate)
   input_fps, output_fps = fractions.Fraction(input_fps), fractions.Fraction(output_fps)
   if input_fps * 2 ** times_to_interpolate == output_fps:
-    return Dense()
+    return Dense(times_to_interpolate, (input_fps, output_fps))
   return Retime(input_fps, output_fps, times_to_interpolate)
 
 
