@@ -4,8 +4,9 @@ PIL has no DPX reader. What scanners and grading tools write is read: one image 
 RGBA, ABGR or luma; 8, 10, 12 or 16 bits per sample; 10 bit filled into 32-bit words three
 samples at a time (method A, padding in the low bits, the usual one; or method B, in the high
 bits; colour samples from the word's high end, as Cineon stored them, luma from its low end, as
-SMPTE 268M orders data and as scanners write it: ffmpeg and RAWcooked read it so), 12 bit one sample per 16-bit word (filled to either end); either byte order; each line
-starting on a 32-bit word, plus the element's own end-of-line padding; rows bottom to top or
+SMPTE 268M orders data and as scanners write it: ffmpeg and RAWcooked read it so), 12 bit one
+sample per 16-bit word (filled to either end); either byte order; each line starting on a
+32-bit word, plus the element's own end-of-line padding; rows bottom to top or
 right to left as the orientation says. Code values are kept as they are: a log scan stays log
 (the transfer characteristic is the grade's business, not the interpolator's). 10- and 12-bit
 samples widen to 16 bit by repeating their top bits below them (`v << 6 | v >> 4`: 0 and full
