@@ -769,6 +769,25 @@ def test_a_file_vanishing_while_a_delete_lists_it_spoils_no_other_deletion(tmp_p
   assert os.listdir(tmp_path) == []
 
 
+def test_a_write_survives_another_run_removing_the_empty_tmp_folder(tmp_path, monkeypatch):
+  """A run's end removes `<output>/_tmp` when empty; another run's first write may have just
+  made it and be about to make its own folder in it."""
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  tmp_root = tmp_path / 'out' / '_tmp' / 'run'
+  real_mkdir = os.mkdir
+  removed = []
+
+  def the_other_run_ends_between(path, *args, **kwargs):
+    if str(path) == str(tmp_root) and not removed:
+      os.rmdir(tmp_root.parent)
+      removed.append(path)
+    return real_mkdir(path, *args, **kwargs)
+
+  monkeypatch.setattr(os, 'mkdir', the_other_run_ends_between)
+  files.write_atomic(str(tmp_path / 'out' / 'clip' / 'frame.png'), b'frame', str(tmp_root))
+  assert removed and (tmp_path / 'out' / 'clip' / 'frame.png').read_bytes() == b'frame'
+
+
 def test_a_listing_that_fails_is_not_taken_for_an_empty_folder(tmp_path, monkeypatch):
   """A folder not there yet lists as empty; a listing that fails (storage down) must raise, so
   that Beam retries the bundle, not leave stale markers to vouch for frames about to change."""

@@ -62,7 +62,10 @@ def write_atomic(path, data, tmp_root):
     return
   tmp = join(tmp_root, uuid.uuid4().hex + '.partial')
   if scheme is None:
-    os.makedirs(tmp_root, exist_ok=True)
+    try:
+      os.makedirs(tmp_root, exist_ok=True)
+    except FileNotFoundError:  # another run's end removed the empty `_tmp` between the mkdirs
+      os.makedirs(tmp_root, exist_ok=True)
     with open(tmp, 'wb') as f:
       f.write(data)
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
