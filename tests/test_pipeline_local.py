@@ -362,6 +362,22 @@ def test_a_pair_the_model_has_no_memory_for_fails_suggesting_tiles(tmp_path, tin
   assert 'OOM when allocating' in tiled['message'] and '--tile' not in tiled['message']
 
 
+def _break_the_model(monkeypatch, breaks):
+  """Makes the model's mid-frame calls (counted from 1) that `breaks` names raise; returns what
+  mends it."""
+  real_mid = Interpolator._mid_from_features
+  calls = []
+
+  def mid(self, state0, state1):
+    calls.append(1)
+    if breaks(len(calls)):
+      raise RuntimeError('the model broke')
+    return real_mid(self, state0, state1)
+
+  monkeypatch.setattr(Interpolator, '_mid_from_features', mid)
+  return lambda: monkeypatch.setattr(Interpolator, '_mid_from_features', real_mid)
+
+
 def test_a_pair_the_model_fails_on_fails_alone(tmp_path, tiny_model, monkeypatch):
   """A model call that fails mid-way through a run of pairs fails that pair: those before it
   are whole and kept, those after it are made, and its calls so far are counted."""
@@ -370,16 +386,7 @@ def test_a_pair_the_model_fails_on_fails_alone(tmp_path, tiny_model, monkeypatch
   output = str(tmp_path / 'out')
   argv = [f'--input={tmp_path / "archive"}', f'--output={output}', f'--model_path={model_path}',
           f'--times_to_interpolate={N}', '--pairs_per_unit=8']
-  real_mid = Interpolator._mid_from_features
-  calls = []
-
-  def fails_on_the_second_call_of_pair_1(self, state0, state1):
-    calls.append(1)
-    if len(calls) == 2 ** N + 1:
-      raise RuntimeError('the model broke')
-    return real_mid(self, state0, state1)
-
-  monkeypatch.setattr(Interpolator, '_mid_from_features', fails_on_the_second_call_of_pair_1)
+  mend = _break_the_model(monkeypatch, lambda call: call == 2 ** N + 1)  # pair 1's second
   result = run_module.run(argv + ['--run_id=broken'])
   status = {r['pair']: (r['status'], r['model_calls'])
             for r in run_records(output, 'broken', 'pairs')}
@@ -393,7 +400,7 @@ def test_a_pair_the_model_fails_on_fails_alone(tmp_path, tiny_model, monkeypatch
   missing = {frame_name(step + p) for p in range(1, step)}
   assert set(os.listdir(os.path.join(output, 'clip'))) == {
       frame_name(k) for k in range(3 * step + 1)} - missing
-  monkeypatch.setattr(Interpolator, '_mid_from_features', real_mid)
+  mend()
   again = run_module.run(argv + ['--run_id=again'])
   assert metric(again, 'model_calls') == calls_per_pair and metric(again, 'pairs_skipped') == 2
   assert len(os.listdir(os.path.join(output, 'clip'))) == 3 * step + 1
@@ -411,20 +418,11 @@ def test_a_pair_failing_under_reprocess_leaves_no_marker_over_its_removed_frames
           f'--times_to_interpolate={N}']
   run_module.run(argv + ['--run_id=first'])
   step = 2 ** N
-  real_mid = Interpolator._mid_from_features
-  calls = []
-
-  def fails_on_pair_1(self, state0, state1):
-    calls.append(1)
-    if len(calls) > step - 1:
-      raise RuntimeError('the model broke')
-    return real_mid(self, state0, state1)
-
-  monkeypatch.setattr(Interpolator, '_mid_from_features', fails_on_pair_1)
+  mend = _break_the_model(monkeypatch, lambda call: call > step - 1)  # from pair 1 on
   run_module.run(argv + ['--run_id=again', '--reprocess'])
   assert {r['pair']: r['status'] for r in run_records(output, 'again', 'pairs')} == {
       0: 'ok', 1: 'failed'}
-  monkeypatch.setattr(Interpolator, '_mid_from_features', real_mid)
+  mend()
   last = run_module.run(argv + ['--run_id=last'])
   assert metric(last, 'pairs_skipped') == 1 and metric(last, 'model_calls') == step - 1
   assert sorted(os.listdir(os.path.join(output, 'clip'))) == [

@@ -240,13 +240,14 @@ class DiscoverClips(beam.DoFn):
           paired=(True,) * (len(frames) - 1), long_pairs=long_pairs(paths))
       for before, after, missing in numbering_gaps(paths):
         lost = f'{missing} frame{"s" * (missing > 1)} missing?'
+        what = ('the pair is interpolated as if its frames were consecutive, so the motion '
+                'jumps there')
         if self._retimed and missing <= MAX_LOST_FRAMES:
           what = ('retimed, the pair spans the lost time, its in-betweens stand in for the lost '
                   'frames and the later frames keep their times')
-        else:
-          what = ('the pair is interpolated as if its frames were consecutive, so the motion '
-                  'jumps there' + (f' (retimed, more than {MAX_LOST_FRAMES} lost frames are '
-                                   f'not filled: two takes in one folder?)' * self._retimed))
+        elif self._retimed:
+          what += (f' (retimed, more than {MAX_LOST_FRAMES} lost frames are not filled: two '
+                   f'takes in one folder?)')
         yield self._error(
             [before, after], 'discover', ValueError('frame numbers skip'),
             f'clip {folder}: frame numbers skip from {posixpath.basename(before)} to '

@@ -479,7 +479,7 @@ class InterpolateUnits(beam.DoFn):
             'inputs': uris[i:i + 2],
             'times_to_interpolate': self._n, 'align': self._align, **cut}).encode(), self._tmp)
         try:
-          gone = [path for path in (self._frame_path(unit, k) for key, k in written if key == i)
+          gone = [path for path in (self._frame_path(unit, k) for pair, k in written if pair == i)
                   if not FileSystems.exists(path)]
         except Exception:  # unchecked, the marker must not stay
           files.delete_files([markers[i]])
