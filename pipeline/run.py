@@ -250,6 +250,11 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     return _DryRunResult()
   if not dry_run:  # (a dry run stays offline) once nothing can fail before the run
     clear_earlier_records(known.output, known.run_id)
+    try:
+      records.write_started(known.output, known.run_id, details)
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning('cannot write %s under %s (%s): every done marker found will be read',
+                      records.STARTED, records.run_dir(known.output, known.run_id), e)
   if local and FileSystems.get_scheme(known.output) is None:
     _delete_stale_temporaries(files.join(known.output, files.TMP_DIR))
   printer = _ProgressPrinter(progress_dir, known.progress_interval) if progress_dir else None

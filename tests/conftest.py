@@ -1,20 +1,13 @@
 """Shared fixtures: a tiny random model, synthetic clips, DPX files, and GCS on loopback.
 
-GCS tests run against `gcp-storage-emulator` started here (STORAGE_EMULATOR_HOST) plus a tiny fake
-GCE metadata server (GCE_METADATA_HOST / GCE_METADATA_IP): google.auth then finds "compute engine"
-credentials at once, instead of Beam retrying credential discovery for ~20 s in every process.
-Both are set before the first GCS call and inherited by multi_processing worker subprocesses.
+GCS tests run against `gcp-storage-emulator` on loopback (`gcs_server`).
 """
 
 import glob
-import http.server
 import json
 import os
-import socket
 import struct
-import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -26,6 +19,7 @@ os.environ.setdefault('TF_NUM_INTRAOP_THREADS', '1')
 os.environ.setdefault('TF_NUM_INTEROP_THREADS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import gcs_server  # pylint: disable=wrong-import-position
 from pipeline import sample_footage  # pylint: disable=wrong-import-position
 
 BUCKET = 'film-test'
@@ -125,81 +119,22 @@ def metric(result, name):
   return sum(c.committed or 0 for c in found['counters'])
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
-
-class _MetadataHandler(http.server.BaseHTTPRequestHandler):
-  """Answers what google.auth asks the GCE metadata server: ping, token, account, project."""
-
-  def do_GET(self):  # pylint: disable=invalid-name
-    path = self.path.split('?')[0]
-    if path.endswith('/token'):
-      body = {'access_token': 'fake-token', 'expires_in': 3600, 'token_type': 'Bearer'}
-    elif path.endswith('/project/project-id'):
-      body = 'test-project'
-    elif '/service-accounts/' in path:
-      body = {'email': 'test@test-project.iam.gserviceaccount.com', 'aliases': ['default'],
-              'scopes': ['https://www.googleapis.com/auth/cloud-platform']}
-    else:
-      body = ''
-    data = (body if isinstance(body, str) else json.dumps(body)).encode()
-    self.send_response(200)
-    self.send_header('Metadata-Flavor', 'Google')
-    self.send_header('Content-Type', 'application/json' if not isinstance(body, str) else 'text/plain')
-    self.send_header('Content-Length', str(len(data)))
-    self.end_headers()
-    self.wfile.write(data)
-
-  def log_message(self, *args):
-    pass
+@pytest.fixture(scope='session')
+def gcs_server_(tmp_path_factory):
+  with gcs_server.local_gcs(BUCKET, tmp_path_factory.mktemp('gcs') / 'emulator.log') as server:
+    yield server
 
 
 @pytest.fixture(scope='session')
-def gcs(tmp_path_factory):
-  """A loopback GCS with bucket BUCKET; yields a google.cloud.storage Bucket."""
-  metadata = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _MetadataHandler)
-  threading.Thread(target=metadata.serve_forever, daemon=True).start()
-  port = _free_port()
-  log = open(tmp_path_factory.mktemp('gcs') / 'emulator.log', 'w')
-  emulator = subprocess.Popen(
-      [sys.executable, '-m', 'gcp_storage_emulator', 'start', '--host', '127.0.0.1', '--port',
-       str(port), '--in-memory', '--default-bucket', BUCKET, '-q'],
-      stdout=log, stderr=subprocess.STDOUT)
-  env = {
-      'STORAGE_EMULATOR_HOST': f'http://127.0.0.1:{port}',
-      'GCE_METADATA_HOST': f'127.0.0.1:{metadata.server_address[1]}',
-      'GCE_METADATA_IP': f'127.0.0.1:{metadata.server_address[1]}',
-      'GOOGLE_CLOUD_PROJECT': 'test-project',
-  }
-  saved = {k: os.environ.get(k) for k in env}
-  os.environ.update(env)
-  try:
-    deadline = time.time() + 30
-    while True:
-      try:
-        socket.create_connection(('127.0.0.1', port), timeout=1).close()
-        break
-      except OSError:
-        if time.time() > deadline or emulator.poll() is not None:
-          raise RuntimeError('gcp-storage-emulator did not start')
-        time.sleep(0.2)
-    from google.auth.credentials import AnonymousCredentials  # pylint: disable=import-outside-toplevel
-    from google.cloud import storage  # pylint: disable=import-outside-toplevel
-    client = storage.Client(project='test-project', credentials=AnonymousCredentials())
-    yield client.bucket(BUCKET)
-  finally:
-    emulator.terminate()
-    emulator.wait(timeout=10)
-    metadata.shutdown()
-    log.close()
-    for k, v in saved.items():
-      if v is None:
-        os.environ.pop(k, None)
-      else:
-        os.environ[k] = v
+def gcs(gcs_server_):
+  """A loopback GCS with bucket BUCKET: a google.cloud.storage Bucket."""
+  return gcs_server_.bucket
+
+
+@pytest.fixture(scope='session')
+def gcs_requests(gcs_server_):
+  """The loopback GCS's gcs_server.RequestLog: what requests a test made."""
+  return gcs_server_.requests
 
 
 def read_png(path):

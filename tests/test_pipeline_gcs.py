@@ -2,12 +2,15 @@
 
 import io
 import json
+import time
+import urllib.parse
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import BUCKET, make_clip, run_job
+from transforms import interpolate
 
 
 def _upload_clip(bucket, prefix, frames):
@@ -66,3 +69,57 @@ def test_folder_placeholders_follow_the_same_filters_as_files(gcs):
   assert [c.name for c in found] == ['a1']
   assert [e.value['message'] for e in errors] == [
       f'empty clip folder: gs://{BUCKET}/placeholders/a2 has no frames']
+
+
+def test_file_operations_ask_nothing_of_the_bucket(gcs, gcs_requests):
+  """google-cloud-storage looks a bucket's metadata up in the background for tracing spans,
+  once per client, and Beam makes a client per file operation: unless traces are on, no
+  operation of ours may cost that extra request (an ERROR in the audit log of a worker whose
+  role grants objects only)."""
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  path = f'gs://{BUCKET}/bucketless/a.bin'
+  start = gcs_requests.end()
+  files.write_atomic(path, b'data', None)
+  assert files.read_bytes(path) == b'data'
+  assert [m.path for m in files.match(f'gs://{BUCKET}/bucketless', '*.bin')] == [path]
+  files.delete_files([path])
+  time.sleep(1)  # the lookups run on background threads
+  kinds = [r.kind for r in gcs_requests.since(start)]
+  assert {'upload', 'download', 'list', 'batch'} <= set(kinds) and 'bucket' not in kinds
+
+
+def test_a_nightly_run_lists_done_markers_instead_of_reading_each(tmp_path, tiny_model, gcs,
+                                                                  gcs_requests):
+  """Over an unchanged archive a run reads no done marker: per work unit it lists the markers at
+  its pairs' positions (one listing per hundred), and a marker older than the job (its
+  `started.json`) is another job's. Making the pairs, the frames just written are checked by
+  listing too, not one by one."""
+  model_path, _ = tiny_model
+  _upload_clip(gcs, 'listed/in/clip', make_clip(tmp_path / 'local', 9, seed=12))
+  out = f'gs://{BUCKET}/listed/out'
+
+  def requests_of(run):
+    start = gcs_requests.end()
+    status, run_id = run()
+    time.sleep(0.5)
+    assert status == 0
+    return [(r.kind, urllib.parse.unquote(r.path)) for r in gcs_requests.since(start)], run_id
+
+  def run(*extra):
+    return lambda: run_job(f'gs://{BUCKET}/listed/in', out, model_path,
+                           '--times_to_interpolate=1', *extra)
+
+  first, _ = requests_of(run('--pairs_per_unit=4'))
+  frame_checks = [p for k, p in first if k == 'metadata' and '/listed/out/clip/frame_' in p]
+  assert not frame_checks
+  time.sleep(interpolate.CLOCK_STEP_SECONDS + 0.5)  # the markers are older than the next job
+  again, run_id = requests_of(run('--pairs_per_unit=4'))
+  assert not [p for k, p in again if '.done' in p]  # no marker read
+  marker_lists = [p for k, p in again if k == 'list' and '/_markers/' in p]
+  by_position = [p for p in marker_lists if 'prefix=listed/out/_markers/clip/pair_0000&' in p]
+  assert len(by_position) == 2  # one per unit; the other is the clip's, for markers past its end
+  assert len(marker_lists) == 3 and sum('_markers/clip/&' in p for p in marker_lists) == 1
+  summary = json.loads(gcs.blob(f'listed/out/_runs/{run_id}/summary.json').download_as_bytes())
+  assert summary['pairs']['skipped'] == 8 and summary['model_calls'] == 0
+  started = json.loads(gcs.blob(f'listed/out/_runs/{run_id}/started.json').download_as_bytes())
+  assert started['run_id'] == run_id and started['options']['pairs_per_unit'] == 4

@@ -717,6 +717,54 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
   assert [[r[f] for f in fields] for r in retried] == [[r[f] for f in fields] for r in first]
 
 
+def test_done_markers_older_than_the_job_are_known_without_reading_them(tmp_path, tiny_model,
+                                                                       monkeypatch):
+  """A unit lists its done markers; it reads one only where it may be this job's (written after
+  the job's `started.json`, less the clock step): a retried bundle's first attempt. Older
+  markers are skipped unread, and without a `started.json` every marker found is read."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from transforms import clips  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  from transforms import records  # pylint: disable=import-outside-toplevel
+  model_path, model = tiny_model
+  make_clip(tmp_path / 'clip', 3, seed=9)
+  clip = clips.Clip('clip', tuple((str(p), 'v') for p in sorted((tmp_path / 'clip').iterdir())),
+                    (True, True))
+  (unit,) = clips.split_into_units(clip, N, 16)
+  output = str(tmp_path / 'out')
+  reads = []
+  real_read = files.read_bytes
+  monkeypatch.setattr(files, 'read_bytes', lambda path: reads.append(path) or real_read(path))
+
+  def job():  # as one launch of the pipeline builds it, after writing its started.json
+    records.write_started(output, 'nightly', {})
+    return interpolate.InterpolateUnits(output, 'nightly', model_path, model.fingerprint, N, 64,
+                                        10 ** 8, False)
+
+  def attempt(dofn):
+    reads.clear()
+    dofn.setup()
+    try:
+      statuses = [r['status'] for r in dofn.process(unit)
+                  if not isinstance(r, beam.pvalue.TaggedOutput)]
+    finally:
+      dofn.teardown()
+    return statuses, sorted(os.path.basename(p).split('-')[0] for p in reads if '.done' in p)
+
+  tonight = job()
+  assert attempt(tonight)[0] == ['ok', 'ok']
+  # A retried bundle: the markers are newer than the job, so they are read, and were its own.
+  assert attempt(tonight) == (['ok', 'ok'], ['pair_000000', 'pair_000001'])
+  hour_ago = time.time() - 3600
+  for marker in glob.glob(os.path.join(output, '_markers', 'clip', '*.done')):
+    os.utime(marker, (hour_ago, hour_ago))
+  assert attempt(job()) == (['skipped', 'skipped'], [])  # the next night's job reads none
+  os.remove(os.path.join(output, '_runs', 'nightly', records.STARTED))
+  assert attempt(interpolate.InterpolateUnits(
+      output, 'nightly', model_path, model.fingerprint, N, 64, 10 ** 8, False)) == (
+          ['skipped', 'skipped'], ['pair_000000', 'pair_000001'])
+
+
 def test_a_run_overlapping_another_does_not_fail_on_what_the_other_deleted(tmp_path,
                                                                            monkeypatch):
   """Two runs at once on one output (a nightly run started while the last still runs) list the

@@ -16,6 +16,15 @@ import warnings
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
+# google-cloud-storage (3.11 on) looks up a bucket's metadata in the background for its tracing
+# spans, once per client; Beam makes a client per file operation, so each read, write, listing
+# or check cost one more request (`storage.buckets.get`, an ERROR in the audit log for workers
+# whose role grants objects only). The spans are off unless traces are turned on, so unless
+# they are, so is the lookup (googleapis/google-cloud-python#17650).
+if os.environ.get('ENABLE_GCS_PYTHON_CLIENT_OTEL_TRACES', '').strip().lower() not in (
+    '1', 'true', 'yes', 'on'):
+  os.environ.setdefault('DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA', 'true')
+
 # Top-level names under --output that belong to the pipeline, never to a clip.
 RUNS_DIR = '_runs'
 MARKERS_DIR = '_markers'

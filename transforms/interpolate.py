@@ -19,20 +19,21 @@ skips exactly the finished pairs and redoes anything new, changed or interrupted
 forces). `lo..hi` are the output indices the pair writes: before a pair writes, every other
 marker of the clip whose indices meet them is deleted (its frames are about to change), so going
 back to earlier options or inputs redoes those pairs instead of skipping them over frames that
-another version wrote.
+another version wrote. A unit finds its markers by listing, and reads only those that may be
+this job's (`_marks`): a nightly run over an unchanged archive costs a request per unit.
 """
 
 import concurrent.futures
 import contextlib
 import hashlib
 import json
+import posixpath
 import re
 import time
 import uuid
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.utils import shared
 
 from transforms import dpx
@@ -48,6 +49,9 @@ OUTPUT_FORMAT_VERSION = 1
 # from DPX before were made again once; a key of other inputs is unchanged).
 DPX_READ_VERSION = 2
 _WRITE_THREADS = 4
+# Seconds by which a marker must predate the job's start to be taken for an earlier job's
+# without reading it: more than the storage's time resolution (a second on some filesystems).
+CLOCK_STEP_SECONDS = 2
 # What TensorFlow (GPU or CPU allocator) and Python raise when the model's activations do not fit.
 _OUT_OF_MEMORY = ('ResourceExhaustedError', 'MemoryError')
 
@@ -176,8 +180,10 @@ class InterpolateUnits(beam.DoFn):
     # marker with it was written by this job (an earlier attempt at a retried bundle), one
     # without by another job, even under the same --run_id.
     self._job_token = uuid.uuid4().hex
+    self._job_started = None  # when the job began, in the output storage's clock (`setup`)
 
   def setup(self):
+    self._job_started = records.job_started(self._output, self._run_id)
     self._model = acquire_model(self._shared, self._run_id, self._model_path, self._align,
                                 self._flip_average, self._precision, self._tile)
     if self._model.fingerprint != self._fingerprint:
@@ -237,6 +243,30 @@ class InterpolateUnits(beam.DoFn):
     name = f'frame_{unit.first_position:06d}-{lo:09d}-{hi:09d}-{key}.done'
     return files.join(_marker_folder(self._output, unit.clip), name)
 
+  def _marks(self, unit, markers):
+    """The content of each of `markers` (None: absent); a marker older than the job holds
+    nothing the unit needs (it only need know that another job wrote it: {}). One listing per
+    hundred pair positions finds them, where a read per pair did (on GCS, two requests per pair
+    each night over an unchanged archive); one that cannot be listed is read, as before."""
+    folder = _marker_folder(self._output, unit.clip)
+    prefixes = sorted({f'pair_{(unit.first_position + i) // 100:04d}'
+                       for i in range(len(markers))})
+    try:
+      listed = {posixpath.basename(m.path): m.last_updated_in_seconds
+                for prefix in prefixes for m in files.match(folder, prefix + '*.done')}
+    except Exception:  # pylint: disable=broad-except
+      return [_marker_content(m) for m in markers]
+    marks = []
+    for marker in markers:
+      updated = listed.get(posixpath.basename(marker))
+      if updated is None:
+        marks.append(None)
+      elif self._job_started is not None and updated < self._job_started - CLOCK_STEP_SECONDS:
+        marks.append({})
+      else:  # this job's (a retried bundle's first attempt wrote it), or perhaps
+        marks.append(_marker_content(marker))
+    return marks
+
   def _format_key(self):
     """What done markers' keys add for the output format: nothing for PNG (keys as before)."""
     return [] if self._format == 'png' else [self._format]
@@ -267,7 +297,7 @@ class InterpolateUnits(beam.DoFn):
     markers = [self._marker(unit, i) for i in range(npairs)]
     outputs = [self._outputs(unit, i) for i in range(npairs)]
     in_betweens = [sorted({p for _, p in out if 0 < p < step}) for out in outputs]
-    marked = [None if self._reprocess else _marker_content(m) for m in markers]
+    marked = [None] * npairs if self._reprocess else self._marks(unit, markers)
     made_by = [None if m is None else m.get('job', '') for m in marked]
     todo = [i for i in range(npairs) if made_by[i] is None]
     todo_set = set(todo)
@@ -455,7 +485,7 @@ class InterpolateUnits(beam.DoFn):
                              {k for _, k in written})
 
     share = 1.0 / max(len(todo), 1)
-    frames_total = 0
+    frames_total, outcome, error = 0, {}, dict(failed)  # pair -> (size, frames, seconds, cut)
     for i in todo:
       n_written = sum(1 for key in written if key[0] == i)
       frames_total += n_written
@@ -466,41 +496,28 @@ class InterpolateUnits(beam.DoFn):
       size = (decoded[i].width, decoded[i].height) if i in decoded else None
       cut = {'cut_score': scores.get(i), 'scene_cut': (i in cuts) if i in scores else None,
              'identical': (i in identical) if i in scores else None}
+      outcome[i] = size, n_written, seconds, cut
       if i in failed:
-        rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i,
-                                  uris[i:i + 2], size, n_written, 'failed', seconds, failed[i],
-                                  **cut)
-        rec['model_calls'] = calls.get(i, 0)  # the model's work, as the metric counts it
-        yield rec
         continue
       try:
         files.write_atomic(markers[i], json.dumps({
             'run_id': self._run_id, 'job': self._job_token, 'fingerprint': self._fingerprint,
             'inputs': uris[i:i + 2],
             'times_to_interpolate': self._n, 'align': self._align, **cut}).encode(), self._tmp)
-        try:
-          gone = [path for path in (self._frame_path(unit, k) for pair, k in written if pair == i)
-                  if not FileSystems.exists(path)]
-        except Exception:  # unchecked, the marker must not stay
-          files.delete_files([markers[i]])
-          raise
-        if gone:  # a run overlapping this one failed the pair and removed them meanwhile
-          files.delete_files([markers[i]])
-          raise FileNotFoundError(f'{", ".join(gone)} deleted while the pair was marked done (a '
-                                  f'run overlapping this one on the output failed it); the '
-                                  f'next run makes it again')
       except Exception as e:  # pylint: disable=broad-except
-        message = f'cannot write the done marker {markers[i]}: {e}'
-        yield self._error(uris[i:i + 2], 'write', e, message)
-        rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i,
-                                  uris[i:i + 2], size, n_written, 'failed', seconds, message,
-                                  **cut)
-        rec['model_calls'] = calls.get(i, 0)
-        yield rec
-        continue
+        error[i] = e
+    marked = [i for i in todo if i not in error]
+    error.update(self._unmark_gone(unit, markers, marked, written))
+    for i in todo:
+      size, n_written, seconds, cut = outcome[i]
+      message = failed.get(i)
+      if message is None and i in error:
+        message = f'cannot write the done marker {markers[i]}: {error[i]}'
+        yield self._error(uris[i:i + 2], 'write', error[i], message)
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
-                                size, n_written, 'ok', seconds, **cut)
-      rec['model_calls'] = calls.get(i, 0)
+                                size, n_written, 'failed' if message else 'ok', seconds, message,
+                                **cut)
+      rec['model_calls'] = calls.get(i, 0)  # the model's work, as the metric counts it
       yield rec
     records.counter('model_calls').inc(sum(calls.values()))
     records.counter('frames_written').inc(frames_total)
@@ -510,6 +527,31 @@ class InterpolateUnits(beam.DoFn):
     if self._scene_cut is not None:
       records.distribution('scene_cut_ms').update(int(score_seconds * 1000))
     self._finish(unit, len(todo), frames_total)
+
+  def _unmark_gone(self, unit, markers, pairs, written):
+    """Checks that the frames `pairs` wrote are all still there now that they are marked done,
+    in one listing per hundred output indices (not a request per frame). A run overlapping this
+    one that failed such a pair removes its frames: the pair's marker must go, or it would vouch
+    for missing frames. Returns {pair: error} for the pairs whose marker went."""
+    if not pairs:
+      return {}
+    folder = files.join(self._output, unit.clip)
+    frames = {i: [frame_name(k, self._format) for pair, k in written if pair == i] for i in pairs}
+    prefixes = sorted({name[:len('frame_') + 4] for names in frames.values() for name in names})
+    try:
+      present = {posixpath.basename(m.path)
+                 for prefix in prefixes for m in files.match(folder, prefix + '*')}
+    except Exception as e:  # pylint: disable=broad-except
+      gone = {i: e for i in pairs}  # unchecked, the markers must not stay
+    else:
+      gone = {i: FileNotFoundError(
+          f'{", ".join(files.join(folder, n) for n in names if n not in present)} deleted while '
+          f'the pair was marked done (a run overlapping this one on the output failed it); the '
+          f'next run makes it again')
+              for i, names in frames.items() if not set(names) <= present}
+    if gone:
+      files.delete_files([markers[i] for i in gone])
+    return gone
 
   def _remove_unwritten(self, unit, spans, written):
     """Deletes the clip's output frames in the (lo, hi) `spans` that this unit did not write,

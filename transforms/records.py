@@ -18,6 +18,7 @@ from transforms import files
 
 METRICS_NAMESPACE = 'film_pipeline'
 _MAX_FAILURES_LISTED = 50
+STARTED = 'started.json'
 
 
 def counter(name):
@@ -30,6 +31,26 @@ def distribution(name):
 
 def run_dir(output, run_id):
   return files.join(output, files.RUNS_DIR, run_id)
+
+
+def write_started(output, run_id, details):
+  """Writes `started.json` (the run's options) under the run's folder as it starts. Its time, in
+  the output storage's own clock, is when the job began: a done marker older than it was written
+  by an earlier job, which `InterpolateUnits` then need not read to know."""
+  content = {'run_id': run_id, 'started_at': _iso(time.time()), **details}
+  files.write_atomic(files.join(run_dir(output, run_id), STARTED),
+                     json.dumps(content, indent=1).encode(),
+                     files.join(output, files.TMP_DIR, run_id))
+
+
+def job_started(output, run_id):
+  """The time (s) the output's storage gives the run's `started.json`; None without one (a job
+  not started by `pipeline.run`) or where it cannot be listed."""
+  try:
+    found = files.match(files.join(run_dir(output, run_id), STARTED))
+  except Exception:  # pylint: disable=broad-except
+    return None
+  return found[0].last_updated_in_seconds if found else None
 
 
 def error_record(run_id, uris, stage, error, message):
