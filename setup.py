@@ -25,7 +25,7 @@ setuptools.setup(
         'apache-beam[gcp]>=2.60',
         'numpy>=1.24',
         'pillow>=10.1',  # ImageFont.load_default(size=) in the evaluation's comparison PNGs
-        'google-cloud-storage>=2.10',
+        'google-cloud-storage>=2.10,!=3.11.0',  # 3.11.0: a bucket lookup per operation
     ],
     extras_require={
         'cpu': ['tensorflow-cpu' + TF],

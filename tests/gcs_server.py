@@ -97,18 +97,40 @@ class RequestLog:
 Server = collections.namedtuple('Server', 'bucket requests')
 
 
+def _start_emulator(bucket, log_path, attempts=5):
+  """(process, port, open log) of an emulator serving on a free port. A port found free can be
+  taken before the emulator binds it (by another test worker's emulator): then its server
+  thread fails, and another port is tried. Ready is when it says so in its log, not when the port answers (that
+  could be the other emulator)."""
+  for _ in range(attempts):
+    port = _free_port()
+    log = open(log_path, 'w')
+    emulator = subprocess.Popen(
+        [sys.executable, '-m', 'gcp_storage_emulator', 'start', '--host', '127.0.0.1', '--port',
+         str(port), '--in-memory', '--default-bucket', bucket],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+    deadline = time.time() + 30
+    while emulator.poll() is None and time.time() < deadline:
+      with open(log_path) as f:
+        said = f.read()
+      if 'All services started' in said:
+        return emulator, port, log
+      if 'Traceback' in said:  # it failed to bind, in a thread, and lives on serving nothing
+        break
+      time.sleep(0.2)
+    emulator.kill()
+    emulator.wait()
+    log.close()
+  raise RuntimeError(f'gcp-storage-emulator did not start (see {log_path})')
+
+
 @contextlib.contextmanager
 def local_gcs(bucket, log_path):
   """Runs the emulator with `bucket` and points this process's environment at it; yields a
   Server: the google.cloud.storage Bucket and the RequestLog (kept in `log_path`)."""
   metadata = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _MetadataHandler)
   threading.Thread(target=metadata.serve_forever, daemon=True).start()
-  port = _free_port()
-  log = open(log_path, 'w')
-  emulator = subprocess.Popen(
-      [sys.executable, '-m', 'gcp_storage_emulator', 'start', '--host', '127.0.0.1', '--port',
-       str(port), '--in-memory', '--default-bucket', bucket],
-      stdout=log, stderr=subprocess.STDOUT)
+  emulator, port, log = _start_emulator(bucket, log_path)
   env = {
       'STORAGE_EMULATOR_HOST': f'http://127.0.0.1:{port}',
       'GCE_METADATA_HOST': f'127.0.0.1:{metadata.server_address[1]}',
@@ -118,15 +140,6 @@ def local_gcs(bucket, log_path):
   saved = {k: os.environ.get(k) for k in env}
   os.environ.update(env)
   try:
-    deadline = time.time() + 30
-    while True:
-      try:
-        socket.create_connection(('127.0.0.1', port), timeout=1).close()
-        break
-      except OSError:
-        if time.time() > deadline or emulator.poll() is not None:
-          raise RuntimeError('gcp-storage-emulator did not start')
-        time.sleep(0.2)
     from google.auth.credentials import AnonymousCredentials  # pylint: disable=import-outside-toplevel
     from google.cloud import storage  # pylint: disable=import-outside-toplevel
     client = storage.Client(project='test-project', credentials=AnonymousCredentials())

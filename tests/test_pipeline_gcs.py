@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import time
 import urllib.parse
 
@@ -123,3 +124,26 @@ def test_a_nightly_run_lists_done_markers_instead_of_reading_each(tmp_path, tiny
   assert summary['pairs']['skipped'] == 8 and summary['model_calls'] == 0
   started = json.loads(gcs.blob(f'listed/out/_runs/{run_id}/started.json').download_as_bytes())
   assert started['run_id'] == run_id and started['options']['pairs_per_unit'] == 4
+
+
+@pytest.mark.parametrize('folder', ['times/m', 'times/take [2]'])
+def test_updated_times_lists_once_per_prefix(tmp_path, gcs, gcs_requests, folder):
+  """The files of a list of names that exist, with their times: one listing per prefix (pair
+  positions of a hundred, also past a million), never confused by names that merely start alike;
+  a folder whose name holds glob characters is asked name by name (a listing would start at the
+  bracket). Locally, the same answer from a stat each."""
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  there = ['pair_000099-a.done', 'pair_000100-b.done', 'pair_1000000-c.done']
+  for name in there + ['pair_000100-b.done.bak', 'pair_0000990-d.done']:
+    gcs.blob(f'{folder}/{name}').upload_from_string(b'{}')
+    (tmp_path / name).write_bytes(b'{}')
+  names = there + ['pair_000101-e.done']
+  prefixes = ['pair_0000', 'pair_0001', 'pair_0001', 'pair_10000']
+  start = gcs_requests.end()
+  found = files.updated_times(f'gs://{BUCKET}/{folder}', names, prefixes)
+  lists = [r for r in gcs_requests.since(start) if r.kind == 'list']
+  assert sorted(found) == there and all(abs(t - time.time()) < 60 for t in found.values())
+  assert len(lists) == (3 if '[' not in folder else len(names))
+  local = files.updated_times(str(tmp_path), names, prefixes)
+  assert {n: int(t) for n, t in local.items()} == {
+      n: int(os.path.getmtime(tmp_path / n)) for n in there}

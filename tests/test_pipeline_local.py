@@ -719,9 +719,10 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
 
 def test_done_markers_older_than_the_job_are_known_without_reading_them(tmp_path, tiny_model,
                                                                        monkeypatch):
-  """A unit lists its done markers; it reads one only where it may be this job's (written after
-  the job's `started.json`, less the clock step): a retried bundle's first attempt. Older
-  markers are skipped unread, and without a `started.json` every marker found is read."""
+  """A unit finds its done markers (a listing on GCS, a stat each locally); it reads one only
+  where it may be this job's (written after the job's `started.json`, less the clock step): a
+  retried bundle's first attempt, whose frames are checked again. Older markers are skipped
+  unread, and without a `started.json` every marker found is read."""
   import apache_beam as beam  # pylint: disable=import-outside-toplevel
   from transforms import clips  # pylint: disable=import-outside-toplevel
   from transforms import files  # pylint: disable=import-outside-toplevel
@@ -755,10 +756,20 @@ def test_done_markers_older_than_the_job_are_known_without_reading_them(tmp_path
   assert attempt(tonight)[0] == ['ok', 'ok']
   # A retried bundle: the markers are newer than the job, so they are read, and were its own.
   assert attempt(tonight) == (['ok', 'ok'], ['pair_000000', 'pair_000001'])
+  # Its first attempt may have died before checking its frames: one gone is made again.
+  lost = os.path.join(output, 'clip', frame_name(STEP + 1))
+  os.remove(lost)
+  assert attempt(tonight)[0] == ['ok', 'ok'] and os.path.exists(lost)
   hour_ago = time.time() - 3600
   for marker in glob.glob(os.path.join(output, '_markers', 'clip', '*.done')):
     os.utime(marker, (hour_ago, hour_ago))
-  assert attempt(job()) == (['skipped', 'skipped'], [])  # the next night's job reads none
+  walked = []
+  real_walk = os.walk
+  monkeypatch.setattr(os, 'walk', lambda top, *a, **k: walked.append(top) or real_walk(top, *a, **k))
+  # The next night's job reads none, and stats its own markers rather than walk the folder
+  # (a local listing stats every file in it: per unit, a long clip's every marker).
+  assert attempt(job()) == (['skipped', 'skipped'], [])
+  assert not walked
   os.remove(os.path.join(output, '_runs', 'nightly', records.STARTED))
   assert attempt(interpolate.InterpolateUnits(
       output, 'nightly', model_path, model.fingerprint, N, 64, 10 ** 8, False)) == (

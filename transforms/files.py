@@ -20,7 +20,8 @@ from apache_beam.io.filesystems import FileSystems
 # spans, once per client; Beam makes a client per file operation, so each read, write, listing
 # or check cost one more request (`storage.buckets.get`, an ERROR in the audit log for workers
 # whose role grants objects only). The spans are off unless traces are turned on, so unless
-# they are, so is the lookup (googleapis/google-cloud-python#17650).
+# they are, so is the lookup (googleapis/google-cloud-python#17650; the switch is read from
+# 3.12 on, so setup.py leaves out 3.11.0).
 if os.environ.get('ENABLE_GCS_PYTHON_CLIENT_OTEL_TRACES', '').strip().lower() not in (
     '1', 'true', 'yes', 'on'):
   os.environ.setdefault('DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA', 'true')
@@ -57,6 +58,28 @@ def match(path, pattern=None):
   with warnings.catch_warnings():
     warnings.simplefilter('ignore', FutureWarning)
     return FileSystems.match([join(literal, pattern) if pattern else literal])[0].metadata_list
+
+
+def updated_times(folder, names, prefixes):
+  """{name: last updated (s)} of those of the file `names` that exist in `folder`. On an object
+  store, one listing per prefix in `prefixes` (every name starts with one): a request, where
+  asking after each name is one or two. On local disk a stat each: a local listing walks and
+  stats the whole folder, so finding a few names in a large one would cost it all."""
+  if FileSystems.get_scheme(folder) is None:
+    found = {}
+    for name in names:
+      try:
+        found[name] = os.stat(os.path.join(folder, name)).st_mtime
+      except FileNotFoundError:
+        pass
+    return found
+  wanted = set(names)
+  if GLOB_CHARS.search(folder):  # a listing would start at the first glob character: ask each
+    listed = [m for name in sorted(wanted) for m in match(join(folder, name))]
+  else:
+    listed = [m for prefix in sorted(set(prefixes)) for m in match(folder, prefix + '*')]
+  return {posixpath.basename(m.path): m.last_updated_in_seconds for m in listed
+          if posixpath.basename(m.path) in wanted}
 
 
 def write_atomic(path, data, tmp_root):

@@ -244,28 +244,22 @@ class InterpolateUnits(beam.DoFn):
     return files.join(_marker_folder(self._output, unit.clip), name)
 
   def _marks(self, unit, markers):
-    """The content of each of `markers` (None: absent); a marker older than the job holds
-    nothing the unit needs (it only need know that another job wrote it: {}). One listing per
-    hundred pair positions finds them, where a read per pair did (on GCS, two requests per pair
-    each night over an unchanged archive); one that cannot be listed is read, as before."""
-    folder = _marker_folder(self._output, unit.clip)
-    prefixes = sorted({f'pair_{(unit.first_position + i) // 100:04d}'
-                       for i in range(len(markers))})
+    """The content of each of `markers` (None: absent). Which exist is found by listing (on
+    GCS one request per hundred pair positions, where reading each was two per pair, every
+    night over an unchanged archive); one older than the job (by more than the clock step) is
+    another job's, and that is all the unit needs of it ({}, unread: so a marker that other
+    tools damaged still counts). The rest may be this job's (a retried bundle's first attempt
+    wrote them): read. Where the listing fails, every marker is read."""
+    names = [posixpath.basename(m) for m in markers]
+    prefixes = [f'pair_{(unit.first_position + i) // 100:04d}' for i in range(len(markers))]
     try:
-      listed = {posixpath.basename(m.path): m.last_updated_in_seconds
-                for prefix in prefixes for m in files.match(folder, prefix + '*.done')}
+      updated = files.updated_times(_marker_folder(self._output, unit.clip), names, prefixes)
     except Exception:  # pylint: disable=broad-except
       return [_marker_content(m) for m in markers]
-    marks = []
-    for marker in markers:
-      updated = listed.get(posixpath.basename(marker))
-      if updated is None:
-        marks.append(None)
-      elif self._job_started is not None and updated < self._job_started - CLOCK_STEP_SECONDS:
-        marks.append({})
-      else:  # this job's (a retried bundle's first attempt wrote it), or perhaps
-        marks.append(_marker_content(marker))
-    return marks
+    older = (lambda t: t < self._job_started - CLOCK_STEP_SECONDS) if self._job_started else (
+        lambda t: False)
+    return [None if name not in updated else {} if older(updated[name]) else
+            _marker_content(marker) for name, marker in zip(names, markers)]
 
   def _format_key(self):
     """What done markers' keys add for the output format: nothing for PNG (keys as before)."""
@@ -299,6 +293,11 @@ class InterpolateUnits(beam.DoFn):
     in_betweens = [sorted({p for _, p in out if 0 < p < step}) for out in outputs]
     marked = [None] * npairs if self._reprocess else self._marks(unit, markers)
     made_by = [None if m is None else m.get('job', '') for m in marked]
+    # This job's markers: its earlier attempt at the bundle died after writing them, perhaps
+    # before it checked their frames; any whose frames are gone is withdrawn, and made again.
+    own = [i for i in range(npairs) if made_by[i] == self._job_token]
+    for i in self._unmark_gone(unit, markers, own, {(i, k) for i in own for k, _ in outputs[i]}):
+      made_by[i] = None
     todo = [i for i in range(npairs) if made_by[i] is None]
     todo_set = set(todo)
     for i in range(npairs):
@@ -485,7 +484,9 @@ class InterpolateUnits(beam.DoFn):
                              {k for _, k in written})
 
     share = 1.0 / max(len(todo), 1)
-    frames_total, outcome, error = 0, {}, dict(failed)  # pair -> (size, frames, seconds, cut)
+    frames_total = 0
+    outcome = {}  # pair -> (size, frames written, seconds, cut)
+    unmarked = {}  # pair -> why it has no done marker: its write failed, or it was withdrawn
     for i in todo:
       n_written = sum(1 for key in written if key[0] == i)
       frames_total += n_written
@@ -505,15 +506,16 @@ class InterpolateUnits(beam.DoFn):
             'inputs': uris[i:i + 2],
             'times_to_interpolate': self._n, 'align': self._align, **cut}).encode(), self._tmp)
       except Exception as e:  # pylint: disable=broad-except
-        error[i] = e
-    marked = [i for i in todo if i not in error]
-    error.update(self._unmark_gone(unit, markers, marked, written))
+        unmarked[i] = e, f'cannot write the done marker {markers[i]}: {e}'
+    marked = [i for i in todo if i not in failed and i not in unmarked]
+    for i, e in self._unmark_gone(unit, markers, marked, written).items():
+      unmarked[i] = e, f'done marker {markers[i]} withdrawn: {e}'
     for i in todo:
       size, n_written, seconds, cut = outcome[i]
       message = failed.get(i)
-      if message is None and i in error:
-        message = f'cannot write the done marker {markers[i]}: {error[i]}'
-        yield self._error(uris[i:i + 2], 'write', error[i], message)
+      if i in unmarked:
+        e, message = unmarked[i]
+        yield self._error(uris[i:i + 2], 'write', e, message)
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
                                 size, n_written, 'failed' if message else 'ok', seconds, message,
                                 **cut)
@@ -529,18 +531,18 @@ class InterpolateUnits(beam.DoFn):
     self._finish(unit, len(todo), frames_total)
 
   def _unmark_gone(self, unit, markers, pairs, written):
-    """Checks that the frames `pairs` wrote are all still there now that they are marked done,
-    in one listing per hundred output indices (not a request per frame). A run overlapping this
+    """Checks that the frames `pairs` wrote are all still there now that they are marked done
+    (on GCS one listing per hundred output indices, not a request per frame). A run overlapping this
     one that failed such a pair removes its frames: the pair's marker must go, or it would vouch
     for missing frames. Returns {pair: error} for the pairs whose marker went."""
     if not pairs:
       return {}
     folder = files.join(self._output, unit.clip)
     frames = {i: [frame_name(k, self._format) for pair, k in written if pair == i] for i in pairs}
-    prefixes = sorted({name[:len('frame_') + 4] for names in frames.values() for name in names})
     try:
-      present = {posixpath.basename(m.path)
-                 for prefix in prefixes for m in files.match(folder, prefix + '*')}
+      present = set(files.updated_times(
+          folder, [n for names in frames.values() for n in names],
+          [f'frame_{k // 100:04d}' for pair, k in written if pair in frames]))
     except Exception as e:  # pylint: disable=broad-except
       gone = {i: e for i in pairs}  # unchecked, the markers must not stay
     else:
