@@ -100,8 +100,8 @@ Server = collections.namedtuple('Server', 'bucket requests')
 def _start_emulator(bucket, log_path, attempts=5):
   """(process, port, open log) of an emulator serving on a free port. A port found free can be
   taken before the emulator binds it (by another test worker's emulator): then its server
-  thread fails, and another port is tried. Ready is when it says so in its log, not when the port answers (that
-  could be the other emulator)."""
+  thread fails, and another port is tried. Ready is when it says so in its log, not when the
+  port answers (that could be the other emulator)."""
   for _ in range(attempts):
     port = _free_port()
     log = open(log_path, 'w')

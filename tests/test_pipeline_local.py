@@ -765,7 +765,8 @@ def test_done_markers_older_than_the_job_are_known_without_reading_them(tmp_path
     os.utime(marker, (hour_ago, hour_ago))
   walked = []
   real_walk = os.walk
-  monkeypatch.setattr(os, 'walk', lambda top, *a, **k: walked.append(top) or real_walk(top, *a, **k))
+  monkeypatch.setattr(os, 'walk',
+                      lambda top, *a, **k: walked.append(top) or real_walk(top, *a, **k))
   # The next night's job reads none, and stats its own markers rather than walk the folder
   # (a local listing stats every file in it: per unit, a long clip's every marker).
   assert attempt(job()) == (['skipped', 'skipped'], [])

@@ -20,7 +20,7 @@ forces). `lo..hi` are the output indices the pair writes: before a pair writes, 
 marker of the clip whose indices meet them is deleted (its frames are about to change), so going
 back to earlier options or inputs redoes those pairs instead of skipping them over frames that
 another version wrote. A unit finds its markers by listing, and reads only those that may be
-this job's (`_marks`): a nightly run over an unchanged archive costs a request per unit.
+this job's (`_marks`): on GCS a nightly run over an unchanged archive costs a request per unit.
 """
 
 import concurrent.futures
@@ -256,9 +256,8 @@ class InterpolateUnits(beam.DoFn):
       updated = files.updated_times(_marker_folder(self._output, unit.clip), names, prefixes)
     except Exception:  # pylint: disable=broad-except
       return [_marker_content(m) for m in markers]
-    older = (lambda t: t < self._job_started - CLOCK_STEP_SECONDS) if self._job_started else (
-        lambda t: False)
-    return [None if name not in updated else {} if older(updated[name]) else
+    before = self._job_started - CLOCK_STEP_SECONDS if self._job_started else float('-inf')
+    return [None if name not in updated else {} if updated[name] < before else
             _marker_content(marker) for name, marker in zip(names, markers)]
 
   def _format_key(self):
@@ -532,9 +531,9 @@ class InterpolateUnits(beam.DoFn):
 
   def _unmark_gone(self, unit, markers, pairs, written):
     """Checks that the frames `pairs` wrote are all still there now that they are marked done
-    (on GCS one listing per hundred output indices, not a request per frame). A run overlapping this
-    one that failed such a pair removes its frames: the pair's marker must go, or it would vouch
-    for missing frames. Returns {pair: error} for the pairs whose marker went."""
+    (on GCS one listing per hundred output indices, not a request per frame). A run overlapping
+    this one that failed such a pair removes its frames: the pair's marker must go, or it would
+    vouch for missing frames. Returns {pair: error} for the pairs whose marker went."""
     if not pairs:
       return {}
     folder = files.join(self._output, unit.clip)
