@@ -138,12 +138,11 @@ def test_updated_times_lists_once_per_prefix(tmp_path, gcs, gcs_requests, folder
     gcs.blob(f'{folder}/{name}').upload_from_string(b'{}')
     (tmp_path / name).write_bytes(b'{}')
   names = there + ['pair_000101-e.done']
-  prefixes = ['pair_0000', 'pair_0001', 'pair_0001', 'pair_10000']
   start = gcs_requests.end()
-  found = files.updated_times(f'gs://{BUCKET}/{folder}', names, prefixes)
+  found = files.updated_times(f'gs://{BUCKET}/{folder}', names)
   lists = [r for r in gcs_requests.since(start) if r.kind == 'list']
   assert sorted(found) == there and all(abs(t - time.time()) < 60 for t in found.values())
   assert len(lists) == (3 if '[' not in folder else len(names))
-  local = files.updated_times(str(tmp_path), names, prefixes)
+  local = files.updated_times(str(tmp_path), names)
   assert {n: int(t) for n, t in local.items()} == {
       n: int(os.path.getmtime(tmp_path / n)) for n in there}

@@ -60,11 +60,15 @@ def match(path, pattern=None):
     return FileSystems.match([join(literal, pattern) if pattern else literal])[0].metadata_list
 
 
-def updated_times(folder, names, prefixes):
+_NUMBERED = re.compile(r'\D*\d*')  # always matches: any cut of it is a prefix too
+
+
+def updated_times(folder, names):
   """{name: last updated (s)} of those of the file `names` that exist in `folder`. On an object
-  store, one listing per prefix in `prefixes` (every name starts with one): a request, where
-  asking after each name is one or two. On local disk a stat each: a local listing walks and
-  stats the whole folder, so finding a few names in a large one would cost it all."""
+  store, one listing per hundred numbers (names sharing all but the last two digits of their
+  first number: `pair_0001` for `pair_000123-...`): a request, where asking after each name is
+  one or two. On local disk a stat each: a local listing walks and stats the whole folder, so
+  finding a few names in a large one would cost it all."""
   if FileSystems.get_scheme(folder) is None:
     found = {}
     for name in names:
@@ -77,7 +81,8 @@ def updated_times(folder, names, prefixes):
   if GLOB_CHARS.search(folder):  # a listing would start at the first glob character: ask each
     listed = [m for name in sorted(wanted) for m in match(join(folder, name))]
   else:
-    listed = [m for prefix in sorted(set(prefixes)) for m in match(folder, prefix + '*')]
+    prefixes = {_NUMBERED.match(name).group()[:-2] for name in wanted}
+    listed = [m for prefix in sorted(prefixes) for m in match(folder, prefix + '*')]
   return {posixpath.basename(m.path): m.last_updated_in_seconds for m in listed
           if posixpath.basename(m.path) in wanted}
 

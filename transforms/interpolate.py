@@ -251,9 +251,8 @@ class InterpolateUnits(beam.DoFn):
     tools damaged still counts). The rest may be this job's (a retried bundle's first attempt
     wrote them): read. Where the listing fails, every marker is read."""
     names = [posixpath.basename(m) for m in markers]
-    prefixes = [f'pair_{(unit.first_position + i) // 100:04d}' for i in range(len(markers))]
     try:
-      updated = files.updated_times(_marker_folder(self._output, unit.clip), names, prefixes)
+      updated = files.updated_times(_marker_folder(self._output, unit.clip), names)
     except Exception:  # pylint: disable=broad-except
       return [_marker_content(m) for m in markers]
     before = self._job_started - CLOCK_STEP_SECONDS if self._job_started else float('-inf')
@@ -539,9 +538,7 @@ class InterpolateUnits(beam.DoFn):
     folder = files.join(self._output, unit.clip)
     frames = {i: [frame_name(k, self._format) for pair, k in written if pair == i] for i in pairs}
     try:
-      present = set(files.updated_times(
-          folder, [n for names in frames.values() for n in names],
-          [f'frame_{k // 100:04d}' for pair, k in written if pair in frames]))
+      present = set(files.updated_times(folder, [n for names in frames.values() for n in names]))
     except Exception as e:  # pylint: disable=broad-except
       gone = {i: e for i in pairs}  # unchecked, the markers must not stay
     else:
