@@ -151,21 +151,89 @@ def read_npz(local_path: str) -> tuple[dict[str, np.ndarray], Options | None]:
 
 def read_saved_model(local_dir: str) -> tuple[dict[str, np.ndarray], Options | None]:
   """Released-name weights from a FILM SavedModel directory, by variable name, and the options
-  our exports record (None for released models: their options are the released ones)."""
-  import tensorflow as tf
+  our exports record (None for released models: their options are the released ones).
 
-  weights, options = saved_model_weights(tf.saved_model.load(local_dir))
+  Read from the SavedModel's checkpoint, found through its object graph, rather than by
+  `tf.saved_model.load`, which also restores every function the model was saved with, only for
+  them to be thrown away here: that took most of the time a worker spent loading a SavedModel
+  (`docs/benchmarks.md`, "Loading a SavedModel"). One laid out otherwise is loaded whole.
+  """
+  stored = _stored_variables(local_dir)
+  if stored is None:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    loaded = tf.saved_model.load(local_dir)
+    stored = ({name: var.numpy() for name, var in _released_name_variables(loaded).items()},
+              _recorded_options(loaded))
+  weights, options = stored
   if not weights:
     raise ValueError(f'{local_dir}: SavedModel has no variables with released film_net names; '
                      "use engine='savedmodel' to call it as it is")
   return weights, options
 
 
-def saved_model_weights(loaded) -> tuple[dict[str, np.ndarray], Options | None]:
-  """`read_saved_model` on a loaded SavedModel: its variables with released names ({} if none)
-  and the options our exports record (None if not recorded)."""
-  variables = _released_name_variables(loaded)
-  return {name: var.numpy() for name, var in variables.items()}, _recorded_options(loaded)
+def _stored_variables(local_dir: str) -> tuple[dict[str, np.ndarray], Options | None] | None:
+  """What `tf.saved_model.load(local_dir)` gives through `_released_name_variables` and
+  `_recorded_options`, read without loading the model; None where the SavedModel cannot be read
+  so, or does not keep its variables as a list on its root as ours and Keras's do."""
+  try:
+    graphs = _ObjectGraphs(local_dir)
+  except Exception:  # pylint: disable=broad-except
+    return None  # tf.saved_model.load says what is wrong with it
+  variables = graphs.listed('variables') or graphs.listed('film_variables')
+  if not variables or None in variables:
+    return None
+  weights = {canon: value for name, value in variables
+             if (canon := canonical_name(name)) is not None}
+  options = None
+  recorded = graphs.child(graphs.ROOT, 'film_options')
+  if recorded is not None:
+    if graphs.variable(recorded) is None:
+      return None
+    text = graphs.variable(recorded)[1]
+    options = Options.from_dict(json.loads(text.decode() if isinstance(text, bytes) else text))
+  return (renumber_fusion(weights) if weights else {}), options
+
+
+class _ObjectGraphs:
+  """A SavedModel's two object graphs, walked together from the root by child name: the one in
+  saved_model.pb names each variable, the checkpoint's says under which key its value is."""
+
+  ROOT = (0, 0)  # a node: (its id in saved_model.pb's graph, its id in the checkpoint's)
+
+  def __init__(self, local_dir: str):
+    # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+    model = saved_model_pb2.SavedModel()
+    with open(os.path.join(local_dir, 'saved_model.pb'), 'rb') as f:
+      model.ParseFromString(f.read())
+    (meta_graph,) = model.meta_graphs
+    self._saved = meta_graph.object_graph_def.nodes
+    self._reader = tf.train.load_checkpoint(os.path.join(local_dir, 'variables', 'variables'))
+    stored = trackable_object_graph_pb2.TrackableObjectGraph()
+    stored.ParseFromString(self._reader.get_tensor('_CHECKPOINTABLE_OBJECT_GRAPH'))
+    self._stored = stored.nodes
+
+  def child(self, node: tuple[int, int], name: str) -> tuple[int, int] | None:
+    ids = tuple(next((c.node_id for c in graph[i].children if c.local_name == name), None)
+                for graph, i in zip((self._saved, self._stored), node))
+    return None if None in ids else ids
+
+  def variable(self, node: tuple[int, int]) -> tuple[str, np.ndarray] | None:
+    """(name, value) of a variable node; None if it is not one."""
+    if self._saved[node[0]].WhichOneof('kind') != 'variable':
+      return None
+    keys = [a.checkpoint_key for a in self._stored[node[1]].attributes
+            if a.name == 'VARIABLE_VALUE']
+    return (self._saved[node[0]].variable.name, self._reader.get_tensor(keys[0])) if keys else None
+
+  def listed(self, name: str) -> list:
+    """The root's list `name` (children '0', '1', ...), each as `variable` gives it."""
+    items, node = [], self.child(self.ROOT, name)
+    while node is not None and (item := self.child(node, str(len(items)))) is not None:
+      items.append(self.variable(item))
+    return items
 
 
 def saved_model_options(loaded) -> Options | None:

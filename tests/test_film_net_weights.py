@@ -47,17 +47,25 @@ def test_own_weight_file_round_trips_options_and_outputs(tmp_path):
   assert sorted(os.listdir(tmp_path)) == ['model.npz', 'plain']
 
 
-def test_an_export_of_any_options_loads_back_natively_as_the_same_model(tmp_path):
+@pytest.fixture(scope='module')
+def tiny_export(tmp_path_factory):
+  """(Interpolator, SavedModel path): a tiny model without auxiliary outputs, whose output bias
+  is raised by 2 (mid frames out of [0, 1], as a model's unclipped output can be), exported."""
+  options = dataclasses.replace(Options.tiny(), use_aux_outputs=False)
+  weights = Interpolator.random(options, seed=2).net.released_weights()
+  bias = specs.fusion_conv_names(options)[-1] + '/bias'
+  folder = tmp_path_factory.mktemp('tiny_export')
+  weights_lib.save(str(folder / 'raised.npz'), {**weights, bias: weights[bias] + 2.0}, options)
+  interp = Interpolator.from_path(str(folder / 'raised.npz'), align=64)
+  target = str(folder / 'tiny_saved_model')
+  export_saved_model(interp.net.released_weights(), interp.options, target)
+  return interp, target
+
+
+def test_an_export_of_any_options_loads_back_natively_as_the_same_model(tiny_export):
   # pyramid_levels is in no weight shape: without the export's own record, a tiny model
   # (4 levels) came back with the released 7 and computed other frames.
-  # Its output bias raised by 2: mid frames out of [0, 1], as a model's unclipped output can be.
-  weights = Interpolator.random(Options.tiny(), seed=2).net.released_weights()
-  bias = specs.fusion_conv_names(Options.tiny())[-1] + '/bias'
-  weights_lib.save(str(tmp_path / 'raised.npz'), {**weights, bias: weights[bias] + 2.0},
-                   Options.tiny())
-  interp = Interpolator.from_path(str(tmp_path / 'raised.npz'), align=64)
-  target = str(tmp_path / 'tiny_saved_model')
-  export_saved_model(interp.net.released_weights(), interp.options, target)
+  interp, target = tiny_export
   again = Interpolator.from_path(target)
   assert again.options == interp.options and again.fingerprint == interp.fingerprint
   x = np.random.default_rng(1).random((2, 1, 24, 40, 3), np.float32)
@@ -78,11 +86,9 @@ def test_an_export_of_any_options_loads_back_natively_as_the_same_model(tmp_path
     unpadded(x[0][:, :6, :10], x[1][:, :6, :10])
 
 
-def test_an_export_without_aux_outputs_gives_the_image_alone(tmp_path):
-  options = dataclasses.replace(Options.tiny(), use_aux_outputs=False)
-  interp = Interpolator.random(options, seed=3)
-  target = str(tmp_path / 'image_only')
-  export_saved_model(interp.net.released_weights(), options, target)
+def test_an_export_without_aux_outputs_gives_the_image_alone(tiny_export):
+  interp, target = tiny_export
+  assert not interp.options.use_aux_outputs
   loaded = tf.saved_model.load(target)
   x = np.random.default_rng(2).random((2, 1, 64, 64, 3), np.float32)
   out = loaded({'x0': x[0], 'x1': x[1], 'time': np.full((1, 1), 0.5, np.float32)})
@@ -149,6 +155,36 @@ def test_export_load_gives_the_same_output_with_both_engines(golden, exported):
   np.testing.assert_allclose(tiled, native(x0, x1), rtol=1e-5, atol=1e-5)
   whole = Interpolator.from_path(target, align=64, options=interp.options)(x0, x1)
   assert np.abs(tiled - whole).max() > 1e-3  # not the whole frame's mid frame
+
+
+def test_native_loads_read_a_saved_models_checkpoint_without_loading_the_model(
+    exported, tmp_path, monkeypatch):
+  """The native engine reads a SavedModel's variables from its checkpoint by name, not through
+  tf.saved_model.load, which restores every saved function first (most of a load's time).
+  Exports before 2026-12-01 kept them in `film_variables`; a SavedModel laid out otherwise is
+  still loaded whole, and says what it lacks."""
+  real_load = tf.saved_model.load
+  loads = []
+  monkeypatch.setattr(tf.saved_model, 'load',
+                      lambda *args, **kwargs: loads.append(args) or real_load(*args, **kwargs))
+  interp, target = exported
+  assert Interpolator.from_path(target, align=None).fingerprint == interp.fingerprint
+  weights = Interpolator.random(Options.tiny(), seed=5).net.released_weights()
+  as_variables = lambda: [tf.Variable(v, name=f'model/{name}') for name, v in weights.items()]
+  options = tf.Variable(Options.tiny().to_json(), trainable=False, name='film_options')
+  for listed in ('variables', 'film_variables'):
+    tf.saved_model.save(tf.train.Checkpoint(**{listed: as_variables()}, film_options=options),
+                        str(tmp_path / listed))
+    read, read_options = weights_lib.read_saved_model(str(tmp_path / listed))
+    assert read_options == Options.tiny() and sorted(read) == sorted(weights)
+    for name in weights:
+      np.testing.assert_array_equal(read[name], weights[name])
+  assert loads == []
+  tf.saved_model.save(tf.train.Checkpoint(**{f'v{i}': v for i, v in enumerate(as_variables())}),
+                      str(tmp_path / 'unlisted'))
+  with pytest.raises(ValueError, match='no variables with released film_net names'):
+    weights_lib.read_saved_model(str(tmp_path / 'unlisted'))
+  assert loads == [(str(tmp_path / 'unlisted'),)]
 
 
 def test_export_has_released_calling_convention_and_an_image_signature(golden, exported):
