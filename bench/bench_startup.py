@@ -1,15 +1,24 @@
 """What a process pays before its first mid frame: import, model load, and the first calls that
-trace and compile, against the steady time of a call, with the model traced once for any frame
-size (`interpolator.AnySizeFunction`, as it runs) and, for comparison, traced per size (as
-before it: `tf.function(reduce_retracing=True)`).
+trace and compile, against the steady time of a call, as the tool runs (`as_it_runs`) and with
+one of its start-up measures undone:
+
+* `per_size`: the model traced per frame size (`tf.function(reduce_retracing=True)`) instead of
+  once for any size (`interpolator.AnySizeFunction`);
+* `with_autograph`: the model's functions converted by AutoGraph (TensorFlow's default), which
+  they do not need: their Python loops run over layers, not tensors;
+* `saved_model_loaded`: a SavedModel's weights read through `tf.saved_model.load`, which
+  restores every saved function, instead of from its checkpoint (`--options
+  released_saved_model`).
 
     python bench/bench_startup.py [--sizes 1024x576,640x384] [--repeats 2] [--options default]
+        [--arms as_it_runs,per_size]
 
-Each arm runs in a fresh process per repeat, arms alternating, so both see the same machine:
-seconds of import (TensorFlow and film_net), load (`Interpolator.from_path()`, the built-in
-model, flip-averaged as it runs), the first call at each size in turn, and a second call at the
-first size (steady). Every worker process of a pipeline pays the first calls once per frame
-size it meets. Prints one JSON line per process and a summary line per arm.
+Each arm runs in a fresh process per repeat, arms alternating, so all see the same machine:
+seconds of import (TensorFlow and film_net), load (`Interpolator.from_path()`: the built-in
+model, flip-averaged as it runs; or random weights of the released size, in memory or exported
+as a SavedModel), the first call at each size in turn, and a second call at the first size
+(steady). Every worker process of a pipeline pays the first calls once per frame size it meets.
+Prints one JSON line per process and a summary line per arm.
 """
 
 import argparse
@@ -17,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -31,17 +41,32 @@ import tensorflow as tf
 from film_net import Interpolator, Options, interpolator
 imported = time.perf_counter()
 arm, sizes, options = sys.argv[1], sys.argv[2].split(','), sys.argv[3]
+if arm == 'with_autograph':
+  from film_net import warp
+  class WithAutograph(interpolator.AnySizeFunction):
+    def __init__(self, fn):
+      super().__init__(fn)
+      self._function = tf.function(fn, reduce_retracing=True)
+  interpolator.AnySizeFunction = WithAutograph
+  warp._sample_fused = tf.function(warp._sample, jit_compile=True)
+  interpolator._fused_mix_by_agreement = tf.function(interpolator.mix_by_agreement,
+                                                     jit_compile=True)
+if arm == 'saved_model_loaded':
+  from film_net import weights
+  weights._stored_variables = lambda local_dir: None
 if arm == 'per_size':
   class PerSize:
     def __init__(self, fn):
-      self._function = tf.function(fn, reduce_retracing=True)
+      self._function = tf.function(fn, reduce_retracing=True, autograph=False)
     def __call__(self, *args):
       return self._function(*args)
     def tracing_count(self):
       return self._function.experimental_get_tracing_count()
   interpolator.AnySizeFunction = PerSize
-model = (Interpolator.random(Options(), flip_average=True, flip_weights='agreement_with_average')
-         if options == 'released' else Interpolator.from_path())
+if options == 'released':
+  model = Interpolator.random(Options(), flip_average=True, flip_weights='agreement_with_average')
+else:  # the built-in model, or the path of a SavedModel
+  model = Interpolator.from_path(None if options == 'default' else options)
 loaded = time.perf_counter()
 record = {'arm': arm, 'import_s': imported - start, 'load_s': loaded - imported}
 rng = np.random.default_rng(0)
@@ -68,20 +93,40 @@ def _one_process(arm, sizes, options):
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _export_released_size(path):
+  """Random weights of the released size, exported as `film_net.export` writes SavedModels."""
+  subprocess.run([sys.executable, '-c', 'import sys; from film_net import Interpolator, Options; '
+                  'from film_net.export import export_saved_model; '
+                  'export_saved_model(Interpolator.random(Options(), seed=0).net.'
+                  'released_weights(), Options(), sys.argv[1])', path],
+                 cwd=ROOT, check=True, env={**os.environ, 'PYTHONPATH': ROOT,
+                                            'TF_CPP_MIN_LOG_LEVEL': '2'})
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
   parser.add_argument('--sizes', default='1024x576,640x384',
                       help='frame sizes WxH, called in this order (default: %(default)s)')
   parser.add_argument('--repeats', type=int, default=2, help='processes per arm')
-  parser.add_argument('--options', choices=('default', 'released'), default='default',
-                      help='the built-in model, or random weights of the released size')
+  parser.add_argument('--options', choices=('default', 'released', 'released_saved_model'),
+                      default='default',
+                      help='the built-in model, or random weights of the released size, in '
+                           'memory or exported as a SavedModel and loaded from it')
+  parser.add_argument('--arms', default='as_it_runs,per_size',
+                      help='comma-separated, of as_it_runs, per_size, with_autograph, '
+                           'saved_model_loaded (default: %(default)s)')
   args = parser.parse_args(argv)
   print(machine_line(), flush=True)
-  records = {'any_size': [], 'per_size': []}
-  for _ in range(args.repeats):
-    for arm, runs in records.items():
-      runs.append(_one_process(arm, args.sizes, args.options))
-      print(json.dumps(runs[-1]), flush=True)
+  records = {arm: [] for arm in args.arms.split(',')}
+  with tempfile.TemporaryDirectory() as folder:
+    model = args.options
+    if model == 'released_saved_model':
+      model = os.path.join(folder, 'saved_model')
+      _export_released_size(model)
+    for _ in range(args.repeats):
+      for arm, runs in records.items():
+        runs.append(_one_process(arm, args.sizes, model))
+        print(json.dumps(runs[-1]), flush=True)
   first, *_ = args.sizes.split(',')
   for arm, runs in records.items():
     until_first = [r['import_s'] + r['load_s'] + r[f'first_{first}_s'] for r in runs]

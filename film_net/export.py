@@ -50,12 +50,12 @@ class ReleasedFormatModel(tf.Module):
     return layers.interpolate_from_features(self._conv, self._opts, pyr0, feat0, pyr1, feat1,
                                             aux_outputs=self._opts.use_aux_outputs)
 
-  @tf.function
+  @tf.function(autograph=False)
   def __call__(self, inputs, training=False, mask=None):
     del training, mask  # Same graph either way: no dropout, no normalisation.
     return self._outputs(inputs)
 
-  @tf.function(input_signature=[_IMAGE, _IMAGE, _INPUTS['time']])
+  @tf.function(input_signature=[_IMAGE, _IMAGE, _INPUTS['time']], autograph=False)
   def serve(self, x0, x1, time):
     out = self._outputs({'x0': x0, 'x1': x1, 'time': time})
     flat = {key: out[key] for key in ('image', 'x0_warped', 'x1_warped') if key in out}

@@ -591,7 +591,9 @@ class AnySizeFunction:
   """
 
   def __init__(self, fn):
-    self._function = tf.function(fn, reduce_retracing=True)
+    # No AutoGraph (here and in the model's other functions): their Python loops run over
+    # layers and levels, never tensors, and converting them cost ~4 s of a process's first frame.
+    self._function = tf.function(fn, reduce_retracing=True, autograph=False)
     self._traced = False
 
   def __call__(self, *args):
@@ -626,7 +628,7 @@ def mix_by_agreement(candidates) -> tf.Tensor:
 
 # One XLA kernel per frame size, as `warp.fused_warp`; at 1080p on 2 AVX2 cores two runs' mix
 # took 0.03 s instead of 0.31 s unfused (1.66 s with the blur as a one-channel convolution).
-_fused_mix_by_agreement = tf.function(mix_by_agreement, jit_compile=True)
+_fused_mix_by_agreement = tf.function(mix_by_agreement, jit_compile=True, autograph=False)
 
 
 def _gaussian_blur(x: tf.Tensor, sigma: float) -> tf.Tensor:

@@ -111,7 +111,7 @@ class Trainer:
     self.net.set_released_weights(blended)
     return 'started from random weights, blend-initialised (average of warped frames)'
 
-  @tf.function(reduce_retracing=True)
+  @tf.function(reduce_retracing=True, autograph=False)
   def train_step(self, x0, y, x1):
     with tf.GradientTape() as tape:
       pyr0, feat0 = self.net.features(x0)

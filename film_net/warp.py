@@ -50,7 +50,7 @@ def _sample(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:
   return top + ay * (bottom - top)
 
 
-_sample_fused = tf.function(_sample, jit_compile=True)
+_sample_fused = tf.function(_sample, jit_compile=True, autograph=False)
 
 
 def _check_size(image: tf.Tensor) -> None:
