@@ -48,13 +48,24 @@ def float32_run(tmp_path_factory):
 @pytest.fixture(scope='module')
 def short_runs(tmp_path_factory):
   """Plain runs of 3 and 6 steps from fresh weights, shared by the tests that start from or
-  compare with one ({steps: folder}); a test that trains on in one works on its own copy."""
+  compare with one ({steps: folder}); a test that trains on in one works on its own copy. The
+  6-step run keeps step 5 (`--keep_every 5`, between its checkpoints at 3 and 6)."""
   runs = {}
-  for steps in (3, 6):
+  for steps, extra in ((3, []), (6, ['--keep_every', '5'])):
     runs[steps] = tmp_path_factory.mktemp(f'steps{steps}')
     with contextlib.redirect_stdout(io.StringIO()):
-      assert train.main(_args(runs[steps], steps)) == 0
+      assert train.main(_args(runs[steps], steps, *extra)) == 0
   return runs
+
+
+@pytest.fixture(scope='module')
+def resumed_to_5(short_runs, tmp_path_factory):
+  """The 3-step run, as if interrupted there, resumed by a run to step 5: (folder, its log)."""
+  folder = _copy(short_runs[3], tmp_path_factory.mktemp('resumed') / 'run')
+  log = io.StringIO()
+  with contextlib.redirect_stdout(log):
+    assert train.main(_args(folder, 5)) == 0  # a new run picks up the checkpoint
+  return folder, log.getvalue()
 
 
 def _copy(run, folder):
@@ -92,16 +103,14 @@ def test_bfloat16_training_lowers_the_loss_and_stays_near_the_float32_run(tmp_pa
 
 
 def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(
-    tmp_path, capsys, short_runs):
-  straight = short_runs[6]
-  resumed = _copy(short_runs[3], tmp_path / 'resumed')  # "interrupted" after step 3
-  assert train.main(_args(resumed, 6)) == 0       # a new run picks up the checkpoint
-  assert 'resumed' in capsys.readouterr().out
-  a, _ = weights_lib.read_npz(str(straight / 'latest.npz'))
-  b, _ = weights_lib.read_npz(str(resumed / 'latest.npz'))
-  assert weights_lib.read_meta(str(resumed / 'latest.npz'))['steps'] == 6
-  for name in a:
-    np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    short_runs, resumed_to_5):
+  resumed, log = resumed_to_5
+  assert 'resumed' in log and 'step 4/5' in log and 'step 1/' not in log
+  straight, _ = weights_lib.read_npz(str(short_runs[6] / 'step_5.npz'))  # kept on the way to 6
+  again, _ = weights_lib.read_npz(str(resumed / 'latest.npz'))
+  assert weights_lib.read_meta(str(resumed / 'latest.npz'))['steps'] == 5
+  for name in straight:
+    np.testing.assert_allclose(again[name], straight[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_without_a_checkpoint_training_starts_from_given_weights(tmp_path, capsys, short_runs):
@@ -144,11 +153,11 @@ def test_training_can_go_on_with_a_deeper_pyramid_from_the_same_weights(
   assert options == deeper
   for name in a:  # one Adam step (lr 3e-3) away from the weights it started from
     np.testing.assert_allclose(b[name], a[name], rtol=0, atol=2 * 3e-3, err_msg=name)
+  # Other convolutions need other weights: not loaded (what `main` prints before training).
   wider = Options.from_dict({**Options.tiny().to_dict(), 'filters': 6})
-  argv[argv.index('--options') + 1] = wider.to_json()
-  argv[argv.index('--output_dir') + 1] = str(tmp_path / 'wider')
-  assert train.main(argv) == 0
-  assert 'options differ' in capsys.readouterr().out  # other weights: not loaded
+  trainer = train.Trainer(wider, str(tmp_path / 'wider'), 3e-3, 20000, 0.5, seed=0)
+  assert trainer.restore(str(first / 'latest.npz')).startswith('started from random weights')
+  assert 'options differ' in capsys.readouterr().out
 
 
 def test_batches_are_a_function_of_seed_and_step():
@@ -188,13 +197,13 @@ def test_views_per_scene_fills_several_slots_with_one_scene_seen_differently():
                       '--views_per_scene', '3'])
 
 
-def test_the_trainer_takes_its_batches_with_the_views_per_scene_asked_for(tmp_path):
-  for views in (1, 2):
-    assert train.main(_args(tmp_path / str(views), 1, '--views_per_scene', str(views))) == 0
-  one, _ = weights_lib.read_npz(str(tmp_path / '1' / 'latest.npz'))
-  two, _ = weights_lib.read_npz(str(tmp_path / '2' / 'latest.npz'))
+def test_the_trainer_takes_its_batches_with_the_views_per_scene_asked_for(tmp_path, short_runs):
+  assert train.main(_args(tmp_path / 'two', 3, '--views_per_scene', '2')) == 0
+  one, _ = weights_lib.read_npz(str(short_runs[3] / 'latest.npz'))  # one view per scene
+  two, _ = weights_lib.read_npz(str(tmp_path / 'two' / 'latest.npz'))
   assert any(not np.array_equal(one[name], two[name]) for name in one)  # other batches
-  assert weights_lib.read_meta(str(tmp_path / '2' / 'latest.npz'))['data'] == (
+  assert weights_lib.read_meta(str(short_runs[3] / 'latest.npz'))['data'] == 'rendered'
+  assert weights_lib.read_meta(str(tmp_path / 'two' / 'latest.npz'))['data'] == (
       'rendered, 2 views per triplet')
 
 
@@ -221,37 +230,52 @@ def _weight_file_at_step(tmp_path, steps):
   return path, weights
 
 
-def test_a_run_from_a_weight_file_restarts_adam_but_keeps_the_global_learning_rate(tmp_path):
+@pytest.fixture(scope='module')
+def from_a_file(tmp_path_factory):
+  """Runs from tiny random weights saved as if a run had reached step 10000: ({name: folder},
+  the start weights). 'straight' goes to 10006 keeping every step, 'resumed' stops at 10003
+  and goes on to 10006, 'legacy' makes one step with --legacy_adam_count."""
+  folder = tmp_path_factory.mktemp('from_a_file')
+  init, start = _weight_file_at_step(folder, 10000)
+  runs = {}
+  for name, stops, extra in (('straight', [10006], ['--keep_every', '1']),
+                             ('resumed', [10003, 10006], []),
+                             ('legacy', [10001], ['--legacy_adam_count'])):
+    runs[name] = folder / name
+    for steps in stops:
+      argv = _args(runs[name], steps, *extra)
+      argv[argv.index('--init') + 1] = init
+      with contextlib.redirect_stdout(io.StringIO()):
+        assert train.main(argv) == 0
+  return runs, start
+
+
+def test_a_run_from_a_weight_file_restarts_adam_but_keeps_the_global_learning_rate(from_a_file):
   """From a file at step 10000, Adam's first step moves each weight by at most the learning
   rate at step 10000 (its moments and bias correction restart); counting on from 10000 (the old
   behaviour, kept to reproduce earlier runs) makes it ~3x larger."""
-  init, start = _weight_file_at_step(tmp_path, 10000)
+  runs, start = from_a_file
   lr = 3e-3 * 0.5 ** (10000 / 20000)  # --lr 3e-3 decayed by the default schedule
   largest = {}
-  for name, extra in (('fresh', []), ('legacy', ['--legacy_adam_count'])):
-    argv = _args(tmp_path / name, 10001, *extra)
-    argv[argv.index('--init') + 1] = init
-    assert train.main(argv) == 0
-    after, _ = weights_lib.read_npz(str(tmp_path / name / 'latest.npz'))
+  for name, path in (('fresh', runs['straight'] / 'step_10001.npz'),
+                     ('legacy', runs['legacy'] / 'latest.npz')):
+    assert weights_lib.read_meta(str(path))['steps'] == 10001
+    after, _ = weights_lib.read_npz(str(path))
     largest[name] = max(float(np.abs(after[n] - start[n]).max()) for n in start)
   assert 0.98 * lr < largest['fresh'] < 1.001 * lr
   assert largest['legacy'] > 2.5 * lr
 
 
-def test_a_run_from_a_weight_file_resumes_to_the_same_weights(tmp_path):
-  """The learning rate follows the global step, not Adam's count, after a resume too."""
-  init, start = _weight_file_at_step(tmp_path, 10000)
-  runs = {}
-  for name, stops in (('straight', [10006]), ('resumed', [10003, 10006])):
-    for steps in stops:
-      argv = _args(tmp_path / name, steps)  # at Adam's count, resumed steps would run at 1.41x
-      argv[argv.index('--init') + 1] = init
-      assert train.main(argv) == 0
-    runs[name], _ = weights_lib.read_npz(str(tmp_path / name / 'latest.npz'))
-  assert max(np.abs(runs['straight'][n] - start[n]).max() for n in start) > 1e-3
+def test_a_run_from_a_weight_file_resumes_to_the_same_weights(from_a_file):
+  """The learning rate follows the global step, not Adam's count, after a resume too (at
+  Adam's count, the resumed steps would run at 1.41x)."""
+  runs, start = from_a_file
+  straight, _ = weights_lib.read_npz(str(runs['straight'] / 'latest.npz'))
+  resumed, _ = weights_lib.read_npz(str(runs['resumed'] / 'latest.npz'))
+  assert max(np.abs(straight[n] - start[n]).max() for n in start) > 1e-3
   for name in start:
-    np.testing.assert_allclose(runs['resumed'][name], runs['straight'][name], rtol=1e-5,
-                               atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-5, atol=1e-6,
+                               err_msg=name)
 
 
 def test_moving_average_is_exported_and_resumes_exactly(tmp_path, short_runs):
@@ -341,16 +365,14 @@ def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
   assert not (tmp_path / 'run').exists()
 
 
-def test_keep_every_keeps_steps_between_checkpoints(tmp_path):
+def test_keep_every_keeps_steps_between_checkpoints(short_runs, resumed_to_5):
   """--keep_every need not be a multiple of --checkpoint_every: step 5 is kept from a run that
   checkpoints every 3 steps, and it is the weights a run stopped at step 5 ends with."""
-  assert train.main(_args(tmp_path / 'kept', 7, '--keep_every', '5')) == 0
-  assert train.main(_args(tmp_path / 'stopped', 5)) == 0
-  kept = sorted(p.name for p in (tmp_path / 'kept').glob('step_*.npz'))
+  kept = sorted(p.name for p in short_runs[6].glob('step_*.npz'))
   assert kept == ['step_5.npz']
-  at_five, _ = weights_lib.read_npz(str(tmp_path / 'kept' / 'step_5.npz'))
-  assert weights_lib.read_meta(str(tmp_path / 'kept' / 'step_5.npz'))['steps'] == 5
-  stopped, _ = weights_lib.read_npz(str(tmp_path / 'stopped' / 'latest.npz'))
+  at_five, _ = weights_lib.read_npz(str(short_runs[6] / 'step_5.npz'))
+  assert weights_lib.read_meta(str(short_runs[6] / 'step_5.npz'))['steps'] == 5
+  stopped, _ = weights_lib.read_npz(str(resumed_to_5[0] / 'latest.npz'))
   for name in stopped:
     np.testing.assert_allclose(at_five[name], stopped[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
