@@ -177,20 +177,18 @@ def _stored_variables(local_dir: str) -> tuple[dict[str, np.ndarray], Options | 
   so, or does not keep its variables as a list on its root as ours and Keras's do."""
   try:
     graphs = _ObjectGraphs(local_dir)
+    variables = graphs.listed('variables') or graphs.listed('film_variables')
+    recorded = graphs.child(graphs.ROOT, 'film_options')
+    options = None if recorded is None else graphs.variable(recorded)
+    if not variables or None in variables or (recorded is not None and options is None):
+      return None
+    if options is not None:
+      text = options[1]
+      options = Options.from_dict(json.loads(text.decode() if isinstance(text, bytes) else text))
   except Exception:  # pylint: disable=broad-except
     return None  # tf.saved_model.load says what is wrong with it
-  variables = graphs.listed('variables') or graphs.listed('film_variables')
-  if not variables or None in variables:
-    return None
   weights = {canon: value for name, value in variables
              if (canon := canonical_name(name)) is not None}
-  options = None
-  recorded = graphs.child(graphs.ROOT, 'film_options')
-  if recorded is not None:
-    if graphs.variable(recorded) is None:
-      return None
-    text = graphs.variable(recorded)[1]
-    options = Options.from_dict(json.loads(text.decode() if isinstance(text, bytes) else text))
   return (renumber_fusion(weights) if weights else {}), options
 
 
