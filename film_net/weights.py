@@ -32,6 +32,8 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), 'default_model', 'film_n
 
 _SCOPES = ('feat_net/', 'predict_flow/', 'fusion/')
 _FUSION = re.compile(r'^fusion/conv2d(?:_(\d+))?/(kernel|bias)$')
+# How a SavedModel's object graph marks a tracked list (or tuple) of objects.
+_LISTS = ('trackable_list_wrapper', 'trackable_tuple_wrapper')
 
 
 def is_remote(path: str) -> bool:
@@ -216,6 +218,8 @@ class _ObjectGraphs:
   def child(self, node: tuple[int, int], name: str) -> tuple[int, int] | None:
     ids = tuple(next((c.node_id for c in graph[i].children if c.local_name == name), None)
                 for graph, i in zip((self._saved, self._stored), node))
+    if (ids[0] is None) != (ids[1] is None):  # saved_model.pb and variables/ of other saves
+      raise ValueError(f'the object graphs disagree on {name!r}')
     return None if None in ids else ids
 
   def variable(self, node: tuple[int, int]) -> tuple[str, np.ndarray] | None:
@@ -229,9 +233,12 @@ class _ObjectGraphs:
   def listed(self, name: str) -> list:
     """The root's list `name` (children '0', '1', ...), each as `variable` gives it."""
     items, node = [], self.child(self.ROOT, name)
+    if node is not None and self._saved[node[0]].user_object.identifier not in _LISTS:
+      raise ValueError(f'{name!r} is not a list')
     while node is not None and (item := self.child(node, str(len(items)))) is not None:
       items.append(self.variable(item))
     return items
+
 
 
 def saved_model_options(loaded) -> Options | None:

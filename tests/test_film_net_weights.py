@@ -1,6 +1,7 @@
 """Weights: our files, fixture .npz, SavedModel export/import, remote paths, fusion numbering."""
 import dataclasses
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -185,6 +186,14 @@ def test_native_loads_read_a_saved_models_checkpoint_without_loading_the_model(
   with pytest.raises(ValueError, match='no variables with released film_net names'):
     weights_lib.read_saved_model(str(tmp_path / 'unlisted'))
   assert loads == [(str(tmp_path / 'unlisted'),)]
+  # saved_model.pb of one save, variables/ of another (an overwrite cut short): not read as if
+  # they belonged together (the options were lost), but loaded whole, which says what is wrong.
+  tf.saved_model.save(tf.train.Checkpoint(variables=as_variables()), str(tmp_path / 'other'))
+  shutil.rmtree(tmp_path / 'variables' / 'variables')
+  shutil.copytree(tmp_path / 'other' / 'variables', tmp_path / 'variables' / 'variables')
+  with pytest.raises(Exception):  # pylint: disable=broad-exception-caught
+    weights_lib.read_saved_model(str(tmp_path / 'variables'))
+  assert len(loads) == 2
 
 
 def test_export_has_released_calling_convention_and_an_image_signature(golden, exported):
