@@ -64,7 +64,8 @@ if arm == 'per_size':
       return self._function.experimental_get_tracing_count()
   interpolator.AnySizeFunction = PerSize
 if options == 'released':
-  model = Interpolator.random(Options(), flip_average=True, flip_weights='agreement_with_average')
+  model = Interpolator.random(Options.released(), flip_average=True,
+                             flip_weights='agreement_with_average')
 else:  # the built-in model, or the path of a SavedModel
   model = Interpolator.from_path(None if options == 'default' else options)
 loaded = time.perf_counter()
@@ -86,6 +87,9 @@ print(json.dumps(record))
 '''
 
 
+_ARMS = ('as_it_runs', 'per_size', 'with_autograph', 'saved_model_loaded')
+
+
 def _one_process(arm, sizes, options):
   proc = subprocess.run([sys.executable, '-c', _ONE_PROCESS, arm, sizes, options], cwd=ROOT,
                         capture_output=True, text=True, check=False,
@@ -99,8 +103,8 @@ def _export_released_size(path):
   """Random weights of the released size, exported as `film_net.export` writes SavedModels."""
   subprocess.run([sys.executable, '-c', 'import sys; from film_net import Interpolator, Options; '
                   'from film_net.export import export_saved_model; '
-                  'export_saved_model(Interpolator.random(Options(), seed=0).net.'
-                  'released_weights(), Options(), sys.argv[1])', path],
+                  'export_saved_model(Interpolator.random(Options.released(), seed=0).net.'
+                  'released_weights(), Options.released(), sys.argv[1])', path],
                  cwd=ROOT, check=True, env={**os.environ, 'PYTHONPATH': ROOT,
                                             'TF_CPP_MIN_LOG_LEVEL': '2'})
 
@@ -115,11 +119,16 @@ def main(argv=None):
                       help='the built-in model, or random weights of the released size, in '
                            'memory or exported as a SavedModel and loaded from it')
   parser.add_argument('--arms', default='as_it_runs,per_size',
-                      help='comma-separated, of as_it_runs, per_size, with_autograph, '
-                           'saved_model_loaded (default: %(default)s)')
+                      help=f'comma-separated, of {", ".join(_ARMS)} (default: %(default)s)')
   args = parser.parse_args(argv)
+  arms = args.arms.split(',')
+  unknown = set(arms) - set(_ARMS)
+  if unknown:
+    parser.error(f'--arms: unknown {sorted(unknown)}; choose from {list(_ARMS)}')
+  if 'saved_model_loaded' in arms and args.options != 'released_saved_model':
+    parser.error('--arms saved_model_loaded needs --options released_saved_model')
   print(machine_line(), flush=True)
-  records = {arm: [] for arm in args.arms.split(',')}
+  records = {arm: [] for arm in arms}
   with tempfile.TemporaryDirectory() as folder:
     model = args.options
     if model == 'released_saved_model':
