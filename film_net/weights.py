@@ -180,18 +180,16 @@ def _stored_variables(local_dir: str) -> tuple[dict[str, np.ndarray], Options | 
   try:
     graphs = _ObjectGraphs(local_dir)
     variables = graphs.listed('variables') or graphs.listed('film_variables')
-    recorded = graphs.child(graphs.ROOT, 'film_options')
-    options = None if recorded is None else graphs.variable(recorded)
-    if not variables or None in variables or (recorded is not None and options is None):
+    node = graphs.child(graphs.ROOT, 'film_options')
+    recorded = None if node is None else graphs.variable(node)
+    if not variables or None in variables or (node is not None and recorded is None):
       return None
-    if options is not None:
-      text = options[1]
-      options = Options.from_dict(json.loads(text.decode() if isinstance(text, bytes) else text))
+    options = None if recorded is None else Options.from_dict(json.loads(recorded[1]))
   except Exception:  # pylint: disable=broad-except
     return None  # tf.saved_model.load says what is wrong with it
   weights = {canon: value for name, value in variables
              if (canon := canonical_name(name)) is not None}
-  return (renumber_fusion(weights) if weights else {}), options
+  return renumber_fusion(weights), options
 
 
 class _ObjectGraphs:
@@ -238,7 +236,6 @@ class _ObjectGraphs:
     while node is not None and (item := self.child(node, str(len(items)))) is not None:
       items.append(self.variable(item))
     return items
-
 
 
 def saved_model_options(loaded) -> Options | None:
