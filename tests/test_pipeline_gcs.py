@@ -89,6 +89,23 @@ def test_file_operations_ask_nothing_of_the_bucket(gcs, gcs_requests):
   assert {'upload', 'download', 'list', 'batch'} <= set(kinds) and 'bucket' not in kinds
 
 
+@pytest.mark.parametrize('size', [2000, 9 * 2 ** 20])
+def test_a_file_under_8_mib_is_written_in_one_request(gcs, gcs_requests, size):
+  """Beam's writer makes every file a resumable upload, two requests (start, bytes); frames and
+  markers go as one multipart request instead, and a file over 8 MiB still goes resumable."""
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+  path = f'gs://{BUCKET}/uploads/{size}.bin'
+  start = gcs_requests.end()
+  files.write_atomic(path, data, None)
+  uploads = [r for r in gcs_requests.since(start) if r.kind == 'upload']
+  assert gcs.blob(f'uploads/{size}.bin').download_as_bytes() == data
+  if size < 8 * 2 ** 20:
+    assert len(uploads) == 1 and 'uploadType=multipart' in uploads[0].path
+  else:
+    assert len(uploads) >= 2 and 'uploadType=resumable' in uploads[0].path
+
+
 def test_a_nightly_run_lists_done_markers_instead_of_reading_each(tmp_path, tiny_model, gcs,
                                                                   gcs_requests):
   """Over an unchanged archive a run reads no done marker: per work unit it lists the markers at
