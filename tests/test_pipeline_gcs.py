@@ -111,7 +111,8 @@ def test_a_nightly_run_lists_done_markers_instead_of_reading_each(tmp_path, tiny
   """Over an unchanged archive a run reads no done marker: per work unit it lists the markers at
   its pairs' positions (one listing per hundred), and a marker older than the job (its
   `started.json`) is another job's. Making the pairs, the frames just written are checked by
-  listing too, not one by one."""
+  listing too, not one by one, and the clip's markers that may be stale are listed once, not
+  per unit."""
   model_path, _ = tiny_model
   _upload_clip(gcs, 'listed/in/clip', make_clip(tmp_path / 'local', 9, seed=12))
   out = f'gs://{BUCKET}/listed/out'
@@ -127,9 +128,12 @@ def test_a_nightly_run_lists_done_markers_instead_of_reading_each(tmp_path, tiny
     return lambda: run_job(f'gs://{BUCKET}/listed/in', out, model_path,
                            '--times_to_interpolate=1', *extra)
 
-  first, _ = requests_of(run('--pairs_per_unit=4'))
+  first, _ = requests_of(run('--pairs_per_unit=2'))
   frame_checks = [p for k, p in first if k == 'metadata' and '/listed/out/clip/frame_' in p]
   assert not frame_checks
+  # The clip's whole marker folder: once for its 4 units (`EarlierMarkers`: every unit has
+  # work, and earlier markers to delete could be anywhere), once for markers past its end.
+  assert sum(k == 'list' and '_markers/clip/&' in p for k, p in first) == 2
   time.sleep(interpolate.CLOCK_STEP_SECONDS + 0.5)  # the markers are older than the next job
   again, run_id = requests_of(run('--pairs_per_unit=4'))
   assert not [p for k, p in again if '.done' in p]  # no marker read

@@ -865,6 +865,27 @@ def test_a_listing_that_fails_is_not_taken_for_an_empty_folder(tmp_path, monkeyp
     interpolate.remove_frames_after(output, 'clip', 4)
 
 
+def test_a_clips_listed_markers_give_every_one_that_meets_a_units_spans():
+  """`EarlierMarkers` finds the markers meeting a unit's output indices in its one listing
+  without going through them all: never missing one (markers of any width, those of pairs that
+  write nothing, the naming without index ranges), never one dropped as deleted."""
+  rng = np.random.default_rng(5)
+  listed = [(f'pair_{i}', None, None) for i in range(3)]
+  for i in range(400):
+    lo = int(rng.integers(0, 2000))
+    listed.append((f'm{i}', lo, lo + int(rng.integers(-1, 40))))
+  cache = interpolate.EarlierMarkers()
+  cache._clips[('job', 'out', 'clip')] = interpolate._ClipMarkers(listed)  # pylint: disable=protected-access
+  dropped = {'pair_1', 'm7', 'm8'}
+  cache.drop('job', 'out', 'clip', dropped)
+  for _ in range(50):
+    spans = [(int(a), int(a + rng.integers(-1, 30))) for a in rng.integers(0, 2100, 3)]
+    found = {path for path, _, _ in cache.meeting('job', 'out', 'clip', spans)}
+    meets = {path for path, lo, hi in listed
+             if lo is None or any(lo <= b and a <= hi for a, b in spans)}
+    assert meets - dropped <= found and not found & dropped
+
+
 def test_a_one_frame_clip_is_copied_once_and_a_rerun_leaves_it_alone(tmp_path):
   """A frame in no pair has no pair marker: it gets one of its own, keyed by the input file."""
   import apache_beam as beam  # pylint: disable=import-outside-toplevel
@@ -899,11 +920,13 @@ def _frames_on_disk(folder):
 
 def test_going_back_to_earlier_options_redoes_what_other_options_overwrote(tmp_path, tiny_model):
   """A pair's done marker vouches for frames that a run with other options may have replaced
-  since: such markers go as soon as their frames are rewritten or removed."""
+  since: such markers go as soon as their frames are rewritten or removed, also where the
+  clip's markers were listed by another of its units (one pair per unit here)."""
   model_path, _ = tiny_model
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
   make_clip(archive / 'clip', 3, seed=10)
-  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}']
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
+          '--pairs_per_unit=1']
   run_module.run(argv + ['--run_id=two', '--times_to_interpolate=2'])
   first = _frames_on_disk(os.path.join(output, 'clip'))
   assert len(first) == 9

@@ -17,18 +17,22 @@ the key hashes the model fingerprint, the options that change pixels and the pai
 (path, size, mtime), and the marker is written only after all of the pair's frames. So a re-run
 skips exactly the finished pairs and redoes anything new, changed or interrupted (`--reprocess`
 forces). `lo..hi` are the output indices the pair writes: before a pair writes, every other
-marker of the clip whose indices meet them is deleted (its frames are about to change), so going
-back to earlier options or inputs redoes those pairs instead of skipping them over frames that
-another version wrote. A unit finds its markers by listing, and reads only those that may be
+marker of the clip whose indices meet them is deleted (its frames are about to change; the
+clip's markers are listed once per process and job, `EarlierMarkers`), so going back to earlier
+options or inputs redoes those pairs instead of skipping them over frames that another version
+wrote. A unit finds its markers by listing, and reads only those that may be
 this job's (`_marks`): on GCS a nightly run over an unchanged archive costs a request per unit.
 """
 
+import bisect
+import collections
 import concurrent.futures
 import contextlib
 import hashlib
 import json
 import posixpath
 import re
+import threading
 import time
 import uuid
 
@@ -101,24 +105,95 @@ def _marker_folder(output, clip):
   return files.join(output, files.MARKERS_DIR, clip)
 
 
-def delete_markers(output, clip, overlapping, keep=()):
-  """Deletes the clip's done markers whose output indices meet any (lo, hi) in `overlapping`,
-  but those in `keep`, and markers of the naming before index ranges (which cannot say). A
-  marker vouches for frames; once they are rewritten or removed, it must go first."""
-  # A folder not there yet lists as empty; a listing that fails raises (the bundle is retried):
-  # taken for empty, the stale markers would stay and vouch for frames about to change.
-  listing = files.match(_marker_folder(output, clip), '*.done')
-  keep = set(keep)
-  stale = []
-  for m in listing:
-    if m.path in keep:
-      continue
+def listed_markers(output, clip):
+  """[(path, lo, hi)] of the clip's done markers (lo, hi None: the naming before index ranges,
+  which cannot say). A folder not there yet lists as empty; a listing that fails raises (the
+  bundle is retried): taken for empty, stale markers would stay and vouch for frames about to
+  change."""
+  listed = []
+  for m in files.match(_marker_folder(output, clip), '*.done'):
     found = _MARKER_NAME.search(m.path)
-    if not found or any(int(found.group(1)) <= hi and lo <= int(found.group(2))
-                        for lo, hi in overlapping):
-      stale.append(m.path)
+    listed.append((m.path, *(map(int, found.groups()) if found else (None, None))))
+  return listed
+
+
+def delete_markers(output, clip, overlapping, keep=(), listed=None):
+  """Deletes the clip's done markers whose output indices meet any (lo, hi) in `overlapping`,
+  but those in `keep`, and markers of the naming before index ranges. A marker vouches for
+  frames; once they are rewritten or removed, it must go first. `listed`: the markers to choose
+  from (`listed_markers`; listed now when not given). Returns the paths deleted."""
+  keep = set(keep)
+  stale = [path for path, lo, hi in (listed_markers(output, clip) if listed is None else listed)
+           if path not in keep
+           and (lo is None or any(lo <= b and a <= hi for a, b in overlapping))]
   if stale:
     files.delete_files(stale)
+  return stale
+
+
+class EarlierMarkers:
+  """Each clip's done markers, listed once per process and job for the units that have work.
+  Every marker such a unit must delete is in that listing: the job's own markers never meet
+  another pair's output indices (pairs write disjoint frames; a unit keeps its own pairs'), so
+  only earlier jobs' markers can be stale, and those are all there from the job's start, or
+  gone since (deleting one again is no error). A fresh listing per unit made a clip of P pairs
+  list ~P^2 / (2 * pairs_per_unit) markers in its first run. Kept for the most recently used
+  clips, up to `max_markers` in all."""
+
+  def __init__(self, max_markers=250_000):
+    self._lock = threading.Lock()
+    self._clips = collections.OrderedDict()  # (job token, output, clip) -> _ClipMarkers
+    self._max_markers = max_markers
+
+  def meeting(self, job, output, clip, spans):
+    """[(path, lo, hi)] of the clip's markers, as first listed, that may meet the (lo, hi)
+    `spans` (all of those that do), less those `drop`ped since."""
+    key = (job, output, clip)
+    with self._lock:
+      found = self._clips.get(key)
+      if found is not None:
+        self._clips.move_to_end(key)
+    if found is None:
+      found = _ClipMarkers(listed_markers(output, clip))  # unlocked: other clips go on
+      with self._lock:
+        found = self._clips.setdefault(key, found)
+        while len(self._clips) > 1 and sum(map(len, self._clips.values())) > self._max_markers:
+          self._clips.popitem(last=False)
+    return found.meeting(spans)
+
+  def drop(self, job, output, clip, deleted):
+    """Forgets `deleted` markers, so that the clip's other units do not delete them again."""
+    with self._lock:
+      found = self._clips.get((job, output, clip))
+      if found is not None:
+        found.gone.update(deleted)
+
+
+class _ClipMarkers:
+  """One clip's listed markers, ordered by their first output index, to find those that meet
+  a unit's spans without going through them all (a long clip has ~ a marker per pair)."""
+
+  def __init__(self, listed):
+    self.unranged = [m for m in listed if m[1] is None]
+    self.ranged = sorted(((m for m in listed if m[1] is not None)), key=lambda m: m[1])
+    self.firsts = [lo for _, lo, _ in self.ranged]
+    self.widest = max((hi - lo for _, lo, hi in self.ranged), default=0)
+    self.gone = set()
+
+  def __len__(self):
+    return len(self.ranged) + len(self.unranged)
+
+  def meeting(self, spans):
+    # A marker (lo, hi) meets (a, b) when lo <= b and a <= hi, so a - widest <= lo <= b.
+    found = {m[0]: m for m in self.unranged}
+    for a, b in spans:
+      first, last = (bisect.bisect_left(self.firsts, a - max(self.widest, 0)),
+                     bisect.bisect_right(self.firsts, b))
+      found.update((m[0], m) for m in self.ranged[first:last])
+    return [m for path, m in found.items() if path not in self.gone]
+
+
+_EARLIER_MARKERS = EarlierMarkers()
 
 
 def output_frames(output, clip):
@@ -319,8 +394,10 @@ class InterpolateUnits(beam.DoFn):
       records.counter('model_calls').inc(rec['model_calls'])
       yield rec
     if todo:  # Markers of earlier versions of the frames about to be written go first.
-      delete_markers(self._output, unit.clip, [self._written(unit, i) for i in todo],
-                     keep=markers)
+      spans = [self._written(unit, i) for i in todo]
+      _EARLIER_MARKERS.drop(self._job_token, self._output, unit.clip, delete_markers(
+          self._output, unit.clip, spans, keep=markers,
+          listed=_EARLIER_MARKERS.meeting(self._job_token, self._output, unit.clip, spans)))
     # Each write is keyed (pair, output index): the pair that writes it counts it and fails
     # with it. Frame i + 1 is written by pair i, frame 0 by pair 0 when this unit owns it.
     originals = {}  # frame -> [(pair, output index)] it is written to
