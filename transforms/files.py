@@ -48,13 +48,18 @@ def read_bytes(path):
 GLOB_CHARS = re.compile(r'[*?\[]')
 
 
+def _literal(path):
+  """`path` as a pattern that matches only itself, as `glob.escape` writes it."""
+  return GLOB_CHARS.sub(lambda m: '[' + m.group() + ']', path)
+
+
 def match(path, pattern=None):
   """FileMetadata of what `pattern` ('*', '**', 'frame_*.png') matches inside the folder `path`,
   or without a pattern of `path` itself. `path` is literal: its glob characters (`Take [2]`) are
   put in brackets, as `glob.escape` does, which Beam's pattern translation (local and gs://)
   also reads; Python's re flags such a '[[]' as a possible nested set (a FutureWarning) while
   reading it right, so that warning is kept quiet."""
-  literal = GLOB_CHARS.sub(lambda m: '[' + m.group() + ']', path)
+  literal = _literal(path)
   with warnings.catch_warnings():
     warnings.simplefilter('ignore', FutureWarning)
     return FileSystems.match([join(literal, pattern) if pattern else literal])[0].metadata_list
@@ -112,18 +117,22 @@ def write_atomic(path, data, tmp_root):
   FileSystems.rename([tmp], [path])
 
 
+def _beam_gcsio(path):
+  """The GCS client of Beam's filesystem for `path`, built from the job's options (credentials,
+  audit headers, retries), or None from a Beam that no longer has that hook (then Beam's own
+  file operations serve)."""
+  make_gcsio = getattr(FileSystems.get_filesystem(path), '_gcsIO', None)
+  gcs = make_gcsio() if make_gcsio else None
+  return gcs if getattr(gcs, 'client', None) is not None else None
+
+
 def _upload_to_gcs(path, data):
   """Writes a gs:// object in one request where it can: under 8 MiB google-cloud-storage sends
   the bytes and their CRC32C as one multipart upload, where Beam's writer always makes a
   resumable upload (a request to start it, then the bytes: two per frame and marker). Larger
-  files still go resumable. Either way the object appears whole or not at all. The client is
-  the one Beam's filesystem builds from the job's options (credentials, audit headers,
-  retries); a Beam that no longer has that hook gets Beam's writer."""
-  gcs_filesystem = FileSystems.get_filesystem(path)
-  make_gcsio = getattr(gcs_filesystem, '_gcsIO', None)
-  gcs = make_gcsio() if make_gcsio else None
-  client = getattr(gcs, 'client', None)
-  if client is None:
+  files still go resumable. Either way the object appears whole or not at all."""
+  gcs = _beam_gcsio(path)
+  if gcs is None:
     with FileSystems.create(path, mime_type='application/octet-stream') as f:
       f.write(data)
     return
@@ -131,7 +140,7 @@ def _upload_to_gcs(path, data):
   from google.cloud.storage.retry import DEFAULT_RETRY  # pylint: disable=import-outside-toplevel
   bucket, name = gcsio.parse_gcs_path(path)
   # Retried whole: a frame or marker rewritten with the same bytes is the same file.
-  client.bucket(bucket).blob(name).upload_from_string(
+  gcs.client.bucket(bucket).blob(name).upload_from_string(
       data, content_type='application/octet-stream',
       retry=getattr(gcs, '_storage_client_retry', DEFAULT_RETRY))
 
@@ -139,17 +148,37 @@ def _upload_to_gcs(path, data):
 def delete_files(paths):
   """Deletes the files `paths`; one already gone is no error: another unit of the clip, or a run
   overlapping this one on the same output (a nightly run started while the last still runs),
-  may have deleted it since we listed it. The local filesystem stats every path before deleting
-  any, so one vanishing in between fails the whole call: then each goes on its own."""
+  may have deleted it since we listed it."""
+  on_gcs = [p for p in paths if FileSystems.get_scheme(p) == 'gs']
+  if on_gcs:
+    _delete_from_gcs(on_gcs)
+  elsewhere = [p for p in paths if FileSystems.get_scheme(p) != 'gs']
+  if not elsewhere:
+    return
+  # The local filesystem stats every path before deleting any, so one vanishing in between
+  # fails the whole call: then each goes on its own.
   try:
-    FileSystems.delete(paths)
+    FileSystems.delete(elsewhere)
   except BeamIOError:
-    for path in paths:
+    for path in elsewhere:
       try:
         FileSystems.delete([path])
       except BeamIOError:
         if FileSystems.exists(path):
           raise
+
+
+def _delete_from_gcs(paths):
+  """By name, a hundred objects per (batch) request. Beam's delete first matches each path as a
+  pattern, two more requests per file, and so deleted `take 2/x` for `take [2]/x`: another
+  clip's file. Without the hook, Beam's delete with the paths made literal."""
+  gcs = _beam_gcsio(paths[0])
+  if gcs is None:
+    FileSystems.delete([_literal(p) for p in paths])
+    return
+  failed = {path: code for path, code in gcs.delete_batch(paths) if code}  # 404: gone already
+  if failed:
+    raise BeamIOError('Delete operation failed', failed)
 
 
 def delete_tree(path):
