@@ -89,6 +89,19 @@ def test_file_operations_ask_nothing_of_the_bucket(gcs, gcs_requests):
   assert {'upload', 'download', 'list', 'batch'} <= set(kinds) and 'bucket' not in kinds
 
 
+def test_a_file_is_read_in_one_request(gcs, gcs_requests):
+  """Beam's reader asks for an object's metadata before its bytes: two requests per frame read,
+  one here; a missing file still fails as missing."""
+  from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  gcs.blob('reads/take [2]/frame.png').upload_from_string(b'frame bytes')
+  start = gcs_requests.end()
+  assert files.read_bytes(f'gs://{BUCKET}/reads/take [2]/frame.png') == b'frame bytes'
+  assert [r.kind for r in gcs_requests.since(start)] == ['download']
+  with pytest.raises(exceptions.NotFound):
+    files.read_bytes(f'gs://{BUCKET}/reads/missing.png')
+
+
 @pytest.mark.parametrize('size', [2000, 9 * 2 ** 20])
 def test_a_file_under_8_mib_is_written_in_one_request(gcs, gcs_requests, size):
   """Beam's writer makes every file a resumable upload, two requests (start, bytes); frames and

@@ -41,8 +41,37 @@ def join(base, *parts):
 
 
 def read_bytes(path):
+  """The whole file. On GCS one request (the bytes, checked against their CRC32C), where Beam's
+  reader asks for the object's metadata first: two per frame read."""
+  on_gcs = _gcs_blob(path)
+  if on_gcs:
+    blob, retry = on_gcs
+    # Raw, as Beam reads: the stored bytes, never decompressed on the way.
+    return blob.download_as_bytes(raw_download=True, retry=retry)
   with FileSystems.open(path, compression_type='uncompressed') as f:
     return f.read()
+
+
+def _beam_gcsio(path):
+  """The GCS client of Beam's filesystem for `path`, built from the job's options (credentials,
+  audit headers, retries), or None from a Beam that no longer has that hook (then Beam's own
+  file operations serve)."""
+  make_gcsio = getattr(FileSystems.get_filesystem(path), '_gcsIO', None)
+  gcs = make_gcsio() if make_gcsio else None
+  return gcs if getattr(gcs, 'client', None) is not None else None
+
+
+def _gcs_blob(path):
+  """(blob, retry policy) of a gs:// `path` through `_beam_gcsio`; None for other paths or
+  without the hook."""
+  gcs = _beam_gcsio(path) if FileSystems.get_scheme(path) == 'gs' else None
+  if gcs is None:
+    return None
+  from apache_beam.io.gcp import gcsio  # pylint: disable=import-outside-toplevel
+  from google.cloud.storage.retry import DEFAULT_RETRY  # pylint: disable=import-outside-toplevel
+  bucket, name = gcsio.parse_gcs_path(path)
+  return (gcs.client.bucket(bucket).blob(name),
+          getattr(gcs, '_storage_client_retry', DEFAULT_RETRY))
 
 
 GLOB_CHARS = re.compile(r'[*?\[]')
@@ -117,32 +146,19 @@ def write_atomic(path, data, tmp_root):
   FileSystems.rename([tmp], [path])
 
 
-def _beam_gcsio(path):
-  """The GCS client of Beam's filesystem for `path`, built from the job's options (credentials,
-  audit headers, retries), or None from a Beam that no longer has that hook (then Beam's own
-  file operations serve)."""
-  make_gcsio = getattr(FileSystems.get_filesystem(path), '_gcsIO', None)
-  gcs = make_gcsio() if make_gcsio else None
-  return gcs if getattr(gcs, 'client', None) is not None else None
-
-
 def _upload_to_gcs(path, data):
   """Writes a gs:// object in one request where it can: under 8 MiB google-cloud-storage sends
   the bytes and their CRC32C as one multipart upload, where Beam's writer always makes a
   resumable upload (a request to start it, then the bytes: two per frame and marker). Larger
   files still go resumable. Either way the object appears whole or not at all."""
-  gcs = _beam_gcsio(path)
-  if gcs is None:
+  on_gcs = _gcs_blob(path)
+  if not on_gcs:
     with FileSystems.create(path, mime_type='application/octet-stream') as f:
       f.write(data)
     return
-  from apache_beam.io.gcp import gcsio  # pylint: disable=import-outside-toplevel
-  from google.cloud.storage.retry import DEFAULT_RETRY  # pylint: disable=import-outside-toplevel
-  bucket, name = gcsio.parse_gcs_path(path)
+  blob, retry = on_gcs
   # Retried whole: a frame or marker rewritten with the same bytes is the same file.
-  gcs.client.bucket(bucket).blob(name).upload_from_string(
-      data, content_type='application/octet-stream',
-      retry=getattr(gcs, '_storage_client_retry', DEFAULT_RETRY))
+  blob.upload_from_string(data, content_type='application/octet-stream', retry=retry)
 
 
 def delete_files(paths):
