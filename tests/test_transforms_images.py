@@ -2,6 +2,7 @@
 policy (widest format of the pair, alpha blended linearly), bad bytes say why."""
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -164,6 +165,24 @@ def test_a_truncated_16_bit_colour_tiff_says_so():
       images.decode(data[:len(data) // 2])
   with pytest.raises(images.BadImage, match='corrupt or truncated TIFF'):
     images.decode(data[:12])
+
+
+def test_a_truncated_tiff_is_refused_without_pils_unnamed_warnings():
+  """PIL warns about the tags of a cut TIFF without naming it; the refusal says what is wrong
+  and the error record names the file, so those warnings stay out of a job's log."""
+  buf = io.BytesIO()
+  Image.fromarray(RNG.integers(0, 256, (64, 64), dtype=np.uint8)).save(
+      buf, format='TIFF', compression='tiff_lzw')
+  cut = buf.getvalue()[:200]
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    with pytest.raises(Exception):
+      Image.open(io.BytesIO(cut))
+    assert any('Corrupt EXIF data' in str(w.message) for w in caught)  # what PIL says
+    del caught[:]
+    with pytest.raises(images.BadImage, match='corrupt or truncated TIFF'):
+      images.decode(cut)
+    assert not caught
 
 
 def test_tiffs_that_pil_would_misread_are_refused_with_the_reason():

@@ -23,6 +23,7 @@ in-betweens after it alike, so colour-managed players show the sequence without 
 import dataclasses
 import io
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -44,6 +45,22 @@ _STRIP_TAGS = (273, 279)  # StripOffsets, StripByteCounts
 _TILE_TAGS = (324, 325)  # TileOffsets, TileByteCounts
 # PIL's own bomb guard would warn or raise at its own limits; we check --max_pixels first.
 Image.MAX_IMAGE_PIXELS = None
+
+
+_PIL_METADATA_WARNINGS = r'(Corrupt EXIF data|Possibly corrupt EXIF|Truncated File Read)'
+
+
+def _quiet_pil_metadata_warnings():
+  """PIL warns about the tags it cannot read in a corrupt or truncated TIFF ('Corrupt EXIF
+  data', 'Truncated File Read'), naming no file, then fails or reads the pixels anyway: what
+  matters is told either way (`BadImage` names the reason, the error record the file), and a
+  job's log would fill with warnings no one can place. Filtered for the whole process, not
+  with `warnings.catch_warnings` around each decode (not thread-safe); added again where a
+  caller's `catch_warnings` has since restored the filters without it."""
+  if not any(f[0] == 'ignore' and f[1] is not None and f[1].pattern == _PIL_METADATA_WARNINGS
+             for f in warnings.filters):
+    warnings.filterwarnings('ignore', message=_PIL_METADATA_WARNINGS, category=UserWarning,
+                            module=r'PIL\.')
 
 
 class BadImage(ValueError):
@@ -95,6 +112,7 @@ def is_frame_name(name):
 
 def decode(data, uri='', max_pixels=None):
   """Decodes image bytes into a Frame, or raises BadImage naming the reason."""
+  _quiet_pil_metadata_warnings()
   if dpx.is_dpx(data):
     return Frame(pixels=_decode_dpx(data, max_pixels), uri=uri)
   try:
