@@ -886,6 +886,25 @@ def test_a_clips_listed_markers_give_every_one_that_meets_a_units_spans():
     assert meets - dropped <= found and not found & dropped
 
 
+def test_a_clips_markers_are_listed_once_per_job_while_kept(monkeypatch):
+  """A process lists a clip's markers for its first unit with work; its later units, in the
+  same job, use that listing while it is kept (the most recent clips, by weight); another job
+  lists again."""
+  listings = []
+
+  def listed(output, clip):
+    listings.append((output, clip))
+    return [(f'{clip}/pair_{i}', 2 * i, 2 * i + 1) for i in range(50)]
+
+  monkeypatch.setattr(interpolate, 'listed_markers', listed)
+  cache = interpolate.EarlierMarkers(max_markers=2 * (50 + interpolate.EarlierMarkers.CLIP_WEIGHT))
+  for job, clip in [('j', 'a'), ('j', 'a'), ('j', 'b'), ('j', 'a'), ('j', 'c'), ('j', 'b'),
+                    ('j', 'a'), ('k', 'a')]:
+    assert [p for p, _, _ in cache.meeting(job, 'out', clip, [(4, 5)])] == [f'{clip}/pair_2']
+  # a, b kept; c pushes out b (a was used since); b again pushes out a; job k lists its own.
+  assert [c for _, c in listings] == ['a', 'b', 'c', 'b', 'a', 'a']
+
+
 def test_a_one_frame_clip_is_copied_once_and_a_rerun_leaves_it_alone(tmp_path):
   """A frame in no pair has no pair marker: it gets one of its own, keyed by the input file."""
   import apache_beam as beam  # pylint: disable=import-outside-toplevel

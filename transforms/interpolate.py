@@ -138,12 +138,15 @@ class EarlierMarkers:
   only earlier jobs' markers can be stale, and those are all there from the job's start, or
   gone since (deleting one again is no error). A fresh listing per unit made a clip of P pairs
   list ~P^2 / (2 * pairs_per_unit) markers in its first run. Kept for the most recently used
-  clips, up to `max_markers` in all."""
+  clips, up to `max_markers` in all, each clip counting `CLIP_WEIGHT` more (an archive of
+  short shots has many clips of few markers)."""
+  CLIP_WEIGHT = 64
 
   def __init__(self, max_markers=250_000):
     self._lock = threading.Lock()
     self._clips = collections.OrderedDict()  # (job token, output, clip) -> _ClipMarkers
     self._max_markers = max_markers
+    self._weight = 0
 
   def meeting(self, job, output, clip, spans):
     """[(path, lo, hi)] of the clip's markers, as first listed, that may meet the (lo, hi)
@@ -156,9 +159,13 @@ class EarlierMarkers:
     if found is None:
       found = _ClipMarkers(listed_markers(output, clip))  # unlocked: other clips go on
       with self._lock:
-        found = self._clips.setdefault(key, found)
-        while len(self._clips) > 1 and sum(map(len, self._clips.values())) > self._max_markers:
-          self._clips.popitem(last=False)
+        if key not in self._clips:  # (another unit of the clip may have listed it meanwhile)
+          self._clips[key] = found
+          self._weight += len(found) + self.CLIP_WEIGHT
+        found = self._clips[key]
+        while len(self._clips) > 1 and self._weight > self._max_markers:
+          _, evicted = self._clips.popitem(last=False)
+          self._weight -= len(evicted) + self.CLIP_WEIGHT
     return found.meeting(spans)
 
   def drop(self, job, output, clip, deleted):
