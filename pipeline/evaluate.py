@@ -189,16 +189,10 @@ def _manifest_triplets(manifest):
     if missing:
       raise UsageError(f'--input {manifest} line {line} lacks {", ".join(missing)} (a manifest '
                        f'has columns frame0, truth, frame1 and optionally key)')
-    paths = {c: _resolve(base, row[c]) for c in ('frame0', 'truth', 'frame1')}
+    paths = {c: clips.resolve(base, row[c]) for c in ('frame0', 'truth', 'frame1')}
     triplets.append({'key': _key(row.get('key') or f'{i:06d}', ''), 'clip': '', **paths})
   keys = _distinct({f'{i}:{t["truth"]}': t['key'] for i, t in enumerate(triplets)})
   return [{**t, 'key': keys[f'{i}:{t["truth"]}']} for i, t in enumerate(triplets)]
-
-
-def _resolve(base, path):
-  if FileSystems.get_scheme(path) is not None or os.path.isabs(path):
-    return path
-  return files.join(base, path)
 
 
 # --------------------------------------------------------------------------------------------

@@ -55,6 +55,36 @@ def test_gcs_in_gcs_out(tmp_path, tiny_model, gcs, mode):
   assert summary['pairs']['skipped'] == 2 and summary['model_calls'] == 0
 
 
+def test_evaluation_manifests_in_a_bucket_resolve_dot_dot(gcs):
+  """Object names are literal: `lists/../trip/f.png` is no object, so a manifest's relative
+  paths are resolved as `pipeline.run`'s are (`clips.resolve`), not only joined."""
+  from pipeline import evaluate  # pylint: disable=import-outside-toplevel
+  gcs.blob('evalmanifest/lists/t.csv').upload_from_string(
+      'frame0,truth,frame1\n../trip/a/frame10.png,../trip/a/frame10i11.png,'
+      '../trip/a/frame11.png\n')
+  (triplet,) = evaluate.list_triplets(f'gs://{BUCKET}/evalmanifest/lists/t.csv')
+  assert [triplet[k] for k in ('frame0', 'truth', 'frame1')] == [
+      f'gs://{BUCKET}/evalmanifest/trip/a/{n}'
+      for n in ('frame10.png', 'frame10i11.png', 'frame11.png')]
+
+
+def test_a_bucket_folder_named_like_a_glob_is_that_folder(gcs):
+  """`--input gs://b/in/take [2]` is the folder `take [2]` where there is one, as on local disk;
+  read as a pattern it took `take 2`, another clip. A pattern with no such folder is one."""
+  from transforms import clips  # pylint: disable=import-outside-toplevel
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  for name in ('take [2]/f0.png', 'take [2]/f1.png', 'take 2/f0.png', 'take 2/f1.png'):
+    gcs.blob(f'globfolder/{name}').upload_from_string(b'x')
+
+  def discover(spec):
+    return [c for c in clips.DiscoverClips('run').process(f'gs://{BUCKET}/globfolder/{spec}')
+            if not isinstance(c, beam.pvalue.TaggedOutput)]
+  (clip,) = discover('take [2]')
+  assert all('/take [2]/' in uri for uri, _ in clip.frames)
+  (clip,) = discover('take [12]')
+  assert all('/take 2/' in uri for uri, _ in clip.frames)
+
+
 def test_folder_placeholders_follow_the_same_filters_as_files(gcs):
   """Folders made in the Cloud Console are empty objects named 'folder/': those outside the
   glob, hidden or the pipeline's own are not clips, and one beside frames is not an empty clip."""

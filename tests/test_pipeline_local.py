@@ -806,25 +806,19 @@ def test_a_run_overlapping_another_does_not_fail_on_what_the_other_deleted(tmp_p
   assert os.listdir(output / '_markers' / 'clip') == []
 
 
-def test_a_file_vanishing_while_a_delete_lists_it_spoils_no_other_deletion(tmp_path,
-                                                                              monkeypatch):
-  """Beam's local delete stats every path before deleting any; a file that another unit or run
-  deletes between the listing and the stat fails the whole call. The others must still go."""
+def test_local_deletes_are_by_name_and_a_file_gone_already_is_no_error(tmp_path):
+  """Another unit or run may delete a file between our listing and our delete: the others must
+  still go. Names are literal: Beam's local delete read `out [2]/x` as a pattern and deleted
+  `out 2/x`."""
   from transforms import files  # pylint: disable=import-outside-toplevel
-  paths = [str(tmp_path / f'marker_{i}.done') for i in range(3)]
-  for path in paths:
-    with open(path, 'wb') as f:
-      f.write(b'{}')
-  real_getmtime = os.path.getmtime
-
-  def the_other_deletes_it_first(path):
-    if path == paths[1] and os.path.exists(path):
-      os.remove(path)
-    return real_getmtime(path)
-
-  monkeypatch.setattr(os.path, 'getmtime', the_other_deletes_it_first)
-  files.delete_files(paths)
-  assert os.listdir(tmp_path) == []
+  for folder in ('out [2]', 'out 2'):
+    (tmp_path / folder).mkdir()
+    for i in range(3):
+      (tmp_path / folder / f'marker_{i}.done').write_bytes(b'{}')
+  (tmp_path / 'out [2]' / 'marker_1.done').unlink()  # the other run was first
+  files.delete_files([str(tmp_path / 'out [2]' / f'marker_{i}.done') for i in range(3)])
+  assert os.listdir(tmp_path / 'out [2]') == []
+  assert sorted(os.listdir(tmp_path / 'out 2')) == [f'marker_{i}.done' for i in range(3)]
 
 
 def test_a_write_survives_another_run_removing_the_empty_tmp_folder(tmp_path, monkeypatch):

@@ -83,6 +83,13 @@ def test_output_inside_input_is_not_rediscovered(tmp_path):
   found = list(clips.DiscoverClips('run', str(tmp_path / 'out')).process(str(tmp_path)))
   assert [c.name for c in found if isinstance(c, clips.Clip)] == ['clip']
   assert [e for e in found if not isinstance(e, clips.Clip)] == []
+  # Named through a symbolic link, either of them, the output is still inside the input.
+  os.symlink(tmp_path, tmp_path.parent / f'{tmp_path.name}-link')
+  link = str(tmp_path.parent / f'{tmp_path.name}-link')
+  for input_path, output in ((str(tmp_path), f'{link}/out'), (link, str(tmp_path / 'out'))):
+    found = list(clips.DiscoverClips('run', output).process(input_path))
+    assert [c.name for c in found if isinstance(c, clips.Clip)] == ['clip'], (input_path, output)
+    assert [e for e in found if not isinstance(e, clips.Clip)] == []
 
 
 def _write_clip(folder, values, size=(40, 30)):
@@ -151,6 +158,21 @@ def test_a_folder_named_like_a_glob_is_that_folder(tmp_path):
   assert all('/Take [2]/' in uri for uri, _ in found[0].frames)
 
 
+def test_a_clip_folder_linked_in_from_elsewhere_is_a_clip(tmp_path):
+  """A symbolic link to a folder of frames (scans on another disk) is a clip under its own
+  name, as a folder is; a link back up to an enclosing folder is walked once, never in a loop."""
+  _touch(tmp_path / 'in' / 'reel_01', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'nas' / 'reel_02', 'f0.png', 'f1.png', 'f2.png')
+  os.symlink(tmp_path / 'nas' / 'reel_02', tmp_path / 'in' / 'reel_02')
+  os.symlink(tmp_path / 'in', tmp_path / 'in' / 'reel_01' / 'loop')
+  found, errors = _discover(str(tmp_path / 'in'))
+  assert errors == [] and [c.name for c in found] == ['reel_01', 'reel_02']
+  assert [u for u, _ in found[1].frames] == [
+      str(tmp_path / 'in' / 'reel_02' / f'f{i}.png') for i in range(3)]
+  assert list(clips.clip_frames(str(tmp_path / 'in'))) == [
+      str(tmp_path / 'in' / 'reel_01'), str(tmp_path / 'in' / 'reel_02')]
+
+
 def test_frames_in_the_input_folder_never_share_a_subfolders_output(tmp_path):
   _touch(tmp_path / 'shot', 'f0.png', 'f1.png')
   _touch(tmp_path / 'shot' / 'shot', 'f0.png', 'f1.png')
@@ -202,10 +224,39 @@ def test_clips_whose_names_differ_only_in_spelling_never_share_an_output_folder(
   assert all(name.startswith('reel/a-') for name in names[1:])
 
 
+def test_a_folder_named_as_another_clips_output_gets_a_folder_of_its_own(tmp_path):
+  """`a*b` goes to `a_b-<hash>`; a folder already named so (an output copied back) would share
+  it, overwrite its frames and vouch for them with its markers: the twin takes a hash too, the
+  changed name keeps its folder. Likewise for manifest clip names."""
+  twin = clips.sanitise_clip_name('a*b')
+  _touch(tmp_path / 'in' / 'a*b', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'in' / twin, 'f0.png', 'f1.png')
+  _touch(tmp_path / 'in' / 'plain', 'f0.png', 'f1.png')
+  found, errors = _discover(str(tmp_path / 'in'))
+  by_folder = {c.frames[0][0].rsplit('/', 2)[-2]: c.name for c in found}
+  assert errors == [] and by_folder['a*b'] == twin and by_folder['plain'] == 'plain'
+  assert by_folder[twin].startswith(twin + '-') and len(set(by_folder.values())) == 3
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text(''.join(f'{name},in/plain/f0.png,in/plain/f1.png\n'
+                              for name in ('a*b', twin)))
+  found, errors = _discover(str(manifest))
+  assert errors == [] and [c.name for c in found] == [twin, by_folder[twin]]
+
+
+def test_clip_names_fit_a_local_filesystems_name_limit():
+  """A folder name of up to 255 bytes is valid, but its sanitised name plus the hash was not:
+  every write failed. Parts are cut to fit, and the hash keeps long names apart."""
+  long_a, long_b = 'A' * 124 + ' ' + 'B' * 125, 'A' * 124 + ' ' + 'B' * 124 + 'C'
+  names = [clips.sanitise_clip_name(n) for n in (long_a, long_b, f'{long_a}/x', 'D' * 300)]
+  assert all(len(part) <= clips.MAX_NAME for name in names for part in name.split('/'))
+  assert len(set(names)) == 4 and names[2].startswith('A' * 124 + '_' + 'B' * 121)
+  assert clips.sanitise_clip_name('E' * 255) == 'E' * 255  # fits: unchanged
+
+
 def test_relative_manifest_paths_resolve_alike_locally_and_in_object_stores():
   """Object names are literal: 'in/./f.png' is another object than 'in/f.png', so '.' and '..'
   are resolved before the path is used, as they are on local disk."""
-  resolve = clips._resolve  # pylint: disable=protected-access
+  resolve = clips.resolve
   for row in ('reel/f0.png', './reel/f0.png', '../in/reel/f0.png', 'reel/../reel/f0.png'):
     assert resolve('gs://b/in', row) == 'gs://b/in/reel/f0.png'
     assert resolve('/data/in', row) == '/data/in/reel/f0.png'

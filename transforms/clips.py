@@ -17,6 +17,7 @@ manifest row, frame numbers that skip: a scan or file lost) become error records
 the input still runs. A folder clip's lost frames also make its `long_pairs`, for retiming.
 """
 
+import collections
 import csv
 import dataclasses
 import fractions
@@ -27,6 +28,7 @@ import math
 import os
 import posixpath
 import re
+import warnings
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -114,18 +116,25 @@ def _skips(paths):
 _FRAME_NUMBER = re.compile(r'^(.*?)(\d+)(\D*)$')
 
 
+# The longest file or folder name local filesystems take (ext4, APFS, NTFS: 255 bytes; a
+# sanitised name is ASCII); object stores take longer ones, which a local --output could not.
+MAX_NAME = 255
+
+
 def sanitise_clip_name(relative):
   """Maps a clip's relative path to a safe output sub-path that cannot leave --output.
 
   Characters outside [A-Za-z0-9._-] become '_', leading dots go, '.'/'..'/empty parts and the
-  pipeline's reserved top-level names (leading '_') are not allowed; when anything had to
-  change, a short hash of the original is appended so that distinct clips keep distinct folders.
+  pipeline's reserved top-level names (leading '_') are not allowed, parts are cut to MAX_NAME;
+  when anything had to change, a short hash of the original is appended so that distinct clips
+  keep distinct folders (`output_names` also parts a name that needed no change from one that
+  came out the same).
   """
   parts = []
   for part in re.split(r'[/\\]+', relative):
     clean = re.sub(r'[^A-Za-z0-9._-]', '_', part).lstrip('.')
     if clean:
-      parts.append(clean)
+      parts.append(clean[:MAX_NAME])
   if not parts:
     parts = ['clip']
   if parts[0] in files.RESERVED or parts[0].startswith('_'):
@@ -133,8 +142,24 @@ def sanitise_clip_name(relative):
   # Any change, spelling included ('a//b', './a/b', 'a/b/', a folder named 'a\b': to a manifest
   # or a listing, other clips than 'a/b'), gets the hash: no two clips share a folder.
   if '/'.join(parts) != relative:
-    parts[-1] += '-' + hashlib.sha1(relative.encode()).hexdigest()[:8]
+    parts[-1] = _with_hash(parts[-1], relative)
   return '/'.join(parts)
+
+
+def _with_hash(name, original):
+  return name[:MAX_NAME - 9] + '-' + hashlib.sha1(original.encode()).hexdigest()[:8]
+
+
+def output_names(relatives):
+  """{key: output sub-path} for clips given as {key: relative path}: `sanitise_clip_name` of
+  each, but where a name that needed no change equals another clip's changed one (a folder
+  `a_b-1dd55241` beside `a*b`, say an output copied back), it takes the hash too. So no two
+  clips of one input share an output folder, and a clip's folder depends on its own name
+  unless such a twin appears."""
+  names = {key: sanitise_clip_name(relative) for key, relative in relatives.items()}
+  count = collections.Counter(names.values())
+  return {key: _with_hash(name, relatives[key]) if count[name] > 1 and name == relatives[key]
+          else name for key, name in names.items()}
 
 
 def is_manifest(path):
@@ -142,10 +167,11 @@ def is_manifest(path):
 
 
 def _split_glob(pattern):
-  """(root folder, pattern or None): the part of --input before any glob character. A local
-  folder whose name has glob characters (`Take [2]`) is that folder, not a pattern."""
+  """(root folder, pattern or None): the part of --input before any glob character. A folder
+  whose name has glob characters (`Take [2]`, local or in a bucket) is that folder, not a
+  pattern (which would take `Take 2`)."""
   m = files.GLOB_CHARS.search(pattern)
-  if not m or _is_local_dir(pattern):
+  if not m or files.is_folder(pattern):
     return pattern.rstrip('/'), None
   head = pattern[:m.start()]
   if '/' not in head:
@@ -188,7 +214,7 @@ class DiscoverClips(beam.DoFn):
 
   def _from_folders(self, input_spec):
     root, pattern = _split_glob(input_spec)
-    metadata = files.match(root, '**')
+    metadata = files.list_tree(root)
     selected = _glob_filter(root, pattern)
     by_dir = {}
     for m in metadata:
@@ -213,6 +239,9 @@ class DiscoverClips(beam.DoFn):
       yield self._error(input_spec, 'discover', FileNotFoundError(input_spec),
                         f'{kind}: {input_spec}')
       return
+    names = _folder_clip_names(
+        root, by_dir, [f for f, entries in by_dir.items()
+                       if any(is_frame_name(m.path) for m in entries)])
     for folder in sorted(by_dir):
       entries = by_dir[folder]
       frames = [m for m in entries if is_frame_name(m.path)]
@@ -227,15 +256,9 @@ class DiscoverClips(beam.DoFn):
                             f'empty clip folder: {folder} has no frames')
         continue
       frames.sort(key=lambda m: natural_key(m.path.rsplit('/', 1)[-1]))
-      rel = _relative(folder, root)
-      name = sanitise_clip_name(rel or root.rstrip('/').rsplit('/', 1)[-1])
-      if not rel and name in {sanitise_clip_name(_relative(f, root)) for f in by_dir if f != root}:
-        # Frames in the input folder itself are the clip named after it, unless a subfolder
-        # already has that name: then it gets a name of its own, never the subfolder's output.
-        name += '-' + hashlib.sha1(root.encode()).hexdigest()[:8]
       paths = [m.path for m in frames]
       clip = Clip(
-          name=name,
+          name=names[folder],
           frames=tuple((m.path, f'{m.size_in_bytes}:{m.last_updated_in_seconds}') for m in frames),
           paired=(True,) * (len(frames) - 1), long_pairs=long_pairs(paths))
       for before, after, missing in numbering_gaps(paths):
@@ -276,12 +299,13 @@ class DiscoverClips(beam.DoFn):
                           f'{manifest} line {line}: malformed manifest row: {problem}')
         continue
       clip, f0, f1 = (str(row[k]).strip() for k in ('clip', 'frame0', 'frame1'))
-      clips.setdefault(clip, []).append((line, _resolve(base, f0), _resolve(base, f1)))
+      clips.setdefault(clip, []).append((line, resolve(base, f0), resolve(base, f1)))
     if not row_count:
       yield self._error(manifest, 'manifest', ValueError('empty manifest'),
                         f'manifest has no rows: {manifest}')
       return
     versions = _versions([f for rows in clips.values() for _, f0, f1 in rows for f in (f0, f1)])
+    names = output_names({clip: clip for clip in clips})
     for clip, rows in clips.items():
       frames, paired = [], []
       for line, f0, f1 in rows:
@@ -299,9 +323,22 @@ class DiscoverClips(beam.DoFn):
           frames += [f0, f1]
           paired.append(True)
       if frames:
-        yield Clip(name=sanitise_clip_name(clip),
+        yield Clip(name=names[clip],
                    frames=tuple((f, versions.get(f, '')) for f in frames),
                    paired=tuple(paired))
+
+
+def _folder_clip_names(root, folders, clip_folders):
+  """{folder: output name} of the `clip_folders` (those of `folders` with frames) below `root`.
+  Frames in the input folder itself are the clip named after it, unless a subfolder already has
+  that name: then it gets a name of its own, never the subfolder's output."""
+  names = output_names({f: _relative(f, root) for f in clip_folders if f != root})
+  if root in clip_folders:
+    name = sanitise_clip_name(root.rstrip('/').rsplit('/', 1)[-1])
+    if name in {sanitise_clip_name(_relative(f, root)) for f in folders if f != root}:
+      name += '-' + hashlib.sha1(root.encode()).hexdigest()[:8]
+    names[root] = name
+  return names
 
 
 def _versions(paths):
@@ -356,7 +393,9 @@ def _manifest_rows(manifest, text):
     yield n, dict(zip(needed, (cells[i] for i in columns))), None
 
 
-def _resolve(base, path):
+def resolve(base, path):
+  """A manifest's frame path: absolute or with a scheme as it is, else relative to `base` (the
+  manifest's folder), '.' and '..' resolved."""
   if FileSystems.get_scheme(path) is not None or path.startswith('/'):
     return path
   if FileSystems.get_scheme(base) is None:
@@ -367,13 +406,13 @@ def _resolve(base, path):
   return f'{scheme}://{posixpath.normpath(rest)}'
 
 
-
 def _comparable(path):
-  return os.path.abspath(path) if FileSystems.get_scheme(path) is None else path
+  return os.path.realpath(path) if FileSystems.get_scheme(path) is None else path
 
 
 def _inside(path, folder):
-  """Whether `path` is `folder` or below it (local paths compared absolute)."""
+  """Whether `path` is `folder` or below it (local paths compared by where they lead: an output
+  named through a symbolic link to the input is still inside it)."""
   return (_comparable(path) + '/').startswith(_comparable(folder).rstrip('/') + '/')
 
 
@@ -395,7 +434,9 @@ def _glob_filter(root, pattern):
   file or folder that matches it, or anything inside a folder that does."""
   if not pattern:
     return lambda folder, path: True
-  regex = re.compile(FileSystems.get_filesystem(root).translate_pattern(pattern))
+  with warnings.catch_warnings():  # '[[]' read right, flagged as a nested set (`files.match`)
+    warnings.simplefilter('ignore', FutureWarning)
+    regex = re.compile(FileSystems.get_filesystem(root).translate_pattern(pattern))
 
   def selected(folder, path):
     if regex.match(path):
@@ -414,10 +455,12 @@ def _empty_local_folders(root, pattern, output=None):
   if not _is_local_dir(root):
     return []
   selected = _glob_filter(root, pattern)
-  found = []
-  for folder, dirs, names in os.walk(root):
+  found, seen = [], set()
+  for folder, dirs, names in os.walk(root, followlinks=True):  # as `files.list_tree` walks
+    seen.add(os.path.realpath(folder))
     dirs[:] = [d for d in dirs if not _skipped(d, folder=True) and not (
-        output and _inside(os.path.join(folder, d), output))]
+        output and _inside(os.path.join(folder, d), output))
+               and os.path.realpath(os.path.join(folder, d)) not in seen]
     if not dirs and not [n for n in names if not n.startswith('.')] and folder != root:
       if selected(folder, folder):
         found.append(folder)
@@ -478,7 +521,7 @@ def clip_frames(input_path, output=None):
   (an evaluation writing inside its input)."""
   root = input_path.rstrip('/')
   clips = {}
-  for match in files.match(root, '**'):
+  for match in files.list_tree(root):
     if (is_frame_name(match.path) and not _skipped(_relative(match.path, root)) and
         not (output and _inside(match.path, output))):
       clips.setdefault(_parent(match.path), []).append(match.path)

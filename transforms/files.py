@@ -16,6 +16,7 @@ import uuid
 import warnings
 
 from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystem import FileMetadata
 from apache_beam.io.filesystems import FileSystems
 
 # google-cloud-storage (3.11 on) looks up a bucket's metadata in the background for its tracing
@@ -96,6 +97,40 @@ def match(path, pattern=None):
     return FileSystems.match([join(literal, pattern) if pattern else literal])[0].metadata_list
 
 
+def list_tree(root):
+  """FileMetadata of every file at any depth below the folder `root`. On local disk folders
+  reached through symbolic links are followed (a clip linked in from another disk is a clip;
+  Beam's local listing passes over them), each real folder once, so a link back up cannot loop."""
+  if FileSystems.get_scheme(root) is not None:
+    return match(root, '**')
+  found, seen = [], set()
+  for folder, dirs, names in os.walk(root, followlinks=True):
+    seen.add(os.path.realpath(folder))
+    dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(folder, d)) not in seen]
+    for name in names:
+      path = os.path.join(folder, name)
+      try:
+        stat = os.stat(path)
+      except OSError:  # a dangling link, or gone since the folder was read
+        continue
+      found.append(FileMetadata(path, stat.st_size, stat.st_mtime))
+  return found
+
+
+def is_folder(path):
+  """Whether `path` names a folder: on local disk a directory; on an object store a prefix
+  with objects below it (on GCS one listing of at most one object)."""
+  scheme = FileSystems.get_scheme(path)
+  if scheme is None:
+    return os.path.isdir(path)
+  gcs = _beam_gcsio(path) if scheme == 'gs' else None
+  if gcs is None:
+    return bool(match(path, '*'))
+  from apache_beam.io.gcp import gcsio  # pylint: disable=import-outside-toplevel
+  bucket, prefix = gcsio.parse_gcs_path(path.rstrip('/') + '/', object_optional=True)
+  return any(True for _ in gcs.client.list_blobs(bucket, prefix=prefix, max_results=1))
+
+
 _NUMBERED = re.compile(r'\D*\d*')  # always matches: any cut of it is a prefix too
 
 
@@ -164,21 +199,34 @@ def _upload_to_gcs(path, data):
 
 
 def delete_files(paths):
-  """Deletes the files `paths`; one already gone is no error: another unit of the clip, or a run
-  overlapping this one on the same output (a nightly run started while the last still runs),
-  may have deleted it since we listed it."""
-  on_gcs = [p for p in paths if FileSystems.get_scheme(p) == 'gs']
-  if on_gcs:
-    _delete_from_gcs(on_gcs)
-  elsewhere = [p for p in paths if FileSystems.get_scheme(p) != 'gs']
-  if not elsewhere:
-    return
-  # The local filesystem stats every path before deleting any, so one vanishing in between
-  # fails the whole call: then each goes on its own.
+  """Deletes the files `paths`, by name; one already gone is no error: another unit of the
+  clip, or a run overlapping this one on the same output (a nightly run started while the last
+  still runs), may have deleted it since we listed it. Beam's delete reads each path as a
+  pattern (`out [2]/x` deleted `out 2/x`), so local files go with `os.remove` and GCS objects
+  by name (`_delete_from_gcs`)."""
+  by_scheme = {}
+  for path in paths:
+    by_scheme.setdefault(FileSystems.get_scheme(path), []).append(path)
+  for scheme, group in by_scheme.items():
+    if scheme is None:
+      for path in group:
+        try:
+          os.remove(path)
+        except FileNotFoundError:
+          pass
+    elif scheme == 'gs':
+      _delete_from_gcs(group)
+    else:
+      _delete_elsewhere(group)
+
+
+def _delete_elsewhere(paths):
+  """Through Beam. A filesystem that checks every path before deleting any fails the whole call
+  where one has vanished in between: then each goes on its own."""
   try:
-    FileSystems.delete(elsewhere)
+    FileSystems.delete(paths)
   except BeamIOError:
-    for path in elsewhere:
+    for path in paths:
       try:
         FileSystems.delete([path])
       except BeamIOError:
