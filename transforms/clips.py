@@ -21,6 +21,7 @@ import collections
 import csv
 import dataclasses
 import fractions
+import functools
 import hashlib
 import io
 import json
@@ -216,6 +217,7 @@ class DiscoverClips(beam.DoFn):
     root, pattern = _split_glob(input_spec)
     metadata = files.list_tree(root)
     selected = _glob_filter(root, pattern)
+    in_output = _in_folder(self._output)
     by_dir = {}
     for m in metadata:
       placeholder = m.path.endswith('/')  # A folder placeholder object on object stores.
@@ -223,7 +225,7 @@ class DiscoverClips(beam.DoFn):
       folder = path if placeholder else _parent(path)
       if _skipped(_relative(path, root), folder=placeholder):
         continue
-      if self._output and _inside(path, self._output):
+      if in_output(folder):
         continue  # --output inside --input: never take our own frames as input.
       if not selected(folder, path):
         continue
@@ -416,6 +418,14 @@ def _inside(path, folder):
   return (_comparable(path) + '/').startswith(_comparable(folder).rstrip('/') + '/')
 
 
+def _in_folder(output):
+  """folder -> whether it is `output` or below it (never, without an output), once per folder:
+  a local folder is compared by where it leads, a few system calls."""
+  if not output:
+    return lambda folder: False
+  return functools.lru_cache(maxsize=None)(lambda folder: _inside(folder, output))
+
+
 def _skipped(relative, folder=False):
   """Whether folder inputs pass over `relative` (a path below the input; `folder`: it is a
   folder): hidden files and folders, like the `._f1.png` macOS leaves on USB drives, and what
@@ -520,10 +530,11 @@ def clip_frames(input_path, output=None):
   that directly holds frames, passing over what `_skipped` names and anything under `output`
   (an evaluation writing inside its input)."""
   root = input_path.rstrip('/')
+  in_output = _in_folder(output)
   clips = {}
   for match in files.list_tree(root):
     if (is_frame_name(match.path) and not _skipped(_relative(match.path, root)) and
-        not (output and _inside(match.path, output))):
+        not in_output(_parent(match.path))):
       clips.setdefault(_parent(match.path), []).append(match.path)
   return {clip: sorted(frames, key=natural_key) for clip, frames in sorted(clips.items())}
 
