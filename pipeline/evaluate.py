@@ -152,13 +152,15 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
     return _manifest_triplets(input_path)
   root = input_path.rstrip('/')
   found = []
-  for pattern in (TRIPLET_NAMES[1], '*/' + TRIPLET_NAMES[1]):
-    for match in files.match(root, pattern):
-      folder = match.path.rsplit('/', 1)[0] if '/' in match.path else '.'
-      key = _key(folder, root) if folder != root else _key(posixpath.basename(root), '')
-      found.append({'key': key,
-                    'clip': '', 'frame0': files.join(folder, TRIPLET_NAMES[0]),
-                    'truth': match.path, 'frame1': files.join(folder, TRIPLET_NAMES[2])})
+  for match in files.list_tree(root):  # (locally, triplet folders linked in are followed)
+    relative = match.path[len(root):].lstrip('/')
+    if posixpath.basename(relative) != TRIPLET_NAMES[1] or relative.count('/') > 1:
+      continue  # the input folder or its subfolders hold triplets, not deeper ones
+    folder = match.path.rsplit('/', 1)[0] if '/' in match.path else '.'
+    key = _key(folder, root) if folder != root else _key(posixpath.basename(root), '')
+    found.append({'key': key,
+                  'clip': '', 'frame0': files.join(folder, TRIPLET_NAMES[0]),
+                  'truth': match.path, 'frame1': files.join(folder, TRIPLET_NAMES[2])})
   keys = _distinct({t['truth']: t['key'] for t in found})
   return sorted(({**t, 'key': keys[t['truth']]} for t in found), key=lambda t: t['key'])
 

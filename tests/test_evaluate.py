@@ -272,6 +272,18 @@ def test_leave_one_out_on_a_folder_that_is_itself_one_clip(tmp_path):
   assert triplets[0]['truth'].endswith('1.png')
 
 
+def test_triplet_folders_linked_into_the_input_are_evaluated(tmp_path):
+  """A triplet set linked in from elsewhere (a benchmark's folders) is read like a folder; a
+  triplet deeper than one folder down is not one of the input's."""
+  for folder in ('sets/Urban', 'in/Grove', 'in/deep/er'):
+    for name in TRIPLET_NAMES:
+      _save(str(tmp_path / folder / name), np.zeros((8, 8, 3), np.float32))
+  os.symlink(tmp_path / 'sets' / 'Urban', tmp_path / 'in' / 'Urban')
+  triplets = evaluate.list_triplets(str(tmp_path / 'in'))
+  assert [(t['key'], t['truth']) for t in triplets] == [
+      (key, str(tmp_path / 'in' / key / TRIPLET_NAMES[1])) for key in ('Grove', 'Urban')]
+
+
 def test_manifest_paths_are_relative_to_the_manifest(tmp_path):
   (tmp_path / 'm.jsonl').write_text(
       '{"key": "one", "frame0": "x/a.png", "truth": "x/b.png", "frame1": "/abs/c.png"}\n')
