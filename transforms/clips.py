@@ -465,12 +465,10 @@ def _empty_local_folders(root, pattern, output=None):
   if not _is_local_dir(root):
     return []
   selected = _glob_filter(root, pattern)
-  found, seen = [], set()
-  for folder, dirs, names in os.walk(root, followlinks=True):  # as `files.list_tree` walks
-    seen.add(os.path.realpath(folder))
+  found = []
+  for folder, dirs, names in files.walk_local(root):  # as `files.list_tree` walks
     dirs[:] = [d for d in dirs if not _skipped(d, folder=True) and not (
-        output and _inside(os.path.join(folder, d), output))
-               and os.path.realpath(os.path.join(folder, d)) not in seen]
+        output and _inside(os.path.join(folder, d), output))]
     if not dirs and not [n for n in names if not n.startswith('.')] and folder != root:
       if selected(folder, folder):
         found.append(folder)

@@ -97,16 +97,24 @@ def match(path, pattern=None):
     return FileSystems.match([join(literal, pattern) if pattern else literal])[0].metadata_list
 
 
-def list_tree(root):
-  """FileMetadata of every file at any depth below the folder `root`. On local disk folders
-  reached through symbolic links are followed (a clip linked in from another disk is a clip;
-  Beam's local listing passes over them), each real folder once, so a link back up cannot loop."""
-  if FileSystems.get_scheme(root) is not None:
-    return match(root, '**')
-  found, seen = [], set()
+def walk_local(root):
+  """`os.walk(root)` following symbolic links to folders (a clip linked in from another disk is
+  a clip; Beam's local listing passes over them), each real folder once, so a link back up
+  cannot loop. The caller may prune `dirs` further, as with `os.walk`."""
+  seen = set()
   for folder, dirs, names in os.walk(root, followlinks=True):
     seen.add(os.path.realpath(folder))
     dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(folder, d)) not in seen]
+    yield folder, dirs, names
+
+
+def list_tree(root):
+  """FileMetadata of every file at any depth below the folder `root`; on local disk through
+  linked folders too (`walk_local`)."""
+  if FileSystems.get_scheme(root) is not None:
+    return match(root, '**')
+  found = []
+  for folder, _, names in walk_local(root):
     for name in names:
       path = os.path.join(folder, name)
       try:

@@ -182,9 +182,9 @@ class _ClipMarkers:
 
   def __init__(self, listed):
     self.unranged = [m for m in listed if m[1] is None]
-    self.ranged = sorted(((m for m in listed if m[1] is not None)), key=lambda m: m[1])
+    self.ranged = sorted((m for m in listed if m[1] is not None), key=lambda m: m[1])
     self.firsts = [lo for _, lo, _ in self.ranged]
-    self.widest = max((hi - lo for _, lo, hi in self.ranged), default=0)
+    self.widest = max([0] + [hi - lo for _, lo, hi in self.ranged])
     self.gone = set()
 
   def __len__(self):
@@ -194,7 +194,7 @@ class _ClipMarkers:
     # A marker (lo, hi) meets (a, b) when lo <= b and a <= hi, so a - widest <= lo <= b.
     found = {m[0]: m for m in self.unranged}
     for a, b in spans:
-      first, last = (bisect.bisect_left(self.firsts, a - max(self.widest, 0)),
+      first, last = (bisect.bisect_left(self.firsts, a - self.widest),
                      bisect.bisect_right(self.firsts, b))
       found.update((m[0], m) for m in self.ranged[first:last])
     return [m for path, m in found.items() if path not in self.gone]
