@@ -925,6 +925,11 @@ def test_a_one_frame_clip_is_copied_once_and_a_rerun_leaves_it_alone(tmp_path):
   assert os.path.getmtime(out) == 1_000_000
   assert attempt(job(), '1:2') == [{'clip': 'clip', 'frames_written': 1}]  # the frame changed
   assert os.path.getmtime(out) != 1_000_000
+  with open(path, 'wb') as f:  # it goes bad: its old copy is of an input that is no more
+    f.write(b'not a frame')
+  (error,) = attempt(job(), '1:3')
+  assert path in error['message'] and 'not a readable image' in error['message']
+  assert not out.exists() and not os.listdir(tmp_path / 'out' / '_markers' / 'clip')
 
 
 def _frames_on_disk(folder):

@@ -97,6 +97,23 @@ def test_bad_bytes_say_why():
     images.decode(buf.getvalue())
 
 
+def test_a_png_cut_after_its_pixels_or_with_a_damaged_byte_is_refused():
+  """PIL alone decodes a PNG that lost only its end (IEND, the last CRC, the zlib checksum), and
+  PNGs are copied to the output as they are: it would be written as broken as it came."""
+  pixels = RNG.integers(0, 256, (24, 24, 3)).astype(np.uint8)
+  for good in (_png(pixels), tf.io.encode_png(pixels.astype(np.uint16) * 257).numpy()):
+    np.testing.assert_array_equal(images.decode(good).pixels >> (8 * (good[24] == 16)), pixels)
+    assert images.original_png(good, images.decode(good)) == good
+    images.decode(good + b'trailing bytes after IEND')  # as readers take it
+    for cut in range(1, 21):
+      with pytest.raises(images.BadImage, match='truncated PNG: it ends at byte'):
+        images.decode(good[:-cut])
+    damaged = bytearray(good)
+    damaged[good.index(b'IDAT') + 20] ^= 0x10
+    with pytest.raises(images.BadImage, match="'IDAT' chunk at byte 3[0-9] fails its CRC"):
+      images.decode(bytes(damaged))
+
+
 def _tifffile():
   return pytest.importorskip('tifffile', reason='tifffile (installed with scikit-image) writes '
                              'the 16-bit colour and float TIFFs PIL cannot')

@@ -280,7 +280,7 @@ class DiscoverClips(beam.DoFn):
       if len(frames) == 1:
         yield self._error(frames[0].path, 'discover', ValueError('one frame'),
                           f'clip {folder} has only one frame ({frames[0].path}): nothing to '
-                          f'interpolate; the frame is still written')
+                          f'interpolate; the frame is still copied to the output if it can be read')
       yield clip
 
   # -- manifests -----------------------------------------------------------------------------

@@ -649,17 +649,18 @@ class InterpolateUnits(beam.DoFn):
   def _lone_frame(self, unit):
     """A frame in no pair (a one-frame clip) is copied to its index, then marked done, so a
     re-run leaves it alone like a finished pair (one made by this job's earlier attempt at the
-    bundle counts as written)."""
+    bundle counts as written). Where it cannot be, what earlier runs wrote at its index goes,
+    as for a failed pair: it is a copy of an input that is no more."""
     (uri, _), = unit.frames
     marker = self._lone_marker(unit)
     made_by = None if self._reprocess else _made_by(marker)
     timing = self._timing_of(unit)
+    span = timing.span(unit.first_index, unit.first_index)
     indices = [k for k, _ in timing.outputs(unit.first_index, unit.first_index)]
     written = 0
     if made_by is None:
-      delete_markers(self._output, unit.clip,
-                     [timing.span(unit.first_index, unit.first_index)], keep=[marker])
-      stage = 'read'
+      delete_markers(self._output, unit.clip, [span], keep=[marker])
+      stage, done = 'read', set()
       try:
         data = files.read_bytes(uri)
         stage = 'decode'
@@ -669,12 +670,14 @@ class InterpolateUnits(beam.DoFn):
           files.write_atomic(self._frame_path(unit, k), images.original_bytes(
               data, frame, self._format, frame_name(k, self._format), self._png_compression),
                              self._tmp)
+          done.add(k)
         files.write_atomic(marker, json.dumps({'run_id': self._run_id, 'job': self._job_token,
                                                'inputs': [uri]}).encode(), self._tmp)
         written = len(indices)
       except Exception as e:  # pylint: disable=broad-except
         what = 'cannot write output for' if stage == 'write' else 'cannot use frame'
         yield self._error([uri], stage, e, f'{what} {uri}: {e}')
+        self._remove_unwritten(unit, [span], done)
     elif made_by == self._job_token:
       written = len(indices)
     if written:
