@@ -86,8 +86,8 @@ def test_retimed_frames_are_the_dense_frames_nearest_their_times(tmp_path, tiny_
 def test_a_lost_scan_keeps_the_later_frames_at_their_times(tmp_path, tiny_model):
   """Frames 0 1 2 _ 4 5 (scan 3 lost): retimed, the pair 2-4 spans two frame intervals, its
   in-betweens stand in for the lost frame, and frame 4 is shown at its own time, as the dense
-  frame nearest each output time by the frame numbers; restoring the scan redoes the clip as
-  if never lost."""
+  frame nearest each output time by the frame numbers; restoring the scan redoes the clip from
+  there on as if never lost (the pairs before it are those of the whole clip)."""
   model_path, _ = tiny_model
   archive = tmp_path / 'archive'
   originals = make_clip(archive / 'reel', 6, seed=12)
@@ -125,7 +125,9 @@ def test_a_lost_scan_keeps_the_later_frames_at_their_times(tmp_path, tiny_model)
   os.replace(tmp_path / 'whole' / 'reel' / 'frame003.png', archive / 'reel' / 'frame003.png')
   whole = str(tmp_path / 'whole_out')
   retimed = [*common, '--input_fps=16', '--output_fps=24']
-  assert run_job(str(archive), out, model_path, *retimed)[0] == 0
+  status, restored = run_job(str(archive), out, model_path, *retimed)
+  assert status == 0
+  assert _summary(out, restored)['pairs'] == {'total': 5, 'ok': 3, 'skipped': 2, 'failed': 0}
   assert run_job(str(archive), whole, model_path, *retimed)[0] == 0
   assert _frames(os.path.join(out, 'reel')) == _frames(os.path.join(whole, 'reel'))
   for name in _frames(os.path.join(whole, 'reel')):

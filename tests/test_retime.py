@@ -77,6 +77,13 @@ def test_a_lost_scan_fills_its_time_from_the_long_pair():
   assert timing.last_output(4 * 4) == 7
   assert retime.timing(2, 16, 24).last_output(4 * 4) == 6  # read as consecutive: one early
   assert timing.pair_key(2) == ['2', '2'] and timing.pair_key(3) == ['4', '1']
+  # Before the gap the frames are those of the clip without it: so are the keys.
+  assert timing.pair_key(0) == timing.pair_key(1) == [] == retime.timing(2, 16, 24).pair_key(1)
+  # But where the last frame of the pair before shows in the lost time: at N = 1, frames
+  # 0 1 2 3 _ 5, frame 3 (dense 6) is also output 5 (time 10/3) once pair 3 is two long.
+  shifted = retime.timing(1, 16, 24).along([(3, 2)])
+  assert shifted.outputs(4, 6)[-1] == (5, 6) and (5, 6) not in retime.timing(1, 16, 24).outputs(4, 6)
+  assert shifted.pair_key(1) == [] and shifted.pair_key(2) == ['2', '1']
   assert retime.timing(2, 16, 24).pair_key(2) == [] and retime.Dense().along([(2, 2)]).key() == []
 
 

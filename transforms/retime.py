@@ -134,10 +134,17 @@ class Retime:
 
   def pair_key(self, pair):
     """What a pair's done marker adds in a clip with lost frames: the pair's time and length,
-    which its frames depend on (nothing in clips without: keys as before)."""
-    if not self.long_pairs:
+    which its frames depend on; nothing where they are those of the clip without lost frames
+    (every pair of a clip without; the pairs before its first lost scan, but the one whose
+    last frame shows in the lost time), so that losing or restoring a scan redoes the clip from
+    there on, not from its start."""
+    step = 2 ** self.times_to_interpolate
+    start, length = self._time(pair * step), self._length(pair)
+    whole = dataclasses.replace(self, long_pairs=())
+    dense = (pair * step, (pair + 1) * step)
+    if start == pair and length == 1 and self.outputs(*dense) == whole.outputs(*dense):
       return []
-    return [str(self._time(pair * 2 ** self.times_to_interpolate)), str(self._length(pair))]
+    return [str(start), str(length)]
 
 
 def timing(times_to_interpolate, input_fps=None, output_fps=None):
