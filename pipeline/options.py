@@ -83,6 +83,13 @@ def build_parser():
                            f'default {DEFAULT_MAX_PIXELS}).')
   parser.add_argument('--reprocess', nargs='?', const=True, default=False, type=flags.parse_bool,
                       help='Redo every pair, even those already complete for this model.')
+  parser.add_argument('--prune_removed_clips', nargs='?', const=True, default=False,
+                      type=flags.parse_bool,
+                      help='Delete the output frames and done markers of clips no longer in the '
+                           'input (renamed, moved or removed), so that the output holds the '
+                           'input\'s clips only, as a fresh run\'s would; not when the input '
+                           'lists no clip. Only for an output that belongs to this input alone '
+                           '(default off).')
   parser.add_argument('--run_id', type=run_id, default=None,
                       help='Name of this run under <output>/_runs/ (default: UTC time + random).')
   parser.add_argument('--progress_interval', type=float, default=10.0,

@@ -37,6 +37,7 @@ from pipeline import options as pipeline_flags
 from transforms import clips as clips_lib
 from transforms import files
 from transforms import interpolate
+from transforms import prune
 from transforms import records
 from transforms import retime
 
@@ -156,7 +157,18 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
           pipeline_flags.scene_cut_setting(known), timing,
           known.output_format, known.png_compression)).with_outputs(
               'errors', 'frames', main='pairs'))
-  errors = (found.errors, planned.errors, results.errors) | 'AllErrors' >> beam.Flatten()
+  error_outputs, tagged = [found.errors, planned.errors, results.errors], []
+  if known.prune_removed_clips:
+    pruned = (
+        p
+        | 'Output' >> beam.Create([known.output])
+        | 'PruneRemovedClips' >> beam.ParDo(
+            prune.PruneRemovedClips(known.run_id),
+            beam.pvalue.AsList(found.clips | 'ClipNames' >> beam.Map(lambda c: c.name))
+        ).with_outputs('errors', main='clips'))
+    error_outputs.append(pruned.errors)
+    tagged.append(pruned.clips | 'TagPruned' >> beam.Map(lambda r: ('pruned', r)))
+  errors = error_outputs | 'AllErrors' >> beam.Flatten()
   pair_files = (
       results.pairs
       | 'PairsToJson' >> beam.Map(json.dumps, sort_keys=True)
@@ -167,11 +179,11 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
       | 'ErrorsToJson' >> beam.Map(json.dumps, sort_keys=True)
       | 'WriteErrorRecords' >> beam.io.WriteToText(
           files.join(run_dir, 'errors'), file_name_suffix='.jsonl'))
-  tagged = (
+  tagged += [
       results.pairs | 'TagPairs' >> beam.Map(lambda r: ('pair', r)),
       errors | 'TagErrors' >> beam.Map(lambda r: ('error', r)),
       results.frames | 'TagLoneFrames' >> beam.Map(lambda r: ('frames', r)),
-  )
+  ]
   return (
       tagged
       | 'AllRecords' >> beam.Flatten()
@@ -224,7 +236,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
                                                  'flip_average', 'precision', 'tile',
                                                  'tile_overlap', 'scene_cuts',
                                                  'scene_cut_threshold', 'max_pixels',
-                                                 'reprocess')}
+                                                 'reprocess', 'prune_removed_clips')}
   run_options.update({k: None if getattr(known, k) is None else retime.rate_text(getattr(known, k))
                       for k in ('input_fps', 'output_fps')})
   if model is not None:  # unset, the model file chose

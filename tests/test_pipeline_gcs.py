@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import BUCKET, make_clip, run_job
+from transforms import clips
 from transforms import interpolate
 
 
@@ -225,3 +226,24 @@ def test_updated_times_lists_once_per_prefix(tmp_path, gcs, gcs_requests, folder
   local = files.updated_times(str(tmp_path), names)
   assert {n: int(t) for n, t in local.items()} == {
       n: int(os.path.getmtime(tmp_path / n)) for n in there}
+
+
+def test_a_clip_removed_from_the_bucket_is_pruned_from_the_output(tmp_path, tiny_model, gcs):
+  """--prune_removed_clips on gs://: one listing of the output finds the clips' objects, which
+  go by name (a clip named with glob characters too, beside one it would match)."""
+  model_path, _ = tiny_model
+  for i, name in enumerate(['take [2]', 'take 2', 'gone']):
+    _upload_clip(gcs, f'prune/in/{name}', make_clip(tmp_path / name, 2, seed=20 + i))
+  out = f'gs://{BUCKET}/prune/out'
+  assert run_job(f'gs://{BUCKET}/prune/in', out, model_path)[0] == 0
+  outputs = {b.name for b in gcs.list_blobs(prefix='prune/out/') if '/_runs/' not in b.name}
+  for name in ('take [2]', 'gone'):
+    for blob in gcs.list_blobs(prefix=f'prune/in/{name}/'):
+      blob.delete()
+  status, run_id = run_job(f'gs://{BUCKET}/prune/in', out, model_path, '--prune_removed_clips')
+  summary = json.loads(gcs.blob(f'prune/out/_runs/{run_id}/summary.json').download_as_bytes())
+  assert status == 0 and summary['clips_pruned'] == 2 and summary['pairs']['skipped'] == 1
+  left = {b.name for b in gcs.list_blobs(prefix='prune/out/') if '/_runs/' not in b.name}
+  folder = clips.sanitise_clip_name('take 2')
+  kept = sorted(n for n in outputs if f'/{folder}/' in n)
+  assert kept and len(kept) < len(outputs) and sorted(left) == kept

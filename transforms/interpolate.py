@@ -97,7 +97,7 @@ def frame_name(index, output_format='png'):
   return f'frame_{index:06d}.{output_format}'
 
 
-_FRAME_NAME = re.compile(r'frame_(\d{6,})\.(png|dpx)$')
+FRAME_NAME = re.compile(r'frame_(\d{6,})\.(png|dpx)$')
 _MARKER_NAME = re.compile(r'/(?:pair|frame)_\d+-(\d+)-(\d+)-[0-9a-f]+\.done$')
 
 
@@ -209,7 +209,7 @@ def output_frames(output, clip):
   folder = files.join(output, clip)
   listing = files.match(folder, 'frame_*')  # as in `delete_markers`: a failure raises
   return [(m.path, int(found.group(1)), found.group(2)) for m in listing
-          if (found := _FRAME_NAME.search(m.path))
+          if (found := FRAME_NAME.search(m.path))
           and m.path.rsplit('/', 1)[0].rstrip('/') == folder.rstrip('/')]
 
 

@@ -92,11 +92,12 @@ def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds,
 
 
 class SummarizeFn(beam.CombineFn):
-  """Folds ('pair' | 'error' | 'frames', record) into the counts of summary.json."""
+  """Folds ('pair' | 'error' | 'frames' | 'pruned', record) into the counts of summary.json."""
 
   def create_accumulator(self):
     return {'ok': 0, 'skipped': 0, 'failed': 0, 'errors': 0, 'frames_written': 0,
-            'model_calls': 0, 'scene_cuts': 0, 'identical_pairs': 0, 'failures': []}
+            'model_calls': 0, 'scene_cuts': 0, 'identical_pairs': 0, 'clips_pruned': 0,
+            'pruned': [], 'failures': []}
 
   def add_input(self, acc, element):
     kind, rec = element
@@ -109,6 +110,9 @@ class SummarizeFn(beam.CombineFn):
       acc['identical_pairs'] += held and bool(rec.get('identical'))
     elif kind == 'frames':
       acc['frames_written'] += rec['frames_written']
+    elif kind == 'pruned':
+      acc['clips_pruned'] += 1
+      acc['pruned'] = sorted(acc['pruned'] + [rec['clip']])[:_MAX_FAILURES_LISTED]
     else:
       acc['errors'] += 1
       if len(acc['failures']) < _MAX_FAILURES_LISTED:
@@ -120,6 +124,7 @@ class SummarizeFn(beam.CombineFn):
     for acc in accumulators:
       for k, v in acc.items():
         out[k] = (out[k] + v)[:_MAX_FAILURES_LISTED] if k == 'failures' else out[k] + v
+    out['pruned'] = sorted(out['pruned'])[:_MAX_FAILURES_LISTED]
     return out
 
   def extract_output(self, acc):
@@ -149,6 +154,8 @@ class WriteSummary(beam.DoFn):
         'model_calls': acc['model_calls'],
         'scene_cuts': acc['scene_cuts'],
         'identical_pairs': acc['identical_pairs'],
+        'clips_pruned': acc['clips_pruned'],
+        'pruned': acc['pruned'],  # the first of their names
         'wall_seconds': round(wall, 3),
         'frames_per_second': round(acc['frames_written'] / wall, 3),
         'started_at': _iso(self._started),

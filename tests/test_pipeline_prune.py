@@ -1,0 +1,70 @@
+"""--prune_removed_clips: the output folders of clips renamed or removed in the input go (their
+frames and done markers only), so the output equals a fresh run's; off by default, and never
+when the input lists no clip."""
+
+import json
+import os
+import shutil
+
+from conftest import make_clip, run_job, run_records
+
+
+def _tree(folder):
+  """{relative path: bytes} of every file under `folder` but the run records."""
+  found = {}
+  for parent, dirs, names in os.walk(folder):
+    dirs[:] = [d for d in dirs if d not in ('_runs', '_tmp')]
+    for name in names:
+      path = os.path.join(parent, name)
+      with open(path, 'rb') as f:
+        found[os.path.relpath(path, folder)] = f.read()
+  return found
+
+
+def _summary(output, run_id):
+  with open(os.path.join(output, '_runs', run_id, 'summary.json')) as f:
+    return json.load(f)
+
+
+def test_renamed_and_removed_clips_leave_nothing_behind(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'reel' / 'kept', 3, seed=1)
+  make_clip(archive / 'reel' / 'renamed', 3, seed=2)
+  make_clip(archive / 'reel' / 'removed' / 'inner', 2, seed=3)
+  make_clip(archive / 'reel' / 'removed', 2, seed=4)  # a clip with a clip below it
+  assert run_job(archive, output, model_path)[0] == 0
+  with open(os.path.join(output, 'reel', 'renamed', 'notes.txt'), 'w') as f:
+    f.write('not the pipeline\'s')  # stays: only what the pipeline writes goes
+  os.rename(archive / 'reel' / 'renamed', archive / 'reel' / 'new name')
+  shutil.rmtree(archive / 'reel' / 'removed')
+
+  status, plain = run_job(archive, output, model_path)  # off by default: the old output stays
+  assert status == 0 and os.path.isdir(os.path.join(output, 'reel', 'removed', 'inner'))
+  assert _summary(output, plain)['clips_pruned'] == 0
+
+  status, run_id = run_job(archive, output, model_path, '--prune_removed_clips')
+  assert status == 0 and not run_records(output, run_id, 'errors')
+  summary = _summary(output, run_id)
+  assert summary['clips_pruned'] == 3 and summary['pairs']['skipped'] == 4
+  assert summary['pruned'] == ['reel/removed', 'reel/removed/inner', 'reel/renamed']
+  fresh = str(tmp_path / 'fresh')
+  assert run_job(archive, fresh, model_path)[0] == 0
+  got, want = _tree(output), _tree(fresh)
+  assert got.pop(os.path.join('reel', 'renamed', 'notes.txt')) == b'not the pipeline\'s'
+  assert sorted(got) == sorted(want) and all(got[k] == want[k] for k in got
+                                             if not k.startswith('_markers'))
+  assert not os.path.exists(os.path.join(output, 'reel', 'removed'))
+  assert not os.path.exists(os.path.join(output, '_markers', 'reel', 'renamed'))
+
+
+def test_nothing_is_pruned_when_the_input_lists_no_clip(tmp_path, tiny_model):
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'clip', 2, seed=5)
+  assert run_job(archive, output, model_path)[0] == 0
+  before = _tree(output)
+  shutil.rmtree(archive)  # unmounted, say: that is no archive emptied
+  status, run_id = run_job(archive, output, model_path, '--prune_removed_clips')
+  assert status == 1 and 'does not exist' in run_records(output, run_id, 'errors')[0]['message']
+  assert _tree(output) == before and _summary(output, run_id)['clips_pruned'] == 0

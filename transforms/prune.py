@@ -1,0 +1,83 @@
+"""`--prune_removed_clips`: the output folders of clips that are no longer in the input go.
+
+A nightly run skips what is done and cleans each clip it sees (a shortened clip loses its tail),
+but a clip folder renamed, moved or removed in the archive leaves its old output behind: frames
+of a clip that no longer exists, beside the renamed one's. With this step the output holds
+exactly the input's clips, as a fresh run's would. Only what the pipeline writes goes (frame
+files `frame_N.png|dpx` and done markers); anything else in the output stays. Opt-in, since an
+output shared by several inputs (runs over parts of an archive, by glob or manifest) would lose
+the others' clips, and never when the input listed no clip (unreachable, say): that is no
+archive emptied.
+"""
+
+import logging
+import os
+import posixpath
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from transforms import files
+from transforms import records
+from transforms.interpolate import FRAME_NAME
+
+
+def output_clip_files(output):
+  """{clip name: [paths]} of the frame files and done markers under `output` by the clip they
+  belong to, in one listing of the output."""
+  root = output.rstrip('/')
+  by_clip = {}
+  for m in files.list_tree(root):
+    relative = m.path[len(root):].replace(os.sep, '/').lstrip('/')
+    folder, name = posixpath.split(relative)
+    top = folder.split('/', 1)[0]
+    if top == files.MARKERS_DIR and '/' in folder and name.endswith('.done'):
+      by_clip.setdefault(folder.split('/', 1)[1], []).append(m.path)
+    elif folder and not top.startswith('_') and FRAME_NAME.fullmatch(name):
+      by_clip.setdefault(folder, []).append(m.path)
+  return by_clip
+
+
+class PruneRemovedClips(beam.DoFn):
+  """output -> {'clip', 'files_removed'} of each clip folder of the output whose clip is not in
+  the side input `clip_names` (this run's clips); nothing when the run found no clip."""
+
+  def __init__(self, run_id):
+    self._run_id = run_id
+
+  def process(self, output, clip_names):
+    if not clip_names:
+      logging.warning('--prune_removed_clips: the input has no clip (see the error records); '
+                      'nothing pruned')
+      return
+    keep = set(clip_names)
+    for clip, paths in sorted(output_clip_files(output).items()):
+      if clip in keep:
+        continue
+      try:
+        files.delete_files(sorted(paths, key=lambda p: not p.endswith('.done')))  # markers first
+      except Exception as e:  # pylint: disable=broad-except
+        yield beam.pvalue.TaggedOutput('errors', records.error_record(
+            self._run_id, [files.join(output, clip)], 'prune', e,
+            f'cannot prune {files.join(output, clip)} (its clip is no longer in the input): '
+            f'{e}'))
+        continue
+      _remove_empty_folders(output, clip)
+      records.counter('clips_pruned').inc()
+      logging.info('pruned %s: %d files of a clip no longer in the input',
+                   files.join(output, clip), len(paths))
+      yield {'clip': clip, 'files_removed': len(paths)}
+
+
+def _remove_empty_folders(output, clip):
+  """On local disk, the clip's folders left empty (object stores have none)."""
+  if FileSystems.get_scheme(output) is not None:
+    return
+  for base in (output, os.path.join(output, files.MARKERS_DIR)):
+    parts = clip.split('/')
+    while parts:
+      try:
+        os.rmdir(os.path.join(base, *parts))
+      except OSError:
+        break  # not empty (another clip's folder, or files that are not ours), or not there
+      parts.pop()
