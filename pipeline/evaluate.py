@@ -12,7 +12,8 @@ Input, one of:
   key; relative paths are relative to the manifest's folder;
 * with --leave_one_out, any footage: a folder of clips, found as pipeline.run finds them (the
   folder itself and every folder under it that holds frames; hidden folders, the pipeline's
-  `_runs`, `_markers`, `_tmp` and --output are passed over). Frames i and i + 2 are
+  `_runs`, `_markers`, `_tmp`, --output and an earlier evaluation's comparisons/ are passed
+  over). Frames i and i + 2 are
   interpolated and compared with frame i + 1, for every i that is a multiple of --stride; the
   report then also gives each clip's mean. A triplet whose frame numbers are unevenly spaced (a
   frame lost on one side: `reel_0011`, `reel_0012`, `reel_0014`) is left out and listed under
@@ -28,9 +29,11 @@ pyramid. --align 0 runs without padding, as FILM's evaluation does, for sizes th
 Output under --output (any Beam filesystem): results.json (settings, means, per-clip means,
 per-triplet rows, errors), results.csv (a row per triplet and method, then `mean` rows, then
 error rows), and unless --no_png, comparisons/<key>.png: frame 0 | truth | frame 1, then per
-method its prediction, error heat map and scores. A triplet that cannot be read, or whose
-frames differ in size, and a method that fails on one (ffmpeg needs 32 px) become error rows
-naming the file and the reason; the rest is scored, and the command exits with status 1. What
+method its prediction, error heat map and scores (the report's triplets' only: other PNGs
+there, an earlier run's, are removed once the report is written). A triplet that cannot be
+read, whose frames differ in size or are smaller than SSIM's 11x11 window, and a method that
+fails on one (ffmpeg needs 32 px) become error rows naming the file and the reason; the rest is
+scored, and the command exits with status 1. What
 stops the whole evaluation (an input that is missing, a malformed manifest, no triplets, an
 unknown baseline, nothing to score, a model that does not load) is found before any work, as
 pipeline.run does: a one-line error, exit status 2, nothing written. A
@@ -78,6 +81,7 @@ from transforms import quality
 from transforms import scene_cuts
 
 MODEL = 'model'
+COMPARISONS = 'comparisons'  # the folder of comparison PNGs under --output
 CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width', 'error')
 METRICS = ('psnr', 'ssim', 'l1', 'l2')
 
@@ -94,7 +98,7 @@ def parse_known_args(argv):
   parser.add_argument('--baselines', default=','.join(quality.BASELINES),
                       help='comma-separated subset of ' + ','.join(quality.BASELINES) +
                            ' (unavailable ones are skipped with a warning); "" for none')
-  parser.add_argument('--align', type=int, default=64,
+  parser.add_argument('--align', type=flags.non_negative_int, default=64,
                       help='pad frames to a multiple of this for the model; 0: no padding')
   flags.add_flip_average_flags(parser)
   parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
@@ -139,7 +143,8 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
   nothing under `output` is a clip (comparison PNGs of an --output inside the input)."""
   if leave_one_out:
     root = input_path.rstrip('/')
-    frames_by_clip = clips.clip_frames(input_path, output)
+    frames_by_clip = {clip: frames for clip, frames in clips.clip_frames(input_path, output).items()
+                      if not _earlier_comparisons(clip)}
     names = _distinct({clip: _key(clip, root) if clip.rstrip('/') != root  # else the input
                        else _key(posixpath.basename(root), '')             # is itself the clip
                        for clip in frames_by_clip})
@@ -163,6 +168,13 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
                   'truth': match.path, 'frame1': files.join(folder, TRIPLET_NAMES[2])})
   keys = _distinct({t['truth']: t['key'] for t in found})
   return sorted(({**t, 'key': keys[t['truth']]} for t in found), key=lambda t: t['key'])
+
+
+def _earlier_comparisons(folder):
+  """Whether `folder` is the comparison PNGs of an earlier evaluation (an --output inside the
+  input): pictures of the frames, not footage."""
+  parent, name = posixpath.split(folder.rstrip('/'))
+  return name == COMPARISONS and FileSystems.exists(files.join(parent, 'results.json'))
 
 
 def _manifest_triplets(manifest):
@@ -191,8 +203,14 @@ def _manifest_triplets(manifest):
     if missing:
       raise UsageError(f'--input {manifest} line {line} lacks {", ".join(missing)} (a manifest '
                        f'has columns frame0, truth, frame1 and optionally key)')
+    not_text = [c for c in ('frame0', 'truth', 'frame1') if not isinstance(row[c], str)]
+    if not_text:
+      raise UsageError(f'--input {manifest} line {line}: {", ".join(not_text)} must be a path '
+                       f'(a JSON string), got {json.dumps(row[not_text[0]])}')
     paths = {c: clips.resolve(base, row[c]) for c in ('frame0', 'truth', 'frame1')}
-    triplets.append({'key': _key(row.get('key') or f'{i:06d}', ''), 'clip': '', **paths})
+    key = row.get('key')
+    triplets.append({'key': _key(f'{i:06d}' if key in (None, '') else str(key), ''), 'clip': '',
+                     **paths})
   keys = _distinct({f'{i}:{t["truth"]}': t['key'] for i, t in enumerate(triplets)})
   return [{**t, 'key': keys[f'{i}:{t["truth"]}']} for i, t in enumerate(triplets)]
 
@@ -258,6 +276,11 @@ class EvaluateTriplet(beam.DoFn):
           f'{triplet[k]} is {f.shape[1]}x{f.shape[0]}'
           for k, f in zip(('frame0', 'truth', 'frame1'), frames)))
       return
+    if min(x0.shape[:2]) < quality.SSIM_WINDOW:
+      yield _error_row(triplet, None, f'{triplet["truth"]} is {x0.shape[1]}x{x0.shape[0]}, '
+                                      f'smaller than SSIM\'s {quality.SSIM_WINDOW}x'
+                                      f'{quality.SSIM_WINDOW} window: nothing to score')
+      return
     if self._scene_cut is not None:  # footage: is the middle frame the midpoint in time?
       reason, score = None, None
       if np.array_equal(truth, x0) or np.array_equal(truth, x1):
@@ -275,10 +298,11 @@ class EvaluateTriplet(beam.DoFn):
     for name, method in self._methods.items():
       try:
         predictions[name] = np.clip(method(x0, x1), 0.0, 1.0)
+        scores[name] = quality.metrics(predictions[name], truth)
       except Exception as e:  # pylint: disable=broad-except
+        predictions.pop(name, None)
         yield _error_row(triplet, name, f'{name} failed: {type(e).__name__}: {e}')
         continue
-      scores[name] = quality.metrics(predictions[name], truth)
       yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': name,
              'height': x0.shape[0], 'width': x0.shape[1], **scores[name]}
     if self._png_dir and predictions:
@@ -340,7 +364,9 @@ def _method_order(name):
 
 
 def write_reports(rows, output, settings):
-  """Writes results.json and results.csv under `output`; returns the report."""
+  """Writes results.json and results.csv under `output`, then removes the comparison PNGs
+  that are not of this report's triplets (an earlier run's into the same folder, or all with
+  --no_png); returns the report."""
   report = summarise(rows, settings)
   # Atomic (a temporary in `output`, renamed): a killed run leaves the last whole report.
   files.write_atomic(files.join(output, 'results.json'), json.dumps(
@@ -356,6 +382,9 @@ def write_reports(rows, output, settings):
     writer.writerow({'key': 'mean', 'clip': '', 'method': method, **mean})
   writer.writerows(report['errors'])
   files.write_atomic(files.join(output, 'results.csv'), text.getvalue().encode('utf-8'), output)
+  drawn = {t['key'] + '.png' for t in report['triplets']} if settings['comparison_pngs'] else ()
+  files.delete_files([m.path for m in files.match(files.join(output, COMPARISONS), '*.png')
+                      if posixpath.basename(m.path) not in drawn])
   return report
 
 
@@ -388,6 +417,8 @@ def _no_triplets(known):
     return 'the manifest has no rows'
   if FileSystems.get_scheme(known.input) is None and not os.path.exists(known.input):
     return 'no such folder'
+  if known.leave_one_out and (clips.is_manifest(known.input) or os.path.isfile(known.input)):
+    return '--leave_one_out takes a folder of clips, not a manifest or a file'
   if known.leave_one_out:
     return 'no clip of 3 or more frames'
   return f'no triplet folders (holding {", ".join(TRIPLET_NAMES)})'
@@ -399,6 +430,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   Raises UsageError (flags, input) or interpolate.ModelError before any work, as pipeline.run
   does: the job would otherwise fail on every triplet."""
   known, beam_args = parse_known_args(argv)
+  if FileSystems.get_scheme(known.output) is None and os.path.isfile(known.output):
+    raise UsageError(f'--output {known.output} is a file, not a folder')
   baselines, skipped = _choose_baselines(known.baselines)
   if known.no_model and not baselines:
     raise UsageError('nothing to evaluate: --no_model and no available --baselines' +
@@ -411,7 +444,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   # The model is loaded here to fail fast, and says how it runs (flags or its file's defaults);
   # local runs' workers share this load (it stays referenced until the job is done).
   evaluate = EvaluateTriplet(baselines, known.model_path, not known.no_model, known.align,
-                             None if known.no_png else files.join(known.output, 'comparisons'),
+                             None if known.no_png else files.join(known.output, COMPARISONS),
                              known.flip_average, known.precision,
                              interpolate.tile_setting(known), _scene_cut_setting(known))
   inference = {'flip_average': None, 'padding': None, 'flip_weights': None}
@@ -425,7 +458,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
               'precision': None if known.no_model else known.precision,
               'tile': None if known.no_model else interpolate.tile_setting(known),
               'baselines': baselines,
-              'skipped_baselines': skipped, 'triplets_listed': len(triplets)}
+              'skipped_baselines': skipped, 'triplets_listed': len(triplets),
+              'comparison_pngs': not known.no_png}
   if known.leave_one_out:
     settings['clips_too_short'] = too_short  # under 3 frames: no triplet to score
     settings['scene_cut_threshold'] = _scene_cut_setting(known)

@@ -30,9 +30,8 @@ needs_ffmpeg = pytest.mark.skipif(quality.find_ffmpeg() is None, reason=quality.
 
 
 def _shift_triplet(h=64, w=96, shift=4):
-  big = _smooth_texture(h, w)
-  return (big[:h, 8:w + 8], big[:h, 8 - shift // 2:w + 8 - shift // 2],
-          big[:h, 8 - shift:w + 8 - shift])
+  big = _smooth_texture(h, w + shift)
+  return (big[:h, shift:w + shift], big[:h, shift // 2:w + shift // 2], big[:h, :w])
 
 
 @pytest.mark.parametrize('shape', [(40, 56, 3), (23, 31, 3)])
@@ -63,8 +62,10 @@ def test_heat_map_is_black_without_error_and_white_at_the_scale():
 
 
 @needs_ffmpeg
-def test_minterpolate_returns_the_middle_not_an_input():
-  x0, mid, x1 = _shift_triplet()
+@needs_ffmpeg
+@pytest.mark.parametrize('shift', [4, 10])  # 10: ffmpeg's scene-change detection would fire
+def test_minterpolate_returns_the_middle_not_an_input(shift):
+  x0, mid, x1 = _shift_triplet(h=96, w=128, shift=shift)
   middle = quality.minterpolate(x0, x1)
   inner = (slice(8, -8), slice(8, -8))
   to_mid = quality.psnr(middle[inner], mid[inner])
@@ -323,6 +324,8 @@ def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(t
   for name in ('frame10.png', 'frame11.png'):
     _save(str(tmp_path / 'in' / 'broken' / name), gray)
   (tmp_path / 'in' / 'broken' / 'frame10i11.png').write_bytes(b'not a png')
+  for name in TRIPLET_NAMES:  # SSIM's window is 11 px a side: no SSIM for a 10x12 frame
+    _save(str(tmp_path / 'in' / 'tiny' / name), gray[:10, :12])
   out = str(tmp_path / 'out')
   status = evaluate.main(['--input', str(tmp_path / 'in'), '--output', out, '--no_model',
                           '--baselines', 'repeat,average'])
@@ -333,12 +336,38 @@ def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(t
   errors = {e['key']: e['error'] for e in report['errors']}
   assert 'frame10i11.png' in errors['broken'] and 'not a readable image' in errors['broken']
   assert 'frame sizes differ' in errors['sizes'] and '32x20' in errors['sizes']
+  assert "is 12x10, smaller than SSIM's 11x11 window" in errors['tiny']
   assert report['mean']['repeat']['count'] == 2 and report['mean']['repeat']['psnr_count'] == 1
   same_repeat = [r for r in report['triplets'] if r['key'] == 'same' and r['method'] == 'repeat']
   assert same_repeat[0]['psnr'] is None  # infinite: JSON null
   assert 'error: broken' in capsys.readouterr().err
   rows = list(csv.DictReader(open(os.path.join(out, 'results.csv'))))
-  assert {r['key'] for r in rows if r['error']} == {'broken', 'sizes'}
+  assert {r['key'] for r in rows if r['error']} == {'broken', 'sizes', 'tiny'}
+  assert sorted(os.listdir(os.path.join(out, 'comparisons'))) == ['good.png', 'same.png']
+  with pytest.raises(ValueError, match="12x10 frames are smaller than SSIM's 11x11 window"):
+    quality.ssim(gray[:10, :12], gray[:10, :12])
+
+
+def test_a_rerun_into_the_same_output_keeps_its_own_comparisons_only(tmp_path):
+  """comparisons/ holds the PNGs of the last report's triplets; and an evaluation's output
+  inside the footage is not footage to a later leave-one-out run."""
+  for clip, seed in (('alpha', 1), ('beta', 2)):
+    for i in range(3):
+      _save(str(tmp_path / 'in' / clip / f'f{i}.png'), _smooth_texture(16, 16, seed + i))
+  base = ['--leave_one_out', '--no_model', '--baselines', 'repeat']
+  monday, tuesday = str(tmp_path / 'in' / 'eval_monday'), str(tmp_path / 'in' / 'eval_tuesday')
+  evaluate.run(['--input', str(tmp_path / 'in'), '--output', monday] + base)
+  assert sorted(os.listdir(os.path.join(monday, 'comparisons'))) == [
+      'alpha_000000.png', 'beta_000000.png']
+  report = evaluate.run(['--input', str(tmp_path / 'in'), '--output', tuesday] + base)
+  assert sorted(json.load(open(os.path.join(tuesday, 'results.json')))['clips']) == [
+      'alpha', 'beta']  # not monday's comparisons
+  del report
+  evaluate.run(['--input', str(tmp_path / 'in' / 'beta'), '--output', monday] + base)
+  assert os.listdir(os.path.join(monday, 'comparisons')) == ['beta_000000.png']
+  evaluate.run(['--input', str(tmp_path / 'in' / 'beta'), '--output', monday, '--no_png'] + base)
+  assert os.listdir(os.path.join(monday, 'comparisons')) == []
+  assert not json.load(open(os.path.join(monday, 'results.json')))['comparison_pngs']
 
 
 def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, capsys):
@@ -346,6 +375,8 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
   for name in TRIPLET_NAMES:
     _save(str(tmp_path / 'in' / 'a' / name), gray)
   (tmp_path / 'broken.jsonl').write_text('{"frame0": "a.png",\n')
+  (tmp_path / 'numbers.jsonl').write_text('{"frame0": "a.png", "truth": 5, "frame1": "c.png"}\n')
+  (tmp_path / 'a_file').write_text('not a folder')
   (tmp_path / 'no_truth.csv').write_text('frame0,frame1\na.png,c.png\n')
   (tmp_path / 'header_only.csv').write_text('frame0,truth,frame1\n')
   (tmp_path / 'empty').mkdir()
@@ -353,6 +384,12 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
   out = tmp_path / 'out'
   for flags, says in (
       (['--input', str(tmp_path / 'broken.jsonl')], 'broken.jsonl line 1: not JSON'),
+      (['--input', str(tmp_path / 'numbers.jsonl')],
+       'numbers.jsonl line 1: truth must be a path (a JSON string), got 5'),
+      (['--input', str(tmp_path / 'no_truth.csv'), '--leave_one_out'],
+       '--leave_one_out takes a folder of clips, not a manifest'),
+      (['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'a_file')],
+       'a_file is a file, not a folder'),
       (['--input', str(tmp_path / 'no_truth.csv')], 'no_truth.csv line 2 lacks truth'),
       (['--input', str(tmp_path / 'gone.csv')], 'gone.csv: the manifest does not exist'),
       (['--input', str(tmp_path / 'gone')], 'gone: no such folder'),
@@ -392,9 +429,9 @@ def test_leave_one_out_lists_what_it_cannot_score_and_keeps_clips_apart(tmp_path
   # A folder whose name reads as a glob is still that folder.
   [one] = evaluate.list_triplets(str(tmp_path / 'in' / 'Take [2]'), leave_one_out=True)
   assert one['truth'] == str(tmp_path / 'in' / 'Take [2]' / 'f1.png')
-  with pytest.raises(SystemExit):
-    evaluate.parse_known_args(['--input', 'x', '--output', 'y', '--leave_one_out',
-                               '--stride', '0'])
+  for flag in ('--stride=0', '--align=-5'):
+    with pytest.raises(SystemExit):
+      evaluate.parse_known_args(['--input', 'x', '--output', 'y', '--leave_one_out', flag])
 
 
 def test_a_csv_manifest_from_excel_with_a_bom_and_capitalised_headers_is_read(tmp_path):
