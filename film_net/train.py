@@ -77,7 +77,12 @@ class Trainer:
   def restore(self, init: str | None, scheme: str = 'blend') -> str:
     """Resumes the run's own checkpoint, else starts from `init` weights; says which."""
     if self.manager.latest_checkpoint:
-      self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+      try:
+        self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+      except (ValueError, AssertionError) as e:  # its latest.npz gone, else refused before
+        raise SystemExit(f'error: cannot resume {self.manager.latest_checkpoint} with --options '
+                         f'{self.options.to_json()} ({e}); pass the run\'s own --options, or a '
+                         f'new --output_dir') from None
       self.meta = self._saved_meta()
       message = f'resumed {self.manager.latest_checkpoint} at step {int(self.step.numpy())}'
       if self.ema_decay > 0 and not self.meta.get('ema_decay'):
@@ -211,7 +216,9 @@ def main(argv=None) -> int:
   trainer = Trainer(options, args.output_dir, args.lr, args.lr_decay_steps, args.lr_decay_rate,
                     args.seed, args.ema_decay, args.legacy_adam_count, args.precision)
   resumed = trainer.manager.latest_checkpoint is not None
-  if not resumed:
+  if resumed:
+    training.refuse_other_options(args.output_dir, options)
+  else:
     training.refuse_orphaned_weights(args.output_dir, os.path.join(args.output_dir, 'ckpt'))
   print(trainer.restore(init, args.init_scheme), flush=True)
   training.check_steps(int(trainer.step.numpy()), args.steps, resumed)
@@ -231,7 +238,7 @@ def main(argv=None) -> int:
           current_step=lambda: int(trainer.step.numpy()),
           learning_rate=lambda: float(trainer.optimizer.learning_rate),
           save=lambda seconds: trainer.save(seconds, data),
-          seconds_before=float(trainer.meta.get('seconds', 0.0)))
+          seconds_before=float(trainer.meta.get('seconds', 0.0)) if resumed else 0.0)
     except training.BadClipFrame as e:
       raise SystemExit(f'--clips: {e}; stopped at step {int(trainer.step.numpy())}, a resume '
                        'goes on from the last checkpoint') from None

@@ -73,7 +73,12 @@ class Trainer:
   def restore(self, init: str | None) -> str:
     if os.path.exists(self.path):
       state = torch.load(self.path, map_location=self.device, weights_only=False)
-      self.net.load_state_dict(state['net'])
+      try:
+        self.net.load_state_dict(state['net'])
+      except RuntimeError as e:  # its latest.npz gone, else refused before
+        raise SystemExit(f'error: cannot resume {self.path} with --options '
+                         f'{self.options.to_json()} ({e}); pass the run\'s own --options, or a '
+                         f'new --output_dir') from None
       self.optimizer.load_state_dict(state['optimizer'])
       self.ema = [t.to(self.device) for t in state['ema']]
       self.step, self.meta = state['step'], state['meta']
@@ -167,7 +172,9 @@ def main(argv=None) -> int:
   os.makedirs(args.output_dir, exist_ok=True)
   trainer = Trainer(options, args, device)
   resumed = os.path.exists(trainer.path)
-  if not resumed:
+  if resumed:
+    training.refuse_other_options(args.output_dir, options)
+  else:
     training.refuse_orphaned_weights(args.output_dir, trainer.path)
   print(trainer.restore(training.resolve_init(args.init)), flush=True)
   training.check_steps(trainer.step, args.steps, resumed)
@@ -190,7 +197,8 @@ def main(argv=None) -> int:
   training.run_steps(args, batches, train_step, current_step=lambda: trainer.step,
                      learning_rate=trainer.learning_rate,
                      save=lambda seconds: trainer.save(seconds, data),
-                     seconds_before=float(trainer.meta.get('seconds', 0.0)))
+                     seconds_before=(float(trainer.meta.get('seconds', 0.0)) if resumed
+                                     else 0.0))
   return 0
 
 

@@ -142,6 +142,11 @@ def check_arguments(parser, args) -> None:
   if weights_lib.is_remote(args.output_dir):
     parser.error(f'--output_dir must be a local folder (checkpoints are written there); got '
                  f'{args.output_dir}: copy latest.npz to cloud storage afterwards')
+  if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+    parser.error(f'--output_dir {args.output_dir} is a file, not a folder')
+  if (args.init not in ('default', 'none') and not weights_lib.is_remote(args.init)
+      and not os.path.exists(args.init)):
+    parser.error(f'--init {args.init}: no such file (a weight file, or default or none)')
   try:
     check_views(args.batch_size, args.views_per_scene)
   except ValueError as e:
@@ -159,6 +164,19 @@ def refuse_orphaned_weights(output_dir: str, checkpoint: str) -> None:
                      f'with a new --output_dir, or remove it')
 
 
+def refuse_other_options(output_dir: str, options: Options) -> None:
+  """A run resumed with --options whose weights differ from its own would fail deep inside
+  the checkpoint's restore: refuse, naming the run's options (its latest.npz says them)."""
+  latest = os.path.join(output_dir, 'latest.npz')
+  if not os.path.exists(latest):
+    return
+  _, run_options = weights_lib.read_npz(latest)
+  if run_options is not None and specs.conv_specs(run_options) != specs.conv_specs(options):
+    raise SystemExit(f'error: {output_dir} holds a run of --options {run_options.to_json()}, '
+                     f'whose weights differ from those of --options {options.to_json()}; pass '
+                     f'its options to resume it, or a new --output_dir')
+
+
 def check_steps(start_step: int, steps: int, resumed: bool) -> None:
   """--steps is the global step to train until: a finished run resumed has nothing to do (and
   says so); a run started from a file already past it is a mistake (the built-in model is at
@@ -168,6 +186,9 @@ def check_steps(start_step: int, steps: int, resumed: bool) -> None:
   if resumed:
     print(f'nothing to do: the run is at step {start_step}, --steps is {steps}', flush=True)
     return
+  if start_step == 0:
+    raise SystemExit(f'error: --steps {steps} trains nothing: it is the global step to train '
+                     f'until, and the run starts at step 0')
   raise SystemExit(f'error: --steps {steps} is not past the start step {start_step} of the '
                    f'--init weights; --steps is the global step to train until, e.g. '
                    f'--steps {start_step + steps} for {steps} more steps')
@@ -376,8 +397,10 @@ def _run_steps(args, batches, train_step, current_step, learning_rate, save, sec
     if step % args.checkpoint_every == 0 or keep or step == args.steps or out_of_time:
       path = save(seconds_before + time.time() - started)
       print(f'saved step {step} -> {path}', flush=True)
-      if keep:
-        shutil.copyfile(path, os.path.join(args.output_dir, f'step_{step}.npz'))
+      if keep:  # whole or not at all: the step's checkpoint is saved, a resume goes past it
+        kept = os.path.join(args.output_dir, f'step_{step}.npz')
+        shutil.copyfile(path, kept + '.tmp')
+        os.replace(kept + '.tmp', kept)
     if out_of_time:
       print(f'stopping after {args.max_minutes} min at step {step}', flush=True)
       break

@@ -118,13 +118,14 @@ def test_without_a_checkpoint_training_starts_from_given_weights(tmp_path, capsy
   start = str(tmp_path / 'start.npz')
   shutil.copyfile(short_runs[3] / 'latest.npz', start)
   weights, options = weights_lib.read_npz(start)
-  meta = {**weights_lib.read_meta(start), 'inference': {'flip_average': True}}
+  meta = {**weights_lib.read_meta(start), 'inference': {'flip_average': True}, 'seconds': 9e4}
   weights_lib.save(start, weights, options, meta=meta)
   second = tmp_path / 'second'
   argv = _args(second, 4)
   argv[argv.index('--init') + 1] = start
   assert train.main(argv) == 0
   assert 'started from' in capsys.readouterr().out
+  assert weights_lib.read_meta(str(second / 'latest.npz'))['seconds'] < 600  # its own time
   argv[argv.index('--steps') + 1] = '5'
   assert train.main(argv) == 0
   assert 'resumed' in capsys.readouterr().out
@@ -331,6 +332,18 @@ def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(
   with pytest.raises(SystemExit) as stop:
     train.main(_args('gs://bucket/run', 3))
   assert stop.value.code == 2 and '--output_dir must be a local folder' in capsys.readouterr().err
+  # A run resumed with options of other weights: refused by name, not a TensorFlow traceback.
+  wider = json.dumps({**Options.tiny().to_dict(), 'filters': Options.tiny().filters * 2})
+  resumed = _copy(short_runs[3], tmp_path / 'other_options')
+  argv = _args(resumed, 6)
+  argv[argv.index('--options') + 1] = wider
+  with pytest.raises(SystemExit, match='holds a run of --options .* pass its options to resume'):
+    train.main(argv)
+  os.remove(resumed / 'latest.npz')  # its options unknown: the restore's failure says it
+  with pytest.raises(SystemExit, match='cannot resume .* pass the run\'s own --options'):
+    train.main(argv)
+  with pytest.raises(SystemExit, match='--steps 0 trains nothing: .* starts at step 0'):
+    train.main(_args(tmp_path / 'zero', 0))
 
 
 def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
@@ -350,7 +363,10 @@ def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
          (['--clips_fraction', '0.3'], '--clips_fraction 0.3 needs --clips'),
          (['--keep_every', '-1'], 'argument --keep_every: must be >= 0'),
          (['--seed', '-1'], 'argument --seed: must be >= 0'),
-         (['--max_motion', '0'], 'argument --max_motion: must be > 0')]
+         (['--max_motion', '0'], 'argument --max_motion: must be > 0'),
+         (['--init', str(tmp_path / 'gone.npz')], 'gone.npz: no such file'),
+         (['--output_dir', str(tmp_path / 'a_file')], 'a_file is a file, not a folder')]
+  (tmp_path / 'a_file').write_text('not a folder')
   bad += [([f'--{flag}', '1.5'], f'argument --{flag}: must be in [0, 1]')
           for flag in ('regular_share', 'motion_blur', 'deform', 'static_share')]
   for trainer in trainers:
