@@ -82,7 +82,10 @@ from transforms import scene_cuts
 
 MODEL = 'model'
 COMPARISONS = 'comparisons'  # the folder of comparison PNGs under --output
-CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width', 'error')
+# `count` and `psnr_count` (how many rows a mean averages; PSNR leaves out infinite ones) are
+# filled on the `mean` rows.
+CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width', 'error',
+              'count', 'psnr_count')
 METRICS = ('psnr', 'ssim', 'l1', 'l2')
 
 
@@ -487,8 +490,10 @@ def format_table(report):
     return 'n/a' if value is None else f'{value:.{digits}f}'
   lines = [f'{"method":<14}{"PSNR dB":>9}{"SSIM":>8}{"n":>5}']
   for method, mean in report['mean'].items():
+    fewer = mean['psnr_count'] != mean['count']  # identical frames: infinite PSNR, left out
     lines.append(f'{method:<14}{number(mean["psnr"], 2):>9}{number(mean["ssim"], 4):>8}'
-                 f'{mean["count"]:>5}')
+                 f'{mean["count"]:>5}' + (f'  (PSNR of {mean["psnr_count"]}: the others are '
+                                          f'exact)' if fewer else ''))
   for clip, means in report['clips'].items():
     lines.append(f'clip {clip}: ' + ', '.join(
         f'{m} {number(v["psnr"], 2)} dB / {number(v["ssim"], 4)}' for m, v in means.items()))

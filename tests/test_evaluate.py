@@ -343,6 +343,10 @@ def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(t
   assert 'error: broken' in capsys.readouterr().err
   rows = list(csv.DictReader(open(os.path.join(out, 'results.csv'))))
   assert {r['key'] for r in rows if r['error']} == {'broken', 'sizes', 'tiny'}
+  mean, = [r for r in rows if r['key'] == 'mean' and r['method'] == 'repeat']
+  assert (mean['count'], mean['psnr_count']) == ('2', '1')
+  assert 'repeat' in evaluate.format_table(report).splitlines()[1]
+  assert evaluate.format_table(report).splitlines()[1].endswith('(PSNR of 1: the others are exact)')
   assert sorted(os.listdir(os.path.join(out, 'comparisons'))) == ['good.png', 'same.png']
   with pytest.raises(ValueError, match="12x10 frames are smaller than SSIM's 11x11 window"):
     quality.ssim(gray[:10, :12], gray[:10, :12])
