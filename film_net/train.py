@@ -144,9 +144,9 @@ class Trainer:
       meta = weights_lib.read_meta(latest)
     return meta
 
-  def save(self, seconds: float, data: str) -> str:
+  def save(self, seconds: float, data: str, flags: dict) -> str:
     self.meta = {'steps': int(self.step.numpy()), 'seconds': round(seconds, 1), 'data': data,
-                 **training.carried_meta(self.meta)}
+                 'flags': flags, **training.carried_meta(self.meta)}
     if self.ema_decay > 0:
       self.meta['ema_decay'] = self.ema_decay
     if self.net.precision != 'float32':  # of the convolutions; weights and Adam stay float32
@@ -224,6 +224,8 @@ def main(argv=None) -> int:
   training.check_steps(int(trainer.step.numpy()), args.steps, resumed)
   clips = training.load_clips(args)
   data = training.describe_data(args, clips)
+  if resumed:
+    training.warn_changed_flags(trainer.meta, args, data)
   scenes = render.scene_options(args)
 
   start_step = int(trainer.step.numpy())
@@ -237,7 +239,7 @@ def main(argv=None) -> int:
           args, batches, lambda batch: trainer.train_step(*batch),
           current_step=lambda: int(trainer.step.numpy()),
           learning_rate=lambda: float(trainer.optimizer.learning_rate),
-          save=lambda seconds: trainer.save(seconds, data),
+          save=lambda seconds: trainer.save(seconds, data, training.run_flags(args)),
           seconds_before=float(trainer.meta.get('seconds', 0.0)) if resumed else 0.0)
     except training.BadClipFrame as e:
       raise SystemExit(f'--clips: {e}; stopped at step {int(trainer.step.numpy())}, a resume '

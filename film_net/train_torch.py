@@ -122,6 +122,7 @@ class Trainer:
   def save(self, seconds: float, data: str) -> str:
     """Checkpoint and `latest.npz`, each written whole (temp file renamed into place)."""
     self.meta = {'steps': self.step, 'seconds': round(seconds, 1), 'data': data,
+                 'flags': training.run_flags(self.args),
                  'trainer': f'film_net.train_torch on {_device_name(self.device)}',
                  **training.carried_meta(self.meta)}
     if self.args.ema_decay > 0:
@@ -185,6 +186,8 @@ def main(argv=None) -> int:
         f'{args.workers} workers', flush=True)
   clips = training.load_clips(args)
   data = training.describe_data(args, clips)
+  if resumed:
+    training.warn_changed_flags(trainer.meta, args, data)
 
   batches = torch.utils.data.DataLoader(
       StepBatches(args, trainer.step, clips), batch_size=None, shuffle=False,

@@ -177,6 +177,30 @@ def refuse_other_options(output_dir: str, options: Options) -> None:
                      f'its options to resume it, or a new --output_dir')
 
 
+# The flags besides the data (`describe_data`) that make a run's batches and updates: a run
+# resumed with the same ones ends with the weights of one never interrupted.
+RUN_FLAGS = ('seed', 'batch_size', 'crop', 'max_motion', 'lr', 'lr_decay_steps', 'lr_decay_rate')
+
+
+def run_flags(args) -> dict:
+  """What a run's meta records of `RUN_FLAGS`, for `warn_changed_flags` at a resume."""
+  return {name: getattr(args, name) for name in RUN_FLAGS}
+
+
+def warn_changed_flags(meta: dict, args, data: str) -> None:
+  """Says so where a resumed run goes on with other flags or data than it was saved with:
+  allowed (a schedule may change on purpose), but its weights are then no longer those of an
+  uninterrupted run."""
+  saved = meta.get('flags', {})
+  changed = [f'--{name} {getattr(args, name)} (was {saved[name]})' for name in RUN_FLAGS
+             if name in saved and saved[name] != getattr(args, name)]
+  if meta.get('data') not in (None, data):
+    changed.append(f'data {data} (was {meta["data"]})')
+  if changed:
+    print(f'warning: resuming with {"; ".join(changed)}: from here the run differs from one '
+          f'that was not interrupted', flush=True)
+
+
 def check_steps(start_step: int, steps: int, resumed: bool) -> None:
   """--steps is the global step to train until: a finished run resumed has nothing to do (and
   says so); a run started from a file already past it is a mistake (the built-in model is at

@@ -321,7 +321,11 @@ def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(
     train.main(argv)
   done = _copy(short_runs[3], tmp_path / 'done')
   assert train.main(_args(done, 3)) == 0  # a finished run, resumed: nothing to do
-  assert 'nothing to do: the run is at step 3' in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert 'nothing to do: the run is at step 3' in out and 'warning' not in out
+  assert train.main(_args(done, 4, '--lr', '1e-3', '--small_objects', '2')) == 0
+  assert ('warning: resuming with --lr 0.001 (was 0.003); data rendered (small objects <= 2'
+          in capsys.readouterr().out)
   shutil.rmtree(done / 'ckpt')  # e.g. only the results were copied to this machine
   with pytest.raises(SystemExit, match='holds latest.npz but no checkpoint'):
     train.main(_args(done, 6))
