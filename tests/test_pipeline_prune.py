@@ -68,3 +68,21 @@ def test_nothing_is_pruned_when_the_input_lists_no_clip(tmp_path, tiny_model):
   status, run_id = run_job(archive, output, model_path, '--prune_removed_clips')
   assert status == 1 and 'does not exist' in run_records(output, run_id, 'errors')[0]['message']
   assert _tree(output) == before and _summary(output, run_id)['clips_pruned'] == 0
+
+
+def test_links_inside_the_output_are_not_followed(tmp_path, tiny_model):
+  """A link in the output to a folder elsewhere, or to a kept clip ('latest' -> a), is nobody's
+  clip folder: nothing through it is deleted (the kept clip's frames would go, its markers stay
+  and vouch for them)."""
+  model_path, _ = tiny_model
+  archive, output, elsewhere = tmp_path / 'archive', tmp_path / 'out', tmp_path / 'elsewhere'
+  make_clip(archive / 'a', 2, seed=6)
+  assert run_job(archive, str(output), model_path)[0] == 0
+  elsewhere.mkdir()
+  (elsewhere / 'frame_000000.png').write_bytes(b'not the pipeline\'s')
+  os.symlink(elsewhere, output / 'elsewhere_link')
+  os.symlink(output / 'a', output / 'latest')
+  before = _tree(str(output / 'a'))
+  status, run_id = run_job(archive, str(output), model_path, '--prune_removed_clips')
+  assert status == 0 and _summary(str(output), run_id)['clips_pruned'] == 0
+  assert os.listdir(elsewhere) == ['frame_000000.png'] and _tree(str(output / 'a')) == before

@@ -97,24 +97,25 @@ def match(path, pattern=None):
     return FileSystems.match([join(literal, pattern) if pattern else literal])[0].metadata_list
 
 
-def walk_local(root):
+def walk_local(root, follow_links=True):
   """`os.walk(root)` following symbolic links to folders (a clip linked in from another disk is
   a clip; Beam's local listing passes over them), each real folder once, so a link back up
-  cannot loop. The caller may prune `dirs` further, as with `os.walk`."""
+  cannot loop. The caller may prune `dirs` further, as with `os.walk`. `follow_links` False:
+  links are passed over (what is to be deleted must lie inside `root`)."""
   seen = set()
-  for folder, dirs, names in os.walk(root, followlinks=True):
+  for folder, dirs, names in os.walk(root, followlinks=follow_links):
     seen.add(os.path.realpath(folder))
     dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(folder, d)) not in seen]
     yield folder, dirs, names
 
 
-def list_tree(root):
+def list_tree(root, follow_links=True):
   """FileMetadata of every file at any depth below the folder `root`; on local disk through
-  linked folders too (`walk_local`)."""
+  linked folders too (`walk_local`), unless `follow_links` is False."""
   if FileSystems.get_scheme(root) is not None:
     return match(root, '**')
   found = []
-  for folder, _, names in walk_local(root):
+  for folder, _, names in walk_local(root, follow_links):
     for name in names:
       path = os.path.join(folder, name)
       try:

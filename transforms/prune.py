@@ -24,10 +24,11 @@ from transforms.interpolate import FRAME_NAME
 
 def output_clip_files(output):
   """{clip name: [paths]} of the frame files and done markers under `output` by the clip they
-  belong to, in one listing of the output."""
+  belong to, in one listing of the output. Linked folders are not followed: what they hold is
+  not the output's (a link to a folder elsewhere), or is listed already (a link to a clip)."""
   root = output.rstrip('/')
   by_clip = {}
-  for m in files.list_tree(root):
+  for m in files.list_tree(root, follow_links=False):
     relative = m.path[len(root):].replace(os.sep, '/').lstrip('/')
     folder, name = posixpath.split(relative)
     top = folder.split('/', 1)[0]
