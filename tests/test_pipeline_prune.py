@@ -70,10 +70,10 @@ def test_nothing_is_pruned_when_the_input_lists_no_clip(tmp_path, tiny_model):
   assert _tree(output) == before and _summary(output, run_id)['clips_pruned'] == 0
 
 
-def test_links_inside_the_output_are_not_followed(tmp_path, tiny_model):
+def test_links_and_folders_no_clip_can_have_are_left_alone(tmp_path, tiny_model):
   """A link in the output to a folder elsewhere, or to a kept clip ('latest' -> a), is nobody's
   clip folder: nothing through it is deleted (the kept clip's frames would go, its markers stay
-  and vouch for them)."""
+  and vouch for them); nor in folders named as no clip's output can be."""
   model_path, _ = tiny_model
   archive, output, elsewhere = tmp_path / 'archive', tmp_path / 'out', tmp_path / 'elsewhere'
   make_clip(archive / 'a', 2, seed=6)
@@ -82,7 +82,12 @@ def test_links_inside_the_output_are_not_followed(tmp_path, tiny_model):
   (elsewhere / 'frame_000000.png').write_bytes(b'not the pipeline\'s')
   os.symlink(elsewhere, output / 'elsewhere_link')
   os.symlink(output / 'a', output / 'latest')
+  for folder in ('.backup/a', 'Contact sheets'):  # no clip's output folder is named so
+    os.makedirs(output / folder)
+    (output / folder / 'frame_000000.png').write_bytes(b'a user\'s')
   before = _tree(str(output / 'a'))
   status, run_id = run_job(archive, str(output), model_path, '--prune_removed_clips')
   assert status == 0 and _summary(str(output), run_id)['clips_pruned'] == 0
   assert os.listdir(elsewhere) == ['frame_000000.png'] and _tree(str(output / 'a')) == before
+  for folder in ('.backup/a', 'Contact sheets'):
+    assert os.listdir(output / folder) == ['frame_000000.png']

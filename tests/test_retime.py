@@ -98,6 +98,8 @@ def test_dense_is_every_frame_with_keys_as_before():
   # ... but for a clip with a lost scan, whose later frames keep their times.
   lost = at_dense_rate.along([(1, 2)])
   assert lost.last_output(3 * 4) == 4 * 4 and dense.along([(1, 2)]).last_output(12) == 12
+  # Its pairs before the lost scan keep their keys, those of the dense sequence (no ratio).
+  assert lost.key() == [] and lost.pair_key(0) == [] and lost.pair_key(1) == ['1', '2']
   assert lost == retime.timing(2, 16, F(64000, 1000)).along([(1, 2)])
 
 

@@ -4,7 +4,8 @@ A nightly run skips what is done and cleans each clip it sees (a shortened clip 
 but a clip folder renamed, moved or removed in the archive leaves its old output behind: frames
 of a clip that no longer exists, beside the renamed one's. With this step the output holds
 exactly the input's clips, as a fresh run's would. Only what the pipeline writes goes (frame
-files `frame_N.png|dpx` and done markers); anything else in the output stays. Opt-in, since an
+files `frame_N.png|dpx` in folders named as a clip's output can be, and done markers); anything
+else in the output stays, and links in it are not followed. Opt-in, since an
 output shared by several inputs (runs over parts of an archive, by glob or manifest) would lose
 the others' clips, and never when the input listed no clip (unreachable, say): that is no
 archive emptied.
@@ -17,6 +18,7 @@ import posixpath
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from transforms import clips
 from transforms import files
 from transforms import records
 from transforms.interpolate import FRAME_NAME
@@ -34,8 +36,8 @@ def output_clip_files(output):
     top = folder.split('/', 1)[0]
     if top == files.MARKERS_DIR and '/' in folder and name.endswith('.done'):
       by_clip.setdefault(folder.split('/', 1)[1], []).append(m.path)
-    elif folder and not top.startswith('_') and FRAME_NAME.fullmatch(name):
-      by_clip.setdefault(folder, []).append(m.path)
+    elif folder and clips.sanitise_clip_name(folder) == folder and FRAME_NAME.fullmatch(name):
+      by_clip.setdefault(folder, []).append(m.path)  # (in a folder a clip's name can be)
   return by_clip
 
 

@@ -129,7 +129,11 @@ class Retime:
     return self.span(0, last_dense)[1]
 
   def key(self):
-    """The frames depend on the rates' ratio alone: 32 to 48 fps makes 16 to 24's frames."""
+    """The frames depend on the rates' ratio alone: 32 to 48 fps makes 16 to 24's frames. At
+    the dense rate (16 to 64 at N = 2: a clip with lost scans, `Dense.along`), nothing, as
+    `Dense`: its pairs before the first lost scan keep their markers (`pair_key`)."""
+    if self._frames_per_output == fractions.Fraction(1, 2 ** self.times_to_interpolate):
+      return []
     return ['retime', str(self._frames_per_output)]
 
   def pair_key(self, pair):
