@@ -144,8 +144,10 @@ def check_arguments(parser, args) -> None:
                  f'{args.output_dir}: copy latest.npz to cloud storage afterwards')
   if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
     parser.error(f'--output_dir {args.output_dir} is a file, not a folder')
+  resumable = any(os.path.exists(os.path.join(args.output_dir, *name))  # --init goes unread
+                  for name in (('ckpt', 'checkpoint'), ('ckpt.pt',)))
   if (args.init not in ('default', 'none') and not weights_lib.is_remote(args.init)
-      and not os.path.exists(args.init)):
+      and not os.path.exists(args.init) and not resumable):
     parser.error(f'--init {args.init}: no such file (a weight file, or default or none)')
   try:
     check_views(args.batch_size, args.views_per_scene)
@@ -179,7 +181,8 @@ def refuse_other_options(output_dir: str, options: Options) -> None:
 
 # The flags besides the data (`describe_data`) that make a run's batches and updates: a run
 # resumed with the same ones ends with the weights of one never interrupted.
-RUN_FLAGS = ('seed', 'batch_size', 'crop', 'max_motion', 'lr', 'lr_decay_steps', 'lr_decay_rate')
+RUN_FLAGS = ('seed', 'batch_size', 'crop', 'max_motion', 'lr', 'lr_decay_steps', 'lr_decay_rate',
+             'precision')
 
 
 def run_flags(args) -> dict:
@@ -191,7 +194,8 @@ def warn_changed_flags(meta: dict, args, data: str) -> None:
   """Says so where a resumed run goes on with other flags or data than it was saved with:
   allowed (a schedule may change on purpose), but its weights are then no longer those of an
   uninterrupted run."""
-  saved = meta.get('flags', {})
+  saved = meta.get('flags')
+  saved = saved if isinstance(saved, dict) else {}  # none recorded (an older run)
   changed = [f'--{name} {getattr(args, name)} (was {saved[name]})' for name in RUN_FLAGS
              if name in saved and saved[name] != getattr(args, name)]
   if meta.get('data') not in (None, data):

@@ -348,6 +348,11 @@ def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(
     train.main(argv)
   with pytest.raises(SystemExit, match='--steps 0 trains nothing: .* starts at step 0'):
     train.main(_args(tmp_path / 'zero', 0))
+  # The same command resumes a run whose start file has since gone: it is not read again.
+  moved = _copy(short_runs[3], tmp_path / 'moved_init')
+  argv = _args(moved, 3)
+  argv[argv.index('--init') + 1] = str(tmp_path / 'gone.npz')
+  assert train.main(argv) == 0
 
 
 def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
