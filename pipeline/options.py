@@ -88,7 +88,8 @@ def build_parser():
                       help='Delete the output frames and done markers of clips no longer in the '
                            'input (renamed, moved or removed), so that the output holds the '
                            'input\'s clips only, as a fresh run\'s would; not when the input '
-                           'lists no clip. Only for an output that belongs to this input alone '
+                           'lists no clip or a part of it cannot be listed. Only for an output '
+                           'that belongs to this input alone; lists the whole output '
                            '(default off).')
   parser.add_argument('--run_id', type=run_id, default=None,
                       help='Name of this run under <output>/_runs/ (default: UTC time + random).')

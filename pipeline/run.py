@@ -164,7 +164,9 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
         | 'Output' >> beam.Create([known.output])
         | 'PruneRemovedClips' >> beam.ParDo(
             prune.PruneRemovedClips(known.run_id),
-            beam.pvalue.AsList(found.clips | 'ClipNames' >> beam.Map(lambda c: c.name))
+            beam.pvalue.AsList(found.clips | 'ClipNames' >> beam.Map(lambda c: c.name)),
+            beam.pvalue.AsList(found.errors | 'ListingGaps' >> beam.Filter(
+                lambda r: r['error_type'] == clips_lib.IncompleteListing.__name__))
         ).with_outputs('errors', main='clips'))
     error_outputs.append(pruned.errors)
     tagged.append(pruned.clips | 'TagPruned' >> beam.Map(lambda r: ('pruned', r)))

@@ -91,3 +91,42 @@ def test_links_and_folders_no_clip_can_have_are_left_alone(tmp_path, tiny_model)
   assert os.listdir(elsewhere) == ['frame_000000.png'] and _tree(str(output / 'a')) == before
   for folder in ('.backup/a', 'Contact sheets'):
     assert os.listdir(output / folder) == ['frame_000000.png']
+
+
+def test_nothing_is_pruned_while_a_part_of_the_input_cannot_be_listed(tmp_path, tiny_model):
+  """A clip linked in from a disk that is not mounted tonight (a link whose target is missing),
+  or a mount point that shows as an empty folder: its clips are not in the run, and an error
+  record says why, but they are not gone, so their output stays."""
+  model_path, _ = tiny_model
+  archive, output, disk = tmp_path / 'archive', str(tmp_path / 'out'), tmp_path / 'disk'
+  make_clip(archive / 'here', 2, seed=7)
+  make_clip(disk / 'linked', 2, seed=8)
+  os.symlink(disk / 'linked', archive / 'linked')
+  make_clip(archive / 'nas' / 'reel', 2, seed=9)
+  assert run_job(archive, output, model_path)[0] == 0
+  before = _tree(output)
+  os.rename(disk, tmp_path / 'unmounted')
+  shutil.rmtree(archive / 'nas' / 'reel')  # 'nas' stays, empty
+  status, run_id = run_job(archive, output, model_path, '--prune_removed_clips')
+  errors = {e['uris'][0]: e for e in run_records(output, run_id, 'errors')}
+  assert status == 1 and _summary(output, run_id)['clips_pruned'] == 0
+  assert 'which is not there' in errors[str(archive / 'linked')]['message']
+  assert errors[str(archive / 'nas')]['error_type'] == 'IncompleteListing'
+  assert 'nothing pruned' in errors[output]['message']
+  assert _tree(output) == before
+  os.rmdir(archive / 'nas')  # the empty folder was a real one: pruning goes on without it
+  os.remove(archive / 'linked')
+  status, run_id = run_job(archive, output, model_path, '--prune_removed_clips')
+  assert status == 0 and _summary(output, run_id)['pruned'] == ['linked', 'nas/reel']
+
+
+def test_a_kept_clips_folder_is_not_removed_with_a_pruned_clip_inside_it(tmp_path):
+  """Pruning `x/old` leaves `x` empty; but `x` is a kept clip, new, whose first frame may be
+  being written at that moment (the pair's write would fail)."""
+  from transforms import prune  # pylint: disable=import-outside-toplevel
+  for folder in ('x/old', '_markers/x/old', 'y/old'):
+    os.makedirs(tmp_path / folder)
+  prune._remove_empty_folders(str(tmp_path), 'x/old', {'x'})  # pylint: disable=protected-access
+  prune._remove_empty_folders(str(tmp_path), 'y/old', {'x'})  # pylint: disable=protected-access
+  assert sorted(os.listdir(tmp_path)) == ['_markers', 'x'] and not os.listdir(tmp_path / 'x')
+  assert os.listdir(tmp_path / '_markers') == ['x'] and not os.listdir(tmp_path / '_markers/x')

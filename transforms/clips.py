@@ -188,6 +188,13 @@ def _relative(path, root):
   return path[len(root):].lstrip('/') if path.startswith(root) else path
 
 
+class IncompleteListing(OSError):
+  """A part of the input that could not be listed, or may not have been: an unreadable
+  folder, a link whose target is missing, a clip folder that is empty (an unmounted disk's
+  mount point looks so). Its clips are not in this run; `--prune_removed_clips` prunes nothing
+  then, since they may be only unreachable."""
+
+
 class DiscoverClips(beam.DoFn):
   """--input (folder, glob or manifest) -> Clip elements, plus error records tagged 'errors'."""
 
@@ -215,9 +222,14 @@ class DiscoverClips(beam.DoFn):
 
   def _from_folders(self, input_spec):
     root, pattern = _split_glob(input_spec)
-    metadata = files.list_tree(root)
+    problems = []
+    metadata = files.list_tree(root, problems=problems)
     selected = _glob_filter(root, pattern)
     in_output = _in_folder(self._output)
+    for path, reason in problems:
+      if not _skipped(_relative(path, root), folder=True) and not in_output(path):
+        yield self._error(path, 'discover', IncompleteListing(reason),
+                          f'cannot list {path}: {reason}; what is there is not in this run')
     by_dir = {}
     for m in metadata:
       placeholder = m.path.endswith('/')  # A folder placeholder object on object stores.
@@ -254,7 +266,7 @@ class DiscoverClips(beam.DoFn):
                             f'{", ".join(e[1:] for e in FRAME_EXTENSIONS)}): {m.path}')
       if not frames:
         if not any(f.startswith(folder + '/') for f in by_dir if f != folder):
-          yield self._error(folder, 'discover', ValueError('empty clip'),
+          yield self._error(folder, 'discover', IncompleteListing('empty clip'),
                             f'empty clip folder: {folder} has no frames')
         continue
       frames.sort(key=lambda m: natural_key(m.path.rsplit('/', 1)[-1]))

@@ -97,30 +97,38 @@ def match(path, pattern=None):
     return FileSystems.match([join(literal, pattern) if pattern else literal])[0].metadata_list
 
 
-def walk_local(root, follow_links=True):
+def walk_local(root, follow_links=True, problems=None):
   """`os.walk(root)` following symbolic links to folders (a clip linked in from another disk is
   a clip; Beam's local listing passes over them), each real folder once, so a link back up
   cannot loop. The caller may prune `dirs` further, as with `os.walk`. `follow_links` False:
-  links are passed over (what is to be deleted must lie inside `root`)."""
+  links are passed over (what is to be deleted must lie inside `root`). `problems`, a list:
+  gets (path, reason) of each folder that could not be read."""
+  def unreadable(error):
+    if problems is not None and error.filename != root:  # (a missing root is the caller's)
+      problems.append((error.filename, error.strerror or str(error)))
   seen = set()
-  for folder, dirs, names in os.walk(root, followlinks=follow_links):
+  for folder, dirs, names in os.walk(root, onerror=unreadable, followlinks=follow_links):
     seen.add(os.path.realpath(folder))
     dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(folder, d)) not in seen]
     yield folder, dirs, names
 
 
-def list_tree(root, follow_links=True):
+def list_tree(root, follow_links=True, problems=None):
   """FileMetadata of every file at any depth below the folder `root`; on local disk through
-  linked folders too (`walk_local`), unless `follow_links` is False."""
+  linked folders too (`walk_local`), unless `follow_links` is False. `problems`, a list: gets
+  (path, reason) of what could not be listed locally (an unreadable folder, a link whose target
+  is missing: a disk not mounted?)."""
   if FileSystems.get_scheme(root) is not None:
     return match(root, '**')
   found = []
-  for folder, _, names in walk_local(root, follow_links):
+  for folder, _, names in walk_local(root, follow_links, problems):
     for name in names:
       path = os.path.join(folder, name)
       try:
         stat = os.stat(path)
       except OSError:  # a dangling link, or gone since the folder was read
+        if problems is not None and os.path.islink(path):
+          problems.append((path, f'a link to {os.readlink(path)}, which is not there'))
         continue
       found.append(FileMetadata(path, stat.st_size, stat.st_mtime))
   return found

@@ -43,18 +43,33 @@ def output_clip_files(output):
 
 class PruneRemovedClips(beam.DoFn):
   """output -> {'clip', 'files_removed'} of each clip folder of the output whose clip is not in
-  the side input `clip_names` (this run's clips); nothing when the run found no clip."""
+  the side input `clip_names` (this run's clips); nothing when the run found no clip, or when
+  `listing_gaps` (discovery's error records of `clips.IncompleteListing`) says that a part of
+  the input could not be listed: its clips may be only unreachable tonight."""
 
   def __init__(self, run_id):
     self._run_id = run_id
 
-  def process(self, output, clip_names):
-    if not clip_names:
-      logging.warning('--prune_removed_clips: the input has no clip (see the error records); '
-                      'nothing pruned')
+  def process(self, output, clip_names, listing_gaps):
+    if not clip_names or listing_gaps:
+      why = (f'{len(listing_gaps)} part(s) of the input could not be listed, e.g. '
+             f'{listing_gaps[0]["uris"][0]} (see its error record): their clips may be only '
+             f'unreachable' if listing_gaps else 'the input has no clip')
+      logging.warning('--prune_removed_clips: nothing pruned: %s', why)
+      if listing_gaps:
+        yield beam.pvalue.TaggedOutput('errors', records.error_record(
+            self._run_id, [output], 'prune', clips.IncompleteListing(why),
+            f'--prune_removed_clips: nothing pruned in {output}: {why}'))
       return
     keep = set(clip_names)
-    for clip, paths in sorted(output_clip_files(output).items()):
+    try:
+      by_clip = output_clip_files(output)
+    except Exception as e:  # pylint: disable=broad-except
+      yield beam.pvalue.TaggedOutput('errors', records.error_record(
+          self._run_id, [output], 'prune', e,
+          f'--prune_removed_clips: cannot list {output}, nothing pruned: {e}'))
+      return
+    for clip, paths in sorted(by_clip.items()):
       if clip in keep:
         continue
       try:
@@ -65,20 +80,22 @@ class PruneRemovedClips(beam.DoFn):
             f'cannot prune {files.join(output, clip)} (its clip is no longer in the input): '
             f'{e}'))
         continue
-      _remove_empty_folders(output, clip)
+      _remove_empty_folders(output, clip, keep)
       records.counter('clips_pruned').inc()
       logging.info('pruned %s: %d files of a clip no longer in the input',
                    files.join(output, clip), len(paths))
       yield {'clip': clip, 'files_removed': len(paths)}
 
 
-def _remove_empty_folders(output, clip):
-  """On local disk, the clip's folders left empty (object stores have none)."""
+def _remove_empty_folders(output, clip, keep):
+  """On local disk, the clip's folders left empty (object stores have none), up to a kept
+  clip's: one that is new may be about to write its first frame there."""
   if FileSystems.get_scheme(output) is not None:
     return
   for base in (output, os.path.join(output, files.MARKERS_DIR)):
     parts = clip.split('/')
-    while parts:
+    while parts and not any(k == '/'.join(parts) or k.startswith('/'.join(parts) + '/')
+                            for k in keep):
       try:
         os.rmdir(os.path.join(base, *parts))
       except OSError:
