@@ -471,10 +471,14 @@ def main(argv=None):
       (summary.get('identical_pairs', 0), 'pair of identical frames',
        'pairs of identical frames')) if n]
   cuts = f"; held, not interpolated: {' and '.join(held)}" if held else ''
+  pruned = summary.get('clips_pruned', 0)
+  names = summary.get('pruned', [])
+  pruned = (f"; pruned {pruned} clip{'s' * (pruned != 1)} no longer in the input: "
+            f"{', '.join(names)}{', ...' * (pruned > len(names))}" if pruned else '')
   print(f"run {known.run_id}: {pairs['total']} pairs ({pairs['ok']} ok, {pairs['skipped']} "
         f"skipped, {pairs['failed']} failed{cuts}), {summary['errors']} errors, "
         f"{summary['frames_written']} frames in {summary['wall_seconds']:.1f}s "
-        f"({summary['frames_per_second']:.2f} frames/s); records in "
+        f"({summary['frames_per_second']:.2f} frames/s){pruned}; records in "
         f"{records.run_dir(known.output, known.run_id)}")
   if summary['status'] != 'ok':
     print(f"FAILED: {pairs['failed']} pairs failed, {summary['errors']} errors:", file=sys.stderr)

@@ -26,7 +26,7 @@ def _summary(output, run_id):
     return json.load(f)
 
 
-def test_renamed_and_removed_clips_leave_nothing_behind(tmp_path, tiny_model):
+def test_renamed_and_removed_clips_leave_nothing_behind(tmp_path, tiny_model, capsys):
   model_path, _ = tiny_model
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
   make_clip(archive / 'reel' / 'kept', 3, seed=1)
@@ -43,11 +43,17 @@ def test_renamed_and_removed_clips_leave_nothing_behind(tmp_path, tiny_model):
   assert status == 0 and os.path.isdir(os.path.join(output, 'reel', 'removed', 'inner'))
   assert _summary(output, plain)['clips_pruned'] == 0
 
+  os.makedirs(os.path.join(output, 'REEL', 'KEPT'))  # as 'reel/kept' on a case-insensitive disk
+  with open(os.path.join(output, 'REEL', 'KEPT', 'frame_000000.png'), 'wb') as f:
+    f.write(b'kept')
   status, run_id = run_job(archive, output, model_path, '--prune_removed_clips')
   assert status == 0 and not run_records(output, run_id, 'errors')
+  shutil.rmtree(os.path.join(output, 'REEL'))
   summary = _summary(output, run_id)
   assert summary['clips_pruned'] == 3 and summary['pairs']['skipped'] == 4
   assert summary['pruned'] == ['reel/removed', 'reel/removed/inner', 'reel/renamed']
+  assert ('pruned 3 clips no longer in the input: reel/removed, reel/removed/inner, reel/renamed;'
+          in capsys.readouterr().out)
   fresh = str(tmp_path / 'fresh')
   assert run_job(archive, fresh, model_path)[0] == 0
   got, want = _tree(output), _tree(fresh)

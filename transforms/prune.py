@@ -62,6 +62,9 @@ class PruneRemovedClips(beam.DoFn):
             f'--prune_removed_clips: nothing pruned in {output}: {why}'))
       return
     keep = set(clip_names)
+    # On a case-insensitive disk (macOS, Windows, SMB) `Reel1` renamed `reel1` writes into the
+    # old folder: a folder named as a kept clip but for case is never pruned.
+    keep_folded = {name.casefold() for name in keep}
     try:
       by_clip = output_clip_files(output)
     except Exception as e:  # pylint: disable=broad-except
@@ -70,7 +73,7 @@ class PruneRemovedClips(beam.DoFn):
           f'--prune_removed_clips: cannot list {output}, nothing pruned: {e}'))
       return
     for clip, paths in sorted(by_clip.items()):
-      if clip in keep:
+      if clip.casefold() in keep_folded:
         continue
       try:
         files.delete_files(sorted(paths, key=lambda p: not p.endswith('.done')))  # markers first
@@ -82,7 +85,7 @@ class PruneRemovedClips(beam.DoFn):
         continue
       _remove_empty_folders(output, clip, keep)
       records.counter('clips_pruned').inc()
-      logging.info('pruned %s: %d files of a clip no longer in the input',
+      logging.warning('pruned %s: %d files of a clip no longer in the input',
                    files.join(output, clip), len(paths))
       yield {'clip': clip, 'files_removed': len(paths)}
 
