@@ -5,10 +5,10 @@ but a clip folder renamed, moved or removed in the archive leaves its old output
 of a clip that no longer exists, beside the renamed one's. With this step the output holds
 exactly the input's clips, as a fresh run's would. Only what the pipeline writes goes (frame
 files `frame_N.png|dpx` in folders named as a clip's output can be, and done markers); anything
-else in the output stays, and links in it are not followed. Opt-in, since an
-output shared by several inputs (runs over parts of an archive, by glob or manifest) would lose
-the others' clips, and never when the input listed no clip (unreachable, say): that is no
-archive emptied.
+else in the output stays, and links in it are not followed. Opt-in, since an output shared by
+several inputs (runs over parts of an archive, by glob or manifest) would lose the others'
+clips; and nothing goes when the input listed no clip or a part of it could not be listed (a
+disk not mounted tonight): a clip missing then may be only unreachable.
 """
 
 import logging
@@ -86,7 +86,7 @@ class PruneRemovedClips(beam.DoFn):
       _remove_empty_folders(output, clip, keep)
       records.counter('clips_pruned').inc()
       logging.warning('pruned %s: %d files of a clip no longer in the input',
-                   files.join(output, clip), len(paths))
+                      files.join(output, clip), len(paths))
       yield {'clip': clip, 'files_removed': len(paths)}
 
 
