@@ -142,6 +142,8 @@ class Retime:
     (every pair of a clip without; the pairs before its first lost scan, but the one whose
     last frame shows in the lost time), so that losing or restoring a scan redoes the clip from
     there on, not from its start."""
+    if not self.long_pairs:  # (every pair of most clips: no outputs to compare)
+      return []
     step = 2 ** self.times_to_interpolate
     start, length = self._time(pair * step), self._length(pair)
     whole = dataclasses.replace(self, long_pairs=())
