@@ -40,6 +40,15 @@ def test_16_bit_rgb_png_is_not_truncated():
   assert frame.bits == 16 and int(frame.pixels[0, 0, 0]) == 1000
 
 
+def test_16_bit_gray_alpha_png_reads_back_what_the_pipeline_writes():
+  """A 16-bit gray frame paired with a gray+alpha one gets a 16-bit gray+alpha in-between;
+  TF's decoder takes no channels=2, which refused such files as corrupt."""
+  pixels = RNG.integers(0, 65536, (6, 5, 2)).astype(np.uint16)
+  frame = images.decode(images.encode_png(pixels))
+  assert frame.bits == 16
+  np.testing.assert_array_equal(frame.pixels, pixels)
+
+
 def test_jpeg_and_tiff_decode():
   rgb = RNG.integers(0, 256, (8, 8, 3)).astype(np.uint8)
   for fmt in ('JPEG', 'TIFF'):

@@ -377,10 +377,14 @@ def _with_appended_ifd(data, endian, entries):
 
 def _decode_png16(data, channels):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  try:
-    return tf.io.decode_png(data, channels=channels, dtype=tf.uint16).numpy()
+  try:  # TF takes 0 (as stored), 1, 3 or 4 channels: gray+alpha (2) only as stored.
+    pixels = tf.io.decode_png(data, channels=0 if channels == 2 else channels,
+                              dtype=tf.uint16).numpy()
   except Exception as e:  # pylint: disable=broad-except
     raise BadImage(f'corrupt or truncated 16-bit PNG ({type(e).__name__}: {e})') from e
+  if pixels.shape[-1] != channels:
+    raise BadImage(f'16-bit PNG decoded with {pixels.shape[-1]} channels, not {channels}')
+  return pixels
 
 
 def _pil_to_pixels(image):
