@@ -313,7 +313,7 @@ def inference_defaults(local_path: str) -> dict:
     return defaults
   try:
     meta = read_meta(local_path)
-  except (OSError, ValueError, zipfile.BadZipFile):
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # EOFError: an empty file
     return defaults
   defaults.update({k: v for k, v in meta.get('inference', {}).items() if k in defaults})
   return defaults

@@ -447,7 +447,9 @@ def test_a_truncated_or_foreign_weight_file_is_a_clear_load_error(tmp_path):
   truncated.write_bytes(open(good, 'rb').read()[:5000])  # an interrupted download
   text = tmp_path / 'notes.txt'
   text.write_text('not weights')
-  for path in (truncated, text):
+  empty = tmp_path / 'empty.npz'  # a copy that never started (np.load raised EOFError)
+  empty.write_bytes(b'')
+  for path in (truncated, text, empty):
     with pytest.raises(ValueError, match=f'cannot load film_net model from {path}: not a '
                                          'readable .npz'):
       Interpolator.from_path(str(path))
