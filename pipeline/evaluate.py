@@ -90,7 +90,7 @@ METRICS = ('psnr', 'ssim', 'l1', 'l2')
 
 
 def parse_known_args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+  parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0], allow_abbrev=False)
   parser.add_argument('--input', required=True,
                       help='folder of triplet folders, a .csv/.jsonl manifest, or with '
                            '--leave_one_out a folder of clips')

@@ -24,8 +24,8 @@ def new_run_id():
 
 
 def build_parser():
-  parser = argparse.ArgumentParser(
-      prog='python -m pipeline.run',
+  parser = argparse.ArgumentParser(  # no abbreviations: '--prune' would turn on deletion
+      prog='python -m pipeline.run', allow_abbrev=False,
       description='Interpolates archive clips to a higher frame rate with FILM. Flags not listed '
                   'here go to Apache Beam (e.g. --runner, --direct_running_mode, --project).')
   parser.add_argument(

@@ -167,7 +167,7 @@ def test_missing_or_broken_model_fails_before_any_work(tmp_path, capsys):
 
 def test_a_flag_nobody_defines_stops_the_run_before_any_work(tmp_path, tiny_model, capsys):
   # Beam only warns about flags it cannot parse and drops them: a typo would run with defaults.
-  from pipeline import evaluate  # pylint: disable=import-outside-toplevel
+  from pipeline import evaluate, options  # pylint: disable=import-outside-toplevel
   archive, output = tmp_path / 'archive', tmp_path / 'out'
   make_clip(archive / 'clip', 2)
   status, _ = run_job(str(archive), str(output), tiny_model[0], '--time_to_interpolate=3')
@@ -178,6 +178,14 @@ def test_a_flag_nobody_defines_stops_the_run_before_any_work(tmp_path, tiny_mode
     evaluate.parse_known_args(['--input', 'in', '--output', 'out', '--no_pngs'])
   assert stop.value.code == 2
   assert 'unrecognized arguments: --no_pngs' in capsys.readouterr().err
+  # Nor is a shortened flag taken for a whole one ('--prune' would turn on deletion).
+  for parse, short in ((options.parse_known_args, '--prune'),
+                       (options.parse_known_args, '--times=2'),
+                       (evaluate.parse_known_args, '--leave_one')):
+    with pytest.raises(SystemExit) as stop:
+      parse(['--input', 'in', '--output', 'out', short])
+    assert stop.value.code == 2
+    assert f'unrecognized arguments: {short}' in capsys.readouterr().err
   # Beam's own flags still pass, Dataflow's included.
   beam_flags = ['--runner=DataflowRunner', '--project=p',
                 '--experiments=no_use_multiple_sdk_containers', '--direct_running_mode=in_memory']
