@@ -91,3 +91,4 @@ def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys):
       os.path.join(ROOT, 'film_net', 'default_model', '*'))}
   assert model_files <= names
   assert {n for n in names if n.startswith('film_net/default_model/')} == model_files
+  assert not [n for n in names if n.startswith('tests/')]  # workers run no tests
