@@ -382,7 +382,7 @@ def _decode_png16(data, channels):
                               dtype=tf.uint16).numpy()
   except Exception as e:  # pylint: disable=broad-except
     raise BadImage(f'corrupt or truncated 16-bit PNG ({type(e).__name__}: {e})') from e
-  if pixels.shape[-1] != channels:
+  if channels and pixels.shape[-1] != channels:  # 0: an unknown colour type, as stored
     raise BadImage(f'16-bit PNG decoded with {pixels.shape[-1]} channels, not {channels}')
   return pixels
 
