@@ -34,8 +34,6 @@ from transforms import dpx
 FRAME_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.dpx')
 _FORMATS = {'PNG', 'JPEG', 'TIFF', 'MPO'}  # MPO: JPEGs from some cameras.
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-# PNG colour type -> channels.
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
 # PNG chunks that say how to read the pixels' colours, copied into what we write.
 _COLOR_CHUNKS = (b'iCCP', b'sRGB', b'gAMA', b'cHRM')
 # TIFF tags and field types used to relabel a 16-bit colour TIFF as 16-bit gray.
@@ -136,7 +134,7 @@ def decode(data, uri='', max_pixels=None):
   _check_pixel_limit(width, height, max_pixels)
   _refuse_what_pil_would_misread(image)
   if data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[24] == 16:
-    pixels = _decode_png16(data, _PNG_CHANNELS.get(data[25], 0))
+    pixels = _decode_png16(data)
   elif _is_tiff16_pil_truncates(image):
     pixels = _decode_tiff16(data, image)
   else:
@@ -375,16 +373,14 @@ def _with_appended_ifd(data, endian, entries):
   return header + data[8:] + b'\x00' * (start - len(data)) + b''.join(ifd) + b''.join(extra)
 
 
-def _decode_png16(data, channels):
+def _decode_png16(data):
+  """The channels as stored (16-bit PNGs are gray, gray+alpha, RGB or RGBA, never palette):
+  TF's decoder takes no channels=2, so asking for the colour type's count refused gray+alpha."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  try:  # TF takes 0 (as stored), 1, 3 or 4 channels: gray+alpha (2) only as stored.
-    pixels = tf.io.decode_png(data, channels=0 if channels == 2 else channels,
-                              dtype=tf.uint16).numpy()
+  try:
+    return tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
   except Exception as e:  # pylint: disable=broad-except
     raise BadImage(f'corrupt or truncated 16-bit PNG ({type(e).__name__}: {e})') from e
-  if channels and pixels.shape[-1] != channels:  # 0: an unknown colour type, as stored
-    raise BadImage(f'16-bit PNG decoded with {pixels.shape[-1]} channels, not {channels}')
-  return pixels
 
 
 def _pil_to_pixels(image):
