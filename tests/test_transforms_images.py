@@ -184,6 +184,25 @@ def test_16_bit_tiff_with_premultiplied_alpha_is_unpremultiplied():
   np.testing.assert_allclose(pixels[..., :3], 32767.5, atol=1)
 
 
+def test_16_bit_tiff_with_an_unspecified_extra_sample_reads_as_rgb_as_at_8_bit():
+  """ExtraSamples 0 is data that is no alpha: read as alpha, a zero-filled one made every
+  frame written fully transparent."""
+  for pixels in (RGBA16, (RGBA16 >> 8).astype(np.uint8)):
+    frame = images.decode(_tiff(pixels, photometric='rgb', extrasamples=['unspecified']))
+    assert frame.channels == 3
+    np.testing.assert_array_equal(frame.pixels, pixels[..., :3])
+
+
+@pytest.mark.parametrize('byteorder', ['<', '>'])
+def test_a_white_is_zero_gray_tiff_is_not_read_as_its_negative(byteorder):
+  """PIL inverts WhiteIsZero (photometric 0) at 8 bit but not at 16: the frames came out as
+  negatives, silently."""
+  gray16 = RNG.integers(0, 65536, (4, 5)).astype(np.uint16)
+  for stored, top in ((gray16, 65535), ((gray16 >> 8).astype(np.uint8), 255)):
+    data = _tiff(stored, photometric='miniswhite', byteorder=byteorder)
+    np.testing.assert_array_equal(images.decode(data).pixels[..., 0], top - stored)
+
+
 def test_a_truncated_16_bit_colour_tiff_says_so():
   for layout in ({}, {'compression': 'zlib', 'predictor': True}):
     data = _tiff(RGB16, photometric='rgb', **layout)

@@ -115,6 +115,9 @@ def decode(data, uri='', max_pixels=None):
     return Frame(pixels=_decode_dpx(data, max_pixels), uri=uri)
   if data.startswith(_PNG_SIGNATURE):
     _check_png_chunks(data)
+  white_is_zero = False
+  if data.startswith(_TIFF_MAGICS):
+    data, white_is_zero = _white_is_zero16_relabelled(data)
   try:
     image = Image.open(io.BytesIO(data))
   except Image.UnidentifiedImageError as e:  # its message names our BytesIO, not the file
@@ -143,6 +146,8 @@ def decode(data, uri='', max_pixels=None):
     except Exception as e:  # pylint: disable=broad-except
       raise BadImage(f'corrupt or truncated image ({type(e).__name__}: {e})') from e
     pixels = _pil_to_pixels(image)
+  if white_is_zero:
+    pixels = 65535 - pixels
   if data.startswith(_PNG_SIGNATURE):
     chunks = _png_color_chunks(data)
   else:
@@ -242,26 +247,51 @@ def _tag_tuple(tags, tag, default):
   return value if isinstance(value, tuple) else (value,)
 
 
+def _first_ifd(data):
+  """{tag: (first value, byte offset of its value field)} of TIFF bytes' first IFD; raises
+  struct.error if the bytes end before it does. A list stored elsewhere in the file stands for
+  itself by its first value, which is all the callers here need."""
+  endian = '<' if data.startswith(b'II') else '>'
+  (ifd,) = struct.unpack_from(endian + 'I', data, 4)
+  (count,) = struct.unpack_from(endian + 'H', data, ifd)
+  tags = {}
+  for k in range(count):
+    field = ifd + 2 + 12 * k
+    tag, kind, n, value = struct.unpack_from(endian + 'HHII', data, field)
+    if kind == _TIFF_SHORT and n <= 2:
+      value = struct.unpack_from(endian + 'H', data, field + 8)[0]
+    elif kind == _TIFF_SHORT:
+      value = struct.unpack_from(endian + 'H', data, value)[0]
+    tags[tag] = (value, field + 8)
+  return tags
+
+
 def _tiff_samples(data):
   """What the first IFD of TIFF bytes says its samples are, in words, for an error message;
   None if the bytes end before it does."""
-  endian = '<' if data.startswith(b'II') else '>'
   try:
-    (ifd,) = struct.unpack_from(endian + 'I', data, 4)
-    (count,) = struct.unpack_from(endian + 'H', data, ifd)
-    tags = {}
-    for k in range(count):
-      tag, kind, n, value = struct.unpack_from(endian + 'HHII', data, ifd + 2 + 12 * k)
-      if kind == _TIFF_SHORT and n <= 2:
-        value = struct.unpack_from(endian + 'H', data, ifd + 10 + 12 * k)[0]
-      elif kind == _TIFF_SHORT:  # a list elsewhere in the file: its first value stands for all
-        value = struct.unpack_from(endian + 'H', data, value)[0]
-      tags[tag] = value
+    tags = {tag: value for tag, (value, _) in _first_ifd(data).items()}
   except struct.error:
     return None
   kinds = {1: 'unsigned integer', 2: 'signed integer', 3: 'floating-point'}
   return (f'{tags.get(277, 1)} sample(s) per pixel of {tags.get(258, 1)}-bit '
           f'{kinds.get(tags.get(339, 1), "unknown")} values')
+
+
+def _white_is_zero16_relabelled(data):
+  """(bytes, True) with a 16-bit gray TIFF's WhiteIsZero relabelled BlackIsZero, for the caller
+  to invert: PIL inverts WhiteIsZero at 8 bit, reads it uninverted at 16 (a negative, silently)
+  and cannot open it big-endian. (data, False) for every other TIFF."""
+  try:
+    tags = _first_ifd(data)
+  except struct.error:
+    return data, False  # PIL says what is wrong with it
+  if (tags.get(262, (None,))[0] != 0 or tags.get(258, (1,))[0] != 16 or
+      tags.get(277, (1,))[0] != 1):
+    return data, False
+  endian = '<' if data.startswith(b'II') else '>'
+  at = tags[262][1]
+  return data[:at] + struct.pack(endian + 'H', 1) + data[at + 2:], True
 
 
 def _is_tiff16_pil_truncates(image):
@@ -310,7 +340,10 @@ def _decode_tiff16(data, image):
     for start in range(0, width, tile_width):  # each strip row or tile row is differenced alone
       block = pixels[:, start:start + tile_width]
       np.cumsum(block, axis=1, dtype=np.uint16, out=block)  # wraps modulo 2**16, as encoded
-  if 1 in _tag_tuple(tags, 338, 0):  # associated (premultiplied) alpha: unpremultiply
+  extra = _tag_tuple(tags, 338, 2)[0] if channels == 4 else None
+  if extra == 0:  # an unspecified 4th sample is no alpha: dropped, as PIL does at 8 bit (RGBX)
+    return np.ascontiguousarray(pixels[..., :3])
+  if extra == 1:  # associated (premultiplied) alpha: unpremultiply
     alpha = pixels[..., -1:].astype(np.float32)
     colour = pixels[..., :-1] * (65535.0 / np.maximum(alpha, 1.0))
     pixels[..., :-1] = np.clip(colour + 0.5, 0, 65535).astype(np.uint16)
