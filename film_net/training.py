@@ -340,7 +340,7 @@ def _frame_size(path: str) -> tuple[int, int]:
   """(width, height) from a frame's header (only the header is read), or SystemExit naming it."""
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
   from PIL import Image  # pylint: disable=import-outside-toplevel
-  from transforms import dpx  # pylint: disable=import-outside-toplevel
+  from transforms import dpx, images  # pylint: disable=import-outside-toplevel
   try:
     with FileSystems.open(path, compression_type='uncompressed') as f:
       header = f.read(1024)
@@ -348,7 +348,7 @@ def _frame_size(path: str) -> tuple[int, int]:
         return dpx.size(header)
       f.seek(0)
       with Image.open(f) as image:
-        return image.size
+        return images.upright_size(image)
   except Image.UnidentifiedImageError:  # its message names the stream, not the file
     reason = 'no PNG, JPEG, TIFF or DPX decoder recognises it'
   except Exception as e:  # pylint: disable=broad-except

@@ -249,6 +249,64 @@ def test_tiffs_that_pil_would_misread_are_refused_with_the_reason():
   np.testing.assert_array_equal(images.decode(_tiff(rgb8, photometric='rgb')).pixels, rgb8)
 
 
+def _with_orientation(pixels, fmt, orientation):
+  buf = io.BytesIO()
+  Image.fromarray(pixels).save(buf, format=fmt, exif=_exif(orientation), **(
+      {'quality': 100, 'subsampling': 0} if fmt == 'JPEG' else {}))
+  return buf.getvalue()
+
+
+@pytest.mark.parametrize('fmt', ['PNG', 'JPEG', 'TIFF'])
+def test_frames_are_turned_as_their_exif_orientation_says(fmt):
+  """Phones and cameras store frames sideways with an EXIF orientation that viewers and ffmpeg
+  apply: ignored, a clip came out sideways, and PNG originals (copied with their eXIf) and
+  in-betweens (without) were turned differently."""
+  from PIL import ImageOps  # pylint: disable=import-outside-toplevel
+  stored = RNG.integers(0, 256, (6, 10, 3)).astype(np.uint8)
+  for orientation in range(1, 9):
+    data = _with_orientation(stored, fmt, orientation)
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
+    frame = images.decode(data)
+    np.testing.assert_array_equal(frame.pixels, shown)
+    assert frame.pixels.shape[:2] == ((10, 6) if orientation >= 5 else (6, 10))
+    assert images.upright_size(Image.open(io.BytesIO(data))) == (frame.width, frame.height)
+    written = images.original_png(data, frame)
+    assert (written == data) == (fmt == 'PNG' and orientation == 1)  # as they are if upright
+    again = Image.open(io.BytesIO(written))
+    assert again.getexif().get(0x0112, 1) == 1 or written == data
+    np.testing.assert_array_equal(np.asarray(again), shown)
+
+
+def test_16_bit_frames_are_turned_as_their_exif_orientation_says():
+  """16-bit TIFF and PNG do not go through PIL's decoder (it would cut them to 8 bit)."""
+  for stored in (RGB16, RGBA16, RGB16[..., 0]):
+    upright = np.rot90(np.atleast_3d(stored), -1)  # orientation 6: turn clockwise
+    photometric = 'rgb' if stored.ndim == 3 else 'minisblack'
+    extra = {'extrasamples': ['unassalpha']} if upright.shape[2] == 4 else {}
+    for layout in ({}, {'compression': 'zlib', 'predictor': True, 'tile': (16, 16)}):
+      data = _tiff(stored, photometric=photometric, extratags=[(274, 'H', 1, 6, True)],
+                   **extra, **layout)
+      np.testing.assert_array_equal(images.decode(data).pixels, upright)
+    png = _with_chunk_after_header(tf.io.encode_png(np.atleast_3d(stored)).numpy(), b'eXIf',
+                                   _exif(6))
+    frame = images.decode(png)
+    np.testing.assert_array_equal(frame.pixels, upright)
+    assert images.original_png(png, frame) != png
+
+
+def _exif(orientation):
+  exif = Image.Exif()
+  exif[0x0112] = orientation
+  return exif.tobytes()
+
+
+def _with_chunk_after_header(png, kind, payload):
+  import struct, zlib  # pylint: disable=import-outside-toplevel,multiple-imports
+  chunk = (struct.pack('>I', len(payload)) + kind + payload +
+           struct.pack('>I', zlib.crc32(kind + payload)))
+  return png[:33] + chunk + png[33:]
+
+
 def test_colour_profiles_go_into_every_frame_written():
   from PIL import ImageCms  # pylint: disable=import-outside-toplevel
   profile = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()

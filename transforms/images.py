@@ -70,6 +70,7 @@ class Frame:
   pixels: np.ndarray  # HxWxC, uint8 or uint16
   uri: str = ''
   color_chunks: bytes = b''  # whole PNG chunks describing the colour space; b'' if none
+  turned_upright: bool = False  # pixels turned as the file's EXIF orientation says
 
   @property
   def height(self):
@@ -133,19 +134,20 @@ def decode(data, uri='', max_pixels=None):
     raise BadImage(f'not a readable image ({type(e).__name__}: {e})') from e
   if image.format not in _FORMATS:
     raise BadImage(f'unsupported image format {image.format}')
-  width, height = image.size
-  _check_pixel_limit(width, height, max_pixels)
+  _check_pixel_limit(*image.size, max_pixels)
   _refuse_what_pil_would_misread(image)
+  orientation = exif_orientation(image)
   if data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[24] == 16:
-    pixels = _decode_png16(data)
+    pixels = _upright(_decode_png16(data), orientation)
   elif _is_tiff16_pil_truncates(image):
-    pixels = _decode_tiff16(data, image)
+    pixels = _upright(_decode_tiff16(data, image), orientation)
   else:
     try:
       image.load()
     except Exception as e:  # pylint: disable=broad-except
       raise BadImage(f'corrupt or truncated image ({type(e).__name__}: {e})') from e
-    pixels = _pil_to_pixels(image)
+    # PIL turns TIFFs itself as it loads them (dropping the tag), JPEGs and PNGs not.
+    pixels = _upright(_pil_to_pixels(image), exif_orientation(image))
   if white_is_zero:
     pixels = 65535 - pixels
   if data.startswith(_PNG_SIGNATURE):
@@ -157,7 +159,50 @@ def decode(data, uri='', max_pixels=None):
     space = b'RGB ' if pixels.shape[2] >= 3 else b'GRAY'
     chunks = (_png_chunk(b'iCCP', b'icc\x00\x00' + zlib.compress(profile))
               if profile[16:20] == space else b'')
-  return Frame(pixels=pixels, uri=uri, color_chunks=chunks)
+  return Frame(pixels=pixels, uri=uri, color_chunks=chunks, turned_upright=orientation != 1)
+
+
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def exif_orientation(image):
+  """The EXIF orientation (1-8, 1 upright) of an opened PIL image. Cameras and phones store
+  frames sideways and say so here; every viewer and ffmpeg turn them, so the frames written must
+  be turned too. A PNG's eXIf counts where its spec puts it, before the pixels (read at open;
+  looking further would decode the whole file)."""
+  if image.format == 'PNG' and 'exif' not in image.info:
+    return 1
+  try:
+    value = image.getexif().get(_EXIF_ORIENTATION, 1)
+  except Exception:  # pylint: disable=broad-except
+    return 1  # unreadable EXIF: the pixels as stored, as viewers show them
+  return value if value in range(1, 9) else 1
+
+
+def _stored_size(image):
+  """(width, height) of an opened PIL image as its file stores it: PIL gives a TIFF's size as
+  it will turn it on loading."""
+  if image.format == 'TIFF':
+    return int(image.tag_v2[256]), int(image.tag_v2[257])
+  return image.size
+
+
+def upright_size(image):
+  """(width, height) of an opened PIL image as decoded: turned by its EXIF orientation."""
+  width, height = _stored_size(image)
+  if exif_orientation(image) in _TRANSPOSING_ORIENTATIONS:
+    return height, width
+  return width, height
+
+
+def _upright(pixels, orientation):
+  """HxWxC pixels turned as EXIF `orientation` says (what PIL's ImageOps.exif_transpose does)."""
+  if orientation in _TRANSPOSING_ORIENTATIONS:
+    pixels = pixels.swapaxes(0, 1)
+    orientation = {5: 1, 6: 2, 7: 3, 8: 4}[orientation]
+  flipped = {1: pixels, 2: pixels[:, ::-1], 3: pixels[::-1, ::-1], 4: pixels[::-1]}[orientation]
+  return np.ascontiguousarray(flipped)
 
 
 def _check_pixel_limit(width, height, max_pixels):
@@ -309,7 +354,7 @@ def _decode_tiff16(data, image):
   (LZW, Deflate, PackBits, ...); the samples are then regrouped and the horizontal-differencing
   predictor, which the relabelled image no longer declares, is undone per channel here."""
   tags = image.tag_v2
-  width, height = image.size
+  width, height = _stored_size(image)
   channels = int(tags.get(277, 1))
   photometric = tags.get(262)
   if photometric != 2 or channels not in (3, 4):
@@ -489,8 +534,9 @@ def _as_dpx_channels(pixels):
 
 
 def original_png(data, frame, compression=DEFAULT_PNG_COMPRESSION):
-  """PNG bytes of an original frame: PNG inputs as they are, others re-encoded losslessly."""
-  if data.startswith(_PNG_SIGNATURE):
+  """PNG bytes of an original frame: PNG inputs as they are (unless turned upright: their eXIf
+  would turn them again), others re-encoded losslessly."""
+  if data.startswith(_PNG_SIGNATURE) and not frame.turned_upright:
     return data
   return encode_png(frame.pixels, frame.color_chunks, compression)
 
