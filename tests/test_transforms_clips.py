@@ -138,6 +138,22 @@ def test_clip_frames_finds_the_clips_that_discovery_finds(tmp_path):
       str(tmp_path / f) for f in ('', 'shot')]
 
 
+def test_what_operating_systems_leave_beside_frames_is_passed_over(tmp_path):
+  """An archive unzipped from macOS holds __MACOSX/ (with only `._*` files); one browsed on
+  Windows, Thumbs.db and desktop.ini: each made an error record, so a clean run exited 1."""
+  _touch(tmp_path / 'reel1', 'f0.png', 'f1.png', 'Thumbs.db', 'desktop.ini', 'ehthumbs.db')
+  _touch(tmp_path / '__MACOSX' / 'reel1', '._f0.png', '._f1.png')
+  _touch(tmp_path / '$RECYCLE.BIN' / 'S-1-5-21', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'only thumbs', 'THUMBS.DB')
+  found, errors = _discover(str(tmp_path))
+  assert [c.name for c in found] == ['reel1']
+  assert [len(c.frames) for c in found] == [2]
+  # A folder holding nothing but such files is as empty as one holding nothing.
+  assert [(e['stage'], e['message']) for e in errors] == [
+      ('discover', f'empty clip folder: {tmp_path / "only thumbs"} has no frames')]
+  assert list(clips.clip_frames(str(tmp_path))) == [str(tmp_path / 'reel1')]
+
+
 def test_glob_takes_clips_nested_in_matching_folders_and_works_without_a_folder(
     tmp_path, monkeypatch):
   _touch(tmp_path / 'shoot1' / 'cam1', 'f0.png', 'f1.png')

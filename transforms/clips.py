@@ -438,13 +438,23 @@ def _in_folder(output):
   return functools.lru_cache(maxsize=None)(lambda folder: _inside(folder, output))
 
 
+# What operating systems leave beside frames, in lower case: Windows Explorer's thumbnail caches
+# and folder settings, the folder macOS puts in a zip it makes (its `._*` files, hidden, inside),
+# and Windows' folders at a drive's root.
+_SYSTEM_FILES = ('thumbs.db', 'ehthumbs.db', 'ehthumbs_vista.db', 'desktop.ini')
+_SYSTEM_FOLDERS = ('__macosx', '$recycle.bin', 'system volume information')
+
+
 def _skipped(relative, folder=False):
   """Whether folder inputs pass over `relative` (a path below the input; `folder`: it is a
-  folder): hidden files and folders, like the `._f1.png` macOS leaves on USB drives, and what
-  lies in a hidden folder or one the pipeline reserves (files.RESERVED: an earlier run's own)."""
+  folder): hidden files and folders, like the `._f1.png` macOS leaves on USB drives, what the OS
+  leaves (_SYSTEM_FILES, _SYSTEM_FOLDERS), and what lies in a hidden or system folder or one the
+  pipeline reserves (files.RESERVED: an earlier run's own)."""
   *folders, name = relative.split('/')
-  return name.startswith('.') or (folder and name in files.RESERVED) or any(
-      p.startswith('.') or p in files.RESERVED for p in folders)
+  if name.startswith('.') or name.lower() in (_SYSTEM_FOLDERS if folder else _SYSTEM_FILES):
+    return True
+  return (folder and name in files.RESERVED) or any(
+      p.startswith('.') or p in files.RESERVED or p.lower() in _SYSTEM_FOLDERS for p in folders)
 
 
 def _is_local_dir(path):
@@ -481,7 +491,7 @@ def _empty_local_folders(root, pattern, output=None):
   for folder, dirs, names in files.walk_local(root):  # as `files.list_tree` walks
     dirs[:] = [d for d in dirs if not _skipped(d, folder=True) and not (
         output and _inside(os.path.join(folder, d), output))]
-    if not dirs and not [n for n in names if not n.startswith('.')] and folder != root:
+    if not dirs and not [n for n in names if not _skipped(n)] and folder != root:
       if selected(folder, folder):
         found.append(folder)
   return found
