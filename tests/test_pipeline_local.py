@@ -101,6 +101,24 @@ def test_second_run_skips_everything_and_new_frames_are_processed(tmp_path, tiny
       f'frame_{i:06d}.png' for i in range(13)]
 
 
+def test_the_same_archive_named_another_way_is_not_done_again(tmp_path, tiny_model,
+                                                              monkeypatch):
+  """Relative or absolute, or through a link: the same files, the same done pairs (the keys
+  held the path as typed, so a nightly job run from elsewhere redid the whole archive)."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 3, seed=3)
+  os.symlink(tmp_path / 'archive', tmp_path / 'linked')
+  output = str(tmp_path / 'out')
+  monkeypatch.chdir(tmp_path)
+  for run_id, spelling in (('first', 'archive'), ('absolute', str(tmp_path / 'archive')),
+                           ('linked', 'linked'), ('dotted', './linked/../archive/')):
+    result = run_module.run([f'--input={spelling}', f'--output={output}', f'--run_id={run_id}',
+                             f'--model_path={model_path}'])
+    assert metric(result, 'model_calls') == (2 if run_id == 'first' else 0), spelling
+  assert sorted(os.listdir(os.path.join(output, 'clip'))) == [
+      f'frame_{i:06d}.png' for i in range(5)]
+
+
 def test_flip_average_writes_its_own_frames_and_a_rerun_keeps_them(tmp_path, tiny_model):
   model_path, _ = tiny_model
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')

@@ -420,14 +420,10 @@ def resolve(base, path):
   return f'{scheme}://{posixpath.normpath(rest)}'
 
 
-def _comparable(path):
-  return os.path.realpath(path) if FileSystems.get_scheme(path) is None else path
-
-
 def _inside(path, folder):
   """Whether `path` is `folder` or below it (local paths compared by where they lead: an output
   named through a symbolic link to the input is still inside it)."""
-  return (_comparable(path) + '/').startswith(_comparable(folder).rstrip('/') + '/')
+  return (files.real_path(path) + '/').startswith(files.real_path(folder).rstrip('/') + '/')
 
 
 def _in_folder(output):

@@ -43,6 +43,12 @@ def join(base, *parts):
   return posixpath.join(base, *parts)
 
 
+def real_path(path):
+  """Where a path leads: a local one absolute, through its links; others as they are. The same
+  files named from another folder or through a link compare equal."""
+  return os.path.realpath(path) if FileSystems.get_scheme(path) is None else path
+
+
 def read_bytes(path):
   """The whole file. On GCS one request (the bytes, checked against their CRC32C), where Beam's
   reader asks for the object's metadata first: two per frame read."""

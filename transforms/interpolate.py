@@ -14,7 +14,8 @@ frames lie in its span, and the model makes only the in-betweens they take.
 
 A pair is done when its marker `<output>/_markers/<clip>/pair_<pos>-<lo>-<hi>-<key>.done` exists;
 the key hashes the model fingerprint, the options that change pixels and the pair's input files
-(path, size, mtime), and the marker is written only after all of the pair's frames. So a re-run
+(where the path leads, size, mtime: the same archive named relative or absolute or through a link
+is the same input), and the marker is written only after all of the pair's frames. So a re-run
 skips exactly the finished pairs and redoes anything new, changed or interrupted (`--reprocess`
 forces). `lo..hi` are the output indices the pair writes: before a pair writes, every other
 marker of the clip whose indices meet them is deleted (its frames are about to change; the
@@ -301,7 +302,8 @@ class InterpolateUnits(beam.DoFn):
 
   def _marker(self, unit, i):
     (u0, v0), (u1, v1) = unit.frames[i], unit.frames[i + 1]
-    settings = [OUTPUT_FORMAT_VERSION, self._fingerprint, self._n, self._align, u0, v0, u1, v1,
+    settings = [OUTPUT_FORMAT_VERSION, self._fingerprint, self._n, self._align,
+                files.real_path(u0), v0, files.real_path(u1), v1,
                 unit.first_index + i * 2 ** self._n]
     if self._scene_cut is not None:  # (without it, keys are those from before cut detection)
       settings += [self._scene_cut, scene_cuts.SCORE_VERSION]
@@ -319,8 +321,8 @@ class InterpolateUnits(beam.DoFn):
     (uri, version), = unit.frames
     timing = self._timing_of(unit)
     key = hashlib.sha256(json.dumps(
-        [OUTPUT_FORMAT_VERSION, 'lone', uri, version, unit.first_index, *timing.key(),
-         *self._format_key(), *_read_key([uri])]).encode()).hexdigest()[:20]
+        [OUTPUT_FORMAT_VERSION, 'lone', files.real_path(uri), version, unit.first_index,
+         *timing.key(), *self._format_key(), *_read_key([uri])]).encode()).hexdigest()[:20]
     lo, hi = timing.span(unit.first_index, unit.first_index)
     name = f'frame_{unit.first_position:06d}-{lo:09d}-{hi:09d}-{key}.done'
     return files.join(_marker_folder(self._output, unit.clip), name)
