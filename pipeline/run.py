@@ -443,10 +443,19 @@ def read_summary(output, run_id):
   return json.loads(files.read_bytes(path))
 
 
+def _not_an_interruption(record):
+  """A logging filter: Beam logs a worker's Ctrl-C as an error with a screen of traceback
+  before it stops the job, which `main` then reports in one line."""
+  return not record.getMessage().startswith('KeyboardInterrupt')
+
+
 def main(argv=None):
   """Command line entry: runs the job, prints the outcome, returns the exit status."""
   argv = list(sys.argv[1:] if argv is None else argv)
   logging.getLogger().setLevel(logging.WARNING)
+  beam_errors = logging.getLogger('apache_beam.runners.common')
+  if _not_an_interruption not in beam_errors.filters:
+    beam_errors.addFilter(_not_an_interruption)
   try:
     known, beam_args = pipeline_flags.parse_known_args(argv)
   except SystemExit as e:
@@ -457,6 +466,14 @@ def main(argv=None):
   except (interpolate.ModelError, UsageError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except (KeyboardInterrupt, RuntimeError) as e:
+    # Beam's runners pass a worker's Ctrl-C on as RuntimeError('KeyboardInterrupt [while ...]').
+    if not isinstance(e, KeyboardInterrupt) and not str(e).startswith('KeyboardInterrupt'):
+      raise
+    print(f'interrupted: run {known.run_id} stopped; the same command finishes the job (what is '
+          f'done is skipped; the work units in flight, up to --pairs_per_unit pairs each, are '
+          f'made again)', file=sys.stderr)
+    return 130
   if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
     return 0
   state = result.state

@@ -424,6 +424,29 @@ def test_a_pair_the_model_fails_on_fails_alone(tmp_path, tiny_model, monkeypatch
   assert len(os.listdir(os.path.join(output, 'clip'))) == 3 * step + 1
 
 
+def test_ctrl_c_ends_the_run_in_one_line_with_status_130(tmp_path, tiny_model, monkeypatch,
+                                                        capsys, caplog):
+  """Ctrl-C printed Beam's and TensorFlow's tracebacks, a screen of them, and exit status 1."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 3, seed=8)
+  real_mid = Interpolator._mid_from_features
+
+  def interrupted(self, state0, state1):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(Interpolator, '_mid_from_features', interrupted)
+  status = run_module.main([f'--input={tmp_path / "archive"}', f'--output={tmp_path / "out"}',
+                            f'--model_path={model_path}', '--run_id=stopped'])
+  assert status == 130
+  stderr = capsys.readouterr().err
+  assert 'interrupted: run stopped stopped; the same command finishes the job' in stderr
+  assert 'Traceback' not in stderr + caplog.text
+  monkeypatch.setattr(Interpolator, '_mid_from_features', real_mid)
+  assert run_module.main([f'--input={tmp_path / "archive"}', f'--output={tmp_path / "out"}',
+                          f'--model_path={model_path}', '--run_id=again']) == 0
+  assert len(os.listdir(tmp_path / 'out' / 'clip')) == 2 * 2 ** 1 + 1
+
+
 def test_a_pair_failing_under_reprocess_leaves_no_marker_over_its_removed_frames(
     tmp_path, tiny_model, monkeypatch):
   """`--reprocess` redoes pairs an earlier run marked done; one that fails now has its old
