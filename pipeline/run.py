@@ -72,6 +72,30 @@ def _is_local(runner):
   return runner in _LOCAL_RUNNERS
 
 
+def _runner_name(runner):
+  """The runner's class name as Beam reads --runner ('direct', 'dataflow', 'DataFlowRunner':
+  any case, 'runner' optional), so that the local and Dataflow checks see what Beam will run;
+  anything else as given."""
+  if not isinstance(runner, str):
+    return runner
+  names = {n.lower(): n for n in (*StandardOptions.KNOWN_RUNNER_NAMES, 'LocalRunner')}
+  key = runner.rsplit('.', 1)[-1].lower()
+  return names.get(key, names.get(key + 'runner', runner))
+
+
+def check_paths(known):
+  """--output a file, or the --input folder itself (where nothing would be read: an output
+  inside the input is never read as input), are usage errors, not a traceback or an 'empty'
+  input."""
+  output = known.output
+  if FileSystems.get_scheme(output) is None and os.path.isfile(output):
+    raise UsageError(f'--output={output} is a file; --output names the folder the frames go to')
+  if not clips_lib.is_manifest(known.input) and (
+      files.real_path(known.input).rstrip('/') == files.real_path(output).rstrip('/')):
+    raise UsageError(f'--input and --output are the same folder ({output}); write the frames '
+                     f'to a folder of their own (one inside the input is never read as input)')
+
+
 class UsageError(ValueError):
   """Flags that cannot work together; the command line exits with status 2 before any work."""
 
@@ -219,10 +243,11 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   known, beam_args = pipeline_flags.parse_known_args(argv)
   pipeline_options = PipelineOptions(beam_args, save_main_session=save_main_session)
   dry_run = _truthy(pipeline_options.view_as(TestOptions).dry_run)
-  runner = pipeline_options.view_as(StandardOptions).runner
+  runner = _runner_name(pipeline_options.view_as(StandardOptions).runner)
   local = test_pipeline is None and _is_local(runner)
   if test_pipeline is None:
     check_paths_reach_the_workers(known, runner)
+  check_paths(known)
 
   # Fail fast: load the model here, before any work. A dry run stays offline, so a remote model
   # is only checked by the workers then.

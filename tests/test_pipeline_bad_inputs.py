@@ -217,6 +217,41 @@ def test_an_output_folder_with_glob_characters_is_refused_before_any_work(tmp_pa
   assert sorted(os.listdir(tmp_path)) == ['archive']
 
 
+def test_an_output_that_cannot_be_one_is_a_usage_error(tmp_path, tiny_model, capsys):
+  """--output a file gave Beam's traceback at the end of the run; --output the --input folder,
+  a report that the input was empty (an output inside the input is never read)."""
+  archive = tmp_path / 'archive'
+  make_clip(archive / 'clip', 2)
+  (tmp_path / 'a_file').write_bytes(b'x')
+  os.symlink(archive, tmp_path / 'linked')
+  for output, message in ((tmp_path / 'a_file', 'is a file; --output names the folder'),
+                          (archive, '--input and --output are the same folder'),
+                          (f'{tmp_path / "linked"}/', '--input and --output are the same folder')):
+    status, _ = run_job(str(archive), str(output), tiny_model[0])
+    assert status == 2
+    assert message in capsys.readouterr().err
+  assert sorted(os.listdir(archive)) == ['clip']
+  # A frame given as --input is named for what it is.
+  status, run_id = run_job(str(archive / 'clip' / 'frame000.png'), str(tmp_path / 'out'),
+                           tiny_model[0])
+  assert status == 1
+  assert _one_error(_errors(str(tmp_path / 'out'), run_id), 'is a file')['message'] == (
+      f'input is a file, not a folder of clips or a manifest (.csv, .jsonl): '
+      f'{archive / "clip" / "frame000.png"}')
+
+
+def test_runner_names_are_read_as_beam_reads_them(tmp_path, tiny_model, capsys):
+  """Beam takes 'direct' or 'dataflow' (any case, 'Runner' optional); taken for remote runners,
+  'direct' refused local paths and 'dataflow' went past the Dataflow checks."""
+  archive, output = tmp_path / 'archive', tmp_path / 'out'
+  make_clip(archive / 'clip', 2)
+  status, _ = run_job(str(archive), str(output), tiny_model[0], '--runner=direct')
+  assert status == 0 and len(os.listdir(output / 'clip')) == 3
+  status, _ = run_job(str(archive), str(output), tiny_model[0], '--runner=dataflow')
+  assert status == 2
+  assert 'DataflowRunner workers cannot read this machine\'s disk' in capsys.readouterr().err
+
+
 def test_an_empty_manifest_is_an_error_not_a_quiet_success(tmp_path, tiny_model):
   for name, text in (('header.csv', 'clip,frame0,frame1\n'), ('empty.jsonl', '')):
     (tmp_path / name).write_text(text)

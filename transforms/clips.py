@@ -249,7 +249,9 @@ class DiscoverClips(beam.DoFn):
       by_dir.setdefault(folder, [])
     if not by_dir:
       kind = 'no files match' if pattern else (
-          'input folder is empty' if _is_local_dir(root) else 'input path does not exist')
+          'input folder is empty' if _is_local_dir(root) else
+          'input is a file, not a folder of clips or a manifest (.csv, .jsonl)'
+          if FileSystems.exists(root) else 'input path does not exist')
       yield self._error(input_spec, 'discover', FileNotFoundError(input_spec),
                         f'{kind}: {input_spec}')
       return
