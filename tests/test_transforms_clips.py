@@ -201,6 +201,19 @@ def test_frames_in_the_input_folder_never_share_a_subfolders_output(tmp_path):
              for uri, _ in root_clip.frames)
 
 
+def test_frames_in_the_input_folder_are_named_for_it_however_it_is_spelled(tmp_path,
+                                                                         monkeypatch):
+  """`--input .` from inside a reel named its clip for '.': 'clip-<hash of ".">', the same for
+  every reel run that way into one output, each overwriting the last."""
+  _touch(tmp_path / 'reelA', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'reelB', 'f0.png', 'f1.png')
+  for folder, spelling in (('reelA', '.'), ('reelB', '.'), ('reelB', './'),
+                           ('reelA', '../reelA')):
+    monkeypatch.chdir(tmp_path / folder)
+    found, errors = _discover(spelling)
+    assert errors == [] and [c.name for c in found] == [folder], spelling
+
+
 def test_a_file_name_with_non_ascii_digits_does_not_stop_discovery(tmp_path):
   _touch(tmp_path / 'in' / 'clip', '²1.png', 'f2.png', 'f10.png')
   found, errors = _discover(str(tmp_path / 'in'))

@@ -350,7 +350,10 @@ def _folder_clip_names(root, folders, clip_folders):
   that name: then it gets a name of its own, never the subfolder's output."""
   names = output_names({f: _relative(f, root) for f in clip_folders if f != root})
   if root in clip_folders:
-    name = sanitise_clip_name(root.rstrip('/').rsplit('/', 1)[-1])
+    if FileSystems.get_scheme(root) is None:  # '.' or '..' are named for the folder they are
+      name = sanitise_clip_name(os.path.basename(os.path.abspath(root)))
+    else:
+      name = sanitise_clip_name(root.rstrip('/').rsplit('/', 1)[-1])
     if name in {sanitise_clip_name(_relative(f, root)) for f in folders if f != root}:
       name += '-' + hashlib.sha1(root.encode()).hexdigest()[:8]
     names[root] = name
