@@ -154,6 +154,23 @@ def test_what_operating_systems_leave_beside_frames_is_passed_over(tmp_path):
   assert list(clips.clip_frames(str(tmp_path))) == [str(tmp_path / 'reel1')]
 
 
+def test_an_earlier_delivery_kept_in_the_input_is_not_read_as_footage(tmp_path):
+  """A folder holding `_runs/` or `_markers/` is this pipeline's output: an archive with its
+  delivery inside had the delivery interpolated again, and each run added the last one's."""
+  _touch(tmp_path / 'reel1', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'delivery' / 'reel1', 'frame_000000.png', 'frame_000001.png')
+  _touch(tmp_path / 'delivery' / '_runs' / 'r1', 'summary.json')
+  _touch(tmp_path / 'old' / 'nested' / 'reel1', 'frame_000000.png', 'frame_000001.png')
+  _touch(tmp_path / 'old' / 'nested' / 'empty_clip_of_its_own')
+  _touch(tmp_path / 'old' / 'nested' / '_markers' / 'reel1', 'pair_000000.done')
+  found, errors = _discover(str(tmp_path))
+  assert errors == [] and [c.name for c in found] == ['reel1']
+  assert list(clips.clip_frames(str(tmp_path))) == [str(tmp_path / 'reel1')]
+  # Named as the input, an output is read: interpolating a delivery again is a choice.
+  found, errors = _discover(str(tmp_path / 'delivery'))
+  assert errors == [] and [c.name for c in found] == ['reel1']
+
+
 def test_glob_takes_clips_nested_in_matching_folders_and_works_without_a_folder(
     tmp_path, monkeypatch):
   _touch(tmp_path / 'shoot1' / 'cam1', 'f0.png', 'f1.png')

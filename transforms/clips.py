@@ -225,7 +225,11 @@ class DiscoverClips(beam.DoFn):
     problems = []
     metadata = files.list_tree(root, problems=problems)
     selected = _glob_filter(root, pattern)
-    in_output = _in_folder(self._output)
+    this_output = _in_folder(self._output)
+    earlier_output = _in_earlier_output(_earlier_outputs((m.path for m in metadata), root))
+
+    def in_output(folder):
+      return this_output(folder) or earlier_output(folder)
     for path, reason in problems:
       if not _skipped(_relative(path, root), folder=True) and not in_output(path):
         yield self._error(path, 'discover', IncompleteListing(reason),
@@ -431,6 +435,25 @@ def _inside(path, folder):
   return (files.real_path(path) + '/').startswith(files.real_path(folder).rstrip('/') + '/')
 
 
+def _earlier_outputs(paths, root):
+  """Folders below `root` that are this pipeline's output (they hold `_runs/` or `_markers/`):
+  an earlier delivery kept beside the footage is not footage to interpolate again. The input
+  folder itself may be one: named as --input, it is read."""
+  found = set()
+  for path in paths:
+    parts = _relative(path, root).split('/')
+    for k in range(1, len(parts) - 1):
+      if parts[k] in (files.RUNS_DIR, files.MARKERS_DIR):
+        found.add(files.join(root, *parts[:k]))
+        break
+  return found
+
+
+def _in_earlier_output(earlier):
+  """folder -> whether it is one of the `earlier` outputs or below one."""
+  return lambda folder: any(folder == o or folder.startswith(o + '/') for o in earlier)
+
+
 def _in_folder(output):
   """folder -> whether it is `output` or below it (never, without an output), once per folder:
   a local folder is compared by where it leads, a few system calls."""
@@ -490,9 +513,12 @@ def _empty_local_folders(root, pattern, output=None):
   selected = _glob_filter(root, pattern)
   found = []
   for folder, dirs, names in files.walk_local(root):  # as `files.list_tree` walks
-    dirs[:] = [d for d in dirs if not _skipped(d, folder=True) and not (
-        output and _inside(os.path.join(folder, d), output))]
-    if not dirs and not [n for n in names if not _skipped(n)] and folder != root:
+    dirs[:] = [d for d in dirs if not _skipped(d, folder=True)]
+    leaf = not dirs  # a folder holding an output is not empty, though its output is not walked
+    dirs[:] = [d for d in dirs if not (output and _inside(os.path.join(folder, d), output)) and
+               not any(os.path.isdir(os.path.join(folder, d, r))
+                       for r in (files.RUNS_DIR, files.MARKERS_DIR))]
+    if leaf and not [n for n in names if not _skipped(n)] and folder != root:
       if selected(folder, folder):
         found.append(folder)
   return found
@@ -552,10 +578,12 @@ def clip_frames(input_path, output=None):
   (an evaluation writing inside its input)."""
   root = input_path.rstrip('/')
   in_output = _in_folder(output)
+  listing = files.list_tree(root)
+  earlier_output = _in_earlier_output(_earlier_outputs((m.path for m in listing), root))
   clips = {}
-  for match in files.list_tree(root):
+  for match in listing:
     if (is_frame_name(match.path) and not _skipped(_relative(match.path, root)) and
-        not in_output(_parent(match.path))):
+        not in_output(_parent(match.path)) and not earlier_output(_parent(match.path))):
       clips.setdefault(_parent(match.path), []).append(match.path)
   return {clip: sorted(frames, key=natural_key) for clip, frames in sorted(clips.items())}
 
