@@ -17,7 +17,9 @@
 #   --gpu TYPE             GPU, e.g. nvidia-tesla-t4, nvidia-l4 (default: CPU workers)
 #   --gpu_count N          GPU_COUNT (1, the default, only: a worker uses one GPU)
 #   --sdk_container_image I  SDK_CONTAINER_IMAGE: worker image (required with --gpu: one with
-#                          the CUDA build of TensorFlow, see Dockerfile.worker)
+#                          the CUDA build of TensorFlow, see Dockerfile.worker). Its Beam and
+#                          Python must be the launcher's: IMAGE_BEAM_VERSION, IMAGE_PYTHON_VERSION
+#                          (default: Dockerfile.worker's FROM line) are checked against them.
 #   --job_name NAME        JOB_NAME (default film-interpolate-<UTC time>)
 #   --dry_run              build the whole job offline, print its steps, submit nothing
 # Every other flag passes through to the pipeline (python -m pipeline.run --help) and Beam.
@@ -37,7 +39,9 @@ JOB_NAME=${JOB_NAME:-film-interpolate-$(date -u +%Y%m%d-%H%M%S)}
 DRY_RUN=0
 passthrough=()
 
-need_value() { [ $# -ge 2 ] || { echo "run_dataflow.sh: $1 needs a value" >&2; exit 2; }; }
+need_value() {
+  [ $# -ge 2 ] && [[ "$2" != --* ]] || { echo "run_dataflow.sh: $1 needs a value" >&2; exit 2; }
+}
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry_run) DRY_RUN=1 ;;
@@ -111,12 +115,26 @@ if [ -n "$GPU" ]; then
   fi
 fi
 if [ -n "$SDK_CONTAINER_IMAGE" ]; then
+  # A custom image must hold the launcher's Beam SDK and Python (Dataflow's custom-container
+  # rule); pip may have given the launcher another Beam than the image's.
+  from_line=$(sed -n 's/^FROM apache\/beam_python\([0-9.]*\)_sdk:\([^ ]*\).*/\1 \2/p' \
+              "$here/Dockerfile.worker")
+  image_python=${IMAGE_PYTHON_VERSION:-${from_line% *}}
+  image_beam=${IMAGE_BEAM_VERSION:-${from_line#* }}
+  launcher=$("$PYTHON" -c 'import sys, apache_beam
+print("%d.%d" % sys.version_info[:2], apache_beam.__version__)')
+  if [ "$launcher" != "$image_python $image_beam" ]; then
+    echo "run_dataflow.sh: the launcher runs Python ${launcher% *} with Beam ${launcher#* }, the" \
+         "worker image Python $image_python with Beam $image_beam (Dockerfile.worker, or" \
+         "IMAGE_PYTHON_VERSION/IMAGE_BEAM_VERSION); they must be equal: install" \
+         "apache-beam[gcp]==$image_beam for the launcher (requirements-dev.txt pins it), or build" \
+         "the image FROM apache/beam_python${launcher% *}_sdk:${launcher#* }" >&2
+    exit 2
+  fi
   args+=("--sdk_container_image=$SDK_CONTAINER_IMAGE")
-elif [ "$DRY_RUN" = 0 ]; then
+else
   # Beam's default worker image has no TensorFlow: workers pip-install the CPU build at start-up.
-  reqs=$(mktemp -t film-requirements.XXXXXX)
-  echo 'tensorflow-cpu==2.21.*' > "$reqs"  # the version the launcher is tested with
-  args+=("--requirements_file=$reqs" --requirements_cache=skip)
+  args+=("--requirements_file=$here/requirements-worker-cpu.txt" --requirements_cache=skip)
 fi
 [ "$DRY_RUN" = 1 ] && args+=(--dry_run=True)
 

@@ -31,7 +31,9 @@ setuptools.setup(
         'cpu': ['tensorflow-cpu' + TF],
         'gpu': ['tensorflow[and-cuda]' + TF],
         'tf': ['tensorflow' + TF],
-        'test': ['pytest', 'pytest-xdist', 'gcp-storage-emulator', 'natsort'],
+        # tifffile writes the 16-bit colour TIFFs of the decoding tests; build makes the sdist
+        # of run_dataflow.sh's offline dry run.
+        'test': ['pytest', 'pytest-xdist', 'gcp-storage-emulator', 'tifffile', 'build'],
         # film_net.train_torch: training on GPU machines that have PyTorch but no TensorFlow.
         'train-gpu': ['torch>=2.1', 'scikit-image'],
     },

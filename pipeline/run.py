@@ -165,6 +165,10 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
               'errors', main='clips'))
   planned = (
       found.clips
+      # Planning lists each clip's output (to remove frames past a shortened clip's end): over
+      # the workers, not fused into discovery's one (an archive of 10,000 clips is 10,000
+      # listings, one after the other on a single worker).
+      | 'SpreadClips' >> beam.Reshuffle()
       | 'SplitIntoUnits' >> beam.ParDo(
           PlanUnits(known.output, known.run_id, known.times_to_interpolate,
                     known.pairs_per_unit, timing, known.output_format,

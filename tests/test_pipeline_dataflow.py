@@ -4,6 +4,7 @@ workers carries the packages and the built-in model."""
 import glob
 import os
 import subprocess
+import sys
 import tarfile
 
 from apache_beam.portability.api import beam_runner_api_pb2
@@ -11,7 +12,7 @@ from apache_beam.portability.api import beam_runner_api_pb2
 from conftest import ROOT
 from pipeline import run as run_module
 
-STEPS = ['DiscoverClips', 'SplitIntoUnits', 'SpreadUnits', 'InterpolateUnits',
+STEPS = ['DiscoverClips', 'SpreadClips', 'SplitIntoUnits', 'SpreadUnits', 'InterpolateUnits',
          'WritePairRecords', 'WriteErrorRecords', 'WriteSummary']
 
 
@@ -63,6 +64,32 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
   assert proc.returncode == 2 and 'pass --machine_type' in proc.stderr
   proc = dry_run('--gpu', 'nvidia-l4', '--gpu_count', '2')  # the second GPU would sit idle
   assert proc.returncode == 2 and 'one GPU' in proc.stderr
+  proc = dry_run('--project', '--bucket', 'b')  # a flag is no value
+  assert proc.returncode == 2 and '--project needs a value' in proc.stderr
+
+
+def test_a_worker_image_of_another_beam_or_python_than_the_launcher_is_refused():
+  """Dataflow wants a custom image's Beam SDK and Python to be the launcher's; `pip install .`
+  can give the launcher any Beam setup.py allows, the image pins one (Dockerfile.worker)."""
+  import apache_beam  # pylint: disable=import-outside-toplevel
+  python = f'{sys.version_info[0]}.{sys.version_info[1]}'
+  with open(os.path.join(ROOT, 'Dockerfile.worker')) as f:
+    assert f'FROM apache/beam_python{python}_sdk:{apache_beam.__version__}\n' in f.read()
+  env = dict(os.environ, PYTHON=sys.executable)
+  for name in ('STORAGE_EMULATOR_HOST', 'GCE_METADATA_HOST', 'GCE_METADATA_IP'):
+    env.pop(name, None)
+  flags = [os.path.join(ROOT, 'run_dataflow.sh'), '--dry_run', '--project', 'demo', '--bucket',
+           'demo', '--input', 'gs://demo/in', '--output', 'gs://demo/out', '--gpu', 'nvidia-l4',
+           '--sdk_container_image', 'us-docker.pkg.dev/demo/film/worker:1']
+  for skew, message in (({'IMAGE_BEAM_VERSION': '2.70.0'}, f'Python {python} with Beam 2.70.0'),
+                        ({'IMAGE_PYTHON_VERSION': '3.12'}, 'Python 3.12 with Beam')):
+    proc = subprocess.run(flags, capture_output=True, text=True, env=dict(env, **skew),
+                          timeout=300, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f'the worker image {message}' in proc.stderr
+  proc = subprocess.run(flags, capture_output=True, text=True, env=env, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert '--sdk_container_image=us-docker.pkg.dev/demo/film/worker:1' in proc.stdout
 
 
 def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys):
@@ -92,3 +119,8 @@ def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys):
   assert model_files <= names
   assert {n for n in names if n.startswith('film_net/default_model/')} == model_files
   assert not [n for n in names if n.startswith('tests/')]  # workers run no tests
+  # Dataflow fuses a ParDo into the one before it unless a shuffle is between: clips are spread
+  # over the workers before planning (one listing of the output each), units before the model.
+  steps = {t.unique_name: t for t in result.job.proto_pipeline.components.transforms.values()}
+  for step, shuffle in (('SplitIntoUnits', 'SpreadClips'), ('InterpolateUnits', 'SpreadUnits')):
+    assert set(steps[step].inputs.values()) <= set(steps[shuffle].outputs.values()), step
