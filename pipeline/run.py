@@ -27,6 +27,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import SetupOptions
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import TestOptions
 from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
@@ -98,6 +99,20 @@ def check_paths(known):
 
 class UsageError(ValueError):
   """Flags that cannot work together; the command line exits with status 2 before any work."""
+
+
+def stage_the_code(pipeline_options, runner):
+  """Dataflow's workers import film_net/, pipeline/ and transforms/ from an sdist Beam builds
+  from --setup_file: without one they get no code and every bundle fails. This project's own
+  setup.py is the default."""
+  setup = pipeline_options.view_as(SetupOptions)
+  if runner != 'DataflowRunner' or setup.setup_file or setup.extra_packages:
+    return
+  own = os.path.join(_PROJECT_ROOT, 'setup.py')
+  if not os.path.isfile(own):
+    raise UsageError('--runner DataflowRunner: pass --setup_file (this project\'s setup.py) or '
+                     '--extra_package (its sdist); the workers need the code')
+  setup.setup_file = own
 
 
 def check_paths_reach_the_workers(known, runner):
@@ -251,6 +266,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   local = test_pipeline is None and _is_local(runner)
   if test_pipeline is None:
     check_paths_reach_the_workers(known, runner)
+    stage_the_code(pipeline_options, runner)
   check_paths(known)
 
   # Fail fast: load the model here, before any work. A dry run stays offline, so a remote model
