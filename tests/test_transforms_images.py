@@ -307,6 +307,33 @@ def _with_chunk_after_header(png, kind, payload):
   return png[:33] + chunk + png[33:]
 
 
+def test_a_png_colour_key_is_alpha_so_in_betweens_keep_it_transparent():
+  """tRNS on a gray or RGB PNG names one value transparent. Originals are copied with it; read
+  as opaque, their in-betweens lost it and the keyed area blinked from frame to frame."""
+  import struct  # pylint: disable=import-outside-toplevel
+  rgb = RNG.integers(1, 255, (6, 7, 3)).astype(np.uint8)  # no (0, 255, 0), no 255 but the key
+  rgb[:3] = (0, 255, 0)
+  gray = rgb[..., 1:2].copy()
+  cases = []
+  for pixels, key in ((rgb, (0, 255, 0)), (gray, 255)):
+    buf = io.BytesIO()
+    Image.fromarray(pixels.squeeze(-1) if pixels.shape[2] == 1 else pixels).save(
+        buf, format='PNG', transparency=key)
+    cases.append((buf.getvalue(), pixels, 255))
+    wide = pixels.astype(np.uint16) * 257
+    trns = struct.pack(f'>{len(np.atleast_1d(key))}H', *(np.atleast_1d(key) * 257))
+    cases.append((_with_chunk_after_header(tf.io.encode_png(wide).numpy(), b'tRNS', trns), wide,
+                  65535))
+  for data, pixels, top in cases:
+    frame = images.decode(data)
+    assert frame.channels == pixels.shape[2] + 1
+    np.testing.assert_array_equal(frame.pixels[..., :-1], pixels)
+    np.testing.assert_array_equal(frame.pixels[:3, ..., -1], 0)
+    np.testing.assert_array_equal(frame.pixels[3:, ..., -1], top)
+    between = images.inbetween_pixels(frame.rgb(), frame, frame, 0.5)
+    np.testing.assert_array_equal(between[..., -1], frame.pixels[..., -1])
+
+
 def test_colour_profiles_go_into_every_frame_written():
   from PIL import ImageCms  # pylint: disable=import-outside-toplevel
   profile = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()

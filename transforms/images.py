@@ -249,17 +249,33 @@ def _png_chunk(kind, payload):
           struct.pack('>I', zlib.crc32(kind + payload) & 0xffffffff))
 
 
-def _png_color_chunks(data):
-  """The colour chunks before the image data of PNG bytes, whole (length, type, data, CRC)."""
-  found, pos = [], len(_PNG_SIGNATURE)
+def _png_chunks_before_pixels(data):
+  """Yields (type, whole chunk: length, type, data, CRC) of PNG bytes' chunks before IDAT."""
+  pos = len(_PNG_SIGNATURE)
   while pos + 8 <= len(data):
     length, kind = struct.unpack('>I', data[pos:pos + 4])[0], data[pos + 4:pos + 8]
     if kind in (b'IDAT', b'IEND'):
-      break
-    if kind in _COLOR_CHUNKS:
-      found.append(data[pos:pos + 12 + length])
+      return
+    yield kind, data[pos:pos + 12 + length]
     pos += 12 + length
-  return b''.join(found)
+
+
+def _png_color_chunks(data):
+  """The colour chunks before the image data of PNG bytes, whole (length, type, data, CRC)."""
+  return b''.join(chunk for kind, chunk in _png_chunks_before_pixels(data)
+                  if kind in _COLOR_CHUNKS)
+
+
+def _with_colour_key_as_alpha(pixels, data):
+  """16-bit gray or RGB pixels with the PNG's tRNS colour key (the one sample value, or RGB
+  triple, that is transparent) made an alpha channel, as PIL does at 8 bit: ignored, originals
+  (copied with the chunk) showed it transparent and their in-betweens opaque."""
+  key = next((chunk[8:-4] for kind, chunk in _png_chunks_before_pixels(data)
+              if kind == b'tRNS'), None)
+  if key is None or len(key) != 2 * pixels.shape[2] or pixels.shape[2] not in (1, 3):
+    return pixels
+  keyed = np.all(pixels == np.frombuffer(key, '>u2').astype(np.uint16), axis=-1, keepdims=True)
+  return np.concatenate([pixels, np.where(keyed, 0, 65535).astype(np.uint16)], axis=-1)
 
 
 def _with_chunks(png, chunks):
@@ -456,9 +472,10 @@ def _decode_png16(data):
   TF's decoder takes no channels=2, so asking for the colour type's count refused gray+alpha."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
-    return tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
+    pixels = tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
   except Exception as e:  # pylint: disable=broad-except
     raise BadImage(f'corrupt or truncated 16-bit PNG ({type(e).__name__}: {e})') from e
+  return _with_colour_key_as_alpha(pixels, data)
 
 
 def _pil_to_pixels(image):
@@ -468,9 +485,14 @@ def _pil_to_pixels(image):
     if mode == 'I' and (a.min() < 0 or a.max() > 65535):
       raise BadImage('32-bit integer images are not supported')
     return a.astype(np.uint16)[..., None]
+  keyed = 'transparency' in image.info  # a palette's alpha, or a colour key (PNG's tRNS)
   if mode == 'P':
-    image = image.convert('RGBA' if 'transparency' in image.info else 'RGB')
-  elif mode in ('1',):
+    image = image.convert('RGBA' if keyed else 'RGB')
+  elif mode in ('1', 'L') and keyed:
+    image = image.convert('LA')
+  elif mode == 'RGB' and keyed:
+    image = image.convert('RGBA')
+  elif mode == '1':
     image = image.convert('L')
   elif mode == 'PA':
     image = image.convert('RGBA')
