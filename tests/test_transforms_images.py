@@ -334,6 +334,19 @@ def test_a_png_colour_key_is_alpha_so_in_betweens_keep_it_transparent():
     np.testing.assert_array_equal(between[..., -1], frame.pixels[..., -1])
 
 
+def test_a_tiff_of_several_pages_is_refused_but_a_preview_page_passes():
+  """Read as its first page alone, a multi-page TIFF lost the others without a word."""
+  pages = [RNG.integers(0, 256, (6, 7, 3)).astype(np.uint8) for _ in range(3)]
+  data = _tiff(np.stack(pages), photometric='rgb')
+  with pytest.raises(images.BadImage, match=r'multi-page TIFF \(3 pages, page 2 as full'):
+    images.decode(data)
+  buf = io.BytesIO()
+  with _tifffile().TiffWriter(buf) as tiff:
+    tiff.write(pages[0], photometric='rgb')
+    tiff.write(pages[1][::2, ::2], photometric='rgb', subfiletype=1)
+  np.testing.assert_array_equal(images.decode(buf.getvalue()).pixels, pages[0])
+
+
 def test_colour_profiles_go_into_every_frame_written():
   from PIL import ImageCms  # pylint: disable=import-outside-toplevel
   profile = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()

@@ -301,6 +301,28 @@ def _refuse_what_pil_would_misread(image):
   if 2 in _tag_tuple(tags, 339, 1):
     raise BadImage('TIFF with signed integer samples is not supported (convert it to 16-bit '
                    'PNG or TIFF)')
+  _refuse_pages_beyond_the_first(image)
+
+
+def _refuse_pages_beyond_the_first(image):
+  """A frame is one image: a TIFF of several full pages is refused rather than read as its first
+  alone. Reduced-resolution pages (NewSubfileType bit 0: previews some scanners add) pass."""
+  full = []
+  try:
+    pages = image.n_frames
+    for page in range(1, pages):
+      image.seek(page)
+      if not int(image.tag_v2.get(254, 0)) & 1:
+        full.append(page + 1)
+  except Exception:  # pylint: disable=broad-except
+    pass  # pages past the first that cannot be read: the first is the frame, as other readers see
+  try:
+    image.seek(0)
+  except Exception as e:  # pylint: disable=broad-except
+    raise BadImage(f'corrupt TIFF ({type(e).__name__}: {e})') from e
+  if full:
+    raise BadImage(f'multi-page TIFF ({pages} pages, page {full[0]} as full as the first): a '
+                   f'frame is one image; give each page a file of its own')
 
 
 def _tag_tuple(tags, tag, default):
