@@ -81,6 +81,12 @@ def test_second_run_skips_everything_and_new_frames_are_processed(tmp_path, tiny
   second = run_module.run(argv + ['--run_id=second'])
   assert metric(second, 'model_calls') == 0
   assert metric(second, 'pairs_skipped') == 3
+  # A skipped pair's record has every field an ok one has: readers need no case per status.
+  made, *_ = run_records(output, 'first', 'pairs')
+  skipped = run_records(output, 'second', 'pairs')
+  assert [(r['status'], r['model_calls'], r['size'], r['seconds']) for r in skipped] == [
+      ('skipped', 0, None, {'read': 0, 'model': 0, 'write': 0})] * 3
+  assert {k for r in skipped for k in r} == set(made) and made['model_calls'] == 1
   assert {n: os.path.getmtime(os.path.join(output, 'clip', n)) for n in before} == before
   # A new frame: only the new pair runs. A new model fingerprint or --reprocess: all run.
   new = make_clip(tmp_path / 'longer', 5, seed=3)[-1]

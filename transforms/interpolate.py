@@ -393,12 +393,13 @@ class InterpolateUnits(beam.DoFn):
       # failed and drops that attempt's records, so the pair is counted as made here, with the
       # frames and model calls it took (its output frames, and their halving paths' calls).
       frames = len(outputs[i])
+      held = marked[i].get('scene_cut') or marked[i].get('identical')
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
                                 None, frames, 'ok', {}, cut_score=marked[i].get('cut_score'),
                                 scene_cut=marked[i].get('scene_cut'),
-                                identical=marked[i].get('identical'))
-      held = marked[i].get('scene_cut') or marked[i].get('identical')
-      rec['model_calls'] = 0 if held else len(retime.halving_path(in_betweens[i], self._n))
+                                identical=marked[i].get('identical'),
+                                model_calls=0 if held else len(retime.halving_path(
+                                    in_betweens[i], self._n)))
       records.counter('frames_written').inc(frames)
       records.counter('model_calls').inc(rec['model_calls'])
       yield rec
@@ -600,11 +601,10 @@ class InterpolateUnits(beam.DoFn):
       if i in unmarked:
         e, message = unmarked[i]
         yield self._error(uris[i:i + 2], 'write', e, message)
-      rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
-                                size, n_written, 'failed' if message else 'ok', seconds, message,
-                                **cut)
-      rec['model_calls'] = calls.get(i, 0)  # the model's work, as the metric counts it
-      yield rec
+      yield records.pair_record(
+          self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2], size, n_written,
+          'failed' if message else 'ok', seconds, message, **cut,
+          model_calls=calls.get(i, 0))  # the model's work, as the metric counts it
     records.counter('model_calls').inc(sum(calls.values()))
     records.counter('frames_written').inc(frames_total)
     records.distribution('read_ms').update(int(read_seconds * 1000))

@@ -73,11 +73,12 @@ def progress_note(progress_dir, name, note):
 
 
 def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds, error=None,
-                cut_score=None, scene_cut=None, identical=None):
+                cut_score=None, scene_cut=None, identical=None, model_calls=0):
   """One pair's outcome; status is 'ok', 'skipped' or 'failed'. `cut_score`, `scene_cut`,
   `identical`: the pair's scene-cut score, whether it was taken for a cut, whether its frames
   are one image twice (None: not looked at). The `scene_cuts` and `identical_pairs` metrics
-  count the pairs held: found so and written ('ok')."""
+  count the pairs held: found so and written ('ok'). Every record has every field (a skipped
+  pair's size is None: its frames were not read), so readers need no case for any status."""
   counter('pairs_' + status).inc()
   if scene_cut and status == 'ok':
     counter('scene_cuts').inc()
@@ -85,7 +86,9 @@ def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds,
     counter('identical_pairs').inc()
   return {'run_id': run_id, 'clip': clip, 'pair': pair, 'inputs': list(uris),
           'size': list(size) if size else None, 'frames_written': frames_written,
-          'status': status, 'seconds': {k: round(v, 6) for k, v in seconds.items()},
+          'model_calls': model_calls, 'status': status,
+          'seconds': {k: round(v, 6) for k, v in {'read': 0, 'model': 0, 'write': 0,
+                                                   **seconds}.items()},
           'error': error,
           'cut_score': None if cut_score is None else round(float(cut_score), 4),
           'scene_cut': scene_cut, 'identical': identical}
@@ -104,7 +107,7 @@ class SummarizeFn(beam.CombineFn):
     if kind == 'pair':
       acc[rec['status']] += 1
       acc['frames_written'] += rec['frames_written']
-      acc['model_calls'] += rec.get('model_calls', 0)
+      acc['model_calls'] += rec['model_calls']
       held = rec['status'] == 'ok'  # a failed pair's frames were not (all) written
       acc['scene_cuts'] += held and bool(rec.get('scene_cut'))
       acc['identical_pairs'] += held and bool(rec.get('identical'))
