@@ -121,6 +121,11 @@ def parse_with_beam_flags(parser, argv, who):
   Beam options class defines is a usage error (exit status 2): Beam only logs "Discarding
   unparseable args" and runs on, so a typo (`--time_to_interpolate 3`) would pass unnoticed."""
   known, beam_args = parser.parse_known_args(argv)
+  # Beam's --dry_run takes a value (bare, Beam printed its whole usage): bare, as run_dataflow.sh
+  # takes it, it means true.
+  beam_args = ['--dry_run=True' if arg == '--dry_run' and (
+      k + 1 == len(beam_args) or beam_args[k + 1].startswith('-')) else arg
+               for k, arg in enumerate(beam_args)]
   # Beam's own parser type: some options classes add value-provider arguments, which only it has.
   beam = pipeline_options._BeamArgumentParser(allow_abbrev=False)  # pylint: disable=protected-access
   for cls in {str(c): c for c in pipeline_options.PipelineOptions.__subclasses__()}.values():

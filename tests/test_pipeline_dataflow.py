@@ -124,3 +124,16 @@ def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys):
   steps = {t.unique_name: t for t in result.job.proto_pipeline.components.transforms.values()}
   for step, shuffle in (('SplitIntoUnits', 'SpreadClips'), ('InterpolateUnits', 'SpreadUnits')):
     assert set(steps[step].inputs.values()) <= set(steps[shuffle].outputs.values()), step
+
+
+def test_a_bare_dry_run_flag_means_true_and_writes_nothing(tmp_path, tiny_model, capsys):
+  """Beam's --dry_run takes a value; bare (as run_dataflow.sh takes it) it printed Beam's whole
+  usage under the name run.py."""
+  (tmp_path / 'in' / 'clip').mkdir(parents=True)
+  for flags in (['--dry_run'], ['--dry_run', '--model_path', tiny_model[0]]):
+    assert run_module.main([f'--input={tmp_path / "in"}', f'--output={tmp_path / "out"}',
+                            *flags]) == 0
+    out = capsys.readouterr().out
+    for step in STEPS:
+      assert f'  {step}\n' in out
+  assert sorted(os.listdir(tmp_path)) == ['in']
