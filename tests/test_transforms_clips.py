@@ -158,6 +158,7 @@ def test_an_earlier_delivery_kept_in_the_input_is_not_read_as_footage(tmp_path):
   """A folder holding `_runs/` or `_markers/` is this pipeline's output: an archive with its
   delivery inside had the delivery interpolated again, and each run added the last one's."""
   _touch(tmp_path / 'reel1', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'reel1' / '_runs')  # empty: no run wrote there
   _touch(tmp_path / 'delivery' / 'reel1', 'frame_000000.png', 'frame_000001.png')
   _touch(tmp_path / 'delivery' / '_runs' / 'r1', 'summary.json')
   _touch(tmp_path / 'old' / 'nested' / 'reel1', 'frame_000000.png', 'frame_000001.png')

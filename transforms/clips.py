@@ -436,17 +436,30 @@ def _inside(path, folder):
 
 
 def _earlier_outputs(paths, root):
-  """Folders below `root` that are this pipeline's output (they hold `_runs/` or `_markers/`):
+  """Folders below `root` that are this pipeline's output (files in their `_runs/` or `_markers/`):
   an earlier delivery kept beside the footage is not footage to interpolate again. The input
   folder itself may be one: named as --input, it is read."""
   found = set()
   for path in paths:
+    if path.endswith('/'):
+      continue  # an empty folder object (made in the Cloud Console): no run wrote it
     parts = _relative(path, root).split('/')
     for k in range(1, len(parts) - 1):
       if parts[k] in (files.RUNS_DIR, files.MARKERS_DIR):
         found.add(files.join(root, *parts[:k]))
         break
   return found
+
+
+def _holds_local_output(folder):
+  """Whether a local folder is an output, as `_earlier_outputs` tells (a run wrote in it)."""
+  for reserved in (files.RUNS_DIR, files.MARKERS_DIR):
+    try:
+      if os.listdir(os.path.join(folder, reserved)):
+        return True
+    except OSError:
+      pass
+  return False
 
 
 def _in_earlier_output(earlier):
@@ -516,8 +529,7 @@ def _empty_local_folders(root, pattern, output=None):
     dirs[:] = [d for d in dirs if not _skipped(d, folder=True)]
     leaf = not dirs  # a folder holding an output is not empty, though its output is not walked
     dirs[:] = [d for d in dirs if not (output and _inside(os.path.join(folder, d), output)) and
-               not any(os.path.isdir(os.path.join(folder, d, r))
-                       for r in (files.RUNS_DIR, files.MARKERS_DIR))]
+               not _holds_local_output(os.path.join(folder, d))]
     if leaf and not [n for n in names if not _skipped(n)] and folder != root:
       if selected(folder, folder):
         found.append(folder)
