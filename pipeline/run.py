@@ -494,6 +494,13 @@ def _not_an_interruption(record):
   return not record.getMessage().startswith('KeyboardInterrupt')
 
 
+def _interrupted(run_id):
+  print(f'interrupted: run {run_id} stopped; the same command finishes the job (what is done is '
+        f'skipped; the work units in flight, up to --pairs_per_unit pairs each, are made '
+        f'again)', file=sys.stderr)
+  return 130
+
+
 def main(argv=None):
   """Command line entry: runs the job, prints the outcome, returns the exit status."""
   argv = list(sys.argv[1:] if argv is None else argv)
@@ -511,14 +518,18 @@ def main(argv=None):
   except (interpolate.ModelError, UsageError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  except (KeyboardInterrupt, RuntimeError) as e:
+  except Exception as e:  # pylint: disable=broad-except
+    if type(e).__name__ == 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
+      print(f'error: {e}\nWhat its workers finished is kept (done markers); the same command '
+            f'finishes the job. The workers\' errors are in the job\'s log in the Dataflow '
+            f'console.', file=sys.stderr)
+      return 1
     # Beam's runners pass a worker's Ctrl-C on as RuntimeError('KeyboardInterrupt [while ...]').
-    if not isinstance(e, KeyboardInterrupt) and not str(e).startswith('KeyboardInterrupt'):
+    if not str(e).startswith('KeyboardInterrupt'):
       raise
-    print(f'interrupted: run {known.run_id} stopped; the same command finishes the job (what is '
-          f'done is skipped; the work units in flight, up to --pairs_per_unit pairs each, are '
-          f'made again)', file=sys.stderr)
-    return 130
+    return _interrupted(known.run_id)
+  except KeyboardInterrupt:
+    return _interrupted(known.run_id)
   if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
     return 0
   state = result.state

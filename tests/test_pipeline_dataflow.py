@@ -137,3 +137,26 @@ def test_a_bare_dry_run_flag_means_true_and_writes_nothing(tmp_path, tiny_model,
     for step in STEPS:
       assert f'  {step}\n' in out
   assert sorted(os.listdir(tmp_path)) == ['in']
+
+
+def test_a_failed_dataflow_job_ends_the_launcher_in_its_own_words(tmp_path, tiny_model,
+                                                                  monkeypatch, capsys):
+  """Beam raises when a Dataflow job ends FAILED or CANCELLED: the launcher (a nightly DAG's
+  task) printed that traceback. A real job needs the network: Beam's result is simulated."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from apache_beam.runners.dataflow import dataflow_runner  # pylint: disable=import-outside-toplevel
+
+  class FailedJob:
+    state = 'FAILED'
+
+    def wait_until_finish(self, duration=None):
+      raise dataflow_runner.DataflowRuntimeException(
+          'Dataflow pipeline failed. State: FAILED, Error: boom', self)
+
+  monkeypatch.setattr(beam.Pipeline, 'run', lambda self, *args, **kwargs: FailedJob())
+  (tmp_path / 'in' / 'clip').mkdir(parents=True)
+  assert run_module.main([f'--input={tmp_path / "in"}', f'--output={tmp_path / "out"}',
+                          f'--model_path={tiny_model[0]}']) == 1
+  err = capsys.readouterr().err
+  assert err.startswith('error: Dataflow pipeline failed. State: FAILED, Error: boom\n')
+  assert 'the same command finishes the job' in err and 'Traceback' not in err
