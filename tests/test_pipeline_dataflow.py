@@ -74,7 +74,9 @@ def test_a_worker_image_of_another_beam_or_python_than_the_launcher_is_refused()
   import apache_beam  # pylint: disable=import-outside-toplevel
   python = f'{sys.version_info[0]}.{sys.version_info[1]}'
   with open(os.path.join(ROOT, 'Dockerfile.worker')) as f:
-    assert f'FROM apache/beam_python{python}_sdk:{apache_beam.__version__}\n' in f.read()
+    dockerfile = f.read()
+  assert f'FROM apache/beam_python{python}_sdk:{apache_beam.__version__}\n' in dockerfile
+  assert f"'apache-beam[gcp]=={apache_beam.__version__}'" in dockerfile  # kept as TF comes
   env = dict(os.environ, PYTHON=sys.executable)
   for name in ('STORAGE_EMULATOR_HOST', 'GCE_METADATA_HOST', 'GCE_METADATA_IP'):
     env.pop(name, None)
