@@ -87,6 +87,7 @@ COMPARISONS = 'comparisons'  # the folder of comparison PNGs under --output
 CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width', 'error',
               'count', 'psnr_count')
 METRICS = ('psnr', 'ssim', 'l1', 'l2')
+MEAN_KEY = 'mean'  # the key of the CSV's mean rows; no triplet's
 
 
 def parse_known_args(argv):
@@ -118,15 +119,28 @@ def parse_known_args(argv):
   parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
   known, beam_args = pipeline_flags.parse_with_beam_flags(parser, argv, 'the evaluation')
   flags.check_tile_flags(parser, known)
+  unread = [flag for flag, given in (('--stride', known.stride != 1),
+                                     ('--scene_cuts', known.scene_cuts)) if given]
+  if unread and not known.leave_one_out:
+    parser.error(f'{" and ".join(unread)} only work with --leave_one_out (curated triplets are '
+                 f'scored whole)')
   return known, beam_args
 
 
 # --------------------------------------------------------------------------------------------
 # Listing the triplets.
 
+# Longest key kept as it is: keys name comparison PNGs (`<key>.png`, `<clip key>_000123.png`),
+# which a file name's 255 bytes must hold; a longer one is cut and marked by a hash of it whole.
+_KEY_LENGTH = 200
+
+
 def _key(path, root):
   relative = path[len(root):].strip('/') if path.startswith(root) else path
-  return re.sub(r'[^A-Za-z0-9._-]+', '_', relative) or 'triplet'
+  key = re.sub(r'[^A-Za-z0-9._-]+', '_', relative) or 'triplet'
+  if len(key) > _KEY_LENGTH or key == MEAN_KEY:  # (the CSV's mean rows are keyed 'mean')
+    key = f'{key[:_KEY_LENGTH - 9]}-{hashlib.sha1(key.encode()).hexdigest()[:8]}'
+  return key
 
 
 def _distinct(names):
@@ -143,13 +157,16 @@ def _distinct(names):
 def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, output=None):
   """[{key, clip, frame0, truth, frame1}] for the input kinds in the module docstring; with
   --leave_one_out the clips of fewer than 3 frames are added to the list `too_short`, and
-  nothing under `output` is a clip (comparison PNGs of an --output inside the input)."""
+  `output`'s comparison PNGs (an --output inside the input) are no clip."""
   if leave_one_out:
     root = input_path.rstrip('/')
-    frames_by_clip = {clip: frames for clip, frames in clips.clip_frames(input_path, output).items()
+    # What this evaluation writes as frames is its comparison PNGs: an --output at or above the
+    # input holds the clips themselves.
+    ours = files.join(output, COMPARISONS) if output else None
+    frames_by_clip = {clip: frames for clip, frames in clips.clip_frames(input_path, ours).items()
                       if not _earlier_comparisons(clip)}
     names = _distinct({clip: _key(clip, root) if clip.rstrip('/') != root  # else the input
-                       else _key(posixpath.basename(root), '')             # is itself the clip
+                       else _key(clips.folder_name(root), '')              # is itself the clip
                        for clip in frames_by_clip})
     if too_short is not None:
       too_short += [names[c] for c, frames in frames_by_clip.items() if len(frames) < 3]
@@ -159,16 +176,18 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
   if input_path.lower().endswith(('.csv', '.jsonl')):
     return _manifest_triplets(input_path)
   root = input_path.rstrip('/')
-  found = []
+  folders = set()
   for match in files.list_tree(root):  # (locally, triplet folders linked in are followed)
     relative = match.path[len(root):].lstrip('/')
-    if posixpath.basename(relative) != TRIPLET_NAMES[1] or relative.count('/') > 1:
-      continue  # the input folder or its subfolders hold triplets, not deeper ones
-    folder = match.path.rsplit('/', 1)[0] if '/' in match.path else '.'
-    key = _key(folder, root) if folder != root else _key(posixpath.basename(root), '')
-    found.append({'key': key,
-                  'clip': '', 'frame0': files.join(folder, TRIPLET_NAMES[0]),
-                  'truth': match.path, 'frame1': files.join(folder, TRIPLET_NAMES[2])})
+    if (posixpath.basename(relative) not in TRIPLET_NAMES or relative.count('/') > 1 or
+        clips.passed_over(relative)):
+      continue  # the input folder or its subfolders hold triplets, not deeper or hidden ones
+    # A folder with any of the three is a triplet: one missing (the truth too) is an error row.
+    folders.add(match.path.rsplit('/', 1)[0] if '/' in match.path else '.')
+  found = [{'key': _key(folder, root) if folder != root else _key(clips.folder_name(root), ''),
+            'clip': '', 'frame0': files.join(folder, TRIPLET_NAMES[0]),
+            'truth': files.join(folder, TRIPLET_NAMES[1]),
+            'frame1': files.join(folder, TRIPLET_NAMES[2])} for folder in folders]
   keys = _distinct({t['truth']: t['key'] for t in found})
   return sorted(({**t, 'key': keys[t['truth']]} for t in found), key=lambda t: t['key'])
 
@@ -185,7 +204,12 @@ def _manifest_triplets(manifest):
   the line: one bad row would otherwise stop the job with a traceback."""
   if not FileSystems.exists(manifest):
     raise UsageError(f'--input {manifest}: the manifest does not exist')
-  text = files.read_bytes(manifest).decode('utf-8-sig')  # Excel's "CSV UTF-8" starts with a BOM
+  try:
+    text = files.read_bytes(manifest).decode('utf-8-sig')  # Excel's "CSV UTF-8" has a BOM
+  except UnicodeDecodeError as e:
+    line = files.read_bytes(manifest)[:e.start].count(b'\n') + 1
+    raise UsageError(f'--input {manifest} line {line}: not UTF-8 text ({e.reason} at byte '
+                     f'{e.start}); save it as UTF-8 (Excel: "CSV UTF-8")') from e
   rows = []  # (line, row)
   if manifest.lower().endswith('.jsonl'):
     for line, raw in enumerate(text.splitlines(), 1):
@@ -310,7 +334,11 @@ class EvaluateTriplet(beam.DoFn):
              'height': x0.shape[0], 'width': x0.shape[1], **scores[name]}
     if self._png_dir and predictions:
       png = quality.comparison_png(x0, x1, truth, predictions, scores)
-      files.write_atomic(files.join(self._png_dir, triplet['key'] + '.png'), png, self._png_dir)
+      path = files.join(self._png_dir, triplet['key'] + '.png')
+      try:
+        files.write_atomic(path, png, self._png_dir)
+      except Exception as e:  # pylint: disable=broad-except
+        yield _error_row(triplet, None, f'cannot write the comparison PNG {path}: {e}')
 
 
 def _error_row(triplet, method, message):
@@ -380,9 +408,9 @@ def write_reports(rows, output, settings):
   writer.writerows(report['triplets'])
   for clip, means in report['clips'].items():
     for method, mean in means.items():
-      writer.writerow({'key': 'mean', 'clip': clip, 'method': method, **mean})
+      writer.writerow({'key': MEAN_KEY, 'clip': clip, 'method': method, **mean})
   for method, mean in report['mean'].items():
-    writer.writerow({'key': 'mean', 'clip': '', 'method': method, **mean})
+    writer.writerow({'key': MEAN_KEY, 'clip': '', 'method': method, **mean})
   writer.writerows(report['errors'])
   files.write_atomic(files.join(output, 'results.csv'), text.getvalue().encode('utf-8'), output)
   drawn = {t['key'] + '.png' for t in report['triplets']} if settings['comparison_pngs'] else ()

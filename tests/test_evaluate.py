@@ -383,6 +383,9 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
   (tmp_path / 'a_file').write_text('not a folder')
   (tmp_path / 'no_truth.csv').write_text('frame0,frame1\na.png,c.png\n')
   (tmp_path / 'header_only.csv').write_text('frame0,truth,frame1\n')
+  # Excel's plain "CSV" on Windows is cp1252, not UTF-8.
+  (tmp_path / 'cp1252.csv').write_bytes('frame0,truth,frame1\nSzène/a.png,b.png,c.png\n'
+                                        .encode('cp1252'))
   (tmp_path / 'empty').mkdir()
   (tmp_path / 'model.npz').write_bytes(b'not a model')
   out = tmp_path / 'out'
@@ -400,6 +403,7 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
       (['--input', str(tmp_path / 'empty')], 'empty: no triplet folders'),
       (['--input', str(tmp_path / 'empty'), '--leave_one_out'], 'no clip of 3 or more frames'),
       (['--input', str(tmp_path / 'header_only.csv')], 'the manifest has no rows'),
+      (['--input', str(tmp_path / 'cp1252.csv')], 'cp1252.csv line 2: not UTF-8 text'),
       (['--input', str(tmp_path / 'in'), '--baselines', 'foo'], '--baselines: unknown foo'),
       (['--input', str(tmp_path / 'in'), '--baselines', ''], 'nothing to evaluate'),
   ):
@@ -444,3 +448,76 @@ def test_a_csv_manifest_from_excel_with_a_bom_and_capitalised_headers_is_read(tm
   rows = evaluate.list_triplets(str(tmp_path / 'm.csv'))
   assert [r['truth'] for r in rows] == [str(tmp_path / 'b.png'), str(tmp_path / 'e.png')]
   assert len({r['key'] for r in rows}) == 2  # 'x y' and 'x_y' would both read 'x_y'
+
+
+def test_what_a_triplet_folder_set_holds_besides_triplets(tmp_path):
+  """Hidden folders (the `.0002.partial` a killed film_net.render leaves) are no triplets; a
+  folder missing its truth is an error row like one missing a frame (it was dropped silently);
+  a triplet named `mean` is not taken for the CSV's mean rows."""
+  gray = np.full((16, 16, 3), 0.4, np.float32)
+  for folder in ('good', 'mean', '.0002.partial', '__MACOSX'):
+    for name in TRIPLET_NAMES:
+      _save(str(tmp_path / 'in' / folder / name), gray)
+  for name in (TRIPLET_NAMES[0], TRIPLET_NAMES[2]):
+    _save(str(tmp_path / 'in' / 'no_truth' / name), gray)
+  out = str(tmp_path / 'out')
+  assert evaluate.main(['--input', str(tmp_path / 'in'), '--output', out, '--no_model',
+                        '--baselines', 'repeat']) == 1
+  report = json.load(open(os.path.join(out, 'results.json')))
+  keys = sorted({r['key'] for r in report['triplets']})
+  assert keys[0] == 'good' and keys[1].startswith('mean-') and len(keys) == 2
+  (error,) = report['errors']
+  assert error['key'] == 'no_truth' and 'no_truth/frame10i11.png' in error['error']
+  rows = list(csv.DictReader(open(os.path.join(out, 'results.csv'))))
+  assert [r['count'] for r in rows if r['key'] == evaluate.MEAN_KEY] == ['2']
+
+
+def test_names_are_the_folders_and_fit_a_file_name(tmp_path, monkeypatch):
+  """`--input .` named the clip '.', its PNGs hidden (`._000000.png`); a long nested clip name
+  or manifest key made a PNG name the filesystem refused: a traceback and no report."""
+  frames = [_smooth_texture(16, 16, i) for i in range(3)]
+  for i, frame in enumerate(frames):
+    _save(str(tmp_path / 'reel1' / f'f{i}.png'), frame)
+    _save(str(tmp_path / 'long' / ('r' * 140) / ('s' * 140) / f'f{i}.png'), frame)
+  monkeypatch.chdir(tmp_path / 'reel1')
+  evaluate.run(['--input', '.', '--output', '../out_dot', '--leave_one_out', '--no_model',
+                '--baselines', 'repeat'])
+  assert os.listdir(tmp_path / 'out_dot' / 'comparisons') == ['reel1_000000.png']
+  evaluate.run(['--input', str(tmp_path / 'long'), '--output', str(tmp_path / 'out_long'),
+                '--leave_one_out', '--no_model', '--baselines', 'repeat'])
+  (png,) = os.listdir(tmp_path / 'out_long' / 'comparisons')
+  assert png.startswith('r' * 140 + '_' + 's' * 40) and len(png.encode()) <= 255
+  (tmp_path / 'long.csv').write_text(
+      f'key,frame0,truth,frame1\n{"k" * 260},reel1/f0.png,reel1/f1.png,reel1/f2.png\n')
+  evaluate.run(['--input', str(tmp_path / 'long.csv'), '--output', str(tmp_path / 'out_csv'),
+                '--no_model', '--baselines', 'repeat'])
+  (png,) = os.listdir(tmp_path / 'out_csv' / 'comparisons')
+  assert png.startswith('k' * 100) and len(png.encode()) <= 255
+
+
+def test_leave_one_out_into_its_own_input_or_above_it_finds_the_clips(tmp_path, capsys):
+  """Every clip lay under an --output at or above the input: 'no clip of 3 or more frames'."""
+  for i in range(3):
+    _save(str(tmp_path / 'project' / 'reel1' / f'f{i}.png'), _smooth_texture(16, 16, i))
+  for output in ('project/reel1', 'project'):
+    evaluate.run(['--input', str(tmp_path / 'project' / 'reel1'), '--output',
+                  str(tmp_path / output), '--leave_one_out', '--no_model', '--baselines', 'repeat'])
+    report = json.load(open(tmp_path / output / 'results.json'))
+    assert list(report['clips']) == ['reel1']
+  # Read again, the comparisons in the clip's folder are not frames of it.
+  evaluate.run(['--input', str(tmp_path / 'project' / 'reel1'), '--output',
+                str(tmp_path / 'project' / 'reel1'), '--leave_one_out', '--no_model',
+                '--baselines', 'repeat'])
+  assert json.load(open(tmp_path / 'project' / 'reel1' / 'results.json'))['triplets_listed'] == 1
+
+
+def test_flags_for_footage_alone_are_refused_on_curated_triplets(tmp_path, capsys):
+  for name in TRIPLET_NAMES:
+    _save(str(tmp_path / 'in' / 'a' / name), np.zeros((16, 16, 3), np.float32))
+  for flag in ('--stride=2', '--scene_cuts'):
+    with pytest.raises(SystemExit) as stop:
+      evaluate.main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                     '--no_model', flag])
+    assert stop.value.code == 2
+    assert 'only work with --leave_one_out' in capsys.readouterr().err
+  assert not (tmp_path / 'out').exists()

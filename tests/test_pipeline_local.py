@@ -868,6 +868,13 @@ def test_local_deletes_are_by_name_and_a_file_gone_already_is_no_error(tmp_path)
   assert sorted(os.listdir(tmp_path / 'out 2')) == [f'marker_{i}.done' for i in range(3)]
 
 
+def test_a_write_that_fails_leaves_no_temporary(tmp_path):
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  with pytest.raises(OSError):
+    files.write_atomic(str(tmp_path / ('x' * 300)), b'data', str(tmp_path / '_tmp'))
+  assert os.listdir(tmp_path / '_tmp') == []
+
+
 def test_a_write_survives_another_run_removing_the_empty_tmp_folder(tmp_path, monkeypatch):
   """A run's end removes `<output>/_tmp` when empty; another run's first write may have just
   made it and be about to make its own folder in it."""

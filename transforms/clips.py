@@ -231,7 +231,7 @@ class DiscoverClips(beam.DoFn):
     def in_output(folder):
       return this_output(folder) or earlier_output(folder)
     for path, reason in problems:
-      if not _skipped(_relative(path, root), folder=True) and not in_output(path):
+      if not passed_over(_relative(path, root), folder=True) and not in_output(path):
         yield self._error(path, 'discover', IncompleteListing(reason),
                           f'cannot list {path}: {reason}; what is there is not in this run')
     by_dir = {}
@@ -239,7 +239,7 @@ class DiscoverClips(beam.DoFn):
       placeholder = m.path.endswith('/')  # A folder placeholder object on object stores.
       path = m.path.rstrip('/')
       folder = path if placeholder else _parent(path)
-      if _skipped(_relative(path, root), folder=placeholder):
+      if passed_over(_relative(path, root), folder=placeholder):
         continue
       if in_output(folder):
         continue  # --output inside --input: never take our own frames as input.
@@ -354,14 +354,18 @@ def _folder_clip_names(root, folders, clip_folders):
   that name: then it gets a name of its own, never the subfolder's output."""
   names = output_names({f: _relative(f, root) for f in clip_folders if f != root})
   if root in clip_folders:
-    if FileSystems.get_scheme(root) is None:  # '.' or '..' are named for the folder they are
-      name = sanitise_clip_name(os.path.basename(os.path.abspath(root)))
-    else:
-      name = sanitise_clip_name(root.rstrip('/').rsplit('/', 1)[-1])
+    name = sanitise_clip_name(folder_name(root))
     if name in {sanitise_clip_name(_relative(f, root)) for f in folders if f != root}:
       name += '-' + hashlib.sha1(root.encode()).hexdigest()[:8]
     names[root] = name
   return names
+
+
+def folder_name(path):
+  """The name of the folder `path` names ('.' and '..' named for the folders they are)."""
+  if FileSystems.get_scheme(path) is None:
+    return os.path.basename(os.path.abspath(path))
+  return path.rstrip('/').rsplit('/', 1)[-1]
 
 
 def _versions(paths):
@@ -482,7 +486,7 @@ _SYSTEM_FILES = ('thumbs.db', 'ehthumbs.db', 'ehthumbs_vista.db', 'desktop.ini')
 _SYSTEM_FOLDERS = ('__macosx', '$recycle.bin', 'system volume information')
 
 
-def _skipped(relative, folder=False):
+def passed_over(relative, folder=False):
   """Whether folder inputs pass over `relative` (a path below the input; `folder`: it is a
   folder): hidden files and folders, like the `._f1.png` macOS leaves on USB drives, what the OS
   leaves (_SYSTEM_FILES, _SYSTEM_FOLDERS), and what lies in a hidden or system folder or one the
@@ -526,11 +530,11 @@ def _empty_local_folders(root, pattern, output=None):
   selected = _glob_filter(root, pattern)
   found = []
   for folder, dirs, names in files.walk_local(root):  # as `files.list_tree` walks
-    dirs[:] = [d for d in dirs if not _skipped(d, folder=True)]
+    dirs[:] = [d for d in dirs if not passed_over(d, folder=True)]
     leaf = not dirs  # a folder holding an output is not empty, though its output is not walked
     dirs[:] = [d for d in dirs if not (output and _inside(os.path.join(folder, d), output)) and
                not _holds_local_output(os.path.join(folder, d))]
-    if leaf and not [n for n in names if not _skipped(n)] and folder != root:
+    if leaf and not [n for n in names if not passed_over(n)] and folder != root:
       if selected(folder, folder):
         found.append(folder)
   return found
@@ -586,7 +590,7 @@ class ClipTriplet:
 def clip_frames(input_path, output=None):
   """{clip folder: its frames in natural order} of every clip under `input_path` (any Beam
   filesystem), by DiscoverClips' rules: each folder at any depth, the input itself included,
-  that directly holds frames, passing over what `_skipped` names and anything under `output`
+  that directly holds frames, passing over what `passed_over` names and anything under `output`
   (an evaluation writing inside its input)."""
   root = input_path.rstrip('/')
   in_output = _in_folder(output)
@@ -594,7 +598,7 @@ def clip_frames(input_path, output=None):
   earlier_output = _in_earlier_output(_earlier_outputs((m.path for m in listing), root))
   clips = {}
   for match in listing:
-    if (is_frame_name(match.path) and not _skipped(_relative(match.path, root)) and
+    if (is_frame_name(match.path) and not passed_over(_relative(match.path, root)) and
         not in_output(_parent(match.path)) and not earlier_output(_parent(match.path))):
       clips.setdefault(_parent(match.path), []).append(match.path)
   return {clip: sorted(frames, key=natural_key) for clip, frames in sorted(clips.items())}

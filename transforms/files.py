@@ -8,6 +8,7 @@ the client of Beam's own GCS filesystem (`_beam_gcsio`) by name: one request per
 files per delete, where Beam's file objects take two or three requests per file.
 """
 
+import contextlib
 import os
 import posixpath
 import re
@@ -196,10 +197,15 @@ def write_atomic(path, data, tmp_root):
       os.makedirs(tmp_root, exist_ok=True)
     except FileNotFoundError:  # another run's end removed the empty `_tmp` between the mkdirs
       os.makedirs(tmp_root, exist_ok=True)
-    with open(tmp, 'wb') as f:
-      f.write(data)
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    os.replace(tmp, path)
+    try:
+      with open(tmp, 'wb') as f:
+        f.write(data)
+      os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+      os.replace(tmp, path)
+    except BaseException:  # a name too long, a full disk, Ctrl-C: no temporary left behind
+      with contextlib.suppress(OSError):
+        os.remove(tmp)
+      raise
     return
   with FileSystems.create(tmp) as f:
     f.write(data)
