@@ -300,8 +300,6 @@ class Interpolator:
         if is_saved_model:
           weights, file_options = weights_lib.read_saved_model(local)
         elif os.path.isfile(local):  # Our weight file or a plain .npz, whatever its name.
-          if not zipfile.is_zipfile(local):
-            raise zipfile.BadZipFile('not a zip archive, as np.savez writes')
           weights, file_options = weights_lib.read_npz(local)
         elif os.path.isfile(os.path.join(local, 'latest.npz')):
           raise ValueError('this is a training run\'s folder; its weights are '

@@ -8,9 +8,12 @@ files, so a run can move between them.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from typing import Callable, Iterable
 
@@ -229,16 +232,25 @@ def resolve_init(init: str) -> str | None:
 
 
 def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
-  """(released-name weights, meta) of the --init file, or None if its convolutions differ.
+  """(released-name weights, meta) of the --init file. Where its convolutions differ from
+  `options`: None for the built-in model (`--init default`: "if options match"), SystemExit for
+  a file named (trained from random weights instead, a fine-tune asked for was not one).
 
   Options with the same convolutions share one weight set: e.g. pyramid depth adds none
   (deeper levels reuse the shared flow predictor), so training may change it.
   """
-  with weights_lib.local_copy(init) as local:
-    loaded, file_options = weights_lib.read_npz(local)
-    meta = weights_lib.read_meta(local)
+  try:
+    with weights_lib.local_copy(init) as local:
+      loaded, file_options = weights_lib.read_npz(local)
+      meta = weights_lib.read_meta(local)
+  except Exception as e:  # pylint: disable=broad-except
+    raise SystemExit(f'error: --init {init}: {e}') from None
   if file_options is None or specs.conv_specs(file_options) == specs.conv_specs(options):
     return loaded, meta
+  if init != weights_lib.DEFAULT_MODEL:
+    raise SystemExit(f'error: --init {init}: its options ({file_options}) differ from --options '
+                     f'({options}) in the weights they need; pass its options, or --init none '
+                     f'to start from fresh weights')
   print(f'not starting from {init}: its options differ from {options} in the weights they '
         'need', flush=True)
   return None
@@ -423,12 +435,31 @@ def _run_steps(args, batches, train_step, current_step, learning_rate, save, sec
     out_of_time = args.max_minutes and time.time() - started > args.max_minutes * 60
     keep = bool(args.keep_every) and step % args.keep_every == 0
     if step % args.checkpoint_every == 0 or keep or step == args.steps or out_of_time:
-      path = save(seconds_before + time.time() - started)
-      print(f'saved step {step} -> {path}', flush=True)
-      if keep:  # whole or not at all: the step's checkpoint is saved, a resume goes past it
-        kept = os.path.join(args.output_dir, f'step_{step}.npz')
-        shutil.copyfile(path, kept + '.tmp')
-        os.replace(kept + '.tmp', kept)
+      with _interrupts_deferred():
+        path = save(seconds_before + time.time() - started)
+        print(f'saved step {step} -> {path}', flush=True)
+        if keep:  # whole or not at all: the step's checkpoint is saved, a resume goes past it
+          kept = os.path.join(args.output_dir, f'step_{step}.npz')
+          shutil.copyfile(path, kept + '.tmp')
+          os.replace(kept + '.tmp', kept)
     if out_of_time:
       print(f'stopping after {args.max_minutes} min at step {step}', flush=True)
       break
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+  """Ctrl-C during a save takes effect once the save is whole: cut between the checkpoint and
+  latest.npz (or the --keep_every copy), it left latest.npz steps behind a checkpoint whose
+  resume then had nothing to do, and the kept copy was never written."""
+  if threading.current_thread() is not threading.main_thread():
+    yield  # signals reach the main thread only
+    return
+  caught = []
+  previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  if caught:
+    raise KeyboardInterrupt

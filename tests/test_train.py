@@ -154,11 +154,28 @@ def test_training_can_go_on_with_a_deeper_pyramid_from_the_same_weights(
   assert options == deeper
   for name in a:  # one Adam step (lr 3e-3) away from the weights it started from
     np.testing.assert_allclose(b[name], a[name], rtol=0, atol=2 * 3e-3, err_msg=name)
-  # Other convolutions need other weights: not loaded (what `main` prints before training).
+  # Other convolutions need other weights: a file named is refused (training from random
+  # weights was not what was asked for); the built-in model, `--init default`, passed over.
   wider = Options.from_dict({**Options.tiny().to_dict(), 'filters': 6})
   trainer = train.Trainer(wider, str(tmp_path / 'wider'), 3e-3, 20000, 0.5, seed=0)
-  assert trainer.restore(str(first / 'latest.npz')).startswith('started from random weights')
+  with pytest.raises(SystemExit, match=r'--init .*latest.npz: its options \(.*\) differ from '
+                                       r'--options .* or --init none'):
+    trainer.restore(str(first / 'latest.npz'))
+  assert trainer.restore(weights_lib.DEFAULT_MODEL).startswith('started from random weights')
   assert 'options differ' in capsys.readouterr().out
+
+
+def test_an_init_file_that_is_no_weight_file_is_one_line(tmp_path):
+  (tmp_path / 'notes.npz').write_text('not weights')
+  good, _ = _weight_file_at_step(tmp_path, 5)
+  with open(good, 'rb') as f:
+    (tmp_path / 'cut.npz').write_bytes(f.read()[:300])
+  np.savez(tmp_path / 'foreign.npz', x=np.zeros(3))
+  for name, says in (('notes.npz', 'not a readable .npz weight file'),
+                     ('cut.npz', 'not a readable .npz weight file'),
+                     ('foreign.npz', 'no film_net weights found')):
+    with pytest.raises(SystemExit, match=f'^error: --init .*{name}: .*{says}'):
+      training.read_init(str(tmp_path / name), Options.tiny())
 
 
 def test_batches_are_a_function_of_seed_and_step():
@@ -424,6 +441,30 @@ def test_ctrl_c_stops_training_with_one_line_and_status_130(capsys):
   err = capsys.readouterr().err
   assert err.strip() == ('interrupted at step 3; the same command resumes from the last '
                          'checkpoint (saved every 2 steps)')
+
+
+def test_ctrl_c_during_a_save_takes_effect_once_the_save_is_whole(tmp_path, capsys):
+  """Cut between the checkpoint and latest.npz, a save left latest.npz steps behind while the
+  resume found the checkpoint at --steps and had nothing to do; the --keep_every copy was lost."""
+  import signal  # pylint: disable=import-outside-toplevel
+  done, saved = [], []
+
+  def save(seconds):
+    saved.append(len(done))
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between the checkpoint and latest.npz
+    (tmp_path / 'latest.npz').write_text(str(len(done)))
+    return str(tmp_path / 'latest.npz')
+
+  args = argparse.Namespace(log_every=100, checkpoint_every=100, keep_every=2, steps=10,
+                            max_minutes=0, output_dir=str(tmp_path))
+  with pytest.raises(SystemExit) as stop:
+    training.run_steps(args, iter(range(10)), lambda batch: done.append(batch) or 0.5,
+                       current_step=lambda: len(done), learning_rate=lambda: 1e-4, save=save,
+                       seconds_before=0.0)
+  assert stop.value.code == 130 and saved == [2] and len(done) == 2
+  assert (tmp_path / 'latest.npz').read_text() == (tmp_path / 'step_2.npz').read_text() == '2'
+  assert 'interrupted at step 2' in capsys.readouterr().err
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_clips_mix_real_frames_cropped_together(tmp_path):
