@@ -688,6 +688,8 @@ def write_triplets(output: str, count: int, size: int, seed: int,
   no half triplet that the evaluation would take.
   """
   from film_net import image_io  # pylint: disable=import-outside-toplevel
+  if os.path.exists(output) and not os.path.isdir(output):
+    raise ValueError(f'{output} is a file: --output names the folder of the held-out set')
   if os.path.isdir(output) and os.listdir(output):
     raise ValueError(f'{output} is not empty: write a held-out set to a new folder (or remove '
                      'this one) so that sets never mix')

@@ -242,8 +242,10 @@ def main(argv=None) -> int:
           save=lambda seconds: trainer.save(seconds, data, training.run_flags(args)),
           seconds_before=float(trainer.meta.get('seconds', 0.0)) if resumed else 0.0)
     except training.BadClipFrame as e:
-      raise SystemExit(f'--clips: {e}; stopped at step {int(trainer.step.numpy())}, a resume '
-                       'goes on from the last checkpoint') from None
+      raise SystemExit(f'--clips: {e}; stopped at step {int(trainer.step.numpy())}: replace or '
+                       f'remove that frame, then the same command goes on from the last '
+                       f'checkpoint, if any (batches are a function of seed and step: unmended, '
+                       f'a resume draws it again)') from None
   return 0
 
 

@@ -325,7 +325,9 @@ def load_clips(args) -> list | None:
     print(f'--clips: {len(uneven)} triplets left out, their frame numbers unevenly spaced (a '
           f'frame lost?), e.g. the one around {uneven[0]}', file=sys.stderr, flush=True)
   if not clips:
-    raise SystemExit(f'--clips {args.clips}: {_no_clips(args.clips)}')
+    why = ('every triplet left out, its frame numbers unevenly spaced' if uneven else
+           _no_clips(args.clips))
+    raise SystemExit(f'--clips {args.clips}: {why}')
   # Every frame's header is read here: drawn mid-run, a frame that is no image, one smaller than
   # the crop, or one of another size than its clip's other frames (cropped out of line with
   # them, or short of the crop) would stop or spoil training at a step every resume reaches.
@@ -393,7 +395,7 @@ def describe_data(args, clips: list | None) -> str:
       parts.append(f'still camera and background {args.static_share:.0%}')
     data += f' ({", ".join(parts)})'
   if clips:
-    data += f' + clips {args.clips} ({args.clips_fraction:.0%})'
+    data += f' + clips {args.clips.rstrip("/")} ({args.clips_fraction:.0%})'  # one way to say it
   if args.views_per_scene > 1:
     data += f', {args.views_per_scene} views per triplet'
   return data

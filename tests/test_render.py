@@ -335,6 +335,9 @@ def test_held_out_sets_never_mix_and_motion_under_2_px_is_kept(tmp_path):
   with pytest.raises(ValueError, match='is not empty'):
     render.write_triplets(str(tmp_path / 'set'), 2, 48, seed=0)
   assert sorted(os.listdir(tmp_path / 'set')) == ['0000']
+  (tmp_path / 'a_file').write_text('x')  # a traceback from the first triplet's mkdir, once
+  with pytest.raises(ValueError, match='a_file is a file: --output names the folder'):
+    render.write_triplets(str(tmp_path / 'a_file'), 1, 32, seed=0)
   scene = render.random_scene(np.random.default_rng(3), 64, 64, max_motion_px=0.5)
   assert 0 < render.max_motion(scene) <= 0.5 + 1e-6
 

@@ -530,6 +530,19 @@ def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys):
       tuple(str(frames[k]) for k in (3, 4, 5))]
   assert ('2 triplets left out, their frame numbers unevenly spaced (a frame lost?), e.g. the '
           f'one around {frames[1]}') in capsys.readouterr().err
+  # A clip whose every triplet skips a number holds frames enough: that is not why.
+  gappy = _clip(tmp_path / 'gappy' / 'c', [(40, 30)] * 3)
+  gappy[2].rename(tmp_path / 'gappy' / 'c' / 'f3.png')  # f0, f1, f3
+  with pytest.raises(SystemExit, match='every triplet left out, its frame numbers unevenly'):
+    training.load_clips(argparse.Namespace(clips=str(tmp_path / 'gappy'), crop=16))
+  # The same folder, however it is spelled, is the same data (a resume compares the words).
+  args = argparse.Namespace(clips=str(tmp_path / 'clips'), clips_fraction=0.5,
+                            views_per_scene=1, **{f: 0 for f in (
+                                'small_objects', 'regular_share', 'motion_blur', 'deform',
+                                'static_share')})
+  described = training.describe_data(args, clips)
+  args.clips += '/'
+  assert training.describe_data(args, clips) == described
 
 
 def test_a_frame_that_fails_mid_run_stops_training_with_one_line(tmp_path):
@@ -544,4 +557,4 @@ def test_a_frame_that_fails_mid_run_stops_training_with_one_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
   last = result.stderr.strip().splitlines()[-1]
   assert result.returncode == 1 and last.startswith(f'--clips: {frames[1]}: '), result.stderr
-  assert 'truncated' in last and 'stopped at step 0' in last
+  assert 'truncated' in last and 'stopped at step 0: replace or remove that frame' in last
