@@ -260,6 +260,7 @@ def test_a_manifest_clip_with_a_gap_is_refused_and_the_others_run(tmp_path, tiny
     (['--output_fps=24'], '--input_fps and --output_fps go together'),
     (['--input_fps=16', '--output_fps=48'], 'use --times_to_interpolate 2 or more'),
     (['--input_fps=16', '--output_fps=0'], 'must be a positive frame rate'),
+    (['--input_fps=1e400', '--output_fps=24'], 'from 0.000001 to 1000000, got \'1e400\''),
 ])
 def test_frame_rate_usage_errors(tmp_path, capsys, flags, message):
   status = run_module.main([f'--input={tmp_path}', f'--output={tmp_path / "out"}', *flags])

@@ -175,6 +175,11 @@ def rate_text(rate):
   return f'{rate.numerator}/{rate.denominator}'
 
 
+# Frame rates taken: from one frame in ~12 days (time-lapse) to a million per second (high-speed
+# cameras); beyond, a rate is a typo, and one past a float's range crashed the launcher.
+_RATES = (fractions.Fraction(1, 10 ** 6), fractions.Fraction(10 ** 6))
+
+
 def frame_rate(text):
   """An argparse type: a frame rate as a positive number or fraction ('24', '23.976',
   '24000/1001'), kept exact."""
@@ -182,9 +187,9 @@ def frame_rate(text):
     rate = fractions.Fraction(text.strip())
   except (ValueError, ZeroDivisionError):
     rate = None
-  if rate is None or rate <= 0:
-    raise argparse.ArgumentTypeError(f'must be a positive frame rate (24, 23.976, 24000/1001), '
-                                     f'got {text!r}')
+  if rate is None or not _RATES[0] <= rate <= _RATES[1]:
+    raise argparse.ArgumentTypeError(f'must be a positive frame rate (24, 23.976, 24000/1001) '
+                                     f'from 0.000001 to 1000000, got {text!r}')
   return rate
 
 
