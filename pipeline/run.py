@@ -146,7 +146,7 @@ class PlanUnits(beam.DoFn):
 
   def process(self, clip):
     records.counter('clips').inc()
-    if isinstance(self._timing, retime.Retime) and not all(clip.paired):
+    if self._timing.timed and not all(clip.paired):  # (a rate equal to the dense one included)
       gap = clip.paired.index(False)
       uris = [u for u, _ in clip.frames[gap:gap + 2]]
       yield beam.pvalue.TaggedOutput('errors', records.error_record(

@@ -245,15 +245,19 @@ def test_a_manifest_clip_with_a_gap_is_refused_and_the_others_run(tmp_path, tiny
                       'whole,frames/frame001.png,frames/frame002.png\n'
                       'gappy,frames/frame000.png,frames/frame001.png\n'
                       'gappy,frames/frame002.png,frames/frame003.png\n')
-  out = str(tmp_path / 'out')
-  status, run_id = run_job(str(manifest), out, model_path, '--input_fps=16', '--output_fps=24')
-  assert status == 1
-  error, = run_records(out, run_id, 'errors')
-  assert error['stage'] == 'plan' and 'clip gappy' in error['message']
-  assert error['uris'][0].endswith('frame001.png') and error['uris'][1].endswith('frame002.png')
-  assert 'no times for --output_fps' in error['message']
-  assert not os.path.exists(os.path.join(out, 'gappy'))
-  assert _frames(os.path.join(out, 'whole')) == [f'frame_{k:06d}.png' for k in range(4)]
+  # 16 to 32 fps at N = 1 is the dense sequence: the gap has no times there either (the frame
+  # after it came 1/32 s after the one before, all later frames early).
+  for output_fps, whole in (('24', 4), ('32', 5)):
+    out = str(tmp_path / f'out{output_fps}')
+    status, run_id = run_job(str(manifest), out, model_path, '--input_fps=16',
+                             f'--output_fps={output_fps}')
+    assert status == 1
+    error, = run_records(out, run_id, 'errors')
+    assert error['stage'] == 'plan' and 'clip gappy' in error['message']
+    assert error['uris'][0].endswith('frame001.png') and error['uris'][1].endswith('frame002.png')
+    assert 'no times for --output_fps' in error['message']
+    assert not os.path.exists(os.path.join(out, 'gappy'))
+    assert _frames(os.path.join(out, 'whole')) == [f'frame_{k:06d}.png' for k in range(whole)]
 
 
 @pytest.mark.parametrize('flags, message', [

@@ -232,6 +232,40 @@ def test_frames_in_the_input_folder_are_named_for_it_however_it_is_spelled(tmp_p
     assert errors == [] and [c.name for c in found] == [folder], spelling
 
 
+def test_manifest_rows_that_would_put_a_clip_out_of_order_are_refused(tmp_path):
+  """Rows f2-f3, f0-f1, f1-f2 made the clip f2, f3, f0, f1, f2: backwards, f2 twice, exit 0."""
+  _touch(tmp_path / 'src', *(f'f{i}.png' for i in range(4)))
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text('clip,frame0,frame1\nA,src/f2.png,src/f3.png\nA,src/f0.png,src/f1.png\n'
+                      'A,src/f1.png,src/f2.png\n')
+  found, errors = _discover(str(manifest))
+  assert [[u.rsplit('/', 1)[1] for u, _ in c.frames] for c in found] == [
+      ['f2.png', 'f3.png', 'f0.png', 'f1.png']]
+  (error,) = errors
+  assert error['message'].startswith(f'{manifest} line 4: malformed manifest row: pair (')
+  assert 'end at a new frame' in error['message']
+
+
+def test_manifest_rows_are_read_as_written(tmp_path):
+  """A JSON clip 0 is a name like 1 (it was refused as empty); a CSV header with a typo is no
+  clip named 'clip' whose frames 'frame_0' are missing, but a malformed manifest."""
+  _touch(tmp_path / 'src', 'f0.png', 'f1.png')
+  jsonl = tmp_path / 'm.jsonl'
+  jsonl.write_text('{"clip": 0, "frame0": "src/f0.png", "frame1": "src/f1.png"}\n')
+  found, errors = _discover(str(jsonl))
+  assert errors == [] and [c.name for c in found] == ['0']
+  typo = tmp_path / 'typo.csv'
+  typo.write_text('clip,frame_0,frame_1\nA,src/f0.png,src/f1.png\n')
+  found, errors = _discover(str(typo))
+  assert found == [] and [e['message'] for e in errors] == [
+      f'{typo} line 1: malformed manifest row: its header (clip,frame_0,frame_1) lacks frame0, '
+      f'frame1: a manifest\'s columns are clip, frame0, frame1']
+  bare = tmp_path / 'bare.csv'  # no header at all: rows of frames
+  bare.write_text('A,src/f0.png,src/f1.png\n')
+  found, errors = _discover(str(bare))
+  assert errors == [] and [c.name for c in found] == ['A']
+
+
 def test_a_file_name_with_non_ascii_digits_does_not_stop_discovery(tmp_path):
   _touch(tmp_path / 'in' / 'clip', '²1.png', 'f2.png', 'f10.png')
   found, errors = _discover(str(tmp_path / 'in'))

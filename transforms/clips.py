@@ -329,14 +329,17 @@ class DiscoverClips(beam.DoFn):
     for clip, rows in clips.items():
       frames, paired = [], []
       for line, f0, f1 in rows:
-        if frames and frames[-1] == f0:
-          frames.append(f1)
-          paired.append(True)
-        elif f0 in frames or f1 in frames or f0 == f1:
+        continues = bool(frames) and frames[-1] == f0
+        if f1 in frames or f0 == f1 or (f0 in frames and not continues):
+          # (a row back to a frame already in the clip would write it twice, out of order)
           yield self._error(manifest, 'manifest', ValueError('malformed row'),
                             f'{manifest} line {line}: malformed manifest row: pair ({f0}, {f1}) '
                             f'does not continue clip {clip!r} (each row must start at the '
-                            f'previous row\'s frame1 or at a new frame)')
+                            f'previous row\'s frame1 or at a new frame, and end at a new frame: '
+                            f'list a clip\'s rows in order)')
+        elif continues:
+          frames.append(f1)
+          paired.append(True)
         else:
           if frames:
             paired.append(False)
@@ -402,7 +405,9 @@ def _manifest_rows(manifest, text):
       except ValueError as e:
         yield n, None, f'not JSON ({e})'
         continue
-      if not isinstance(row, dict) or any(not str(row.get(k) or '').strip() for k in needed):
+      if not isinstance(row, dict) or any(
+          row.get(k) is None or isinstance(row[k], (dict, list)) or not str(row[k]).strip()
+          for k in needed):  # (a clip may be a number, 0 included)
         yield n, None, f'needs non-empty {", ".join(needed)}: {raw.strip()[:200]}'
         continue
       yield n, row, None
@@ -410,6 +415,12 @@ def _manifest_rows(manifest, text):
   lines = list(csv.reader(io.StringIO(text)))
   header = [h.strip().lower() for h in lines[0]] if lines else []
   has_header = all(k in header for k in needed)
+  if header and not has_header and (any(h in needed for h in header) or not any(
+      is_frame_name(c.strip()) for c in lines[0])):  # a header, misspelt: not a row of frames
+    yield 1, None, (f'its header ({",".join(lines[0])[:200]}) lacks '
+                    f'{", ".join(k for k in needed if k not in header)}: a manifest\'s columns '
+                    f'are clip, frame0, frame1')
+    return
   columns = [header.index(k) for k in needed] if has_header else [0, 1, 2]
   for n, cells in enumerate(lines[1:] if has_header else lines, 2 if has_header else 1):
     if not any(c.strip() for c in cells):
