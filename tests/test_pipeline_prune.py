@@ -7,6 +7,7 @@ import os
 import shutil
 
 from conftest import make_clip, run_job, run_records
+from transforms import prune
 
 
 def _tree(folder):
@@ -26,7 +27,8 @@ def _summary(output, run_id):
     return json.load(f)
 
 
-def test_renamed_and_removed_clips_leave_nothing_behind(tmp_path, tiny_model, capsys):
+def test_renamed_and_removed_clips_leave_nothing_behind(tmp_path, tiny_model, capsys,
+                                                        monkeypatch):
   model_path, _ = tiny_model
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
   make_clip(archive / 'reel' / 'kept', 3, seed=1)
@@ -46,6 +48,7 @@ def test_renamed_and_removed_clips_leave_nothing_behind(tmp_path, tiny_model, ca
   os.makedirs(os.path.join(output, 'REEL', 'KEPT'))  # as 'reel/kept' on a case-insensitive disk
   with open(os.path.join(output, 'REEL', 'KEPT', 'frame_000000.png'), 'wb') as f:
     f.write(b'kept')
+  monkeypatch.setattr(prune, '_folds_case', lambda output: True)  # (this disk does not)
   status, run_id = run_job(archive, output, model_path, '--prune_removed_clips')
   assert status == 0 and not run_records(output, run_id, 'errors')
   shutil.rmtree(os.path.join(output, 'REEL'))
@@ -136,3 +139,17 @@ def test_a_kept_clips_folder_is_not_removed_with_a_pruned_clip_inside_it(tmp_pat
   prune._remove_empty_folders(str(tmp_path), 'y/old', {'x'})  # pylint: disable=protected-access
   assert sorted(os.listdir(tmp_path)) == ['_markers', 'x'] and not os.listdir(tmp_path / 'x')
   assert os.listdir(tmp_path / '_markers') == ['x'] and not os.listdir(tmp_path / '_markers/x')
+
+
+def test_a_clip_renamed_in_case_alone_is_pruned_where_names_keep_their_case(tmp_path, tiny_model):
+  """On GCS and Linux disks `Reel1` renamed `reel1` is a new folder beside the old one, whose
+  frames stayed for good: names were compared regardless of case everywhere."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'Reel1', 2, seed=1)
+  assert run_job(archive, output, model_path)[0] == 0
+  os.rename(archive / 'Reel1', archive / 'reel1')
+  assert not prune._folds_case(output)  # pylint: disable=protected-access
+  status, run_id = run_job(archive, output, model_path, '--prune_removed_clips')
+  assert status == 0 and _summary(output, run_id)['pruned'] == ['Reel1']
+  assert sorted(os.listdir(output)) == ['_markers', '_runs', 'reel1']

@@ -14,6 +14,7 @@ disk not mounted tonight): a clip missing then may be only unreachable.
 import logging
 import os
 import posixpath
+import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -62,18 +63,20 @@ class PruneRemovedClips(beam.DoFn):
             f'--prune_removed_clips: nothing pruned in {output}: {why}'))
       return
     keep = set(clip_names)
-    # On a case-insensitive disk (macOS, Windows, SMB) `Reel1` renamed `reel1` writes into the
-    # old folder: a folder named as a kept clip but for case is never pruned.
-    keep_folded = {name.casefold() for name in keep}
     try:
+      # On a case-insensitive disk (macOS, Windows, SMB) `Reel1` renamed `reel1` writes into the
+      # old folder: a folder named as a kept clip but for case is never pruned there. On GCS and
+      # Linux disks it is another folder, the old clip's, pruned as any other.
+      fold = str.casefold if _folds_case(output) else str
       by_clip = output_clip_files(output)
     except Exception as e:  # pylint: disable=broad-except
       yield beam.pvalue.TaggedOutput('errors', records.error_record(
           self._run_id, [output], 'prune', e,
           f'--prune_removed_clips: cannot list {output}, nothing pruned: {e}'))
       return
+    kept = {fold(name) for name in keep}
     for clip, paths in sorted(by_clip.items()):
-      if clip.casefold() in keep_folded:
+      if fold(clip) in kept:
         continue
       try:
         files.delete_files(sorted(paths, key=lambda p: not p.endswith('.done')))  # markers first
@@ -88,6 +91,22 @@ class PruneRemovedClips(beam.DoFn):
       logging.warning('pruned %s: %d files of a clip no longer in the input',
                       files.join(output, clip), len(paths))
       yield {'clip': clip, 'files_removed': len(paths)}
+
+
+def _folds_case(output):
+  """Whether the output's filesystem takes names alike but for case for one name: a file made
+  in its `_tmp` folder is looked for in capitals. Object stores never do."""
+  if FileSystems.get_scheme(output) is not None:
+    return False
+  folder = os.path.join(output, files.TMP_DIR)
+  os.makedirs(folder, exist_ok=True)
+  name = f'case-{uuid.uuid4().hex}'
+  with open(os.path.join(folder, name), 'w'):
+    pass
+  try:
+    return os.path.exists(os.path.join(folder, name.upper()))
+  finally:
+    os.remove(os.path.join(folder, name))
 
 
 def _remove_empty_folders(output, clip, keep):
