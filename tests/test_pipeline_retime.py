@@ -172,6 +172,9 @@ def test_slower_delivery_drops_pairs_without_model_calls(tmp_path, tiny_model):
     np.testing.assert_array_equal(read_png(os.path.join(out, 'clip', name)), originals[3 * k])
   summary = _summary(out, run_id)
   assert summary['model_calls'] == 0 and summary['pairs']['ok'] == 6
+  # A pair's size is that of the frames it read: pair 2 reads its second alone (frame 3).
+  sizes = {r['pair']: r['size'] for r in run_records(out, run_id, 'pairs')}
+  assert sizes == {p: [64, 48] if p in (0, 2, 3, 5) else None for p in range(6)}
   status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, *argv)
   assert _summary(out, run_id)['pairs']['skipped'] == 6
   # A frame no output shows is not read: its being unreadable stops nothing.

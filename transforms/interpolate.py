@@ -579,7 +579,9 @@ class InterpolateUnits(beam.DoFn):
                  'write': write_seconds * share}
       if self._scene_cut is not None:
         seconds['scene_cut'] = score_seconds * share
-      size = (decoded[i].width, decoded[i].height) if i in decoded else None
+      # (retimed, a pair may read its second frame alone)
+      size = next(((decoded[j].width, decoded[j].height) for j in (i, i + 1) if j in decoded),
+                  None)
       cut = {'cut_score': scores.get(i), 'scene_cut': (i in cuts) if i in scores else None,
              'identical': (i in identical) if i in scores else None}
       outcome[i] = size, n_written, seconds, cut
