@@ -463,6 +463,12 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   known, beam_args = parse_known_args(argv)
   if FileSystems.get_scheme(known.output) is None and os.path.isfile(known.output):
     raise UsageError(f'--output {known.output} is a file, not a folder')
+  # A bucket that cannot be listed: said now, not in a traceback (the output's after every
+  # triplet was scored).
+  for flag, path in (('--input', known.input), ('--output', known.output)):
+    why = files.unreachable(path)
+    if why:
+      raise UsageError(f'{flag} {path}: {why}')
   baselines, skipped = _choose_baselines(known.baselines)
   if known.no_model and not baselines:
     raise UsageError('nothing to evaluate: --no_model and no available --baselines' +

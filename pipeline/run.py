@@ -84,17 +84,22 @@ def _runner_name(runner):
   return names.get(key, names.get(key + 'runner', runner))
 
 
-def check_paths(known):
-  """--output a file, or the --input folder itself (where nothing would be read: an output
-  inside the input is never read as input), are usage errors, not a traceback or an 'empty'
-  input."""
+def check_paths(known, offline=False):
+  """--output a file, in a bucket that cannot be listed (unless `offline`: a dry run asks no
+  server), or the --input folder itself or above it (where nothing would be read: an output
+  inside the input is never read as input), are usage errors, not a traceback at the end or an
+  'empty' input."""
   output = known.output
   if FileSystems.get_scheme(output) is None and os.path.isfile(output):
     raise UsageError(f'--output={output} is a file; --output names the folder the frames go to')
   if not clips_lib.is_manifest(known.input) and (
-      files.real_path(known.input).rstrip('/') == files.real_path(output).rstrip('/')):
-    raise UsageError(f'--input and --output are the same folder ({output}); write the frames '
+      files.real_path(known.input).rstrip('/') + '/').startswith(
+          files.real_path(output).rstrip('/') + '/'):
+    raise UsageError(f'--input {known.input} is --output {output} or inside it; write the frames '
                      f'to a folder of their own (one inside the input is never read as input)')
+  why = None if offline else files.unreachable(output)
+  if why:
+    raise UsageError(f'--output {output}: {why}')
 
 
 class UsageError(ValueError):
@@ -267,7 +272,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   if test_pipeline is None:
     check_paths_reach_the_workers(known, runner)
     stage_the_code(pipeline_options, runner)
-  check_paths(known)
+  check_paths(known, offline=dry_run)
 
   # Fail fast: load the model here, before any work. A dry run stays offline, so a remote model
   # is only checked by the workers then.

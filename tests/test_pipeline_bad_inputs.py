@@ -225,8 +225,9 @@ def test_an_output_that_cannot_be_one_is_a_usage_error(tmp_path, tiny_model, cap
   (tmp_path / 'a_file').write_bytes(b'x')
   os.symlink(archive, tmp_path / 'linked')
   for output, message in ((tmp_path / 'a_file', 'is a file; --output names the folder'),
-                          (archive, '--input and --output are the same folder'),
-                          (f'{tmp_path / "linked"}/', '--input and --output are the same folder')):
+                          (archive, 'is --output'),
+                          (f'{tmp_path / "linked"}/', 'is --output'),
+                          (tmp_path, 'is --output')):  # above the input: every clip in it
     status, _ = run_job(str(archive), str(output), tiny_model[0])
     assert status == 2
     assert message in capsys.readouterr().err

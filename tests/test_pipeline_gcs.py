@@ -247,3 +247,23 @@ def test_a_clip_removed_from_the_bucket_is_pruned_from_the_output(tmp_path, tiny
   folder = clips.sanitise_clip_name('take 2')
   kept = sorted(n for n in outputs if f'/{folder}/' in n)
   assert kept and len(kept) < len(outputs) and sorted(left) == kept
+
+
+def test_a_bucket_that_does_not_exist_is_one_line_before_any_work(tmp_path, tiny_model, gcs,
+                                                                  capsys):
+  """A mistyped bucket ended the run in a 72-line Beam traceback (the evaluation's output one
+  after every triplet was scored)."""
+  from pipeline import evaluate  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  _upload_clip(gcs, 'nobucket/in/clip', make_clip(tmp_path / 'local', 2, seed=3))
+  status, _ = run_job(f'gs://{BUCKET}/nobucket/in', 'gs://no-such-bucket/out', model_path)
+  err = capsys.readouterr().err
+  assert status == 2 and err.strip() == (
+      'error: --output gs://no-such-bucket/out: its bucket no-such-bucket does not exist')
+  for flags in (['--input', 'gs://no-such-bucket/ev', '--output', str(tmp_path / 'ev')],
+                ['--input', f'gs://{BUCKET}/nobucket/in', '--leave_one_out', '--output',
+                 'gs://no-such-bucket/ev']):
+    assert evaluate.main(flags + ['--no_model', '--baselines', 'repeat']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: --') and err.endswith('its bucket no-such-bucket does not exist')
+  assert not (tmp_path / 'ev').exists()

@@ -271,7 +271,14 @@ class DiscoverClips(beam.DoFn):
                             f'not an image file (extension not one of '
                             f'{", ".join(e[1:] for e in FRAME_EXTENSIONS)}): {m.path}')
       if not frames:
-        if not any(f.startswith(folder + '/') for f in by_dir if f != folder):
+        if any(f.startswith(folder + '/') for f in by_dir if f != folder):
+          continue  # a folder of clips
+        if entries:  # listed whole, its files no images: nothing unreachable (pruning goes on)
+          shown = ', '.join(sorted(m.path.rsplit('/', 1)[-1] for m in entries)[:3])
+          yield self._error(folder, 'discover', ValueError('no frames'),
+                            f'no frames in {folder}: its {len(entries)} file(s) are no images '
+                            f'({shown}{", ..." * (len(entries) > 3)})')
+        else:
           yield self._error(folder, 'discover', IncompleteListing('empty clip'),
                             f'empty clip folder: {folder} has no frames')
         continue

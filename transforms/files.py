@@ -50,6 +50,24 @@ def real_path(path):
   return os.path.realpath(path) if FileSystems.get_scheme(path) is None else path
 
 
+def unreachable(path):
+  """Why a folder on an object store cannot be listed (its bucket missing, no access), in
+  words; None where it can (empty or not) and for local paths. One listing request: bucket
+  metadata would need a role that workers granted objects alone lack."""
+  if FileSystems.get_scheme(path) is None:
+    return None
+  try:
+    FileSystems.match([join(path.rstrip('/'), '*')], limits=[1])
+  except Exception as e:  # pylint: disable=broad-except
+    text = str(e)
+    if 'NotFound' in text or ' 404 ' in text:
+      return f'its bucket {path.split("://", 1)[1].split("/", 1)[0]} does not exist'
+    if 'Forbidden' in text or ' 403 ' in text:
+      return 'no permission to list it'
+    return f'cannot be listed ({type(e).__name__}: {text[:300]})'
+  return None
+
+
 def read_bytes(path):
   """The whole file. On GCS one request (the bytes, checked against their CRC32C), where Beam's
   reader asks for the object's metadata first: two per frame read."""
