@@ -85,8 +85,8 @@ def _runner_name(runner):
 
 
 def check_paths(known, offline=False):
-  """--output a file, in a bucket that cannot be listed (unless `offline`: a dry run asks no
-  server), or the --input folder itself or above it (where nothing would be read: an output
+  """--output a file, --input or --output in a bucket that cannot be listed (unless `offline`:
+  a dry run asks no server), or the --input folder itself or above it (where nothing would be read: an output
   inside the input is never read as input), are usage errors, not a traceback at the end or an
   'empty' input."""
   output = known.output
@@ -97,9 +97,10 @@ def check_paths(known, offline=False):
           files.real_path(output).rstrip('/') + '/'):
     raise UsageError(f'--input {known.input} is --output {output} or inside it; write the frames '
                      f'to a folder of their own (one inside the input is never read as input)')
-  why = None if offline else files.unreachable(output)
-  if why:
-    raise UsageError(f'--output {output}: {why}')
+  for flag, path in (('--input', known.input), ('--output', output)):
+    why = None if offline else files.unreachable(path)
+    if why:
+      raise UsageError(f'{flag} {path}: {why}')
 
 
 class UsageError(ValueError):

@@ -260,6 +260,9 @@ def test_a_bucket_that_does_not_exist_is_one_line_before_any_work(tmp_path, tiny
   err = capsys.readouterr().err
   assert status == 2 and err.strip() == (
       'error: --output gs://no-such-bucket/out: its bucket no-such-bucket does not exist')
+  status, _ = run_job('gs://no-such-bucket/in', f'gs://{BUCKET}/nobucket/out', model_path)
+  assert status == 2 and capsys.readouterr().err.strip() == (
+      'error: --input gs://no-such-bucket/in: its bucket no-such-bucket does not exist')
   for flags in (['--input', 'gs://no-such-bucket/ev', '--output', str(tmp_path / 'ev')],
                 ['--input', f'gs://{BUCKET}/nobucket/in', '--leave_one_out', '--output',
                  'gs://no-such-bucket/ev']):
