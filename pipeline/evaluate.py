@@ -465,8 +465,9 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     raise UsageError(f'--output {known.output} is a file, not a folder')
   # A bucket that cannot be listed: said now, not in a traceback (the output's after every
   # triplet was scored).
-  for flag, path in (('--input', known.input), ('--output', known.output)):
-    why = files.unreachable(path)
+  for flag, path in (('--input', known.input), ('--output', known.output),
+                     ('--model_path', known.model_path)):
+    why = path and files.unreachable(path)
     if why:
       raise UsageError(f'{flag} {path}: {why}')
   baselines, skipped = _choose_baselines(known.baselines)

@@ -85,10 +85,10 @@ def _runner_name(runner):
 
 
 def check_paths(known, offline=False):
-  """--output a file, --input or --output in a bucket that cannot be listed (unless `offline`:
-  a dry run asks no server), or the --input folder itself or above it (where nothing would be read: an output
-  inside the input is never read as input), are usage errors, not a traceback at the end or an
-  'empty' input."""
+  """--output a file, --input, --output or --model_path in a bucket that cannot be listed
+  (unless `offline`: a dry run asks no server), or the --input folder itself or above it (where
+  nothing would be read: an output inside the input is never read as input), are usage errors,
+  not a traceback at the end or an 'empty' input."""
   output = known.output
   if FileSystems.get_scheme(output) is None and os.path.isfile(output):
     raise UsageError(f'--output={output} is a file; --output names the folder the frames go to')
@@ -97,8 +97,9 @@ def check_paths(known, offline=False):
           files.real_path(output).rstrip('/') + '/'):
     raise UsageError(f'--input {known.input} is --output {output} or inside it; write the frames '
                      f'to a folder of their own (one inside the input is never read as input)')
-  for flag, path in (('--input', known.input), ('--output', output)):
-    why = None if offline else files.unreachable(path)
+  for flag, path in (('--input', known.input), ('--output', output),
+                     ('--model_path', known.model_path)):
+    why = None if offline or not path else files.unreachable(path)
     if why:
       raise UsageError(f'{flag} {path}: {why}')
 

@@ -263,10 +263,19 @@ def test_a_bucket_that_does_not_exist_is_one_line_before_any_work(tmp_path, tiny
   status, _ = run_job('gs://no-such-bucket/in', f'gs://{BUCKET}/nobucket/out', model_path)
   assert status == 2 and capsys.readouterr().err.strip() == (
       'error: --input gs://no-such-bucket/in: its bucket no-such-bucket does not exist')
+  status, _ = run_job(f'gs://{BUCKET}/nobucket/in', f'gs://{BUCKET}/nobucket/out',
+                      'gs://no-such-bucket/model.npz')
+  assert status == 2 and capsys.readouterr().err.strip() == (
+      'error: --model_path gs://no-such-bucket/model.npz: its bucket no-such-bucket does not '
+      'exist')
   for flags in (['--input', 'gs://no-such-bucket/ev', '--output', str(tmp_path / 'ev')],
                 ['--input', f'gs://{BUCKET}/nobucket/in', '--leave_one_out', '--output',
                  'gs://no-such-bucket/ev']):
     assert evaluate.main(flags + ['--no_model', '--baselines', 'repeat']) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith('error: --') and err.endswith('its bucket no-such-bucket does not exist')
+  assert evaluate.main(['--input', f'gs://{BUCKET}/nobucket/in', '--leave_one_out', '--output',
+                        str(tmp_path / 'ev'), '--model_path', 'gs://no-such-bucket/m.npz']) == 2
+  assert capsys.readouterr().err.strip() == (
+      'error: --model_path gs://no-such-bucket/m.npz: its bucket no-such-bucket does not exist')
   assert not (tmp_path / 'ev').exists()
