@@ -249,7 +249,7 @@ class DiscoverClips(beam.DoFn):
         by_dir.setdefault(folder, [])
       else:
         by_dir.setdefault(folder, []).append(m)
-    for folder in _empty_local_folders(root, pattern, self._output):
+    for folder in _empty_local_folders(root, pattern, in_output):
       by_dir.setdefault(folder, [])
     if not by_dir:
       kind = 'no files match' if pattern else (
@@ -473,17 +473,6 @@ def _earlier_outputs(paths, root):
   return found
 
 
-def _holds_local_output(folder):
-  """Whether a local folder is an output, as `_earlier_outputs` tells (a run wrote in it)."""
-  for reserved in (files.RUNS_DIR, files.MARKERS_DIR):
-    try:
-      if os.listdir(os.path.join(folder, reserved)):
-        return True
-    except OSError:
-      pass
-  return False
-
-
 def _in_earlier_output(earlier):
   """folder -> whether it is one of the `earlier` outputs or below one."""
   return lambda folder: any(folder == o or folder.startswith(o + '/') for o in earlier)
@@ -540,9 +529,10 @@ def _glob_filter(root, pattern):
   return selected
 
 
-def _empty_local_folders(root, pattern, output=None):
+def _empty_local_folders(root, pattern, in_output):
   """Leaf folders with no files at all, on local disk (object stores have no empty folders),
-  but for --output (`output`) and what is in it, which a running job may be creating."""
+  but for outputs (`in_output`: --output, which a running job may be creating, and earlier
+  ones) and what is in them."""
   if not _is_local_dir(root):
     return []
   selected = _glob_filter(root, pattern)
@@ -550,8 +540,7 @@ def _empty_local_folders(root, pattern, output=None):
   for folder, dirs, names in files.walk_local(root):  # as `files.list_tree` walks
     dirs[:] = [d for d in dirs if not passed_over(d, folder=True)]
     leaf = not dirs  # a folder holding an output is not empty, though its output is not walked
-    dirs[:] = [d for d in dirs if not (output and _inside(os.path.join(folder, d), output)) and
-               not _holds_local_output(os.path.join(folder, d))]
+    dirs[:] = [d for d in dirs if not in_output(os.path.join(folder, d))]
     if leaf and not [n for n in names if not passed_over(n)] and folder != root:
       if selected(folder, folder):
         found.append(folder)

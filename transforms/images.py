@@ -310,6 +310,8 @@ def _refuse_pages_beyond_the_first(image):
   full = []
   try:
     pages = image.n_frames
+    if pages == 1:
+      return  # (n_frames leaves the image at its page: no seek back needed)
     for page in range(1, pages):
       image.seek(page)
       if not int(image.tag_v2.get(254, 0)) & 1:
