@@ -122,15 +122,34 @@ def test_file_operations_ask_nothing_of_the_bucket(gcs, gcs_requests):
 
 def test_a_file_is_read_in_one_request(gcs, gcs_requests):
   """Beam's reader asks for an object's metadata before its bytes: two requests per frame read,
-  one here; a missing file still fails as missing."""
-  from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
+  one here; a missing file still fails as missing, as a local one does (not an HTTP dump)."""
   from transforms import files  # pylint: disable=import-outside-toplevel
   gcs.blob('reads/take [2]/frame.png').upload_from_string(b'frame bytes')
   start = gcs_requests.end()
   assert files.read_bytes(f'gs://{BUCKET}/reads/take [2]/frame.png') == b'frame bytes'
   assert [r.kind for r in gcs_requests.since(start)] == ['download']
-  with pytest.raises(exceptions.NotFound):
+  with pytest.raises(FileNotFoundError) as missing:
     files.read_bytes(f'gs://{BUCKET}/reads/missing.png')
+  assert files.reason(missing.value) == 'no such file or directory'
+
+
+def test_a_manifest_frame_missing_from_the_bucket_is_named_in_plain_words(tmp_path, tiny_model,
+                                                                          gcs):
+  """The reason read `404 GET http://.../download/...?alt=media: ('Request failed with status
+  code', 404, ...)`; it reads as the same miss on local disk does."""
+  model_path, _ = tiny_model
+  _upload_clip(gcs, 'lost/in/clip', make_clip(tmp_path / 'local', 2, seed=5))
+  gcs.blob('lost/in/pairs.csv').upload_from_string(
+      'clip,frame0,frame1\nshot,clip/frame0.png,clip/frame1.png\n'
+      'shot,clip/frame1.png,clip/frame9.png\n')
+  status, run_id = run_job(f'gs://{BUCKET}/lost/in/pairs.csv', f'gs://{BUCKET}/lost/out',
+                           model_path)
+  errors = [json.loads(line) for b in gcs.list_blobs(prefix=f'lost/out/_runs/{run_id}/errors')
+            for line in b.download_as_text().splitlines() if line]
+  missing = f'gs://{BUCKET}/lost/in/clip/frame9.png'
+  assert status == 1 and [e['message'] for e in errors] == [
+      f'cannot use frame {missing}: no such file or directory']
+  assert errors[0]['uris'] == [missing] and errors[0]['error_type'] == 'FileNotFoundError'
 
 
 @pytest.mark.parametrize('size', [2000, 9 * 2 ** 20])

@@ -9,6 +9,7 @@ files per delete, where Beam's file objects take two or three requests per file.
 """
 
 import contextlib
+import errno
 import os
 import posixpath
 import re
@@ -73,11 +74,25 @@ def read_bytes(path):
   reader asks for the object's metadata first: two per frame read."""
   on_gcs = _gcs_blob(path)
   if on_gcs:
+    from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
     blob, retry = on_gcs
-    # Raw, as Beam reads: the stored bytes, never decompressed on the way.
-    return blob.download_as_bytes(raw_download=True, retry=retry)
+    try:
+      # Raw, as Beam reads: the stored bytes, never decompressed on the way.
+      return blob.download_as_bytes(raw_download=True, retry=retry)
+    except exceptions.NotFound:  # as a local read fails, not an HTTP dump with the media URL
+      raise FileNotFoundError(errno.ENOENT, 'No such file or directory', path) from None
+    except exceptions.Forbidden:
+      raise PermissionError(errno.EACCES, 'Permission denied', path) from None
   with FileSystems.open(path, compression_type='uncompressed') as f:
     return f.read()
+
+
+def reason(error):
+  """Why a file operation failed, for a message that names the file already: an OS error's
+  own words without the path repeated; anything else as it reads."""
+  if isinstance(error, OSError) and error.strerror:
+    return error.strerror[:1].lower() + error.strerror[1:]
+  return str(error)
 
 
 def _beam_gcsio(path):

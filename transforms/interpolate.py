@@ -439,9 +439,9 @@ class InterpolateUnits(beam.DoFn):
         frame = images.decode(data, uris[i], self._max_pixels)
       except Exception as e:  # pylint: disable=broad-except
         stage = 'decode' if isinstance(e, images.BadImage) else 'read'
-        bad[i] = f'{uris[i]}: {e}'
+        bad[i] = f'{uris[i]}: {files.reason(e)}'
         if i > 0 or reports_first:
-          yield self._error([uris[i]], stage, e, f'cannot use frame {uris[i]}: {e}')
+          yield self._error([uris[i]], stage, e, f'cannot use frame {bad[i]}')
         continue
       decoded[i] = frame
       if self._format == 'dpx':  # in-betweens follow a DPX original's header
@@ -680,7 +680,7 @@ class InterpolateUnits(beam.DoFn):
         written = len(indices)
       except Exception as e:  # pylint: disable=broad-except
         what = 'cannot write output for' if stage == 'write' else 'cannot use frame'
-        yield self._error([uri], stage, e, f'{what} {uri}: {e}')
+        yield self._error([uri], stage, e, f'{what} {uri}: {files.reason(e)}')
         self._remove_unwritten(unit, [span], done)
     elif made_by == self._job_token:
       written = len(indices)
