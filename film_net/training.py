@@ -351,10 +351,11 @@ def load_clips(args) -> list | None:
 
 
 def _frame_size(path: str) -> tuple[int, int]:
-  """(width, height) from a frame's header (only the header is read), or SystemExit naming it."""
+  """(width, height) from a frame's header (only the header is read; a frame PIL cannot open,
+  such as 16-bit gray+alpha TIFF, is decoded whole), or SystemExit naming it."""
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
   from PIL import Image  # pylint: disable=import-outside-toplevel
-  from transforms import dpx, images  # pylint: disable=import-outside-toplevel
+  from transforms import dpx, files, images  # pylint: disable=import-outside-toplevel
   try:
     with FileSystems.open(path, compression_type='uncompressed') as f:
       header = f.read(1024)
@@ -363,11 +364,16 @@ def _frame_size(path: str) -> tuple[int, int]:
       f.seek(0)
       with Image.open(f) as image:
         return images.upright_size(image)
-  except Image.UnidentifiedImageError:  # its message names the stream, not the file
-    reason = 'no PNG, JPEG, TIFF or DPX decoder recognises it'
+  except Image.UnidentifiedImageError:
+    pass
   except Exception as e:  # pylint: disable=broad-except
     reason = f'{type(e).__name__}: {e}'
-  raise SystemExit(f'--clips: {path} is not a readable image ({reason})')
+    raise SystemExit(f'--clips: {path} is not a readable image ({reason})') from None
+  try:
+    frame = images.decode(files.read_bytes(path), path)
+  except Exception as e:  # pylint: disable=broad-except
+    raise SystemExit(f'--clips: {path}: {files.reason(e)}') from None
+  return frame.width, frame.height
 
 
 def _no_clips(path: str) -> str:

@@ -509,13 +509,31 @@ def test_clips_that_cannot_be_trained_on_stop_before_training_with_one_line_nami
            (tmp_path / 'one', 'no clip folder with at least 3 frames'),
            (good[0], f'--clips {good[0]}: is a file; --clips takes a folder of clips'),
            (tmp_path / 'mixed', f'{mixed[2]} is 48x30, but {mixed[0]} of the same clip is 40x30'),
-           (tmp_path / 'later', f'{later[1]} is not a readable image (no PNG, JPEG, TIFF or DPX'),
-           (tmp_path / 'first', f'{first[0]} is not a readable image (no PNG, JPEG, TIFF or DPX')]
+           (tmp_path / 'later', f'{later[1]}: not a readable image (no PNG, JPEG, TIFF or DPX'),
+           (tmp_path / 'first', f'{first[0]}: not a readable image (no PNG, JPEG, TIFF or DPX')]
   for clips, message in cases:
     with pytest.raises(SystemExit) as stop:
       training.load_clips(argparse.Namespace(clips=str(clips), crop=16))
     assert message in str(stop.value) and '\n' not in str(stop.value), (clips, stop.value)
   assert len(training.load_clips(argparse.Namespace(clips=str(tmp_path / 'good'), crop=16))) == 1
+
+
+def test_a_clip_of_frames_pil_cannot_open_is_trained_on_as_the_pipeline_reads_it(tmp_path):
+  """16-bit gray+alpha TIFF: the pipeline decodes it, PIL cannot open it, so the header-only
+  size check refused the clip as unreadable."""
+  tifffile = pytest.importorskip('tifffile', reason='tifffile writes 16-bit gray+alpha TIFF')
+  folder = tmp_path / 'clips' / 'c'
+  folder.mkdir(parents=True)
+  for i in range(3):
+    frame = np.stack([np.full((30, 40), 20000 * i, np.uint16), np.full((30, 40), 65535,
+                                                                         np.uint16)], -1)
+    tifffile.imwrite(folder / f'f{i}.tif', frame, photometric='minisblack',
+                     extrasamples=['unassalpha'])
+  (triplet,) = training.load_clips(argparse.Namespace(clips=str(tmp_path / 'clips'), crop=16))
+  crop_triplet = training._crop_triplet  # pylint: disable=protected-access
+  frames = crop_triplet(np.random.default_rng(0), triplet, 16)
+  np.testing.assert_allclose([f.mean() for f in frames], [0, 20000 / 65535, 40000 / 65535],
+                             atol=1e-6)
 
 
 def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys):

@@ -139,6 +139,7 @@ _Y, _X = np.mgrid[0:37, 0:53]
 RGB16 = (np.stack([_X * 1200, _Y * 1700, (_X + _Y) * 700], axis=-1) +
          RNG.integers(0, 4096, (37, 53, 3))).astype(np.uint16)
 RGBA16 = np.concatenate([RGB16, RNG.integers(0, 65536, (37, 53, 1)).astype(np.uint16)], -1)
+GRAY_ALPHA16 = RGBA16[..., 1:3]  # PIL cannot open it at all
 
 
 @pytest.mark.parametrize('layout', [
@@ -147,15 +148,19 @@ RGBA16 = np.concatenate([RGB16, RNG.integers(0, 65536, (37, 53, 1)).astype(np.ui
     {'rowsperstrip': 5, 'compression': 'zlib', 'predictor': True},
     {'tile': (16, 16)}, {'tile': (16, 32), 'compression': 'zlib', 'predictor': True},
     {'planarconfig': 'separate'},
-    {'planarconfig': 'separate', 'compression': 'zlib', 'predictor': True}])
-@pytest.mark.parametrize('pixels', [RGB16, RGBA16], ids=['rgb', 'rgba'])
+    {'planarconfig': 'separate', 'compression': 'zlib', 'predictor': True},
+    {'bigtiff': True}, {'bigtiff': True, 'compression': 'zlib', 'predictor': True}])
+@pytest.mark.parametrize('pixels', [RGB16, RGBA16, GRAY_ALPHA16], ids=['rgb', 'rgba', 'gray+alpha'])
 def test_16_bit_colour_tiff_keeps_every_bit(layout, pixels):
+  """PIL reads 16-bit colour as 8 bit and cannot open 16-bit gray+alpha; nor did we a 16-bit
+  BigTIFF in colour."""
+  colour = pixels.shape[-1] >= 3
+  kwargs = dict(photometric='rgb' if colour else 'minisblack',
+                extrasamples=['unassalpha'] * (pixels.shape[-1] - (3 if colour else 1)), **layout)
   if layout.get('planarconfig') == 'separate':
-    data = _tiff(np.moveaxis(pixels, -1, 0), photometric='rgb',
-                 extrasamples=['unassalpha'] * (pixels.shape[-1] - 3), **layout)
+    data = _tiff(np.moveaxis(pixels, -1, 0), **kwargs)
   else:
-    data = _tiff(pixels, photometric='rgb', extrasamples=['unassalpha'] * (pixels.shape[-1] - 3),
-                 **layout)
+    data = _tiff(pixels, **kwargs)
   frame = images.decode(data)
   assert frame.pixels.dtype == np.uint16
   np.testing.assert_array_equal(frame.pixels, pixels)
@@ -187,20 +192,31 @@ def test_16_bit_tiff_with_premultiplied_alpha_is_unpremultiplied():
 def test_16_bit_tiff_with_an_unspecified_extra_sample_reads_as_rgb_as_at_8_bit():
   """ExtraSamples 0 is data that is no alpha: read as alpha, a zero-filled one made every
   frame written fully transparent."""
-  for pixels in (RGBA16, (RGBA16 >> 8).astype(np.uint8)):
-    frame = images.decode(_tiff(pixels, photometric='rgb', extrasamples=['unspecified']))
-    assert frame.channels == 3
-    np.testing.assert_array_equal(frame.pixels, pixels[..., :3])
+  for pixels in (RGBA16, (RGBA16 >> 8).astype(np.uint8), GRAY_ALPHA16):
+    photometric = 'rgb' if pixels.shape[-1] == 4 else 'minisblack'
+    frame = images.decode(_tiff(pixels, photometric=photometric, extrasamples=['unspecified']))
+    assert frame.channels == pixels.shape[-1] - 1
+    np.testing.assert_array_equal(frame.pixels, pixels[..., :-1])
 
 
-@pytest.mark.parametrize('byteorder', ['<', '>'])
-def test_a_white_is_zero_gray_tiff_is_not_read_as_its_negative(byteorder):
+@pytest.mark.parametrize('layout', [{'byteorder': '<'}, {'byteorder': '>'}, {'bigtiff': True}])
+def test_a_white_is_zero_gray_tiff_is_not_read_as_its_negative(layout):
   """PIL inverts WhiteIsZero (photometric 0) at 8 bit but not at 16: the frames came out as
-  negatives, silently."""
+  negatives, silently (a BigTIFF's too). Its alpha, if any, stays as it is."""
   gray16 = RNG.integers(0, 65536, (4, 5)).astype(np.uint16)
   for stored, top in ((gray16, 65535), ((gray16 >> 8).astype(np.uint8), 255)):
-    data = _tiff(stored, photometric='miniswhite', byteorder=byteorder)
+    data = _tiff(stored, photometric='miniswhite', **layout)
     np.testing.assert_array_equal(images.decode(data).pixels[..., 0], top - stored)
+  data = _tiff(GRAY_ALPHA16, photometric='miniswhite', extrasamples=['unassalpha'], **layout)
+  np.testing.assert_array_equal(images.decode(data).pixels,
+                                np.stack([65535 - GRAY_ALPHA16[..., 0], GRAY_ALPHA16[..., 1]], -1))
+
+
+def test_a_big_endian_bigtiff_is_refused_by_name():
+  """PIL reads its header as a classic TIFF's and cannot open it."""
+  for pixels in (RGB16, GRAY_ALPHA16, (RGB16 >> 8).astype(np.uint8)):
+    with pytest.raises(images.BadImage, match='big-endian BigTIFF is not supported'):
+      images.decode(_tiff(pixels, bigtiff=True, byteorder='>'))
 
 
 def test_a_truncated_16_bit_colour_tiff_says_so():
@@ -242,6 +258,9 @@ def test_tiffs_that_pil_would_misread_are_refused_with_the_reason():
     images.decode(_tiff(RNG.integers(-100, 100, (4, 5, 3)).astype(np.int16), photometric='rgb'))
   with pytest.raises(images.BadImage, match='signed integer'):
     images.decode(_tiff(RNG.integers(-100, 100, (4, 5)).astype(np.int16)))
+  for stored in (GRAY_ALPHA16.astype(np.int16), GRAY_ALPHA16.astype(np.uint32)):
+    with pytest.raises(images.BadImage, match='2 sample.* (16-bit signed|32-bit unsigned)'):
+      images.decode(_tiff(stored, photometric='minisblack', extrasamples=['unassalpha']))
   # What PIL reads in full still goes through it: 16-bit gray and 8-bit colour TIFF.
   gray16 = RNG.integers(0, 65536, (4, 5)).astype(np.uint16)
   np.testing.assert_array_equal(images.decode(_tiff(gray16)).pixels[..., 0], gray16)
@@ -279,10 +298,10 @@ def test_frames_are_turned_as_their_exif_orientation_says(fmt):
 
 def test_16_bit_frames_are_turned_as_their_exif_orientation_says():
   """16-bit TIFF and PNG do not go through PIL's decoder (it would cut them to 8 bit)."""
-  for stored in (RGB16, RGBA16, RGB16[..., 0]):
+  for stored in (RGB16, RGBA16, RGB16[..., 0], GRAY_ALPHA16):
     upright = np.rot90(np.atleast_3d(stored), -1)  # orientation 6: turn clockwise
-    photometric = 'rgb' if stored.ndim == 3 else 'minisblack'
-    extra = {'extrasamples': ['unassalpha']} if upright.shape[2] == 4 else {}
+    photometric = 'rgb' if upright.shape[2] >= 3 else 'minisblack'
+    extra = {'extrasamples': ['unassalpha']} if upright.shape[2] in (2, 4) else {}
     for layout in ({}, {'compression': 'zlib', 'predictor': True, 'tile': (16, 16)}):
       data = _tiff(stored, photometric=photometric, extratags=[(274, 'H', 1, 6, True)],
                    **extra, **layout)
@@ -345,6 +364,18 @@ def test_a_tiff_of_several_pages_is_refused_but_a_preview_page_passes():
     tiff.write(pages[0], photometric='rgb')
     tiff.write(pages[1][::2, ::2], photometric='rgb', subfiletype=1)
   np.testing.assert_array_equal(images.decode(buf.getvalue()).pixels, pages[0])
+  # The same for 16-bit gray+alpha, which PIL cannot open.
+  for preview in (False, True):
+    buf = io.BytesIO()
+    with _tifffile().TiffWriter(buf) as tiff:
+      for page, kind in ((GRAY_ALPHA16, 0), (GRAY_ALPHA16[::2, ::2] if preview else GRAY_ALPHA16,
+                                              int(preview))):
+        tiff.write(page, photometric='minisblack', extrasamples=['unassalpha'], subfiletype=kind)
+    if preview:
+      np.testing.assert_array_equal(images.decode(buf.getvalue()).pixels, GRAY_ALPHA16)
+    else:
+      with pytest.raises(images.BadImage, match=r'multi-page TIFF \(2 pages, page 2 as full'):
+        images.decode(buf.getvalue())
 
 
 def test_colour_profiles_go_into_every_frame_written():

@@ -28,6 +28,7 @@ import zlib
 
 import numpy as np
 from PIL import Image
+from PIL import TiffImagePlugin
 
 from transforms import dpx
 
@@ -37,7 +38,7 @@ _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 # PNG chunks that say how to read the pixels' colours, copied into what we write.
 _COLOR_CHUNKS = (b'iCCP', b'sRGB', b'gAMA', b'cHRM')
 # TIFF tags and field types used to relabel a 16-bit colour TIFF as 16-bit gray.
-_TIFF_MAGICS = (b'II*\x00', b'MM\x00*')  # little-, big-endian; BigTIFF has others
+_TIFF_MAGICS = (b'II*\x00', b'MM\x00*', b'II+\x00', b'MM\x00+')  # little-, big-endian; BigTIFF
 _TIFF_SHORT, _TIFF_LONG = 3, 4
 _STRIP_TAGS = (273, 279)  # StripOffsets, StripByteCounts
 _TILE_TAGS = (324, 325)  # TileOffsets, TileByteCounts
@@ -122,32 +123,15 @@ def decode(data, uri='', max_pixels=None):
   try:
     image = Image.open(io.BytesIO(data))
   except Image.UnidentifiedImageError as e:  # its message names our BytesIO, not the file
-    if data.startswith(_TIFF_MAGICS):
-      samples = _tiff_samples(data)
-      if samples is None:
-        raise BadImage('corrupt or truncated TIFF (its header is cut short)') from e
-      raise BadImage(f'unsupported TIFF ({samples}; supported: 8-bit gray, gray+alpha, RGB '
-                     f'and RGBA, 16-bit gray, RGB and RGBA; convert it to 16-bit PNG)') from e
-    raise BadImage('not a readable image (no PNG, JPEG, TIFF or DPX decoder recognises '
-                   'it)') from e
+    if not data.startswith(_TIFF_MAGICS):
+      raise BadImage('not a readable image (no PNG, JPEG, TIFF or DPX decoder recognises '
+                     'it)') from e
+    pixels, orientation, profile = _decode_tiff_pil_cannot_open(data, max_pixels)
   except Exception as e:  # pylint: disable=broad-except
     raise BadImage(f'not a readable image ({type(e).__name__}: {e})') from e
-  if image.format not in _FORMATS:
-    raise BadImage(f'unsupported image format {image.format}')
-  _check_pixel_limit(*image.size, max_pixels)
-  _refuse_what_pil_would_misread(image)
-  orientation = exif_orientation(image)
-  if data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[24] == 16:
-    pixels = _upright(_decode_png16(data), orientation)
-  elif _is_tiff16_pil_truncates(image):
-    pixels = _upright(_decode_tiff16(data, image), orientation)
   else:
-    try:
-      image.load()
-    except Exception as e:  # pylint: disable=broad-except
-      raise BadImage(f'corrupt or truncated image ({type(e).__name__}: {e})') from e
-    # PIL turns TIFFs itself as it loads them (dropping the tag), JPEGs and PNGs not.
-    pixels = _upright(_pil_to_pixels(image), exif_orientation(image))
+    pixels, orientation = _decode_with_pil(image, data, max_pixels)
+    profile = image.info.get('icc_profile') or b''
   if white_is_zero:
     pixels = 65535 - pixels
   if data.startswith(_PNG_SIGNATURE):
@@ -155,11 +139,61 @@ def decode(data, uri='', max_pixels=None):
   else:
     # PNG allows an RGB profile on colour pixels and a gray one on gray pixels; a CMYK JPEG's
     # profile does not describe the RGB we decoded it to, so it is left out.
-    profile = image.info.get('icc_profile') or b''
     space = b'RGB ' if pixels.shape[2] >= 3 else b'GRAY'
     chunks = (_png_chunk(b'iCCP', b'icc\x00\x00' + zlib.compress(profile))
               if profile[16:20] == space else b'')
   return Frame(pixels=pixels, uri=uri, color_chunks=chunks, turned_upright=orientation != 1)
+
+
+def _decode_with_pil(image, data, max_pixels):
+  """(upright HxWxC pixels, the EXIF orientation they were turned from) of an image PIL
+  opened."""
+  if image.format not in _FORMATS:
+    raise BadImage(f'unsupported image format {image.format}')
+  _check_pixel_limit(*image.size, max_pixels)
+  _refuse_what_pil_would_misread(image)
+  orientation = exif_orientation(image)
+  if data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[24] == 16:
+    return _upright(_decode_png16(data), orientation), orientation
+  if _is_tiff16_pil_truncates(image):
+    return _upright(_decode_tiff16(data, image.tag_v2, *_stored_size(image)),
+                    orientation), orientation
+  try:
+    image.load()
+  except Exception as e:  # pylint: disable=broad-except
+    raise BadImage(f'corrupt or truncated image ({type(e).__name__}: {e})') from e
+  # PIL turns TIFFs itself as it loads them (dropping the tag), JPEGs and PNGs not.
+  return _upright(_pil_to_pixels(image), exif_orientation(image)), orientation
+
+
+def _decode_tiff_pil_cannot_open(data, max_pixels):
+  """(upright pixels, orientation, ICC profile) of a TIFF PIL has no mode for: 16-bit gray
+  with alpha, which scanners write for a frame with a matte. Anything else is refused saying
+  what its samples are."""
+  if data.startswith(_TIFF_MAGICS[3]):  # PIL takes its header for a classic TIFF's
+    raise BadImage('big-endian BigTIFF is not supported (convert it to 16-bit PNG or TIFF)')
+  try:
+    tags = TiffImagePlugin.ImageFileDirectory_v2(_tiff_header(data))
+    io_data = io.BytesIO(data)
+    io_data.seek(tags.next)
+    tags.load(io_data)
+    width, height = int(tags[256]), int(tags[257])
+  except Exception as e:  # pylint: disable=broad-except
+    samples = _tiff_samples(data)
+    if samples is None:
+      raise BadImage('corrupt or truncated TIFF (its header is cut short)') from e
+    raise BadImage(f'corrupt TIFF ({samples}; {type(e).__name__}: {e})') from e
+  if (set(_tag_tuple(tags, 258, 1)) != {16} or int(tags.get(277, 1)) != 2 or
+      set(_tag_tuple(tags, 339, 1)) != {1} or tags.get(262) not in (0, 1)):
+    raise BadImage(f'unsupported TIFF ({_tiff_samples(data)}; supported: 8-bit gray, '
+                   f'gray+alpha, RGB and RGBA, 16-bit gray, gray+alpha, RGB and RGBA; convert '
+                   f'it to 16-bit PNG)')
+  _check_pixel_limit(width, height, max_pixels)
+  _refuse_full_pages(_later_subfile_types(data, tags))
+  orientation = int(tags.get(274, 1))
+  orientation = orientation if orientation in range(1, 9) else 1
+  pixels = _upright(_decode_tiff16(data, tags, width, height), orientation)
+  return pixels, orientation, bytes(tags.get(34675, b''))
 
 
 _EXIF_ORIENTATION = 0x0112
@@ -307,24 +341,50 @@ def _refuse_what_pil_would_misread(image):
 def _refuse_pages_beyond_the_first(image):
   """A frame is one image: a TIFF of several full pages is refused rather than read as its first
   alone. Reduced-resolution pages (NewSubfileType bit 0: previews some scanners add) pass."""
-  full = []
+  kinds = []
   try:
-    pages = image.n_frames
-    if pages == 1:
+    if image.n_frames == 1:
       return  # (n_frames leaves the image at its page: no seek back needed)
-    for page in range(1, pages):
+    for page in range(1, image.n_frames):
       image.seek(page)
-      if not int(image.tag_v2.get(254, 0)) & 1:
-        full.append(page + 1)
+      kinds.append(image.tag_v2.get(254, 0))
   except Exception:  # pylint: disable=broad-except
     pass  # pages past the first that cannot be read: the first is the frame, as other readers see
   try:
     image.seek(0)
   except Exception as e:  # pylint: disable=broad-except
     raise BadImage(f'corrupt TIFF ({type(e).__name__}: {e})') from e
+  _refuse_full_pages(kinds)
+
+
+def _tiff_header(data):
+  """The bytes that open a TIFF (8) or BigTIFF (16), which say where its first IFD is."""
+  return data[:16] if data[2:4] in (b'+\x00', b'\x00+') else data[:8]
+
+
+def _later_subfile_types(data, first_page):
+  """NewSubfileType (tag 254) of each page after `first_page` (its IFD, loaded), as far as they
+  can be read."""
+  page = TiffImagePlugin.ImageFileDirectory_v2(_tiff_header(data))
+  kinds, seen, at, fp = [], {page.next}, first_page.next, io.BytesIO(data)
+  try:
+    while at and at not in seen:  # a loop of IFDs ends where it repeats
+      seen.add(at)
+      fp.seek(at)
+      page.load(fp)
+      kinds.append(page.get(254, 0))
+      at = page.next
+  except Exception:  # pylint: disable=broad-except
+    pass
+  return kinds
+
+
+def _refuse_full_pages(later_subfile_types):
+  """Refuses a TIFF with a page after the first that is no reduced-resolution preview."""
+  full = [n + 2 for n, kind in enumerate(later_subfile_types) if not int(kind) & 1]
   if full:
-    raise BadImage(f'multi-page TIFF ({pages} pages, page {full[0]} as full as the first): a '
-                   f'frame is one image; give each page a file of its own')
+    raise BadImage(f'multi-page TIFF ({len(later_subfile_types) + 1} pages, page {full[0]} as '
+                   f'full as the first): a frame is one image; give each page a file of its own')
 
 
 def _tag_tuple(tags, tag, default):
@@ -333,21 +393,25 @@ def _tag_tuple(tags, tag, default):
 
 
 def _first_ifd(data):
-  """{tag: (first value, byte offset of its value field)} of TIFF bytes' first IFD; raises
-  struct.error if the bytes end before it does. A list stored elsewhere in the file stands for
-  itself by its first value, which is all the callers here need."""
+  """{tag: (first value, byte offset of its value field)} of TIFF or BigTIFF bytes' first IFD;
+  raises struct.error if the bytes end before it does. A list stored elsewhere in the file
+  stands for itself by its first value, which is all the callers here need."""
   endian = '<' if data.startswith(b'II') else '>'
-  (ifd,) = struct.unpack_from(endian + 'I', data, 4)
-  (count,) = struct.unpack_from(endian + 'H', data, ifd)
+  # Classic: 4-byte offsets and counts, 12-byte entries; BigTIFF: 8-byte ones, 20-byte entries.
+  big = len(_tiff_header(data)) == 16
+  word, entry, count_format = ('Q', 20, 'Q') if big else ('I', 12, 'H')
+  (ifd,) = struct.unpack_from(endian + word, data, 8 if big else 4)
+  (count,) = struct.unpack_from(endian + count_format, data, ifd)
   tags = {}
   for k in range(count):
-    field = ifd + 2 + 12 * k
-    tag, kind, n, value = struct.unpack_from(endian + 'HHII', data, field)
-    if kind == _TIFF_SHORT and n <= 2:
-      value = struct.unpack_from(endian + 'H', data, field + 8)[0]
+    field = ifd + struct.calcsize(count_format) + entry * k
+    tag, kind, n, value = struct.unpack_from(f'{endian}HH{word}{word}', data, field)
+    at = field + 4 + struct.calcsize(word)
+    if kind == _TIFF_SHORT and 2 * n <= struct.calcsize(word):
+      value = struct.unpack_from(endian + 'H', data, at)[0]
     elif kind == _TIFF_SHORT:
       value = struct.unpack_from(endian + 'H', data, value)[0]
-    tags[tag] = (value, field + 8)
+    tags[tag] = (value, at)
   return tags
 
 
@@ -385,23 +449,23 @@ def _is_tiff16_pil_truncates(image):
           image.mode not in ('I;16', 'I;16B', 'I;16L', 'I'))
 
 
-def _decode_tiff16(data, image):
-  """HxWxC uint16 pixels of a 16-bit RGB or RGBA TIFF, which PIL can only read as 8 bit.
+def _decode_tiff16(data, tags, width, height):
+  """HxWxC uint16 pixels of a 16-bit RGB, RGBA or gray+alpha TIFF (its first IFD's `tags`,
+  as PIL reads them), which PIL can only read as 8 bit or not at all.
 
   Each plane's strips or tiles, untouched in the file, are described again as a 16-bit gray
   image (one sample per pixel, C times as wide when samples are interleaved) by an IFD appended
   to the file's bytes, which PIL decodes in full, with libtiff for every compression it has
   (LZW, Deflate, PackBits, ...); the samples are then regrouped and the horizontal-differencing
   predictor, which the relabelled image no longer declares, is undone per channel here."""
-  tags = image.tag_v2
-  width, height = _stored_size(image)
   channels = int(tags.get(277, 1))
   photometric = tags.get(262)
-  if photometric != 2 or channels not in (3, 4):
+  if (photometric, channels) not in ((2, 3), (2, 4), (0, 2), (1, 2)):
     raise BadImage(f'16-bit TIFF with photometric interpretation {photometric} and {channels} '
-                   f'samples per pixel is not supported (16-bit gray, RGB and RGBA are)')
-  if not data.startswith(_TIFF_MAGICS):
-    raise BadImage('16-bit colour BigTIFF is not supported (convert it to 16-bit PNG or TIFF)')
+                   f'samples per pixel is not supported (16-bit gray, gray+alpha, RGB and RGBA '
+                   f'are)')
+  if len(data) >= 2 ** 32:  # the relabelled IFD has 32-bit offsets
+    raise BadImage('16-bit TIFF of 4 GiB or more is not supported')
   predictor = tags.get(317, 1)
   if predictor not in (1, 2):
     raise BadImage(f'16-bit TIFF with predictor {predictor} is not supported')
@@ -425,9 +489,11 @@ def _decode_tiff16(data, image):
     for start in range(0, width, tile_width):  # each strip row or tile row is differenced alone
       block = pixels[:, start:start + tile_width]
       np.cumsum(block, axis=1, dtype=np.uint16, out=block)  # wraps modulo 2**16, as encoded
-  extra = _tag_tuple(tags, 338, 2)[0] if channels == 4 else None
-  if extra == 0:  # an unspecified 4th sample is no alpha: dropped, as PIL does at 8 bit (RGBX)
-    return np.ascontiguousarray(pixels[..., :3])
+  if photometric == 0:  # WhiteIsZero gray
+    pixels[..., 0] = 65535 - pixels[..., 0]
+  extra = _tag_tuple(tags, 338, 2)[0] if channels in (2, 4) else None
+  if extra == 0:  # an unspecified last sample is no alpha: dropped, as PIL does at 8 bit (RGBX)
+    return np.ascontiguousarray(pixels[..., :-1])
   if extra == 1:  # associated (premultiplied) alpha: unpremultiply
     alpha = pixels[..., -1:].astype(np.float32)
     colour = pixels[..., :-1] * (65535.0 / np.maximum(alpha, 1.0))
@@ -487,7 +553,8 @@ def _with_appended_ifd(data, endian, entries):
       extra.append(packed + b'\x00' * (len(packed) & 1))
     ifd.append(struct.pack(endian + 'HHI', tag, kind, len(values)) + field)
   ifd.append(struct.pack(endian + 'I', 0))  # no next IFD
-  header = data[:4] + struct.pack(endian + 'I', start)
+  # Classic TIFF, also for a BigTIFF's bytes: its 16-byte header's first 8 are all replaced.
+  header = _TIFF_MAGICS[endian == '>'] + struct.pack(endian + 'I', start)
   return header + data[8:] + b'\x00' * (start - len(data)) + b''.join(ifd) + b''.join(extra)
 
 
