@@ -119,6 +119,7 @@ def parse_known_args(argv):
   parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
   known, beam_args = pipeline_flags.parse_with_beam_flags(parser, argv, 'the evaluation')
   flags.check_tile_flags(parser, known)
+  pipeline_flags.check_scene_cut_flags(parser, known)
   unread = [flag for flag, given in (('--stride', known.stride != 1),
                                      ('--scene_cuts', known.scene_cuts)) if given]
   if unread and not known.leave_one_out:

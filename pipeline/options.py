@@ -110,10 +110,19 @@ def add_scene_cut_flags(parser, on, off):
                       help=f'{off} (same as --scene_cuts=false).')
   parser.add_argument(
       '--scene_cut_threshold', type=flags.in_range(float, 0, 1, low_open=True, high_open=True),
-      default=scene_cuts.DEFAULT_THRESHOLD,
-      help=f'Frames whose cut score (0: same image, 1: unrelated) exceeds this are a cut '
+      help=f'With --scene_cuts: frames whose cut score (0: same image, 1: unrelated) exceeds '
+           f'this are a cut '
            f'(default {scene_cuts.DEFAULT_THRESHOLD}; lower finds more cuts and risks taking '
            f'fast motion for one).')
+
+
+def check_scene_cut_flags(parser, known):
+  """A threshold given with detection off is a usage error (it was ignored without a word, a
+  real cut cross-faded); not given, it is the default."""
+  if known.scene_cut_threshold is not None and not known.scene_cuts:
+    parser.error('--scene_cut_threshold only works with --scene_cuts (detection is off)')
+  if known.scene_cut_threshold is None:
+    known.scene_cut_threshold = scene_cuts.DEFAULT_THRESHOLD
 
 
 def parse_with_beam_flags(parser, argv, who):
@@ -165,6 +174,7 @@ def parse_known_args(argv):
   parser = build_parser()
   known, beam_args = parse_with_beam_flags(parser, argv, 'the pipeline')
   flags.check_tile_flags(parser, known)
+  check_scene_cut_flags(parser, known)
   problem = retime.frame_rate_problem(known.input_fps, known.output_fps,
                                       known.times_to_interpolate)
   if problem:

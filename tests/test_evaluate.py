@@ -520,4 +520,9 @@ def test_flags_for_footage_alone_are_refused_on_curated_triplets(tmp_path, capsy
                      '--no_model', flag])
     assert stop.value.code == 2
     assert 'only work with --leave_one_out' in capsys.readouterr().err
+  with pytest.raises(SystemExit) as stop:
+    evaluate.main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                   '--no_model', '--leave_one_out', '--scene_cut_threshold=0.3'])
+  assert stop.value.code == 2
+  assert '--scene_cut_threshold only works with --scene_cuts' in capsys.readouterr().err
   assert not (tmp_path / 'out').exists()

@@ -512,6 +512,17 @@ def test_tile_flags_the_model_cannot_run_are_usage_errors(tmp_path, capsys, flag
   assert status == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize('flags', [[], ['--no_scene_cuts'], ['--scene_cuts=false']])
+def test_a_scene_cut_threshold_with_detection_off_is_a_usage_error(tmp_path, capsys, flags):
+  """It was ignored without a word: a real cut cross-faded, the summary showing the threshold
+  beside `scene_cuts: false`."""
+  status = run_module.main([f'--input={tmp_path}', f'--output={tmp_path / "out"}', *flags,
+                            '--scene_cut_threshold=0.1'])
+  assert status == 2 and ('--scene_cut_threshold only works with --scene_cuts'
+                          in capsys.readouterr().err)
+  assert not (tmp_path / 'out').exists()
+
+
 def test_killed_run_is_completed_by_a_rerun(tmp_path, tiny_model):
   """Simulates a kill: some frames, markers and temporaries missing or left; a re-run repairs."""
   model_path, _ = tiny_model
