@@ -35,6 +35,10 @@ positive_int = in_range(int, 1)
 non_negative_int = in_range(int, 0)
 positive_float = in_range(float, 0, low_open=True)
 share = in_range(float, 0, 1)  # a fraction of scenes, textures or batches
+# Recursion depth N: 2^N - 1 in-betweens per pair. 10 (1023, a 1024x slow-down) is past any
+# use; unbounded, N=24 planned 16.7 million frames per pair in memory before writing one (a job
+# killed for memory) and overran the six-digit frame names after a single pair.
+times_to_interpolate = in_range(int, 0, 10)
 
 
 def parse_bool(text: str) -> bool:

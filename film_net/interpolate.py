@@ -20,7 +20,7 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('frame0')
   parser.add_argument('frame1')
-  parser.add_argument('--times_to_interpolate', type=flags.non_negative_int, default=1,
+  parser.add_argument('--times_to_interpolate', type=flags.times_to_interpolate, default=1,
                       help='recursion depth n: 2**n - 1 new frames between the two')
   parser.add_argument('--output_dir', required=True)
   parser.add_argument('--model', default=None,

@@ -40,7 +40,7 @@ def build_parser():
       '--model_path', default=None,
       help='Model: released SavedModel dir, .npz, or our weight file, local or gs://. Default: '
            'the model built into the package.')
-  parser.add_argument('--times_to_interpolate', type=flags.non_negative_int, default=1,
+  parser.add_argument('--times_to_interpolate', type=flags.times_to_interpolate, default=1,
                       help='N: 2^N - 1 new frames between each pair (default 1); with '
                            '--output_fps, 2^N positions per pair to choose from.')
   parser.add_argument('--input_fps', type=retime.frame_rate, default=None,

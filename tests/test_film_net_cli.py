@@ -132,3 +132,17 @@ def test_flip_average_help_says_files_trained_from_the_built_in_model_keep_its_d
   add_flip_average_flags(parser)
   assert 'built-in model and the files trained on from it' in ' '.join(
       parser.format_help().split())
+
+
+def test_a_recursion_too_deep_to_write_is_a_usage_error(tmp_path, capsys):
+  """--times_to_interpolate 30 was taken: a pipeline planned 2^30 frames per pair in memory,
+  printed `0/2 pairs` for a minute and was killed for memory, having written nothing."""
+  from pipeline import run as run_module  # pylint: disable=import-outside-toplevel
+  assert run_module.main(['--input', str(tmp_path), '--output', str(tmp_path / 'out'),
+                          '--times_to_interpolate', '11']) == 2
+  assert 'argument --times_to_interpolate: must be in [0, 10], got 11' in capsys.readouterr().err
+  with pytest.raises(SystemExit) as stop:
+    interpolate.main(['a.png', 'b.png', '--output_dir', str(tmp_path / 'o'),
+                      '--times_to_interpolate', '30'])
+  assert stop.value.code == 2 and 'must be in [0, 10], got 30' in capsys.readouterr().err
+  assert not (tmp_path / 'out').exists() and not (tmp_path / 'o').exists()
