@@ -166,6 +166,9 @@ def test_frames_encoded_after_an_original_follow_its_layout_and_decode_exactly(l
   header[1732:1764] = b'reel 7 frame 1201'.ljust(32, b'\0')  # frame identification
   header[1680:1712] = b'35mm 4-perf'.ljust(32, b'\0')  # film format: the reel's
   header[820:852] = b'Scanner element 0'.ljust(32, b'\0')  # the element's description
+  header[1664:1676] = b'KU79 02A1B2C3'[:12]  # key code: stock (the reel's), perf offset, prefix
+  header[136:160] = b'2026:01:02:03:04:05Z'.ljust(24, b'\0')  # when the scanner made it
+  header[160:260] = b'Scanner 3000'.ljust(100, b'\0')
   original = bytes(header) + original[2048:]
   # A new frame's samples, as the decoder widens them; 8-bit stays 8-bit.
   new_codes = RNG.integers(0, 2 ** bits, (5, 11, channels))
@@ -180,6 +183,8 @@ def test_frames_encoded_after_an_original_follow_its_layout_and_decode_exactly(l
   assert data[1680:1712] == original[1680:1712] and data[820:852] == original[820:852]
   assert data[1920:1924] == data[1724:1728] == b'\xff' * 4  # time code, frame rate undefined
   assert data[1732:1764] == bytes(32)  # frame identification: none
+  assert data[1664:1668] == original[1664:1668] and data[1668:1676] == bytes(8)  # key code
+  assert data[136:160] == bytes(24) and data[160:260].rstrip(b'\0') == dpx.CREATOR
   assert data[36:52] == b'frame_000003.dpx'
   endian = layout.get('endian', '>')
   assert int.from_bytes(data[16:20], 'big' if endian == '>' else 'little') == len(data)
@@ -213,6 +218,11 @@ def test_the_first_template_that_fits_is_followed_else_a_plain_header():
   gray8 = RNG.integers(0, 256, (4, 4, 1)).astype(np.uint8)
   data = dpx.encode(gray8, templates=(b'not a dpx',))
   assert data[800] == 6 and data[803] == 8
+  # Text says nothing as NULs (ffmpeg showed an input device of 0xFF bytes); numbers as ones.
+  for start, length in ((1432, 100), (1532, 24), (1556, 32), (1588, 32), (1664, 2), (1666, 2),
+                        (1668, 2), (1670, 6), (1676, 4), (1680, 32), (1732, 32), (1764, 100)):
+    assert data[start:start + length] == bytes(length), start
+  assert data[160:260].rstrip(b'\0') == dpx.CREATOR and data[1712:1716] == b'\xff' * 4
   np.testing.assert_array_equal(dpx.decode(data), gray8)
 
 

@@ -103,13 +103,22 @@ def decode(data: bytes) -> np.ndarray:
 
 # Fields that describe one original frame, or the scan's timing, which frames encoded after it
 # do not share, made undefined: (offset, bytes) of the film header's edge code (prefix, count),
-# frame position, sequence length, held count, frame rate and frame identification, and the
-# television header's time code, user bits and temporal sampling rate. Numbers undefined are
-# all ones, text all NULs, as SMPTE 268M marks them.
+# frame position, sequence length, held count, frame rate and frame identification, the
+# television header's time code, user bits and temporal sampling rate, and the file header's
+# creation time (the scan's). Numbers undefined are all ones, text all NULs, as SMPTE 268M marks
+# them. The edge code is the key code's perforation offset, prefix and count.
 _FRAME_OWN_NUMBERS = ((1712, 4), (1716, 4), (1720, 4), (1724, 4), (1920, 4), (1924, 4),
                       (1940, 4))
-_FRAME_OWN_TEXT = ((1670, 6), (1676, 4), (1732, 32))
+_FRAME_OWN_TEXT = ((136, 24), (1668, 2), (1670, 6), (1676, 4), (1732, 32))
 _FILE_NAME = (36, 100)
+_CREATOR = (160, 100)
+CREATOR = b'film-interpolation (FILM in-between)'  # who made the frames encoded here
+# Every text field of the headers a plain header fills: file name, creation time, creator,
+# project, copyright, element description, source file name and time, input device and serial,
+# film manufacturer and type, edge code, film format, frame identification, slate.
+_TEXT_FIELDS = (_FILE_NAME, (136, 24), _CREATOR, (260, 200), (460, 200), (820, 32),
+                (1432, 100), (1532, 24), (1556, 32), (1588, 32), (1664, 2), (1666, 2),
+                (1668, 2), (1670, 6), (1676, 4), (1680, 32), (1732, 32), (1764, 100))
 # The image header's eight image element records of 72 bytes, from 780 (the first: 780-851).
 _ELEMENTS = (780, 72, 8)
 
@@ -168,6 +177,7 @@ def _from_template(template):
     header[start:start + length] = b'\xff' * length
   for start, length in _FRAME_OWN_TEXT:
     header[start:start + length] = bytes(length)
+  header[_CREATOR[0]:sum(_CREATOR)] = CREATOR.ljust(_CREATOR[1], b'\0')
   struct.pack_into(endian + 'I', header, 816, 0)  # no end-of-image padding
   # The first image element only: the others' data is not written.
   struct.pack_into(endian + 'H', header, 770, 1)
@@ -189,14 +199,14 @@ def _plain_header(pixels):
   header[8:16] = b'V2.0\0\0\0\0'
   struct.pack_into('>III', header, 20, 1, 1664, 384)  # ditto key (new), generic and industry sizes
   struct.pack_into('>I', header, 32, 0)  # user data size
-  for start, length in (_FILE_NAME, (136, 24), (160, 100), (260, 200), (460, 200)):
-    header[start:start + length] = bytes(length)  # name, time, creator, project, copyright
+  for start, length in _TEXT_FIELDS:
+    header[start:start + length] = bytes(length)
+  header[_CREATOR[0]:sum(_CREATOR)] = CREATOR.ljust(_CREATOR[1], b'\0')
   struct.pack_into('>HH', header, 768, 0, 1)  # orientation, image elements
   struct.pack_into('>I', header, 780, 0)  # unsigned samples
   struct.pack_into('>IfIf', header, 784, 0, 0.0, 2 ** bits - 1, 1.0)  # reference codes
   header[800:804] = bytes([descriptor, 0, 0, bits])  # transfer, colorimetric: user defined
   struct.pack_into('>HHIII', header, 804, 0, 0, offset, 0, 0)
-  header[820:852] = bytes(32)  # element description
   return header, ('>', offset, 0, descriptor, bits, 0, 0)
 
 
