@@ -48,17 +48,18 @@ def _pad_box(height: int, width: int, align: int | None):
 
 
 def tile_spans(size: int, tile: int | None, overlap: int,
-               multiple: int = 1) -> list[tuple[int, int]]:
+               multiple: int = 1, shortest: int = 1) -> list[tuple[int, int]]:
   """(start, stop) of the tiles along one side of `size` px: one span when it fits in `tile`,
   else the fewest spans of at most `tile` px that overlap by at least `overlap` px, each as
   short as that count allows (rounded up to a `multiple`, the model's `align`, so tiles need
-  no padding), spread evenly from edge to edge. Starts are rounded down, so a step never
-  exceeds `length - overlap`."""
+  no padding; and to `shortest`, the least the model takes, where nothing pads them), spread
+  evenly from edge to edge. Starts are rounded down, so a step never exceeds
+  `length - overlap`."""
   if not tile or size <= tile:
     return [(0, size)]
   count = -(-(size - overlap) // (tile - overlap))
   length = -(-(size + (count - 1) * overlap) // count)
-  length = min(tile, -(-length // multiple) * multiple)
+  length = min(tile, max(shortest, -(-length // multiple) * multiple))
   step = (size - length) / (count - 1)
   return [(int(i * step), int(i * step) + length) for i in range(count)]
 
@@ -361,7 +362,8 @@ class Interpolator:
       padded = (f' (padded to {padded_width}x{padded_height} by align={self.align})'
                 if self.align else ' without padding')
       raise ValueError(f'frames of {width}x{height}{padded} are too small for this model: it '
-                       f'needs >= {smallest} px on each side; use align={max(64, smallest)}')
+                       f'needs >= {smallest} px on each side; pad them: align '
+                       f'{max(64, smallest)} (--align {max(64, smallest)})')
 
   # -- inference -------------------------------------------------------------------------------
 
@@ -386,7 +388,8 @@ class Interpolator:
       return self._crop(self._pair_mid(self._pad(x0), self._pad(x1)), height, width)
     mid = np.zeros(x0.shape, np.float32)
     total = np.zeros((height, width, 1), np.float32)
-    rows, columns = (tile_spans(n, self.tile, self.tile_overlap, self.align or 1)
+    shortest = 1 if self.align or self.options is None else self.options.min_size
+    rows, columns = (tile_spans(n, self.tile, self.tile_overlap, self.align or 1, shortest)
                      for n in (height, width))
     column_ramps = tile_ramps(columns)
     for (top, bottom), row_ramp in zip(rows, tile_ramps(rows)):

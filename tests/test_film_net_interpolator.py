@@ -242,6 +242,18 @@ def test_tile_spans_cover_the_side_with_the_fewest_shortest_tiles_overlapping_en
   assert count * (length - multiple) - (count - 1) * overlap < size
 
 
+def test_unpadded_tiles_are_never_shorter_than_the_model_takes():
+  """Without padding (align 0) tiles shortened to split a side evenly fell under the model's
+  least size: `--tile 64 --align 0` on 160x96 frames failed every pair inside TensorFlow."""
+  assert interpolator.tile_spans(96, 64, 16) == [(0, 56), (40, 96)]
+  assert interpolator.tile_spans(96, 64, 16, shortest=64) == [(0, 64), (32, 96)]
+  tiny = Options.tiny()
+  tiled = Interpolator.random(tiny, seed=0, align=0, tile=tiny.min_size, tile_overlap=4)
+  rng = np.random.default_rng(2)
+  x0, x1 = (_frames(rng, 1, tiny.min_size + 8, 2 * tiny.min_size + 8, 3) for _ in range(2))
+  assert tiled(x0, x1).shape == x0.shape
+
+
 def test_tile_ramps_are_positive_and_one_where_a_single_tile_covers():
   spans = interpolator.tile_spans(160, 64, 16)
   assert spans == [(0, 64), (48, 112), (96, 160)]
