@@ -245,6 +245,18 @@ def test_updated_times_lists_once_per_prefix(tmp_path, gcs, gcs_requests, folder
   local = files.updated_times(str(tmp_path), names)
   assert {n: int(t) for n, t in local.items()} == {
       n: int(os.path.getmtime(tmp_path / n)) for n in there}
+  # With `like`, the listings' other files of a wanted kind come too (locally: one scan).
+  gcs.blob(f'{folder}/pair_000099-z.done').upload_from_string(b'{}')
+  (tmp_path / 'pair_000099-z.done').write_bytes(b'{}')
+  def stem(name):
+    return name.split('-')[0]
+  kin = sorted(there + ['pair_000099-z.done', 'pair_000100-b.done.bak'])
+  assert sorted(files.updated_times(str(tmp_path), names, like=stem)) == kin
+  if '[' not in folder:  # (asked name by name, only those names come)
+    start = gcs_requests.end()
+    assert sorted(files.updated_times(f'gs://{BUCKET}/{folder}', names, like=stem)) == kin
+    assert len([r for r in gcs_requests.since(start) if r.kind == 'list']) == 3
+  assert files.updated_times(str(tmp_path / 'none'), names, like=stem) == {}
 
 
 def test_a_clip_removed_from_the_bucket_is_pruned_from_the_output(tmp_path, tiny_model, gcs):

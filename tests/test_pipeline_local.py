@@ -476,6 +476,43 @@ def test_a_pair_failing_under_reprocess_leaves_no_marker_over_its_removed_frames
       frame_name(k) for k in range(2 * step + 1)]
 
 
+def test_a_pair_two_overlapping_runs_marked_for_different_inputs_is_made_again(tmp_path,
+                                                                                tiny_model):
+  """Run A starts on a frame's version 1 and deletes the pair's old marker; the frame is
+  replaced and run B makes and marks the pair from version 2; A, slower, then writes its
+  in-betweens (from version 1) over B's and marks them for version 1. B's marker still matched
+  the input, so every later run skipped A's stale frames. Two keys for one pair's frames now
+  mean the pair is made again."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'clip', 3, seed=21)
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
+          f'--times_to_interpolate={N}']
+  run_module.run(argv + ['--run_id=first'])
+  make_clip(tmp_path / 'v2', 3, seed=22)
+  os.replace(tmp_path / 'v2' / 'frame002.png', archive / 'clip' / 'frame002.png')
+  assert metric(run_module.run(argv + ['--run_id=b']), 'pairs_ok') == 1
+  # What A leaves behind: its in-betweens of pair 1 over B's, and its marker beside B's.
+  markers = os.path.join(output, '_markers', 'clip')
+  (b_marker,) = [m for m in os.listdir(markers) if m.startswith('pair_000001-')]
+  stale = np.zeros((48, 64, 3), np.uint8)
+  for k in range(STEP + 1, 2 * STEP):
+    Image.fromarray(stale).save(os.path.join(output, 'clip', frame_name(k)))
+  with open(os.path.join(markers, b_marker.rsplit('-', 1)[0] + '-' + 'f' * 20 + '.done'),
+            'w') as f:
+    json.dump({'run_id': 'a', 'job': 'a'}, f)
+  after = run_module.run(argv + ['--run_id=after'])
+  assert metric(after, 'pairs_skipped') == 1 and metric(after, 'model_calls') == STEP - 1
+  assert len(os.listdir(markers)) == 2 and b_marker in os.listdir(markers)  # A's is gone
+  fresh = str(tmp_path / 'fresh')
+  run_module.run([f'--input={archive}', f'--output={fresh}', f'--model_path={model_path}',
+                  f'--times_to_interpolate={N}', '--run_id=fresh'])
+  for k in range(2 * STEP + 1):
+    np.testing.assert_array_equal(read_png(os.path.join(output, 'clip', frame_name(k))),
+                                  read_png(os.path.join(fresh, 'clip', frame_name(k))))
+  assert metric(run_module.run(argv + ['--run_id=last']), 'pairs_skipped') == 2
+
+
 def test_a_frame_removed_while_its_pair_is_marked_done_fails_the_pair(tmp_path, tiny_model,
                                                                       monkeypatch):
   """A run overlapping this one on the output that fails the same pair removes its frames; if

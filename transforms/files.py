@@ -191,28 +191,38 @@ def is_folder(path):
 _NUMBERED = re.compile(r'\D*\d*')  # always matches: any cut of it is a prefix too
 
 
-def updated_times(folder, names):
-  """{name: last updated (s)} of those of the file `names` that exist in `folder`. On an object
-  store, one listing per hundred numbers (names sharing all but the last two digits of their
-  first number: `pair_0001` for `pair_000123-...`): a request, where asking after each name is
-  one or two. On local disk a stat each: a local listing walks and stats the whole folder, so
-  finding a few names in a large one would cost it all."""
+def updated_times(folder, names, like=None):
+  """{name: last updated (s)} of those of the file `names` that exist in `folder`, and with
+  `like` (a function of a file name) of every other file `like` takes for one of them. On an
+  object store, one listing per hundred numbers (names sharing all but the last two digits of
+  their first number: `pair_0001` for `pair_000123-...`): a request, where asking after each
+  name is one or two; its other files come free (not in a folder whose name holds glob
+  characters: asked name by name, those names alone come). On local disk a stat each: a local listing
+  walks and stats the whole folder, so finding a few names in a large one would cost it all;
+  with `like`, one scan of the folder's names, stating only those."""
+  wanted = set(names)
+  kin = {like(name) for name in wanted} if like else set()
   if FileSystems.get_scheme(folder) is None:
     found = {}
-    for name in names:
-      try:
-        found[name] = os.stat(os.path.join(folder, name)).st_mtime
-      except FileNotFoundError:
-        pass
+    try:
+      with os.scandir(folder) if like else contextlib.nullcontext(None) as entries:
+        for name in (wanted if entries is None else
+                     (e.name for e in entries if e.name in wanted or like(e.name) in kin)):
+          try:
+            found[name] = os.stat(os.path.join(folder, name)).st_mtime
+          except FileNotFoundError:
+            pass
+    except FileNotFoundError:  # no folder: none of them
+      pass
     return found
-  wanted = set(names)
   if GLOB_CHARS.search(folder):  # a listing would start at the first glob character: ask each
     listed = [m for name in sorted(wanted) for m in match(join(folder, name))]
   else:
     prefixes = {_NUMBERED.match(name).group()[:-2] for name in wanted}
     listed = [m for prefix in sorted(prefixes) for m in match(folder, prefix + '*')]
   return {posixpath.basename(m.path): m.last_updated_in_seconds for m in listed
-          if posixpath.basename(m.path) in wanted}
+          if posixpath.basename(m.path) in wanted or
+          (like and like(posixpath.basename(m.path)) in kin)}
 
 
 def write_atomic(path, data, tmp_root):

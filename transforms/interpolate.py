@@ -106,6 +106,11 @@ def _marker_folder(output, clip):
   return files.join(output, files.MARKERS_DIR, clip)
 
 
+def _marker_stem(name):
+  """A done marker's name less its key: `pair_<position>-<first index>-<last index>`."""
+  return name.rsplit('-', 1)[0]
+
+
 def listed_markers(output, clip):
   """[(path, lo, hi)] of the clip's done markers (lo, hi None: the naming before index ranges,
   which cannot say). A folder not there yet lists as empty; a listing that fails raises (the
@@ -333,14 +338,23 @@ class InterpolateUnits(beam.DoFn):
     night over an unchanged archive); one older than the job (by more than the clock step) is
     another job's, and that is all the unit needs of it ({}, unread: so a marker that other
     tools damaged still counts). The rest may be this job's (a retried bundle's first attempt
-    wrote them): read. Where the listing fails, every marker is read."""
+    wrote them): read. Where the listing fails, every marker is read.
+
+    A marker with a rival, another key for the same pair and output indices, is taken as
+    absent: two jobs overlapped on the pair while its input changed (each deletes the markers
+    it will outdate before its model runs, not after), and the frames may be either's, so the
+    pair is made again."""
     names = [posixpath.basename(m) for m in markers]
     try:
-      updated = files.updated_times(_marker_folder(self._output, unit.clip), names)
+      updated = files.updated_times(_marker_folder(self._output, unit.clip), names,
+                                    like=_marker_stem)
     except Exception:  # pylint: disable=broad-except
       return [_marker_content(m) for m in markers]
+    contested = {_marker_stem(name) for name in updated.keys() - set(names)
+                 if name.endswith('.done')}
     before = self._job_started - CLOCK_STEP_SECONDS if self._job_started else float('-inf')
-    return [None if name not in updated else {} if updated[name] < before else
+    return [None if name not in updated or _marker_stem(name) in contested else
+            {} if updated[name] < before else
             _marker_content(marker) for name, marker in zip(names, markers)]
 
   def _format_key(self):
