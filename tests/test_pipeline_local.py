@@ -266,6 +266,9 @@ def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model, cap
   pairs = sorted(run_records(output, 'held', 'pairs'), key=lambda r: r['pair'])
   assert [r['identical'] for r in pairs] == [True, False, True, True, False]
   assert [r['model_calls'] for r in pairs] == [0, STEP - 1, 0, 0, STEP - 1]
+  # A held pair took none of the model's time; the pairs that moved share it by their calls.
+  assert [r['seconds']['model'] > 0 for r in pairs] == [False, True, False, False, True]
+  assert pairs[1]['seconds']['model'] == pytest.approx(pairs[4]['seconds']['model'])
   for i in (0, 2, 3):
     for k in range(1, STEP):
       np.testing.assert_array_equal(

@@ -582,14 +582,18 @@ class InterpolateUnits(beam.DoFn):
       self._remove_unwritten(unit, [self._written(unit, i) for i in failed],
                              {k for _, k in written})
 
+    # Reads and writes are the unit's, shared evenly; the model's time goes by model calls, which
+    # cost alike (a held or identical pair made none, and took none of it).
     share = 1.0 / max(len(todo), 1)
+    all_calls = sum(calls.values())
     frames_total = 0
     outcome = {}  # pair -> (size, frames written, seconds, cut)
     unmarked = {}  # pair -> why it has no done marker: its write failed, or it was withdrawn
     for i in todo:
       n_written = sum(1 for key in written if key[0] == i)
       frames_total += n_written
-      seconds = {'read': read_seconds * share, 'model': model_seconds * share,
+      seconds = {'read': read_seconds * share,
+                 'model': model_seconds * calls.get(i, 0) / all_calls if all_calls else 0.0,
                  'write': write_seconds * share}
       if self._scene_cut is not None:
         seconds['scene_cut'] = score_seconds * share
