@@ -7,7 +7,9 @@ Rendered sets (film_net.render, seeds apart from training's and the held-out set
 outer frames are a pair that is not a cut (motion up to the set's bound, with small fast
 objects, stripes, motion blur, non-rigid layers and tripod shots mixed in as in training), and
 so is the same pair with the second frame 40% darker (a flash or a fade step); the last frame
-of one scene and the first of the next are a cut. For each threshold: the share of non-cuts
+of one scene and the first of the next are a cut. Flashes and fades are non-cuts of their own
+(`flashes_and_fades`): a frame burnt out by a flash (x2, x4) before or after the other, a
+black or white frame before or after it, a fade step out of black. For each threshold: the share of non-cuts
 called cuts (their in-betweens would hold a frame mid-motion: a stutter) and of cuts found (a
 missed one is cross-faded, as without detection). `--data` folders in Middlebury's layout
 (frame10.png, frame11.png) are scored the same way, real motion against cuts between their
@@ -55,6 +57,20 @@ def rendered_pairs(height, width, motion, count, seed):
   return same, cuts
 
 
+def flashes_and_fades(same):
+  """Non-cuts a flash or a fade makes of each pair (x0, x1): a frame burnt out (x2 or x4,
+  clipped) on either side, black or white on either side, a fade step out of black."""
+  def burnt(x, gain):
+    return np.clip(x * np.float32(gain), 0, 1)
+  pairs = []
+  for x0, x1 in same:
+    black, white = np.zeros_like(x0), np.ones_like(x0)
+    pairs += [(burnt(x0, 4), x1), (x0, burnt(x1, 4)), (burnt(x0, 2), x1), (x0, burnt(x1, 2)),
+              (black, x1), (x0, black), (white, x1), (x0, white),
+              (black, x1 * np.float32(0.15)), (x0 * np.float32(0.15), x1 * np.float32(0.5))]
+  return pairs
+
+
 def folder_pairs(root):
   """(non-cuts, cuts) from triplet folders: frame10 -> frame11 of each, frame11 of one ->
   frame10 of every other (cropped to the smaller size)."""
@@ -79,9 +95,9 @@ def as_log(pairs):
 
 def report(name, same, cuts):
   s = np.array([scene_cuts.cut_score(a, b) for a, b in same])
-  c = np.array([scene_cuts.cut_score(a, b) for a, b in cuts])
+  c = np.array([scene_cuts.cut_score(a, b) for a, b in cuts] or [np.nan])
   print(f'\n{name}: {len(same)} non-cuts (score median {np.median(s):.3f}, max {s.max():.3f}), '
-        f'{len(c)} cuts (median {np.median(c):.3f}, min {c.min():.3f})')
+        f'{len(cuts)} cuts (median {np.median(c):.3f}, min {c.min():.3f})')
   print('  threshold  non-cuts called cuts  cuts found')
   for t in THRESHOLDS:
     mark = '  <- default' if t == scene_cuts.DEFAULT_THRESHOLD else ''
@@ -135,8 +151,11 @@ def main(argv=None):
   sets += [(root, folder_pairs(root)) for root in args.data]
   for name, (same, cuts) in sets:
     report(name, same, cuts)
+    fades = flashes_and_fades(same[:len(same) // 2] if name.startswith('rendered') else same)
+    report(f'{name}, flashes and fades', fades, [])
     if args.log:
       report(f'{name}, as log code values', as_log(same), as_log(cuts))
+      report(f'{name}, flashes and fades as log code values', as_log(fades), [])
   if not args.no_timing:
     timing(not args.no_model)
 

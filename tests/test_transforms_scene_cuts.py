@@ -30,6 +30,20 @@ def test_the_last_frame_of_one_shot_and_the_first_of_another_are_a_cut():
   assert all(0.0 <= s <= 1.0 for s in scores)
 
 
+def test_black_and_white_frames_and_fade_steps_are_no_cut_either_way():
+  """A black or white frame has nothing to compare: as the first of a pair it matched nothing
+  and was a cut (the frame after a fade to black or a white flash held), as the second no cut."""
+  for seed in range(4):
+    x0, x1 = _shot(seed)
+    black, white = np.zeros_like(x0), np.ones_like(x0)
+    for pair in ((black, x1), (x0, black), (white, x1), (x0, white),
+                 (black, x1 * np.float32(0.15)), (x0 * np.float32(0.15), black)):
+      assert scene_cuts.cut_score(*pair) < CUT, seed
+  # Burnt out in part, what is left is compared: another shot beside a flash is still a cut.
+  other, _ = _shot(9)
+  assert scene_cuts.cut_score(np.clip(x0 * 1.5, 0, 1), other) > CUT
+
+
 def test_blocks_are_matched_across_a_pan_of_a_quarter_of_the_width():
   x0, _ = _shot(5, height=96, width=160)
   panned = np.roll(x0, 40, axis=1)

@@ -15,7 +15,10 @@ what is not a cut:
   one log non-cut of 1200 a cut).
 - structure: most 8x8 blocks of the second frame's grey thumbnail (64 px on its longer side,
   zero mean, unit variance) find no close match in the first within a quarter of that side, so
-  motion, even large or of many objects, does not count.
+  motion, even large or of many objects, does not count. Only blocks seen in both frames count:
+  where either is black or burnt out (a fade's black, a flash's clipped white) there is nothing
+  to compare, and a pair with too few such blocks is no cut. Before 2026-12-03 they counted,
+  one way only: the frame after a flash or a black frame was a cut, the one before it not.
 `cut_score` is the smaller of the two, clipped to [0, 1]; a pair is a cut when it exceeds the
 threshold. bench/bench_scene_cuts.py measures both kinds of error (docs/benchmarks.md).
 Thumbnails are made once per frame (`thumbnail`, then `thumbnail_score`) where a frame is in
@@ -27,12 +30,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 DEFAULT_THRESHOLD = 0.2
 # Bump when the scores change: done markers of runs with detection on carry it, so their pairs
-# are decided again by the new score (2: colour histograms of standardised channels).
-SCORE_VERSION = 2
+# are decided again by the new score (2: colour histograms of standardised channels; 3: blocks
+# black or burnt out in either frame left out).
+SCORE_VERSION = 3
 THUMBNAIL_SIZE = 64  # px on the longer side
 _BINS = 6            # per channel, over its mean +- 2 standard deviations
 _BLOCK = 8           # thumbnail pixels per block side
 _REACH = 0.25        # the farthest a block is looked for, as a share of the longer side
+_CLIPPED = 0.02      # grey this near black or white (thumbnail average) holds no structure
+_SEEN_SHARE = 0.25   # blocks seen in both frames needed to call a cut
 _LUMA = np.float32([0.299, 0.587, 0.114])
 
 
@@ -71,22 +77,30 @@ def colour_change(thumb0: np.ndarray, thumb1: np.ndarray) -> float:
 
 
 def structure_change(thumb0: np.ndarray, thumb1: np.ndarray) -> float:
-  """The median over thumb1's blocks of the mean absolute difference to their best match in
-  thumb0 within the reach, in units of the frames' contrast (standardised grey)."""
-  def standard_grey(thumb):
-    g = thumb @ _LUMA
+  """The median over thumb1's blocks seen in both frames (at most half their pixels black or
+  burnt out in either) of the mean absolute difference to their best match in thumb0 within
+  the reach, in units of the frames' contrast (standardised grey); 0 when under a quarter of
+  the blocks are seen."""
+  def standard_grey(g):
     return (g - g.mean()) / (g.std() + 0.02)  # + 0.02: flat frames' grain is not structure
-  g0, g1 = standard_grey(thumb0), standard_grey(thumb1)
+  grey0, grey1 = thumb0 @ _LUMA, thumb1 @ _LUMA
+  g0, g1 = standard_grey(grey0), standard_grey(grey1)
   h, w = g1.shape
   bh, bw = min(_BLOCK, h), min(_BLOCK, w)
   h, w = h // bh * bh, w // bw * bw
   g0, g1 = g0[:h, :w], g1[:h, :w]
+  seen = np.ones_like(g1, bool)
+  for grey in (grey0, grey1):
+    seen &= (grey[:h, :w] > _CLIPPED) & (grey[:h, :w] < 1 - _CLIPPED)
+  seen_blocks = seen.reshape(h // bh, bh, w // bw, bw).mean(axis=(1, 3)) >= 0.5
+  if seen_blocks.mean() < _SEEN_SHARE:
+    return 0.0
   reach = max(1, round(_REACH * max(h, w)))
   n = 2 * reach + 1
   # Every shift of g0 within the reach at once: (n, n, h, w) views, ~18 MB at most.
   shifted = sliding_window_view(np.pad(g0, reach, mode='edge'), (h, w))
   blocks = np.abs(shifted - g1).reshape(n, n, h // bh, bh, w // bw, bw).mean(axis=(3, 5))
-  return float(np.median(blocks.min(axis=(0, 1))))
+  return float(np.median(blocks.min(axis=(0, 1))[seen_blocks]))
 
 
 def cut_score(rgb0: np.ndarray, rgb1: np.ndarray) -> float:
