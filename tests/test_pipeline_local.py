@@ -297,6 +297,9 @@ def test_without_inbetweens_no_pair_is_scored_or_counted_as_a_held_cut(tmp_path,
   # The threshold changes nothing written, so the copies are not made again.
   again = run_module.run(argv + ['--run_id=again', '--scene_cut_threshold=0.5'])
   assert metric(again, 'pairs_skipped') == 5
+  # Nor do the model's settings: no model call makes these frames (converting scans at N=0).
+  for k, flag in enumerate(['--align=0', '--no_flip_average', '--precision=bfloat16']):
+    assert metric(run_module.run(argv + [f'--run_id=model{k}', flag]), 'pairs_skipped') == 5
 
 
 def test_a_held_inbetween_keeps_the_colour_description_of_the_frame_it_holds(tmp_path,

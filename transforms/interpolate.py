@@ -307,7 +307,10 @@ class InterpolateUnits(beam.DoFn):
 
   def _marker(self, unit, i):
     (u0, v0), (u1, v1) = unit.frames[i], unit.frames[i + 1]
-    settings = [OUTPUT_FORMAT_VERSION, self._fingerprint, self._n, self._align,
+    # With no in-betweens (N=0) the frames are the originals whatever the model or its padding:
+    # neither goes in the key, so changing them redoes nothing.
+    model, align = (self._fingerprint, self._align) if self._n else (None, None)
+    settings = [OUTPUT_FORMAT_VERSION, model, self._n, align,
                 files.real_path(u0), v0, files.real_path(u1), v1,
                 unit.first_index + i * 2 ** self._n]
     if self._scene_cut is not None:  # (without it, keys are those from before cut detection)
