@@ -2,7 +2,9 @@
 
     python -m film_net.interpolate A.png B.png --times_to_interpolate 2 --output_dir out/
 
-writes out/frame_000.png ... (inputs included), 2**n + 1 frames in temporal order.
+writes out/frame_000.png ... (inputs included), 2**n + 1 frames in temporal order, as the pipeline
+writes them: PNG inputs as they are, others re-encoded losslessly, in-betweens in the widest format
+of the two (16 bit for a 16-bit or 10-bit scan, alpha blended, the colour description kept).
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import re
 import sys
 
 from film_net import flags
-from film_net.image_io import read_rgb, write_png
 from film_net.interpolator import Interpolator
 
 
@@ -34,13 +35,15 @@ def main(argv=None) -> int:
 
   try:
     os.makedirs(args.output_dir, exist_ok=True)  # Before the work: a bad --output_dir fails fast.
-    frames = [read_rgb(args.frame0), read_rgb(args.frame1)]
+    data, frames = zip(_read(args.frame0), _read(args.frame1))
     interp = Interpolator.from_path(args.model, align=args.align or None,
                                     flip_average=args.flip_average, tile=args.tile or None,
                                     tile_overlap=args.tile_overlap)
-    result = interp.recursive(frames, times_to_interpolate=args.times_to_interpolate)
-    for i, frame in enumerate(result):
-      write_png(os.path.join(args.output_dir, f'frame_{i:03d}.png'), frame)
+    result = interp.recursive([f.rgb() for f in frames],
+                              times_to_interpolate=args.times_to_interpolate)
+    for i, png in enumerate(_pngs(result, data, frames)):
+      with open(os.path.join(args.output_dir, f'frame_{i:03d}.png'), 'wb') as f:
+        f.write(png)
     # Frames an earlier, deeper run left would trail this sequence in any glob of the folder.
     for name in os.listdir(args.output_dir):
       if re.fullmatch(r'frame_\d{3,}\.png', name) and int(name[6:-4]) >= len(result):
@@ -50,6 +53,30 @@ def main(argv=None) -> int:
     return 1
   print(f'wrote {len(result)} frames to {args.output_dir}')
   return 0
+
+
+def _read(path):
+  """(bytes, decoded Frame) of a frame file, local or on any Beam filesystem; ValueError naming
+  it where it is no usable frame."""
+  from transforms import files, images  # pylint: disable=import-outside-toplevel
+  data = files.read_bytes(path)
+  try:
+    return data, images.decode(data, path)
+  except images.BadImage as e:
+    raise ValueError(f'{path}: {e}') from e
+
+
+def _pngs(result, data, frames):
+  """PNG bytes of each frame of `result`: the two originals as the pipeline writes them, the
+  in-betweens quantised in the pair's widest format."""
+  from transforms import images  # pylint: disable=import-outside-toplevel
+  last = len(result) - 1
+  chunks = images.inbetween_color_chunks(*frames)
+  for i, frame in enumerate(result):
+    if i in (0, last):
+      yield images.original_png(data[i > 0], frames[i > 0])
+    else:
+      yield images.encode_png(images.inbetween_pixels(frame, *frames, i / last), chunks)
 
 
 if __name__ == '__main__':

@@ -76,6 +76,30 @@ def test_cli_reads_frames_as_the_pipeline_does_and_refuses_what_it_cannot(tmp_pa
   assert not os.listdir(tmp_path / 'o')
 
 
+def test_cli_writes_frames_at_the_depth_of_its_inputs_as_the_pipeline_does(tmp_path):
+  """Every frame came out 8-bit RGB: a 10-bit scan's copy kept 255 of its codes, alpha went."""
+  from transforms import images  # pylint: disable=import-outside-toplevel
+  model = str(tmp_path / 'tiny.npz')
+  interp = Interpolator.random(Options.tiny(), seed=0)
+  interp.save(model)
+  rng = np.random.default_rng(3)
+  scans = [rng.integers(0, 65536, (30, 44, 2), dtype=np.uint16) for _ in range(2)]  # gray+alpha
+  paths = [str(tmp_path / f'scan{i}.png') for i in range(2)]
+  for path, scan in zip(paths, scans):
+    with open(path, 'wb') as f:
+      f.write(images.encode_png(scan))
+  out = tmp_path / 'out'
+  assert interpolate.main([*paths, '--output_dir', str(out), '--model', model]) == 0
+  written = [images.decode((out / f'frame_{i:03d}.png').read_bytes()) for i in range(3)]
+  for got, scan in zip(written[::2], scans):
+    np.testing.assert_array_equal(got.pixels, scan)
+  frames = [images.decode(open(p, 'rb').read()) for p in paths]
+  mid = interp.recursive([f.rgb() for f in frames], 1)[1]
+  want = images.inbetween_pixels(mid, *frames, 0.5)
+  assert written[1].pixels.dtype == np.uint16 and written[1].pixels.shape == (30, 44, 2)
+  assert np.abs(written[1].pixels.astype(int) - want.astype(int)).max() <= 1
+
+
 def test_cli_reports_a_missing_frame(tmp_path):
   env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}  # as a user's shell
   result = subprocess.run(
