@@ -439,7 +439,7 @@ class _ProgressPrinter:
 
   def __init__(self, progress_dir, interval):
     self._dir = progress_dir
-    self._interval = max(0.5, min(interval, 10.0))
+    self._interval = interval
     self._started = time.time()
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, daemon=True, name='progress')

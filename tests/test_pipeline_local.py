@@ -555,6 +555,15 @@ def test_tile_flags_the_model_cannot_run_are_usage_errors(tmp_path, capsys, flag
   assert status == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize('value', ['0', '0.1', '60', 'nan'])
+def test_a_progress_interval_out_of_range_is_a_usage_error(tmp_path, capsys, value):
+  """It was clamped to 0.5-10 s without a word (0 printed the last line twice)."""
+  status = run_module.main([f'--input={tmp_path}', f'--output={tmp_path / "out"}',
+                            f'--progress_interval={value}'])
+  assert status == 2 and (f'argument --progress_interval: must be in [0.5, 10], got {value}'
+                          in capsys.readouterr().err)
+
+
 @pytest.mark.parametrize('flags', [[], ['--no_scene_cuts'], ['--scene_cuts=false']])
 def test_a_scene_cut_threshold_with_detection_off_is_a_usage_error(tmp_path, capsys, flags):
   """It was ignored without a word: a real cut cross-faded, the summary showing the threshold
