@@ -322,7 +322,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
       logging.warning('cannot write %s under %s (%s): every done marker found will be read',
                       records.STARTED, records.run_dir(known.output, known.run_id), e)
   if local and FileSystems.get_scheme(known.output) is None:
-    _delete_stale_temporaries(files.join(known.output, files.TMP_DIR))
+    _delete_stale_temporaries(known.output)
   printer = _ProgressPrinter(progress_dir, known.progress_interval) if progress_dir else None
   try:
     result = p.run()
@@ -379,13 +379,18 @@ def _alive(pid):
 STALE_TEMPORARIES_SECONDS = 24 * 3600
 
 
-def _delete_stale_temporaries(tmp_dir):
-  """Deletes what killed runs left in the local `tmp_dir`, keeping the folders of runs that may
-  still be writing on the same output (a nightly run that overlaps the next one)."""
-  try:
-    entries = list(os.scandir(tmp_dir))
-  except OSError:
-    return
+def _delete_stale_temporaries(output):
+  """Deletes what killed runs left in a local `output`: their temporaries (`_tmp/<run_id>/`)
+  and their record writer's (`_runs/<run_id>/beam-temp-*`, Beam's shards of records it never
+  finished), keeping the folders of runs that may still be writing on the same output (a
+  nightly run that overlaps the next one)."""
+  entries = []
+  for folder in [files.join(output, files.TMP_DIR)] + _run_folders(output):
+    try:
+      entries += [e for e in os.scandir(folder)
+                  if folder.endswith(files.TMP_DIR) or e.name.startswith('beam-temp-')]
+    except OSError:
+      continue
   now = time.time()
   for entry in entries:
     try:
@@ -403,6 +408,13 @@ def _delete_stale_temporaries(tmp_dir):
         os.remove(entry.path)
       except OSError:
         pass
+
+
+def _run_folders(output):
+  try:
+    return [e.path for e in os.scandir(files.join(output, files.RUNS_DIR)) if e.is_dir()]
+  except OSError:
+    return []
 
 
 def clear_earlier_records(output, run_id):

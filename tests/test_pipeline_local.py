@@ -591,9 +591,15 @@ def test_killed_run_is_completed_by_a_rerun(tmp_path, tiny_model):
     os.remove(marker)
   os.makedirs(os.path.join(output, '_tmp', 'killed'))
   open(os.path.join(output, '_tmp', 'killed', 'x.partial'), 'wb').write(b'\x89PNG half')
+  # ... and Beam's record shards it never finished, beside the killed run's started.json.
+  shards = os.path.join(output, '_runs', 'killed', 'beam-temp-pairs-0123')
+  os.makedirs(shards)
+  open(os.path.join(shards, 'shard'), 'w').write('{"pair": 2}\n')
+  open(os.path.join(output, '_runs', 'killed', 'started.json'), 'w').write('{}')
   day_ago = time.time() - run_module.STALE_TEMPORARIES_SECONDS - 60
-  for path in ('killed/x.partial', 'killed'):
-    os.utime(os.path.join(output, '_tmp', path), (day_ago, day_ago))
+  for path in ('_tmp/killed/x.partial', '_tmp/killed', '_runs/killed/beam-temp-pairs-0123/shard',
+               '_runs/killed/beam-temp-pairs-0123'):
+    os.utime(os.path.join(output, path), (day_ago, day_ago))
   # Another run still writing on the same output keeps its temporaries.
   os.makedirs(os.path.join(output, '_tmp', 'running'))
   open(os.path.join(output, '_tmp', 'running', 'y.partial'), 'wb').write(b'\x89PNG being written')
@@ -604,6 +610,7 @@ def test_killed_run_is_completed_by_a_rerun(tmp_path, tiny_model):
     np.testing.assert_array_equal(read_png(os.path.join(clip_dir, name)), pixels)
   assert os.listdir(os.path.join(output, '_tmp')) == ['running']
   assert os.listdir(os.path.join(output, '_tmp', 'running')) == ['y.partial']
+  assert os.listdir(os.path.join(output, '_runs', 'killed')) == ['started.json']
   statuses = sorted(p['status'] for p in run_records(output, run_id, 'pairs'))
   assert statuses == ['ok', 'ok', 'skipped', 'skipped']
   np.testing.assert_array_equal(read_png(os.path.join(clip_dir, 'frame_000008.png')), frames[4])
