@@ -545,7 +545,7 @@ def main(argv=None):
   """Command line entry: runs the evaluation, prints the table; exit status 2 (one line, before
   any work) if the flags, the input or the model cannot work, 1 if a triplet or method could not
   be scored (listed), else 0."""
-  logging.getLogger().setLevel(logging.INFO)
+  logging.getLogger().setLevel(logging.WARNING)  # (Beam logs its state cache at INFO)
   known, _ = parse_known_args(argv)
   try:
     run(argv)

@@ -4,6 +4,8 @@ import csv
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -309,6 +311,19 @@ def test_middlebury_repeat_and_average_baselines(tmp_path):
   assert report['mean']['repeat']['count'] == 12
   assert report['mean']['repeat']['psnr'] == pytest.approx(24.75, abs=0.01)
   assert report['mean']['average']['psnr'] == pytest.approx(28.02, abs=0.01)
+
+
+def test_the_command_prints_its_table_and_no_beam_chatter(tmp_path):
+  """An INFO line of Beam's state cache came before the table."""
+  for name in TRIPLET_NAMES:
+    _save(str(tmp_path / 'in' / 'a' / name), np.zeros((16, 16, 3), np.float32))
+  result = subprocess.run(
+      [sys.executable, '-m', 'pipeline.evaluate', '--input', str(tmp_path / 'in'), '--output',
+       str(tmp_path / 'out'), '--no_model', '--baselines', 'repeat', '--no_png'],
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True,
+      text=True, timeout=300)
+  assert result.returncode == 0 and result.stdout.startswith('method'), result
+  assert result.stderr.strip() == ''
 
 
 def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(tmp_path, capsys):
