@@ -104,6 +104,23 @@ def test_every_bad_input_is_reported_and_the_rest_completes(tmp_path, tiny_model
   assert summary['frames_written'] == on_disk
 
 
+def test_frames_of_another_size_are_reported_when_copied_too(tmp_path, tiny_model):
+  """At --times_to_interpolate 0 a clip with a frame of another size ran 'ok' with exit 0 and
+  delivered a sequence of mixed sizes; each pair is checked, across work units too."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'clip', 3, seed=5)
+  Image.fromarray(np.zeros((40, 72, 3), np.uint8)).save(archive / 'clip' / 'frame001.png')
+  status, run_id = run_job(str(archive), output, model_path, '--times_to_interpolate=0',
+                           '--pairs_per_unit=1')
+  assert status == 1
+  assert {p['pair']: p['status'] for p in _pairs(output, run_id)} == {0: 'failed', 1: 'failed'}
+  messages = [e['message'] for e in _errors(output, run_id)]
+  assert len(messages) == 2 and all('differ in size' in m for m in messages)
+  assert sorted(os.listdir(os.path.join(output, 'clip'))) == [  # the originals, as they are
+      f'frame_{i:06d}.png' for i in range(3)]
+
+
 def test_missing_input_and_manifest_problems(tmp_path, tiny_model):
   model_path, _ = tiny_model
   output = str(tmp_path / 'out')

@@ -434,8 +434,10 @@ class InterpolateUnits(beam.DoFn):
           originals.setdefault(i + p // step, []).append((i, k))
     sources = {}  # (pair, output index) -> the frame it is made from, for error records
     # Retimed, a pair may show no in-between (or no frame at all): it reads only the originals
-    # it shows, and is neither checked nor scored.
-    reads = {i: {i, i + 1} if in_betweens[i] else {i + p // step for _, p in outputs[i]}
+    # it shows, and is neither checked nor scored. A dense sequence shows every frame, so even
+    # without in-betweens (N=0) a pair reads both and is checked: one size for the whole clip.
+    dense = isinstance(self._timing_of(unit), retime.Dense)
+    reads = {i: {i, i + 1} if in_betweens[i] or dense else {i + p // step for _, p in outputs[i]}
              for i in todo}
     active = {i for i in todo if in_betweens[i]}
     needed = sorted(set().union(*reads.values()))
@@ -475,7 +477,7 @@ class InterpolateUnits(beam.DoFn):
     for i in todo:
       if reads[i] & bad.keys():
         failed[i] = bad[min(reads[i] & bad.keys())]
-      elif i in active:
+      elif i in active or dense:
         f0, f1 = decoded[i], decoded[i + 1]
         if (f0.height, f0.width) != (f1.height, f1.width):
           failed[i] = (f'frames differ in size: {uris[i]} is {f0.width}x{f0.height}, '
