@@ -70,7 +70,7 @@ def main():
       status = run_module.main([
           f'--input=gs://{BUCKET}/in', f'--output=gs://{BUCKET}/out', f'--run_id={run_id}',
           f'--model_path={model_path}', '--times_to_interpolate=1',
-          f'--pairs_per_unit={args.pairs_per_unit}', '--progress_interval=600'])
+          f'--pairs_per_unit={args.pairs_per_unit}', '--progress_interval=10'])
       seconds = time.perf_counter() - t
       time.sleep(0.5)  # the client's background requests, if any, are logged too
       kinds = collections.Counter(r.kind for r in server.requests.since(offset))

@@ -200,7 +200,7 @@ def retime(args):
     def job(name, *flags):
       t = time.perf_counter()
       run_module.run([f'--input={work}/in', f'--output={work}/{name}', f'--run_id={name}',
-                      '--progress_interval=60', *flags])
+                      '--progress_interval=10', *flags])
       seconds = time.perf_counter() - t
       summary = run_module.read_summary(f'{work}/{name}', name)
       return {'seconds': round(seconds, 2), 'model_calls': summary['model_calls'],
