@@ -9,11 +9,11 @@ objects, stripes, motion blur, non-rigid layers and tripod shots mixed in as in 
 so is the same pair with the second frame 40% darker (a flash or a fade step); the last frame
 of one scene and the first of the next are a cut. Flashes and fades are non-cuts of their own
 (`flashes_and_fades`): a frame burnt out by a flash (x2, x4) before or after the other, a
-black or white frame before or after it, a fade step out of black. For each threshold: the share of non-cuts
-called cuts (their in-betweens would hold a frame mid-motion: a stutter) and of cuts found (a
-missed one is cross-faded, as without detection). `--data` folders in Middlebury's layout
-(frame10.png, frame11.png) are scored the same way, real motion against cuts between their
-sequences: reported, not chosen on. Last, the cost of scoring a 1920x1080 pair as the pipeline
+black or white frame before or after it, a fade step out of black. For each threshold: the
+share of non-cuts called cuts (their in-betweens would hold a frame mid-motion: a stutter) and
+of cuts found (a missed one is cross-faded, as without detection). `--data` folders in
+Middlebury's layout (frame10.png, frame11.png) are scored the same way, real motion against cuts
+between their sequences: reported, not chosen on. Last, the cost of scoring a 1920x1080 pair as the pipeline
 does against one built-in model mid frame, in the same run (`--no_model` skips that).
 `--log` scores every set again as Cineon log code values, as a DPX scan holds them.
 """

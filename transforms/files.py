@@ -197,9 +197,9 @@ def updated_times(folder, names, like=None):
   object store, one listing per hundred numbers (names sharing all but the last two digits of
   their first number: `pair_0001` for `pair_000123-...`): a request, where asking after each
   name is one or two; its other files come free (not in a folder whose name holds glob
-  characters: asked name by name, those names alone come). On local disk a stat each: a local listing
-  walks and stats the whole folder, so finding a few names in a large one would cost it all;
-  with `like`, one scan of the folder's names, stating only those."""
+  characters: asked name by name, those names alone come). On local disk a stat each: a local
+  listing walks and stats the whole folder, so finding a few names in a large one would cost it
+  all; with `like`, one scan of the folder's names, stating only those."""
   wanted = set(names)
   kin = {like(name) for name in wanted} if like else set()
   if FileSystems.get_scheme(folder) is None:
