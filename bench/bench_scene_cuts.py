@@ -13,8 +13,8 @@ black or white frame before or after it, a fade step out of black. For each thre
 share of non-cuts called cuts (their in-betweens would hold a frame mid-motion: a stutter) and
 of cuts found (a missed one is cross-faded, as without detection). `--data` folders in
 Middlebury's layout (frame10.png, frame11.png) are scored the same way, real motion against cuts
-between their sequences: reported, not chosen on. Last, the cost of scoring a 1920x1080 pair as the pipeline
-does against one built-in model mid frame, in the same run (`--no_model` skips that).
+between their sequences: reported, not chosen on. Last, the cost of scoring a 1920x1080 pair as
+the pipeline does against one built-in model mid frame, in the same run (`--no_model` skips that).
 `--log` scores every set again as Cineon log code values, as a DPX scan holds them.
 """
 import argparse
