@@ -459,9 +459,12 @@ def _run_steps(args, batches, train_step, current_step, learning_rate, save, sec
 def _interrupts_deferred():
   """Ctrl-C during a save takes effect once the save is whole: cut between the checkpoint and
   latest.npz (or the --keep_every copy), it left latest.npz steps behind a checkpoint whose
-  resume then had nothing to do, and the kept copy was never written."""
-  if threading.current_thread() is not threading.main_thread():
-    yield  # signals reach the main thread only
+  resume then had nothing to do, and the kept copy was never written. Only Python's own
+  handler is deferred: a SIGINT the process ignores (started in the background by a script)
+  stays ignored, and another handler is the embedding program's."""
+  if (threading.current_thread() is not threading.main_thread()  # signals reach it alone
+      or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+    yield
     return
   caught = []
   previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))

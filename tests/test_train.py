@@ -457,14 +457,30 @@ def test_ctrl_c_during_a_save_takes_effect_once_the_save_is_whole(tmp_path, caps
 
   args = argparse.Namespace(log_every=100, checkpoint_every=100, keep_every=2, steps=10,
                             max_minutes=0, output_dir=str(tmp_path))
-  with pytest.raises(SystemExit) as stop:
+
+  def train():
     training.run_steps(args, iter(range(10)), lambda batch: done.append(batch) or 0.5,
                        current_step=lambda: len(done), learning_rate=lambda: 1e-4, save=save,
                        seconds_before=0.0)
-  assert stop.value.code == 130 and saved == [2] and len(done) == 2
-  assert (tmp_path / 'latest.npz').read_text() == (tmp_path / 'step_2.npz').read_text() == '2'
-  assert 'interrupted at step 2' in capsys.readouterr().err
-  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+  inherited = signal.getsignal(signal.SIGINT)  # (ignored where a script started the tests in
+  try:                                         # the background)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with pytest.raises(SystemExit) as stop:
+      train()
+    assert stop.value.code == 130 and saved == [2] and len(done) == 2
+    assert (tmp_path / 'latest.npz').read_text() == (tmp_path / 'step_2.npz').read_text() == '2'
+    assert 'interrupted at step 2' in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # A trainer that ignores SIGINT (started in the background) is not stopped by one at a save.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    done.clear()
+    saved.clear()
+    train()
+    assert len(done) == 10 and saved == [2, 4, 6, 8, 10]
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+  finally:
+    signal.signal(signal.SIGINT, inherited)
 
 
 def test_clips_mix_real_frames_cropped_together(tmp_path):
