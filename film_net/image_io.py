@@ -6,12 +6,18 @@ from PIL import Image
 
 
 def read_rgb(path: str) -> np.ndarray:
-  """An image file (local or any Beam filesystem) as float32 RGB in [0, 1], decoded as the
-  pipeline decodes frames: 8 and 16 bit, gray, colour, alpha; what it cannot read faithfully
+  """An image file (local or any Beam filesystem) as float32 RGB in [0, 1]: `read_frame`'s."""
+  return read_frame(path)[1].rgb()
+
+
+def read_frame(path: str):
+  """(bytes, decoded `images.Frame`) of an image file (local or any Beam filesystem), decoded as
+  the pipeline decodes frames: 8 and 16 bit, gray, colour, alpha; what it cannot read faithfully
   (float TIFF, which PIL reads as black) raises ValueError with the reason."""
   from transforms import files, images  # pylint: disable=import-outside-toplevel
+  data = files.read_bytes(path)
   try:
-    return images.decode(files.read_bytes(path), path).rgb()
+    return data, images.decode(data, path)
   except images.BadImage as e:
     raise ValueError(f'{path}: {e}') from e
 

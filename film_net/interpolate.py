@@ -14,6 +14,7 @@ import re
 import sys
 
 from film_net import flags
+from film_net.image_io import read_frame
 from film_net.interpolator import Interpolator
 
 
@@ -35,7 +36,7 @@ def main(argv=None) -> int:
 
   try:
     os.makedirs(args.output_dir, exist_ok=True)  # Before the work: a bad --output_dir fails fast.
-    data, frames = zip(_read(args.frame0), _read(args.frame1))
+    data, frames = zip(read_frame(args.frame0), read_frame(args.frame1))
     interp = Interpolator.from_path(args.model, align=args.align or None,
                                     flip_average=args.flip_average, tile=args.tile or None,
                                     tile_overlap=args.tile_overlap)
@@ -53,17 +54,6 @@ def main(argv=None) -> int:
     return 1
   print(f'wrote {len(result)} frames to {args.output_dir}')
   return 0
-
-
-def _read(path):
-  """(bytes, decoded Frame) of a frame file, local or on any Beam filesystem; ValueError naming
-  it where it is no usable frame."""
-  from transforms import files, images  # pylint: disable=import-outside-toplevel
-  data = files.read_bytes(path)
-  try:
-    return data, images.decode(data, path)
-  except images.BadImage as e:
-    raise ValueError(f'{path}: {e}') from e
 
 
 def _pngs(result, data, frames):

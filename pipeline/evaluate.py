@@ -72,6 +72,7 @@ from film_net.render import TRIPLET_NAMES
 from pipeline import options as pipeline_flags
 from pipeline.run import LocalRunner
 from pipeline.run import UsageError
+from pipeline.run import check_reachable
 from pipeline.run import _is_local
 from transforms import clips
 from transforms import files
@@ -205,10 +206,11 @@ def _manifest_triplets(manifest):
   the line: one bad row would otherwise stop the job with a traceback."""
   if not FileSystems.exists(manifest):
     raise UsageError(f'--input {manifest}: the manifest does not exist')
+  data = files.read_bytes(manifest)
   try:
-    text = files.read_bytes(manifest).decode('utf-8-sig')  # Excel's "CSV UTF-8" has a BOM
+    text = data.decode('utf-8-sig')  # Excel's "CSV UTF-8" has a BOM
   except UnicodeDecodeError as e:
-    line = files.read_bytes(manifest)[:e.start].count(b'\n') + 1
+    line = data[:e.start].count(b'\n') + 1
     raise UsageError(f'--input {manifest} line {line}: not UTF-8 text ({e.reason} at byte '
                      f'{e.start}); save it as UTF-8 (Excel: "CSV UTF-8")') from e
   rows = []  # (line, row)
@@ -464,13 +466,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   known, beam_args = parse_known_args(argv)
   if FileSystems.get_scheme(known.output) is None and os.path.isfile(known.output):
     raise UsageError(f'--output {known.output} is a file, not a folder')
-  # A bucket that cannot be listed: said now, not in a traceback (the output's after every
-  # triplet was scored).
-  for flag, path in (('--input', known.input), ('--output', known.output),
-                     ('--model_path', known.model_path)):
-    why = path and files.unreachable(path)
-    if why:
-      raise UsageError(f'{flag} {path}: {why}')
+  check_reachable(known)
   baselines, skipped = _choose_baselines(known.baselines)
   if known.no_model and not baselines:
     raise UsageError('nothing to evaluate: --no_model and no available --baselines' +

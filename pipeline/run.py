@@ -85,10 +85,9 @@ def _runner_name(runner):
 
 
 def check_paths(known, offline=False):
-  """--output a file, --input, --output or --model_path in a bucket that cannot be listed
-  (unless `offline`: a dry run asks no server), or the --input folder itself or above it (where
-  nothing would be read: an output inside the input is never read as input), are usage errors,
-  not a traceback at the end or an 'empty' input."""
+  """--output a file, the --input folder itself or above it (where nothing would be read: an
+  output inside the input is never read as input), or a bucket that cannot be listed
+  (`check_reachable`) are usage errors, not a traceback at the end or an 'empty' input."""
   output = known.output
   if FileSystems.get_scheme(output) is None and os.path.isfile(output):
     raise UsageError(f'--output={output} is a file; --output names the folder the frames go to')
@@ -97,7 +96,14 @@ def check_paths(known, offline=False):
           files.real_path(output).rstrip('/') + '/'):
     raise UsageError(f'--input {known.input} is --output {output} or inside it; write the frames '
                      f'to a folder of their own (one inside the input is never read as input)')
-  for flag, path in (('--input', known.input), ('--output', output),
+  check_reachable(known, offline)
+
+
+def check_reachable(known, offline=False):
+  """--input, --output or --model_path in a bucket that cannot be listed is a usage error, said
+  before any work (not a traceback, the evaluation's after all the scoring); `offline`: a dry
+  run asks no server."""
+  for flag, path in (('--input', known.input), ('--output', known.output),
                      ('--model_path', known.model_path)):
     why = None if offline or not path else files.unreachable(path)
     if why:
@@ -384,13 +390,9 @@ def _delete_stale_temporaries(output):
   and their record writer's (`_runs/<run_id>/beam-temp-*`, Beam's shards of records it never
   finished), keeping the folders of runs that may still be writing on the same output (a
   nightly run that overlaps the next one)."""
-  entries = []
-  for folder in [files.join(output, files.TMP_DIR)] + _run_folders(output):
-    try:
-      entries += [e for e in os.scandir(folder)
-                  if folder.endswith(files.TMP_DIR) or e.name.startswith('beam-temp-')]
-    except OSError:
-      continue
+  runs = [e.path for e in _entries(files.join(output, files.RUNS_DIR)) if e.is_dir()]
+  entries = _entries(files.join(output, files.TMP_DIR)) + [
+      e for run in runs for e in _entries(run) if e.name.startswith('beam-temp-')]
   now = time.time()
   for entry in entries:
     try:
@@ -410,9 +412,12 @@ def _delete_stale_temporaries(output):
         pass
 
 
-def _run_folders(output):
+def _entries(folder):
+  """The entries of a local folder; none where it cannot be listed (absent, or removed by the
+  run that made it)."""
   try:
-    return [e.path for e in os.scandir(files.join(output, files.RUNS_DIR)) if e.is_dir()]
+    with os.scandir(folder) as entries:
+      return list(entries)
   except OSError:
     return []
 

@@ -148,6 +148,7 @@ def encode(pixels: np.ndarray, templates=(), name: str = '') -> bytes:
   body = _lines(samples, endian, bits, packing, line_padding, channels == 1)
   name_field = name.encode('ascii', 'replace')[:_FILE_NAME[1] - 1]
   header[_FILE_NAME[0]:sum(_FILE_NAME)] = name_field.ljust(_FILE_NAME[1], b'\0')
+  header[_CREATOR[0]:sum(_CREATOR)] = CREATOR.ljust(_CREATOR[1], b'\0')
   struct.pack_into(endian + 'I', header, 16, offset + len(body))  # the file's size
   return bytes(header[:offset]) + body
 
@@ -177,7 +178,6 @@ def _from_template(template):
     header[start:start + length] = b'\xff' * length
   for start, length in _FRAME_OWN_TEXT:
     header[start:start + length] = bytes(length)
-  header[_CREATOR[0]:sum(_CREATOR)] = CREATOR.ljust(_CREATOR[1], b'\0')
   struct.pack_into(endian + 'I', header, 816, 0)  # no end-of-image padding
   # The first image element only: the others' data is not written.
   struct.pack_into(endian + 'H', header, 770, 1)
@@ -201,7 +201,6 @@ def _plain_header(pixels):
   struct.pack_into('>I', header, 32, 0)  # user data size
   for start, length in _TEXT_FIELDS:
     header[start:start + length] = bytes(length)
-  header[_CREATOR[0]:sum(_CREATOR)] = CREATOR.ljust(_CREATOR[1], b'\0')
   struct.pack_into('>HH', header, 768, 0, 1)  # orientation, image elements
   struct.pack_into('>I', header, 780, 0)  # unsigned samples
   struct.pack_into('>IfIf', header, 784, 0, 0.0, 2 ** bits - 1, 1.0)  # reference codes

@@ -203,17 +203,19 @@ def updated_times(folder, names, like=None):
   wanted = set(names)
   kin = {like(name) for name in wanted} if like else set()
   if FileSystems.get_scheme(folder) is None:
+    candidates = wanted
+    if like:
+      try:
+        with os.scandir(folder) as entries:
+          candidates = [e.name for e in entries if e.name in wanted or like(e.name) in kin]
+      except FileNotFoundError:  # no folder: none of them
+        return {}
     found = {}
-    try:
-      with os.scandir(folder) if like else contextlib.nullcontext(None) as entries:
-        for name in (wanted if entries is None else
-                     (e.name for e in entries if e.name in wanted or like(e.name) in kin)):
-          try:
-            found[name] = os.stat(os.path.join(folder, name)).st_mtime
-          except FileNotFoundError:
-            pass
-    except FileNotFoundError:  # no folder: none of them
-      pass
+    for name in candidates:
+      try:
+        found[name] = os.stat(os.path.join(folder, name)).st_mtime
+      except FileNotFoundError:
+        pass
     return found
   if GLOB_CHARS.search(folder):  # a listing would start at the first glob character: ask each
     listed = [m for name in sorted(wanted) for m in match(join(folder, name))]
