@@ -64,6 +64,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import TestOptions
 from apache_beam.utils import shared
 
 from film_net import flags
@@ -72,8 +73,14 @@ from film_net.render import TRIPLET_NAMES
 from pipeline import options as pipeline_flags
 from pipeline.run import LocalRunner
 from pipeline.run import UsageError
-from pipeline.run import check_reachable
 from pipeline.run import _is_local
+from pipeline.run import _runner_name
+from pipeline.run import _truthy
+from pipeline.run import check_paths_reach_the_workers
+from pipeline.run import check_reachable
+from pipeline.run import dry_run_job
+from pipeline.run import stage_the_code
+from pipeline.run import submission_scratch
 from transforms import clips
 from transforms import files
 from transforms import images
@@ -464,6 +471,11 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   Raises UsageError (flags, input) or interpolate.ModelError before any work, as pipeline.run
   does: the job would otherwise fail on every triplet."""
   known, beam_args = parse_known_args(argv)
+  options = PipelineOptions(beam_args, save_main_session=save_main_session)
+  runner = _runner_name(options.view_as(StandardOptions).runner)
+  if test_pipeline is None:
+    check_paths_reach_the_workers(known, runner)
+    stage_the_code(options, runner)
   if FileSystems.get_scheme(known.output) is None and os.path.isfile(known.output):
     raise UsageError(f'--output {known.output} is a file, not a folder')
   check_reachable(known)
@@ -499,8 +511,6 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     settings['clips_too_short'] = too_short  # under 3 frames: no triplet to score
     settings['scene_cut_threshold'] = _scene_cut_setting(known)
 
-  options = PipelineOptions(beam_args, save_main_session=save_main_session)
-  runner = options.view_as(StandardOptions).runner
   if test_pipeline is not None:
     p = test_pipeline
   else:
@@ -511,7 +521,10 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
        | 'Evaluate' >> beam.ParDo(evaluate)
        | 'Gather' >> beam.combiners.ToList()
        | 'WriteReports' >> beam.Map(write_reports, known.output, settings))
-  result = p.run()
+  if _truthy(options.view_as(TestOptions).dry_run):
+    return dry_run_job(p, options, dataflow=test_pipeline is None and runner == 'DataflowRunner')
+  with submission_scratch(remote=test_pipeline is None and not _is_local(runner)):
+    result = p.run()
   result.wait_until_finish()
   return result
 
@@ -542,12 +555,20 @@ def main(argv=None):
   any work) if the flags, the input or the model cannot work, 1 if a triplet or method could not
   be scored (listed), else 0."""
   logging.getLogger().setLevel(logging.WARNING)  # (Beam logs its state cache at INFO)
-  known, _ = parse_known_args(argv)
+  known, beam_args = parse_known_args(argv)
   try:
     run(argv)
   except (interpolate.ModelError, UsageError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except Exception as e:  # pylint: disable=broad-except
+    if type(e).__name__ != 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
+      raise
+    print(f'error: {e}\nThe workers\' errors are in the job\'s log in the Dataflow console.',
+          file=sys.stderr)
+    return 1
+  if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
+    return 0
   with FileSystems.open(files.join(known.output, 'results.json')) as f:
     report = json.loads(f.read())
   print(format_table(report))

@@ -12,6 +12,7 @@ what 'DirectRunner' falls back to for batch jobs and honours --direct_running_mo
 (in_memory, multi_threading, multi_processing) and --direct_num_workers.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -126,6 +127,25 @@ def stage_the_code(pipeline_options, runner):
     raise UsageError('--runner DataflowRunner: pass --setup_file (this project\'s setup.py) or '
                      '--extra_package (its sdist); the workers need the code')
   setup.setup_file = own
+
+
+@contextlib.contextmanager
+def submission_scratch(remote):
+  """What Beam builds to submit a remote job (the sdist with the built-in model, ~9 MB, and the
+  launcher's package list) goes into tempfile.mkdtemp() folders Beam never deletes: a nightly
+  submission would fill the launcher's temp folder. While a remote job is built and submitted
+  they go into one folder of ours, deleted once the job is submitted (a dry run's: built)."""
+  if not remote:
+    yield
+    return
+  saved = tempfile.tempdir
+  folder = tempfile.mkdtemp(prefix='film-submit-')
+  tempfile.tempdir = folder
+  try:
+    yield
+  finally:
+    tempfile.tempdir = saved
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_paths_reach_the_workers(known, runner):
@@ -251,6 +271,23 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
           beam.pvalue.AsList(pair_files), beam.pvalue.AsList(error_files)))
 
 
+def dry_run_job(p, pipeline_options, dataflow):
+  """Builds the job offline and prints its steps. Dataflow's own dry run builds the whole job,
+  the staged sdist included, and submits nothing; its options are printed too. Other runners have
+  none: their graph is printed."""
+  if not dataflow:
+    _print_steps(p.to_runner_api())
+    shutil.rmtree(p.local_tempdir, ignore_errors=True)  # (p.run() would have)
+    return _DryRunResult()
+  with submission_scratch(remote=True):
+    result = p.run()
+  _print_steps(result.job.proto_pipeline)
+  print('Job options:')
+  for key, value in sorted(pipeline_options.get_all_options(drop_default=True).items()):
+    print(f'  --{key}={value}')
+  return result
+
+
 def _print_steps(proto):
   root = proto.root_transform_ids
   steps = []
@@ -317,32 +354,26 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     p = beam.Pipeline(runner=LocalRunner() if local else runner, options=pipeline_options)
   build(p, known, fingerprint, details, progress_dir, handle)
 
-  if dry_run and (local or runner != 'DataflowRunner'):
-    _print_steps(p.to_runner_api())
-    return _DryRunResult()
-  if not dry_run:  # (a dry run stays offline) once nothing can fail before the run
-    clear_earlier_records(known.output, known.run_id)
-    try:
-      records.write_started(known.output, known.run_id, details)
-    except Exception as e:  # pylint: disable=broad-except
-      logging.warning('cannot write %s under %s (%s): every done marker found will be read',
-                      records.STARTED, records.run_dir(known.output, known.run_id), e)
+  if dry_run:
+    return dry_run_job(p, pipeline_options, dataflow=not local and runner == 'DataflowRunner')
+  clear_earlier_records(known.output, known.run_id)  # once nothing can fail before the run
+  try:
+    records.write_started(known.output, known.run_id, details)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning('cannot write %s under %s (%s): every done marker found will be read',
+                    records.STARTED, records.run_dir(known.output, known.run_id), e)
   if local and FileSystems.get_scheme(known.output) is None:
     _delete_stale_temporaries(known.output)
   printer = _ProgressPrinter(progress_dir, known.progress_interval) if progress_dir else None
   try:
-    result = p.run()
+    with submission_scratch(remote=not local and test_pipeline is None):
+      result = p.run()
     result.wait_until_finish()
   finally:
     if printer:
       printer.stop()
     del model
-  if dry_run and getattr(result, 'job', None) is not None:
-    _print_steps(result.job.proto_pipeline)
-    print('Job options:')
-    for key, value in sorted(pipeline_options.get_all_options(drop_default=True).items()):
-      print(f'  --{key}={value}')
-  elif FileSystems.get_scheme(known.output) is None:
+  if FileSystems.get_scheme(known.output) is None:
     files.delete_tree(files.join(known.output, files.TMP_DIR, known.run_id))
     try:
       os.rmdir(files.join(known.output, files.TMP_DIR))

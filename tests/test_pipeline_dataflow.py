@@ -1,14 +1,19 @@
 """run_dataflow.sh --dry_run builds the whole Dataflow job offline, and the sdist staged for the
 workers carries the packages and the built-in model."""
 
+import contextlib
 import glob
+import io
 import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 from apache_beam.portability.api import beam_runner_api_pb2
+from PIL import Image
 
+from conftest import BUCKET
 from conftest import ROOT
 from pipeline import run as run_module
 
@@ -94,9 +99,21 @@ def test_a_worker_image_of_another_beam_or_python_than_the_launcher_is_refused()
   assert '--sdk_container_image=us-docker.pkg.dev/demo/film/worker:1' in proc.stdout
 
 
-def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys):
-  dataflow = ['--runner=DataflowRunner', '--project=demo', '--region=us-central1',
-              '--temp_location=gs://demo/tmp', '--dry_run=True']  # setup.py: this project's
+DATAFLOW_DRY_RUN = ['--runner=DataflowRunner', '--project=demo', '--region=us-central1',
+                    '--temp_location=gs://demo/tmp', '--dry_run=True']  # setup.py: this project's
+
+
+def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys, tmp_path,
+                                                         monkeypatch):
+  dataflow = DATAFLOW_DRY_RUN
+
+  @contextlib.contextmanager
+  def kept_scratch(remote):  # the real one is deleted once submitted; this test reads the sdist
+    assert remote
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    yield
+
+  monkeypatch.setattr(run_module, 'submission_scratch', kept_scratch)
   # Dataflow's workers cannot read this machine's disk: local paths stop the job up front.
   assert run_module.main(dataflow + ['--input=gs://demo/in', '--output=/tmp/out',
                                      f'--model_path={tiny_model[0]}']) == 2
@@ -139,6 +156,48 @@ def test_a_bare_dry_run_flag_means_true_and_writes_nothing(tmp_path, tiny_model,
     for step in STEPS:
       assert f'  {step}\n' in out
   assert sorted(os.listdir(tmp_path)) == ['in']
+
+
+def test_dry_runs_leave_nothing_in_the_temp_folder(tmp_path, monkeypatch, capsys):
+  """Beam left the sdist (~9 MB) of every Dataflow submission, and a folder per local dry run,
+  in the system's temp folder: a nightly job filled it."""
+  system_temp = tmp_path / 'system-temp'
+  system_temp.mkdir()
+  monkeypatch.setattr(tempfile, 'tempdir', str(system_temp))
+  (tmp_path / 'in' / 'clip').mkdir(parents=True)
+  assert run_module.main(DATAFLOW_DRY_RUN + ['--input=gs://demo/in', '--output=gs://demo/out']) == 0
+  assert 'Job steps' in capsys.readouterr().out
+  assert not os.listdir(system_temp)
+  assert run_module.main([f'--input={tmp_path / "in"}', f'--output={tmp_path / "out"}',
+                          '--dry_run']) == 0
+  assert 'Job steps' in capsys.readouterr().out
+  assert not os.listdir(system_temp)
+  assert tempfile.gettempdir() == str(system_temp)
+
+
+def test_the_evaluation_on_dataflow_stages_the_code_and_its_dry_run_writes_nothing(
+    gcs, tmp_path, monkeypatch, capsys):
+  """The evaluation gave Dataflow no code (each worker would fail to import it), took paths on
+  the launcher's disk, and its dry run ended in a traceback (no report to print)."""
+  from pipeline import evaluate  # pylint: disable=import-outside-toplevel
+  system_temp = tmp_path / 'system-temp'
+  system_temp.mkdir()
+  monkeypatch.setattr(tempfile, 'tempdir', str(system_temp))
+  frame = io.BytesIO()
+  Image.new('RGB', (64, 48), (90, 120, 30)).save(frame, format='PNG')
+  for name in ('frame10.png', 'frame10i11.png', 'frame11.png'):
+    gcs.blob(f'evalflow/in/t1/{name}').upload_from_string(frame.getvalue())
+  assert evaluate.main(DATAFLOW_DRY_RUN + [f'--input={tmp_path}',
+                                           f'--output=gs://{BUCKET}/evalflow/out']) == 2
+  assert 'cannot read this machine' in capsys.readouterr().err
+  assert evaluate.main(DATAFLOW_DRY_RUN + [f'--input=gs://{BUCKET}/evalflow/in',
+                                           f'--output=gs://{BUCKET}/evalflow/out',
+                                           '--baselines=repeat']) == 0
+  out = capsys.readouterr().out
+  assert 'Job steps' in out and '  Evaluate\n' in out
+  assert f'--setup_file={os.path.join(ROOT, "setup.py")}' in out
+  assert not list(gcs.list_blobs(prefix='evalflow/out'))
+  assert not os.listdir(system_temp)
 
 
 def test_a_failed_dataflow_job_ends_the_launcher_in_its_own_words(tmp_path, tiny_model,
