@@ -221,3 +221,13 @@ def test_a_failed_dataflow_job_ends_the_launcher_in_its_own_words(tmp_path, tiny
   err = capsys.readouterr().err
   assert err.startswith('error: Dataflow pipeline failed. State: FAILED, Error: boom\n')
   assert 'the same command finishes the job' in err and 'Traceback' not in err
+  from pipeline import evaluate  # pylint: disable=import-outside-toplevel
+  frame = tmp_path / 'triplets' / 't1'
+  frame.mkdir(parents=True)
+  for name in ('frame10.png', 'frame10i11.png', 'frame11.png'):
+    Image.new('RGB', (64, 48)).save(frame / name)
+  assert evaluate.main([f'--input={tmp_path / "triplets"}', f'--output={tmp_path / "eval"}',
+                        '--no_model', '--baselines=repeat']) == 1
+  err = capsys.readouterr().err
+  assert err.startswith('error: Dataflow pipeline failed. State: FAILED, Error: boom\n')
+  assert 'Dataflow console' in err and 'Traceback' not in err
