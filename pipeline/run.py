@@ -98,6 +98,11 @@ def check_paths(known, offline=False):
     raise UsageError(f'--input {known.input} is --output {output} or inside it; write the frames '
                      f'to a folder of their own (one inside the input is never read as input)')
   check_reachable(known, offline)
+  frame = None if offline else clips_lib.input_frame_inside(known.input, output)
+  if frame:
+    raise UsageError(f'--output {output} holds input frames ({frame}): the run would '
+                     f'{"overwrite" if clips_lib.is_manifest(known.input) else "pass over"} them; '
+                     f'write the frames to a folder of their own')
 
 
 def check_reachable(known, offline=False):

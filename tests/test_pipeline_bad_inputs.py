@@ -258,6 +258,33 @@ def test_an_output_that_cannot_be_one_is_a_usage_error(tmp_path, tiny_model, cap
       f'{archive / "clip" / "frame000.png"}')
 
 
+def test_an_output_holding_input_frames_is_a_usage_error(tmp_path, tiny_model, capsys):
+  """--output the folder of a manifest's frames wrote the output over the scans (exit 0); an
+  --output below a folder or glob input that holds its clips passed them over, wrote beside them,
+  and made their folder an earlier output that later runs left out (pruning their output)."""
+  archive = tmp_path / 'archive'
+  make_clip(archive / 'reel', 3, pattern='frame_{:06d}.png')
+  make_clip(tmp_path / 'other' / 'reel', 2)
+  (archive / 'list.csv').write_text('clip,frame0,frame1\nreel,reel/frame_000000.png,'
+                                    'reel/frame_000001.png\n')
+  scans = {p.name: p.read_bytes() for p in (archive / 'reel').iterdir()}
+  for input_path, output, message in (
+      (archive / 'list.csv', archive, f'holds input frames ({archive / "reel" / "frame_000000.png"})'
+                                      f': the run would overwrite them'),
+      (f'{tmp_path}/*/reel', archive, 'the run would pass over them'),
+      (tmp_path, archive, f'holds input frames ({archive / "reel"}/')):
+    status, _ = run_job(str(input_path), str(output), tiny_model[0])
+    assert status == 2
+    assert message in capsys.readouterr().err
+  assert {p.name: p.read_bytes() for p in (archive / 'reel').iterdir()} == scans
+  assert sorted(os.listdir(archive)) == ['list.csv', 'reel']
+  # An output of its own beside or below the input is taken, and so is that output once written.
+  for _ in range(2):
+    status, _ = run_job(f'{tmp_path}/*/reel', str(tmp_path / 'out'), tiny_model[0])
+    assert status == 0 and sorted(os.listdir(tmp_path / 'out')) == ['_markers', '_runs', 'archive',
+                                                                    'other']
+
+
 def test_runner_names_are_read_as_beam_reads_them(tmp_path, tiny_model, capsys):
   """Beam takes 'direct' or 'dataflow' (any case, 'Runner' optional); taken for remote runners,
   'direct' refused local paths and 'dataflow' went past the Dataflow checks."""

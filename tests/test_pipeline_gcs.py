@@ -56,6 +56,27 @@ def test_gcs_in_gcs_out(tmp_path, tiny_model, gcs, mode):
   assert summary['pairs']['skipped'] == 2 and summary['model_calls'] == 0
 
 
+def test_a_bucket_output_holding_input_frames_is_a_usage_error(tmp_path, tiny_model, gcs, capsys):
+  """A glob over a bucket whose clips lie in --output: they were passed over and their folder
+  became an earlier output, left out of every later run."""
+  frames = make_clip(tmp_path / 'local', 2)
+  for folder in ('arch', 'arch2'):
+    _upload_clip(gcs, f'inout/{folder}/reel', frames)
+  manifest = 'clip,frame0,frame1\nreel,reel/frame0.png,reel/frame1.png\n'
+  gcs.blob('inout/arch/list.csv').upload_from_string(manifest)
+  for input_path, message in ((f'gs://{BUCKET}/inout/*/reel', 'the run would pass over them'),
+                              (f'gs://{BUCKET}/inout/arch/list.csv', 'would overwrite them')):
+    status, _ = run_job(input_path, f'gs://{BUCKET}/inout/arch', tiny_model[0])
+    assert status == 2 and message in capsys.readouterr().err
+  assert sorted(b.name for b in gcs.list_blobs(prefix='inout/arch/')) == [
+      'inout/arch/list.csv', 'inout/arch/reel/frame0.png', 'inout/arch/reel/frame1.png']
+  for _ in range(2):  # an output of its own, also once it holds frames
+    status, _ = run_job(f'gs://{BUCKET}/inout/*/reel', f'gs://{BUCKET}/inout/out', tiny_model[0])
+    assert status == 0
+  assert {b.name.split('/')[2] for b in gcs.list_blobs(prefix='inout/out/')} == {
+      '_runs', '_markers', 'arch', 'arch2'}
+
+
 def test_evaluation_manifests_in_a_bucket_resolve_dot_dot(gcs):
   """Object names are literal: `lists/../trip/f.png` is no object, so a manifest's relative
   paths are resolved as `pipeline.run`'s are (`clips.resolve`), not only joined."""

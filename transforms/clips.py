@@ -457,6 +457,38 @@ def _inside(path, folder):
   return (files.real_path(path) + '/').startswith(files.real_path(folder).rstrip('/') + '/')
 
 
+def input_frame_inside(input_spec, output):
+  """An input frame that lies inside `output` (None if none): a manifest's frame there would be
+  overwritten by the run's output; a folder or glob input's frames in an --output below its
+  root would be passed over as output, the run writing beside them. (An --output that is the
+  input folder or above it is refused by its path alone; an earlier output, holding `_runs/` or
+  `_markers/`, holds the pipeline's own frames.)"""
+  if is_manifest(input_spec):
+    if not FileSystems.exists(input_spec):
+      return None  # said by the discovery, as a record
+    base = _parent(input_spec) if '/' in input_spec else '.'
+    text = files.read_bytes(input_spec).decode('utf-8-sig', errors='replace')
+    for _, row, problem in _manifest_rows(input_spec, text):
+      for key in ('frame0', 'frame1'):
+        path = None if problem else resolve(base, str(row[key]).strip())
+        if path and _inside(path, output):
+          return path
+    return None
+  root, pattern = _split_glob(input_spec)
+  output = output.rstrip('/')
+  if not _inside(output, root) or _inside(root, output) or any(
+      files.is_folder(files.join(output, reserved))
+      for reserved in (files.RUNS_DIR, files.MARKERS_DIR)):
+    return None
+  selected = _glob_filter(root, pattern)
+  for m in files.list_tree(output):
+    path = m.path.rstrip('/')
+    if (is_frame_name(path) and not passed_over(_relative(path, output))
+        and selected(_parent(path), path)):
+      return path
+  return None
+
+
 def _earlier_outputs(paths, root):
   """Folders below `root` that are this pipeline's output (files in their `_runs/` or `_markers/`):
   an earlier delivery kept beside the footage is not footage to interpolate again. The input
