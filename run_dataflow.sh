@@ -45,7 +45,12 @@ need_value() {
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry_run) DRY_RUN=1 ;;
-    --dry_run=*) case "${1#*=}" in 1|true|True|yes) DRY_RUN=1 ;; *) DRY_RUN=0 ;; esac ;;
+    --dry_run=*)  # as pipeline.run reads it; anything else must not become a real submission
+      case "$(printf %s "${1#*=}" | tr '[:upper:]' '[:lower:]')" in
+        1|true|yes) DRY_RUN=1 ;;
+        0|false|no) DRY_RUN=0 ;;
+        *) echo "run_dataflow.sh: --dry_run=${1#*=}: give true or false (1/0, yes/no)" >&2; exit 2 ;;
+      esac ;;
     --project|--region|--bucket|--machine_type|--worker_machine_type|--max_workers|--max_num_workers|--gpu|--gpu_count|--sdk_container_image|--job_name)
       need_value "$@"; set -- "$1=$2" "${@:3}"; continue ;;
     --project=*) PROJECT=${1#*=} ;;
@@ -64,6 +69,9 @@ while [ $# -gt 0 ]; do
 done
 
 [ -n "$PROJECT" ] || { echo "run_dataflow.sh: set --project or PROJECT" >&2; exit 2; }
+[[ "$MAX_WORKERS" =~ ^[1-9][0-9]*$ ]] || {
+  echo "run_dataflow.sh: --max_workers $MAX_WORKERS: give a whole number of workers, 1 or more" >&2
+  exit 2; }
 BUCKET=${BUCKET#gs://}; BUCKET=${BUCKET%/}
 # One SDK process per GPU worker loads the model once, on the worker's first GPU: more GPUs per
 # worker would sit idle, so a job scales with workers.
@@ -108,7 +116,7 @@ elif ! has_flag --temp_location; then
 fi
 if [ -n "$GPU" ]; then
   args+=("--dataflow_service_options=worker_accelerator=type:$GPU;count:$GPU_COUNT;install-nvidia-driver")
-  if [ -z "$SDK_CONTAINER_IMAGE" ] && [ "$DRY_RUN" = 0 ]; then
+  if [ -z "$SDK_CONTAINER_IMAGE" ]; then  # (a dry run too: it vouches for the real command)
     echo "run_dataflow.sh: --gpu needs --sdk_container_image with the CUDA build of TensorFlow" \
          "(see Dockerfile.worker)" >&2
     exit 2

@@ -76,6 +76,7 @@ from pipeline.run import UsageError
 from pipeline.run import _is_local
 from pipeline.run import _runner_name
 from pipeline.run import _truthy
+from pipeline.run import check_dataflow_names
 from pipeline.run import check_paths_reach_the_workers
 from pipeline.run import check_reachable
 from pipeline.run import dry_run_job
@@ -474,6 +475,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   options = PipelineOptions(beam_args, save_main_session=save_main_session)
   runner = _runner_name(options.view_as(StandardOptions).runner)
   if test_pipeline is None:
+    check_dataflow_names(options, runner)
     check_paths_reach_the_workers(known, runner)
     stage_the_code(options, runner)
   if FileSystems.get_scheme(known.output) is None and os.path.isfile(known.output):
@@ -522,7 +524,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
        | 'Gather' >> beam.combiners.ToList()
        | 'WriteReports' >> beam.Map(write_reports, known.output, settings))
   if _truthy(options.view_as(TestOptions).dry_run):
-    return dry_run_job(p, options, dataflow=test_pipeline is None and runner == 'DataflowRunner')
+    return dry_run_job(p, options, test_pipeline is None and runner == 'DataflowRunner', settings)
   with submission_scratch(remote=test_pipeline is None and not _is_local(runner)):
     result = p.run()
   result.wait_until_finish()

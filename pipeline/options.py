@@ -125,16 +125,36 @@ def check_scene_cut_flags(parser, known):
     known.scene_cut_threshold = scene_cuts.DEFAULT_THRESHOLD
 
 
+_DRY_RUN_VALUES = {'true': True, '1': True, 'yes': True, 'false': False, '0': False, 'no': False}
+
+
+def _dry_run_read(parser, beam_args):
+  """Beam's --dry_run takes a value and is on for any non-empty one (`--dry_run=False` built
+  the job and submitted nothing, as the launcher wrote records for a real run); bare, Beam
+  printed its whole usage. Bare (as run_dataflow.sh takes it) it means true; its value is one of
+  true/false, 1/0, yes/no in any case, anything else a usage error; false drops it."""
+  read, k = [], 0
+  while k < len(beam_args):
+    arg, k = beam_args[k], k + 1
+    if arg != '--dry_run' and not arg.startswith('--dry_run='):
+      read.append(arg)
+      continue
+    value = arg.partition('=')[2] if '=' in arg else 'true'
+    if arg == '--dry_run' and k < len(beam_args) and not beam_args[k].startswith('-'):
+      value, k = beam_args[k], k + 1
+    if value.lower() not in _DRY_RUN_VALUES:
+      parser.error(f'argument --dry_run: {value!r} is not one of true/false, 1/0, yes/no')
+    if _DRY_RUN_VALUES[value.lower()]:
+      read.append('--dry_run=True')
+  return read
+
+
 def parse_with_beam_flags(parser, argv, who):
   """(`parser`'s namespace, the remaining flags for Beam). A flag that neither `parser` nor any
   Beam options class defines is a usage error (exit status 2): Beam only logs "Discarding
   unparseable args" and runs on, so a typo (`--time_to_interpolate 3`) would pass unnoticed."""
   known, beam_args = parser.parse_known_args(argv)
-  # Beam's --dry_run takes a value (bare, Beam printed its whole usage): bare, as run_dataflow.sh
-  # takes it, it means true.
-  beam_args = ['--dry_run=True' if arg == '--dry_run' and (
-      k + 1 == len(beam_args) or beam_args[k + 1].startswith('-')) else arg
-               for k, arg in enumerate(beam_args)]
+  beam_args = _dry_run_read(parser, beam_args)
   # Beam's own parser type: some options classes add value-provider arguments, which only it has.
   beam = pipeline_options._BeamArgumentParser(allow_abbrev=False)  # pylint: disable=protected-access
   for cls in {str(c): c for c in pipeline_options.PipelineOptions.__subclasses__()}.values():

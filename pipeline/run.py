@@ -153,6 +153,25 @@ def submission_scratch(remote):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def check_dataflow_names(pipeline_options, runner):
+  """A project, job name or temp/staging bucket Dataflow would refuse is a usage error up front,
+  with Beam's words: Beam checks them only when the job is built (a traceback after the model has
+  loaded) and, for a bucket, goes on to look for a default one online, a dry run included."""
+  if runner != 'DataflowRunner':
+    return
+  # pylint: disable=import-outside-toplevel
+  from apache_beam.options.pipeline_options import GoogleCloudOptions
+  from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
+  validator = PipelineOptionsValidator(pipeline_options, runner)
+  cloud = pipeline_options.view_as(GoogleCloudOptions)
+  errors = validator.validate_cloud_options(cloud)
+  for location in ('temp_location', 'staging_location'):
+    if getattr(cloud, location):
+      errors += validator.validate_gcs_path(cloud, location)
+  if errors:
+    raise UsageError('; '.join(e.rstrip('.') for e in errors))
+
+
 def check_paths_reach_the_workers(known, runner):
   """Remote workers (any runner but the local ones) see none of this machine's disk: --input,
   --output and --model_path must be on a shared filesystem (gs://), or the job would start, fail
@@ -161,7 +180,7 @@ def check_paths_reach_the_workers(known, runner):
     return
   local = [f'--{name}={value}' for name, value in (
       ('input', known.input), ('output', known.output), ('model_path', known.model_path))
-           if value and FileSystems.get_scheme(value) is None]
+           if value and FileSystems.get_scheme(value) in (None, 'file')]
   if local:
     raise UsageError(f'{", ".join(local)}: {runner} workers cannot read this machine\'s disk; '
                      'put them on cloud storage (gs://...)')
@@ -276,20 +295,26 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
           beam.pvalue.AsList(pair_files), beam.pvalue.AsList(error_files)))
 
 
-def dry_run_job(p, pipeline_options, dataflow):
-  """Builds the job offline and prints its steps. Dataflow's own dry run builds the whole job,
-  the staged sdist included, and submits nothing; its options are printed too. Other runners have
-  none: their graph is printed."""
-  if not dataflow:
+def dry_run_job(p, pipeline_options, dataflow, settings):
+  """Builds the job offline and prints its steps and `settings` (what the job will do, as its
+  records will say). Dataflow's own dry run builds the whole job, the staged sdist included, and
+  submits nothing; Beam's options are printed too. Other runners have none: their graph is
+  printed."""
+  result = _DryRunResult()
+  if dataflow:
+    with submission_scratch(remote=True):
+      result = p.run()
+    _print_steps(result.job.proto_pipeline)
+  else:
     _print_steps(p.to_runner_api())
     shutil.rmtree(p.local_tempdir, ignore_errors=True)  # (p.run() would have)
-    return _DryRunResult()
-  with submission_scratch(remote=True):
-    result = p.run()
-  _print_steps(result.job.proto_pipeline)
-  print('Job options:')
-  for key, value in sorted(pipeline_options.get_all_options(drop_default=True).items()):
-    print(f'  --{key}={value}')
+  print('Settings:')
+  for key, value in settings.items():
+    print(f'  {key}: {json.dumps(value)}')
+  if dataflow:
+    print('Job options:')
+    for key, value in sorted(pipeline_options.get_all_options(drop_default=True).items()):
+      print(f'  --{key}={value}')
   return result
 
 
@@ -320,6 +345,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   runner = _runner_name(pipeline_options.view_as(StandardOptions).runner)
   local = test_pipeline is None and _is_local(runner)
   if test_pipeline is None:
+    check_dataflow_names(pipeline_options, runner)
     check_paths_reach_the_workers(known, runner)
     stage_the_code(pipeline_options, runner)
   check_paths(known, offline=dry_run)
@@ -360,7 +386,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   build(p, known, fingerprint, details, progress_dir, handle)
 
   if dry_run:
-    return dry_run_job(p, pipeline_options, dataflow=not local and runner == 'DataflowRunner')
+    return dry_run_job(p, pipeline_options, not local and runner == 'DataflowRunner', details)
   clear_earlier_records(known.output, known.run_id)  # once nothing can fail before the run
   try:
     records.write_started(known.output, known.run_id, details)

@@ -30,7 +30,7 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
       [os.path.join(ROOT, 'run_dataflow.sh'), '--dry_run', '--project', 'demo', '--region',
        'us-central1', '--temp_location', 'gs://demo/tmp', '--input', 'gs://demo/in', '--output',
        'gs://demo/out', '--model_path', 'gs://demo/models/tiny.npz', '--gpu', 'nvidia-tesla-t4',
-       '--times_to_interpolate=3', '--input_fps', '24000/1001', '--output_fps=30000/1001',
+       '--sdk_container_image', 'us-docker.pkg.dev/demo/film/worker:1', '--times_to_interpolate=3', '--input_fps', '24000/1001', '--output_fps=30000/1001',
        '--max_num_workers', '4'],
       capture_output=True, text=True, env=env, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -41,6 +41,9 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
   assert 'worker_accelerator=type:nvidia-tesla-t4;count:1;install-nvidia-driver' in out
   assert '--max_num_workers=4' in out and '--project=demo' in out
   assert '--machine_type=n1-standard-8' in out
+  # The pipeline's own settings, as its records will say them, beside Beam's options.
+  assert '  input: "gs://demo/in"\n' in out and '"times_to_interpolate": 3' in out
+  assert '"input_fps": "24000/1001", "output_fps": "30000/1001"' in out
   # One SDK process per worker, GPU or not: the model once, its calls one at a time.
   assert "--experiments=['use_runner_v2', 'no_use_multiple_sdk_containers']" in out
   # An L4 goes on a G2 machine, and a machine type that cannot take it is refused.
@@ -49,7 +52,9 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
         [os.path.join(ROOT, 'run_dataflow.sh'), '--dry_run', '--project', 'demo',
          '--bucket', 'gs://demo/', '--input', 'gs://demo/in', '--output', 'gs://demo/out',
          *flags], capture_output=True, text=True, env=env, timeout=300, check=False)
-  proc = dry_run('--gpu', 'nvidia-l4')
+  proc = dry_run('--gpu', 'nvidia-l4')  # as the real run, a GPU needs an image with CUDA's TF
+  assert proc.returncode == 2 and 'needs --sdk_container_image' in proc.stderr
+  proc = dry_run('--gpu', 'nvidia-l4', '--sdk_container_image', 'us-docker.pkg.dev/d/f/w:1')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert '--machine_type=g2-standard-8' in proc.stdout
   assert "--experiments=['use_runner_v2', 'no_use_multiple_sdk_containers']" in proc.stdout
@@ -71,6 +76,38 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
   assert proc.returncode == 2 and 'one GPU' in proc.stderr
   proc = dry_run('--project', '--bucket', 'b')  # a flag is no value
   assert proc.returncode == 2 and '--project needs a value' in proc.stderr
+  # Names Dataflow would refuse: one line each, before any work (a traceback after the model
+  # loaded, or for a bucket a search for a default one online, dry run or not).
+  for flags, message in ((('--project', 'My_Project'), 'Invalid Project ID (My_Project)'),
+                         (('--job_name', 'My_Job'), 'Invalid job_name (My_Job)'),
+                         (('--bucket', 'My_Bucket'), 'Invalid GCS bucket (gs://My_Bucket/'),
+                         (('--max_workers', 'ten'), '--max_workers ten: give a whole number'),
+                         (('--input', 'file:///tmp/in'), 'cannot read this machine\'s disk')):
+    proc = dry_run(*flags)
+    assert proc.returncode == 2 and message in proc.stderr, (flags, proc.stderr[-2000:])
+    assert 'Traceback' not in proc.stderr
+
+
+def test_run_dataflow_reads_dry_run_values_as_the_pipeline_does(tmp_path):
+  """Only 1/true/True/yes were a dry run: --dry_run=TRUE or =on submitted the job."""
+  stand_in = tmp_path / 'python'  # prints the command run_dataflow.sh would run
+  stand_in.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+  stand_in.chmod(0o755)
+  def launch(value):
+    return subprocess.run(
+        [os.path.join(ROOT, 'run_dataflow.sh'), f'--dry_run={value}', '--project', 'demo',
+         '--bucket', 'demo', '--input', 'gs://demo/in', '--output', 'gs://demo/out'],
+        capture_output=True, text=True, env=dict(os.environ, PYTHON=str(stand_in)), timeout=60,
+        check=False)
+  for value in ('1', 'true', 'TRUE', 'Yes'):
+    proc = launch(value)
+    assert proc.returncode == 0 and '--dry_run=True\n' in proc.stdout, value
+  for value in ('0', 'False', 'no'):
+    proc = launch(value)
+    assert proc.returncode == 0 and '--dry_run' not in proc.stdout, value
+  proc = launch('on')
+  assert proc.returncode == 2 and '--dry_run=on: give true or false' in proc.stderr
+  assert not proc.stdout
 
 
 def test_a_worker_image_of_another_beam_or_python_than_the_launcher_is_refused():
@@ -156,6 +193,17 @@ def test_a_bare_dry_run_flag_means_true_and_writes_nothing(tmp_path, tiny_model,
     for step in STEPS:
       assert f'  {step}\n' in out
   assert sorted(os.listdir(tmp_path)) == ['in']
+  # Beam takes any value as true, `--dry_run=False` too, while the launcher wrote a real run's
+  # records: the values are read as run_dataflow.sh reads them, others refused.
+  argv = [f'--input={tmp_path / "in"}', f'--output={tmp_path / "out"}']
+  for flags in (['--dry_run=YES'], ['--dry_run', '1']):
+    assert run_module.main(argv + flags) == 0 and 'Job steps' in capsys.readouterr().out
+  assert sorted(os.listdir(tmp_path)) == ['in']
+  for flags in (['--dry_run=on'], ['--dry_run', 'maybe']):
+    assert run_module.main(argv + flags) == 2
+    assert 'is not one of true/false' in capsys.readouterr().err
+  assert run_module.main(argv + ['--dry_run=False']) == 1  # a real run: the empty clip's record
+  assert sorted(os.listdir(tmp_path / 'out')) == ['_runs']
 
 
 def test_dry_runs_leave_nothing_in_the_temp_folder(tmp_path, monkeypatch, capsys):
