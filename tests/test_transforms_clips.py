@@ -219,6 +219,14 @@ def test_a_clip_folder_linked_in_from_elsewhere_is_a_clip(tmp_path):
       str(tmp_path / 'in' / 'reel_02' / f'f{i}.png') for i in range(3)]
   assert list(clips.clip_frames(str(tmp_path / 'in'))) == [
       str(tmp_path / 'in' / 'reel_01'), str(tmp_path / 'in' / 'reel_02')]
+  # A link beside the folder it leads to, whichever the listing gives first, or inside a sibling
+  # (a "latest" link), was walked too: the same footage twice, under two names.
+  for name in ('a_latest', 'reel_01_alias', 'z_latest'):
+    os.symlink(tmp_path / 'in' / 'reel_01', tmp_path / 'in' / name)
+  (tmp_path / 'in' / 'links').mkdir()
+  os.symlink(tmp_path / 'in' / 'reel_01', tmp_path / 'in' / 'links' / 'current')
+  found, errors = _discover(str(tmp_path / 'in'))
+  assert errors == [] and [c.name for c in found] == ['reel_01', 'reel_02']
 
 
 def test_frames_in_the_input_folder_never_share_a_subfolders_output(tmp_path):

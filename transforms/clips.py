@@ -571,12 +571,22 @@ def _empty_local_folders(root, pattern, in_output):
   found = []
   for folder, dirs, names in files.walk_local(root):  # as `files.list_tree` walks
     dirs[:] = [d for d in dirs if not passed_over(d, folder=True)]
-    leaf = not dirs  # a folder holding an output is not empty, though its output is not walked
+    # A folder holding an output is not empty, though its output is not walked; nor is one
+    # holding a link to a folder walked elsewhere (`files.walk_local` walks each once).
+    leaf = not dirs and not _links_to_folders(folder)
     dirs[:] = [d for d in dirs if not in_output(os.path.join(folder, d))]
     if leaf and not [n for n in names if not passed_over(n)] and folder != root:
       if selected(folder, folder):
         found.append(folder)
   return found
+
+
+def _links_to_folders(folder):
+  try:
+    return any(e.is_symlink() and e.is_dir() and not passed_over(e.name, folder=True)
+               for e in os.scandir(folder))
+  except OSError:
+    return False
 
 
 def output_indices(clip, times_to_interpolate):

@@ -146,10 +146,21 @@ def walk_local(root, follow_links=True, problems=None):
   def unreadable(error):
     if problems is not None and error.filename != root:  # (a missing root is the caller's)
       problems.append((error.filename, error.strerror or str(error)))
-  seen = set()
+  seen = {os.path.realpath(root)}
   for folder, dirs, names in os.walk(root, onerror=unreadable, followlinks=follow_links):
-    seen.add(os.path.realpath(folder))
-    dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(folder, d)) not in seen]
+    # Each folder is claimed when its parent is listed, real folders before links: a link beside
+    # the folder it leads to (or below it) is passed over, not walked twice under two names.
+    kept = set()
+    for d in sorted(dirs, key=lambda d: os.path.islink(os.path.join(folder, d))):
+      path = os.path.join(folder, d)
+      if not follow_links and os.path.islink(path):
+        kept.add(d)  # (os.walk does not go in)
+        continue
+      real = os.path.realpath(path)
+      if real not in seen:
+        seen.add(real)
+        kept.add(d)
+    dirs[:] = [d for d in dirs if d in kept]
     yield folder, dirs, names
 
 
