@@ -91,6 +91,9 @@ from transforms import scene_cuts
 
 MODEL = 'model'
 COMPARISONS = 'comparisons'  # the folder of comparison PNGs under --output
+# Written in --output before any comparison PNG: a killed evaluation's comparisons/ (no report
+# beside it yet) are still known for what they are.
+STARTED = '.film-evaluation'
 # `count` and `psnr_count` (how many rows a mean averages; PSNR leaves out infinite ones) are
 # filled on the `mean` rows.
 CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width', 'error',
@@ -206,7 +209,8 @@ def _earlier_comparisons(folder):
   """Whether `folder` is the comparison PNGs of an earlier evaluation (an --output inside the
   input): pictures of the frames, not footage."""
   parent, name = posixpath.split(folder.rstrip('/'))
-  return name == COMPARISONS and FileSystems.exists(files.join(parent, 'results.json'))
+  return name == COMPARISONS and any(
+      FileSystems.exists(files.join(parent, mark)) for mark in ('results.json', STARTED))
 
 
 def _manifest_triplets(manifest):
@@ -525,6 +529,10 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
        | 'WriteReports' >> beam.Map(write_reports, known.output, settings))
   if _truthy(options.view_as(TestOptions).dry_run):
     return dry_run_job(p, options, test_pipeline is None and runner == 'DataflowRunner', settings)
+  if not known.no_png:
+    files.write_atomic(files.join(known.output, STARTED),
+                       b'an evaluation\'s output: its comparisons/ are pictures, not footage\n',
+                       known.output)
   with submission_scratch(remote=test_pipeline is None and not _is_local(runner)):
     result = p.run()
   result.wait_until_finish()

@@ -526,6 +526,20 @@ def test_leave_one_out_into_its_own_input_or_above_it_finds_the_clips(tmp_path, 
   assert json.load(open(tmp_path / 'project' / 'reel1' / 'results.json'))['triplets_listed'] == 1
 
 
+def test_a_killed_evaluations_comparisons_are_not_footage(tmp_path):
+  """Known by the report beside them, a killed evaluation's (none yet) were scored as a clip."""
+  for i in range(5):
+    _save(str(tmp_path / 'project' / 'reel1' / f'f{i}.png'), _smooth_texture(16, 16, i))
+  argv = ['--input', str(tmp_path / 'project'), '--leave_one_out', '--no_model',
+          '--baselines', 'repeat']
+  evaluate.run(argv + ['--output', str(tmp_path / 'project' / 'a')])
+  for name in ('results.json', 'results.csv'):  # as a killed run leaves it
+    os.remove(tmp_path / 'project' / 'a' / name)
+  assert len(os.listdir(tmp_path / 'project' / 'a' / 'comparisons')) == 3
+  evaluate.run(argv + ['--output', str(tmp_path / 'project' / 'b')])
+  assert list(json.load(open(tmp_path / 'project' / 'b' / 'results.json'))['clips']) == ['reel1']
+
+
 def test_flags_for_footage_alone_are_refused_on_curated_triplets(tmp_path, capsys):
   for name in TRIPLET_NAMES:
     _save(str(tmp_path / 'in' / 'a' / name), np.zeros((16, 16, 3), np.float32))
