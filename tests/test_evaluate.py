@@ -76,6 +76,14 @@ def test_minterpolate_returns_the_middle_not_an_input(shift):
   assert to_mid > quality.psnr(quality.average(x0, x1)[inner], mid[inner])
 
 
+def test_minterpolate_on_frames_it_cannot_take_says_so_in_one_line():
+  """Under 32 px the error row was ffmpeg's whole log, ten lines."""
+  x0, _, x1 = _shift_triplet(h=20, w=24, shift=2)
+  with pytest.raises(ValueError, match=r'^frames of 24x20: ffmpeg minterpolate takes frames of '
+                                       r'at least 32x32$'):
+    quality.minterpolate(x0, x1)
+
+
 def test_dis_flow_baseline_recovers_a_translation():
   pytest.importorskip('cv2', reason='OpenCV is a benchmark extra: pip install '
                                     'opencv-python-headless')

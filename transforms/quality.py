@@ -29,6 +29,7 @@ BASELINES = ('repeat', 'average', 'minterpolate', 'dis')
 # scd=none: its scene-change detection (on by default) would take large motion on small frames
 # for a cut and repeat frame 0, scoring as the repeat baseline does (Middlebury-Other's
 # 12 sequences score the same either way).
+MINTERPOLATE_MIN_SIZE = 32  # its block matching's smallest frame, in both directions
 MINTERPOLATE = 'minterpolate=fps=2:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none'
 NO_FFMPEG = 'no ffmpeg: none on PATH and imageio-ffmpeg is not installed'
 # Error heat map scale: a mean absolute error of this much (of full range) or more is white.
@@ -122,6 +123,9 @@ def minterpolate(x0: np.ndarray, x1: np.ndarray, ffmpeg: str | None = None) -> n
   if ffmpeg is None:
     raise RuntimeError(NO_FFMPEG)
   h, w = x0.shape[:2]
+  if min(h, w) < MINTERPOLATE_MIN_SIZE:  # (ffmpeg's own words fill ten lines)
+    raise ValueError(f'frames of {w}x{h}: ffmpeg minterpolate takes frames of at least '
+                     f'{MINTERPOLATE_MIN_SIZE}x{MINTERPOLATE_MIN_SIZE}')
   command = [ffmpeg, '-nostdin', '-v', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24',
              '-s', f'{w}x{h}', '-r', '1', '-i', '-',
              '-vf', f'format=yuv444p,{MINTERPOLATE},format=rgb24',
@@ -129,7 +133,8 @@ def minterpolate(x0: np.ndarray, x1: np.ndarray, ffmpeg: str | None = None) -> n
   data = to_uint8(x0).tobytes() + to_uint8(x1).tobytes() * 2
   done = subprocess.run(command, input=data, capture_output=True, check=False)
   if done.returncode != 0:
-    raise RuntimeError(f'ffmpeg minterpolate failed: {done.stderr.decode(errors="replace")}')
+    said = [line for line in done.stderr.decode(errors='replace').splitlines() if line.strip()]
+    raise RuntimeError(f'ffmpeg minterpolate failed: {said[0] if said else done.returncode}')
   frames = np.frombuffer(done.stdout, np.uint8).reshape(-1, h, w, 3)
   if len(frames) < 3:
     raise RuntimeError(f'ffmpeg minterpolate gave {len(frames)} frames, expected 3')
