@@ -83,6 +83,12 @@ class Trainer:
         raise SystemExit(f'error: cannot resume {self.manager.latest_checkpoint} with --options '
                          f'{self.options.to_json()} ({e}); pass the run\'s own --options, or a '
                          f'new --output_dir') from None
+      except (tf.errors.OpError, IndexError) as e:  # files gone or cut short (a partial copy)
+        reason = getattr(e, 'message', None) or str(e)
+        raise SystemExit(f'error: cannot read the checkpoint {self.manager.latest_checkpoint} '
+                         f'({reason.splitlines()[0]}): copy the run folder\'s ckpt/ whole, or '
+                         f'continue in a new --output_dir with --init '
+                         f'{os.path.join(self.output_dir, "latest.npz")}') from None
       self.meta = self._saved_meta()
       message = f'resumed {self.manager.latest_checkpoint} at step {int(self.step.numpy())}'
       if self.ema_decay > 0 and not self.meta.get('ema_decay'):
@@ -221,6 +227,11 @@ def main(argv=None) -> int:
   else:
     training.refuse_orphaned_weights(args.output_dir, os.path.join(args.output_dir, 'ckpt'))
   print(trainer.restore(init, args.init_scheme), flush=True)
+  if resumed:
+    training.mend_exports(args.output_dir, int(trainer.step.numpy()), args.keep_every,
+                          lambda path: weights_lib.save(path, trainer.exported_weights(), options,
+                                                        meta={**trainer.meta,
+                                                              'steps': int(trainer.step.numpy())}))
   training.check_steps(int(trainer.step.numpy()), args.steps, resumed)
   clips = training.load_clips(args)
   data = training.describe_data(args, clips)

@@ -178,6 +178,10 @@ def main(argv=None) -> int:
   else:
     training.refuse_orphaned_weights(args.output_dir, trainer.path)
   print(trainer.restore(training.resolve_init(args.init)), flush=True)
+  if resumed:
+    training.mend_exports(args.output_dir, trainer.step, args.keep_every, lambda path: (
+        weights_lib.save(path, trainer.net.released_weights(
+            trainer.ema if args.ema_decay > 0 else None), options, meta=trainer.meta)))
   training.check_steps(trainer.step, args.steps, resumed)
   if args.precision == 'bfloat16' and not _bfloat16_is_native(device):
     print('warning: precision bfloat16: this device has no bfloat16 arithmetic, so it is '

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import zipfile
 from typing import Callable, Iterable
 
 import numpy as np
@@ -225,6 +226,26 @@ def check_steps(start_step: int, steps: int, resumed: bool) -> None:
                    f'--steps {start_step + steps} for {steps} more steps')
 
 
+def mend_exports(output_dir: str, step: int, keep_every: int, export: Callable[[str], None]):
+  """A save cut by SIGTERM or SIGKILL (which cannot be deferred as Ctrl-C is) between the
+  checkpoint and latest.npz, or the --keep_every copy, left them behind the checkpoint for good:
+  the resume goes on past that step, or has nothing to do. A resumed run writes them again from
+  its checkpoint (`export(path)` writes the weights at `step`)."""
+  latest = os.path.join(output_dir, 'latest.npz')
+  try:
+    behind = int(weights_lib.read_meta(latest).get('steps', -1)) != step
+  except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # gone, or cut short
+    behind = True
+  if behind:
+    export(latest)
+    print(f'latest.npz was behind the checkpoint (a save cut short): written for step {step}',
+          flush=True)
+  kept = os.path.join(output_dir, f'step_{step}.npz')
+  if keep_every and step % keep_every == 0 and not os.path.exists(kept):
+    shutil.copyfile(latest, kept + '.tmp')
+    os.replace(kept + '.tmp', kept)
+
+
 def resolve_init(init: str) -> str | None:
   """--init as a path: 'default' is the built-in model (None if absent), 'none' is None."""
   default = weights_lib.DEFAULT_MODEL if os.path.exists(weights_lib.DEFAULT_MODEL) else None
@@ -312,10 +333,15 @@ def load_clips(args) -> list | None:
   one line naming the path."""
   if not args.clips:
     return None
-  from transforms.clips import clip_frames, clip_triplets  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from transforms import files
+  from transforms.clips import clip_frames, clip_triplets
+  why = files.unreachable(args.clips)  # in the words the pipeline uses: no such bucket, ...
+  if why:
+    raise SystemExit(f'--clips {args.clips}: {why}')
   try:
     frames_by_clip = clip_frames(args.clips)
-  except Exception as e:  # pylint: disable=broad-except  # no such bucket, no access, ...
+  except Exception as e:  # pylint: disable=broad-except
     raise SystemExit(f'--clips {args.clips}: cannot be listed ({type(e).__name__}: {e})')
   clips = clip_triplets(args.clips, frames_by_clip=frames_by_clip)
   # Across a lost frame the middle one is not the midpoint in time: no truth to train on.

@@ -419,6 +419,45 @@ def test_keep_every_keeps_steps_between_checkpoints(short_runs, resumed_to_5):
     np.testing.assert_allclose(at_five[name], stopped[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_a_save_killed_before_latest_npz_is_mended_by_the_resume(short_runs, tmp_path, capsys):
+  """SIGTERM or SIGKILL (not deferred as Ctrl-C is) between the checkpoint and latest.npz left
+  latest.npz steps behind for good, and a --keep_every copy of that step never written."""
+  folder = _copy(short_runs[6], tmp_path / 'run')
+  shutil.copyfile(folder / 'step_5.npz', folder / 'latest.npz')  # as the cut save left it
+  assert train.main(_args(folder, 6, '--keep_every', '2')) == 0
+  out = capsys.readouterr().out
+  assert 'latest.npz was behind the checkpoint' in out and 'nothing to do' in out
+  for mended in ('latest.npz', 'step_6.npz'):
+    weights, _ = weights_lib.read_npz(str(folder / mended))
+    finished, _ = weights_lib.read_npz(str(short_runs[6] / 'latest.npz'))
+    for name in finished:
+      np.testing.assert_array_equal(weights[name], finished[name], err_msg=name)
+    assert weights_lib.read_meta(str(folder / mended))['steps'] == 6
+  assert train.main(_args(folder, 6, '--keep_every', '2')) == 0  # whole now: nothing to mend
+  assert 'behind' not in capsys.readouterr().out
+
+
+def test_a_checkpoint_cut_short_or_gone_is_one_line_naming_it(short_runs, tmp_path):
+  """A partial copy of a run folder to a fresh machine ended in TensorFlow's traceback."""
+  cut = _copy(short_runs[3], tmp_path / 'cut')
+  (data,) = (cut / 'ckpt').glob('ckpt-3.data-*')
+  data.write_bytes(data.read_bytes()[:100])
+  gone = _copy(short_runs[3], tmp_path / 'gone')
+  for path in (gone / 'ckpt').glob('ckpt-3.*'):
+    path.unlink()
+  for folder in (cut, gone):
+    with pytest.raises(SystemExit, match=r'^error: cannot read the checkpoint .*ckpt-3 \(.+\): '
+                                         r'copy the run folder\'s ckpt/ whole'):
+      train.main(_args(folder, 5))
+
+
+def test_clips_in_a_bucket_that_does_not_exist_is_one_line(gcs, tmp_path):
+  """It was Beam's whole BeamIOError; the pipeline and the evaluation say it in words."""
+  with pytest.raises(SystemExit, match=r'^--clips gs://no-such-bucket/clips: its bucket '
+                                       r'no-such-bucket does not exist$'):
+    train.main(_args(tmp_path / 'run', 3, '--clips', 'gs://no-such-bucket/clips'))
+
+
 def test_ctrl_c_stops_training_with_one_line_and_status_130(capsys):
   """What both trainers' loop does when Ctrl-C lands mid-step: no traceback, the step it
   stopped at, and that the same command resumes; nothing is saved after the interrupt."""

@@ -171,6 +171,21 @@ def test_resume_matches_an_uninterrupted_run_with_rendering_workers(tmp_path):
     np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_a_save_killed_before_latest_npz_is_mended_by_the_resume(tmp_path):
+  """As the TensorFlow trainer: SIGKILL between the checkpoint and latest.npz left it behind."""
+  run = tmp_path / 'run'
+  _train(run, 6, '--ema_decay', '0.9', '--keep_every', '5')
+  finished, _ = weights_lib.read_npz(str(run / 'latest.npz'))
+  (run / 'latest.npz').write_bytes((run / 'step_5.npz').read_bytes())  # as the cut save left it
+  log = _train(run, 6, '--ema_decay', '0.9', '--keep_every', '2')
+  assert 'latest.npz was behind the checkpoint' in log and 'nothing to do' in log
+  for mended in ('latest.npz', 'step_6.npz'):
+    weights, _ = weights_lib.read_npz(str(run / mended))
+    assert weights_lib.read_meta(str(run / mended))['steps'] == 6
+    for name in finished:
+      np.testing.assert_array_equal(weights[name], finished[name], err_msg=name)
+
+
 def test_a_run_started_from_a_weight_file_goes_on_from_its_step_and_learning_rate(tmp_path):
   first, second = tmp_path / 'first', tmp_path / 'second'
   _train(first, 3)
