@@ -305,13 +305,20 @@ class EvaluateTriplet(beam.DoFn):
       yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': None,
              'left_out': 'frame numbers skip', 'cut_score': None}
       return
-    frames = []
+    decoded = []
     for k in ('frame0', 'truth', 'frame1'):
       try:
-        frames.append(images.decode(files.read_bytes(triplet[k]), triplet[k]).rgb())
+        decoded.append(images.decode(files.read_bytes(triplet[k]), triplet[k]))
       except Exception as e:  # pylint: disable=broad-except
         yield _error_row(triplet, None, f'cannot read {triplet[k]}: {e}')
         return
+    grey = [frame.channels < 3 for frame in decoded]
+    if any(grey) and not all(grey):  # a colour prediction against a grey truth scores ~20 dB low
+      yield _error_row(triplet, None, 'grey and colour frames mixed: ' + ', '.join(
+          f'{triplet[k]} is {"grey" if g else "colour"}'
+          for k, g in zip(('frame0', 'truth', 'frame1'), grey)))
+      return
+    frames = [frame.rgb() for frame in decoded]
     x0, truth, x1 = frames
     if not x0.shape == truth.shape == x1.shape:
       yield _error_row(triplet, None, 'frame sizes differ: ' + ', '.join(

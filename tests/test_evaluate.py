@@ -349,6 +349,10 @@ def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(t
   (tmp_path / 'in' / 'broken' / 'frame10i11.png').write_bytes(b'not a png')
   for name in TRIPLET_NAMES:  # SSIM's window is 11 px a side: no SSIM for a 10x12 frame
     _save(str(tmp_path / 'in' / 'tiny' / name), gray[:10, :12])
+  for name in ('frame10.png', 'frame11.png'):  # a grey truth scored ~20 dB below its colour twin
+    _save(str(tmp_path / 'in' / 'mixed' / name), gray)
+  Image.fromarray(np.full((24, 32), 102, np.uint8)).save(tmp_path / 'in' / 'mixed' /
+                                                          'frame10i11.png')
   out = str(tmp_path / 'out')
   status = evaluate.main(['--input', str(tmp_path / 'in'), '--output', out, '--no_model',
                           '--baselines', 'repeat,average'])
@@ -360,12 +364,14 @@ def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(t
   assert 'frame10i11.png' in errors['broken'] and 'not a readable image' in errors['broken']
   assert 'frame sizes differ' in errors['sizes'] and '32x20' in errors['sizes']
   assert "is 12x10, smaller than SSIM's 11x11 window" in errors['tiny']
+  assert errors['mixed'].startswith('mixed: grey and colour frames mixed: ')
+  assert f'{tmp_path / "in" / "mixed" / "frame10i11.png"} is grey' in errors['mixed']
   assert report['mean']['repeat']['count'] == 2 and report['mean']['repeat']['psnr_count'] == 1
   same_repeat = [r for r in report['triplets'] if r['key'] == 'same' and r['method'] == 'repeat']
   assert same_repeat[0]['psnr'] is None  # infinite: JSON null
   assert 'error: broken' in capsys.readouterr().err
   rows = list(csv.DictReader(open(os.path.join(out, 'results.csv'))))
-  assert {r['key'] for r in rows if r['error']} == {'broken', 'sizes', 'tiny'}
+  assert {r['key'] for r in rows if r['error']} == {'broken', 'sizes', 'tiny', 'mixed'}
   mean, = [r for r in rows if r['key'] == 'mean' and r['method'] == 'repeat']
   assert (mean['count'], mean['psnr_count']) == ('2', '1')
   assert 'repeat' in evaluate.format_table(report).splitlines()[1]
