@@ -571,17 +571,17 @@ def _empty_local_folders(root, pattern, in_output):
   found = []
   for folder, dirs, names in files.walk_local(root):  # as `files.list_tree` walks
     dirs[:] = [d for d in dirs if not passed_over(d, folder=True)]
-    # A folder holding an output is not empty, though its output is not walked; nor is one
-    # holding a link to a folder walked elsewhere (`files.walk_local` walks each once).
-    leaf = not dirs and not _links_to_folders(folder)
+    leaf = not dirs  # a folder holding an output is not empty, though its output is not walked
     dirs[:] = [d for d in dirs if not in_output(os.path.join(folder, d))]
-    if leaf and not [n for n in names if not passed_over(n)] and folder != root:
-      if selected(folder, folder):
-        found.append(folder)
+    if (leaf and not [n for n in names if not passed_over(n)] and folder != root
+        and not _links_to_folders(folder) and selected(folder, folder)):
+      found.append(folder)
   return found
 
 
 def _links_to_folders(folder):
+  """Whether `folder` holds a link to a folder: one `files.walk_local` walks elsewhere (each
+  folder once) still makes it no empty clip."""
   try:
     return any(e.is_symlink() and e.is_dir() and not passed_over(e.name, folder=True)
                for e in os.scandir(folder))
