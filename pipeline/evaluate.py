@@ -486,8 +486,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   options = PipelineOptions(beam_args, save_main_session=save_main_session)
   runner = _runner_name(options.view_as(StandardOptions).runner)
   if test_pipeline is None:
-    check_dataflow_names(options, runner)
     check_paths_reach_the_workers(known, runner)
+    check_dataflow_names(options, runner)
     stage_the_code(options, runner)
   if FileSystems.get_scheme(known.output) is None and os.path.isfile(known.output):
     raise UsageError(f'--output {known.output} is a file, not a folder')

@@ -345,8 +345,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   runner = _runner_name(pipeline_options.view_as(StandardOptions).runner)
   local = test_pipeline is None and _is_local(runner)
   if test_pipeline is None:
-    check_dataflow_names(pipeline_options, runner)
     check_paths_reach_the_workers(known, runner)
+    check_dataflow_names(pipeline_options, runner)
     stage_the_code(pipeline_options, runner)
   check_paths(known, offline=dry_run)
 

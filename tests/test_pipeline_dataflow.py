@@ -5,6 +5,7 @@ import contextlib
 import glob
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -262,7 +263,11 @@ def test_a_failed_dataflow_job_ends_the_launcher_in_its_own_words(tmp_path, tiny
       raise dataflow_runner.DataflowRuntimeException(
           'Dataflow pipeline failed. State: FAILED, Error: boom', self)
 
-  monkeypatch.setattr(beam.Pipeline, 'run', lambda self, *args, **kwargs: FailedJob())
+  def run(pipeline, *args, **kwargs):  # (as Beam's run, the pipeline's temp folder goes)
+    shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
+    return FailedJob()
+
+  monkeypatch.setattr(beam.Pipeline, 'run', run)
   (tmp_path / 'in' / 'clip').mkdir(parents=True)
   assert run_module.main([f'--input={tmp_path / "in"}', f'--output={tmp_path / "out"}',
                           f'--model_path={tiny_model[0]}']) == 1
