@@ -54,14 +54,15 @@ def tile_spans(size: int, tile: int | None, overlap: int,
   short as that count allows (rounded up to a `multiple`, the model's `align`, so tiles need
   no padding; and to `shortest`, the least the model takes, where nothing pads them), spread
   evenly from edge to edge. Starts are rounded down, so a step never exceeds
-  `length - overlap`."""
+  `length - overlap`; in whole numbers, so the last tile ends at the edge (a float step rounded
+  it one pixel short, left black, on some sizes)."""
   if not tile or size <= tile:
     return [(0, size)]
   count = -(-(size - overlap) // (tile - overlap))
   length = -(-(size + (count - 1) * overlap) // count)
   length = min(tile, max(shortest, -(-length // multiple) * multiple))
-  step = (size - length) / (count - 1)
-  return [(int(i * step), int(i * step) + length) for i in range(count)]
+  starts = [i * (size - length) // (count - 1) for i in range(count)]
+  return [(start, start + length) for start in starts]
 
 
 def tile_ramps(spans: list[tuple[int, int]]) -> list[np.ndarray]:
