@@ -65,6 +65,13 @@ def tile_spans(size: int, tile: int | None, overlap: int,
   return [(start, start + length) for start in starts]
 
 
+def _unreadable(error: Exception) -> str:
+  """TensorFlow's reason a SavedModel's files cannot be read, in one line."""
+  reason = (getattr(error, 'message', None) or str(error)).strip().splitlines()
+  return (f'a file of it is cut short or unreadable ({type(error).__name__}: '
+          f'{reason[0] if reason else "no reason given"})')
+
+
 def tile_ramps(spans: list[tuple[int, int]]) -> list[np.ndarray]:
   """Per span, its blending weights along the side: rising linearly across the overlap with
   the previous span, falling across the next one's, 1 elsewhere; never 0, so a weighted mean
@@ -292,7 +299,10 @@ class Interpolator:
           raise ValueError(f"precision {precision!r} needs engine='native'")
         if not is_saved_model:
           raise ValueError(f"engine='savedmodel' needs a SavedModel directory; {path} is not one")
-        loaded = tf.saved_model.load(local)
+        try:
+          loaded = tf.saved_model.load(local)
+        except (tf.errors.OpError, IndexError, OSError, ValueError) as e:
+          raise ValueError(f'cannot load film_net model from {path}: {_unreadable(e)}') from e
         fp = weights_lib.fingerprint_saved_model(loaded)
         return cls(saved_model=loaded, align=align, fingerprint=fp, source=str(path),
                    flip_average=flip_average, padding=padding, flip_weights=flip_weights,
@@ -313,6 +323,8 @@ class Interpolator:
                          f'file ({e})') from e
       except (ValueError, OSError, KeyError) as e:
         raise ValueError(f'cannot load film_net model from {path}: {e}') from e
+      except (tf.errors.OpError, IndexError) as e:  # a SavedModel's files gone or cut short
+        raise ValueError(f'cannot load film_net model from {path}: {_unreadable(e)}') from e
     try:
       options = options or file_options or weights_lib.infer_options(weights)
       return cls.from_weights(weights, options, align=align, source=str(path),

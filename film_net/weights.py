@@ -47,7 +47,17 @@ def local_copy(path: str):
   if not is_remote(path):
     if not os.path.exists(path):
       raise FileNotFoundError(f'model path does not exist: {path}')
-    yield path
+    if not (os.path.isdir(path) and re.search(r'[*?\[]', os.path.abspath(path))):
+      yield path
+      return
+    # TensorFlow reads a SavedModel's variables through a glob of their path: a folder named
+    # `Take [2]` matched nothing. A link of a plain name leads there.
+    linked = tempfile.mkdtemp(prefix='film_model_')
+    try:
+      os.symlink(os.path.abspath(path), os.path.join(linked, 'model'))
+      yield os.path.join(linked, 'model')
+    finally:
+      shutil.rmtree(linked, ignore_errors=True)
     return
   # Only remote paths need Beam; `files.match` reads the model's folder literally ('v[2]').
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel

@@ -11,6 +11,7 @@ from film_net import Interpolator, Options
 from film_net import specs
 from film_net import weights as weights_lib
 from film_net.export import export_saved_model
+from film_net.interpolator import ENGINES
 from film_net_helpers import golden_path
 
 
@@ -61,6 +62,26 @@ def tiny_export(tmp_path_factory):
   target = str(folder / 'tiny_saved_model')
   export_saved_model(interp.net.released_weights(), interp.options, target)
   return interp, target
+
+
+def test_an_export_in_a_folder_named_like_a_glob_loads_and_one_cut_short_says_so(tiny_export,
+                                                                                 tmp_path):
+  """TensorFlow reads the variables through a glob of their path: `Take [2]` matched nothing
+  ("Failed to find any matching files"); a partial copy gave a bare IndexError."""
+  interp, target = tiny_export
+  bracketed = tmp_path / 'Take [2]' / 'model'
+  shutil.copytree(target, bracketed)
+  x = np.random.default_rng(4).random((2, 1, 24, 40, 3), np.float32)
+  for engine in ENGINES:
+    again = Interpolator.from_path(str(bracketed), engine=engine)
+    np.testing.assert_allclose(again(x[0], x[1]), interp(x[0], x[1]), rtol=1e-5, atol=1e-5)
+  assert sorted(os.listdir(tmp_path)) == ['Take [2]']
+  (data,) = (bracketed / 'variables').glob('variables.data-*')
+  data.write_bytes(data.read_bytes()[:200])
+  for engine in ENGINES:
+    with pytest.raises(ValueError, match=r'^cannot load film_net model from .*Take \[2\]/model: '
+                                         r'a file of it is cut short or unreadable \('):
+      Interpolator.from_path(str(bracketed), engine=engine)
 
 
 def test_an_export_of_any_options_loads_back_natively_as_the_same_model(tiny_export):
