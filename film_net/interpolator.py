@@ -65,13 +65,6 @@ def tile_spans(size: int, tile: int | None, overlap: int,
   return [(start, start + length) for start in starts]
 
 
-def _unreadable(error: Exception) -> str:
-  """TensorFlow's reason a SavedModel's files cannot be read, in one line."""
-  reason = (getattr(error, 'message', None) or str(error)).strip().splitlines()
-  return (f'a file of it is cut short or unreadable ({type(error).__name__}: '
-          f'{reason[0] if reason else "no reason given"})')
-
-
 def tile_ramps(spans: list[tuple[int, int]]) -> list[np.ndarray]:
   """Per span, its blending weights along the side: rising linearly across the overlap with
   the previous span, falling across the next one's, 1 elsewhere; never 0, so a weighted mean
@@ -122,6 +115,13 @@ def check_frames(*frames: np.ndarray, what: str = 'frames', single: bool = False
     if low < -0.5 or high > 1.5:
       raise ValueError(f'{what} must be in [0, 1]; got values from {low:.4g} to {high:.4g} '
                        '(0-255 pixels? divide by 255)')
+
+
+def _unreadable(error: Exception) -> str:
+  """TensorFlow's reason a SavedModel's files cannot be read, in one line."""
+  reason = (getattr(error, 'message', None) or str(error)).strip().splitlines()
+  return (f'a file of it is cut short or unreadable ({type(error).__name__}: '
+          f'{reason[0] if reason else "no reason given"})')
 
 
 class Interpolator:
