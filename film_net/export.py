@@ -10,6 +10,8 @@ With `use_aux_outputs` off in the options, both give the image alone, as FILM's 
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import tensorflow as tf
 
@@ -29,9 +31,13 @@ class ReleasedFormatModel(tf.Module):
   variables = None
   trainable_variables = None
 
-  def __init__(self, weights: dict[str, np.ndarray], options: Options):
+  def __init__(self, weights: dict[str, np.ndarray], options: Options,
+               inference: dict | None = None):
     super().__init__(name=None)
     self.film_options = tf.Variable(options.to_json(), trainable=False, name='film_options')
+    if inference:  # how the model is meant to run, as our weight files' meta says it
+      self.film_inference = tf.Variable(json.dumps(inference, sort_keys=True), trainable=False,
+                                        name='film_inference')
     self._opts = options
     self._specs = {s.name: s for s in specs.conv_specs(options)}
     self.variables = [tf.Variable(np.asarray(weights[f'{s.name}/{p}'], np.float32),
@@ -66,9 +72,11 @@ class ReleasedFormatModel(tf.Module):
     return flat
 
 
-def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: str) -> None:
-  """Writes a SavedModel directory at `path` (local, or gs:// through TensorFlow's gfile)."""
-  module = ReleasedFormatModel(weights, options)
+def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: str,
+                       inference: dict | None = None) -> None:
+  """Writes a SavedModel directory at `path` (local, or gs:// through TensorFlow's gfile);
+  `inference` (flip_average, padding, flip_weights) is recorded for `Interpolator.from_path`."""
+  module = ReleasedFormatModel(weights, options, inference)
   for training in (False, True):
     module.__call__.get_concrete_function(_INPUTS, training=training)
   tf.saved_model.save(module, path, signatures={'serving_default': module.serve})

@@ -338,10 +338,19 @@ class Interpolator:
     averaging, its weights, padding) that `from_path` reloads as the same model run the same
     way."""
     self._need_native('save')
-    inference = {'flip_average': self.flip_average, 'padding': self.padding,
-                 'flip_weights': self.flip_weights}
     weights_lib.save(path, self.net.released_weights(), self.options,
-                     meta={'inference': inference})
+                     meta={'inference': self._inference()})
+
+  def export_saved_model(self, path: str) -> None:
+    """Writes a SavedModel of FILM's released calling convention (`film_net.export`) that
+    records how this Interpolator runs too, so that `from_path` runs it the same way."""
+    self._need_native('export_saved_model')
+    from film_net.export import export_saved_model  # pylint: disable=import-outside-toplevel
+    export_saved_model(self.net.released_weights(), self.options, path, self._inference())
+
+  def _inference(self) -> dict:
+    return {'flip_average': self.flip_average, 'padding': self.padding,
+            'flip_weights': self.flip_weights}
 
   def _need_native(self, what: str) -> None:
     if self.net is None:

@@ -319,17 +319,36 @@ INFERENCE_DEFAULTS = {'flip_average': False, 'padding': 'zeros', 'flip_weights':
 
 def inference_defaults(local_path: str) -> dict:
   """How the weight file's model runs unless told otherwise: `INFERENCE_DEFAULTS` updated by its
-  meta's `inference` entry (the built-in model's: flip averaging, mirror padding). SavedModels,
-  other files and unreadable ones (loading those fails with its own message) get the defaults."""
+  meta's `inference` entry (the built-in model's: flip averaging, mirror padding), or our
+  SavedModel export's record of it. Other SavedModels and files, and unreadable ones (loading
+  those fails with its own message), get the defaults."""
   defaults = dict(INFERENCE_DEFAULTS)
-  if not os.path.isfile(local_path):
-    return defaults
   try:
-    meta = read_meta(local_path)
+    if os.path.isfile(os.path.join(local_path, 'saved_model.pb')):
+      meta = {'inference': _recorded_inference(local_path)}
+    elif os.path.isfile(local_path):
+      meta = read_meta(local_path)
+    else:
+      return defaults
   except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # EOFError: an empty file
     return defaults
   defaults.update({k: v for k, v in meta.get('inference', {}).items() if k in defaults})
   return defaults
+
+
+def _recorded_inference(local_dir: str) -> dict:
+  """How our export of a model says it runs (`export_saved_model(..., inference=)`); {} for
+  other SavedModels."""
+  try:
+    graphs = _ObjectGraphs(local_dir)
+    node = graphs.child(graphs.ROOT, 'film_inference')
+    recorded = None if node is None else graphs.variable(node)
+  except Exception:  # pylint: disable=broad-except  # loading it says what is wrong
+    return {}
+  if recorded is None:
+    return {}
+  value = recorded[1]
+  return json.loads(value.decode() if isinstance(value, bytes) else str(value))
 
 
 def fingerprint(weights: dict[str, np.ndarray], options: Options) -> str:

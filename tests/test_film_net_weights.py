@@ -84,6 +84,22 @@ def test_an_export_in_a_folder_named_like_a_glob_loads_and_one_cut_short_says_so
       Interpolator.from_path(str(bracketed), engine=engine)
 
 
+def test_an_interpolators_export_runs_as_it_did(tiny_export, tmp_path):
+  """An export recorded the options alone: the built-in model's ran plain (no flip averaging,
+  zero padding), ~0.5 dB below the model as shipped."""
+  runs = Interpolator.random(Options.tiny(), seed=5, flip_average=True, padding='mirror',
+                             flip_weights='agreement')
+  runs.export_saved_model(str(tmp_path / 'export'))
+  x = np.random.default_rng(6).random((2, 1, 24, 40, 3), np.float32)
+  for engine in ENGINES:
+    again = Interpolator.from_path(str(tmp_path / 'export'), engine=engine)
+    assert (again.flip_average, again.padding, again.flip_weights) == (True, 'mirror',
+                                                                       'agreement')
+    np.testing.assert_allclose(again(x[0], x[1]), runs(x[0], x[1]), rtol=1e-5, atol=1e-5)
+  plain = Interpolator.from_path(tiny_export[1])  # film_net.export without a record: as released
+  assert (plain.flip_average, plain.padding, plain.flip_weights) == (False, 'zeros', 'equal')
+
+
 def test_an_export_of_any_options_loads_back_natively_as_the_same_model(tiny_export):
   # pyramid_levels is in no weight shape: without the export's own record, a tiny model
   # (4 levels) came back with the released 7 and computed other frames.
