@@ -76,11 +76,9 @@ from pipeline.run import UsageError
 from pipeline.run import _is_local
 from pipeline.run import _runner_name
 from pipeline.run import _truthy
-from pipeline.run import check_dataflow_names
-from pipeline.run import check_paths_reach_the_workers
 from pipeline.run import check_reachable
 from pipeline.run import dry_run_job
-from pipeline.run import stage_the_code
+from pipeline.run import prepare_remote_launch
 from pipeline.run import submission_scratch
 from transforms import clips
 from transforms import files
@@ -486,9 +484,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   options = PipelineOptions(beam_args, save_main_session=save_main_session)
   runner = _runner_name(options.view_as(StandardOptions).runner)
   if test_pipeline is None:
-    check_paths_reach_the_workers(known, runner)
-    check_dataflow_names(options, runner)
-    stage_the_code(options, runner)
+    prepare_remote_launch(known, options, runner)
   if FileSystems.get_scheme(known.output) is None and os.path.isfile(known.output):
     raise UsageError(f'--output {known.output} is a file, not a folder')
   check_reachable(known)

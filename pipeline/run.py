@@ -153,6 +153,14 @@ def submission_scratch(remote):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def prepare_remote_launch(known, pipeline_options, runner):
+  """What a job for remote workers needs before anything is built: paths they can read, names
+  Dataflow takes, and this project's code staged (each a no-op for the local runners)."""
+  check_paths_reach_the_workers(known, runner)
+  check_dataflow_names(pipeline_options, runner)
+  stage_the_code(pipeline_options, runner)
+
+
 def check_dataflow_names(pipeline_options, runner):
   """A project, job name or temp/staging bucket Dataflow would refuse is a usage error up front,
   with Beam's words: Beam checks them only when the job is built (a traceback after the model has
@@ -345,9 +353,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   runner = _runner_name(pipeline_options.view_as(StandardOptions).runner)
   local = test_pipeline is None and _is_local(runner)
   if test_pipeline is None:
-    check_paths_reach_the_workers(known, runner)
-    check_dataflow_names(pipeline_options, runner)
-    stage_the_code(pipeline_options, runner)
+    prepare_remote_launch(known, pipeline_options, runner)
   check_paths(known, offline=dry_run)
 
   # Fail fast: load the model here, before any work. A dry run stays offline, so a remote model
