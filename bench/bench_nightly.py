@@ -49,7 +49,11 @@ def main():
   parser.add_argument('--pairs_per_unit', type=int, default=16)
   args = parser.parse_args()
   print(machine_line(), flush=True)
-  workdir = tempfile.mkdtemp(prefix='bench-nightly-')
+  with tempfile.TemporaryDirectory(prefix='bench-nightly-') as workdir:
+    run_nightly_three_times(args, workdir)
+
+
+def run_nightly_three_times(args, workdir):
   log_path = os.path.join(workdir, 'emulator.log')
   with gcs_server.local_gcs(BUCKET, log_path) as server:
     bucket = server.bucket
