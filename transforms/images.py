@@ -162,8 +162,10 @@ def _decode_with_pil(image, data, max_pixels):
     image.load()
   except Exception as e:  # pylint: disable=broad-except
     raise BadImage(f'corrupt or truncated image ({type(e).__name__}: {e})') from e
-  # PIL turns TIFFs itself as it loads them (dropping the tag), JPEGs and PNGs not.
-  return _upright(_pil_to_pixels(image), exif_orientation(image)), orientation
+  # PIL turns TIFFs itself as it loads them (dropping the tag), JPEGs and PNGs not. Loading a
+  # PNG reads an eXIf after its pixels too: it counts no more now than at open.
+  turn = orientation if image.format == 'PNG' else exif_orientation(image)
+  return _upright(_pil_to_pixels(image), turn), orientation
 
 
 def _decode_tiff_pil_cannot_open(data, max_pixels):
