@@ -154,11 +154,12 @@ TEMPLATES = [dict(bits=10, packing=1, endian='>'), dict(bits=10, packing=2, endi
              dict(bits=10, descriptor=6, offset=8192)]
 
 
+@pytest.mark.parametrize('width', [11, 1])  # 1: ABGR's reordered samples came out strided
 @pytest.mark.parametrize('layout', TEMPLATES, ids=lambda t: '-'.join(map(str, t.values())))
-def test_frames_encoded_after_an_original_follow_its_layout_and_decode_exactly(layout):
+def test_frames_encoded_after_an_original_follow_its_layout_and_decode_exactly(layout, width):
   bits = layout['bits']
   channels = {50: 3, 51: 4, 52: 4, 6: 1}[layout.get('descriptor', 50)]
-  codes = RNG.integers(0, 2 ** bits, (5, 11, channels))
+  codes = RNG.integers(0, 2 ** bits, (5, width, channels))
   original = write_dpx(codes, **layout)
   header = bytearray(original[:2048])
   header[1920:1924] = b'\x01\x02\x03\x04'  # a time code: the original's alone
@@ -171,7 +172,7 @@ def test_frames_encoded_after_an_original_follow_its_layout_and_decode_exactly(l
   header[160:260] = b'Scanner 3000'.ljust(100, b'\0')
   original = bytes(header) + original[2048:]
   # A new frame's samples, as the decoder widens them; 8-bit stays 8-bit.
-  new_codes = RNG.integers(0, 2 ** bits, (5, 11, channels))
+  new_codes = RNG.integers(0, 2 ** bits, (5, width, channels))
   pixels = (new_codes.astype(np.uint8) if bits == 8 else widened(new_codes, bits))
   data = dpx.encode(pixels, templates=(original,), name='frame_000003.dpx')
   np.testing.assert_array_equal(dpx.decode(data), pixels)

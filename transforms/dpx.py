@@ -144,7 +144,9 @@ def encode(pixels: np.ndarray, templates=(), name: str = '') -> bytes:
   order = _DESCRIPTORS[descriptor][1]
   if order:
     pixels = pixels[..., order]
-  samples = pixels.reshape(height, width * channels)
+  # Contiguous: reordered, a one-pixel-wide frame's samples are strided, and `_lines` views them
+  # as bytes.
+  samples = np.ascontiguousarray(pixels.reshape(height, width * channels))
   body = _lines(samples, endian, bits, packing, line_padding, channels == 1)
   name_field = name.encode('ascii', 'replace')[:_FILE_NAME[1] - 1]
   header[_FILE_NAME[0]:sum(_FILE_NAME)] = name_field.ljust(_FILE_NAME[1], b'\0')
