@@ -184,6 +184,34 @@ def test_slower_delivery_drops_pairs_without_model_calls(tmp_path, tiny_model):
   assert _summary(out, run_id)['pairs'] == {'total': 6, 'ok': 2, 'skipped': 4, 'failed': 0}
 
 
+@pytest.mark.parametrize('argv,odd', [
+    (['--times_to_interpolate=0', '--input_fps=24', '--output_fps=8'], 3),
+    (['--times_to_interpolate=1', '--input_fps=24', '--output_fps=24'], 2)],
+    ids=['24_to_8_N0', '24_to_24_N1'])
+def test_a_retimed_clip_of_two_sizes_fails_where_they_meet(tmp_path, tiny_model, argv, odd):
+  """Frames copied, not interpolated, were not checked: a retimed sequence held 64x48 frames
+  and one 80x56, exit 0 and no record. At 24 to 8 fps frame 3 is the only frame its unit (pairs
+  2-3) shows: the unit's first and last frames, read for their size, are what it is checked
+  against. (The odd frame, a readable original, is still written at its index.)"""
+  model_path, _ = tiny_model
+  folder = tmp_path / 'archive' / 'clip'
+  make_clip(folder, 9, seed=5)
+  make_clip(tmp_path / 'odd', odd + 1, width=80, height=56, seed=6)
+  os.replace(tmp_path / 'odd' / f'frame{odd:03d}.png', folder / f'frame{odd:03d}.png')
+  out = str(tmp_path / 'out')
+  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, '--pairs_per_unit=2',
+                           *argv)
+  assert status == 1
+  errors = run_records(out, run_id, 'errors')
+  assert errors and all('frames differ in size' in e['message'] for e in errors)
+  assert all(any(u.endswith(f'frame{odd:03d}.png') for u in e['uris']) for e in errors)
+  failed = {r['pair'] for r in run_records(out, run_id, 'pairs') if r['status'] == 'failed'}
+  assert failed == ({2, 3} if odd == 3 else {1, 2})  # the pairs from and to the odd frame
+  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, '--pairs_per_unit=2',
+                           *argv)
+  assert status == 1 and _summary(out, run_id)['pairs']['failed'] == 2  # tried again
+
+
 def test_a_failing_pair_leaves_no_frame_of_an_earlier_timing(tmp_path, tiny_model):
   """A retimed run over a folder an earlier run at another rate filled: a pair whose frame is
   corrupt writes nothing, and what the earlier run wrote in its span goes (it would show the

@@ -471,18 +471,27 @@ class InterpolateUnits(beam.DoFn):
             self._frame_path(unit, key[1]),
             lambda d=data, f=frame, k=key[1]: images.original_bytes(
                 d, f, self._format, frame_name(k, self._format), self._png_compression))
+    # One size for the clip's output: each frame read is checked against the one read before
+    # it, failing the pairs between them. Retimed, a unit may read only a few of its frames, so
+    # it also reads its first and last for their size alone (not reported where unreadable: no
+    # output shows them); the units next to it read those too, which chains the check.
+    sizes = {j: (f.width, f.height) for j, f in decoded.items()}
+    if not dense:
+      for j in {0, unit.num_pairs} - set(needed):
+        size = _size_or_none(uris[j], self._max_pixels)
+        if size:
+          sizes[j] = size
     read_seconds = time.perf_counter() - t_read
 
-    failed = {}
-    for i in todo:
-      if reads[i] & bad.keys():
-        failed[i] = bad[min(reads[i] & bad.keys())]
-      elif i in active or dense:
-        f0, f1 = decoded[i], decoded[i + 1]
-        if (f0.height, f0.width) != (f1.height, f1.width):
-          failed[i] = (f'frames differ in size: {uris[i]} is {f0.width}x{f0.height}, '
-                       f'{uris[i + 1]} is {f1.width}x{f1.height}')
-          yield self._error(uris[i:i + 2], 'pair', ValueError('size mismatch'), failed[i])
+    failed = {i: bad[min(reads[i] & bad.keys())] for i in todo if reads[i] & bad.keys()}
+    known = sorted(sizes)
+    for j, k in zip(known, known[1:]):
+      between = [i for i in range(j, k) if i in todo and i not in failed]
+      if sizes[j] != sizes[k] and between:
+        message = (f'frames differ in size: {uris[j]} is {sizes[j][0]}x{sizes[j][1]}, '
+                   f'{uris[k]} is {sizes[k][0]}x{sizes[k][1]}')
+        failed.update((i, message) for i in between)
+        yield self._error([uris[j], uris[k]], 'pair', ValueError('size mismatch'), message)
 
     scores, identical = {}, set()  # pair -> its cut score; the pairs of one image twice
     thumbnails = {}  # frame -> its thumbnail, made once for both pairs that share the frame
@@ -721,6 +730,15 @@ class InterpolateUnits(beam.DoFn):
       unit_id = hashlib.sha1(f'{unit.clip}/{unit.first_position}'.encode()).hexdigest()
       records.progress_note(self._progress_dir, f'unit-{unit_id}.json', {
           'pairs': unit.num_pairs, 'processed': pairs_done, 'frames': frames})
+
+
+def _size_or_none(uri, max_pixels):
+  """(width, height) of the frame at `uri` as decoded, or None where it cannot be read."""
+  try:
+    frame = images.decode(files.read_bytes(uri), uri, max_pixels)
+  except Exception:  # pylint: disable=broad-except
+    return None
+  return frame.width, frame.height
 
 
 def _read_key(uris):
