@@ -53,6 +53,8 @@ def test_every_bad_input_is_reported_and_the_rest_completes(tmp_path, tiny_model
   Image.new('RGB', (400, 300)).save(archive / 'bomb' / 'frame002.png')
   gappy = make_clip(archive / 'gappy', 4, seed=8)  # a scan lost: frame002 is missing
   (archive / 'gappy' / 'frame002.png').unlink()
+  make_clip(archive / 'twice', 3, seed=9)  # one scan twice under two names
+  (archive / 'twice' / 'frame1.png').write_bytes((archive / 'twice' / 'frame001.png').read_bytes())
 
   status, run_id = run_job(str(archive), output, model_path, '--max_pixels=100000')
   assert status == 1
@@ -69,6 +71,9 @@ def test_every_bad_input_is_reported_and_the_rest_completes(tmp_path, tiny_model
   gap = _one_error(errors, 'frame numbers skip')
   assert gap['uris'] == [str(archive / 'gappy' / f'frame00{k}.png') for k in (1, 3)]
   assert 'from frame001.png to frame003.png (1 frame missing?)' in gap['message']
+  twice = _one_error(errors, 'share one frame number')
+  assert sorted(twice['uris']) == [str(archive / 'twice' / n) for n in ('frame001.png',
+                                                                          'frame1.png')]
   for e in errors:
     assert e['uris'] and e['message'] and e['error_type'] and e['stage']
 
@@ -88,6 +93,7 @@ def test_every_bad_input_is_reported_and_the_rest_completes(tmp_path, tiny_model
   np.testing.assert_array_equal(read_png(os.path.join(output, 'gappy/frame_000004.png')),
                                 gappy[3])
   assert names('single') == ['frame_000000.png']
+  assert names('twice') == [f'frame_{i:06d}.png' for i in range(7)]  # used, as the record says
   np.testing.assert_array_equal(read_png(os.path.join(output, 'single/frame_000000.png')),
                                 single[0])
   np.testing.assert_array_equal(read_png(os.path.join(output, 'good/frame_000004.png')), good[2])

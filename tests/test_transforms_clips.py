@@ -385,6 +385,16 @@ def test_numbering_gaps_are_where_frame_numbers_skip_more_than_the_clips_step():
   assert clips.numbering_gaps(['c/open.png', 'c/f1.png', 'c/f3.png']) == []
 
 
+def test_repeated_numbers_are_frames_that_share_one_number():
+  """Silently used one after the other, they were one scan shown twice (a stutter)."""
+  assert clips.repeated_numbers(['c/f9.png', 'c/f10.png', 'c/f010.png', 'c/f11.png']) == [
+      ['c/f10.png', 'c/f010.png']]
+  assert clips.repeated_numbers(['c/f1.png', 'c/f1.JPG', 'c/f2.png', 'c/f3.png', 'c/f03.png']) == [
+      ['c/f1.png', 'c/f1.JPG'], ['c/f3.png', 'c/f03.png']]
+  assert clips.repeated_numbers(['c/f1.png', 'c/f2.png', 'c/f3.png']) == []
+  assert clips.repeated_numbers(['c/a1.png', 'c/b1.png', 'c/c1.png']) == []  # names not alike
+
+
 def test_lost_scans_make_long_pairs_up_to_a_limit():
   """Retiming stretches a pair over the frames lost in it, in the clip's own steps; a jump of
   more than `MAX_LOST_FRAMES` (two takes in one folder, 0001-0100 then 1001-1100) is reported

@@ -77,11 +77,28 @@ def frame_numbers(paths):
   """The frame numbers of a clip's file names in order (the last run of digits, in names alike
   but for it and the extension), or None where the names are not numbered alike or the numbers
   do not rise."""
+  numbers = _numbers_alike(paths)
+  return numbers if numbers and all(a < b for a, b in zip(numbers, numbers[1:])) else None
+
+
+def repeated_numbers(paths):
+  """[[path, ...]] of the frames that share a frame number, in names alike but for it and the
+  extension (`f10.png` and `f010.png`, `f1.png` and `f1.jpg`): most likely one scan twice,
+  which the clip would show twice over, a stutter."""
+  numbers = _numbers_alike(paths) or []
+  by_number = {}
+  for path, number in zip(paths, numbers):
+    by_number.setdefault(number, []).append(path)
+  return [group for group in by_number.values() if len(group) > 1]
+
+
+def _numbers_alike(paths):
+  """Each name's number (its last run of digits), or None where the names are not alike but
+  for it and the extension."""
   found = [_FRAME_NUMBER.match(posixpath.basename(p)) for p in paths]
   if not all(found) or len({(m[1], m[3].rsplit('.', 1)[0]) for m in found}) != 1:
     return None
-  numbers = [int(m[2]) for m in found]
-  return numbers if all(a < b for a, b in zip(numbers, numbers[1:])) else None
+  return [int(m[2]) for m in found]
 
 
 # The most frames lost in one place that retiming fills: a larger jump in the numbers is more
@@ -302,6 +319,12 @@ class DiscoverClips(beam.DoFn):
             [before, after], 'discover', ValueError('frame numbers skip'),
             f'clip {folder}: frame numbers skip from {posixpath.basename(before)} to '
             f'{posixpath.basename(after)} ({lost}): {what}; the rest of the clip runs')
+      for group in repeated_numbers(paths):
+        shown = ', '.join(posixpath.basename(path) for path in group)
+        yield self._error(
+            group, 'discover', ValueError('frame number repeated'),
+            f'clip {folder}: {len(group)} frames share one frame number ({shown}): the same '
+            f'scan twice? They are used one after the other; the rest of the clip runs')
       if len(frames) == 1:
         yield self._error(frames[0].path, 'discover', ValueError('one frame'),
                           f'clip {folder} has only one frame ({frames[0].path}): nothing to '
