@@ -166,11 +166,19 @@ def parse_with_beam_flags(parser, argv, who):
   return known, beam_args
 
 
+# Longer ids passed, and the run failed in Beam's record writer after all the work ("File name
+# too long"); a hundred is room for any date, job and attempt.
+MAX_RUN_ID = 100
+
+
 def run_id(text):
   """A run id names a folder (<output>/_runs/<id>/, <output>/_tmp/<id>/): one plain name."""
-  if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9._-]*', text or '') or '..' in text:
-    raise argparse.ArgumentTypeError(f'must be one name of letters, digits, ".", "_" and "-" '
-                                     f'(it names a folder under --output), got {text!r}')
+  if (not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9._-]*', text or '') or '..' in text
+      or len(text) > MAX_RUN_ID):
+    shown = text if len(text or '') <= 2 * MAX_RUN_ID else f'{text[:MAX_RUN_ID]}...'
+    raise argparse.ArgumentTypeError(
+        f'must be one name of at most {MAX_RUN_ID} letters, digits, ".", "_" and "-", starting '
+        f'with a letter or digit, without ".." (it names a folder under --output), got {shown!r}')
   return text
 
 

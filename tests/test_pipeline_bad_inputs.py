@@ -221,7 +221,7 @@ def test_a_run_id_that_is_not_one_plain_name_is_refused(tmp_path, tiny_model, ca
   archive, output = tmp_path / 'archive', tmp_path / 'out'
   make_clip(archive / 'clip', 2)
   from pipeline import run as run_module  # pylint: disable=import-outside-toplevel
-  for bad in ('..', '/tmp/elsewhere', 'a/b', ''):
+  for bad in ('..', '/tmp/elsewhere', 'a/b', '', 'L' * 300):  # 300: past a file name's length
     status = run_module.main([f'--input={archive}', f'--output={output}',
                               f'--model_path={tiny_model[0]}', f'--run_id={bad}'])
     assert status == 2
