@@ -224,7 +224,7 @@ class PlanUnits(beam.DoFn):
     timing = self._timing.along(clip.long_pairs)
     last_index = timing.last_output(clips_lib.output_indices(clip, self._n)[-1])
     records.counter('stale_frames_removed').inc(
-        interpolate.remove_frames_after(self._output, clip.name, last_index, self._format))
+        interpolate.tidy_clip_output(self._output, clip.name, last_index, self._format))
     if self._progress_dir:
       clip_id = hashlib.sha1(clip.name.encode()).hexdigest()  # a retry replaces the note
       records.progress_note(self._progress_dir, f'clip-{clip_id}.json',

@@ -107,6 +107,32 @@ def test_second_run_skips_everything_and_new_frames_are_processed(tmp_path, tiny
       f'frame_{i:06d}.png' for i in range(13)]
 
 
+def test_output_frames_lost_since_their_run_are_made_again(tmp_path, tiny_model):
+  """A marker vouched for frames deleted or emptied since (a restore cut short, a clip's folder
+  removed to make it again): the next run skipped every pair, exit 0, the holes stayed."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', tmp_path / 'out'
+  make_clip(archive / 'clip', 5, seed=3)
+  make_clip(archive / 'other', 3, seed=4)
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
+          '--pairs_per_unit=2']
+  run_module.run(argv + ['--run_id=first'])
+  made = {clip: _frames_on_disk(output / clip) for clip in ('clip', 'other')}
+  (output / 'clip' / frame_name(3)).unlink()  # pair 1's in-between
+  (output / 'clip' / frame_name(6)).write_bytes(b'')  # pair 2's original
+  for name in os.listdir(output / 'other'):
+    (output / 'other' / name).unlink()
+  second = run_module.run(argv + ['--run_id=second'])
+  assert metric(second, 'model_calls') == 2 + 2 and metric(second, 'pairs_skipped') == 2
+  for clip, frames in made.items():
+    again = _frames_on_disk(output / clip)
+    assert again.keys() == frames.keys()
+    for name, pixels in frames.items():
+      np.testing.assert_array_equal(again[name], pixels)
+  third = run_module.run(argv + ['--run_id=third'])
+  assert metric(third, 'model_calls') == 0 and metric(third, 'pairs_skipped') == 6
+
+
 def test_the_same_archive_named_another_way_is_not_done_again(tmp_path, tiny_model,
                                                               monkeypatch):
   """Relative or absolute, or through a link: the same files, the same done pairs (the keys
@@ -918,7 +944,7 @@ def test_a_run_overlapping_another_does_not_fail_on_what_the_other_deleted(tmp_p
     return listing
 
   monkeypatch.setattr(files, 'match', match_then_the_other_run_deletes_some)
-  assert interpolate.remove_frames_after(str(output), 'clip', 4) == 4
+  assert interpolate.tidy_clip_output(str(output), 'clip', 4) == 4
   assert sorted(os.listdir(output / 'clip')) == [interpolate.frame_name(i) for i in range(5)]
   assert os.listdir(output / '_markers' / 'clip') == []
 
@@ -980,7 +1006,7 @@ def test_a_listing_that_fails_is_not_taken_for_an_empty_folder(tmp_path, monkeyp
   with pytest.raises(BeamIOError):
     interpolate.delete_markers(output, 'clip', [(0, 10)])
   with pytest.raises(BeamIOError):
-    interpolate.remove_frames_after(output, 'clip', 4)
+    interpolate.tidy_clip_output(output, 'clip', 4)
 
 
 def test_a_clips_listed_markers_give_every_one_that_meets_a_units_spans():

@@ -85,7 +85,7 @@ def test_other_inputs_as_plain_dpx_and_a_format_switch_leaves_one_format(tmp_pat
                                   read_png(os.path.join(reference, 'clip', frame_name(i))))
   # A DPX run stopped right after planning (its switch deleted the PNG frames) must not leave
   # PNG markers vouching for them: they went first, so the next PNG run redoes the pairs.
-  assert interpolate.remove_frames_after(out, 'clip', 4, 'dpx') == 5
+  assert interpolate.tidy_clip_output(out, 'clip', 4, 'dpx') == 5
   assert os.listdir(folder) == []
   status, run_id = run_job(str(tmp_path / 'archive' / 'clip'), out, model_path)
   assert status == 0 and run_module.read_summary(out, run_id)['pairs']['ok'] == 2

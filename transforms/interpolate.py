@@ -209,30 +209,47 @@ class _ClipMarkers:
 _EARLIER_MARKERS = EarlierMarkers()
 
 
-def output_frames(output, clip):
+def output_frames(output, clip, sizes=False):
   """[(path, output index, format)] of the frames in `<output>/<clip>/` (not in subfolders:
-  another clip's), [] before there is output."""
+  another clip's), [] before there is output; `sizes`: (path, index, format, bytes)."""
   folder = files.join(output, clip)
   listing = files.match(folder, 'frame_*')  # as in `delete_markers`: a failure raises
-  return [(m.path, int(found.group(1)), found.group(2)) for m in listing
-          if (found := FRAME_NAME.search(m.path))
+  return [(m.path, int(found.group(1)), found.group(2), *([m.size_in_bytes] if sizes else []))
+          for m in listing if (found := FRAME_NAME.search(m.path))
           and m.path.rsplit('/', 1)[0].rstrip('/') == folder.rstrip('/')]
 
 
-def remove_frames_after(output, clip, last_index, output_format='png'):
+def tidy_clip_output(output, clip, last_index, output_format='png'):
   """Deletes `<output>/<clip>/frame_N.<output_format>` for N > last_index: what an earlier run
   wrote for a longer version of the clip, which would otherwise trail its new sequence; and
   every frame of the other output format (a clip's folder holds one). First the markers that
   vouch for such frames (all of the clip's, when the format changed), so that a clip grown back
-  or a format switched back redoes them. Returns the frame count."""
-  frames = output_frames(output, clip)
-  other_format = [path for path, _, fmt in frames if fmt != output_format]
-  delete_markers(output, clip, [(0 if other_format else last_index + 1, float('inf'))])
-  stale = other_format + [path for path, index, fmt in frames
+  or a format switched back redoes them. Returns the frame count.
+
+  So do the markers of frames up to `last_index` that are missing or empty: deleted or emptied
+  since their run (a restore cut short, a clip's output folder removed to have it made again),
+  their pairs are made again."""
+  frames = output_frames(output, clip, sizes=True)
+  other_format = [path for path, _, fmt, _ in frames if fmt != output_format]
+  whole = {index for _, index, fmt, size in frames if fmt == output_format and size}
+  lost = _runs_of([k for k in range(last_index + 1) if k not in whole])
+  delete_markers(output, clip, [(0 if other_format else last_index + 1, float('inf'))] + lost)
+  stale = other_format + [path for path, index, fmt, _ in frames
                           if fmt == output_format and index > last_index]
   if stale:
     files.delete_files(stale)
   return len(stale)
+
+
+def _runs_of(indices):
+  """[(first, last)] of the runs of consecutive numbers in sorted `indices`."""
+  runs = []
+  for k in indices:
+    if runs and runs[-1][1] == k - 1:
+      runs[-1][1] = k
+    else:
+      runs.append([k, k])
+  return [tuple(run) for run in runs]
 
 
 class InterpolateUnits(beam.DoFn):
