@@ -232,24 +232,13 @@ def tidy_clip_output(output, clip, last_index, output_format='png'):
   frames = output_frames(output, clip, sizes=True)
   other_format = [path for path, _, fmt, _ in frames if fmt != output_format]
   whole = {index for _, index, fmt, size in frames if fmt == output_format and size}
-  lost = _runs_of([k for k in range(last_index + 1) if k not in whole])
+  lost = _runs([k for k in range(last_index + 1) if k not in whole])
   delete_markers(output, clip, [(0 if other_format else last_index + 1, float('inf'))] + lost)
   stale = other_format + [path for path, index, fmt, _ in frames
                           if fmt == output_format and index > last_index]
   if stale:
     files.delete_files(stale)
   return len(stale)
-
-
-def _runs_of(indices):
-  """[(first, last)] of the runs of consecutive numbers in sorted `indices`."""
-  runs = []
-  for k in indices:
-    if runs and runs[-1][1] == k - 1:
-      runs[-1][1] = k
-    else:
-      runs.append([k, k])
-  return [tuple(run) for run in runs]
 
 
 class InterpolateUnits(beam.DoFn):
@@ -787,7 +776,7 @@ def _templates(templates, *frames):
 
 
 def _runs(pairs):
-  """[(first, last)] of maximal runs of consecutive pair numbers in sorted `pairs`."""
+  """[(first, last)] of maximal runs of consecutive numbers (pairs, frames) in sorted `pairs`."""
   out = []
   for i in pairs:
     if out and out[-1][1] == i - 1:
