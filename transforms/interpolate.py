@@ -226,14 +226,18 @@ def tidy_clip_output(output, clip, last_index, output_format='png'):
   vouch for such frames (all of the clip's, when the format changed), so that a clip grown back
   or a format switched back redoes them. Returns the frame count.
 
-  So do the markers of frames up to `last_index` that are missing or empty: deleted or emptied
-  since their run (a restore cut short, a clip's output folder removed to have it made again),
-  their pairs are made again."""
+  So do the markers of frames up to `last_index` that are missing or empty (deleted or emptied
+  since their run: a restore cut short, a clip's output folder removed to have it made again),
+  and markers that vouch for the same frames as another (two runs with other options, N or
+  rates, overlapped: each deleted the other's markers it had listed, not those written since,
+  and the frames are either's); their pairs are made again."""
   frames = output_frames(output, clip, sizes=True)
   other_format = [path for path, _, fmt, _ in frames if fmt != output_format]
   whole = {index for _, index, fmt, size in frames if fmt == output_format and size}
   lost = _runs([k for k in range(last_index + 1) if k not in whole])
-  delete_markers(output, clip, [(0 if other_format else last_index + 1, float('inf'))] + lost)
+  listed = listed_markers(output, clip)
+  delete_markers(output, clip, [(0 if other_format else last_index + 1, float('inf'))] + lost +
+                 _tangled(listed), listed=listed)
   stale = other_format + [path for path, index, fmt, _ in frames
                           if fmt == output_format and index > last_index]
   if stale:
@@ -773,6 +777,19 @@ def _templates(templates, *frames):
   """The bytes of those of `frames` that are DPX originals, in that order: the headers a DPX
   in-between may follow (`dpx.encode` takes the first that fits it)."""
   return tuple(templates[j] for j in frames if templates.get(j))
+
+
+def _tangled(listed):
+  """[(lo, hi)] of the `listed_markers` whose output indices meet another's: markers of one run
+  never do (its pairs write disjoint frames), and a run deletes the earlier markers its pairs'
+  frames meet before it writes them."""
+  tangled, reach = [], None  # reach: the marker reaching furthest so far
+  for lo, hi in sorted((lo, hi) for _, lo, hi in listed if lo is not None and lo <= hi):
+    if reach and lo <= reach[1]:
+      tangled += [reach, (lo, hi)]
+    if not reach or hi > reach[1]:
+      reach = (lo, hi)
+  return tangled
 
 
 def _runs(pairs):
