@@ -35,6 +35,8 @@ setuptools.setup(
         # of run_dataflow.sh's offline dry run.
         'test': ['pytest', 'pytest-xdist', 'gcp-storage-emulator', 'tifffile', 'build'],
         # film_net.train_torch: training on GPU machines that have PyTorch but no TensorFlow.
+        # Training: scikit-image's bundled photographs texture the rendered scenes.
+        'train': ['scikit-image'],
         'train-gpu': ['torch>=2.1', 'scikit-image'],
     },
     entry_points={'console_scripts': ['film-interpolate=pipeline.run:main']},

@@ -17,6 +17,7 @@ coordinates; transforms are 3x3 similarity matrices acting on column vectors (x,
 
 import dataclasses
 import functools
+import logging
 import os
 import sys
 from typing import List, Optional, Sequence, Tuple
@@ -310,11 +311,14 @@ def natural_images() -> Tuple[Tuple[np.ndarray, bool], ...]:
 
   Gray photographs keep one channel: they are sampled once and coloured by `Layer.tint`.
 
-  Empty (procedural textures only) where scikit-image is not installed.
+  Empty (procedural textures only) where scikit-image is not installed, with a warning: the
+  built-in model was trained on both.
   """
   try:
     import skimage.data
   except ImportError:
+    logging.warning('scikit-image is not installed: training scenes get procedural textures '
+                    'only, not its photographs (pip install .[train])')
     return ()
   from PIL import Image
   folder = os.path.dirname(skimage.data.__file__)

@@ -18,7 +18,10 @@ import argparse
 import os
 import sys
 
-import torch
+try:
+  import torch
+except ImportError:  # a traceback said no more
+  sys.exit('film_net.train_torch needs PyTorch, an optional extra: pip install .[train-gpu]')
 
 from film_net import flags
 from film_net import render

@@ -58,7 +58,7 @@ def build_parser():
   parser.add_argument('--png_compression', type=flags.in_range(int, 0, 9),
                       default=images.DEFAULT_PNG_COMPRESSION,
                       help=f'zlib level of the PNGs written, 0-9 (default '
-                           f'{images.DEFAULT_PNG_COMPRESSION}: 4x faster than 6 for ~10%% more '
+                           f'{images.DEFAULT_PNG_COMPRESSION}: 4-7x faster than 6 for 10-17%% more '
                            f'bytes); the pixels are the same, so finished pairs are not redone.')
   parser.add_argument('--pairs_per_unit', type=flags.positive_int,
                       default=DEFAULT_PAIRS_PER_UNIT,
@@ -69,7 +69,7 @@ def build_parser():
   flags.add_flip_average_flags(parser)
   parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',
                       help='Arithmetic inside the convolutions (native engine): bfloat16 is '
-                           '~1.35x faster on CPUs with AVX512_BF16 or AMX and GPUs from Ampere '
+                           '~1.36x faster on CPUs with AVX512_BF16 or AMX and GPUs from Ampere '
                            'on (built-in model: within 0.03 dB), slower elsewhere. Default '
                            'float32.')
   flags.add_tile_flags(parser)

@@ -158,6 +158,18 @@ def test_flip_average_help_says_files_trained_from_the_built_in_model_keep_its_d
       parser.format_help().split())
 
 
+def test_the_pytorch_trainer_without_pytorch_says_how_to_get_it():
+  """PyTorch is an optional extra; without it the trainer ended in a ModuleNotFoundError
+  traceback."""
+  blocked = ('import runpy, sys; sys.modules["torch"] = None; sys.argv[1:] = ["--help"]; '
+             'runpy.run_module("film_net.train_torch", run_name="__main__")')
+  done = subprocess.run([sys.executable, '-c', blocked], capture_output=True, text=True,
+                        cwd=ROOT)
+  assert done.returncode == 1 and 'Traceback' not in done.stderr
+  assert done.stderr.strip() == ('film_net.train_torch needs PyTorch, an optional extra: '
+                                 'pip install .[train-gpu]')
+
+
 def test_a_recursion_too_deep_to_write_is_a_usage_error(tmp_path, capsys):
   """--times_to_interpolate 30 was taken: a pipeline planned 2^30 frames per pair in memory,
   printed `0/2 pairs` for a minute and was killed for memory, having written nothing."""

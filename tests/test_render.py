@@ -1,6 +1,7 @@
 """Tests for film_net.render: exact middle frames, ranges, determinism, motion bounds, speed."""
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -65,6 +66,19 @@ def test_outputs_are_float32_in_range_and_deterministic_by_seed():
     assert frame.min() >= 0.0 and frame.max() <= 1.0
     np.testing.assert_array_equal(frame, same)
   assert not np.array_equal(first[1], other[1])
+
+
+def test_without_scikit_image_training_says_its_scenes_lose_the_photographs(monkeypatch,
+                                                                               caplog):
+  """`pip install .[cpu]` has no scikit-image: training went on silently on procedural
+  textures alone, not the data the built-in model was trained on."""
+  monkeypatch.setitem(sys.modules, 'skimage.data', None)  # an import of it fails
+  render.natural_images.cache_clear()
+  try:
+    assert render.natural_images() == ()
+  finally:
+    render.natural_images.cache_clear()
+  assert 'scikit-image is not installed' in caplog.text and '.[train]' in caplog.text
 
 
 def test_natural_images_ship_with_scikit_image():
