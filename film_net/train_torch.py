@@ -18,10 +18,13 @@ import argparse
 import os
 import sys
 
+_NEEDS_TORCH = 'film_net.train_torch needs PyTorch, an optional extra: pip install .[train-gpu]'
 try:
   import torch
-except ImportError:  # a traceback said no more
-  sys.exit('film_net.train_torch needs PyTorch, an optional extra: pip install .[train-gpu]')
+except ImportError as error:  # run as a command, one line (a traceback said no more)
+  if __name__ == '__main__':
+    sys.exit(_NEEDS_TORCH)
+  raise ImportError(_NEEDS_TORCH) from error
 
 from film_net import flags
 from film_net import render

@@ -168,6 +168,10 @@ def test_the_pytorch_trainer_without_pytorch_says_how_to_get_it():
   assert done.returncode == 1 and 'Traceback' not in done.stderr
   assert done.stderr.strip() == ('film_net.train_torch needs PyTorch, an optional extra: '
                                  'pip install .[train-gpu]')
+  imported = subprocess.run([sys.executable, '-c', blocked.replace(
+      'runpy.run_module("film_net.train_torch", run_name="__main__")',
+      'import film_net.train_torch')], capture_output=True, text=True, cwd=ROOT)
+  assert 'ImportError: film_net.train_torch needs PyTorch' in imported.stderr  # as importers expect
 
 
 def test_a_recursion_too_deep_to_write_is_a_usage_error(tmp_path, capsys):
