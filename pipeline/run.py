@@ -195,9 +195,10 @@ def check_paths_reach_the_workers(known, runner):
 
 
 class PlanUnits(beam.DoFn):
-  """Clip -> Units; removes output frames past the clip's new end (it got shorter since an
-  earlier run); on local runs also notes the clip's pair count for the progress line. A clip
-  with a gap (a manifest's frames in no pair) has no times to retime by: an error record."""
+  """Clip -> Units; tidies the clip's output (`interpolate.tidy_clip_output`: frames past its
+  new end, markers of frames lost since); on local runs also notes the clip's pair count for the
+  progress line. A clip with a gap (a manifest's frames in no pair) has no times to retime by:
+  an error record."""
 
   def __init__(self, output, run_id, times_to_interpolate, pairs_per_unit, timing,
                output_format='png', progress_dir=None):
@@ -229,7 +230,10 @@ class PlanUnits(beam.DoFn):
       clip_id = hashlib.sha1(clip.name.encode()).hexdigest()  # a retry replaces the note
       records.progress_note(self._progress_dir, f'clip-{clip_id}.json',
                             {'pairs': clip.num_pairs()})
-    yield from clips_lib.split_into_units(clip, self._n, self._k)
+    units = clips_lib.split_into_units(clip, self._n, self._k)
+    if not isinstance(timing, retime.Dense):  # retimed: units read only the frames they show
+      units = clips_lib.with_size_anchors(units, clip, timing, self._n)
+    yield from units
 
 
 def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None):

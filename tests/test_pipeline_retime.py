@@ -191,8 +191,8 @@ def test_slower_delivery_drops_pairs_without_model_calls(tmp_path, tiny_model):
 def test_a_retimed_clip_of_two_sizes_fails_where_they_meet(tmp_path, tiny_model, argv, odd):
   """Frames copied, not interpolated, were not checked: a retimed sequence held 64x48 frames
   and one 80x56, exit 0 and no record. At 24 to 8 fps frame 3 is the only frame its unit (pairs
-  2-3) shows: the unit's first and last frames, read for their size, are what it is checked
-  against. (The odd frame, a readable original, is still written at its index.)"""
+  2-3) shows: the last frame shown before the unit's (frame 0), read for its size, is what it is
+  checked against. (The odd frame, a readable original, is still written at its index.)"""
   model_path, _ = tiny_model
   folder = tmp_path / 'archive' / 'clip'
   make_clip(folder, 9, seed=5)
@@ -206,10 +206,61 @@ def test_a_retimed_clip_of_two_sizes_fails_where_they_meet(tmp_path, tiny_model,
   assert errors and all('frames differ in size' in e['message'] for e in errors)
   assert all(any(u.endswith(f'frame{odd:03d}.png') for u in e['uris']) for e in errors)
   failed = {r['pair'] for r in run_records(out, run_id, 'pairs') if r['status'] == 'failed'}
-  assert failed == ({2, 3} if odd == 3 else {1, 2})  # the pairs from and to the odd frame
+  assert failed == ({2, 5} if odd == 3 else {1, 2})  # those showing the odd frame and the next
   status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, '--pairs_per_unit=2',
                            *argv)
   assert status == 1 and _summary(out, run_id)['pairs']['failed'] == 2  # tried again
+
+
+@pytest.mark.parametrize('pairs_per_unit', [2, 16])
+def test_retimed_only_the_frames_shown_are_size_checked_whatever_the_units(tmp_path, tiny_model,
+                                                                        pairs_per_unit):
+  """24 to 8 fps at N=0 shows frames 0, 3 and 6. An odd frame no output shows (4) is no error;
+  a change of size between shown frames (3 on) is found across an unreadable frame no output
+  shows (2). Units of two pairs read their first and last frames for the check, so both came
+  out the other way round there (pairs failed over frame 4; frames 0 and 3 never compared)."""
+  model_path, _ = tiny_model
+  argv = ['--times_to_interpolate=0', '--input_fps=24', '--output_fps=8',
+          f'--pairs_per_unit={pairs_per_unit}']
+  hidden = tmp_path / 'hidden' / 'clip'
+  make_clip(hidden, 9, seed=5)
+  make_clip(tmp_path / 'odd', 5, width=80, height=56, seed=6)
+  os.replace(tmp_path / 'odd' / 'frame004.png', hidden / 'frame004.png')
+  status, run_id = run_job(str(tmp_path / 'hidden'), str(tmp_path / 'out_hidden'), model_path,
+                           *argv)
+  assert status == 0 and run_records(str(tmp_path / 'out_hidden'), run_id, 'errors') == []
+  changed = tmp_path / 'changed' / 'clip'
+  make_clip(changed, 3, seed=7)
+  make_clip(tmp_path / 'later', 9, width=80, height=56, seed=8)
+  for i in range(3, 9):
+    os.replace(tmp_path / 'later' / f'frame{i:03d}.png', changed / f'frame{i:03d}.png')
+  (changed / 'frame002.png').write_bytes(b'not a png')
+  out = str(tmp_path / 'out_changed')
+  status, run_id = run_job(str(tmp_path / 'changed'), out, model_path, *argv)
+  assert status == 1
+  error, = run_records(out, run_id, 'errors')
+  assert error['uris'] == [str(changed / 'frame000.png'), str(changed / 'frame003.png')]
+  assert 'frames differ in size' in error['message']
+
+
+def test_a_pair_that_writes_nothing_between_missing_frames_stays_done(tmp_path, tiny_model):
+  """24 to 12 fps at N=0 with frames 2 and 4 corrupt: pairs 1 and 3 fail every night, and
+  output frames 1 and 2 stay missing. Pair 2 writes nothing (its marker's span is empty, between
+  those frames): the planning's clean-up of markers over missing frames deleted it each night,
+  and the pair was made again instead of skipped."""
+  model_path, _ = tiny_model
+  folder = tmp_path / 'archive' / 'clip'
+  make_clip(folder, 7, seed=8)
+  for i in (2, 4):
+    (folder / f'frame{i:03d}.png').write_bytes(b'not a png')
+  out = str(tmp_path / 'out')
+  argv = ['--times_to_interpolate=0', '--input_fps=24', '--output_fps=12']
+  for night in range(2):
+    status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, *argv)
+    assert status == 1
+  status_of = {r['pair']: r['status'] for r in run_records(out, run_id, 'pairs')}
+  assert status_of == {0: 'skipped', 1: 'failed', 2: 'skipped', 3: 'failed', 4: 'skipped',
+                       5: 'skipped'}
 
 
 def test_a_failing_pair_leaves_no_frame_of_an_earlier_timing(tmp_path, tiny_model):

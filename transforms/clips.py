@@ -17,6 +17,7 @@ manifest row, frame numbers that skip: a scan or file lost) become error records
 the input still runs. A folder clip's lost frames also make its `long_pairs`, for retiming.
 """
 
+import bisect
 import collections
 import csv
 import dataclasses
@@ -60,6 +61,9 @@ class Unit:
   first_position: int  # position of frames[0] in the clip; pair ids are positions
   owns_first: bool  # whether this unit writes frames[0]
   long_pairs: tuple = ()  # the clip's, by pair position in the clip (`retime`)
+  # Retimed: (position, uri) of the last frame an output shows at or before frames[0], which
+  # the unit's frames are size-checked against (`with_size_anchors`).
+  size_anchor: tuple = ()
 
   @property
   def num_pairs(self):
@@ -641,6 +645,19 @@ def split_into_units(clip, times_to_interpolate, pairs_per_unit):
         break
       first, owns = last, False
     start = end + 1
+
+
+def with_size_anchors(units, clip, timing, times_to_interpolate):
+  """The retimed clip's `units`, each with its `size_anchor`: the last frame an output shows at
+  or before the unit's first frame."""
+  dense = output_indices(clip, times_to_interpolate)
+  shown = [j for j, d in enumerate(dense) if timing.outputs(d, d)]
+  for unit in units:
+    before = bisect.bisect_right(shown, unit.first_position)
+    if before:
+      j = shown[before - 1]
+      unit = dataclasses.replace(unit, size_anchor=(j, clip.frames[j][0]))
+    yield unit
 
 
 # --------------------------------------------------------------------------------------------

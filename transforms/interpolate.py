@@ -236,8 +236,12 @@ def tidy_clip_output(output, clip, last_index, output_format='png'):
   whole = {index for _, index, fmt, size in frames if fmt == output_format and size}
   lost = _runs([k for k in range(last_index + 1) if k not in whole])
   listed = listed_markers(output, clip)
-  delete_markers(output, clip, [(0 if other_format else last_index + 1, float('inf'))] + lost +
-                 _tangled(listed), listed=listed)
+  gone = set(delete_markers(output, clip, [(0 if other_format else last_index + 1,
+                                            float('inf'))], listed=listed))
+  # Lost or shared frames concern only markers that vouch for some: one of a retimed pair that
+  # writes nothing sits between frames, and would go with theirs every night.
+  vouching = [m for m in listed if m[0] not in gone and m[1] is not None and m[1] <= m[2]]
+  delete_markers(output, clip, lost + _tangled(vouching), listed=vouching)
   stale = other_format + [path for path, index, fmt, _ in frames
                           if fmt == output_format and index > last_index]
   if stale:
@@ -482,13 +486,18 @@ class InterpolateUnits(beam.DoFn):
             lambda d=data, f=frame, k=key[1]: images.original_bytes(
                 d, f, self._format, frame_name(k, self._format), self._png_compression))
     # One size for the clip's output: each frame read is checked against the one read before
-    # it, failing the pairs between them. Retimed, a unit may read only a few of its frames, so
-    # it also reads its first and last for their size alone (not reported where unreadable: no
-    # output shows them); the units next to it read those too, which chains the check.
+    # it, failing the pairs between them. Retimed, a unit reads only the frames it shows (and
+    # both of a pair it interpolates), so it also reads, for its size alone, the last frame
+    # shown before its own (the earlier unit's to report where unreadable): that chains the
+    # check across units, and a frame no output shows is never checked.
     sizes = {j: (f.width, f.height) for j, f in decoded.items()}
-    if not dense:
-      for j in {0, unit.num_pairs} - set(needed):
-        size = _size_or_none(uris[j], self._max_pixels)
+    named = dict(enumerate(uris))
+    if not dense and needed and unit.size_anchor:
+      position, uri = unit.size_anchor
+      j = position - unit.first_position  # 0 or before the unit's frames
+      named[j] = uri
+      if j not in sizes:
+        size = _size_or_none(uri, self._max_pixels)
         if size:
           sizes[j] = size
     read_seconds = time.perf_counter() - t_read
@@ -496,12 +505,15 @@ class InterpolateUnits(beam.DoFn):
     failed = {i: bad[min(reads[i] & bad.keys())] for i in todo if reads[i] & bad.keys()}
     known = sorted(sizes)
     for j, k in zip(known, known[1:]):
-      between = [i for i in range(j, k) if i in todo and i not in failed]
+      # The pair that writes frame k fails (whichever unit holds the frames before it); one
+      # that interpolates k unshown reads both its frames, so it is the one pair from j to k.
+      writers = [pair for pair, _ in originals.get(k, ())] or range(j, k)
+      between = [i for i in writers if i in todo and i not in failed]
       if sizes[j] != sizes[k] and between:
-        message = (f'frames differ in size: {uris[j]} is {sizes[j][0]}x{sizes[j][1]}, '
-                   f'{uris[k]} is {sizes[k][0]}x{sizes[k][1]}')
+        message = (f'frames differ in size: {named[j]} is {sizes[j][0]}x{sizes[j][1]}, '
+                   f'{named[k]} is {sizes[k][0]}x{sizes[k][1]}')
         failed.update((i, message) for i in between)
-        yield self._error([uris[j], uris[k]], 'pair', ValueError('size mismatch'), message)
+        yield self._error([named[j], named[k]], 'pair', ValueError('size mismatch'), message)
 
     scores, identical = {}, set()  # pair -> its cut score; the pairs of one image twice
     thumbnails = {}  # frame -> its thumbnail, made once for both pairs that share the frame
