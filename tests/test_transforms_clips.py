@@ -6,6 +6,7 @@ import os
 
 import apache_beam as beam
 import numpy as np
+import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
@@ -393,6 +394,19 @@ def test_repeated_numbers_are_frames_that_share_one_number():
       ['c/f1.png', 'c/f1.JPG'], ['c/f3.png', 'c/f03.png']]
   assert clips.repeated_numbers(['c/f1.png', 'c/f2.png', 'c/f3.png']) == []
   assert clips.repeated_numbers(['c/a1.png', 'c/b1.png', 'c/c1.png']) == []  # names not alike
+
+
+@pytest.mark.parametrize('n,rates', [(0, (24, 8)), (2, (16, 24)), (1, (24, 24)), (0, (24, 5))])
+def test_a_retimed_units_size_anchor_is_the_last_frame_shown_at_or_before_its_own(n, rates):
+  from transforms import retime  # pylint: disable=import-outside-toplevel
+  frames = tuple((f'c/f{i:03d}.png', '') for i in range(40))
+  clip = clips.Clip('c', frames, (True,) * 39, long_pairs=((7, 2),))  # a lost scan too
+  timing = retime.timing(n, *rates).along(clip.long_pairs)
+  dense = clips.output_indices(clip, n)
+  shown = [j for j, d in enumerate(dense) if timing.outputs(d, d)]
+  for unit in clips.with_size_anchors(clips.split_into_units(clip, n, 3), clip, timing, n):
+    j = max(s for s in shown if s <= unit.first_position)
+    assert unit.size_anchor == (j, frames[j][0])
 
 
 def test_lost_scans_make_long_pairs_up_to_a_limit():
