@@ -239,9 +239,11 @@ def tidy_clip_output(output, clip, last_index, output_format='png'):
   gone = set(delete_markers(output, clip, [(0 if other_format else last_index + 1,
                                             float('inf'))], listed=listed))
   # Lost or shared frames concern only markers that vouch for some: one of a retimed pair that
-  # writes nothing sits between frames, and would go with theirs every night.
-  vouching = [m for m in listed if m[0] not in gone and m[1] is not None and m[1] <= m[2]]
-  delete_markers(output, clip, lost + _tangled(vouching), listed=vouching)
+  # writes nothing sits between frames, and would go with theirs every night. (A marker shares
+  # frames with one just deleted too: past the end, N=2's 5-8 over N=1's 5-6.)
+  vouching = [m for m in listed if m[1] is not None and m[1] <= m[2]]
+  delete_markers(output, clip, lost + _tangled(vouching),
+                 listed=[m for m in vouching if m[0] not in gone])
   stale = other_format + [path for path, index, fmt, _ in frames
                           if fmt == output_format and index > last_index]
   if stale:
