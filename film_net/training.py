@@ -379,22 +379,14 @@ def load_clips(args) -> list | None:
 def _frame_size(path: str) -> tuple[int, int]:
   """(width, height) from a frame's header (only the header is read; a frame PIL cannot open,
   such as 16-bit gray+alpha TIFF, is decoded whole), or SystemExit naming it."""
-  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  from transforms import dpx, files, images  # pylint: disable=import-outside-toplevel
+  from transforms import files, images  # pylint: disable=import-outside-toplevel
   try:
-    with FileSystems.open(path, compression_type='uncompressed') as f:
-      header = f.read(1024)
-      if dpx.is_dpx(header):
-        return dpx.size(header)
-      f.seek(0)
-      with Image.open(f) as image:
-        return images.upright_size(image)
-  except Image.UnidentifiedImageError:
-    pass
+    size = images.header_size(path)
   except Exception as e:  # pylint: disable=broad-except
     reason = f'{type(e).__name__}: {e}'
     raise SystemExit(f'--clips: {path} is not a readable image ({reason})') from None
+  if size:
+    return size
   try:
     frame = images.decode(files.read_bytes(path), path)
   except Exception as e:  # pylint: disable=broad-except

@@ -224,6 +224,23 @@ def _stored_size(image):
   return image.size
 
 
+def header_size(path):
+  """(width, height) of the frame at `path` (local or a Beam filesystem's) as decoded, read
+  from its header alone; None where PIL cannot open it (16-bit gray+alpha TIFF: decode it).
+  Raises where the file cannot be read."""
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+  with FileSystems.open(path, compression_type='uncompressed') as f:
+    header = f.read(1024)
+    if dpx.is_dpx(header):
+      return dpx.size(header)
+    f.seek(0)
+    try:
+      with Image.open(f) as image:
+        return upright_size(image)
+    except Image.UnidentifiedImageError:
+      return None
+
+
 def upright_size(image):
   """(width, height) of an opened PIL image as decoded: turned by its EXIF orientation."""
   width, height = _stored_size(image)

@@ -757,12 +757,16 @@ class InterpolateUnits(beam.DoFn):
 
 
 def _size_or_none(uri, max_pixels):
-  """(width, height) of the frame at `uri` as decoded, or None where it cannot be read."""
+  """(width, height) of the frame at `uri` as decoded (from its header where it can), or None
+  where it cannot be read."""
   try:
-    frame = images.decode(files.read_bytes(uri), uri, max_pixels)
+    size = images.header_size(uri)
+    if size is None:
+      frame = images.decode(files.read_bytes(uri), uri, max_pixels)
+      size = frame.width, frame.height
   except Exception:  # pylint: disable=broad-except
     return None
-  return frame.width, frame.height
+  return size
 
 
 def _read_key(uris):
