@@ -45,6 +45,7 @@ from transforms import retime
 
 _LOCAL_RUNNERS = (None, 'DirectRunner', 'SwitchingDirectRunner', 'FnApiRunner', 'LocalRunner')
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONTROL_CHARS = re.compile('[\x00-\x1f\x7f]')  # escaped in the failure list, one line each
 
 
 class LocalRunner(PipelineRunner):
@@ -651,8 +652,9 @@ def main(argv=None):
         f"{records.run_dir(known.output, known.run_id)}")
   if summary['status'] != 'ok':
     print(f"FAILED: {pairs['failed']} pairs failed, {summary['errors']} errors:", file=sys.stderr)
-    for message in summary['failures']:
-      print(f'  - {message}', file=sys.stderr)
+    for message in summary['failures']:  # one line each: a name's line break shows as \n
+      print(f'  - {CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], message)}',
+            file=sys.stderr)
     return 1
   return 0
 

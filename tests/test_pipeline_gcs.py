@@ -173,6 +173,29 @@ def test_a_manifest_frame_missing_from_the_bucket_is_named_in_plain_words(tmp_pa
   assert errors[0]['uris'] == [missing] and errors[0]['error_type'] == 'FileNotFoundError'
 
 
+def test_an_object_name_with_a_line_break_is_named_in_one_line(tmp_path, tiny_model, gcs,
+                                                                capsys):
+  """Beam cannot address an object whose name holds a line break: each frame failed with 'GCS
+  path must be in the form gs://<bucket>/<object>' (which it is), and the failure list broke
+  each name over two lines. Now one record says why, the rest runs, one line per failure."""
+  model_path, _ = tiny_model
+  frames = make_clip(tmp_path / 'local', 2, seed=6)
+  _upload_clip(gcs, 'linebreak/in/ok', frames)
+  _upload_clip(gcs, 'linebreak/in/nl\nx', frames)
+  status, run_id = run_job(f'gs://{BUCKET}/linebreak/in', f'gs://{BUCKET}/linebreak/out',
+                           model_path)
+  errors = [json.loads(line) for b in gcs.list_blobs(prefix=f'linebreak/out/_runs/{run_id}/errors')
+            for line in b.download_as_text().splitlines() if line]
+  folder = f'gs://{BUCKET}/linebreak/in/nl\nx'
+  assert status == 1 and [(e['uris'], e['message']) for e in errors] == [
+      ([f'{folder}/frame0.png', f'{folder}/frame1.png'],
+       f'cannot read {folder}/frame0.png and 1 more file(s) in {folder}: its name holds a line '
+       f"break, which Beam's GCS filesystem cannot address (rename it); not in this run")]
+  assert gcs.blob('linebreak/out/ok/frame_000002.png').exists()
+  failures = capsys.readouterr().err.split('FAILED:', 1)[1].splitlines()[1:]
+  assert failures == ['  - ' + errors[0]['message'].replace('\n', '\\n')]
+
+
 @pytest.mark.parametrize('size', [2000, 9 * 2 ** 20])
 def test_a_file_under_8_mib_is_written_in_one_request(gcs, gcs_requests, size):
   """Beam's writer makes every file a resumable upload, two requests (start, bytes); frames and

@@ -254,7 +254,7 @@ class DiscoverClips(beam.DoFn):
       if not passed_over(_relative(path, root), folder=True) and not in_output(path):
         yield self._error(path, 'discover', IncompleteListing(reason),
                           f'cannot list {path}: {reason}; what is there is not in this run')
-    by_dir = {}
+    by_dir, unaddressable = {}, {}
     for m in metadata:
       placeholder = m.path.endswith('/')  # A folder placeholder object on object stores.
       path = m.path.rstrip('/')
@@ -265,13 +265,21 @@ class DiscoverClips(beam.DoFn):
         continue  # --output inside --input: never take our own frames as input.
       if not selected(folder, path):
         continue
+      if files.unaddressable(path):
+        unaddressable.setdefault(folder, []).append(path)
+        continue
       if placeholder:
         by_dir.setdefault(folder, [])
       else:
         by_dir.setdefault(folder, []).append(m)
+    for folder, paths in sorted(unaddressable.items()):
+      more = f' and {len(paths) - 1} more file(s) in {folder}' if len(paths) > 1 else ''
+      yield self._error(paths, 'discover', ValueError('unaddressable name'),
+                        f'cannot read {paths[0]}{more}: {files.unaddressable(paths[0])}; not '
+                        f'in this run')
     for folder in _empty_local_folders(root, pattern, in_output):
       by_dir.setdefault(folder, [])
-    if not by_dir:
+    if not by_dir and not unaddressable:
       kind = 'no files match' if pattern else (
           'input folder is empty' if _is_local_dir(root) else
           'input is a file, not a folder of clips or a manifest (.csv, .jsonl)'

@@ -69,9 +69,21 @@ def unreachable(path):
   return None
 
 
+def unaddressable(path):
+  """Why Beam cannot address `path`, in words, or None. Beam parses a gs:// path with a pattern
+  whose '.' stops at a line break, so an object whose name holds one fails every read and write
+  with a message that its path is not of the form gs://<bucket>/<object>, which it is."""
+  if '\n' in path and FileSystems.get_scheme(path) == 'gs':
+    return "its name holds a line break, which Beam's GCS filesystem cannot address (rename it)"
+  return None
+
+
 def read_bytes(path):
   """The whole file. On GCS one request (the bytes, checked against their CRC32C), where Beam's
   reader asks for the object's metadata first: two per frame read."""
+  why = unaddressable(path)
+  if why:
+    raise ValueError(why)
   on_gcs = _gcs_blob(path)
   if on_gcs:
     from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
