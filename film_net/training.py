@@ -349,7 +349,7 @@ def load_clips(args) -> list | None:
   clips = [c for c in clips if not c.uneven]
   if uneven:
     print(f'--clips: {len(uneven)} triplets left out, their frame numbers unevenly spaced (a '
-          f'frame lost?), e.g. the one around {uneven[0]}', file=sys.stderr, flush=True)
+          f'frame lost or repeated?), e.g. the one around {uneven[0]}', file=sys.stderr, flush=True)
   if not clips:
     why = ('every triplet left out, its frame numbers unevenly spaced' if uneven else
            _no_clips(args.clips))

@@ -182,7 +182,7 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
     if too_short is not None:
       too_short += [names[c] for c, frames in frames_by_clip.items() if len(frames) < 3]
     return [{'key': f'{names[t.clip]}_{t.index:06d}', 'clip': names[t.clip], 'frame0': t.frame0,
-             'truth': t.truth, 'frame1': t.frame1, **({'uneven': True} if t.uneven else {})}
+             'truth': t.truth, 'frame1': t.frame1, **({'uneven': t.uneven} if t.uneven else {})}
             for t in clips.clip_triplets(input_path, stride, frames_by_clip)]
   if input_path.lower().endswith(('.csv', '.jsonl')):
     return _manifest_triplets(input_path)
@@ -301,7 +301,7 @@ class EvaluateTriplet(beam.DoFn):
     (method None for the triplet) and the others go on."""
     if triplet.get('uneven'):  # known from the names: nothing to read
       yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': None,
-             'left_out': 'frame numbers skip', 'cut_score': None}
+             'left_out': triplet['uneven'], 'cut_score': None}
       return
     decoded = []
     for k in ('frame0', 'truth', 'frame1'):
@@ -555,7 +555,7 @@ def format_table(report):
   for clip, means in report['clips'].items():
     lines.append(f'clip {clip}: ' + ', '.join(
         f'{m} {number(v["psnr"], 2)} dB / {number(v["ssim"], 4)}' for m, v in means.items()))
-  for reason in ('frame numbers skip', 'scene cut', 'repeated frame'):
+  for reason in ('frame numbers skip', 'frame number repeated', 'scene cut', 'repeated frame'):
     keys = [r['key'] for r in report.get('left_out', []) if r['left_out'] == reason]
     if keys:
       lines.append(f'left out, {reason}: {len(keys)} triplet{"s" if len(keys) > 1 else ""} ('

@@ -200,21 +200,26 @@ def test_leave_one_out_leaves_out_triplets_across_a_cut_or_with_a_repeated_frame
 
 def test_leave_one_out_leaves_out_triplets_whose_frame_numbers_skip(tmp_path, capsys):
   """A scan lost (reel_0003 missing): the triplets around the gap have a middle frame that is
-  not the midpoint in time, known from the names alone, with or without --scene_cuts."""
+  not the midpoint in time, known from the names alone, with or without --scene_cuts. A number
+  repeated elsewhere (reel_0006 twice, as reel_006: one scan twice) did hide the gap, and the
+  triplets over it are left out too."""
   for number in (1, 2, 4, 5, 6):
     _save(str(tmp_path / 'reel' / f'reel_{number:04d}.png'),
           np.full((24, 32, 3), (number * 30 + number % 2 * 7) / 255, np.float32))
+  _save(str(tmp_path / 'reel' / 'reel_006.png'), np.full((24, 32, 3), 187 / 255, np.float32))
   assert evaluate.main(['--input', str(tmp_path / 'reel'), '--leave_one_out', '--no_model',
                         '--baselines', 'average', '--no_png', '--output',
                         str(tmp_path / 'out')]) == 0
   report = json.load(open(tmp_path / 'out' / 'results.json'))
   # Triplets (1, 2, 4) and (2, 4, 5) straddle the gap; (4, 5, 6) is whole.
   assert [(r['key'], r['left_out']) for r in report['left_out']] == [
-      ('reel_000000', 'frame numbers skip'), ('reel_000001', 'frame numbers skip')]
+      ('reel_000000', 'frame numbers skip'), ('reel_000001', 'frame numbers skip'),
+      ('reel_000003', 'frame number repeated')]
   assert [r['key'] for r in report['triplets']] == ['reel_000002']
   assert report['triplets'][0]['psnr'] == pytest.approx(-20 * math.log10(7 / 255), abs=1e-3)
-  assert 'left out, frame numbers skip: 2 triplets (reel_000000, reel_000001)' in (
-      capsys.readouterr().out)
+  printed = capsys.readouterr().out
+  assert 'left out, frame numbers skip: 2 triplets (reel_000000, reel_000001)' in printed
+  assert 'left out, frame number repeated: 1 triplet (reel_000003)' in printed
 
 
 def test_flip_average_scores_the_averaged_prediction(tmp_path):

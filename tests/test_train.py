@@ -601,7 +601,7 @@ def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys):
   clips = training.load_clips(argparse.Namespace(clips=str(tmp_path / 'clips'), crop=16))
   assert [(c.frame0, c.truth, c.frame1) for c in clips] == [
       tuple(str(frames[k]) for k in (3, 4, 5))]
-  assert ('2 triplets left out, their frame numbers unevenly spaced (a frame lost?), e.g. the '
+  assert ('2 triplets left out, their frame numbers unevenly spaced (a frame lost or repeated?), e.g. the '
           f'one around {frames[1]}') in capsys.readouterr().err
   # A clip whose every triplet skips a number holds frames enough: that is not why.
   gappy = _clip(tmp_path / 'gappy' / 'c', [(40, 30)] * 3)

@@ -2,6 +2,7 @@
 units that share boundary frames, safe clip names."""
 
 import fractions
+import itertools
 import os
 
 import apache_beam as beam
@@ -384,6 +385,11 @@ def test_numbering_gaps_are_where_frame_numbers_skip_more_than_the_clips_step():
   assert clips.numbering_gaps(['c/take_v2.png', 'c/shot_v2.png', 'c/zoom_v2.png']) == []
   assert clips.numbering_gaps(['c/f1.png', 'c/f5.png']) == []
   assert clips.numbering_gaps(['c/open.png', 'c/f1.png', 'c/f3.png']) == []
+  # A number repeated elsewhere (one scan twice) hides no gap, nor is itself one.
+  assert clips.numbering_gaps(['c/f4.png', 'c/f6.png', 'c/f7.png', 'c/f007.png', 'c/f8.png']) == [
+      ('c/f4.png', 'c/f6.png', 1)]
+  assert clips.long_pairs(['c/f4.png', 'c/f6.png', 'c/f7.png', 'c/f007.png']) == ((0, 2),)
+  assert clips.numbering_gaps(['c/f7.png', 'c/f007.png', 'c/f0007.png']) == []
 
 
 def test_repeated_numbers_are_frames_that_share_one_number():
@@ -394,6 +400,10 @@ def test_repeated_numbers_are_frames_that_share_one_number():
       ['c/f1.png', 'c/f1.JPG'], ['c/f3.png', 'c/f03.png']]
   assert clips.repeated_numbers(['c/f1.png', 'c/f2.png', 'c/f3.png']) == []
   assert clips.repeated_numbers(['c/a1.png', 'c/b1.png', 'c/c1.png']) == []  # names not alike
+  # Their order is the names', not the listing's: a re-run pairs them as the run before.
+  names = ['f8.png', 'f7.png', 'F7.png', 'f007.png', 'f6.png']
+  orders = {tuple(sorted(p, key=clips.natural_key)) for p in itertools.permutations(names)}
+  assert orders == {('f6.png', 'F7.png', 'f007.png', 'f7.png', 'f8.png')}
 
 
 @pytest.mark.parametrize('n,rates', [(0, (24, 8)), (2, (16, 24)), (1, (24, 24)), (0, (24, 5))])
@@ -425,5 +435,6 @@ def test_clip_triplets_across_a_lost_frame_are_uneven():
   frames = {'c': [f'c/s_{n:04d}.dpx' for n in (1, 2, 4, 5, 6)], 'd': ['d/a.png', 'd/b.png',
                                                                      'd/z.png']}
   triplets = clips.clip_triplets('', frames_by_clip=frames)
+  skip = 'frame numbers skip'
   assert [(t.clip, t.index, t.uneven) for t in triplets] == [
-      ('c', 0, True), ('c', 1, True), ('c', 2, False), ('d', 0, False)]
+      ('c', 0, skip), ('c', 1, skip), ('c', 2, ''), ('d', 0, '')]

@@ -71,17 +71,19 @@ class Unit:
 
 def natural_key(name):
   """Sort key putting `f2` before `f10`, case-insensitively. Only ASCII digits count as numbers
-  (`str.isdigit` also accepts '²', which `int` refuses)."""
-  return [int(t) if t.isascii() and t.isdigit() else t.lower()
-          for t in re.split(r'([0-9]+)', name)]
+  (`str.isdigit` also accepts '²', which `int` refuses). Names alike by it (`f7`, `f007`; `F1`,
+  `f1`) go by the name itself, in the same order whatever order a listing gave them."""
+  return ([int(t) if t.isascii() and t.isdigit() else t.lower()
+           for t in re.split(r'([0-9]+)', name)], name)
 
 
 def frame_numbers(paths):
   """The frame numbers of a clip's file names in order (the last run of digits, in names alike
   but for it and the extension), or None where the names are not numbered alike or the numbers
-  do not rise."""
+  fall. A number may repeat (`f7.png`, `f007.png`: `repeated_numbers`) without hiding the
+  clip's gaps elsewhere."""
   numbers = _numbers_alike(paths)
-  return numbers if numbers and all(a < b for a, b in zip(numbers, numbers[1:])) else None
+  return numbers if numbers and all(a <= b for a, b in zip(numbers, numbers[1:])) else None
 
 
 def repeated_numbers(paths):
@@ -125,12 +127,13 @@ def numbering_gaps(paths):
 
 
 def _skips(paths):
-  """[(pair, length in steps)] of the pairs whose numbers differ by more than the clip's step."""
+  """[(pair, length in steps)] of the pairs whose numbers differ by more than the clip's step
+  (the least rise between neighbours)."""
   numbers = frame_numbers(paths) if len(paths) >= 3 else None
-  if not numbers:
+  steps = [b - a for a, b in zip(numbers or (), (numbers or ())[1:])]
+  if not any(steps):
     return []
-  steps = [b - a for a, b in zip(numbers, numbers[1:])]
-  step = min(steps)
+  step = min(d for d in steps if d)
   return [(i, fractions.Fraction(d, step)) for i, d in enumerate(steps) if d > step]
 
 
@@ -674,15 +677,15 @@ def with_size_anchors(units, clip, timing, times_to_interpolate):
 
 @dataclasses.dataclass(frozen=True)
 class ClipTriplet:
-  """Frames i, i+1 and i+2 of one clip folder; the middle one is the truth. `uneven`: their
-  frame numbers are not evenly spaced (a frame lost on one side), so the truth is not the
-  midpoint in time."""
+  """Frames i, i+1 and i+2 of one clip folder; the middle one is the truth. `uneven`: why,
+  known from their names, the truth is not the midpoint in time: 'frame numbers skip' (a frame
+  lost on one side) or 'frame number repeated' (one scan twice); '' where it is."""
   clip: str
   index: int
   frame0: str
   truth: str
   frame1: str
-  uneven: bool = False
+  uneven: str = ''
 
 
 def clip_frames(input_path, output=None):
@@ -713,6 +716,8 @@ def clip_triplets(input_path, stride=1, frames_by_clip=None):
   for clip, frames in frames_by_clip.items():
     numbers = frame_numbers(frames)
     for i in range(0, len(frames) - 2, stride):
-      uneven = bool(numbers) and numbers[i + 1] - numbers[i] != numbers[i + 2] - numbers[i + 1]
+      steps = (numbers[i + 1] - numbers[i], numbers[i + 2] - numbers[i + 1]) if numbers else (1, 1)
+      uneven = ('frame number repeated' if 0 in steps else
+                'frame numbers skip' if steps[0] != steps[1] else '')
       triplets.append(ClipTriplet(clip, i, frames[i], frames[i + 1], frames[i + 2], uneven))
   return triplets
