@@ -303,6 +303,30 @@ def test_updated_times_lists_once_per_prefix(tmp_path, gcs, gcs_requests, folder
   assert files.updated_times(str(tmp_path / 'none'), names, like=stem) == {}
 
 
+def test_a_local_folder_is_scanned_for_kin_once_until_it_changes(tmp_path):
+  """Each unit of a long clip asks after its own few markers and their rivals: a scan of the
+  whole marker folder each time made a re-run of a clip of P pairs check P^2 / pairs_per_unit
+  names (20000 frames: 32 s). Now the names are scanned again only once the folder changes;
+  files gone since are not found, and files added are."""
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  names = [f'pair_{p:06d}-{p:09d}-x.done' for p in range(3000)]
+  for name in names:
+    (tmp_path / name).write_bytes(b'')
+  calls = []
+  def stem(name):
+    calls.append(name)
+    return name.rsplit('-', 1)[0]
+  for unit in range(0, len(names), 16):
+    assert sorted(files.updated_times(str(tmp_path), names[unit:unit + 16], like=stem)) == (
+        names[unit:unit + 16])
+  assert len(calls) == 2 * len(names)  # one scan, and the stems of the names asked after
+  time.sleep(0.05)  # (past the clock tick of the scan)
+  (tmp_path / 'pair_000007-000000007-y.done').write_bytes(b'')
+  os.remove(tmp_path / names[8])
+  assert sorted(files.updated_times(str(tmp_path), names[7:9], like=stem)) == [
+      names[7], 'pair_000007-000000007-y.done']
+
+
 def test_a_clip_removed_from_the_bucket_is_pruned_from_the_output(tmp_path, tiny_model, gcs):
   """--prune_removed_clips on gs://: one listing of the output finds the clips' objects, which
   go by name (a clip named with glob characters too, beside one it would match)."""

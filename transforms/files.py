@@ -8,12 +8,14 @@ the client of Beam's own GCS filesystem (`_beam_gcsio`) by name: one request per
 files per delete, where Beam's file objects take two or three requests per file.
 """
 
+import collections
 import contextlib
 import errno
 import os
 import posixpath
 import re
 import shutil
+import threading
 import uuid
 import warnings
 
@@ -222,17 +224,17 @@ def updated_times(folder, names, like=None):
   name is one or two; its other files come free (not in a folder whose name holds glob
   characters: asked name by name, those names alone come). On local disk a stat each: a local
   listing walks and stats the whole folder, so finding a few names in a large one would cost it
-  all; with `like`, one scan of the folder's names, stating only those."""
+  all; with `like`, the others from the folder's names (`_local_kin`), stating only those."""
   wanted = set(names)
   kin = {like(name) for name in wanted} if like else set()
   if FileSystems.get_scheme(folder) is None:
     candidates = wanted
     if like:
       try:
-        with os.scandir(folder) as entries:
-          candidates = [e.name for e in entries if e.name in wanted or like(e.name) in kin]
+        by_kin = _local_kin(folder, like)
       except FileNotFoundError:  # no folder: none of them
         return {}
+      candidates = wanted.union(*(by_kin.get(k, ()) for k in kin))
     found = {}
     for name in candidates:
       try:
@@ -248,6 +250,37 @@ def updated_times(folder, names, like=None):
   return {posixpath.basename(m.path): m.last_updated_in_seconds for m in listed
           if posixpath.basename(m.path) in wanted or
           (like and like(posixpath.basename(m.path)) in kin)}
+
+
+_LOCAL_KIN_FOLDERS = 8
+_local_kin_cache = collections.OrderedDict()  # (folder, like) -> (its stat, {like(name): names})
+_local_kin_lock = threading.Lock()
+
+
+def _local_kin(folder, like):
+  """{like(name): [names]} of the local `folder`'s files, scanned again only once the folder
+  has changed (its mtime, size or inode), for the last few folders: a scan for each unit of a
+  long clip made a re-run of a clip of P pairs check ~P^2 / pairs_per_unit names (20000
+  frames: 25 million, 32 s). Those asked after are stated: a file gone since the scan is not
+  found; one added in the clock tick of the scan may be missed until the folder changes."""
+  stat = os.stat(folder)  # before the scan: a change during it scans again
+  changed = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+  key = (folder, like)
+  with _local_kin_lock:
+    cached = _local_kin_cache.get(key)
+    if cached is not None and cached[0] == changed:
+      _local_kin_cache.move_to_end(key)
+      return cached[1]
+  by_kin = {}
+  with os.scandir(folder) as entries:
+    for entry in entries:
+      by_kin.setdefault(like(entry.name), []).append(entry.name)
+  with _local_kin_lock:
+    _local_kin_cache[key] = (changed, by_kin)
+    _local_kin_cache.move_to_end(key)
+    while len(_local_kin_cache) > _LOCAL_KIN_FOLDERS:
+      _local_kin_cache.popitem(last=False)
+  return by_kin
 
 
 def write_atomic(path, data, tmp_root):
