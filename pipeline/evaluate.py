@@ -133,8 +133,8 @@ def parse_known_args(argv):
   unread = [flag for flag, given in (('--stride', known.stride != 1),
                                      ('--scene_cuts', known.scene_cuts)) if given]
   if unread and not known.leave_one_out:
-    parser.error(f'{" and ".join(unread)} only work with --leave_one_out (curated triplets are '
-                 f'scored whole)')
+    parser.error(f'{" and ".join(unread)} only work{"s" * (len(unread) == 1)} with '
+                 f'--leave_one_out (curated triplets are scored whole)')
   return known, beam_args
 
 
@@ -466,8 +466,8 @@ def _no_triplets(known):
   """Why the input gave no triplet, for the usage error."""
   if clips.is_manifest(known.input) and not known.leave_one_out:
     return 'the manifest has no rows'
-  if FileSystems.get_scheme(known.input) is None and not os.path.exists(known.input):
-    return 'no such folder'
+  if not files.is_folder(known.input) and not FileSystems.exists(known.input):
+    return files.unreachable(known.input) or 'no such folder'
   if known.leave_one_out and (clips.is_manifest(known.input) or os.path.isfile(known.input)):
     return '--leave_one_out takes a folder of clips, not a manifest or a file'
   if known.leave_one_out:
@@ -552,6 +552,11 @@ def format_table(report):
     lines.append(f'{method:<14}{number(mean["psnr"], 2):>9}{number(mean["ssim"], 4):>8}'
                  f'{mean["count"]:>5}' + (f'  (PSNR of {mean["psnr_count"]}: the others are '
                                           f'exact)' if fewer else ''))
+  scored = max([mean['count'] for mean in report['mean'].values()] + [0])
+  for method, mean in report['mean'].items():
+    if mean['count'] < scored:
+      lines.append(f'{method} scored {mean["count"]} of {scored} triplets (see the errors): its '
+                   f'mean is not over the same frames as the others')
   for clip, means in report['clips'].items():
     lines.append(f'clip {clip}: ' + ', '.join(
         f'{m} {number(v["psnr"], 2)} dB / {number(v["ssim"], 4)}' for m, v in means.items()))

@@ -380,6 +380,12 @@ def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(t
   mean, = [r for r in rows if r['key'] == 'mean' and r['method'] == 'repeat']
   assert (mean['count'], mean['psnr_count']) == ('2', '1')
   assert 'repeat' in evaluate.format_table(report).splitlines()[1]
+  # A method that failed where others scored says its mean is over fewer triplets.
+  fewer = dict(report, mean={**report['mean'], 'average': {**report['mean']['repeat'], 'count': 1}})
+  assert evaluate.format_table(fewer).splitlines()[3] == (
+      'average scored 1 of 2 triplets (see the errors): its mean is not over the same frames as '
+      'the others')
+  assert 'scored' not in evaluate.format_table(report)
   assert evaluate.format_table(report).splitlines()[1].endswith('(PSNR of 1: the others are exact)')
   assert sorted(os.listdir(os.path.join(out, 'comparisons'))) == ['good.png', 'same.png']
   with pytest.raises(ValueError, match="12x10 frames are smaller than SSIM's 11x11 window"):
@@ -562,12 +568,14 @@ def test_a_killed_evaluations_comparisons_are_not_footage(tmp_path):
 def test_flags_for_footage_alone_are_refused_on_curated_triplets(tmp_path, capsys):
   for name in TRIPLET_NAMES:
     _save(str(tmp_path / 'in' / 'a' / name), np.zeros((16, 16, 3), np.float32))
-  for flag in ('--stride=2', '--scene_cuts'):
+  for flags, says in ((['--stride=2'], '--stride only works with'),
+                      (['--scene_cuts'], '--scene_cuts only works with'),
+                      (['--stride=2', '--scene_cuts'], '--stride and --scene_cuts only work with')):
     with pytest.raises(SystemExit) as stop:
       evaluate.main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
-                     '--no_model', flag])
+                     '--no_model', *flags])
     assert stop.value.code == 2
-    assert 'only work with --leave_one_out' in capsys.readouterr().err
+    assert f'{says} --leave_one_out' in capsys.readouterr().err
   with pytest.raises(SystemExit) as stop:
     evaluate.main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
                    '--no_model', '--leave_one_out', '--scene_cut_threshold=0.3'])

@@ -77,6 +77,17 @@ def test_a_bucket_output_holding_input_frames_is_a_usage_error(tmp_path, tiny_mo
       '_runs', '_markers', 'arch', 'arch2'}
 
 
+def test_an_evaluation_of_a_missing_bucket_folder_says_so(gcs, capsys, tmp_path):
+  """It said 'no triplet folders (holding frame10.png, ...)', as for a folder without them."""
+  from pipeline import evaluate  # pylint: disable=import-outside-toplevel
+  for path, says in ((f'gs://{BUCKET}/evalgone/in', 'no such folder'),
+                     ('gs://no-such-bucket-here/in', 'its bucket no-such-bucket-here does not '
+                                                     'exist')):
+    assert evaluate.main(['--input', path, '--output', str(tmp_path / 'out'), '--no_model',
+                          '--baselines', 'repeat']) == 2
+    assert capsys.readouterr().err.strip() == f'error: --input {path}: {says}'
+
+
 def test_evaluation_manifests_in_a_bucket_resolve_dot_dot(gcs):
   """Object names are literal: `lists/../trip/f.png` is no object, so a manifest's relative
   paths are resolved as `pipeline.run`'s are (`clips.resolve`), not only joined."""
