@@ -7,6 +7,7 @@ range, not a traceback from deep inside rendering or training.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Callable
 
 
@@ -23,8 +24,10 @@ def in_range(kind: type, low: float, high: float | None = None, *, low_open: boo
     value = kind(text)
     above_low = value > low if low_open else value >= low  # False for nan, which is refused
     below_high = high is None or (value < high if high_open else value <= high)
-    if not (above_low and below_high):
-      raise argparse.ArgumentTypeError(f'must be {allowed}, got {text}')
+    if not (above_low and below_high and math.isfinite(value)):  # inf: no flag's value
+      raise argparse.ArgumentTypeError(f'must be a finite number {allowed}, got {text}'
+                                       if above_low and below_high else
+                                       f'must be {allowed}, got {text}')
     return value
 
   parse.__name__ = kind.__name__  # text that is no number: "invalid int value: 'x'"

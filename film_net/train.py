@@ -251,7 +251,9 @@ def main(argv=None) -> int:
           current_step=lambda: int(trainer.step.numpy()),
           learning_rate=lambda: float(trainer.optimizer.learning_rate),
           save=lambda seconds: trainer.save(seconds, data, training.run_flags(args)),
-          seconds_before=float(trainer.meta.get('seconds', 0.0)) if resumed else 0.0)
+          seconds_before=float(trainer.meta.get('seconds', 0.0)) if resumed else 0.0,
+          weights_finite=lambda: all(bool(tf.reduce_all(tf.math.is_finite(v)))
+                                     for v in trainer.variables.values()))
     except training.BadClipFrame as e:
       raise SystemExit(f'--clips: {e}; stopped at step {int(trainer.step.numpy())}: replace or '
                        f'remove that frame, then the same command goes on from the last '

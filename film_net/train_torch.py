@@ -211,7 +211,9 @@ def main(argv=None) -> int:
                      learning_rate=trainer.learning_rate,
                      save=lambda seconds: trainer.save(seconds, data),
                      seconds_before=(float(trainer.meta.get('seconds', 0.0)) if resumed
-                                     else 0.0))
+                                     else 0.0),
+                     weights_finite=lambda: all(bool(torch.isfinite(p).all())
+                                                for p in trainer.net.parameters()))
   return 0
 
 

@@ -427,7 +427,7 @@ def describe_data(args, clips: list | None) -> str:
 
 def run_steps(args, batches: Iterable, train_step: Callable, current_step: Callable[[], int],
               learning_rate: Callable[[], float], save: Callable[[float], str],
-              seconds_before: float) -> None:
+              seconds_before: float, weights_finite: Callable[[], bool]) -> None:
   """The loop both trainers run: one `train_step(batch)` per batch, the mean loss, steps/s and
   learning rate every --log_every steps, `save(total seconds)` every --checkpoint_every steps,
   at the last step and when --max_minutes is up, and a kept copy every --keep_every steps (saved
@@ -435,21 +435,41 @@ def run_steps(args, batches: Iterable, train_step: Callable, current_step: Calla
 
   `train_step` may return a device tensor: it is read only when logged, so GPU work is not
   waited for every step. Ctrl-C stops it with one line and exit status 130: the checkpoints
-  saved so far stay, and the same command resumes from the last.
+  saved so far stay, and the same command resumes from the last. A run that diverges (weights
+  no longer finite, `weights_finite`, asked before each save and when a step fails) stops with
+  one line, exit status 1, saving nothing: it exported NaN weights with exit status 0, or
+  failed in the warp's gather the step after.
   """
   try:
-    _run_steps(args, batches, train_step, current_step, learning_rate, save, seconds_before)
+    _run_steps(args, batches, train_step, current_step, learning_rate, save, seconds_before,
+               weights_finite)
+  except Diverged:
+    raise SystemExit(
+        f'training diverged at step {current_step()}: the weights are no longer finite numbers '
+        f'(nan or inf), and are not saved. Lower --lr (now {args.lr:g}) and run again: a resume '
+        f'draws the same batches, and the checkpoints before this step may already be far off '
+        f'(a new --output_dir starts afresh)') from None
   except KeyboardInterrupt:
     print(f'interrupted at step {current_step()}; the same command resumes from the last '
           f'checkpoint (saved every {args.checkpoint_every} steps)', file=sys.stderr, flush=True)
     raise SystemExit(130) from None
 
 
-def _run_steps(args, batches, train_step, current_step, learning_rate, save, seconds_before):
+class Diverged(Exception):
+  """The weights are no longer finite numbers."""
+
+
+def _run_steps(args, batches, train_step, current_step, learning_rate, save, seconds_before,
+               weights_finite):
   started = window_start = time.time()
   losses = []
   for batch in batches:
-    losses.append(train_step(batch))
+    try:
+      losses.append(train_step(batch))
+    except Exception as e:
+      if not weights_finite():
+        raise Diverged() from e
+      raise
     step = current_step()
     if step % args.log_every == 0:
       rate = len(losses) / (time.time() - window_start)
@@ -461,6 +481,8 @@ def _run_steps(args, batches, train_step, current_step, learning_rate, save, sec
     out_of_time = args.max_minutes and time.time() - started > args.max_minutes * 60
     keep = bool(args.keep_every) and step % args.keep_every == 0
     if step % args.checkpoint_every == 0 or keep or step == args.steps or out_of_time:
+      if not weights_finite():
+        raise Diverged()
       with _interrupts_deferred():
         path = save(seconds_before + time.time() - started)
         print(f'saved step {step} -> {path}', flush=True)

@@ -22,7 +22,9 @@ def _axis_weights(coords, size):
   size_f = tf.cast(size, coords.dtype)
   floor = tf.clip_by_value(tf.floor(coords), 0.0, size_f - 2.0)
   alpha = tf.clip_by_value(coords - floor, 0.0, 1.0)
-  return tf.cast(floor, tf.int32), alpha
+  # A NaN coordinate (weights gone to NaN in a diverging training run) passes the clamp and
+  # casts to INT_MIN, on which the CPU gather failed; from 0 it samples NaN, as GPUs do.
+  return tf.maximum(tf.cast(floor, tf.int32), 0), alpha
 
 
 def _sample(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:

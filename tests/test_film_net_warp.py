@@ -56,6 +56,19 @@ def test_outside_coordinates_take_the_border_pixel_exactly(warp_fn):
 
 
 @BOTH
+def test_a_nan_flow_samples_nan_where_it_is_and_fails_nowhere(warp_fn):
+  """Weights gone to NaN in a diverging training run: the NaN coordinate cast to INT_MIN and
+  the CPU gather failed (a TensorFlow traceback) before the run could say it diverged."""
+  image = np.random.default_rng(2).random((1, 4, 5, 2), np.float32)
+  flow = np.zeros((1, 4, 5, 2), np.float32)
+  flow[0, 1, 2, 0] = np.nan  # x alone: y * width + INT_MIN is out of range
+  out = warp_fn(image, flow).numpy()
+  assert np.isnan(out[0, 1, 2]).all()
+  out[0, 1, 2] = image[0, 1, 2]
+  np.testing.assert_array_equal(out, image)
+
+
+@BOTH
 def test_gradients_flow_to_image_and_flow(warp_fn):
   image = tf.constant(np.random.default_rng(2).random((1, 6, 6, 2), np.float32))
   flow = tf.constant(np.full((1, 6, 6, 2), 0.5, np.float32))

@@ -390,6 +390,8 @@ def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
          (['--keep_every', '-1'], 'argument --keep_every: must be >= 0'),
          (['--seed', '-1'], 'argument --seed: must be >= 0'),
          (['--max_motion', '0'], 'argument --max_motion: must be > 0'),
+         (['--max_motion', 'inf'], 'argument --max_motion: must be a finite number > 0, got inf'),
+         (['--lr', 'inf'], 'argument --lr: must be a finite number'),
          (['--init', str(tmp_path / 'gone.npz')], 'gone.npz: no such file'),
          (['--output_dir', str(tmp_path / 'a_file')], 'a_file is a file, not a folder')]
   (tmp_path / 'a_file').write_text('not a folder')
@@ -475,11 +477,26 @@ def test_ctrl_c_stops_training_with_one_line_and_status_130(capsys):
     training.run_steps(args, iter(range(10)), step, current_step=lambda: len(done),
                        learning_rate=lambda: 1e-4,
                        save=lambda seconds: saved.append(len(done)) or 'ckpt',
-                       seconds_before=0.0)
+                       seconds_before=0.0, weights_finite=lambda: True)
   assert stop.value.code == 130 and saved == [2]
   err = capsys.readouterr().err
   assert err.strip() == ('interrupted at step 3; the same command resumes from the last '
                          'checkpoint (saved every 2 steps)')
+
+
+def test_a_run_that_diverges_stops_in_one_line_and_saves_nothing(tmp_path, capsys):
+  """A learning rate far too large: the weights went NaN, a run ending there exported them
+  with exit status 0 (and a resume started from them), a longer one failed in the warp's
+  gather with a TensorFlow traceback."""
+  with pytest.raises(SystemExit) as stop:
+    train.main(_args(tmp_path, 3, '--lr', '1e38', '--checkpoint_every', '1'))
+  assert str(stop.value).startswith('training diverged at step 2: the weights are no longer '
+                                    'finite numbers (nan or inf), and are not saved. Lower --lr '
+                                    '(now 1e+38)')
+  assert 'saved step 1 ->' in capsys.readouterr().out
+  assert weights_lib.read_meta(str(tmp_path / 'latest.npz'))['steps'] == 1
+  assert all(np.isfinite(w).all() for w in np.load(tmp_path / 'latest.npz').values()
+             if w.dtype.kind == 'f')
 
 
 def test_ctrl_c_during_a_save_takes_effect_once_the_save_is_whole(tmp_path, capsys):
@@ -500,7 +517,7 @@ def test_ctrl_c_during_a_save_takes_effect_once_the_save_is_whole(tmp_path, caps
   def train():
     training.run_steps(args, iter(range(10)), lambda batch: done.append(batch) or 0.5,
                        current_step=lambda: len(done), learning_rate=lambda: 1e-4, save=save,
-                       seconds_before=0.0)
+                       seconds_before=0.0, weights_finite=lambda: True)
 
   inherited = signal.getsignal(signal.SIGINT)  # (ignored where a script started the tests in
   try:                                         # the background)
