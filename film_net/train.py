@@ -147,7 +147,10 @@ class Trainer:
     meta = _read_json(os.path.join(self.output_dir, 'meta.json'))
     latest = os.path.join(self.output_dir, 'latest.npz')
     if not meta and os.path.exists(latest):
-      meta = weights_lib.read_meta(latest)
+      try:
+        meta = weights_lib.read_meta(latest)
+      except Exception:  # pylint: disable=broad-except
+        pass  # cut short too: the resume goes on without (`mend_exports` writes it again)
     return meta
 
   def save(self, seconds: float, data: str, flags: dict) -> str:
@@ -167,10 +170,13 @@ class Trainer:
 
 
 def _read_json(path: str) -> dict:
-  if not os.path.exists(path):
+  """The file's JSON; {} where it is missing or cut short (a copy): the exported file's copy
+  of the meta then serves (`_saved_meta`)."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (FileNotFoundError, json.JSONDecodeError):
     return {}
-  with open(path) as f:
-    return json.load(f)
 
 
 def _write_json(path: str, data: dict) -> None:

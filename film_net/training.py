@@ -172,15 +172,24 @@ def refuse_orphaned_weights(output_dir: str, checkpoint: str) -> None:
 
 def refuse_other_options(output_dir: str, options: Options) -> None:
   """A run resumed with --options whose weights differ from its own would fail deep inside
-  the checkpoint's restore: refuse, naming the run's options (its latest.npz says them)."""
+  the checkpoint's restore: refuse, naming the run's options (its latest.npz says them). Other
+  options with the same weights (more pyramid levels) are allowed, with a warning, as changed
+  flags are. A latest.npz cut short (a copy) is passed over: `mend_exports` writes it again."""
   latest = os.path.join(output_dir, 'latest.npz')
   if not os.path.exists(latest):
     return
-  _, run_options = weights_lib.read_npz(latest)
+  try:
+    _, run_options = weights_lib.read_npz(latest)
+  except Exception:  # pylint: disable=broad-except
+    return
   if run_options is not None and specs.conv_specs(run_options) != specs.conv_specs(options):
     raise SystemExit(f'error: {output_dir} holds a run of --options {run_options.to_json()}, '
                      f'whose weights differ from those of --options {options.to_json()}; pass '
                      f'its options to resume it, or a new --output_dir')
+  if run_options is not None and run_options != options:
+    print(f'warning: resuming with --options {options.to_json()} (was '
+          f'{run_options.to_json()}), the same weights run another way: from here the run '
+          f'differs from one that was not interrupted', flush=True)
 
 
 # The flags besides the data (`describe_data`) that make a run's batches and updates: a run

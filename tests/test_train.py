@@ -439,6 +439,27 @@ def test_a_save_killed_before_latest_npz_is_mended_by_the_resume(short_runs, tmp
   assert 'behind' not in capsys.readouterr().out
 
 
+def test_exports_cut_short_are_mended_and_other_options_warned_of(short_runs, tmp_path, capsys):
+  """A latest.npz or meta.json cut short (a partial copy; the checkpoint whole) stopped the
+  resume with a traceback before the mend; options of the same weights (one more pyramid level)
+  went on without the warning changed flags get."""
+  folder = _copy(short_runs[3], tmp_path / 'run')
+  for name in ('latest.npz', 'meta.json'):
+    (folder / name).write_bytes((folder / name).read_bytes()[:100])
+  assert train.main(_args(folder, 5)) == 0
+  assert 'warning' not in capsys.readouterr().out
+  assert weights_lib.read_meta(str(folder / 'latest.npz'))['steps'] == 5
+  deeper = dict(json.loads(TINY), pyramid_levels=json.loads(TINY)['pyramid_levels'] + 1)
+  argv = _args(folder, 6)
+  argv[argv.index('--options') + 1] = json.dumps(deeper)
+  assert train.main(argv) == 0
+  out = capsys.readouterr().out
+  deeper_json, tiny_json = Options.from_dict(deeper).to_json(), Options.tiny().to_json()
+  assert out.startswith(f'warning: resuming with --options {deeper_json} (was {tiny_json}), the '
+                        f'same weights run another way')
+  assert weights_lib.read_npz(str(folder / 'latest.npz'))[1].pyramid_levels == 5
+
+
 def test_a_checkpoint_cut_short_or_gone_is_one_line_naming_it(short_runs, tmp_path):
   """A partial copy of a run folder to a fresh machine ended in TensorFlow's traceback."""
   cut = _copy(short_runs[3], tmp_path / 'cut')
