@@ -274,7 +274,10 @@ def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
       loaded, file_options = weights_lib.read_npz(local)
       meta = weights_lib.read_meta(local)
   except Exception as e:  # pylint: disable=broad-except
-    raise SystemExit(f'error: --init {init}: {e}') from None
+    from transforms import files  # pylint: disable=import-outside-toplevel
+    # No such bucket, no access: in the words --clips and the pipeline use, not Beam's dump.
+    where = files.unreachable(init.rsplit('/', 1)[0]) if '://' in init else None
+    raise SystemExit(f'error: --init {init}: {where or e}') from None
   if file_options is None or specs.conv_specs(file_options) == specs.conv_specs(options):
     return loaded, meta
   if init != weights_lib.DEFAULT_MODEL:
@@ -353,6 +356,10 @@ def load_clips(args) -> list | None:
   except Exception as e:  # pylint: disable=broad-except
     raise SystemExit(f'--clips {args.clips}: cannot be listed ({type(e).__name__}: {e})')
   clips = clip_triplets(args.clips, frames_by_clip=frames_by_clip)
+  short = [clip for clip, frames in frames_by_clip.items() if len(frames) < 3]
+  if short and clips:
+    print(f'--clips: {len(short)} clip folder(s) of fewer than 3 frames left out (no triplet), '
+          f'e.g. {short[0]}', file=sys.stderr, flush=True)
   # Across a lost frame the middle one is not the midpoint in time: no truth to train on.
   uneven = [c.truth for c in clips if c.uneven]
   clips = [c for c in clips if not c.uneven]

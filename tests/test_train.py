@@ -479,6 +479,11 @@ def test_clips_in_a_bucket_that_does_not_exist_is_one_line(gcs, tmp_path):
   with pytest.raises(SystemExit, match=r'^--clips gs://no-such-bucket/clips: its bucket '
                                        r'no-such-bucket does not exist$'):
     train.main(_args(tmp_path / 'run', 3, '--clips', 'gs://no-such-bucket/clips'))
+  argv = _args(tmp_path / 'run', 3)
+  argv[argv.index('--init') + 1] = 'gs://no-such-bucket/w/model.npz'
+  with pytest.raises(SystemExit, match=r'^error: --init gs://no-such-bucket/w/model.npz: its '
+                                       r'bucket no-such-bucket does not exist$'):
+    train.main(argv)
 
 
 def test_ctrl_c_stops_training_with_one_line_and_status_130(capsys):
@@ -636,11 +641,15 @@ def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys):
   for k in (3, 4, 5):  # f3, f4, f5 in the clip; f2 is lost
     frames[k] = frames[k].rename(tmp_path / 'clips' / 'c' / f'f{k}.png')
   frames[2].unlink()
+  _clip(tmp_path / 'clips' / 'short', [(40, 30)] * 2)  # no triplet: named, not dropped unsaid
   clips = training.load_clips(argparse.Namespace(clips=str(tmp_path / 'clips'), crop=16))
   assert [(c.frame0, c.truth, c.frame1) for c in clips] == [
       tuple(str(frames[k]) for k in (3, 4, 5))]
-  assert ('2 triplets left out, their frame numbers unevenly spaced (a frame lost or repeated?), e.g. the '
-          f'one around {frames[1]}') in capsys.readouterr().err
+  err = capsys.readouterr().err
+  assert ('2 triplets left out, their frame numbers unevenly spaced (a frame lost or repeated?), '
+          f'e.g. the one around {frames[1]}') in err
+  assert ('--clips: 1 clip folder(s) of fewer than 3 frames left out (no triplet), e.g. '
+          f'{tmp_path / "clips" / "short"}') in err
   # A clip whose every triplet skips a number holds frames enough: that is not why.
   gappy = _clip(tmp_path / 'gappy' / 'c', [(40, 30)] * 3)
   gappy[2].rename(tmp_path / 'gappy' / 'c' / 'f3.png')  # f0, f1, f3
