@@ -24,7 +24,8 @@ def in_range(kind: type, low: float, high: float | None = None, *, low_open: boo
     value = kind(text)
     above_low = value > low if low_open else value >= low  # False for nan, which is refused
     below_high = high is None or (value < high if high_open else value <= high)
-    if not (above_low and below_high and math.isfinite(value)):  # inf: no flag's value
+    finite = kind is not float or math.isfinite(value)  # inf: no flag's value
+    if not (above_low and below_high and finite):
       raise argparse.ArgumentTypeError(f'must be a finite number {allowed}, got {text}'
                                        if above_low and below_high else
                                        f'must be {allowed}, got {text}')

@@ -150,7 +150,11 @@ class Trainer:
       try:
         meta = weights_lib.read_meta(latest)
       except Exception:  # pylint: disable=broad-except
-        pass  # cut short too: the resume goes on without (`mend_exports` writes it again)
+        # Both cut short: going on without the meta would drop for good how the model runs
+        # (carried from --init) and the weight average's history.
+        raise SystemExit(f'error: cannot read the run\'s meta in {self.output_dir}: meta.json '
+                         f'and latest.npz are both cut short or unreadable; copy them whole '
+                         f'from where the run was, or start a new --output_dir') from None
     return meta
 
   def save(self, seconds: float, data: str, flags: dict) -> str:

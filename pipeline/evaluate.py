@@ -462,11 +462,19 @@ def _scene_cut_setting(known):
   return pipeline_flags.scene_cut_setting(known) if known.leave_one_out else None
 
 
+def _exists(path):
+  """Whether `path` is a file; False where Beam cannot ask (a bucket's root, `gs://b`)."""
+  try:
+    return FileSystems.exists(path)
+  except ValueError:
+    return False
+
+
 def _no_triplets(known):
   """Why the input gave no triplet, for the usage error."""
   if clips.is_manifest(known.input) and not known.leave_one_out:
     return 'the manifest has no rows'
-  if not files.is_folder(known.input) and not FileSystems.exists(known.input):
+  if not files.is_folder(known.input) and not _exists(known.input):
     return files.unreachable(known.input) or 'no such folder'
   if known.leave_one_out and (clips.is_manifest(known.input) or os.path.isfile(known.input)):
     return '--leave_one_out takes a folder of clips, not a manifest or a file'

@@ -181,6 +181,10 @@ def test_a_recursion_too_deep_to_write_is_a_usage_error(tmp_path, capsys):
   assert run_module.main(['--input', str(tmp_path), '--output', str(tmp_path / 'out'),
                           '--times_to_interpolate', '11']) == 2
   assert 'argument --times_to_interpolate: must be in [0, 10], got 11' in capsys.readouterr().err
+  huge = '9' * 400  # past a float's range: an integer flag still says its range, no traceback
+  assert run_module.main(['--input', str(tmp_path), '--output', str(tmp_path / 'out'),
+                          '--times_to_interpolate', huge]) == 2
+  assert f'must be in [0, 10], got {huge}' in capsys.readouterr().err
   with pytest.raises(SystemExit) as stop:
     interpolate.main(['a.png', 'b.png', '--output_dir', str(tmp_path / 'o'),
                       '--times_to_interpolate', '30'])

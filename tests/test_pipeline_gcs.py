@@ -86,6 +86,11 @@ def test_an_evaluation_of_a_missing_bucket_folder_says_so(gcs, capsys, tmp_path)
     assert evaluate.main(['--input', path, '--output', str(tmp_path / 'out'), '--no_model',
                           '--baselines', 'repeat']) == 2
     assert capsys.readouterr().err.strip() == f'error: --input {path}: {says}'
+  empty = gcs.client.create_bucket('film-test-empty-eval').name
+  for path in (f'gs://{empty}', f'gs://{empty}/'):  # a bucket's root: Beam cannot ask exists()
+    assert evaluate.main(['--input', path, '--output', str(tmp_path / 'out'), '--no_model',
+                          '--baselines', 'repeat']) == 2
+    assert capsys.readouterr().err.startswith(f'error: --input {path}: ')
 
 
 def test_evaluation_manifests_in_a_bucket_resolve_dot_dot(gcs):

@@ -443,12 +443,20 @@ def test_exports_cut_short_are_mended_and_other_options_warned_of(short_runs, tm
   """A latest.npz or meta.json cut short (a partial copy; the checkpoint whole) stopped the
   resume with a traceback before the mend; options of the same weights (one more pyramid level)
   went on without the warning changed flags get."""
+  def cut(*names):
+    for name in names:
+      (folder / name).write_bytes((folder / name).read_bytes()[:100])
   folder = _copy(short_runs[3], tmp_path / 'run')
-  for name in ('latest.npz', 'meta.json'):
-    (folder / name).write_bytes((folder / name).read_bytes()[:100])
+  cut('latest.npz')
   assert train.main(_args(folder, 5)) == 0
   assert 'warning' not in capsys.readouterr().out
   assert weights_lib.read_meta(str(folder / 'latest.npz'))['steps'] == 5
+  cut('meta.json', 'latest.npz')  # the meta nowhere: refused, not dropped for good
+  with pytest.raises(SystemExit, match=r"^error: cannot read the run's meta in .*: meta.json and "
+                                       r'latest.npz are both cut short'):
+    train.main(_args(folder, 6))
+  folder = _copy(short_runs[3], tmp_path / 'run2')
+  cut('meta.json')  # latest.npz holds a copy of it
   deeper = dict(json.loads(TINY), pyramid_levels=json.loads(TINY)['pyramid_levels'] + 1)
   argv = _args(folder, 6)
   argv[argv.index('--options') + 1] = json.dumps(deeper)
