@@ -27,6 +27,13 @@ retime: the built-in model on one 16:9 clip, in one process after a warm-up run:
 
     python bench/bench_pipeline.py retime [--size 288 --frames 9 --times 2,3]
 
+rerun: a nightly re-run of one long local clip of tiny frames with nothing new (every pair
+       skipped: discovery, planning, done-marker checks), at each clip length, by `python -m
+       pipeline.run` in the checkout `--code` (default this one; a worktree of another commit
+       compares).
+
+    python bench/bench_pipeline.py rerun [--frames 5000,20000] [--code DIR]
+
 Without --model_path the built-in model is used, or, before it exists, random weights with the
 released options (same compute). Prints one JSON line per measurement.
 """
@@ -44,6 +51,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import numpy as np  # pylint: disable=wrong-import-position
+from PIL import Image  # pylint: disable=wrong-import-position
 
 from machine import machine_line  # pylint: disable=wrong-import-position
 from pipeline import sample_footage  # pylint: disable=wrong-import-position
@@ -218,6 +226,33 @@ def retime(args):
             flush=True)
 
 
+def rerun(args):
+  """A nightly re-run of long local clips with nothing new: every pair skipped, what remains is
+  discovery, planning and the done-marker checks, timed at each clip length (a cost per pair
+  that grows with the length is a quadratic left in them)."""
+  with tempfile.TemporaryDirectory() as work:
+    model_path, model_name = _model_path(args, work, tiny=True)
+    rng = np.random.default_rng(0)
+    for frames in (int(v) for v in args.frames.split(',')):
+      folder = os.path.join(work, f'in{frames}', 'clip')
+      os.makedirs(folder)
+      for i in range(frames):  # tiny frames: the time is the bookkeeping's, not the pixels'
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(
+            os.path.join(folder, f'f{i:06d}.png'), compress_level=0)
+      result = {'bench': 'rerun', 'model': model_name, 'frames': frames, 'code': args.code}
+      for arm in ('first', 'rerun'):
+        argv = [sys.executable, '-m', 'pipeline.run', f'--input={os.path.dirname(folder)}',
+                f'--output={work}/out{frames}', f'--model_path={model_path}',
+                '--times_to_interpolate=0', '--progress_interval=10', f'--run_id={arm}']
+        t = time.perf_counter()
+        done = subprocess.run(argv, cwd=args.code, capture_output=True, text=True)
+        if done.returncode:
+          raise RuntimeError(done.stderr[-2000:])
+        result[f'{arm}_seconds'] = round(time.perf_counter() - t, 1)
+      result['rerun_ms_per_pair'] = round(result['rerun_seconds'] * 1000 / (frames - 1), 2)
+      print(json.dumps(result), flush=True)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   sub = parser.add_subparsers(dest='bench', required=True)
@@ -241,9 +276,14 @@ def main():
   p.add_argument('--size', type=int, default=288, help='frame height (16:9)')
   p.add_argument('--frames', type=int, default=9)
   p.add_argument('--times', default='2,3', help='the N to compare, comma-separated')
+  p = sub.add_parser('rerun')
+  p.add_argument('--model_path', default=None)  # (the tiny model runs: nothing is interpolated)
+  p.add_argument('--frames', default='5000,20000', help='clip lengths, comma-separated')
+  p.add_argument('--code', default=ROOT, help='the checkout whose pipeline runs (a worktree of '
+                                              'another commit, to compare)')
   args = parser.parse_args()
   print(f'machine: {machine_line()}', flush=True)
-  {'ratio': ratio, 'rss': rss, 'modes': modes, 'retime': retime}[args.bench](args)
+  {'ratio': ratio, 'rss': rss, 'modes': modes, 'retime': retime, 'rerun': rerun}[args.bench](args)
 
 
 if __name__ == '__main__':

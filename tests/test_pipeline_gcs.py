@@ -319,11 +319,12 @@ def test_updated_times_lists_once_per_prefix(tmp_path, gcs, gcs_requests, folder
   assert files.updated_times(str(tmp_path / 'none'), names, like=stem) == {}
 
 
-def test_a_local_folder_is_scanned_for_kin_once_until_it_changes(tmp_path):
+def test_a_local_folder_is_scanned_for_kin_once_until_it_changes(tmp_path, monkeypatch):
   """Each unit of a long clip asks after its own few markers and their rivals: a scan of the
   whole marker folder each time made a re-run of a clip of P pairs check P^2 / pairs_per_unit
-  names (20000 frames: 32 s). Now the names are scanned again only once the folder changes;
-  files gone since are not found, and files added are."""
+  names (20000 frames: 32 s). Now the names are scanned again once the folder changes or the
+  scan has served a while, reading only the names changed; files gone since are not found, and
+  files added are."""
   from transforms import files  # pylint: disable=import-outside-toplevel
   names = [f'pair_{p:06d}-{p:09d}-x.done' for p in range(3000)]
   for name in names:
@@ -339,8 +340,22 @@ def test_a_local_folder_is_scanned_for_kin_once_until_it_changes(tmp_path):
   time.sleep(0.05)  # (past the clock tick of the scan)
   (tmp_path / 'pair_000007-000000007-y.done').write_bytes(b'')
   os.remove(tmp_path / names[8])
+  del calls[:]
   assert sorted(files.updated_times(str(tmp_path), names[7:9], like=stem)) == [
       names[7], 'pair_000007-000000007-y.done']
+  assert len(calls) == 2 + 2  # as a first run adds markers: only the changed names are read
+  # A folder whose mtime stays put on a change (some network and FUSE filesystems): found once
+  # the scan has served its time.
+  monkeypatch.setattr(files, '_LOCAL_KIN_SECONDS', 0.5)
+  assert sorted(files.updated_times(str(tmp_path), names[9:10], like=stem)) == names[9:10]
+  still, stat = os.stat(tmp_path), os.stat
+  monkeypatch.setattr(os, 'stat', lambda path, *a, **k: still if str(path) == str(tmp_path)
+                      else stat(path, *a, **k))
+  (tmp_path / 'pair_000009-000000009-y.done').write_bytes(b'')
+  assert sorted(files.updated_times(str(tmp_path), names[9:10], like=stem)) == names[9:10]
+  time.sleep(0.6)
+  assert sorted(files.updated_times(str(tmp_path), names[9:10], like=stem)) == [
+      names[9], 'pair_000009-000000009-y.done']
 
 
 def test_a_clip_removed_from_the_bucket_is_pruned_from_the_output(tmp_path, tiny_model, gcs):

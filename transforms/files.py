@@ -10,12 +10,14 @@ files per delete, where Beam's file objects take two or three requests per file.
 
 import collections
 import contextlib
+import dataclasses
 import errno
 import os
 import posixpath
 import re
 import shutil
 import threading
+import time
 import uuid
 import warnings
 
@@ -253,30 +255,49 @@ def updated_times(folder, names, like=None):
 
 
 _LOCAL_KIN_FOLDERS = 8
-_local_kin_cache = collections.OrderedDict()  # (folder, like) -> (its stat, {like(name): names})
+_LOCAL_KIN_SECONDS = 2.0  # the longest a scan serves: some filesystems keep a folder's mtime
+_local_kin_cache = collections.OrderedDict()  # (folder, like) -> _LocalKin
 _local_kin_lock = threading.Lock()
 
 
+@dataclasses.dataclass(frozen=True)
+class _LocalKin:
+  stat: tuple  # the folder's (inode, mtime, size) before the scan
+  scanned: float  # time.monotonic() before the scan
+  names: frozenset
+  by_kin: dict  # {like(name): (names, ...)}; never changed once made (threads share it)
+
+
 def _local_kin(folder, like):
-  """{like(name): [names]} of the local `folder`'s files, scanned again only once the folder
-  has changed (its mtime, size or inode), for the last few folders: a scan for each unit of a
-  long clip made a re-run of a clip of P pairs check ~P^2 / pairs_per_unit names (20000
-  frames: 25 million, 32 s). Those asked after are stated: a file gone since the scan is not
-  found; one added in the clock tick of the scan may be missed until the folder changes."""
+  """{like(name): (names, ...)} of the local `folder`'s files, for the last few folders. It is
+  scanned again once the folder has changed (its inode, mtime or size) or after
+  `_LOCAL_KIN_SECONDS`, and `like` is called only on names new since the last scan: a scan
+  calling it on every name, for each unit of a long clip, made a re-run of a clip of P pairs
+  cost ~P^2 / pairs_per_unit calls (20000 frames: 25 million, 32 s). Those asked after are
+  stated: a file gone since the scan is not found."""
   stat = os.stat(folder)  # before the scan: a change during it scans again
-  changed = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-  key = (folder, like)
+  changed, now, key = (stat.st_ino, stat.st_mtime_ns, stat.st_size), time.monotonic(), (folder,
+                                                                                       like)
   with _local_kin_lock:
     cached = _local_kin_cache.get(key)
-    if cached is not None and cached[0] == changed:
+    if cached is not None:
       _local_kin_cache.move_to_end(key)
-      return cached[1]
-  by_kin = {}
+      if cached.stat == changed and now - cached.scanned < _LOCAL_KIN_SECONDS:
+        return cached.by_kin
   with os.scandir(folder) as entries:
-    for entry in entries:
-      by_kin.setdefault(like(entry.name), []).append(entry.name)
+    names = frozenset(entry.name for entry in entries)
+  earlier = cached.names if cached is not None else frozenset()
+  by_kin = dict(cached.by_kin) if cached is not None else {}
+  for name in earlier - names:
+    kin = like(name)
+    by_kin[kin] = tuple(n for n in by_kin[kin] if n != name)
+    if not by_kin[kin]:
+      del by_kin[kin]
+  for name in names - earlier:
+    kin = like(name)
+    by_kin[kin] = by_kin.get(kin, ()) + (name,)
   with _local_kin_lock:
-    _local_kin_cache[key] = (changed, by_kin)
+    _local_kin_cache[key] = _LocalKin(changed, now, names, by_kin)
     _local_kin_cache.move_to_end(key)
     while len(_local_kin_cache) > _LOCAL_KIN_FOLDERS:
       _local_kin_cache.popitem(last=False)
