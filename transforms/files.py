@@ -276,8 +276,8 @@ def _local_kin(folder, like):
   cost ~P^2 / pairs_per_unit calls (20000 frames: 25 million, 32 s). Those asked after are
   stated: a file gone since the scan is not found."""
   stat = os.stat(folder)  # before the scan: a change during it scans again
-  changed, now, key = (stat.st_ino, stat.st_mtime_ns, stat.st_size), time.monotonic(), (folder,
-                                                                                       like)
+  changed = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+  now, key = time.monotonic(), (folder, like)
   with _local_kin_lock:
     cached = _local_kin_cache.get(key)
     if cached is not None:
