@@ -130,7 +130,7 @@ def _skips(paths):
   """[(pair, length in steps)] of the pairs whose numbers differ by more than the clip's step
   (the least rise between neighbours)."""
   numbers = frame_numbers(paths) if len(paths) >= 3 else None
-  steps = [b - a for a, b in zip(numbers or (), (numbers or ())[1:])]
+  steps = [b - a for a, b in zip(numbers, numbers[1:])] if numbers else []
   if not any(steps):
     return []
   step = min(d for d in steps if d)
