@@ -72,6 +72,7 @@ from film_net import specs
 from film_net.render import TRIPLET_NAMES
 from pipeline import options as pipeline_flags
 from pipeline.run import LocalRunner
+from pipeline.run import StillRunning
 from pipeline.run import UsageError
 from pipeline.run import _is_local
 from pipeline.run import _runner_name
@@ -80,6 +81,7 @@ from pipeline.run import check_reachable
 from pipeline.run import dry_run_job
 from pipeline.run import prepare_remote_launch
 from pipeline.run import submission_scratch
+from pipeline.run import wait_for
 from transforms import clips
 from transforms import files
 from transforms import images
@@ -546,7 +548,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
                        known.output)
   with submission_scratch(remote=test_pipeline is None and not _is_local(runner)):
     result = p.run()
-  result.wait_until_finish()
+  wait_for(result, options)
   return result
 
 
@@ -587,6 +589,9 @@ def main(argv=None):
   except (interpolate.ModelError, UsageError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except StillRunning as e:
+    print(f'interrupted: {e}', file=sys.stderr)
+    return 130
   except Exception as e:  # pylint: disable=broad-except
     if type(e).__name__ != 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
       raise

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -27,6 +28,7 @@ import time
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import SetupOptions
 from apache_beam.options.pipeline_options import StandardOptions
@@ -121,6 +123,27 @@ class UsageError(ValueError):
   """Flags that cannot work together; the command line exits with status 2 before any work."""
 
 
+class StillRunning(KeyboardInterrupt):
+  """Ctrl-C or SIGTERM while the launcher waited on a Dataflow job, which runs on without it."""
+
+
+def wait_for(result, pipeline_options):
+  """`result.wait_until_finish()`. Interrupted while a Dataflow job runs, it stops the waiting,
+  not the job: raises StillRunning saying so and how to cancel it, where the message for a
+  local run (what is done is kept, the same command finishes) would mislead."""
+  try:
+    return result.wait_until_finish()
+  except KeyboardInterrupt:
+    job_id = getattr(result, 'job_id', None)
+    if not callable(job_id):
+      raise
+    region = pipeline_options.view_as(GoogleCloudOptions).region
+    raise StillRunning(
+        f'stopped waiting; Dataflow job {job_id()} runs on (started again, the same command '
+        f'would run a second job over the same output); to stop it: gcloud dataflow jobs cancel '
+        f'{job_id()} --region {region}') from None
+
+
 def stage_the_code(pipeline_options, runner):
   """Dataflow's workers import film_net/, pipeline/ and transforms/ from an sdist Beam builds
   from --setup_file: without one they get no code and every bundle fails. This project's own
@@ -169,7 +192,6 @@ def check_dataflow_names(pipeline_options, runner):
   if runner != 'DataflowRunner':
     return
   # pylint: disable=import-outside-toplevel
-  from apache_beam.options.pipeline_options import GoogleCloudOptions
   from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
   validator = PipelineOptionsValidator(pipeline_options, runner)
   cloud = pipeline_options.view_as(GoogleCloudOptions)
@@ -410,7 +432,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   try:
     with submission_scratch(remote=not local and test_pipeline is None):
       result = p.run()
-    result.wait_until_finish()
+    wait_for(result, pipeline_options)
   finally:
     if printer:
       printer.stop()
@@ -591,11 +613,34 @@ def _not_an_interruption(record):
   return not record.getMessage().startswith('KeyboardInterrupt')
 
 
-def _interrupted(run_id):
-  print(f'interrupted: run {run_id} stopped; the same command finishes the job (what is done is '
-        f'skipped; the work units in flight, up to --pairs_per_unit pairs each, are made '
-        f'again)', file=sys.stderr)
-  return 130
+def _interrupted(run_id, signum=signal.SIGINT):
+  print(f'interrupted{" (SIGTERM)" * (signum == signal.SIGTERM)}: run {run_id} stopped; the same '
+        f'command finishes the job (what is done is skipped; the work units in flight, up to '
+        f'--pairs_per_unit pairs each, are made again)', file=sys.stderr)
+  return 128 + signum
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+  """SIGTERM (what `timeout`, `kill`, Airflow and container runtimes send) stops a run as Ctrl-C
+  does, in one line and with its temporaries removed, instead of killing it where it stands;
+  yields the signals caught. Left as it is where the process was told to ignore it or
+  handles it already, and off the main thread (signals reach that alone)."""
+  caught = []
+  if (threading.current_thread() is not threading.main_thread()
+      or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+    yield caught
+    return
+
+  def stop(signum, frame):
+    caught.append(signum)
+    signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt where the job waits
+
+  previous = signal.signal(signal.SIGTERM, stop)
+  try:
+    yield caught
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv=None):
@@ -610,6 +655,12 @@ def main(argv=None):
   except SystemExit as e:
     return e.code
   argv.append(f'--run_id={known.run_id}')
+  with _terminate_as_interrupt() as caught:
+    return _run_and_report(argv, known, beam_args, caught)
+
+
+def _run_and_report(argv, known, beam_args, caught):
+  """`main` after the flags are read: runs the job, returns the exit status."""
   try:
     result = run(argv)
   except (interpolate.ModelError, UsageError) as e:
@@ -624,9 +675,12 @@ def main(argv=None):
     # Beam's runners pass a worker's Ctrl-C on as RuntimeError('KeyboardInterrupt [while ...]').
     if not str(e).startswith('KeyboardInterrupt'):
       raise
-    return _interrupted(known.run_id)
+    return _interrupted(known.run_id, *caught[:1])
+  except StillRunning as e:
+    print(f'interrupted: {e}', file=sys.stderr)
+    return 128 + (caught[:1] or [signal.SIGINT])[0]
   except KeyboardInterrupt:
-    return _interrupted(known.run_id)
+    return _interrupted(known.run_id, *caught[:1])
   if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
     return 0
   state = result.state

@@ -274,13 +274,53 @@ def test_a_failed_dataflow_job_ends_the_launcher_in_its_own_words(tmp_path, tiny
   err = capsys.readouterr().err
   assert err.startswith('error: Dataflow pipeline failed. State: FAILED, Error: boom\n')
   assert 'the same command finishes the job' in err and 'Traceback' not in err
+  assert _evaluate_one_triplet(tmp_path) == 1
+  err = capsys.readouterr().err
+  assert err.startswith('error: Dataflow pipeline failed. State: FAILED, Error: boom\n')
+  assert 'Dataflow console' in err and 'Traceback' not in err
+
+
+def _evaluate_one_triplet(tmp_path):
+  """`pipeline.evaluate`'s command line on one black triplet, baseline 'repeat' alone."""
   from pipeline import evaluate  # pylint: disable=import-outside-toplevel
   frame = tmp_path / 'triplets' / 't1'
   frame.mkdir(parents=True)
   for name in ('frame10.png', 'frame10i11.png', 'frame11.png'):
     Image.new('RGB', (64, 48)).save(frame / name)
-  assert evaluate.main([f'--input={tmp_path / "triplets"}', f'--output={tmp_path / "eval"}',
-                        '--no_model', '--baselines=repeat']) == 1
+  return evaluate.main([f'--input={tmp_path / "triplets"}', f'--output={tmp_path / "eval"}',
+                        '--no_model', '--baselines=repeat'])
+
+
+def test_an_interrupted_wait_on_a_dataflow_job_says_the_job_runs_on(tmp_path, tiny_model,
+                                                                    monkeypatch, capsys):
+  """Ctrl-C while the launcher waits on a Dataflow job stops the waiting, not the job: the
+  launcher said the run stopped and the same command finishes it, which starts a second job over
+  the first. Beam's result is simulated (a real job needs the network)."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+
+  class RunningJob:
+    state = 'RUNNING'
+
+    def job_id(self):
+      return '2026-12-03_21_00_00-123'
+
+    def wait_until_finish(self, duration=None):
+      raise KeyboardInterrupt
+
+  def run(pipeline, *args, **kwargs):
+    shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
+    return RunningJob()
+
+  monkeypatch.setattr(beam.Pipeline, 'run', run)
+  (tmp_path / 'in' / 'clip').mkdir(parents=True)
+  assert run_module.main([f'--input={tmp_path / "in"}', f'--output={tmp_path / "out"}',
+                          f'--model_path={tiny_model[0]}', '--region=europe-west4']) == 130
   err = capsys.readouterr().err
-  assert err.startswith('error: Dataflow pipeline failed. State: FAILED, Error: boom\n')
-  assert 'Dataflow console' in err and 'Traceback' not in err
+  assert err.startswith('interrupted: stopped waiting; Dataflow job 2026-12-03_21_00_00-123 '
+                        'runs on')
+  assert 'gcloud dataflow jobs cancel 2026-12-03_21_00_00-123 --region europe-west4' in err
+  assert 'the same command finishes the job' not in err and 'Traceback' not in err
+  assert _evaluate_one_triplet(tmp_path) == 130
+  err = capsys.readouterr().err
+  assert err.startswith('interrupted: stopped waiting; Dataflow job 2026-12-03_21_00_00-123 '
+                        'runs on')

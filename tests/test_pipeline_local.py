@@ -6,6 +6,8 @@ records and summary that match the disk, nightly skip with zero model calls, kil
 import glob
 import json
 import os
+import signal
+import tempfile
 import time
 
 import numpy as np
@@ -483,6 +485,31 @@ def test_ctrl_c_ends_the_run_in_one_line_with_status_130(tmp_path, tiny_model, m
   assert run_module.main([f'--input={tmp_path / "archive"}', f'--output={tmp_path / "out"}',
                           f'--model_path={model_path}', '--run_id=again']) == 0
   assert len(os.listdir(tmp_path / 'out' / 'clip')) == 2 * 2 ** 1 + 1
+
+
+def test_sigterm_ends_the_run_in_one_line_with_status_143(tmp_path, tiny_model, monkeypatch,
+                                                         capsys, caplog):
+  """SIGTERM (a scheduler's or `timeout`'s stop) killed the run where it stood: no line said so
+  and the progress folder stayed. The handler is the process's again afterwards."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 3, seed=8)
+  real_mid = Interpolator._mid_from_features
+
+  def terminated(self, state0, state1):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)  # the handler interrupts this, wherever the job waits
+    return real_mid(self, state0, state1)
+
+  monkeypatch.setattr(Interpolator, '_mid_from_features', terminated)
+  started = time.monotonic()
+  status = run_module.main([f'--input={tmp_path / "archive"}', f'--output={tmp_path / "out"}',
+                            f'--model_path={model_path}', '--run_id=stopped'])
+  assert status == 143 and time.monotonic() - started < 60
+  stderr = capsys.readouterr().err
+  assert 'interrupted (SIGTERM): run stopped stopped; the same command finishes the job' in stderr
+  assert 'Traceback' not in stderr + caplog.text
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+  assert not glob.glob(os.path.join(tempfile.gettempdir(), f'film-progress-{os.getpid()}-*'))
 
 
 def test_a_pair_failing_under_reprocess_leaves_no_marker_over_its_removed_frames(
