@@ -25,7 +25,7 @@
 # Every other flag passes through to the pipeline (python -m pipeline.run --help) and Beam.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # (called through a link too)
 PYTHON=${PYTHON:-$( [ -x "$here/.venv/bin/python" ] && echo "$here/.venv/bin/python" || echo python3)}
 PROJECT=${PROJECT:-${GOOGLE_CLOUD_PROJECT:-}}
 REGION=${REGION:-us-central1}
@@ -101,13 +101,15 @@ if ! [[ "$MACHINE_TYPE" =~ ^($one_gpu)$ ]]; then
   exit 2
 fi
 args=(--runner=DataflowRunner "--project=$PROJECT" "--region=$REGION" "--job_name=$JOB_NAME"
-      "--setup_file=$here/setup.py" "--machine_type=$MACHINE_TYPE" "--max_num_workers=$MAX_WORKERS"
-      --experiments=use_runner_v2
-      # One SDK process per worker, not one per vCPU: the model is loaded once and its threads
-      # share it, one unit's recursion at a time across all cores (or on the GPU), so a worker's
-      # memory is one call's (4.4 GB at 1080p for the built-in model), not one per vCPU.
-      --experiments=no_use_multiple_sdk_containers)
+      "--machine_type=$MACHINE_TYPE" "--max_num_workers=$MAX_WORKERS")
+# (pipeline.run adds what every Dataflow job of it needs: the code as an sdist of setup.py,
+# TensorFlow where no --sdk_container_image brings it, one SDK process per worker.)
 has_flag() { local f; for f in "${passthrough[@]+"${passthrough[@]}"}"; do case "$f" in "$1"|"$1"=*) return 0 ;; esac; done; return 1; }
+if has_flag --runner; then  # Beam takes the last: the archive would run on this machine
+  echo "run_dataflow.sh: --runner: this script submits to Dataflow; for a local run use" \
+       "python -m pipeline.run" >&2
+  exit 2
+fi
 if [ -n "$BUCKET" ]; then
   has_flag --temp_location || args+=("--temp_location=gs://$BUCKET/dataflow/tmp")
   has_flag --staging_location || args+=("--staging_location=gs://$BUCKET/dataflow/staging")
@@ -140,9 +142,6 @@ print("%d.%d" % sys.version_info[:2], apache_beam.__version__)')
     exit 2
   fi
   args+=("--sdk_container_image=$SDK_CONTAINER_IMAGE")
-else
-  # Beam's default worker image has no TensorFlow: workers pip-install the CPU build at start-up.
-  args+=("--requirements_file=$here/requirements-worker-cpu.txt" --requirements_cache=skip)
 fi
 [ "$DRY_RUN" = 1 ] && args+=(--dry_run=True)
 

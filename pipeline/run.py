@@ -27,12 +27,14 @@ import time
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DebugOptions
 from apache_beam.options.pipeline_options import DirectOptions
 from apache_beam.options.pipeline_options import GoogleCloudOptions
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import SetupOptions
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import TestOptions
+from apache_beam.options.pipeline_options import WorkerOptions
 from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
 from apache_beam.runners.runner import PipelineRunner
 from apache_beam.utils import shared
@@ -131,10 +133,15 @@ def wait_for(result, pipeline_options):
   """`result.wait_until_finish()`. Interrupted while a Dataflow job runs, it stops the waiting,
   not the job: raises StillRunning saying so and how to cancel it, where the message for a
   local run (what is done is kept, the same command finishes) would mislead."""
+  job_id = getattr(result, 'job_id', None)
+  if callable(job_id):  # Beam logs the job's address at INFO, which the command line leaves out
+    cloud = pipeline_options.view_as(GoogleCloudOptions)
+    print(f'submitted Dataflow job {job_id()}: https://console.cloud.google.com/dataflow/jobs/'
+          f'{cloud.region}/{job_id()}?project={cloud.project} (waiting for it to end)',
+          file=sys.stderr)
   try:
     return result.wait_until_finish()
   except KeyboardInterrupt:
-    job_id = getattr(result, 'job_id', None)
     if not callable(job_id):
       raise
     region = pipeline_options.view_as(GoogleCloudOptions).region
@@ -144,18 +151,38 @@ def wait_for(result, pipeline_options):
         f'{job_id()} --region {region}') from None
 
 
-def stage_the_code(pipeline_options, runner):
-  """Dataflow's workers import film_net/, pipeline/ and transforms/ from an sdist Beam builds
-  from --setup_file: without one they get no code and every bundle fails. This project's own
-  setup.py is the default."""
-  setup = pipeline_options.view_as(SetupOptions)
-  if runner != 'DataflowRunner' or setup.setup_file or setup.extra_packages:
+def equip_the_workers(pipeline_options, runner):
+  """What Dataflow's workers need that Beam's defaults leave out, for `run_dataflow.sh` and a
+  direct `--runner DataflowRunner` alike:
+  - the code: film_net/, pipeline/ and transforms/ from an sdist Beam builds from --setup_file
+    (this project's setup.py unless given one or --extra_package); without it every bundle fails;
+  - TensorFlow: Beam's default image has none, so without --sdk_container_image the workers
+    pip-install the tested CPU build at start-up (requirements-worker-cpu.txt), unless given
+    a --requirements_file of their own;
+  - one SDK process per worker, not one per vCPU: the model is loaded once and its threads share
+    it, so a worker's memory is one call's (4.4 GB at 1080p for the built-in model), not that
+    times the vCPUs."""
+  if runner != 'DataflowRunner':
     return
-  own = os.path.join(_PROJECT_ROOT, 'setup.py')
-  if not os.path.isfile(own):
-    raise UsageError('--runner DataflowRunner: pass --setup_file (this project\'s setup.py) or '
-                     '--extra_package (its sdist); the workers need the code')
-  setup.setup_file = own
+  setup = pipeline_options.view_as(SetupOptions)
+  if not (setup.setup_file or setup.extra_packages):
+    own = os.path.join(_PROJECT_ROOT, 'setup.py')
+    if not os.path.isfile(own):
+      raise UsageError('--runner DataflowRunner: pass --setup_file (this project\'s setup.py) or '
+                       '--extra_package (its sdist); the workers need the code')
+    setup.setup_file = own
+  worker = pipeline_options.view_as(WorkerOptions)
+  if not (worker.sdk_container_image or setup.requirements_file):
+    own = os.path.join(_PROJECT_ROOT, 'requirements-worker-cpu.txt')
+    if not os.path.isfile(own):
+      raise UsageError('--runner DataflowRunner: pass --sdk_container_image (an image with '
+                       'TensorFlow) or --requirements_file; the workers need TensorFlow')
+    setup.requirements_file = own
+    setup.requirements_cache = setup.requirements_cache or 'skip'  # (no local wheel cache)
+  debug = pipeline_options.view_as(DebugOptions)
+  for experiment in ('use_runner_v2', 'no_use_multiple_sdk_containers'):
+    if experiment not in (debug.experiments or []):
+      debug.add_experiment(experiment)
 
 
 @contextlib.contextmanager
@@ -182,7 +209,7 @@ def prepare_remote_launch(known, pipeline_options, runner):
   Dataflow takes, and this project's code staged (each a no-op for the local runners)."""
   check_paths_reach_the_workers(known, runner)
   check_dataflow_names(pipeline_options, runner)
-  stage_the_code(pipeline_options, runner)
+  equip_the_workers(pipeline_options, runner)
 
 
 def check_dataflow_names(pipeline_options, runner):
@@ -196,6 +223,9 @@ def check_dataflow_names(pipeline_options, runner):
   validator = PipelineOptionsValidator(pipeline_options, runner)
   cloud = pipeline_options.view_as(GoogleCloudOptions)
   errors = validator.validate_cloud_options(cloud)
+  if cloud.job_name == '':  # (Beam checks a name it is given, and fails later on an empty one)
+    errors.append('--job_name is empty: give a name (lowercase letters, digits, hyphens) or '
+                  'leave the flag out for one of the time')
   for location in ('temp_location', 'staging_location'):
     if getattr(cloud, location):
       errors += validator.validate_gcs_path(cloud, location)
@@ -214,7 +244,7 @@ def check_paths_reach_the_workers(known, runner):
            if value and FileSystems.get_scheme(value) in (None, 'file')]
   if local:
     raise UsageError(f'{", ".join(local)}: {runner} workers cannot read this machine\'s disk; '
-                     'put them on cloud storage (gs://...)')
+                     'give paths on cloud storage (gs://...)')
 
 
 class PlanUnits(beam.DoFn):

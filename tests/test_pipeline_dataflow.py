@@ -81,12 +81,22 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
   # loaded, or for a bucket a search for a default one online, dry run or not).
   for flags, message in ((('--project', 'My_Project'), 'Invalid Project ID (My_Project)'),
                          (('--job_name', 'My_Job'), 'Invalid job_name (My_Job)'),
+                         (('--job_name=',), '--job_name is empty'),
+                         (('--runner', 'DirectRunner'), 'this script submits to Dataflow'),
                          (('--bucket', 'My_Bucket'), 'Invalid GCS bucket (gs://My_Bucket/'),
                          (('--max_workers', 'ten'), '--max_workers ten: give a whole number'),
                          (('--input', 'file:///tmp/in'), 'cannot read this machine\'s disk')):
     proc = dry_run(*flags)
     assert proc.returncode == 2 and message in proc.stderr, (flags, proc.stderr[-2000:])
     assert 'Traceback' not in proc.stderr
+  # Put on PATH as a link, the script looked for the project beside the link.
+  link = os.path.join(tempfile.mkdtemp(), 'film-dataflow')
+  os.symlink(os.path.join(ROOT, 'run_dataflow.sh'), link)
+  proc = subprocess.run([link, '--dry_run', '--project', 'demo', '--bucket', 'demo', '--job_name',
+                         'My_Job', '--input', 'gs://demo/in', '--output', 'gs://demo/out'],
+                        capture_output=True, text=True, env=env, timeout=300, check=False)
+  shutil.rmtree(os.path.dirname(link))
+  assert proc.returncode == 2 and 'Invalid job_name (My_Job)' in proc.stderr, proc.stderr[-2000:]
 
 
 def test_run_dataflow_reads_dry_run_values_as_the_pipeline_does(tmp_path):
@@ -176,6 +186,12 @@ def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys, tm
   assert model_files <= names
   assert {n for n in names if n.startswith('film_net/default_model/')} == model_files
   assert not [n for n in names if n.startswith('tests/')]  # workers run no tests
+  # Launched directly (not through run_dataflow.sh), the workers got no TensorFlow (Beam's image
+  # has none) and one model per vCPU: both came from the script alone.
+  with open(staged['requirements-worker-cpu.txt'], encoding='utf-8') as f:
+    assert 'tensorflow-cpu==' in f.read()
+  assert ("--experiments=['use_runner_v2', 'no_use_multiple_sdk_containers']"
+          in capsys.readouterr().out)
   # Dataflow fuses a ParDo into the one before it unless a shuffle is between: clips are spread
   # over the workers before planning (one listing of the output each), units before the model.
   steps = {t.unique_name: t for t in result.job.proto_pipeline.components.transforms.values()}
@@ -314,13 +330,19 @@ def test_an_interrupted_wait_on_a_dataflow_job_says_the_job_runs_on(tmp_path, ti
   monkeypatch.setattr(beam.Pipeline, 'run', run)
   (tmp_path / 'in' / 'clip').mkdir(parents=True)
   assert run_module.main([f'--input={tmp_path / "in"}', f'--output={tmp_path / "out"}',
-                          f'--model_path={tiny_model[0]}', '--region=europe-west4']) == 130
+                          f'--model_path={tiny_model[0]}', '--region=europe-west4',
+                          '--project=demo']) == 130
   err = capsys.readouterr().err
+  # Beam logs the job's address at INFO, which the command line leaves out: said at submission.
+  assert err.startswith('submitted Dataflow job 2026-12-03_21_00_00-123: https://console.cloud.'
+                        'google.com/dataflow/jobs/europe-west4/2026-12-03_21_00_00-123?project='
+                        'demo (waiting for it to end)\n')
+  err = err.split('\n', 1)[1]
   assert err.startswith('interrupted: stopped waiting; Dataflow job 2026-12-03_21_00_00-123 '
                         'runs on')
   assert 'gcloud dataflow jobs cancel 2026-12-03_21_00_00-123 --region europe-west4' in err
   assert 'the same command finishes the job' not in err and 'Traceback' not in err
   assert _evaluate_one_triplet(tmp_path) == 130
-  err = capsys.readouterr().err
+  err = capsys.readouterr().err.split('\n', 1)[1]  # (after its address)
   assert err.startswith('interrupted: stopped waiting; Dataflow job 2026-12-03_21_00_00-123 '
                         'runs on')
