@@ -166,23 +166,27 @@ def equip_the_workers(pipeline_options, runner):
     return
   setup = pipeline_options.view_as(SetupOptions)
   if not (setup.setup_file or setup.extra_packages):
-    own = os.path.join(_PROJECT_ROOT, 'setup.py')
-    if not os.path.isfile(own):
-      raise UsageError('--runner DataflowRunner: pass --setup_file (this project\'s setup.py) or '
-                       '--extra_package (its sdist); the workers need the code')
-    setup.setup_file = own
-  worker = pipeline_options.view_as(WorkerOptions)
-  if not (worker.sdk_container_image or setup.requirements_file):
-    own = os.path.join(_PROJECT_ROOT, 'requirements-worker-cpu.txt')
-    if not os.path.isfile(own):
-      raise UsageError('--runner DataflowRunner: pass --sdk_container_image (an image with '
-                       'TensorFlow) or --requirements_file; the workers need TensorFlow')
-    setup.requirements_file = own
+    setup.setup_file = _own_file('setup.py', '--setup_file (this project\'s setup.py) or '
+                                 '--extra_package (its sdist); the workers need the code')
+  if not (pipeline_options.view_as(WorkerOptions).sdk_container_image
+          or setup.requirements_file):
+    setup.requirements_file = _own_file(
+        'requirements-worker-cpu.txt', '--sdk_container_image (an image with TensorFlow) or '
+        '--requirements_file; the workers need TensorFlow')
     setup.requirements_cache = setup.requirements_cache or 'skip'  # (no local wheel cache)
   debug = pipeline_options.view_as(DebugOptions)
   for experiment in ('use_runner_v2', 'no_use_multiple_sdk_containers'):
     if experiment not in (debug.experiments or []):
       debug.add_experiment(experiment)
+
+
+def _own_file(name, otherwise):
+  """This project's file `name` for a Dataflow job; where it is not (an installed package
+  without its checkout), a usage error: pass `otherwise`."""
+  path = os.path.join(_PROJECT_ROOT, name)
+  if not os.path.isfile(path):
+    raise UsageError(f'--runner DataflowRunner: pass {otherwise}')
+  return path
 
 
 @contextlib.contextmanager
