@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 
 _NEEDS_TORCH = 'film_net.train_torch needs PyTorch, an optional extra: pip install .[train-gpu]'
@@ -78,13 +79,21 @@ class Trainer:
 
   def restore(self, init: str | None) -> str:
     if os.path.exists(self.path):
-      state = torch.load(self.path, map_location=self.device, weights_only=False)
+      try:
+        state = torch.load(self.path, map_location=self.device, weights_only=False)
+      except (RuntimeError, EOFError, pickle.UnpicklingError) as e:  # cut short (a copy), empty
+        raise SystemExit(f'error: cannot read the checkpoint {self.path} '
+                         f'({str(e).splitlines()[0]}): copy it whole, or continue in a new '
+                         f'--output_dir with --init '
+                         f'{os.path.join(os.path.dirname(self.path), "latest.npz")}') from None
       try:
         self.net.load_state_dict(state['net'])
       except RuntimeError as e:  # its latest.npz gone, else refused before
+        lines = str(e).splitlines()  # (torch's says each mismatch on a line: the first tells)
+        first = next((line.strip() for line in lines if 'size mismatch' in line), lines[0])
         raise SystemExit(f'error: cannot resume {self.path} with --options '
-                         f'{self.options.to_json()} ({e}); pass the run\'s own --options, or a '
-                         f'new --output_dir') from None
+                         f'{self.options.to_json()} ({first}, ...); pass the run\'s own '
+                         f'--options, or a new --output_dir') from None
       self.optimizer.load_state_dict(state['optimizer'])
       self.ema = [t.to(self.device) for t in state['ema']]
       self.step, self.meta = state['step'], state['meta']

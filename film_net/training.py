@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import glob
 import os
 import shutil
 import signal
@@ -239,7 +240,11 @@ def mend_exports(output_dir: str, step: int, keep_every: int, export: Callable[[
   """A save cut by SIGTERM or SIGKILL (which cannot be deferred as Ctrl-C is) between the
   checkpoint and latest.npz, or the --keep_every copy, left them behind the checkpoint for good:
   the resume goes on past that step, or has nothing to do. A resumed run writes them again from
-  its checkpoint (`export(path)` writes the weights at `step`)."""
+  its checkpoint (`export(path)` writes the weights at `step`). The temporaries such a save
+  left (a model's size each) go."""
+  for left in (glob.glob(os.path.join(output_dir, '.tmp-*.npz'))
+               + glob.glob(os.path.join(output_dir, 'step_*.npz.tmp'))):
+    os.remove(left)
   latest = os.path.join(output_dir, 'latest.npz')
   try:
     behind = int(weights_lib.read_meta(latest).get('steps', -1)) != step
@@ -278,7 +283,12 @@ def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
     # No such bucket, no access: in the words --clips and the pipeline use, not Beam's dump.
     where = files.unreachable(init.rsplit('/', 1)[0]) if '://' in init else None
     raise SystemExit(f'error: --init {init}: {where or e}') from None
-  if file_options is None or specs.conv_specs(file_options) == specs.conv_specs(options):
+  if file_options is None:  # a plain file (the fixtures' layout): its shapes say its options
+    try:
+      file_options = weights_lib.infer_options(loaded, options)
+    except ValueError as e:
+      raise SystemExit(f'error: --init {init}: {e}') from None
+  if specs.conv_specs(file_options) == specs.conv_specs(options):
     return loaded, meta
   if init != weights_lib.DEFAULT_MODEL:
     raise SystemExit(f'error: --init {init}: its options ({file_options}) differ from --options '

@@ -186,6 +186,29 @@ def test_a_save_killed_before_latest_npz_is_mended_by_the_resume(tmp_path):
       np.testing.assert_array_equal(weights[name], finished[name], err_msg=name)
 
 
+def test_a_checkpoint_cut_short_or_of_other_widths_is_one_line(tmp_path):
+  """torch.load's traceback for a ckpt.pt copied in part, and load_state_dict's 31 lines for
+  one of other widths, where the TensorFlow trainer says one line."""
+  run = tmp_path / 'run'
+  _train(run, 3)
+  (run / 'latest.npz').unlink()  # (else the widths are refused before, from its options)
+  wider = json.dumps({**Options.tiny().to_dict(), 'filters': 8})
+  with pytest.raises(subprocess.CalledProcessError) as failed:
+    _train(run, 4, '--options', wider)
+  message = failed.value.stderr.strip()
+  assert message.startswith(f'error: cannot resume {run / "ckpt.pt"} with --options')
+  assert len(message.splitlines()) == 1 and 'size mismatch' in message
+  whole = (run / 'ckpt.pt').read_bytes()
+  for cut in (whole[:3000], b''):
+    (run / 'ckpt.pt').write_bytes(cut)
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+      _train(run, 4)
+    message = failed.value.stderr.strip()
+    assert message.startswith(f'error: cannot read the checkpoint {run / "ckpt.pt"} (')
+    assert len(message.splitlines()) == 1 and 'Traceback' not in message
+    assert message.endswith(f'--init {run / "latest.npz"}')
+
+
 def test_a_run_started_from_a_weight_file_goes_on_from_its_step_and_learning_rate(tmp_path):
   first, second = tmp_path / 'first', tmp_path / 'second'
   _train(first, 3)
