@@ -15,6 +15,7 @@ Nothing else depends on it: it also runs on CPU, slowly.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import pickle
 import sys
@@ -77,6 +78,15 @@ class Trainer:
     a = self.args
     return a.lr * a.lr_decay_rate ** (self.step / a.lr_decay_steps)
 
+  def _keras_epsilon(self, group) -> float:
+    """Keras adds Adam's epsilon to sqrt(v) before the bias correction, torch after it: for the
+    same update (weights whose gradients are small moved up to 6x more in the first steps after
+    every start, and so every move between the trainers), torch's epsilon is Keras' divided by
+    sqrt(1 - beta_2^t), t the count of the step about to be taken."""
+    state = self.optimizer.state.get(group['params'][0], {})
+    count = int(state['step']) + 1 if 'step' in state else 1
+    return KERAS_ADAM_EPSILON / math.sqrt(1.0 - group['betas'][1] ** count)
+
   def restore(self, init: str | None) -> str:
     if os.path.exists(self.path):
       try:
@@ -122,6 +132,7 @@ class Trainer:
   def train_step(self, x0, y, x1) -> torch.Tensor:
     for group in self.optimizer.param_groups:
       group['lr'] = self.learning_rate()
+      group['eps'] = self._keras_epsilon(group)
     loss = torch.mean(torch.abs(self.net(x0, x1) - y))
     self.optimizer.zero_grad(set_to_none=True)
     loss.backward()
