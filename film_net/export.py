@@ -11,12 +11,14 @@ With `use_aux_outputs` off in the options, both give the image alone, as FILM's 
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import tensorflow as tf
 
 from film_net import layers
 from film_net import specs
+from film_net import weights as weights_lib
 from film_net.options import Options
 
 _IMAGE = tf.TensorSpec([None, None, None, 3], tf.float32)
@@ -74,9 +76,17 @@ class ReleasedFormatModel(tf.Module):
 
 def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: str,
                        inference: dict | None = None) -> None:
-  """Writes a SavedModel directory at `path` (local, or gs:// through TensorFlow's gfile);
-  `inference` (flip_average, padding, flip_weights) is recorded for `Interpolator.from_path`."""
+  """Writes a SavedModel directory at `path` (local, or remote through Beam's filesystems, as
+  every model path is read: TensorFlow's own gs:// client ignores the storage emulator and
+  Beam's credentials); `inference` (flip_average, padding, flip_weights) is recorded for
+  `Interpolator.from_path`."""
   module = ReleasedFormatModel(weights, options, inference)
   for training in (False, True):
     module.__call__.get_concrete_function(_INPUTS, training=training)
-  tf.saved_model.save(module, path, signatures={'serving_default': module.serve})
+  signatures = {'serving_default': module.serve}
+  if not weights_lib.is_remote(path):
+    tf.saved_model.save(module, path, signatures=signatures)
+    return
+  with tempfile.TemporaryDirectory(prefix='film_export_') as local:
+    tf.saved_model.save(module, local, signatures=signatures)
+    weights_lib.upload_tree(local, path)

@@ -317,3 +317,9 @@ def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
   interp.save('gs://film-test/models/saved_remotely.npz')
   assert Interpolator.from_path('gs://film-test/models/saved_remotely.npz').fingerprint == \
       interp.fingerprint
+  # An export went through TensorFlow's own gs:// client, which knows no storage emulator (nor
+  # Beam's credentials): "Could not resolve host".
+  interp.export_saved_model('gs://film-test/models/exported [3]')
+  np.testing.assert_allclose(Interpolator.from_path('gs://film-test/models/exported [3]',
+                                                    align=None)(x0, x1), reference,
+                             rtol=1e-5, atol=1e-6)
