@@ -10,8 +10,9 @@ Input, one of:
   `frame10i11.png` (the truth) and `frame11.png`, as Middlebury's;
 * a manifest, .csv (with a header) or .jsonl, with columns frame0, truth, frame1 and optionally
   key; relative paths are relative to the manifest's folder;
-* with --leave_one_out, any footage: a folder of clips, found as pipeline.run finds them (the
-  folder itself and every folder under it that holds frames; hidden folders, the pipeline's
+* with --leave_one_out, any footage: a folder of clips, found and named as pipeline.run finds
+  and names them (as its output folders; the folder itself and every folder under it that holds
+  frames; hidden folders, the pipeline's
   `_runs`, `_markers`, `_tmp`, --output and an earlier evaluation's comparisons/ are passed
   over). Frames i and i + 2 are
   interpolated and compared with frame i + 1, for every i that is a multiple of --stride; the
@@ -178,12 +179,13 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
     ours = files.join(output, COMPARISONS) if output else None
     frames_by_clip = {clip: frames for clip, frames in clips.clip_frames(input_path, ours).items()
                       if not _earlier_comparisons(clip)}
-    names = _distinct({clip: _key(clip, root) if clip.rstrip('/') != root  # else the input
-                       else _key(clips.folder_name(root), '')              # is itself the clip
-                       for clip in frames_by_clip})
+    # Each clip by its output folder's name in pipeline.run (the results join its output);
+    # keys name files, so theirs hold no '/'.
+    names = clips.folder_clip_names(root, frames_by_clip, list(frames_by_clip))
+    keys = _distinct({clip: _key(name, '') for clip, name in names.items()})
     if too_short is not None:
       too_short += [names[c] for c, frames in frames_by_clip.items() if len(frames) < 3]
-    return [{'key': f'{names[t.clip]}_{t.index:06d}', 'clip': names[t.clip], 'frame0': t.frame0,
+    return [{'key': f'{keys[t.clip]}_{t.index:06d}', 'clip': names[t.clip], 'frame0': t.frame0,
              'truth': t.truth, 'frame1': t.frame1, **({'uneven': t.uneven} if t.uneven else {})}
             for t in clips.clip_triplets(input_path, stride, frames_by_clip)]
   if input_path.lower().endswith(('.csv', '.jsonl')):

@@ -290,7 +290,7 @@ class DiscoverClips(beam.DoFn):
       yield self._error(input_spec, 'discover', FileNotFoundError(input_spec),
                         f'{kind}: {input_spec}')
       return
-    names = _folder_clip_names(
+    names = folder_clip_names(
         root, by_dir, [f for f, entries in by_dir.items()
                        if any(is_frame_name(m.path) for m in entries)])
     for folder in sorted(by_dir):
@@ -395,7 +395,7 @@ class DiscoverClips(beam.DoFn):
                    paired=tuple(paired))
 
 
-def _folder_clip_names(root, folders, clip_folders):
+def folder_clip_names(root, folders, clip_folders):
   """{folder: output name} of the `clip_folders` (those of `folders` with frames) below `root`.
   Frames in the input folder itself are the clip named after it, unless a subfolder already has
   that name: then it gets a name of its own, never the subfolder's output."""
