@@ -96,8 +96,11 @@ def add_tile_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def check_tile_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-  """A usage error unless `--tile_overlap` is below `--tile` (when tiling); fills in the
-  overlap's default."""
+  """A usage error unless `--tile_overlap` is below `--tile` (when tiling), or where it is given
+  without `--tile` (it would change nothing, as `--scene_cut_threshold` without `--scene_cuts`);
+  fills in the overlap's default."""
+  if args.tile_overlap is not None and not args.tile:
+    parser.error('--tile_overlap only works with --tile (frames run whole)')
   args.tile_overlap = tile_overlap(args.tile, args.tile_overlap)
   if args.tile and args.tile_overlap >= args.tile:
     parser.error(f'--tile_overlap ({args.tile_overlap}) must be less than --tile ({args.tile})')
