@@ -312,7 +312,7 @@ class EvaluateTriplet(beam.DoFn):
       try:
         decoded.append(images.decode(files.read_bytes(triplet[k]), triplet[k]))
       except Exception as e:  # pylint: disable=broad-except
-        yield _error_row(triplet, None, f'cannot read {triplet[k]}: {e}')
+        yield _error_row(triplet, None, f'cannot read {triplet[k]}: {files.reason(e)}')
         return
     grey = [frame.channels < 3 for frame in decoded]
     if any(grey) and not all(grey):  # a colour prediction against a grey truth scores ~20 dB low
