@@ -512,7 +512,7 @@ def test_what_a_triplet_folder_set_holds_besides_triplets(tmp_path):
   assert keys[0] == 'good' and keys[1].startswith('mean-') and len(keys) == 2
   (error,) = report['errors']
   assert error['key'] == 'no_truth' and error['error'] == (
-      f"cannot read {tmp_path / 'in' / 'no_truth' / 'frame10i11.png'}: no such file or "
+      f"no_truth: cannot read {tmp_path / 'in' / 'no_truth' / 'frame10i11.png'}: no such file or "
       f"directory")  # (the OS's words without the path a second time)
   rows = list(csv.DictReader(open(os.path.join(out, 'results.csv'))))
   assert [r['count'] for r in rows if r['key'] == evaluate.MEAN_KEY] == ['2']
