@@ -25,7 +25,11 @@
 # Every other flag passes through to the pipeline (python -m pipeline.run --help) and Beam.
 set -euo pipefail
 
-here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # (called through a link too)
+src=${BASH_SOURCE[0]}
+while [ -L "$src" ]; do  # called through a link (on PATH); older macOS has no `readlink -f`
+  dir=$(cd "$(dirname "$src")" && pwd); src=$(readlink "$src"); [[ $src == /* ]] || src=$dir/$src
+done
+here=$(cd "$(dirname "$src")" && pwd)
 PYTHON=${PYTHON:-$( [ -x "$here/.venv/bin/python" ] && echo "$here/.venv/bin/python" || echo python3)}
 PROJECT=${PROJECT:-${GOOGLE_CLOUD_PROJECT:-}}
 REGION=${REGION:-us-central1}

@@ -91,7 +91,7 @@ class Trainer:
     if os.path.exists(self.path):
       try:
         state = torch.load(self.path, map_location=self.device, weights_only=False)
-      except (RuntimeError, EOFError, pickle.UnpicklingError) as e:  # cut short (a copy), empty
+      except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:  # cut short, empty
         raise SystemExit(f'error: cannot read the checkpoint {self.path} '
                          f'({str(e).splitlines()[0]}): copy it whole, or continue in a new '
                          f'--output_dir with --init '

@@ -242,8 +242,9 @@ def mend_exports(output_dir: str, step: int, keep_every: int, export: Callable[[
   the resume goes on past that step, or has nothing to do. A resumed run writes them again from
   its checkpoint (`export(path)` writes the weights at `step`). The temporaries such a save
   left (a model's size each) go."""
-  for left in (glob.glob(os.path.join(output_dir, '.tmp-*.npz'))
-               + glob.glob(os.path.join(output_dir, 'step_*.npz.tmp'))):
+  folder = glob.escape(output_dir)  # ('run [1]' is that folder, not a pattern)
+  for left in (glob.glob(os.path.join(folder, '.tmp-*.npz'))
+               + glob.glob(os.path.join(folder, 'step_*.npz.tmp'))):
     os.remove(left)
   latest = os.path.join(output_dir, 'latest.npz')
   try:

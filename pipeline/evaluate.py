@@ -57,6 +57,7 @@ import math
 import os
 import posixpath
 import re
+import signal
 import sys
 import uuid
 
@@ -81,8 +82,8 @@ from pipeline.run import _truthy
 from pipeline.run import check_reachable
 from pipeline.run import dry_run_job
 from pipeline.run import prepare_remote_launch
-from pipeline.run import submission_scratch
-from pipeline.run import wait_for
+from pipeline.run import run_and_wait
+from pipeline.run import terminate_as_interrupt
 from transforms import clips
 from transforms import files
 from transforms import images
@@ -177,11 +178,13 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
     # What this evaluation writes as frames is its comparison PNGs: an --output at or above the
     # input holds the clips themselves.
     ours = files.join(output, COMPARISONS) if output else None
-    frames_by_clip = {clip: frames for clip, frames in clips.clip_frames(input_path, ours).items()
+    folders = set()
+    frames_by_clip = {clip: frames for clip, frames
+                      in clips.clip_frames(input_path, ours, folders).items()
                       if not _earlier_comparisons(clip)}
     # Each clip by its output folder's name in pipeline.run (the results join its output);
     # keys name files, so theirs hold no '/'.
-    names = clips.folder_clip_names(root, frames_by_clip, list(frames_by_clip))
+    names = clips.folder_clip_names(root, folders, list(frames_by_clip))
     keys = _distinct({clip: _key(name, '') for clip, name in names.items()})
     if too_short is not None:
       too_short += [names[c] for c, frames in frames_by_clip.items() if len(frames) < 3]
@@ -548,10 +551,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     files.write_atomic(files.join(known.output, STARTED),
                        b'an evaluation\'s output: its comparisons/ are pictures, not footage\n',
                        known.output)
-  with submission_scratch(remote=test_pipeline is None and not _is_local(runner)):
-    result = p.run()
-  wait_for(result, options)
-  return result
+  return run_and_wait(p, options, remote=test_pipeline is None and not _is_local(runner))
 
 
 def format_table(report):
@@ -580,26 +580,38 @@ def format_table(report):
   return '\n'.join(lines)
 
 
+def _interrupted(signum=signal.SIGINT):
+  print('interrupted: the evaluation stopped before its results; the same command runs it again',
+        file=sys.stderr)
+  return 128 + signum
+
+
 def main(argv=None):
   """Command line entry: runs the evaluation, prints the table; exit status 2 (one line, before
   any work) if the flags, the input or the model cannot work, 1 if a triplet or method could not
   be scored (listed), else 0."""
   logging.getLogger().setLevel(logging.WARNING)  # (Beam logs its state cache at INFO)
   known, beam_args = parse_known_args(argv)
-  try:
-    run(argv)
-  except (interpolate.ModelError, UsageError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  except StillRunning as e:
-    print(f'interrupted: {e}', file=sys.stderr)
-    return 130
-  except Exception as e:  # pylint: disable=broad-except
-    if type(e).__name__ != 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
-      raise
-    print(f'error: {e}\nThe workers\' errors are in the job\'s log in the Dataflow console.',
-          file=sys.stderr)
-    return 1
+  # SIGTERM stops it as Ctrl-C does, in one line (on Dataflow: which job runs on).
+  with terminate_as_interrupt() as caught:
+    try:
+      run(argv)
+    except (interpolate.ModelError, UsageError) as e:
+      print(f'error: {e}', file=sys.stderr)
+      return 2
+    except StillRunning as e:
+      print(f'interrupted: {e}', file=sys.stderr)
+      return 128 + (caught[:1] or [signal.SIGINT])[0]
+    except KeyboardInterrupt:
+      return _interrupted(*caught[:1])
+    except Exception as e:  # pylint: disable=broad-except
+      if str(e).startswith('KeyboardInterrupt'):  # (as Beam's runners pass a worker's on)
+        return _interrupted(*caught[:1])
+      if type(e).__name__ != 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
+        raise
+      print(f'error: {e}\nThe workers\' errors are in the job\'s log in the Dataflow console.',
+            file=sys.stderr)
+      return 1
   if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
     return 0
   with FileSystems.open(files.join(known.output, 'results.json')) as f:

@@ -133,22 +133,40 @@ def wait_for(result, pipeline_options):
   """`result.wait_until_finish()`. Interrupted while a Dataflow job runs, it stops the waiting,
   not the job: raises StillRunning saying so and how to cancel it, where the message for a
   local run (what is done is kept, the same command finishes) would mislead."""
-  job_id = getattr(result, 'job_id', None)
-  if callable(job_id):  # Beam logs the job's address at INFO, which the command line leaves out
-    cloud = pipeline_options.view_as(GoogleCloudOptions)
-    print(f'submitted Dataflow job {job_id()}: https://console.cloud.google.com/dataflow/jobs/'
-          f'{cloud.region}/{job_id()}?project={cloud.project} (waiting for it to end)',
-          file=sys.stderr)
+  submitted = getattr(result, 'has_job', False)  # (a Dataflow job; not a template's)
   try:
+    if submitted:  # Beam logs the job's address at INFO, which the command line leaves out
+      cloud = pipeline_options.view_as(GoogleCloudOptions)
+      print(f'submitted Dataflow job {result.job_id()}: https://console.cloud.google.com/'
+            f'dataflow/jobs/{cloud.region}/{result.job_id()}?project={cloud.project} (waiting '
+            f'for it to end)', file=sys.stderr)
     return result.wait_until_finish()
   except KeyboardInterrupt:
-    if not callable(job_id):
+    if not submitted:
       raise
+    job_id = result.job_id
     region = pipeline_options.view_as(GoogleCloudOptions).region
     raise StillRunning(
         f'stopped waiting; Dataflow job {job_id()} runs on (started again, the same command '
         f'would run a second job over the same output); to stop it: gcloud dataflow jobs cancel '
         f'{job_id()} --region {region}') from None
+
+
+def run_and_wait(p, pipeline_options, remote):
+  """`p.run()`, then `wait_for` its end. Interrupted while a remote job is submitted, a job may
+  have started: StillRunning says so (a second one would run over the same output)."""
+  try:
+    with submission_scratch(remote=remote):
+      result = p.run()
+  except KeyboardInterrupt:
+    if not remote:
+      raise
+    region = pipeline_options.view_as(GoogleCloudOptions).region
+    raise StillRunning(f'stopped while the job was submitted: a Dataflow job may have started; '
+                       f'look before the same command starts another (gcloud dataflow jobs '
+                       f'list --region {region} --status active)') from None
+  wait_for(result, pipeline_options)
+  return result
 
 
 def equip_the_workers(pipeline_options, runner):
@@ -168,7 +186,8 @@ def equip_the_workers(pipeline_options, runner):
   if not (setup.setup_file or setup.extra_packages):
     setup.setup_file = _own_file('setup.py', '--setup_file (this project\'s setup.py) or '
                                  '--extra_package (its sdist); the workers need the code')
-  if not (pipeline_options.view_as(WorkerOptions).sdk_container_image
+  worker = pipeline_options.view_as(WorkerOptions)
+  if not (worker.sdk_container_image or worker.worker_harness_container_image  # (its old name)
           or setup.requirements_file):
     setup.requirements_file = _own_file(
         'requirements-worker-cpu.txt', '--sdk_container_image (an image with TensorFlow) or '
@@ -176,8 +195,8 @@ def equip_the_workers(pipeline_options, runner):
     setup.requirements_cache = setup.requirements_cache or 'skip'  # (no local wheel cache)
   debug = pipeline_options.view_as(DebugOptions)
   for experiment in ('use_runner_v2', 'no_use_multiple_sdk_containers'):
-    if experiment not in (debug.experiments or []):
-      debug.add_experiment(experiment)
+    if not {experiment, experiment.removeprefix('no_')} & set(debug.experiments or []):
+      debug.add_experiment(experiment)  # (unless given, or its opposite)
 
 
 def _own_file(name, otherwise):
@@ -464,9 +483,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     _delete_stale_temporaries(known.output)
   printer = _ProgressPrinter(progress_dir, known.progress_interval) if progress_dir else None
   try:
-    with submission_scratch(remote=not local and test_pipeline is None):
-      result = p.run()
-    wait_for(result, pipeline_options)
+    result = run_and_wait(p, pipeline_options, remote=not local and test_pipeline is None)
   finally:
     if printer:
       printer.stop()
@@ -655,7 +672,7 @@ def _interrupted(run_id, signum=signal.SIGINT):
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt():
+def terminate_as_interrupt():
   """SIGTERM (what `timeout`, `kill`, Airflow and container runtimes send) stops a run as Ctrl-C
   does, in one line and with its temporaries removed, instead of killing it where it stands;
   yields the signals caught. Left as it is where the process was told to ignore it or
@@ -689,7 +706,7 @@ def main(argv=None):
   except SystemExit as e:
     return e.code
   argv.append(f'--run_id={known.run_id}')
-  with _terminate_as_interrupt() as caught:
+  with terminate_as_interrupt() as caught:
     return _run_and_report(argv, known, beam_args, caught)
 
 

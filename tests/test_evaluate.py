@@ -588,3 +588,22 @@ def test_flags_for_footage_alone_are_refused_on_curated_triplets(tmp_path, capsy
   assert stop.value.code == 2
   assert '--scene_cut_threshold only works with --scene_cuts' in capsys.readouterr().err
   assert not (tmp_path / 'out').exists()
+
+
+def test_leave_one_out_names_clips_as_the_pipeline_names_their_output_folders(tmp_path):
+  """The scores join the pipeline's output by clip name: a root clip beside a subfolder of its
+  name without frames, a glob-like name and a nested clip, each as the pipeline's folder."""
+  from conftest import run_job  # pylint: disable=import-outside-toplevel
+  flat = np.zeros((8, 8, 3), np.float32)
+  root = tmp_path / 'reel'
+  for clip in ('', 'Take [2]', 'box/a b'):
+    for i in range(3):
+      _save(str(root / clip / f'f{i}.png'), flat)
+  (root / 'reel').mkdir()
+  (root / 'reel' / 'notes.txt').write_text('no frames here')
+  status, _ = run_job(str(root), str(tmp_path / 'out'), None, '--times_to_interpolate=0')
+  assert status == 1  # (the folder of notes is reported: no frames in it)
+  made = {os.path.relpath(folder, tmp_path / 'out') for folder, _, names
+          in os.walk(tmp_path / 'out') if any(n.startswith('frame_') for n in names)}
+  triplets = evaluate.list_triplets(str(root), leave_one_out=True)
+  assert {t['clip'] for t in triplets} == made and len(made) == 3

@@ -316,6 +316,7 @@ def test_an_interrupted_wait_on_a_dataflow_job_says_the_job_runs_on(tmp_path, ti
 
   class RunningJob:
     state = 'RUNNING'
+    has_job = True
 
     def job_id(self):
       return '2026-12-03_21_00_00-123'
@@ -346,3 +347,28 @@ def test_an_interrupted_wait_on_a_dataflow_job_says_the_job_runs_on(tmp_path, ti
   err = capsys.readouterr().err.split('\n', 1)[1]  # (after its address)
   assert err.startswith('interrupted: stopped waiting; Dataflow job 2026-12-03_21_00_00-123 '
                         'runs on')
+
+
+def test_workers_get_tensorflow_unless_an_image_or_requirements_bring_it():
+  """A direct DataflowRunner launch: TensorFlow from requirements-worker-cpu.txt, unless an
+  image (by either of Beam's names for it) or the user's requirements bring it; a user's
+  experiments are kept, ours added once."""
+  from apache_beam.options.pipeline_options import DebugOptions  # pylint: disable=import-outside-toplevel
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  from apache_beam.options.pipeline_options import SetupOptions  # pylint: disable=import-outside-toplevel
+
+  def equipped(*flags):
+    options = PipelineOptions(list(flags))
+    run_module.equip_the_workers(options, 'DataflowRunner')
+    return options.view_as(SetupOptions), options.view_as(DebugOptions).experiments
+
+  setup, experiments = equipped('--experiments=use_runner_v2', '--experiments=shuffle_mode=service')
+  assert setup.requirements_file == os.path.join(ROOT, 'requirements-worker-cpu.txt')
+  assert setup.setup_file == os.path.join(ROOT, 'setup.py')
+  assert sorted(experiments) == ['no_use_multiple_sdk_containers', 'shuffle_mode=service',
+                                 'use_runner_v2']
+  assert 'no_use_multiple_sdk_containers' not in equipped(  # a user's choice stands
+      '--experiments=use_multiple_sdk_containers')[1]
+  for flag in ('--sdk_container_image=i:1', '--worker_harness_container_image=i:1',
+               '--requirements_file=mine.txt'):
+    assert equipped(flag)[0].requirements_file in (None, 'mine.txt'), flag

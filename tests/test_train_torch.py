@@ -218,7 +218,7 @@ def test_a_checkpoint_cut_short_or_of_other_widths_is_one_line(tmp_path):
   assert message.startswith(f'error: cannot resume {run / "ckpt.pt"} with --options')
   assert len(message.splitlines()) == 1 and 'size mismatch' in message
   whole = (run / 'ckpt.pt').read_bytes()
-  for cut in (whole[:3000], b''):
+  for cut in (whole[:3000], whole[:20000], b''):  # (torch's errors differ with the length)
     (run / 'ckpt.pt').write_bytes(cut)
     with pytest.raises(subprocess.CalledProcessError) as failed:
       _train(run, 4)

@@ -688,19 +688,25 @@ class ClipTriplet:
   uneven: str = ''
 
 
-def clip_frames(input_path, output=None):
+def clip_frames(input_path, output=None, folders=None):
   """{clip folder: its frames in natural order} of every clip under `input_path` (any Beam
   filesystem), by DiscoverClips' rules: each folder at any depth, the input itself included,
   that directly holds frames, passing over what `passed_over` names and anything under `output`
-  (an evaluation writing inside its input)."""
+  (an evaluation writing inside its input). The set `folders`, where given, gets every folder
+  holding files, frames or not (what `folder_clip_names` needs to name clips as DiscoverClips
+  does)."""
   root = input_path.rstrip('/')
   in_output = _in_folder(output)
   listing = files.list_tree(root)
   earlier_output = _in_earlier_output(_earlier_outputs((m.path for m in listing), root))
   clips = {}
   for match in listing:
-    if (is_frame_name(match.path) and not passed_over(_relative(match.path, root)) and
-        not in_output(_parent(match.path)) and not earlier_output(_parent(match.path))):
+    if (passed_over(_relative(match.path, root)) or in_output(_parent(match.path))
+        or earlier_output(_parent(match.path))):
+      continue
+    if folders is not None:
+      folders.add(_parent(match.path))
+    if is_frame_name(match.path):
       clips.setdefault(_parent(match.path), []).append(match.path)
   return {clip: sorted(frames, key=natural_key) for clip, frames in sorted(clips.items())}
 
