@@ -86,9 +86,9 @@ def upload_tree(local_root: str, path: str) -> None:
   """Copies the folder `local_root` to the remote folder `path` via Beam (`local_copy`'s way
   back), saved_model.pb last: a reader that finds it finds the variables it needs."""
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
-  found = sorted(os.path.relpath(os.path.join(folder, name), local_root)
-                 for folder, _, names in os.walk(local_root) for name in names)
-  for rel in sorted(found, key=lambda rel: rel == 'saved_model.pb'):
+  found = [os.path.relpath(os.path.join(folder, name), local_root)
+           for folder, _, names in os.walk(local_root) for name in names]
+  for rel in sorted(found, key=lambda rel: (rel == 'saved_model.pb', rel)):
     with open(os.path.join(local_root, rel), 'rb') as fin, \
         FileSystems.create(f"{path.rstrip('/')}/{rel.replace(os.sep, '/')}") as fout:
       shutil.copyfileobj(fin, fout)

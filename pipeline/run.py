@@ -247,8 +247,8 @@ def check_dataflow_names(pipeline_options, runner):
   cloud = pipeline_options.view_as(GoogleCloudOptions)
   errors = validator.validate_cloud_options(cloud)
   if cloud.job_name == '':  # (Beam checks a name it is given, and fails later on an empty one)
-    errors.append('--job_name is empty: give a name (lowercase letters, digits, hyphens) or '
-                  'leave the flag out for one of the time')
+    errors.append('--job_name is empty: give a name (lowercase letters, digits, hyphens), or '
+                  'leave the flag out for one made of the time')
   for location in ('temp_location', 'staging_location'):
     if getattr(cloud, location):
       errors += validator.validate_gcs_path(cloud, location)
