@@ -57,7 +57,6 @@ import math
 import os
 import posixpath
 import re
-import signal
 import sys
 import uuid
 
@@ -81,6 +80,7 @@ from pipeline.run import _runner_name
 from pipeline.run import _truthy
 from pipeline.run import check_reachable
 from pipeline.run import dry_run_job
+from pipeline.run import interrupt_status
 from pipeline.run import prepare_remote_launch
 from pipeline.run import run_and_wait
 from pipeline.run import terminate_as_interrupt
@@ -580,10 +580,10 @@ def format_table(report):
   return '\n'.join(lines)
 
 
-def _interrupted(signum=signal.SIGINT):
+def _interrupted(caught):
   print('interrupted: the evaluation stopped before its results; the same command runs it again',
         file=sys.stderr)
-  return 128 + signum
+  return interrupt_status(caught)
 
 
 def main(argv=None):
@@ -601,12 +601,12 @@ def main(argv=None):
       return 2
     except StillRunning as e:
       print(f'interrupted: {e}', file=sys.stderr)
-      return 128 + (caught[:1] or [signal.SIGINT])[0]
+      return interrupt_status(caught)
     except KeyboardInterrupt:
-      return _interrupted(*caught[:1])
+      return _interrupted(caught)
     except Exception as e:  # pylint: disable=broad-except
       if str(e).startswith('KeyboardInterrupt'):  # (as Beam's runners pass a worker's on)
-        return _interrupted(*caught[:1])
+        return _interrupted(caught)
       if type(e).__name__ != 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
         raise
       print(f'error: {e}\nThe workers\' errors are in the job\'s log in the Dataflow console.',

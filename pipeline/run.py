@@ -144,12 +144,11 @@ def wait_for(result, pipeline_options):
   except KeyboardInterrupt:
     if not submitted:
       raise
-    job_id = result.job_id
-    region = pipeline_options.view_as(GoogleCloudOptions).region
+    job, region = result.job_id(), pipeline_options.view_as(GoogleCloudOptions).region
     raise StillRunning(
-        f'stopped waiting; Dataflow job {job_id()} runs on (started again, the same command '
-        f'would run a second job over the same output); to stop it: gcloud dataflow jobs cancel '
-        f'{job_id()} --region {region}') from None
+        f'stopped waiting; Dataflow job {job} runs on (started again, the same command would run '
+        f'a second job over the same output); to stop it: gcloud dataflow jobs cancel {job} '
+        f'--region {region}') from None
 
 
 def run_and_wait(p, pipeline_options, remote):
@@ -664,11 +663,18 @@ def _not_an_interruption(record):
   return not record.getMessage().startswith('KeyboardInterrupt')
 
 
-def _interrupted(run_id, signum=signal.SIGINT):
-  print(f'interrupted{" (SIGTERM)" * (signum == signal.SIGTERM)}: run {run_id} stopped; the same '
+def _interrupted(run_id, caught):
+  sigterm = signal.SIGTERM in caught
+  print(f'interrupted{" (SIGTERM)" * sigterm}: run {run_id} stopped; the same '
         f'command finishes the job (what is done is skipped; the work units in flight, up to '
         f'--pairs_per_unit pairs each, are made again)', file=sys.stderr)
-  return 128 + signum
+  return interrupt_status(caught)
+
+
+def interrupt_status(caught):
+  """The exit status of a command line stopped by the signal `terminate_as_interrupt` caught
+  (143 for SIGTERM), else by Ctrl-C (130)."""
+  return 128 + (caught[0] if caught else signal.SIGINT)
 
 
 @contextlib.contextmanager
@@ -726,12 +732,12 @@ def _run_and_report(argv, known, beam_args, caught):
     # Beam's runners pass a worker's Ctrl-C on as RuntimeError('KeyboardInterrupt [while ...]').
     if not str(e).startswith('KeyboardInterrupt'):
       raise
-    return _interrupted(known.run_id, *caught[:1])
+    return _interrupted(known.run_id, caught)
   except StillRunning as e:
     print(f'interrupted: {e}', file=sys.stderr)
-    return 128 + (caught[:1] or [signal.SIGINT])[0]
+    return interrupt_status(caught)
   except KeyboardInterrupt:
-    return _interrupted(known.run_id, *caught[:1])
+    return _interrupted(known.run_id, caught)
   if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
     return 0
   state = result.state
