@@ -235,11 +235,11 @@ class DiscoverClips(beam.DoFn):
     except Exception as e:  # pylint: disable=broad-except
       yield self._error(input_spec, 'discover', e, f'cannot list input: {e}')
 
-  def _error(self, uri, stage, error, message):
+  def _error(self, uri, stage, error, message, severity='error'):
     """An error record of `uri` (one path, or a list of them)."""
     uris = [uri] if isinstance(uri, str) else uri
     return beam.pvalue.TaggedOutput('errors', records.error_record(
-        self._run_id, uris, stage, error, message))
+        self._run_id, uris, stage, error, message, severity))
 
   # -- folders -------------------------------------------------------------------------------
 
@@ -332,17 +332,20 @@ class DiscoverClips(beam.DoFn):
         yield self._error(
             [before, after], 'discover', ValueError('frame numbers skip'),
             f'clip {folder}: frame numbers skip from {posixpath.basename(before)} to '
-            f'{posixpath.basename(after)} ({lost}): {what}; the rest of the clip runs')
+            f'{posixpath.basename(after)} ({lost}): {what}; the rest of the clip runs',
+            'notice')
       for group in repeated_numbers(paths):
         shown = ', '.join(posixpath.basename(path) for path in group)
         yield self._error(
             group, 'discover', ValueError('frame number repeated'),
             f'clip {folder}: {len(group)} frames share one frame number ({shown}): the same '
-            f'scan twice? They are used one after the other; the rest of the clip runs')
+            f'scan twice? They are used one after the other; the rest of the clip runs',
+            'notice')
       if len(frames) == 1:
         yield self._error(frames[0].path, 'discover', ValueError('one frame'),
                           f'clip {folder} has only one frame ({frames[0].path}): nothing to '
-                          f'interpolate; the frame is still copied to the output if it can be read')
+                          f'interpolate; the frame is still copied to the output if it can be read',
+                          'notice')
       yield clip
 
   # -- manifests -----------------------------------------------------------------------------

@@ -53,10 +53,15 @@ def job_started(output, run_id):
   return found[0].last_updated_in_seconds if found else None
 
 
-def error_record(run_id, uris, stage, error, message):
+def error_record(run_id, uris, stage, error, message, severity='error'):
+  """A record for `errors-*.jsonl`. Severity 'notice' is for what the input is and the run did
+  all it could with (a lost scan, a clip of one frame): kept for the archive, it fails nothing,
+  so a nightly run over the same reel does not end in failure every night."""
   counter('errors').inc()
+  if severity == 'notice':
+    counter('notices').inc()
   return {'run_id': run_id, 'uris': list(uris), 'stage': stage,
-          'error_type': type(error).__name__, 'message': message}
+          'error_type': type(error).__name__, 'message': message, 'severity': severity}
 
 
 def progress_note(progress_dir, name, note):
@@ -94,13 +99,16 @@ def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds,
           'scene_cut': scene_cut, 'identical': identical}
 
 
+_LISTS = ('failures', 'notice_messages')  # messages, the first _MAX_FAILURES_LISTED of each
+
+
 class SummarizeFn(beam.CombineFn):
   """Folds ('pair' | 'error' | 'frames' | 'pruned', record) into the counts of summary.json."""
 
   def create_accumulator(self):
     return {'ok': 0, 'skipped': 0, 'failed': 0, 'errors': 0, 'frames_written': 0,
             'model_calls': 0, 'scene_cuts': 0, 'identical_pairs': 0, 'clips_pruned': 0,
-            'pruned': [], 'failures': []}
+            'pruned': [], 'failures': [], 'notices': 0, 'notice_messages': []}
 
   def add_input(self, acc, element):
     kind, rec = element
@@ -118,15 +126,18 @@ class SummarizeFn(beam.CombineFn):
       acc['pruned'] = sorted(acc['pruned'] + [rec['clip']])[:_MAX_FAILURES_LISTED]
     else:
       acc['errors'] += 1
-      if len(acc['failures']) < _MAX_FAILURES_LISTED:
-        acc['failures'].append(rec['message'])
+      notice = rec.get('severity') == 'notice'
+      acc['notices'] += notice
+      listed = acc['notice_messages' if notice else 'failures']
+      if len(listed) < _MAX_FAILURES_LISTED:
+        listed.append(rec['message'])
     return acc
 
   def merge_accumulators(self, accumulators):
     out = self.create_accumulator()
     for acc in accumulators:
       for k, v in acc.items():
-        out[k] = (out[k] + v)[:_MAX_FAILURES_LISTED] if k == 'failures' else out[k] + v
+        out[k] = (out[k] + v)[:_MAX_FAILURES_LISTED] if k in _LISTS else out[k] + v
     out['pruned'] = sorted(out['pruned'])[:_MAX_FAILURES_LISTED]
     return out
 
@@ -149,10 +160,11 @@ class WriteSummary(beam.DoFn):
     total = acc['ok'] + acc['skipped'] + acc['failed']
     summary = {
         'run_id': self._run_id,
-        'status': 'failed' if acc['failed'] or acc['errors'] else 'ok',
+        'status': 'failed' if acc['failed'] or acc['errors'] > acc['notices'] else 'ok',
         'pairs': {'total': total, 'ok': acc['ok'], 'skipped': acc['skipped'],
                   'failed': acc['failed']},
-        'errors': acc['errors'],
+        'errors': acc['errors'],  # records in errors-*.jsonl, the notices among them
+        'notices': acc['notices'],
         'frames_written': acc['frames_written'],
         'model_calls': acc['model_calls'],
         'scene_cuts': acc['scene_cuts'],
@@ -164,6 +176,7 @@ class WriteSummary(beam.DoFn):
         'started_at': _iso(self._started),
         'finished_at': _iso(time.time()),
         'failures': acc['failures'],
+        'notice_messages': acc['notice_messages'],
         'record_files': sorted(list(pair_files) + list(error_files)),
         **self._details,
     }

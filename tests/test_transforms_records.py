@@ -1,0 +1,47 @@
+"""summary.json is folded from the records however Beam splits them among workers, and only
+errors proper (not notices) or failed pairs make a run 'failed'."""
+
+import json
+import os
+
+from transforms import records
+
+
+def _pair(status):
+  return ('pair', records.pair_record('r', 'clip', 0, ['a', 'b'], (8, 8), 3, status, {}))
+
+
+def _error(message, severity='error'):
+  return ('error', records.error_record('r', ['a'], 'discover', ValueError(), message, severity))
+
+
+def _summary(tmp_path, elements, split):
+  fold = records.SummarizeFn()
+  parts = [fold.create_accumulator() for _ in range(split)]
+  for k, element in enumerate(elements):
+    fold.add_input(parts[k % split], element)
+  merged = fold.merge_accumulators(parts)
+  summary, = records.WriteSummary(str(tmp_path), 'r', 0, {}).process(merged)
+  assert json.load(open(os.path.join(tmp_path, '_runs', 'r', 'summary.json'))) == summary
+  return summary
+
+
+def test_notices_are_counted_and_listed_apart_and_fail_nothing(tmp_path):
+  elements = [_pair('ok'), _error('lost scan', 'notice'), _pair('skipped'),
+              _error('one frame', 'notice')]
+  for split in (1, 3):
+    summary = _summary(tmp_path, elements, split)
+    assert summary['status'] == 'ok' and summary['errors'] == 2 and summary['notices'] == 2
+    assert sorted(summary['notice_messages']) == ['lost scan', 'one frame']
+    assert summary['failures'] == []
+  summary = _summary(tmp_path, elements + [_error('truncated')], 2)
+  assert summary['status'] == 'failed' and summary['failures'] == ['truncated']
+  assert (summary['errors'], summary['notices']) == (3, 2)
+  assert _summary(tmp_path, elements + [_pair('failed')], 2)['status'] == 'failed'
+
+
+def test_at_most_fifty_messages_of_each_kind_are_listed(tmp_path):
+  elements = [_error(f'e{k}') for k in range(60)] + [_error(f'n{k}', 'notice') for k in range(60)]
+  summary = _summary(tmp_path, elements, 4)
+  assert len(summary['failures']) == len(summary['notice_messages']) == 50
+  assert (summary['errors'], summary['notices']) == (120, 60)
