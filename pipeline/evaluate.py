@@ -612,13 +612,19 @@ def main(argv=None):
       print(f'error: {e}\nThe workers\' errors are in the job\'s log in the Dataflow console.',
             file=sys.stderr)
       return 1
-  if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
-    return 0
-  with FileSystems.open(files.join(known.output, 'results.json')) as f:
-    report = json.loads(f.read())
-  print(format_table(report))
-  for error in report['errors']:
-    print(f'error: {error["error"]}', file=sys.stderr)
+    if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
+      return 0
+    results = files.join(known.output, 'results.json')
+    try:
+      with FileSystems.open(results) as f:
+        report = json.loads(f.read())
+      print(format_table(report))
+      for error in report['errors']:
+        print(f'error: {error["error"]}', file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM after the job: its results are written
+      print(f'interrupted: the evaluation had ended; its results are in {results}',
+            file=sys.stderr)
+      return interrupt_status(caught)
   return 1 if report['errors'] else 0
 
 

@@ -740,7 +740,16 @@ def _run_and_report(argv, known, beam_args, caught):
     return _interrupted(known.run_id, caught)
   if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
     return 0
-  state = result.state
+  try:
+    return _report(known, result.state)
+  except KeyboardInterrupt:  # Ctrl-C or SIGTERM after the job: its records are all written
+    print(f'interrupted: run {known.run_id} had ended; its summary is in '
+          f'{records.run_dir(known.output, known.run_id)}', file=sys.stderr)
+    return interrupt_status(caught)
+
+
+def _report(known, state):
+  """Prints the ended run's line, its notices and failures; returns the exit status."""
   try:
     summary = read_summary(known.output, known.run_id)
   except Exception as e:  # pylint: disable=broad-except

@@ -4,8 +4,10 @@ import csv
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -97,6 +99,29 @@ def test_dis_flow_baseline_recovers_a_translation():
 def _save(path, image):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
+
+
+def test_sigterm_after_the_evaluation_ended_is_one_line_naming_its_results(tmp_path,
+                                                                          monkeypatch, capsys):
+  """A stop while the ended evaluation's table was printed was a traceback (Ctrl-C) or no line
+  at all (SIGTERM, then the process's default again)."""
+  gray = np.full((24, 32, 3), 102 / 255, np.float32)
+  for name in TRIPLET_NAMES:
+    _save(str(tmp_path / 'in' / 'a' / name), gray)
+
+  def terminated(report):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)  # the handler interrupts this
+  monkeypatch.setattr(evaluate, 'format_table', terminated)
+  out = str(tmp_path / 'out')
+  status = evaluate.main(['--input', str(tmp_path / 'in'), '--output', out, '--no_model',
+                          '--baselines', 'repeat'])
+  stderr = capsys.readouterr().err
+  assert status == 143 and 'Traceback' not in stderr
+  results = os.path.join(out, 'results.json')
+  assert f'interrupted: the evaluation had ended; its results are in {results}' in stderr
+  assert json.load(open(results))['mean']['repeat']['count'] == 1
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_job_on_triplet_folders_gives_the_analytic_baseline_scores(tmp_path):

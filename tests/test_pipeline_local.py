@@ -512,6 +512,29 @@ def test_sigterm_ends_the_run_in_one_line_with_status_143(tmp_path, tiny_model, 
   assert not glob.glob(os.path.join(tempfile.gettempdir(), f'film-progress-{os.getpid()}-*'))
 
 
+def test_sigterm_after_the_job_ended_is_one_line_naming_its_records(tmp_path, tiny_model,
+                                                                    monkeypatch, capsys):
+  """A stop arriving while the ended run's summary was read and printed was a traceback."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 2, seed=8)
+  real_read = run_module.read_summary
+
+  def terminated(output, run_id):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)  # the handler interrupts this
+    return real_read(output, run_id)
+
+  monkeypatch.setattr(run_module, 'read_summary', terminated)
+  status = run_module.main([f'--input={tmp_path / "archive"}', f'--output={tmp_path / "out"}',
+                            f'--model_path={model_path}', '--run_id=ended'])
+  stderr = capsys.readouterr().err
+  assert status == 143 and 'Traceback' not in stderr
+  summary = os.path.join(tmp_path, 'out', '_runs', 'ended')
+  assert f'interrupted: run ended had ended; its summary is in {summary}' in stderr
+  assert os.path.exists(os.path.join(summary, 'summary.json'))
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 def test_a_pair_failing_under_reprocess_leaves_no_marker_over_its_removed_frames(
     tmp_path, tiny_model, monkeypatch):
   """`--reprocess` redoes pairs an earlier run marked done; one that fails now has its old
