@@ -766,26 +766,35 @@ def _report(known, state):
   pruned = (f"; pruned {pruned} clip{'s' * (pruned != 1)} no longer in the input: "
             f"{', '.join(names)}{', ...' * (pruned > len(names))}" if pruned else '')
   notices = summary.get('notices', 0)
-  errors = summary['errors'] - notices
-  noted = f" and {notices} notice{'s' * (notices != 1)}" if notices else ''
-  print(f"run {known.run_id}: {pairs['total']} pairs ({pairs['ok']} ok, {pairs['skipped']} "
-        f"skipped, {pairs['failed']} failed{cuts}), {errors} errors{noted}, "
-        f"{summary['frames_written']} frames in {summary['wall_seconds']:.1f}s "
+  noted = f" and {_count(notices, 'notice')}" if notices else ''
+  print(f"run {known.run_id}: {_count(pairs['total'], 'pair')} ({pairs['ok']} ok, "
+        f"{pairs['skipped']} skipped, {pairs['failed']} failed{cuts}), "
+        f"{_count(summary['errors'], 'error')}{noted}, "
+        f"{_count(summary['frames_written'], 'frame')} in {summary['wall_seconds']:.1f}s "
         f"({summary['frames_per_second']:.2f} frames/s){pruned}; records in "
         f"{records.run_dir(known.output, known.run_id)}")
   if notices:  # what the input is (a lost scan, a lone frame): the run did all it could
     print('notices (the input as found; they fail nothing):')
-    _print_messages(summary.get('notice_messages', []), sys.stdout)
+    _print_messages(summary.get('notice_messages', []), notices, sys.stdout)
   if summary['status'] != 'ok':
-    print(f"FAILED: {pairs['failed']} pairs failed, {errors} errors:", file=sys.stderr)
-    _print_messages(summary['failures'], sys.stderr)
+    print(f"FAILED: {_count(pairs['failed'], 'pair')} failed, "
+          f"{_count(summary['errors'], 'error')}:", file=sys.stderr)
+    _print_messages(summary['failures'], summary['errors'], sys.stderr)
     return 1
   return 0
 
 
-def _print_messages(messages, stream):
-  for message in messages:  # one line each: a name's line break shows as \n
+def _count(n, noun):
+  return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def _print_messages(messages, total, stream):
+  """The listed messages, one line each (a name's line break shows as \\n), and how many more
+  the records hold."""
+  for message in messages:
     print(f'  - {CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], message)}', file=stream)
+  if total > len(messages):
+    print(f'  ... and {total - len(messages)} more in the errors-*.jsonl records', file=stream)
 
 
 if __name__ == '__main__':

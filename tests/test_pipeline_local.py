@@ -6,6 +6,8 @@ records and summary that match the disk, nightly skip with zero model calls, kil
 import glob
 import json
 import os
+import re
+import shutil
 import signal
 import tempfile
 import time
@@ -1205,3 +1207,25 @@ def test_a_manifest_row_removed_then_restored_gets_its_frames_back(tmp_path, tin
   np.testing.assert_array_equal(got['frame_000004.png'], frames[2])
   for name, frame in first.items():
     assert np.abs(got[name].astype(int) - frame).max() <= 1, name
+
+
+def test_the_runs_line_counts_in_words_and_says_how_many_more_than_listed(tmp_path, tiny_model,
+                                                                         capsys):
+  """'1 errors', '1 frames'; and past 50, the notices listed simply stopped."""
+  model_path, _ = tiny_model
+  for k in range(52):
+    make_clip(tmp_path / 'archive' / f'lone{k:02d}', 1, width=8, height=8, seed=k)
+  status, run_id = run_job(str(tmp_path / 'archive'), str(tmp_path / 'out'), model_path)
+  out = capsys.readouterr().out
+  assert status == 0
+  assert '0 pairs (0 ok, 0 skipped, 0 failed), 0 errors and 52 notices, 52 frames in ' in out
+  listed = [line for line in out.splitlines() if line.startswith('  - clip ')]
+  assert [re.search(r'/(lone\d+) has only one frame', line)[1] for line in listed] == [
+      f'lone{k:02d}' for k in range(50)]  # sorted: the same each night
+  assert '  ... and 2 more in the errors-*.jsonl records' in out
+  shutil.rmtree(tmp_path / 'archive')
+  make_clip(tmp_path / 'archive' / 'clip', 2, seed=1)
+  status, run_id = run_job(str(tmp_path / 'archive' / 'clip'), str(tmp_path / 'one'), model_path,
+                           '--times_to_interpolate=0')
+  assert status == 0 and '1 pair (1 ok, 0 skipped, 0 failed), 0 errors, 2 frames' in (
+      capsys.readouterr().out)

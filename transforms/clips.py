@@ -241,6 +241,35 @@ class DiscoverClips(beam.DoFn):
     return beam.pvalue.TaggedOutput('errors', records.error_record(
         self._run_id, uris, stage, error, message, severity))
 
+  def _numbering_notices(self, clip, paths, paired):
+    """Notices of a skip or a repeat in a clip's frame numbers (`clip`: how to name it): a
+    scan lost, or one scan twice. A skip between frames in no pair (a manifest's gap) is none:
+    nothing is made across it."""
+    position = {path: i for i, path in enumerate(paths)}
+    for before, after, missing in numbering_gaps(paths):
+      if not paired[position[before]]:
+        continue
+      lost = f'{missing} frame{"s" * (missing > 1)} missing?'
+      what = 'the two frames are taken as consecutive, so the motion jumps there'
+      if self._retimed and missing <= MAX_LOST_FRAMES:
+        what = ('retimed, the pair spans the lost time, its in-betweens stand in for the lost '
+                'frames and the later frames keep their times')
+      elif self._retimed:
+        what += (f' (retimed, more than {MAX_LOST_FRAMES} lost frames are not filled: two '
+                 f'takes in one folder?)')
+      yield self._error(
+          [before, after], 'discover', ValueError('frame numbers skip'),
+          f'{clip}: frame numbers skip from {posixpath.basename(before)} to '
+          f'{posixpath.basename(after)} ({lost}): {what}; the rest of the clip runs', 'notice')
+    for group in repeated_numbers(paths):
+      shown = ', '.join(posixpath.basename(path) for path in group)
+      later = (', so retimed, the frames after them show one frame interval late'
+               if self._retimed else '')
+      yield self._error(
+          group, 'discover', ValueError('frame number repeated'),
+          f'{clip}: {len(group)} frames share one frame number ({shown}): the same scan twice? '
+          f'They are used one after the other{later}; the rest of the clip runs', 'notice')
+
   # -- folders -------------------------------------------------------------------------------
 
   def _from_folders(self, input_spec):
@@ -319,28 +348,7 @@ class DiscoverClips(beam.DoFn):
           name=names[folder],
           frames=tuple((m.path, f'{m.size_in_bytes}:{m.last_updated_in_seconds}') for m in frames),
           paired=(True,) * (len(frames) - 1), long_pairs=long_pairs(paths))
-      for before, after, missing in numbering_gaps(paths):
-        lost = f'{missing} frame{"s" * (missing > 1)} missing?'
-        what = ('the pair is interpolated as if its frames were consecutive, so the motion '
-                'jumps there')
-        if self._retimed and missing <= MAX_LOST_FRAMES:
-          what = ('retimed, the pair spans the lost time, its in-betweens stand in for the lost '
-                  'frames and the later frames keep their times')
-        elif self._retimed:
-          what += (f' (retimed, more than {MAX_LOST_FRAMES} lost frames are not filled: two '
-                   f'takes in one folder?)')
-        yield self._error(
-            [before, after], 'discover', ValueError('frame numbers skip'),
-            f'clip {folder}: frame numbers skip from {posixpath.basename(before)} to '
-            f'{posixpath.basename(after)} ({lost}): {what}; the rest of the clip runs',
-            'notice')
-      for group in repeated_numbers(paths):
-        shown = ', '.join(posixpath.basename(path) for path in group)
-        yield self._error(
-            group, 'discover', ValueError('frame number repeated'),
-            f'clip {folder}: {len(group)} frames share one frame number ({shown}): the same '
-            f'scan twice? They are used one after the other; the rest of the clip runs',
-            'notice')
+      yield from self._numbering_notices(f'clip {folder}', paths, clip.paired)
       if len(frames) == 1:
         yield self._error(frames[0].path, 'discover', ValueError('one frame'),
                           f'clip {folder} has only one frame ({frames[0].path}): nothing to '
@@ -392,10 +400,16 @@ class DiscoverClips(beam.DoFn):
             paired.append(False)
           frames += [f0, f1]
           paired.append(True)
-      if frames:
-        yield Clip(name=names[clip],
-                   frames=tuple((f, versions.get(f, '')) for f in frames),
-                   paired=tuple(paired))
+      if not frames:
+        continue
+      # Frames of one folder are numbered as a folder clip's are: a scan lost there is timed and
+      # noted alike. Across folders (takes joined) their numbers say nothing.
+      numbered = len({_parent(f) for f in frames}) == 1
+      if numbered:
+        yield from self._numbering_notices(f'clip {clip!r} of {manifest}', frames, paired)
+      yield Clip(name=names[clip],
+                 frames=tuple((f, versions.get(f, '')) for f in frames),
+                 paired=tuple(paired), long_pairs=long_pairs(frames) if numbered else ())
 
 
 def folder_clip_names(root, folders, clip_folders):

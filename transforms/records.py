@@ -57,9 +57,7 @@ def error_record(run_id, uris, stage, error, message, severity='error'):
   """A record for `errors-*.jsonl`. Severity 'notice' is for what the input is and the run did
   all it could with (a lost scan, a clip of one frame): kept for the archive, it fails nothing,
   so a nightly run over the same reel does not end in failure every night."""
-  counter('errors').inc()
-  if severity == 'notice':
-    counter('notices').inc()
+  counter('notices' if severity == 'notice' else 'errors').inc()
   return {'run_id': run_id, 'uris': list(uris), 'stage': stage,
           'error_type': type(error).__name__, 'message': message, 'severity': severity}
 
@@ -99,7 +97,13 @@ def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds,
           'scene_cut': scene_cut, 'identical': identical}
 
 
-_LISTS = ('failures', 'notice_messages')  # messages, the first _MAX_FAILURES_LISTED of each
+_LISTS = ('failures', 'notice_messages', 'pruned')  # each its first _MAX_FAILURES_LISTED
+
+
+def _first(names):
+  """The first `_MAX_FAILURES_LISTED` of `names` in sorted order: the same whatever order Beam
+  folds the records in, so the lists of nightly runs over the same input compare equal."""
+  return sorted(names)[:_MAX_FAILURES_LISTED]
 
 
 class SummarizeFn(beam.CombineFn):
@@ -123,22 +127,19 @@ class SummarizeFn(beam.CombineFn):
       acc['frames_written'] += rec['frames_written']
     elif kind == 'pruned':
       acc['clips_pruned'] += 1
-      acc['pruned'] = sorted(acc['pruned'] + [rec['clip']])[:_MAX_FAILURES_LISTED]
+      acc['pruned'] = _first(acc['pruned'] + [rec['clip']])
     else:
-      acc['errors'] += 1
       notice = rec.get('severity') == 'notice'
-      acc['notices'] += notice
-      listed = acc['notice_messages' if notice else 'failures']
-      if len(listed) < _MAX_FAILURES_LISTED:
-        listed.append(rec['message'])
+      acc['notices' if notice else 'errors'] += 1
+      listed = 'notice_messages' if notice else 'failures'
+      acc[listed] = _first(acc[listed] + [rec['message']])
     return acc
 
   def merge_accumulators(self, accumulators):
     out = self.create_accumulator()
     for acc in accumulators:
       for k, v in acc.items():
-        out[k] = (out[k] + v)[:_MAX_FAILURES_LISTED] if k in _LISTS else out[k] + v
-    out['pruned'] = sorted(out['pruned'])[:_MAX_FAILURES_LISTED]
+        out[k] = _first(out[k] + v) if k in _LISTS else out[k] + v
     return out
 
   def extract_output(self, acc):
@@ -160,11 +161,11 @@ class WriteSummary(beam.DoFn):
     total = acc['ok'] + acc['skipped'] + acc['failed']
     summary = {
         'run_id': self._run_id,
-        'status': 'failed' if acc['failed'] or acc['errors'] > acc['notices'] else 'ok',
+        'status': 'failed' if acc['failed'] or acc['errors'] else 'ok',
         'pairs': {'total': total, 'ok': acc['ok'], 'skipped': acc['skipped'],
                   'failed': acc['failed']},
-        'errors': acc['errors'],  # records in errors-*.jsonl, the notices among them
-        'notices': acc['notices'],
+        'errors': acc['errors'],  # records in errors-*.jsonl of severity 'error'
+        'notices': acc['notices'],  # those of severity 'notice'
         'frames_written': acc['frames_written'],
         'model_calls': acc['model_calls'],
         'scene_cuts': acc['scene_cuts'],
