@@ -11,6 +11,26 @@ import math
 from typing import Callable
 
 
+def command_line(module: str, description: str) -> argparse.ArgumentParser:
+  """The parser of `python -m module`: its usage and errors name the command a user types,
+  `--help` gives every flag's default, and flags are taken whole only (an abbreviation may name
+  another flag: '--prune' would turn on deletion, '--worker 2' set --workers)."""
+  return argparse.ArgumentParser(prog=f'python -m {module}', description=description,
+                                 allow_abbrev=False, formatter_class=_DefaultsShown)
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+  """Adds '(default: X)' to a flag's help unless the help says its default itself; not for
+  switches, nor flags without one (None: their help says what stands in)."""
+
+  def _get_help_string(self, action):
+    text = action.help or ''
+    if (not action.option_strings or action.default is None or action.default is False
+        or action.default == argparse.SUPPRESS or 'default' in text.lower()):
+      return text
+    return f'{text} (default: %(default)s)'.lstrip()
+
+
 def in_range(kind: type, low: float, high: float | None = None, *, low_open: bool = False,
              high_open: bool = False) -> Callable[[str], float]:
   """An argparse type: `kind` (int or float) from `low` to `high` (None: no upper bound),
@@ -78,6 +98,9 @@ def tile_size(text: str) -> int:
   return value
 
 
+tile_size.__name__ = 'int'  # text that is no number: "invalid int value: 'x'"
+
+
 def add_tile_flags(parser: argparse.ArgumentParser) -> None:
   """`--tile` and `--tile_overlap`, the same in every command line; check them with
   `check_tile_flags` once parsed."""
@@ -86,8 +109,8 @@ def add_tile_flags(parser: argparse.ArgumentParser) -> None:
       help='Run frames wider or taller than this many pixels as overlapping tiles of at most '
            'this size, blended across the overlaps: the model\'s memory follows the tile, not '
            'the frame (built-in model, 4K: 14.7 GB whole, 2.5 GB at --tile 1024, 1.5x the '
-           'time). Costs quality where motion is large against the tile. Default 0: whole '
-           'frames.')
+           'time). Costs quality where motion is large against the tile. 0 or at least '
+           f'{MIN_TILE}; default 0: whole frames.')
   parser.add_argument(
       '--tile_overlap', type=non_negative_int, default=None,
       help=f'Pixels by which neighbouring tiles overlap at least (default {DEFAULT_TILE_OVERLAP}, '

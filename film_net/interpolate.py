@@ -8,7 +8,6 @@ of the two (16 bit for a 16-bit or 10-bit scan, alpha blended, the colour descri
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -19,12 +18,13 @@ from film_net.interpolator import Interpolator
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('frame0')
-  parser.add_argument('frame1')
+  parser = flags.command_line('film_net.interpolate', __doc__.splitlines()[0])
+  parser.add_argument('frame0', help='the first frame (png, jpg, tif or dpx)')
+  parser.add_argument('frame1', help='the second frame, of the same size')
   parser.add_argument('--times_to_interpolate', type=flags.times_to_interpolate, default=1,
-                      help='recursion depth n: 2**n - 1 new frames between the two')
-  parser.add_argument('--output_dir', required=True)
+                      help='recursion depth n, 0 to 10: 2**n - 1 new frames between the two')
+  parser.add_argument('--output_dir', required=True,
+                      help='folder for frame_000.png (frame0) to frame_<2**n>.png (frame1)')
   parser.add_argument('--model', default=None,
                       help='released SavedModel dir, .npz or our weight file; default: built-in')
   parser.add_argument('--align', type=flags.non_negative_int, default=64,
@@ -33,6 +33,10 @@ def main(argv=None) -> int:
   flags.add_tile_flags(parser)
   args = parser.parse_args(argv)
   flags.check_tile_flags(parser, args)
+  if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+    parser.error(f'--output_dir {args.output_dir} is a file, not a folder')
+  if args.model and '://' not in args.model and not os.path.exists(args.model):
+    parser.error(f'--model {args.model}: no such file or folder')
 
   try:
     os.makedirs(args.output_dir, exist_ok=True)  # Before the work: a bad --output_dir fails fast.

@@ -734,16 +734,19 @@ def scene_options(args) -> dict:
 
 
 def main(argv=None) -> int:
-  import argparse  # pylint: disable=import-outside-toplevel
-  parser = argparse.ArgumentParser(
-      description='Write rendered triplets in the Middlebury layout (a held-out set).')
-  parser.add_argument('--output', required=True)
-  parser.add_argument('--count', type=flags.positive_int, default=48)
+  parser = flags.command_line(
+      'film_net.render', 'Write rendered triplets in the Middlebury layout (a held-out set).')
+  parser.add_argument('--output', required=True,
+                      help='folder for the triplet folders (frame10.png, frame10i11.png, '
+                           'frame11.png each)')
+  parser.add_argument('--count', type=flags.positive_int, default=48, help='triplets to render')
   parser.add_argument('--size', type=flags.in_range(int, MIN_SIZE), default=256,
                       help=f'square frames of this many px, at least {MIN_SIZE}')
   parser.add_argument('--max_motion', type=flags.positive_float, default=None,
                       help='default: size / 8')
-  parser.add_argument('--seed', type=flags.non_negative_int, default=1000)
+  parser.add_argument('--seed', type=flags.non_negative_int, default=1000,
+                      help='triplet i is drawn from seed [seed, i, 1]; training batches from '
+                           '[seed, step], so no triplet is a training scene')
   add_scene_arguments(parser)
   args = parser.parse_args(argv)
   try:

@@ -12,7 +12,6 @@ evaluation only and is never read here.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import concurrent.futures
 import contextlib
@@ -22,6 +21,7 @@ import sys
 
 import tensorflow as tf
 
+from film_net import flags
 from film_net import render
 from film_net import training
 from film_net import weights as weights_lib
@@ -213,7 +213,7 @@ def prefetched(make_batch, steps, ahead: int = 2):
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = flags.command_line('film_net.train', __doc__.splitlines()[0])
   training.add_arguments(p)
   p.add_argument('--legacy_adam_count', action='store_true',
                  help='reproduce runs made before the fix (model card stages 2-7): starting from '

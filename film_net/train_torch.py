@@ -177,21 +177,40 @@ def _device_name(device: torch.device) -> str:
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = flags.command_line('film_net.train_torch', __doc__.splitlines()[0])
   training.add_arguments(p)
-  p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+  p.add_argument('--device', type=_device, default='cuda' if torch.cuda.is_available() else 'cpu',
+                 help='where the model trains: cpu, cuda or cuda:N (default: cuda where this '
+                      'PyTorch sees a GPU, else cpu)')
   p.add_argument('--workers', type=flags.non_negative_int,
                  default=max(1, (os.cpu_count() or 2) - 1),
-                 help='processes rendering batches (0: render in the training process)')
+                 help='processes rendering batches (0: render in the training process; default: '
+                      'the CPU count less one)')
   args = p.parse_args(argv)
   training.check_arguments(p, args)
   return args
 
 
+def _device(name):
+  """A device this PyTorch can train on (argparse says why not, with the usage)."""
+  try:
+    device = torch.device(name)
+  except RuntimeError:
+    raise argparse.ArgumentTypeError(f'{name!r}: use cpu, cuda or cuda:N') from None
+  if device.type == 'cuda' and not torch.cuda.is_available():
+    raise argparse.ArgumentTypeError(f'{name!r}: this PyTorch sees no CUDA GPU; use cpu')
+  if device.type == 'cuda' and device.index is not None and device.index >= torch.cuda.device_count():
+    raise argparse.ArgumentTypeError(f'{name!r}: this machine has {torch.cuda.device_count()} '
+                                     f'CUDA GPU(s)')
+  if device.type not in ('cpu', 'cuda'):
+    raise argparse.ArgumentTypeError(f'{name!r}: use cpu, cuda or cuda:N')
+  return device
+
+
 def main(argv=None) -> int:
   args = parse_args(argv)
   options = Options.parse(args.options)
-  device = torch.device(args.device)
+  device = args.device
   torch.manual_seed(args.seed)
   # TF32 convolutions: float32 range with a 10-bit mantissa, as TensorFlow uses on such GPUs.
   torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True

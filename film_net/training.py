@@ -92,8 +92,9 @@ def add_arguments(p) -> None:
                       'Options')
   p.add_argument('--steps', type=int, required=True, help='train until this global step')
   p.add_argument('--max_minutes', type=flags.positive_float, default=None,
-                 help='stop (and save) after this')
-  p.add_argument('--batch_size', type=flags.positive_int, default=8)
+                 help='stop (and save) after this many minutes of training (default: no limit; '
+                      'the same command goes on from there)')
+  p.add_argument('--batch_size', type=flags.positive_int, default=8, help='triplets per step')
   p.add_argument('--views_per_scene', type=int, default=1,
                  help='each rendered triplet fills this many batch slots, each a different flip '
                       'or rotation (batch augmentation): that many times the samples per step '
@@ -105,10 +106,15 @@ def add_arguments(p) -> None:
   p.add_argument('--max_motion', type=flags.positive_float, default=None,
                  help='largest motion in px between x0 and x1 (default: the renderer\'s)')
   render.add_scene_arguments(p)
-  p.add_argument('--lr', type=flags.in_range(float, 0), default=3e-4)  # 0: weights stay put
-  p.add_argument('--lr_decay_steps', type=flags.positive_int, default=20000)
-  p.add_argument('--lr_decay_rate', type=flags.positive_float, default=0.5)
-  p.add_argument('--seed', type=flags.non_negative_int, default=0)
+  p.add_argument('--lr', type=flags.in_range(float, 0), default=3e-4,
+                 help='Adam\'s learning rate at step 0 (0: the weights stay put)')
+  p.add_argument('--lr_decay_steps', type=flags.positive_int, default=20000,
+                 help='the learning rate is multiplied by --lr_decay_rate every this many '
+                      'global steps (smoothly)')
+  p.add_argument('--lr_decay_rate', type=flags.positive_float, default=0.5,
+                 help='the learning rate\'s factor per --lr_decay_steps')
+  p.add_argument('--seed', type=flags.non_negative_int, default=0,
+                 help='the rendered batches are a function of seed and step')
   p.add_argument('--ema_decay', type=flags.in_range(float, 0, 1, high_open=True), default=0.0,
                  help='export an exponential moving average of the weights (e.g. 0.998); 0: off')
   p.add_argument('--keep_every', type=flags.non_negative_int, default=0,
@@ -127,8 +133,11 @@ def add_arguments(p) -> None:
                       'resolution (weights, summed gradients and Adam stay float32): bfloat16 '
                       'trains ~1.2x faster on CPUs with AVX512_BF16 or AMX and slower on others, '
                       'in both trainers (docs/benchmarks.md)')
-  p.add_argument('--log_every', type=flags.positive_int, default=20)
-  p.add_argument('--checkpoint_every', type=flags.positive_int, default=200)
+  p.add_argument('--log_every', type=flags.positive_int, default=20,
+                 help='print the mean loss, steps/s and learning rate every this many steps')
+  p.add_argument('--checkpoint_every', type=flags.positive_int, default=200,
+                 help='save the checkpoint and latest.npz every this many steps (and at the '
+                      'end)')
 
 
 def check_arguments(parser, args) -> None:
@@ -229,11 +238,14 @@ def check_steps(start_step: int, steps: int, resumed: bool) -> None:
     print(f'nothing to do: the run is at step {start_step}, --steps is {steps}', flush=True)
     return
   if start_step == 0:
-    raise SystemExit(f'error: --steps {steps} trains nothing: it is the global step to train '
-                     f'until, and the run starts at step 0')
-  raise SystemExit(f'error: --steps {steps} is not past the start step {start_step} of the '
-                   f'--init weights; --steps is the global step to train until, e.g. '
-                   f'--steps {start_step + steps} for {steps} more steps')
+    why = (f'--steps {steps} trains nothing: it is the global step to train until, and the run '
+           f'starts at step 0')
+  else:
+    why = (f'--steps {steps} is not past the start step {start_step} of the --init weights; '
+           f'--steps is the global step to train until, e.g. --steps {start_step + steps} for '
+           f'{steps} more steps')
+  print(f'error: {why}', file=sys.stderr, flush=True)
+  raise SystemExit(2)  # a usage error, as argparse's
 
 
 def mend_exports(output_dir: str, step: int, keep_every: int, export: Callable[[str], None]):

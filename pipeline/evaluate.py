@@ -47,7 +47,6 @@ model once per worker, and gathered into one report. Local runs use the same FnA
 pipeline.run (no Prism download).
 """
 
-import argparse
 import csv
 import hashlib
 import io
@@ -105,7 +104,7 @@ MEAN_KEY = 'mean'  # the key of the CSV's mean rows; no triplet's
 
 
 def parse_known_args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0], allow_abbrev=False)
+  parser = flags.command_line('pipeline.evaluate', __doc__.split('\n', 1)[0])
   parser.add_argument('--input', required=True,
                       help='folder of triplet folders, a .csv/.jsonl manifest, or with '
                            '--leave_one_out a folder of clips')

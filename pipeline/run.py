@@ -82,12 +82,17 @@ def _is_local(runner):
 def _runner_name(runner):
   """The runner's class name as Beam reads --runner ('direct', 'dataflow', 'DataFlowRunner':
   any case, 'runner' optional), so that the local and Dataflow checks see what Beam will run;
-  anything else as given."""
+  a dotted path to a class of one's own as given. Any other name is a usage error (Beam's own
+  refusal is a traceback after the model load)."""
   if not isinstance(runner, str):
     return runner
-  names = {n.lower(): n for n in (*StandardOptions.KNOWN_RUNNER_NAMES, 'LocalRunner')}
+  known = (*StandardOptions.KNOWN_RUNNER_NAMES, 'LocalRunner')
+  names = {n.lower(): n for n in known}
   key = runner.rsplit('.', 1)[-1].lower()
-  return names.get(key, names.get(key + 'runner', runner))
+  name = names.get(key, names.get(key + 'runner'))
+  if name is None and '.' not in runner:
+    raise UsageError(f'--runner {runner}: no such runner; one of {", ".join(known)}')
+  return name or runner
 
 
 def check_paths(known, offline=False):

@@ -17,6 +17,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from film_net import flags
 from transforms import files
 
 
@@ -80,16 +81,39 @@ def write_clip(folder, frames, pattern='frame{:03d}.png'):
   return paths
 
 
+MIN_SIDE, MAX_SIDE = 8, 8192
+
+
+def frame_size(text):
+  """An argparse type: 'WIDTHxHEIGHT' -> (width, height), each side MIN_SIDE to MAX_SIDE."""
+  try:
+    width, height = (int(v) for v in text.lower().split('x'))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'must be WIDTHxHEIGHT (e.g. 160x96), got {text!r}') from None
+  if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+    raise argparse.ArgumentTypeError(f'each side must be {MIN_SIDE} to {MAX_SIDE} px, got {text}')
+  return width, height
+
+
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--output', default='sample_footage')
-  parser.add_argument('--clips', type=int, default=3)
-  parser.add_argument('--frames', type=int, default=5)
-  parser.add_argument('--size', default='160x96', help='WIDTHxHEIGHT')
-  parser.add_argument('--edits', type=int, default=1,
-                      help='clips of two shots cut together (each shot --frames frames)')
+  parser = flags.command_line('pipeline.sample_footage', __doc__.split('\n')[0])
+  parser.add_argument('--output', default='sample_footage',
+                      help='folder the clips go to (default sample_footage)')
+  parser.add_argument('--clips', type=flags.non_negative_int, default=3,
+                      help='clips of one shot, clip_00, ... (default 3)')
+  parser.add_argument('--frames', type=flags.in_range(int, 2), default=5,
+                      help='frames per shot, at least 2 (default 5)')
+  parser.add_argument('--size', type=frame_size, default=(160, 96),
+                      help=f'WIDTHxHEIGHT, each {MIN_SIDE} to {MAX_SIDE} px (default 160x96)')
+  parser.add_argument('--edits', type=flags.non_negative_int, default=1,
+                      help='clips of two shots cut together, edit_00, ... (each shot --frames '
+                           'frames; default 1)')
   args = parser.parse_args(argv)
-  width, height = (int(v) for v in args.size.lower().split('x'))
+  if not args.clips and not args.edits:
+    parser.error('--clips 0 and --edits 0 write nothing')
+  if os.path.exists(args.output) and not os.path.isdir(args.output):
+    parser.error(f'--output {args.output} is a file, not a folder')
+  width, height = args.size
   for c in range(args.clips):
     folder = os.path.join(args.output, f'clip_{c:02d}')
     write_clip(folder, render_frames(args.frames, width, height, seed=c))

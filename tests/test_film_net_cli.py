@@ -111,14 +111,19 @@ def test_cli_reports_a_missing_frame(tmp_path):
   # The error is the one line on stderr: TensorFlow's start-up INFO lines are off.
   assert result.stderr.strip().splitlines() == [
       line for line in result.stderr.strip().splitlines() if line.startswith('error:')]
-  # An --output_dir that cannot be made is reported (before any work), not a traceback.
+  # An --output_dir that is a file, or a --model that is not there, is a usage error (before
+  # any work), not a traceback; it was exit status 1, the file 'File exists'.
   blocker = tmp_path / 'a_file'
   blocker.write_text('')
-  result = subprocess.run(
-      [sys.executable, '-m', 'film_net.interpolate', str(tmp_path / 'nope.png'),
-       str(tmp_path / 'nope2.png'), '--output_dir', str(blocker)],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
-  assert result.returncode == 1 and 'error:' in result.stderr and 'a_file' in result.stderr
+  for flags, message in (
+      (['--output_dir', str(blocker)], f'--output_dir {blocker} is a file, not a folder'),
+      (['--output_dir', str(tmp_path / 'o'), '--model', str(tmp_path / 'gone.npz')],
+       f'--model {tmp_path / "gone.npz"}: no such file or folder')):
+    result = subprocess.run(
+        [sys.executable, '-m', 'film_net.interpolate', str(tmp_path / 'nope.png'),
+         str(tmp_path / 'nope2.png'), *flags], cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 2 and message in result.stderr
 
 
 @pytest.mark.parametrize('flags, expected', [
@@ -190,3 +195,55 @@ def test_a_recursion_too_deep_to_write_is_a_usage_error(tmp_path, capsys):
                       '--times_to_interpolate', '30'])
   assert stop.value.code == 2 and 'must be in [0, 10], got 30' in capsys.readouterr().err
   assert not (tmp_path / 'out').exists() and not (tmp_path / 'o').exists()
+
+
+def _every_command_line():
+  """(module, main) of every command line with a parser."""
+  from film_net import render, train  # pylint: disable=import-outside-toplevel
+  from pipeline import evaluate, run, sample_footage  # pylint: disable=import-outside-toplevel
+  return [('film_net.interpolate', interpolate.main), ('film_net.render', render.main),
+          ('film_net.train', train.main), ('pipeline.evaluate', evaluate.main),
+          ('pipeline.run', run.main), ('pipeline.sample_footage', sample_footage.main)]
+
+
+@pytest.mark.parametrize('module, main', _every_command_line())
+def test_every_command_line_names_itself_and_takes_flags_whole(capsys, module, main):
+  """Usage lines said `evaluate.py`, `train.py`; and an abbreviation was taken silently for
+  another flag in five of them (`--worker 2` set train_torch's --workers)."""
+  try:
+    status = main(['--outp', 'x', '--help_me'])  # (pipeline.run's returns its exit status)
+  except SystemExit as stop:
+    status = stop.code
+  err = capsys.readouterr().err
+  assert status == 2 and err.startswith(f'usage: python -m {module} ')
+  error = err.splitlines()[-1]  # --outp is not --output: unknown, or --output still missing
+  assert error.startswith(f'python -m {module}: error: ')
+  assert 'unrecognized arguments: --outp' in error or '--output' in error.split('required: ')[1]
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--size', '160'], "argument --size: must be WIDTHxHEIGHT (e.g. 160x96), got '160'"),
+    (['--size', '0x0'], 'argument --size: each side must be 8 to 8192 px, got 0x0'),
+    (['--frames', '1'], 'argument --frames: must be >= 2, got 1'),
+    (['--clips', '-2'], 'argument --clips: must be >= 0, got -2'),
+    (['--clips', '0', '--edits', '0'], '--clips 0 and --edits 0 write nothing'),
+    (['--output', __file__], f'--output {__file__} is a file, not a folder')])
+def test_sample_footage_refuses_what_it_cannot_write(tmp_path, capsys, argv, message):
+  """Each was a traceback, an empty clip folder or nothing at all, with exit status 0 or 1."""
+  from pipeline import sample_footage  # pylint: disable=import-outside-toplevel
+  with pytest.raises(SystemExit) as stop:
+    sample_footage.main(['--output', str(tmp_path / 'out'), *argv])
+  assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--tile', 'abc'], "argument --tile: invalid int value: 'abc'"),
+    (['--direct_running_mode', 'bogus'], "argument --direct_running_mode: invalid choice: "
+                                         "'bogus'")])
+def test_a_bad_value_is_one_line_under_the_commands_own_usage(tmp_path, capsys, argv, message):
+  """--tile named a function ('invalid tile_size value'); a bad value of a Beam flag printed the
+  usage of Beam's 120-odd flags under `run.py`."""
+  from pipeline import run  # pylint: disable=import-outside-toplevel
+  assert run.main(['--input', str(tmp_path), '--output', str(tmp_path / 'out'), *argv]) == 2
+  err = capsys.readouterr().err
+  assert f'python -m pipeline.run: error: {message}' in err and len(err.splitlines()) < 25

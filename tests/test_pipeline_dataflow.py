@@ -13,9 +13,11 @@ import tempfile
 
 from apache_beam.portability.api import beam_runner_api_pb2
 from PIL import Image
+import pytest
 
 from conftest import BUCKET
 from conftest import ROOT
+from pipeline import evaluate
 from pipeline import run as run_module
 
 STEPS = ['DiscoverClips', 'SpreadClips', 'SplitIntoUnits', 'SpreadUnits', 'InterpolateUnits',
@@ -244,7 +246,6 @@ def test_the_evaluation_on_dataflow_stages_the_code_and_its_dry_run_writes_nothi
     gcs, tmp_path, monkeypatch, capsys):
   """The evaluation gave Dataflow no code (each worker would fail to import it), took paths on
   the launcher's disk, and its dry run ended in a traceback (no report to print)."""
-  from pipeline import evaluate  # pylint: disable=import-outside-toplevel
   system_temp = tmp_path / 'system-temp'
   system_temp.mkdir()
   monkeypatch.setattr(tempfile, 'tempdir', str(system_temp))
@@ -298,7 +299,6 @@ def test_a_failed_dataflow_job_ends_the_launcher_in_its_own_words(tmp_path, tiny
 
 def _evaluate_one_triplet(tmp_path):
   """`pipeline.evaluate`'s command line on one black triplet, baseline 'repeat' alone."""
-  from pipeline import evaluate  # pylint: disable=import-outside-toplevel
   frame = tmp_path / 'triplets' / 't1'
   frame.mkdir(parents=True)
   for name in ('frame10.png', 'frame10i11.png', 'frame11.png'):
@@ -372,3 +372,16 @@ def test_workers_get_tensorflow_unless_an_image_or_requirements_bring_it():
   for flag in ('--sdk_container_image=i:1', '--worker_harness_container_image=i:1',
                '--requirements_file=mine.txt'):
     assert equipped(flag)[0].requirements_file in (None, 'mine.txt'), flag
+
+
+@pytest.mark.parametrize('runner', ['DataflowRuner', 'Bogus'])
+def test_a_runner_beam_does_not_know_is_a_usage_error_naming_it(tmp_path, capsys, runner):
+  """A misspelt --runner was a 20-line traceback after the model load (gs:// paths) or blamed
+  the paths ('Bogus workers cannot read this machine's disk')."""
+  (tmp_path / 'in').mkdir()
+  for main in (run_module.main, evaluate.main):
+    assert main([f'--input={tmp_path / "in"}', f'--output={tmp_path / "out"}',
+                 f'--runner={runner}', '--dry_run=True']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: --runner {runner}: no such runner; one of DataflowRunner, ')
+    assert 'Traceback' not in err and 'disk' not in err

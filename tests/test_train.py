@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -351,8 +352,10 @@ def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(
   init, _ = _weight_file_at_step(tmp_path, 10000)
   argv = _args(tmp_path / 'past', 2000)
   argv[argv.index('--init') + 1] = init
-  with pytest.raises(SystemExit, match='--steps 2000 is not past the start step 10000'):
+  with pytest.raises(SystemExit) as stop:
     train.main(argv)
+  assert stop.value.code == 2  # a usage error
+  assert 'error: --steps 2000 is not past the start step 10000' in capsys.readouterr().err
   done = _copy(short_runs[3], tmp_path / 'done')
   assert train.main(_args(done, 3)) == 0  # a finished run, resumed: nothing to do
   out = capsys.readouterr().out
@@ -380,8 +383,10 @@ def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(
   os.remove(resumed / 'latest.npz')  # its options unknown: the restore's failure says it
   with pytest.raises(SystemExit, match='cannot resume .* pass the run\'s own --options'):
     train.main(argv)
-  with pytest.raises(SystemExit, match='--steps 0 trains nothing: .* starts at step 0'):
+  with pytest.raises(SystemExit) as stop:
     train.main(_args(tmp_path / 'zero', 0))
+  assert stop.value.code == 2
+  assert re.search('--steps 0 trains nothing: .* starts at step 0', capsys.readouterr().err)
   # The same command resumes a run whose start file has since gone: it is not read again.
   moved = _copy(short_runs[3], tmp_path / 'moved_init')
   argv = _args(moved, 3)

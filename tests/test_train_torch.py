@@ -16,6 +16,7 @@ torch = pytest.importorskip('torch', reason='PyTorch is not installed (the train
 
 # pylint: disable=wrong-import-position
 from film_net import Interpolator, Options
+from film_net import train_torch
 from film_net import training
 from film_net import weights as weights_lib
 from film_net.model import FilmNet
@@ -257,7 +258,6 @@ def test_real_clips_reach_the_rendering_workers(tmp_path):
 
 
 def test_rendering_workers_draw_the_batches_of_make_batch_with_views_per_scene():
-  from film_net import train_torch  # pylint: disable=import-outside-toplevel
   args = train_torch.parse_args(['--output_dir', 'x', '--options', TINY, '--steps', '9',
                                  '--batch_size', '4',
                                  '--crop', '32', '--max_motion', '4', '--views_per_scene', '2',
@@ -266,3 +266,15 @@ def test_rendering_workers_draw_the_batches_of_make_batch_with_views_per_scene()
   expected = training.make_batch(3, 6, 4, 32, 4, views_per_scene=2)
   for got, want in zip((x0, y, x1), expected):
     np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), want)
+
+
+@pytest.mark.parametrize('device, message', [
+    ('bogus', "'bogus': use cpu, cuda or cuda:N"), ('cuda:99', "'cuda:99': this "),
+    ('meta', "'meta': use cpu, cuda or cuda:N")])
+def test_a_device_it_cannot_train_on_is_a_usage_error(tmp_path, capsys, device, message):
+  """--device bogus, or cuda without a GPU, was a PyTorch traceback after the output folder
+  was made."""
+  with pytest.raises(SystemExit) as stop:
+    train_torch.main(['--output_dir', str(tmp_path / 'run'), '--steps', '1', '--device', device])
+  assert stop.value.code == 2 and message in capsys.readouterr().err
+  assert not (tmp_path / 'run').exists()
