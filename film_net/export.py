@@ -11,14 +11,17 @@ With `use_aux_outputs` off in the options, both give the image alone, as FILM's 
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 
+from film_net import flags
 from film_net import layers
 from film_net import specs
 from film_net import weights as weights_lib
+from film_net.interpolator import Interpolator
 from film_net.options import Options
 
 _IMAGE = tf.TensorSpec([None, None, None, 3], tf.float32)
@@ -90,3 +93,31 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
   with tempfile.TemporaryDirectory(prefix='film_export_') as local:
     tf.saved_model.save(module, local, signatures=signatures)
     weights_lib.upload_tree(local, path)
+
+
+def main(argv=None) -> int:
+  """`python -m film_net.export --output DIR [--model FILE]`: a weight file as a SavedModel, for
+  tools that load the released models (TF Serving, `tf.saved_model.load`)."""
+  flags.plain_log_lines()
+  parser = flags.command_line(
+      'film_net.export', 'Write a weight file as a SavedModel of FILM\'s released calling '
+                         'convention (x0, x1, time in; image out).')
+  parser.add_argument('--model', default=None,
+                      help='our weight file, a released .npz or SavedModel (default: the '
+                           'built-in model)')
+  parser.add_argument('--output', required=True,
+                      help='folder the SavedModel is written to (local or gs://); one there '
+                           'already is replaced')
+  args = parser.parse_args(argv)
+  flags.check_paths(parser, [('--output', args.output)], [('--model', args.model)])
+  try:
+    Interpolator.from_path(args.model).export_saved_model(args.output)
+  except (OSError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  print(f'wrote a SavedModel of {args.model or "the built-in model"} to {args.output}')
+  return 0
+
+
+if __name__ == '__main__':
+  raise SystemExit(main())

@@ -7,7 +7,9 @@ range, not a traceback from deep inside rendering or training.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
+import os
 from typing import Callable
 
 
@@ -29,6 +31,49 @@ class _DefaultsShown(argparse.HelpFormatter):
         or action.default == argparse.SUPPRESS or 'default' in text.lower()):
       return text
     return f'{text} (default: %(default)s)'.lstrip()
+
+
+def check_paths(parser: argparse.ArgumentParser, folders=(), models=()) -> None:
+  """A usage error for a (flag, path) of `folders` that is a file, or of `models` (None: the
+  built-in model) that is not there; remote paths are checked where they are read."""
+  for flag, path in folders:
+    if os.path.isfile(path):
+      parser.error(f'{flag} {path} is a file, not a folder')
+  for flag, path in models:
+    if path and '://' not in path and not os.path.exists(path):
+      parser.error(f'{flag} {path}: no such file or folder')
+
+
+def plain_log_lines() -> None:
+  """Log lines in the words of the command lines' own: 'warning: ...' (a warning from an
+  unconfigured root logger reads 'WARNING:root:...', like a library's), each text once (every
+  worker process of a local run builds the model and would repeat its warning). Left alone
+  where logging is set up already (by a program that imports this, by pytest)."""
+  root = logging.getLogger()
+  if root.handlers:
+    return
+  handler = logging.StreamHandler()
+  handler.setFormatter(_LevelFirst())
+  handler.addFilter(_OnceEach())
+  root.addHandler(handler)
+
+
+class _LevelFirst(logging.Formatter):
+  def format(self, record):
+    return f'{record.levelname.lower()}: {super().format(record)}'
+
+
+class _OnceEach(logging.Filter):
+  def __init__(self):
+    super().__init__()
+    self._seen = set()
+
+  def filter(self, record):
+    key = (record.levelno, record.getMessage())
+    if key in self._seen:
+      return False
+    self._seen.add(key)
+    return True
 
 
 def in_range(kind: type, low: float, high: float | None = None, *, low_open: bool = False,

@@ -18,6 +18,7 @@ from film_net.interpolator import Interpolator
 
 
 def main(argv=None) -> int:
+  flags.plain_log_lines()
   parser = flags.command_line('film_net.interpolate', __doc__.splitlines()[0])
   parser.add_argument('frame0', help='the first frame (png, jpg, tif or dpx)')
   parser.add_argument('frame1', help='the second frame, of the same size')
@@ -33,10 +34,7 @@ def main(argv=None) -> int:
   flags.add_tile_flags(parser)
   args = parser.parse_args(argv)
   flags.check_tile_flags(parser, args)
-  if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-    parser.error(f'--output_dir {args.output_dir} is a file, not a folder')
-  if args.model and '://' not in args.model and not os.path.exists(args.model):
-    parser.error(f'--model {args.model}: no such file or folder')
+  flags.check_paths(parser, [('--output_dir', args.output_dir)], [('--model', args.model)])
 
   try:
     os.makedirs(args.output_dir, exist_ok=True)  # Before the work: a bad --output_dir fails fast.

@@ -12,6 +12,8 @@ from film_net import specs
 from film_net.options import Options
 from film_net.warp import warp
 
+_log = logging.getLogger(__name__)
+
 
 def _variable_name(released_name: str, part: str) -> str:
   # Keras 3 weight names may not contain '/'.
@@ -30,7 +32,7 @@ class FilmNet(keras.layers.Layer):
     super().__init__(**kwargs)
     self._bfloat16 = specs.bfloat16_convs(options, precision)
     if precision == 'bfloat16' and not bfloat16_is_native():
-      logging.warning('precision bfloat16: this machine has no bfloat16 arithmetic (CPU without '
+      _log.warning('precision bfloat16: this machine has no bfloat16 arithmetic (CPU without '
                       'AVX512_BF16 or AMX, GPU before compute capability 8.0), so it is emulated '
                       'and likely slower than float32')
     self.options = options

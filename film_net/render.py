@@ -26,6 +26,8 @@ import numpy as np
 
 from film_net import flags
 
+_log = logging.getLogger(__name__)
+
 # Photographs and textures in scikit-image's wheel, all usable without a network.
 NATURAL_IMAGES = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'ihc.png',
                   'camera.png', 'brick.png', 'grass.png', 'gravel.png', 'coins.png', 'moon.png',
@@ -317,7 +319,7 @@ def natural_images() -> Tuple[Tuple[np.ndarray, bool], ...]:
   try:
     import skimage.data
   except ImportError:
-    logging.warning('scikit-image is not installed: training scenes get procedural textures '
+    _log.warning('scikit-image is not installed: training scenes get procedural textures '
                     'only, not its photographs (pip install .[train])')
     return ()
   from PIL import Image
@@ -734,6 +736,7 @@ def scene_options(args) -> dict:
 
 
 def main(argv=None) -> int:
+  flags.plain_log_lines()
   parser = flags.command_line(
       'film_net.render', 'Write rendered triplets in the Middlebury layout (a held-out set).')
   parser.add_argument('--output', required=True,

@@ -225,6 +225,7 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
+  flags.plain_log_lines()
   args = parse_args(argv)
   options = Options.parse(args.options)
   init = training.resolve_init(args.init)

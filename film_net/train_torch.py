@@ -208,6 +208,7 @@ def _device(name):
 
 
 def main(argv=None) -> int:
+  flags.plain_log_lines()
   args = parse_args(argv)
   options = Options.parse(args.options)
   device = args.device

@@ -156,8 +156,7 @@ def check_arguments(parser, args) -> None:
   if weights_lib.is_remote(args.output_dir):
     parser.error(f'--output_dir must be a local folder (checkpoints are written there); got '
                  f'{args.output_dir}: copy latest.npz to cloud storage afterwards')
-  if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-    parser.error(f'--output_dir {args.output_dir} is a file, not a folder')
+  flags.check_paths(parser, [('--output_dir', args.output_dir)])
   resumable = any(os.path.exists(os.path.join(args.output_dir, *name))  # --init goes unread
                   for name in (('ckpt', 'checkpoint'), ('ckpt.pt',)))
   if (args.init not in ('default', 'none') and not weights_lib.is_remote(args.init)

@@ -81,6 +81,7 @@ from pipeline.run import check_reachable
 from pipeline.run import dry_run_job
 from pipeline.run import interrupt_status
 from pipeline.run import prepare_remote_launch
+from pipeline.run import quiet_beam_logs
 from pipeline.run import run_and_wait
 from pipeline.run import terminate_as_interrupt
 from transforms import clips
@@ -89,6 +90,8 @@ from transforms import images
 from transforms import interpolate
 from transforms import quality
 from transforms import scene_cuts
+
+_log = logging.getLogger(__name__)
 
 MODEL = 'model'
 COMPARISONS = 'comparisons'  # the folder of comparison PNGs under --output
@@ -289,7 +292,7 @@ class EvaluateTriplet(beam.DoFn):
     available = quality.available_baselines()
     for name in self._baseline_names:
       if name not in available:
-        logging.warning('Baseline %s is not available on this worker: skipped', name)
+        _log.warning('Baseline %s is not available on this worker: skipped', name)
     self._methods = {name: available[name] for name in self._baseline_names if name in available}
     if self._use_model:
       model = self.acquire_model()
@@ -457,7 +460,7 @@ def _choose_baselines(requested):
   available = quality.available_baselines()
   skipped = [n for n in names if n not in available]
   for name in skipped:
-    logging.warning('Skipping baseline %s: %s', name,
+    _log.warning('Skipping baseline %s: %s', name,
                     quality.NO_FFMPEG if name == 'minterpolate' else
                     'OpenCV is not installed (pip install opencv-python-headless)')
   return [n for n in names if n in available], skipped
@@ -589,7 +592,9 @@ def main(argv=None):
   """Command line entry: runs the evaluation, prints the table; exit status 2 (one line, before
   any work) if the flags, the input or the model cannot work, 1 if a triplet or method could not
   be scored (listed), else 0."""
+  flags.plain_log_lines()
   logging.getLogger().setLevel(logging.WARNING)  # (Beam logs its state cache at INFO)
+  quiet_beam_logs()
   known, beam_args = parse_known_args(argv)
   # SIGTERM stops it as Ctrl-C does, in one line (on Dataflow: which job runs on).
   with terminate_as_interrupt() as caught:

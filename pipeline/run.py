@@ -35,10 +35,13 @@ from apache_beam.options.pipeline_options import SetupOptions
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import TestOptions
 from apache_beam.options.pipeline_options import WorkerOptions
+from apache_beam.portability.api import beam_fn_api_pb2
 from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
 from apache_beam.runners.runner import PipelineRunner
 from apache_beam.utils import shared
+from google.protobuf import text_format
 
+from film_net import flags
 from pipeline import options as pipeline_flags
 from transforms import clips as clips_lib
 from transforms import files
@@ -46,6 +49,8 @@ from transforms import interpolate
 from transforms import prune
 from transforms import records
 from transforms import retime
+
+_log = logging.getLogger(__name__)
 
 _LOCAL_RUNNERS = (None, 'DirectRunner', 'SwitchingDirectRunner', 'FnApiRunner', 'LocalRunner')
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -481,7 +486,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   try:
     records.write_started(known.output, known.run_id, details)
   except Exception as e:  # pylint: disable=broad-except
-    logging.warning('cannot write %s under %s (%s): every done marker found will be read',
+    _log.warning('cannot write %s under %s (%s): every done marker found will be read',
                     records.STARTED, records.run_dir(known.output, known.run_id), e)
   if local and FileSystems.get_scheme(known.output) is None:
     _delete_stale_temporaries(known.output)
@@ -582,7 +587,7 @@ def clear_earlier_records(output, run_id):
   except Exception:  # pylint: disable=broad-except
     earlier = []  # Nothing there (some filesystems raise for a missing folder).
   if earlier:
-    logging.warning('--run_id %s was used before on %s: replacing its records in %s', run_id,
+    _log.warning('--run_id %s was used before on %s: replacing its records in %s', run_id,
                     output, run_dir)
     files.delete_tree(run_dir)
 
@@ -608,6 +613,7 @@ class _ProgressPrinter:
     self._dir = progress_dir
     self._interval = interval
     self._started = time.time()
+    self._shown = None  # the counts of the last line printed
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, daemon=True, name='progress')
     self._thread.start()
@@ -634,10 +640,10 @@ class _ProgressPrinter:
         frames += note['frames']
     return total, done, processed, frames
 
-  def line(self):
+  def line(self, counts=None):
     """The progress line. The ETA comes from the pairs this run made: pairs an earlier run
     finished are skipped at once and say nothing of how long the rest will take."""
-    total, done, processed, frames = self._read()
+    total, done, processed, frames = counts or self._read()
     elapsed = time.time() - self._started
     rate = frames / elapsed if elapsed > 0 else 0.0
     eta = '?'
@@ -648,18 +654,55 @@ class _ProgressPrinter:
 
   def _loop(self):
     while not self._stop.wait(self._interval):
-      print(self.line(), flush=True)
+      self._print(self._read())
+
+  def _print(self, counts):
+    self._shown = counts
+    print(self.line(counts), flush=True)
 
   def stop(self):
+    """The last line, unless the last tick showed the same counts (a run ending just after
+    it printed the same line twice)."""
     self._stop.set()
     self._thread.join()
-    print(self.line(), flush=True)
+    counts = self._read()
+    if counts != self._shown:
+      self._print(counts)
     shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def read_summary(output, run_id):
   path = files.join(records.run_dir(output, run_id), 'summary.json')
   return json.loads(files.read_bytes(path))
+
+
+def quiet_beam_logs():
+  """The log filters of a local run's command line (`main`; `pipeline.evaluate`'s too), each
+  added once however many times it is asked."""
+  for name, kept in (('apache_beam.runners.common', _not_an_interruption),
+                     ('apache_beam.runners.portability.local_job_service', _workers_own_lines)):
+    logger = logging.getLogger(name)
+    if kept not in logger.filters:
+      logger.addFilter(kept)
+
+
+def _workers_own_lines(record):
+  """A logging filter: worker processes (--direct_running_mode multi_processing) send their
+  log to the launcher, which Beam logs whole as protobuf text ('Worker: severity: WARN
+  timestamp {...} message: "..." log_location: "..."', 400 characters). Keeps the message alone,
+  and of Beam's own lines only errors (below them: start-up notes such as 'Discarding
+  unparseable args', of flags no user typed)."""
+  if record.msg != 'Worker: %s' or not record.args:
+    return True
+  entry = beam_fn_api_pb2.LogEntry()
+  try:
+    text_format.Parse(str(record.args[0]), entry)
+  except text_format.ParseError:
+    return True
+  if '/apache_beam/' in entry.log_location and entry.severity < entry.Severity.ERROR:
+    return False
+  record.msg, record.args = '%s', (entry.message,)
+  return True
 
 
 def _not_an_interruption(record):
@@ -708,10 +751,9 @@ def terminate_as_interrupt():
 def main(argv=None):
   """Command line entry: runs the job, prints the outcome, returns the exit status."""
   argv = list(sys.argv[1:] if argv is None else argv)
+  flags.plain_log_lines()
   logging.getLogger().setLevel(logging.WARNING)
-  beam_errors = logging.getLogger('apache_beam.runners.common')
-  if _not_an_interruption not in beam_errors.filters:
-    beam_errors.addFilter(_not_an_interruption)
+  quiet_beam_logs()
   try:
     known, beam_args = pipeline_flags.parse_known_args(argv)
   except SystemExit as e:

@@ -111,8 +111,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if not args.clips and not args.edits:
     parser.error('--clips 0 and --edits 0 write nothing')
-  if os.path.exists(args.output) and not os.path.isdir(args.output):
-    parser.error(f'--output {args.output} is a file, not a folder')
+  flags.check_paths(parser, [('--output', args.output)])
   width, height = args.size
   for c in range(args.clips):
     folder = os.path.join(args.output, f'clip_{c:02d}')

@@ -323,3 +323,23 @@ def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
   np.testing.assert_allclose(Interpolator.from_path('gs://film-test/models/exported [3]',
                                                     align=None)(x0, x1), reference,
                              rtol=1e-5, atol=1e-6)
+
+
+def test_the_export_command_writes_a_saved_model_that_runs_as_the_file(tiny_model, tmp_path,
+                                                                       capsys):
+  """`python -m film_net.export` printed nothing, wrote nothing and exited 0 (no command line)."""
+  from film_net import export  # pylint: disable=import-outside-toplevel
+  model_path, interp = tiny_model
+  out = str(tmp_path / 'saved')
+  assert export.main(['--model', model_path, '--output', out]) == 0
+  assert f'wrote a SavedModel of {model_path} to {out}' in capsys.readouterr().out
+  x = np.random.default_rng(7).random((2, 1, 24, 40, 3), np.float32)
+  np.testing.assert_allclose(Interpolator.from_path(out)(x[0], x[1]), interp(x[0], x[1]),
+                             rtol=1e-5, atol=1e-5)
+  loaded = tf.saved_model.load(out)
+  image = loaded({'x0': x[0], 'x1': x[1], 'time': np.full((1, 1), 0.5, np.float32)},
+                 training=False)['image']
+  assert image.shape == (1, 24, 40, 3)
+  with pytest.raises(SystemExit) as stop:
+    export.main(['--model', str(tmp_path / 'gone.npz'), '--output', out])
+  assert stop.value.code == 2 and 'gone.npz: no such file or folder' in capsys.readouterr().err

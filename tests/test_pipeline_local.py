@@ -5,10 +5,13 @@ records and summary that match the disk, nightly skip with zero model calls, kil
 
 import glob
 import json
+import logging
 import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -16,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_clip, metric, read_png, run_job, run_records, write_dpx
+from conftest import ROOT, make_clip, metric, read_png, run_job, run_records, write_dpx
 from film_net import Interpolator
 from pipeline import run as run_module
 from pipeline import sample_footage
@@ -802,10 +805,35 @@ def test_the_eta_counts_only_pairs_this_run_made(tmp_path):
   assert 850 <= int(line.rsplit('ETA ', 1)[1].rstrip('s')) <= 950
 
 
+def test_the_last_progress_line_is_not_the_last_ticks_again(tmp_path, capsys):
+  """A run ending just after a tick printed the same line twice."""
+  notes = tmp_path / 'notes'
+  notes.mkdir()
+  (notes / 'clip-1.json').write_text(json.dumps({'pairs': 2}))
+  (notes / 'unit-a.json').write_text(json.dumps({'pairs': 1, 'processed': 1, 'frames': 3}))
+  printer = run_module._ProgressPrinter(str(notes), 0.5)  # pylint: disable=protected-access
+  _wait_for_a_tick(printer)
+  printer.stop()
+  assert capsys.readouterr().out.count('progress: 1/2 pairs, 3 frames written') == 1
+  notes.mkdir()
+  (notes / 'clip-1.json').write_text(json.dumps({'pairs': 2}))
+  printer = run_module._ProgressPrinter(str(notes), 0.5)  # pylint: disable=protected-access
+  _wait_for_a_tick(printer)
+  (notes / 'unit-a.json').write_text(json.dumps({'pairs': 2, 'processed': 2, 'frames': 5}))
+  printer.stop()  # what changed since the tick is shown
+  out = capsys.readouterr().out
+  assert 'progress: 0/2 pairs' in out and 'progress: 2/2 pairs, 5 frames written' in out
+
+
+def _wait_for_a_tick(printer):
+  deadline = time.monotonic() + 60
+  while printer._shown is None and time.monotonic() < deadline:  # pylint: disable=protected-access
+    time.sleep(0.05)
+
+
 def test_a_progress_folder_removed_under_a_run_costs_only_progress_lines(tmp_path, capsys):
   """Another launcher that cannot see this process (another pid namespace sharing /tmp) may
   take its progress folder for a killed run's and remove it: the finished job must not fail."""
-  import shutil  # pylint: disable=import-outside-toplevel
   notes = tmp_path / 'notes'
   notes.mkdir()
   (notes / 'clip-1.json').write_text(json.dumps({'pairs': 3}))
@@ -819,8 +847,6 @@ def test_a_local_run_removes_the_progress_folders_of_killed_runs(tmp_path, tiny_
                                                                  monkeypatch):
   """A killed run cannot remove its progress folder; the next local run removes those whose
   launching process is gone, and leaves those of live runs and of unknown names."""
-  import subprocess  # pylint: disable=import-outside-toplevel
-  import tempfile  # pylint: disable=import-outside-toplevel
   from transforms import records  # pylint: disable=import-outside-toplevel
   model_path, _ = tiny_model
   monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'tmp'))
@@ -1229,3 +1255,39 @@ def test_the_runs_line_counts_in_words_and_says_how_many_more_than_listed(tmp_pa
                            '--times_to_interpolate=0')
   assert status == 0 and '1 pair (1 ok, 0 skipped, 0 failed), 0 errors, 2 frames' in (
       capsys.readouterr().out)
+
+
+def test_the_tools_own_warnings_read_as_its_lines_and_come_once(tmp_path, tiny_model):
+  """They read 'WARNING:root:...' like a library's, and each worker process repeated the model's
+  warning (as Beam's protobuf dump of the worker's log, with Beam's own start-up notes)."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 2, seed=3)
+  argv = [sys.executable, '-m', 'pipeline.run', f'--input={tmp_path / "archive"}',
+          f'--output={tmp_path / "out"}', f'--model_path={model_path}', '--run_id=again',
+          '--times_to_interpolate=0', '--precision=bfloat16']
+  run = lambda: subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert run().returncode == 0
+  rerun = run()
+  warnings = rerun.stderr.strip().splitlines()
+  assert rerun.returncode == 0 and all(line.startswith('warning: ') for line in warnings)
+  assert f'warning: --run_id again was used before on {tmp_path / "out"}' in rerun.stderr
+  bfloat16 = [line for line in warnings if 'bfloat16' in line]
+  assert len(bfloat16) <= 1 and ('no bfloat16 arithmetic' in bfloat16[0] if bfloat16 else True)
+
+
+def test_a_worker_process_log_line_is_its_message_and_beams_own_notes_are_dropped(caplog):
+  from apache_beam.portability.api import beam_fn_api_pb2  # pylint: disable=import-outside-toplevel
+  from apache_beam.runners.portability import local_job_service  # pylint: disable=import-outside-toplevel
+  run_module.quiet_beam_logs()
+  entry = beam_fn_api_pb2.LogEntry
+  bundle = beam_fn_api_pb2.LogEntry.List(log_entries=[
+      entry(severity=entry.Severity.WARN, message='Discarding unparseable args: [\'--x\']',
+            log_location='/venv/apache_beam/options/pipeline_options.py:570'),
+      entry(severity=entry.Severity.WARN, message='pruned "old": 3 files\nof a clip',
+            log_location='/work/transforms/prune.py:91'),
+      entry(severity=entry.Severity.ERROR, message='bundle failed',
+            log_location='/venv/apache_beam/runners/worker/sdk_worker.py:300')])
+  with caplog.at_level(logging.INFO):
+    list(local_job_service.BeamFnLoggingServicer().Logging([bundle]))
+  assert [r.getMessage() for r in caplog.records] == ['pruned "old": 3 files\nof a clip',
+                                                      'bundle failed']

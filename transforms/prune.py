@@ -24,6 +24,8 @@ from transforms import files
 from transforms import records
 from transforms.interpolate import FRAME_NAME
 
+_log = logging.getLogger(__name__)
+
 
 def output_clip_files(output):
   """{clip name: [paths]} of the frame files and done markers under `output` by the clip they
@@ -56,7 +58,7 @@ class PruneRemovedClips(beam.DoFn):
       why = (f'{len(listing_gaps)} part(s) of the input could not be listed, e.g. '
              f'{listing_gaps[0]["uris"][0]} (see its error record): their clips may be only '
              f'unreachable' if listing_gaps else 'the input has no clip')
-      logging.warning('--prune_removed_clips: nothing pruned: %s', why)
+      _log.warning('--prune_removed_clips: nothing pruned: %s', why)
       if listing_gaps:
         yield beam.pvalue.TaggedOutput('errors', records.error_record(
             self._run_id, [output], 'prune', clips.IncompleteListing(why),
@@ -88,7 +90,7 @@ class PruneRemovedClips(beam.DoFn):
         continue
       _remove_empty_folders(output, clip, keep)
       records.counter('clips_pruned').inc()
-      logging.warning('pruned %s: %d files of a clip no longer in the input',
+      _log.warning('pruned %s: %d files of a clip no longer in the input',
                       files.join(output, clip), len(paths))
       yield {'clip': clip, 'files_removed': len(paths)}
 

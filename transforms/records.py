@@ -16,6 +16,8 @@ from apache_beam.metrics import Metrics
 
 from transforms import files
 
+_log = logging.getLogger(__name__)
+
 METRICS_NAMESPACE = 'film_pipeline'
 _MAX_FAILURES_LISTED = 50
 STARTED = 'started.json'
@@ -72,7 +74,7 @@ def progress_note(progress_dir, name, note):
       json.dump(note, f)
     os.replace(path + '.tmp', path)
   except OSError as e:
-    logging.warning('progress note %s not written: %s', path, e)
+    _log.warning('progress note %s not written: %s', path, e)
 
 
 def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds, error=None,
