@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Submits the FILM interpolation job to Google Cloud Dataflow.
 #
-#   ./run_dataflow.sh --input gs://BUCKET/archive --output gs://BUCKET/interpolated [options]
+#   ./run_dataflow.sh --project PROJECT --bucket BUCKET --input gs://BUCKET/archive \
+#       --output gs://BUCKET/interpolated [options]
 #   ./run_dataflow.sh --dry_run --project demo --region us-central1 \
 #       --temp_location gs://demo/tmp --input gs://demo/in --output gs://demo/out
 #
@@ -21,6 +22,8 @@
 #                          Python must be the launcher's: IMAGE_BEAM_VERSION, IMAGE_PYTHON_VERSION
 #                          (default: Dockerfile.worker's FROM line) are checked against them.
 #   --job_name NAME        JOB_NAME (default film-interpolate-<UTC time>)
+#   (--worker_machine_type and --max_num_workers, Beam's names, are taken for --machine_type and
+#   --max_workers)
 #   --dry_run              build the whole job offline, print its steps, submit nothing
 # Every other flag passes through to the pipeline (python -m pipeline.run --help) and Beam.
 set -euo pipefail
