@@ -111,9 +111,19 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   flags.check_paths(parser, [('--output', args.output)], [('--model', args.model)])
   try:
-    Interpolator.from_path(args.model).export_saved_model(args.output)
-  except (OSError, ValueError) as e:
+    model = Interpolator.from_path(args.model)
+  except (OSError, ValueError) as e:  # its message names the file and why
     print(f'error: {e}', file=sys.stderr)
+    return 1
+  try:
+    model.export_saved_model(args.output)
+  except Exception as e:  # pylint: disable=broad-except
+    # TensorFlow's own errors for a local path, the storage client's for gs://: in one line.
+    why = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if weights_lib.is_remote(args.output):  # no such bucket, no access: in the pipeline's words
+      from transforms import files  # pylint: disable=import-outside-toplevel
+      why = files.unreachable(args.output.rstrip('/').rsplit('/', 1)[0]) or why
+    print(f'error: cannot write a SavedModel to {args.output}: {why}', file=sys.stderr)
     return 1
   print(f'wrote a SavedModel of {args.model or "the built-in model"} to {args.output}')
   return 0

@@ -37,7 +37,7 @@ def check_paths(parser: argparse.ArgumentParser, folders=(), models=()) -> None:
   """A usage error for a (flag, path) of `folders` that is a file, or of `models` (None: the
   built-in model) that is not there; remote paths are checked where they are read."""
   for flag, path in folders:
-    if os.path.isfile(path):
+    if os.path.exists(path) and not os.path.isdir(path):  # (a device or a pipe too)
       parser.error(f'{flag} {path} is a file, not a folder')
   for flag, path in models:
     if path and '://' not in path and not os.path.exists(path):
@@ -46,10 +46,16 @@ def check_paths(parser: argparse.ArgumentParser, folders=(), models=()) -> None:
 
 def plain_log_lines() -> None:
   """Log lines in the words of the command lines' own: 'warning: ...' (a warning from an
-  unconfigured root logger reads 'WARNING:root:...', like a library's), each text once (every
-  worker process of a local run builds the model and would repeat its warning). Left alone
-  where logging is set up already (by a program that imports this, by pytest)."""
+  unconfigured root logger reads 'WARNING:root:...', like a library's), each warning's text
+  once per command (every worker process of a local run builds the model and would repeat its
+  warning). Left alone where logging is set up otherwise (by a program that imports this, by
+  pytest); a command run again in the same process starts its count afresh."""
   root = logging.getLogger()
+  ours = [h for h in root.handlers if isinstance(h.formatter, _LevelFirst)]
+  if ours:
+    for handler in ours:
+      handler.filters = [_OnceEach()]
+    return
   if root.handlers:
     return
   handler = logging.StreamHandler()
@@ -69,6 +75,8 @@ class _OnceEach(logging.Filter):
     self._seen = set()
 
   def filter(self, record):
+    if record.levelno >= logging.ERROR:  # (each with its own traceback)
+      return True
     key = (record.levelno, record.getMessage())
     if key in self._seen:
       return False

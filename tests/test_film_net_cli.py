@@ -248,3 +248,34 @@ def test_a_bad_value_is_one_line_under_the_commands_own_usage(tmp_path, capsys, 
   assert run.main(['--input', str(tmp_path), '--output', str(tmp_path / 'out'), *argv]) == 2
   err = capsys.readouterr().err
   assert f'python -m pipeline.run: error: {message}' in err and len(err.splitlines()) < 25
+
+
+@pytest.mark.parametrize('module, argv', [
+    ('film_net.train', ['--output_dir', os.devnull, '--steps', '1']),
+    ('film_net.interpolate', ['a.png', 'b.png', '--output_dir', os.devnull]),
+    ('film_net.export', ['--output', os.devnull]),
+    ('pipeline.sample_footage', ['--output', os.devnull])])
+def test_a_folder_flag_naming_a_device_or_pipe_is_a_usage_error(capsys, module, argv):
+  """`/dev/null` or a FIFO passed the check that --output_dir is no file, then failed in
+  `os.makedirs` with a traceback."""
+  main = dict(_every_command_line())[module]
+  with pytest.raises(SystemExit) as stop:
+    main(argv)
+  assert stop.value.code == 2 and f'{os.devnull} is a file, not a folder' in (
+      capsys.readouterr().err)
+
+
+def test_plain_log_lines_read_as_the_tools_once_per_command_and_keep_every_error():
+  script = """
+import logging
+from film_net import flags
+for night in (1, 2):
+  flags.plain_log_lines()
+  for _ in range(2):
+    logging.getLogger('pipeline.run').warning('nothing pruned')
+    logging.getLogger('pipeline.run').error('cannot list gs://b')
+"""
+  done = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+  assert done.stderr.splitlines() == ['warning: nothing pruned', 'error: cannot list gs://b',
+                                      'error: cannot list gs://b'] * 2

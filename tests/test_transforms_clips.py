@@ -392,6 +392,33 @@ def test_numbering_gaps_are_where_frame_numbers_skip_more_than_the_clips_step():
   assert clips.numbering_gaps(['c/f7.png', 'c/f007.png', 'c/f0007.png']) == []
 
 
+def test_a_manifests_gap_sets_no_step_and_retimed_its_clip_gets_no_notice(tmp_path):
+  """Every other scan (0 2 4), a gap row, then every other scan from one on (5 7 9): the
+  unpaired 4 to 5 made the step 1, and every pair 'a frame missing?'. Retimed, a clip with a gap
+  is refused whole, yet its notice said it was retimed and 'the rest of the clip runs'."""
+  names = [f'r{k:04d}.png' for k in (0, 2, 4, 5, 7, 9)]
+  for name in names:
+    (tmp_path / name).write_bytes(b'x')
+  paired = (True, True, False, True, True)
+  paths = [str(tmp_path / n) for n in names]
+  assert clips.numbering_gaps(paths, paired) == [] and clips.long_pairs(paths, paired) == ()
+  assert len(clips.numbering_gaps(paths)) == 4  # (as one folder's consecutive frames)
+  rows = ['clip,frame0,frame1'] + [f'x,{a},{b}' for a, b in zip(names, names[1:]) if a != names[2]]
+  (tmp_path / 'm.csv').write_text('\n'.join(rows) + '\n')
+  found, errors = _discover(str(tmp_path / 'm.csv'))
+  assert found[0].paired == paired and found[0].long_pairs == () and errors == []
+  os.remove(tmp_path / names[4])  # 7: lost, a pair 5-9 now
+  rows = ['clip,frame0,frame1', f'x,{names[0]},{names[1]}', f'x,{names[1]},{names[2]}',
+          f'x,{names[3]},{names[5]}']
+  (tmp_path / 'm.csv').write_text('\n'.join(rows) + '\n')
+  _, errors = _discover(str(tmp_path / 'm.csv'))
+  assert [e['severity'] for e in errors] == ['notice']
+  assert 'r0005.png to r0009.png (1 frame missing?)' in errors[0]['message']
+  retimed = clips.DiscoverClips('run', retimed=True)
+  assert not [item for item in retimed.process(str(tmp_path / 'm.csv'))
+              if isinstance(item, beam.pvalue.TaggedOutput)]
+
+
 def test_repeated_numbers_are_frames_that_share_one_number():
   """Silently used one after the other, they were one scan shown twice (a stutter)."""
   assert clips.repeated_numbers(['c/f9.png', 'c/f10.png', 'c/f010.png', 'c/f11.png']) == [

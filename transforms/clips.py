@@ -13,8 +13,10 @@ A `Unit` is a run of up to `pairs_per_unit` pairs of one clip. Neighbouring unit
 boundary frame, which the earlier unit writes (`owns_first` is false for the later one).
 
 Problems found here (missing input, empty clip folder, one-frame clip, stray file, malformed
-manifest row, frame numbers that skip: a scan or file lost) become error records; the rest of
-the input still runs. A folder clip's lost frames also make its `long_pairs`, for retiming.
+manifest row, frame numbers that skip: a scan or file lost) become error records (of severity
+'notice' where the run does all it could: a lone frame, numbers that skip or repeat); the rest of
+the input still runs. A clip's lost frames (a folder's, or a manifest's of one folder) also
+make its `long_pairs`, for retiming.
 """
 
 import collections
@@ -112,29 +114,35 @@ def _numbers_alike(paths):
 MAX_LOST_FRAMES = 4
 
 
-def long_pairs(paths):
+def long_pairs(paths, paired=None):
   """((pair, its length in frame intervals), ...) of the pairs whose frame numbers skip more
   than the clip's step, the least difference between neighbours, by up to `MAX_LOST_FRAMES`:
   scans or files lost between their frames. Retiming keeps the later frames at their times by
-  them."""
-  return tuple((i, length) for i, length in _skips(paths)
+  them. `paired` (a manifest's; default: all): neighbours in no pair count for neither."""
+  return tuple((i, length) for i, length in _skips(paths, paired)
                if math.ceil(length) - 1 <= MAX_LOST_FRAMES)
 
 
-def numbering_gaps(paths):
-  """[(path, next path, frames missing)] where a clip's frame numbers skip more than its step."""
-  return [(paths[i], paths[i + 1], math.ceil(length) - 1) for i, length in _skips(paths)]
+def numbering_gaps(paths, paired=None):
+  """[(path, next path, frames missing)] where a clip's frame numbers skip more than its step
+  (`paired` as in `long_pairs`)."""
+  return [(paths[i], paths[i + 1], math.ceil(length) - 1)
+          for i, length in _skips(paths, paired)]
 
 
-def _skips(paths):
+def _skips(paths, paired=None):
   """[(pair, length in steps)] of the pairs whose numbers differ by more than the clip's step
-  (the least rise between neighbours)."""
+  (the least rise between neighbours that are a pair: a manifest's clip that takes every other
+  scan and starts again one scan on, past a gap, steps by two)."""
   numbers = frame_numbers(paths) if len(paths) >= 3 else None
-  steps = [b - a for a, b in zip(numbers, numbers[1:])] if numbers else []
-  if not any(steps):
+  if not numbers:
     return []
-  step = min(d for d in steps if d)
-  return [(i, fractions.Fraction(d, step)) for i, d in enumerate(steps) if d > step]
+  steps = [(i, b - a) for i, (a, b) in enumerate(zip(numbers, numbers[1:]))
+           if paired is None or paired[i]]
+  if len(steps) < 2 or not any(d for _, d in steps):
+    return []
+  step = min(d for _, d in steps if d)
+  return [(i, fractions.Fraction(d, step)) for i, d in steps if d > step]
 
 
 _FRAME_NUMBER = re.compile(r'^(.*?)(\d+)(\D*)$')
@@ -244,11 +252,11 @@ class DiscoverClips(beam.DoFn):
   def _numbering_notices(self, clip, paths, paired):
     """Notices of a skip or a repeat in a clip's frame numbers (`clip`: how to name it): a
     scan lost, or one scan twice. A skip between frames in no pair (a manifest's gap) is none:
-    nothing is made across it."""
-    position = {path: i for i, path in enumerate(paths)}
-    for before, after, missing in numbering_gaps(paths):
-      if not paired[position[before]]:
-        continue
+    nothing is made across it; retimed, such a clip is refused whole (its plan error), so it
+    gets none at all."""
+    if self._retimed and not all(paired):
+      return  # refused whole, no times to go by: its plan error says so
+    for before, after, missing in numbering_gaps(paths, paired):
       lost = f'{missing} frame{"s" * (missing > 1)} missing?'
       what = 'the two frames are taken as consecutive, so the motion jumps there'
       if self._retimed and missing <= MAX_LOST_FRAMES:
@@ -409,7 +417,7 @@ class DiscoverClips(beam.DoFn):
         yield from self._numbering_notices(f'clip {clip!r} of {manifest}', frames, paired)
       yield Clip(name=names[clip],
                  frames=tuple((f, versions.get(f, '')) for f in frames),
-                 paired=tuple(paired), long_pairs=long_pairs(frames) if numbered else ())
+                 paired=tuple(paired), long_pairs=long_pairs(frames, paired) if numbered else ())
 
 
 def folder_clip_names(root, folders, clip_folders):
