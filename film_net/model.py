@@ -33,8 +33,8 @@ class FilmNet(keras.layers.Layer):
     self._bfloat16 = specs.bfloat16_convs(options, precision)
     if precision == 'bfloat16' and not bfloat16_is_native():
       _log.warning('precision bfloat16: this machine has no bfloat16 arithmetic (CPU without '
-                      'AVX512_BF16 or AMX, GPU before compute capability 8.0), so it is emulated '
-                      'and likely slower than float32')
+                   'AVX512_BF16 or AMX, GPU before compute capability 8.0), so it is emulated '
+                   'and likely slower than float32')
     self.options = options
     self.precision = precision
     self.specs = specs.conv_specs(options)

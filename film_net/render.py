@@ -320,7 +320,7 @@ def natural_images() -> Tuple[Tuple[np.ndarray, bool], ...]:
     import skimage.data
   except ImportError:
     _log.warning('scikit-image is not installed: training scenes get procedural textures '
-                    'only, not its photographs (pip install .[train])')
+                 'only, not its photographs (pip install .[train])')
     return ()
   from PIL import Image
   folder = os.path.dirname(skimage.data.__file__)

@@ -461,8 +461,8 @@ def _choose_baselines(requested):
   skipped = [n for n in names if n not in available]
   for name in skipped:
     _log.warning('Skipping baseline %s: %s', name,
-                    quality.NO_FFMPEG if name == 'minterpolate' else
-                    'OpenCV is not installed (pip install opencv-python-headless)')
+                 quality.NO_FFMPEG if name == 'minterpolate' else
+                 'OpenCV is not installed (pip install opencv-python-headless)')
   return [n for n in names if n in available], skipped
 
 

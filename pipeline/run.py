@@ -487,7 +487,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     records.write_started(known.output, known.run_id, details)
   except Exception as e:  # pylint: disable=broad-except
     _log.warning('cannot write %s under %s (%s): every done marker found will be read',
-                    records.STARTED, records.run_dir(known.output, known.run_id), e)
+                 records.STARTED, records.run_dir(known.output, known.run_id), e)
   if local and FileSystems.get_scheme(known.output) is None:
     _delete_stale_temporaries(known.output)
   printer = _ProgressPrinter(progress_dir, known.progress_interval) if progress_dir else None
@@ -588,7 +588,7 @@ def clear_earlier_records(output, run_id):
     earlier = []  # Nothing there (some filesystems raise for a missing folder).
   if earlier:
     _log.warning('--run_id %s was used before on %s: replacing its records in %s', run_id,
-                    output, run_dir)
+                 output, run_dir)
     files.delete_tree(run_dir)
 
 

@@ -232,7 +232,7 @@ class DiscoverClips(beam.DoFn):
   def __init__(self, run_id, output=None, retimed=False):
     self._run_id = run_id
     self._output = output
-    self._retimed = retimed  # only for the words of a numbering gap's record
+    self._retimed = retimed  # for the numbering notices: their words, and none where refused
 
   def process(self, input_spec):
     try:

@@ -91,7 +91,7 @@ class PruneRemovedClips(beam.DoFn):
       _remove_empty_folders(output, clip, keep)
       records.counter('clips_pruned').inc()
       _log.warning('pruned %s: %d files of a clip no longer in the input',
-                      files.join(output, clip), len(paths))
+                   files.join(output, clip), len(paths))
       yield {'clip': clip, 'files_removed': len(paths)}
 
 
