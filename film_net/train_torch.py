@@ -199,9 +199,9 @@ def _device(name):
     raise argparse.ArgumentTypeError(f'{name!r}: use cpu, cuda or cuda:N') from None
   if device.type == 'cuda' and not torch.cuda.is_available():
     raise argparse.ArgumentTypeError(f'{name!r}: this PyTorch sees no CUDA GPU; use cpu')
-  if device.type == 'cuda' and device.index is not None and device.index >= torch.cuda.device_count():
-    raise argparse.ArgumentTypeError(f'{name!r}: this machine has {torch.cuda.device_count()} '
-                                     f'CUDA GPU(s)')
+  count = torch.cuda.device_count()
+  if device.type == 'cuda' and device.index is not None and device.index >= count:
+    raise argparse.ArgumentTypeError(f'{name!r}: this machine has {count} CUDA GPU(s)')
   if device.type not in ('cpu', 'cuda'):
     raise argparse.ArgumentTypeError(f'{name!r}: use cpu, cuda or cuda:N')
   return device
