@@ -72,7 +72,6 @@ from film_net import specs
 from film_net.render import TRIPLET_NAMES
 from pipeline import options as pipeline_flags
 from pipeline.run import LocalRunner
-from pipeline.run import StillRunning
 from pipeline.run import UsageError
 from pipeline.run import _is_local
 from pipeline.run import _runner_name
@@ -82,6 +81,7 @@ from pipeline.run import dry_run_job
 from pipeline.run import interrupt_status
 from pipeline.run import prepare_remote_launch
 from pipeline.run import quiet_beam_logs
+from pipeline.run import run_command
 from pipeline.run import run_and_wait
 from pipeline.run import terminate_as_interrupt
 from transforms import clips
@@ -596,39 +596,24 @@ def main(argv=None):
   logging.getLogger().setLevel(logging.WARNING)  # (Beam logs its state cache at INFO)
   quiet_beam_logs()
   known, beam_args = parse_known_args(argv)
+  results = files.join(known.output, 'results.json')
   # SIGTERM stops it as Ctrl-C does, in one line (on Dataflow: which job runs on).
   with terminate_as_interrupt() as caught:
-    try:
-      run(argv)
-    except (interpolate.ModelError, UsageError) as e:
-      print(f'error: {e}', file=sys.stderr)
-      return 2
-    except StillRunning as e:
-      print(f'interrupted: {e}', file=sys.stderr)
-      return interrupt_status(caught)
-    except KeyboardInterrupt:
-      return _interrupted(caught)
-    except Exception as e:  # pylint: disable=broad-except
-      if str(e).startswith('KeyboardInterrupt'):  # (as Beam's runners pass a worker's on)
-        return _interrupted(caught)
-      if type(e).__name__ != 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
-        raise
-      print(f'error: {e}\nThe workers\' errors are in the job\'s log in the Dataflow console.',
-            file=sys.stderr)
-      return 1
-    if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
-      return 0
-    results = files.join(known.output, 'results.json')
-    try:
-      with FileSystems.open(results) as f:
-        report = json.loads(f.read())
-      print(format_table(report))
-      for error in report['errors']:
-        print(f'error: {error["error"]}', file=sys.stderr)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM after the job: its results are written
-      print(f'interrupted: the evaluation had ended; its results are in {results}',
-            file=sys.stderr)
-      return interrupt_status(caught)
+    return run_command(
+        caught, lambda: run(argv),
+        _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run),
+        lambda _: _print_results(results), _interrupted,
+        'The workers\' errors are in the job\'s log in the Dataflow console.',
+        f'the evaluation had ended; its results are in {results}')
+
+
+def _print_results(results):
+  """Prints the table and the errors of `results` (results.json); 1 if any, else 0."""
+  with FileSystems.open(results) as f:
+    report = json.loads(f.read())
+  print(format_table(report))
+  for error in report['errors']:
+    print(f'error: {error["error"]}', file=sys.stderr)
   return 1 if report['errors'] else 0
 
 

@@ -760,38 +760,48 @@ def main(argv=None):
     return e.code
   argv.append(f'--run_id={known.run_id}')
   with terminate_as_interrupt() as caught:
-    return _run_and_report(argv, known, beam_args, caught)
+    return run_command(
+        caught, lambda: run(argv),
+        _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run),
+        lambda result: _report(known, result.state),
+        lambda caught: _interrupted(known.run_id, caught),
+        'What its workers finished is kept (done markers); the same command finishes the job. '
+        'The workers\' errors are in the job\'s log in the Dataflow console.',
+        f'run {known.run_id} had ended; its summary is in '
+        f'{records.run_dir(known.output, known.run_id)}')
 
 
-def _run_and_report(argv, known, beam_args, caught):
-  """`main` after the flags are read: runs the job, returns the exit status."""
+def run_command(caught, start, dry_run, report, interrupted, failed_note, ended):
+  """What the command lines of `pipeline.run` and `pipeline.evaluate` share: `start()` runs the
+  job, `report(result)` prints its outcome and returns the exit status. Exit status 2 (one
+  line) where the flags or the model cannot work; 1 where a Dataflow job ended FAILED or
+  CANCELLED (`failed_note` after Beam's message); 130 or 143 where interrupted: during the job
+  `interrupted(caught)` says so (StillRunning: a Dataflow job that runs on), after it `ended`
+  names what it left; 0 for a dry run."""
   try:
-    result = run(argv)
+    result = start()
   except (interpolate.ModelError, UsageError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  except Exception as e:  # pylint: disable=broad-except
-    if type(e).__name__ == 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
-      print(f'error: {e}\nWhat its workers finished is kept (done markers); the same command '
-            f'finishes the job. The workers\' errors are in the job\'s log in the Dataflow '
-            f'console.', file=sys.stderr)
-      return 1
-    # Beam's runners pass a worker's Ctrl-C on as RuntimeError('KeyboardInterrupt [while ...]').
-    if not str(e).startswith('KeyboardInterrupt'):
-      raise
-    return _interrupted(known.run_id, caught)
   except StillRunning as e:
     print(f'interrupted: {e}', file=sys.stderr)
     return interrupt_status(caught)
   except KeyboardInterrupt:
-    return _interrupted(known.run_id, caught)
-  if _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run):
+    return interrupted(caught)
+  except Exception as e:  # pylint: disable=broad-except
+    if type(e).__name__ == 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
+      print(f'error: {e}\n{failed_note}', file=sys.stderr)
+      return 1
+    # Beam's runners pass a worker's Ctrl-C on as RuntimeError('KeyboardInterrupt [while ...]').
+    if not str(e).startswith('KeyboardInterrupt'):
+      raise
+    return interrupted(caught)
+  if dry_run:
     return 0
   try:
-    return _report(known, result.state)
-  except KeyboardInterrupt:  # Ctrl-C or SIGTERM after the job: its records are all written
-    print(f'interrupted: run {known.run_id} had ended; its summary is in '
-          f'{records.run_dir(known.output, known.run_id)}', file=sys.stderr)
+    return report(result)
+  except KeyboardInterrupt:  # Ctrl-C or SIGTERM after the job: what it wrote is whole
+    print(f'interrupted: {ended}', file=sys.stderr)
     return interrupt_status(caught)
 
 
