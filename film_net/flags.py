@@ -12,6 +12,8 @@ import math
 import os
 from typing import Callable
 
+from film_net import weights as weights_lib
+
 
 def command_line(module: str, description: str) -> argparse.ArgumentParser:
   """The parser of `python -m module`: its usage and errors name the command a user types,
@@ -40,7 +42,7 @@ def check_paths(parser: argparse.ArgumentParser, folders=(), models=()) -> None:
     if os.path.exists(path) and not os.path.isdir(path):  # (a device or a pipe too)
       parser.error(f'{flag} {path} is a file, not a folder')
   for flag, path in models:
-    if path and '://' not in path and not os.path.exists(path):
+    if path and not weights_lib.is_remote(path) and not os.path.exists(path):
       parser.error(f'{flag} {path}: no such file or folder')
 
 

@@ -293,7 +293,7 @@ def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
   except Exception as e:  # pylint: disable=broad-except
     from transforms import files  # pylint: disable=import-outside-toplevel
     # No such bucket, no access: in the words --clips and the pipeline use, not Beam's dump.
-    where = files.unreachable(init.rsplit('/', 1)[0]) if '://' in init else None
+    where = files.unreachable(init.rsplit('/', 1)[0]) if weights_lib.is_remote(init) else None
     raise SystemExit(f'error: --init {init}: {where or e}') from None
   if file_options is None:  # a plain file (the fixtures' layout): its shapes say its options
     try:
