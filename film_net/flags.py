@@ -15,12 +15,13 @@ from typing import Callable
 from film_net import weights as weights_lib
 
 
-def command_line(module: str, description: str) -> argparse.ArgumentParser:
+def command_line(module: str, description: str, epilog=None) -> argparse.ArgumentParser:
   """The parser of `python -m module`: its usage and errors name the command a user types,
   `--help` gives every flag's default, and flags are taken whole only (an abbreviation may name
   another flag: '--prune' would turn on deletion, '--worker 2' set --workers)."""
   return argparse.ArgumentParser(prog=f'python -m {module}', description=description,
-                                 allow_abbrev=False, formatter_class=_DefaultsShown)
+                                 epilog=epilog, allow_abbrev=False,
+                                 formatter_class=_DefaultsShown)
 
 
 class _DefaultsShown(argparse.HelpFormatter):

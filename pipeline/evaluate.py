@@ -107,7 +107,8 @@ MEAN_KEY = 'mean'  # the key of the CSV's mean rows; no triplet's
 
 
 def parse_known_args(argv):
-  parser = flags.command_line('pipeline.evaluate', __doc__.split('\n', 1)[0])
+  parser = flags.command_line('pipeline.evaluate', __doc__.split('\n', 1)[0],
+                              epilog=pipeline_flags.BEAM_FLAGS_HELP)
   parser.add_argument('--input', required=True,
                       help='folder of triplet folders, a .csv/.jsonl manifest, or with '
                            '--leave_one_out a folder of clips')

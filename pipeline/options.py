@@ -23,11 +23,21 @@ def new_run_id():
   return now.strftime('%Y%m%dT%H%M%SZ') + '-' + uuid.uuid4().hex[:6]
 
 
+# Beam's flags are not the command's own (they go on to Beam), so --help would not name them;
+# these are the ones a user of either job command needs.
+BEAM_FLAGS_HELP = (
+    'Flags not listed above go to Apache Beam, among them: --runner DirectRunner (the default) '
+    'or DataflowRunner; --direct_running_mode multi_processing with --direct_num_workers N, to '
+    'run a local job in N processes; --project, --region and --temp_location gs://... for '
+    'Dataflow; --dry_run[=true|false]: build the job and print its steps and settings without '
+    'running it (with DataflowRunner the whole submission, its package included, is built '
+    'offline and not submitted).')
+
+
 def build_parser():
   parser = flags.command_line(
-      'pipeline.run', 'Interpolates archive clips to a higher frame rate with FILM. Flags not '
-                      'listed here go to Apache Beam (e.g. --runner, --direct_running_mode, '
-                      '--project).')
+      'pipeline.run', 'Interpolates archive clips to a higher frame rate with FILM.',
+      epilog=BEAM_FLAGS_HELP)
   parser.add_argument(
       '--input', required=True,
       help='Folder or glob (local or gs://) of clips (folders of png/jpg/jpeg/tif/tiff/dpx '

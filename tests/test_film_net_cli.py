@@ -222,6 +222,22 @@ def test_every_command_line_names_itself_and_takes_flags_whole(capsys, module, m
   assert 'unrecognized arguments: --outp' in error or '--output' in error.split('required: ')[1]
 
 
+@pytest.mark.parametrize('module', ['pipeline.run', 'pipeline.evaluate'])
+def test_the_job_commands_help_names_the_beam_flags_they_read(capsys, module):
+  """--dry_run, --runner and the local workers' flags went on to Beam, so --help named none of
+  them: a user learnt of a dry run from the README alone."""
+  main = dict(_every_command_line())[module]
+  try:
+    status = main(['--help'])  # (pipeline.run's returns its exit status)
+  except SystemExit as stop:
+    status = stop.code
+  shown = ' '.join(capsys.readouterr().out.split())
+  assert status == 0
+  for flag in ('--dry_run[=true|false]', '--runner DirectRunner', 'DataflowRunner',
+               '--direct_running_mode multi_processing', '--direct_num_workers N'):
+    assert flag in shown, flag
+
+
 @pytest.mark.parametrize('argv, message', [
     (['--size', '160'], "argument --size: must be WIDTHxHEIGHT (e.g. 160x96), got '160'"),
     (['--size', '0x0'], 'argument --size: each side must be 8 to 8192 px, got 0x0'),
