@@ -90,6 +90,7 @@ from transforms import images
 from transforms import interpolate
 from transforms import quality
 from transforms import scene_cuts
+from transforms import stopping
 
 _log = logging.getLogger(__name__)
 
@@ -372,6 +373,7 @@ class EvaluateTriplet(beam.DoFn):
 
 
 def _error_row(triplet, method, message):
+  stopping.raise_if_requested()  # the error may be the stop's, come out of a library call
   return {'key': triplet['key'], 'clip': triplet['clip'], 'method': method,
           'error': f'{triplet["key"]}: {message}'}
 

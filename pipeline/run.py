@@ -49,6 +49,7 @@ from transforms import interpolate
 from transforms import prune
 from transforms import records
 from transforms import retime
+from transforms import stopping
 
 _log = logging.getLogger(__name__)
 
@@ -729,23 +730,30 @@ def interrupt_status(caught):
 def terminate_as_interrupt():
   """SIGTERM (what `timeout`, `kill`, Airflow and container runtimes send) stops a run as Ctrl-C
   does, in one line and with its temporaries removed, instead of killing it where it stands;
-  yields the signals caught. Left as it is where the process was told to ignore it or
-  handles it already, and off the main thread (signals reach that alone)."""
+  yields the signals caught. Either also sets `stopping`'s flag: its KeyboardInterrupt can come
+  out of a TensorFlow call as another error, which must not pass for a pair's. A signal is left
+  as it is where the process was told to ignore it or handles it already, and off the main
+  thread (signals reach that alone)."""
   caught = []
-  if (threading.current_thread() is not threading.main_thread()
-      or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+  if threading.current_thread() is not threading.main_thread():
     yield caught
     return
 
   def stop(signum, frame):
     caught.append(signum)
+    stopping.request()  # for an error the KeyboardInterrupt comes out as inside a library call
     signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt where the job waits
 
-  previous = signal.signal(signal.SIGTERM, stop)
+  taken = {signum: signal.signal(signum, stop) for signum, untouched in (
+      (signal.SIGTERM, signal.SIG_DFL), (signal.SIGINT, signal.default_int_handler))
+           if signal.getsignal(signum) is untouched}
+  stopping.clear()
   try:
     yield caught
   finally:
-    signal.signal(signal.SIGTERM, previous)
+    for signum, previous in taken.items():
+      signal.signal(signum, previous)
+    stopping.clear()
 
 
 def main(argv=None):

@@ -124,6 +124,30 @@ def test_sigterm_after_the_evaluation_ended_is_one_line_naming_its_results(tmp_p
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+def test_a_stop_that_comes_out_of_a_method_as_another_error_still_stops_the_evaluation(
+    tmp_path, monkeypatch, capsys):
+  """SIGTERM's KeyboardInterrupt raised inside a library call can come out as another error:
+  it was scored as the method's failure, and the evaluation went on to its end."""
+  gray = np.full((24, 32, 3), 102 / 255, np.float32)
+  for name in TRIPLET_NAMES:
+    _save(str(tmp_path / 'in' / 'a' / name), gray)
+
+  def stopped_inside_a_library_call(x0, x1):
+    try:
+      os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(10)  # the handler interrupts this
+    except KeyboardInterrupt:
+      raise SystemError('bad argument to internal function') from None
+  monkeypatch.setattr(quality, 'available_baselines',
+                      lambda: {'repeat': stopped_inside_a_library_call})
+  out = tmp_path / 'out'
+  status = evaluate.main(['--input', str(tmp_path / 'in'), '--output', str(out), '--no_model',
+                          '--baselines', 'repeat'])
+  stderr = capsys.readouterr().err
+  assert status == 143 and 'interrupted: the evaluation stopped before its results' in stderr
+  assert not (out / 'results.json').exists() and 'repeat failed' not in stderr
+
+
 def test_job_on_triplet_folders_gives_the_analytic_baseline_scores(tmp_path):
   # frame0 black, frame1 mid-gray (102/255), truth the same gray: repeat misses by 0.4 and
   # average by 0.2, so PSNR = -20 log10(error) exactly.

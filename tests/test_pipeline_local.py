@@ -518,6 +518,37 @@ def test_sigterm_ends_the_run_in_one_line_with_status_143(tmp_path, tiny_model, 
   assert not glob.glob(os.path.join(tempfile.gettempdir(), f'film-progress-{os.getpid()}-*'))
 
 
+@pytest.mark.parametrize('signum, status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_that_comes_out_of_the_model_as_another_error_still_stops_the_run(
+    tmp_path, tiny_model, monkeypatch, capsys, signum, status):
+  """The KeyboardInterrupt of Ctrl-C or SIGTERM raised inside a TensorFlow call can come out as
+  a SystemError ("bad argument to internal function"): the pair was recorded as failed by the
+  model, and the run went on to its end with exit status 1."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 4, seed=8)
+  calls = []
+
+  def stopped_inside_a_library_call(self, state0, state1):
+    calls.append(1)
+    try:
+      os.kill(os.getpid(), signum)
+      time.sleep(10)  # the handler interrupts this
+    except KeyboardInterrupt:
+      raise SystemError('Objects/listobject.c:338: bad argument to internal function') from None
+
+  monkeypatch.setattr(Interpolator, '_mid_from_features', stopped_inside_a_library_call)
+  output = tmp_path / 'out'
+  assert run_module.main([f'--input={tmp_path / "archive"}', f'--output={output}',
+                          f'--model_path={model_path}', '--run_id=stopped',
+                          '--pairs_per_unit=1']) == status
+  stderr = capsys.readouterr().err
+  assert 'run stopped stopped; the same command finishes the job' in stderr
+  assert 'model failed' not in stderr and len(calls) == 1
+  assert not glob.glob(str(output / '_runs' / 'stopped' / 'errors-*'))
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_sigterm_after_the_job_ended_is_one_line_naming_its_records(tmp_path, tiny_model,
                                                                     monkeypatch, capsys):
   """A stop arriving while the ended run's summary was read and printed was a traceback."""

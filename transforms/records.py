@@ -15,6 +15,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms import files
+from transforms import stopping
 
 _log = logging.getLogger(__name__)
 
@@ -58,7 +59,9 @@ def job_started(output, run_id):
 def error_record(run_id, uris, stage, error, message, severity='error'):
   """A record for `errors-*.jsonl`. Severity 'notice' is for what the input is and the run did
   all it could with (a lost scan, a clip of one frame): kept for the archive, it fails nothing,
-  so a nightly run over the same reel does not end in failure every night."""
+  so a nightly run over the same reel does not end in failure every night. While the run is
+  being stopped, `error` is taken for the stop (`stopping`): KeyboardInterrupt."""
+  stopping.raise_if_requested(error)
   counter('notices' if severity == 'notice' else 'errors').inc()
   return {'run_id': run_id, 'uris': list(uris), 'stage': stage,
           'error_type': type(error).__name__, 'message': message, 'severity': severity}

@@ -1,0 +1,27 @@
+"""Whether this process is being stopped (Ctrl-C or SIGTERM on a local run).
+
+The signal's KeyboardInterrupt is raised wherever the main thread is; inside a TensorFlow call
+it can come out as another exception (a SystemError, "bad argument to internal function"),
+which a pair's error handling would record as the pair's failure, and the run would go on to
+its end. So the signal handler also sets this flag, and whatever turns an exception into an
+error record asks it first: the stop, not the pair, is what failed.
+"""
+
+import threading
+
+_requested = threading.Event()
+
+
+def request() -> None:
+  _requested.set()
+
+
+def clear() -> None:
+  _requested.clear()
+
+
+def raise_if_requested(error: BaseException | None = None) -> None:
+  """Raises KeyboardInterrupt (from `error`, the exception it came out as) once a stop was
+  requested; otherwise returns."""
+  if _requested.is_set():
+    raise KeyboardInterrupt from error
