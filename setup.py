@@ -19,7 +19,7 @@ setuptools.setup(
     # default_model/ is a data folder, listed so that setuptools ships it as package data.
     packages=setuptools.find_packages(include=['film_net', 'film_net.*', 'pipeline', 'transforms'])
     + ['film_net.default_model'],
-    package_data={'film_net.default_model': ['*']},
+    package_data={'film_net.default_model': ['*.npz', '*.md']},
     include_package_data=True,
     install_requires=[
         'apache-beam[gcp]>=2.60',

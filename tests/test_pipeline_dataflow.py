@@ -153,6 +153,30 @@ DATAFLOW_DRY_RUN = ['--runner=DataflowRunner', '--project=demo', '--region=us-ce
                     '--temp_location=gs://demo/tmp', '--dry_run=True']  # setup.py: this project's
 
 
+def test_the_sdist_ships_the_model_and_its_card_and_no_stray_file_beside_them(tmp_path):
+  """Beam builds the workers' sdist from the launcher's working tree: a .DS_Store, a cache or a
+  partial copy in film_net/default_model/ shipped with the model; and run_dataflow.sh shipped
+  without the worker requirements it passes, so from an unpacked sdist it failed (exit 2)."""
+  tree = tmp_path / 'tree'
+  shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
+      '.venv', '.git', 'out', 'sample_footage', '*.egg-info', 'build', 'dist', 'tests'))
+  model = tree / 'film_net' / 'default_model'
+  (model / '.DS_Store').write_bytes(b'junk')
+  (model / 'film_net_default.npz.partial').write_bytes(b'half a copy')
+  (model / '__pycache__').mkdir(exist_ok=True)
+  (model / '__pycache__' / 'x.cpython-311.pyc').write_bytes(b'junk')
+  done = subprocess.run([sys.executable, 'setup.py', '-q', 'sdist', '-d', str(tmp_path / 'dist')],
+                        cwd=tree, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr
+  (sdist,) = (tmp_path / 'dist').iterdir()
+  with tarfile.open(sdist) as tar:
+    names = {n.split('/', 1)[1] for n in tar.getnames() if '/' in n}
+  assert {n for n in names if n.startswith('film_net/default_model/')} == {
+      'film_net/default_model/MODEL_CARD.md', 'film_net/default_model/film_net_default.npz'}
+  assert {'run_dataflow.sh', 'requirements-worker-cpu.txt', 'Dockerfile.worker'} <= names
+  assert not [n for n in names if n.endswith('.pyc') or n.startswith('tests/')]
+
+
 def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys, tmp_path,
                                                          monkeypatch):
   dataflow = DATAFLOW_DRY_RUN
