@@ -14,7 +14,8 @@ boundary frame, which the earlier unit writes (`owns_first` is false for the lat
 
 Problems found here (missing input, empty clip folder, one-frame clip, stray file, malformed
 manifest row, frame numbers that skip: a scan or file lost) become error records (of severity
-'notice' where the run does all it could: a lone frame, numbers that skip or repeat); the rest of
+'notice' where the run does all it could: a lone frame, numbers that skip or repeat, a stray
+file beside a clip's frames); the rest of
 the input still runs. A clip's lost frames (a folder's, or a manifest's of one folder) also
 make its `long_pairs`, for retiming.
 """
@@ -337,7 +338,8 @@ class DiscoverClips(beam.DoFn):
         if not is_frame_name(m.path) and frames:
           yield self._error(m.path, 'discover', ValueError('not an image'),
                             f'not an image file (extension not one of '
-                            f'{", ".join(e[1:] for e in FRAME_EXTENSIONS)}): {m.path}')
+                            f'{", ".join(e[1:] for e in FRAME_EXTENSIONS)}): {m.path}; the clip '
+                            f'runs without it', 'notice')
       if not frames:
         if any(f.startswith(folder + '/') for f in by_dir if f != folder):
           continue  # a folder of clips
