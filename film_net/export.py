@@ -102,9 +102,10 @@ def main(argv=None) -> int:
   parser = flags.command_line(
       'film_net.export', 'Write a weight file as a SavedModel of FILM\'s released calling '
                          'convention (x0, x1, time in; image out).')
-  parser.add_argument('--model', default=None,
+  parser.add_argument('--model', '--model_path', dest='model', default=None,
                       help='our weight file, a released .npz or SavedModel (default: the '
-                           'built-in model)')
+                           'built-in model; --model_path: the same, as the pipeline\'s commands '
+                           'name it)')
   parser.add_argument('--output', required=True,
                       help='folder the SavedModel is written to (local or gs://); one there '
                            'already is replaced')

@@ -26,8 +26,9 @@ def main(argv=None) -> int:
                       help='recursion depth n, 0 to 10: 2**n - 1 new frames between the two')
   parser.add_argument('--output_dir', required=True,
                       help='folder for frame_000.png (frame0) to frame_<2**n>.png (frame1)')
-  parser.add_argument('--model', default=None,
-                      help='released SavedModel dir, .npz or our weight file; default: built-in')
+  parser.add_argument('--model', '--model_path', dest='model', default=None,
+                      help='released SavedModel dir, .npz or our weight file; default: built-in '
+                           '(--model_path: the same, as the pipeline\'s commands name it)')
   parser.add_argument('--align', type=flags.non_negative_int, default=64,
                       help='pad to a multiple of this; 0: none')
   flags.add_flip_average_flags(parser, 'the pair')

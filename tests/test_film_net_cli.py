@@ -17,7 +17,9 @@ from pipeline import options as pipeline_flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_cli_writes_inputs_and_in_betweens(tmp_path):
+@pytest.mark.parametrize('model_flag', ['--model', '--model_path'])
+def test_cli_writes_inputs_and_in_betweens(tmp_path, model_flag):
+  """(--model_path, as the pipeline's commands name it, is the same flag.)"""
   model = str(tmp_path / 'tiny.npz')
   interp = Interpolator.random(Options.tiny(), seed=0)
   interp.save(model)
@@ -30,7 +32,7 @@ def test_cli_writes_inputs_and_in_betweens(tmp_path):
   out_dir = tmp_path / 'out'
   result = subprocess.run(
       [sys.executable, '-m', 'film_net.interpolate', *paths, '--times_to_interpolate', '2',
-       '--output_dir', str(out_dir), '--model', model],
+       '--output_dir', str(out_dir), model_flag, model],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   names = sorted(os.listdir(out_dir))
