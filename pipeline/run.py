@@ -788,22 +788,24 @@ def run_command(caught, start, dry_run, report, interrupted, failed_note, ended)
   names what it left; 0 for a dry run."""
   try:
     result = start()
-  except (interpolate.ModelError, UsageError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
   except StillRunning as e:
     print(f'interrupted: {e}', file=sys.stderr)
     return interrupt_status(caught)
   except KeyboardInterrupt:
     return interrupted(caught)
   except Exception as e:  # pylint: disable=broad-except
+    # The stop's KeyboardInterrupt can come out of a library call as another error (the model's
+    # load a ModelError); Beam's runners pass a worker's Ctrl-C on as
+    # RuntimeError('KeyboardInterrupt [while ...]').
+    if stopping.requested() or str(e).startswith('KeyboardInterrupt'):
+      return interrupted(caught)
+    if isinstance(e, (interpolate.ModelError, UsageError)):
+      print(f'error: {e}', file=sys.stderr)
+      return 2
     if type(e).__name__ == 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
       print(f'error: {e}\n{failed_note}', file=sys.stderr)
       return 1
-    # Beam's runners pass a worker's Ctrl-C on as RuntimeError('KeyboardInterrupt [while ...]').
-    if not str(e).startswith('KeyboardInterrupt'):
-      raise
-    return interrupted(caught)
+    raise
   if dry_run:
     return 0
   try:

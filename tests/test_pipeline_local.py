@@ -549,6 +549,30 @@ def test_a_stop_that_comes_out_of_the_model_as_another_error_still_stops_the_run
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_stop_during_the_model_load_is_no_model_error(tmp_path, tiny_model, monkeypatch,
+                                                      capsys):
+  """The launcher's load wraps any exception in ModelError: a SIGTERM whose KeyboardInterrupt
+  came out of TensorFlow as another error was "cannot load the film_net model", exit 2."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 2, seed=8)
+  real_from_path = Interpolator.from_path.__func__
+
+  def stopped_inside_a_library_call(cls, *args, **kwargs):
+    try:
+      os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(10)  # the handler interrupts this
+    except KeyboardInterrupt:
+      raise SystemError('bad argument to internal function') from None
+    return real_from_path(cls, *args, **kwargs)
+
+  monkeypatch.setattr(Interpolator, 'from_path', classmethod(stopped_inside_a_library_call))
+  status = run_module.main([f'--input={tmp_path / "archive"}', f'--output={tmp_path / "out"}',
+                            f'--model_path={model_path}', '--run_id=stopped'])
+  stderr = capsys.readouterr().err
+  assert status == 143 and 'cannot load' not in stderr
+  assert 'interrupted (SIGTERM): run stopped stopped' in stderr
+
+
 def test_sigterm_after_the_job_ended_is_one_line_naming_its_records(tmp_path, tiny_model,
                                                                     monkeypatch, capsys):
   """A stop arriving while the ended run's summary was read and printed was a traceback."""

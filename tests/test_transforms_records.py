@@ -48,3 +48,24 @@ def test_the_fifty_messages_listed_of_each_kind_are_the_same_however_folded(tmp_
   assert first['failures'] == again['failures'] == [f'e{k:02d}' for k in range(50)]
   assert first['notice_messages'] == again['notice_messages'] == [f'n{k:02d}' for k in range(50)]
   assert (first['errors'], first['notices']) == (60, 60)
+
+
+def test_a_failure_recorded_while_the_run_is_stopped_is_the_stops():
+  """A stop's KeyboardInterrupt raised inside a library call (a 16-bit PNG's decode in
+  TensorFlow) can come out as another error: the pair was recorded failed by a 'corrupt' frame,
+  the run went on and exited 1. Once a stop is requested, a failed pair or an error record
+  raises KeyboardInterrupt instead; ok and skipped pairs are recorded as ever."""
+  from transforms import stopping  # pylint: disable=import-outside-toplevel
+  stopping.request()
+  try:
+    for make in (lambda: _pair('failed'), lambda: _error('corrupt')):
+      try:
+        make()
+      except KeyboardInterrupt:
+        pass
+      else:
+        raise AssertionError('recorded as a failure of the input')
+    assert _pair('ok')[1]['status'] == 'ok' and _pair('skipped')[1]['status'] == 'skipped'
+  finally:
+    stopping.clear()
+  assert _pair('failed')[1]['status'] == 'failed'

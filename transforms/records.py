@@ -86,7 +86,10 @@ def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds,
   `identical`: the pair's scene-cut score, whether it was taken for a cut, whether its frames
   are one image twice (None: not looked at). The `scene_cuts` and `identical_pairs` metrics
   count the pairs held: found so and written ('ok'). Every record has every field (a skipped
-  pair's size is None: its frames were not read), so readers need no case for any status."""
+  pair's size is None: its frames were not read), so readers need no case for any status. A
+  pair failed while the run is being stopped failed by the stop (`stopping`): KeyboardInterrupt."""
+  if status == 'failed':
+    stopping.raise_if_requested()
   counter('pairs_' + status).inc()
   if scene_cut and status == 'ok':
     counter('scene_cuts').inc()

@@ -20,6 +20,10 @@ def clear() -> None:
   _requested.clear()
 
 
+def requested() -> bool:
+  return _requested.is_set()
+
+
 def raise_if_requested(error: BaseException | None = None) -> None:
   """Raises KeyboardInterrupt (from `error`, the exception it came out as) once a stop was
   requested; otherwise returns."""
