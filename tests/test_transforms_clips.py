@@ -176,16 +176,17 @@ def test_an_earlier_delivery_kept_in_the_input_is_not_read_as_footage(tmp_path):
 
 def test_a_folder_of_other_files_is_no_gap_in_the_listing(tmp_path):
   """`docs/notes.txt` beside the clips was an 'empty clip folder', a listing gap that turned
-  --prune_removed_clips off for good; notes beside clip folders are nothing at all."""
+  --prune_removed_clips off for good; notes beside clip folders are nothing at all, and a folder
+  of them alone is a notice (an error failed the nightly run every night)."""
   _touch(tmp_path / 'reel1', 'f0.png', 'f1.png')
   _touch(tmp_path / 'docs', 'notes.txt', 'shots.csv')
   _touch(tmp_path / 'reel2' / 'shot', 'f0.png', 'f1.png')
   _touch(tmp_path / 'reel2', 'notes.txt')
   found, errors = _discover(str(tmp_path))
   assert [c.name for c in found] == ['reel1', 'reel2/shot']
-  assert [(e['error_type'], e['message']) for e in errors] == [
+  assert [(e['error_type'], e['message'], e['severity']) for e in errors] == [
       ('ValueError', f'no frames in {tmp_path / "docs"}: its 2 file(s) are no images '
-                     f'(notes.txt, shots.csv)')]
+                     f'(notes.txt, shots.csv)', 'notice')]
 
 
 def test_glob_takes_clips_nested_in_matching_folders_and_works_without_a_folder(

@@ -15,7 +15,7 @@ boundary frame, which the earlier unit writes (`owns_first` is false for the lat
 Problems found here (missing input, empty clip folder, one-frame clip, stray file, malformed
 manifest row, frame numbers that skip: a scan or file lost) become error records (of severity
 'notice' where the run does all it could: a lone frame, numbers that skip or repeat, a stray
-file beside a clip's frames); the rest of
+file beside a clip's frames, a folder of such files alone); the rest of
 the input still runs. A clip's lost frames (a folder's, or a manifest's of one folder) also
 make its `long_pairs`, for retiming.
 """
@@ -347,7 +347,7 @@ class DiscoverClips(beam.DoFn):
           shown = ', '.join(sorted(m.path.rsplit('/', 1)[-1] for m in entries)[:3])
           yield self._error(folder, 'discover', ValueError('no frames'),
                             f'no frames in {folder}: its {len(entries)} file(s) are no images '
-                            f'({shown}{", ..." * (len(entries) > 3)})')
+                            f'({shown}{", ..." * (len(entries) > 3)})', 'notice')
         else:
           yield self._error(folder, 'discover', IncompleteListing('empty clip'),
                             f'empty clip folder: {folder} has no frames')
