@@ -1,6 +1,7 @@
 """Packaging for local installs and for Dataflow workers (`--setup_file ./setup.py`).
 
-The sdist carries film_net with its built-in model (film_net/default_model/*), pipeline/ and
+The sdist carries film_net with its built-in model (film_net/default_model/film_net_default.npz
+and its MODEL_CARD.md, nothing else there), pipeline/ and
 transforms/. TensorFlow is deliberately not pinned to one build: workers get it from their
 container image (the CUDA build for GPU workers), and local installs choose an extra:
 `pip install .[cpu]` (tensorflow-cpu), `.[gpu]` (tensorflow[and-cuda]) or `.[tf]` (tensorflow).
@@ -19,7 +20,7 @@ setuptools.setup(
     # default_model/ is a data folder, listed so that setuptools ships it as package data.
     packages=setuptools.find_packages(include=['film_net', 'film_net.*', 'pipeline', 'transforms'])
     + ['film_net.default_model'],
-    package_data={'film_net.default_model': ['*.npz', '*.md']},
+    package_data={'film_net.default_model': ['film_net_default.npz', 'MODEL_CARD.md']},
     include_package_data=True,
     install_requires=[
         'apache-beam[gcp]>=2.60',

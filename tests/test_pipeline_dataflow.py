@@ -163,6 +163,7 @@ def test_the_sdist_ships_the_model_and_its_card_and_no_stray_file_beside_them(tm
   model = tree / 'film_net' / 'default_model'
   (model / '.DS_Store').write_bytes(b'junk')
   (model / 'film_net_default.npz.partial').write_bytes(b'half a copy')
+  (model / 'film_net_default copy.npz').write_bytes(b'a second copy')
   (model / '__pycache__').mkdir(exist_ok=True)
   (model / '__pycache__' / 'x.cpython-311.pyc').write_bytes(b'junk')
   done = subprocess.run([sys.executable, 'setup.py', '-q', 'sdist', '-d', str(tmp_path / 'dist')],
