@@ -731,15 +731,18 @@ def terminate_as_interrupt():
   """SIGTERM (what `timeout`, `kill`, Airflow and container runtimes send) stops a run as Ctrl-C
   does, in one line and with its temporaries removed, instead of killing it where it stands;
   yields the signals caught. Either also sets `stopping`'s flag: its KeyboardInterrupt can come
-  out of a TensorFlow call as another error, which must not pass for a pair's. A signal is left
-  as it is where the process was told to ignore it or handles it already, and off the main
-  thread (signals reach that alone)."""
+  out of a TensorFlow call as another error, which must not pass for a pair's. Once the outcome
+  is printed (`stopping.finish`), a signal changes nothing: the printed line and its exit status
+  stand. A signal is left as it is where the process was told to ignore it or handles it
+  already, and off the main thread (signals reach that alone)."""
   caught = []
   if threading.current_thread() is not threading.main_thread():
     yield caught
     return
 
   def stop(signum, frame):
+    if stopping.finished():  # the outcome is printed: it stands
+      return
     caught.append(signum)
     stopping.request()  # for an error the KeyboardInterrupt comes out as inside a library call
     signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt where the job waits
@@ -809,7 +812,9 @@ def run_command(caught, start, dry_run, report, interrupted, failed_note, ended)
   if dry_run:
     return 0
   try:
-    return report(result)
+    status = report(result)
+    stopping.finish()
+    return status
   except KeyboardInterrupt:  # Ctrl-C or SIGTERM after the job: what it wrote is whole
     print(f'interrupted: {ended}', file=sys.stderr)
     return interrupt_status(caught)

@@ -549,6 +549,30 @@ def test_a_stop_that_comes_out_of_the_model_as_another_error_still_stops_the_run
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_stop_after_the_outcome_is_printed_leaves_the_outcome_and_its_status(
+    tmp_path, tiny_model, monkeypatch, capsys):
+  """A scheduler's SIGTERM just after the run had printed its success made the exit status 143
+  with no line saying why: a failure to the scheduler of a run that had reported success."""
+  from transforms import stopping  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 2, seed=8)
+  real_finish, finished = stopping.finish, []
+
+  def finish_then_terminated():
+    finished.append(1)
+    real_finish()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.5)  # the handler runs here
+
+  monkeypatch.setattr(stopping, 'finish', finish_then_terminated)
+  status = run_module.main([f'--input={tmp_path / "archive"}', f'--output={tmp_path / "out"}',
+                            f'--model_path={model_path}', '--run_id=done'])
+  printed = capsys.readouterr()
+  assert finished and status == 0 and 'run done: 1 pair (1 ok' in printed.out
+  assert 'interrupted' not in printed.err
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and not stopping.finished()
+
+
 def test_a_stop_during_the_model_load_is_no_model_error(tmp_path, tiny_model, monkeypatch,
                                                       capsys):
   """The launcher's load wraps any exception in ModelError: a SIGTERM whose KeyboardInterrupt

@@ -10,14 +10,26 @@ error record asks it first: the stop, not the pair, is what failed.
 import threading
 
 _requested = threading.Event()
+_finished = threading.Event()
 
 
 def request() -> None:
   _requested.set()
 
 
+def finish() -> None:
+  """The command has printed its outcome: a stop now would only change its exit status to an
+  interruption's, with no line saying so."""
+  _finished.set()
+
+
+def finished() -> bool:
+  return _finished.is_set()
+
+
 def clear() -> None:
   _requested.clear()
+  _finished.clear()
 
 
 def requested() -> bool:
