@@ -74,7 +74,42 @@ class LocalRunner(PipelineRunner):
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     provision_info = fn_runner.ExtendedProvisionInfo(
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-    return fn_runner.FnApiRunner(provision_info=provision_info).run_pipeline(pipeline, options)
+    runner = fn_runner.FnApiRunner(provision_info=provision_info)
+    run_graph = runner.run_via_runner_api  # (what run_pipeline hands the job's graph to)
+    runner.run_via_runner_api = lambda proto, options: run_graph(
+        _workers_leave_ctrl_c_to_the_launcher(proto), options)
+    with _quiet_workers_stopped_with_the_job():
+      return runner.run_pipeline(pipeline, options)
+
+
+@contextlib.contextmanager
+def _quiet_workers_stopped_with_the_job():
+  """Stopped (Ctrl-C, SIGTERM), the job ends its multi_processing workers, and Beam's thread
+  that watched each raised "Worker subprocess exited with return code -6" with a traceback
+  after the one line that says the run stopped: left unsaid once a stop is requested."""
+  previous = threading.excepthook
+
+  def hook(args):
+    if not (stopping.requested() and str(args.exc_value).startswith(
+        'Worker subprocess exited with return code')):
+      previous(args)
+  threading.excepthook = hook
+  try:
+    yield
+  finally:
+    threading.excepthook = previous
+
+
+def _workers_leave_ctrl_c_to_the_launcher(pipeline_proto):
+  """A terminal's Ctrl-C reaches every process of the job: each multi_processing worker died
+  of it with its own screen of tracebacks (200 lines for two workers) around the launcher's one
+  line. Started with SIGINT ignored, they are stopped by the launcher, which stops the job."""
+  from apache_beam.portability import python_urns  # pylint: disable=import-outside-toplevel
+  for environment in pipeline_proto.components.environments.values():
+    if environment.urn == python_urns.SUBPROCESS_SDK:
+      command = environment.payload.decode('utf-8')
+      environment.payload = f"trap '' INT; exec {command}".encode('utf-8')
+  return pipeline_proto
 
 
 def _truthy(value):

@@ -549,6 +549,34 @@ def test_a_stop_that_comes_out_of_the_model_as_another_error_still_stops_the_run
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_ctrl_c_on_a_multi_processing_run_is_the_launchers_one_line(tmp_path, tiny_model):
+  """A terminal's Ctrl-C reaches every process of the job: each worker died of it with a screen
+  of tracebacks (80-213 lines for two), and Beam's thread watching it added one more."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 24, width=32, height=32, seed=3)
+  output = tmp_path / 'out'
+
+  def as_a_terminal_starts_it():  # its own process group, SIGINT not ignored
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+  job = subprocess.Popen(
+      [sys.executable, '-m', 'pipeline.run', f'--input={tmp_path / "archive"}',
+       f'--output={output}', f'--model_path={model_path}', '--times_to_interpolate=3',
+       '--pairs_per_unit=1', '--direct_running_mode=multi_processing',
+       '--direct_num_workers=2', '--run_id=stopped'],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      preexec_fn=as_a_terminal_starts_it)
+  deadline = time.monotonic() + 240
+  while not glob.glob(str(output / '_markers' / 'clip' / '*.done')):  # the workers are at it
+    assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+    time.sleep(0.2)
+  os.killpg(job.pid, signal.SIGINT)
+  _, stderr = job.communicate(timeout=120)
+  assert job.returncode == 130, stderr
+  assert 'Traceback' not in stderr and 'KeyboardInterrupt' not in stderr, stderr
+  assert stderr.splitlines()[-1].startswith('interrupted: run stopped stopped; '), stderr
+
+
 def test_a_stop_after_the_outcome_is_printed_leaves_the_outcome_and_its_status(
     tmp_path, tiny_model, monkeypatch, capsys):
   """A scheduler's SIGTERM just after the run had printed its success made the exit status 143
