@@ -3,8 +3,9 @@
 The signal's KeyboardInterrupt is raised wherever the main thread is; inside a TensorFlow call
 it can come out as another exception (a SystemError, "bad argument to internal function"),
 which a pair's error handling would record as the pair's failure, and the run would go on to
-its end. So the signal handler also sets this flag, and whatever turns an exception into an
-error record asks it first: the stop, not the pair, is what failed.
+its end. So the signal handler also sets this flag, and whatever turns an exception into a
+failure (an error record, a failed pair's record, the command's exit status) asks it first:
+the stop, not the pair, is what failed.
 """
 
 import threading
@@ -15,6 +16,17 @@ _finished = threading.Event()
 
 def request() -> None:
   _requested.set()
+
+
+def requested() -> bool:
+  return _requested.is_set()
+
+
+def raise_if_requested(error: BaseException | None = None) -> None:
+  """Raises KeyboardInterrupt (from `error`, the exception it came out as) once a stop was
+  requested; otherwise returns."""
+  if _requested.is_set():
+    raise KeyboardInterrupt from error
 
 
 def finish() -> None:
@@ -30,14 +42,3 @@ def finished() -> bool:
 def clear() -> None:
   _requested.clear()
   _finished.clear()
-
-
-def requested() -> bool:
-  return _requested.is_set()
-
-
-def raise_if_requested(error: BaseException | None = None) -> None:
-  """Raises KeyboardInterrupt (from `error`, the exception it came out as) once a stop was
-  requested; otherwise returns."""
-  if _requested.is_set():
-    raise KeyboardInterrupt from error
