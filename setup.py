@@ -1,10 +1,11 @@
 """Packaging for local installs and for Dataflow workers (`--setup_file ./setup.py`).
 
 The sdist carries film_net with its built-in model (film_net/default_model/film_net_default.npz
-and its MODEL_CARD.md, nothing else there), pipeline/ and transforms/. TensorFlow is deliberately not pinned to one build: workers get it from their
-container image (the CUDA build for GPU workers), and local installs choose an extra:
-`pip install .[cpu]` (tensorflow-cpu), `.[gpu]` (tensorflow[and-cuda]) or `.[tf]` (tensorflow).
-`.[train-gpu]` adds PyTorch for the GPU trainer (`film_net.train_torch`).
+and its MODEL_CARD.md, nothing else there), pipeline/ and transforms/. TensorFlow is
+deliberately not pinned to one build: workers get it from their container image (the CUDA
+build for GPU workers), and local installs choose an extra: `pip install .[cpu]`
+(tensorflow-cpu), `.[gpu]` (tensorflow[and-cuda]) or `.[tf]` (tensorflow). `.[train-gpu]` adds
+PyTorch for the GPU trainer (`film_net.train_torch`).
 """
 
 import setuptools
