@@ -472,15 +472,18 @@ def run_steps(args, batches: Iterable, train_step: Callable, current_step: Calla
   then too, so neither period need divide the other).
 
   `train_step` may return a device tensor: it is read only when logged, so GPU work is not
-  waited for every step. Ctrl-C stops it with one line and exit status 130: the checkpoints
-  saved so far stay, and the same command resumes from the last. A run that diverges (weights
+  waited for every step. Ctrl-C stops it with one line and exit status 130, SIGTERM (a spot
+  VM's preemption, `kill`, a scheduler's stop) the same with 143: the checkpoints saved so far
+  stay, and the same command resumes from the last. A run that diverges (weights
   no longer finite, `weights_finite`, asked before each save and when a step fails) stops with
   one line, exit status 1, saving nothing: it exported NaN weights with exit status 0, or
   failed in the warp's gather the step after.
   """
+  stops = _StopSignals()
   try:
-    _run_steps(args, batches, train_step, current_step, learning_rate, save, seconds_before,
-               weights_finite)
+    with stops.handled():
+      _run_steps(args, batches, train_step, current_step, learning_rate, save, seconds_before,
+                 weights_finite, stops)
   except Diverged:
     raise SystemExit(
         f'training diverged at step {current_step()}: the weights are no longer finite numbers '
@@ -488,9 +491,11 @@ def run_steps(args, batches: Iterable, train_step: Callable, current_step: Calla
         f'draws the same batches, and the checkpoints before this step may already be far off '
         f'(a new --output_dir starts afresh)') from None
   except KeyboardInterrupt:
-    print(f'interrupted at step {current_step()}; the same command resumes from the last '
+    signum = stops.received[0] if stops.received else signal.SIGINT
+    stopped = 'interrupted' if signum == signal.SIGINT else 'terminated (SIGTERM)'
+    print(f'{stopped} at step {current_step()}; the same command resumes from the last '
           f'checkpoint (saved every {args.checkpoint_every} steps)', file=sys.stderr, flush=True)
-    raise SystemExit(130) from None
+    raise SystemExit(128 + signum) from None
 
 
 class Diverged(Exception):
@@ -498,13 +503,15 @@ class Diverged(Exception):
 
 
 def _run_steps(args, batches, train_step, current_step, learning_rate, save, seconds_before,
-               weights_finite):
+               weights_finite, stops):
   started = window_start = time.time()
   losses = []
   for batch in batches:
     try:
       losses.append(train_step(batch))
     except Exception as e:
+      if stops.received:  # the signal came out of a TensorFlow call as another exception
+        raise KeyboardInterrupt from e
       if not weights_finite():
         raise Diverged() from e
       raise
@@ -521,7 +528,7 @@ def _run_steps(args, batches, train_step, current_step, learning_rate, save, sec
     if step % args.checkpoint_every == 0 or keep or step == args.steps or out_of_time:
       if not weights_finite():
         raise Diverged()
-      with _interrupts_deferred():
+      with stops.deferred():
         path = save(seconds_before + time.time() - started)
         print(f'saved step {step} -> {path}', flush=True)
         if keep:  # whole or not at all: the step's checkpoint is saved, a resume goes past it
@@ -533,22 +540,49 @@ def _run_steps(args, batches, train_step, current_step, learning_rate, save, sec
       break
 
 
-@contextlib.contextmanager
-def _interrupts_deferred():
-  """Ctrl-C during a save takes effect once the save is whole: cut between the checkpoint and
-  latest.npz (or the --keep_every copy), it left latest.npz steps behind a checkpoint whose
-  resume then had nothing to do, and the kept copy was never written. Only Python's own
-  handler is deferred: a SIGINT the process ignores (started in the background by a script)
-  stays ignored, and another handler is the embedding program's."""
-  if (threading.current_thread() is not threading.main_thread()  # signals reach it alone
-      or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-    yield
-    return
-  caught = []
-  previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-  try:
-    yield
-  finally:
-    signal.signal(signal.SIGINT, previous)
-  if caught:
-    raise KeyboardInterrupt
+class _StopSignals:
+  """Ctrl-C and SIGTERM as a KeyboardInterrupt while training, held back during a save.
+
+  SIGTERM's default killed the trainer at once with exit status 143 and no line: the step it
+  reached went unsaid. A signal during a save takes effect once the save is whole: cut between
+  the checkpoint and latest.npz (or the --keep_every copy), it left latest.npz steps behind a
+  checkpoint whose resume then had nothing to do, and the kept copy was never written. Only
+  the default handlers are replaced: a SIGINT the process ignores (started in the background
+  by a script) stays ignored, and another handler is the embedding program's.
+  """
+
+  def __init__(self):
+    self.received = []
+    self._deferring = False
+
+  def _on_signal(self, signum, frame):
+    del frame
+    self.received.append(signum)
+    if not self._deferring:
+      raise KeyboardInterrupt
+
+  @contextlib.contextmanager
+  def handled(self):
+    if threading.current_thread() is not threading.main_thread():  # signals reach it alone
+      yield
+      return
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    replaced = {signum: signal.getsignal(signum) for signum, default in defaults.items()
+                if signal.getsignal(signum) is default}
+    for signum in replaced:
+      signal.signal(signum, self._on_signal)
+    try:
+      yield
+    finally:
+      for signum, previous in replaced.items():
+        signal.signal(signum, previous)
+
+  @contextlib.contextmanager
+  def deferred(self):
+    self._deferring = True
+    try:
+      yield
+    finally:
+      self._deferring = False
+    if self.received:
+      raise KeyboardInterrupt

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -568,15 +569,16 @@ def test_a_run_that_diverges_stops_in_one_line_and_saves_nothing(tmp_path, capsy
              if w.dtype.kind == 'f')
 
 
-def test_ctrl_c_during_a_save_takes_effect_once_the_save_is_whole(tmp_path, capsys):
+@pytest.mark.parametrize('signum, status', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_during_a_save_takes_effect_once_the_save_is_whole(tmp_path, capsys, signum,
+                                                                   status):
   """Cut between the checkpoint and latest.npz, a save left latest.npz steps behind while the
   resume found the checkpoint at --steps and had nothing to do; the --keep_every copy was lost."""
-  import signal  # pylint: disable=import-outside-toplevel
   done, saved = [], []
 
   def save(seconds):
     saved.append(len(done))
-    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between the checkpoint and latest.npz
+    os.kill(os.getpid(), signum)  # Ctrl-C or SIGTERM between the checkpoint and latest.npz
     (tmp_path / 'latest.npz').write_text(str(len(done)))
     return str(tmp_path / 'latest.npz')
 
@@ -588,24 +590,57 @@ def test_ctrl_c_during_a_save_takes_effect_once_the_save_is_whole(tmp_path, caps
                        current_step=lambda: len(done), learning_rate=lambda: 1e-4, save=save,
                        seconds_before=0.0, weights_finite=lambda: True)
 
-  inherited = signal.getsignal(signal.SIGINT)  # (ignored where a script started the tests in
-  try:                                         # the background)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+  default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+  inherited = signal.getsignal(signum)  # (SIGINT is ignored where a script started the tests
+  try:                                  # in the background)
+    signal.signal(signum, default)
     with pytest.raises(SystemExit) as stop:
       train()
-    assert stop.value.code == 130 and saved == [2] and len(done) == 2
+    assert stop.value.code == status and saved == [2] and len(done) == 2
     assert (tmp_path / 'latest.npz').read_text() == (tmp_path / 'step_2.npz').read_text() == '2'
-    assert 'interrupted at step 2' in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    # A trainer that ignores SIGINT (started in the background) is not stopped by one at a save.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stopped = 'interrupted' if signum == signal.SIGINT else 'terminated (SIGTERM)'
+    assert capsys.readouterr().err.startswith(f'{stopped} at step 2; the same command resumes')
+    assert signal.getsignal(signum) is default
+    # A trainer that ignores the signal (SIGINT, started in the background) is not stopped by
+    # one at a save.
+    signal.signal(signum, signal.SIG_IGN)
     done.clear()
     saved.clear()
     train()
     assert len(done) == 10 and saved == [2, 4, 6, 8, 10]
-    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signum) is signal.SIG_IGN
   finally:
-    signal.signal(signal.SIGINT, inherited)
+    signal.signal(signum, inherited)
+
+
+def test_sigterm_stops_the_training_command_in_one_line_keeping_its_checkpoints(tmp_path):
+  """A spot VM's preemption or a scheduler's stop sends SIGTERM: it killed the trainer with
+  status 143 and no word of the step it reached. Now it says so, as Ctrl-C does, and the
+  checkpoint it leaves resumes."""
+  argv = _args(tmp_path / 'run', 10_000, '--checkpoint_every', '2')
+  job = subprocess.Popen([sys.executable, '-m', 'film_net.train', *argv], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    for line in job.stdout:
+      if line.startswith('saved step 4 '):
+        break
+    job.send_signal(signal.SIGTERM)
+    stdout, stderr = job.communicate(timeout=120)
+  finally:
+    job.kill()
+  steps = [int(line.split()[2]) for line in stdout.splitlines() if line.startswith('saved step')]
+  assert job.returncode == 143, stderr
+  last = stderr.strip().splitlines()[-1]
+  assert re.fullmatch(r'terminated \(SIGTERM\) at step \d+; the same command resumes from the '
+                      r'last checkpoint \(saved every 2 steps\)', last), stderr
+  assert 'Traceback' not in stderr
+  saved = steps[-1] if steps else 4
+  assert weights_lib.read_meta(str(tmp_path / 'run' / 'latest.npz'))['steps'] == saved
+  resumed = subprocess.run([sys.executable, '-m', 'film_net.train',
+                            *_args(tmp_path / 'run', saved + 1)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+  assert resumed.returncode == 0, resumed.stderr
+  assert f'saved step {saved + 1} ->' in resumed.stdout
 
 
 def test_clips_mix_real_frames_cropped_together(tmp_path):
