@@ -49,6 +49,28 @@ def test_cli_writes_inputs_and_in_betweens(tmp_path, model_flag):
   assert sorted(os.listdir(out_dir)) == [f'frame_{i:03d}.png' for i in range(3)]
 
 
+def test_cli_frames_stopped_mid_write_stay_whole_or_old(tmp_path, monkeypatch):
+  """A stop (Ctrl-C, a full disk) while a frame is written leaves the earlier frame of that
+  name as it was and no temporary: the frame was written in place, cut short under its name."""
+  model = str(tmp_path / 'tiny.npz')
+  Interpolator.random(Options.tiny(), seed=0).save(model)
+  paths = [str(tmp_path / f'in{i}.png') for i in range(2)]
+  for i, path in enumerate(paths):
+    Image.fromarray(np.full((30, 44, 3), 80 * i, np.uint8)).save(path)
+  out_dir = tmp_path / 'out'
+  out_dir.mkdir()
+  (out_dir / 'frame_000.png').write_bytes(b'an earlier run\'s frame')
+
+  def stopped(*args):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(interpolate.os, 'replace', stopped)
+  with pytest.raises(KeyboardInterrupt):
+    interpolate.main([*paths, '--output_dir', str(out_dir), '--model', model])
+  assert sorted(os.listdir(out_dir)) == ['frame_000.png']
+  assert (out_dir / 'frame_000.png').read_bytes() == b'an earlier run\'s frame'
+
+
 def test_cli_runs_large_frames_as_tiles(tmp_path):
   model = str(tmp_path / 'tiny.npz')
   Interpolator.random(Options.tiny(), seed=0).save(model)
