@@ -20,6 +20,8 @@ import os
 import sys
 
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow.python.training import checkpoint_state_pb2
 
 from film_net import flags
 from film_net import render
@@ -49,6 +51,25 @@ class GlobalStepDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
     return self.decay.get_config()
 
 
+def _refuse_unreadable_checkpoint_state(ckpt_dir: str, output_dir: str) -> None:
+  """TensorFlow passes over a checkpoint state file (`ckpt/checkpoint`) it cannot parse with a
+  warning, and the run would start afresh over its own folder; an empty one was a traceback.
+  Either is a partial copy: refuse in one line naming it, as for the checkpoint's own files."""
+  state_file = os.path.join(ckpt_dir, 'checkpoint')
+  if not os.path.isfile(state_file):
+    return
+  try:
+    with open(state_file, encoding='utf-8') as f:
+      state = text_format.Parse(f.read(), checkpoint_state_pb2.CheckpointState())
+    reason = None if state.model_checkpoint_path else 'it names no checkpoint'
+  except (text_format.ParseError, UnicodeDecodeError) as e:
+    reason = str(e).splitlines()[0]
+  if reason:
+    raise SystemExit(f'error: cannot read the checkpoint state {state_file} ({reason}): copy '
+                     f'the run folder\'s ckpt/ whole, or continue in a new --output_dir with '
+                     f'--init {os.path.join(output_dir, "latest.npz")}')
+
+
 class Trainer:
   """The model, optimiser and checkpoint of one training run."""
 
@@ -71,6 +92,7 @@ class Trainer:
     self.meta = {}
     self.checkpoint = tf.train.Checkpoint(net=self.net, optimizer=self.optimizer, step=self.step,
                                           ema=self.ema)
+    _refuse_unreadable_checkpoint_state(os.path.join(output_dir, 'ckpt'), output_dir)
     self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(output_dir, 'ckpt'),
                                               max_to_keep=2)
 

@@ -518,6 +518,23 @@ def test_a_checkpoint_cut_short_or_gone_is_one_line_naming_it(short_runs, tmp_pa
       train.main(_args(folder, 5))
 
 
+def test_a_checkpoint_state_file_cut_short_or_empty_is_refused_not_started_over(
+    short_runs, tmp_path):
+  """TensorFlow passed over a cut `ckpt/checkpoint` with a warning and the run started at step 0
+  over its own folder (exit 0); an empty one was a traceback."""
+  for name, cut_to in (('cut', 20), ('empty', 0)):
+    folder = _copy(short_runs[3], tmp_path / name)
+    state = folder / 'ckpt' / 'checkpoint'
+    state.write_bytes(state.read_bytes()[:cut_to])
+    latest = (folder / 'latest.npz').read_bytes()
+    with pytest.raises(SystemExit, match=r'^error: cannot read the checkpoint state '
+                                         r'.*ckpt/checkpoint \(.+\): copy the run folder\'s '
+                                         r'ckpt/ whole, or continue in a new --output_dir with '
+                                         r'--init .*latest.npz$'):
+      train.main(_args(folder, 5))
+    assert (folder / 'latest.npz').read_bytes() == latest
+
+
 def test_clips_in_a_bucket_that_does_not_exist_is_one_line(gcs, tmp_path):
   """It was Beam's whole BeamIOError; the pipeline and the evaluation say it in words."""
   with pytest.raises(SystemExit, match=r'^--clips gs://no-such-bucket/clips: its bucket '
