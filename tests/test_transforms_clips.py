@@ -232,6 +232,27 @@ def test_a_clip_folder_linked_in_from_elsewhere_is_a_clip(tmp_path):
   assert errors == [] and [c.name for c in found] == ['reel_01', 'reel_02']
 
 
+def test_a_link_reached_before_the_folder_it_leads_to_is_passed_over(tmp_path):
+  """A link higher up than the real folder, or in a folder sorting before its parent, took the
+  clip's name, and the real parent was reported an empty clip folder (exit 1 every night)."""
+  _touch(tmp_path / 'in' / 'reels' / 'r1', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'in' / 'reels' / 'r2', 'f0.png', 'f1.png')
+  os.symlink(tmp_path / 'in' / 'reels' / 'r1', tmp_path / 'in' / 'aaa')
+  (tmp_path / 'in' / 'favourites').mkdir()
+  os.symlink(tmp_path / 'in' / 'reels' / 'r2', tmp_path / 'in' / 'favourites' / 'r2')
+  os.symlink(tmp_path / 'in' / 'reels', tmp_path / 'in' / 'favourites' / 'all')
+  found, errors = _discover(str(tmp_path / 'in'))
+  assert errors == [] and [c.name for c in found] == ['reels/r1', 'reels/r2']
+  # The same across the inputs one pattern matches, and for folders only linked in, each once.
+  _touch(tmp_path / 'nas' / 'r3', 'f0.png', 'f1.png')
+  (tmp_path / 'in2').mkdir()
+  for name in ('a', 'b'):
+    os.symlink(tmp_path / 'nas' / 'r3', tmp_path / 'in2' / name)
+  os.symlink(tmp_path / 'in' / 'reels' / 'r2', tmp_path / 'in2' / 'r2')
+  found, errors = _discover(str(tmp_path / 'in*'))
+  assert errors == [] and [c.name for c in found] == ['in/reels/r1', 'in/reels/r2', 'in2/a']
+
+
 def test_frames_in_the_input_folder_never_share_a_subfolders_output(tmp_path):
   _touch(tmp_path / 'shot', 'f0.png', 'f1.png')
   _touch(tmp_path / 'shot' / 'shot', 'f0.png', 'f1.png')

@@ -284,8 +284,9 @@ class DiscoverClips(beam.DoFn):
   def _from_folders(self, input_spec):
     root, pattern = _split_glob(input_spec)
     problems = []
-    metadata = files.list_tree(root, problems=problems)
     selected = _glob_filter(root, pattern)
+    metadata = files.list_tree(root, problems=problems,
+                               claims=lambda folder: selected(folder, folder))
     this_output = _in_folder(self._output)
     earlier_output = _in_earlier_output(_earlier_outputs((m.path for m in metadata), root))
 
@@ -633,22 +634,21 @@ def _empty_local_folders(root, pattern, in_output):
     return []
   selected = _glob_filter(root, pattern)
   found = []
-  for folder, dirs, names in files.walk_local(root):  # as `files.list_tree` walks
-    dirs[:] = [d for d in dirs if not passed_over(d, folder=True)]
-    leaf = not dirs  # a folder holding an output is not empty, though its output is not walked
-    dirs[:] = [d for d in dirs if not in_output(os.path.join(folder, d))]
-    if (leaf and not [n for n in names if not passed_over(n)] and folder != root
-        and not _links_to_folders(folder) and selected(folder, folder)):
+  for folder, dirs, names in files.walk_local(  # as `_from_folders` lists
+      root, claims=lambda folder: selected(folder, folder)):
+    dirs[:] = [d for d in dirs if not passed_over(d, folder=True) and
+               not in_output(os.path.join(folder, d))]
+    if (folder != root and not [n for n in names if not passed_over(n)]
+        and not _holds_folders(folder) and selected(folder, folder)):
       found.append(folder)
   return found
 
 
-def _links_to_folders(folder):
-  """Whether `folder` holds a link to a folder: one `files.walk_local` walks elsewhere (each
-  folder once) still makes it no empty clip."""
+def _holds_folders(folder):
+  """Whether `folder` holds a folder, or a link to one: one walked elsewhere or under another
+  name (`files.walk_local` walks each folder once), or an output, still makes it no empty clip."""
   try:
-    return any(e.is_symlink() and e.is_dir() and not passed_over(e.name, folder=True)
-               for e in os.scandir(folder))
+    return any(e.is_dir() and not passed_over(e.name, folder=True) for e in os.scandir(folder))
   except OSError:
     return False
 

@@ -153,42 +153,57 @@ def match(path, pattern=None):
     return FileSystems.match([join(literal, pattern) if pattern else literal])[0].metadata_list
 
 
-def walk_local(root, follow_links=True, problems=None):
+def walk_local(root, follow_links=True, problems=None, claims=None):
   """`os.walk(root)` following symbolic links to folders (a clip linked in from another disk is
   a clip; Beam's local listing passes over them), each real folder once, so a link back up
-  cannot loop. The caller may prune `dirs` further, as with `os.walk`. `follow_links` False:
-  links are passed over (what is to be deleted must lie inside `root`). `problems`, a list:
-  gets (path, reason) of each folder that could not be read."""
+  cannot loop. Folders reached without a link keep their own names: links are walked only after
+  all of them, and one leading to a folder walked already is passed over, wherever the link
+  sits (beside the folder, higher up, or sorting before it). The caller may prune `dirs` further,
+  as with `os.walk`. `follow_links` False: links are passed over (what is to be deleted must lie
+  inside `root`). `problems`, a list: gets (path, reason) of each folder that could not be
+  read. `claims`, a predicate on folder paths: which folders keep their names over links to
+  them (default: all; a caller that takes part of the tree passes what it takes, so that a
+  folder it leaves out does not hide a link it takes)."""
   def unreadable(error):
     if problems is not None and error.filename != root:  # (a missing root is the caller's)
       problems.append((error.filename, error.strerror or str(error)))
   seen = {os.path.realpath(root)}
-  for folder, dirs, names in os.walk(root, onerror=unreadable, followlinks=follow_links):
-    # Each folder is claimed when its parent is listed, real folders before links: a link beside
-    # the folder it leads to (or below it) is passed over, not walked twice under two names.
-    kept = set()
-    for d in sorted(dirs, key=lambda d: os.path.islink(os.path.join(folder, d))):
-      path = os.path.join(folder, d)
-      if not follow_links and os.path.islink(path):
-        kept.add(d)  # (os.walk does not go in)
+  starts = collections.deque([root])  # the root, then the links met, in the order met
+  while starts:
+    start = starts.popleft()
+    if start is not root:
+      real = os.path.realpath(start)
+      if real in seen:
         continue
-      real = os.path.realpath(path)
-      if real not in seen:
-        seen.add(real)
-        kept.add(d)
-    dirs[:] = [d for d in dirs if d in kept]
-    yield folder, dirs, names
+      seen.add(real)
+    for folder, dirs, names in os.walk(start, onerror=unreadable):  # (links not gone into)
+      kept = []
+      for d in dirs:
+        path = os.path.join(folder, d)
+        if os.path.islink(path):
+          kept.append(d)  # claimed, or passed over, once every plain folder is
+          continue
+        real = os.path.realpath(path)
+        if real not in seen:  # (seen: a plain folder inside a linked one walked already)
+          if claims is None or claims(path):
+            seen.add(real)
+          kept.append(d)
+      dirs[:] = sorted(kept)  # (which link names a folder linked in twice: the same each run)
+      yield folder, dirs, names
+      if follow_links:  # the links the caller left in `dirs`
+        starts.extend(os.path.join(folder, d) for d in dirs
+                      if os.path.islink(os.path.join(folder, d)))
 
 
-def list_tree(root, follow_links=True, problems=None):
+def list_tree(root, follow_links=True, problems=None, claims=None):
   """FileMetadata of every file at any depth below the folder `root`; on local disk through
-  linked folders too (`walk_local`), unless `follow_links` is False. `problems`, a list: gets
-  (path, reason) of what could not be listed locally (an unreadable folder, a link whose target
-  is missing: a disk not mounted?)."""
+  linked folders too (`walk_local`, which also says what `claims` does), unless `follow_links`
+  is False. `problems`, a list: gets (path, reason) of what could not be listed locally (an
+  unreadable folder, a link whose target is missing: a disk not mounted?)."""
   if FileSystems.get_scheme(root) is not None:
     return match(root, '**')
   found = []
-  for folder, _, names in walk_local(root, follow_links, problems):
+  for folder, _, names in walk_local(root, follow_links, problems, claims):
     for name in names:
       path = os.path.join(folder, name)
       try:
