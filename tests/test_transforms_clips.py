@@ -388,6 +388,22 @@ def test_relative_manifest_paths_resolve_alike_locally_and_in_object_stores():
     assert resolve('gs://b/in', row) == 'gs://b/in/reel/f0.png'
     assert resolve('/data/in', row) == '/data/in/reel/f0.png'
   assert resolve('gs://b/in', 'gs://c/x/f.png') == 'gs://c/x/f.png'
+  for row in ('/data/in/reel/f0.png', '/data//in/reel/f0.png', '//data/in/./reel/f0.png',
+              '/data/in/x/../reel//f0.png'):
+    assert resolve('/elsewhere', row) == '/data/in/reel/f0.png'
+
+
+def test_a_frame_spelt_two_ways_in_a_manifest_is_one_frame_of_its_clip(tmp_path):
+  """Rows continuing each other with the shared frame spelt `//` or `/./` (a script joining
+  'root/' + '/name') made it two frames, written twice with no in-between, and exit 0."""
+  _touch(tmp_path / 'in' / 'a', *(f'f{i}.png' for i in range(3)))
+  folder = str(tmp_path / 'in' / 'a')
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text(f'clip,frame0,frame1\nx,{folder}/f0.png,{folder}/f1.png\n'
+                      f'x,{folder}//f1.png,{tmp_path}/in/./a/f2.png\n')
+  (clip,), errors = _discover(str(manifest))
+  assert errors == [] and clip.paired == (True, True)
+  assert [u for u, _ in clip.frames] == [f'{folder}/f{i}.png' for i in range(3)]
 
 
 def test_numbering_gaps_are_where_frame_numbers_skip_more_than_the_clips_step():

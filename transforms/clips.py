@@ -504,10 +504,13 @@ def _manifest_rows(manifest, text):
 
 
 def resolve(base, path):
-  """A manifest's frame path: absolute or with a scheme as it is, else relative to `base` (the
-  manifest's folder), '.' and '..' resolved."""
-  if FileSystems.get_scheme(path) is not None or path.startswith('/'):
+  """A manifest's frame path: with a scheme as it is, else local, relative to `base` (the
+  manifest's folder) unless absolute, '.', '..' and doubled slashes resolved: one frame spelt
+  two ways in two rows must be one frame of the clip, not two with a gap between."""
+  if FileSystems.get_scheme(path) is not None:
     return path
+  if path.startswith('/'):
+    return os.path.normpath('/' + path.lstrip('/'))  # (normpath keeps a leading '//')
   if FileSystems.get_scheme(base) is None:
     return os.path.normpath(os.path.join(base, path))
   # Object names are literal ('a/./b' is not 'a/b'), so '.' and '..' are resolved here, as the
