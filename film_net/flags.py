@@ -37,14 +37,34 @@ class _DefaultsShown(argparse.HelpFormatter):
 
 
 def check_paths(parser: argparse.ArgumentParser, folders=(), models=()) -> None:
-  """A usage error for a (flag, path) of `folders` that is a file, or of `models` (None: the
-  built-in model) that is not there; remote paths are checked where they are read."""
+  """A usage error for a (flag, path) of `folders` that is a file or lies below one, or of
+  `models` (None: the built-in model) that is not there; remote paths are checked where they
+  are read."""
   for flag, path in folders:
-    if os.path.exists(path) and not os.path.isdir(path):  # (a device or a pipe too)
-      parser.error(f'{flag} {path} is a file, not a folder')
+    problem = not_a_folder(flag, path)
+    if problem:
+      parser.error(problem)
   for flag, path in models:
     if path and not weights_lib.is_remote(path) and not os.path.exists(path):
       parser.error(f'{flag} {path}: no such file or folder')
+
+
+def not_a_folder(flag: str, path: str) -> str | None:
+  """Why the local folder `path` (a flag's) cannot be made or written: it is a file (a device or
+  a pipe too), or one of the folders above it is (`out.png/frames`, a typo); else None."""
+  if weights_lib.is_remote(path):
+    return None
+  here = os.path.abspath(path)
+  while not os.path.exists(here):
+    above = os.path.dirname(here)
+    if above == here:
+      return None
+    here = above
+  if os.path.isdir(here):
+    return None
+  if here == os.path.abspath(path):
+    return f'{flag} {path} is a file, not a folder'
+  return f'{flag} {path}: {here} is a file, not a folder'
 
 
 def plain_log_lines() -> None:

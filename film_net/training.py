@@ -84,6 +84,9 @@ def _crop_triplet(rng, triplet, crop: int):
   return tuple(f[top:top + crop, left:left + crop] for f in frames)
 
 
+MAX_CROP = 2048
+
+
 def add_arguments(p) -> None:
   """The flags both trainers take."""
   p.add_argument('--output_dir', required=True, help='checkpoints, meta.json and latest.npz')
@@ -102,7 +105,7 @@ def add_arguments(p) -> None:
                       'of --batch_size, at most 8')
   p.add_argument('--crop', type=int, default=128,
                  help='square training frames of this size, at least what --options needs (64 '
-                      'for compact and released)')
+                      f'for compact and released), at most {MAX_CROP}')
   p.add_argument('--max_motion', type=flags.positive_float, default=None,
                  help='largest motion in px between x0 and x1 (default: the renderer\'s)')
   render.add_scene_arguments(p)
@@ -150,6 +153,9 @@ def check_arguments(parser, args) -> None:
   if args.crop < options.min_size:
     parser.error(f'--crop must be >= {options.min_size} for --options {args.options} (its '
                  f'coarsest pyramid levels need that many px), got {args.crop}')
+  if args.crop > MAX_CROP:  # (it was numpy's MemoryError from the renderer, a folder left)
+    parser.error(f'--crop must be at most {MAX_CROP} (FILM trains at 256; a larger square '
+                 f'costs memory as its area), got {args.crop}')
   if not args.clips and args.clips_fraction != parser.get_default('clips_fraction'):
     parser.error(f'--clips_fraction {args.clips_fraction} needs --clips (the clips it is the '
                  'share of)')

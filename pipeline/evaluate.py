@@ -250,6 +250,9 @@ def _manifest_triplets(manifest):
   triplets = []
   for i, (line, row) in enumerate(rows):
     row = row if isinstance(row, dict) else {}
+    if any(str(cell).strip() for cell in row.get(None) or ()):  # cells past the header's
+      raise UsageError(f'--input {manifest} line {line} has {len(row) - 1 + len(row[None])} '
+                       f'fields, its header {len(row) - 1}: a comma in a path? Quote the path')
     missing = [c for c in ('frame0', 'truth', 'frame1') if not row.get(c)]
     if missing:
       raise UsageError(f'--input {manifest} line {line} lacks {", ".join(missing)} (a manifest '
@@ -505,8 +508,9 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   runner = _runner_name(options.view_as(StandardOptions).runner)
   if test_pipeline is None:
     prepare_remote_launch(known, options, runner)
-  if FileSystems.get_scheme(known.output) is None and os.path.isfile(known.output):
-    raise UsageError(f'--output {known.output} is a file, not a folder')
+  problem = flags.not_a_folder('--output', known.output)
+  if problem:
+    raise UsageError(problem)
   check_reachable(known)
   baselines, skipped = _choose_baselines(known.baselines)
   if known.no_model and not baselines:

@@ -143,6 +143,9 @@ def check_paths(known, offline=False):
   output = known.output
   if FileSystems.get_scheme(output) is None and os.path.isfile(output):
     raise UsageError(f'--output={output} is a file; --output names the folder the frames go to')
+  problem = flags.not_a_folder('--output', output)
+  if problem:  # (one above it a file)
+    raise UsageError(problem)
   if not clips_lib.is_manifest(known.input) and (
       files.real_path(known.input).rstrip('/') + '/').startswith(
           files.real_path(output).rstrip('/') + '/'):

@@ -476,6 +476,8 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
   (tmp_path / 'a_file').write_text('not a folder')
   (tmp_path / 'no_truth.csv').write_text('frame0,frame1\na.png,c.png\n')
   (tmp_path / 'header_only.csv').write_text('frame0,truth,frame1\n')
+  (tmp_path / 'shifted.csv').write_text('frame0,truth,frame1\na.png,b.png,c.png,,\n'
+                                        'a,1.png,b.png,c.png\n')
   # Excel's plain "CSV" on Windows is cp1252, not UTF-8.
   (tmp_path / 'cp1252.csv').write_bytes('frame0,truth,frame1\nSzène/a.png,b.png,c.png\n'
                                         .encode('cp1252'))
@@ -490,12 +492,16 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
        '--leave_one_out takes a folder of clips, not a manifest'),
       (['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'a_file')],
        'a_file is a file, not a folder'),
+      (['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'a_file' / 'out')],
+       f'out: {tmp_path / "a_file"} is a file, not a folder'),
       (['--input', str(tmp_path / 'no_truth.csv')], 'no_truth.csv line 2 lacks truth'),
       (['--input', str(tmp_path / 'gone.csv')], 'gone.csv: the manifest does not exist'),
       (['--input', str(tmp_path / 'gone')], 'gone: no such folder'),
       (['--input', str(tmp_path / 'empty')], 'empty: no triplet folders'),
       (['--input', str(tmp_path / 'empty'), '--leave_one_out'], 'no clip of 3 or more frames'),
       (['--input', str(tmp_path / 'header_only.csv')], 'the manifest has no rows'),
+      (['--input', str(tmp_path / 'shifted.csv')],  # (it was scored on shifted cells)
+       'shifted.csv line 3 has 4 fields, its header 3: a comma in a path? Quote the path'),
       (['--input', str(tmp_path / 'cp1252.csv')], 'cp1252.csv line 2: not UTF-8 text'),
       (['--input', str(tmp_path / 'in'), '--baselines', 'foo'], '--baselines: unknown foo'),
       (['--input', str(tmp_path / 'in'), '--baselines', ''], 'nothing to evaluate'),

@@ -279,6 +279,8 @@ def test_an_output_that_cannot_be_one_is_a_usage_error(tmp_path, tiny_model, cap
   (tmp_path / 'a_file').write_bytes(b'x')
   os.symlink(archive, tmp_path / 'linked')
   for output, message in ((tmp_path / 'a_file', 'is a file; --output names the folder'),
+                          (tmp_path / 'a_file' / 'out',  # (it was Beam's RuntimeError, exit 1)
+                           f'out: {tmp_path / "a_file"} is a file, not a folder'),
                           (archive, 'is --output'),
                           (f'{tmp_path / "linked"}/', 'is --output'),
                           (tmp_path, 'is --output')):  # above the input: every clip in it

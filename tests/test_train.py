@@ -406,6 +406,7 @@ def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
     pass
   bad = [(['--crop', '15'], '--crop must be >= 16 for --options {'),
          (['--options', 'compact', '--crop', '63'], '--crop must be >= 64 for --options compact'),
+         (['--crop', '100000'], '--crop must be at most 2048'),
          (['--options', 'nosuch'], "--options: unknown options preset 'nosuch'; choose from"),
          (['--ema_decay', '1'], 'argument --ema_decay: must be in [0, 1)'),
          (['--clips_fraction', '1.5'], 'argument --clips_fraction: must be in [0, 1]'),
@@ -416,7 +417,9 @@ def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
          (['--max_motion', 'inf'], 'argument --max_motion: must be a finite number > 0, got inf'),
          (['--lr', 'inf'], 'argument --lr: must be a finite number'),
          (['--init', str(tmp_path / 'gone.npz')], 'gone.npz: no such file'),
-         (['--output_dir', str(tmp_path / 'a_file')], 'a_file is a file, not a folder')]
+         (['--output_dir', str(tmp_path / 'a_file')], 'a_file is a file, not a folder'),
+         (['--output_dir', str(tmp_path / 'a_file' / 'run')],
+          f'run: {tmp_path / "a_file"} is a file, not a folder')]
   (tmp_path / 'a_file').write_text('not a folder')
   bad += [([f'--{flag}', '1.5'], f'argument --{flag}: must be in [0, 1]')
           for flag in ('regular_share', 'motion_blur', 'deform', 'static_share')]

@@ -310,6 +310,20 @@ def test_manifest_rows_are_read_as_written(tmp_path):
   bare.write_text('A,src/f0.png,src/f1.png\n')
   found, errors = _discover(str(bare))
   assert errors == [] and [c.name for c in found] == ['A']
+  # A path with an unquoted comma shifts the cells: no frame read from the wrong one. Empty
+  # cells past the header (a spreadsheet's trailing commas) are nothing.
+  _touch(tmp_path / 'src', 'f2.png')
+  shifted = tmp_path / 'shifted.csv'
+  shifted.write_text('clip,frame0,frame1\nA,src/f0.png,src/f1.png,,\n'
+                     'A,src/f1,x.png,src/f2.png\n')
+  found, errors = _discover(str(shifted))
+  assert [e['message'] for e in errors] == [
+      f'{shifted} line 3: malformed manifest row: has 4 fields, its header 3: a comma in a '
+      f'path? Quote the path: A,src/f1,x.png,src/f2.png']
+  assert [[u.rsplit('/', 1)[1] for u, _ in c.frames] for c in found] == [['f0.png', 'f1.png']]
+  bare.write_text('A,src/f0.png,src/f1.png\nA,src/f1.png,src/f2.png,src/f3.png\n')
+  found, errors = _discover(str(bare))
+  assert [e['message'].split(': ', 3)[2] for e in errors] == ['has 4 fields, rows 3']
 
 
 def test_a_file_name_with_non_ascii_digits_does_not_stop_discovery(tmp_path):

@@ -500,6 +500,11 @@ def _manifest_rows(manifest, text):
     if len(cells) <= max(columns) or any(not cells[i].strip() for i in columns):
       yield n, None, f'needs non-empty clip, frame0, frame1: {",".join(cells)[:200]}'
       continue
+    width = len(header) if has_header else len(needed)
+    if any(c.strip() for c in cells[width:]):  # shifted: frames read from the wrong cells
+      yield n, None, (f'has {len(cells)} fields, {"its header" if has_header else "rows"} '
+                      f'{width}: a comma in a path? Quote the path: {",".join(cells)[:200]}')
+      continue
     yield n, dict(zip(needed, (cells[i] for i in columns))), None
 
 
