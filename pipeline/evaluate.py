@@ -512,6 +512,9 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   if problem:
     raise UsageError(problem)
   check_reachable(known)
+  blocker = files.object_in_the_way(known.output)
+  if blocker:
+    raise UsageError(f'--output {known.output}: {blocker} is a file (an object), not a folder')
   baselines, skipped = _choose_baselines(known.baselines)
   if known.no_model and not baselines:
     raise UsageError('nothing to evaluate: --no_model and no available --baselines' +

@@ -152,6 +152,9 @@ def check_paths(known, offline=False):
     raise UsageError(f'--input {known.input} is --output {output} or inside it; write the frames '
                      f'to a folder of their own (one inside the input is never read as input)')
   check_reachable(known, offline)
+  blocker = None if offline else files.object_in_the_way(output)
+  if blocker:
+    raise UsageError(f'--output {output}: {blocker} is a file (an object), not a folder')
   frame = None if offline else clips_lib.input_frame_inside(known.input, output)
   if frame:
     raise UsageError(f'--output {output} holds input frames ({frame}): the run would '

@@ -69,6 +69,16 @@ def test_a_bucket_output_holding_input_frames_is_a_usage_error(tmp_path, tiny_mo
                               (f'gs://{BUCKET}/inout/arch/list.csv', 'would overwrite them')):
     status, _ = run_job(input_path, f'gs://{BUCKET}/inout/arch', tiny_model[0])
     assert status == 2 and message in capsys.readouterr().err
+  # An --output naming a frame, or below one (a typo), wrote under the frame's name (exit 0).
+  frame = f'gs://{BUCKET}/inout/arch/reel/frame0.png'
+  for output in (frame, f'{frame}/sub'):
+    status, _ = run_job(f'gs://{BUCKET}/inout/arch2', output, tiny_model[0])
+    assert status == 2 and capsys.readouterr().err.strip().endswith(
+        f'--output {output}: {frame} is a file (an object), not a folder')
+    from pipeline import evaluate  # pylint: disable=import-outside-toplevel
+    with pytest.raises(evaluate.UsageError, match=f'{frame} is a file \\(an object\\)'):
+      evaluate.run(['--input', f'gs://{BUCKET}/inout/arch2', '--output', output, '--no_model',
+                    '--baselines', 'repeat'])
   assert sorted(b.name for b in gcs.list_blobs(prefix='inout/arch/')) == [
       'inout/arch/list.csv', 'inout/arch/reel/frame0.png', 'inout/arch/reel/frame1.png']
   for _ in range(2):  # an output of its own, also once it holds frames
@@ -122,6 +132,21 @@ def test_a_bucket_folder_named_like_a_glob_is_that_folder(gcs):
   assert all('/take [2]/' in uri for uri, _ in clip.frames)
   (clip,) = discover('take [12]')
   assert all('/take 2/' in uri for uri, _ in clip.frames)
+
+
+def test_bucket_folders_apart_by_a_doubled_slash_are_two_clips_with_two_outputs(gcs):
+  """`in/reel` and `in//reel` (an upload script's doubled slash) were both named `reel-<hash>`,
+  one output folder for two clips; `in//reel` alone took `reel`, the name of `in/reel`."""
+  from transforms import clips  # pylint: disable=import-outside-toplevel
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  for name in ('reel/f0.png', 'reel/f1.png', '/reel/f0.png', '/reel/f1.png'):
+    gcs.blob(f'doubled/in/{name}').upload_from_string(b'x')
+  found = [c for c in clips.DiscoverClips('run').process(f'gs://{BUCKET}/doubled/in')
+           if not isinstance(c, beam.pvalue.TaggedOutput)]
+  names = {c.frames[0][0].rsplit('/', 2)[0]: c.name for c in found}
+  assert set(names) == {f'gs://{BUCKET}/doubled/in', f'gs://{BUCKET}/doubled/in/'}
+  assert names[f'gs://{BUCKET}/doubled/in'] == 'reel'
+  assert names[f'gs://{BUCKET}/doubled/in/'].startswith('reel-')
 
 
 def test_folder_placeholders_follow_the_same_filters_as_files(gcs):

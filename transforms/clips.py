@@ -217,7 +217,12 @@ def _parent(path):
 
 
 def _relative(path, root):
-  return path[len(root):].lstrip('/') if path.startswith(root) else path
+  """`path` below `root`, less the one slash between them: in a bucket `in//reel` is another
+  folder than `in/reel` (a script's doubled slash), and keeps its own relative path ('/reel')."""
+  if not path.startswith(root):
+    return path
+  rest = path[len(root):]
+  return rest[1:] if rest.startswith('/') else rest
 
 
 class IncompleteListing(OSError):

@@ -73,6 +73,21 @@ def unreachable(path):
   return None
 
 
+def object_in_the_way(folder):
+  """On an object store, the object that `folder` or a folder above it names (`gs://b/in/f.png`
+  for `gs://b/in/f.png/out`, a typo): writing there would hide output under a file's name, where
+  a local disk refuses. None where there is none, and for local paths (`flags.not_a_folder`).
+  One request per level below the bucket."""
+  if FileSystems.get_scheme(folder) is None:
+    return None
+  path = folder.rstrip('/')
+  while path.split('://', 1)[1].count('/') >= 1:  # below the bucket
+    if FileSystems.exists(path):
+      return path
+    path = path.rsplit('/', 1)[0]
+  return None
+
+
 def unaddressable(path):
   """Why Beam cannot address `path`, in words, or None. Beam parses a gs:// path with a pattern
   whose '.' stops at a line break, so an object whose name holds one fails every read and write
