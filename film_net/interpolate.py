@@ -13,6 +13,7 @@ import re
 import sys
 
 from film_net import flags
+from film_net import weights as weights_lib
 from film_net.image_io import read_frame
 from film_net.interpolator import Interpolator
 
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
     result = interp.recursive([f.rgb() for f in frames],
                               times_to_interpolate=args.times_to_interpolate)
     for i, png in enumerate(_pngs(result, data, frames)):
-      _write_whole(os.path.join(args.output_dir, f'frame_{i:03d}.png'), png)
+      weights_lib.write_local_whole(os.path.join(args.output_dir, f'frame_{i:03d}.png'), png)
     # Frames an earlier, deeper run left would trail this sequence in any glob of the folder.
     for name in os.listdir(args.output_dir):
       if re.fullmatch(r'frame_\d{3,}\.png', name) and int(name[6:-4]) >= len(result):
@@ -56,19 +57,6 @@ def main(argv=None) -> int:
     return 1
   print(f'wrote {len(result)} frames to {args.output_dir}')
   return 0
-
-
-def _write_whole(path, data):
-  """Writes `path` through a temporary beside it: a run stopped mid-write (Ctrl-C, a full disk)
-  leaves the frame whole, old or absent, never cut short under its final name."""
-  tmp = path + '.partial'
-  try:
-    with open(tmp, 'wb') as f:
-      f.write(data)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
 
 
 def _pngs(result, data, frames):

@@ -309,14 +309,24 @@ def save(path: str, weights: dict[str, np.ndarray], options: Options,
     with FileSystems.create(path) as f:
       f.write(data)
     return
+  write_local_whole(path, data)
+
+
+def write_local_whole(path: str, data: bytes) -> None:
+  """Writes the local file `path` through a temporary beside it, renamed into place: a write
+  stopped midway (Ctrl-C, a full disk) leaves `path` whole, old or absent, and no temporary."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   # A unique name opened as a plain file, so the result gets the umask's usual permissions
   # (tempfile.mkstemp's are owner-only).
-  tmp = os.path.join(directory, f'.tmp-{uuid.uuid4().hex}.npz')
-  with open(tmp, 'xb') as f:
-    f.write(data)
-  os.replace(tmp, path)
+  tmp = os.path.join(directory, f'.tmp-{uuid.uuid4().hex}{os.path.splitext(path)[1]}')
+  try:
+    with open(tmp, 'xb') as f:
+      f.write(data)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
 def read_meta(local_path: str) -> dict:
