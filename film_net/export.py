@@ -10,6 +10,11 @@ With `use_aux_outputs` off in the options, both give the image alone, as FILM's 
 """
 from __future__ import annotations
 
+import signal
+if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+  signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while the imports below load ends the
+  # command at once, not in a traceback of them; flags.start_command gives it back
+
 import json
 import sys
 import tempfile
@@ -98,7 +103,7 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
 def main(argv=None) -> int:
   """`python -m film_net.export --output DIR [--model FILE]`: a weight file as a SavedModel, for
   tools that load the released models (TF Serving, `tf.saved_model.load`)."""
-  flags.plain_log_lines()
+  flags.start_command()
   parser = flags.command_line(
       'film_net.export', 'Write a weight file as a SavedModel of FILM\'s released calling '
                          'convention (x0, x1, time in; image out).')

@@ -10,6 +10,7 @@ import argparse
 import logging
 import math
 import os
+import signal
 from typing import Callable
 
 from film_net import weights as weights_lib
@@ -65,6 +66,16 @@ def not_a_folder(flag: str, path: str) -> str | None:
   if here == os.path.abspath(path):
     return f'{flag} {path} is a file, not a folder'
   return f'{flag} {path}: {here} is a file, not a folder'
+
+
+def start_command() -> None:
+  """What every command line's main() does first. Its module, run as a command, let Ctrl-C end
+  the process at once while its imports loaded (a KeyboardInterrupt there printed a traceback of
+  import machinery); from here Ctrl-C raises KeyboardInterrupt again, which each command turns
+  into a clean stop. Then `plain_log_lines`."""
+  if signal.getsignal(signal.SIGINT) is signal.SIG_DFL:  # (set by the module; not in tests)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+  plain_log_lines()
 
 
 def plain_log_lines() -> None:

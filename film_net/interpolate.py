@@ -8,6 +8,11 @@ of the two (16 bit for a 16-bit or 10-bit scan, alpha blended, the colour descri
 """
 from __future__ import annotations
 
+import signal
+if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+  signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while the imports below load ends the
+  # command at once, not in a traceback of them; flags.start_command gives it back
+
 import os
 import re
 import sys
@@ -19,7 +24,7 @@ from film_net.interpolator import Interpolator
 
 
 def main(argv=None) -> int:
-  flags.plain_log_lines()
+  flags.start_command()
   parser = flags.command_line('film_net.interpolate', __doc__.splitlines()[0])
   parser.add_argument('frame0', help='the first frame (png, jpg, tif or dpx)')
   parser.add_argument('frame1', help='the second frame, of the same size')

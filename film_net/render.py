@@ -15,6 +15,11 @@ Conventions: images are float32 (H, W, 3) RGB in [0, 1]; pixel centres sit at in
 coordinates; transforms are 3x3 similarity matrices acting on column vectors (x, y, 1).
 """
 
+import signal
+if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+  signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while the imports below load ends the
+  # command at once, not in a traceback of them; flags.start_command gives it back
+
 import dataclasses
 import functools
 import logging
@@ -736,7 +741,7 @@ def scene_options(args) -> dict:
 
 
 def main(argv=None) -> int:
-  flags.plain_log_lines()
+  flags.start_command()
   parser = flags.command_line(
       'film_net.render', 'Write rendered triplets in the Middlebury layout (a held-out set).')
   parser.add_argument('--output', required=True,

@@ -12,6 +12,11 @@ evaluation only and is never read here.
 """
 from __future__ import annotations
 
+import signal
+if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+  signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while the imports below load ends the
+  # command at once, not in a traceback of them; flags.start_command gives it back
+
 import collections
 import concurrent.futures
 import contextlib
@@ -247,7 +252,7 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
-  flags.plain_log_lines()
+  flags.start_command()
   args = parse_args(argv)
   options = Options.parse(args.options)
   init = training.resolve_init(args.init)

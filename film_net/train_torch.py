@@ -14,6 +14,11 @@ Nothing else depends on it: it also runs on CPU, slowly.
 """
 from __future__ import annotations
 
+import signal
+if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+  signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while the imports below load ends the
+  # command at once, not in a traceback of them; flags.start_command gives it back
+
 import argparse
 import math
 import os
@@ -208,7 +213,7 @@ def _device(name):
 
 
 def main(argv=None) -> int:
-  flags.plain_log_lines()
+  flags.start_command()
   args = parse_args(argv)
   options = Options.parse(args.options)
   device = args.device

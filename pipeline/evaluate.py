@@ -47,6 +47,11 @@ model once per worker, and gathered into one report. Local runs use the same FnA
 pipeline.run (no Prism download).
 """
 
+import signal
+if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+  signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while the imports below load ends the
+  # command at once, not in a traceback of them; flags.start_command gives it back
+
 import csv
 import hashlib
 import io
@@ -602,7 +607,7 @@ def main(argv=None):
   """Command line entry: runs the evaluation, prints the table; exit status 2 (one line, before
   any work) if the flags, the input or the model cannot work, 1 if a triplet or method could not
   be scored (listed), else 0."""
-  flags.plain_log_lines()
+  flags.start_command()
   logging.getLogger().setLevel(logging.WARNING)  # (Beam logs its state cache at INFO)
   quiet_beam_logs()
   known, beam_args = parse_known_args(argv)

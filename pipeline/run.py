@@ -12,6 +12,11 @@ what 'DirectRunner' falls back to for batch jobs and honours --direct_running_mo
 (in_memory, multi_threading, multi_processing) and --direct_num_workers.
 """
 
+import signal
+if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+  signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while the imports below load ends the
+  # command at once, not in a traceback of them; flags.start_command gives it back
+
 import contextlib
 import hashlib
 import json
@@ -19,7 +24,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -803,7 +807,7 @@ def terminate_as_interrupt():
 def main(argv=None):
   """Command line entry: runs the job, prints the outcome, returns the exit status."""
   argv = list(sys.argv[1:] if argv is None else argv)
-  flags.plain_log_lines()
+  flags.start_command()
   logging.getLogger().setLevel(logging.WARNING)
   quiet_beam_logs()
   try:

@@ -10,6 +10,11 @@ An edit (`edit_00`, ...) is two shots cut together, so the demo shows a scene cu
 than cross-faded.
 """
 
+import signal
+if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+  signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while the imports below load ends the
+  # command at once, not in a traceback of them; flags.start_command gives it back
+
 import argparse
 import io
 import os
@@ -96,6 +101,7 @@ def frame_size(text):
 
 
 def main(argv=None):
+  flags.start_command()
   parser = flags.command_line('pipeline.sample_footage', __doc__.split('\n')[0])
   parser.add_argument('--output', default='sample_footage',
                       help='folder the clips go to (default sample_footage)')

@@ -2,6 +2,7 @@
 command line reads `--flip_average` alike."""
 import argparse
 import os
+import signal
 import subprocess
 import sys
 
@@ -303,6 +304,63 @@ def test_a_folder_flag_naming_a_device_or_pipe_is_a_usage_error(capsys, module, 
     main(argv)
   assert stop.value.code == 2 and f'{os.devnull} is a file, not a folder' in (
       capsys.readouterr().err)
+
+
+# Runs a command as `python -m` would, and sends it Ctrl-C (SIGINT) at its body's first import of
+# a module not loaded yet: in the middle of the imports that take the first seconds of a command.
+_INTERRUPTED_WHILE_IMPORTING = """
+import os, runpy, signal, sys
+
+class InterruptAtTheModulesFirstImport:
+  sent = False
+
+  def find_spec(self, name, path=None, target=None):
+    frame = sys._getframe(1)
+    while frame is not None and not self.sent:
+      if frame.f_globals.get('__name__') == '__main__' and frame.f_globals.get('__spec__'):
+        self.sent = True  # (the -c script's own frame has no __spec__)
+        os.kill(os.getpid(), signal.SIGINT)
+      frame = frame.f_back
+    return None
+
+sys.meta_path.insert(0, InterruptAtTheModulesFirstImport())
+sys.argv = [sys.argv[1], '--help']
+runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize('module', [module for module, _ in _every_command_line()] +
+                         ['film_net.train_torch'])
+def test_ctrl_c_while_a_command_imports_ends_it_without_a_traceback(module):
+  """Ctrl-C in a command's first seconds printed 30-50 lines of import machinery ending in
+  KeyboardInterrupt."""
+  done = subprocess.run([sys.executable, '-c', _INTERRUPTED_WHILE_IMPORTING, module], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+  assert done.returncode == -signal.SIGINT, (done.returncode, done.stderr[-2000:])
+  assert done.stdout == '' and done.stderr == ''
+
+
+def test_a_command_started_with_ctrl_c_ignored_goes_on_ignoring_it():
+  """A command started in the background by a shell script ignores SIGINT: so must its imports
+  (and what follows, as before)."""
+  done = subprocess.run([sys.executable, '-c', _INTERRUPTED_WHILE_IMPORTING, 'pipeline.run'],
+                        cwd=ROOT, capture_output=True, text=True, timeout=120,
+                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+  assert done.returncode == 0 and 'usage: python -m pipeline.run' in done.stdout, done.stderr
+
+
+def test_once_a_command_started_ctrl_c_raises_a_keyboard_interrupt_again():
+  from film_net import flags  # pylint: disable=import-outside-toplevel
+  inherited = signal.getsignal(signal.SIGINT)
+  try:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as the module run as a command left it
+    flags.start_command()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # started in the background: left alone
+    flags.start_command()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+  finally:
+    signal.signal(signal.SIGINT, inherited)
 
 
 def test_plain_log_lines_read_as_the_tools_once_per_command_and_keep_every_error():
