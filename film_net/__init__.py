@@ -18,13 +18,16 @@ import os
 # docs/benchmarks.md). TensorFlow reads the variable at its first tensor allocation, so this holds
 # unless an op ran before film_net was imported; set it to false to keep TensorFlow's default.
 os.environ.setdefault('TF_CPU_ALLOCATOR_USE_BFC', 'true')
-# TensorFlow's C++ INFO lines (CPU features it was not built for, oneDNN notices) would precede
-# every command line's one-line errors and progress; warnings and errors still show. Set it to 0
-# to see them.
+# TensorFlow's C++ INFO lines (CPU features it was not built for) would precede every command
+# line's one-line errors and progress; warnings and errors still show. Set it to 0 to see them.
+# The notices its libraries print while they load ignore it: tf_notices keeps those off.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
 
+from film_net import tf_notices
 from film_net.options import Options
 from film_net.weights import DEFAULT_MODEL
+
+tf_notices.install()
 
 _LAZY = {'FilmNet': 'film_net.model', 'create_model': 'film_net.model',
          'keras_inputs': 'film_net.model', 'Interpolator': 'film_net.interpolator'}
