@@ -439,7 +439,10 @@ def write_reports(rows, output, settings):
   that are not of this report's triplets (an earlier run's into the same folder, or all with
   --no_png); returns the report."""
   report = summarise(rows, settings)
-  # Atomic (a temporary in `output`, renamed): a killed run leaves the last whole report.
+  # Each file atomic (a temporary in `output`, renamed). The pair is not: so an earlier run's
+  # results.csv goes first, and a run stopped between the two leaves a JSON without a CSV, never
+  # one beside a CSV of other numbers.
+  files.delete_files([files.join(output, 'results.csv')])
   files.write_atomic(files.join(output, 'results.json'), json.dumps(
       _json_safe(report), indent=1, default=float, allow_nan=False).encode('utf-8'), output)
   text = io.StringIO()

@@ -467,6 +467,33 @@ def test_a_rerun_into_the_same_output_keeps_its_own_comparisons_only(tmp_path):
   assert not json.load(open(os.path.join(monday, 'results.json')))['comparison_pngs']
 
 
+def test_a_rerun_stopped_between_its_two_reports_leaves_no_csv_of_the_earlier_numbers(
+    tmp_path, monkeypatch):
+  """results.json and results.csv are written one after the other: a rerun stopped between
+  them left the new JSON beside the last run's CSV, two reports of different numbers."""
+  gray = np.full((24, 32, 3), 102 / 255, np.float32)
+  for name in ('a', 'b'):
+    _save(str(tmp_path / 'in' / name / 'frame10.png'), np.zeros_like(gray))
+    _save(str(tmp_path / 'in' / name / 'frame10i11.png'), gray)
+    _save(str(tmp_path / 'in' / name / 'frame11.png'), gray)
+  out = str(tmp_path / 'out')
+  flags = ['--input', str(tmp_path / 'in'), '--output', out, '--no_model']
+  evaluate.run(flags + ['--baselines', 'repeat'])
+  assert os.path.exists(os.path.join(out, 'results.csv'))
+  write_atomic = evaluate.files.write_atomic
+
+  def stopped_before_the_csv(path, data, *args):
+    if path.endswith('results.csv'):
+      raise OSError('no space left on device')  # or the run was killed here
+    return write_atomic(path, data, *args)
+
+  monkeypatch.setattr(evaluate.files, 'write_atomic', stopped_before_the_csv)
+  with pytest.raises(Exception, match='no space left on device'):
+    evaluate.run(flags + ['--baselines', 'average'])
+  assert list(json.load(open(os.path.join(out, 'results.json')))['mean']) == ['average']
+  assert not os.path.exists(os.path.join(out, 'results.csv'))
+
+
 def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, capsys):
   gray = np.full((8, 8, 3), 0.4, np.float32)
   for name in TRIPLET_NAMES:
