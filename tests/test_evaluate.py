@@ -148,14 +148,19 @@ def test_a_stop_that_comes_out_of_a_method_as_another_error_still_stops_the_eval
   assert not (out / 'results.json').exists() and 'repeat failed' not in stderr
 
 
+def _black_to_gray_triplets(folder):
+  """Triplets a and b: frame0 black, frame1 and the truth mid-gray (102/255)."""
+  gray = np.full((24, 32, 3), 102 / 255, np.float32)
+  for name in ('a', 'b'):
+    _save(str(folder / name / 'frame10.png'), np.zeros_like(gray))
+    _save(str(folder / name / 'frame10i11.png'), gray)
+    _save(str(folder / name / 'frame11.png'), gray)
+
+
 def test_job_on_triplet_folders_gives_the_analytic_baseline_scores(tmp_path):
   # frame0 black, frame1 mid-gray (102/255), truth the same gray: repeat misses by 0.4 and
   # average by 0.2, so PSNR = -20 log10(error) exactly.
-  gray = np.full((24, 32, 3), 102 / 255, np.float32)
-  for name in ('a', 'b'):
-    _save(str(tmp_path / 'in' / name / 'frame10.png'), np.zeros_like(gray))
-    _save(str(tmp_path / 'in' / name / 'frame10i11.png'), gray)
-    _save(str(tmp_path / 'in' / name / 'frame11.png'), gray)
+  _black_to_gray_triplets(tmp_path / 'in')
   out = str(tmp_path / 'out')
   evaluate.run(['--input', str(tmp_path / 'in'), '--output', out, '--no_model',
                 '--baselines', 'repeat,average'])
@@ -471,11 +476,7 @@ def test_a_rerun_stopped_between_its_two_reports_leaves_no_csv_of_the_earlier_nu
     tmp_path, monkeypatch):
   """results.json and results.csv are written one after the other: a rerun stopped between
   them left the new JSON beside the last run's CSV, two reports of different numbers."""
-  gray = np.full((24, 32, 3), 102 / 255, np.float32)
-  for name in ('a', 'b'):
-    _save(str(tmp_path / 'in' / name / 'frame10.png'), np.zeros_like(gray))
-    _save(str(tmp_path / 'in' / name / 'frame10i11.png'), gray)
-    _save(str(tmp_path / 'in' / name / 'frame11.png'), gray)
+  _black_to_gray_triplets(tmp_path / 'in')
   out = str(tmp_path / 'out')
   flags = ['--input', str(tmp_path / 'in'), '--output', out, '--no_model']
   evaluate.run(flags + ['--baselines', 'repeat'])
