@@ -335,7 +335,10 @@ def test_ctrl_c_while_a_command_imports_ends_it_without_a_traceback(module):
   """Ctrl-C in a command's first seconds printed 30-50 lines of import machinery ending in
   KeyboardInterrupt."""
   done = subprocess.run([sys.executable, '-c', _INTERRUPTED_WHILE_IMPORTING, module], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120)
+                        capture_output=True, text=True, timeout=120,
+                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  # (as a terminal starts it: where a script started the tests in the background, SIGINT is
+  # ignored, and so, rightly, by the command)
   assert done.returncode == -signal.SIGINT, (done.returncode, done.stderr[-2000:])
   assert done.stdout == '' and done.stderr == ''
 
