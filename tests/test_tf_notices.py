@@ -7,8 +7,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _stderr_of(script: str) -> str:
+  env = {**os.environ, 'PYTHONPATH': ROOT}
+  env.pop('TF_CPP_MIN_LOG_LEVEL', None)  # (set to 0, it shows TensorFlow's INFO lines, rightly)
   done = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True, text=True,
-                        timeout=300, env={**os.environ, 'PYTHONPATH': ROOT})
+                        timeout=300, env=env)
   assert done.returncode == 0, done.stderr
   return done.stderr
 
