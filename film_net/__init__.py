@@ -20,14 +20,13 @@ import os
 os.environ.setdefault('TF_CPU_ALLOCATOR_USE_BFC', 'true')
 # TensorFlow's C++ INFO lines (CPU features it was not built for) would precede every command
 # line's one-line errors and progress; warnings and errors still show. Set it to 0 to see them.
-# The notices its libraries print while they load ignore it: tf_notices keeps those off.
+# It does not reach the notices TensorFlow 2.21's libraries print while they load (absl's "All
+# log messages before absl::InitializeLog()" and oneDNN's, four lines): taking those out of
+# stderr meant holding all of stderr back meanwhile, which lost a crash's last words.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
 
-from film_net import tf_notices
 from film_net.options import Options
 from film_net.weights import DEFAULT_MODEL
-
-tf_notices.install()
 
 _LAZY = {'FilmNet': 'film_net.model', 'create_model': 'film_net.model',
          'keras_inputs': 'film_net.model', 'Interpolator': 'film_net.interpolator'}
