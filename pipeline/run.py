@@ -83,7 +83,42 @@ class LocalRunner(PipelineRunner):
     runner.run_via_runner_api = lambda proto, options: run_graph(
         _workers_leave_ctrl_c_to_the_launcher(proto), options)
     with _quiet_workers_stopped_with_the_job():
-      return runner.run_pipeline(pipeline, options)
+      try:
+        return runner.run_pipeline(pipeline, options)
+      except KeyboardInterrupt:
+        _end_the_workers()
+        raise
+
+
+def _end_the_workers():
+  """Stopped by a signal to the launcher alone (`kill PID`, `timeout`, a scheduler; a terminal's
+  Ctrl-C reaches every process), the job's multi_processing workers ran on, and the launcher,
+  its line printed, never exited: Beam's thread waiting on each worker kept it alive. Ends
+  this process's Beam SDK worker children (Linux; elsewhere they end with their bundle)."""
+  try:
+    children = set()
+    for task in os.listdir('/proc/self/task'):
+      with open(f'/proc/self/task/{task}/children', encoding='ascii') as listed:
+        children.update(int(pid) for pid in listed.read().split())
+  except OSError:
+    return
+  for pid in children:
+    try:
+      with open(f'/proc/{pid}/cmdline', 'rb') as cmdline:
+        if b'sdk_worker_main' in cmdline.read():
+          os.kill(pid, signal.SIGTERM)
+    except OSError:  # (gone meanwhile)
+      pass
+  # Beam's threads that watched and served them end with them; each raises as it goes, said
+  # nothing of while the job stops (`_quiet_workers_stopped_with_the_job`).
+  for thread in threading.enumerate():
+    if thread.name in _BEAM_WORKER_THREADS:
+      thread.join(timeout=10)
+
+
+# Beam's launcher-side threads for a multi_processing worker: its process, its control stream,
+# its data stream.
+_BEAM_WORKER_THREADS = ('run_worker', 'beam_control_read', 'read_grpc_client_inputs')
 
 
 @contextlib.contextmanager
@@ -94,8 +129,9 @@ def _quiet_workers_stopped_with_the_job():
   previous = threading.excepthook
 
   def hook(args):
-    if not (stopping.requested() and str(args.exc_value).startswith(
-        'Worker subprocess exited with return code')):
+    if not (stopping.requested() and (
+        str(args.exc_value).startswith('Worker subprocess exited with return code') or
+        args.thread.name in _BEAM_WORKER_THREADS)):
       previous(args)
   threading.excepthook = hook
   try:
@@ -726,7 +762,8 @@ def quiet_beam_logs():
   """The log filters of a local run's command line (`main`; `pipeline.evaluate`'s too), each
   added once however many times it is asked."""
   for name, kept in (('apache_beam.runners.common', _not_an_interruption),
-                     ('apache_beam.runners.portability.local_job_service', _workers_own_lines)):
+                     ('apache_beam.runners.portability.local_job_service', _workers_own_lines),
+                     ('apache_beam.runners.worker.data_plane', _not_a_stopped_workers_stream)):
     logger = logging.getLogger(name)
     if kept not in logger.filters:
       logger.addFilter(kept)
@@ -755,6 +792,14 @@ def _not_an_interruption(record):
   """A logging filter: Beam logs a worker's Ctrl-C as an error with a screen of traceback
   before it stops the job, which `main` then reports in one line."""
   return not record.getMessage().startswith('KeyboardInterrupt')
+
+
+def _not_a_stopped_workers_stream(record):
+  """A logging filter: a multi_processing worker ended by a stop (`_end_the_workers`) cuts its
+  data stream, which Beam logs as an error with a traceback after the line that says the run
+  stopped."""
+  return not (stopping.requested() and
+              record.getMessage().startswith('Failed to read inputs in the data plane'))
 
 
 def _interrupted(run_id, caught):

@@ -549,32 +549,69 @@ def test_a_stop_that_comes_out_of_the_model_as_another_error_still_stops_the_run
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def _multi_processing_job_at_work(tmp_path, *flags):
+  """pipeline.run over tmp_path/archive into tmp_path/out with two multi_processing workers,
+  started as a terminal starts it (its own process group, SIGINT at its default), once a
+  worker has finished a unit."""
+  def as_a_terminal_starts_it():
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+  output = tmp_path / 'out'
+  job = subprocess.Popen(
+      [sys.executable, '-m', 'pipeline.run', f'--input={tmp_path / "archive"}',
+       f'--output={output}', *flags, '--direct_running_mode=multi_processing',
+       '--direct_num_workers=2', '--run_id=stopped'],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      preexec_fn=as_a_terminal_starts_it)
+  deadline = time.monotonic() + 240
+  while not glob.glob(str(output / '_markers' / '*' / '*.done')):  # the workers are at it
+    assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+    time.sleep(0.2)
+  return job
+
+
 def test_ctrl_c_on_a_multi_processing_run_is_the_launchers_one_line(tmp_path, tiny_model):
   """A terminal's Ctrl-C reaches every process of the job: each worker died of it with a screen
   of tracebacks (80-213 lines for two), and Beam's thread watching it added one more."""
   model_path, _ = tiny_model
   make_clip(tmp_path / 'archive' / 'clip', 24, width=32, height=32, seed=3)
-  output = tmp_path / 'out'
-
-  def as_a_terminal_starts_it():  # its own process group, SIGINT not ignored
-    os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-  job = subprocess.Popen(
-      [sys.executable, '-m', 'pipeline.run', f'--input={tmp_path / "archive"}',
-       f'--output={output}', f'--model_path={model_path}', '--times_to_interpolate=3',
-       '--pairs_per_unit=1', '--direct_running_mode=multi_processing',
-       '--direct_num_workers=2', '--run_id=stopped'],
-      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      preexec_fn=as_a_terminal_starts_it)
-  deadline = time.monotonic() + 240
-  while not glob.glob(str(output / '_markers' / 'clip' / '*.done')):  # the workers are at it
-    assert job.poll() is None and time.monotonic() < deadline, job.communicate()
-    time.sleep(0.2)
+  job = _multi_processing_job_at_work(tmp_path, f'--model_path={model_path}',
+                                      '--times_to_interpolate=3', '--pairs_per_unit=1')
   os.killpg(job.pid, signal.SIGINT)
   _, stderr = job.communicate(timeout=120)
   assert job.returncode == 130, stderr
   assert 'Traceback' not in stderr and 'KeyboardInterrupt' not in stderr, stderr
   assert stderr.splitlines()[-1].startswith('interrupted: run stopped stopped; '), stderr
+
+
+@pytest.mark.parametrize('signum, status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_to_a_multi_processing_launcher_alone_ends_the_job(tmp_path, tiny_model, signum,
+                                                                     status):
+  """`kill PID`, `timeout` and schedulers signal the launcher alone: it printed its line and
+  never exited, Beam's thread waiting on a worker that ran on."""
+  del tiny_model  # the built-in model: its calls last long enough to be cut
+  for name in ('clip', 'clip2'):
+    make_clip(tmp_path / 'archive' / name, 10, width=160, height=96, seed=3)
+  job = _multi_processing_job_at_work(tmp_path)
+  time.sleep(3)
+  os.kill(job.pid, signum)
+  try:
+    _, stderr = job.communicate(timeout=60)
+  except subprocess.TimeoutExpired:
+    os.killpg(job.pid, signal.SIGKILL)
+    raise
+  assert job.returncode in (status, -signum), stderr  # (a shell's $? is `status` for either)
+  assert 'Traceback' not in stderr and stderr.splitlines()[-1].startswith('interrupted'), stderr
+  deadline = time.monotonic() + 20
+  while True:  # and no worker is left running
+    try:
+      os.killpg(job.pid, 0)
+    except ProcessLookupError:
+      break
+    if time.monotonic() > deadline:
+      os.killpg(job.pid, signal.SIGKILL)
+      pytest.fail('a worker ran on after the launcher ended')
+    time.sleep(0.2)
 
 
 def test_a_stop_after_the_outcome_is_printed_leaves_the_outcome_and_its_status(
