@@ -136,4 +136,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  raise SystemExit(main())
+  sys.exit(flags.run_command(main))

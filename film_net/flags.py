@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import signal
+import sys
 from typing import Callable
 
 from film_net import weights as weights_lib
@@ -76,6 +77,17 @@ def start_command() -> None:
   if signal.getsignal(signal.SIGINT) is signal.SIG_DFL:  # (set by the module; not in tests)
     signal.signal(signal.SIGINT, signal.default_int_handler)
   plain_log_lines()
+
+
+def run_command(main: Callable[[], int | None]) -> int | None:
+  """`main()` of a command without a stop of its own: Ctrl-C ends it in one line, exit status
+  130 (a traceback otherwise, from wherever it was: often an import it makes when it needs
+  it)."""
+  try:
+    return main()
+  except KeyboardInterrupt:
+    print('interrupted', file=sys.stderr)
+    return 130
 
 
 def plain_log_lines() -> None:

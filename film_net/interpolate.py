@@ -78,4 +78,4 @@ def _pngs(result, data, frames):
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  sys.exit(flags.run_command(main))

@@ -18,6 +18,7 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
 import argparse
 import io
 import os
+import sys
 
 import numpy as np
 from PIL import Image
@@ -138,4 +139,4 @@ def edited_frames(frames_per_shot, width, height, seed=0):
 
 
 if __name__ == '__main__':
-  main()
+  sys.exit(flags.run_command(main))

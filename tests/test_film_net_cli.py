@@ -366,6 +366,34 @@ def test_once_a_command_started_ctrl_c_raises_a_keyboard_interrupt_again():
     signal.signal(signal.SIGINT, inherited)
 
 
+def test_ctrl_c_while_a_command_works_is_one_line_and_status_130(tmp_path):
+  """film_net.interpolate imports Beam's file systems when it reads its first frame: Ctrl-C
+  then printed 39-123 lines of traceback (so did one during the model's call)."""
+  frame = tmp_path / 'a.png'
+  Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(frame)
+  script = """
+import os, runpy, signal, sys
+
+class InterruptAtTheFirstBeamImport:
+  def find_spec(self, name, path=None, target=None):
+    if name == 'apache_beam':
+      sys.meta_path.remove(self)
+      os.kill(os.getpid(), signal.SIGINT)
+    return None
+
+sys.meta_path.insert(0, InterruptAtTheFirstBeamImport())
+sys.argv = ['film_net.interpolate'] + sys.argv[1:]
+runpy.run_module('film_net.interpolate', run_name='__main__', alter_sys=True)
+"""
+  done = subprocess.run([sys.executable, '-c', script, str(frame), str(frame), '--output_dir',
+                         str(tmp_path / 'out')], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                      signal.SIG_DFL))
+  assert done.returncode == 130, done.stderr[-3000:]
+  assert done.stderr.splitlines()[-1] == 'interrupted' and 'Traceback' not in done.stderr
+  assert not list(tmp_path.glob('out/*.png'))
+
+
 def test_plain_log_lines_read_as_the_tools_once_per_command_and_keep_every_error():
   script = """
 import logging
