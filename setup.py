@@ -40,5 +40,5 @@ setuptools.setup(
         'train': ['scikit-image'],
         'train-gpu': ['torch>=2.1', 'scikit-image'],
     },
-    entry_points={'console_scripts': ['film-interpolate=pipeline.run:main']},
+    entry_points={'console_scripts': ['film-interpolate=pipeline:film_interpolate']},
 )

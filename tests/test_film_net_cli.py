@@ -2,6 +2,7 @@
 command line reads `--flip_average` alike."""
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -366,13 +367,9 @@ def test_once_a_command_started_ctrl_c_raises_a_keyboard_interrupt_again():
     signal.signal(signal.SIGINT, inherited)
 
 
-def test_ctrl_c_while_a_command_works_is_one_line_and_status_130(tmp_path):
-  """film_net.interpolate imports Beam's file systems when it reads its first frame: Ctrl-C
-  then printed 39-123 lines of traceback (so did one during the model's call)."""
-  frame = tmp_path / 'a.png'
-  Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(frame)
-  script = """
-import os, runpy, signal, sys
+# The start of a script that sends itself Ctrl-C (SIGINT) when it first imports Beam.
+_INTERRUPT_AT_THE_FIRST_BEAM_IMPORT = """
+import os, signal, sys
 
 class InterruptAtTheFirstBeamImport:
   def find_spec(self, name, path=None, target=None):
@@ -382,6 +379,16 @@ class InterruptAtTheFirstBeamImport:
     return None
 
 sys.meta_path.insert(0, InterruptAtTheFirstBeamImport())
+"""
+
+
+def test_ctrl_c_while_a_command_works_is_one_line_and_status_130(tmp_path):
+  """film_net.interpolate imports Beam's file systems when it reads its first frame: Ctrl-C
+  then printed 39-123 lines of traceback (so did one during the model's call)."""
+  frame = tmp_path / 'a.png'
+  Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(frame)
+  script = _INTERRUPT_AT_THE_FIRST_BEAM_IMPORT + """
+import runpy
 sys.argv = ['film_net.interpolate'] + sys.argv[1:]
 runpy.run_module('film_net.interpolate', run_name='__main__', alter_sys=True)
 """
@@ -392,6 +399,33 @@ runpy.run_module('film_net.interpolate', run_name='__main__', alter_sys=True)
   assert done.returncode == 130, done.stderr[-3000:]
   assert done.stderr.splitlines()[-1] == 'interrupted' and 'Traceback' not in done.stderr
   assert not list(tmp_path.glob('out/*.png'))
+
+
+def test_the_installed_command_ends_quietly_on_ctrl_c_while_it_imports_too():
+  """pip's wrapper for `film-interpolate` imports the entry point named in setup.py, where
+  pipeline.run's own first lines do not run: Ctrl-C there printed 47 lines of traceback."""
+  with open(os.path.join(ROOT, 'setup.py'), encoding='utf-8') as setup:
+    module, function = re.search(r"'film-interpolate=([\w.]+):(\w+)'", setup.read()).groups()
+  wrapper = _INTERRUPT_AT_THE_FIRST_BEAM_IMPORT + f"""
+from {module} import {function}  # as pip's console-script wrapper does
+sys.argv = ['film-interpolate', '--help']
+sys.exit({function}())
+"""
+  done = subprocess.run([sys.executable, '-c', wrapper], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120,
+                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  assert done.returncode == -signal.SIGINT, (done.returncode, done.stderr[-2000:])
+  assert done.stdout == '' and done.stderr == ''
+
+
+def test_the_installed_command_runs_pipeline_run(capsys, monkeypatch):
+  from pipeline import film_interpolate  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(sys, 'argv', ['film-interpolate', '--help'])
+  try:
+    status = film_interpolate()
+  except SystemExit as stop:
+    status = stop.code
+  assert status == 0 and 'usage: python -m pipeline.run' in capsys.readouterr().out
 
 
 def test_plain_log_lines_read_as_the_tools_once_per_command_and_keep_every_error():
