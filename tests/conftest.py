@@ -6,6 +6,7 @@ GCS tests run against `gcp-storage-emulator` on loopback (`gcs_server`).
 import glob
 import json
 import os
+import re
 import struct
 import sys
 import time
@@ -33,6 +34,19 @@ def tiny_model(tmp_path_factory):
   interp = Interpolator.random(options=Options.tiny(), seed=0, align=64)
   interp.save(path)
   return path, Interpolator.from_path(path, align=64)
+
+
+# What TensorFlow 2.21 prints while its libraries load where it turns oneDNN on (CPUs with
+# AVX-512, for one), before anything can set its logging up: not the tool's lines, so the tests
+# of the tool's stderr leave them out (the README says they remain).
+TENSORFLOW_LOAD_NOTICE = re.compile(
+    r'WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$'
+    r'|I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\. ')
+
+
+def tool_lines(stderr: str) -> list[str]:
+  """A command's stderr lines, less TensorFlow's load notices."""
+  return [line for line in stderr.strip().splitlines() if not TENSORFLOW_LOAD_NOTICE.match(line)]
 
 
 def make_clip(folder, num_frames, width=64, height=48, seed=0, pattern='frame{:03d}.png'):

@@ -15,6 +15,7 @@ from film_net import Interpolator, Options
 from film_net import interpolate
 from film_net.flags import add_flip_average_flags
 from pipeline import options as pipeline_flags
+from conftest import tool_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -135,7 +136,7 @@ def test_cli_reports_a_missing_frame(tmp_path):
       cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
   assert result.returncode == 1 and 'nope.png' in result.stderr
   # The error is the one line on stderr: TensorFlow's start-up INFO lines are off.
-  assert result.stderr.strip().splitlines() == [
+  assert tool_lines(result.stderr) == [
       line for line in result.stderr.strip().splitlines() if line.startswith('error:')]
   # An --output_dir that is a file, or a --model that is not there, is a usage error (before
   # any work), not a traceback; it was exit status 1, the file 'File exists'.

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, make_clip, metric, read_png, run_job, run_records, write_dpx
+from conftest import ROOT, make_clip, metric, read_png, run_job, run_records, tool_lines
+from conftest import write_dpx
 from film_net import Interpolator
 from film_net.model import bfloat16_is_native
 from pipeline import run as run_module
@@ -590,8 +591,8 @@ def test_a_signal_to_a_multi_processing_launcher_alone_ends_the_job(tmp_path, ti
   """`kill PID`, `timeout` and schedulers signal the launcher alone: it printed its line and
   never exited, Beam's thread waiting on a worker that ran on."""
   del tiny_model  # the built-in model: its calls last long enough to be cut
-  for name in ('clip', 'clip2'):
-    make_clip(tmp_path / 'archive' / name, 10, width=160, height=96, seed=3)
+  for name in ('clip', 'clip2'):  # (long enough to be running 3 s after the first unit)
+    make_clip(tmp_path / 'archive' / name, 60, width=160, height=96, seed=3)
   job = _multi_processing_job_at_work(tmp_path)
   time.sleep(3)
   os.kill(job.pid, signum)
@@ -601,7 +602,7 @@ def test_a_signal_to_a_multi_processing_launcher_alone_ends_the_job(tmp_path, ti
     os.killpg(job.pid, signal.SIGKILL)
     raise
   assert job.returncode in (status, -signum), stderr  # (a shell's $? is `status` for either)
-  assert 'Traceback' not in stderr and stderr.splitlines()[-1].startswith('interrupted'), stderr
+  assert 'Traceback' not in stderr and tool_lines(stderr)[-1].startswith('interrupted'), stderr
   deadline = time.monotonic() + 20
   while True:  # and no worker is left running
     try:
@@ -1414,7 +1415,7 @@ def test_the_tools_own_warnings_read_as_its_lines_and_come_once(tmp_path, tiny_m
   assert run().returncode == 0
   argv += ['--direct_running_mode=multi_processing', '--direct_num_workers=2']
   rerun = run()  # each worker process builds the model too
-  warnings = rerun.stderr.strip().splitlines()
+  warnings = tool_lines(rerun.stderr)
   assert rerun.returncode == 0 and all(line.startswith('warning: ') for line in warnings)
   assert f'warning: --run_id again was used before on {tmp_path / "out"}' in rerun.stderr
   assert 'Worker:' not in rerun.stderr and 'Discarding unparseable' not in rerun.stderr
