@@ -94,7 +94,8 @@ def _end_the_workers():
   """Stopped by a signal to the launcher alone (`kill PID`, `timeout`, a scheduler; a terminal's
   Ctrl-C reaches every process), the job's multi_processing workers ran on, and the launcher,
   its line printed, never exited: Beam's thread waiting on each worker kept it alive. Ends
-  this process's Beam SDK worker children (Linux; elsewhere they end with their bundle)."""
+  this process's Beam SDK worker children (read from /proc: Linux only; elsewhere the launcher
+  may still wait on a worker that runs on)."""
   try:
     children = set()
     for task in os.listdir('/proc/self/task'):
