@@ -90,6 +90,11 @@ class LocalRunner(PipelineRunner):
         raise
 
 
+# Beam's launcher-side threads for a multi_processing worker: its process, its control stream,
+# its data stream.
+_BEAM_WORKER_THREADS = ('run_worker', 'beam_control_read', 'read_grpc_client_inputs')
+
+
 def _end_the_workers():
   """Stopped by a signal to the launcher alone (`kill PID`, `timeout`, a scheduler; a terminal's
   Ctrl-C reaches every process), the job's multi_processing workers ran on, and the launcher,
@@ -115,11 +120,6 @@ def _end_the_workers():
   for thread in threading.enumerate():
     if thread.name in _BEAM_WORKER_THREADS:
       thread.join(timeout=10)
-
-
-# Beam's launcher-side threads for a multi_processing worker: its process, its control stream,
-# its data stream.
-_BEAM_WORKER_THREADS = ('run_worker', 'beam_control_read', 'read_grpc_client_inputs')
 
 
 @contextlib.contextmanager

@@ -586,11 +586,10 @@ def test_ctrl_c_on_a_multi_processing_run_is_the_launchers_one_line(tmp_path, ti
 
 
 @pytest.mark.parametrize('signum, status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_to_a_multi_processing_launcher_alone_ends_the_job(tmp_path, tiny_model, signum,
-                                                                     status):
+def test_a_signal_to_a_multi_processing_launcher_alone_ends_the_job(tmp_path, signum, status):
   """`kill PID`, `timeout` and schedulers signal the launcher alone: it printed its line and
-  never exited, Beam's thread waiting on a worker that ran on."""
-  del tiny_model  # the built-in model: its calls last long enough to be cut
+  never exited, Beam's thread waiting on a worker that ran on. (The built-in model: its calls
+  last long enough to be cut.)"""
   for name in ('clip', 'clip2'):  # (long enough to be running 3 s after the first unit)
     make_clip(tmp_path / 'archive' / name, 60, width=160, height=96, seed=3)
   job = _multi_processing_job_at_work(tmp_path)
