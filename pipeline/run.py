@@ -775,9 +775,13 @@ def _workers_own_lines(record):
   log to the launcher, which Beam logs whole as protobuf text ('Worker: severity: WARN
   timestamp {...} message: "..." log_location: "..."', 400 characters). Keeps the message alone,
   and of Beam's own lines only errors (below them: start-up notes such as 'Discarding
-  unparseable args', of flags no user typed)."""
+  unparseable args', of flags no user typed). None once the run is being stopped: a worker cut
+  off mid-bundle logs what the stop broke (its writer pool shut down under it, with a
+  traceback), after the line that says the run stopped."""
   if record.msg != 'Worker: %s' or not record.args:
     return True
+  if stopping.requested():
+    return False
   entry = beam_fn_api_pb2.LogEntry()
   try:
     text_format.Parse(str(record.args[0]), entry)

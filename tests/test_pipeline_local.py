@@ -614,6 +614,25 @@ def test_a_signal_to_a_multi_processing_launcher_alone_ends_the_job(tmp_path, si
     time.sleep(0.2)
 
 
+def test_what_a_worker_logs_once_the_run_is_being_stopped_is_left_unsaid():
+  """A worker cut off mid-bundle by a stop logged 'cannot schedule new futures after shutdown'
+  with a traceback (its writer pool shut down under it), after the run's one line: once in a
+  few Ctrl-Cs on a multi_processing run."""
+  from transforms import stopping  # pylint: disable=import-outside-toplevel
+  broken = ('severity: ERROR message: "cannot schedule new futures after shutdown\\nTraceback '
+            '(most recent call last): ..." log_location: "/work/transforms/interpolate.py:391"')
+
+  def worker_line():
+    return logging.LogRecord('apache_beam.runners.portability.local_job_service',
+                             logging.ERROR, __file__, 1, 'Worker: %s', (broken,), None)
+  assert run_module._workers_own_lines(worker_line())  # pylint: disable=protected-access
+  try:
+    stopping.request()
+    assert not run_module._workers_own_lines(worker_line())  # pylint: disable=protected-access
+  finally:
+    stopping.clear()
+
+
 def test_a_stop_after_the_outcome_is_printed_leaves_the_outcome_and_its_status(
     tmp_path, tiny_model, monkeypatch, capsys):
   """A scheduler's SIGTERM just after the run had printed its success made the exit status 143
