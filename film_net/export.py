@@ -118,9 +118,9 @@ def main(argv=None) -> int:
   flags.check_paths(parser, [('--output', args.output)], [('--model', args.model)])
   try:
     model = Interpolator.from_path(args.model)
-  except (OSError, ValueError) as e:  # its message names the file and why
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+  except (OSError, ValueError) as e:  # its message names the file and why; a usage error, as
+    print(f'error: {e}', file=sys.stderr)  # a local --model that is not there
+    return 2
   try:
     model.export_saved_model(args.output)
   except Exception as e:  # pylint: disable=broad-except

@@ -46,9 +46,17 @@ def main(argv=None) -> int:
   try:
     os.makedirs(args.output_dir, exist_ok=True)  # Before the work: a bad --output_dir fails fast.
     data, frames = zip(read_frame(args.frame0), read_frame(args.frame1))
+  except (OSError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  try:
     interp = Interpolator.from_path(args.model, align=args.align or None,
                                     flip_average=args.flip_average, tile=args.tile or None,
                                     tile_overlap=args.tile_overlap)
+  except (OSError, ValueError) as e:  # (naming the file) a usage error, as a local --model
+    print(f'error: {e}', file=sys.stderr)  # that is not there, and as the pipeline's commands
+    return 2
+  try:
     result = interp.recursive([f.rgb() for f in frames],
                               times_to_interpolate=args.times_to_interpolate)
     for i, png in enumerate(_pngs(result, data, frames)):

@@ -71,7 +71,13 @@ def local_copy(path: str):
       _copy_remote_file(FileSystems, root, target)
       yield target
       return
-    matches = files.match(root, '**')
+    try:
+      matches = files.match(root, '**')
+    except Exception:  # pylint: disable=broad-except
+      why = files.unreachable(root)  # a missing bucket: Beam's message is a listing's repr
+      if why:
+        raise FileNotFoundError(f'model path {path}: {why}') from None
+      raise
     if not matches:
       raise FileNotFoundError(f'model path does not exist: {path}')
     for meta in matches:

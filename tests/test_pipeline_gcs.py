@@ -436,3 +436,24 @@ def test_a_bucket_that_does_not_exist_is_one_line_before_any_work(tmp_path, tiny
   assert capsys.readouterr().err.strip() == (
       'error: --model_path gs://no-such-bucket/m.npz: its bucket no-such-bucket does not exist')
   assert not (tmp_path / 'ev').exists()
+
+
+def test_a_bucket_model_that_is_not_there_is_a_usage_error_naming_it(tmp_path, gcs, capsys):
+  """film_net.interpolate and film_net.export said exit status 1 for a gs:// --model that is not
+  there (2, a usage error, for a local one, as the pipeline for both), and for a missing bucket
+  printed Beam's 'Match operation failed with exceptions {...}' listing."""
+  from film_net import export  # pylint: disable=import-outside-toplevel
+  from film_net import interpolate as interpolate_cli  # pylint: disable=import-outside-toplevel
+  make_clip(tmp_path / 'pair', 2, seed=4)
+  frames = sorted(str(p) for p in (tmp_path / 'pair').iterdir())
+  for model, message in (
+      (f'gs://{BUCKET}/no-model-here/m.npz',
+       f'error: model path does not exist: gs://{BUCKET}/no-model-here/m.npz'),
+      ('gs://no-such-bucket/m.npz',
+       'error: model path gs://no-such-bucket/m.npz: its bucket no-such-bucket does not exist')):
+    assert interpolate_cli.main([*frames, '--output_dir', str(tmp_path / 'out'),
+                                 '--model', model]) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert export.main(['--model', model, '--output', str(tmp_path / 'saved')]) == 2
+    assert capsys.readouterr().err.strip() == message
+  assert not list((tmp_path / 'out').iterdir()) and not (tmp_path / 'saved').exists()
