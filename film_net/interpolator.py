@@ -249,6 +249,10 @@ class Interpolator:
                    tile: int | None = None,
                    tile_overlap: int | None = None) -> 'Interpolator':
     options = options or weights_lib.infer_options(weights)
+    broken = [name for name, array in weights.items() if not np.isfinite(array).all()]
+    if broken:  # a training run that diverged: every frame would come out NaN
+      raise ValueError(f'{len(broken)} of its weight arrays hold NaN or infinite values '
+                       f'({", ".join(sorted(broken)[:3])}{", ..." if len(broken) > 3 else ""})')
     net = FilmNet(options, name='film_net', precision=precision)
     net.set_released_weights(weights)
     return cls(net, align=align, fingerprint=weights_lib.fingerprint(weights, options),
@@ -371,8 +375,16 @@ class Interpolator:
     return tf.image.pad_to_bounding_box(x, top, left, height, width)
 
   def _crop(self, y: tf.Tensor, height: int, width: int) -> np.ndarray:
+    """The model's padded output cropped back to the frames' size; every mid frame comes out
+    here. NaN or infinite values in it are an error, not a frame (the inputs' are refused by
+    `check_frames`, so the model made them): written, they would be black or white pixels."""
     top, left, _, _ = _pad_box(height, width, self.align)
-    return y.numpy()[:, top:top + height, left:left + width]
+    mid = y.numpy()[:, top:top + height, left:left + width]
+    broken = mid.size - np.count_nonzero(np.isfinite(mid))
+    if broken:
+      raise ValueError(f'the model gave {broken} NaN or infinite values of {mid.size} in a mid '
+                       f'frame ({self.source or "its weights"})')
+    return mid
 
   def _check_size(self, height: int, width: int) -> None:
     """The frame, as padded, must be at least `Options.min_size` on each side."""

@@ -201,6 +201,29 @@ def test_pixels_that_are_not_floats_in_0_1_are_rejected_clearly(interp):
     interp.recursive([x[None], x[None]], 1)
 
 
+def test_weights_or_mid_frames_with_nan_or_infinity_are_errors_not_frames(tmp_path):
+  """A diverged checkpoint's NaN weights ran, and every frame came out NaN: written as black
+  pixels by the pipeline, scored as 'exact' by the evaluation. Now the file is refused, and a
+  mid frame the model overflows in (finite weights) is an error naming the model."""
+  weights = Interpolator.random(Options.tiny(), seed=3).net.released_weights()
+  name = sorted(k for k in weights if k.endswith('bias'))[0]
+  broken = {**weights, name: np.full_like(weights[name], np.nan)}
+  with pytest.raises(ValueError, match=f'1 of its weight arrays hold NaN or infinite values '
+                                       f'\\({name}\\)'):
+    Interpolator.from_weights(broken, Options.tiny())
+  np.savez(tmp_path / 'diverged.npz', **broken)
+  with pytest.raises(ValueError, match=f'cannot load film_net model from .*diverged.npz: 1 of'):
+    Interpolator.from_path(str(tmp_path / 'diverged.npz'), options=Options.tiny())
+  huge = {k: v * 1e30 if k.endswith('kernel') else v for k, v in weights.items()}
+  interp = Interpolator.from_weights(huge, Options.tiny(), source='huge.npz')
+  x = _frames(np.random.default_rng(3), 64, 64, 3)
+  with pytest.raises(ValueError, match=r'the model gave \d+ NaN or infinite values of 12288 in a '
+                                       r'mid frame \(huge.npz\)'):
+    interp(x, x[::-1])
+  with pytest.raises(ValueError, match='NaN or infinite'):
+    interp.recursive([x, x[::-1]], 2)
+
+
 def test_frames_too_small_for_the_pyramids_are_rejected_with_or_without_align():
   # Tiny options: 4 pyramid levels (>= 8 px), 4 fusion levels (the warp at the coarsest needs
   # 2 px there: >= 16 px).
