@@ -363,7 +363,11 @@ class EvaluateTriplet(beam.DoFn):
     predictions, scores = {}, {}
     for name, method in self._methods.items():
       try:
-        predictions[name] = np.clip(method(x0, x1), 0.0, 1.0)
+        prediction = method(x0, x1)
+        broken = prediction.size - np.count_nonzero(np.isfinite(prediction))
+        if broken:  # clipping keeps NaN, and the means would leave it out as 'exact'
+          raise ValueError(f'{broken} NaN or infinite values of {prediction.size} in its frame')
+        predictions[name] = np.clip(prediction, 0.0, 1.0)
         scores[name] = quality.metrics(predictions[name], truth)
       except Exception as e:  # pylint: disable=broad-except
         predictions.pop(name, None)

@@ -96,6 +96,37 @@ def test_dis_flow_baseline_recovers_a_translation():
   assert quality.psnr(quality.average(x0, x1)[inner], mid[inner]) < 30
 
 
+def test_dis_on_frames_it_cannot_take_says_so_instead_of_crashing():
+  """OpenCV's DIS flow on frames 11-15 px high crashed the process (the whole evaluation
+  died, no results), or raised, or gave NaN."""
+  x0, _, x1 = _shift_triplet(h=12, w=64, shift=2)
+  with pytest.raises(ValueError, match=r'^frames of 64x12: DIS flow takes frames of at least '
+                                       r'16x16$'):
+    quality.dis(x0, x1)
+
+
+def test_a_prediction_with_nan_is_an_error_row_not_an_exact_score(tmp_path, monkeypatch,
+                                                                   capsys):
+  """A method's NaN frame stayed NaN through the clipping, its PSNR was left out of the mean
+  as if exact, and the evaluation ended with status 0."""
+  _black_to_gray_triplets(tmp_path / 'in')
+  def nan_in_the_corner(x0, x1):
+    out = quality.average(x0, x1)
+    out[0, 0] = np.nan
+    return out
+  monkeypatch.setattr(quality, 'available_baselines',
+                      lambda: {'repeat': quality.repeat, 'average': nan_in_the_corner})
+  out = tmp_path / 'out'
+  status = evaluate.main(['--input', str(tmp_path / 'in'), '--output', str(out), '--no_model',
+                          '--baselines', 'repeat,average'])
+  assert status == 1 and 'exact' not in capsys.readouterr().out
+  report = json.load(open(out / 'results.json'))
+  assert sorted(r['error'] for r in report['errors']) == [
+      f'{k}: average failed: ValueError: 3 NaN or infinite values of {24 * 32 * 3} in its frame'
+      for k in 'ab']
+  assert 'average' not in report['mean'] and report['mean']['repeat']['count'] == 2
+
+
 def _save(path, image):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)

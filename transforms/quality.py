@@ -30,6 +30,9 @@ BASELINES = ('repeat', 'average', 'minterpolate', 'dis')
 # for a cut and repeat frame 0, scoring as the repeat baseline does (Middlebury-Other's
 # 12 sequences score the same either way).
 MINTERPOLATE_MIN_SIZE = 32  # its block matching's smallest frame, in both directions
+# OpenCV's DIS flow (medium preset) on frames under 16 px high crashed the process, raised or
+# gave NaN (5.0; a sweep of 8-39 px against 12-4000 px); from 16 px both ways it worked.
+DIS_MIN_SIZE = 16
 MINTERPOLATE = 'minterpolate=fps=2:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none'
 NO_FFMPEG = 'no ffmpeg: none on PATH and imageio-ffmpeg is not installed'
 # Error heat map scale: a mean absolute error of this much (of full range) or more is white.
@@ -148,13 +151,16 @@ def dis(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
   p + flow10(p) / 2 and from frame 1 at p + flow01(p) / 2: the flow at p stands in for the flow
   of the point passing through p at t = 0.5. Sampling is bilinear with edges clamped.
   """
+  h, w = x0.shape[:2]
+  if min(h, w) < DIS_MIN_SIZE:  # a segmentation fault would end the whole evaluation
+    raise ValueError(f'frames of {w}x{h}: DIS flow takes frames of at least '
+                     f'{DIS_MIN_SIZE}x{DIS_MIN_SIZE}')
   import cv2  # pylint: disable=import-outside-toplevel
   gray0 = cv2.cvtColor(to_uint8(x0), cv2.COLOR_RGB2GRAY)
   gray1 = cv2.cvtColor(to_uint8(x1), cv2.COLOR_RGB2GRAY)
   flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
   flow01 = flow.calc(gray0, gray1, None)
   flow10 = flow.calc(gray1, gray0, None)
-  h, w = gray0.shape
   grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
 
   def warp(image, flow_field):
