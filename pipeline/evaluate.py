@@ -572,6 +572,9 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   if _truthy(options.view_as(TestOptions).dry_run):
     return dry_run_job(p, options, test_pipeline is None and runner == 'DataflowRunner', settings)
   if not known.no_png:
+    # Its pictures replace an earlier run's as it goes: a stop before its report must not leave
+    # that run's report describing them (with --no_png the earlier report stays until replaced).
+    files.delete_files([files.join(known.output, name) for name in ('results.json', 'results.csv')])
     files.write_atomic(files.join(known.output, STARTED),
                        b'an evaluation\'s output: its comparisons/ are pictures, not footage\n',
                        known.output)

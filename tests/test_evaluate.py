@@ -179,6 +179,28 @@ def test_a_stop_that_comes_out_of_a_method_as_another_error_still_stops_the_eval
   assert not (out / 'results.json').exists() and 'repeat failed' not in stderr
 
 
+def test_a_rerun_stopped_before_its_report_leaves_no_earlier_report_beside_its_pictures(
+    tmp_path, monkeypatch, capsys):
+  """The earlier run's results.json and .csv stayed beside the comparison PNGs the stopped
+  re-run had drawn of other frames, a folder that looked whole. With --no_png, whose re-run
+  draws nothing, the earlier report stays until the new one replaces it."""
+  _black_to_gray_triplets(tmp_path / 'in')
+  out = tmp_path / 'out'
+  for no_png, left in (([], set()), (['--no_png'], {'results.json', 'results.csv'})):
+    assert evaluate.main(['--input', str(tmp_path / 'in'), '--output', str(out), '--no_model',
+                          '--baselines', 'repeat', *no_png]) == 0
+
+    def stopped(x0, x1):
+      os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(10)  # the handler interrupts this
+    with monkeypatch.context() as patched:
+      patched.setattr(quality, 'available_baselines', lambda: {'repeat': stopped})
+      assert evaluate.main(['--input', str(tmp_path / 'in'), '--output', str(out), '--no_model',
+                            '--baselines', 'repeat', *no_png]) == 143
+    assert {p.name for p in out.iterdir()} & {'results.json', 'results.csv'} == left
+  capsys.readouterr()
+
+
 def _black_to_gray_triplets(folder):
   """Triplets a and b: frame0 black, frame1 and the truth mid-gray (102/255)."""
   gray = np.full((24, 32, 3), 102 / 255, np.float32)
