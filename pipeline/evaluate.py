@@ -329,13 +329,14 @@ class EvaluateTriplet(beam.DoFn):
       except Exception as e:  # pylint: disable=broad-except
         yield _error_row(triplet, None, f'cannot read {triplet[k]}: {files.reason(e)}')
         return
-    grey = [frame.channels < 3 for frame in decoded]
+    frames = [frame.rgb() for frame in decoded]
+    # A grey picture saved as RGB (R = G = B: a PNG optimiser reduces some frames only) is grey.
+    grey = [frame.channels < 3 or _neutral(rgb) for frame, rgb in zip(decoded, frames)]
     if any(grey) and not all(grey):  # a colour prediction against a grey truth scores ~20 dB low
       yield _error_row(triplet, None, 'grey and colour frames mixed: ' + ', '.join(
           f'{triplet[k]} is {"grey" if g else "colour"}'
           for k, g in zip(('frame0', 'truth', 'frame1'), grey)))
       return
-    frames = [frame.rgb() for frame in decoded]
     x0, truth, x1 = frames
     if not x0.shape == truth.shape == x1.shape:
       yield _error_row(triplet, None, 'frame sizes differ: ' + ', '.join(
@@ -382,6 +383,11 @@ class EvaluateTriplet(beam.DoFn):
         files.write_atomic(path, png, self._png_dir)
       except Exception as e:  # pylint: disable=broad-except
         yield _error_row(triplet, None, f'cannot write the comparison PNG {path}: {e}')
+
+
+def _neutral(rgb):
+  """Whether every pixel of an (H, W, 3) frame is grey."""
+  return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
 
 
 def _error_row(triplet, method, message):

@@ -466,8 +466,12 @@ def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(t
   for name in TRIPLET_NAMES:  # SSIM's window is 11 px a side: no SSIM for a 10x12 frame
     _save(str(tmp_path / 'in' / 'tiny' / name), gray[:10, :12])
   for name in ('frame10.png', 'frame11.png'):  # a grey truth scored ~20 dB below its colour twin
-    _save(str(tmp_path / 'in' / 'mixed' / name), gray)
+    _save(str(tmp_path / 'in' / 'mixed' / name), gray * [1.0, 0.8, 0.6])
   Image.fromarray(np.full((24, 32), 102, np.uint8)).save(tmp_path / 'in' / 'mixed' /
+                                                          'frame10i11.png')
+  for name in TRIPLET_NAMES:  # grey pictures, one of them saved as RGB: grey, scored
+    _save(str(tmp_path / 'in' / 'grey_in_rgb' / name), gray * (0.5 if name == 'frame10.png' else 1))
+  Image.fromarray(np.full((24, 32), 102, np.uint8)).save(tmp_path / 'in' / 'grey_in_rgb' /
                                                           'frame10i11.png')
   out = str(tmp_path / 'out')
   status = evaluate.main(['--input', str(tmp_path / 'in'), '--output', out, '--no_model',
@@ -475,30 +479,32 @@ def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(t
   assert status == 1
   text = open(os.path.join(out, 'results.json')).read()
   report = json.loads(text, parse_constant=lambda c: pytest.fail(f'{c} is not JSON'))
-  assert sorted({r['key'] for r in report['triplets']}) == ['good', 'same']
+  assert sorted({r['key'] for r in report['triplets']}) == ['good', 'grey_in_rgb', 'same']
   errors = {e['key']: e['error'] for e in report['errors']}
   assert 'frame10i11.png' in errors['broken'] and 'not a readable image' in errors['broken']
   assert 'frame sizes differ' in errors['sizes'] and '32x20' in errors['sizes']
   assert "is 12x10, smaller than SSIM's 11x11 window" in errors['tiny']
   assert errors['mixed'].startswith('mixed: grey and colour frames mixed: ')
   assert f'{tmp_path / "in" / "mixed" / "frame10i11.png"} is grey' in errors['mixed']
-  assert report['mean']['repeat']['count'] == 2 and report['mean']['repeat']['psnr_count'] == 1
+  assert report['mean']['repeat']['count'] == 3 and report['mean']['repeat']['psnr_count'] == 2
   same_repeat = [r for r in report['triplets'] if r['key'] == 'same' and r['method'] == 'repeat']
   assert same_repeat[0]['psnr'] is None  # infinite: JSON null
   assert 'error: broken' in capsys.readouterr().err
   rows = list(csv.DictReader(open(os.path.join(out, 'results.csv'))))
   assert {r['key'] for r in rows if r['error']} == {'broken', 'sizes', 'tiny', 'mixed'}
   mean, = [r for r in rows if r['key'] == 'mean' and r['method'] == 'repeat']
-  assert (mean['count'], mean['psnr_count']) == ('2', '1')
+  assert (mean['count'], mean['psnr_count']) == ('3', '2')
   assert 'repeat' in evaluate.format_table(report).splitlines()[1]
   # A method that failed where others scored says its mean is over fewer triplets.
   fewer = dict(report, mean={**report['mean'], 'average': {**report['mean']['repeat'], 'count': 1}})
   assert evaluate.format_table(fewer).splitlines()[3] == (
-      'average scored 1 of 2 triplets (see the errors): its mean is not over the same frames as '
+      'average scored 1 of 3 triplets (see the errors): its mean is not over the same frames as '
       'the others')
   assert 'scored' not in evaluate.format_table(report)
-  assert evaluate.format_table(report).splitlines()[1].endswith('(PSNR of 1: the others are exact)')
-  assert sorted(os.listdir(os.path.join(out, 'comparisons'))) == ['good.png', 'same.png']
+  assert evaluate.format_table(report).splitlines()[1].endswith(
+      '(PSNR of 2: the others are exact)')
+  assert sorted(os.listdir(os.path.join(out, 'comparisons'))) == [
+      'good.png', 'grey_in_rgb.png', 'same.png']
   with pytest.raises(ValueError, match="12x10 frames are smaller than SSIM's 11x11 window"):
     quality.ssim(gray[:10, :12], gray[:10, :12])
 
