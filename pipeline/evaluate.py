@@ -622,7 +622,7 @@ def _interrupted(caught):
 def main(argv=None):
   """Command line entry: runs the evaluation, prints the table; exit status 2 (one line, before
   any work) if the flags, the input or the model cannot work, 1 if a triplet or method could not
-  be scored (listed), else 0."""
+  be scored (listed) or all were left out, else 0."""
   flags.start_command()
   logging.getLogger().setLevel(logging.WARNING)  # (Beam logs its state cache at INFO)
   quiet_beam_logs()
@@ -639,12 +639,17 @@ def main(argv=None):
 
 
 def _print_results(results):
-  """Prints the table and the errors of `results` (results.json); 1 if any, else 0."""
+  """Prints the table and the errors of `results` (results.json); 1 if any, or if every
+  triplet was left out (a script would take an empty report for a good one), else 0."""
   with FileSystems.open(results) as f:
     report = json.loads(f.read())
   print(format_table(report))
   for error in report['errors']:
     print(f'error: {error["error"]}', file=sys.stderr)
+  if not report['mean'] and not report['errors']:
+    print(f'error: nothing scored: all {len(report["left_out"])} triplets were left out (see '
+          f'above)', file=sys.stderr)
+    return 1
   return 1 if report['errors'] else 0
 
 

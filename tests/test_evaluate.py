@@ -328,6 +328,16 @@ def test_leave_one_out_leaves_out_triplets_whose_frame_numbers_skip(tmp_path, ca
   printed = capsys.readouterr().out
   assert 'left out, frame numbers skip: 2 triplets (reel_000000, reel_000001)' in printed
   assert 'left out, frame number repeated: 1 triplet (reel_000003)' in printed
+  # With every triplet left out, nothing is scored: said, and not exit status 0 (it was: an
+  # empty report a script would take for a good one).
+  (tmp_path / 'reel' / 'reel_0006.png').unlink()
+  (tmp_path / 'reel' / 'reel_006.png').unlink()
+  assert evaluate.main(['--input', str(tmp_path / 'reel'), '--leave_one_out', '--no_model',
+                        '--baselines', 'average', '--no_png', '--output',
+                        str(tmp_path / 'out')]) == 1
+  printed = capsys.readouterr()
+  assert 'left out, frame numbers skip: 2 triplets' in printed.out
+  assert printed.err.strip() == 'error: nothing scored: all 2 triplets were left out (see above)'
 
 
 def test_flip_average_scores_the_averaged_prediction(tmp_path):
