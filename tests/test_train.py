@@ -701,12 +701,16 @@ def test_clips_that_cannot_be_trained_on_stop_before_training_with_one_line_nami
   later[1].write_bytes(b'not a png')
   first = _clip(tmp_path / 'first' / 'c', [(40, 30)] * 3)
   first[0].write_bytes(b'not a png')
+  webp = _clip(tmp_path / 'webp' / 'c', [(40, 30)] * 3)  # stopped the run at the step drawing it
+  Image.open(webp[1]).save(webp[1], format='WEBP')
   cases = [(tmp_path / 'nosuch', f'--clips {tmp_path / "nosuch"}: no such folder'),
            (tmp_path / 'one', 'no clip folder with at least 3 frames'),
            (good[0], f'--clips {good[0]}: is a file; --clips takes a folder of clips'),
            (tmp_path / 'mixed', f'{mixed[2]} is 48x30, but {mixed[0]} of the same clip is 40x30'),
            (tmp_path / 'later', f'{later[1]}: not a readable image (no PNG, JPEG, TIFF or DPX'),
-           (tmp_path / 'first', f'{first[0]}: not a readable image (no PNG, JPEG, TIFF or DPX')]
+           (tmp_path / 'first', f'{first[0]}: not a readable image (no PNG, JPEG, TIFF or DPX'),
+           (tmp_path / 'webp', f'{webp[1]} is not a readable image (BadImage: unsupported image '
+                               f'format WEBP)')]
   for clips, message in cases:
     with pytest.raises(SystemExit) as stop:
       training.load_clips(argparse.Namespace(clips=str(clips), crop=16))

@@ -227,7 +227,7 @@ def _stored_size(image):
 def header_size(path):
   """(width, height) of the frame at `path` (local or a Beam filesystem's) as decoded, read
   from its header alone; None where PIL cannot open it (16-bit gray+alpha TIFF: decode it).
-  Raises where the file cannot be read."""
+  Raises where the file cannot be read, or is an image `decode` refuses (a WebP named .jpg)."""
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
   with FileSystems.open(path, compression_type='uncompressed') as f:
     header = f.read(1024)
@@ -236,6 +236,8 @@ def header_size(path):
     f.seek(0)
     try:
       with Image.open(f) as image:
+        if image.format not in _FORMATS:
+          raise BadImage(f'unsupported image format {image.format}')
         return upright_size(image)
     except Image.UnidentifiedImageError:
       return None
