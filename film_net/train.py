@@ -172,17 +172,17 @@ class Trainer:
   def _saved_meta(self) -> dict:
     """The run's meta: meta.json, or if that is gone the exported file's copy of it."""
     meta = _read_json(os.path.join(self.output_dir, 'meta.json'))
-    latest = os.path.join(self.output_dir, 'latest.npz')
-    if not meta and os.path.exists(latest):
-      try:
-        meta = weights_lib.read_meta(latest)
-      except Exception:  # pylint: disable=broad-except
-        # Both cut short: going on without the meta would drop for good how the model runs
-        # (carried from --init) and the weight average's history.
-        raise SystemExit(f'error: cannot read the run\'s meta in {self.output_dir}: meta.json '
-                         f'and latest.npz are both cut short or unreadable; copy them whole '
-                         f'from where the run was, or start a new --output_dir') from None
-    return meta
+    if meta:
+      return meta
+    try:
+      return weights_lib.read_meta(os.path.join(self.output_dir, 'latest.npz'))
+    except Exception:  # pylint: disable=broad-except
+      # Neither whole (a partial copy, the ckpt/ folder alone say; every save writes meta.json
+      # before its checkpoint): going on without the meta would drop for good how the model
+      # runs (carried from --init) and the weight average's history.
+      raise SystemExit(f'error: cannot read the run\'s meta in {self.output_dir}: meta.json '
+                       f'and latest.npz are both cut short, unreadable or gone; copy them whole '
+                       f'from where the run was, or start a new --output_dir') from None
 
   def save(self, seconds: float, data: str, flags: dict) -> str:
     self.meta = {'steps': int(self.step.numpy()), 'seconds': round(seconds, 1), 'data': data,

@@ -494,6 +494,11 @@ def test_exports_cut_short_are_mended_and_other_options_warned_of(short_runs, tm
   with pytest.raises(SystemExit, match=r"^error: cannot read the run's meta in .*: meta.json and "
                                        r'latest.npz are both cut short'):
     train.main(_args(folder, 6))
+  for name in ('meta.json', 'latest.npz'):  # the ckpt/ folder alone: it resumed, and the file
+    (folder / name).unlink()                # it wrote ran as FILM's plain run, unaveraged
+  with pytest.raises(SystemExit, match=r"^error: cannot read the run's meta in .*: meta.json and "
+                                       r'latest.npz are both cut short, unreadable or gone'):
+    train.main(_args(folder, 6))
   folder = _copy(short_runs[3], tmp_path / 'run2')
   cut('meta.json')  # latest.npz holds a copy of it
   deeper = dict(json.loads(TINY), pyramid_levels=json.loads(TINY)['pyramid_levels'] + 1)
