@@ -43,7 +43,7 @@ def check_paths(parser: argparse.ArgumentParser, folders=(), models=()) -> None:
   `models` (None: the built-in model) that is not there; remote paths are checked where they
   are read."""
   for flag, path in folders:
-    problem = not_a_folder(flag, path)
+    problem = not_a_folder(flag, path) if path else f'{flag} is empty: name a folder'
     if problem:
       parser.error(problem)
   for flag, path in models:

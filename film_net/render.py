@@ -30,6 +30,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from film_net import flags
+from film_net import weights as weights_lib
 
 _log = logging.getLogger(__name__)
 
@@ -684,6 +685,11 @@ TRIPLET_NAMES = ('frame10.png', 'frame10i11.png', 'frame11.png')  # Middlebury's
 # random_scene's 2 px minimum motion (at 16 px every scene moves the same 2 px) and foreground
 # layers (8-40% of the side) shrink to a few pixels, no wider than their 0.7-2.5 px soft edges.
 MIN_SIZE = 32
+MAX_SIZE = 4096  # 2.5 GB of float frames per triplet as rendered; larger was a memory traceback
+# --max_motion in px, as render and train take it: below the least, the rescaling of a scene's
+# velocities to its motion target (`_scale_motion`) never converged (1e-14 hung the command);
+# far above the largest it overflowed into a traceback (1e7).
+MIN_MOTION, MAX_MOTION = 0.01, 2048.0
 
 
 def write_triplets(output: str, count: int, size: int, seed: int,
@@ -748,15 +754,20 @@ def main(argv=None) -> int:
                       help='folder for the triplet folders (frame10.png, frame10i11.png, '
                            'frame11.png each)')
   parser.add_argument('--count', type=flags.positive_int, default=48, help='triplets to render')
-  parser.add_argument('--size', type=flags.in_range(int, MIN_SIZE), default=256,
-                      help=f'square frames of this many px, at least {MIN_SIZE}')
-  parser.add_argument('--max_motion', type=flags.positive_float, default=None,
-                      help='default: size / 8')
+  parser.add_argument('--size', type=flags.in_range(int, MIN_SIZE, MAX_SIZE), default=256,
+                      help=f'square frames of this many px, {MIN_SIZE} to {MAX_SIZE}')
+  parser.add_argument('--max_motion', type=flags.in_range(float, MIN_MOTION, MAX_MOTION),
+                      default=None, help='largest motion in px between frame10 and frame11 '
+                                         f'({MIN_MOTION} to {MAX_MOTION:g}); default: size / 8')
   parser.add_argument('--seed', type=flags.non_negative_int, default=1000,
                       help='triplet i is drawn from seed [seed, i, 1]; training batches from '
                            '[seed, step], so no triplet is a training scene')
   add_scene_arguments(parser)
   args = parser.parse_args(argv)
+  if weights_lib.is_remote(args.output):  # it wrote a local folder named 'gs:'
+    parser.error(f'--output must be a local folder; got {args.output}: copy the set to cloud '
+                 'storage afterwards')
+  flags.check_paths(parser, [('--output', args.output)])
   try:
     folders = write_triplets(args.output, args.count, args.size, args.seed, args.max_motion,
                              **scene_options(args))

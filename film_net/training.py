@@ -106,8 +106,10 @@ def add_arguments(p) -> None:
   p.add_argument('--crop', type=int, default=128,
                  help='square training frames of this size, at least what --options needs (64 '
                       f'for compact and released), at most {MAX_CROP}')
-  p.add_argument('--max_motion', type=flags.positive_float, default=None,
-                 help='largest motion in px between x0 and x1 (default: the renderer\'s)')
+  p.add_argument('--max_motion', type=flags.in_range(float, render.MIN_MOTION, render.MAX_MOTION),
+                 default=None, help='largest motion in px between x0 and x1, '
+                                    f'{render.MIN_MOTION} to {render.MAX_MOTION:g} (default: the '
+                                    'renderer\'s, crop / 8)')
   render.add_scene_arguments(p)
   p.add_argument('--lr', type=flags.in_range(float, 0), default=3e-4,
                  help='Adam\'s learning rate at step 0 (0: the weights stay put)')

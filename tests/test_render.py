@@ -361,14 +361,27 @@ def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
   bad = [('--regular_share', '2', 'in [0, 1]'), ('--motion_blur', '-1', 'in [0, 1]'),
          ('--deform', '1.5', 'in [0, 1]'), ('--static_share', '7', 'in [0, 1]'),
          ('--count', '-1', '>= 1'), ('--small_objects', '-2', '>= 0'), ('--seed', '-1', '>= 0'),
-         ('--size', '0', f'>= {render.MIN_SIZE}'), ('--size', '3', f'>= {render.MIN_SIZE}'),
-         ('--max_motion', '0', '> 0')]
+         ('--size', '0', 'in [32, 4096]'), ('--size', '3', 'in [32, 4096]'),
+         # a memory traceback, a hang in the motion's rescaling, an overflow's traceback:
+         ('--size', '100000', 'in [32, 4096]'), ('--max_motion', '0', 'in [0.01, 2048.0]'),
+         ('--max_motion', '1e-14', 'in [0.01, 2048.0]'),
+         ('--max_motion', '1e7', 'in [0.01, 2048.0]')]
   for flag, value, allowed in bad:
     with pytest.raises(SystemExit) as stop:
       render.main(['--output', str(tmp_path / 'set'), flag, value])
     assert stop.value.code == 2, flag
     assert f'argument {flag}: must be {allowed}, got {value}' in capsys.readouterr().err
   assert not (tmp_path / 'set').exists()
+  # A bucket wrote a local folder named 'gs:'; a folder below a file was a traceback.
+  (tmp_path / 'a_file').write_text('')
+  for output, message in (
+      ('gs://bucket/set', '--output must be a local folder; got gs://bucket/set'),
+      (str(tmp_path / 'a_file' / 'set'), f'--output {tmp_path / "a_file" / "set"}: '
+                                         f'{tmp_path / "a_file"} is a file, not a folder')):
+    with pytest.raises(SystemExit) as stop:
+      render.main(['--output', output, '--count', '1', '--size', '32'])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+  assert not os.path.exists('gs:')
   assert render.main(['--output', str(tmp_path / 'set'), '--count', '1', '--size', '32',
                       '--seed', '0', '--regular_share', '1', '--motion_blur', '1',
                       '--deform', '1', '--static_share', '1']) == 0

@@ -413,8 +413,10 @@ def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
          (['--clips_fraction', '0.3'], '--clips_fraction 0.3 needs --clips'),
          (['--keep_every', '-1'], 'argument --keep_every: must be >= 0'),
          (['--seed', '-1'], 'argument --seed: must be >= 0'),
-         (['--max_motion', '0'], 'argument --max_motion: must be > 0'),
-         (['--max_motion', 'inf'], 'argument --max_motion: must be a finite number > 0, got inf'),
+         (['--max_motion', '0'], 'argument --max_motion: must be in [0.01, 2048.0], got 0'),
+         (['--max_motion', '1e-14'], 'must be in [0.01, 2048.0], got 1e-14'),  # hung its batch
+         (['--max_motion', 'inf'], 'argument --max_motion: must be in [0.01, 2048.0], got inf'),
+         (['--output_dir', ''], '--output_dir is empty: name a folder'),  # a traceback
          (['--lr', 'inf'], 'argument --lr: must be a finite number'),
          (['--init', str(tmp_path / 'gone.npz')], 'gone.npz: no such file'),
          (['--output_dir', str(tmp_path / 'a_file')], 'a_file is a file, not a folder'),
