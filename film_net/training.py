@@ -126,7 +126,8 @@ def add_arguments(p) -> None:
                  help='also keep the exported weights of every N-th step as step_N.npz (0: none)')
   p.add_argument('--init', default='default',
                  help="weights to start from without a checkpoint: 'default' (the built-in "
-                      "model, if options match), 'none', or a weight file path")
+                      "model, if options match), 'none', a weight file, or a SavedModel "
+                      "folder (FILM's released models: fine-tune them)")
   p.add_argument('--init_scheme', choices=('blend', 'glorot'), default='blend',
                  help='fresh weights (--init none): blend (start at the frame average) or glorot '
                       '(as FILM)')
@@ -287,7 +288,8 @@ def resolve_init(init: str) -> str | None:
 
 
 def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
-  """(released-name weights, meta) of the --init file. Where its convolutions differ from
+  """(released-name weights, meta) of the --init file (a weight file, or a SavedModel folder:
+  FILM's released models, our exports). Where its convolutions differ from
   `options`: None for the built-in model (`--init default`: "if options match"), SystemExit for
   a file named (trained from random weights instead, a fine-tune asked for was not one).
 
@@ -296,8 +298,11 @@ def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
   """
   try:
     with weights_lib.local_copy(init) as local:
-      loaded, file_options = weights_lib.read_npz(local)
-      meta = weights_lib.read_meta(local)
+      if os.path.isfile(os.path.join(local, 'saved_model.pb')):  # FILM's released models too
+        (loaded, file_options), meta = weights_lib.read_saved_model(local), {}
+      else:
+        loaded, file_options = weights_lib.read_npz(local)
+        meta = weights_lib.read_meta(local)
   except Exception as e:  # pylint: disable=broad-except
     from transforms import files  # pylint: disable=import-outside-toplevel
     # No such bucket, no access: in the words --clips and the pipeline use, not Beam's dump.

@@ -180,6 +180,21 @@ def test_an_init_file_that_is_no_weight_file_is_one_line(tmp_path):
       training.read_init(str(tmp_path / name), Options.tiny())
 
 
+def test_a_saved_model_folder_is_an_init_as_it_is_a_model_path(tmp_path):
+  """--model_path takes FILM's released SavedModels everywhere; --init refused them as 'not a
+  readable .npz weight file', so the released weights could not be fine-tuned."""
+  model = Interpolator.random(Options.tiny(), seed=4)
+  model.export_saved_model(str(tmp_path / 'saved'))
+  loaded, meta = training.read_init(str(tmp_path / 'saved'), Options.tiny())
+  want = model.net.released_weights()
+  assert sorted(loaded) == sorted(want) and meta == {}
+  for name, value in want.items():
+    np.testing.assert_array_equal(loaded[name], value)
+  with pytest.raises(SystemExit, match=r'^error: --init .*saved: its options \(.*\) differ'):
+    training.read_init(str(tmp_path / 'saved'),
+                       Options.from_dict({**Options.tiny().to_dict(), 'filters': 8}))
+
+
 def test_a_plain_init_file_of_other_widths_is_refused_by_its_shapes(tmp_path):
   """A file without options (the released names alone, as the fixtures hold them) skipped the
   check and failed in a traceback deep in the model; of the same widths it is taken."""
