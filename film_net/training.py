@@ -213,7 +213,7 @@ def refuse_other_options(output_dir: str, options: Options) -> None:
 # The flags besides the data (`describe_data`) that make a run's batches and updates: a run
 # resumed with the same ones ends with the weights of one never interrupted.
 RUN_FLAGS = ('seed', 'batch_size', 'crop', 'max_motion', 'lr', 'lr_decay_steps', 'lr_decay_rate',
-             'precision')
+             'precision', 'ema_decay')  # (a resume without --ema_decay exports raw weights)
 
 
 def run_flags(args) -> dict:

@@ -379,6 +379,12 @@ def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(
   assert train.main(_args(done, 4, '--lr', '1e-3', '--small_objects', '2')) == 0
   assert ('warning: resuming with --lr 0.001 (was 0.003); data rendered (small objects <= 2'
           in capsys.readouterr().out)
+  # The weight average turned on or off (a resume that left the flag out exported raw weights
+  # without a word):
+  assert train.main(_args(done, 5, '--lr', '1e-3', '--small_objects', '2', '--ema_decay',
+                          '0.99')) == 0
+  assert ('warning: resuming with --ema_decay 0.99 (was 0.0): from here the run differs'
+          in capsys.readouterr().out)
   shutil.rmtree(done / 'ckpt')  # e.g. only the results were copied to this machine
   with pytest.raises(SystemExit, match='holds latest.npz but no checkpoint'):
     train.main(_args(done, 6))
