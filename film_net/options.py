@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from typing import Any
 
 
@@ -23,7 +24,24 @@ class Options:
   use_aux_outputs: bool = True
 
   def __post_init__(self):
+    # Values of another type went on: 4.5 filters failed deep in the graph in a traceback,
+    # flow_convs 1.5 became 1, use_aux_outputs "no" was true.
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if field.name == 'use_aux_outputs':
+        fits = isinstance(value, bool)
+      elif field.name in ('flow_convs', 'flow_filters'):
+        fits = isinstance(value, (list, tuple)) and all(map(_is_whole_number, value))
+      else:
+        fits = _is_whole_number(value)
+      if not fits:
+        kind = ('true or false' if field.name == 'use_aux_outputs' else 'a list of whole numbers'
+                if field.name in ('flow_convs', 'flow_filters') else 'a whole number')
+        raise ValueError(f'film_net option {field.name} must be {kind}, got {value!r}')
     # Lists from JSON or callers become tuples, so options stay hashable and comparable.
+    for name in ('pyramid_levels', 'fusion_pyramid_levels', 'specialized_levels', 'sub_levels',
+                 'filters'):
+      object.__setattr__(self, name, int(getattr(self, name)))
     object.__setattr__(self, 'flow_convs', tuple(int(v) for v in self.flow_convs))
     object.__setattr__(self, 'flow_filters', tuple(int(v) for v in self.flow_filters))
     self.validate()
@@ -114,3 +132,8 @@ class Options:
     if unknown:
       raise ValueError(f'unknown film_net options: {sorted(unknown)}')
     return cls(**d)
+
+
+def _is_whole_number(value) -> bool:
+  """An int (numpy's too), not a bool; floats are refused even when whole (3.0)."""
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -28,6 +28,19 @@ def test_impossible_settings_are_rejected(kwargs, message):
     Options(**kwargs)
 
 
+@pytest.mark.parametrize('text, message', [
+    # a traceback deep in the graph, 1.5 taken as 1, "no" taken as true, a str-int comparison
+    ('{"filters": 4.5}', "filters must be a whole number, got 4.5"),
+    ('{"flow_convs": [1.5, 1, 1, 1]}', r"flow_convs must be a list of whole numbers, got \[1.5"),
+    ('{"use_aux_outputs": "no"}', "use_aux_outputs must be true or false, got 'no'"),
+    ('{"filters": "16"}', "filters must be a whole number, got '16'"),
+    ('{"sub_levels": true}', "sub_levels must be a whole number, got True"),
+])
+def test_option_values_of_another_type_are_refused_naming_the_option(text, message):
+  with pytest.raises(ValueError, match=f'^film_net option {message}'):
+    Options.parse(text)
+
+
 def test_create_model_validates_config():
   bad = Options.tiny()
   object.__setattr__(bad, 'fusion_pyramid_levels', bad.pyramid_levels + 1)
