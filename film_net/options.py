@@ -29,19 +29,17 @@ class Options:
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)
       if field.name == 'use_aux_outputs':
-        fits = isinstance(value, bool)
+        fits, kind = isinstance(value, bool), 'true or false'
       elif field.name in ('flow_convs', 'flow_filters'):
         fits = isinstance(value, (list, tuple)) and all(map(_is_whole_number, value))
+        kind = 'a list of whole numbers'
       else:
-        fits = _is_whole_number(value)
+        fits, kind = _is_whole_number(value), 'a whole number'
       if not fits:
-        kind = ('true or false' if field.name == 'use_aux_outputs' else 'a list of whole numbers'
-                if field.name in ('flow_convs', 'flow_filters') else 'a whole number')
         raise ValueError(f'film_net option {field.name} must be {kind}, got {value!r}')
+      if kind == 'a whole number':
+        object.__setattr__(self, field.name, int(value))  # numpy's ints become Python's
     # Lists from JSON or callers become tuples, so options stay hashable and comparable.
-    for name in ('pyramid_levels', 'fusion_pyramid_levels', 'specialized_levels', 'sub_levels',
-                 'filters'):
-      object.__setattr__(self, name, int(getattr(self, name)))
     object.__setattr__(self, 'flow_convs', tuple(int(v) for v in self.flow_convs))
     object.__setattr__(self, 'flow_filters', tuple(int(v) for v in self.flow_filters))
     self.validate()
