@@ -17,12 +17,12 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
   signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while the imports below load ends the
   # command at once, not in a traceback of them; flags.start_command gives it back
 
-import collections
-import concurrent.futures
 import contextlib
 import json
 import os
+import queue
 import sys
+import threading
 
 import tensorflow as tf
 from google.protobuf import text_format
@@ -217,26 +217,43 @@ def _write_json(path: str, data: dict) -> None:
   os.replace(tmp, path)
 
 
-def prefetched(make_batch, steps, ahead: int = 2):
+def prefetched(make_batch, steps: range, ahead: int = 2):
   """make_batch(step) for each of `steps` in order, up to `ahead` of them made in a thread while
-  the model trains (TensorFlow lets go of the GIL).
+  the model trains (TensorFlow lets go of the GIL); a batch's error is raised in its turn.
 
   Not tf.data: when a batch failed there (a frame of --clips truncated, a failed read from cloud
   storage), its iterator waited at exit, holding the GIL, on a Python call that needed it, and
-  the process hung after the traceback instead of stopping. Here the error is raised as it is.
+  the process hung after the traceback instead of stopping. The thread is a daemon, not an
+  executor's: Python joins those at exit, so a batch that never ended (a stalled read) kept a
+  stopped run from ending, Ctrl-C or not.
   """
-  with concurrent.futures.ThreadPoolExecutor(1) as pool:
-    pending = collections.deque()
-    try:
-      for step in steps:
-        pending.append(pool.submit(make_batch, step))
-        if len(pending) > ahead:
-          yield pending.popleft().result()
-      while pending:
-        yield pending.popleft().result()
-    finally:
-      for future in pending:
-        future.cancel()
+  made = queue.Queue(maxsize=ahead)
+  stop = threading.Event()
+
+  def make_all():
+    for step in steps:
+      try:
+        item = make_batch(step), None
+      except BaseException as e:  # pylint: disable=broad-except
+        item = None, e
+      while not stop.is_set():
+        try:
+          made.put(item, timeout=0.1)
+          break
+        except queue.Full:
+          continue
+      if stop.is_set() or item[1] is not None:
+        return
+
+  threading.Thread(target=make_all, name='batches', daemon=True).start()
+  try:
+    for _ in steps:
+      batch, error = made.get()
+      if error is not None:
+        raise error
+      yield batch
+  finally:
+    stop.set()
 
 
 def parse_args(argv):

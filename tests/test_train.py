@@ -691,6 +691,32 @@ def test_sigterm_stops_the_training_command_in_one_line_keeping_its_checkpoints(
   assert f'saved step {saved + 1} ->' in resumed.stdout
 
 
+def test_batches_come_in_order_errors_in_their_turn_and_a_stuck_one_holds_no_exit():
+  """Batches were made in an executor's thread, which Python joins at exit: a batch that never
+  ended (a stalled read, or --max_motion 1e-14 before it was bounded) kept a stopped run from
+  ending, Ctrl-C or not."""
+  assert list(train.prefetched(lambda step: step * 10, range(3, 8))) == [30, 40, 50, 60, 70]
+
+  def failing(step):
+    if step == 2:
+      raise OSError('read failed')
+    return step
+  got = []
+  with pytest.raises(OSError, match='read failed'):
+    for batch in train.prefetched(failing, range(5)):
+      got.append(batch)
+  assert got == [0, 1]
+  script = ('import contextlib, threading\n'
+            'from film_net.train import prefetched\n'
+            'never = threading.Event()\n'
+            'make = lambda step: never.wait() if step else step\n'
+            'with contextlib.closing(prefetched(make, range(3))) as batches:\n'
+            '  print(next(batches), flush=True)\n')
+  done = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+  assert done.returncode == 0 and done.stdout.strip() == '0', done.stderr
+
+
 def test_clips_mix_real_frames_cropped_together(tmp_path):
   folder = tmp_path / 'clip'
   folder.mkdir()
