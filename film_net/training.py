@@ -470,7 +470,10 @@ def describe_data(args, clips: list | None) -> str:
       parts.append(f'still camera and background {args.static_share:.0%}')
     data += f' ({", ".join(parts)})'
   if clips:
-    data += f' + clips {args.clips.rstrip("/")} ({args.clips_fraction:.0%})'  # one way to say it
+    where = args.clips.rstrip('/')  # one way to say it: a resume compares the words
+    if not weights_lib.is_remote(where):
+      where = os.path.normpath(where)  # './x' is 'x'
+    data += f' + clips {where} ({args.clips_fraction:.0%})'
   if args.views_per_scene > 1:
     data += f', {args.views_per_scene} views per triplet'
   return data

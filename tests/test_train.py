@@ -817,8 +817,12 @@ def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys):
                                 'small_objects', 'regular_share', 'motion_blur', 'deform',
                                 'static_share')})
   described = training.describe_data(args, clips)
-  args.clips += '/'
-  assert training.describe_data(args, clips) == described
+  for spelled in (f'{tmp_path}/clips/', f'{tmp_path}/./clips',  # ('./x' against 'x' warned)
+                  f'{tmp_path}/clips/../clips'):
+    args.clips = spelled
+    assert training.describe_data(args, clips) == described, spelled
+  args.clips = 'gs://bucket/clips/'
+  assert 'clips gs://bucket/clips (50%)' in training.describe_data(args, clips)
 
 
 def test_a_frame_that_fails_mid_run_stops_training_with_one_line(tmp_path):
