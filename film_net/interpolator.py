@@ -296,8 +296,7 @@ class Interpolator:
       flip_average = defaults['flip_average'] if flip_average is None else flip_average
       padding = padding or defaults['padding']
       flip_weights = flip_weights or defaults['flip_weights']
-      is_saved_model = (os.path.isdir(local) and
-                        os.path.exists(os.path.join(local, 'saved_model.pb')))
+      is_saved_model = weights_lib.is_saved_model(local)
       if engine == 'savedmodel':
         if precision != 'float32':
           raise ValueError(f"precision {precision!r} needs engine='native'")
@@ -313,15 +312,12 @@ class Interpolator:
                    tile=tile, tile_overlap=tile_overlap,
                    options=options or weights_lib.saved_model_options(loaded))
       try:
-        if is_saved_model:
-          weights, file_options = weights_lib.read_saved_model(local)
-        elif os.path.isfile(local):  # Our weight file or a plain .npz, whatever its name.
-          weights, file_options = weights_lib.read_npz(local)
-        elif os.path.isfile(os.path.join(local, 'latest.npz')):
-          raise ValueError('this is a training run\'s folder; its weights are '
-                           f'{str(path).rstrip("/")}/latest.npz')
-        else:
+        if not (is_saved_model or os.path.isfile(local)):  # (a file: an .npz, whatever its name)
+          if os.path.isfile(os.path.join(local, 'latest.npz')):
+            raise ValueError('this is a training run\'s folder; its weights are '
+                             f'{str(path).rstrip("/")}/latest.npz')
           raise ValueError('expected a SavedModel directory (with saved_model.pb) or a .npz file')
+        weights, file_options = weights_lib.read_weights(local)
       except zipfile.BadZipFile as e:  # A truncated download, or not an .npz at all.
         raise ValueError(f'cannot load film_net model from {path}: not a readable .npz weight '
                          f'file ({e})') from e

@@ -182,6 +182,16 @@ def read_npz(local_path: str) -> tuple[dict[str, np.ndarray], Options | None]:
   return renumber_fusion(weights), options
 
 
+def is_saved_model(local_path: str) -> bool:
+  """Whether the local path is a SavedModel folder (FILM's released models, our exports)."""
+  return os.path.isfile(os.path.join(local_path, 'saved_model.pb'))
+
+
+def read_weights(local_path: str) -> tuple[dict[str, np.ndarray], Options | None]:
+  """Released-name weights and options (if recorded) of a SavedModel folder or an `.npz`."""
+  return read_saved_model(local_path) if is_saved_model(local_path) else read_npz(local_path)
+
+
 def read_saved_model(local_dir: str) -> tuple[dict[str, np.ndarray], Options | None]:
   """Released-name weights from a FILM SavedModel directory, by variable name, and the options
   our exports record (None for released models: their options are the released ones).
@@ -352,7 +362,7 @@ def inference_defaults(local_path: str) -> dict:
   those fails with its own message), get the defaults."""
   defaults = dict(INFERENCE_DEFAULTS)
   try:
-    if os.path.isfile(os.path.join(local_path, 'saved_model.pb')):
+    if is_saved_model(local_path):
       meta = {'inference': _recorded_inference(local_path)}
     elif os.path.isfile(local_path):
       meta = read_meta(local_path)
