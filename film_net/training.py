@@ -299,7 +299,7 @@ def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
   try:
     with weights_lib.local_copy(init) as local:
       loaded, file_options = weights_lib.read_weights(local)
-      meta = {} if weights_lib.is_saved_model(local) else weights_lib.read_meta(local)
+      meta = weights_lib.read_meta(local)
   except Exception as e:  # pylint: disable=broad-except
     from transforms import files  # pylint: disable=import-outside-toplevel
     # No such bucket, no access: in the words --clips and the pipeline use, not Beam's dump.

@@ -346,7 +346,11 @@ def write_local_whole(path: str, data: bytes) -> None:
 
 
 def read_meta(local_path: str) -> dict:
-  """The `meta` entry of our weight file ({} if absent)."""
+  """The `meta` entry of our weight file ({} if absent); of a SavedModel folder, the
+  `inference` our export records (how the model it was made from runs), else {}."""
+  if is_saved_model(local_path):
+    recorded = _recorded_inference(local_path)
+    return {'inference': recorded} if recorded else {}
   with np.load(local_path, allow_pickle=False) as data:
     return json.loads(str(data['meta'])) if 'meta' in data.files else {}
 
@@ -362,12 +366,9 @@ def inference_defaults(local_path: str) -> dict:
   those fails with its own message), get the defaults."""
   defaults = dict(INFERENCE_DEFAULTS)
   try:
-    if is_saved_model(local_path):
-      meta = {'inference': _recorded_inference(local_path)}
-    elif os.path.isfile(local_path):
-      meta = read_meta(local_path)
-    else:
+    if not (is_saved_model(local_path) or os.path.isfile(local_path)):
       return defaults
+    meta = read_meta(local_path)
   except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # EOFError: an empty file
     return defaults
   defaults.update({k: v for k, v in meta.get('inference', {}).items() if k in defaults})

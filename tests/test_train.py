@@ -183,11 +183,15 @@ def test_an_init_file_that_is_no_weight_file_is_one_line(tmp_path):
 def test_a_saved_model_folder_is_an_init_as_it_is_a_model_path(tmp_path):
   """--model_path takes FILM's released SavedModels everywhere; --init refused them as 'not a
   readable .npz weight file', so the released weights could not be fine-tuned."""
-  model = Interpolator.random(Options.tiny(), seed=4)
+  model = Interpolator.random(Options.tiny(), seed=4, flip_average=True, padding='mirror',
+                               flip_weights='agreement_with_average')
   model.export_saved_model(str(tmp_path / 'saved'))
   loaded, meta = training.read_init(str(tmp_path / 'saved'), Options.tiny())
   want = model.net.released_weights()
-  assert sorted(loaded) == sorted(want) and meta == {}
+  # An export of the built-in model records how it runs; the file trained from it runs so too.
+  assert sorted(loaded) == sorted(want) and meta == {'inference': {
+      'flip_average': True, 'padding': 'mirror', 'flip_weights': 'agreement_with_average'}}
+  assert training.carried_meta(meta) == meta
   for name, value in want.items():
     np.testing.assert_array_equal(loaded[name], value)
   with pytest.raises(SystemExit, match=r'^error: --init .*saved: its options \(.*\) differ'):
