@@ -226,10 +226,10 @@ def test_a_recursion_too_deep_to_write_is_a_usage_error(tmp_path, capsys):
 
 def _every_command_line():
   """(module, main) of every command line with a parser."""
-  from film_net import export, render, train  # pylint: disable=import-outside-toplevel
+  from film_net import average, export, render, train  # pylint: disable=import-outside-toplevel
   from pipeline import evaluate, run, sample_footage  # pylint: disable=import-outside-toplevel
   return [('film_net.interpolate', interpolate.main), ('film_net.render', render.main),
-          ('film_net.export', export.main),
+          ('film_net.export', export.main), ('film_net.average', average.main),
           ('film_net.train', train.main), ('pipeline.evaluate', evaluate.main),
           ('pipeline.run', run.main), ('pipeline.sample_footage', sample_footage.main)]
 

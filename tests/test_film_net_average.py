@@ -1,0 +1,109 @@
+"""`python -m film_net.average`: weight soups of one lineage, as the built-in model is made."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from film_net import Interpolator, Options
+from film_net import average
+from film_net import weights as weights_lib
+
+
+@pytest.fixture(scope='module')
+def two_models(tmp_path_factory):
+  """(path A, path B): tiny models of different weights; A runs flip-averaged and mirror padded
+  (its meta says so, as the built-in model's does), B runs FILM's plain way."""
+  folder = tmp_path_factory.mktemp('soup')
+  a, b = str(folder / 'a.npz'), str(folder / 'b.npz')
+  Interpolator.random(Options.tiny(), seed=1, flip_average=True, padding='mirror').save(a)
+  Interpolator.random(Options.tiny(), seed=2).save(b)
+  return a, b
+
+
+def _weights(path):
+  return weights_lib.read_npz(path)[0]
+
+
+def test_an_average_is_the_weighted_sum_and_runs_as_the_first_model(two_models, tmp_path,
+                                                                    capsys):
+  a, b = two_models
+  out = str(tmp_path / 'soup.npz')
+  assert average.main(['--output', out, '--shares', '0.75,0.25', a, b]) == 0
+  assert 'the average runs as' in capsys.readouterr().err  # A and B run differently
+  wa, wb, soup = _weights(a), _weights(b), _weights(out)
+  assert soup.keys() == wa.keys()
+  for name, value in soup.items():
+    np.testing.assert_allclose(value, 0.75 * wa[name] + 0.25 * wb[name], rtol=1e-6, atol=1e-7)
+  assert not np.allclose(soup['fusion/conv2d/kernel'], wa['fusion/conv2d/kernel'])
+  model = Interpolator.from_path(out)
+  assert (model.flip_average, model.padding) == (True, 'mirror')
+  meta = weights_lib.read_meta(out)
+  assert [(m['model'], m['share']) for m in meta['averaged']] == [(a, 0.75), (b, 0.25)]
+  assert [m['fingerprint'] for m in meta['averaged']] == [
+      weights_lib.fingerprint(w, Options.tiny()) for w in (wa, wb)]
+
+
+def test_a_model_averaged_with_itself_is_that_model(two_models, tmp_path):
+  a, _ = two_models
+  out = str(tmp_path / 'same.npz')
+  assert average.main(['--output', out, a, a]) == 0
+  assert Interpolator.from_path(out).fingerprint == Interpolator.from_path(a).fingerprint
+
+
+def test_the_average_keeps_the_furthest_trained_step_for_a_fine_tune_of_it(tmp_path):
+  """train's --init continues the learning-rate schedule at the file's `steps`."""
+  weights = Interpolator.random(Options.tiny(), seed=3).net.released_weights()
+  paths = []
+  for steps in (120, 80):
+    paths.append(str(tmp_path / f'run{steps}.npz'))
+    weights_lib.save(paths[-1], weights, Options.tiny(), meta={'steps': steps, 'data': 'x'})
+  out = str(tmp_path / 'soup.npz')
+  assert average.main(['--output', out, *paths]) == 0
+  meta = weights_lib.read_meta(out)
+  assert meta['steps'] == 120 and meta['trainer'] == 'film_net.average'
+  assert [m['steps'] for m in meta['averaged']] == [120, 80]
+
+
+def _nan_model(path):
+  weights = Interpolator.random(Options.tiny(), seed=4).net.released_weights()
+  weights['fusion/conv2d/bias'] = np.full_like(weights['fusion/conv2d/bias'], np.nan)
+  weights_lib.save(path, weights, Options.tiny())
+
+
+def _wider_model(path):
+  Interpolator.random(dataclasses.replace(Options.tiny(), filters=8), seed=5).save(path)
+
+
+@pytest.mark.parametrize('make, reason', [
+    (_nan_model, 'hold NaN or infinite values'),
+    (_wider_model, 'only files of one architecture can be averaged'),
+    (lambda path: open(path, 'w').write('not weights'), 'not a readable .npz weight file'),
+])
+def test_a_model_that_cannot_be_averaged_is_an_error_and_writes_nothing(two_models, tmp_path,
+                                                                       capsys, make, reason):
+  bad, out = str(tmp_path / 'bad.npz'), str(tmp_path / 'soup.npz')
+  make(bad)
+  assert average.main(['--output', out, two_models[0], bad]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: ') and reason in err and len(err.splitlines()) == 1
+  assert (bad in err) or ('model 2' in err)
+  assert not list(tmp_path.glob('soup*')) and not list(tmp_path.glob('.tmp-*'))
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--shares', '0.5,0.6'], '--shares sum to 1.1, not 1'),
+    (['--shares', '1'], '--shares gives 1 shares for 2 models'),
+    (['--shares', '0,1'], 'must be in (0, 1], got 0'),
+    (['--shares', 'nan,0.5'], 'must be in (0, 1], got nan'),
+])
+def test_shares_that_do_not_make_a_mean_are_a_usage_error(two_models, tmp_path, capsys, argv,
+                                                          message):
+  with pytest.raises(SystemExit) as stop:
+    average.main(['--output', str(tmp_path / 'soup.npz'), *argv, *two_models])
+  assert stop.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_one_model_is_no_average(two_models, tmp_path, capsys):
+  with pytest.raises(SystemExit) as stop:
+    average.main(['--output', str(tmp_path / 'soup.npz'), two_models[0]])
+  assert stop.value.code == 2 and 'two or more models' in capsys.readouterr().err
