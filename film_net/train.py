@@ -1,9 +1,9 @@
 """Train film_net with L1 loss and Adam on rendered triplets (and optionally real clips).
 
     python -m film_net.train --output_dir checkpoints/compact --options compact \
-        --steps 36785 --batch_size 8 --crop 128
+        --steps 44214 --batch_size 8 --crop 128
 
-From the built-in model, at step 34785, that is 2000 more steps: --steps is the global step to
+From the built-in model, at step 42214, that is 2000 more steps: --steps is the global step to
 train until. Every batch is a pure function of (seed, step), so a run interrupted and resumed
 from its last checkpoint produces the same weights as one that was not. A run with no
 checkpoint of its own starts from `--init` (by default the built-in model, when its options

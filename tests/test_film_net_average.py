@@ -107,3 +107,14 @@ def test_one_model_is_no_average(two_models, tmp_path, capsys):
   with pytest.raises(SystemExit) as stop:
     average.main(['--output', str(tmp_path / 'soup.npz'), two_models[0]])
   assert stop.value.code == 2 and 'two or more models' in capsys.readouterr().err
+
+
+def test_the_built_in_model_says_how_it_was_averaged():
+  """The shipped file is a soup of stage 12 and stage 11 (see its model card): its meta names
+  both, with shares that make a mean, and runs as the built-in model is documented to run."""
+  meta = weights_lib.read_meta(weights_lib.DEFAULT_MODEL)
+  shares = [m['share'] for m in meta['averaged']]
+  assert len(shares) >= 2 and sum(shares) == pytest.approx(1.0)
+  assert meta['inference'] == {'flip_average': True, 'flip_weights': 'agreement_with_average',
+                               'padding': 'mirror'}
+  assert meta['steps'] == max(m['steps'] for m in meta['averaged'])
