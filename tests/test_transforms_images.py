@@ -396,6 +396,18 @@ def test_a_tiff_of_several_pages_is_refused_but_a_preview_page_passes():
         images.decode(buf.getvalue())
 
 
+def test_an_animated_png_is_refused_as_a_multi_page_tiff_is():
+  """Read as its first image, an APNG was copied on as it was: an animated 'frame'."""
+  stills = [Image.fromarray(RNG.integers(0, 256, (6, 7, 3)).astype(np.uint8)) for _ in range(3)]
+  buf = io.BytesIO()
+  stills[0].save(buf, format='PNG', save_all=True, append_images=stills[1:])
+  with pytest.raises(images.BadImage, match=r'animated PNG \(3 frames\): a frame is one image'):
+    images.decode(buf.getvalue())
+  buf = io.BytesIO()
+  stills[0].save(buf, format='PNG')
+  np.testing.assert_array_equal(images.decode(buf.getvalue()).pixels, np.asarray(stills[0]))
+
+
 def test_colour_profiles_go_into_every_frame_written():
   from PIL import ImageCms  # pylint: disable=import-outside-toplevel
   profile = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()

@@ -117,6 +117,7 @@ def decode(data, uri='', max_pixels=None):
     return Frame(pixels=_decode_dpx(data, max_pixels), uri=uri)
   if data.startswith(_PNG_SIGNATURE):
     _check_png_chunks(data)
+    _refuse_animation(data)
   white_is_zero = False
   if data.startswith(_TIFF_MAGICS):
     data, white_is_zero = _white_is_zero16_relabelled(data)
@@ -297,6 +298,17 @@ def _check_png_chunks(data):
     if kind == b'IEND':
       return
     pos = end + 4
+
+
+def _refuse_animation(data):
+  """A frame is one image: an animated PNG (APNG, its acTL chunk counting the frames) was read
+  as its first image and, PNGs being copied as they are, written on still animated."""
+  control = next((chunk[8:-4] for kind, chunk in _png_chunks_before_pixels(data)
+                  if kind == b'acTL'), b'')
+  frames = struct.unpack('>I', control[:4])[0] if len(control) >= 4 else 1
+  if frames > 1:
+    raise BadImage(f'animated PNG ({frames} frames): a frame is one image; give each frame a '
+                   f'file of its own')
 
 
 def _png_chunk(kind, payload):
