@@ -16,6 +16,8 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
   # command at once, not in a traceback of them; flags.start_command gives it back
 
 import json
+import os
+import shutil
 import sys
 import tempfile
 
@@ -92,12 +94,64 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
   for training in (False, True):
     module.__call__.get_concrete_function(_INPUTS, training=training)
   signatures = {'serving_default': module.serve}
-  if not weights_lib.is_remote(path):
-    tf.saved_model.save(module, path, signatures=signatures)
+  _refuse_to_replace_other_files(path)
+  if weights_lib.is_remote(path):
+    with tempfile.TemporaryDirectory(prefix='film_export_') as local:
+      tf.saved_model.save(module, local, signatures=signatures)
+      _delete_remote_tree(path)  # no old file left to mix with the new ones
+      weights_lib.upload_tree(local, path)
     return
-  with tempfile.TemporaryDirectory(prefix='film_export_') as local:
-    tf.saved_model.save(module, local, signatures=signatures)
-    weights_lib.upload_tree(local, path)
+  parent = os.path.dirname(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  staged = tempfile.mkdtemp(prefix='.tmp-export-', dir=parent)  # (the same filesystem)
+  try:
+    tf.saved_model.save(module, staged, signatures=signatures)
+    _swap_in(staged, path)
+  finally:
+    shutil.rmtree(staged, ignore_errors=True)
+
+
+def _refuse_to_replace_other_files(path: str) -> None:
+  """An export replaces an earlier export, whole; a folder holding other files is not one
+  (`--output ~/models` would have lost them all): ValueError."""
+  if weights_lib.is_remote(path):
+    names = _remote_files(path)
+    holds_export = any(name.endswith('/saved_model.pb') for name in names)
+  else:
+    names = os.listdir(path) if os.path.isdir(path) else []
+    holds_export = weights_lib.is_saved_model(path)
+  if names and not holds_export:
+    raise ValueError(f'{path} holds files but no SavedModel: name a new or empty folder, or an '
+                     f'earlier export to replace')
+
+
+def _swap_in(staged: str, path: str) -> None:
+  """Moves the folder `staged` to `path`, an earlier export there moved aside first and deleted
+  after: a stop leaves the old export or the new one, whole, never their files mixed."""
+  if not os.path.lexists(path):
+    os.rename(staged, path)
+    return
+  old = f'{staged}-old'
+  os.rename(path, old)
+  os.rename(staged, path)
+  shutil.rmtree(old, ignore_errors=True)
+
+
+def _delete_remote_tree(path: str) -> None:
+  """Deletes the files of an earlier export at the remote folder `path`, by name (Beam's own
+  delete reads them as patterns: `exported [3]/...` matched nothing and deleted nothing)."""
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  files.delete_files(_remote_files(path))
+
+
+def _remote_files(path: str) -> list[str]:
+  """Every file below the remote folder `path` ([] where it cannot be listed: the upload that
+  follows says why, in the command's words)."""
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  try:
+    return [m.path for m in files.match(path.rstrip('/'), '**')]
+  except Exception:  # pylint: disable=broad-except
+    return []
 
 
 def main(argv=None) -> int:
@@ -113,7 +167,7 @@ def main(argv=None) -> int:
                            'name it)')
   parser.add_argument('--output', required=True,
                       help='folder the SavedModel is written to (local or gs://); one there '
-                           'already is replaced')
+                           'already is replaced, whole; a folder of other files is refused')
   args = parser.parse_args(argv)
   flags.check_paths(parser, [('--output', args.output)], [('--model', args.model)])
   try:

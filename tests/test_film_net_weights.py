@@ -323,6 +323,50 @@ def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
   np.testing.assert_allclose(Interpolator.from_path('gs://film-test/models/exported [3]',
                                                     align=None)(x0, x1), reference,
                              rtol=1e-5, atol=1e-6)
+  # Exported again over itself: the earlier export's files go first, none stays to mix in.
+  gcs.blob('models/exported [3]/variables/variables.data-00001-of-00002').upload_from_string(b'')
+  interp.export_saved_model('gs://film-test/models/exported [3]')
+  assert not gcs.blob('models/exported [3]/variables/variables.data-00001-of-00002').exists()
+  assert gcs.blob('models/exported [3]/saved_model.pb').exists()
+  gcs.blob('models/notes/readme.txt').upload_from_string(b'mine')
+  with pytest.raises(ValueError, match='holds files but no SavedModel'):
+    interp.export_saved_model('gs://film-test/models/notes')
+  assert gcs.blob('models/notes/readme.txt').exists()
+
+
+def test_an_export_replaces_an_earlier_one_whole_or_not_at_all(tmp_path, monkeypatch):
+  """TensorFlow saves into the folder in place: an export stopped midway over an earlier one
+  left the new variables beside the old graph (neither model loaded), and one that ended left
+  the earlier export's other files in it."""
+  from tensorflow.python.saved_model import save as tf_save  # pylint: disable=import-outside-toplevel
+  old = Interpolator.random(dataclasses.replace(Options.tiny(), filters=8), seed=1)
+  new = Interpolator.random(Options.tiny(), seed=2)
+  out = tmp_path / 'model'
+  old.export_saved_model(str(out))
+  real = tf_save.file_io.atomic_write_string_to_file
+
+  def stopped_before_the_graph(path, *args, **kwargs):  # a Ctrl-C just after the variables
+    if str(path).endswith('saved_model.pb'):
+      raise KeyboardInterrupt
+    return real(path, *args, **kwargs)
+
+  monkeypatch.setattr(tf_save.file_io, 'atomic_write_string_to_file', stopped_before_the_graph)
+  with pytest.raises(KeyboardInterrupt):
+    new.export_saved_model(str(out))
+  monkeypatch.undo()
+  assert Interpolator.from_path(str(out)).fingerprint == old.fingerprint
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['model']  # no staging folder left
+  (out / 'variables' / 'variables.data-00001-of-00002').write_bytes(b'')  # an older export's
+  new.export_saved_model(str(out))
+  assert Interpolator.from_path(str(out)).fingerprint == new.fingerprint
+  assert not (out / 'variables' / 'variables.data-00001-of-00002').exists()
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['model']
+  mine = tmp_path / 'mine'
+  mine.mkdir()
+  (mine / 'notes.txt').write_text('keep')
+  with pytest.raises(ValueError, match='holds files but no SavedModel'):
+    new.export_saved_model(str(mine))
+  assert [p.name for p in mine.iterdir()] == ['notes.txt']
 
 
 def test_the_export_command_writes_a_saved_model_that_runs_as_the_file(tiny_model, tmp_path,
