@@ -1,6 +1,7 @@
 """`python -m film_net.interpolate` on one pair writes the whole sequence, inputs included; every
 command line reads `--flip_average` alike."""
 import argparse
+import json
 import os
 import re
 import signal
@@ -38,7 +39,7 @@ def test_cli_writes_inputs_and_in_betweens(tmp_path, model_flag):
        '--output_dir', str(out_dir), model_flag, model],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
-  names = sorted(os.listdir(out_dir))
+  names = sorted(n for n in os.listdir(out_dir) if n != interpolate.RECORD)
   assert names == [f'frame_{i:03d}.png' for i in range(5)]
   written = [np.asarray(Image.open(out_dir / n)) for n in names]
   np.testing.assert_array_equal(written[0], images[0])
@@ -49,7 +50,60 @@ def test_cli_writes_inputs_and_in_betweens(tmp_path, model_flag):
   # A shallower run into the same folder leaves no frames of the deeper one trailing it.
   assert interpolate.main([*paths, '--times_to_interpolate', '1', '--output_dir', str(out_dir),
                            '--model', model]) == 0
-  assert sorted(os.listdir(out_dir)) == [f'frame_{i:03d}.png' for i in range(3)]
+  assert sorted(os.listdir(out_dir)) == [interpolate.RECORD] + [f'frame_{i:03d}.png'
+                                                                for i in range(3)]
+  record = json.loads((out_dir / interpolate.RECORD).read_text())
+  assert record == {'frames': [f'frame_{i:03d}.png' for i in range(3)], 'complete': True}
+
+
+def test_cli_never_replaces_or_removes_frames_it_did_not_write(tmp_path, capsys):
+  """Pointed at the folder of an extracted sequence, it overwrote frames 0-2 and deleted every
+  later one as "left by a deeper run": the inputs among them."""
+  model = str(tmp_path / 'tiny.npz')
+  Interpolator.random(Options.tiny(), seed=0).save(model)
+  folder = tmp_path / 'sequence'
+  folder.mkdir()
+  for i in range(12):  # as `ffmpeg -i clip.mp4 frame_%03d.png` leaves them
+    Image.fromarray(np.full((30, 44, 3), 20 * i, np.uint8)).save(folder / f'frame_{i:03d}.png')
+  before = {p.name: p.read_bytes() for p in folder.iterdir()}
+  argv = [str(folder / 'frame_005.png'), str(folder / 'frame_006.png'), '--model', model]
+  assert interpolate.main([*argv, '--output_dir', str(folder)]) == 2
+  assert 'holds frames this command did not write (frame_000.png' in capsys.readouterr().err
+  assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+  # Its own earlier run's folder, with one of that run's frames as an input: refused as well.
+  out = tmp_path / 'out'
+  assert interpolate.main([*argv, '--output_dir', str(out)]) == 0
+  status = interpolate.main([str(out / 'frame_000.png'), str(out / 'frame_002.png'), '--model',
+                             model, '--output_dir', str(out)])
+  assert status == 2 and 'frame_000.png is a frame this run would replace' in (
+      capsys.readouterr().err)
+
+
+def test_cli_writes_each_frame_as_it_is_made_and_names_sort_in_time_order(tmp_path,
+                                                                           monkeypatch):
+  """Every frame was held in memory until the last was made (1025 1080p frames: ~25 GB, and a
+  late stop lost them all); past 1000 frames the names' widths mixed (frame_1000 < frame_101)."""
+  model = str(tmp_path / 'tiny.npz')
+  Interpolator.random(Options.tiny(), seed=0).save(model)
+  paths = [str(tmp_path / f'in{i}.png') for i in range(2)]
+  for i, path in enumerate(paths):
+    Image.fromarray(np.full((30, 44, 3), 80 * i, np.uint8)).save(path)
+  out = tmp_path / 'out'
+  real = Interpolator.iter_recursive
+  written_while_making = []
+
+  def watched(self, frames, times_to_interpolate):
+    for i, frame in enumerate(real(self, frames, times_to_interpolate)):
+      written_while_making.append(len(list(out.glob('frame_*.png'))) == i)
+      yield frame
+
+  monkeypatch.setattr(Interpolator, 'iter_recursive', watched)
+  assert interpolate.main([*paths, '--output_dir', str(out), '--model', model,
+                           '--times_to_interpolate', '3']) == 0
+  assert written_while_making == [True] * 9
+  assert interpolate.frame_names(1025)[-2:] == ['frame_1023.png', 'frame_1024.png']
+  assert interpolate.frame_names(1025)[999] == 'frame_0999.png'
+  assert interpolate.frame_names(513)[-1] == 'frame_512.png'
 
 
 def test_cli_frames_stopped_mid_write_stay_whole_or_old(tmp_path, monkeypatch):
@@ -61,17 +115,23 @@ def test_cli_frames_stopped_mid_write_stay_whole_or_old(tmp_path, monkeypatch):
   for i, path in enumerate(paths):
     Image.fromarray(np.full((30, 44, 3), 80 * i, np.uint8)).save(path)
   out_dir = tmp_path / 'out'
-  out_dir.mkdir()
-  (out_dir / 'frame_000.png').write_bytes(b'an earlier run\'s frame')
+  assert interpolate.main([*paths, '--output_dir', str(out_dir), '--model', model]) == 0
+  earlier = (out_dir / 'frame_000.png').read_bytes()
+  Image.fromarray(np.full((30, 44, 3), 200, np.uint8)).save(paths[0])
+  replace = os.replace
 
-  def stopped(*args):
-    raise KeyboardInterrupt
+  def stopped(src, dst):
+    if str(dst).endswith('.png'):
+      raise KeyboardInterrupt
+    replace(src, dst)
 
   monkeypatch.setattr(interpolate.os, 'replace', stopped)
   with pytest.raises(KeyboardInterrupt):
     interpolate.main([*paths, '--output_dir', str(out_dir), '--model', model])
-  assert sorted(os.listdir(out_dir)) == ['frame_000.png']
-  assert (out_dir / 'frame_000.png').read_bytes() == b'an earlier run\'s frame'
+  assert sorted(os.listdir(out_dir)) == [interpolate.RECORD] + [f'frame_{i:03d}.png'
+                                                                for i in range(3)]
+  assert (out_dir / 'frame_000.png').read_bytes() == earlier
+  assert not json.loads((out_dir / interpolate.RECORD).read_text())['complete']
 
 
 def test_cli_runs_large_frames_as_tiles(tmp_path):
