@@ -56,6 +56,16 @@ def test_cli_writes_inputs_and_in_betweens(tmp_path, model_flag):
   assert record == {'frames': [f'frame_{i:03d}.png' for i in range(3)], 'complete': True}
 
 
+def _tiny_model_and_flat_pair(tmp_path):
+  """(a tiny random model's path, [in0.png, in1.png]): two flat 44x30 frames."""
+  model = str(tmp_path / 'tiny.npz')
+  Interpolator.random(Options.tiny(), seed=0).save(model)
+  paths = [str(tmp_path / f'in{i}.png') for i in range(2)]
+  for i, path in enumerate(paths):
+    Image.fromarray(np.full((30, 44, 3), 80 * i, np.uint8)).save(path)
+  return model, paths
+
+
 def test_cli_never_replaces_or_removes_frames_it_did_not_write(tmp_path, capsys):
   """Pointed at the folder of an extracted sequence, it overwrote frames 0-2 and deleted every
   later one as "left by a deeper run": the inputs among them."""
@@ -83,11 +93,7 @@ def test_cli_writes_each_frame_as_it_is_made_and_names_sort_in_time_order(tmp_pa
                                                                            monkeypatch):
   """Every frame was held in memory until the last was made (1025 1080p frames: ~25 GB, and a
   late stop lost them all); past 1000 frames the names' widths mixed (frame_1000 < frame_101)."""
-  model = str(tmp_path / 'tiny.npz')
-  Interpolator.random(Options.tiny(), seed=0).save(model)
-  paths = [str(tmp_path / f'in{i}.png') for i in range(2)]
-  for i, path in enumerate(paths):
-    Image.fromarray(np.full((30, 44, 3), 80 * i, np.uint8)).save(path)
+  model, paths = _tiny_model_and_flat_pair(tmp_path)
   out = tmp_path / 'out'
   real = Interpolator.iter_recursive
   written_while_making = []
@@ -109,11 +115,7 @@ def test_cli_writes_each_frame_as_it_is_made_and_names_sort_in_time_order(tmp_pa
 def test_cli_frames_stopped_mid_write_stay_whole_or_old(tmp_path, monkeypatch):
   """A stop (Ctrl-C, a full disk) while a frame is written leaves the earlier frame of that
   name as it was and no temporary: the frame was written in place, cut short under its name."""
-  model = str(tmp_path / 'tiny.npz')
-  Interpolator.random(Options.tiny(), seed=0).save(model)
-  paths = [str(tmp_path / f'in{i}.png') for i in range(2)]
-  for i, path in enumerate(paths):
-    Image.fromarray(np.full((30, 44, 3), 80 * i, np.uint8)).save(path)
+  model, paths = _tiny_model_and_flat_pair(tmp_path)
   out_dir = tmp_path / 'out'
   assert interpolate.main([*paths, '--output_dir', str(out_dir), '--model', model]) == 0
   earlier = (out_dir / 'frame_000.png').read_bytes()
