@@ -253,6 +253,32 @@ def test_a_link_reached_before_the_folder_it_leads_to_is_passed_over(tmp_path):
   assert errors == [] and [c.name for c in found] == ['in/reels/r1', 'in/reels/r2', 'in2/a']
 
 
+def test_a_glob_keeps_a_linked_clip_whatever_links_it_leaves_out(tmp_path):
+  """A link the glob does not match (`current`), sorting before the matched link to the same
+  folder (`reel_1`), took that folder: reel_1 left the run without a word, and
+  --prune_removed_clips deleted its output."""
+  _touch(tmp_path / 'real' / 'x', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'archive' / 'reel_2', 'f0.png', 'f1.png')
+  os.symlink(tmp_path / 'real' / 'x', tmp_path / 'archive' / 'reel_1')
+  os.symlink(tmp_path / 'real' / 'x', tmp_path / 'archive' / 'current')
+  found, errors = _discover(str(tmp_path / 'archive' / 'reel_*'))
+  assert errors == [] and [c.name for c in found] == ['reel_1', 'reel_2']
+
+
+def test_a_glob_reports_no_problem_outside_what_it_selects(tmp_path):
+  """A dead link in a folder the glob does not match failed every run (exit 1) and stopped
+  --prune_removed_clips for good; one in a matched folder still is reported."""
+  _touch(tmp_path / 'archive' / 'reel_a', 'f0.png', 'f1.png')
+  (tmp_path / 'archive' / 'unrelated').mkdir()
+  os.symlink(tmp_path / 'gone.png', tmp_path / 'archive' / 'unrelated' / 'f2.png')
+  found, errors = _discover(str(tmp_path / 'archive' / 'reel_*'))
+  assert errors == [] and [c.name for c in found] == ['reel_a']
+  os.symlink(tmp_path / 'gone.png', tmp_path / 'archive' / 'reel_a' / 'f2.png')
+  found, errors = _discover(str(tmp_path / 'archive' / 'reel_*'))
+  assert [e['message'].split(':')[0] for e in errors] == [
+      f'cannot list {tmp_path / "archive" / "reel_a" / "f2.png"}']
+
+
 def test_frames_in_the_input_folder_never_share_a_subfolders_output(tmp_path):
   _touch(tmp_path / 'shot', 'f0.png', 'f1.png')
   _touch(tmp_path / 'shot' / 'shot', 'f0.png', 'f1.png')

@@ -297,8 +297,9 @@ class DiscoverClips(beam.DoFn):
 
     def in_output(folder):
       return this_output(folder) or earlier_output(folder)
-    for path, reason in problems:
-      if not passed_over(_relative(path, root), folder=True) and not in_output(path):
+    for path, reason in problems:  # (of what the glob selects: the rest is no part of it)
+      if (not passed_over(_relative(path, root), folder=True) and not in_output(path)
+          and selected(path, path)):
         yield self._error(path, 'discover', IncompleteListing(reason),
                           f'cannot list {path}: {reason}; what is there is not in this run')
     by_dir, unaddressable = {}, {}

@@ -183,9 +183,11 @@ def walk_local(root, follow_links=True, problems=None, claims=None):
     if problems is not None and error.filename != root:  # (a missing root is the caller's)
       problems.append((error.filename, error.strerror or str(error)))
   seen = {os.path.realpath(root)}
-  starts = collections.deque([root])  # the root, then the links met, in the order met
-  while starts:
-    start = starts.popleft()
+  # The root, then the links met, in the order met: the claimed ones first, so that a link the
+  # caller leaves out cannot take the folder from one it takes (`current` -> x before `reel_1`).
+  claimed, unclaimed = collections.deque([root]), collections.deque()
+  while claimed or unclaimed:
+    start = (claimed or unclaimed).popleft()
     if start is not root:
       real = os.path.realpath(start)
       if real in seen:
@@ -206,8 +208,9 @@ def walk_local(root, follow_links=True, problems=None, claims=None):
       dirs[:] = sorted(kept)  # (which link names a folder linked in twice: the same each run)
       yield folder, dirs, names
       if follow_links:  # the links the caller left in `dirs`
-        starts.extend(os.path.join(folder, d) for d in dirs
-                      if os.path.islink(os.path.join(folder, d)))
+        for link in (os.path.join(folder, d) for d in dirs):
+          if os.path.islink(link):
+            (claimed if claims is None or claims(link) else unclaimed).append(link)
 
 
 def list_tree(root, follow_links=True, problems=None, claims=None):
