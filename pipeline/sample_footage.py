@@ -18,6 +18,7 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
 import argparse
 import io
 import os
+import re
 import sys
 
 import numpy as np
@@ -128,6 +129,29 @@ def main(argv=None):
     folder = os.path.join(args.output, f'edit_{e:02d}')
     write_clip(folder, edited_frames(args.frames, width, height, seed=e))
     print(f'wrote {2 * args.frames} frames of {width}x{height} (two shots) to {folder}')
+  kept = {**{f'clip_{c:02d}': args.frames for c in range(args.clips)},
+          **{f'edit_{e:02d}': 2 * args.frames for e in range(args.edits)}}
+  for path in remove_leftovers(args.output, kept):
+    print(f'removed {path}, left by an earlier, larger set')
+
+
+def remove_leftovers(output, kept):
+  """Removes the frames an earlier run into `output` wrote beyond this set (more clips, edits
+  or frames per shot: a clip of frames of two sizes, which the pipeline refuses), and folders
+  left empty; `kept`: frames per folder of this set. Only this command's names go (`clip_NN`,
+  `edit_NN`, `frameNNN.png`); yields what it removed."""
+  for name in sorted(os.listdir(output)):
+    folder = os.path.join(output, name)
+    if not re.fullmatch(r'(clip|edit)_\d{2,}', name) or os.path.islink(folder) or \
+        not os.path.isdir(folder):
+      continue
+    for frame in sorted(os.listdir(folder)):
+      number = re.fullmatch(r'frame(\d{3,})\.png', frame)
+      if number and int(number.group(1)) >= kept.get(name, 0):
+        os.remove(os.path.join(folder, frame))
+        yield os.path.join(folder, frame)
+    if not os.listdir(folder):
+      os.rmdir(folder)
 
 
 def edited_frames(frames_per_shot, width, height, seed=0):

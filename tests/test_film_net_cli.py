@@ -342,6 +342,23 @@ def test_sample_footage_refuses_what_it_cannot_write(tmp_path, capsys, argv, mes
   assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_sample_footage_again_into_its_folder_writes_the_new_set_alone(tmp_path):
+  """A smaller set over a larger one left the larger one's frames and clips: a clip of frames of
+  two sizes, which the README's next command refused. What is not its own stays."""
+  from pipeline import sample_footage  # pylint: disable=import-outside-toplevel
+  out = tmp_path / 'sf'
+  sample_footage.main(['--output', str(out), '--frames', '5', '--clips', '2', '--size', '64x48'])
+  (out / 'notes.txt').write_text('mine')
+  (out / 'clip_01' / 'mine.txt').write_text('mine')
+  sample_footage.main(['--output', str(out), '--frames', '3', '--clips', '1', '--edits', '0',
+                       '--size', '96x64'])
+  assert sorted(p.name for p in out.iterdir()) == ['clip_00', 'clip_01', 'notes.txt']
+  assert sorted(p.name for p in (out / 'clip_00').iterdir()) == [
+      f'frame{i:03d}.png' for i in range(3)]
+  assert {Image.open(p).size for p in (out / 'clip_00').iterdir()} == {(96, 64)}
+  assert [p.name for p in (out / 'clip_01').iterdir()] == ['mine.txt']
+
+
 @pytest.mark.parametrize('argv, message', [
     (['--tile', 'abc'], "argument --tile: invalid int value: 'abc'"),
     (['--direct_running_mode', 'bogus'], "argument --direct_running_mode: invalid choice: "
