@@ -53,6 +53,11 @@ def main(argv=None) -> int:
   except (OSError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
+  (h0, w0), (h1, w1) = (f.pixels.shape[:2] for f in frames)
+  if (h0, w0) != (h1, w1):
+    print(f'error: frames differ in size: {args.frame0} is {w0}x{h0}, {args.frame1} is '
+          f'{w1}x{h1}; interpolation needs frames of one size', file=sys.stderr)
+    return 1
   names = frame_names(2 ** args.times_to_interpolate + 1)
   try:
     earlier = _earlier_frames(args.output_dir, names, (args.frame0, args.frame1))

@@ -89,6 +89,15 @@ def test_cli_never_replaces_or_removes_frames_it_did_not_write(tmp_path, capsys)
       capsys.readouterr().err)
 
 
+def test_cli_names_both_frames_of_a_pair_of_two_sizes(tmp_path, capsys):
+  model, paths = _tiny_model_and_flat_pair(tmp_path)
+  Image.fromarray(np.zeros((40, 44, 3), np.uint8)).save(paths[1])
+  assert interpolate.main([*paths, '--output_dir', str(tmp_path / 'out'), '--model', model]) == 1
+  assert capsys.readouterr().err == (f'error: frames differ in size: {paths[0]} is 44x30, '
+                                     f'{paths[1]} is 44x40; interpolation needs frames of one '
+                                     f'size\n')
+
+
 def test_cli_writes_each_frame_as_it_is_made_and_names_sort_in_time_order(tmp_path,
                                                                            monkeypatch):
   """Every frame was held in memory until the last was made (1025 1080p frames: ~25 GB, and a

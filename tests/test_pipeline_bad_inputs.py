@@ -215,7 +215,9 @@ def test_missing_or_broken_model_fails_before_any_work(tmp_path, capsys):
   broken.write_bytes(buf.getvalue())
   status, _ = run_job(str(archive), str(output), str(broken))
   assert status == 2
-  assert 'broken.npz' in capsys.readouterr().err
+  err = capsys.readouterr().err  # the reason once, in words ('ValueError: cannot load ...' twice)
+  assert f'cannot load the film_net model from {broken}: ' in err
+  assert err.count('cannot load') == 1 and 'ValueError' not in err
   assert not output.exists()
 
 

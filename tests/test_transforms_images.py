@@ -396,6 +396,12 @@ def test_a_tiff_of_several_pages_is_refused_but_a_preview_page_passes():
         images.decode(buf.getvalue())
 
 
+def test_an_empty_file_is_named_so():
+  """It read 'no PNG, JPEG, TIFF or DPX decoder recognises it', not what it was."""
+  with pytest.raises(images.BadImage, match=r'empty file \(0 bytes\)'):
+    images.decode(b'')
+
+
 def test_an_animated_png_is_refused_as_a_multi_page_tiff_is():
   """Read as its first image, an APNG was copied on as it was: an animated 'frame'."""
   stills = [Image.fromarray(RNG.integers(0, 256, (6, 7, 3)).astype(np.uint8)) for _ in range(3)]

@@ -113,6 +113,8 @@ def is_frame_name(name):
 def decode(data, uri='', max_pixels=None):
   """Decodes image bytes into a Frame, or raises BadImage naming the reason."""
   _quiet_pil_metadata_warnings()
+  if not data:  # (no decoder recognises nothing: say what it is)
+    raise BadImage('empty file (0 bytes): a copy or transfer cut short?')
   if dpx.is_dpx(data):
     return Frame(pixels=_decode_dpx(data, max_pixels), uri=uri)
   if data.startswith(_PNG_SIGNATURE):

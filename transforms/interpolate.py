@@ -77,7 +77,10 @@ def load_model(model_path, align, flip_average=None, precision='float32', tile=N
                                   precision=precision, tile=size, tile_overlap=overlap)
   except Exception as e:  # pylint: disable=broad-except
     where = model_path or 'the built-in default model (film_net/default_model/)'
-    raise ModelError(f'cannot load the film_net model from {where}: {type(e).__name__}: {e}') from e
+    from film_net.weights import DEFAULT_MODEL  # pylint: disable=import-outside-toplevel
+    said = f'cannot load film_net model from {model_path or DEFAULT_MODEL}: '
+    why = str(e)[len(said):] if str(e).startswith(said) else f'{type(e).__name__}: {e}'
+    raise ModelError(f'cannot load the film_net model from {where}: {why}') from e  # once
 
 
 def acquire_model(handle, run_id, model_path, align, flip_average=None, precision='float32',
