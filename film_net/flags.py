@@ -162,6 +162,9 @@ share = in_range(float, 0, 1)  # a fraction of scenes, textures or batches
 # use; unbounded, N=24 planned 16.7 million frames per pair in memory before writing one (a job
 # killed for memory) and overran the six-digit frame names after a single pair.
 times_to_interpolate = in_range(int, 0, 10)
+# --align: the model needs 64 at most (its coarsest level); 100000 padded a frame to 100000^2.
+MAX_ALIGN = 1024
+align = in_range(int, 0, MAX_ALIGN)
 
 
 def parse_bool(text: str) -> bool:
@@ -224,8 +227,10 @@ def check_tile_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) 
   if args.tile_overlap is not None and not args.tile:
     parser.error('--tile_overlap only works with --tile (frames run whole)')
   args.tile_overlap = tile_overlap(args.tile, args.tile_overlap)
-  if args.tile and args.tile_overlap >= args.tile:
-    parser.error(f'--tile_overlap ({args.tile_overlap}) must be less than --tile ({args.tile})')
+  if args.tile and args.tile_overlap > args.tile // 2:  # (63 of 64: ~1.9 million tiles at 1080p)
+    parser.error(f'--tile_overlap ({args.tile_overlap}) must be at most half of --tile '
+                 f'({args.tile}): tiles would step by less than half their size; take a larger '
+                 f'--tile')
 
 
 def add_flip_average_flags(parser: argparse.ArgumentParser, what: str = 'each pair') -> None:

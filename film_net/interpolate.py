@@ -39,7 +39,7 @@ def main(argv=None) -> int:
   parser.add_argument('--model', '--model_path', dest='model', default=None,
                       help='released SavedModel dir, .npz or our weight file; default: built-in '
                            '(--model_path: the same, as the pipeline\'s commands name it)')
-  parser.add_argument('--align', type=flags.non_negative_int, default=64,
+  parser.add_argument('--align', type=flags.align, default=64,
                       help='pad to a multiple of this; 0: none')
   flags.add_flip_average_flags(parser, 'the pair')
   flags.add_tile_flags(parser)

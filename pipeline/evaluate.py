@@ -125,7 +125,7 @@ def parse_known_args(argv):
   parser.add_argument('--baselines', default=','.join(quality.BASELINES),
                       help='comma-separated subset of ' + ','.join(quality.BASELINES) +
                            ' (unavailable ones are skipped with a warning); "" for none')
-  parser.add_argument('--align', type=flags.non_negative_int, default=64,
+  parser.add_argument('--align', type=flags.align, default=64,
                       help='pad frames to a multiple of this for the model; 0: no padding')
   flags.add_flip_average_flags(parser)
   parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',

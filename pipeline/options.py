@@ -75,7 +75,7 @@ def build_parser():
                       default=DEFAULT_PAIRS_PER_UNIT,
                       help='Consecutive pairs per work unit (default 16); lower it for 4K frames '
                            'to bound worker memory.')
-  parser.add_argument('--align', type=flags.non_negative_int, default=64,
+  parser.add_argument('--align', type=flags.align, default=64,
                       help='Pad frames to a multiple of this for the model (default 64; 0: none).')
   flags.add_flip_average_flags(parser)
   parser.add_argument('--precision', choices=specs.PRECISIONS, default='float32',

@@ -794,7 +794,9 @@ def test_a_frame_removed_while_its_pair_is_marked_done_fails_the_pair(tmp_path, 
 
 @pytest.mark.parametrize('flags,message', [
     (['--tile=32'], 'argument --tile: must be 0 (whole frames) or >= 64, got 32'),
-    (['--tile=64', '--tile_overlap=64'], '--tile_overlap (64) must be less than --tile (64)'),
+    (['--tile=64', '--tile_overlap=64'], '--tile_overlap (64) must be at most half of --tile'),
+    (['--tile=64', '--tile_overlap=33'], '--tile_overlap (33) must be at most half of --tile'),
+    (['--align=100000'], 'argument --align: must be in [0, 1024], got 100000'),
     (['--tile_overlap=16'], '--tile_overlap only works with --tile')])
 def test_tile_flags_the_model_cannot_run_are_usage_errors(tmp_path, capsys, flags, message):
   status = run_module.main([f'--input={tmp_path}', f'--output={tmp_path / "out"}', *flags])
