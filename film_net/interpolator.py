@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
+from film_net import specs
 from film_net import warp as warp_lib
 from film_net import weights as weights_lib
 from film_net.flags import tile_overlap as default_tile_overlap
@@ -124,6 +125,23 @@ def _unreadable(error: Exception) -> str:
           f'{reason[0] if reason else "no reason given"})')
 
 
+def check_settings(align=None, padding=None, flip_weights=None, precision=None, tile=None,
+                   tile_overlap=None) -> None:
+  """ValueError for a way of running a model that no model runs (None: not given); the model's
+  own limits (its least tile) are checked once it is loaded."""
+  if align is not None and align < 0:
+    raise ValueError(f'align must be None or >= 0, got {align}')
+  if padding is not None and padding not in PADDINGS:
+    raise ValueError(f'padding must be one of {PADDINGS}, got {padding!r}')
+  if flip_weights is not None and flip_weights not in FLIP_WEIGHTS:
+    raise ValueError(f'flip_weights must be one of {FLIP_WEIGHTS}, got {flip_weights!r}')
+  if precision is not None and precision not in specs.PRECISIONS:
+    raise ValueError(f'precision must be one of {specs.PRECISIONS}, got {precision!r}')
+  overlap = default_tile_overlap(tile, tile_overlap)
+  if tile and not 0 <= overlap < tile:
+    raise ValueError(f'tile_overlap must be in [0, tile={tile}), got {overlap}')
+
+
 class Interpolator:
   """film_net inference. Build with `from_path`, `random` or `from_weights`.
 
@@ -187,13 +205,9 @@ class Interpolator:
                tile_overlap: int | None = None, options: Options | None = None):
     if (net is None) == (saved_model is None):
       raise ValueError('an Interpolator needs exactly one of a FilmNet or a SavedModel')
-    if padding not in PADDINGS:
-      raise ValueError(f'padding must be one of {PADDINGS}, got {padding!r}')
-    if flip_weights not in FLIP_WEIGHTS:
-      raise ValueError(f'flip_weights must be one of {FLIP_WEIGHTS}, got {flip_weights!r}')
+    check_settings(align=align, padding=padding, flip_weights=flip_weights, tile=tile,
+                   tile_overlap=tile_overlap)
     tile_overlap = default_tile_overlap(tile, tile_overlap)
-    if tile and not 0 <= tile_overlap < tile:
-      raise ValueError(f'tile_overlap must be in [0, tile={tile}), got {tile_overlap}')
     self.align = align
     self.tile = tile or None
     self.tile_overlap = tile_overlap
@@ -287,6 +301,9 @@ class Interpolator:
     """
     if engine not in ENGINES:
       raise ValueError(f'engine must be one of {ENGINES}, got {engine!r}')
+    # Before the file is read: a setting it cannot run with is no fault of the file's.
+    check_settings(align=align, padding=padding, flip_weights=flip_weights, precision=precision,
+                   tile=tile, tile_overlap=tile_overlap)
     if path is None:
       path = DEFAULT_MODEL
       if not os.path.exists(path):

@@ -332,6 +332,20 @@ def test_recursion_over_tiles_feeds_each_tiled_mid_frame_back():
   np.testing.assert_allclose(frames[3], tiled(frames[2], x1), atol=1e-6)
 
 
+@pytest.mark.parametrize('setting, message', [
+    ({'padding': 'reflect'}, "padding must be one of ('zeros', 'mirror'), got 'reflect'"),
+    ({'flip_weights': 'vote'}, 'flip_weights must be one of'),
+    ({'precision': 'float16'}, "precision must be one of ('float32', 'bfloat16')"),
+    ({'tile': 64, 'tile_overlap': 64}, 'tile_overlap must be in [0, tile=64), got 64'),
+    ({'align': -64}, 'align must be None or >= 0, got -64')])
+def test_a_setting_no_model_runs_with_is_blamed_on_the_setting_not_the_file(setting, message):
+  """Each read 'cannot load film_net model from .../film_net_default.npz: ...', after the
+  weights were read and the network built; a negative align padded to '64x0'."""
+  with pytest.raises(ValueError) as raised:
+    Interpolator.from_path(**setting)
+  assert str(raised.value).startswith(message) and 'cannot load' not in str(raised.value)
+
+
 def test_tile_settings_the_model_cannot_run_are_refused():
   with pytest.raises(ValueError, match='tile_overlap must be in'):
     Interpolator.random(Options.tiny(), tile=64, tile_overlap=64)
