@@ -346,3 +346,19 @@ def test_an_empty_manifest_is_an_error_not_a_quiet_success(tmp_path, tiny_model)
     assert status == 1
     (error,) = _errors(str(tmp_path / f'out_{name}'), run_id)
     assert error['message'] == f'manifest has no rows: {tmp_path / name}'
+
+
+def test_a_file_where_a_clips_output_folder_goes_is_named_so(tmp_path, tiny_model):
+  """Each of the clip's frames failed with '[Errno 17] File exists: out/a', naming no cause."""
+  archive, output = tmp_path / 'archive', tmp_path / 'out'
+  make_clip(archive / 'a', 2)
+  make_clip(archive / 'b', 2)
+  output.mkdir()
+  (output / 'a').write_text('a note, not a folder')
+  status, run_id = run_job(str(archive), str(output), tiny_model[0])
+  assert status == 1
+  errors = _errors(str(output), run_id)
+  assert errors and all(e['message'].endswith(f'{output / "a"} is a file, not a folder')
+                        for e in errors)
+  assert len(os.listdir(output / 'b')) == 3
+  assert (output / 'a').read_text() == 'a note, not a folder'

@@ -355,7 +355,7 @@ def write_atomic(path, data, tmp_root):
     try:
       with open(tmp, 'wb') as f:
         f.write(data)
-      os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+      _make_folder(os.path.dirname(path) or '.')
       os.replace(tmp, path)
     except BaseException:  # a name too long, a full disk, Ctrl-C: no temporary left behind
       with contextlib.suppress(OSError):
@@ -365,6 +365,21 @@ def write_atomic(path, data, tmp_root):
   with FileSystems.create(tmp) as f:
     f.write(data)
   FileSystems.rename([tmp], [path])
+
+
+def _make_folder(folder):
+  """`os.makedirs`, saying which file stands where a folder should be ('[Errno 17] File
+  exists: out/a' named neither)."""
+  try:
+    os.makedirs(folder, exist_ok=True)
+  except (FileExistsError, NotADirectoryError):
+    here = folder
+    while here and not os.path.isfile(here) and os.path.dirname(here) != here:
+      here = os.path.dirname(here)
+    if not os.path.isfile(here):
+      raise
+    where = 'not a folder' if here == folder else f'where the folder {folder} should be'
+    raise NotADirectoryError(f'{here} is a file, {where}') from None
 
 
 def _upload_to_gcs(path, data):
