@@ -610,6 +610,11 @@ def format_table(report):
     if keys:
       lines.append(f'left out, {reason}: {len(keys)} triplet{"s" if len(keys) > 1 else ""} ('
                    + ', '.join(keys[:5]) + (', ...)' if len(keys) > 5 else ')'))
+  short = report.get('clips_too_short') or []
+  if short:  # (a clip of the footage the report would otherwise not name at all)
+    lines.append(f'not scored, fewer than 3 frames: {len(short)} clip'
+                 f'{"s" if len(short) > 1 else ""} ('
+                 + ', '.join(short[:5]) + (', ...)' if len(short) > 5 else ')'))
   return '\n'.join(lines)
 
 

@@ -630,6 +630,9 @@ def test_leave_one_out_lists_what_it_cannot_score_and_keeps_clips_apart(tmp_path
   take = [t for t in triplets if t['clip'] == sanitise_clip_name('Take [2]')][0]
   assert take['frame0'].endswith('f0.png') and take['truth'].endswith('f1.png')
   assert too_short == ['short']
+  report = {'mean': {}, 'clips': {}, 'clips_too_short': too_short}  # printed too, not only JSON
+  assert evaluate.format_table(report).splitlines()[-1] == (
+      'not scored, fewer than 3 frames: 1 clip (short)')
   # A folder whose name reads as a glob is still that folder.
   [one] = evaluate.list_triplets(str(tmp_path / 'in' / 'Take [2]'), leave_one_out=True)
   assert one['truth'] == str(tmp_path / 'in' / 'Take [2]' / 'f1.png')
