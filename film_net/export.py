@@ -94,35 +94,55 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
   for training in (False, True):
     module.__call__.get_concrete_function(_INPUTS, training=training)
   signatures = {'serving_default': module.serve}
-  _refuse_to_replace_other_files(path)
   if weights_lib.is_remote(path):
+    _refuse_to_replace_other_files(path, _top_level_names(path.rstrip('/'), _remote_files(path)))
     with tempfile.TemporaryDirectory(prefix='film_export_') as local:
       tf.saved_model.save(module, local, signatures=signatures)
       _delete_remote_tree(path)  # no old file left to mix with the new ones
       weights_lib.upload_tree(local, path)
     return
-  parent = os.path.dirname(os.path.abspath(path))
+  path = os.path.realpath(path)  # a link to an export: that export is replaced, the link kept
+  _refuse_to_replace_other_files(path, os.listdir(path) if os.path.isdir(path) else [])
+  parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
   staged = tempfile.mkdtemp(prefix='.tmp-export-', dir=parent)  # (the same filesystem)
   try:
+    os.chmod(staged, _folder_mode(path))  # (mkdtemp's is owner-only: TF Serving could not read)
     tf.saved_model.save(module, staged, signatures=signatures)
     _swap_in(staged, path)
   finally:
     shutil.rmtree(staged, ignore_errors=True)
 
 
-def _refuse_to_replace_other_files(path: str) -> None:
-  """An export replaces an earlier export, whole; a folder holding other files is not one
-  (`--output ~/models` would have lost them all): ValueError."""
-  if weights_lib.is_remote(path):
-    names = _remote_files(path)
-    holds_export = any(name.endswith('/saved_model.pb') for name in names)
-  else:
-    names = os.listdir(path) if os.path.isdir(path) else []
-    holds_export = weights_lib.is_saved_model(path)
-  if names and not holds_export:
-    raise ValueError(f'{path} holds files but no SavedModel: name a new or empty folder, or an '
-                     f'earlier export to replace')
+# What a SavedModel folder holds at its top (TensorFlow's, Keras 2's metadata): a folder holding
+# anything else is someone's folder with an export in it, not an export, and is not replaced.
+_SAVED_MODEL_ENTRIES = {'saved_model.pb', 'saved_model.pbtxt', 'fingerprint.pb',
+                        'keras_metadata.pb', 'variables', 'assets', 'assets.extra'}
+
+
+def _refuse_to_replace_other_files(path: str, names: list[str]) -> None:
+  """An export replaces an earlier export, whole; a folder (`names`: its top-level entries) that
+  holds anything else is not one (`--output ~/models` would have lost them all): ValueError."""
+  others = sorted(set(names) - _SAVED_MODEL_ENTRIES)
+  if others or (names and 'saved_model.pb' not in names):
+    what = (f'files other than a SavedModel ({", ".join(others[:3])}'
+            f'{", ..." if len(others) > 3 else ""})' if others else 'files but no SavedModel')
+    raise ValueError(f'{path} holds {what}: name a new or empty folder, or an earlier export to '
+                     f'replace')
+
+
+def _top_level_names(root: str, paths: list[str]) -> list[str]:
+  """The entries directly in the remote folder `root` of the files `paths` below it."""
+  return sorted({p[len(root) + 1:].split('/', 1)[0] for p in paths if p.startswith(root + '/')})
+
+
+def _folder_mode(path: str) -> int:
+  """The mode of the folder an export replaces, else a new folder's under the umask."""
+  if os.path.isdir(path):
+    return os.stat(path).st_mode & 0o7777
+  umask = os.umask(0)
+  os.umask(umask)
+  return 0o777 & ~umask
 
 
 def _swap_in(staged: str, path: str) -> None:
@@ -133,7 +153,11 @@ def _swap_in(staged: str, path: str) -> None:
     return
   old = f'{staged}-old'
   os.rename(path, old)
-  os.rename(staged, path)
+  try:
+    os.rename(staged, path)
+  except BaseException:  # (a stop between the two renames: the old one goes back)
+    os.rename(old, path)
+    raise
   shutil.rmtree(old, ignore_errors=True)
 
 

@@ -329,9 +329,13 @@ def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
   assert not gcs.blob('models/exported [3]/variables/variables.data-00001-of-00002').exists()
   assert gcs.blob('models/exported [3]/saved_model.pb').exists()
   gcs.blob('models/notes/readme.txt').upload_from_string(b'mine')
-  with pytest.raises(ValueError, match='holds files but no SavedModel'):
+  with pytest.raises(ValueError, match=r'holds files other than a SavedModel \(readme.txt\)'):
     interp.export_saved_model('gs://film-test/models/notes')
   assert gcs.blob('models/notes/readme.txt').exists()
+  # A folder holding an export in a subfolder is no export: all of gs://.../models went.
+  with pytest.raises(ValueError, match='holds files other than a SavedModel'):
+    interp.export_saved_model('gs://film-test/models')
+  assert gcs.blob('models/w.npz').exists() and gcs.blob('models/notes/readme.txt').exists()
 
 
 def test_an_export_replaces_an_earlier_one_whole_or_not_at_all(tmp_path, monkeypatch):
@@ -364,9 +368,51 @@ def test_an_export_replaces_an_earlier_one_whole_or_not_at_all(tmp_path, monkeyp
   mine = tmp_path / 'mine'
   mine.mkdir()
   (mine / 'notes.txt').write_text('keep')
-  with pytest.raises(ValueError, match='holds files but no SavedModel'):
+  with pytest.raises(ValueError, match=r'holds files other than a SavedModel \(notes.txt\)'):
     new.export_saved_model(str(mine))
   assert [p.name for p in mine.iterdir()] == ['notes.txt']
+  # An export with someone's files beside it (exports once wrote into any folder) is kept.
+  (out / 'my_finetune.npz').write_bytes(b'')
+  with pytest.raises(ValueError, match=r'other than a SavedModel \(my_finetune.npz\)'):
+    old.export_saved_model(str(out))
+  assert Interpolator.from_path(str(out)).fingerprint == new.fingerprint
+  (out / 'my_finetune.npz').unlink()
+
+
+def test_an_export_through_a_link_replaces_the_export_it_leads_to_readable_by_all(
+    tmp_path, monkeypatch):
+  """The link itself was moved aside (and left as `.tmp-export-*-old`); the folder came out
+  owner-only (mkdtemp's mode), which a TF Serving container as another user cannot read; a stop
+  between moving the old export aside and the new one in left none."""
+  old = Interpolator.random(Options.tiny(), seed=1)
+  new = Interpolator.random(Options.tiny(), seed=2)
+  real, link = tmp_path / 'real', tmp_path / 'link'
+  previous = os.umask(0o022)
+  try:
+    old.export_saved_model(str(real))
+    assert (real.stat().st_mode & 0o777) == 0o755
+    os.chmod(real, 0o775)
+    os.symlink(real, link)
+    new.export_saved_model(str(link))
+  finally:
+    os.umask(previous)
+  assert link.is_symlink() and (real.stat().st_mode & 0o777) == 0o775
+  assert Interpolator.from_path(str(real)).fingerprint == new.fingerprint
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['link', 'real']
+  renames = []
+
+  def stopped_second(src, dst, real_rename=os.rename):
+    renames.append(dst)
+    if len(renames) == 2:  # the new one in: stopped there
+      raise KeyboardInterrupt
+    real_rename(src, dst)
+
+  monkeypatch.setattr(os, 'rename', stopped_second)
+  with pytest.raises(KeyboardInterrupt):
+    old.export_saved_model(str(real))
+  monkeypatch.undo()
+  assert Interpolator.from_path(str(real)).fingerprint == new.fingerprint
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['link', 'real']
 
 
 def test_the_export_command_writes_a_saved_model_that_runs_as_the_file(tiny_model, tmp_path,
