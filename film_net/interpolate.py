@@ -107,7 +107,10 @@ def _earlier_frames(folder: str, names: list[str], inputs) -> list[str]:
   run would overwrite or remove, or where an input is one of the frames it writes."""
   try:
     with open(os.path.join(folder, RECORD), encoding='utf-8') as f:
-      earlier = list(json.load(f)['frames'])
+      earlier = json.load(f)['frames']
+    if not (isinstance(earlier, list) and all(isinstance(name, str) and
+                                              _FRAME_NAME.fullmatch(name) for name in earlier)):
+      raise ValueError('its frames are not a list of frame_NNN.png names')  # (`../x` went too)
   except FileNotFoundError:
     earlier = []
   except (OSError, ValueError, KeyError, TypeError) as e:

@@ -142,14 +142,17 @@ def remove_leftovers(output, kept):
   `edit_NN`, `frameNNN.png`); yields what it removed."""
   for name in sorted(os.listdir(output)):
     folder = os.path.join(output, name)
-    if not re.fullmatch(r'(clip|edit)_\d{2,}', name) or os.path.islink(folder) or \
-        not os.path.isdir(folder):
-      continue
+    kind = re.fullmatch(r'(clip|edit)_(\d{2,})', name)
+    if (not kind or name != f'{kind[1]}_{int(kind[2]):02d}' or os.path.islink(folder)
+        or not os.path.isdir(folder)):
+      continue  # (`clip_000` is no name this command writes)
     for frame in sorted(os.listdir(folder)):
       number = re.fullmatch(r'frame(\d{3,})\.png', frame)
-      if number and int(number.group(1)) >= kept.get(name, 0):
-        os.remove(os.path.join(folder, frame))
-        yield os.path.join(folder, frame)
+      path = os.path.join(folder, frame)
+      if (number and frame == f'frame{int(number[1]):03d}.png' and int(number[1]) >= kept.get(
+          name, 0) and not os.path.isdir(path)):
+        os.remove(path)
+        yield path
     if not os.listdir(folder):
       os.rmdir(folder)
 

@@ -87,6 +87,15 @@ def test_cli_never_replaces_or_removes_frames_it_did_not_write(tmp_path, capsys)
                              model, '--output_dir', str(out)])
   assert status == 2 and 'frame_000.png is a frame this run would replace' in (
       capsys.readouterr().err)
+  # A record that names other files (hand-edited, forged) is refused: `../x` and `notes.txt`
+  # were deleted as frames of an earlier run, and `"frames": "ab"` read as files a and b.
+  (tmp_path / 'victim.txt').write_text('keep')
+  (out / 'a').write_text('keep')
+  for frames in (['../victim.txt', 'frame_000.png'], str(tmp_path / 'victim.txt'), 'ab'):
+    (out / interpolate.RECORD).write_text(json.dumps({'frames': frames, 'complete': True}))
+    assert interpolate.main([*argv, '--output_dir', str(out)]) == 2
+    assert 'not this command\'s record of its frames' in capsys.readouterr().err
+  assert (tmp_path / 'victim.txt').exists() and (out / 'a').exists()
 
 
 def test_cli_names_both_frames_of_a_pair_of_two_sizes(tmp_path, capsys):
@@ -359,13 +368,18 @@ def test_sample_footage_again_into_its_folder_writes_the_new_set_alone(tmp_path)
   sample_footage.main(['--output', str(out), '--frames', '5', '--clips', '2', '--size', '64x48'])
   (out / 'notes.txt').write_text('mine')
   (out / 'clip_01' / 'mine.txt').write_text('mine')
+  for name in ('clip_000/frame000.png', 'clip_01/frame0001.png', 'clip_01/frame009.png/x'):
+    (out / name).parent.mkdir(exist_ok=True)  # names it never writes: left alone
+    (out / name).write_text('mine')
   sample_footage.main(['--output', str(out), '--frames', '3', '--clips', '1', '--edits', '0',
                        '--size', '96x64'])
-  assert sorted(p.name for p in out.iterdir()) == ['clip_00', 'clip_01', 'notes.txt']
+  assert sorted(p.name for p in out.iterdir()) == ['clip_00', 'clip_000', 'clip_01', 'notes.txt']
   assert sorted(p.name for p in (out / 'clip_00').iterdir()) == [
       f'frame{i:03d}.png' for i in range(3)]
   assert {Image.open(p).size for p in (out / 'clip_00').iterdir()} == {(96, 64)}
-  assert [p.name for p in (out / 'clip_01').iterdir()] == ['mine.txt']
+  assert sorted(p.name for p in (out / 'clip_01').iterdir()) == [
+      'frame0001.png', 'frame009.png', 'mine.txt']
+  assert (out / 'clip_000' / 'frame000.png').read_text() == 'mine'
 
 
 @pytest.mark.parametrize('argv, message', [
