@@ -13,7 +13,9 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
   signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while the imports below load ends the
   # command at once, not in a traceback of them; flags.start_command gives it back
 
+import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -77,7 +79,11 @@ def averaged_meta(paths: list[str], read: list[tuple], shares: list[float]) -> d
 def _shares(text: str) -> list[float]:
   """--shares 0.75,0.25: each in (0, 1] (a share of 0 leaves a model out: name it not)."""
   share = flags.in_range(float, 0, 1, low_open=True)
-  return [share(part) for part in text.split(',')]
+  try:
+    return [share(part) for part in text.split(',')]
+  except ValueError:  # (argparse would name this function: "invalid _shares value")
+    raise flags.argparse.ArgumentTypeError(
+        f'must be numbers separated by commas (0.75,0.25), got {text!r}') from None
 
 
 def main(argv=None) -> int:
@@ -105,14 +111,16 @@ def main(argv=None) -> int:
     parser.error(f'--shares gives {len(shares)} shares for {len(args.models)} models')
   if not math.isclose(sum(shares), 1.0, abs_tol=1e-6):
     parser.error(f'--shares sum to {sum(shares):g}, not 1')
-  flags.check_paths(parser, models=[('MODEL', m) for m in args.models if m != 'default'])
+  flags.check_paths(parser, [('--output', os.path.dirname(args.output) or '.')],
+                    [('MODEL', m) for m in args.models if m != 'default'])
   try:
     read = [read_model(path) for path in args.models]
     averaged = average([(weights, options) for weights, options, _ in read], shares)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2  # as a model that cannot be loaded is for every command
-  inferences = {str(meta.get('inference')) for _, _, meta in read}
+  inferences = {json.dumps({**weights_lib.INFERENCE_DEFAULTS, **meta.get('inference', {})},
+                           sort_keys=True) for _, _, meta in read}  # (as each runs, defaults in)
   if len(inferences) > 1:
     how = read[0][2].get('inference', "FILM's plain way")
     print(f'warning: the models run in different ways; the average runs as {args.models[0]} '

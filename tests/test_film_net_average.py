@@ -43,6 +43,18 @@ def test_an_average_is_the_weighted_sum_and_runs_as_the_first_model(two_models, 
       weights_lib.fingerprint(w, Options.tiny()) for w in (wa, wb)]
 
 
+def test_models_that_run_alike_average_without_a_warning(tmp_path, capsys):
+  """A file without an inference entry and one whose entry says FILM's defaults run alike: the
+  warning compared the entries as written."""
+  weights = Interpolator.random(Options.tiny(), seed=3).net.released_weights()
+  plain, spelt = str(tmp_path / 'plain.npz'), str(tmp_path / 'spelt.npz')
+  weights_lib.save(plain, weights, Options.tiny())
+  weights_lib.save(spelt, weights, Options.tiny(),
+                   meta={'inference': dict(weights_lib.INFERENCE_DEFAULTS)})
+  assert average.main(['--output', str(tmp_path / 'soup.npz'), plain, spelt]) == 0
+  assert 'warning' not in capsys.readouterr().err
+
+
 def test_a_model_averaged_with_itself_is_that_model(two_models, tmp_path):
   a, _ = two_models
   out = str(tmp_path / 'same.npz')
@@ -95,6 +107,8 @@ def test_a_model_that_cannot_be_averaged_is_an_error_and_writes_nothing(two_mode
     (['--shares', '1'], '--shares gives 1 shares for 2 models'),
     (['--shares', '0,1'], 'must be in (0, 1], got 0'),
     (['--shares', 'nan,0.5'], 'must be in (0, 1], got nan'),
+    (['--shares', '0.75,0.25,'], "must be numbers separated by commas (0.75,0.25), got "
+                                 "'0.75,0.25,'"),
 ])
 def test_shares_that_do_not_make_a_mean_are_a_usage_error(two_models, tmp_path, capsys, argv,
                                                           message):
