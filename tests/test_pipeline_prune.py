@@ -129,6 +129,30 @@ def test_nothing_is_pruned_while_a_part_of_the_input_cannot_be_listed(tmp_path, 
   assert status == 0 and _summary(output, run_id)['pruned'] == ['linked', 'nas/reel']
 
 
+def test_nothing_is_pruned_while_a_manifests_rows_cannot_be_read(tmp_path, tiny_model):
+  """A manifest exported again without its quotes: clip B's rows had 5 cells, were reported
+  malformed, and in the same run B's finished output was deleted as no longer in the input."""
+  model_path, _ = tiny_model
+  output = str(tmp_path / 'out')
+  make_clip(tmp_path / 'a', 3, seed=1)
+  make_clip(tmp_path / 'Reel 1, take 2', 3, seed=2)
+  rows = [('A', f'a/frame00{i}.png', f'a/frame00{i + 1}.png') for i in range(2)]
+  rows += [('B', f'Reel 1, take 2/frame00{i}.png', f'Reel 1, take 2/frame00{i + 1}.png')
+           for i in range(2)]
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text('clip,frame0,frame1\n' + ''.join(
+      ','.join(f'"{cell}"' for cell in row) + '\n' for row in rows))
+  assert run_job(str(manifest), output, model_path)[0] == 0
+  before = _tree(output)
+  manifest.write_text('clip,frame0,frame1\n' + ''.join(','.join(row) + '\n' for row in rows))
+  status, run_id = run_job(str(manifest), output, model_path, '--prune_removed_clips')
+  errors = run_records(output, run_id, 'errors')
+  assert status == 1 and _summary(output, run_id)['clips_pruned'] == 0
+  assert any('malformed manifest row' in e['message'] for e in errors)
+  assert any('nothing pruned' in e['message'] for e in errors)
+  assert _tree(output) == before
+
+
 def test_a_kept_clips_folder_is_not_removed_with_a_pruned_clip_inside_it(tmp_path):
   """Pruning `x/old` leaves `x` empty; but `x` is a kept clip, new, whose first frame may be
   being written at that moment (the pair's write would fail)."""

@@ -47,15 +47,16 @@ def output_clip_files(output):
 class PruneRemovedClips(beam.DoFn):
   """output -> {'clip', 'files_removed'} of each clip folder of the output whose clip is not in
   the side input `clip_names` (this run's clips); nothing when the run found no clip, or when
-  `listing_gaps` (discovery's error records of `clips.IncompleteListing`) says that a part of
-  the input could not be listed: its clips may be only unreachable tonight."""
+  `listing_gaps` (discovery's error records of `clips.IncompleteListing`, and a manifest's
+  malformed rows) says that a part of the input could not be listed or read: its clips may be
+  only unreachable tonight."""
 
   def __init__(self, run_id):
     self._run_id = run_id
 
   def process(self, output, clip_names, listing_gaps):
     if not clip_names or listing_gaps:
-      why = (f'{len(listing_gaps)} part(s) of the input could not be listed, e.g. '
+      why = (f'{len(listing_gaps)} part(s) of the input could not be listed or read, e.g. '
              f'{listing_gaps[0]["uris"][0]} (see its error record): their clips may be only '
              f'unreachable' if listing_gaps else 'the input has no clip')
       _log.warning('--prune_removed_clips: nothing pruned: %s', why)
