@@ -384,3 +384,31 @@ def test_a_manifest_clip_keeps_its_lost_scans_times_as_its_folder_does(tmp_path,
     np.testing.assert_array_equal(read_png(os.path.join(manifest_out, 'reel', name)),
                                   read_png(os.path.join(folder_out, 'reel', name)))
   assert len(_frames(os.path.join(manifest_out, 'takes'))) == 5  # 3 frame intervals at 24/16
+
+
+def test_a_pair_that_shows_no_frame_is_skipped_again_after_its_input_or_rate_changed(
+    tmp_path, tiny_model):
+  """Its marker meets no output index, so none of its earlier markers was ever deleted: with
+  another key beside it (a frame no output shows replaced; 24->8 then 24->6 fps) the pair was
+  taken for contested and made again every night, and the markers piled up."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  originals = make_clip(archive / 'c', 13, seed=4)
+  markers = os.path.join(output, '_markers', 'c')
+
+  def night(*rates):
+    status, run_id = run_job(str(archive), output, model_path, '--times_to_interpolate=1',
+                             '--input_fps=24', *rates)
+    assert status == 0
+    return _summary(output, run_id)['pairs']
+
+  assert night('--output_fps=8')['ok'] == 12
+  make_clip(archive / 'other', 2, seed=9)  # frame 1, which no 8 fps frame shows, is replaced
+  os.replace(archive / 'other' / 'frame000.png', archive / 'c' / 'frame001.png')
+  assert night('--output_fps=8')['ok'] >= 1
+  assert night('--output_fps=8')['skipped'] == 12
+  night('--output_fps=6')
+  assert night('--output_fps=6')['skipped'] == 12
+  assert len(os.listdir(markers)) == 12
+  np.testing.assert_array_equal(read_png(os.path.join(output, 'c', 'frame_000000.png')),
+                                originals[0])

@@ -114,6 +114,11 @@ def _marker_stem(name):
   return name.rsplit('-', 1)[0]
 
 
+def _marker_position(path):
+  """Which pair (`pair_<position>`) or lone frame a done marker is of."""
+  return posixpath.basename(path).split('-', 1)[0]
+
+
 def listed_markers(output, clip):
   """[(path, lo, hi)] of the clip's done markers (lo, hi None: the naming before index ranges,
   which cannot say). A folder not there yet lists as empty; a listing that fails raises (the
@@ -126,15 +131,18 @@ def listed_markers(output, clip):
   return listed
 
 
-def delete_markers(output, clip, overlapping, keep=(), listed=None):
+def delete_markers(output, clip, overlapping, keep=(), listed=None, positions=()):
   """Deletes the clip's done markers whose output indices meet any (lo, hi) in `overlapping`,
-  but those in `keep`, and markers of the naming before index ranges. A marker vouches for
-  frames; once they are rewritten or removed, it must go first. `listed`: the markers to choose
-  from (`listed_markers`; listed now when not given). Returns the paths deleted."""
-  keep = set(keep)
+  or that are of a pair in `positions` (`_marker_position`s: pairs being made again, whose
+  earlier markers are outdated wherever they point), but those in `keep`, and markers of the
+  naming before index ranges. A marker vouches for frames; once they are rewritten or removed,
+  it must go first. `listed`: the markers to choose from (`listed_markers`; listed now when not
+  given). Returns the paths deleted."""
+  keep, positions = set(keep), set(positions)
   stale = [path for path, lo, hi in (listed_markers(output, clip) if listed is None else listed)
            if path not in keep
-           and (lo is None or any(lo <= b and a <= hi for a, b in overlapping))]
+           and (lo is None or any(lo <= b and a <= hi for a, b in overlapping)
+                or _marker_position(path) in positions)]
   if stale:
     files.delete_files(stale)
   return stale
@@ -157,9 +165,10 @@ class EarlierMarkers:
     self._max_markers = max_markers
     self._weight = 0
 
-  def meeting(self, job, output, clip, spans):
+  def meeting(self, job, output, clip, spans, positions=()):
     """[(path, lo, hi)] of the clip's markers, as first listed, that may meet the (lo, hi)
-    `spans` (all of those that do), less those `drop`ped since."""
+    `spans` (all of those that do) or are of a pair in `positions`, less those `drop`ped
+    since."""
     key = (job, output, clip)
     with self._lock:
       found = self._clips.get(key)
@@ -175,7 +184,7 @@ class EarlierMarkers:
         while len(self._clips) > 1 and self._weight > self._max_markers:
           _, evicted = self._clips.popitem(last=False)
           self._weight -= len(evicted) + self.CLIP_WEIGHT
-    return found.meeting(spans)
+    return found.meeting(spans, positions)
 
   def drop(self, job, output, clip, deleted):
     """Forgets `deleted` markers, so that the clip's other units do not delete them again."""
@@ -194,18 +203,23 @@ class _ClipMarkers:
     self.ranged = sorted((m for m in listed if m[1] is not None), key=lambda m: m[1])
     self.firsts = [lo for _, lo, _ in self.ranged]
     self.widest = max([0] + [hi - lo for _, lo, hi in self.ranged])
+    self.by_position = collections.defaultdict(list)
+    for m in listed:
+      self.by_position[_marker_position(m[0])].append(m)
     self.gone = set()
 
   def __len__(self):
     return len(self.ranged) + len(self.unranged)
 
-  def meeting(self, spans):
+  def meeting(self, spans, positions=()):
     # A marker (lo, hi) meets (a, b) when lo <= b and a <= hi, so a - widest <= lo <= b.
     found = {m[0]: m for m in self.unranged}
     for a, b in spans:
       first, last = (bisect.bisect_left(self.firsts, a - self.widest),
                      bisect.bisect_right(self.firsts, b))
       found.update((m[0], m) for m in self.ranged[first:last])
+    for position in positions:
+      found.update((m[0], m) for m in self.by_position.get(position, ()))
     return [m for path, m in found.items() if path not in self.gone]
 
 
@@ -439,11 +453,15 @@ class InterpolateUnits(beam.DoFn):
       records.counter('frames_written').inc(frames)
       records.counter('model_calls').inc(rec['model_calls'])
       yield rec
-    if todo:  # Markers of earlier versions of the frames about to be written go first.
+    if todo:  # Markers of earlier versions of the frames about to be written go first, and
+      # of these pairs: retimed, one that shows no frame meets no span, and its marker of an
+      # earlier input or rate stayed, the pair taken for contested and made every night.
       spans = [self._written(unit, i) for i in todo]
+      positions = [_marker_position(markers[i]) for i in todo]
       _EARLIER_MARKERS.drop(self._job_token, self._output, unit.clip, delete_markers(
-          self._output, unit.clip, spans, keep=markers,
-          listed=_EARLIER_MARKERS.meeting(self._job_token, self._output, unit.clip, spans)))
+          self._output, unit.clip, spans, keep=markers, positions=positions,
+          listed=_EARLIER_MARKERS.meeting(self._job_token, self._output, unit.clip, spans,
+                                          positions)))
     # Each write is keyed (pair, output index): the pair that writes it counts it and fails
     # with it. Frame i + 1 is written by pair i, frame 0 by pair 0 when this unit owns it.
     originals = {}  # frame -> [(pair, output index)] it is written to
