@@ -123,9 +123,10 @@ def _earlier_frames(folder: str, names: list[str], inputs) -> list[str]:
                      f'({", ".join(others[:3])}{", ..." if len(others) > 3 else ""}), which it '
                      f'would replace or remove: name a new or empty folder')
   ours = set(earlier) | set(names)
-  for path in inputs:
-    if (os.path.basename(path) in ours and os.path.exists(os.path.join(folder, os.path.basename(
-        path))) and os.path.samefile(os.path.dirname(os.path.abspath(path)), folder)):
+  for path in inputs:  # (one in a bucket is no file of the folder's)
+    if (not weights_lib.is_remote(path) and os.path.basename(path) in ours
+        and os.path.exists(os.path.join(folder, os.path.basename(path)))
+        and os.path.samefile(os.path.dirname(os.path.abspath(path)), folder)):
       raise ValueError(f'{path} is a frame this run would replace or remove: name another '
                        f'--output_dir')
   return earlier
