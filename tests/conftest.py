@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import re
+import signal
 import struct
 import sys
 import time
@@ -24,6 +25,20 @@ import gcs_server  # pylint: disable=wrong-import-position
 from pipeline import sample_footage  # pylint: disable=wrong-import-position
 
 BUCKET = 'film-test'
+
+
+@pytest.fixture(autouse=True)
+def signals_as_a_terminal_leaves_them():
+  """Each test starts with Ctrl-C raising KeyboardInterrupt and SIGTERM at its default, as in a
+  process a terminal starts. A suite started in the background (a script's `&`) has Ctrl-C
+  ignored in its workers, which the commands rightly leave alone, so the stop tests failed or
+  passed by which earlier test had reset it on their worker."""
+  previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+  signal.signal(signal.SIGINT, signal.default_int_handler)
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)
+  yield
+  for signum, handler in previous.items():
+    signal.signal(signum, handler)
 
 
 @pytest.fixture(scope='session')
