@@ -46,7 +46,16 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   flags.check_tile_flags(parser, args)
   flags.check_paths(parser, [('--output_dir', args.output_dir)], [('--model', args.model)])
+  new_folder = not os.path.lexists(args.output_dir)
+  status = _interpolate(args)
+  if status and new_folder and os.path.isdir(args.output_dir) and not os.listdir(
+      args.output_dir):
+    os.rmdir(args.output_dir)  # refused before its first frame: no empty folder left behind
+  return status
 
+
+def _interpolate(args) -> int:
+  """The command's work, once its flags are checked; its exit status."""
   try:
     os.makedirs(args.output_dir, exist_ok=True)  # Before the work: a bad --output_dir fails fast.
     data, frames = zip(read_frame(args.frame0), read_frame(args.frame1))

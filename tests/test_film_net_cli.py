@@ -181,7 +181,11 @@ def test_cli_reads_frames_as_the_pipeline_does_and_refuses_what_it_cannot(tmp_pa
                              '--output_dir', str(tmp_path / 'o'), '--model', model])
   err = capsys.readouterr().err
   assert status == 1 and 'float.tif' in err and 'floating-point TIFF' in err
-  assert not os.listdir(tmp_path / 'o')
+  assert not (tmp_path / 'o').exists()  # (the empty folder it made was left behind)
+  (tmp_path / 'o').mkdir()  # a folder that was there stays
+  assert interpolate.main([str(tmp_path / 'float.tif'), str(tmp_path / 'float.tif'),
+                           '--output_dir', str(tmp_path / 'o'), '--model', model]) == 1
+  assert (tmp_path / 'o').is_dir() and not os.listdir(tmp_path / 'o')
 
 
 def test_cli_writes_frames_at_the_depth_of_its_inputs_as_the_pipeline_does(tmp_path):
