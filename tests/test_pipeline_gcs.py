@@ -456,4 +456,4 @@ def test_a_bucket_model_that_is_not_there_is_a_usage_error_naming_it(tmp_path, g
     assert capsys.readouterr().err.strip() == message
     assert export.main(['--model', model, '--output', str(tmp_path / 'saved')]) == 2
     assert capsys.readouterr().err.strip() == message
-  assert not list((tmp_path / 'out').iterdir()) and not (tmp_path / 'saved').exists()
+  assert not (tmp_path / 'out').exists() and not (tmp_path / 'saved').exists()
