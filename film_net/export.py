@@ -95,10 +95,14 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
     module.__call__.get_concrete_function(_INPUTS, training=training)
   signatures = {'serving_default': module.serve}
   if weights_lib.is_remote(path):
-    _refuse_to_replace_other_files(path, _top_level_names(path.rstrip('/'), _remote_files(path)))
+    old = _remote_files(path)
+    _refuse_to_replace_other_files(path, _top_level_names(path.rstrip('/'), old))
     with tempfile.TemporaryDirectory(prefix='film_export_') as local:
       tf.saved_model.save(module, local, signatures=signatures)
-      _delete_remote_tree(path)  # no old file left to mix with the new ones
+      from transforms import files  # pylint: disable=import-outside-toplevel
+      # By name (Beam's own delete reads names as patterns: `exported [3]/...` deleted nothing),
+      # so that no file of the earlier export is left to mix with the new ones.
+      files.delete_files(old)
       weights_lib.upload_tree(local, path)
     return
   path = os.path.realpath(path)  # a link to an export: that export is replaced, the link kept
@@ -159,13 +163,6 @@ def _swap_in(staged: str, path: str) -> None:
     os.rename(old, path)
     raise
   shutil.rmtree(old, ignore_errors=True)
-
-
-def _delete_remote_tree(path: str) -> None:
-  """Deletes the files of an earlier export at the remote folder `path`, by name (Beam's own
-  delete reads them as patterns: `exported [3]/...` matched nothing and deleted nothing)."""
-  from transforms import files  # pylint: disable=import-outside-toplevel
-  files.delete_files(_remote_files(path))
 
 
 def _remote_files(path: str) -> list[str]:

@@ -263,10 +263,7 @@ class Interpolator:
                    tile: int | None = None,
                    tile_overlap: int | None = None) -> 'Interpolator':
     options = options or weights_lib.infer_options(weights)
-    broken = [name for name, array in weights.items() if not np.isfinite(array).all()]
-    if broken:  # a training run that diverged: every frame would come out NaN
-      raise ValueError(f'{len(broken)} of its weight arrays hold NaN or infinite values '
-                       f'({", ".join(sorted(broken)[:3])}{", ..." if len(broken) > 3 else ""})')
+    weights_lib.check_finite(weights)
     net = FilmNet(options, name='film_net', precision=precision)
     net.set_released_weights(weights)
     return cls(net, align=align, fingerprint=weights_lib.fingerprint(weights, options),

@@ -182,6 +182,15 @@ def read_npz(local_path: str) -> tuple[dict[str, np.ndarray], Options | None]:
   return renumber_fusion(weights), options
 
 
+def check_finite(weights: dict[str, np.ndarray]) -> None:
+  """ValueError naming the weight arrays that hold NaN or infinite values: a training run that
+  diverged, whose every frame would come out NaN (or an average of it)."""
+  broken = sorted(name for name, array in weights.items() if not np.isfinite(array).all())
+  if broken:
+    raise ValueError(f'{len(broken)} of its weight arrays hold NaN or infinite values '
+                     f'({", ".join(broken[:3])}{", ..." if len(broken) > 3 else ""})')
+
+
 def is_saved_model(local_path: str) -> bool:
   """Whether the local path is a SavedModel folder (FILM's released models, our exports)."""
   return os.path.isfile(os.path.join(local_path, 'saved_model.pb'))
