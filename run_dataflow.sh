@@ -21,11 +21,14 @@
 #                          the CUDA build of TensorFlow, see Dockerfile.worker). Its Beam and
 #                          Python must be the launcher's: IMAGE_BEAM_VERSION, IMAGE_PYTHON_VERSION
 #                          (default: Dockerfile.worker's FROM line) are checked against them.
-#   --job_name NAME        JOB_NAME (default film-interpolate-<UTC time>)
+#   --job_name NAME        JOB_NAME (default film-interpolate-<UTC time>; a CI server's own
+#                          JOB_NAME that Dataflow would refuse is named as the environment's)
 #   (--worker_machine_type and --max_num_workers, Beam's names, are taken for --machine_type and
 #   --max_workers)
 #   --dry_run              build the whole job offline, print its steps, submit nothing
-# Every other flag passes through to the pipeline (python -m pipeline.run --help) and Beam.
+#                          (--dry_run=VALUE or --dry_run VALUE: true/false, 1/0, yes/no)
+# Every other flag passes through to the pipeline (python -m pipeline.run --help) and Beam; paths
+# in them are read from the folder the script is run in.
 set -euo pipefail
 
 src=${BASH_SOURCE[0]}
@@ -42,6 +45,7 @@ MAX_WORKERS=${MAX_WORKERS:-10}
 GPU=${GPU:-}
 GPU_COUNT=${GPU_COUNT:-1}
 SDK_CONTAINER_IMAGE=${SDK_CONTAINER_IMAGE:-}
+job_name_from_env=${JOB_NAME:+1}  # (CI servers, Jenkins for one, set a JOB_NAME of their own)
 JOB_NAME=${JOB_NAME:-film-interpolate-$(date -u +%Y%m%d-%H%M%S)}
 DRY_RUN=0
 passthrough=()
@@ -51,7 +55,14 @@ need_value() {
 }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --dry_run) DRY_RUN=1 ;;
+    --dry_run)  # a value may follow, as pipeline.run reads `--dry_run false`
+      DRY_RUN=1
+      if [ $# -ge 2 ]; then
+        case "$(printf %s "$2" | tr '[:upper:]' '[:lower:]')" in
+          1|true|yes) shift ;;
+          0|false|no) DRY_RUN=0; shift ;;
+        esac
+      fi ;;
     --dry_run=*)  # as pipeline.run reads it; anything else must not become a real submission
       case "$(printf %s "${1#*=}" | tr '[:upper:]' '[:lower:]')" in
         1|true|yes) DRY_RUN=1 ;;
@@ -68,7 +79,7 @@ while [ $# -gt 0 ]; do
     --gpu=*) GPU=${1#*=} ;;
     --gpu_count=*) GPU_COUNT=${1#*=} ;;
     --sdk_container_image=*) SDK_CONTAINER_IMAGE=${1#*=} ;;
-    --job_name=*) JOB_NAME=${1#*=} ;;
+    --job_name=*) JOB_NAME=${1#*=}; job_name_from_env= ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) passthrough+=("$1") ;;
   esac
@@ -76,6 +87,12 @@ while [ $# -gt 0 ]; do
 done
 
 [ -n "$PROJECT" ] || { echo "run_dataflow.sh: set --project or PROJECT" >&2; exit 2; }
+if [ -n "$job_name_from_env" ] && ! [[ "$JOB_NAME" =~ ^[a-z]([-a-z0-9]*[a-z0-9])?$ ]]; then
+  echo "run_dataflow.sh: the environment's JOB_NAME ($JOB_NAME) is no Dataflow job name" \
+       "(lowercase letters, digits, hyphens): pass --job_name, or unset JOB_NAME for one made" \
+       "of the time" >&2
+  exit 2
+fi
 [[ "$MAX_WORKERS" =~ ^[1-9][0-9]*$ ]] || {
   echo "run_dataflow.sh: --max_workers $MAX_WORKERS: give a whole number of workers, 1 or more" >&2
   exit 2; }
@@ -152,5 +169,11 @@ print("%d.%d" % sys.version_info[:2], apache_beam.__version__)')
 fi
 [ "$DRY_RUN" = 1 ] && args+=(--dry_run=True)
 
-cd "$here"
-exec "$PYTHON" -m pipeline.run "${args[@]}" "${passthrough[@]+"${passthrough[@]}"}"
+# Run from the caller's folder, so that relative paths in flags passed through
+# (--requirements_file, --extra_package, ...) are theirs, with this checkout first on the path
+# in place of that folder (`python -m` would put the folder first: a pipeline/ of its own there
+# would be run instead).
+exec "$PYTHON" -c 'import runpy, sys
+sys.path[0] = sys.argv.pop(1)
+runpy.run_module("pipeline.run", run_name="__main__", alter_sys=True)' \
+  "$here" "${args[@]}" "${passthrough[@]+"${passthrough[@]}"}"

@@ -268,7 +268,8 @@ def equip_the_workers(pipeline_options, runner):
     (this project's setup.py unless given one or --extra_package); without it every bundle fails;
   - TensorFlow: Beam's default image has none, so without --sdk_container_image the workers
     pip-install the tested CPU build at start-up (requirements-worker-cpu.txt), unless given
-    a --requirements_file of their own;
+    a --requirements_file of their own; GPU workers (a worker_accelerator) need an image or
+    such a file, or they would leave the GPUs idle;
   - one SDK process per worker, not one per vCPU: the model is loaded once and its threads share
     it, so a worker's memory is one call's (4.4 GB at 1080p for the built-in model), not that
     times the vCPUs."""
@@ -279,16 +280,35 @@ def equip_the_workers(pipeline_options, runner):
     setup.setup_file = _own_file('setup.py', '--setup_file (this project\'s setup.py) or '
                                  '--extra_package (its sdist); the workers need the code')
   worker = pipeline_options.view_as(WorkerOptions)
-  if not (worker.sdk_container_image or worker.worker_harness_container_image  # (its old name)
-          or setup.requirements_file):
+  image = worker.sdk_container_image or worker.worker_harness_container_image  # (its old name)
+  if not (image or setup.requirements_file):
+    if _asks_for_gpus(pipeline_options):
+      raise UsageError('GPU workers (worker_accelerator) need --sdk_container_image with the '
+                       'CUDA build of TensorFlow (see Dockerfile.worker), or a '
+                       '--requirements_file that brings it: without either they would get '
+                       'tensorflow-cpu (requirements-worker-cpu.txt) and leave the GPUs idle')
     setup.requirements_file = _own_file(
         'requirements-worker-cpu.txt', '--sdk_container_image (an image with TensorFlow) or '
         '--requirements_file; the workers need TensorFlow')
     setup.requirements_cache = setup.requirements_cache or 'skip'  # (no local wheel cache)
+  elif setup.requirements_file and not setup.requirements_cache:
+    # Beam downloads the file's packages into a cache under the temp folder, which is
+    # `submission_scratch`'s while it builds: kept where Beam keeps it, so a nightly launch does
+    # not fetch TensorFlow's wheels again; a dry run stays offline and fetches none.
+    setup.requirements_cache = ('skip' if _truthy(pipeline_options.view_as(TestOptions).dry_run)
+                                else os.path.join(tempfile.gettempdir(), 'beam-requirements-cache'))
   debug = pipeline_options.view_as(DebugOptions)
   for experiment in ('use_runner_v2', 'no_use_multiple_sdk_containers'):
     if not {experiment, experiment.removeprefix('no_')} & set(debug.experiments or []):
       debug.add_experiment(experiment)  # (unless given, or its opposite)
+
+
+def _asks_for_gpus(pipeline_options):
+  """Dataflow's own ways to give workers GPUs: a worker_accelerator service option (as
+  run_dataflow.sh --gpu passes it) or experiment."""
+  wanted = ((pipeline_options.view_as(GoogleCloudOptions).dataflow_service_options or [])
+            + (pipeline_options.view_as(DebugOptions).experiments or []))
+  return any(option.startswith('worker_accelerator') for option in wanted)
 
 
 def _own_file(name, otherwise):
@@ -328,22 +348,30 @@ def prepare_remote_launch(known, pipeline_options, runner):
 
 
 def check_dataflow_names(pipeline_options, runner):
-  """A project, job name or temp/staging bucket Dataflow would refuse is a usage error up front,
-  with Beam's words: Beam checks them only when the job is built (a traceback after the model has
-  loaded) and, for a bucket, goes on to look for a default one online, a dry run included."""
+  """A project, region, job name, temp/staging bucket or worker count Dataflow would refuse is a
+  usage error up front, in Beam's words: Beam checks them only when the job is built (a
+  traceback after the model has loaded). Without a temp or staging location Beam would look
+  for a default bucket online and create one, a dry run included: that is refused too."""
   if runner != 'DataflowRunner':
     return
   # pylint: disable=import-outside-toplevel
   from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
-  validator = PipelineOptionsValidator(pipeline_options, runner)
+  from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
   cloud = pipeline_options.view_as(GoogleCloudOptions)
-  errors = validator.validate_cloud_options(cloud)
-  if cloud.job_name == '':  # (Beam checks a name it is given, and fails later on an empty one)
-    errors.append('--job_name is empty: give a name (lowercase letters, digits, hyphens), or '
-                  'leave the flag out for one made of the time')
+  errors = [f'--{name} is empty: give {what}' for name, what in (
+      ('project', 'the GCP project'), ('region', 'a Dataflow region, e.g. us-central1'),
+      ('job_name', 'a name (lowercase letters, digits, hyphens), or leave the flag out for one '
+       'made of the time'), ('temp_location', 'gs://BUCKET/PATH'),
+      ('staging_location', 'gs://BUCKET/PATH')) if getattr(cloud, name) == '']
+  if not (cloud.temp_location or cloud.staging_location or errors):
+    errors.append('--temp_location gs://BUCKET/PATH is needed (the job\'s temporary and staged '
+                  'files; without it Beam would create a bucket of its own)')
+  validator = PipelineOptionsValidator(pipeline_options, DataflowRunner())
   for location in ('temp_location', 'staging_location'):
-    if getattr(cloud, location):
+    if getattr(cloud, location):  # (Beam would look for a default bucket in place of a bad one)
       errors += validator.validate_gcs_path(cloud, location)
+  if not errors:  # (checked with a runner: Beam's checks for Dataflow only run for one)
+    errors = validator.validate()
   if errors:
     raise UsageError('; '.join(e.rstrip('.') for e in errors))
 

@@ -121,6 +121,43 @@ def test_run_dataflow_reads_dry_run_values_as_the_pipeline_does(tmp_path):
   proc = launch('on')
   assert proc.returncode == 2 and '--dry_run=on: give true or false' in proc.stderr
   assert not proc.stdout
+  # A value after a space, as pipeline.run reads it: `--dry_run false` was a dry run here and
+  # then an unknown argument `false` there.
+  def launch_spaced(*flags, **env):
+    return subprocess.run(
+        [os.path.join(ROOT, 'run_dataflow.sh'), *flags, '--project', 'demo', '--bucket', 'demo',
+         '--input', 'gs://demo/in', '--output', 'gs://demo/out'], capture_output=True, text=True,
+        env=dict(os.environ, PYTHON=str(stand_in), **env), timeout=60, check=False)
+  proc = launch_spaced('--dry_run', 'false')
+  assert proc.returncode == 0 and '--dry_run' not in proc.stdout and 'false' not in proc.stdout
+  proc = launch_spaced('--dry_run', 'TRUE')
+  assert proc.returncode == 0 and '--dry_run=True\n' in proc.stdout and 'TRUE' not in proc.stdout
+  # A CI server's own JOB_NAME (Jenkins: folder/job) was refused as if it were the user's.
+  proc = launch_spaced(JOB_NAME='film-pipeline/nightly')
+  assert proc.returncode == 2
+  assert "the environment's JOB_NAME (film-pipeline/nightly) is no Dataflow job" in proc.stderr
+  proc = launch_spaced('--job_name', 'nightly', JOB_NAME='film-pipeline/nightly')
+  assert proc.returncode == 0 and '--job_name=nightly\n' in proc.stdout
+
+
+def test_run_dataflow_reads_paths_from_the_callers_folder(tmp_path):
+  """The script ran the pipeline from the checkout: a relative --requirements_file was looked
+  for there (a traceback), or the checkout's file of the same name was taken in its place."""
+  (tmp_path / 'my-requirements.txt').write_text('tensorflow==2.21.*\n')
+  (tmp_path / 'pipeline').mkdir()  # a folder of the caller's by a package's name
+  (tmp_path / 'pipeline' / '__init__.py').write_text('raise SystemExit("the caller\'s own")\n')
+  env = dict(os.environ, PYTHON=os.path.join(ROOT, '.venv', 'bin', 'python')
+             if os.path.exists(os.path.join(ROOT, '.venv')) else 'python3')
+  for name in ('STORAGE_EMULATOR_HOST', 'GCE_METADATA_HOST', 'GCE_METADATA_IP', 'JOB_NAME'):
+    env.pop(name, None)
+  proc = subprocess.run(
+      [os.path.join(ROOT, 'run_dataflow.sh'), '--dry_run', '--project', 'demo', '--bucket',
+       'demo', '--input', 'gs://demo/in', '--output', 'gs://demo/out', '--requirements_file',
+       'my-requirements.txt'], cwd=tmp_path, capture_output=True, text=True, env=env,
+      timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert '--requirements_file=my-requirements.txt\n' in proc.stdout
+  assert '--requirements_cache=skip\n' in proc.stdout  # (a dry run fetches nothing)
 
 
 def test_a_worker_image_of_another_beam_or_python_than_the_launcher_is_refused():
@@ -166,12 +203,22 @@ def test_the_sdist_ships_the_model_and_its_card_and_no_stray_file_beside_them(tm
   (model / 'film_net_default copy.npz').write_bytes(b'a second copy')
   (model / '__pycache__').mkdir(exist_ok=True)
   (model / '__pycache__' / 'x.cpython-311.pyc').write_bytes(b'junk')
+  # setuptools reads the last build's list first: a file an earlier MANIFEST.in took (a copy of
+  # the model, a SavedModel once exported into the package) shipped for as long as it existed.
+  (tree / 'film_net' / 'saved').mkdir()
+  (tree / 'film_net' / 'saved' / 'saved_model.pb').write_bytes(b'an export')
+  (tree / 'film_interpolation.egg-info').mkdir()
+  (tree / 'film_interpolation.egg-info' / 'SOURCES.txt').write_text(
+      'setup.py\nfilm_net/__init__.py\nfilm_net/default_model/film_net_default copy.npz\n'
+      'film_net/saved/saved_model.pb\n', encoding='utf-8')
   done = subprocess.run([sys.executable, 'setup.py', '-q', 'sdist', '-d', str(tmp_path / 'dist')],
                         cwd=tree, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr
   (sdist,) = (tmp_path / 'dist').iterdir()
   with tarfile.open(sdist) as tar:
     names = {n.split('/', 1)[1] for n in tar.getnames() if '/' in n}
+  assert 'film_net/saved/saved_model.pb' not in names
+  assert {'film_net/interpolator.py', 'pipeline/run.py', 'transforms/files.py'} <= names
   assert {n for n in names if n.startswith('film_net/default_model/')} == {
       'film_net/default_model/MODEL_CARD.md', 'film_net/default_model/film_net_default.npz'}
   assert {'run_dataflow.sh', 'requirements-worker-cpu.txt', 'Dockerfile.worker'} <= names
@@ -397,6 +444,47 @@ def test_workers_get_tensorflow_unless_an_image_or_requirements_bring_it():
   for flag in ('--sdk_container_image=i:1', '--worker_harness_container_image=i:1',
                '--requirements_file=mine.txt'):
     assert equipped(flag)[0].requirements_file in (None, 'mine.txt'), flag
+  # GPUs asked of Dataflow directly got tensorflow-cpu: the job ran on the CPUs beside them.
+  for gpus in ('--dataflow_service_options=worker_accelerator=type:nvidia-l4;count:1;'
+               'install-nvidia-driver', '--experiments=worker_accelerator=type:nvidia-tesla-t4'):
+    with pytest.raises(run_module.UsageError, match='GPU workers .* need --sdk_container_image'):
+      equipped(gpus)
+    assert equipped(gpus, '--sdk_container_image=i:1')[0].requirements_file is None
+  # A requirements file of one's own: a dry run fetched its packages (online), and a real
+  # launch fetched them again each night, into a scratch folder deleted after the submission.
+  assert equipped('--requirements_file=mine.txt', '--dry_run=True')[0].requirements_cache == 'skip'
+  assert equipped('--requirements_file=mine.txt')[0].requirements_cache == os.path.join(
+      tempfile.gettempdir(), 'beam-requirements-cache')
+  assert equipped('--requirements_file=mine.txt', '--requirements_cache=/c')[
+      0].requirements_cache == '/c'
+
+
+def test_dataflow_options_beam_checks_late_are_usage_errors_and_no_bucket_is_made(
+    gcs, capsys, monkeypatch):
+  """Beam's checks for Dataflow ran only once the job was built (a traceback after the model
+  load), and without a usable temp location a dry run looked for a default bucket online and
+  created one in the project."""
+  monkeypatch.delenv('CLOUDSDK_COMPUTE_REGION', raising=False)
+  buckets = {b.name for b in gcs.client.list_buckets()}
+  base = ['--runner=DataflowRunner', '--project=demo', '--dry_run=True', '--input=gs://demo/in',
+          '--output=gs://demo/out']
+  region, temp = '--region=us-central1', '--temp_location=gs://demo/tmp'
+  cases = [([region], '--temp_location gs://BUCKET/PATH is needed'),
+           ([region, '--temp_location='], '--temp_location is empty'),
+           ([region, '--temp_location=gs://demo'], "Invalid GCS path: 'gs://demo'"),
+           (['--region=', temp], '--region is empty'),
+           ([region, temp, '--num_workers=20', '--max_num_workers=10'],
+            'num_workers (20) cannot exceed max_num_workers (10)'),
+           ([region, temp, '--worker_region=us-east1', '--worker_zone=us-east1-b'],
+            'worker_region and worker_zone are mutually exclusive')]
+  if not shutil.which('gcloud'):  # (Beam takes gcloud's region where one is configured)
+    cases.append(([temp], 'Missing required option: region'))
+  for flags, message in cases:
+    for main in (run_module.main, evaluate.main):
+      assert main(base + flags) == 2, flags
+      err = capsys.readouterr().err
+      assert message in err and 'Traceback' not in err, (flags, err[-2000:])
+  assert {b.name for b in gcs.client.list_buckets()} == buckets
 
 
 @pytest.mark.parametrize('runner', ['DataflowRuner', 'Bogus'])
