@@ -43,7 +43,11 @@ def main():
   parser.add_argument('--size', default='1920x1080')
   parser.add_argument('--repeats', type=int, default=5)
   args = parser.parse_args()
-  import cv2  # pylint: disable=import-outside-toplevel
+  try:
+    import cv2  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    sys.exit('bench_decode compares with OpenCV, which is not installed: pip install '
+             'opencv-python-headless (requirements-dev.txt)')
   width, height = map(int, args.size.split('x'))
   rgb16 = scan_like(width, height)
   bgr16 = np.ascontiguousarray(rgb16[..., ::-1])

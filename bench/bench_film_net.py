@@ -58,25 +58,31 @@ def best_of(fn, repeats: int) -> float:
   return best
 
 
-def one_size(width: int, height: int, repeats: int, options_name: str) -> dict:
-  import numpy as np
+def random_interpolator(options_name: str):
+  """An Interpolator of random weights for an options name with its `+` modes (module doc)."""
   from film_net import Interpolator, Options
   from film_net import warp
   from film_net.model import FilmNet
-  import flops
 
   name, *modes = options_name.split('+')
   unknown = set(modes) - {'flip', 'agree', 'avg', 'ops_warp', 'bf16'}
   if unknown:
     raise ValueError(f'unknown modes {sorted(unknown)} in {options_name!r}')
-  options = Options.parse(name)
   precision = 'bfloat16' if 'bf16' in modes else 'float32'
-  interp = Interpolator(FilmNet(options, seed=0, name='film_net', precision=precision), align=64,
-                        flip_average='flip' in modes,
-                        flip_weights=('equal' if 'agree' not in modes else
-                                      'agreement_with_average' if 'avg' in modes else
-                                      'agreement'),
-                        warp_fn=warp.warp if 'ops_warp' in modes else None)
+  return Interpolator(
+      FilmNet(Options.parse(name), seed=0, name='film_net', precision=precision), align=64,
+      flip_average='flip' in modes,
+      flip_weights=('equal' if 'agree' not in modes else
+                    'agreement_with_average' if 'avg' in modes else 'agreement'),
+      warp_fn=warp.warp if 'ops_warp' in modes else None)
+
+
+def one_size(width: int, height: int, repeats: int, options_name: str) -> dict:
+  import numpy as np
+  import flops
+
+  interp = random_interpolator(options_name)
+  options = interp.options
   rng = np.random.default_rng(0)
   x0, x1 = (rng.random((1, height, width, 3), np.float32) for _ in range(2))
   # Matmul before and after the model; the better one is the machine's rate in this run.
@@ -95,9 +101,8 @@ def one_size(width: int, height: int, repeats: int, options_name: str) -> dict:
 def recursion(width: int, height: int, options_name: str) -> dict:
   """Seconds per output frame for a 9-frame clip at n=3, with and without feature reuse."""
   import numpy as np
-  from film_net import Interpolator, Options
 
-  interp = Interpolator.random(Options.parse(options_name), seed=0, align=64)
+  interp = random_interpolator(options_name)
   frames = list(np.random.default_rng(1).random((9, height, width, 3), np.float32))
   interp(frames[0][None], frames[1][None])  # trace
 
@@ -148,8 +153,10 @@ def main() -> None:
   jobs = [f'size:{s}' for s in args.sizes.split(',') if s]
   if args.recursion_size:
     jobs.append(f'recursion:{args.recursion_size}')
-  jobs = [(job, args.options) for job in jobs]
   compare = [c for c in (args.compare or ['compact']) if c]
+  if compare and 'size:1920x1080' not in jobs:  # (each comparison is a ratio to it)
+    jobs.append('size:1920x1080')
+  jobs = [(job, args.options) for job in jobs]
   jobs += [('size:1920x1080', c) for c in compare]
   results = {}
   for job, options in jobs:

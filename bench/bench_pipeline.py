@@ -60,7 +60,7 @@ from transforms import images  # pylint: disable=wrong-import-position
 
 def _model_path(args, workdir, tiny=False):
   from film_net import DEFAULT_MODEL, Interpolator, Options  # pylint: disable=import-outside-toplevel
-  if args.model_path and not tiny:
+  if not tiny and args.model_path:  # (rss and rerun take no --model_path)
     return args.model_path, args.model_path
   if os.path.exists(DEFAULT_MODEL) and not tiny:
     return None, 'built-in'
@@ -267,7 +267,6 @@ def main():
   p.add_argument('--small', type=int, default=100)
   p.add_argument('--large', type=int, default=1000)
   p.add_argument('--size', type=int, default=128)
-  p.add_argument('--model_path', default=None)
   p = sub.add_parser('modes')
   p.add_argument('--size', type=int, default=576, help='frame height (16:9)')
   p.add_argument('--workers', type=int, default=2)
@@ -276,8 +275,7 @@ def main():
   p.add_argument('--size', type=int, default=288, help='frame height (16:9)')
   p.add_argument('--frames', type=int, default=9)
   p.add_argument('--times', default='2,3', help='the N to compare, comma-separated')
-  p = sub.add_parser('rerun')
-  p.add_argument('--model_path', default=None)  # (the tiny model runs: nothing is interpolated)
+  p = sub.add_parser('rerun')  # (a tiny random model runs: nothing is interpolated)
   p.add_argument('--frames', default='5000,20000', help='clip lengths, comma-separated')
   p.add_argument('--code', default=ROOT, help='the checkout whose pipeline runs (a worktree of '
                                               'another commit, to compare)')

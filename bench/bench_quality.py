@@ -24,19 +24,25 @@ DEFAULT_DATA = os.path.join(_ROOT, '..', 'shared', 'data', 'middlebury-other')
 
 
 def per_sequence_table(report, reference='dis'):
-  """Each sequence's PSNR per method, then each method's wins against `reference`."""
+  """Each sequence's PSNR per method (inf: exact, as results.json's null), then each method's
+  wins against `reference`, or why there are none."""
   methods = list(report['mean'])
   psnr = {}
   for row in report['triplets']:
-    psnr.setdefault(row['key'], {})[row['method']] = row['psnr']
+    psnr.setdefault(row['key'], {})[row['method']] = (
+        float('inf') if row['psnr'] is None else row['psnr'])
   lines = [f'{"sequence":<14}' + ''.join(f'{m:>14}' for m in methods)]
   for key in sorted(psnr):
     lines.append(f'{key:<14}' + ''.join(f'{psnr[key].get(m, float("nan")):>14.2f}'
                                         for m in methods))
   if reference in methods:
-    wins = {m: sum(v[m] > v[reference] for v in psnr.values()) for m in methods if m != reference}
+    wins = {m: sum(v.get(m, float('nan')) > v.get(reference, float('nan'))
+                   for v in psnr.values()) for m in methods if m != reference}
     lines.append(f'wins vs {reference} (of {len(psnr)}): ' +
                  ', '.join(f'{m} {n}' for m, n in wins.items()))
+  else:
+    lines.append(f'wins vs {reference}: n/a, {reference} was not run (see the warnings above; '
+                 'DIS needs OpenCV: pip install opencv-python-headless)')
   return '\n'.join(lines)
 
 
@@ -59,14 +65,18 @@ def main(argv=None):
       ['--model_path', args.model_path] if args.model_path else [])
   if args.flip_average is not None:
     flags += ['--flip_average' if args.flip_average else '--no_flip_average']
-  evaluate.run(flags)
+  # evaluate's command: its table, a triplet that could not be scored named (each mean is then
+  # over fewer sequences) and its exit status; a usage error in one line.
+  status = evaluate.main(flags)
+  if status == 2:
+    return status
   with open(os.path.join(args.output, 'results.json')) as f:
     report = json.load(f)
-  print(evaluate.format_table(report))
   print()
   print(per_sequence_table(report))
   print(f'\nfull results: {args.output}/results.json, results.csv, comparisons/*.png')
+  return status
 
 
 if __name__ == '__main__':
-  main()
+  sys.exit(main())

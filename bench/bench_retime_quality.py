@@ -67,7 +67,9 @@ def main():
                                 max_motion_px=args.max_motion * intervals)
     truth = render.render_times(scene, [0.0, 1.0] + dense_times + retime_times)
     x0, x1 = truth[0], truth[1]
-    made = model.recursive([x0, x1], n)  # positions 0 .. 2^n
+    # Positions 0 .. 2^n, clipped to [0, 1] as the evaluation scores a prediction (the
+    # model's own output may overshoot a little; the pipeline writes it clipped).
+    made = [np.clip(frame, 0.0, 1.0) for frame in model.recursive([x0, x1], n)]
     for j, t in enumerate(dense_times, start=1):
       scores[f'dense {j}/{step}'].append(quality.psnr(made[j], truth[1 + j]))
     for output, (t, target) in enumerate(zip(retime_times, truth[-2:]), start=1):

@@ -40,7 +40,7 @@ from film_net import Interpolator, Options
 width, height, tile, overlap, options = sys.argv[1:]
 tile = int(tile) or None
 if options == 'released':
-  model = Interpolator.random(Options(), tile=tile, tile_overlap=int(overlap))
+  model = Interpolator.random(Options.released(), tile=tile, tile_overlap=int(overlap))
 else:
   model = Interpolator.from_path(None, tile=tile, tile_overlap=int(overlap))
 rng = np.random.default_rng(0)
