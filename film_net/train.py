@@ -59,9 +59,17 @@ class GlobalStepDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
 def _refuse_unreadable_checkpoint_state(ckpt_dir: str, output_dir: str) -> None:
   """TensorFlow passes over a checkpoint state file (`ckpt/checkpoint`) it cannot parse with a
   warning, and the run would start afresh over its own folder; an empty one was a traceback.
-  Either is a partial copy: refuse in one line naming it, as for the checkpoint's own files."""
+  Either is a partial copy: refuse in one line naming it, as for the checkpoint's own files; so
+  is a state file gone from beside checkpoint files (TensorFlow would see no checkpoint)."""
   state_file = os.path.join(ckpt_dir, 'checkpoint')
   if not os.path.isfile(state_file):
+    parts = sorted(n for n in (os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else [])
+                   if n.startswith('ckpt-'))
+    if parts:
+      raise SystemExit(f'error: the checkpoint state {state_file} is gone, beside checkpoint '
+                       f'files ({", ".join(parts[:3])}{", ..." if len(parts) > 3 else ""}): copy '
+                       f'the run folder\'s ckpt/ whole, or continue in a new --output_dir with '
+                       f'--init {os.path.join(output_dir, "latest.npz")}')
     return
   try:
     with open(state_file, encoding='utf-8') as f:
@@ -280,7 +288,9 @@ def main(argv=None) -> int:
   if resumed:
     training.refuse_other_options(args.output_dir, options)
   else:
-    training.refuse_orphaned_weights(args.output_dir, os.path.join(args.output_dir, 'ckpt'))
+    # (the state file: a ckpt/ folder without it, empty or not, holds no checkpoint for TF)
+    training.refuse_orphaned_weights(args.output_dir,
+                                     os.path.join(args.output_dir, 'ckpt', 'checkpoint'))
   print(trainer.restore(init, args.init_scheme), flush=True)
   if resumed:
     training.mend_exports(args.output_dir, int(trainer.step.numpy()), args.keep_every,

@@ -570,6 +570,25 @@ def test_a_checkpoint_state_file_cut_short_or_empty_is_refused_not_started_over(
     assert (folder / 'latest.npz').read_bytes() == latest
 
 
+def test_a_checkpoint_state_file_gone_is_refused_not_started_over(short_runs, tmp_path):
+  """A copy without `ckpt/checkpoint` (the data and index files alone), or with ckpt/ empty,
+  started the run at step 0 over its own latest.npz and checkpoints, exit 0."""
+  gone = _copy(short_runs[3], tmp_path / 'gone')
+  (gone / 'ckpt' / 'checkpoint').unlink()
+  empty = _copy(short_runs[3], tmp_path / 'empty')
+  for part in (empty / 'ckpt').iterdir():
+    part.unlink()
+  for folder, message in (
+      (gone, r'^error: the checkpoint state .*ckpt/checkpoint is gone, beside checkpoint files '
+             r'\(ckpt-3\.data-00000-of-00001, ckpt-3\.index\): copy the run folder\'s ckpt/ '
+             r'whole, or continue in a new --output_dir with --init .*latest.npz$'),
+      (empty, r'^error: .* holds latest.npz but no checkpoint of this trainer')):
+    latest = (folder / 'latest.npz').read_bytes()
+    with pytest.raises(SystemExit, match=message):
+      train.main(_args(folder, 5))
+    assert (folder / 'latest.npz').read_bytes() == latest
+
+
 def test_clips_in_a_bucket_that_does_not_exist_is_one_line(gcs, tmp_path):
   """It was Beam's whole BeamIOError; the pipeline and the evaluation say it in words."""
   with pytest.raises(SystemExit, match=r'^--clips gs://no-such-bucket/clips: its bucket '
