@@ -63,6 +63,12 @@ class StepBatches(torch.utils.data.Dataset):
 
 def _one_thread_per_worker(_):
   torch.set_num_threads(1)  # the renderer is numpy; workers must not oversubscribe the cores
+  # A stop sent to the whole process group (systemd, Slurm's scancel, a VM's shutdown, Ctrl-C)
+  # is the trainer's to take, once a save is whole: a worker it killed made PyTorch raise in
+  # the trainer wherever it was, a save included (cut short, exit 1 with a traceback). The
+  # trainer ends its workers itself.
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Trainer:

@@ -187,6 +187,42 @@ def test_a_save_killed_before_latest_npz_is_mended_by_the_resume(tmp_path):
       np.testing.assert_array_equal(weights[name], finished[name], err_msg=name)
 
 
+# The trainer with rendering workers, stopped by SIGTERM to its whole process group (as systemd,
+# Slurm's scancel or a VM's shutdown stop a job) while latest.npz is being written.
+_STOPPED_IN_A_SAVE = """
+import os, signal, subprocess, sys
+from film_net import train_torch
+from film_net import weights
+write = weights.write_local_whole
+def write_while_stopped(path, data):
+  if path.endswith('latest.npz') and not os.environ.pop('STOPPED', ''):
+    os.environ['STOPPED'] = '1'
+    subprocess.run([sys.executable, '-c', f'import os; os.killpg({os.getpgid(0)}, 15)'],
+                   start_new_session=True, check=True)
+  write(path, data)
+weights.write_local_whole = write_while_stopped
+sys.exit(train_torch.main(sys.argv[1:]))
+"""
+
+
+def test_a_stop_sent_to_the_whole_process_group_waits_for_the_save(tmp_path):
+  """Each rendering worker died of it first: PyTorch raised in the trainer, inside the save
+  (latest.npz steps behind the checkpoint), exit status 1 with a traceback."""
+  run = tmp_path / 'run'
+  argv = ['--output_dir', str(run), '--options', TINY, '--steps', '50', '--batch_size', '2',
+          '--crop', '32', '--max_motion', '4', '--init', 'none', '--log_every', '1',
+          '--checkpoint_every', '3', '--device', 'cpu', '--workers', '2']
+  done = subprocess.run([sys.executable, '-c', _STOPPED_IN_A_SAVE, *argv], capture_output=True,
+                        text=True, start_new_session=True, timeout=300, check=False)
+  assert done.returncode == 143, done.stderr[-3000:]
+  assert 'Traceback' not in done.stderr and 'Exception ignored' not in done.stderr
+  assert done.stderr.strip().splitlines()[-1] == (
+      'terminated (SIGTERM) at step 3; the same command resumes from the last checkpoint (saved '
+      'every 3 steps)')
+  assert weights_lib.read_meta(str(run / 'latest.npz'))['steps'] == 3
+  assert torch.load(run / 'ckpt.pt', weights_only=False)['step'] == 3
+
+
 def test_both_trainers_take_the_same_steps_from_one_weight_file(tmp_path):
   """Adam's epsilon: Keras adds it before the bias correction, torch after, so after every
   --init the small-gradient weights moved up to 6x more in torch (by 2e-3 at lr 3e-3)."""
