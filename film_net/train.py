@@ -320,10 +320,7 @@ def main(argv=None) -> int:
           weights_finite=lambda: all(bool(tf.reduce_all(tf.math.is_finite(v)))
                                      for v in trainer.variables.values()))
     except training.BadClipFrame as e:
-      raise SystemExit(f'--clips: {e}; stopped at step {int(trainer.step.numpy())}: replace or '
-                       f'remove that frame, then the same command goes on from the last '
-                       f'checkpoint, if any (batches are a function of seed and step: unmended, '
-                       f'a resume draws it again)') from None
+      raise training.stop_at_bad_clip_frame(e, int(trainer.step.numpy())) from None
   return 0
 
 

@@ -20,6 +20,7 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
   # command at once, not in a traceback of them; flags.start_command gives it back
 
 import argparse
+import contextlib
 import math
 import os
 import pickle
@@ -66,9 +67,22 @@ def _one_thread_per_worker(_):
   # A stop sent to the whole process group (systemd, Slurm's scancel, a VM's shutdown, Ctrl-C)
   # is the trainer's to take, once a save is whole: a worker it killed made PyTorch raise in
   # the trainer wherever it was, a save included (cut short, exit 1 with a traceback). The
-  # trainer ends its workers itself.
+  # trainer ends its workers itself (`_ending_workers`).
   signal.signal(signal.SIGTERM, signal.SIG_IGN)
   signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _ending_workers(batches):
+  """`batches` (a DataLoader's iterator), whose rendering workers are told to end when the loop
+  does, however it ends. Left to the iterator's garbage collection, a stop's exception kept it
+  alive to the interpreter's exit, whose SIGTERM the workers ignore: the trainer hung."""
+  try:
+    yield batches
+  finally:
+    end = getattr(batches, '_shutdown_workers', None)  # (no workers: nothing to end)
+    if end is not None:
+      end()
 
 
 class Trainer:
@@ -258,13 +272,17 @@ def main(argv=None) -> int:
   def train_step(batch):
     return trainer.train_step(*(t.to(device, non_blocking=True) for t in batch))
 
-  training.run_steps(args, batches, train_step, current_step=lambda: trainer.step,
-                     learning_rate=trainer.learning_rate,
-                     save=lambda seconds: trainer.save(seconds, data),
-                     seconds_before=(float(trainer.meta.get('seconds', 0.0)) if resumed
-                                     else 0.0),
-                     weights_finite=lambda: all(bool(torch.isfinite(p).all())
-                                                for p in trainer.net.parameters()))
+  try:
+    with _ending_workers(iter(batches)) as steps:
+      training.run_steps(args, steps, train_step, current_step=lambda: trainer.step,
+                         learning_rate=trainer.learning_rate,
+                         save=lambda seconds: trainer.save(seconds, data),
+                         seconds_before=(float(trainer.meta.get('seconds', 0.0)) if resumed
+                                         else 0.0),
+                         weights_finite=lambda: all(bool(torch.isfinite(p).all())
+                                                    for p in trainer.net.parameters()))
+  except training.BadClipFrame as e:
+    raise training.stop_at_bad_clip_frame(e, trainer.step) from None
   return 0
 
 

@@ -68,6 +68,16 @@ class BadClipFrame(ValueError):
   """A frame of --clips that a batch could not use; the message names the file and why."""
 
 
+def stop_at_bad_clip_frame(error: BadClipFrame, step: int) -> SystemExit:
+  """Both trainers' one line for a BadClipFrame. From a PyTorch rendering worker it comes with
+  the worker's traceback in its message, whose last line is the original one."""
+  message = str(error).strip().splitlines()[-1]
+  message = message.split(f'{BadClipFrame.__name__}: ', 1)[-1]
+  return SystemExit(f'--clips: {message}; stopped at step {step}: replace or remove that frame, '
+                    f'then the same command goes on from the last checkpoint, if any (batches '
+                    f'are a function of seed and step: unmended, a resume draws it again)')
+
+
 def _crop_triplet(rng, triplet, crop: int):
   """A joint random square crop of a real triplet's three frames, decoded as the pipeline does."""
   from transforms import files, images  # pylint: disable=import-outside-toplevel

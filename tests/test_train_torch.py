@@ -293,6 +293,29 @@ def test_real_clips_reach_the_rendering_workers(tmp_path):
   assert meta['data'] == f'rendered + clips {tmp_path / "clips"} (100%)'
 
 
+@pytest.mark.parametrize('workers', ['0', '2'])
+def test_a_frame_that_fails_mid_run_stops_training_with_one_line(tmp_path, workers):
+  """As film_net.train: a --clips frame cut short past its header was a traceback (with
+  rendering workers, two: the worker's and the trainer's)."""
+  folder = tmp_path / 'clips' / 'clip'
+  folder.mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  for i in range(3):
+    Image.fromarray(rng.integers(0, 256, (40, 48, 3), np.uint8)).save(folder / f'f{i}.png')
+  cut = folder / 'f1.png'
+  cut.write_bytes(cut.read_bytes()[:cut.stat().st_size // 2])
+  argv = ['--output_dir', str(tmp_path / 'run'), '--options', TINY, '--steps', '3',
+          '--batch_size', '2', '--crop', '32', '--max_motion', '4', '--init', 'none',
+          '--device', 'cpu', '--workers', workers, '--clips', str(tmp_path / 'clips'),
+          '--clips_fraction', '1']
+  done = subprocess.run([sys.executable, '-m', 'film_net.train_torch', *argv],
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert done.returncode == 1 and 'Traceback' not in done.stderr, done.stderr[-3000:]
+  last = done.stderr.strip().splitlines()[-1]
+  assert last.startswith(f'--clips: {cut}: ') and 'truncated' in last, last
+  assert 'stopped at step 0: replace or remove that frame' in last
+
+
 def test_rendering_workers_draw_the_batches_of_make_batch_with_views_per_scene():
   args = train_torch.parse_args(['--output_dir', 'x', '--options', TINY, '--steps', '9',
                                  '--batch_size', '4',
