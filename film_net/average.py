@@ -41,15 +41,16 @@ def read_model(path: str) -> tuple[dict[str, np.ndarray], Options, dict]:
   return weights, options, meta
 
 
-def average(models: list[tuple[dict[str, np.ndarray], Options]], shares: list[float]
-            ) -> dict[str, np.ndarray]:
+def average(models: list[tuple[dict[str, np.ndarray], Options]], shares: list[float],
+            paths: list[str] | None = None) -> dict[str, np.ndarray]:
   """sum(share * weights) over `models` (summed in float64), which must need the same
-  convolutions; ValueError naming the first that differs (by its index) otherwise."""
+  convolutions; ValueError naming the first that differs (by its path, or its index) otherwise."""
+  paths = paths or [f'model {index + 1}' for index in range(len(models))]
   first_specs = specs.conv_specs(models[0][1])
   names = [f'{s.name}/{part}' for s in first_specs for part in ('kernel', 'bias')]
   for index, (_, options) in enumerate(models[1:], start=1):
     if specs.conv_specs(options) != first_specs:
-      raise ValueError(f'model {index + 1} ({options}) needs other weights than model 1 '
+      raise ValueError(f'{paths[index]} ({options}) needs other weights than {paths[0]} '
                        f'({models[0][1]}): only files of one architecture can be averaged')
   return {name: sum(share * np.asarray(weights[name], np.float64)
                     for (weights, _), share in zip(models, shares)).astype(np.float32)
@@ -110,9 +111,15 @@ def main(argv=None) -> int:
     parser.error(f'--shares sum to {sum(shares):g}, not 1')
   flags.check_paths(parser, [('--output', os.path.dirname(args.output) or '.')],
                     [('MODEL', m) for m in args.models if m != 'default'])
+  if weights_lib.is_remote(args.output):  # before the models are read: in the pipeline's words
+    from transforms import files  # pylint: disable=import-outside-toplevel
+    why = files.unreachable(args.output.rsplit('/', 1)[0])
+    if why:
+      parser.error(f'--output {args.output}: {why}')
   try:
     read = [read_model(path) for path in args.models]
-    averaged = average([(weights, options) for weights, options, _ in read], shares)
+    averaged = average([(weights, options) for weights, options, _ in read], shares,
+                       args.models)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2  # as a model that cannot be loaded is for every command
