@@ -281,7 +281,7 @@ def main(argv=None) -> int:
   args = parse_args(argv)
   options = Options.parse(args.options)
   init = training.resolve_init(args.init)
-  os.makedirs(args.output_dir, exist_ok=True)
+  training.make_output_dir(args.output_dir)
   trainer = Trainer(options, args.output_dir, args.lr, args.lr_decay_steps, args.lr_decay_rate,
                     args.seed, args.ema_decay, args.legacy_adam_count, args.precision)
   resumed = trainer.manager.latest_checkpoint is not None

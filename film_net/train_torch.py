@@ -241,7 +241,7 @@ def main(argv=None) -> int:
   # TF32 convolutions: float32 range with a 10-bit mantissa, as TensorFlow uses on such GPUs.
   torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
   torch.backends.cudnn.benchmark = True
-  os.makedirs(args.output_dir, exist_ok=True)
+  training.make_output_dir(args.output_dir)
   trainer = Trainer(options, args, device)
   resumed = os.path.exists(trainer.path)
   if resumed:

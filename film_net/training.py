@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import zipfile
@@ -185,6 +186,19 @@ def check_arguments(parser, args) -> None:
     check_views(args.batch_size, args.views_per_scene)
   except ValueError as e:
     parser.error(f'--{e}')
+
+
+def make_output_dir(output_dir: str) -> None:
+  """The run folder, made and written to once before any work: one it cannot make or write (no
+  permission, a read-only disk) was a traceback, or an error at the first save, after
+  --checkpoint_every steps of training that were then lost."""
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=output_dir, prefix='.write-check-'):
+      pass
+  except OSError as e:
+    raise SystemExit(f'error: --output_dir {output_dir}: cannot write there '
+                     f'({e.strerror or type(e).__name__})') from None
 
 
 def refuse_orphaned_weights(output_dir: str, checkpoint: str) -> None:

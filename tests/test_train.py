@@ -570,6 +570,18 @@ def test_a_checkpoint_state_file_cut_short_or_empty_is_refused_not_started_over(
     assert (folder / 'latest.npz').read_bytes() == latest
 
 
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='needs Linux /proc, which no '
+                    'one can write to, root included')
+@pytest.mark.parametrize('folder', ['/proc', '/proc/film-test-run'])
+def test_an_output_dir_it_cannot_write_is_one_line_before_any_step(folder, tmp_path, capsys):
+  """A folder it could not make was a traceback; one it could not write failed at the first
+  save, after --checkpoint_every steps of training that were lost."""
+  with pytest.raises(SystemExit, match=rf'^error: --output_dir {folder}: cannot write there '
+                                       r'\(.+\)$'):
+    train.main(_args(folder, 3))
+  assert 'step 1' not in capsys.readouterr().out
+
+
 def test_a_checkpoint_state_file_gone_is_refused_not_started_over(short_runs, tmp_path):
   """A copy without `ckpt/checkpoint` (the data and index files alone), or with ckpt/ empty,
   started the run at step 0 over its own latest.npz and checkpoints, exit 0."""
