@@ -690,6 +690,18 @@ MAX_SIZE = 4096  # 2.5 GB of float frames per triplet as rendered; larger was a 
 # velocities to its motion target (`_scale_motion`) never converged (1e-14 hung the command);
 # far above the largest it overflowed into a traceback (1e7).
 MIN_MOTION, MAX_MOTION = 0.01, 2048.0
+# ... and beyond this many frame sides (a motion no footage has: every point leaves the frame),
+# a scene's zoom could overflow while being rescaled, a traceback at that scene (and training
+# draws it again at every resume).
+MAX_MOTION_IN_SIDES = 8
+
+
+def check_motion(max_motion_px: Optional[float], size: int, size_flag: str) -> Optional[str]:
+  """Why --max_motion cannot be rendered at frames of `size` px a side, or None."""
+  if max_motion_px is not None and max_motion_px > MAX_MOTION_IN_SIDES * size:
+    return (f'--max_motion {max_motion_px:g} is more than {MAX_MOTION_IN_SIDES} times '
+            f'{size_flag} {size} ({MAX_MOTION_IN_SIDES * size} px): give at most that')
+  return None
 
 
 def write_triplets(output: str, count: int, size: int, seed: int,
@@ -768,6 +780,9 @@ def main(argv=None) -> int:
     parser.error(f'--output must be a local folder; got {args.output}: copy the set to cloud '
                  'storage afterwards')
   flags.check_paths(parser, [('--output', args.output)])
+  problem = check_motion(args.max_motion, args.size, '--size')
+  if problem:
+    parser.error(problem)
   try:
     folders = write_triplets(args.output, args.count, args.size, args.seed, args.max_motion,
                              **scene_options(args))

@@ -170,6 +170,9 @@ def check_arguments(parser, args) -> None:
   if args.crop > MAX_CROP:  # (it was numpy's MemoryError from the renderer, a folder left)
     parser.error(f'--crop must be at most {MAX_CROP} (FILM trains at 256; a larger square '
                  f'costs memory as its area), got {args.crop}')
+  problem = render.check_motion(args.max_motion, args.crop, '--crop')
+  if problem:
+    parser.error(problem)
   if not args.clips and args.clips_fraction != parser.get_default('clips_fraction'):
     parser.error(f'--clips_fraction {args.clips_fraction} needs --clips (the clips it is the '
                  'share of)')

@@ -371,6 +371,11 @@ def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
       render.main(['--output', str(tmp_path / 'set'), flag, value])
     assert stop.value.code == 2, flag
     assert f'argument {flag}: must be {allowed}, got {value}' in capsys.readouterr().err
+  # Within its range, but 64 frame sides: a scene's zoom overflowed as it was rescaled.
+  with pytest.raises(SystemExit) as stop:
+    render.main(['--output', str(tmp_path / 'set'), '--size', '32', '--max_motion', '2048'])
+  assert stop.value.code == 2 and ('--max_motion 2048 is more than 8 times --size 32 (256 px)'
+                                   in capsys.readouterr().err)
   assert not (tmp_path / 'set').exists()
   # A bucket wrote a local folder named 'gs:'; a folder below a file was a traceback.
   (tmp_path / 'a_file').write_text('')
