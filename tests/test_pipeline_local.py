@@ -1101,8 +1101,59 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
   first, retried = attempt(cutting), attempt(cutting)
   assert [(r['scene_cut'], r['model_calls']) for r in first] == [
       (False, STEP - 1), (False, STEP - 1), (True, 0), (False, STEP - 1), (False, STEP - 1)]
-  fields = ('status', 'frames_written', 'scene_cut', 'identical', 'cut_score', 'model_calls')
+  # (the size too: the retry's records had none, which only skipped pairs lack)
+  fields = ('status', 'frames_written', 'scene_cut', 'identical', 'cut_score', 'model_calls',
+            'size')
   assert [[r[f] for f in fields] for r in retried] == [[r[f] for f in fields] for r in first]
+  assert all(r['size'] for r in retried)
+
+
+def test_a_stale_attempt_at_a_unit_leaves_what_the_kept_attempt_made(tmp_path, tiny_model,
+                                                                    monkeypatch):
+  """Dataflow may hand a unit to a second worker while the first, taken for lost, runs on; the
+  second finishes and its records are kept. The first then failed a write and, cleaning up the
+  failed pair, deleted the frame the kept attempt wrote there and its done marker: the run's
+  records said done over a hole."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from apache_beam.internal import pickler  # pylint: disable=import-outside-toplevel
+  from transforms import clips  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  model_path, model = tiny_model
+  make_clip(tmp_path / 'clip', 4, seed=5)
+  clip = clips.Clip('clip', tuple((str(p), 'v') for p in sorted((tmp_path / 'clip').iterdir())),
+                    (True,) * 3)
+  (unit,) = clips.split_into_units(clip, N, 16)
+  stale = interpolate.InterpolateUnits(str(tmp_path / 'out'), 'nightly', model_path,
+                                       model.fingerprint, N, 64, 10 ** 8, False)
+  kept = pickler.loads(pickler.dumps(stale))  # the same job, shipped to a second worker
+
+  def attempt(dofn):
+    dofn.setup()
+    try:
+      return [r for r in dofn.process(unit) if not isinstance(r, beam.pvalue.TaggedOutput)]
+    finally:
+      dofn.teardown()
+
+  victim = interpolate.frame_name(STEP + 2)  # an in-between of pair 1
+  write, kept_records, raced = files.write_atomic, [], []
+
+  def write_in_the_race(path, data, tmp):
+    if path.endswith(victim) and not raced:  # the stale attempt's write of it, which waits
+      raced.append(path)  # while the kept attempt runs whole, then fails
+      kept_records.extend(attempt(kept))
+      raise OSError('a transient write failure')
+    return write(path, data, tmp)
+
+  monkeypatch.setattr(files, 'write_atomic', write_in_the_race)
+  stale_records = attempt(stale)
+  assert [r['status'] for r in stale_records] == ['ok', 'failed', 'ok']
+  assert [r['status'] for r in kept_records] == ['ok', 'ok', 'ok']
+  frames = sorted(os.listdir(tmp_path / 'out' / 'clip'))
+  assert frames == [interpolate.frame_name(k) for k in range(3 * STEP + 1)]
+  monkeypatch.setattr(files, 'write_atomic', write)
+  later = interpolate.InterpolateUnits(str(tmp_path / 'out'), 'nightly', model_path,
+                                       model.fingerprint, N, 64, 10 ** 8, False)
+  assert [r['status'] for r in attempt(later)] == ['skipped'] * 3  # its markers all there
 
 
 def test_done_markers_older_than_the_job_are_known_without_reading_them(tmp_path, tiny_model,

@@ -444,8 +444,10 @@ class InterpolateUnits(beam.DoFn):
       # frames and model calls it took (its output frames, and their halving paths' calls).
       frames = len(outputs[i])
       held = marked[i].get('scene_cut') or marked[i].get('identical')
+      size = marked[i].get('size')  # (as that attempt decoded it; its marker says)
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
-                                None, frames, 'ok', {}, cut_score=marked[i].get('cut_score'),
+                                tuple(size) if size else None, frames, 'ok', {},
+                                cut_score=marked[i].get('cut_score'),
                                 scene_cut=marked[i].get('scene_cut'),
                                 identical=marked[i].get('identical'),
                                 model_calls=0 if held else len(retime.halving_path(
@@ -637,8 +639,13 @@ class InterpolateUnits(beam.DoFn):
       # The pair that writes a frame fails with it, so that its marker is not written and a
       # re-run writes the frame again.
       failed.setdefault(key[0], f'write failed: {e}')
-    if failed:  # what earlier runs wrote there is of other inputs, options or times: not kept
-      self._remove_unwritten(unit, [self._written(unit, i) for i in failed],
+    # What earlier runs wrote there is of other inputs, options or times: not kept. But a pair
+    # that another attempt of this job has marked done since (Dataflow ran the unit twice, and
+    # keeps that attempt's records) has its frames there, the bytes this one would write: they
+    # stay, with its marker.
+    undone = [i for i in failed if _made_by(markers[i]) != self._job_token]
+    if undone:
+      self._remove_unwritten(unit, [self._written(unit, i) for i in undone],
                              {k for _, k in written})
 
     # Reads and writes are the unit's, shared evenly; the model's time goes by model calls, which
@@ -667,8 +674,8 @@ class InterpolateUnits(beam.DoFn):
       try:
         files.write_atomic(markers[i], json.dumps({
             'run_id': self._run_id, 'job': self._job_token, 'fingerprint': self._fingerprint,
-            'inputs': uris[i:i + 2],
-            'times_to_interpolate': self._n, 'align': self._align, **cut}).encode(), self._tmp)
+            'inputs': uris[i:i + 2], 'times_to_interpolate': self._n, 'align': self._align,
+            'size': size, **cut}).encode(), self._tmp)
       except Exception as e:  # pylint: disable=broad-except
         unmarked[i] = e, f'cannot write the done marker {markers[i]}: {e}'
     marked = [i for i in todo if i not in failed and i not in unmarked]
