@@ -1051,10 +1051,19 @@ def test_writing_the_sample_footage_again_leaves_unchanged_frames_untouched(tmp_
   assert os.path.getmtime(paths[0]) == 1_000_000 and os.path.getmtime(paths[1]) != 1_000_000
 
 
+def _attempt(dofn, unit):
+  """One worker's attempt at `unit` with the InterpolateUnits `dofn`: its pair records."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  dofn.setup()
+  try:
+    return [r for r in dofn.process(unit) if not isinstance(r, beam.pvalue.TaggedOutput)]
+  finally:
+    dofn.teardown()
+
+
 def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path, tiny_model):
   """Beam retries a bundle whose worker failed and drops that attempt's records: the retry
   finds the first attempt's done markers, and those pairs are this run's work, not skips."""
-  import apache_beam as beam  # pylint: disable=import-outside-toplevel
   from transforms import clips  # pylint: disable=import-outside-toplevel
   model_path, model = tiny_model
   make_clip(tmp_path / 'clip', 3, seed=8)
@@ -1067,22 +1076,15 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
                                         model.fingerprint, N, 64, 10 ** 8, False,
                                         progress_dir=progress_dir)
 
-  def attempt(dofn):
-    dofn.setup()
-    try:
-      return [r for r in dofn.process(unit) if not isinstance(r, beam.pvalue.TaggedOutput)]
-    finally:
-      dofn.teardown()
-
   notes = tmp_path / 'progress'
   notes.mkdir()
   this_job = job(str(notes))
-  first = attempt(this_job)
-  retried = attempt(this_job)
+  first = _attempt(this_job, unit)
+  retried = _attempt(this_job, unit)
   # The retried unit's progress note replaces the first attempt's: its pairs count once.
   (note,) = [json.loads((notes / name).read_text()) for name in os.listdir(notes)]
   assert note['pairs'] == 2
-  later = attempt(job())  # the next night's job, under the same --run_id
+  later = _attempt(job(), unit)  # the next night's job, under the same --run_id
   assert [(r['status'], r['frames_written'], r['model_calls']) for r in first] == [
       ('ok', STEP + 1, STEP - 1), ('ok', STEP, STEP - 1)]
   assert [(r['status'], r['frames_written'], r['model_calls']) for r in retried] == [
@@ -1098,7 +1100,7 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
   cutting = interpolate.InterpolateUnits(str(tmp_path / 'out'), 'nightly', model_path,
                                          model.fingerprint, N, 64, 10 ** 8, False,
                                          scene_cut_threshold=0.2)
-  first, retried = attempt(cutting), attempt(cutting)
+  first, retried = _attempt(cutting, unit), _attempt(cutting, unit)
   assert [(r['scene_cut'], r['model_calls']) for r in first] == [
       (False, STEP - 1), (False, STEP - 1), (True, 0), (False, STEP - 1), (False, STEP - 1)]
   # (the size too: the retry's records had none, which only skipped pairs lack)
@@ -1114,7 +1116,6 @@ def test_a_stale_attempt_at_a_unit_leaves_what_the_kept_attempt_made(tmp_path, t
   second finishes and its records are kept. The first then failed a write and, cleaning up the
   failed pair, deleted the frame the kept attempt wrote there and its done marker: the run's
   records said done over a hole."""
-  import apache_beam as beam  # pylint: disable=import-outside-toplevel
   from apache_beam.internal import pickler  # pylint: disable=import-outside-toplevel
   from transforms import clips  # pylint: disable=import-outside-toplevel
   from transforms import files  # pylint: disable=import-outside-toplevel
@@ -1127,25 +1128,18 @@ def test_a_stale_attempt_at_a_unit_leaves_what_the_kept_attempt_made(tmp_path, t
                                        model.fingerprint, N, 64, 10 ** 8, False)
   kept = pickler.loads(pickler.dumps(stale))  # the same job, shipped to a second worker
 
-  def attempt(dofn):
-    dofn.setup()
-    try:
-      return [r for r in dofn.process(unit) if not isinstance(r, beam.pvalue.TaggedOutput)]
-    finally:
-      dofn.teardown()
-
   victim = interpolate.frame_name(STEP + 2)  # an in-between of pair 1
   write, kept_records, raced = files.write_atomic, [], []
 
   def write_in_the_race(path, data, tmp):
     if path.endswith(victim) and not raced:  # the stale attempt's write of it, which waits
       raced.append(path)  # while the kept attempt runs whole, then fails
-      kept_records.extend(attempt(kept))
+      kept_records.extend(_attempt(kept, unit))
       raise OSError('a transient write failure')
     return write(path, data, tmp)
 
   monkeypatch.setattr(files, 'write_atomic', write_in_the_race)
-  stale_records = attempt(stale)
+  stale_records = _attempt(stale, unit)
   assert [r['status'] for r in stale_records] == ['ok', 'failed', 'ok']
   assert [r['status'] for r in kept_records] == ['ok', 'ok', 'ok']
   frames = sorted(os.listdir(tmp_path / 'out' / 'clip'))
@@ -1153,7 +1147,7 @@ def test_a_stale_attempt_at_a_unit_leaves_what_the_kept_attempt_made(tmp_path, t
   monkeypatch.setattr(files, 'write_atomic', write)
   later = interpolate.InterpolateUnits(str(tmp_path / 'out'), 'nightly', model_path,
                                        model.fingerprint, N, 64, 10 ** 8, False)
-  assert [r['status'] for r in attempt(later)] == ['skipped'] * 3  # its markers all there
+  assert [r['status'] for r in _attempt(later, unit)] == ['skipped'] * 3  # markers all there
 
 
 def test_done_markers_older_than_the_job_are_known_without_reading_them(tmp_path, tiny_model,
