@@ -47,7 +47,7 @@ def make_batch(seed: int, step: int, batch_size: int, crop: int, max_motion: flo
   frames = []
   for _ in range(batch_size // views_per_scene):
     if clips and rng.random() < clips_fraction:
-      triplet = _crop_triplet(rng, clips[rng.integers(len(clips))], crop)
+      triplet = _clip_triplet(rng, clips, crop)
     else:
       triplet = render.render_triplet(rng, crop, crop, **options)
     if views_per_scene == 1:
@@ -79,8 +79,28 @@ def stop_at_bad_clip_frame(error: BadClipFrame, step: int) -> SystemExit:
                     f'are a function of seed and step: unmended, a resume draws it again)')
 
 
-def _crop_triplet(rng, triplet, crop: int):
-  """A joint random square crop of a real triplet's three frames, decoded as the pipeline does."""
+# Draws of --clips triplets in a row that may be passed over before a batch gives up.
+CLIP_DRAWS = 20
+
+
+def _clip_triplet(rng, clips, crop: int):
+  """A joint random crop of a random --clips triplet whose middle frame is the moment between
+  the other two (`scene_cuts.not_a_midpoint`): one across a scene cut, or a freeze's repeated
+  frame, would teach the model to cross-fade at cuts and to hold. Such a draw is passed over and
+  another drawn (footage without them draws what it always did)."""
+  from transforms import scene_cuts  # pylint: disable=import-outside-toplevel
+  for _ in range(CLIP_DRAWS):
+    triplet = clips[rng.integers(len(clips))]
+    frames = _decoded(triplet)
+    if scene_cuts.not_a_midpoint(*frames)[0] is None:
+      return _crop(rng, triplet, frames, crop)
+  raise BadClipFrame(f'{triplet.truth}: it and the {CLIP_DRAWS - 1} triplets drawn before it '
+                     f'are all across a scene cut or a repeated frame; the clips hold too few '
+                     f'whose middle frame is the moment between the others')
+
+
+def _decoded(triplet):
+  """A --clips triplet's three frames, decoded as the pipeline does."""
   from transforms import files, images  # pylint: disable=import-outside-toplevel
   frames = []
   for path in (triplet.frame0, triplet.truth, triplet.frame1):
@@ -88,6 +108,11 @@ def _crop_triplet(rng, triplet, crop: int):
       frames.append(images.decode(files.read_bytes(path), path).rgb())
     except Exception as e:  # truncated past its header, or a failed read from cloud storage
       raise BadClipFrame(f'{path}: {e}') from e
+  return frames
+
+
+def _crop(rng, triplet, frames, crop: int):
+  """A joint random square crop of a triplet's three decoded frames."""
   h, w = frames[0].shape[:2]
   if h < crop or w < crop:
     raise ValueError(f'{triplet.frame0}: {w}x{h} is smaller than the {crop}px training crop')

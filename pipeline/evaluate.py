@@ -349,14 +349,7 @@ class EvaluateTriplet(beam.DoFn):
                                       f'{quality.SSIM_WINDOW} window: nothing to score')
       return
     if self._scene_cut is not None:  # footage: is the middle frame the midpoint in time?
-      reason, score = None, None
-      if np.array_equal(truth, x0) or np.array_equal(truth, x1):
-        reason = 'repeated frame'  # a freeze or a transfer's repeat: motion is not even
-      else:
-        thumb0, thumb, thumb1 = (scene_cuts.thumbnail(x) for x in (x0, truth, x1))
-        score = max(scene_cuts.thumbnail_score(thumb0, thumb),
-                    scene_cuts.thumbnail_score(thumb, thumb1))
-        reason = 'scene cut' if score > self._scene_cut else None
+      reason, score = scene_cuts.not_a_midpoint(x0, truth, x1, self._scene_cut)
       if reason:
         yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': None,
                'left_out': reason, 'cut_score': None if score is None else round(score, 4)}

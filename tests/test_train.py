@@ -821,10 +821,33 @@ def test_a_clip_of_frames_pil_cannot_open_is_trained_on_as_the_pipeline_reads_it
     tifffile.imwrite(folder / f'f{i}.tif', frame, photometric='minisblack',
                      extrasamples=['unassalpha'])
   (triplet,) = training.load_clips(argparse.Namespace(clips=str(tmp_path / 'clips'), crop=16))
-  crop_triplet = training._crop_triplet  # pylint: disable=protected-access
-  frames = crop_triplet(np.random.default_rng(0), triplet, 16)
+  # pylint: disable=protected-access
+  frames = training._crop(np.random.default_rng(0), triplet, training._decoded(triplet), 16)
   np.testing.assert_allclose([f.mean() for f in frames], [0, 20000 / 65535, 40000 / 65535],
                              atol=1e-6)
+
+
+def test_clip_triplets_across_a_scene_cut_or_a_repeated_frame_are_not_trained_on(
+    tmp_path, monkeypatch):
+  """Every triplet was trained on: across an edit's cut the model learnt to cross-fade, and
+  at a freeze to hold, where leave-one-out scoring (`--scene_cuts`) leaves both out."""
+  from pipeline import sample_footage  # pylint: disable=import-outside-toplevel
+  frames = list(sample_footage.edited_frames(5, 160, 96))  # a cut between frames 4 and 5
+  frames[8] = frames[7]  # a freeze: frame 7 repeated
+  folder = tmp_path / 'clips' / 'edit'
+  folder.mkdir(parents=True)
+  for i, frame in enumerate(frames):
+    Image.fromarray(frame).save(folder / f'f{i:02d}.png')
+  clips = training.load_clips(argparse.Namespace(clips=str(tmp_path / 'clips'), crop=16))
+  assert len(clips) == 8
+  monkeypatch.setattr(training, '_crop', lambda rng, triplet, frames, crop: triplet.truth)
+  draw = training._clip_triplet  # pylint: disable=protected-access
+  drawn = {draw(np.random.default_rng(seed), clips, 16) for seed in range(60)}
+  assert drawn == {str(folder / f'f{i:02d}.png') for i in (1, 2, 3, 6)}
+  with pytest.raises(training.BadClipFrame, match=r'f0[4578]\.png: it and the 19 triplets drawn '
+                                                  r'before it are all across a scene cut or a '
+                                                  r'repeated frame'):
+    draw(np.random.default_rng(0), clips[3:5] + clips[6:], 16)
 
 
 def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys):

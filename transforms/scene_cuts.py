@@ -114,6 +114,20 @@ def thumbnail_score(thumb0: np.ndarray, thumb1: np.ndarray) -> float:
   return min(1.0, colour_change(thumb0, thumb1), structure_change(thumb0, thumb1))
 
 
+def not_a_midpoint(x0: np.ndarray, middle: np.ndarray, x1: np.ndarray,
+                   threshold: float = DEFAULT_THRESHOLD) -> tuple[str | None, float | None]:
+  """Why the middle of three consecutive frames of footage is not the moment between the other
+  two, as leave-one-out scoring and fine-tuning on footage both need it to be: 'repeated frame'
+  (it equals a neighbour: a freeze or a transfer's repeat, where motion is not even) or 'scene
+  cut' (a cut score above `threshold` on either side); with the larger score where computed.
+  (None, score) for a usable triplet."""
+  if np.array_equal(middle, x0) or np.array_equal(middle, x1):
+    return 'repeated frame', None
+  thumb0, thumb, thumb1 = (thumbnail(x) for x in (x0, middle, x1))
+  score = max(thumbnail_score(thumb0, thumb), thumbnail_score(thumb, thumb1))
+  return ('scene cut' if score > threshold else None), score
+
+
 def held_frame(k: int, step: int) -> int:
   """Which original (0 or 1) in-between k of `step` holds at a cut: the nearer in time."""
   return 0 if 2 * k <= step else 1
