@@ -882,7 +882,12 @@ def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys):
     args.clips = spelled
     assert training.describe_data(args, clips) == described, spelled
   args.clips = 'gs://bucket/clips/'
-  assert 'clips gs://bucket/clips (50%)' in training.describe_data(args, clips)
+  assert 'clips gs://bucket/clips (50%, 1 triplets ' in training.describe_data(args, clips)
+  # Footage added to the folder between a stop and the resume: the resume said nothing.
+  args.clips, args.crop = str(tmp_path / 'clips'), 16
+  _clip(tmp_path / 'clips' / 'added', [(40, 30)] * 3)
+  more = training.load_clips(args)
+  assert len(more) == 2 and training.describe_data(args, more) != described
 
 
 def test_a_frame_that_fails_mid_run_stops_training_with_one_line(tmp_path):
