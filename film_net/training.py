@@ -523,22 +523,16 @@ def describe_data(args, clips: list | None) -> str:
     where = args.clips.rstrip('/')  # one way to say it: a resume compares the words
     if not weights_lib.is_remote(where):
       where = os.path.normpath(where)  # './x' is 'x'
-    # Which triplets, by their frames' names under the folder: footage added to it or taken out
-    # between a stop and the resume draws other batches, and the resume must say so.
-    names = '\n'.join(sorted('|'.join(_under(path, where) for path in
-                                       (t.frame0, t.truth, t.frame1)) for t in clips))
+    # Which triplets, by clip (as the pipeline names them) and frame names: footage added to
+    # the folder or taken out between a stop and the resume draws other batches, and the resume
+    # must say so.
+    names = '\n'.join(sorted('|'.join([t.clip] + [os.path.basename(path) for path in
+                                                  (t.frame0, t.truth, t.frame1)]) for t in clips))
     data += (f' + clips {where} ({args.clips_fraction:.0%}, {len(clips)} triplets '
              f'{hashlib.sha1(names.encode()).hexdigest()[:8]})')
   if args.views_per_scene > 1:
     data += f', {args.views_per_scene} views per triplet'
   return data
-
-
-def _under(path: str, folder: str) -> str:
-  """`path` relative to `folder` (its spelling aside), for remote and local paths alike."""
-  if weights_lib.is_remote(folder):
-    return path[len(folder) + 1:] if path.startswith(folder + '/') else path
-  return os.path.relpath(path, folder)
 
 
 def run_steps(args, batches: Iterable, train_step: Callable, current_step: Callable[[], int],
