@@ -470,16 +470,14 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
     pruned = (
         p
         | 'Output' >> beam.Create([known.output])
-        | 'PruneRemovedClips' >> beam.ParDo(
-            prune.PruneRemovedClips(known.run_id),
-            beam.pvalue.AsList(found.clips | 'ClipNames' >> beam.Map(lambda c: c.name)),
-            beam.pvalue.AsList(found.errors | 'ListingGaps' >> beam.Filter(
+        | 'PruneRemovedClips' >> prune.Prune(
+            known.run_id, found.clips | 'ClipNames' >> beam.Map(lambda c: c.name),
+            found.errors | 'ListingGaps' >> beam.Filter(
                 # (a manifest's malformed rows: clips still in the input, unreadable tonight)
                 lambda r: r['error_type'] == clips_lib.IncompleteListing.__name__
-                or r['stage'] == 'manifest'))
-        ).with_outputs('errors', main='clips'))
-    error_outputs.append(pruned.errors)
-    tagged.append(pruned.clips | 'TagPruned' >> beam.Map(lambda r: ('pruned', r)))
+                or r['stage'] == 'manifest')))
+    error_outputs.append(pruned['errors'])
+    tagged.append(pruned['clips'] | 'TagPruned' >> beam.Map(lambda r: ('pruned', r)))
   errors = error_outputs | 'AllErrors' >> beam.Flatten()
   pair_files = (
       results.pairs
@@ -533,7 +531,8 @@ def _print_steps(proto):
   steps = []
   for tid in root:
     t = proto.components.transforms[tid]
-    steps += [proto.components.transforms[s].unique_name for s in t.subtransforms] or [t.unique_name]
+    steps += ([proto.components.transforms[s].unique_name for s in t.subtransforms]
+              or [t.unique_name])
   print(f'Job steps ({len(steps)}):')
   for name in steps:
     print(f'  {name}')

@@ -177,3 +177,22 @@ def test_a_clip_renamed_in_case_alone_is_pruned_where_names_keep_their_case(tmp_
   status, run_id = run_job(archive, output, model_path, '--prune_removed_clips')
   assert status == 0 and _summary(output, run_id)['pruned'] == ['Reel1']
   assert sorted(os.listdir(output)) == ['_markers', '_runs', 'reel1']
+
+
+def test_a_retried_delete_reports_what_the_listing_found(tmp_path):
+  """Dataflow retries a bundle whose deletes were done but whose results were lost: the retry
+  found nothing left to prune and the run's summary said fewer clips than went. The listing is
+  committed (a Reshuffle) before the deletes, which a retry repeats against the same list."""
+  output = str(tmp_path)
+  for path in ('old/frame_000000.png', 'old/frame_000001.png', '_markers/old/p0.done',
+               'kept/frame_000000.png'):
+    os.makedirs(os.path.dirname(tmp_path / path), exist_ok=True)
+    (tmp_path / path).write_bytes(b'x')
+  listed = list(prune.ListRemovedClips('run').process(output, ['kept'], []))
+  assert [r['clip'] for r in listed] == ['old'] and len(listed[0]['paths']) == 3
+  delete = prune.DeleteRemovedClip('run')
+  first = list(delete.process(listed[0], ['kept']))
+  retried = list(delete.process(listed[0], ['kept']))
+  assert first == retried == [{'clip': 'old', 'files_removed': 3}]
+  assert sorted(os.listdir(tmp_path)) == ['_markers', '_tmp', 'kept']
+  assert not os.listdir(tmp_path / '_markers')

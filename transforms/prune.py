@@ -44,12 +44,13 @@ def output_clip_files(output):
   return by_clip
 
 
-class PruneRemovedClips(beam.DoFn):
-  """output -> {'clip', 'files_removed'} of each clip folder of the output whose clip is not in
-  the side input `clip_names` (this run's clips); nothing when the run found no clip, or when
+class ListRemovedClips(beam.DoFn):
+  """output -> {'clip', 'paths'} of each clip folder of the output whose clip is not in the side
+  input `clip_names` (this run's clips); nothing when the run found no clip, or when
   `listing_gaps` (discovery's error records of `clips.IncompleteListing`, and a manifest's
   malformed rows) says that a part of the input could not be listed or read: its clips may be
-  only unreachable tonight."""
+  only unreachable tonight. Listing apart from deleting, with a Reshuffle between (`Prune`), so
+  that a retried delete reports what the listing found, not what a failed attempt left."""
 
   def __init__(self, run_id):
     self._run_id = run_id
@@ -65,7 +66,6 @@ class PruneRemovedClips(beam.DoFn):
             self._run_id, [output], 'prune', clips.IncompleteListing(why),
             f'--prune_removed_clips: nothing pruned in {output}: {why}'))
       return
-    keep = set(clip_names)
     try:
       # On a case-insensitive disk (macOS, Windows, SMB) `Reel1` renamed `reel1` writes into the
       # old folder: a folder named as a kept clip but for case is never pruned there. On GCS and
@@ -77,23 +77,57 @@ class PruneRemovedClips(beam.DoFn):
           self._run_id, [output], 'prune', e,
           f'--prune_removed_clips: cannot list {output}, nothing pruned: {e}'))
       return
-    kept = {fold(name) for name in keep}
+    kept = {fold(name) for name in clip_names}
     for clip, paths in sorted(by_clip.items()):
-      if fold(clip) in kept:
-        continue
-      try:
-        files.delete_files(sorted(paths, key=lambda p: not p.endswith('.done')))  # markers first
-      except Exception as e:  # pylint: disable=broad-except
-        yield beam.pvalue.TaggedOutput('errors', records.error_record(
-            self._run_id, [files.join(output, clip)], 'prune', e,
-            f'cannot prune {files.join(output, clip)} (its clip is no longer in the input): '
-            f'{e}'))
-        continue
-      _remove_empty_folders(output, clip, keep)
-      records.counter('clips_pruned').inc()
-      _log.warning('pruned %s: %d files of a clip no longer in the input',
-                   files.join(output, clip), len(paths))
-      yield {'clip': clip, 'files_removed': len(paths)}
+      if fold(clip) not in kept:
+        yield {'output': output, 'clip': clip, 'paths': sorted(paths)}
+
+
+class DeleteRemovedClip(beam.DoFn):
+  """{'output', 'clip', 'paths'} -> {'clip', 'files_removed'}, its files deleted (markers first:
+  a clip half deleted reads as not done), and its local folders left empty. A retry deletes what
+  is still there and reports the listing's count again: files already gone are no error."""
+
+  def __init__(self, run_id):
+    self._run_id = run_id
+
+  def process(self, removed, clip_names):
+    output, clip, paths = removed['output'], removed['clip'], removed['paths']
+    try:
+      files.delete_files(sorted(paths, key=lambda p: not p.endswith('.done')))
+    except Exception as e:  # pylint: disable=broad-except
+      yield beam.pvalue.TaggedOutput('errors', records.error_record(
+          self._run_id, [files.join(output, clip)], 'prune', e,
+          f'cannot prune {files.join(output, clip)} (its clip is no longer in the input): '
+          f'{e}'))
+      return
+    _remove_empty_folders(output, clip, set(clip_names))
+    records.counter('clips_pruned').inc()
+    _log.warning('pruned %s: %d files of a clip no longer in the input',
+                 files.join(output, clip), len(paths))
+    yield {'clip': clip, 'files_removed': len(paths)}
+
+
+class Prune(beam.PTransform):
+  """output folders -> {'clip', 'files_removed'} of the clips pruned, tagged 'errors' beside:
+  `ListRemovedClips`, a Reshuffle that commits its listing, and `DeleteRemovedClip`."""
+
+  def __init__(self, run_id, clip_names, listing_gaps):
+    super().__init__()
+    self._run_id, self._clip_names, self._listing_gaps = run_id, clip_names, listing_gaps
+
+  def expand(self, outputs):
+    names = beam.pvalue.AsList(self._clip_names)
+    listed = outputs | 'ListRemovedClips' >> beam.ParDo(
+        ListRemovedClips(self._run_id), names,
+        beam.pvalue.AsList(self._listing_gaps)).with_outputs('errors', main='clips')
+    deleted = (
+        listed.clips
+        | 'CommitListing' >> beam.Reshuffle()
+        | 'DeleteRemovedClips' >> beam.ParDo(DeleteRemovedClip(self._run_id), names)
+        .with_outputs('errors', main='clips'))
+    errors = (listed.errors, deleted.errors) | 'PruneErrors' >> beam.Flatten()
+    return {'clips': deleted.clips, 'errors': errors}
 
 
 def _folds_case(output):
