@@ -46,6 +46,7 @@ from apache_beam.utils import shared
 from google.protobuf import text_format
 
 from film_net import flags
+from pipeline import local_worker
 from pipeline import options as pipeline_flags
 from transforms import clips as clips_lib
 from transforms import files
@@ -81,7 +82,7 @@ class LocalRunner(PipelineRunner):
     runner = fn_runner.FnApiRunner(provision_info=provision_info)
     run_graph = runner.run_via_runner_api  # (what run_pipeline hands the job's graph to)
     runner.run_via_runner_api = lambda proto, options: run_graph(
-        _workers_leave_ctrl_c_to_the_launcher(proto), options)
+        _workers_tied_to_the_launcher(proto), options)
     with _quiet_workers_stopped_with_the_job():
       try:
         return runner.run_pipeline(pipeline, options)
@@ -141,15 +142,22 @@ def _quiet_workers_stopped_with_the_job():
     threading.excepthook = previous
 
 
-def _workers_leave_ctrl_c_to_the_launcher(pipeline_proto):
-  """A terminal's Ctrl-C reaches every process of the job: each multi_processing worker died
-  of it with its own screen of tracebacks (200 lines for two workers) around the launcher's one
-  line. Started with SIGINT ignored, they are stopped by the launcher, which stops the job."""
+def _workers_tied_to_the_launcher(pipeline_proto):
+  """Each multi_processing worker started as `local_worker`: Ctrl-C (which reaches every process
+  of a terminal's job) left to the launcher, which stops the job (each worker died of it with
+  its own screen of tracebacks, 200 lines for two workers, around the launcher's one line), and
+  the worker ended with the launcher when that is killed outright."""
   from apache_beam.portability import python_urns  # pylint: disable=import-outside-toplevel
+  beam_worker = '-m apache_beam.runners.worker.sdk_worker_main'
   for environment in pipeline_proto.components.environments.values():
     if environment.urn == python_urns.SUBPROCESS_SDK:
       command = environment.payload.decode('utf-8')
-      environment.payload = f"trap '' INT; exec {command}".encode('utf-8')
+      if command.endswith(beam_worker):
+        command = (f'export {local_worker.LAUNCHER_PID}={os.getpid()}; '
+                   f'exec {command[:-len(beam_worker)]}-m pipeline.local_worker')
+      else:
+        command = f'exec {command}'
+      environment.payload = f"trap '' INT; {command}".encode('utf-8')
   return pipeline_proto
 
 

@@ -614,6 +614,43 @@ def test_a_signal_to_a_multi_processing_launcher_alone_ends_the_job(tmp_path, si
     time.sleep(0.2)
 
 
+def test_the_workers_of_a_launcher_killed_outright_end_with_it(tmp_path):
+  """`kill -9` of the launcher (or the OOM killer) left its workers running on, until Beam's
+  harness found its control stream gone (seconds), each with a traceback on the terminal the
+  launcher had left."""
+  for name in ('clip', 'clip2'):
+    make_clip(tmp_path / 'archive' / name, 60, width=160, height=96, seed=3)
+  job = _multi_processing_job_at_work(tmp_path, '--pairs_per_unit=20')
+  workers = _worker_pids(job.pid)
+  assert workers
+  job.kill()
+  _, stderr = job.communicate(timeout=120)  # (once the workers have closed their stderr too)
+  assert 'Traceback' not in stderr, stderr
+  deadline = time.monotonic() + 10
+  while any(os.path.exists(f'/proc/{pid}') and _is_running(pid) for pid in workers):
+    if time.monotonic() > deadline:
+      os.killpg(job.pid, signal.SIGKILL)
+      pytest.fail('a worker ran on after its launcher was killed')
+    time.sleep(0.2)
+
+
+def _worker_pids(launcher):
+  """The Beam SDK workers the launcher started (their /proc entries: Linux)."""
+  found = []
+  for task in os.listdir(f'/proc/{launcher}/task'):
+    with open(f'/proc/{launcher}/task/{task}/children', encoding='ascii') as f:
+      found += [int(pid) for pid in f.read().split()]
+  return found
+
+
+def _is_running(pid):
+  try:
+    with open(f'/proc/{pid}/stat', encoding='ascii') as f:
+      return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+  except OSError:
+    return False
+
+
 def test_what_a_worker_logs_once_the_run_is_being_stopped_is_left_unsaid():
   """A worker cut off mid-bundle by a stop logged 'cannot schedule new futures after shutdown'
   with a traceback (its writer pool shut down under it), after the run's one line: once in a
