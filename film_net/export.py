@@ -95,6 +95,7 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
     module.__call__.get_concrete_function(_INPUTS, training=training)
   signatures = {'serving_default': module.serve}
   if weights_lib.is_remote(path):
+    _refuse_a_file(path.rstrip('/'), _remote_file_exists(path.rstrip('/')))
     old = _remote_files(path)
     _refuse_to_replace_other_files(path, _top_level_names(path.rstrip('/'), old))
     with tempfile.TemporaryDirectory(prefix='film_export_') as local:
@@ -106,6 +107,7 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
       weights_lib.upload_tree(local, path)
     return
   path = os.path.realpath(path)  # a link to an export: that export is replaced, the link kept
+  _refuse_a_file(path, os.path.lexists(path) and not os.path.isdir(path))
   _refuse_to_replace_other_files(path, os.listdir(path) if os.path.isdir(path) else [])
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
@@ -163,6 +165,19 @@ def _swap_in(staged: str, path: str) -> None:
     os.rename(old, path)
     raise
   shutil.rmtree(old, ignore_errors=True)
+
+
+def _refuse_a_file(path: str, is_a_file: bool) -> None:
+  """An export named as a file (a weight file) hid it: moved aside on disk, shadowed in a
+  bucket (its name then loaded as the export)."""
+  if is_a_file:
+    raise ValueError(f'{path} is a file, not a folder: name a new or empty folder, or an '
+                     f'earlier export to replace')
+
+
+def _remote_file_exists(path: str) -> bool:
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+  return FileSystems.exists(path)
 
 
 def _remote_files(path: str) -> list[str]:

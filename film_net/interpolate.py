@@ -45,12 +45,18 @@ def main(argv=None) -> int:
   flags.add_tile_flags(parser)
   args = parser.parse_args(argv)
   flags.check_tile_flags(parser, args)
+  if weights_lib.is_remote(args.output_dir):  # os.makedirs made a local folder 'gs:'
+    parser.error(f'--output_dir must be a local folder; got {args.output_dir}')
   flags.check_paths(parser, [('--output_dir', args.output_dir)], [('--model', args.model)])
-  new_folder = not os.path.lexists(args.output_dir)
+  made = []  # the folders this run makes, deepest first
+  here = os.path.abspath(args.output_dir)
+  while not os.path.lexists(here):
+    made.append(here)
+    here = os.path.dirname(here)
   status = _interpolate(args)
-  if status and new_folder and os.path.isdir(args.output_dir) and not os.listdir(
-      args.output_dir):
-    os.rmdir(args.output_dir)  # refused before its first frame: no empty folder left behind
+  for folder in made if status else ():  # refused before its first frame: no folder left behind
+    if os.path.isdir(folder) and not os.listdir(folder):
+      os.rmdir(folder)
   return status
 
 
@@ -77,6 +83,7 @@ def _interpolate(args) -> int:
     interp = Interpolator.from_path(args.model, align=args.align or None,
                                     flip_average=args.flip_average, tile=args.tile or None,
                                     tile_overlap=args.tile_overlap)
+    interp.check_size(h0, w0)  # (before the record of frames being written is made)
   except (OSError, ValueError) as e:  # (naming the file) a usage error, as a local --model
     print(f'error: {e}', file=sys.stderr)  # that is not there, and as the pipeline's commands
     return 2

@@ -214,7 +214,7 @@ class Interpolator:
     self.padding = padding
     self.engine = 'native' if net is not None else 'savedmodel'
     self.net = net
-    # A SavedModel's options, where known, say the smallest frame it runs (`_check_size`).
+    # A SavedModel's options, where known, say the smallest frame it runs (`check_size`).
     self.options = net.options if net is not None else options
     self.flip_average = flip_average
     self.flip_weights = flip_weights
@@ -336,7 +336,10 @@ class Interpolator:
         raise ValueError(f'cannot load film_net model from {path}: not a readable .npz weight '
                          f'file ({e})') from e
       except (ValueError, OSError, KeyError) as e:
-        raise ValueError(f'cannot load film_net model from {path}: {e}') from e
+        # (TensorFlow's own OSErrors, a SavedModel's variables/ gone: in one line, as the
+        # savedmodel engine says it)
+        why = str(e).strip().splitlines()[0] if isinstance(e, OSError) and str(e).strip() else e
+        raise ValueError(f'cannot load film_net model from {path}: {why}') from e
       except (tf.errors.OpError, IndexError) as e:  # a SavedModel's files gone or cut short
         raise ValueError(f'cannot load film_net model from {path}: {_unreadable(e)}') from e
     try:
@@ -396,7 +399,7 @@ class Interpolator:
                        f'frame ({self.source or "its weights"})')
     return mid
 
-  def _check_size(self, height: int, width: int) -> None:
+  def check_size(self, height: int, width: int) -> None:
     """The frame, as padded, must be at least `Options.min_size` on each side."""
     if self.options is None:
       return
@@ -420,7 +423,7 @@ class Interpolator:
     if x0.shape[0] != x1.shape[0]:
       raise ValueError(f'x0 and x1 batch sizes differ: {x0.shape[0]} vs {x1.shape[0]}')
     height, width = x0.shape[1:3]
-    self._check_size(height, width)
+    self.check_size(height, width)
     with self._one_at_a_time:  # counted under the lock: threads may share this Interpolator
       self.model_calls += x0.shape[0]
     return self._whole_or_tiled_mid(x0, x1)
@@ -432,7 +435,9 @@ class Interpolator:
       return self._crop(self._pair_mid(self._pad(x0), self._pad(x1)), height, width)
     mid = np.zeros(x0.shape, np.float32)
     total = np.zeros((height, width, 1), np.float32)
-    shortest = 1 if self.align or self.options is None else self.options.min_size
+    # A tile at least the model's least side pads to at least that too, whatever `align`
+    # (an align below it, 8, left 56 px tiles the model cannot run).
+    shortest = 1 if self.options is None else self.options.min_size
     rows, columns = (tile_spans(n, self.tile, self.tile_overlap, self.align or 1, shortest)
                      for n in (height, width))
     column_ramps = tile_ramps(columns)
@@ -553,7 +558,7 @@ class Interpolator:
       check_frames(*((previous.frame,) if previous else ()), frame, single=True)
       current = _LazyState(np.asarray(frame, np.float32), self._frame_state)
       if previous is None:
-        self._check_size(*current.frame.shape[:2])
+        self.check_size(*current.frame.shape[:2])
       else:
         positions = range(1, step) if wanted is None else sorted(set(wanted(index - 1)))
         if any(not 0 < p < step for p in positions):

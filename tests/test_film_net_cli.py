@@ -237,6 +237,28 @@ def test_cli_reports_a_missing_frame(tmp_path):
     assert result.returncode == 2 and message in result.stderr
 
 
+def test_cli_refused_before_its_first_frame_leaves_no_folder_or_record(tmp_path, capsys):
+  """Frames too small for the model were refused after the record of the frames 'being written'
+  was made (the folder stayed, listing three frames never written, exit 1); a new nested
+  `--output_dir` left its parents; and a gs:// one was a local folder named 'gs:'."""
+  model, paths = _tiny_model_and_flat_pair(tmp_path)
+  small = [str(tmp_path / f'small{i}.png') for i in range(2)]
+  for path in small:
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+  out = tmp_path / 'new' / 'sub' / 'leaf'
+  assert interpolate.main([*small, '--model', model, '--align', '0',
+                           '--output_dir', str(out)]) == 2
+  assert '8x8' in capsys.readouterr().err and not (tmp_path / 'new').exists()
+  assert interpolate.main([paths[0], str(tmp_path / 'gone.png'), '--model', model,
+                           '--output_dir', str(out)]) == 1
+  assert 'gone.png' in capsys.readouterr().err and not (tmp_path / 'new').exists()
+  os.chdir(tmp_path)
+  with pytest.raises(SystemExit) as stopped:
+    interpolate.main([*paths, '--model', model, '--output_dir', 'gs://bucket/out'])
+  assert stopped.value.code == 2 and not (tmp_path / 'gs:').exists()
+  assert '--output_dir must be a local folder' in capsys.readouterr().err
+
+
 @pytest.mark.parametrize('flags, expected', [
     ([], None), (['--flip_average'], True), (['--flip_average=true'], True),
     (['--flip_average=false'], False), (['--no_flip_average'], False)])

@@ -289,6 +289,18 @@ def test_unpadded_tiles_are_never_shorter_than_the_model_takes():
   assert tiled(x0, x1).shape == x0.shape
 
 
+def test_tiles_padded_to_an_align_below_the_models_least_side_still_run():
+  """Padding was taken to bring every tile up to the model's least side: at `align` 8 (the
+  built-in model's is 64 px) tiles shortened to split a side evenly were padded to 56 px alone,
+  and TensorFlow failed inside the model."""
+  tiny = Options.tiny()
+  tiled = Interpolator.random(tiny, seed=0, align=tiny.min_size // 4, tile=tiny.min_size,
+                              tile_overlap=4)
+  rng = np.random.default_rng(3)
+  x0, x1 = (_frames(rng, 1, tiny.min_size + 1, tiny.min_size + 2, 3) for _ in range(2))
+  assert tiled(x0, x1).shape == x0.shape
+
+
 def test_tile_ramps_are_positive_and_one_where_a_single_tile_covers():
   spans = interpolator.tile_spans(160, 64, 16)
   assert spans == [(0, 64), (48, 112), (96, 160)]

@@ -82,6 +82,13 @@ def test_an_export_in_a_folder_named_like_a_glob_loads_and_one_cut_short_says_so
     with pytest.raises(ValueError, match=r'^cannot load film_net model from .*Take \[2\]/model: '
                                          r'a file of it is cut short or unreadable \('):
       Interpolator.from_path(str(bracketed), engine=engine)
+  # Its variables gone: TensorFlow's advice on `experimental_io_device` was a second line.
+  shutil.rmtree(bracketed / 'variables')
+  for engine in ENGINES:
+    with pytest.raises(ValueError, match=r'^cannot load film_net model from .*Take \[2\]/model: '
+                       ) as raised:
+      Interpolator.from_path(str(bracketed), engine=engine)
+    assert '\n' not in str(raised.value), str(raised.value)
 
 
 def test_an_interpolators_export_runs_as_it_did(tiny_export, tmp_path):
@@ -336,6 +343,21 @@ def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
   with pytest.raises(ValueError, match='holds files other than a SavedModel'):
     interp.export_saved_model('gs://film-test/models')
   assert gcs.blob('models/w.npz').exists() and gcs.blob('models/notes/readme.txt').exists()
+  # Over a weight file, the export was uploaded below its name, which then loaded as the export.
+  with pytest.raises(ValueError, match='models/w.npz is a file, not a folder'):
+    interp.export_saved_model('gs://film-test/models/w.npz')
+  assert not list(gcs.list_blobs(prefix='models/w.npz/'))
+
+
+def test_an_export_over_a_weight_file_is_refused_not_the_file_hidden(tmp_path):
+  """The file was moved aside to a hidden `.tmp-export-*-old` and the export took its name."""
+  path = tmp_path / 'model.npz'
+  interp = Interpolator.random(Options.tiny(), seed=1)
+  interp.save(str(path))
+  before = path.read_bytes()
+  with pytest.raises(ValueError, match='model.npz is a file, not a folder'):
+    interp.export_saved_model(str(path))
+  assert path.read_bytes() == before and os.listdir(tmp_path) == ['model.npz']
 
 
 def test_an_export_replaces_an_earlier_one_whole_or_not_at_all(tmp_path, monkeypatch):
