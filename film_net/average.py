@@ -91,14 +91,14 @@ def main(argv=None) -> int:
       'film_net.average',
       'Write the weighted mean of the weights of models of one training lineage (a fine-tune '
       'and the file it started from) as a new weight file: a weight soup.')
-  parser.add_argument('models', nargs='+', metavar='MODEL',
+  parser.add_argument('models', nargs='+', metavar='MODEL', type=flags.path_value,
                       help='weight files or SavedModel folders (local or gs://), two or more; '
                            '"default" is the built-in model. The average runs as the first '
                            'does (its flip averaging and padding)')
   parser.add_argument('--shares', type=_shares, default=None, metavar='S,S,...',
                       help='each model\'s share, in their order, comma-separated, summing to 1 '
                            '(default: equal)')
-  parser.add_argument('--output', required=True,
+  parser.add_argument('--output', required=True, type=flags.path_value,
                       help='the weight file written (local or gs://), whole; one there already '
                            'is replaced')
   args = parser.parse_args(argv)
@@ -109,8 +109,13 @@ def main(argv=None) -> int:
     parser.error(f'--shares gives {len(shares)} shares for {len(args.models)} models')
   if not math.isclose(sum(shares), 1.0, abs_tol=1e-6):
     parser.error(f'--shares sum to {sum(shares):g}, not 1')
-  flags.check_paths(parser, [('--output', os.path.dirname(args.output) or '.')],
-                    [('MODEL', m) for m in args.models if m != 'default'])
+  if not weights_lib.is_remote(args.output) and os.path.isdir(args.output):
+    parser.error(f'--output {args.output} is a folder; --output names the weight file written')
+  problem = flags.not_a_folder(f'--output {args.output}: its folder',  # (not the flag's value)
+                               os.path.dirname(args.output) or '.')
+  if problem:
+    parser.error(problem)
+  flags.check_paths(parser, models=[('MODEL', m) for m in args.models if m != 'default'])
   if weights_lib.is_remote(args.output):  # before the models are read: in the pipeline's words
     from transforms import files  # pylint: disable=import-outside-toplevel
     why = files.unreachable(args.output.rsplit('/', 1)[0])
@@ -141,4 +146,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(flags.run_command(main))
+  flags.exit_with(flags.run_command(main))

@@ -198,10 +198,11 @@ def main(argv=None) -> int:
       'film_net.export', 'Write a weight file as a SavedModel of FILM\'s released calling '
                          'convention (x0, x1, time in; image out).')
   parser.add_argument('--model', '--model_path', dest='model', default=None,
+                      type=flags.path_value,
                       help='our weight file, a released .npz or SavedModel (default: the '
                            'built-in model; --model_path: the same, as the pipeline\'s commands '
                            'name it)')
-  parser.add_argument('--output', required=True,
+  parser.add_argument('--output', required=True, type=flags.path_value,
                       help='folder the SavedModel is written to (local or gs://); one there '
                            'already is replaced, whole; a folder of other files is refused')
   args = parser.parse_args(argv)
@@ -226,4 +227,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(flags.run_command(main))
+  flags.exit_with(flags.run_command(main))

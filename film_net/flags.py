@@ -58,6 +58,10 @@ def not_a_folder(flag: str, path: str) -> str | None:
     return None
   here = os.path.abspath(path)
   while not os.path.exists(here):
+    if os.path.islink(here):  # a link to what is not there (an unmounted share): no folder
+      return (f'{flag} {path}: {here} is a link to {os.readlink(here)}, which is not there'
+              if here != os.path.abspath(path) else
+              f'{flag} {path} is a link to {os.readlink(here)}, which is not there')
     above = os.path.dirname(here)
     if above == here:
       return None
@@ -88,6 +92,16 @@ def run_command(main: Callable[[], int | None]) -> int | None:
   except KeyboardInterrupt:
     print('interrupted', file=sys.stderr)
     return 130
+
+
+def exit_with(status: int | None) -> None:
+  """Exits with `status` once the command has printed its outcome. A signal while the interpreter
+  shuts down (joining Beam's and TensorFlow's threads: a second or two) killed the process,
+  whose status became the signal's (143, 130) after a line that said the work was done: from
+  here SIGINT and SIGTERM are ignored."""
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, signal.SIG_IGN)
+  sys.exit(status)
 
 
 def plain_log_lines() -> None:
@@ -165,6 +179,15 @@ times_to_interpolate = in_range(int, 0, 10)
 # --align: the model needs 64 at most (its coarsest level); 100000 padded a frame to 100000^2.
 MAX_ALIGN = 1024
 align = in_range(int, 0, MAX_ALIGN)
+
+
+def path_value(text: str) -> str:
+  """A path flag's value. Empty (an unset variable in a script: `--model_path "$MODEL"`) is a
+  usage error: as a model it read as "the built-in model" and redid every pair with it; as an
+  output it wrote into the current folder."""
+  if not text.strip():
+    raise argparse.ArgumentTypeError('may not be empty (leave the flag out for its default)')
+  return text
 
 
 def parse_bool(text: str) -> bool:

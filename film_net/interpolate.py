@@ -33,10 +33,11 @@ def main(argv=None) -> int:
   parser.add_argument('frame1', help='the second frame, of the same size')
   parser.add_argument('--times_to_interpolate', type=flags.times_to_interpolate, default=1,
                       help='recursion depth n, 0 to 10: 2**n - 1 new frames between the two')
-  parser.add_argument('--output_dir', required=True,
+  parser.add_argument('--output_dir', required=True, type=flags.path_value,
                       help='folder for frame_000.png (frame0) to frame_<2**n>.png (frame1): new, '
                            'empty or an earlier run\'s (other frames there are refused)')
   parser.add_argument('--model', '--model_path', dest='model', default=None,
+                      type=flags.path_value,
                       help='released SavedModel dir, .npz or our weight file; default: built-in '
                            '(--model_path: the same, as the pipeline\'s commands name it)')
   parser.add_argument('--align', type=flags.align, default=64,
@@ -169,4 +170,4 @@ def _pngs(made, count, data, frames):
 
 
 if __name__ == '__main__':
-  sys.exit(flags.run_command(main))
+  flags.exit_with(flags.run_command(main))

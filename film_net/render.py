@@ -762,7 +762,7 @@ def main(argv=None) -> int:
   flags.start_command()
   parser = flags.command_line(
       'film_net.render', 'Write rendered triplets in the Middlebury layout (a held-out set).')
-  parser.add_argument('--output', required=True,
+  parser.add_argument('--output', required=True, type=flags.path_value,
                       help='folder for the triplet folders (frame10.png, frame10i11.png, '
                            'frame11.png each)')
   parser.add_argument('--count', type=flags.positive_int, default=48, help='triplets to render')
@@ -794,4 +794,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(flags.run_command(main))
+  flags.exit_with(flags.run_command(main))

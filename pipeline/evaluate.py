@@ -115,11 +115,12 @@ MEAN_KEY = 'mean'  # the key of the CSV's mean rows; no triplet's
 def parse_known_args(argv):
   parser = flags.command_line('pipeline.evaluate', __doc__.split('\n', 1)[0],
                               epilog=pipeline_flags.BEAM_FLAGS_HELP)
-  parser.add_argument('--input', required=True,
+  parser.add_argument('--input', required=True, type=flags.path_value,
                       help='folder of triplet folders, a .csv/.jsonl manifest, or with '
                            '--leave_one_out a folder of clips')
-  parser.add_argument('--output', required=True, help='folder for results.json/.csv and PNGs')
-  parser.add_argument('--model_path', default=None,
+  parser.add_argument('--output', required=True, type=flags.path_value,
+                      help='folder for results.json/.csv and PNGs')
+  parser.add_argument('--model_path', default=None, type=flags.path_value,
                       help='film_net model to evaluate (default: the built-in model)')
   parser.add_argument('--no_model', action='store_true', help='evaluate the baselines only')
   parser.add_argument('--baselines', default=','.join(quality.BASELINES),
@@ -652,4 +653,4 @@ def _print_results(results):
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  flags.exit_with(main())

@@ -39,7 +39,7 @@ def build_parser():
       'pipeline.run', 'Interpolates archive clips to a higher frame rate with FILM.',
       epilog=BEAM_FLAGS_HELP)
   parser.add_argument(
-      '--input', required=True,
+      '--input', required=True, type=flags.path_value,
       help='Folder or glob (local or gs://) of clips (folders of png/jpg/jpeg/tif/tiff/dpx '
            'frames), or a .csv/.jsonl manifest with columns clip, frame0, frame1.')
   parser.add_argument(
@@ -47,7 +47,7 @@ def build_parser():
       help='Output folder (local or gs://): <output>/<clip>/frame_000000.png ..., run records '
            'under <output>/_runs/<run_id>/.')
   parser.add_argument(
-      '--model_path', default=None,
+      '--model_path', default=None, type=flags.path_value,
       help='Model: released SavedModel dir, .npz, or our weight file, local or gs://. Default: '
            'the model built into the package.')
   parser.add_argument('--times_to_interpolate', type=flags.times_to_interpolate, default=1,
@@ -171,7 +171,10 @@ def parse_with_beam_flags(parser, argv, who):
   beam.error = parser.error  # a bad value of Beam's: one line under this command's usage
   for cls in {str(c): c for c in pipeline_options.PipelineOptions.__subclasses__()}.values():
     cls._add_argparse_args(beam)  # pylint: disable=protected-access
-  unknown = beam.parse_known_args(beam_args)[1]
+  parsed, unknown = beam.parse_known_args(beam_args)
+  if (getattr(parsed, 'direct_num_workers', None) or 0) < 0:  # (Beam's IndexError, after the
+    parser.error(f'argument --direct_num_workers: must be >= 0 (0: one per CPU), got '
+                 f'{parsed.direct_num_workers}')  # model load, in Beam's data plane)
   if unknown:
     parser.error(f'unrecognized arguments: {" ".join(unknown)} (neither {who} nor Beam defines '
                  f'them)')
@@ -197,6 +200,7 @@ def run_id(text):
 def output_folder(text):
   """Beam's text sink, which writes the run records, reads its folder as a glob when it
   finalizes, so '*', '?' or '[' in --output fail the run at its very end, after all the work."""
+  flags.path_value(text)
   if files.GLOB_CHARS.search(text):
     raise argparse.ArgumentTypeError(f'may not contain *, ? or [ (Beam\'s record writer reads '
                                      f'them as a pattern), got {text!r}')

@@ -606,24 +606,36 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   try:
     records.write_started(known.output, known.run_id, details)
   except Exception as e:  # pylint: disable=broad-except
+    if FileSystems.get_scheme(known.output) is None:  # no frame or record could be written
+      shutil.rmtree(progress_dir or '', ignore_errors=True)
+      _remove_run_temporaries(known.output, known.run_id)
+      raise UsageError(f'--output {known.output}: cannot write there ({files.reason(e)}: '
+                       f'{getattr(e, "filename", None) or known.output})') from None
     _log.warning('cannot write %s under %s (%s): every done marker found will be read',
                  records.STARTED, records.run_dir(known.output, known.run_id), e)
   if local and FileSystems.get_scheme(known.output) is None:
     _delete_stale_temporaries(known.output)
   printer = _ProgressPrinter(progress_dir, known.progress_interval) if progress_dir else None
   try:
-    result = run_and_wait(p, pipeline_options, remote=not local and test_pipeline is None)
+    return run_and_wait(p, pipeline_options, remote=not local and test_pipeline is None)
   finally:
     if printer:
       printer.stop()
     del model
-  if FileSystems.get_scheme(known.output) is None:
-    files.delete_tree(files.join(known.output, files.TMP_DIR, known.run_id))
-    try:
-      os.rmdir(files.join(known.output, files.TMP_DIR))
-    except OSError:
-      pass  # Absent, or another run's temporaries are in it.
-  return result
+    _remove_run_temporaries(known.output, known.run_id)  # (a stopped run's too)
+
+
+def _remove_run_temporaries(output, run_id):
+  """On local disk, the run's folder of temporaries as it ends, stopped too (a write cut off
+  there has left its frame alone, and its pair is done again by the next run); and `_tmp` when
+  no other run's are in it. (In a bucket nothing lists an empty folder.)"""
+  if FileSystems.get_scheme(output) is not None:
+    return
+  files.delete_tree(files.join(output, files.TMP_DIR, run_id))
+  try:
+    os.rmdir(files.join(output, files.TMP_DIR))
+  except OSError:
+    pass  # Absent, or another run's temporaries are in it.
 
 
 PROGRESS_PREFIX = 'film-progress-'
@@ -801,7 +813,9 @@ def quiet_beam_logs():
   added once however many times it is asked."""
   for name, kept in (('apache_beam.runners.common', _not_an_interruption),
                      ('apache_beam.runners.portability.local_job_service', _workers_own_lines),
-                     ('apache_beam.runners.worker.data_plane', _not_a_stopped_workers_stream)):
+                     ('apache_beam.runners.worker.data_plane', _not_a_stopped_workers_stream),
+                     ('apache_beam.runners.portability.fn_api_runner.worker_handlers',
+                      _not_a_stopped_workers_close)):
     logger = logging.getLogger(name)
     if kept not in logger.filters:
       logger.addFilter(kept)
@@ -842,6 +856,15 @@ def _not_a_stopped_workers_stream(record):
   stopped."""
   return not (stopping.requested() and
               record.getMessage().startswith('Failed to read inputs in the data plane'))
+
+
+def _not_a_stopped_workers_close(record):
+  """A logging filter: a SIGTERM to the whole process group (GNU `timeout`, `kill -TERM -PGID`,
+  systemd) ends the multi_processing workers with the launcher, and Beam logs closing each one's
+  broken stream as an error with a traceback (grpc.RpcError) before the line that says the run
+  stopped."""
+  return not (stopping.requested() and
+              record.getMessage().startswith('Error closing worker_handler'))
 
 
 def _interrupted(run_id, caught):
@@ -1002,4 +1025,4 @@ def _print_messages(messages, total, stream):
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  flags.exit_with(main())

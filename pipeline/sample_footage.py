@@ -19,7 +19,6 @@ import argparse
 import io
 import os
 import re
-import sys
 
 import numpy as np
 from PIL import Image
@@ -105,7 +104,7 @@ def frame_size(text):
 def main(argv=None):
   flags.start_command()
   parser = flags.command_line('pipeline.sample_footage', __doc__.split('\n')[0])
-  parser.add_argument('--output', default='sample_footage',
+  parser.add_argument('--output', default='sample_footage', type=flags.path_value,
                       help='folder the clips go to (default sample_footage)')
   parser.add_argument('--clips', type=flags.non_negative_int, default=3,
                       help='clips of one shot, clip_00, ... (default 3)')
@@ -166,4 +165,4 @@ def edited_frames(frames_per_shot, width, height, seed=0):
 
 
 if __name__ == '__main__':
-  sys.exit(flags.run_command(main))
+  flags.exit_with(flags.run_command(main))

@@ -1,5 +1,6 @@
 """`python -m film_net.average`: weight soups of one lineage, as the built-in model is made."""
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -128,6 +129,23 @@ def test_shares_that_do_not_make_a_mean_are_a_usage_error(two_models, tmp_path, 
   with pytest.raises(SystemExit) as stop:
     average.main(['--output', str(tmp_path / 'soup.npz'), *argv, *two_models])
   assert stop.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_an_output_that_cannot_be_a_weight_file_is_a_usage_error(two_models, tmp_path, capsys):
+  """A folder was exit status 1 with a message naming a temporary file of the write; a path
+  below a file named that file as if it were the flag's value."""
+  (tmp_path / 'folder').mkdir()
+  (tmp_path / 'a_file').write_bytes(b'x')
+  for output, message in (
+      (tmp_path / 'folder', f'--output {tmp_path / "folder"} is a folder; --output names the '
+                            f'weight file written'),
+      (tmp_path / 'a_file' / 'soup.npz', f'--output {tmp_path / "a_file" / "soup.npz"}: its '
+                                         f'folder {tmp_path / "a_file"} is a file')):
+    with pytest.raises(SystemExit) as stop:
+      average.main(['--output', str(output), *two_models])
+    assert stop.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
+  assert sorted(os.listdir(tmp_path)) == ['a_file', 'folder'] and not os.listdir(
+      tmp_path / 'folder')
 
 
 def test_one_model_is_no_average(two_models, tmp_path, capsys):

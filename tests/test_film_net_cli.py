@@ -421,6 +421,44 @@ def test_a_bad_value_is_one_line_under_the_commands_own_usage(tmp_path, capsys, 
   assert f'python -m pipeline.run: error: {message}' in err and len(err.splitlines()) < 25
 
 
+@pytest.mark.parametrize('argv, message', [
+    (['--direct_num_workers', '-1'], 'argument --direct_num_workers: must be >= 0'),
+    (['--model_path', ''], 'argument --model_path: may not be empty')])
+def test_a_bad_value_is_refused_before_the_model_loads(tmp_path, capsys, argv, message):
+  """A negative worker count was Beam's IndexError, 50 lines after the model load; an empty
+  --model_path (`--model_path "$MODEL"`, unset) ran the built-in model and redid every pair."""
+  from pipeline import run  # pylint: disable=import-outside-toplevel
+  assert run.main(['--input', str(tmp_path), '--output', str(tmp_path / 'out'), *argv]) == 2
+  assert f'python -m pipeline.run: error: {message}' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('module, argv', [
+    ('film_net.interpolate', ['a.png', 'b.png', '--output_dir', 'o', '--model', '']),
+    ('film_net.interpolate', ['a.png', 'b.png', '--output_dir', '']),
+    ('film_net.export', ['--output', '']),
+    ('film_net.export', ['--output', 'o', '--model_path', ' ']),
+    ('film_net.average', ['default', '', '--output', 'o.npz']),
+    ('film_net.average', ['default', 'default', '--output', '']),
+    ('film_net.render', ['--output', '']),
+    ('pipeline.sample_footage', ['--output', '']),
+    ('pipeline.run', ['--input', '', '--output', 'o']),
+    ('pipeline.run', ['--input', 'i', '--output', '']),
+    ('pipeline.evaluate', ['--input', 'i', '--output', 'o', '--model_path', '']),
+    ('pipeline.evaluate', ['--input', 'i', '--output', '']),
+    ('pipeline.evaluate', ['--input', '', '--output', 'o'])])
+def test_an_empty_path_is_a_usage_error(tmp_path, monkeypatch, capsys, module, argv):
+  """An unset variable in a script (`--output "$OUT"`): an empty output wrote clips, markers and
+  records into the current folder; an empty model was the built-in one, which redid every pair
+  of the user's model with it."""
+  monkeypatch.chdir(tmp_path)
+  try:
+    status = dict(_every_command_line())[module](argv)  # (pipeline.run's returns its status)
+  except SystemExit as stop:
+    status = stop.code
+  assert status == 2 and 'may not be empty' in capsys.readouterr().err
+  assert not os.listdir(tmp_path)
+
+
 @pytest.mark.parametrize('module, argv', [
     ('film_net.train', ['--output_dir', os.devnull, '--steps', '1']),
     ('film_net.interpolate', ['a.png', 'b.png', '--output_dir', os.devnull]),

@@ -141,6 +141,24 @@ def test_a_stray_file_beside_a_clips_frames_is_a_notice_and_the_run_passes(tmp_p
       f'frame_{i:06d}.png' for i in range(5)]
 
 
+def test_a_named_pipe_among_the_frames_is_an_error_not_a_run_that_never_ends(tmp_path,
+                                                                         tiny_model):
+  """Read as a frame, a FIFO blocked its unit's reader for ever: the other clips finished and
+  the run never ended, a nightly job stuck until killed. Named in a manifest, the same."""
+  make_clip(tmp_path / 'archive' / 'good', 3, seed=1)
+  make_clip(tmp_path / 'archive' / 'piped', 3, seed=2)
+  fifo = tmp_path / 'archive' / 'piped' / 'frame003.png'
+  os.mkfifo(fifo)
+  output = str(tmp_path / 'out')
+  status, run_id = run_job(str(tmp_path / 'archive'), output, tiny_model[0])
+  assert status == 1 and len(glob.glob(os.path.join(output, 'good', '*.png'))) == 5
+  (error,) = [e for e in _errors(output, run_id) if str(fifo) in e['message']]
+  assert 'not a regular file (a named pipe, socket or device)' in error['message']
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ValueError, match='frame003.png is not a regular file'):
+    files.read_bytes(str(fifo))  # (as a manifest's row names it)
+
+
 def test_frames_of_another_size_are_reported_when_copied_too(tmp_path, tiny_model):
   """At --times_to_interpolate 0 a clip with a frame of another size ran 'ok' with exit 0 and
   delivered a sequence of mixed sizes; each pair is checked, across work units too."""
@@ -290,6 +308,19 @@ def test_an_output_that_cannot_be_one_is_a_usage_error(tmp_path, tiny_model, cap
     assert status == 2
     assert message in capsys.readouterr().err
   assert sorted(os.listdir(archive)) == ['clip']
+  # A link to what is not there (a share not mounted) passed, and so did an output whose run
+  # records cannot be written; every pair was done, and Beam's writer failed in 170 lines.
+  os.symlink(tmp_path / 'unmounted', tmp_path / 'share')
+  records = tmp_path / 'records_blocked'
+  records.mkdir()
+  (records / '_runs').write_bytes(b'x')
+  for output, message in ((tmp_path / 'share' / 'out',
+                           f'{tmp_path / "share"} is a link to {tmp_path / "unmounted"}, which '
+                           f'is not there'),
+                          (records, f'--output {records}: cannot write there')):
+    status, _ = run_job(str(archive), str(output), tiny_model[0])
+    assert status == 2 and message in capsys.readouterr().err
+  assert os.listdir(records) == ['_runs'] and not os.path.exists(tmp_path / 'unmounted')
   # A frame given as --input is named for what it is.
   status, run_id = run_job(str(archive / 'clip' / 'frame000.png'), str(tmp_path / 'out'),
                            tiny_model[0])

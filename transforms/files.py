@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 import shutil
+import stat as _stat
 import threading
 import time
 import uuid
@@ -97,6 +98,9 @@ def unaddressable(path):
   return None
 
 
+NOT_A_REGULAR_FILE = 'not a regular file (a named pipe, socket or device)'
+
+
 def read_bytes(path):
   """The whole file. On GCS one request (the bytes, checked against their CRC32C), where Beam's
   reader asks for the object's metadata first: two per frame read."""
@@ -114,6 +118,8 @@ def read_bytes(path):
       raise FileNotFoundError(errno.ENOENT, 'No such file or directory', path) from None
     except exceptions.Forbidden:
       raise PermissionError(errno.EACCES, 'Permission denied', path) from None
+  if FileSystems.get_scheme(path) is None and not _stat.S_ISREG(os.stat(path).st_mode):
+    raise ValueError(f'{path} is {NOT_A_REGULAR_FILE}: it would block its reader, or never end')
   with FileSystems.open(path, compression_type='uncompressed') as f:
     return f.read()
 
@@ -229,6 +235,10 @@ def list_tree(root, follow_links=True, problems=None, claims=None):
       except OSError:  # a dangling link, or gone since the folder was read
         if problems is not None and os.path.islink(path):
           problems.append((path, f'a link to {os.readlink(path)}, which is not there'))
+        continue
+      if not _stat.S_ISREG(stat.st_mode):  # a named pipe would block its reader for ever
+        if problems is not None:
+          problems.append((path, NOT_A_REGULAR_FILE))
         continue
       found.append(FileMetadata(path, stat.st_size, stat.st_mtime))
   return found
