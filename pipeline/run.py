@@ -845,9 +845,25 @@ def _workers_own_lines(record):
 
 
 def _not_an_interruption(record):
-  """A logging filter: Beam logs a worker's Ctrl-C as an error with a screen of traceback
-  before it stops the job, which `main` then reports in one line."""
-  return not record.getMessage().startswith('KeyboardInterrupt')
+  """A logging filter: Beam logs a worker's Ctrl-C, and a step's failed write of the output
+  (a full disk: `storage_failure`), as an error with a screen of traceback before it stops the
+  job, which `main` then reports in one line."""
+  message = record.getMessage()
+  return not (message.startswith('KeyboardInterrupt') or storage_failure(message))
+
+
+# An OSError as Beam passes a step's on: 'OSError: [Errno 28] No space left on device [while
+# running ...]'.
+_OS_ERROR = re.compile(r'(?:\w+Error): (\[Errno \d+\] .*?)(?: \[while running .*)?$', re.S)
+
+
+def storage_failure(error):
+  """The OS's words ('[Errno 28] No space left on device') where `error` (or its text) is a
+  file operation's failure that stopped the job; else None."""
+  if isinstance(error, OSError) and error.errno:
+    return f'[Errno {error.errno}] {error.strerror}'
+  found = _OS_ERROR.match(str(error))
+  return found.group(1).splitlines()[0] if found else None
 
 
 def _not_a_stopped_workers_stream(record):
@@ -941,9 +957,9 @@ def run_command(caught, start, dry_run, report, interrupted, failed_note, ended)
   """What the command lines of `pipeline.run` and `pipeline.evaluate` share: `start()` runs the
   job, `report(result)` prints its outcome and returns the exit status. Exit status 2 (one
   line) where the flags or the model cannot work; 1 where a Dataflow job ended FAILED or
-  CANCELLED (`failed_note` after Beam's message); 130 or 143 where interrupted: during the job
-  `interrupted(caught)` says so (StillRunning: a Dataflow job that runs on), after it `ended`
-  names what it left; 0 for a dry run."""
+  CANCELLED (`failed_note` after Beam's message), or a write stopped the job (`storage_failure`);
+  130 or 143 where interrupted: during the job `interrupted(caught)` says so (StillRunning: a
+  Dataflow job that runs on), after it `ended` names what it left; 0 for a dry run."""
   try:
     result = start()
   except StillRunning as e:
@@ -962,6 +978,11 @@ def run_command(caught, start, dry_run, report, interrupted, failed_note, ended)
       return 2
     if type(e).__name__ == 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
       print(f'error: {e}\n{failed_note}', file=sys.stderr)
+      return 1
+    failure = storage_failure(e)
+    if failure:  # (a disk full mid-run: Beam's tracebacks were 160 lines)
+      print(f'error: the job stopped: {failure}. What it wrote is whole; once that is mended, '
+            f'the same command finishes the job', file=sys.stderr)
       return 1
     raise
   if dry_run:
