@@ -95,11 +95,15 @@ def check_frames(*frames: np.ndarray, what: str = 'frames', single: bool = False
     if single and len(shape) == 4:
       raise ValueError(f'{what} must be single frames {layouts}; got a batch of shape {shape} '
                        '(interpolate each clip by itself)')
-    if len(shape) not in ((3,) if single else (3, 4)) or shape[-1] != 3:
-      channels = shape[-1] if shape else None
+    if len(shape) not in ((3,) if single else (3, 4)):  # (a 1-D or 5-D array is no image)
+      raise ValueError(f'{what} must be {layouts}; got an array of shape {shape}')
+    if shape[-1] != 3:
+      channels = shape[-1]
       raise ValueError(f'{what} must be RGB with 3 channels, {layouts}; got shape {shape} '
                        f'({channels} channel{"s" if channels != 1 else ""}). Convert grayscale '
                        'or RGBA frames to RGB first.')
+    if 0 in shape:
+      raise ValueError(f'{what} are empty: shape {shape}')
     dtype = np.asarray(frame).dtype
     if dtype.kind != 'f':
       raise ValueError(f'{what} must be floats in [0, 1]; got {dtype} (divide 8-bit pixels by '

@@ -195,6 +195,13 @@ def test_pixels_that_are_not_floats_in_0_1_are_rejected_clearly(interp):
     interp(np.where(x > 0.999, np.nan, x), x)
   with pytest.raises(ValueError, match='2-D array.*grayscale'):
     interp(x[..., 0], x[..., 0])
+  # A 1-D array was told to convert its "3 channels" to RGB; an empty one got NumPy's "zero-size
+  # array to reduction operation minimum which has no identity".
+  with pytest.raises(ValueError, match=r'must be \(H, W, 3\) or \(B, H, W, 3\); got an array of '
+                                       r'shape \(3,\)$'):
+    interp(x[0, 0], x[0, 0])
+  with pytest.raises(ValueError, match=r'are empty: shape \(0, 56, 3\)'):
+    interp(x[:0], x[:0])
   with pytest.raises(ValueError, match='must all be single frames or all batches'):
     interp(x, x[None])
   with pytest.raises(ValueError, match='single frames.*got a batch'):
