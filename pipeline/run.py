@@ -182,7 +182,17 @@ def _runner_name(runner):
   name = names.get(key, names.get(key + 'runner'))
   if name is None and '.' not in runner:
     raise UsageError(f'--runner {runner}: no such runner; one of {", ".join(known)}')
+  if name in _OTHER_LOCAL_RUNNERS:  # (refused as remote: "workers cannot read this disk")
+    raise UsageError(f'--runner {runner}: a local runner this tool does not run on; the default, '
+                     f'DirectRunner, runs here (--direct_running_mode in_memory, '
+                     f'multi_threading or multi_processing)')
   return name or runner
+
+
+# Beam's other runners on this machine: an older direct runner, a notebook's, and one that would
+# download its binary.
+_OTHER_LOCAL_RUNNERS = ('BundleBasedDirectRunner', 'TestDirectRunner', 'InteractiveRunner',
+                        'PrismRunner')
 
 
 def check_paths(known, offline=False):

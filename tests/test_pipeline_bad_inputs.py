@@ -390,6 +390,10 @@ def test_runner_names_are_read_as_beam_reads_them(tmp_path, tiny_model, capsys):
   status, _ = run_job(str(archive), str(output), tiny_model[0], '--runner=dataflow')
   assert status == 2
   assert 'DataflowRunner workers cannot read this machine\'s disk' in capsys.readouterr().err
+  # Beam's other local runners were refused for what they are not: remote.
+  status, _ = run_job(str(archive), str(output), tiny_model[0], '--runner=BundleBasedDirect')
+  assert status == 2 and ('--runner BundleBasedDirect: a local runner this tool does not run on; '
+                          'the default, DirectRunner, runs here') in capsys.readouterr().err
 
 
 def test_an_empty_manifest_is_an_error_not_a_quiet_success(tmp_path, tiny_model):
