@@ -177,7 +177,10 @@ def _refuse_a_file(path: str, is_a_file: bool) -> None:
 
 def _remote_file_exists(path: str) -> bool:
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
-  return FileSystems.exists(path)
+  try:
+    return FileSystems.exists(path)
+  except ValueError:  # a bucket's root (`gs://b`): no object's name
+    return False
 
 
 def _remote_files(path: str) -> list[str]:

@@ -7,6 +7,7 @@ range, not a traceback from deep inside rendering or training.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import math
 import os
@@ -98,10 +99,16 @@ def exit_with(status: int | None) -> None:
   """Exits with `status` once the command has printed its outcome. A signal while the interpreter
   shuts down (joining Beam's and TensorFlow's threads: a second or two) killed the process,
   whose status became the signal's (143, 130) after a line that said the work was done: from
-  here SIGINT and SIGTERM are ignored."""
+  here SIGINT and SIGTERM are ignored (a Python handler would not do: the interpreter puts the
+  defaults back as it finalizes). A shutdown that hangs past `SHUTDOWN_LIMIT_S` is ended with
+  its threads' tracebacks, exit status 1."""
   for signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(signum, signal.SIG_IGN)
+  faulthandler.dump_traceback_later(SHUTDOWN_LIMIT_S, exit=True)
   sys.exit(status)
+
+
+SHUTDOWN_LIMIT_S = 120
 
 
 def plain_log_lines() -> None:

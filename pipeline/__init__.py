@@ -9,5 +9,6 @@ def film_interpolate():
   while pipeline.run's imports load, as `python -m pipeline.run` does (see its first lines)."""
   if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+  from film_net import flags  # pylint: disable=import-outside-toplevel
   from pipeline import run  # pylint: disable=import-outside-toplevel
-  return run.main()
+  flags.exit_with(run.main())

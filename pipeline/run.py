@@ -18,6 +18,7 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
   # command at once, not in a traceback of them; flags.start_command gives it back
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -112,8 +113,9 @@ def _end_the_workers():
   for pid in children:
     try:
       with open(f'/proc/{pid}/cmdline', 'rb') as cmdline:
-        if b'sdk_worker_main' in cmdline.read():
-          os.kill(pid, signal.SIGTERM)
+        command = cmdline.read()
+      if b'pipeline.local_worker' in command or b'sdk_worker_main' in command:
+        os.kill(pid, signal.SIGTERM)
     except OSError:  # (gone meanwhile)
       pass
   # Beam's threads that watched and served them end with them; each raises as it goes, said
@@ -864,16 +866,24 @@ def _not_an_interruption(record):
 
 # An OSError as Beam passes a step's on: 'OSError: [Errno 28] No space left on device [while
 # running ...]'.
-_OS_ERROR = re.compile(r'(?:\w+Error): (\[Errno \d+\] .*?)(?: \[while running .*)?$', re.S)
+_OS_ERROR = re.compile(r'(?:\w+Error): (\[Errno (\d+)\] .*?)(?: \[while running .*)?$', re.S)
+# The storage's own failures, which no code of ours or Beam's can mend: a full disk or quota, a
+# read-only or failing one, a file over its size limit.
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG})
 
 
 def storage_failure(error):
-  """The OS's words ('[Errno 28] No space left on device') where `error` (or its text) is a
-  file operation's failure that stopped the job; else None."""
-  if isinstance(error, OSError) and error.errno:
-    return f'[Errno {error.errno}] {error.strerror}'
+  """The OS's words ('[Errno 28] No space left on device') where `error` (or its text) is the
+  storage's failure that stopped the job; else None: any other error keeps its traceback."""
+  if isinstance(error, OSError):
+    if error.errno not in _STORAGE_ERRNOS:
+      return None
+    return f'[Errno {error.errno}] {error.strerror}' + (
+        f': {error.filename}' if error.filename else '')
   found = _OS_ERROR.match(str(error))
-  return found.group(1).splitlines()[0] if found else None
+  if not found or int(found.group(2)) not in _STORAGE_ERRNOS:
+    return None
+  return found.group(1).splitlines()[0]
 
 
 def _not_a_stopped_workers_stream(record):

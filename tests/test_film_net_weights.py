@@ -346,6 +346,8 @@ def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
   # Over a weight file, the export was uploaded below its name, which then loaded as the export.
   with pytest.raises(ValueError, match='models/w.npz is a file, not a folder'):
     interp.export_saved_model('gs://film-test/models/w.npz')
+  with pytest.raises(ValueError, match='holds files other than a SavedModel'):  # (the bucket's
+    interp.export_saved_model('gs://film-test/')  # root was Beam's "no object name")
   assert not list(gcs.list_blobs(prefix='models/w.npz/'))
 
 

@@ -3,6 +3,7 @@ reason, the other pairs complete, every readable original is still written, and 
 is non-zero; what the input merely is (a lost scan, a clip of one frame) is a notice that fails
 nothing. A missing or broken model fails before any work."""
 
+import errno
 import glob
 import io
 import json
@@ -149,10 +150,13 @@ def test_a_named_pipe_among_the_frames_is_an_error_not_a_run_that_never_ends(tmp
   make_clip(tmp_path / 'archive' / 'piped', 3, seed=2)
   fifo = tmp_path / 'archive' / 'piped' / 'frame003.png'
   os.mkfifo(fifo)
+  os.mkfifo(tmp_path / 'archive' / 'good' / 'capture.fifo')  # no frame: a notice, as any file
   output = str(tmp_path / 'out')
   status, run_id = run_job(str(tmp_path / 'archive'), output, tiny_model[0])
   assert status == 1 and len(glob.glob(os.path.join(output, 'good', '*.png'))) == 5
-  (error,) = [e for e in _errors(output, run_id) if str(fifo) in e['message']]
+  errors = [e for e in _errors(output, run_id) if e['severity'] == 'error']
+  assert [e for e in errors if 'capture.fifo' in e['message']] == []
+  (error,) = [e for e in errors if str(fifo) in e['message']]
   assert 'not a regular file (a named pipe, socket or device)' in error['message']
   from transforms import files  # pylint: disable=import-outside-toplevel
   with pytest.raises(ValueError, match='frame003.png is not a regular file'):
@@ -180,6 +184,12 @@ def test_a_disk_that_fills_up_mid_run_is_one_line_and_the_next_run_finishes(
       'that is mended, the same command finishes the job'], err
   status, _ = run_job(str(tmp_path / 'archive'), output, tiny_model[0])
   assert status == 0 and len(glob.glob(os.path.join(output, 'clip', '*.png'))) == 5
+  # Any other error of the OS's is a fault to be seen, traceback and all, not "mend the disk".
+  assert run_module.storage_failure(RuntimeError(
+      "OSError: [Errno 2] No such file or directory: 'x' [while running 'Step']")) is None
+  assert run_module.storage_failure(OSError(errno.EMFILE, 'Too many open files')) is None
+  assert run_module.storage_failure(OSError(errno.EROFS, 'Read-only file system', '/mnt/o')) == (
+      '[Errno 30] Read-only file system: /mnt/o')
 
 
 def test_frames_of_another_size_are_reported_when_copied_too(tmp_path, tiny_model):

@@ -671,6 +671,34 @@ def test_what_a_worker_logs_once_the_run_is_being_stopped_is_left_unsaid():
     stopping.clear()
 
 
+def test_a_stop_ends_the_launchers_workers_by_their_command():
+  """Started as `pipeline.local_worker`, the workers were no longer found by the launcher's
+  stop, which looked for Beam's `sdk_worker_main` alone."""
+  worker = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)',
+                             'pipeline.local_worker'])
+  try:
+    time.sleep(0.5)
+    run_module._end_the_workers()  # pylint: disable=protected-access
+    assert worker.wait(timeout=10) == -signal.SIGTERM
+  finally:
+    worker.kill()
+
+
+def test_a_finished_command_whose_shutdown_hangs_is_ended_with_its_threads_tracebacks():
+  """Signals ignored once the outcome was printed, a shutdown that hung could be ended by
+  SIGKILL alone."""
+  script = ('import threading, time; from film_net import flags; flags.SHUTDOWN_LIMIT_S = 3; '
+            'threading.Thread(target=time.sleep, args=(60,), name="stuck").start(); '
+            'print("done", flush=True); flags.exit_with(0)')
+  job = subprocess.Popen([sys.executable, '-c', script], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+  assert job.stdout.readline() == 'done\n'
+  job.send_signal(signal.SIGTERM)  # (ignored: the outcome stands)
+  _, stderr = job.communicate(timeout=30)
+  assert job.returncode == 1 and 'Timeout (0:00:03)!' in stderr, stderr
+  assert 'in _shutdown' in stderr  # (where it hung: the stuck thread's join)
+
+
 def test_closing_the_workers_a_stop_ended_is_left_unsaid():
   """SIGTERM to the whole process group (GNU `timeout`, systemd) ends the multi_processing
   workers with the launcher: Beam logged closing each one's broken stream as an error with a

@@ -236,10 +236,6 @@ def list_tree(root, follow_links=True, problems=None, claims=None):
         if problems is not None and os.path.islink(path):
           problems.append((path, f'a link to {os.readlink(path)}, which is not there'))
         continue
-      if not _stat.S_ISREG(stat.st_mode):  # a named pipe would block its reader for ever
-        if problems is not None:
-          problems.append((path, NOT_A_REGULAR_FILE))
-        continue
       found.append(FileMetadata(path, stat.st_size, stat.st_mtime))
   return found
 
