@@ -98,7 +98,13 @@ def unaddressable(path):
   return None
 
 
-NOT_A_REGULAR_FILE = 'not a regular file (a named pipe, socket or device)'
+def open_for_reading(path):
+  """`FileSystems.open` of a file to read; a local one that is no regular file (a named pipe,
+  which would block its reader for ever, a device that never ends) is refused by name."""
+  if FileSystems.get_scheme(path) is None and not _stat.S_ISREG(os.stat(path).st_mode):
+    raise ValueError(f'{path} is not a regular file (a named pipe, socket or device): it is '
+                     f'not read')
+  return FileSystems.open(path, compression_type='uncompressed')
 
 
 def read_bytes(path):
@@ -118,9 +124,7 @@ def read_bytes(path):
       raise FileNotFoundError(errno.ENOENT, 'No such file or directory', path) from None
     except exceptions.Forbidden:
       raise PermissionError(errno.EACCES, 'Permission denied', path) from None
-  if FileSystems.get_scheme(path) is None and not _stat.S_ISREG(os.stat(path).st_mode):
-    raise ValueError(f'{path} is {NOT_A_REGULAR_FILE}: it would block its reader, or never end')
-  with FileSystems.open(path, compression_type='uncompressed') as f:
+  with open_for_reading(path) as f:
     return f.read()
 
 

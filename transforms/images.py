@@ -231,8 +231,8 @@ def header_size(path):
   """(width, height) of the frame at `path` (local or a Beam filesystem's) as decoded, read
   from its header alone; None where PIL cannot open it (16-bit gray+alpha TIFF: decode it).
   Raises where the file cannot be read, or is an image `decode` refuses (a WebP named .jpg)."""
-  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
-  with FileSystems.open(path, compression_type='uncompressed') as f:
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  with files.open_for_reading(path) as f:
     header = f.read(1024)
     if dpx.is_dpx(header):
       return dpx.size(header)
