@@ -104,7 +104,10 @@ def exit_with(status: int | None) -> None:
   its threads' tracebacks, exit status 1."""
   for signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(signum, signal.SIG_IGN)
-  faulthandler.dump_traceback_later(SHUTDOWN_LIMIT_S, exit=True)
+  try:
+    faulthandler.dump_traceback_later(SHUTDOWN_LIMIT_S, exit=True, file=sys.__stderr__)
+  except (AttributeError, ValueError, OSError):  # (no stderr of the OS's to write to)
+    pass
   sys.exit(status)
 
 

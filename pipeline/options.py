@@ -172,9 +172,10 @@ def parse_with_beam_flags(parser, argv, who):
   for cls in {str(c): c for c in pipeline_options.PipelineOptions.__subclasses__()}.values():
     cls._add_argparse_args(beam)  # pylint: disable=protected-access
   parsed, unknown = beam.parse_known_args(beam_args)
-  if (getattr(parsed, 'direct_num_workers', None) or 0) < 0:  # (Beam's IndexError, after the
+  # A negative worker count: Beam's IndexError in its data plane, after the model load.
+  if (getattr(parsed, 'direct_num_workers', None) or 0) < 0:
     parser.error(f'argument --direct_num_workers: must be >= 0 (0: one per CPU), got '
-                 f'{parsed.direct_num_workers}')  # model load, in Beam's data plane)
+                 f'{parsed.direct_num_workers}')
   if unknown:
     parser.error(f'unrecognized arguments: {" ".join(unknown)} (neither {who} nor Beam defines '
                  f'them)')

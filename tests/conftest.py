@@ -3,6 +3,7 @@
 GCS tests run against `gcp-storage-emulator` on loopback (`gcs_server`).
 """
 
+import faulthandler
 import glob
 import json
 import os
@@ -32,11 +33,13 @@ def signals_as_a_terminal_leaves_them():
   """Each test starts with Ctrl-C raising KeyboardInterrupt and SIGTERM at its default, as in a
   process a terminal starts. A suite started in the background (a script's `&`) has Ctrl-C
   ignored in its workers, which the commands rightly leave alone, so the stop tests failed or
-  passed by which earlier test had reset it on their worker."""
+  passed by which earlier test had reset it on their worker. A command's exit called in the
+  test's process (`flags.exit_with`) leaves no watchdog on it either."""
   previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
   signal.signal(signal.SIGINT, signal.default_int_handler)
   signal.signal(signal.SIGTERM, signal.SIG_DFL)
   yield
+  faulthandler.cancel_dump_traceback_later()
   for signum, handler in previous.items():
     signal.signal(signum, handler)
 
