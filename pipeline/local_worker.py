@@ -13,6 +13,8 @@ import os
 import runpy
 import signal
 import sys
+import threading
+import time
 
 LAUNCHER_PID = 'FILM_LAUNCHER_PID'  # (set by the launcher in the worker's command)
 _PR_SET_PDEATHSIG = 1
@@ -22,10 +24,25 @@ def main():
   if sys.platform.startswith('linux'):
     libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if str(os.getppid()) != os.environ.get(LAUNCHER_PID, str(os.getppid())):
+    launcher = os.environ.get(LAUNCHER_PID, str(os.getppid()))
+    if str(os.getppid()) != launcher:
       sys.exit(1)  # the launcher died before the tie was made: nothing to work for
+    _quiet_once_orphaned(launcher)
   runpy.run_module('apache_beam.runners.worker.sdk_worker_main', run_name='__main__',
                    alter_sys=True)
+
+
+def _quiet_once_orphaned(launcher):
+  """The launcher killed, the kernel closes its sockets before it sends the death signal, and
+  the worker's threads on them raised first: a gRPC traceback each on the terminal. A thread's
+  exception waits a second, in which that signal ends the worker; said only if it did not."""
+  previous = threading.excepthook
+
+  def hook(args):
+    time.sleep(1)
+    if str(os.getppid()) == launcher:
+      previous(args)
+  threading.excepthook = hook
 
 
 if __name__ == '__main__':

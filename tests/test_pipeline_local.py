@@ -687,9 +687,18 @@ def test_a_stop_ends_the_launchers_workers_by_their_command():
 def test_a_finished_command_whose_shutdown_hangs_is_ended_with_its_threads_tracebacks():
   """Signals ignored once the outcome was printed, a shutdown that hung could be ended by
   SIGKILL alone."""
-  script = ('import threading, time; from film_net import flags; flags.SHUTDOWN_LIMIT_S = 3; '
-            'threading.Thread(target=time.sleep, args=(60,), name="stuck").start(); '
-            'print("done", flush=True); flags.exit_with(0)')
+  script = '''
+import signal, threading, time
+from film_net import flags
+def stuck():  # (says so once the command is exiting)
+  while signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+    time.sleep(0.05)
+  print('done', flush=True)
+  time.sleep(60)
+flags.SHUTDOWN_LIMIT_S = 3
+threading.Thread(target=stuck).start()
+flags.exit_with(0)
+'''
   job = subprocess.Popen([sys.executable, '-c', script], cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
   assert job.stdout.readline() == 'done\n'
