@@ -44,7 +44,7 @@ def check_paths(parser: argparse.ArgumentParser, folders=(), models=()) -> None:
   `models` (None: the built-in model) that is not there; remote paths are checked where they
   are read."""
   for flag, path in folders:
-    problem = not_a_folder(flag, path) if path else f'{flag} is empty: name a folder'
+    problem = not_a_folder(flag, path)  # (an empty one is refused by its type, `path_value`)
     if problem:
       parser.error(problem)
   for flag, path in models:
@@ -196,7 +196,7 @@ def path_value(text: str) -> str:
   usage error: as a model it read as "the built-in model" and redid every pair with it; as an
   output it wrote into the current folder."""
   if not text.strip():
-    raise argparse.ArgumentTypeError('may not be empty (leave the flag out for its default)')
+    raise argparse.ArgumentTypeError('may not be empty (an unset variable in a script?)')
   return text
 
 

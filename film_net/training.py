@@ -126,7 +126,8 @@ MAX_CROP = 2048
 
 def add_arguments(p) -> None:
   """The flags both trainers take."""
-  p.add_argument('--output_dir', required=True, help='checkpoints, meta.json and latest.npz')
+  p.add_argument('--output_dir', required=True, type=flags.path_value,
+                 help='checkpoints, meta.json and latest.npz')
   p.add_argument('--options', default='compact',
                  help=f'preset name ({", ".join(Options.PRESETS)}), or a JSON object of '
                       'Options')
@@ -161,14 +162,15 @@ def add_arguments(p) -> None:
                  help='export an exponential moving average of the weights (e.g. 0.998); 0: off')
   p.add_argument('--keep_every', type=flags.non_negative_int, default=0,
                  help='also keep the exported weights of every N-th step as step_N.npz (0: none)')
-  p.add_argument('--init', default='default',
+  p.add_argument('--init', default='default', type=flags.path_value,
                  help="weights to start from without a checkpoint: 'default' (the built-in "
                       "model, if options match), 'none', a weight file, or a SavedModel "
                       "folder (FILM's released models: fine-tune them)")
   p.add_argument('--init_scheme', choices=('blend', 'glorot'), default='blend',
                  help='fresh weights (--init none): blend (start at the frame average) or glorot '
                       '(as FILM)')
-  p.add_argument('--clips', default=None, help='folder of clips (local or gs://) to mix in')
+  p.add_argument('--clips', default=None, type=flags.path_value,
+                 help='folder of clips (local or gs://) to mix in')
   p.add_argument('--clips_fraction', type=flags.share, default=0.5,
                  help='share of batch slots drawn from --clips, 0 to 1')
   p.add_argument('--precision', choices=specs.PRECISIONS, default='float32',

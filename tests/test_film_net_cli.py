@@ -441,6 +441,9 @@ def test_a_bad_value_is_refused_before_the_model_loads(tmp_path, capsys, argv, m
     ('film_net.average', ['default', 'default', '--output', '']),
     ('film_net.render', ['--output', '']),
     ('pipeline.sample_footage', ['--output', '']),
+    ('film_net.train', ['--output_dir', '']),
+    ('film_net.train', ['--output_dir', 'o', '--clips', '']),  # (trained on renders alone)
+    ('film_net.train', ['--output_dir', 'o', '--init', '']),
     ('pipeline.run', ['--input', '', '--output', 'o']),
     ('pipeline.run', ['--input', 'i', '--output', '']),
     ('pipeline.evaluate', ['--input', 'i', '--output', 'o', '--model_path', '']),

@@ -443,7 +443,7 @@ def test_flags_out_of_range_are_usage_errors_naming_the_flag(tmp_path, capsys):
          (['--max_motion', 'inf'], 'argument --max_motion: must be in [0.01, 2048.0], got inf'),
          # a scene's zoom overflowed as it was rescaled: a traceback at that step, every resume
          (['--max_motion', '2048'], '--max_motion 2048 is more than 8 times --crop 32 (256 px)'),
-         (['--output_dir', ''], '--output_dir is empty: name a folder'),  # a traceback
+         (['--output_dir', ''], 'argument --output_dir: may not be empty'),  # a traceback
          (['--lr', 'inf'], 'argument --lr: must be a finite number'),
          (['--init', str(tmp_path / 'gone.npz')], 'gone.npz: no such file'),
          (['--output_dir', str(tmp_path / 'a_file')], 'a_file is a file, not a folder'),
