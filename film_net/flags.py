@@ -60,9 +60,8 @@ def not_a_folder(flag: str, path: str) -> str | None:
   here = os.path.abspath(path)
   while not os.path.exists(here):
     if os.path.islink(here):  # a link to what is not there (an unmounted share): no folder
-      return (f'{flag} {path}: {here} is a link to {os.readlink(here)}, which is not there'
-              if here != os.path.abspath(path) else
-              f'{flag} {path} is a link to {os.readlink(here)}, which is not there')
+      above_path = f': {here}' if here != os.path.abspath(path) else ''
+      return f'{flag} {path}{above_path} is a link to {os.readlink(here)}, which is not there'
     above = os.path.dirname(here)
     if above == here:
       return None
