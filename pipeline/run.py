@@ -18,6 +18,7 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
   # command at once, not in a traceback of them; flags.start_command gives it back
 
 import contextlib
+import datetime
 import errno
 import hashlib
 import json
@@ -903,12 +904,32 @@ def _not_a_stopped_workers_close(record):
               record.getMessage().startswith('Error closing worker_handler'))
 
 
-def _interrupted(run_id, caught):
+def _interrupted(known, caught, since):
+  """The line of a run stopped during its job, which may have ended already: a stop in the
+  instant between its summary (its last write) and the job's return stops nothing."""
+  if _summary_written_since(known.output, known.run_id, since):
+    print(f'interrupted: {_ended_note(known)}', file=sys.stderr)
+    return interrupt_status(caught)
   sigterm = signal.SIGTERM in caught
-  print(f'interrupted{" (SIGTERM)" * sigterm}: run {run_id} stopped; the same '
+  print(f'interrupted{" (SIGTERM)" * sigterm}: run {known.run_id} stopped; the same '
         f'command finishes the job (what is done is skipped; the work units in flight, up to '
         f'--pairs_per_unit pairs each, are made again)', file=sys.stderr)
   return interrupt_status(caught)
+
+
+def _summary_written_since(output, run_id, since):
+  """Whether the run's summary.json is that of a job begun at `since` (s) or later, not an
+  earlier run's under a reused --run_id."""
+  try:
+    started = datetime.datetime.fromisoformat(read_summary(output, run_id)['started_at'])
+    return started.timestamp() >= int(since)
+  except Exception:  # pylint: disable=broad-except
+    return False  # (none, or unreadable: the job had not ended)
+
+
+def _ended_note(known):
+  return (f'run {known.run_id} had ended; its summary is in '
+          f'{records.run_dir(known.output, known.run_id)}')
 
 
 def interrupt_status(caught):
@@ -961,16 +982,16 @@ def main(argv=None):
   except SystemExit as e:
     return e.code
   argv.append(f'--run_id={known.run_id}')
+  since = time.time()
   with terminate_as_interrupt() as caught:
     return run_command(
         caught, lambda: run(argv),
         _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run),
         lambda result: _report(known, result.state),
-        lambda caught: _interrupted(known.run_id, caught),
+        lambda caught: _interrupted(known, caught, since),
         'What its workers finished is kept (done markers); the same command finishes the job. '
         'The workers\' errors are in the job\'s log in the Dataflow console.',
-        f'run {known.run_id} had ended; its summary is in '
-        f'{records.run_dir(known.output, known.run_id)}')
+        _ended_note(known))
 
 
 def run_command(caught, start, dry_run, report, interrupted, failed_note, ended):

@@ -27,6 +27,7 @@ from pipeline import run as run_module
 from pipeline import sample_footage
 from transforms import images
 from transforms import interpolate
+from transforms import records
 from transforms.interpolate import frame_name
 
 N = 2
@@ -821,6 +822,45 @@ def test_sigterm_after_the_job_ended_is_one_line_naming_its_records(tmp_path, ti
   assert f'interrupted: run ended had ended; its summary is in {summary}' in stderr
   assert os.path.exists(os.path.join(summary, 'summary.json'))
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_stop_just_after_the_summary_is_written_names_the_ended_run(tmp_path, tiny_model,
+                                                                       monkeypatch, capsys):
+  """A stop in the instant between the run's summary and the job's return said "run stopped;
+  the same command finishes the job" of a job that had ended (the re-run skipped everything).
+  A reused --run_id's earlier summary is no sign of an end: stopped before its job, a run
+  stopped."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 2, seed=8)
+  argv = [f'--input={tmp_path / "archive"}', f'--output={tmp_path / "out"}',
+          f'--model_path={model_path}', '--run_id=last']
+  summary = os.path.join(tmp_path, 'out', '_runs', 'last')
+  real_process = records.WriteSummary.process
+
+  def stopped_once_written(self, *args, **kwargs):
+    yield from real_process(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)  # the handler interrupts this
+
+  with monkeypatch.context() as patched:
+    patched.setattr(records.WriteSummary, 'process', stopped_once_written)
+    status = run_module.main(argv)
+  stderr = capsys.readouterr().err
+  assert status == 143 and 'Traceback' not in stderr
+  assert f'interrupted: run last had ended; its summary is in {summary}' in stderr
+  assert 'the same command finishes the job' not in stderr
+
+  real_from_path = Interpolator.from_path.__func__
+
+  def stopped_while_loading(cls, *args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)
+    return real_from_path(cls, *args, **kwargs)
+
+  monkeypatch.setattr(Interpolator, 'from_path', classmethod(stopped_while_loading))
+  status = run_module.main(argv)
+  stderr = capsys.readouterr().err
+  assert status == 143 and 'interrupted (SIGTERM): run last stopped; the same command' in stderr
 
 
 def test_a_pair_failing_under_reprocess_leaves_no_marker_over_its_removed_frames(
