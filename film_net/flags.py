@@ -73,6 +73,26 @@ def not_a_folder(flag: str, path: str) -> str | None:
   return f'{flag} {path}: {here} is a file, not a folder'
 
 
+def folders_to_make(path: str) -> list[str]:
+  """The folders `os.makedirs(path)` would make, deepest first: those a command that is refused
+  before its first output removes again (`remove_empty_folders`)."""
+  made, here = [], os.path.abspath(path)
+  while not os.path.lexists(here):
+    made.append(here)
+    here = os.path.dirname(here)
+  return made
+
+
+def remove_empty_folders(folders: list[str]) -> None:
+  """Removes those of `folders` (deepest first, as `folders_to_make` lists them) that are
+  still empty; one that holds anything stays, with those above it."""
+  for folder in folders:
+    try:
+      os.rmdir(folder)
+    except OSError:  # not empty (or gone): it and the folders above it stay
+      return
+
+
 def start_command() -> None:
   """What every command line's main() does first. Its module, run as a command, let Ctrl-C end
   the process at once while its imports loaded (a KeyboardInterrupt there printed a traceback of

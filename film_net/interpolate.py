@@ -49,15 +49,10 @@ def main(argv=None) -> int:
   if weights_lib.is_remote(args.output_dir):  # os.makedirs made a local folder 'gs:'
     parser.error(f'--output_dir must be a local folder; got {args.output_dir}')
   flags.check_paths(parser, [('--output_dir', args.output_dir)], [('--model', args.model)])
-  made = []  # the folders this run makes, deepest first
-  here = os.path.abspath(args.output_dir)
-  while not os.path.lexists(here):
-    made.append(here)
-    here = os.path.dirname(here)
+  made = flags.folders_to_make(args.output_dir)
   status = _interpolate(args)
-  for folder in made if status else ():  # refused before its first frame: no folder left behind
-    if os.path.isdir(folder) and not os.listdir(folder):
-      os.rmdir(folder)
+  if status:  # refused before its first frame: no folder left behind
+    flags.remove_empty_folders(made)
   return status
 
 

@@ -281,7 +281,12 @@ def main(argv=None) -> int:
   args = parse_args(argv)
   options = Options.parse(args.options)
   init = training.resolve_init(args.init)
-  training.make_output_dir(args.output_dir)
+  with training.run_folder(args.output_dir):
+    return _train(args, options, init)
+
+
+def _train(args, options: Options, init) -> int:
+  """The run, once its folder is made; its exit status."""
   trainer = Trainer(options, args.output_dir, args.lr, args.lr_decay_steps, args.lr_decay_rate,
                     args.seed, args.ema_decay, args.legacy_adam_count, args.precision)
   resumed = trainer.manager.latest_checkpoint is not None

@@ -241,7 +241,12 @@ def main(argv=None) -> int:
   # TF32 convolutions: float32 range with a 10-bit mantissa, as TensorFlow uses on such GPUs.
   torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
   torch.backends.cudnn.benchmark = True
-  training.make_output_dir(args.output_dir)
+  with training.run_folder(args.output_dir):
+    return _train(args, options, device)
+
+
+def _train(args, options: Options, device) -> int:
+  """The run, once its folder is made; its exit status."""
   trainer = Trainer(options, args, device)
   resumed = os.path.exists(trainer.path)
   if resumed:

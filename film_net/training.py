@@ -219,17 +219,26 @@ def check_arguments(parser, args) -> None:
     parser.error(f'--{e}')
 
 
-def make_output_dir(output_dir: str) -> None:
+@contextlib.contextmanager
+def run_folder(output_dir: str):
   """The run folder, made and written to once before any work: one it cannot make or write (no
   permission, a read-only disk) was a traceback, or an error at the first save, after
-  --checkpoint_every steps of training that were then lost."""
+  --checkpoint_every steps of training that were then lost. The folders made for it go again
+  where the run ends with nothing in them (refused: a --steps not past the start file's step,
+  --clips without a triplet; or stopped before its first save)."""
+  made = flags.folders_to_make(output_dir)
   try:
     os.makedirs(output_dir, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=output_dir, prefix='.write-check-'):
       pass
   except OSError as e:
+    flags.remove_empty_folders(made)
     raise SystemExit(f'error: --output_dir {output_dir}: cannot write there '
                      f'({e.strerror or type(e).__name__})') from None
+  try:
+    yield
+  finally:
+    flags.remove_empty_folders(made)
 
 
 def refuse_orphaned_weights(output_dir: str, checkpoint: str) -> None:
@@ -549,9 +558,9 @@ def run_steps(args, batches: Iterable, train_step: Callable, current_step: Calla
   waited for every step. Ctrl-C stops it with one line and exit status 130, SIGTERM (a spot
   VM's preemption, `kill`, a scheduler's stop) the same with 143: the checkpoints saved so far
   stay, and the same command resumes from the last. A run that diverges (weights
-  no longer finite, `weights_finite`, asked before each save and when a step fails) stops with
-  one line, exit status 1, saving nothing: it exported NaN weights with exit status 0, or
-  failed in the warp's gather the step after.
+  no longer finite, `weights_finite`, asked before each save, when a step fails and when a
+  logged loss is not finite) stops with one line, exit status 1, saving nothing: it exported
+  NaN weights with exit status 0, or failed in the warp's gather the step after.
   """
   stops = _StopSignals()
   try:
@@ -597,6 +606,8 @@ def _run_steps(args, batches, train_step, current_step, learning_rate, save, sec
       print(f'step {step}/{args.steps}  loss {loss:.4f}  {rate:.2f} steps/s  '
             f'lr {learning_rate():.2e}  ETA {eta:.1f} min', flush=True)
       window_start, losses = time.time(), []
+      if not np.isfinite(loss) and not weights_finite():  # (not on until the next save)
+        raise Diverged()
     out_of_time = args.max_minutes and time.time() - started > args.max_minutes * 60
     keep = bool(args.keep_every) and step % args.keep_every == 0
     if step % args.checkpoint_every == 0 or keep or step == args.steps or out_of_time:

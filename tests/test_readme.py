@@ -1,6 +1,7 @@
 """The README's commands that are not ours to test elsewhere: its ffmpeg retiming recipe picks,
 for every delivery frame, the dense frame nearest that frame's time, as `--output_fps` does; its way back to 10-bit DPX
-returns a DPX original's codes exactly."""
+returns a DPX original's codes exactly; its training commands fit the built-in model they
+start from."""
 
 import os
 import re
@@ -10,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import write_dpx
+from film_net import weights as weights_lib
 from transforms import images
 from transforms import retime
 
@@ -53,3 +55,32 @@ def test_the_way_back_to_10_bit_dpx_returns_an_originals_codes(ffmpeg, tmp_path)
                   'gbrp10be', '-start_number', '0', str(tmp_path / 'frame_%06d.dpx')], check=True)
   back = images.decode((tmp_path / 'frame_000000.dpx').read_bytes()).pixels
   np.testing.assert_array_equal(back >> 6, codes)
+
+
+def _commands(text, module):
+  """The README's code-block commands running `module`, each joined into one line."""
+  blocks = re.findall(r'^```[^\n]*\n(.*?)^```', text, re.M | re.S)
+  lines = '\n'.join(blocks).replace('\\\n', ' ').splitlines()
+  return [line for line in lines if re.search(rf'-m {re.escape(module)}(\s|$)', line)]
+
+
+def _flag(command, name):
+  found = re.search(rf'--{name}[ =](\S+)', command)
+  return found and found.group(1)
+
+
+def test_the_training_commands_train_past_the_built_in_models_step():
+  """Commands written when the built-in model was at an earlier step: `--steps 30000` from step
+  42214 was refused, and the held-out example scored a `step_30800.npz` no run of the README's
+  could keep."""
+  text = open(README).read()
+  start = int(weights_lib.read_meta(weights_lib.DEFAULT_MODEL)['steps'])
+  commands = _commands(text, 'film_net.train') + _commands(text, 'film_net.train_torch')
+  assert len(commands) >= 2
+  for command in commands:
+    if '--init' not in command:  # (from the built-in model)
+      assert int(_flag(command, 'steps')) > start, command
+  train, = _commands(text, 'film_net.train')
+  end, keep = int(_flag(train, 'steps')), int(_flag(train, 'keep_every'))
+  kept = [int(n) for n in re.findall(r'checkpoints/run/step_(\d+)\.npz', text)]
+  assert kept and all(start < n <= end and n % keep == 0 for n in kept), (kept, start, end)

@@ -370,12 +370,13 @@ def test_a_weight_average_turned_on_at_a_resume_starts_from_the_weights_then(tmp
 def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(
     tmp_path, capsys, short_runs):
   init, _ = _weight_file_at_step(tmp_path, 10000)
-  argv = _args(tmp_path / 'past', 2000)
+  argv = _args(tmp_path / 'new' / 'past', 2000)
   argv[argv.index('--init') + 1] = init
   with pytest.raises(SystemExit) as stop:
     train.main(argv)
   assert stop.value.code == 2  # a usage error
   assert 'error: --steps 2000 is not past the start step 10000' in capsys.readouterr().err
+  assert not (tmp_path / 'new').exists()  # refused: the folders made for the run went again
   done = _copy(short_runs[3], tmp_path / 'done')
   assert train.main(_args(done, 3)) == 0  # a finished run, resumed: nothing to do
   out = capsys.readouterr().out
@@ -652,6 +653,22 @@ def test_a_run_that_diverges_stops_in_one_line_and_saves_nothing(tmp_path, capsy
   assert weights_lib.read_meta(str(tmp_path / 'latest.npz'))['steps'] == 1
   assert all(np.isfinite(w).all() for w in np.load(tmp_path / 'latest.npz').values()
              if w.dtype.kind == 'f')
+
+
+def test_a_run_that_diverges_stops_at_the_logged_step_not_the_next_save(capsys):
+  """Weights that went NaN at step 3 trained on to the next save (up to --checkpoint_every
+  steps, 200 by default) before the run stopped naming that later step."""
+  done, saved = [], []
+  args = argparse.Namespace(log_every=1, checkpoint_every=100, keep_every=0, steps=10,
+                            max_minutes=0, output_dir='unused', lr=1e38)
+  with pytest.raises(SystemExit, match='training diverged at step 3: '):
+    training.run_steps(args, iter(range(10)), lambda batch: done.append(batch) or (
+        float('nan') if batch >= 2 else 0.5), current_step=lambda: len(done),
+                       learning_rate=lambda: 1e-4,
+                       save=lambda seconds: saved.append(len(done)) or 'ckpt',
+                       seconds_before=0.0, weights_finite=lambda: len(done) < 3)
+  assert len(done) == 3 and not saved
+  assert 'step 3/10  loss nan' in capsys.readouterr().out
 
 
 @pytest.mark.parametrize('signum, status', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

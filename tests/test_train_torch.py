@@ -280,6 +280,19 @@ def test_a_run_started_from_a_weight_file_goes_on_from_its_step_and_learning_rat
   assert state['optimizer']['param_groups'][0]['lr'] == pytest.approx(3e-3 * 0.5 ** (4 / 2))
 
 
+def test_a_run_refused_before_its_first_step_leaves_no_folder(tmp_path):
+  """README's example `--steps 30000` from the built-in model (step 42214) was refused, and left
+  its empty --output_dir behind (with the folders made above it)."""
+  first = tmp_path / 'first'
+  _train(first, 3)
+  refused = tmp_path / 'new' / 'run'
+  with pytest.raises(subprocess.CalledProcessError) as stop:
+    _train(refused, 2, '--init', str(first / 'latest.npz'))
+  assert stop.value.returncode == 2
+  assert 'error: --steps 2 is not past the start step 3' in stop.value.stderr
+  assert not (tmp_path / 'new').exists()
+
+
 def test_real_clips_reach_the_rendering_workers(tmp_path):
   """--clips frames are read in the worker processes; the file's meta names the data."""
   folder = tmp_path / 'clips' / 'clip'
