@@ -269,7 +269,7 @@ def run_and_wait(p, pipeline_options, remote):
   """`p.run()`, then `wait_for` its end. Interrupted while a remote job is submitted, a job may
   have started: StillRunning says so (a second one would run over the same output)."""
   try:
-    with submission_scratch(remote=remote):
+    with submission_scratch(remote, p.options):
       result = p.run()
   except KeyboardInterrupt:
     if not remote:
@@ -286,7 +286,8 @@ def equip_the_workers(pipeline_options, runner):
   """What Dataflow's workers need that Beam's defaults leave out, for `run_dataflow.sh` and a
   direct `--runner DataflowRunner` alike:
   - the code: film_net/, pipeline/ and transforms/ from an sdist Beam builds from --setup_file
-    (this project's setup.py unless given one or --extra_package); without it every bundle fails;
+    (this project's setup.py unless given one or an --extra_package of this project); without
+    it every bundle fails;
   - TensorFlow: Beam's default image has none, so without --sdk_container_image the workers
     pip-install the tested CPU build at start-up (requirements-worker-cpu.txt), unless given
     a --requirements_file of their own; GPU workers (a worker_accelerator) need an image or
@@ -297,14 +298,15 @@ def equip_the_workers(pipeline_options, runner):
   if runner != 'DataflowRunner':
     return
   setup = pipeline_options.view_as(SetupOptions)
-  if not (setup.setup_file or setup.extra_packages):
+  if not (setup.setup_file or any(map(_is_own_package, setup.extra_packages or []))):
+    # (another --extra_package, a library of the user's, staged it alone: no worker had the code)
     setup.setup_file = _own_file('setup.py', '--setup_file (this project\'s setup.py) or '
                                  '--extra_package (its sdist); the workers need the code')
   worker = pipeline_options.view_as(WorkerOptions)
   image = worker.sdk_container_image or worker.worker_harness_container_image  # (its old name)
   if not (image or setup.requirements_file):
     if _asks_for_gpus(pipeline_options):
-      raise UsageError('GPU workers (worker_accelerator) need --sdk_container_image with the '
+      raise UsageError('GPU workers (an accelerator) need --sdk_container_image with the '
                        'CUDA build of TensorFlow (see Dockerfile.worker), or a '
                        '--requirements_file that brings it: without either they would get '
                        'tensorflow-cpu (requirements-worker-cpu.txt) and leave the GPUs idle')
@@ -326,10 +328,18 @@ def equip_the_workers(pipeline_options, runner):
 
 def _asks_for_gpus(pipeline_options):
   """Dataflow's own ways to give workers GPUs: a worker_accelerator service option (as
-  run_dataflow.sh --gpu passes it) or experiment."""
+  run_dataflow.sh --gpu passes it) or experiment, or an accelerator resource hint."""
   wanted = ((pipeline_options.view_as(GoogleCloudOptions).dataflow_service_options or [])
             + (pipeline_options.view_as(DebugOptions).experiments or []))
-  return any(option.startswith('worker_accelerator') for option in wanted)
+  hints = pipeline_options.view_as(StandardOptions).resource_hints or []
+  return (any(option.startswith('worker_accelerator') for option in wanted)
+          or any(hint.strip().startswith('accelerator=') for hint in hints))
+
+
+def _is_own_package(path):
+  """Whether an --extra_package is this project's (an sdist or wheel of film-interpolation)."""
+  name = os.path.basename(path).lower().replace('-', '_')
+  return name.startswith('film_interpolation_')
 
 
 def _own_file(name, otherwise):
@@ -342,22 +352,50 @@ def _own_file(name, otherwise):
 
 
 @contextlib.contextmanager
-def submission_scratch(remote):
+def submission_scratch(remote, pipeline_options=None):
   """What Beam builds to submit a remote job (the sdist with the built-in model, ~9 MB, and the
   launcher's package list) goes into tempfile.mkdtemp() folders Beam never deletes: a nightly
   submission would fill the launcher's temp folder. While a remote job is built and submitted
-  they go into one folder of ours, deleted once the job is submitted (a dry run's: built)."""
+  they go into one folder of ours, deleted once the job is submitted (a dry run's: built).
+  This project's sdist is built there too, from a copy of what it ships: Beam builds in the
+  setup file's folder, writing film_interpolation.egg-info/ there, so a checkout the launcher
+  cannot write (a container's, run as another user or read-only) failed every launch.
+  `pipeline_options`: the pipeline's own (`p.options`: Beam copies the options it is given)."""
   if not remote:
     yield
     return
   saved = tempfile.tempdir
   folder = tempfile.mkdtemp(prefix='film-submit-')
   tempfile.tempdir = folder
+  setup = pipeline_options.view_as(SetupOptions) if pipeline_options is not None else None
+  own_setup = setup is not None and setup.setup_file == os.path.join(_PROJECT_ROOT, 'setup.py')
   try:
+    if own_setup:
+      setup.setup_file = _copy_of_what_the_sdist_ships(folder)
     yield
   finally:
+    if own_setup:
+      setup.setup_file = os.path.join(_PROJECT_ROOT, 'setup.py')
     tempfile.tempdir = saved
     shutil.rmtree(folder, ignore_errors=True)
+
+
+# What setup.py and MANIFEST.in take from the checkout (MANIFEST.in picks within them).
+_SDIST_SOURCES = ('setup.py', 'MANIFEST.in', 'film_net', 'pipeline', 'transforms',
+                  'run_dataflow.sh', 'Dockerfile.worker', 'requirements-worker-cpu.txt')
+
+
+def _copy_of_what_the_sdist_ships(folder):
+  """Copies `_SDIST_SOURCES` into `folder`/source; returns the copy's setup.py."""
+  tree = os.path.join(folder, 'source')
+  os.mkdir(tree)
+  for name in _SDIST_SOURCES:
+    source, copy = os.path.join(_PROJECT_ROOT, name), os.path.join(tree, name)
+    if os.path.isdir(source):
+      shutil.copytree(source, copy, ignore=shutil.ignore_patterns('__pycache__'))
+    elif os.path.isfile(source):
+      shutil.copyfile(source, copy)
+  return os.path.join(tree, 'setup.py')
 
 
 def prepare_remote_launch(known, pipeline_options, runner):
@@ -531,7 +569,7 @@ def dry_run_job(p, pipeline_options, dataflow, settings):
   printed."""
   result = _DryRunResult()
   if dataflow:
-    with submission_scratch(remote=True):
+    with submission_scratch(True, p.options):
       result = p.run()
     _print_steps(result.job.proto_pipeline)
   else:

@@ -229,8 +229,9 @@ def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys, tm
                                                          monkeypatch):
   dataflow = DATAFLOW_DRY_RUN
 
+  # The real one is deleted once submitted; this test reads the sdist.
   @contextlib.contextmanager
-  def kept_scratch(remote):  # the real one is deleted once submitted; this test reads the sdist
+  def kept_scratch(remote, pipeline_options=None):  # pylint: disable=unused-argument
     assert remote
     monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
     yield
@@ -336,6 +337,31 @@ def test_the_evaluation_on_dataflow_stages_the_code_and_its_dry_run_writes_nothi
   assert f'--setup_file={os.path.join(ROOT, "setup.py")}' in out
   assert not list(gcs.list_blobs(prefix='evalflow/out'))
   assert not os.listdir(system_temp)
+
+
+def test_the_sdist_is_built_from_a_copy_outside_the_checkout(tiny_model, monkeypatch, capsys):
+  """Beam builds the sdist in the setup file's folder, writing film_interpolation.egg-info/
+  there: a launcher that cannot write its checkout (a container's, run as another user or
+  read-only) failed every launch, a dry run included."""
+  from apache_beam.runners.portability import stager  # pylint: disable=import-outside-toplevel
+  real_build = stager.Stager._build_setup_package
+  built_from = []
+
+  def build(setup_file, temp_dir, build_setup_args=None):
+    built_from.append(setup_file)
+    return real_build(setup_file, temp_dir, build_setup_args)
+
+  monkeypatch.setattr(stager.Stager, '_build_setup_package', staticmethod(build))
+  result = run_module.run(DATAFLOW_DRY_RUN + ['--input=gs://demo/in', '--output=gs://demo/out',
+                                              '--model_path=gs://demo/models/tiny.npz'])
+  (setup_file,) = built_from
+  assert os.path.basename(setup_file) == 'setup.py'
+  assert not os.path.abspath(setup_file).startswith(ROOT + os.sep)
+  assert not os.path.exists(setup_file)  # (its scratch folder went once the job was built)
+  staged = [beam_runner_api_pb2.ArtifactFilePayload.FromString(dep.type_payload).path
+            for env in result.job.proto_pipeline.components.environments.values()
+            for dep in env.dependencies]
+  assert any(path.endswith('.tar.gz') for path in staged)
 
 
 def test_a_failed_dataflow_job_ends_the_launcher_in_its_own_words(tmp_path, tiny_model,
@@ -446,10 +472,17 @@ def test_workers_get_tensorflow_unless_an_image_or_requirements_bring_it():
     assert equipped(flag)[0].requirements_file in (None, 'mine.txt'), flag
   # GPUs asked of Dataflow directly got tensorflow-cpu: the job ran on the CPUs beside them.
   for gpus in ('--dataflow_service_options=worker_accelerator=type:nvidia-l4;count:1;'
-               'install-nvidia-driver', '--experiments=worker_accelerator=type:nvidia-tesla-t4'):
+               'install-nvidia-driver', '--experiments=worker_accelerator=type:nvidia-tesla-t4',
+               '--resource_hints=accelerator=type:nvidia-l4;count:1;install-nvidia-driver'):
     with pytest.raises(run_module.UsageError, match='GPU workers .* need --sdk_container_image'):
       equipped(gpus)
     assert equipped(gpus, '--sdk_container_image=i:1')[0].requirements_file is None
+  # Another --extra_package (a library of the user's) staged it alone: no worker had the code.
+  assert equipped('--extra_package=dist/other-1.0-py3-none-any.whl')[0].setup_file == (
+      os.path.join(ROOT, 'setup.py'))
+  for own in ('film_interpolation-0.1.0.tar.gz', 'film-interpolation-0.1.0.tar.gz',
+              'film_interpolation-0.1.0-py3-none-any.whl'):
+    assert equipped(f'--extra_package=dist/{own}')[0].setup_file is None, own
   # A requirements file of one's own: a dry run fetched its packages (online), and a real
   # launch fetched them again each night, into a scratch folder deleted after the submission.
   assert equipped('--requirements_file=mine.txt', '--dry_run=True')[0].requirements_cache == 'skip'
