@@ -113,7 +113,11 @@ case "$GPU" in
   nvidia-l4) one_gpu='g2-standard-(4|8|12|16|32)'; default_machine=g2-standard-8 ;;
   nvidia-tesla-a100) one_gpu='a2-highgpu-1g'; default_machine=a2-highgpu-1g ;;
   nvidia-a100-80gb) one_gpu='a2-ultragpu-1g'; default_machine=a2-ultragpu-1g ;;
-  *) one_gpu='.*'; default_machine=
+  *[A-Z]*) echo "run_dataflow.sh: --gpu $GPU: Dataflow's GPU types are lowercase, e.g." \
+              "nvidia-l4" >&2
+     exit 2 ;;
+  # Other types: a machine type named for several GPUs (a2-highgpu-2g, a3-highgpu-8g) is none.
+  *) one_gpu='.*-1g|.*[^g]|.*[^0-9]g'; default_machine=
      [ -n "$MACHINE_TYPE" ] || {
        echo "run_dataflow.sh: --gpu $GPU: pass --machine_type, one that carries one such GPU" >&2
        exit 2; } ;;

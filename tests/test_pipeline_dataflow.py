@@ -70,11 +70,14 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
   for flags in (('--gpu', 'nvidia-l4', '--machine_type', 'n1-standard-8'),
                 ('--gpu', 'nvidia-l4', '--machine_type', 'g2-standard-24'),
                 ('--gpu', 'nvidia-tesla-t4', '--machine_type', 'g2-standard-8'),
-                ('--gpu', 'nvidia-tesla-a100', '--machine_type', 'a2-highgpu-4g')):
+                ('--gpu', 'nvidia-tesla-a100', '--machine_type', 'a2-highgpu-4g'),
+                ('--gpu', 'nvidia-h100-80gb', '--machine_type', 'a3-highgpu-8g')):
     proc = dry_run(*flags)
     assert proc.returncode == 2 and 'needs a machine type that carries one' in proc.stderr, flags
   proc = dry_run('--gpu', 'nvidia-h100-80gb')  # no default machine type we could vouch for
   assert proc.returncode == 2 and 'pass --machine_type' in proc.stderr
+  proc = dry_run('--gpu', 'NVIDIA-L4')  # sent as typed, Dataflow refused it once submitted
+  assert proc.returncode == 2 and 'lowercase' in proc.stderr
   proc = dry_run('--gpu', 'nvidia-l4', '--gpu_count', '2')  # the second GPU would sit idle
   assert proc.returncode == 2 and 'one GPU' in proc.stderr
   proc = dry_run('--project', '--bucket', 'b')  # a flag is no value
