@@ -24,7 +24,7 @@
 #   --job_name NAME        JOB_NAME (default film-interpolate-<UTC time>; a CI server's own
 #                          JOB_NAME that Dataflow would refuse is named as the environment's)
 #   (--worker_machine_type and --max_num_workers, Beam's names, are taken for --machine_type and
-#   --max_workers)
+#   --max_workers; --worker_harness_container_image, its old name, for --sdk_container_image)
 #   --dry_run              build the whole job offline, print its steps, submit nothing
 #                          (--dry_run=VALUE or --dry_run VALUE: true/false, 1/0, yes/no)
 # Every other flag passes through to the pipeline (python -m pipeline.run --help) and Beam; paths
@@ -69,7 +69,7 @@ while [ $# -gt 0 ]; do
         0|false|no) DRY_RUN=0 ;;
         *) echo "run_dataflow.sh: --dry_run=${1#*=}: give true or false (1/0, yes/no)" >&2; exit 2 ;;
       esac ;;
-    --project|--region|--bucket|--machine_type|--worker_machine_type|--max_workers|--max_num_workers|--gpu|--gpu_count|--sdk_container_image|--job_name)
+    --project|--region|--bucket|--machine_type|--worker_machine_type|--max_workers|--max_num_workers|--gpu|--gpu_count|--sdk_container_image|--worker_harness_container_image|--job_name)
       need_value "$@"; set -- "$1=$2" "${@:3}"; continue ;;
     --project=*) PROJECT=${1#*=} ;;
     --region=*) REGION=${1#*=} ;;
@@ -78,7 +78,7 @@ while [ $# -gt 0 ]; do
     --max_workers=*|--max_num_workers=*) MAX_WORKERS=${1#*=} ;;
     --gpu=*) GPU=${1#*=} ;;
     --gpu_count=*) GPU_COUNT=${1#*=} ;;
-    --sdk_container_image=*) SDK_CONTAINER_IMAGE=${1#*=} ;;
+    --sdk_container_image=*|--worker_harness_container_image=*) SDK_CONTAINER_IMAGE=${1#*=} ;;
     --job_name=*) JOB_NAME=${1#*=}; job_name_from_env= ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) passthrough+=("$1") ;;

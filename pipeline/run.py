@@ -337,9 +337,9 @@ def _asks_for_gpus(pipeline_options):
 
 
 def _is_own_package(path):
-  """Whether an --extra_package is this project's (an sdist or wheel of film-interpolation)."""
-  name = os.path.basename(path).lower().replace('-', '_')
-  return name.startswith('film_interpolation_')
+  """Whether an --extra_package is this project's: an sdist or wheel of film-interpolation, its
+  name followed by its version (not film_interpolation_extras-1.0, another's)."""
+  return re.match(r'film[-_.]interpolation-[0-9]', os.path.basename(path), re.I) is not None
 
 
 def _own_file(name, otherwise):
@@ -368,33 +368,42 @@ def submission_scratch(remote, pipeline_options=None):
   folder = tempfile.mkdtemp(prefix='film-submit-')
   tempfile.tempdir = folder
   setup = pipeline_options.view_as(SetupOptions) if pipeline_options is not None else None
-  own_setup = setup is not None and setup.setup_file == os.path.join(_PROJECT_ROOT, 'setup.py')
+  given = setup.setup_file if setup is not None else None
+  own_setup = bool(given) and (os.path.realpath(given) ==
+                               os.path.realpath(os.path.join(_PROJECT_ROOT, 'setup.py')))
   try:
-    if own_setup:
+    if own_setup:  # (however spelled: `--setup_file ./setup.py`, as setup.py says)
       setup.setup_file = _copy_of_what_the_sdist_ships(folder)
     yield
   finally:
     if own_setup:
-      setup.setup_file = os.path.join(_PROJECT_ROOT, 'setup.py')
+      setup.setup_file = given
     tempfile.tempdir = saved
     shutil.rmtree(folder, ignore_errors=True)
 
 
-# What setup.py and MANIFEST.in take from the checkout (MANIFEST.in picks within them).
-_SDIST_SOURCES = ('setup.py', 'MANIFEST.in', 'film_net', 'pipeline', 'transforms',
-                  'run_dataflow.sh', 'Dockerfile.worker', 'requirements-worker-cpu.txt')
+# What setup.py and MANIFEST.in take from the checkout: beside the files below, the packages'
+# modules and the built-in model with its card (MANIFEST.in ships nothing else of them).
+_SDIST_FILES = ('setup.py', 'MANIFEST.in', 'README.md', 'run_dataflow.sh', 'Dockerfile.worker',
+                'requirements-worker-cpu.txt',
+                'film_net/default_model/film_net_default.npz',
+                'film_net/default_model/MODEL_CARD.md')
 
 
 def _copy_of_what_the_sdist_ships(folder):
-  """Copies `_SDIST_SOURCES` into `folder`/source; returns the copy's setup.py."""
+  """Copies what the sdist ships into `folder`/source; returns the copy's setup.py. Files
+  alone: a link that leads nowhere (an editor's lock file) or to a large folder is passed
+  over, as setuptools passed it over."""
   tree = os.path.join(folder, 'source')
-  os.mkdir(tree)
-  for name in _SDIST_SOURCES:
-    source, copy = os.path.join(_PROJECT_ROOT, name), os.path.join(tree, name)
-    if os.path.isdir(source):
-      shutil.copytree(source, copy, ignore=shutil.ignore_patterns('__pycache__'))
-    elif os.path.isfile(source):
-      shutil.copyfile(source, copy)
+  wanted = [name for name in _SDIST_FILES if os.path.isfile(os.path.join(_PROJECT_ROOT, name))]
+  for package in ('film_net', 'pipeline', 'transforms'):
+    for here, folders, names in os.walk(os.path.join(_PROJECT_ROOT, package)):
+      folders[:] = [f for f in folders if f != '__pycache__']
+      wanted += [os.path.relpath(os.path.join(here, name), _PROJECT_ROOT) for name in names
+                 if name.endswith('.py') and os.path.isfile(os.path.join(here, name))]
+  for name in wanted:
+    os.makedirs(os.path.dirname(os.path.join(tree, name)), exist_ok=True)
+    shutil.copyfile(os.path.join(_PROJECT_ROOT, name), os.path.join(tree, name))
   return os.path.join(tree, 'setup.py')
 
 
@@ -957,7 +966,10 @@ def _interrupted(known, caught, since):
 
 def _summary_written_since(output, run_id, since):
   """Whether the run's summary.json is that of a job begun at `since` (s) or later, not an
-  earlier run's under a reused --run_id."""
+  earlier run's under a reused --run_id. Local outputs only: a stop must not wait on cloud
+  storage (a stalled network's retries took 2 minutes)."""
+  if FileSystems.get_scheme(output) is not None:
+    return False
   try:
     started = datetime.datetime.fromisoformat(read_summary(output, run_id)['started_at'])
     return started.timestamp() >= int(since)

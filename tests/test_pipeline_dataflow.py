@@ -61,6 +61,11 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert '--machine_type=g2-standard-8' in proc.stdout
   assert "--experiments=['use_runner_v2', 'no_use_multiple_sdk_containers']" in proc.stdout
+  # Beam's old name for the image: refused as none with --gpu, and let past the image's check.
+  proc = dry_run('--gpu', 'nvidia-l4', '--worker_harness_container_image',
+                 'us-docker.pkg.dev/d/f/w:1')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert '--sdk_container_image=us-docker.pkg.dev/d/f/w:1' in proc.stdout
   proc = dry_run()  # CPU workers too
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "--experiments=['use_runner_v2', 'no_use_multiple_sdk_containers']" in proc.stdout
@@ -342,29 +347,61 @@ def test_the_evaluation_on_dataflow_stages_the_code_and_its_dry_run_writes_nothi
   assert not os.listdir(system_temp)
 
 
-def test_the_sdist_is_built_from_a_copy_outside_the_checkout(tiny_model, monkeypatch, capsys):
+@pytest.mark.parametrize('setup_file', [None, 'relative'])
+def test_the_sdist_is_built_from_a_copy_outside_the_checkout(tiny_model, tmp_path, monkeypatch,
+                                                             setup_file):
   """Beam builds the sdist in the setup file's folder, writing film_interpolation.egg-info/
   there: a launcher that cannot write its checkout (a container's, run as another user or
-  read-only) failed every launch, a dry run included."""
+  read-only) failed every launch, a dry run included. Also with `--setup_file ./setup.py`."""
   from apache_beam.runners.portability import stager  # pylint: disable=import-outside-toplevel
   real_build = stager.Stager._build_setup_package
   built_from = []
 
   def build(setup_file, temp_dir, build_setup_args=None):
     built_from.append(setup_file)
-    return real_build(setup_file, temp_dir, build_setup_args)
+    sdist = real_build(setup_file, temp_dir, build_setup_args)
+    shutil.copyfile(sdist, tmp_path / 'staged.tar.gz')  # (its scratch folder goes)
+    return sdist
 
   monkeypatch.setattr(stager.Stager, '_build_setup_package', staticmethod(build))
-  result = run_module.run(DATAFLOW_DRY_RUN + ['--input=gs://demo/in', '--output=gs://demo/out',
-                                              '--model_path=gs://demo/models/tiny.npz'])
-  (setup_file,) = built_from
-  assert os.path.basename(setup_file) == 'setup.py'
-  assert not os.path.abspath(setup_file).startswith(ROOT + os.sep)
-  assert not os.path.exists(setup_file)  # (its scratch folder went once the job was built)
-  staged = [beam_runner_api_pb2.ArtifactFilePayload.FromString(dep.type_payload).path
-            for env in result.job.proto_pipeline.components.environments.values()
-            for dep in env.dependencies]
-  assert any(path.endswith('.tar.gz') for path in staged)
+  given = ([f'--setup_file={os.path.relpath(os.path.join(ROOT, "setup.py"))}']
+           if setup_file else [])
+  run_module.run(DATAFLOW_DRY_RUN + given + ['--input=gs://demo/in', '--output=gs://demo/out',
+                                             '--model_path=gs://demo/models/tiny.npz'])
+  (built,) = built_from
+  assert os.path.basename(built) == 'setup.py'
+  assert not os.path.realpath(built).startswith(ROOT + os.sep)
+  assert not os.path.exists(built)  # (its scratch folder went once the job was built)
+  with tarfile.open(tmp_path / 'staged.tar.gz') as tar:
+    names = {n.split('/', 1)[1] for n in tar.getnames() if '/' in n}
+  assert {'film_net/interpolator.py', 'pipeline/run.py', 'transforms/files.py', 'setup.py',
+          'film_net/default_model/film_net_default.npz', 'film_net/default_model/MODEL_CARD.md',
+          'run_dataflow.sh', 'requirements-worker-cpu.txt'} <= names
+
+
+def test_the_copy_for_the_sdist_takes_files_alone(tmp_path, monkeypatch):
+  """Copied whole, a package folder with a link that leads nowhere (an editor's lock file,
+  `.#train.py`) failed every launch; a linked folder was copied in full."""
+  tree = tmp_path / 'checkout'
+  for name in ('setup.py', 'MANIFEST.in', 'film_net/__init__.py', 'film_net/sub/deep.py',
+               'film_net/default_model/film_net_default.npz',
+               'film_net/default_model/MODEL_CARD.md', 'film_net/default_model/copy.npz',
+               'pipeline/run.py', 'transforms/files.py', 'film_net/__pycache__/x.cpython-311.pyc'):
+    (tree / name).parent.mkdir(parents=True, exist_ok=True)
+    (tree / name).write_text(name, encoding='utf-8')
+  os.symlink('root@host.4242:1764900000', tree / 'film_net' / '.#train.py')
+  (tmp_path / 'big').mkdir()
+  (tmp_path / 'big' / 'export.bin').write_bytes(b'x' * 1000)
+  os.symlink(tmp_path / 'big', tree / 'pipeline' / 'linked')
+  monkeypatch.setattr(run_module, '_PROJECT_ROOT', str(tree))
+  setup = run_module._copy_of_what_the_sdist_ships(str(tmp_path / 'scratch'))
+  copied = {str(p.relative_to(tmp_path / 'scratch' / 'source'))
+            for p in (tmp_path / 'scratch' / 'source').rglob('*') if p.is_file()}
+  assert setup == str(tmp_path / 'scratch' / 'source' / 'setup.py')
+  assert copied == {'setup.py', 'MANIFEST.in', 'film_net/__init__.py', 'film_net/sub/deep.py',
+                    'film_net/default_model/film_net_default.npz',
+                    'film_net/default_model/MODEL_CARD.md', 'pipeline/run.py',
+                    'transforms/files.py'}
 
 
 def test_a_failed_dataflow_job_ends_the_launcher_in_its_own_words(tmp_path, tiny_model,
@@ -486,6 +523,8 @@ def test_workers_get_tensorflow_unless_an_image_or_requirements_bring_it():
   for own in ('film_interpolation-0.1.0.tar.gz', 'film-interpolation-0.1.0.tar.gz',
               'film_interpolation-0.1.0-py3-none-any.whl'):
     assert equipped(f'--extra_package=dist/{own}')[0].setup_file is None, own
+  for other in ('film_interpolation_extras-1.0.tar.gz', 'film-interpolation-tools-2.0.tar.gz'):
+    assert equipped(f'--extra_package=dist/{other}')[0].setup_file, other
   # A requirements file of one's own: a dry run fetched its packages (online), and a real
   # launch fetched them again each night, into a scratch folder deleted after the submission.
   assert equipped('--requirements_file=mine.txt', '--dry_run=True')[0].requirements_cache == 'skip'
