@@ -606,7 +606,7 @@ def _run_steps(args, batches, train_step, current_step, learning_rate, save, sec
       print(f'step {step}/{args.steps}  loss {loss:.4f}  {rate:.2f} steps/s  '
             f'lr {learning_rate():.2e}  ETA {eta:.1f} min', flush=True)
       window_start, losses = time.time(), []
-      if not np.isfinite(loss) and not weights_finite():  # (not on until the next save)
+      if not np.isfinite(loss) and not weights_finite():  # (it trained on to the next save)
         raise Diverged()
     out_of_time = args.max_minutes and time.time() - started > args.max_minutes * 60
     keep = bool(args.keep_every) and step % args.keep_every == 0

@@ -392,8 +392,8 @@ _SDIST_FILES = ('setup.py', 'MANIFEST.in', 'README.md', 'run_dataflow.sh', 'Dock
 
 def _copy_of_what_the_sdist_ships(folder):
   """Copies what the sdist ships into `folder`/source; returns the copy's setup.py. Files
-  alone: a link that leads nowhere (an editor's lock file) or to a large folder is passed
-  over, as setuptools passed it over."""
+  alone, as MANIFEST.in picks them: a link that leads nowhere (an editor's lock file) is passed
+  over, and a linked folder is not walked."""
   tree = os.path.join(folder, 'source')
   wanted = [name for name in _SDIST_FILES if os.path.isfile(os.path.join(_PROJECT_ROOT, name))]
   for package in ('film_net', 'pipeline', 'transforms'):
