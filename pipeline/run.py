@@ -413,6 +413,21 @@ def prepare_remote_launch(known, pipeline_options, runner):
   check_paths_reach_the_workers(known, runner)
   check_dataflow_names(pipeline_options, runner)
   equip_the_workers(pipeline_options, runner)
+  warn_of_local_flags(pipeline_options, runner)
+
+
+def warn_of_local_flags(pipeline_options, runner):
+  """The local runner's flags were taken by a remote job without a word (a launch that meant
+  `--direct_num_workers 8` as its parallelism got Dataflow's default)."""
+  if _is_local(runner):
+    return
+  given = pipeline_options.get_all_options(drop_default=True)
+  flags_given = [f'--{name}' for name in ('direct_num_workers', 'direct_running_mode')
+                 if name in given]
+  if flags_given:
+    _log.warning('%s: the local runner\'s, no effect on %s; its workers are --num_workers and '
+                 '--max_num_workers (run_dataflow.sh: --max_workers)', ', '.join(flags_given),
+                 runner)
 
 
 def check_dataflow_names(pipeline_options, runner):

@@ -534,6 +534,20 @@ def test_workers_get_tensorflow_unless_an_image_or_requirements_bring_it():
       0].requirements_cache == '/c'
 
 
+def test_the_local_runners_flags_on_a_remote_job_are_named_as_without_effect(caplog):
+  """`--direct_num_workers 8` on a Dataflow launch, meant as its parallelism, was taken without a
+  word; on a local run it says nothing."""
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  flags = ['--direct_num_workers=8', '--direct_running_mode=multi_processing']
+  run_module.warn_of_local_flags(PipelineOptions(flags), None)
+  run_module.warn_of_local_flags(PipelineOptions([]), 'DataflowRunner')
+  assert not caplog.records
+  run_module.warn_of_local_flags(PipelineOptions(flags), 'DataflowRunner')
+  (record,) = caplog.records
+  assert record.getMessage().startswith('--direct_num_workers, --direct_running_mode: the local '
+                                        'runner\'s, no effect on DataflowRunner')
+
+
 def test_dataflow_options_beam_checks_late_are_usage_errors_and_no_bucket_is_made(
     gcs, capsys, monkeypatch):
   """Beam's checks for Dataflow ran only once the job was built (a traceback after the model
