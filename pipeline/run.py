@@ -399,8 +399,8 @@ def _copy_of_what_the_sdist_ships(folder):
   for package in ('film_net', 'pipeline', 'transforms'):
     for here, folders, names in os.walk(os.path.join(_PROJECT_ROOT, package)):
       folders[:] = [f for f in folders if f != '__pycache__']
-      wanted += [os.path.relpath(os.path.join(here, name), _PROJECT_ROOT) for name in names
-                 if name.endswith('.py') and os.path.isfile(os.path.join(here, name))]
+      modules = [os.path.join(here, name) for name in names if name.endswith('.py')]
+      wanted += [os.path.relpath(path, _PROJECT_ROOT) for path in modules if os.path.isfile(path)]
   for name in wanted:
     os.makedirs(os.path.dirname(os.path.join(tree, name)), exist_ok=True)
     shutil.copyfile(os.path.join(_PROJECT_ROOT, name), os.path.join(tree, name))
