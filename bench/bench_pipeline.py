@@ -16,8 +16,9 @@ rss:   peak RSS of `python -m pipeline.run` on a clip of `large` pairs over one 
 modes: the built-in model on 4 clips of 4 frames (one unit each) run by `python -m
        pipeline.run` as Beam's local modes run it: in_memory (one process, one thread),
        multi_threading (one process, `--workers` threads sharing the model, which runs one call
-       at a time) and multi_processing (`--workers` processes, each its own model, as Dataflow
-       runs one SDK process per vCPU): wall time and the peak of the whole process tree's RSS.
+       at a time; as a Dataflow worker runs, one SDK process) and multi_processing (`--workers`
+       processes, each its own model, as Dataflow would with one SDK process per vCPU, which
+       pipeline.run turns off): wall time and the peak of the whole process tree's RSS.
 
     python bench/bench_pipeline.py modes [--size 576 --workers 2]
 

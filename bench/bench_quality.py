@@ -58,7 +58,11 @@ def main(argv=None):
                       help="arithmetic inside the model's convolutions")
   args = parser.parse_args(argv)
   if not os.path.isdir(args.data):
-    sys.exit(f'{args.data} not found: the Middlebury-Other triplets live in ../shared/data')
+    where = f'{args.data} not found: the Middlebury-Other triplets live in ../shared/data'
+    if args.data == DEFAULT_DATA:  # (`make bench` on a machine without them goes on)
+      print(f'skipped: {where}', flush=True)
+      return 0
+    sys.exit(where)
   flags = ['--input', args.data, '--output', args.output, '--align', args.align,
            '--precision', args.precision]
   flags += ['--no_model'] if args.no_model else (

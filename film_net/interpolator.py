@@ -1,8 +1,9 @@
 """`Interpolator`: film_net inference on frames of any size, and recursive in-betweening.
 
-Frames are float32 RGB in [0, 1]. With `align=64` each frame is zero padded (centred, the odd
-pixel at the bottom/right) to a multiple of 64 and the result cropped back, exactly as FILM's
-released tools do; `align=None` runs the model on frames as they are.
+Frames are float32 RGB in [0, 1]. With `align=64` each frame is padded (centred, the odd
+pixel at the bottom/right) to a multiple of 64 and the result cropped back, as FILM's released
+tools do: with zeros, as they do, or mirrored where the model file's meta says so (the built-in
+model); `align=None` runs the model on frames as they are.
 
 Recursion follows the released semantics (pre-order; each mid frame is an input of the next
 level) but computes every frame's feature pyramid once: the native engine splits the model

@@ -1,4 +1,4 @@
-"""What the two trainers share, free of any framework: training batches, flags and data.
+"""What the two trainers share, free of TensorFlow and PyTorch: training batches, flags, data.
 
 `film_net.train` trains with TensorFlow (CPUs, the reference), `film_net.train_torch` the same
 model with PyTorch where a CUDA GPU has PyTorch but no TensorFlow. Both read their batches from
@@ -303,7 +303,7 @@ def warn_changed_flags(meta: dict, args, data: str) -> None:
 def check_steps(start_step: int, steps: int, resumed: bool) -> None:
   """--steps is the global step to train until: a finished run resumed has nothing to do (and
   says so); a run started from a file already past it is a mistake (the built-in model is at
-  step ~28800, so `--steps 2000` from it would silently train nothing)."""
+  step 42214, so `--steps 2000` from it would silently train nothing)."""
   if start_step < steps:
     return
   if resumed:

@@ -2,8 +2,9 @@
 
     python -m pipeline.evaluate --input DIR_OR_MANIFEST --output OUT [--model_path P]
         [--baselines repeat,average,minterpolate,dis] [--no_model] [--align 64]
-        [--flip_average | --no_flip_average] [--leave_one_out [--stride K] [--scene_cuts]]
-        [--no_png] [beam flags]
+        [--precision float32|bfloat16] [--flip_average | --no_flip_average]
+        [--tile PX [--tile_overlap PX]] [--no_png] [beam flags]
+        [--leave_one_out [--stride K] [--scene_cuts [--scene_cut_threshold X]]]
 
 Input, one of:
 * a folder of triplet folders (or one triplet folder), each holding `frame10.png`,
@@ -23,8 +24,8 @@ Input, one of:
   frame.
 
 Metrics are FILM's (see transforms/quality.py). FILM's own evaluation runs the model on full-size
-frames without padding; here the model sees frames zero padded to a multiple of --align (64, as
-FILM's interpolation tools do), because film_net needs sizes that pool cleanly through its
+frames without padding; here the model sees frames padded to a multiple of --align (64, as
+FILM's interpolation tools do; mirrored for the built-in model, zeros for others), because film_net needs sizes that pool cleanly through its
 pyramid. --align 0 runs without padding, as FILM's evaluation does, for sizes that allow it.
 
 Output under --output (any Beam filesystem): results.json (settings, means, per-clip means,

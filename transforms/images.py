@@ -9,7 +9,7 @@ without alpha counts as opaque), 16 bit if either input is 16 bit. Samples are q
 FILM's `write_image` does: `uint(clip(x, 0, 1) * max + 0.5)`.
 
 PIL decodes everything except 16-bit colour, which it truncates to 8 bit, and DPX, which it
-cannot read: 16-bit colour PNG goes through `tf.io.decode_png`, 16-bit colour TIFF (what film
+cannot read: 16-bit PNG (gray too, alike) goes through `tf.io.decode_png`, 16-bit colour TIFF (what film
 scanners write, with DPX) through PIL's libtiff as 16-bit gray (`_decode_tiff16`), DPX through
 `transforms.dpx` (10 and 12 bit widen to 16), and all 16-bit output through
 `tf.io.encode_png`. Floating-point and other deep TIFF (12, 32 bit), which PIL would also
