@@ -274,11 +274,13 @@ def test_every_command_line_reads_flip_average_the_same_way(flags, expected):
   assert parser.parse_args(flags).flip_average is expected
 
 
-def test_flip_average_rejects_a_value_that_is_not_a_truth_value():
+def test_flip_average_rejects_a_value_that_is_not_a_truth_value(capsys):
   parser = argparse.ArgumentParser()
   add_flip_average_flags(parser)
-  with pytest.raises(SystemExit):
+  with pytest.raises(SystemExit) as stopped:
     parser.parse_args(['--flip_average=sometimes'])
+  assert stopped.value.code == 2
+  assert "expected true or false, got 'sometimes'" in capsys.readouterr().err
 
 
 def test_flip_average_help_says_files_trained_from_the_built_in_model_keep_its_default(
