@@ -25,8 +25,9 @@ Input, one of:
 
 Metrics are FILM's (see transforms/quality.py). FILM's own evaluation runs the model on full-size
 frames without padding; here the model sees frames padded to a multiple of --align (64, as
-FILM's interpolation tools do; mirrored for the built-in model, zeros for others), because film_net needs sizes that pool cleanly through its
-pyramid. --align 0 runs without padding, as FILM's evaluation does, for sizes that allow it.
+FILM's interpolation tools do; mirrored for the built-in model, zeros for others), because
+film_net needs sizes that pool cleanly through its pyramid. --align 0 runs without padding,
+as FILM's evaluation does, for sizes that allow it.
 
 Output under --output (any Beam filesystem): results.json (settings, means, per-clip means,
 per-triplet rows, errors), results.csv (a row per triplet and method, then `mean` rows, then
