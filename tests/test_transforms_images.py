@@ -2,7 +2,9 @@
 policy (widest format of the pair, alpha blended linearly), bad bytes say why."""
 
 import io
+import sys
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -369,6 +371,67 @@ def test_a_png_colour_key_is_alpha_so_in_betweens_keep_it_transparent():
     np.testing.assert_array_equal(frame.pixels[3:, ..., -1], top)
     between = images.inbetween_pixels(frame.rgb(), frame, frame, 0.5)
     np.testing.assert_array_equal(between[..., -1], frame.pixels[..., -1])
+
+
+def _unfiltered_png(pixels, interlaced=True, rows_lost=0):
+  """A PNG of 8 or 16-bit samples written here, rows unfiltered: stored interlaced (Adam7;
+  neither PIL nor TensorFlow writes one), or with its last `rows_lost` rows left out of the
+  pixel data (its chunks whole)."""
+  import struct  # pylint: disable=import-outside-toplevel
+  height, width, channels = pixels.shape
+  sample = '>u2' if pixels.dtype == np.uint16 else 'u1'
+  rows = []
+  for y0, x0, dy, dx in (((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2),
+                          (0, 1, 2, 2), (1, 0, 2, 1)) if interlaced else ((0, 0, 1, 1),)):
+    rows += [b'\x00' + row.astype(sample).tobytes() for row in pixels[y0::dy, x0::dx] if row.size]
+  header = struct.pack('>IIBBBBB', width, height, 8 * pixels.itemsize,
+                       {1: 0, 2: 4, 3: 2, 4: 6}[channels], 0, 0, int(interlaced))
+  pixel_data = zlib.compress(b''.join(rows[:len(rows) - rows_lost]))
+  return (b'\x89PNG\r\n\x1a\n' + _chunk(b'IHDR', header) + _chunk(b'IDAT', pixel_data[:9])
+          + _chunk(b'IDAT', pixel_data[9:]) + _chunk(b'IEND', b''))
+
+
+def _interlaced_png16(pixels, rows_lost=0):
+  return _unfiltered_png(pixels.astype(np.uint16), rows_lost=rows_lost)
+
+
+@pytest.mark.parametrize('interlaced', [False, True], ids=['rows', 'interlaced'])
+@pytest.mark.parametrize('dtype', [np.uint8, np.uint16])
+def test_a_png_whose_pixel_data_ends_early_is_refused(interlaced, dtype):
+  """Its chunks whole, its zlib stream ending a few rows short: PIL left the rows it never got
+  black without a word, and a frame half black was interpolated as if real."""
+  pixels = RGB16.astype(dtype) if dtype == np.uint16 else (RGB16 >> 8).astype(np.uint8)
+  whole = images.decode(_unfiltered_png(pixels, interlaced))
+  np.testing.assert_array_equal(whole.pixels, pixels)
+  ours = r'pixel data ends after \d+ of the \d+ bytes its 53x37 header promises \(rows missing'
+  # (16-bit PNG goes through TensorFlow's decoder, which refuses it itself)
+  with pytest.raises(images.BadImage, match=ours if dtype == np.uint8 else
+                     f'{ours}|corrupt or truncated 16-bit PNG .*Invalid PNG data'):
+    images.decode(_unfiltered_png(pixels, interlaced, rows_lost=3))
+
+
+@pytest.mark.parametrize('pixels', [RGB16[..., :1], GRAY_ALPHA16, RGB16, RGBA16],
+                         ids=['gray', 'gray+alpha', 'rgb', 'rgba'])
+def test_16_bit_png_keeps_every_bit_without_tensorflow(pixels, monkeypatch):
+  """film_net.train_torch runs where PyTorch is and TensorFlow is not: its --clips of 16-bit PNG
+  scans stopped at their first frame (the decoder imported TensorFlow). Rows filtered as libpng
+  filters them, and interlaced."""
+  import struct  # pylint: disable=import-outside-toplevel
+  stored = [tf.io.encode_png(pixels).numpy(), _interlaced_png16(pixels)]
+  assert images.decode(stored[1]).pixels.tolist() == pixels.tolist()  # (the file is sound)
+  monkeypatch.setitem(sys.modules, 'tensorflow', None)  # `import tensorflow` fails
+  with pytest.raises(ImportError):
+    import tensorflow  # pylint: disable=import-outside-toplevel,unused-import,redefined-outer-name
+  for data in stored:
+    frame = images.decode(data)
+    assert frame.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(frame.pixels, pixels)
+  if pixels.shape[2] in (1, 3):  # a colour key (tRNS) is still alpha
+    key = struct.pack(f'>{pixels.shape[2]}H', *pixels[0, 0])
+    keyed = images.decode(_with_chunk_after_header(stored[0], b'tRNS', key)).pixels
+    assert keyed[0, 0, -1] == 0 and keyed[..., -1].max() == 65535
+  with pytest.raises(images.BadImage, match='pixel data ends after'):
+    images.decode(_interlaced_png16(pixels, rows_lost=1))
 
 
 def test_a_tiff_of_several_pages_is_refused_but_a_preview_page_passes():

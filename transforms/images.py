@@ -9,11 +9,11 @@ without alpha counts as opaque), 16 bit if either input is 16 bit. Samples are q
 FILM's `write_image` does: `uint(clip(x, 0, 1) * max + 0.5)`.
 
 PIL decodes everything except 16-bit colour, which it truncates to 8 bit, and DPX, which it
-cannot read: 16-bit PNG (gray too, alike) goes through `tf.io.decode_png`, 16-bit colour TIFF (what film
-scanners write, with DPX) through PIL's libtiff as 16-bit gray (`_decode_tiff16`), DPX through
-`transforms.dpx` (10 and 12 bit widen to 16), and all 16-bit output through
-`tf.io.encode_png`. Floating-point and other deep TIFF (12, 32 bit), which PIL would also
-misread, are refused with a reason (`BadImage`).
+cannot read: 16-bit PNG (gray too, alike) goes through `tf.io.decode_png` (PIL, read twice,
+without TensorFlow), 16-bit colour TIFF (what film scanners write, with DPX) through PIL's
+libtiff as 16-bit gray (`_decode_tiff16`), DPX through `transforms.dpx` (10 and 12 bit widen
+to 16), and all 16-bit output through `tf.io.encode_png`. Floating-point and other deep TIFF
+(12, 32 bit), which PIL would also misread, are refused with a reason (`BadImage`).
 
 Colour: a frame's colour description (a PNG's iCCP, sRGB, gAMA and cHRM chunks, or the ICC
 profile of a JPEG or TIFF) goes into every PNG written from it, re-encoded originals and the
@@ -158,6 +158,8 @@ def _decode_with_pil(image, data, max_pixels):
   orientation = exif_orientation(image)
   if data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[24] == 16:
     return _upright(_decode_png16(data), orientation), orientation
+  if image.format == 'PNG':
+    _check_png_rows(data)
   if _is_tiff16_pil_truncates(image):
     return _upright(_decode_tiff16(data, image.tag_v2, *_stored_size(image)),
                     orientation), orientation
@@ -282,7 +284,7 @@ def _check_png_chunks(data):
   reading once every row is decoded, so a file cut short after its pixels (IEND, a CRC or the
   zlib checksum lost) would decode and, PNGs being copied as they are, reach the output still
   broken (ffmpeg and OpenCV refuse it); a damaged byte that still inflates would pass too.
-  Every CRC costs ~1 ms per 4 MB."""
+  Every CRC costs ~1 ms per 4 MB. (Its pixel data's rows: `_check_png_rows`.)"""
   view, pos = memoryview(data), len(_PNG_SIGNATURE)
   while True:
     if pos + 12 > len(data):
@@ -300,6 +302,43 @@ def _check_png_chunks(data):
     if kind == b'IEND':
       return
     pos = end + 4
+
+
+# Samples per pixel of each PNG colour type: gray, RGB, palette, gray+alpha, RGBA.
+_PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+# Adam7's passes: (first row, first column, row step, column step).
+_ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2),
+          (1, 0, 2, 1))
+
+
+def _check_png_rows(data):
+  """Refuses a PNG whose pixel data, every chunk whole, inflates to fewer rows than its header
+  promises: PIL stops at the end of the zlib stream and leaves the rows it never got black,
+  without a word (a frame half black, interpolated as if real). Run after the --max_pixels
+  check; inflating again costs 21 ms per 1080p 8-bit frame (`bench/bench_decode.py`: 0.050 s
+  against 0.029 s)."""
+  width, height, depth, colour, _, _, interlaced = struct.unpack('>IIBBBBB', data[16:29])
+  view, pos, pixel_data = memoryview(data), len(_PNG_SIGNATURE), []
+  while pos + 8 <= len(data):  # (whole chunks: `_check_png_chunks`)
+    length, kind = struct.unpack('>I', data[pos:pos + 4])[0], data[pos + 4:pos + 8]
+    if kind == b'IDAT':
+      pixel_data.append(view[pos + 8:pos + 8 + length])
+    pos += 12 + length
+  bits = depth * _PNG_SAMPLES.get(colour, 0)
+  passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
+  expected = sum(len(range(y0, height, dy)) * (1 + (len(range(x0, width, dx)) * bits + 7) // 8)
+                 for y0, x0, dy, dx in passes if len(range(x0, width, dx)))
+  inflate, got = zlib.decompressobj(), 0
+  try:
+    for piece in pixel_data:
+      while piece and got < expected:
+        got += len(inflate.decompress(piece, 1 << 20))
+        piece = inflate.unconsumed_tail
+  except zlib.error as e:
+    raise BadImage(f'corrupt PNG: its pixel data does not inflate ({e})') from e
+  if got < expected:
+    raise BadImage(f'corrupt PNG: its pixel data ends after {got} of the {expected} bytes its '
+                   f'{width}x{height} header promises (rows missing; PIL would leave them black)')
 
 
 def _refuse_animation(data):
@@ -595,13 +634,42 @@ def _with_appended_ifd(data, endian, entries):
 
 def _decode_png16(data):
   """The channels as stored (16-bit PNGs are gray, gray+alpha, RGB or RGBA, never palette):
-  TF's decoder takes no channels=2, so asking for the colour type's count refused gray+alpha."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  TF's decoder takes no channels=2, so asking for the colour type's count refused gray+alpha.
+  Where TensorFlow is not installed (film_net.train_torch's GPU machines, reading --clips),
+  PIL's decoder reads every bit too, at about half the speed (`_decode_png16_with_pil`)."""
   try:
-    pixels = tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    tf = None
+    _check_png_rows(data)  # (TensorFlow's decoder refuses missing rows itself)
+  try:
+    pixels = (_decode_png16_with_pil(data) if tf is None else
+              tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy())
   except Exception as e:  # pylint: disable=broad-except
     raise BadImage(f'corrupt or truncated 16-bit PNG ({type(e).__name__}: {e})') from e
   return _with_colour_key_as_alpha(pixels, data)
+
+
+def _decode_png16_with_pil(data):
+  """A 16-bit PNG's samples through PIL, which unfilters and de-interlaces the rows but keeps 8
+  of each colour sample's 16 bits: colour is decoded twice, as stored (big-endian, the high
+  bytes) and as if little-endian (which takes the other byte, the low one); gray+alpha, which
+  PIL turns into 8-bit RGBA, as 4 bytes a pixel; gray PIL reads whole."""
+  def decoded(rawmode=None):
+    with Image.open(io.BytesIO(data)) as image:
+      if rawmode:
+        image.tile = [image.tile[0]._replace(args=rawmode)]
+      image.load()
+      return np.asarray(image)
+  with Image.open(io.BytesIO(data)) as image:
+    stored = image.tile[0].args  # I;16B, LA;16B, RGB;16B or RGBA;16B
+  if stored == 'I;16B':
+    return decoded().astype(np.uint16)[..., None]
+  if stored == 'LA;16B':
+    pairs = decoded('RGBA').astype(np.uint16)
+    return pairs[..., 0::2] << 8 | pairs[..., 1::2]
+  high = decoded(stored).astype(np.uint16)
+  return high << 8 | decoded(stored.replace(';16B', ';16L'))
 
 
 def _pil_to_pixels(image):
