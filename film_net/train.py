@@ -219,10 +219,7 @@ def _read_json(path: str) -> dict:
 
 
 def _write_json(path: str, data: dict) -> None:
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(data, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  weights_lib.write_local_whole(path, json.dumps(data, indent=2, sort_keys=True).encode())
 
 
 def prefetched(make_batch, steps: range, ahead: int = 2):

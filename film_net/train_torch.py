@@ -21,6 +21,7 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
 
 import argparse
 import contextlib
+import io
 import math
 import os
 import pickle
@@ -180,10 +181,10 @@ class Trainer:
       self.meta['ema_decay'] = self.args.ema_decay
     if self.net.precision != 'float32':  # of the convolutions; weights and Adam stay float32
       self.meta['precision'] = self.net.precision
-    tmp = self.path + '.tmp'
+    checkpoint = io.BytesIO()
     torch.save({'net': self.net.state_dict(), 'optimizer': self.optimizer.state_dict(),
-                'ema': self.ema, 'step': self.step, 'meta': self.meta}, tmp)
-    os.replace(tmp, self.path)
+                'ema': self.ema, 'step': self.step, 'meta': self.meta}, checkpoint)
+    weights_lib.write_local_whole(self.path, checkpoint.getvalue())
     exported = self.ema if self.args.ema_decay > 0 else None
     path = os.path.join(self.args.output_dir, 'latest.npz')
     weights_lib.save(path, self.net.released_weights(exported), self.options, meta=self.meta)

@@ -12,7 +12,6 @@ import contextlib
 import glob
 import hashlib
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -325,9 +324,10 @@ def mend_exports(output_dir: str, step: int, keep_every: int, export: Callable[[
   checkpoint and latest.npz, or the --keep_every copy, left them behind the checkpoint for good:
   the resume goes on past that step, or has nothing to do. A resumed run writes them again from
   its checkpoint (`export(path)` writes the weights at `step`). The temporaries such a save
-  left (a model's size each) go."""
+  left (`weights.write_local_whole`'s, a model's size each; `step_N.npz.tmp` of runs before
+  2026-12-05) go."""
   folder = glob.escape(output_dir)  # ('run [1]' is that folder, not a pattern)
-  for left in (glob.glob(os.path.join(folder, '.tmp-*.npz'))
+  for left in (glob.glob(os.path.join(folder, '.tmp-*'))
                + glob.glob(os.path.join(folder, 'step_*.npz.tmp'))):
     os.remove(left)
   latest = os.path.join(output_dir, 'latest.npz')
@@ -341,8 +341,13 @@ def mend_exports(output_dir: str, step: int, keep_every: int, export: Callable[[
           flush=True)
   kept = os.path.join(output_dir, f'step_{step}.npz')
   if keep_every and step % keep_every == 0 and not os.path.exists(kept):
-    shutil.copyfile(latest, kept + '.tmp')
-    os.replace(kept + '.tmp', kept)
+    keep_copy(latest, kept)
+
+
+def keep_copy(latest: str, kept: str) -> None:
+  """--keep_every's copy of a save, whole or not at all."""
+  with open(latest, 'rb') as f:
+    weights_lib.write_local_whole(kept, f.read())
 
 
 def resolve_init(init: str) -> str | None:
@@ -617,9 +622,7 @@ def _run_steps(args, batches, train_step, current_step, learning_rate, save, sec
         path = save(seconds_before + time.time() - started)
         print(f'saved step {step} -> {path}', flush=True)
         if keep:  # whole or not at all: the step's checkpoint is saved, a resume goes past it
-          kept = os.path.join(args.output_dir, f'step_{step}.npz')
-          shutil.copyfile(path, kept + '.tmp')
-          os.replace(kept + '.tmp', kept)
+          keep_copy(path, os.path.join(args.output_dir, f'step_{step}.npz'))
     if out_of_time:
       print(f'stopping after {args.max_minutes} min at step {step}', flush=True)
       break

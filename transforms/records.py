@@ -73,9 +73,7 @@ def progress_note(progress_dir, name, note):
   costs a progress line, never the work."""
   path = os.path.join(progress_dir, name)
   try:
-    with open(path + '.tmp', 'w') as f:
-      json.dump(note, f)
-    os.replace(path + '.tmp', path)
+    files.write_atomic(path, json.dumps(note).encode(), progress_dir)
   except OSError as e:
     _log.warning('progress note %s not written: %s', path, e)
 
