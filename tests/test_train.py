@@ -501,11 +501,15 @@ def test_a_save_killed_before_latest_npz_is_mended_by_the_resume(short_runs, tmp
 
 def test_temporaries_go_from_a_run_folder_named_like_a_glob_and_only_from_it(tmp_path):
   run, sibling = tmp_path / 'run [1]', tmp_path / 'run 1'
+  # (the PyTorch trainer's checkpoint and meta.json are written whole through such temporaries)
+  left = ('.tmp-0123abcd.npz', '.tmp-4567cdef.pt', '.tmp-89abcdef.json')
   for folder in (run, sibling):
     folder.mkdir()
-    (folder / '.tmp-0123abcd.npz').write_bytes(b'part of a save')
+    for name in left:
+      (folder / name).write_bytes(b'part of a save')
   training.mend_exports(str(run), 3, 0, lambda path: None)
-  assert not (run / '.tmp-0123abcd.npz').exists() and (sibling / '.tmp-0123abcd.npz').exists()
+  assert not any((run / name).exists() for name in left)
+  assert all((sibling / name).exists() for name in left)
 
 
 def test_exports_cut_short_are_mended_and_other_options_warned_of(short_runs, tmp_path, capsys):
