@@ -1,6 +1,7 @@
 """`python -m film_net.average`: weight soups of one lineage, as the built-in model is made."""
 import dataclasses
 import os
+import re
 
 import numpy as np
 import pytest
@@ -163,3 +164,18 @@ def test_the_built_in_model_says_how_it_was_averaged():
   assert meta['inference'] == {'flip_average': True, 'flip_weights': 'agreement_with_average',
                                'padding': 'mirror'}
   assert meta['steps'] == max(m['steps'] for m in meta['averaged'])
+
+
+def test_the_model_cards_average_command_makes_the_built_in_model():
+  """The card's last command (`film_net.average --output ... --shares ... A B`) names the files
+  and shares the shipped file's meta records, so the card cannot lag a new average (its share
+  went from 0.75 to 0.85)."""
+  card = os.path.join(os.path.dirname(weights_lib.DEFAULT_MODEL), 'MODEL_CARD.md')
+  with open(card) as f:
+    command = re.search(r'python -m film_net\.average --output film_net/default_model/'
+                        r'film_net_default\.npz \\\n\s+--shares (\S+) (\S+) (\S+)\n', f.read())
+  assert command, 'the card has no command that writes the built-in model'
+  shares, *models = command.groups()
+  meta = weights_lib.read_meta(weights_lib.DEFAULT_MODEL)
+  assert [(m['model'], m['share']) for m in meta['averaged']] == list(
+      zip(models, map(float, shares.split(','))))
