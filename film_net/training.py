@@ -516,6 +516,8 @@ def _no_clips(path: str) -> str:
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
   from transforms import files  # pylint: disable=import-outside-toplevel
   if not os.path.isdir(path):
+    if files.GLOB_CHARS.search(path) and not files.is_folder(path):
+      return 'no clip folder with at least 3 frames matches'
     if FileSystems.exists(path):
       return 'is a file; --clips takes a folder of clips (folders of frames)'
     if not files.match(path.rstrip('/'), '**'):  # on object stores: no object under it

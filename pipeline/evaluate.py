@@ -11,11 +11,10 @@ Input, one of:
   `frame10i11.png` (the truth) and `frame11.png`, as Middlebury's;
 * a manifest, .csv (with a header) or .jsonl, with columns frame0, truth, frame1 and optionally
   key; relative paths are relative to the manifest's folder;
-* with --leave_one_out, any footage: a folder of clips, found and named as pipeline.run finds
-  and names them (as its output folders; the folder itself and every folder under it that holds
-  frames; hidden folders, the pipeline's
-  `_runs`, `_markers`, `_tmp`, --output and an earlier evaluation's comparisons/ are passed
-  over). Frames i and i + 2 are
+* with --leave_one_out, any footage: a folder or glob of clips, found and named as pipeline.run
+  finds and names them (as its output folders; the folder itself and every folder under it
+  that holds frames; hidden folders, the pipeline's `_runs`, `_markers`, `_tmp`, --output
+  and an earlier evaluation's comparisons/ are passed over). Frames i and i + 2 are
   interpolated and compared with frame i + 1, for every i that is a multiple of --stride; the
   report then also gives each clip's mean. A triplet whose frame numbers are unevenly spaced (a
   frame lost on one side: `reel_0011`, `reel_0012`, `reel_0014`) is left out and listed under
@@ -186,7 +185,7 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
   --leave_one_out the clips of fewer than 3 frames are added to the list `too_short`, and
   `output`'s comparison PNGs (an --output inside the input) are no clip."""
   if leave_one_out:
-    root = input_path.rstrip('/')
+    root = clips.input_root(input_path)
     # What this evaluation writes as frames is its comparison PNGs: an --output at or above the
     # input holds the clips themselves.
     ours = files.join(output, COMPARISONS) if output else None
@@ -504,6 +503,8 @@ def _no_triplets(known):
   if clips.is_manifest(known.input) and not known.leave_one_out:
     return 'the manifest has no rows'
   if not files.is_folder(known.input) and not _exists(known.input):
+    if known.leave_one_out and files.GLOB_CHARS.search(known.input):
+      return files.unreachable(known.input) or 'no clip of 3 or more frames matches'
     return files.unreachable(known.input) or 'no such folder'
   if known.leave_one_out and (clips.is_manifest(known.input) or os.path.isfile(known.input)):
     return '--leave_one_out takes a folder of clips, not a manifest or a file'

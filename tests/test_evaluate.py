@@ -320,6 +320,20 @@ def test_leave_one_out_leaves_out_triplets_across_a_cut_or_with_a_repeated_frame
   assert report['scene_cut_threshold'] is None
 
 
+def test_leave_one_out_takes_a_glob_of_clips_as_the_pipeline_does(tmp_path):
+  """`--input 'archive/reel_*'` ran the pipeline on those clips, but the evaluation's
+  leave-one-out, on the same input, said 'no such folder'."""
+  for clip in ('reel_1', 'reel_2', 'other'):
+    for i in range(3):
+      _save(str(tmp_path / 'in' / clip / f'f{i}.png'), np.full((24, 32, 3), i / 4, np.float32))
+  assert evaluate.main(['--input', str(tmp_path / 'in' / 'reel_*'), '--leave_one_out',
+                        '--no_model', '--baselines', 'average', '--no_png', '--output',
+                        str(tmp_path / 'out')]) == 0
+  report = json.load(open(tmp_path / 'out' / 'results.json'))
+  assert [(r['key'], r['clip']) for r in report['triplets']] == [
+      ('reel_1_000000', 'reel_1'), ('reel_2_000000', 'reel_2')]
+
+
 def test_leave_one_out_leaves_out_triplets_whose_frame_numbers_skip(tmp_path, capsys):
   """A scan lost (reel_0003 missing): the triplets around the gap have a middle frame that is
   not the midpoint in time, known from the names alone, with or without --scene_cuts. A number

@@ -140,6 +140,23 @@ def test_clip_frames_finds_the_clips_that_discovery_finds(tmp_path):
       str(tmp_path / f) for f in ('', 'shot')]
 
 
+def test_clip_frames_takes_a_glob_as_discovery_does(tmp_path):
+  """pipeline.run takes a glob of clips; leave-one-out evaluation and training on --clips
+  listed the glob as a folder ('no such folder') until they shared its listing."""
+  for folder in ('reel_1/a', 'reel_2', 'other/b', 'reel_3.txt.d'):
+    _touch(tmp_path / folder, 'f0.png', 'f1.png', 'f2.png')
+  spec = str(tmp_path / 'reel_[12]*')
+  found = clips.clip_frames(spec)
+  assert list(found) == [str(tmp_path / f) for f in ('reel_1/a', 'reel_2')]
+  discovered, errors = _discover(spec)
+  assert errors == [] and set(found) == {c.frames[0][0].rsplit('/', 1)[0] for c in discovered}
+  folders = set()
+  clips.clip_frames(spec, folders=folders)
+  names = clips.folder_clip_names(clips.input_root(spec), folders, list(found))
+  assert names == {c.frames[0][0].rsplit('/', 1)[0]: c.name for c in discovered}
+  assert sorted(names.values()) == ['reel_1/a', 'reel_2']
+
+
 def test_what_operating_systems_leave_beside_frames_is_passed_over(tmp_path):
   """An archive unzipped from macOS holds __MACOSX/ (with only `._*` files); one browsed on
   Windows, Thumbs.db and desktop.ini: each made an error record, so a clean run exited 1."""

@@ -225,6 +225,58 @@ def _relative(path, root):
   return rest[1:] if rest.startswith('/') else rest
 
 
+@dataclasses.dataclass
+class ClipFolders:
+  """What a folder or glob input holds, by the pipeline's rules (`list_clip_folders`)."""
+  root: str  # the folder listed: the input, or the part of a glob before its first pattern
+  pattern: str | None  # the glob, or None
+  by_dir: dict  # {folder: [FileMetadata of its files]}, empty folders too
+  unaddressable: dict  # {folder: [paths no Beam filesystem can read by name]}
+  problems: list  # [(path, reason)] of what the glob selects that could not be listed
+
+
+def list_clip_folders(input_spec, output=None):
+  """The folders of a folder or glob `input_spec` (any Beam filesystem), each with its files:
+  every folder at any depth, the input itself included, that the glob selects, passing over
+  what `passed_over` names, anything under `output` (a run writing inside its input) and
+  earlier outputs. Shared by the pipeline's discovery, the evaluation's --leave_one_out and
+  training's --clips, so that the three take the same clips from the same input."""
+  root, pattern = _split_glob(input_spec)
+  problems = []
+  selected = _glob_filter(root, pattern)
+  metadata = files.list_tree(root, problems=problems,
+                             claims=lambda folder: selected(folder, folder))
+  this_output = _in_folder(output)
+  earlier_output = _in_earlier_output(_earlier_outputs((m.path for m in metadata), root))
+
+  def in_output(folder):
+    return this_output(folder) or earlier_output(folder)
+  by_dir, unaddressable = {}, {}
+  for m in metadata:
+    placeholder = m.path.endswith('/')  # A folder placeholder object on object stores.
+    path = m.path.rstrip('/')
+    folder = path if placeholder else _parent(path)
+    if passed_over(_relative(path, root), folder=placeholder):
+      continue
+    if in_output(folder):
+      continue  # --output inside --input: never take our own frames as input.
+    if not selected(folder, path):
+      continue
+    if files.unaddressable(path):
+      unaddressable.setdefault(folder, []).append(path)
+      continue
+    if placeholder:
+      by_dir.setdefault(folder, [])
+    else:
+      by_dir.setdefault(folder, []).append(m)
+  for folder in _empty_local_folders(root, pattern, in_output):
+    by_dir.setdefault(folder, [])
+  return ClipFolders(root, pattern, by_dir, unaddressable, [
+      (path, reason) for path, reason in problems
+      if (not passed_over(_relative(path, root), folder=True) and not in_output(path)
+          and selected(path, path))])
+
+
 class IncompleteListing(OSError):
   """A part of the input that could not be listed, or may not have been: an unreadable
   folder, a link whose target is missing, a clip folder that is empty (an unmounted disk's
@@ -287,47 +339,17 @@ class DiscoverClips(beam.DoFn):
   # -- folders -------------------------------------------------------------------------------
 
   def _from_folders(self, input_spec):
-    root, pattern = _split_glob(input_spec)
-    problems = []
-    selected = _glob_filter(root, pattern)
-    metadata = files.list_tree(root, problems=problems,
-                               claims=lambda folder: selected(folder, folder))
-    this_output = _in_folder(self._output)
-    earlier_output = _in_earlier_output(_earlier_outputs((m.path for m in metadata), root))
-
-    def in_output(folder):
-      return this_output(folder) or earlier_output(folder)
-    for path, reason in problems:  # (of what the glob selects: the rest is no part of it)
-      if (not passed_over(_relative(path, root), folder=True) and not in_output(path)
-          and selected(path, path)):
-        yield self._error(path, 'discover', IncompleteListing(reason),
-                          f'cannot list {path}: {reason}; what is there is not in this run')
-    by_dir, unaddressable = {}, {}
-    for m in metadata:
-      placeholder = m.path.endswith('/')  # A folder placeholder object on object stores.
-      path = m.path.rstrip('/')
-      folder = path if placeholder else _parent(path)
-      if passed_over(_relative(path, root), folder=placeholder):
-        continue
-      if in_output(folder):
-        continue  # --output inside --input: never take our own frames as input.
-      if not selected(folder, path):
-        continue
-      if files.unaddressable(path):
-        unaddressable.setdefault(folder, []).append(path)
-        continue
-      if placeholder:
-        by_dir.setdefault(folder, [])
-      else:
-        by_dir.setdefault(folder, []).append(m)
-    for folder, paths in sorted(unaddressable.items()):
+    listed = list_clip_folders(input_spec, self._output)
+    root, pattern, by_dir = listed.root, listed.pattern, listed.by_dir
+    for path, reason in listed.problems:  # (of what the glob selects: the rest is no part of it)
+      yield self._error(path, 'discover', IncompleteListing(reason),
+                        f'cannot list {path}: {reason}; what is there is not in this run')
+    for folder, paths in sorted(listed.unaddressable.items()):
       more = f' and {len(paths) - 1} more file(s) in {folder}' if len(paths) > 1 else ''
       yield self._error(paths, 'discover', ValueError('unaddressable name'),
                         f'cannot read {paths[0]}{more}: {files.unaddressable(paths[0])}; not '
                         f'in this run')
-    for folder in _empty_local_folders(root, pattern, in_output):
-      by_dir.setdefault(folder, [])
-    if not by_dir and not unaddressable:
+    if not by_dir and not listed.unaddressable:
       kind = 'no files match' if pattern else (
           'input folder is empty' if _is_local_dir(root) else
           'input is a file, not a folder of clips or a manifest (.csv, .jsonl)'
@@ -730,26 +752,26 @@ class ClipTriplet:
 
 
 def clip_frames(input_path, output=None, folders=None):
-  """{clip folder: its frames in natural order} of every clip under `input_path` (any Beam
-  filesystem), by DiscoverClips' rules: each folder at any depth, the input itself included,
-  that directly holds frames, passing over what `passed_over` names and anything under `output`
-  (an evaluation writing inside its input). The set `folders`, where given, gets every folder
-  holding files, frames or not (what `folder_clip_names` needs to name clips as DiscoverClips
+  """{clip folder: its frames in natural order} of every clip of a folder or glob `input_path`
+  (any Beam filesystem), as DiscoverClips takes them (`list_clip_folders`): the folders that
+  directly hold frames. The set `folders`, where given, gets every folder listed, frames or
+  not (what `folder_clip_names` needs, with `input_root`, to name clips as DiscoverClips
   does)."""
-  root = input_path.rstrip('/')
-  in_output = _in_folder(output)
-  listing = files.list_tree(root)
-  earlier_output = _in_earlier_output(_earlier_outputs((m.path for m in listing), root))
+  listed = list_clip_folders(input_path, output)
+  if folders is not None:
+    folders.update(listed.by_dir)
   clips = {}
-  for match in listing:
-    if (passed_over(_relative(match.path, root)) or in_output(_parent(match.path))
-        or earlier_output(_parent(match.path))):
-      continue
-    if folders is not None:
-      folders.add(_parent(match.path))
-    if is_frame_name(match.path):
-      clips.setdefault(_parent(match.path), []).append(match.path)
-  return {clip: sorted(frames, key=natural_key) for clip, frames in sorted(clips.items())}
+  for folder, entries in sorted(listed.by_dir.items()):
+    frames = [m.path for m in entries if is_frame_name(m.path)]
+    if frames:
+      clips[folder] = sorted(frames, key=lambda path: natural_key(path.rsplit('/', 1)[-1]))
+  return clips
+
+
+def input_root(input_spec):
+  """The folder a folder or glob input is listed from (the part of a glob before its first
+  pattern), which clips' output names are relative to."""
+  return _split_glob(input_spec)[0]
 
 
 def clip_triplets(input_path, stride=1, frames_by_clip=None):
