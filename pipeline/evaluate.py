@@ -79,17 +79,17 @@ from film_net.render import TRIPLET_NAMES
 from pipeline import options as pipeline_flags
 from pipeline.run import LocalRunner
 from pipeline.run import UsageError
-from pipeline.run import _is_local
-from pipeline.run import _runner_name
-from pipeline.run import _truthy
 from pipeline.run import check_reachable
 from pipeline.run import dry_run_job
 from pipeline.run import interrupt_status
+from pipeline.run import is_local_runner
 from pipeline.run import prepare_remote_launch
 from pipeline.run import quiet_beam_logs
-from pipeline.run import run_command
 from pipeline.run import run_and_wait
+from pipeline.run import run_command
+from pipeline.run import runner_name
 from pipeline.run import terminate_as_interrupt
+from pipeline.run import truthy
 from transforms import clips
 from transforms import files
 from transforms import images
@@ -520,7 +520,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   does: the job would otherwise fail on every triplet."""
   known, beam_args = parse_known_args(argv)
   options = PipelineOptions(beam_args, save_main_session=save_main_session)
-  runner = _runner_name(options.view_as(StandardOptions).runner)
+  runner = runner_name(options.view_as(StandardOptions).runner)
   if test_pipeline is None:
     prepare_remote_launch(known, options, runner)
   problem = flags.not_a_folder('--output', known.output)
@@ -565,14 +565,14 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   if test_pipeline is not None:
     p = test_pipeline
   else:
-    p = beam.Pipeline(runner=LocalRunner() if _is_local(runner) else runner, options=options)
+    p = beam.Pipeline(runner=LocalRunner() if is_local_runner(runner) else runner, options=options)
   _ = (p
        | 'ListTriplets' >> beam.Create(triplets)
        | 'Spread' >> beam.Reshuffle()
        | 'Evaluate' >> beam.ParDo(evaluate)
        | 'Gather' >> beam.combiners.ToList()
        | 'WriteReports' >> beam.Map(write_reports, known.output, settings))
-  if _truthy(options.view_as(TestOptions).dry_run):
+  if truthy(options.view_as(TestOptions).dry_run):
     return dry_run_job(p, options, test_pipeline is None and runner == 'DataflowRunner', settings)
   if not known.no_png:
     # Its pictures replace an earlier run's as it goes: a stop before its report must not leave
@@ -581,7 +581,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     files.write_atomic(files.join(known.output, STARTED),
                        b'an evaluation\'s output: its comparisons/ are pictures, not footage\n',
                        known.output)
-  return run_and_wait(p, options, remote=test_pipeline is None and not _is_local(runner))
+  return run_and_wait(p, options, remote=test_pipeline is None and not is_local_runner(runner))
 
 
 def format_table(report):
@@ -634,7 +634,7 @@ def main(argv=None):
   with terminate_as_interrupt() as caught:
     return run_command(
         caught, lambda: run(argv),
-        _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run),
+        truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run),
         lambda _: _print_results(results), _interrupted,
         'The workers\' errors are in the job\'s log in the Dataflow console.',
         f'the evaluation had ended; its results are in {results}')

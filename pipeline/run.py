@@ -164,15 +164,17 @@ def _workers_tied_to_the_launcher(pipeline_proto):
   return pipeline_proto
 
 
-def _truthy(value):
+def truthy(value):
+  """A Beam option's value read as true (--dry_run's, as pipeline.options leaves it)."""
   return str(value).lower() in ('true', '1', 'yes')
 
 
-def _is_local(runner):
+def is_local_runner(runner):
+  """Whether `runner` (as `runner_name` gives it) runs on this machine."""
   return runner in _LOCAL_RUNNERS
 
 
-def _runner_name(runner):
+def runner_name(runner):
   """The runner's class name as Beam reads --runner ('direct', 'dataflow', 'DataFlowRunner':
   any case, 'runner' optional), so that the local and Dataflow checks see what Beam will run;
   a dotted path to a class of one's own as given. Any other name is a usage error (Beam's own
@@ -318,7 +320,7 @@ def equip_the_workers(pipeline_options, runner):
     # Beam downloads the file's packages into a cache under the temp folder, which is
     # `submission_scratch`'s while it builds: kept where Beam keeps it, so a nightly launch does
     # not fetch TensorFlow's wheels again; a dry run stays offline and fetches none.
-    setup.requirements_cache = ('skip' if _truthy(pipeline_options.view_as(TestOptions).dry_run)
+    setup.requirements_cache = ('skip' if truthy(pipeline_options.view_as(TestOptions).dry_run)
                                 else os.path.join(tempfile.gettempdir(), 'beam-requirements-cache'))
   debug = pipeline_options.view_as(DebugOptions)
   for experiment in ('use_runner_v2', 'no_use_multiple_sdk_containers'):
@@ -419,7 +421,7 @@ def prepare_remote_launch(known, pipeline_options, runner):
 def warn_of_local_flags(pipeline_options, runner):
   """The local runner's flags were taken by a remote job without a word (a launch that meant
   `--direct_num_workers 8` as its parallelism got Dataflow's default)."""
-  if _is_local(runner):
+  if is_local_runner(runner):
     return
   given = pipeline_options.get_all_options(drop_default=True)
   flags_given = [f'--{name}' for name in ('direct_num_workers', 'direct_running_mode')
@@ -463,7 +465,7 @@ def check_paths_reach_the_workers(known, runner):
   """Remote workers (any runner but the local ones) see none of this machine's disk: --input,
   --output and --model_path must be on a shared filesystem (gs://), or the job would start, fail
   on every worker, and leave its summary where the launcher cannot read it."""
-  if _is_local(runner):
+  if is_local_runner(runner):
     return
   local = [f'--{name}={value}' for name, value in (
       ('input', known.input), ('output', known.output), ('model_path', known.model_path))
@@ -633,9 +635,9 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   """
   known, beam_args = pipeline_flags.parse_known_args(argv)
   pipeline_options = PipelineOptions(beam_args, save_main_session=save_main_session)
-  dry_run = _truthy(pipeline_options.view_as(TestOptions).dry_run)
-  runner = _runner_name(pipeline_options.view_as(StandardOptions).runner)
-  local = test_pipeline is None and _is_local(runner)
+  dry_run = truthy(pipeline_options.view_as(TestOptions).dry_run)
+  runner = runner_name(pipeline_options.view_as(StandardOptions).runner)
+  local = test_pipeline is None and is_local_runner(runner)
   if test_pipeline is None:
     prepare_remote_launch(known, pipeline_options, runner)
   check_paths(known, offline=dry_run)
@@ -1051,7 +1053,7 @@ def main(argv=None):
   with terminate_as_interrupt() as caught:
     return run_command(
         caught, lambda: run(argv),
-        _truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run),
+        truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run),
         lambda result: _report(known, result.state),
         lambda caught: _interrupted(known, caught, since),
         'What its workers finished is kept (done markers); the same command finishes the job. '
