@@ -390,6 +390,7 @@ _SDIST_FILES = ('setup.py', 'MANIFEST.in', 'README.md', 'run_dataflow.sh', 'Dock
                 'requirements-worker-cpu.txt',
                 'film_net/default_model/film_net_default.npz',
                 'film_net/default_model/MODEL_CARD.md')
+_SDIST_PACKAGES = ('film_net', 'pipeline', 'transforms')  # their modules, as MANIFEST.in says
 
 
 def _copy_of_what_the_sdist_ships(folder):
@@ -398,7 +399,7 @@ def _copy_of_what_the_sdist_ships(folder):
   over, and a linked folder is not walked."""
   tree = os.path.join(folder, 'source')
   wanted = [name for name in _SDIST_FILES if os.path.isfile(os.path.join(_PROJECT_ROOT, name))]
-  for package in ('film_net', 'pipeline', 'transforms'):
+  for package in _SDIST_PACKAGES:
     for here, folders, names in os.walk(os.path.join(_PROJECT_ROOT, package)):
       folders[:] = [f for f in folders if f != '__pycache__']
       modules = [os.path.join(here, name) for name in names if name.endswith('.py')]

@@ -404,6 +404,19 @@ def test_the_copy_for_the_sdist_takes_files_alone(tmp_path, monkeypatch):
                     'transforms/files.py'}
 
 
+def test_the_launchs_copy_lists_what_manifest_in_ships():
+  """Dataflow's sdist is built from a copy of the files MANIFEST.in ships, listed again in
+  pipeline.run: a file added to MANIFEST.in alone would be missing on the workers."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, 'MANIFEST.in'), encoding='utf-8') as f:
+    lines = [line.split() for line in f if line.strip() and not line.startswith('#')]
+  included = {name for words in lines if words[0] == 'include' for name in words[1:]}
+  assert included and included <= set(run_module._SDIST_FILES)
+  assert {words[1] for words in lines if words[0] == 'recursive-include'} == set(
+      run_module._SDIST_PACKAGES)
+  assert all(words[2:] == ['*.py'] for words in lines if words[0] == 'recursive-include')
+
+
 def test_a_failed_dataflow_job_ends_the_launcher_in_its_own_words(tmp_path, tiny_model,
                                                                   monkeypatch, capsys):
   """Beam raises when a Dataflow job ends FAILED or CANCELLED: the launcher (a nightly DAG's
