@@ -31,9 +31,7 @@ def read_model(path: str) -> tuple[dict[str, np.ndarray], Options, dict]:
   remote; 'default' is the built-in model. ValueError naming `path` where it cannot be used."""
   local_path = weights_lib.DEFAULT_MODEL if path == 'default' else path
   try:
-    with weights_lib.local_copy(local_path) as local:
-      weights, options = weights_lib.read_weights(local)
-      meta = weights_lib.read_meta(local)
+    weights, options, meta = weights_lib.read_model(local_path)
     options = options or weights_lib.infer_options(weights)
     weights_lib.check_finite(weights)  # a diverged run would turn the whole average into NaN
   except Exception as e:  # pylint: disable=broad-except  # a missing file, not a model, ...

@@ -366,9 +366,7 @@ def read_init(init: str, options: Options) -> tuple[dict, dict] | None:
   (deeper levels reuse the shared flow predictor), so training may change it.
   """
   try:
-    with weights_lib.local_copy(init) as local:
-      loaded, file_options = weights_lib.read_weights(local)
-      meta = weights_lib.read_meta(local)
+    loaded, file_options, meta = weights_lib.read_model(init)
   except Exception as e:  # pylint: disable=broad-except
     from transforms import files  # pylint: disable=import-outside-toplevel
     # No such bucket, no access: in the words --clips and the pipeline use, not Beam's dump.

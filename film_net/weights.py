@@ -354,6 +354,14 @@ def write_local_whole(path: str, data: bytes) -> None:
       os.remove(tmp)
 
 
+def read_model(path: str) -> tuple[dict[str, np.ndarray], Options | None, dict]:
+  """(released-name weights, options or None, meta) of a weight file or SavedModel folder,
+  local or remote (copied here first)."""
+  with local_copy(path) as local:
+    weights, options = read_weights(local)
+    return weights, options, read_meta(local)
+
+
 def read_meta(local_path: str) -> dict:
   """The `meta` entry of our weight file ({} if absent); of a SavedModel folder, the
   `inference` our export records (how the model it was made from runs), else {}."""
