@@ -329,7 +329,10 @@ def mend_exports(output_dir: str, step: int, keep_every: int, export: Callable[[
   folder = glob.escape(output_dir)  # ('run [1]' is that folder, not a pattern)
   for left in (glob.glob(os.path.join(folder, '.tmp-*'))
                + glob.glob(os.path.join(folder, 'step_*.npz.tmp'))):
-    os.remove(left)
+    # (theirs alone: an export's staging folder, `.tmp-export-*`, or a file of the user's stays)
+    if os.path.isfile(left) and (weights_lib.is_whole_write_temporary(left)
+                                 or left.endswith('.npz.tmp')):
+      os.remove(left)
   latest = os.path.join(output_dir, 'latest.npz')
   try:
     behind = int(weights_lib.read_meta(latest).get('steps', -1)) != step
@@ -513,11 +516,13 @@ def _no_clips(path: str) -> str:
   """Why --clips holds no triplet, for its error line."""
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
   from transforms import files  # pylint: disable=import-outside-toplevel
+  from transforms.clips import input_root  # pylint: disable=import-outside-toplevel
   if not os.path.isdir(path):
-    if files.GLOB_CHARS.search(path) and not files.is_folder(path):
-      return 'no clip folder with at least 3 frames matches'
     if FileSystems.exists(path):
       return 'is a file; --clips takes a folder of clips (folders of frames)'
+    root = input_root(path)  # (a glob's folder)
+    if root != path.rstrip('/') and files.is_folder(root):
+      return 'no clip folder with at least 3 frames matches'
     if not files.match(path.rstrip('/'), '**'):  # on object stores: no object under it
       return 'no such folder'
   return 'no clip folder with at least 3 frames'

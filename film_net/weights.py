@@ -337,6 +337,14 @@ def save(path: str, weights: dict[str, np.ndarray], options: Options,
   write_local_whole(path, data)
 
 
+_WHOLE_WRITE_TEMPORARY = re.compile(r'\.tmp-[0-9a-f]{32}(\.[^/.]*)?$')
+
+
+def is_whole_write_temporary(path: str) -> bool:
+  """Whether `path` is named as `write_local_whole`'s temporaries are (`.tmp-` + a uuid)."""
+  return bool(_WHOLE_WRITE_TEMPORARY.match(os.path.basename(path)))
+
+
 def write_local_whole(path: str, data: bytes) -> None:
   """Writes the local file `path` through a temporary beside it, renamed into place: a write
   stopped midway (Ctrl-C, a full disk) leaves `path` whole, old or absent, and no temporary."""

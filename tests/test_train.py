@@ -482,7 +482,7 @@ def test_a_save_killed_before_latest_npz_is_mended_by_the_resume(short_runs, tmp
   latest.npz steps behind for good, and a --keep_every copy of that step never written."""
   folder = _copy(short_runs[6], tmp_path / 'run')
   shutil.copyfile(folder / 'step_5.npz', folder / 'latest.npz')  # as the cut save left it
-  left = [folder / '.tmp-0123abcd.npz', folder / 'step_6.npz.tmp']  # its temporaries, for good
+  left = [folder / f'.tmp-{"0123abcd" * 4}.npz', folder / 'step_6.npz.tmp']  # its temporaries
   for path in left:
     shutil.copyfile(folder / 'step_5.npz', path)
   assert train.main(_args(folder, 6, '--keep_every', '2')) == 0
@@ -502,14 +502,20 @@ def test_a_save_killed_before_latest_npz_is_mended_by_the_resume(short_runs, tmp
 def test_temporaries_go_from_a_run_folder_named_like_a_glob_and_only_from_it(tmp_path):
   run, sibling = tmp_path / 'run [1]', tmp_path / 'run 1'
   # (the PyTorch trainer's checkpoint and meta.json are written whole through such temporaries)
-  left = ('.tmp-0123abcd.npz', '.tmp-4567cdef.pt', '.tmp-89abcdef.json')
+  left = [f'.tmp-{"0123abcd" * 4}.npz', f'.tmp-{"4567cdef" * 4}.pt', f'.tmp-{"89abcdef" * 4}.json']
   for folder in (run, sibling):
     folder.mkdir()
     for name in left:
       (folder / name).write_bytes(b'part of a save')
+  # Not theirs: a file of the user's, and an export's staging folder (a killed
+  # `film_net.export --output run/saved_model`), which made every resume fail.
+  (run / '.tmp-notes.txt').write_text('mine')
+  (run / '.tmp-export-x1y2z3' / 'variables').mkdir(parents=True)
   training.mend_exports(str(run), 3, 0, lambda path: None)
   assert not any((run / name).exists() for name in left)
   assert all((sibling / name).exists() for name in left)
+  assert (run / '.tmp-notes.txt').read_text() == 'mine'
+  assert (run / '.tmp-export-x1y2z3' / 'variables').is_dir()
 
 
 def test_exports_cut_short_are_mended_and_other_options_warned_of(short_runs, tmp_path, capsys):
@@ -815,7 +821,12 @@ def test_clips_that_cannot_be_trained_on_stop_before_training_with_one_line_nami
   first[0].write_bytes(b'not a png')
   webp = _clip(tmp_path / 'webp' / 'c', [(40, 30)] * 3)  # stopped the run at the step drawing it
   Image.open(webp[1]).save(webp[1], format='WEBP')
+  bracketed = tmp_path / 'take[1].png'
+  bracketed.write_bytes(good[0].read_bytes())
   cases = [(tmp_path / 'nosuch', f'--clips {tmp_path / "nosuch"}: no such folder'),
+           (tmp_path / 'nosuch' / 'reel_*', 'reel_*: no such folder'),  # (a glob's folder)
+           (tmp_path / 'good' / 'x*', 'x*: no clip folder with at least 3 frames matches'),
+           (bracketed, f'--clips {bracketed}: is a file; --clips takes a folder of clips'),
            (tmp_path / 'one', 'no clip folder with at least 3 frames'),
            (good[0], f'--clips {good[0]}: is a file; --clips takes a folder of clips'),
            (tmp_path / 'mixed', f'{mixed[2]} is 48x30, but {mixed[0]} of the same clip is 40x30'),
