@@ -63,6 +63,8 @@ def test_ssim_is_tensorflows_on_smooth_bright_frames_too():
   expected = float(tf.image.ssim(prediction, truth, max_val=1.0))
   assert quality.ssim(prediction, truth) == pytest.approx(expected, abs=1e-7)
   assert quality.metrics(prediction, truth)['ssim'] == pytest.approx(expected, abs=1e-7)
+  gray = float(tf.image.ssim(prediction[..., :1], truth[..., :1], max_val=1.0))
+  assert quality.ssim(prediction[..., 0], truth[..., 0]) == pytest.approx(gray, abs=1e-7)
 
 
 def test_metrics_clip_the_prediction_first():
@@ -622,6 +624,9 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
       (['--input', str(tmp_path / 'no_truth.csv')], 'no_truth.csv line 2 lacks truth'),
       (['--input', str(tmp_path / 'gone.csv')], 'gone.csv: the manifest does not exist'),
       (['--input', str(tmp_path / 'gone')], 'gone: no such folder'),
+      (['--input', str(tmp_path / 'gone' / 'reel_*'), '--leave_one_out'], 'no such folder'),
+      (['--input', str(tmp_path / 'in' / 'x*'), '--leave_one_out'],
+       'x*: no clip of 3 or more frames matches'),
       (['--input', str(tmp_path / 'empty')], 'empty: no triplet folders'),
       (['--input', str(tmp_path / 'empty'), '--leave_one_out'], 'no clip of 3 or more frames'),
       (['--input', str(tmp_path / 'header_only.csv')], 'the manifest has no rows'),

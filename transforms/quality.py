@@ -58,6 +58,8 @@ def ssim(prediction: np.ndarray, truth: np.ndarray, k1: float = 0.01, k2: float 
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   x = np.asarray(prediction, np.float32)
   y = np.asarray(truth, np.float32)
+  if x.ndim == 2:  # (H, W): one channel
+    x, y = x[..., None], y[..., None]
   if min(x.shape[:2]) < SSIM_WINDOW:
     raise ValueError(f'{x.shape[1]}x{x.shape[0]} frames are smaller than SSIM\'s '
                      f'{SSIM_WINDOW}x{SSIM_WINDOW} window')
