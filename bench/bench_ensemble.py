@@ -11,7 +11,7 @@ run, and of `flip_weights` for the built-in model. Each pair runs once per
 variant, unpadded (`align=None`), prediction clipped to [0, 1] as in `bench/bench_quality.py
 --align 0 --no_flip_average`, whose `model` row the `plain` column repeats. Middlebury frames
 are read from ../shared at run time (never copied or trained on); rendered held-out sets come
-from `python -m film_net.render` (see the model card).
+from `python -m film_net.render` (see docs/model_history.md).
 """
 
 import argparse
