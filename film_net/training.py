@@ -327,12 +327,12 @@ def mend_exports(output_dir: str, step: int, keep_every: int, export: Callable[[
   left (`weights.write_local_whole`'s, a model's size each; `step_N.npz.tmp` of runs before
   2026-12-05) go."""
   folder = glob.escape(output_dir)  # ('run [1]' is that folder, not a pattern)
-  for left in (glob.glob(os.path.join(folder, '.tmp-*'))
-               + glob.glob(os.path.join(folder, 'step_*.npz.tmp'))):
-    # (theirs alone: an export's staging folder, `.tmp-export-*`, or a file of the user's stays)
-    if os.path.isfile(left) and (weights_lib.is_whole_write_temporary(left)
-                                 or left.endswith('.npz.tmp')):
-      os.remove(left)
+  # (theirs alone: an export's staging folder, `.tmp-export-*`, or a file of the user's stays)
+  left = [path for path in glob.glob(os.path.join(folder, '.tmp-*'))
+          if weights_lib.is_whole_write_temporary(path)]
+  for path in left + glob.glob(os.path.join(folder, 'step_*.npz.tmp')):
+    if os.path.isfile(path):
+      os.remove(path)
   latest = os.path.join(output_dir, 'latest.npz')
   try:
     behind = int(weights_lib.read_meta(latest).get('steps', -1)) != step

@@ -391,10 +391,6 @@ def _unfiltered_png(pixels, interlaced=True, rows_lost=0):
           + _chunk(b'IDAT', pixel_data[9:]) + _chunk(b'IEND', b''))
 
 
-def _interlaced_png16(pixels, rows_lost=0):
-  return _unfiltered_png(pixels.astype(np.uint16), rows_lost=rows_lost)
-
-
 @pytest.mark.parametrize('interlaced', [False, True], ids=['rows', 'interlaced'])
 @pytest.mark.parametrize('dtype', [np.uint8, np.uint16])
 def test_a_png_whose_pixel_data_ends_early_is_refused(interlaced, dtype):
@@ -417,7 +413,7 @@ def test_16_bit_png_keeps_every_bit_without_tensorflow(pixels, monkeypatch):
   scans stopped at their first frame (the decoder imported TensorFlow). Rows filtered as libpng
   filters them, and interlaced."""
   import struct  # pylint: disable=import-outside-toplevel
-  stored = [tf.io.encode_png(pixels).numpy(), _interlaced_png16(pixels)]
+  stored = [tf.io.encode_png(pixels).numpy(), _unfiltered_png(pixels)]
   assert images.decode(stored[1]).pixels.tolist() == pixels.tolist()  # (the file is sound)
   monkeypatch.setitem(sys.modules, 'tensorflow', None)  # `import tensorflow` fails
   with pytest.raises(ImportError):
@@ -431,7 +427,7 @@ def test_16_bit_png_keeps_every_bit_without_tensorflow(pixels, monkeypatch):
     keyed = images.decode(_with_chunk_after_header(stored[0], b'tRNS', key)).pixels
     assert keyed[0, 0, -1] == 0 and keyed[..., -1].max() == 65535
   with pytest.raises(images.BadImage, match='pixel data ends after'):
-    images.decode(_interlaced_png16(pixels, rows_lost=1))
+    images.decode(_unfiltered_png(pixels, rows_lost=1))
 
 
 def test_a_tiff_of_several_pages_is_refused_but_a_preview_page_passes():
