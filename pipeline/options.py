@@ -86,9 +86,9 @@ def build_parser():
   flags.add_tile_flags(parser)
   add_scene_cut_flags(
       parser, 'Find pairs that are two different shots (an edit\'s cut) and hold the nearer '
-              'original in their in-betweens instead of cross-fading the shots with the model; '
-              'pairs of identical frames are held too, with no model call',
-      'Interpolate every pair, cuts included')
+              'original in their in-betweens instead of cross-fading the shots with the model',
+      'Interpolate every pair that changes, cuts included; a pair of identical frames is held '
+      'either way')
   parser.add_argument('--max_pixels', type=flags.positive_int, default=DEFAULT_MAX_PIXELS,
                       help=f'Refuse frames with more pixels than this (decompression-bomb guard, '
                            f'default {DEFAULT_MAX_PIXELS}).')
@@ -111,8 +111,8 @@ def build_parser():
 
 def add_scene_cut_flags(parser, on, off):
   """`--scene_cuts[=true|false]` (default off), `--no_scene_cuts` and `--scene_cut_threshold`;
-  `on` / `off` say what each does in this command. Off by default: unasked, every pair is
-  interpolated (`Interpolator.recursive`'s frames) and every triplet scored."""
+  `on` / `off` say what each does in this command. Off by default: unasked, every pair that
+  changes is interpolated (`Interpolator.recursive`'s frames) and every triplet scored."""
   parser.add_argument('--scene_cuts', nargs='?', const=True, default=False,
                       type=flags.parse_bool,
                       help=f'{on} (default off: {off[0].lower() + off[1:]}; recommended for '

@@ -288,7 +288,8 @@ def test_a_cut_whose_held_frames_fail_to_write_is_not_counted_held_and_a_rerun_h
 
 def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model, capsys):
   """Archive transfers repeat frames (8 fps film at 24 fps shows each three times): a pair of
-  identical frames holds its frame exactly, and only the pairs that move cost model calls."""
+  identical frames holds its frame exactly, and only the pairs that move cost model calls, with
+  or without --scene_cuts."""
   model_path, _ = tiny_model
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
   moving = make_clip(tmp_path / 'moving', 3, seed=6)
@@ -311,12 +312,23 @@ def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model, cap
           read_png(os.path.join(output, 'clip', frame_name(i * STEP + k))), frames[i])
   summary = json.load(open(os.path.join(output, '_runs', 'held', 'summary.json')))
   assert summary['identical_pairs'] == 3 and summary['model_calls'] == 2 * (STEP - 1)
-  every = run_module.run(argv + ['--run_id=every'])  # off by default: the model makes all
-  assert metric(every, 'model_calls') == 5 * (STEP - 1)
-  assert metric(every, 'identical_pairs') == 0
+  # Without --scene_cuts the same pairs are held, the same way: no model call, exact frames.
+  plain = str(tmp_path / 'plain')
+  unasked = run_module.run([f'--input={archive}', f'--output={plain}',
+                            f'--model_path={model_path}', f'--times_to_interpolate={N}',
+                            '--run_id=unasked'])
+  assert metric(unasked, 'model_calls') == 2 * (STEP - 1)
+  assert metric(unasked, 'identical_pairs') == 3 and metric(unasked, 'scene_cuts') == 0
+  records = sorted(run_records(plain, 'unasked', 'pairs'), key=lambda r: r['pair'])
+  assert [r['identical'] for r in records] == [True, False, True, True, False]
+  assert [r['scene_cut'] for r in records] == [None] * 5
+  assert [r['cut_score'] for r in records] == [None] * 5
+  for name in sorted(os.listdir(os.path.join(output, 'clip'))):
+    assert (open(os.path.join(plain, 'clip', name), 'rb').read()
+            == open(os.path.join(output, 'clip', name), 'rb').read()), name
   capsys.readouterr()
-  assert run_job(str(archive), output, model_path, f'--times_to_interpolate={N}',
-                 '--scene_cuts')[0] == 0
+  assert run_job(str(archive), plain, model_path, f'--times_to_interpolate={N}',
+                 '--scene_cuts')[0] == 0  # (another option: its pairs made again)
   assert '; held, not interpolated: 3 pairs of identical frames)' in capsys.readouterr().out
 
 

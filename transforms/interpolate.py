@@ -7,8 +7,9 @@ sequential recursion (`Interpolator.iter_in_betweens`) in which every mid frame 
 call and each frame's features are computed once for both pairs that share it; splitting a unit
 into independent pair examples recomputes those features. bench/bench_pipeline.py measures this:
 per-pair calls vs one recursion over the unit (numbers in the report/docs/benchmarks.md).
-With scene-cut detection on (`--scene_cuts`), a pair that is an edit's cut (`scene_cuts`) or one
-image twice gets no model call: its in-betweens hold the nearer original.
+A pair of one image twice (a freeze, a title card, a frame a transfer repeated) gets no model
+call: its in-betweens are that image, exactly. With scene-cut detection on (`--scene_cuts`), so
+does a pair that is an edit's cut (`scene_cuts`): its in-betweens hold the nearer original.
 Retimed (`--output_fps`, `retime`), a pair writes only the output frames whose nearest dense
 frames lie in its span, and the model makes only the in-betweens they take.
 
@@ -540,16 +541,16 @@ class InterpolateUnits(beam.DoFn):
         failed.update((i, message) for i in between)
         yield self._error([named[j], named[k]], 'pair', ValueError('size mismatch'), message)
 
-    scores, identical = {}, set()  # pair -> its cut score; the pairs of one image twice
+    scores, identical = {}, {}  # pair -> its cut score; pair -> whether it is one image twice
     thumbnails = {}  # frame -> its thumbnail, made once for both pairs that share the frame
     t_score = time.perf_counter()
-    if self._scene_cut is not None:
-      for i in sorted(active):
-        if i in failed:
-          continue
-        f0, f1 = decoded[i], decoded[i + 1]
-        if f0.bits == f1.bits and np.array_equal(f0.pixels, f1.pixels):
-          identical.add(i)
+    for i in sorted(active) if self._n else ():  # (without in-betweens there is nothing to hold)
+      if i in failed:
+        continue
+      f0, f1 = decoded[i], decoded[i + 1]
+      identical[i] = f0.bits == f1.bits and np.array_equal(f0.pixels, f1.pixels)
+      if self._scene_cut is not None:
+        if identical[i]:
           scores[i] = 0.0
           continue
         for j in (i, i + 1):
@@ -560,7 +561,7 @@ class InterpolateUnits(beam.DoFn):
     score_seconds = time.perf_counter() - t_score
     # Two shots, or one image twice (a freeze, a title card, a frame a transfer repeated): each
     # in-between holds the nearer original, with no model call.
-    held_pairs = cuts | identical
+    held_pairs = cuts | {i for i, same in identical.items() if same}
     for i in held_pairs:
       for k, p in outputs[i]:
         if p in (0, step):
@@ -667,7 +668,7 @@ class InterpolateUnits(beam.DoFn):
       size = next(((decoded[j].width, decoded[j].height) for j in (i, i + 1) if j in decoded),
                   None)
       cut = {'cut_score': scores.get(i), 'scene_cut': (i in cuts) if i in scores else None,
-             'identical': (i in identical) if i in scores else None}
+             'identical': identical.get(i)}
       outcome[i] = size, n_written, seconds, cut
       if i in failed:
         continue
