@@ -83,6 +83,7 @@ from pipeline.run import check_reachable
 from pipeline.run import dry_run_job
 from pipeline.run import interrupt_status
 from pipeline.run import is_local_runner
+from pipeline.run import job_options
 from pipeline.run import prepare_remote_launch
 from pipeline.run import quiet_beam_logs
 from pipeline.run import run_and_wait
@@ -520,7 +521,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   Raises UsageError (flags, input) or interpolate.ModelError before any work, as pipeline.run
   does: the job would otherwise fail on every triplet."""
   known, beam_args = parse_known_args(argv)
-  options = PipelineOptions(beam_args, save_main_session=save_main_session)
+  options = job_options(beam_args, save_main_session)
   runner = runner_name(options.view_as(StandardOptions).runner)
   if test_pipeline is None:
     prepare_remote_launch(known, options, runner)

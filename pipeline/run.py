@@ -410,6 +410,17 @@ def _copy_of_what_the_sdist_ships(folder):
   return os.path.join(tree, 'setup.py')
 
 
+def job_options(beam_args, save_main_session=False):
+  """Beam's options for a job of this project. Every step lives in a module the workers import
+  (the staged package), so the main session is not pickled; a `--save_main_session` given here
+  was dropped without a word, and is now named as unused."""
+  options = PipelineOptions(beam_args, save_main_session=save_main_session)
+  if not save_main_session and PipelineOptions(beam_args).view_as(SetupOptions).save_main_session:
+    _log.warning('--save_main_session: not used; every step of this job lives in an importable '
+                 'module, which each worker imports (on Dataflow from the staged package)')
+  return options
+
+
 def prepare_remote_launch(known, pipeline_options, runner):
   """What a job for remote workers needs before anything is built: paths they can read, names
   Dataflow takes, and this project's code staged (each a no-op for the local runners)."""
@@ -631,11 +642,11 @@ def _model_is_remote(model_path):
 def run(argv=None, save_main_session=False, test_pipeline=None):
   """Builds and runs the job; returns the PipelineResult once it finished.
 
-  save_main_session defaults to False: every DoFn lives in an importable module.
+  save_main_session defaults to False: every DoFn lives in an importable module (`job_options`).
   Raises interpolate.ModelError before any work when the model cannot be loaded.
   """
   known, beam_args = pipeline_flags.parse_known_args(argv)
-  pipeline_options = PipelineOptions(beam_args, save_main_session=save_main_session)
+  pipeline_options = job_options(beam_args, save_main_session)
   dry_run = truthy(pipeline_options.view_as(TestOptions).dry_run)
   runner = runner_name(pipeline_options.view_as(StandardOptions).runner)
   local = test_pipeline is None and is_local_runner(runner)

@@ -561,6 +561,23 @@ def test_the_local_runners_flags_on_a_remote_job_are_named_as_without_effect(cap
                                         'runner\'s, no effect on DataflowRunner')
 
 
+def test_save_main_session_is_named_as_unused(caplog):
+  """`--save_main_session` was overridden without a word; it is still off (the workers import
+  every step from the staged package), and the launch says so."""
+  from apache_beam.options.pipeline_options import SetupOptions  # pylint: disable=import-outside-toplevel
+  assert not run_module.job_options(['--runner=DataflowRunner']).view_as(
+      SetupOptions).save_main_session
+  assert not caplog.records
+  options = run_module.job_options(['--runner=DataflowRunner', '--save_main_session'])
+  assert options.view_as(SetupOptions).save_main_session is False
+  (record,) = caplog.records
+  assert record.getMessage().startswith('--save_main_session: not used; every step of this job')
+  caplog.clear()
+  assert run_module.job_options(['--save_main_session'], save_main_session=True).view_as(
+      SetupOptions).save_main_session is True
+  assert not caplog.records
+
+
 def test_dataflow_options_beam_checks_late_are_usage_errors_and_no_bucket_is_made(
     gcs, capsys, monkeypatch):
   """Beam's checks for Dataflow ran only once the job was built (a traceback after the model
