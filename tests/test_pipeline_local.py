@@ -117,6 +117,50 @@ def test_second_run_skips_everything_and_new_frames_are_processed(tmp_path, tiny
       f'frame_{i:06d}.png' for i in range(13)]
 
 
+@pytest.mark.parametrize('listed', ['folder', 'manifest'])
+def test_frames_renumbered_by_renaming_are_redone_where_they_look_alike(tmp_path, tiny_model,
+                                                                       listed):
+  """A reel unpacked from tar has every scan of one size and second. Renumbering it by renaming
+  (a scan taken out, the later ones moved down) moved each file to a path whose old file looked
+  the same, and the run skipped those pairs: a deleted scan stayed in the output, no word said."""
+  model_path, _ = tiny_model
+  archive, output, fresh = tmp_path / 'archive', tmp_path / 'out', tmp_path / 'fresh'
+  reel = archive / 'reel'
+  reel.mkdir(parents=True)
+  scans = sample_footage.render_frames(5, 64, 48, seed=3)
+  for i, scan in enumerate(scans):  # uncompressed: one size for every scan
+    Image.fromarray(scan).save(reel / f'scan{i}.png', compress_level=0)
+    os.utime(reel / f'scan{i}.png', (1_700_000_000, 1_700_000_000))
+  source = archive if listed == 'folder' else tmp_path / 'pairs.csv'
+
+  def run(run_id, output=output):
+    if listed == 'manifest':  # (the manifest lists the reel as it is)
+      rows = [f'reel,{reel}/scan{i}.png,{reel}/scan{i + 1}.png'
+              for i in range(len(os.listdir(reel)) - 1)]
+      source.write_text('\n'.join(['clip,frame0,frame1', *rows]) + '\n')
+    return run_module.run([f'--input={source}', f'--output={output}', f'--run_id={run_id}',
+                           f'--model_path={model_path}', f'--times_to_interpolate={N}',
+                           '--pairs_per_unit=2'])
+
+  run('first')
+  again = run('again')
+  assert metric(again, 'model_calls') == 0 and metric(again, 'pairs_skipped') == 4
+  os.remove(reel / 'scan2.png')
+  os.rename(reel / 'scan3.png', reel / 'scan2.png')
+  os.rename(reel / 'scan4.png', reel / 'scan3.png')
+  renumbered = run('renumbered')
+  assert metric(renumbered, 'pairs_skipped') == 1 and metric(renumbered, 'pairs_ok') == 2
+  run('fresh', fresh)
+  made, expected = _frames_on_disk(output / 'reel'), _frames_on_disk(fresh / 'reel')
+  assert made.keys() == expected.keys() and len(made) == 3 * STEP + 1
+  for name, pixels in expected.items():
+    np.testing.assert_array_equal(made[name], pixels, err_msg=name)
+  for i, scan in enumerate((scans[0], scans[1], scans[3], scans[4])):
+    np.testing.assert_array_equal(made[frame_name(i * STEP)], scan)
+  last = run('last')
+  assert metric(last, 'model_calls') == 0 and metric(last, 'pairs_skipped') == 3
+
+
 def test_output_frames_lost_since_their_run_are_made_again(tmp_path, tiny_model):
   """A marker vouched for frames deleted or emptied since (a restore cut short, a clip's folder
   removed to make it again): the next run skipped every pair, exit 0, the holes stayed."""

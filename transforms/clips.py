@@ -47,7 +47,9 @@ MANIFEST_EXTENSIONS = ('.csv', '.jsonl')
 @dataclasses.dataclass(frozen=True)
 class Clip:
   name: str  # sanitised, relative to --output
-  frames: tuple  # of (uri, version): 'size:mtime', so it changes with the file ('' if missing)
+  # of (uri, version): 'size:mtime', so that it changes with the file ('' if missing), and the
+  # inode where frames share that (`_told_apart`)
+  frames: tuple
   paired: tuple  # paired[i]: frames i and i+1 are a pair to interpolate
   long_pairs: tuple = ()  # ((pair, length in frame intervals), ...): scans lost between frames
 
@@ -385,7 +387,8 @@ class DiscoverClips(beam.DoFn):
       paths = [m.path for m in frames]
       clip = Clip(
           name=names[folder],
-          frames=tuple((m.path, f'{m.size_in_bytes}:{m.last_updated_in_seconds}') for m in frames),
+          frames=_told_apart([(m.path, f'{m.size_in_bytes}:{m.last_updated_in_seconds}')
+                             for m in frames]),
           paired=(True,) * (len(frames) - 1), long_pairs=long_pairs(paths))
       yield from self._numbering_notices(f'clip {folder}', paths, clip.paired)
       if len(frames) == 1:
@@ -447,7 +450,7 @@ class DiscoverClips(beam.DoFn):
       if numbered:
         yield from self._numbering_notices(f'clip {clip!r} of {manifest}', frames, paired)
       yield Clip(name=names[clip],
-                 frames=tuple((f, versions.get(f, '')) for f in frames),
+                 frames=_told_apart([(f, versions.get(f, '')) for f in frames]),
                  paired=tuple(paired), long_pairs=long_pairs(frames, paired) if numbered else ())
 
 
@@ -469,6 +472,27 @@ def folder_name(path):
   if FileSystems.get_scheme(path) is None:
     return os.path.basename(os.path.abspath(path))
   return path.rstrip('/').rsplit('/', 1)[-1]
+
+
+def _told_apart(frames):
+  """A clip's (path, version) pairs as a tuple, where local frames that share a version (size and
+  modification time: a reel unpacked from tar or copied with `cp -p`, every scan of one size and
+  second) carry their file's inode as well. Renumbering such a clip by renaming its files (a
+  lost scan put back, a duplicate taken out, two scans swapped) moves each file to a path whose
+  old file looked the same, and the pairs there were skipped over frames of other scans. On GCS
+  a rename makes a new object with its own update time."""
+  shared_versions = {v for v, n in collections.Counter(v for _, v in frames).items() if n > 1}
+  return tuple((path, _with_inode(path, version) if version in shared_versions else version)
+               for path, version in frames)
+
+
+def _with_inode(path, version):
+  if not version or FileSystems.get_scheme(path) is not None:
+    return version
+  try:
+    return f'{version}:inode{os.stat(path).st_ino}'
+  except OSError:
+    return version  # (gone since the listing: its read fails and says so)
 
 
 def _versions(paths):
