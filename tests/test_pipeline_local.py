@@ -376,6 +376,24 @@ def test_a_repeated_frame_is_held_without_a_model_call(tmp_path, tiny_model, cap
   assert '; held, not interpolated: 3 pairs of identical frames)' in capsys.readouterr().out
 
 
+def test_a_frame_repeated_at_another_bit_depth_is_held(tmp_path, tiny_model):
+  """A transfer may write a repeated frame at 16 bits beside 8-bit ones: the same picture,
+  held with no model call, its in-betweens that picture at the pair's depth."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  frames = make_clip(archive / 'clip', 3, seed=6)
+  (archive / 'clip' / 'frame001.png').write_bytes(
+      tf.io.encode_png(frames[0].astype(np.uint16) * 257).numpy())
+  result = run_module.run([f'--input={archive}', f'--output={output}', f'--run_id=deep',
+                           f'--model_path={model_path}', f'--times_to_interpolate={N}'])
+  assert metric(result, 'identical_pairs') == 1 and metric(result, 'model_calls') == STEP - 1
+  for k in range(1, STEP):
+    written = open(os.path.join(output, 'clip', frame_name(k)), 'rb').read()
+    np.testing.assert_array_equal(images.decode(written).pixels,
+                                  frames[0].astype(np.uint16) * 257)
+
+
 def test_without_inbetweens_no_pair_is_scored_or_counted_as_a_held_cut(tmp_path, tiny_model):
   model_path, _ = tiny_model
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')

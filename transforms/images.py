@@ -774,6 +774,17 @@ def held_color_chunks(held, frame0, frame1):
   return inbetween_color_chunks(frame0, frame1)
 
 
+def same_picture(a, b):
+  """Whether two decoded frames show one image: the same pixels, or the same values written
+  another way (gray as RGB, opaque alpha or none, 16 bits at 257 times the 8-bit codes), as a
+  transfer that repeats a frame may write it."""
+  if a.pixels.shape == b.pixels.shape and a.bits == b.bits:
+    return np.array_equal(a.pixels, b.pixels)
+  if a.pixels.shape[:2] != b.pixels.shape[:2]:
+    return False
+  return np.array_equal(a.rgb(), b.rgb()) and np.array_equal(a.alpha(), b.alpha())
+
+
 def inbetween_pixels(rgb, frame0, frame1, t):
   """Quantises the model's float RGB output at time t in the widest format of the pair."""
   color = frame0.channels >= 3 or frame1.channels >= 3

@@ -548,7 +548,7 @@ class InterpolateUnits(beam.DoFn):
       if i in failed:
         continue
       f0, f1 = decoded[i], decoded[i + 1]
-      identical[i] = f0.bits == f1.bits and np.array_equal(f0.pixels, f1.pixels)
+      identical[i] = images.same_picture(f0, f1)
       if self._scene_cut is not None:
         if identical[i]:
           scores[i] = 0.0
