@@ -39,7 +39,6 @@ import time
 import uuid
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.utils import shared
 
 from transforms import dpx
