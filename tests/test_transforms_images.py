@@ -57,18 +57,18 @@ def test_one_picture_written_another_way_is_the_same_picture():
   rng = np.random.default_rng(4)
   gray = rng.integers(0, 256, (6, 5, 1), dtype=np.uint8)
   rgb = np.repeat(gray, 3, axis=-1)
-  frame = lambda pixels: images.Frame(pixels)
   opaque = np.concatenate([rgb, np.full_like(gray, 255)], axis=-1)
   for a, b in ((rgb, rgb.copy()), (gray, rgb), (rgb, opaque), (gray, rgb.astype(np.uint16) * 257),
                (opaque, opaque.astype(np.uint16) * 257)):
-    assert images.same_picture(frame(a), frame(b)) and images.same_picture(frame(b), frame(a))
+    assert images.same_picture(images.Frame(a), images.Frame(b))
+    assert images.same_picture(images.Frame(b), images.Frame(a))
   changed = rgb.copy()
   changed[5, 4, 2] ^= 1
   see_through = opaque.copy()
   see_through[0, 0, 3] = 254
   for a, b in ((rgb, changed), (rgb, see_through), (rgb, rgb.astype(np.uint16) * 257 + 1),
                (rgb, rgb[:5]), (rgb, rgb.astype(np.uint16))):
-    assert not images.same_picture(frame(a), frame(b))
+    assert not images.same_picture(images.Frame(a), images.Frame(b))
 
 
 def test_jpeg_and_tiff_decode():
