@@ -516,12 +516,11 @@ def _no_clips(path: str) -> str:
   """Why --clips holds no triplet, for its error line."""
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
   from transforms import files  # pylint: disable=import-outside-toplevel
-  from transforms.clips import input_root  # pylint: disable=import-outside-toplevel
+  from transforms.clips import is_glob_in_a_folder  # pylint: disable=import-outside-toplevel
   if not os.path.isdir(path):
     if FileSystems.exists(path):
       return 'is a file; --clips takes a folder of clips (folders of frames)'
-    root = input_root(path)  # (a glob's folder)
-    if root != path.rstrip('/') and files.is_folder(root):
+    if is_glob_in_a_folder(path):
       return 'no clip folder with at least 3 frames matches'
     if not files.match(path.rstrip('/'), '**'):  # on object stores: no object under it
       return 'no such folder'

@@ -504,8 +504,7 @@ def _no_triplets(known):
   if clips.is_manifest(known.input) and not known.leave_one_out:
     return 'the manifest has no rows'
   if not files.is_folder(known.input) and not _exists(known.input):
-    root = clips.input_root(known.input)  # (a glob's folder)
-    if known.leave_one_out and root != known.input.rstrip('/') and files.is_folder(root):
+    if known.leave_one_out and clips.is_glob_in_a_folder(known.input):
       return 'no clip of 3 or more frames matches'
     return files.unreachable(known.input) or 'no such folder'
   if known.leave_one_out and (clips.is_manifest(known.input) or os.path.isfile(known.input)):

@@ -798,6 +798,13 @@ def input_root(input_spec):
   return _split_glob(input_spec)[0]
 
 
+def is_glob_in_a_folder(input_spec):
+  """Whether `input_spec` is a glob whose folder exists: where it gives no clip, nothing it names
+  matched (a reason of its own, not 'no such folder')."""
+  root, pattern = _split_glob(input_spec)
+  return pattern is not None and files.is_folder(root)
+
+
 def clip_triplets(input_path, stride=1, frames_by_clip=None):
   """All triplets (i, i+1, i+2), i a multiple of `stride` (>= 1), of every clip under
   `input_path` (see `clip_frames`, or of `frames_by_clip` when given)."""
