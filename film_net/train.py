@@ -287,42 +287,29 @@ def _train(args, options: Options, init) -> int:
   trainer = Trainer(options, args.output_dir, args.lr, args.lr_decay_steps, args.lr_decay_rate,
                     args.seed, args.ema_decay, args.legacy_adam_count, args.precision)
   resumed = trainer.manager.latest_checkpoint is not None
-  if resumed:
-    training.refuse_other_options(args.output_dir, options)
-  else:
-    # (the state file: a ckpt/ folder without it, empty or not, holds no checkpoint for TF)
-    training.refuse_orphaned_weights(args.output_dir,
-                                     os.path.join(args.output_dir, 'ckpt', 'checkpoint'))
-  print(trainer.restore(init, args.init_scheme), flush=True)
-  if resumed:
-    training.mend_exports(args.output_dir, int(trainer.step.numpy()), args.keep_every,
-                          lambda path: weights_lib.save(path, trainer.exported_weights(), options,
-                                                        meta={**trainer.meta,
-                                                              'steps': int(trainer.step.numpy())}))
-  training.check_steps(int(trainer.step.numpy()), args.steps, resumed)
-  clips = training.load_clips(args)
-  data = training.describe_data(args, clips)
-  if resumed:
-    training.warn_changed_flags(trainer.meta, args, data)
+  current_step = lambda: int(trainer.step.numpy())
+  export = lambda path: weights_lib.save(path, trainer.exported_weights(), options,
+                                         meta={**trainer.meta, 'steps': current_step()})
+  # (the state file: a ckpt/ folder without it, empty or not, holds no checkpoint for TF)
+  clips, data = training.begin(args, options, resumed,
+                               os.path.join(args.output_dir, 'ckpt', 'checkpoint'),
+                               lambda: trainer.restore(init, args.init_scheme), current_step,
+                               export, lambda: trainer.meta)
   scenes = render.scene_options(args)
 
-  start_step = int(trainer.step.numpy())
+  start_step = current_step()
   steps = range(start_step, max(start_step, args.steps))
   make = lambda step: training.make_batch(args.seed, step, args.batch_size, args.crop,
                                           args.max_motion, clips, args.clips_fraction,
                                           args.views_per_scene, **scenes)
   with contextlib.closing(prefetched(make, steps)) as batches:
-    try:
-      training.run_steps(
-          args, batches, lambda batch: trainer.train_step(*batch),
-          current_step=lambda: int(trainer.step.numpy()),
-          learning_rate=lambda: float(trainer.optimizer.learning_rate),
-          save=lambda seconds: trainer.save(seconds, data, training.run_flags(args)),
-          seconds_before=float(trainer.meta.get('seconds', 0.0)) if resumed else 0.0,
-          weights_finite=lambda: all(bool(tf.reduce_all(tf.math.is_finite(v)))
-                                     for v in trainer.variables.values()))
-    except training.BadClipFrame as e:
-      raise training.stop_at_bad_clip_frame(e, int(trainer.step.numpy())) from None
+    training.run_steps(
+        args, batches, lambda batch: trainer.train_step(*batch), current_step,
+        learning_rate=lambda: float(trainer.optimizer.learning_rate),
+        save=lambda seconds: trainer.save(seconds, data, training.run_flags(args)),
+        seconds_before=float(trainer.meta.get('seconds', 0.0)) if resumed else 0.0,
+        weights_finite=lambda: all(bool(tf.reduce_all(tf.math.is_finite(v)))
+                                   for v in trainer.variables.values()))
   return 0
 
 

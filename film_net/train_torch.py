@@ -250,25 +250,16 @@ def _train(args, options: Options, device) -> int:
   """The run, once its folder is made; its exit status."""
   trainer = Trainer(options, args, device)
   resumed = os.path.exists(trainer.path)
-  if resumed:
-    training.refuse_other_options(args.output_dir, options)
-  else:
-    training.refuse_orphaned_weights(args.output_dir, trainer.path)
-  print(trainer.restore(training.resolve_init(args.init)), flush=True)
-  if resumed:
-    training.mend_exports(args.output_dir, trainer.step, args.keep_every, lambda path: (
-        weights_lib.save(path, trainer.net.released_weights(
-            trainer.ema if args.ema_decay > 0 else None), options, meta=trainer.meta)))
-  training.check_steps(trainer.step, args.steps, resumed)
+  export = lambda path: weights_lib.save(path, trainer.net.released_weights(
+      trainer.ema if args.ema_decay > 0 else None), options, meta=trainer.meta)
+  clips, data = training.begin(args, options, resumed, trainer.path,
+                               lambda: trainer.restore(training.resolve_init(args.init)),
+                               lambda: trainer.step, export, lambda: trainer.meta)
   if args.precision == 'bfloat16' and not _bfloat16_is_native(device):
     print('warning: precision bfloat16: this device has no bfloat16 arithmetic, so it is '
           'emulated and likely slower than float32', flush=True)
   print(f'device {_device_name(device)}, {len(render.natural_images())} natural images, '
         f'{args.workers} workers', flush=True)
-  clips = training.load_clips(args)
-  data = training.describe_data(args, clips)
-  if resumed:
-    training.warn_changed_flags(trainer.meta, args, data)
 
   batches = torch.utils.data.DataLoader(
       StepBatches(args, trainer.step, clips), batch_size=None, shuffle=False,
@@ -278,17 +269,14 @@ def _train(args, options: Options, device) -> int:
   def train_step(batch):
     return trainer.train_step(*(t.to(device, non_blocking=True) for t in batch))
 
-  try:
-    with _ending_workers(iter(batches)) as steps:
-      training.run_steps(args, steps, train_step, current_step=lambda: trainer.step,
-                         learning_rate=trainer.learning_rate,
-                         save=lambda seconds: trainer.save(seconds, data),
-                         seconds_before=(float(trainer.meta.get('seconds', 0.0)) if resumed
-                                         else 0.0),
-                         weights_finite=lambda: all(bool(torch.isfinite(p).all())
-                                                    for p in trainer.net.parameters()))
-  except training.BadClipFrame as e:
-    raise training.stop_at_bad_clip_frame(e, trainer.step) from None
+  with _ending_workers(iter(batches)) as steps:
+    training.run_steps(args, steps, train_step, current_step=lambda: trainer.step,
+                       learning_rate=trainer.learning_rate,
+                       save=lambda seconds: trainer.save(seconds, data),
+                       seconds_before=(float(trainer.meta.get('seconds', 0.0)) if resumed
+                                       else 0.0),
+                       weights_finite=lambda: all(bool(torch.isfinite(p).all())
+                                                  for p in trainer.net.parameters()))
   return 0
 
 

@@ -555,6 +555,30 @@ def describe_data(args, clips: list | None) -> str:
   return data
 
 
+def begin(args, options: Options, resumed: bool, checkpoint: str, restore: Callable[[], str],
+          current_step: Callable[[], int], export: Callable[[str], None],
+          meta: Callable[[], dict]):
+  """What both trainers do between making the run's trainer and its first step: refuse a run
+  that would spoil another (`refuse_other_options`, `refuse_orphaned_weights`, with `checkpoint`
+  the trainer's own), `restore()` and say how, mend the exports a cut save left (`export(path)`
+  writes the weights at `current_step()`), check --steps, read --clips, and warn of flags
+  changed since the restored `meta()`. Returns the clips (or None) and the data in words
+  (`describe_data`)."""
+  if resumed:
+    refuse_other_options(args.output_dir, options)
+  else:
+    refuse_orphaned_weights(args.output_dir, checkpoint)
+  print(restore(), flush=True)
+  if resumed:
+    mend_exports(args.output_dir, current_step(), args.keep_every, export)
+  check_steps(current_step(), args.steps, resumed)
+  clips = load_clips(args)
+  data = describe_data(args, clips)
+  if resumed:
+    warn_changed_flags(meta(), args, data)
+  return clips, data
+
+
 def run_steps(args, batches: Iterable, train_step: Callable, current_step: Callable[[], int],
               learning_rate: Callable[[], float], save: Callable[[float], str],
               seconds_before: float, weights_finite: Callable[[], bool]) -> None:
@@ -569,13 +593,16 @@ def run_steps(args, batches: Iterable, train_step: Callable, current_step: Calla
   stay, and the same command resumes from the last. A run that diverges (weights
   no longer finite, `weights_finite`, asked before each save, when a step fails and when a
   logged loss is not finite) stops with one line, exit status 1, saving nothing: it exported
-  NaN weights with exit status 0, or failed in the warp's gather the step after.
+  NaN weights with exit status 0, or failed in the warp's gather the step after. A frame of
+  --clips that a batch cannot use stops it with one line naming the frame (`BadClipFrame`).
   """
   stops = _StopSignals()
   try:
     with stops.handled():
       _run_steps(args, batches, train_step, current_step, learning_rate, save, seconds_before,
                  weights_finite, stops)
+  except BadClipFrame as e:
+    raise stop_at_bad_clip_frame(e, current_step()) from None
   except Diverged:
     raise SystemExit(
         f'training diverged at step {current_step()}: the weights are no longer finite numbers '
