@@ -102,10 +102,11 @@ from transforms import stopping
 _log = logging.getLogger(__name__)
 
 MODEL = 'model'
-COMPARISONS = 'comparisons'  # the folder of comparison PNGs under --output
-# Written in --output before any comparison PNG: a killed evaluation's comparisons/ (no report
-# beside it yet) are still known for what they are.
-STARTED = '.film-evaluation'
+# Under --output: the report and table, the mark written before any comparison PNG (a killed
+# evaluation's comparisons/, no report beside it yet, are still known for what they are) and
+# those PNGs; no listing of footage takes them as frames (`clips.list_clip_folders`).
+REPORT, TABLE, STARTED, COMPARISONS = (files.EVALUATION_REPORT, files.EVALUATION_TABLE,
+                                       files.EVALUATION_STARTED, files.EVALUATION_COMPARISONS)
 # `count` and `psnr_count` (how many rows a mean averages; PSNR leaves out infinite ones) are
 # filled on the `mean` rows.
 CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width', 'error',
@@ -191,9 +192,7 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
     # input holds the clips themselves.
     ours = files.join(output, COMPARISONS) if output else None
     folders = set()
-    frames_by_clip = {clip: frames for clip, frames
-                      in clips.clip_frames(input_path, ours, folders).items()
-                      if not _earlier_comparisons(clip)}
+    frames_by_clip = clips.clip_frames(input_path, ours, folders)
     # Each clip by its output folder's name in pipeline.run (the results join its output);
     # keys name files, so theirs hold no '/'.
     names = clips.folder_clip_names(root, folders, list(frames_by_clip))
@@ -220,14 +219,6 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
             'frame1': files.join(folder, TRIPLET_NAMES[2])} for folder in folders]
   keys = _distinct({t['truth']: t['key'] for t in found})
   return sorted(({**t, 'key': keys[t['truth']]} for t in found), key=lambda t: t['key'])
-
-
-def _earlier_comparisons(folder):
-  """Whether `folder` is the comparison PNGs of an earlier evaluation (an --output inside the
-  input): pictures of the frames, not footage."""
-  parent, name = posixpath.split(folder.rstrip('/'))
-  return name == COMPARISONS and any(
-      FileSystems.exists(files.join(parent, mark)) for mark in ('results.json', STARTED))
 
 
 def _manifest_triplets(manifest):
@@ -448,8 +439,8 @@ def write_reports(rows, output, settings):
   # Each file atomic (a temporary in `output`, renamed). The pair is not: so an earlier run's
   # results.csv goes first, and a run stopped between the two leaves a JSON without a CSV, never
   # one beside a CSV of other numbers.
-  files.delete_files([files.join(output, 'results.csv')])
-  files.write_atomic(files.join(output, 'results.json'), json.dumps(
+  files.delete_files([files.join(output, TABLE)])
+  files.write_atomic(files.join(output, REPORT), json.dumps(
       _json_safe(report), indent=1, default=float, allow_nan=False).encode('utf-8'), output)
   text = io.StringIO()
   writer = csv.DictWriter(text, CSV_FIELDS, extrasaction='ignore', lineterminator='\n')
@@ -461,7 +452,7 @@ def write_reports(rows, output, settings):
   for method, mean in report['mean'].items():
     writer.writerow({'key': MEAN_KEY, 'clip': '', 'method': method, **mean})
   writer.writerows(report['errors'])
-  files.write_atomic(files.join(output, 'results.csv'), text.getvalue().encode('utf-8'), output)
+  files.write_atomic(files.join(output, TABLE), text.getvalue().encode('utf-8'), output)
   drawn = {t['key'] + '.png' for t in report['triplets']} if settings['comparison_pngs'] else ()
   files.delete_files([m.path for m in files.match(files.join(output, COMPARISONS), '*.png')
                       if posixpath.basename(m.path) not in drawn])
@@ -578,7 +569,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   if not known.no_png:
     # Its pictures replace an earlier run's as it goes: a stop before its report must not leave
     # that run's report describing them (with --no_png the earlier report stays until replaced).
-    files.delete_files([files.join(known.output, name) for name in ('results.json', 'results.csv')])
+    files.delete_files([files.join(known.output, name) for name in (REPORT, TABLE)])
     files.write_atomic(files.join(known.output, STARTED),
                        b'an evaluation\'s output: its comparisons/ are pictures, not footage\n',
                        known.output)
@@ -630,7 +621,7 @@ def main(argv=None):
   logging.getLogger().setLevel(logging.WARNING)  # (Beam logs its state cache at INFO)
   quiet_beam_logs()
   known, beam_args = parse_known_args(argv)
-  results = files.join(known.output, 'results.json')
+  results = files.join(known.output, REPORT)
   # SIGTERM stops it as Ctrl-C does, in one line (on Dataflow: which job runs on).
   with terminate_as_interrupt() as caught:
     return run_command(

@@ -191,6 +191,22 @@ def test_an_earlier_delivery_kept_in_the_input_is_not_read_as_footage(tmp_path):
   assert errors == [] and [c.name for c in found] == ['reel1']
 
 
+def test_an_evaluations_comparison_pngs_in_the_input_are_not_footage(tmp_path):
+  """pipeline.evaluate's comparisons/ (beside its report, or its started mark where it was
+  killed) were interpolated by the pipeline and learnt from by training's --clips; a folder of
+  that name without them is a clip."""
+  _touch(tmp_path / 'reel1', 'f0.png', 'f1.png', 'f2.png')
+  _touch(tmp_path / 'reel1' / 'eval', 'results.json', 'results.csv')
+  _touch(tmp_path / 'reel1' / 'eval' / 'comparisons', 'reel1_000000.png', 'reel1_000001.png')
+  _touch(tmp_path / 'killed', '.film-evaluation')
+  _touch(tmp_path / 'killed' / 'comparisons', 'reel1_000000.png', 'reel1_000001.png')
+  _touch(tmp_path / 'shots' / 'comparisons', 'f0.png', 'f1.png')
+  found, errors = _discover(str(tmp_path))
+  assert errors == [] and sorted(c.name for c in found) == ['reel1', 'shots/comparisons']
+  assert sorted(clips.clip_frames(str(tmp_path))) == [str(tmp_path / 'reel1'),
+                                                      str(tmp_path / 'shots' / 'comparisons')]
+
+
 def test_a_folder_of_other_files_is_no_gap_in_the_listing(tmp_path):
   """`docs/notes.txt` beside the clips was an 'empty clip folder', a listing gap that turned
   --prune_removed_clips off for good; notes beside clip folders are nothing at all, and a folder

@@ -249,7 +249,10 @@ def list_clip_folders(input_spec, output=None):
   metadata = files.list_tree(root, problems=problems,
                              claims=lambda folder: selected(folder, folder))
   this_output = _in_folder(output)
-  earlier_output = _in_earlier_output(_earlier_outputs((m.path for m in metadata), root))
+  evaluations = _evaluation_folders(m.path for m in metadata)
+  earlier_output = _in_earlier_output(
+      _earlier_outputs((m.path for m in metadata), root) |
+      {files.join(folder, files.EVALUATION_COMPARISONS) for folder in evaluations})
 
   def in_output(folder):
     return this_output(folder) or earlier_output(folder)
@@ -259,6 +262,8 @@ def list_clip_folders(input_spec, output=None):
     path = m.path.rstrip('/')
     folder = path if placeholder else _parent(path)
     if passed_over(_relative(path, root), folder=placeholder):
+      continue
+    if folder in evaluations and posixpath.basename(path) in _EVALUATION_FILES:
       continue
     if in_output(folder):
       continue  # --output inside --input: never take our own frames as input.
@@ -628,6 +633,18 @@ def _earlier_outputs(paths, root):
         found.add(files.join(root, *parts[:k]))
         break
   return found
+
+
+# An evaluation's own files, which no folder of footage holds beside them.
+_EVALUATION_FILES = (files.EVALUATION_REPORT, files.EVALUATION_TABLE, files.EVALUATION_STARTED)
+
+
+def _evaluation_folders(paths):
+  """Folders that hold pipeline.evaluate's report or its started mark: their comparisons/ are
+  pictures of frames (which training's --clips learnt from and the pipeline interpolated), and
+  the report and table beside them are no frames (a notice on every run)."""
+  return {_parent(path) for path in paths
+          if posixpath.basename(path) in (files.EVALUATION_REPORT, files.EVALUATION_STARTED)}
 
 
 def _in_earlier_output(earlier):

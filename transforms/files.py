@@ -41,6 +41,13 @@ RUNS_DIR = '_runs'
 MARKERS_DIR = '_markers'
 TMP_DIR = '_tmp'
 RESERVED = frozenset({RUNS_DIR, MARKERS_DIR, TMP_DIR})
+# What pipeline.evaluate writes under its --output: its report and table, the mark written before
+# any comparison PNG (a killed evaluation has no report yet), and the folder of those PNGs:
+# pictures of frames, which no listing of footage takes as a clip.
+EVALUATION_REPORT = 'results.json'
+EVALUATION_TABLE = 'results.csv'
+EVALUATION_STARTED = '.film-evaluation'
+EVALUATION_COMPARISONS = 'comparisons'
 
 
 def join(base, *parts):
