@@ -73,30 +73,44 @@ def stop_at_bad_clip_frame(error: BadClipFrame, step: int) -> SystemExit:
   """Both trainers' one line for a BadClipFrame. From a PyTorch rendering worker it comes with
   the worker's traceback in its message, whose last line is the original one."""
   message = str(error).strip().splitlines()[-1]
-  message = message.split(f'{BadClipFrame.__name__}: ', 1)[-1]
+  message = message.split(f'{type(error).__name__}: ', 1)[-1]
+  if isinstance(error, NoUsableClipTriplet):
+    return SystemExit(f'--clips: {message}; stopped at step {step}')
   return SystemExit(f'--clips: {message}; stopped at step {step}: replace or remove that frame, '
                     f'then the same command goes on from the last checkpoint, if any (batches '
                     f'are a function of seed and step: unmended, a resume draws it again)')
 
 
-# Draws of --clips triplets in a row that may be passed over before a batch gives up.
+# Random draws of --clips triplets in a row before the rest are tried in a random order.
 CLIP_DRAWS = 20
+
+
+class NoUsableClipTriplet(BadClipFrame):
+  """No triplet of --clips has a middle frame that is the moment between the other two."""
 
 
 def _clip_triplet(rng, clips, crop: int):
   """A joint random crop of a random --clips triplet whose middle frame is the moment between
   the other two (`scene_cuts.not_a_midpoint`): one across a scene cut, or a freeze's repeated
   frame, would teach the model to cross-fade at cuts and to hold. Such a draw is passed over and
-  another drawn (footage without them draws what it always did)."""
+  another drawn. After CLIP_DRAWS in a row every triplet is tried, in an order drawn from `rng`:
+  giving up there stopped training on footage mostly of freezes or cuts (animation on twos, held
+  titles) at a step every resume drew again. Footage whose first draws do is drawn as it always
+  was."""
   from transforms import scene_cuts  # pylint: disable=import-outside-toplevel
-  for _ in range(CLIP_DRAWS):
-    triplet = clips[rng.integers(len(clips))]
+  def order():  # (the order of the rest is drawn only once the draws are spent)
+    for _ in range(CLIP_DRAWS):
+      yield rng.integers(len(clips))
+    yield from rng.permutation(len(clips))
+
+  for k in order():
+    triplet = clips[k]
     frames = _decoded(triplet)
     if scene_cuts.not_a_midpoint(*frames)[0] is None:
       return _crop(rng, triplet, frames, crop)
-  raise BadClipFrame(f'{triplet.truth}: it and the {CLIP_DRAWS - 1} triplets drawn before it '
-                     f'are all across a scene cut or a repeated frame; the clips hold too few '
-                     f'whose middle frame is the moment between the others')
+  raise NoUsableClipTriplet(f'each of its {len(clips)} triplets is across a scene cut or a '
+                            f'repeated frame (a freeze): none has a middle frame that is the '
+                            f'moment between the other two')
 
 
 def _decoded(triplet):

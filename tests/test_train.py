@@ -876,10 +876,18 @@ def test_clip_triplets_across_a_scene_cut_or_a_repeated_frame_are_not_trained_on
   draw = training._clip_triplet  # pylint: disable=protected-access
   drawn = {draw(np.random.default_rng(seed), clips, 16) for seed in range(60)}
   assert drawn == {str(folder / f'f{i:02d}.png') for i in (1, 2, 3, 6)}
-  with pytest.raises(training.BadClipFrame, match=r'f0[4578]\.png: it and the 19 triplets drawn '
-                                                  r'before it are all across a scene cut or a '
-                                                  r'repeated frame'):
+  # One usable triplet among 60 (20 draws all miss it 72% of the time): every batch finds it,
+  # where giving up after 20 stopped training at a step every resume drew again.
+  mostly_held = clips[3:5] * 30
+  mostly_held[37] = clips[1]
+  assert {draw(np.random.default_rng(seed), mostly_held, 16) for seed in range(20)} == {
+      str(folder / 'f02.png')}
+  with pytest.raises(training.NoUsableClipTriplet, match=r'each of its 4 triplets is across a '
+                                                         r'scene cut or a repeated frame'):
     draw(np.random.default_rng(0), clips[3:5] + clips[6:], 16)
+  # No frame of it is at fault: the stop says what the footage lacks, not to replace a frame.
+  stop = training.stop_at_bad_clip_frame(training.NoUsableClipTriplet('each of its 4 ...'), 7)
+  assert str(stop) == '--clips: each of its 4 ...; stopped at step 7'
 
 
 def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys):
