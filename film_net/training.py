@@ -287,10 +287,13 @@ def refuse_other_options(output_dir: str, options: Options) -> None:
           f'differs from one that was not interrupted', flush=True)
 
 
-# The flags besides the data (`describe_data`) that make a run's batches and updates: a run
-# resumed with the same ones ends with the weights of one never interrupted.
+# The flags that make a run's batches and updates, besides the data (`describe_data`, whose
+# words round the shares: --clips_fraction 0.5 and 0.504 read alike): a run resumed with the
+# same ones ends with the weights of one never interrupted.
 RUN_FLAGS = ('seed', 'batch_size', 'crop', 'max_motion', 'lr', 'lr_decay_steps', 'lr_decay_rate',
-             'precision', 'ema_decay')  # (a resume without --ema_decay exports raw weights)
+             'precision', 'ema_decay',  # (a resume without --ema_decay exports raw weights)
+             'clips_fraction', 'views_per_scene', 'small_objects', 'regular_share', 'motion_blur',
+             'deform', 'static_share')
 
 
 def run_flags(args) -> dict:
@@ -554,14 +557,21 @@ def describe_data(args, clips: list | None) -> str:
       parts.append(f'still camera and background {args.static_share:.0%}')
     data += f' ({", ".join(parts)})'
   if clips:
-    where = args.clips.rstrip('/')  # one way to say it: a resume compares the words
-    if not weights_lib.is_remote(where):
-      where = os.path.normpath(where)  # './x' is 'x'
-    # Which triplets, by clip (as the pipeline names them) and frame names: footage added to
-    # the folder or taken out between a stop and the resume draws other batches, and the resume
+    # One way to say where, whatever the spelling ('./x', 'x/', relative or not): a resume
+    # compares the words.
+    from transforms.clips import input_root  # pylint: disable=import-outside-toplevel
+    where, root = args.clips.rstrip('/'), input_root(args.clips).rstrip('/')
+    if weights_lib.is_remote(where):
+      below = lambda clip: clip[len(root):].lstrip('/')
+    else:
+      where = os.path.abspath(where)
+      below = lambda clip: os.path.relpath(clip, root)
+    # Which triplets, by clip (its folder below --clips) and frame names: footage added to the
+    # folder or taken out between a stop and the resume draws other batches, and the resume
     # must say so.
-    names = '\n'.join(sorted('|'.join([t.clip] + [os.path.basename(path) for path in
-                                                  (t.frame0, t.truth, t.frame1)]) for t in clips))
+    names = '\n'.join(sorted('|'.join([below(t.clip)] + [os.path.basename(path) for path in
+                                                         (t.frame0, t.truth, t.frame1)])
+                              for t in clips))
     data += (f' + clips {where} ({args.clips_fraction:.0%}, {len(clips)} triplets '
              f'{hashlib.sha1(names.encode()).hexdigest()[:8]})')
   if args.views_per_scene > 1:

@@ -382,13 +382,18 @@ def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(
   out = capsys.readouterr().out
   assert 'nothing to do: the run is at step 3' in out and 'warning' not in out
   assert train.main(_args(done, 4, '--lr', '1e-3', '--small_objects', '2')) == 0
-  assert ('warning: resuming with --lr 0.001 (was 0.003); data rendered (small objects <= 2'
-          in capsys.readouterr().out)
+  assert ('warning: resuming with --lr 0.001 (was 0.003); --small_objects 2 (was 0); data '
+          'rendered (small objects <= 2' in capsys.readouterr().out)
   # The weight average turned on or off (a resume that left the flag out exported raw weights
   # without a word):
   assert train.main(_args(done, 5, '--lr', '1e-3', '--small_objects', '2', '--ema_decay',
                           '0.99')) == 0
   assert ('warning: resuming with --ema_decay 0.99 (was 0.0): from here the run differs'
+          in capsys.readouterr().out)
+  # A share changed by less than the data's words show (motion blur 0% either way):
+  assert train.main(_args(done, 6, '--lr', '1e-3', '--small_objects', '2', '--ema_decay',
+                          '0.99', '--motion_blur', '0.004')) == 0
+  assert ('warning: resuming with --motion_blur 0.004 (was 0.0): from here the run differs'
           in capsys.readouterr().out)
   shutil.rmtree(done / 'ckpt')  # e.g. only the results were copied to this machine
   with pytest.raises(SystemExit, match='holds latest.npz but no checkpoint'):
@@ -890,7 +895,7 @@ def test_clip_triplets_across_a_scene_cut_or_a_repeated_frame_are_not_trained_on
   assert str(stop) == '--clips: each of its 4 ...; stopped at step 7'
 
 
-def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys):
+def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys, monkeypatch):
   """f0, f1, f3, f4, f5: the triplets around the missing f2 have no true middle frame."""
   frames = _clip(tmp_path / 'clips' / 'c', [(40, 30)] * 3)
   frames += _clip(tmp_path / 'more', [(40, 30)] * 3)
@@ -912,19 +917,20 @@ def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys):
   with pytest.raises(SystemExit, match='every triplet left out, its frame numbers unevenly'):
     training.load_clips(argparse.Namespace(clips=str(tmp_path / 'gappy'), crop=16))
   # The same folder, however it is spelled, is the same data (a resume compares the words).
-  args = argparse.Namespace(clips=str(tmp_path / 'clips'), clips_fraction=0.5,
+  args = argparse.Namespace(clips=str(tmp_path / 'clips'), clips_fraction=0.5, crop=16,
                             views_per_scene=1, **{f: 0 for f in (
                                 'small_objects', 'regular_share', 'motion_blur', 'deform',
                                 'static_share')})
   described = training.describe_data(args, clips)
+  monkeypatch.chdir(tmp_path)
   for spelled in (f'{tmp_path}/clips/', f'{tmp_path}/./clips',  # ('./x' against 'x' warned)
-                  f'{tmp_path}/clips/../clips'):
+                  f'{tmp_path}/clips/../clips', 'clips', './clips/'):  # (relative: as listed)
     args.clips = spelled
-    assert training.describe_data(args, clips) == described, spelled
+    assert training.describe_data(args, training.load_clips(args)) == described, spelled
   args.clips = 'gs://bucket/clips/'
   assert 'clips gs://bucket/clips (50%, 1 triplets ' in training.describe_data(args, clips)
   # Footage added to the folder between a stop and the resume: the resume said nothing.
-  args.clips, args.crop = str(tmp_path / 'clips'), 16
+  args.clips = str(tmp_path / 'clips')
   _clip(tmp_path / 'clips' / 'added', [(40, 30)] * 3)
   more = training.load_clips(args)
   assert len(more) == 2 and training.describe_data(args, more) != described
