@@ -39,8 +39,10 @@ scored, and the command exits with status 1. What
 stops the whole evaluation (an input that is missing, a malformed manifest, no triplets, an
 unknown baseline, nothing to score, a model that does not load) is found before any work, as
 pipeline.run does: a one-line error, exit status 2, nothing written. A
-prediction equal to its truth has infinite PSNR: left out of the PSNR means (`psnr_count` says
-how many each averages) and written as null in the JSON, which has no infinity. With
+prediction equal to its truth has infinite PSNR, written as null in the JSON, which has no
+infinity: the PSNR means leave out the triplets any method predicts exactly, so all are over the
+same triplets (`psnr_count` says how many). Where frames 0 and 1 are one picture the model's
+prediction is that picture, as the tool holds a repeated frame with no model call. With
 --leave_one_out, clips of fewer than 3 frames are listed as `clips_too_short`.
 
 Beam: triplets are listed up front, spread with Reshuffle, evaluated in a DoFn that loads the
@@ -107,8 +109,8 @@ MODEL = 'model'
 # those PNGs; no listing of footage takes them as frames (`clips.list_clip_folders`).
 REPORT, TABLE, STARTED, COMPARISONS = (files.EVALUATION_REPORT, files.EVALUATION_TABLE,
                                        files.EVALUATION_STARTED, files.EVALUATION_COMPARISONS)
-# `count` and `psnr_count` (how many rows a mean averages; PSNR leaves out infinite ones) are
-# filled on the `mean` rows.
+# `count` and `psnr_count` (how many rows a mean averages; PSNR leaves out the triplets a method
+# predicts exactly) are filled on the `mean` rows.
 CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width', 'error',
               'count', 'psnr_count')
 METRICS = ('psnr', 'ssim', 'l1', 'l2')
@@ -348,10 +350,13 @@ class EvaluateTriplet(beam.DoFn):
         yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': None,
                'left_out': reason, 'cut_score': None if score is None else round(score, 4)}
         return
+    # The tool holds a repeated frame with no model call (transforms/interpolate): so does its
+    # score, which was the model's near copy (54 dB where the tool writes the frame exactly).
+    held = images.same_picture(decoded[0], decoded[2])
     predictions, scores = {}, {}
     for name, method in self._methods.items():
       try:
-        prediction = method(x0, x1)
+        prediction = x0 if held and name == MODEL else method(x0, x1)
         broken = prediction.size - np.count_nonzero(np.isfinite(prediction))
         if broken:  # clipping keeps NaN, and the means would leave it out as 'exact'
           raise ValueError(f'{broken} NaN or infinite values of {prediction.size} in its frame')
@@ -383,14 +388,18 @@ def _error_row(triplet, method, message):
           'error': f'{triplet["key"]}: {message}'}
 
 
-def _mean(rows):
-  """Mean of each metric over rows. A prediction equal to its truth has infinite PSNR, which is
-  left out of the PSNR mean: `psnr_count` says how many it averages (`count` the rows)."""
+def _mean(rows, exact_keys=frozenset()):
+  """Mean of each metric over rows. A prediction equal to its truth has infinite PSNR: the
+  PSNR means leave out the triplets that any method predicts exactly (`exact_keys`), so every
+  method's is over the same triplets (each method leaving out its own exact ones, on footage
+  with freezes the repeat baseline's mean left them out and the model's, a near copy, kept
+  them); `psnr_count` says how many it averages (`count` the rows)."""
   out = {'count': len(rows)}
   for metric in METRICS:
-    values = [r[metric] for r in rows if math.isfinite(r[metric])]
+    values = [r[metric] for r in rows if math.isfinite(r[metric]) and
+              (metric != 'psnr' or r['key'] not in exact_keys)]
     out[metric] = float(np.mean(values)) if values else float('nan')
-  out['psnr_count'] = sum(math.isfinite(r['psnr']) for r in rows)
+  out['psnr_count'] = sum(math.isfinite(r['psnr']) and r['key'] not in exact_keys for r in rows)
   return out
 
 
@@ -415,11 +424,12 @@ def summarise(rows, settings):
   rows = sorted((r for r in rows if 'error' not in r and 'left_out' not in r),
                 key=lambda r: (r['clip'], r['key'], _method_order(r['method'])))
   methods = sorted({r['method'] for r in rows}, key=_method_order)
+  exact = {r['key'] for r in rows if not math.isfinite(r['psnr'])}
   report = dict(settings)
-  report['mean'] = {m: _mean([r for r in rows if r['method'] == m]) for m in methods}
+  report['mean'] = {m: _mean([r for r in rows if r['method'] == m], exact) for m in methods}
   clips = sorted({r['clip'] for r in rows if r['clip']})
-  report['clips'] = {c: {m: _mean([r for r in rows if r['clip'] == c and r['method'] == m])
-                         for m in methods} for c in clips}
+  report['clips'] = {c: {m: _mean([r for r in rows if r['clip'] == c and r['method'] == m],
+                                  exact) for m in methods} for c in clips}
   report['triplets'] = rows
   report['left_out'] = left_out  # footage whose middle frame is not the midpoint in time
   report['errors'] = errors
@@ -582,10 +592,10 @@ def format_table(report):
     return 'n/a' if value is None else f'{value:.{digits}f}'
   lines = [f'{"method":<14}{"PSNR dB":>9}{"SSIM":>8}{"n":>5}']
   for method, mean in report['mean'].items():
-    fewer = mean['psnr_count'] != mean['count']  # identical frames: infinite PSNR, left out
+    fewer = mean['psnr_count'] != mean['count']  # exact predictions: infinite PSNR, left out
     lines.append(f'{method:<14}{number(mean["psnr"], 2):>9}{number(mean["ssim"], 4):>8}'
-                 f'{mean["count"]:>5}' + (f'  (PSNR of {mean["psnr_count"]}: the others are '
-                                          f'exact)' if fewer else ''))
+                 f'{mean["count"]:>5}' + (f'  (PSNR of {mean["psnr_count"]}: a method predicts '
+                                          f'the others exactly)' if fewer else ''))
   scored = max([mean['count'] for mean in report['mean'].values()] + [0])
   for method, mean in report['mean'].items():
     if mean['count'] < scored:

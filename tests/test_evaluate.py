@@ -291,6 +291,30 @@ def test_model_and_leave_one_out_on_clips(tmp_path):
   assert not os.path.exists(os.path.join(out, 'comparisons'))
 
 
+def test_held_frames_score_as_the_tool_writes_them_and_psnr_means_share_their_triplets(
+    tmp_path):
+  """A freeze (A A A B C): the model's score was its near copy of A (the tool writes A itself),
+  and each method's PSNR mean left out only its own exact triplets: repeat averaged 1 triplet,
+  average 2 and the model 3, so the model's lead held the freeze's ~50 dB."""
+  from film_net import Interpolator, Options
+  model_path = str(tmp_path / 'tiny_model.npz')
+  Interpolator.random(options=Options.tiny(), seed=0, align=64).save(model_path)
+  a, b, c = (_smooth_texture(24, 32, seed) for seed in (1, 2, 3))
+  for i, frame in enumerate((a, a, a, b, c)):
+    _save(str(tmp_path / 'footage' / 'reel' / f'f{i}.png'), frame)
+  out = str(tmp_path / 'out')
+  evaluate.run(['--input', str(tmp_path / 'footage'), '--output', out, '--leave_one_out',
+                '--model_path', model_path, '--baselines', 'repeat,average', '--no_png'])
+  report = json.load(open(os.path.join(out, 'results.json')))
+  psnr = {(r['key'][-1], r['method']): r['psnr'] for r in report['triplets']}
+  assert psnr['0', 'model'] is None and psnr['0', 'repeat'] is None  # exact: JSON null
+  assert psnr['1', 'repeat'] is None and psnr['1', 'average'] is not None
+  for method, mean in report['mean'].items():  # the PSNR of (A B C) alone, for each method
+    assert (mean['count'], mean['psnr_count']) == (3, 1), method
+    assert mean['psnr'] == pytest.approx(psnr['2', method], abs=1e-9), method
+  assert '(PSNR of 1: a method predicts the others exactly)' in evaluate.format_table(report)
+
+
 def test_leave_one_out_leaves_out_triplets_across_a_cut_or_with_a_repeated_frame(tmp_path,
                                                                                 capsys):
   """Footage is edited and transfers repeat frames: a triplet spanning two shots, or whose
@@ -542,7 +566,7 @@ def test_a_triplet_that_cannot_be_scored_is_an_error_row_and_the_rest_complete(t
       'the others')
   assert 'scored' not in evaluate.format_table(report)
   assert evaluate.format_table(report).splitlines()[1].endswith(
-      '(PSNR of 2: the others are exact)')
+      '(PSNR of 2: a method predicts the others exactly)')
   assert sorted(os.listdir(os.path.join(out, 'comparisons'))) == [
       'good.png', 'grey_in_rgb.png', 'same.png']
   with pytest.raises(ValueError, match="12x10 frames are smaller than SSIM's 11x11 window"):
