@@ -30,7 +30,8 @@ as FILM's evaluation does, for sizes that allow it.
 
 Output under --output (any Beam filesystem): results.json (settings, means, per-clip means,
 per-triplet rows, errors), results.csv (a row per triplet and method, then `mean` rows, then
-error rows), and unless --no_png, comparisons/<key>.png: frame 0 | truth | frame 1, then per
+error rows; each triplet's rows name the frame it predicts, `truth`: with --leave_one_out a key
+is the clip's and the triplet's place in it, `reel_000003` its fourth, not frame 3), and unless --no_png, comparisons/<key>.png: frame 0 | truth | frame 1, then per
 method its prediction, error heat map and scores (the report's triplets' only: other PNGs
 there, an earlier run's, are removed once the report is written). A triplet that cannot be
 read, whose frames differ in size or are smaller than SSIM's 11x11 window, and a method that
@@ -111,8 +112,8 @@ REPORT, TABLE, STARTED, COMPARISONS = (files.EVALUATION_REPORT, files.EVALUATION
                                        files.EVALUATION_STARTED, files.EVALUATION_COMPARISONS)
 # `count` and `psnr_count` (how many rows a mean averages; PSNR leaves out the triplets a method
 # predicts exactly) are filled on the `mean` rows.
-CSV_FIELDS = ('key', 'clip', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width', 'error',
-              'count', 'psnr_count')
+CSV_FIELDS = ('key', 'clip', 'truth', 'method', 'psnr', 'ssim', 'l1', 'l2', 'height', 'width',
+              'error', 'count', 'psnr_count')
 METRICS = ('psnr', 'ssim', 'l1', 'l2')
 MEAN_KEY = 'mean'  # the key of the CSV's mean rows; no triplet's
 
@@ -315,7 +316,8 @@ class EvaluateTriplet(beam.DoFn):
     """Rows of the methods that scored; a triplet or method that fails becomes an error row
     (method None for the triplet) and the others go on."""
     if triplet.get('uneven'):  # known from the names: nothing to read
-      yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': None,
+      yield {'key': triplet['key'], 'clip': triplet['clip'],
+             'truth': triplet['truth'], 'method': None,
              'left_out': triplet['uneven'], 'cut_score': None}
       return
     decoded = []
@@ -347,7 +349,8 @@ class EvaluateTriplet(beam.DoFn):
     if self._scene_cut is not None:  # footage: is the middle frame the midpoint in time?
       reason, score = scene_cuts.not_a_midpoint(x0, truth, x1, self._scene_cut)
       if reason:
-        yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': None,
+        yield {'key': triplet['key'], 'clip': triplet['clip'],
+               'truth': triplet['truth'], 'method': None,
                'left_out': reason, 'cut_score': None if score is None else round(score, 4)}
         return
     # The tool holds a repeated frame with no model call (transforms/interpolate): so does its
@@ -366,7 +369,8 @@ class EvaluateTriplet(beam.DoFn):
         predictions.pop(name, None)
         yield _error_row(triplet, name, f'{name} failed: {type(e).__name__}: {e}')
         continue
-      yield {'key': triplet['key'], 'clip': triplet['clip'], 'method': name,
+      yield {'key': triplet['key'], 'clip': triplet['clip'],
+             'truth': triplet['truth'], 'method': name,
              'height': x0.shape[0], 'width': x0.shape[1], **scores[name]}
     if self._png_dir and predictions:
       png = quality.comparison_png(x0, x1, truth, predictions, scores)
@@ -384,7 +388,8 @@ def _neutral(rgb):
 
 def _error_row(triplet, method, message):
   stopping.raise_if_requested()  # the error may be the stop's, come out of a library call
-  return {'key': triplet['key'], 'clip': triplet['clip'], 'method': method,
+  return {'key': triplet['key'], 'clip': triplet['clip'],
+          'truth': triplet['truth'], 'method': method,
           'error': f'{triplet["key"]}: {message}'}
 
 
@@ -419,7 +424,7 @@ def summarise(rows, settings):
   """The report as a dict: settings, mean per method, per clip and method, every row, and the
   errors (a triplet or method that could not be scored)."""
   errors = sorted((r for r in rows if 'error' in r), key=lambda r: (r['key'], r['method'] or ''))
-  left_out = sorted(({k: r[k] for k in ('key', 'clip', 'left_out', 'cut_score')}
+  left_out = sorted(({k: r[k] for k in ('key', 'clip', 'truth', 'left_out', 'cut_score')}
                      for r in rows if 'left_out' in r), key=lambda r: r['key'])
   rows = sorted((r for r in rows if 'error' not in r and 'left_out' not in r),
                 key=lambda r: (r['clip'], r['key'], _method_order(r['method'])))

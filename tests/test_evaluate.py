@@ -285,6 +285,7 @@ def test_model_and_leave_one_out_on_clips(tmp_path):
     assert repeat['psnr'] == pytest.approx(-20 * math.log10(step / 255), abs=1e-4)
   # The model's row is the clipped prediction of the model itself, scored the same way.
   row = next(r for r in report['triplets'] if r['method'] == 'model' and r['key'].endswith('0'))
+  assert row['truth'] == str(tmp_path / 'footage' / row['clip'] / 'f1.png')  # what it predicts
   frames = [np.full((1, 20, 28, 3), i * 20 / 255, np.float32) for i in range(3)]
   expected = quality.metrics(model(frames[0], frames[2])[0], frames[1][0])
   assert row['l1'] == pytest.approx(expected['l1'], rel=1e-4)
