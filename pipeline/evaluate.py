@@ -31,8 +31,9 @@ as FILM's evaluation does, for sizes that allow it.
 Output under --output (any Beam filesystem): results.json (settings, means, per-clip means,
 per-triplet rows, errors), results.csv (a row per triplet and method, then `mean` rows, then
 error rows; each triplet's rows name the frame it predicts, `truth`: with --leave_one_out a key
-is the clip's and the triplet's place in it, `reel_000003` its fourth, not frame 3), and unless --no_png, comparisons/<key>.png: frame 0 | truth | frame 1, then per
-method its prediction, error heat map and scores (the report's triplets' only: other PNGs
+is the clip's and the triplet's place in it, `reel_000003` its fourth, not frame 3), and
+unless --no_png, comparisons/<key>.png: frame 0 | truth | frame 1, then per method its
+prediction, error heat map and scores (the report's triplets' only: other PNGs
 there, an earlier run's, are removed once the report is written). A triplet that cannot be
 read, whose frames differ in size or are smaller than SSIM's 11x11 window, and a method that
 fails on one (ffmpeg needs 32 px) become error rows naming the file and the reason; the rest is
