@@ -246,7 +246,7 @@ def _manifest_triplets(manifest):
         except ValueError as e:
           raise UsageError(f'--input {manifest} line {line}: not JSON ({e})') from e
   else:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), skipinitialspace=True)  # (', ' as people type)
     reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
     rows = [(reader.line_num, row) for row in reader]
   base = manifest.rsplit('/', 1)[0] if '/' in manifest else '.'

@@ -705,6 +705,9 @@ def test_a_csv_manifest_from_excel_with_a_bom_and_capitalised_headers_is_read(tm
   rows = evaluate.list_triplets(str(tmp_path / 'm.csv'))
   assert [r['truth'] for r in rows] == [str(tmp_path / 'b.png'), str(tmp_path / 'e.png')]
   assert len({r['key'] for r in rows}) == 2  # 'x y' and 'x_y' would both read 'x_y'
+  (tmp_path / 'spaced.csv').write_text('frame0, truth, frame1\na.png, b.png, c.png\n')
+  assert [r['truth'] for r in evaluate.list_triplets(str(tmp_path / 'spaced.csv'))] == [
+      str(tmp_path / 'b.png')]  # (' b.png' was a missing frame)
 
 
 def test_what_a_triplet_folder_set_holds_besides_triplets(tmp_path):

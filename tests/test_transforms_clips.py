@@ -369,6 +369,12 @@ def test_manifest_rows_are_read_as_written(tmp_path):
   bare.write_text('A,src/f0.png,src/f1.png\n')
   found, errors = _discover(str(bare))
   assert errors == [] and [c.name for c in found] == ['A']
+  # Cells after ', ' as people type them are those paths (pipeline.evaluate read ' src/f0.png').
+  spaced = tmp_path / 'spaced.csv'
+  spaced.write_text('clip, frame0, frame1\nA, src/f0.png, src/f1.png\n')
+  found, errors = _discover(str(spaced))
+  assert errors == [] and [[u for u, _ in c.frames] for c in found] == [
+      [str(tmp_path / 'src' / 'f0.png'), str(tmp_path / 'src' / 'f1.png')]]
   # A path with an unquoted comma shifts the cells: no frame read from the wrong one. Empty
   # cells past the header (a spreadsheet's trailing commas) are nothing.
   _touch(tmp_path / 'src', 'f2.png')
