@@ -511,8 +511,10 @@ def _no_triplets(known):
   if clips.is_manifest(known.input) and not known.leave_one_out:
     return 'the manifest has no rows'
   if not files.is_folder(known.input) and not _exists(known.input):
-    if known.leave_one_out and clips.is_glob_in_a_folder(known.input):
-      return 'no clip of 3 or more frames matches'
+    if clips.is_glob_in_a_folder(known.input):
+      return ('no clip of 3 or more frames matches' if known.leave_one_out else
+              'a glob selects clips for --leave_one_out; triplets are a folder of triplet '
+              'folders or a manifest')
     return files.unreachable(known.input) or 'no such folder'
   if known.leave_one_out and (clips.is_manifest(known.input) or os.path.isfile(known.input)):
     return '--leave_one_out takes a folder of clips, not a manifest or a file'

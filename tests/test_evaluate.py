@@ -652,6 +652,8 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
       (['--input', str(tmp_path / 'gone' / 'reel_*'), '--leave_one_out'], 'no such folder'),
       (['--input', str(tmp_path / 'in' / 'x*'), '--leave_one_out'],
        'x*: no clip of 3 or more frames matches'),
+      (['--input', str(tmp_path / 'in' / '*')],  # (it said 'no such folder' of the folder)
+       '*: a glob selects clips for --leave_one_out; triplets are a folder of triplet folders'),
       (['--input', str(tmp_path / 'empty')], 'empty: no triplet folders'),
       (['--input', str(tmp_path / 'empty'), '--leave_one_out'], 'no clip of 3 or more frames'),
       (['--input', str(tmp_path / 'header_only.csv')], 'the manifest has no rows'),
