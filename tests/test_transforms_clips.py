@@ -207,6 +207,28 @@ def test_an_evaluations_comparison_pngs_in_the_input_are_not_footage(tmp_path):
                                                       str(tmp_path / 'shots' / 'comparisons')]
 
 
+def test_a_clip_folder_that_can_be_listed_but_not_entered_is_a_gap_in_the_listing(
+    tmp_path, monkeypatch):
+  """`chmod -R 644 reel2/`: its names list, but none can be looked at. The clip was left out
+  unsaid (exit status 0) and --prune_removed_clips, seeing no gap, deleted its output. (The
+  refusal is made here as the kernel makes it for a user without search permission: root,
+  which runs these tests, has them all.)"""
+  _touch(tmp_path / 'reel1', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'reel2', 'f0.png', 'f1.png')
+  locked, real_stat = str(tmp_path / 'reel2'), os.stat
+
+  def stat(path, *args, **kwargs):
+    if os.path.dirname(os.fspath(path)) == locked:
+      raise PermissionError(13, 'Permission denied', path)
+    return real_stat(path, *args, **kwargs)
+  monkeypatch.setattr(os, 'stat', stat)
+  found, errors = _discover(str(tmp_path))
+  assert [c.name for c in found] == ['reel1']
+  assert [(e['error_type'], e['uris']) for e in errors] == [('IncompleteListing', [locked])]
+  assert errors[0]['message'].startswith(
+      f'cannot list {locked}: 2 of its 2 files cannot be looked at (Permission denied), e.g. f')
+
+
 def test_a_folder_of_other_files_is_no_gap_in_the_listing(tmp_path):
   """`docs/notes.txt` beside the clips was an 'empty clip folder', a listing gap that turned
   --prune_removed_clips off for good; notes beside clip folders are nothing at all, and a folder

@@ -239,15 +239,25 @@ def list_tree(root, follow_links=True, problems=None, claims=None):
     return match(root, '**')
   found = []
   for folder, _, names in walk_local(root, follow_links, problems, claims):
+    refused = []  # names the folder lists but will not let be looked at (no search permission)
     for name in names:
       path = os.path.join(folder, name)
       try:
         stat = os.stat(path)
-      except OSError:  # a dangling link, or gone since the folder was read
+      except FileNotFoundError:  # a dangling link, or gone since the folder was read
         if problems is not None and os.path.islink(path):
           problems.append((path, f'a link to {os.readlink(path)}, which is not there'))
         continue
+      except OSError as e:
+        refused.append((name, e))
+        continue
       found.append(FileMetadata(path, stat.st_size, stat.st_mtime))
+    # A folder one may list but not enter (`chmod -R 644`) lost its frames unsaid: the clip was
+    # left out with exit status 0, and --prune_removed_clips deleted its output.
+    if refused and problems is not None:
+      name, error = refused[0]
+      problems.append((folder, f'{len(refused)} of its {len(names)} files cannot be looked at '
+                               f'({error.strerror or type(error).__name__}), e.g. {name}'))
   return found
 
 
