@@ -431,3 +431,56 @@ def test_a_file_where_a_clips_output_folder_goes_is_named_so(tmp_path, tiny_mode
                         for e in errors)
   assert len(os.listdir(output / 'b')) == 3
   assert (output / 'a').read_text() == 'a note, not a folder'
+
+
+def test_a_read_only_part_of_the_output_fails_its_pairs_not_the_job(tmp_path, tiny_model,
+                                                                     monkeypatch):
+  """A read-only marker folder (earlier markers that must go before frames are rewritten), or a
+  clip folder whose frames cannot be replaced nor removed: the delete's PermissionError stopped
+  the whole job, with no records of the run. Now those pairs fail with error records, the other
+  clip is made, and a re-run once the folder is writable again finishes the job. (The refusals
+  are made here as the kernel makes them for a user without write permission: root, which runs
+  these tests, has it everywhere.)"""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'a', 3, seed=1)
+  make_clip(archive / 'b', 3, seed=2)
+  assert run_job(archive, output, model_path)[0] == 0
+  make_clip(archive / 'a', 3, seed=3)  # new scans: a's frames and markers are made again
+  make_clip(archive / 'b', 3, seed=4)
+  real_remove, real_replace = os.remove, os.replace
+  locked = []  # folders whose entries cannot be removed or replaced
+
+  def refused(path):
+    return any(os.fspath(path).startswith(folder + os.sep) for folder in locked)
+
+  def remove(path, *args, **kwargs):
+    if refused(path):
+      raise PermissionError(errno.EACCES, 'Permission denied', os.fspath(path))
+    return real_remove(path, *args, **kwargs)
+
+  def replace(src, dst, *args, **kwargs):
+    if refused(dst):
+      raise PermissionError(errno.EACCES, 'Permission denied', os.fspath(dst))
+    return real_replace(src, dst, *args, **kwargs)
+  monkeypatch.setattr(os, 'remove', remove)
+  monkeypatch.setattr(os, 'replace', replace)
+  # (b is made beside the first, and skipped beside the second: made already)
+  for folder, b in ((os.path.join(output, '_markers', 'a'), 'ok'),
+                    (os.path.join(output, 'a'), 'skipped')):
+    locked[:] = [folder]
+    status, run_id = run_job(archive, output, model_path)
+    pairs = {(p['clip'], p['status']) for p in _pairs(output, run_id)}
+    assert status == 1 and pairs == {('a', 'failed'), ('b', b)}, pairs
+    assert 'Permission denied' in _one_error(_errors(output, run_id), folder)['message']
+    assert os.path.exists(os.path.join(output, '_runs', run_id, 'summary.json'))
+  locked.clear()
+  assert run_job(archive, output, model_path)[0] == 0
+  fresh = str(tmp_path / 'fresh')
+  assert run_job(archive, fresh, model_path)[0] == 0
+  for clip in ('a', 'b'):
+    names = sorted(os.listdir(os.path.join(fresh, clip)))
+    assert sorted(os.listdir(os.path.join(output, clip))) == names
+    for name in names:
+      assert (open(os.path.join(output, clip, name), 'rb').read() ==
+              open(os.path.join(fresh, clip, name), 'rb').read()), (clip, name)

@@ -460,10 +460,21 @@ class InterpolateUnits(beam.DoFn):
       # earlier input or rate stayed, the pair taken for contested and made every night.
       spans = [self._written(unit, i) for i in todo]
       positions = [_marker_position(markers[i]) for i in todo]
-      _EARLIER_MARKERS.drop(self._job_token, self._output, unit.clip, delete_markers(
-          self._output, unit.clip, spans, keep=markers, positions=positions,
-          listed=_EARLIER_MARKERS.meeting(self._job_token, self._output, unit.clip, spans,
-                                          positions)))
+      try:
+        _EARLIER_MARKERS.drop(self._job_token, self._output, unit.clip, delete_markers(
+            self._output, unit.clip, spans, keep=markers, positions=positions,
+            listed=_EARLIER_MARKERS.meeting(self._job_token, self._output, unit.clip, spans,
+                                            positions)))
+      except Exception as e:  # pylint: disable=broad-except
+        # (a read-only marker folder: it stopped the whole job, with no records of the run)
+        message = (f'cannot delete the earlier done markers of {unit.clip}\'s frames about to be '
+                   f'written: {e}; its pairs are not made')
+        yield self._error(uris, 'write', e, message)
+        for i in todo:
+          yield records.pair_record(self._run_id, unit.clip, unit.first_position + i,
+                                    uris[i:i + 2], None, 0, 'failed', {}, message)
+        self._finish(unit, len(todo), 0)
+        return
     # Each write is keyed (pair, output index): the pair that writes it counts it and fails
     # with it. Frame i + 1 is written by pair i, frame 0 by pair 0 when this unit owns it.
     originals = {}  # frame -> [(pair, output index)] it is written to
@@ -645,8 +656,8 @@ class InterpolateUnits(beam.DoFn):
     # stay, with its marker.
     undone = [i for i in failed if _made_by(markers[i]) != self._job_token]
     if undone:
-      self._remove_unwritten(unit, [self._written(unit, i) for i in undone],
-                             {k for _, k in written})
+      yield from self._remove_unwritten(unit, [self._written(unit, i) for i in undone],
+                                        {k for _, k in written})
 
     # Reads and writes are the unit's, shared evenly; the model's time goes by model calls, which
     # cost alike (a held or identical pair made none, and took none of it).
@@ -726,13 +737,20 @@ class InterpolateUnits(beam.DoFn):
   def _remove_unwritten(self, unit, spans, written):
     """Deletes the clip's output frames in the (lo, hi) `spans` that this unit did not write,
     then every marker that vouches for frames there: also one with this run's key, which an
-    earlier run (before `--reprocess`) or an overlapping one wrote for frames now gone."""
-    stale = [path for path, k, fmt in output_frames(self._output, unit.clip)
-             if fmt == self._format and k not in written
-             and any(lo <= k <= hi for lo, hi in spans)]
-    if stale:
-      files.delete_files(stale)
-    delete_markers(self._output, unit.clip, spans)
+    earlier run (before `--reprocess`) or an overlapping one wrote for frames now gone. Yields
+    an error record where that cannot be done (a read-only folder or frame: it stopped the whole
+    job); the pairs have failed already, and a re-run makes them again."""
+    try:
+      stale = [path for path, k, fmt in output_frames(self._output, unit.clip)
+               if fmt == self._format and k not in written
+               and any(lo <= k <= hi for lo, hi in spans)]
+      if stale:
+        files.delete_files(stale)
+      delete_markers(self._output, unit.clip, spans)
+    except Exception as e:  # pylint: disable=broad-except
+      yield self._error([u for u, _ in unit.frames], 'write', e,
+                        f'cannot delete what earlier runs wrote where pairs of {unit.clip} '
+                        f'failed: {e}')
 
   def _lone_frame(self, unit):
     """A frame in no pair (a one-frame clip) is copied to its index, then marked done, so a
@@ -747,9 +765,10 @@ class InterpolateUnits(beam.DoFn):
     indices = [k for k, _ in timing.outputs(unit.first_index, unit.first_index)]
     written = 0
     if made_by is None:
-      delete_markers(self._output, unit.clip, [span], keep=[marker])
-      stage, done = 'read', set()
+      stage, done = 'write', set()
       try:
+        delete_markers(self._output, unit.clip, [span], keep=[marker])
+        stage = 'read'
         data = files.read_bytes(uri)
         stage = 'decode'
         frame = images.decode(data, uri, self._max_pixels)
@@ -765,7 +784,7 @@ class InterpolateUnits(beam.DoFn):
       except Exception as e:  # pylint: disable=broad-except
         what = 'cannot write output for' if stage == 'write' else 'cannot use frame'
         yield self._error([uri], stage, e, f'{what} {uri}: {files.reason(e)}')
-        self._remove_unwritten(unit, [span], done)
+        yield from self._remove_unwritten(unit, [span], done)
     elif made_by == self._job_token:
       written = len(indices)
     if written:
