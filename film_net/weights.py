@@ -160,6 +160,8 @@ def infer_options(weights: dict[str, np.ndarray], base: Options | None = None) -
 
 def read_npz(local_path: str) -> tuple[dict[str, np.ndarray], Options | None]:
   """Released-name weights from an `.npz` (fixture layout or ours) and its options, if any."""
+  with open(local_path, 'rb'):  # (a file that cannot be read, no permission, says so: below,
+    pass                        # it read as "a truncated download")
   if not zipfile.is_zipfile(local_path):  # (NumPy would call a text file pickled data)
     raise ValueError('not a readable .npz weight file (not a zip archive, as np.savez writes: '
                      'a truncated download, or another kind of file)')

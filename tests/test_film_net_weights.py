@@ -301,6 +301,10 @@ def test_broken_or_missing_models_fail_with_the_path_in_the_message(tmp_path):
     Interpolator.from_path(str(other))
   with pytest.raises(ValueError, match='engine'):
     Interpolator.from_path(str(other), engine='onnx')
+  # A file the OS will not let be read (no permission) says so; it read as "not a zip archive
+  # ... a truncated download". (As root, which runs the tests, the refusal is a folder's.)
+  with pytest.raises(IsADirectoryError):
+    weights_lib.read_npz(str(tmp_path))
 
 
 def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
