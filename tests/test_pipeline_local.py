@@ -1738,3 +1738,37 @@ def test_a_worker_process_log_line_is_its_message_and_beams_own_notes_are_droppe
     list(local_job_service.BeamFnLoggingServicer().Logging([bundle]))
   assert [r.getMessage() for r in caplog.records] == ['pruned "old": 3 files\nof a clip',
                                                       'bundle failed']
+
+
+def test_a_clip_output_folder_on_another_disk_is_written(tmp_path, tiny_model, monkeypatch):
+  """out/a linked to another disk, or `_markers` mounted apart: temporaries are written in
+  `<output>/_tmp` and renamed into place, which the kernel refuses across filesystems (EXDEV), so
+  every frame of the clip failed on every run. (The refusal is made here as the kernel makes
+  it: the test's folders are on one disk.)"""
+  import errno  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'a', 3, seed=1)
+  output, other_disk = str(tmp_path / 'out'), [str(tmp_path / 'out' / 'a'),
+                                                 str(tmp_path / 'out' / '_markers')]
+  real_replace = os.replace
+
+  def replace(src, dst, *args, **kwargs):
+    apart = [any(os.fspath(p).startswith(d + os.sep) for d in other_disk) for p in (src, dst)]
+    if apart[0] != apart[1]:
+      raise OSError(errno.EXDEV, 'Invalid cross-device link', os.fspath(src), os.fspath(dst))
+    return real_replace(src, dst, *args, **kwargs)
+  monkeypatch.setattr(os, 'replace', replace)
+  status, run_id = run_job(tmp_path / 'archive', output, model_path)
+  assert status == 0 and run_records(output, run_id, 'errors') == []
+  monkeypatch.setattr(os, 'replace', real_replace)
+  fresh = str(tmp_path / 'fresh')
+  assert run_job(tmp_path / 'archive', fresh, model_path)[0] == 0
+  for folder in ('a', os.path.join('_markers', 'a')):
+    names = sorted(os.listdir(os.path.join(fresh, folder)))
+    assert sorted(os.listdir(os.path.join(output, folder))) == names  # no temporary left
+    if folder == 'a':
+      for name in names:
+        assert (open(os.path.join(output, folder, name), 'rb').read() ==
+                open(os.path.join(fresh, folder, name), 'rb').read()), name
+  status, run_id = run_job(tmp_path / 'archive', output, model_path)  # done: all skipped
+  assert status == 0 and {p['status'] for p in run_records(output, run_id, 'pairs')} == {'skipped'}

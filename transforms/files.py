@@ -383,7 +383,12 @@ def write_atomic(path, data, tmp_root):
       with open(tmp, 'wb') as f:
         f.write(data)
       _make_folder(os.path.dirname(path) or '.')
-      os.replace(tmp, path)
+      try:
+        os.replace(tmp, path)
+      except OSError as e:
+        if e.errno != errno.EXDEV:
+          raise
+        _replace_beside(tmp, path)
     except BaseException:  # a name too long, a full disk, Ctrl-C: no temporary left behind
       with contextlib.suppress(OSError):
         os.remove(tmp)
@@ -392,6 +397,22 @@ def write_atomic(path, data, tmp_root):
   with FileSystems.create(tmp) as f:
     f.write(data)
   FileSystems.rename([tmp], [path])
+
+
+def _replace_beside(tmp, path):
+  """`tmp` moved to `path` on another filesystem (a clip's output folder linked to another
+  disk: every frame failed with 'Invalid cross-device link'), through a hidden temporary beside
+  `path`, which listings pass over, renamed in its folder: still whole or not at all."""
+  folder, name = os.path.split(path)
+  beside = os.path.join(folder, f'.{name}.{uuid.uuid4().hex}.partial')
+  try:
+    shutil.copyfile(tmp, beside)
+    os.replace(beside, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.remove(beside)
+    raise
+  os.remove(tmp)
 
 
 def _make_folder(folder):
