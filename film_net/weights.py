@@ -348,8 +348,9 @@ def is_whole_write_temporary(path: str) -> bool:
 
 
 def write_local_whole(path: str, data: bytes) -> None:
-  """Writes the local file `path` through a temporary beside it, renamed into place: a write
-  stopped midway (Ctrl-C, a full disk) leaves `path` whole, old or absent, and no temporary."""
+  """Writes the local file `path` through a temporary beside it, flushed to disk and renamed
+  into place: a write stopped midway (Ctrl-C, a full disk, a power cut) leaves `path` whole, old
+  or absent, and no temporary."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   # A unique name opened as a plain file, so the result gets the umask's usual permissions
@@ -358,6 +359,8 @@ def write_local_whole(path: str, data: bytes) -> None:
   try:
     with open(tmp, 'xb') as f:
       f.write(data)
+      f.flush()
+      os.fsync(f.fileno())  # (on disk before the rename: a power cut leaves no zeroed file)
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

@@ -1772,3 +1772,21 @@ def test_a_clip_output_folder_on_another_disk_is_written(tmp_path, tiny_model, m
                 open(os.path.join(fresh, folder, name), 'rb').read()), name
   status, run_id = run_job(tmp_path / 'archive', output, model_path)  # done: all skipped
   assert status == 0 and {p['status'] for p in run_records(output, run_id, 'pairs')} == {'skipped'}
+
+
+def test_written_files_are_on_disk_before_they_take_their_names(tmp_path, monkeypatch):
+  """Frames, markers and weight files: a rename of data still in the page cache, cut by a power
+  loss, can leave the name on a zeroed or empty file, which a later run takes for done."""
+  from film_net import weights as weights_lib  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  events, real_fsync, real_replace = [], os.fsync, os.replace
+  monkeypatch.setattr(os, 'fsync', lambda fd: (events.append(('fsync', os.readlink(
+      f'/proc/self/fd/{fd}'))), real_fsync(fd))[1])
+  monkeypatch.setattr(os, 'replace', lambda src, dst: (events.append(('replace', src)),
+                                                       real_replace(src, dst))[1])
+  files.write_atomic(str(tmp_path / 'out' / 'a' / 'frame_000000.png'), b'x' * 1000,
+                     str(tmp_path / 'out' / '_tmp'))
+  weights_lib.write_local_whole(str(tmp_path / 'latest.npz'), b'y' * 1000)
+  assert [kind for kind, _ in events] == ['fsync', 'replace'] * 2
+  assert events[0][1] == events[1][1] and events[2][1] == events[3][1]  # the same temporary
+  assert (tmp_path / 'out' / 'a' / 'frame_000000.png').read_bytes() == b'x' * 1000

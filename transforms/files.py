@@ -382,6 +382,11 @@ def write_atomic(path, data, tmp_root):
     try:
       with open(tmp, 'wb') as f:
         f.write(data)
+        # On disk before the rename: after a power cut a frame, or the marker vouching for it,
+        # is old, absent or whole, never the zeroed or empty file a rename of unflushed data
+        # can leave, which every later run took for done (~1 ms for 2 MB here).
+        f.flush()
+        os.fsync(f.fileno())
       _make_folder(os.path.dirname(path) or '.')
       try:
         os.replace(tmp, path)
@@ -407,6 +412,8 @@ def _replace_beside(tmp, path):
   beside = os.path.join(folder, f'.{name}.{uuid.uuid4().hex}.partial')
   try:
     shutil.copyfile(tmp, beside)
+    with open(beside, 'rb+') as f:
+      os.fsync(f.fileno())
     os.replace(beside, path)
   except BaseException:
     with contextlib.suppress(OSError):
