@@ -367,7 +367,8 @@ def _local_kin(folder, like):
 def write_atomic(path, data, tmp_root):
   """Writes `data` to `path` so that `path` is either absent, old, or complete.
 
-  tmp_root: a folder on the same filesystem as `path` for the temporary (unused on GCS).
+  tmp_root: a folder for the temporary (unused on GCS), on the same filesystem as `path` or
+  else passed over for one beside `path` (`_replace_beside`).
   """
   scheme = FileSystems.get_scheme(path)
   if scheme == 'gs':
