@@ -368,7 +368,7 @@ def write_atomic(path, data, tmp_root):
   """Writes `data` to `path` so that `path` is either absent, old, or complete.
 
   tmp_root: a folder for the temporary (unused on GCS), on the same filesystem as `path` or
-  else passed over for one beside `path` (`_replace_beside`).
+  else passed over for one beside `path`.
   """
   scheme = FileSystems.get_scheme(path)
   if scheme == 'gs':
@@ -380,47 +380,39 @@ def write_atomic(path, data, tmp_root):
       os.makedirs(tmp_root, exist_ok=True)
     except FileNotFoundError:  # another run's end removed the empty `_tmp` between the mkdirs
       os.makedirs(tmp_root, exist_ok=True)
+    _make_folder(os.path.dirname(path) or '.')
     try:
-      with open(tmp, 'wb') as f:
-        f.write(data)
-        # On disk before the rename: after a power cut a frame, or the marker vouching for it,
-        # is old, absent or whole, never the zeroed or empty file a rename of unflushed data
-        # can leave, which every later run took for done (~1 ms for 2 MB here).
-        f.flush()
-        os.fsync(f.fileno())
-      _make_folder(os.path.dirname(path) or '.')
-      try:
-        os.replace(tmp, path)
-      except OSError as e:
-        if e.errno != errno.EXDEV:
-          raise
-        _replace_beside(tmp, path)
-    except BaseException:  # a name too long, a full disk, Ctrl-C: no temporary left behind
-      with contextlib.suppress(OSError):
-        os.remove(tmp)
-      raise
+      _write_through(tmp, path, data)
+    except OSError as e:
+      if e.errno != errno.EXDEV:
+        raise
+      # `path` on another filesystem (a clip's output folder linked to another disk: every
+      # frame failed with 'Invalid cross-device link'): through a hidden temporary beside it,
+      # which listings pass over.
+      folder, name = os.path.split(path)
+      _write_through(os.path.join(folder, f'.{name}.{uuid.uuid4().hex}.partial'), path, data)
     return
   with FileSystems.create(tmp) as f:
     f.write(data)
   FileSystems.rename([tmp], [path])
 
 
-def _replace_beside(tmp, path):
-  """`tmp` moved to `path` on another filesystem (a clip's output folder linked to another
-  disk: every frame failed with 'Invalid cross-device link'), through a hidden temporary beside
-  `path`, which listings pass over, renamed in its folder: still whole or not at all."""
-  folder, name = os.path.split(path)
-  beside = os.path.join(folder, f'.{name}.{uuid.uuid4().hex}.partial')
+def _write_through(tmp, path, data):
+  """`data` written to the local file `tmp`, on disk, then renamed to `path`; no temporary left
+  behind where that fails (a name too long, a full disk, Ctrl-C)."""
   try:
-    shutil.copyfile(tmp, beside)
-    with open(beside, 'rb+') as f:
+    with open(tmp, 'wb') as f:
+      f.write(data)
+      # On disk before the rename: after a power cut a frame, or the marker vouching for it, is
+      # old, absent or whole, never the zeroed or empty file a rename of unflushed data can
+      # leave, which every later run took for done (~1 ms for 2 MB here).
+      f.flush()
       os.fsync(f.fileno())
-    os.replace(beside, path)
+    os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(OSError):
-      os.remove(beside)
+      os.remove(tmp)
     raise
-  os.remove(tmp)
 
 
 def _make_folder(folder):
