@@ -106,6 +106,7 @@ if [ -n "$GPU" ] && [ "$GPU_COUNT" != 1 ]; then
 fi
 # Dataflow attaches L4 GPUs to G2 machines only and A100s to A2 only; T4, P4, P100 and V100
 # go on N1. Each machine type below carries exactly one of its GPU.
+several=''
 case "$GPU" in
   "") one_gpu='.*'; default_machine=n1-standard-8 ;;
   nvidia-tesla-t4|nvidia-tesla-p4|nvidia-tesla-p100|nvidia-tesla-v100)
@@ -116,16 +117,18 @@ case "$GPU" in
   *[A-Z]*) echo "run_dataflow.sh: --gpu $GPU: Dataflow's GPU types are lowercase, e.g." \
               "nvidia-l4" >&2
      exit 2 ;;
-  # Other types: a machine type named for several GPUs (a2-highgpu-2g, a3-highgpu-8g) is none.
-  *) one_gpu='.*-1g|.*[^g]|.*[^0-9]g'; default_machine=
+  # Other types: a machine type named for several GPUs (a2-highgpu-2g, a3-highgpu-8g) is none,
+  # and of G4's (RTX PRO 6000) only g4-standard-48 carries one (96, 192, 384: 2, 4, 8).
+  *) one_gpu='.*-1g|.*[^g]|.*[^0-9]g'; several='g4-standard-(96|192|384)'; default_machine=
      [ -n "$MACHINE_TYPE" ] || {
        echo "run_dataflow.sh: --gpu $GPU: pass --machine_type, one that carries one such GPU" >&2
        exit 2; } ;;
 esac
 MACHINE_TYPE=${MACHINE_TYPE:-$default_machine}
-if ! [[ "$MACHINE_TYPE" =~ ^($one_gpu)$ ]]; then
-  echo "run_dataflow.sh: --gpu $GPU needs a machine type that carries one (e.g." \
-       "$default_machine), not $MACHINE_TYPE" >&2
+if ! [[ "$MACHINE_TYPE" =~ ^($one_gpu)$ ]] ||
+   { [ -n "$several" ] && [[ "$MACHINE_TYPE" =~ ^($several)$ ]]; }; then
+  echo "run_dataflow.sh: --gpu $GPU needs a machine type that carries one" \
+       "${default_machine:+(e.g. $default_machine), }not $MACHINE_TYPE" >&2
   exit 2
 fi
 args=(--runner=DataflowRunner "--project=$PROJECT" "--region=$REGION" "--job_name=$JOB_NAME"

@@ -76,7 +76,8 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
                 ('--gpu', 'nvidia-l4', '--machine_type', 'g2-standard-24'),
                 ('--gpu', 'nvidia-tesla-t4', '--machine_type', 'g2-standard-8'),
                 ('--gpu', 'nvidia-tesla-a100', '--machine_type', 'a2-highgpu-4g'),
-                ('--gpu', 'nvidia-h100-80gb', '--machine_type', 'a3-highgpu-8g')):
+                ('--gpu', 'nvidia-h100-80gb', '--machine_type', 'a3-highgpu-8g'),
+                ('--gpu', 'nvidia-rtx-pro-6000', '--machine_type', 'g4-standard-96')):
     proc = dry_run(*flags)
     assert proc.returncode == 2 and 'needs a machine type that carries one' in proc.stderr, flags
   proc = dry_run('--gpu', 'nvidia-h100-80gb')  # no default machine type we could vouch for
