@@ -647,7 +647,7 @@ def main(argv=None):
         truthy(PipelineOptions(beam_args).view_as(TestOptions).dry_run),
         lambda _: _print_results(results), _interrupted,
         'The workers\' errors are in the job\'s log in the Dataflow console.',
-        f'the evaluation had ended; its results are in {results}')
+        f'the evaluation had ended; its results are in {results}', known.output)
 
 
 def _print_results(results):

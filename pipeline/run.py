@@ -963,6 +963,28 @@ def storage_failure(error):
   return found.group(1).splitlines()[0]
 
 
+def free_space(output):
+  """Where a disk may have filled, for the line of a job a full disk stopped (Beam's message
+  often names no file): the free space on the output's disk, where it is local, and on the
+  temporary folder's (a model copied from cloud storage, Beam's staging), each disk once."""
+  places = [output] if output and FileSystems.get_scheme(output) is None else []
+  places.append(tempfile.gettempdir())
+  disks, said = set(), []
+  for place in places:
+    path = os.path.abspath(place)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+      path = os.path.dirname(path)  # (an output not made yet: its disk is its parent's)
+    try:
+      disk = os.stat(path).st_dev
+      free = shutil.disk_usage(path).free
+    except OSError:
+      continue
+    if disk not in disks:
+      disks.add(disk)
+      said.append(f'{free / 1e9:.2f} GB free on {place}')
+  return '; '.join(said)
+
+
 def _not_a_stopped_workers_stream(record):
   """A logging filter: a multi_processing worker ended by a stop (`_end_the_workers`) cuts its
   data stream, which Beam logs as an error with a traceback after the line that says the run
@@ -1070,14 +1092,15 @@ def main(argv=None):
         lambda caught: _interrupted(known, caught, since),
         'What its workers finished is kept (done markers); the same command finishes the job. '
         'The workers\' errors are in the job\'s log in the Dataflow console.',
-        _ended_note(known))
+        _ended_note(known), known.output)
 
 
-def run_command(caught, start, dry_run, report, interrupted, failed_note, ended):
+def run_command(caught, start, dry_run, report, interrupted, failed_note, ended, output):
   """What the command lines of `pipeline.run` and `pipeline.evaluate` share: `start()` runs the
   job, `report(result)` prints its outcome and returns the exit status. Exit status 2 (one
   line) where the flags or the model cannot work; 1 where a Dataflow job ended FAILED or
-  CANCELLED (`failed_note` after Beam's message), or a write stopped the job (`storage_failure`);
+  CANCELLED (`failed_note` after Beam's message), or a write stopped the job (`storage_failure`;
+  a full disk's line says the free space near `output`, `free_space`);
   130 or 143 where interrupted: during the job `interrupted(caught)` says so (StillRunning: a
   Dataflow job that runs on), after it `ended` names what it left; 0 for a dry run."""
   try:
@@ -1101,6 +1124,8 @@ def run_command(caught, start, dry_run, report, interrupted, failed_note, ended)
       return 1
     failure = storage_failure(e)
     if failure:  # (a disk full mid-run: Beam's tracebacks were 160 lines)
+      if failure.startswith((f'[Errno {errno.ENOSPC}]', f'[Errno {errno.EDQUOT}]')):
+        failure += f' ({free_space(output)})'
       print(f'error: the job stopped: {failure}. What it wrote is whole; once that is mended, '
             f'the same command finishes the job', file=sys.stderr)
       return 1
