@@ -592,11 +592,12 @@ def begin(args, options: Options, resumed: bool, checkpoint: str, restore: Calla
     refuse_other_options(args.output_dir, options)
   else:
     refuse_orphaned_weights(args.output_dir, checkpoint)
+  # (before the line saying where the run starts: a --clips that cannot be trained on stops it)
+  clips = load_clips(args)
   print(restore(), flush=True)
   if resumed:
     mend_exports(args.output_dir, current_step(), args.keep_every, export)
   check_steps(current_step(), args.steps, resumed)
-  clips = load_clips(args)
   data = describe_data(args, clips)
   if resumed:
     warn_changed_flags(meta(), args, data)

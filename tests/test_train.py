@@ -619,11 +619,13 @@ def test_a_checkpoint_state_file_gone_is_refused_not_started_over(short_runs, tm
     assert (folder / 'latest.npz').read_bytes() == latest
 
 
-def test_clips_in_a_bucket_that_does_not_exist_is_one_line(gcs, tmp_path):
-  """It was Beam's whole BeamIOError; the pipeline and the evaluation say it in words."""
+def test_clips_in_a_bucket_that_does_not_exist_is_one_line(gcs, tmp_path, capsys):
+  """It was Beam's whole BeamIOError; the pipeline and the evaluation say it in words. It came
+  after the line saying where the run started, as if it had."""
   with pytest.raises(SystemExit, match=r'^--clips gs://no-such-bucket/clips: its bucket '
                                        r'no-such-bucket does not exist$'):
     train.main(_args(tmp_path / 'run', 3, '--clips', 'gs://no-such-bucket/clips'))
+  assert capsys.readouterr().out == ''
   argv = _args(tmp_path / 'run', 3)
   argv[argv.index('--init') + 1] = 'gs://no-such-bucket/w/model.npz'
   with pytest.raises(SystemExit, match=r'^error: --init gs://no-such-bucket/w/model.npz: its '
