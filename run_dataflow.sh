@@ -133,8 +133,9 @@ if ! [[ "$MACHINE_TYPE" =~ ^($one_gpu)$ ]] ||
 fi
 args=(--runner=DataflowRunner "--project=$PROJECT" "--region=$REGION" "--job_name=$JOB_NAME"
       "--machine_type=$MACHINE_TYPE" "--max_num_workers=$MAX_WORKERS")
-# (pipeline.run adds what every Dataflow job of it needs: the code as an sdist of setup.py,
-# TensorFlow where no --sdk_container_image brings it, one SDK process per worker.)
+# (pipeline.run adds what every Dataflow job of it needs, `launch.equip_the_workers`: the code as
+# an sdist of setup.py, TensorFlow where no --sdk_container_image brings it, one SDK process per
+# worker.)
 has_flag() { local f; for f in "${passthrough[@]+"${passthrough[@]}"}"; do case "$f" in "$1"|"$1"=*) return 0 ;; esac; done; return 1; }
 if has_flag --runner; then  # Beam takes the last: the archive would run on this machine
   echo "run_dataflow.sh: --runner: this script submits to Dataflow; for a local run use" \

@@ -49,7 +49,7 @@ prediction is that picture, as the tool holds a repeated frame with no model cal
 
 Beam: triplets are listed up front, spread with Reshuffle, evaluated in a DoFn that loads the
 model once per worker, and gathered into one report. Local runs use the same FnApiRunner as
-pipeline.run (no Prism download).
+pipeline.run (`launch.LocalRunner`: no Prism download).
 """
 
 import signal
@@ -81,20 +81,20 @@ from film_net import flags
 from film_net import specs
 from film_net.render import TRIPLET_NAMES
 from pipeline import options as pipeline_flags
-from pipeline.run import LocalRunner
-from pipeline.run import UsageError
-from pipeline.run import check_reachable
-from pipeline.run import dry_run_job
-from pipeline.run import interrupt_status
-from pipeline.run import is_local_runner
-from pipeline.run import job_options
-from pipeline.run import prepare_remote_launch
-from pipeline.run import quiet_beam_logs
-from pipeline.run import run_and_wait
-from pipeline.run import run_command
-from pipeline.run import runner_name
-from pipeline.run import terminate_as_interrupt
-from pipeline.run import truthy
+from pipeline.launch import LocalRunner
+from pipeline.launch import UsageError
+from pipeline.launch import check_reachable
+from pipeline.launch import dry_run_job
+from pipeline.launch import interrupt_status
+from pipeline.launch import is_local_runner
+from pipeline.launch import job_options
+from pipeline.launch import prepare_remote_launch
+from pipeline.launch import quiet_beam_logs
+from pipeline.launch import run_and_wait
+from pipeline.launch import run_command
+from pipeline.launch import runner_name
+from pipeline.launch import terminate_as_interrupt
+from pipeline.launch import truthy
 from transforms import clips
 from transforms import files
 from transforms import images

@@ -170,6 +170,7 @@ def test_a_disk_that_fills_up_mid_run_is_one_line_and_the_next_run_finishes(
     tmp_path, tiny_model, monkeypatch, capsys):
   """The run records' writer failing (ENOSPC) ended the run in 160 lines of Beam tracebacks."""
   from apache_beam.io import textio  # pylint: disable=import-outside-toplevel
+  from pipeline import launch  # pylint: disable=import-outside-toplevel
   from pipeline import run as run_module  # pylint: disable=import-outside-toplevel
   make_clip(tmp_path / 'archive' / 'clip', 3, seed=1)
   output = str(tmp_path / 'out')
@@ -190,14 +191,14 @@ def test_a_disk_that_fills_up_mid_run_is_one_line_and_the_next_run_finishes(
       + re.escape(output) + r'\)\. What it wrote is whole; once that is mended, the same command '
       r'finishes the job', tool_lines(err)[0]), err
   assert re.fullmatch(r'\d+\.\d\d GB free on ' + re.escape(tempfile.gettempdir()),
-                      run_module.free_space('gs://bucket/out'))  # (no local output)
+                      launch.free_space('gs://bucket/out'))  # (no local output)
   status, _ = run_job(str(tmp_path / 'archive'), output, tiny_model[0])
   assert status == 0 and len(glob.glob(os.path.join(output, 'clip', '*.png'))) == 5
   # Any other error of the OS's is a fault to be seen, traceback and all, not "mend the disk".
-  assert run_module.storage_failure(RuntimeError(
+  assert launch.storage_failure(RuntimeError(
       "OSError: [Errno 2] No such file or directory: 'x' [while running 'Step']")) is None
-  assert run_module.storage_failure(OSError(errno.EMFILE, 'Too many open files')) is None
-  assert run_module.storage_failure(OSError(errno.EROFS, 'Read-only file system', '/mnt/o')) == (
+  assert launch.storage_failure(OSError(errno.EMFILE, 'Too many open files')) is None
+  assert launch.storage_failure(OSError(errno.EROFS, 'Read-only file system', '/mnt/o')) == (
       '[Errno 30] Read-only file system: /mnt/o')
 
 

@@ -18,6 +18,7 @@ import pytest
 from conftest import BUCKET
 from conftest import ROOT
 from pipeline import evaluate
+from pipeline import launch
 from pipeline import run as run_module
 
 STEPS = ['DiscoverClips', 'SpreadClips', 'SplitIntoUnits', 'SpreadUnits', 'InterpolateUnits',
@@ -245,7 +246,7 @@ def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys, tm
     monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
     yield
 
-  monkeypatch.setattr(run_module, 'submission_scratch', kept_scratch)
+  monkeypatch.setattr(launch, 'submission_scratch', kept_scratch)
   # Dataflow's workers cannot read this machine's disk: local paths stop the job up front.
   assert run_module.main(dataflow + ['--input=gs://demo/in', '--output=/tmp/out',
                                      f'--model_path={tiny_model[0]}']) == 2
@@ -394,8 +395,8 @@ def test_the_copy_for_the_sdist_takes_files_alone(tmp_path, monkeypatch):
   (tmp_path / 'big').mkdir()
   (tmp_path / 'big' / 'export.bin').write_bytes(b'x' * 1000)
   os.symlink(tmp_path / 'big', tree / 'pipeline' / 'linked')
-  monkeypatch.setattr(run_module, '_PROJECT_ROOT', str(tree))
-  setup = run_module._copy_of_what_the_sdist_ships(str(tmp_path / 'scratch'))
+  monkeypatch.setattr(launch, '_PROJECT_ROOT', str(tree))
+  setup = launch._copy_of_what_the_sdist_ships(str(tmp_path / 'scratch'))
   copied = {str(p.relative_to(tmp_path / 'scratch' / 'source'))
             for p in (tmp_path / 'scratch' / 'source').rglob('*') if p.is_file()}
   assert setup == str(tmp_path / 'scratch' / 'source' / 'setup.py')
@@ -412,9 +413,9 @@ def test_the_launchs_copy_lists_what_manifest_in_ships():
   with open(os.path.join(root, 'MANIFEST.in'), encoding='utf-8') as f:
     lines = [line.split() for line in f if line.strip() and not line.startswith('#')]
   included = {name for words in lines if words[0] == 'include' for name in words[1:]}
-  assert included and included <= set(run_module._SDIST_FILES)
+  assert included and included <= set(launch._SDIST_FILES)
   assert {words[1] for words in lines if words[0] == 'recursive-include'} == set(
-      run_module._SDIST_PACKAGES)
+      launch._SDIST_PACKAGES)
   assert all(words[2:] == ['*.py'] for words in lines if words[0] == 'recursive-include')
 
 
@@ -511,7 +512,7 @@ def test_workers_get_tensorflow_unless_an_image_or_requirements_bring_it():
 
   def equipped(*flags):
     options = PipelineOptions(list(flags))
-    run_module.equip_the_workers(options, 'DataflowRunner')
+    launch.equip_the_workers(options, 'DataflowRunner')
     return options.view_as(SetupOptions), options.view_as(DebugOptions).experiments
 
   setup, experiments = equipped('--experiments=use_runner_v2', '--experiments=shuffle_mode=service')
@@ -528,7 +529,7 @@ def test_workers_get_tensorflow_unless_an_image_or_requirements_bring_it():
   for gpus in ('--dataflow_service_options=worker_accelerator=type:nvidia-l4;count:1;'
                'install-nvidia-driver', '--experiments=worker_accelerator=type:nvidia-tesla-t4',
                '--resource_hints=accelerator=type:nvidia-l4;count:1;install-nvidia-driver'):
-    with pytest.raises(run_module.UsageError, match='GPU workers .* need --sdk_container_image'):
+    with pytest.raises(launch.UsageError, match='GPU workers .* need --sdk_container_image'):
       equipped(gpus)
     assert equipped(gpus, '--sdk_container_image=i:1')[0].requirements_file is None
   # Another --extra_package (a library of the user's) staged it alone: no worker had the code.
@@ -553,10 +554,10 @@ def test_the_local_runners_flags_on_a_remote_job_are_named_as_without_effect(cap
   word; on a local run it says nothing."""
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
   flags = ['--direct_num_workers=8', '--direct_running_mode=multi_processing']
-  run_module.warn_of_local_flags(PipelineOptions(flags), None)
-  run_module.warn_of_local_flags(PipelineOptions([]), 'DataflowRunner')
+  launch.warn_of_local_flags(PipelineOptions(flags), None)
+  launch.warn_of_local_flags(PipelineOptions([]), 'DataflowRunner')
   assert not caplog.records
-  run_module.warn_of_local_flags(PipelineOptions(flags), 'DataflowRunner')
+  launch.warn_of_local_flags(PipelineOptions(flags), 'DataflowRunner')
   (record,) = caplog.records
   assert record.getMessage().startswith('--direct_num_workers, --direct_running_mode: the local '
                                         'runner\'s, no effect on DataflowRunner')
@@ -566,15 +567,15 @@ def test_save_main_session_is_named_as_unused(caplog):
   """`--save_main_session` was overridden without a word; it is still off (the workers import
   every step from the staged package), and the launch says so."""
   from apache_beam.options.pipeline_options import SetupOptions  # pylint: disable=import-outside-toplevel
-  assert not run_module.job_options(['--runner=DataflowRunner']).view_as(
+  assert not launch.job_options(['--runner=DataflowRunner']).view_as(
       SetupOptions).save_main_session
   assert not caplog.records
-  options = run_module.job_options(['--runner=DataflowRunner', '--save_main_session'])
+  options = launch.job_options(['--runner=DataflowRunner', '--save_main_session'])
   assert options.view_as(SetupOptions).save_main_session is False
   (record,) = caplog.records
   assert record.getMessage().startswith('--save_main_session: not used; every step of this job')
   caplog.clear()
-  assert run_module.job_options(['--save_main_session'], save_main_session=True).view_as(
+  assert launch.job_options(['--save_main_session'], save_main_session=True).view_as(
       SetupOptions).save_main_session is True
   assert not caplog.records
 

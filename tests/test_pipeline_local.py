@@ -23,6 +23,7 @@ from conftest import ROOT, make_clip, metric, read_png, run_job, run_records, to
 from conftest import write_dpx
 from film_net import Interpolator
 from film_net.model import bfloat16_is_native
+from pipeline import launch
 from pipeline import run as run_module
 from pipeline import sample_footage
 from transforms import images
@@ -738,10 +739,10 @@ def test_what_a_worker_logs_once_the_run_is_being_stopped_is_left_unsaid():
   def worker_line():
     return logging.LogRecord('apache_beam.runners.portability.local_job_service',
                              logging.ERROR, __file__, 1, 'Worker: %s', (broken,), None)
-  assert run_module._workers_own_lines(worker_line())  # pylint: disable=protected-access
+  assert launch._workers_own_lines(worker_line())  # pylint: disable=protected-access
   try:
     stopping.request()
-    assert not run_module._workers_own_lines(worker_line())  # pylint: disable=protected-access
+    assert not launch._workers_own_lines(worker_line())  # pylint: disable=protected-access
   finally:
     stopping.clear()
 
@@ -753,7 +754,7 @@ def test_a_stop_ends_the_launchers_workers_by_their_command():
                              'pipeline.local_worker'])
   try:
     time.sleep(0.5)
-    run_module._end_the_workers()  # pylint: disable=protected-access
+    launch._end_the_workers()  # pylint: disable=protected-access
     assert worker.wait(timeout=10) == -signal.SIGTERM
   finally:
     worker.kill()
@@ -788,7 +789,7 @@ def test_closing_the_workers_a_stop_ended_is_left_unsaid():
   workers with the launcher: Beam logged closing each one's broken stream as an error with a
   55-line traceback, before the run's one line (3 runs in 5)."""
   from transforms import stopping  # pylint: disable=import-outside-toplevel
-  run_module.quiet_beam_logs()
+  launch.quiet_beam_logs()
   logger = logging.getLogger('apache_beam.runners.portability.fn_api_runner.worker_handlers')
 
   def closing():
@@ -1725,7 +1726,7 @@ def test_the_tools_own_warnings_read_as_its_lines_and_come_once(tmp_path, tiny_m
 def test_a_worker_process_log_line_is_its_message_and_beams_own_notes_are_dropped(caplog):
   from apache_beam.portability.api import beam_fn_api_pb2  # pylint: disable=import-outside-toplevel
   from apache_beam.runners.portability import local_job_service  # pylint: disable=import-outside-toplevel
-  run_module.quiet_beam_logs()
+  launch.quiet_beam_logs()
   entry = beam_fn_api_pb2.LogEntry
   bundle = beam_fn_api_pb2.LogEntry.List(log_entries=[
       entry(severity=entry.Severity.WARN, message='Discarding unparseable args: [\'--x\']',

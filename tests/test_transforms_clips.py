@@ -12,7 +12,7 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
-from pipeline.run import LocalRunner
+from pipeline.launch import LocalRunner
 from transforms import clips
 
 F = fractions.Fraction
