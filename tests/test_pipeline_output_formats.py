@@ -67,6 +67,8 @@ def test_other_inputs_as_plain_dpx_and_a_format_switch_leaves_one_format(tmp_pat
   for i in range(5):
     data = open(os.path.join(folder, frame_name(i, 'dpx')), 'rb').read()
     assert data[803] == 8  # 8-bit inputs, 8-bit DPX
+    # Who made it: originals re-encoded said 'in-between', as the made frames do.
+    assert data[160:260].rstrip(b'\0') == (dpx.ORIGINAL_CREATOR if i % 2 == 0 else dpx.CREATOR)
     np.testing.assert_array_equal(dpx.decode(data),
                                   read_png(os.path.join(reference, 'clip', frame_name(i))))
   np.testing.assert_array_equal(

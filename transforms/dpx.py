@@ -112,7 +112,10 @@ _FRAME_OWN_NUMBERS = ((1712, 4), (1716, 4), (1720, 4), (1724, 4), (1920, 4), (19
 _FRAME_OWN_TEXT = ((136, 24), (1668, 2), (1670, 6), (1676, 4), (1732, 32))
 _FILE_NAME = (36, 100)
 _CREATOR = (160, 100)
-CREATOR = b'film-interpolation (FILM in-between)'  # who made the frames encoded here
+# Who made the frames encoded here: an in-between, or an original frame of another format
+# re-encoded (which a finishing system must not take for a made frame).
+CREATOR = b'film-interpolation (FILM in-between)'
+ORIGINAL_CREATOR = b'film-interpolation (original frame, re-encoded)'
 # Every text field of the headers a plain header fills: file name, creation time, creator,
 # project, copyright, element description, source file name and time, input device and serial,
 # film manufacturer and type, edge code, film format, frame identification, slate.
@@ -123,11 +126,11 @@ _TEXT_FIELDS = (_FILE_NAME, (136, 24), _CREATOR, (260, 200), (460, 200), (820, 3
 _ELEMENTS = (780, 72, 8)
 
 
-def encode(pixels: np.ndarray, templates=(), name: str = '') -> bytes:
+def encode(pixels: np.ndarray, templates=(), name: str = '', creator: bytes = CREATOR) -> bytes:
   """DPX bytes of HxWxC pixels (C = 1, 3 or 4; uint8, or uint16 with 10/12-bit codes widened as
   `decode` widens them). `templates`: DPX originals (bytes) whose layout and fields to follow,
   the first that holds the same channels and sample width; with none, a plain big-endian
-  header. `name` goes in the file name field."""
+  header. `name` goes in the file name field, `creator` in the creator field."""
   channels = pixels.shape[2]
   template = next((t for t in templates if t and _fits(t, pixels)), None)
   if template:
@@ -150,7 +153,7 @@ def encode(pixels: np.ndarray, templates=(), name: str = '') -> bytes:
   body = _lines(samples, endian, bits, packing, line_padding, channels == 1)
   name_field = name.encode('ascii', 'replace')[:_FILE_NAME[1] - 1]
   header[_FILE_NAME[0]:sum(_FILE_NAME)] = name_field.ljust(_FILE_NAME[1], b'\0')
-  header[_CREATOR[0]:sum(_CREATOR)] = CREATOR.ljust(_CREATOR[1], b'\0')
+  header[_CREATOR[0]:sum(_CREATOR)] = creator.ljust(_CREATOR[1], b'\0')
   struct.pack_into(endian + 'I', header, 16, offset + len(body))  # the file's size
   return bytes(header[:offset]) + body
 

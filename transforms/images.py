@@ -738,7 +738,9 @@ def original_bytes(data, frame, output_format, name='', png_compression=DEFAULT_
   (a DPX keeps its header: time code, edge code, the scanner's fields), others re-encoded
   losslessly."""
   if output_format == 'dpx':
-    return data if dpx.is_dpx(data) else dpx.encode(_as_dpx_channels(frame.pixels), name=name)
+    if dpx.is_dpx(data):
+      return data
+    return dpx.encode(_as_dpx_channels(frame.pixels), name=name, creator=dpx.ORIGINAL_CREATOR)
   return original_png(data, frame, png_compression)
 
 
