@@ -381,6 +381,7 @@ def prepare_remote_launch(known, pipeline_options, runner):
   Dataflow takes, and this project's code staged (each a no-op for the local runners)."""
   check_paths_reach_the_workers(known, runner)
   check_dataflow_names(pipeline_options, runner)
+  check_files_to_stage(pipeline_options, runner)
   equip_the_workers(pipeline_options, runner)
   warn_of_local_flags(pipeline_options, runner)
 
@@ -426,6 +427,26 @@ def check_dataflow_names(pipeline_options, runner):
     errors = validator.validate()
   if errors:
     raise UsageError('; '.join(e.rstrip('.') for e in errors))
+
+
+def check_files_to_stage(pipeline_options, runner):
+  """The files Beam stages for Dataflow's workers from this machine (--requirements_file,
+  --setup_file, a local --extra_package) must be there: Beam looks only when it builds the job,
+  a traceback after the model has loaded, dry run or not."""
+  if runner != 'DataflowRunner':
+    return
+  setup = pipeline_options.view_as(SetupOptions)
+  given = [('--requirements_file', setup.requirements_file), ('--setup_file', setup.setup_file)]
+  given += [('--extra_package', package) for package in setup.extra_packages or []
+            if FileSystems.get_scheme(package) is None]  # (gs://: Beam fetches it)
+  missing = [f'{flag} {path}' for flag, path in given if path and not os.path.isfile(path)]
+  if missing:
+    raise UsageError(f'{"; ".join(missing)}: no such file on this machine (Beam stages it for '
+                     f'the workers from here)')
+  if setup.setup_file and os.path.basename(setup.setup_file) not in ('setup.py',
+                                                                     'pyproject.toml'):
+    raise UsageError(f'--setup_file {setup.setup_file}: Beam builds a package from a setup.py '
+                     f'or pyproject.toml only')
 
 
 def check_paths_reach_the_workers(known, runner):

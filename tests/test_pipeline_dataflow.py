@@ -253,6 +253,18 @@ def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys, tm
   err = capsys.readouterr().err
   assert '--output=/tmp/out' in err and f'--model_path={tiny_model[0]}' in err
   assert 'cannot read this machine' in err
+  # Files Beam stages from this machine that are not there: a traceback after the model loaded.
+  gs_paths = ['--input=gs://demo/in', '--output=gs://demo/out',
+              '--model_path=gs://demo/models/tiny.npz']
+  assert run_module.main(dataflow + gs_paths + [f'--requirements_file={tmp_path / "no.txt"}',
+                                                '--extra_package=dist/x-1.0.tar.gz']) == 2
+  assert capsys.readouterr().err == (
+      f'error: --requirements_file {tmp_path / "no.txt"}; --extra_package dist/x-1.0.tar.gz: no '
+      f'such file on this machine (Beam stages it for the workers from here)\n')
+  (tmp_path / 'setup.cfg').write_text('')
+  assert run_module.main(dataflow + gs_paths + [f'--setup_file={tmp_path / "setup.cfg"}']) == 2
+  assert 'setup.cfg: Beam builds a package from a setup.py or pyproject.toml only' in (
+      capsys.readouterr().err)
   result = run_module.run(dataflow + ['--input=gs://demo/in', '--output=gs://demo/out',
                                       '--model_path=gs://demo/models/tiny.npz'])
   staged = {}
