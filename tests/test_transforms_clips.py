@@ -2,6 +2,7 @@
 units that share boundary frames, safe clip names."""
 
 import fractions
+import glob
 import itertools
 import os
 
@@ -262,6 +263,13 @@ def test_a_folder_named_like_a_glob_is_that_folder(tmp_path):
   found, errors = _discover(str(tmp_path / 'Take [2]'))
   assert errors == [] and [c.name for c in found] == ['cam1']
   assert all('/Take [2]/' in uri for uri, _ in found[0].frames)
+  # Escaped as glob.escape does, in a glob below it or alone: named from that folder too (a glob
+  # below it was listed from the folder above, its clip named 'Take__2_/cam1-<hash>').
+  escaped = glob.escape(str(tmp_path / 'Take [2]'))
+  for spec in (escaped + '/*', escaped + '/cam?', escaped):
+    found, errors = _discover(spec)
+    assert errors == [] and [c.name for c in found] == ['cam1'], spec
+    assert all('/Take [2]/cam1/' in uri for uri, _ in found[0].frames), spec
 
 
 def test_a_clip_folder_linked_in_from_elsewhere_is_a_clip(tmp_path):

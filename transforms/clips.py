@@ -201,17 +201,26 @@ def is_manifest(path):
   return path.lower().endswith(MANIFEST_EXTENSIONS)
 
 
+# A glob character as glob.escape brackets it (`[[]`, `[*]`, `[?]`): that character itself.
+_ESCAPED_GLOB_CHAR = re.compile(r'\[([*?\[])\]')
+
+
 def _split_glob(pattern):
-  """(root folder, pattern or None): the part of --input before any glob character. A folder
-  whose name has glob characters (`Take [2]`, local or in a bucket) is that folder, not a
-  pattern (which would take `Take 2`)."""
-  m = files.GLOB_CHARS.search(pattern)
-  if not m or files.is_folder(pattern):
+  """(root folder, pattern or None): the part of --input before its first glob character not
+  bracketed as glob.escape does, those brackets taken away (`Arch [[]2]/in/*` is listed from
+  `Arch [2]/in`, so its clips are named as those of `Arch2/in/*` are). A folder whose name has
+  glob characters (`Take [2]`, local or in a bucket) is that folder, not a pattern (which would
+  take `Take 2`)."""
+  first = next((m for m in re.finditer(r'\[[*?\[]\]|[*?\[]', pattern) if len(m.group()) == 1),
+               None)
+  if not files.GLOB_CHARS.search(pattern) or files.is_folder(pattern):
     return pattern.rstrip('/'), None
-  head = pattern[:m.start()]
+  if first is None:  # escapes alone: the folder they name
+    return _ESCAPED_GLOB_CHAR.sub(r'\1', pattern).rstrip('/'), None
+  head = pattern[:first.start()]
   if '/' not in head:
     return '.', './' + pattern  # Listings of '.' come back as './name/...'.
-  return head[:head.rfind('/')], pattern
+  return _ESCAPED_GLOB_CHAR.sub(r'\1', head[:head.rfind('/')]), pattern
 
 
 def _parent(path):
