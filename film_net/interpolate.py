@@ -6,7 +6,8 @@ writes out/frame_000.png ... (inputs included), 2**n + 1 frames in temporal orde
 made, as the pipeline writes them: PNG inputs as they are, others re-encoded losslessly,
 in-betweens in the widest format of the two (16 bit for a 16-bit or 10-bit scan, alpha blended,
 the colour description kept). `RECORD` in the folder lists the frames it wrote, the only ones a
-later run there replaces or removes; a folder holding other frames is refused.
+later run there replaces or removes; a folder holding frame_NNN.png files it did not write is
+refused (files of other names are left alone).
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def main(argv=None) -> int:
                       help='recursion depth n, 0 to 10: 2**n - 1 new frames between the two')
   parser.add_argument('--output_dir', required=True, type=flags.path_value,
                       help='folder for frame_000.png (frame0) to frame_<2**n>.png (frame1): new, '
-                           'empty or an earlier run\'s (other frames there are refused)')
+                           'empty or an earlier run\'s (frame_NNN.png files it did not '
+                           'write there are refused)')
   parser.add_argument('--model', '--model_path', dest='model', default=None,
                       type=flags.path_value,
                       help='released SavedModel dir, .npz or our weight file; default: built-in '

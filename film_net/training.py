@@ -176,9 +176,9 @@ def add_arguments(p) -> None:
   p.add_argument('--keep_every', type=flags.non_negative_int, default=0,
                  help='also keep the exported weights of every N-th step as step_N.npz (0: none)')
   p.add_argument('--init', default='default', type=flags.path_value,
-                 help="weights to start from without a checkpoint: 'default' (the built-in "
-                      "model, if options match), 'none', a weight file, or a SavedModel "
-                      "folder (FILM's released models: fine-tune them)")
+                 help="weights to start from without a checkpoint (default: 'default', the "
+                      "built-in model, if options match), 'none', a weight file, or a "
+                      "SavedModel folder (FILM's released models: fine-tune them)")
   p.add_argument('--init_scheme', choices=('blend', 'glorot'), default='blend',
                  help='fresh weights (--init none): blend (start at the frame average) or glorot '
                       '(as FILM)')
