@@ -7,6 +7,8 @@ JSON) says the architecture, so `Interpolator.from_path` reads them back nativel
 model: pyramid_levels is not in the weight shapes.
 Unlike the released export, the `serving_default` signature has named outputs, `image` first.
 With `use_aux_outputs` off in the options, both give the image alone, as FILM's model does.
+As in the released models, `time` only gives the batch size: the model always predicts t = 0.5
+(other times come from recursion, `Interpolator.recursive`).
 """
 from __future__ import annotations
 

@@ -28,4 +28,15 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def write_png(path: str, image: np.ndarray) -> None:
+  """An HxWx3 (or HxW) float frame in [0, 1] as an 8-bit PNG; anything else is refused (a
+  uint8 frame came out almost white, unsaid, and NaN black)."""
+  image = np.asarray(image)
+  if image.dtype.kind != 'f':
+    raise ValueError(f'{path}: write_png takes floats in [0, 1], got {image.dtype}')
+  if image.ndim == 3 and image.shape[2] == 1:
+    image = image[..., 0]
+  if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+    raise ValueError(f'{path}: write_png takes one HxWx3 or HxW frame, got shape {image.shape}')
+  if not np.isfinite(image).all():
+    raise ValueError(f'{path}: the frame holds NaN or infinite values')
   Image.fromarray(to_uint8(image)).save(path, format='PNG')

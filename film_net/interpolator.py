@@ -12,6 +12,7 @@ frame shared by consecutive input pairs, is extracted once.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 import zipfile
@@ -107,8 +108,8 @@ def check_frames(*frames: np.ndarray, what: str = 'frames', single: bool = False
       raise ValueError(f'{what} are empty: shape {shape}')
     dtype = np.asarray(frame).dtype
     if dtype.kind != 'f':
-      raise ValueError(f'{what} must be floats in [0, 1]; got {dtype} (divide 8-bit pixels by '
-                       '255)')
+      raise ValueError(f'{what} must be floats in [0, 1]; got {dtype} (divide the pixels by '
+                       f'their largest code: 255 for 8-bit, 65535 for 16-bit)')
   if len({len(s) for s in shapes}) > 1:
     raise ValueError(f'{what} must all be single frames or all batches; got shapes {shapes}')
   if len({s[-3:-1] for s in shapes}) > 1:
@@ -134,6 +135,11 @@ def check_settings(align=None, padding=None, flip_weights=None, precision=None, 
                    tile_overlap=None) -> None:
   """ValueError for a way of running a model that no model runs (None: not given); the model's
   own limits (its least tile) are checked once it is loaded."""
+  for name, value in (('align', align), ('tile', tile), ('tile_overlap', tile_overlap)):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+      raise ValueError(f'{name} must be a whole number of pixels, got {value!r}')
+  if tile is not None and tile < 0:
+    raise ValueError(f'tile must be None or 0 (whole frames) or > 0, got {tile}')
   if align is not None and align < 0:
     raise ValueError(f'align must be None or >= 0, got {align}')
   if padding is not None and padding not in PADDINGS:
@@ -253,8 +259,8 @@ class Interpolator:
       self._mid_and_disagreement = AnySizeFunction(
           lambda p0, f0, p1, f1: _mid_and_disagreement(
               net.interpolate_from_features(p0, f0, p1, f1, aux_outputs=True, warp_fn=warp_fn)))
-    if self.tile and self.options is not None and (
-        _pad_box(self.tile, self.tile, align)[2] < self.options.min_size):
+    # (the tile itself: padded up to it, a smaller tile would be mostly border)
+    if self.tile and self.options is not None and self.tile < self.options.min_size:
       raise ValueError(f'tile={self.tile} is too small for this model: its tiles need >= '
                        f'{self.options.min_size} px on each side')
 
@@ -311,7 +317,10 @@ class Interpolator:
       if not os.path.exists(path):
         raise FileNotFoundError(f'the built-in default model is missing from the package: {path}')
     with weights_lib.local_copy(str(path)) as local:
-      defaults = weights_lib.inference_defaults(local)
+      try:
+        defaults = weights_lib.inference_defaults(local)
+      except ValueError as e:  # (a damaged meta: run as it says, or not at all)
+        raise ValueError(f'cannot load film_net model from {path}: {e}') from None
       flip_average = defaults['flip_average'] if flip_average is None else flip_average
       padding = padding or defaults['padding']
       flip_weights = flip_weights or defaults['flip_weights']
@@ -358,14 +367,16 @@ class Interpolator:
   def save(self, path: str) -> None:
     """Writes our weight file (released names, options, and how this Interpolator runs: flip
     averaging, its weights, padding) that `from_path` reloads as the same model run the same
-    way."""
+    way. Settings of the machine it runs on are not the model's and are not recorded: `align`,
+    `tile`, `tile_overlap` and `precision` are `from_path`'s to give again."""
     self._need_native('save')
     weights_lib.save(path, self.net.released_weights(), self.options,
                      meta={'inference': self._inference()})
 
   def export_saved_model(self, path: str) -> None:
     """Writes a SavedModel of FILM's released calling convention (`film_net.export`) that
-    records how this Interpolator runs too, so that `from_path` runs it the same way."""
+    records how this Interpolator runs too (as `save` does), so that `from_path` runs it the
+    same way."""
     self._need_native('export_saved_model')
     from film_net.export import export_saved_model  # pylint: disable=import-outside-toplevel
     export_saved_model(self.net.released_weights(), self.options, path, self._inference())

@@ -382,7 +382,17 @@ def read_meta(local_path: str) -> dict:
     recorded = _recorded_inference(local_path)
     return {'inference': recorded} if recorded else {}
   with np.load(local_path, allow_pickle=False) as data:
-    return json.loads(str(data['meta'])) if 'meta' in data.files else {}
+    text = str(data['meta']) if 'meta' in data.files else None
+  if text is None:
+    return {}
+  try:
+    meta = json.loads(text)
+  except ValueError:
+    meta = None
+  if not isinstance(meta, dict):
+    raise ValueError('its meta entry is not a JSON object (the file is damaged or not written '
+                     'by this package)')
+  return meta
 
 
 # FILM's released tools' (`flip_weights` matters only with `flip_average`; see `Interpolator`)
@@ -398,10 +408,22 @@ def inference_defaults(local_path: str) -> dict:
   try:
     if not (is_saved_model(local_path) or os.path.isfile(local_path)):
       return defaults
-    meta = read_meta(local_path)
+    if not is_saved_model(local_path):  # (one np.load cannot open: loading the weights says why)
+      loaded = np.load(local_path, allow_pickle=False)
+      if not isinstance(loaded, np.lib.npyio.NpzFile):  # (an .npy array: no meta)
+        return defaults
+      loaded.close()
   except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # EOFError: an empty file
     return defaults
-  defaults.update({k: v for k, v in meta.get('inference', {}).items() if k in defaults})
+  recorded = read_meta(local_path).get('inference', {})
+  # Hand-made or damaged: a string 'false' turned flip averaging on.
+  if not (isinstance(recorded, dict) and all(
+      isinstance(value, bool if key == 'flip_average' else str)
+      for key, value in recorded.items() if key in defaults)):
+    raise ValueError(f'its meta\'s inference entry is not as this package writes it '
+                     f'({json.dumps(recorded)[:200]}): flip_average true or false, padding and '
+                     f'flip_weights names')
+  defaults.update({k: v for k, v in recorded.items() if k in defaults})
   return defaults
 
 

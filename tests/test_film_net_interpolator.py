@@ -356,7 +356,11 @@ def test_recursion_over_tiles_feeds_each_tiled_mid_frame_back():
     ({'flip_weights': 'vote'}, 'flip_weights must be one of'),
     ({'precision': 'float16'}, "precision must be one of ('float32', 'bfloat16')"),
     ({'tile': 64, 'tile_overlap': 64}, 'tile_overlap must be in [0, tile=64), got 64'),
-    ({'align': -64}, 'align must be None or >= 0, got -64')])
+    ({'align': -64}, 'align must be None or >= 0, got -64'),
+    # A tile's sign was blamed on the overlap; floats failed at the first frame, in TensorFlow.
+    ({'tile': -5}, 'tile must be None or 0 (whole frames) or > 0, got -5'),
+    ({'align': 64.0}, 'align must be a whole number of pixels, got 64.0'),
+    ({'tile': 60.5}, 'tile must be a whole number of pixels, got 60.5')])
 def test_a_setting_no_model_runs_with_is_blamed_on_the_setting_not_the_file(setting, message):
   """Each read 'cannot load film_net model from .../film_net_default.npz: ...', after the
   weights were read and the network built; a negative align padded to '64x0'."""
@@ -370,6 +374,9 @@ def test_tile_settings_the_model_cannot_run_are_refused():
     Interpolator.random(Options.tiny(), tile=64, tile_overlap=64)
   with pytest.raises(ValueError, match='tile=8 is too small for this model'):
     Interpolator.random(Options.tiny(), align=None, tile=8, tile_overlap=2)
+  # Padded up to the model's least side, a 1-pixel tile ran every pixel as a tile of border.
+  with pytest.raises(ValueError, match='tile=1 is too small for this model'):
+    Interpolator.random(Options.tiny(), align=64, tile=1, tile_overlap=0)
 
 
 def _transposed(x):
@@ -580,3 +587,21 @@ def test_importing_film_net_selects_the_bfc_cpu_allocator_unless_told_otherwise(
                            capture_output=True, text=True).stdout.strip()
             for extra in ({}, {'TF_CPU_ALLOCATOR_USE_BFC': 'false'})]
   assert chosen == ['true', 'false']
+
+
+def test_write_png_refuses_frames_it_would_write_wrong_and_read_rgb_names_a_folder(tmp_path):
+  """A uint8 frame came out almost white and a NaN pixel black, unsaid; a folder was called a
+  named pipe, socket or device."""
+  from film_net import image_io  # pylint: disable=import-outside-toplevel
+  frame = np.random.default_rng(0).random((6, 8, 3)).astype(np.float32)
+  for bad, message in ((image_io.to_uint8(frame), 'takes floats in \\[0, 1\\], got uint8'),
+                       (frame[None], 'one HxWx3 or HxW frame, got shape \\(1, 6, 8, 3\\)'),
+                       (np.where(frame > 0.5, np.nan, frame), 'holds NaN or infinite values')):
+    with pytest.raises(ValueError, match=message):
+      image_io.write_png(str(tmp_path / 'x.png'), bad)
+  assert not (tmp_path / 'x.png').exists()
+  image_io.write_png(str(tmp_path / 'gray.png'), frame[..., :1])  # HxWx1: gray
+  image_io.write_png(str(tmp_path / 'rgb.png'), frame)
+  np.testing.assert_allclose(image_io.read_rgb(str(tmp_path / 'rgb.png')), frame, atol=0.5 / 255)
+  with pytest.raises(ValueError, match='is a folder, not a file'):
+    image_io.read_rgb(str(tmp_path))

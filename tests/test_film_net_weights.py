@@ -307,6 +307,28 @@ def test_broken_or_missing_models_fail_with_the_path_in_the_message(tmp_path):
     weights_lib.read_npz(str(tmp_path))
 
 
+def test_a_damaged_meta_is_refused_not_run_another_way(tmp_path):
+  """A meta entry not a JSON object was passed over (the model ran without its recorded
+  settings) or an AttributeError; `"flip_average": "false"`, a string, turned flip averaging on."""
+  weights = Interpolator.random(Options.tiny(), seed=0).net.released_weights()
+  good = str(tmp_path / 'good.npz')
+  weights_lib.save(good, weights, Options.tiny(), meta={'inference': {'flip_average': False}})
+  assert Interpolator.from_path(good).flip_average is False
+  with np.load(good) as data:
+    entries = dict(data)
+  for meta, reason in (('{not json', 'its meta entry is not a JSON object'),
+                       ('["a", "list"]', 'its meta entry is not a JSON object'),
+                       ('{"inference": {"flip_average": "false"}}', "inference entry is not as"),
+                       ('{"inference": {"padding": null}}', "inference entry is not as"),
+                       ('{"inference": "mirror"}', "inference entry is not as")):
+    path = tmp_path / 'damaged.npz'
+    np.savez(path, **{**entries, 'meta': np.array(meta)})
+    with pytest.raises(ValueError) as raised:
+      Interpolator.from_path(str(path))
+    assert str(raised.value).startswith(f'cannot load film_net model from {path}: ') and (
+        reason in str(raised.value)), (meta, raised.value)
+
+
 def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
   _, x0, x1, _ = golden
   interp, target = exported

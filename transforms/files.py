@@ -108,7 +108,10 @@ def unaddressable(path):
 def open_for_reading(path):
   """`FileSystems.open` of a file to read; a local one that is no regular file (a named pipe,
   which would block its reader for ever, a device that never ends) is refused by name."""
-  if FileSystems.get_scheme(path) is None and not _stat.S_ISREG(os.stat(path).st_mode):
+  mode = os.stat(path).st_mode if FileSystems.get_scheme(path) is None else None
+  if mode is not None and _stat.S_ISDIR(mode):
+    raise ValueError(f'{path} is a folder, not a file')
+  if mode is not None and not _stat.S_ISREG(mode):
     raise ValueError(f'{path} is not a regular file (a named pipe, socket or device): it is '
                      f'not read')
   return FileSystems.open(path, compression_type='uncompressed')
