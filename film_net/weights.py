@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import uuid
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -381,7 +382,10 @@ def read_meta(local_path: str) -> dict:
   if is_saved_model(local_path):
     recorded = _recorded_inference(local_path)
     return {'inference': recorded} if recorded else {}
-  with np.load(local_path, allow_pickle=False) as data:
+  loaded = np.load(local_path, allow_pickle=False)
+  if not isinstance(loaded, np.lib.npyio.NpzFile):  # (an .npy array: no meta)
+    return {}
+  with loaded as data:
     text = str(data['meta']) if 'meta' in data.files else None
   if text is None:
     return {}
@@ -390,9 +394,14 @@ def read_meta(local_path: str) -> dict:
   except ValueError:
     meta = None
   if not isinstance(meta, dict):
-    raise ValueError('its meta entry is not a JSON object (the file is damaged or not written '
-                     'by this package)')
+    raise DamagedMeta('its meta entry is not a JSON object (the file is damaged or not written '
+                      'by this package)')
   return meta
+
+
+class DamagedMeta(ValueError):
+  """A weight file's meta that this package did not write so: its model would run otherwise
+  than recorded."""
 
 
 # FILM's released tools' (`flip_weights` matters only with `flip_average`; see `Interpolator`)
@@ -408,21 +417,19 @@ def inference_defaults(local_path: str) -> dict:
   try:
     if not (is_saved_model(local_path) or os.path.isfile(local_path)):
       return defaults
-    if not is_saved_model(local_path):  # (one np.load cannot open: loading the weights says why)
-      loaded = np.load(local_path, allow_pickle=False)
-      if not isinstance(loaded, np.lib.npyio.NpzFile):  # (an .npy array: no meta)
-        return defaults
-      loaded.close()
-  except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # EOFError: an empty file
+    recorded = read_meta(local_path).get('inference', {})
+  except DamagedMeta:
+    raise
+  # (EOFError: an empty file; zlib.error: a member cut short; loading the weights says why)
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
     return defaults
-  recorded = read_meta(local_path).get('inference', {})
   # Hand-made or damaged: a string 'false' turned flip averaging on.
   if not (isinstance(recorded, dict) and all(
       isinstance(value, bool if key == 'flip_average' else str)
       for key, value in recorded.items() if key in defaults)):
-    raise ValueError(f'its meta\'s inference entry is not as this package writes it '
-                     f'({json.dumps(recorded)[:200]}): flip_average true or false, padding and '
-                     f'flip_weights names')
+    raise DamagedMeta(f'its meta\'s inference entry is not as this package writes it '
+                      f'({json.dumps(recorded)[:200]}): flip_average true or false, padding and '
+                      f'flip_weights names')
   defaults.update({k: v for k, v in recorded.items() if k in defaults})
   return defaults
 
