@@ -127,8 +127,9 @@ esac
 MACHINE_TYPE=${MACHINE_TYPE:-$default_machine}
 if ! [[ "$MACHINE_TYPE" =~ ^($one_gpu)$ ]] ||
    { [ -n "$several" ] && [[ "$MACHINE_TYPE" =~ ^($several)$ ]]; }; then
-  echo "run_dataflow.sh: --gpu $GPU needs a machine type that carries one" \
-       "${default_machine:+(e.g. $default_machine), }not $MACHINE_TYPE" >&2
+  example=${default_machine:+ (e.g. $default_machine)}
+  echo "run_dataflow.sh: --gpu $GPU needs a machine type that carries one$example, not" \
+       "$MACHINE_TYPE" >&2
   exit 2
 fi
 args=(--runner=DataflowRunner "--project=$PROJECT" "--region=$REGION" "--job_name=$JOB_NAME"

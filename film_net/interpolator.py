@@ -24,6 +24,7 @@ import tensorflow as tf
 from film_net import specs
 from film_net import warp as warp_lib
 from film_net import weights as weights_lib
+from film_net.flags import MIN_TILE
 from film_net.flags import tile_overlap as default_tile_overlap
 from film_net.model import FilmNet
 from film_net.options import Options
@@ -259,10 +260,15 @@ class Interpolator:
       self._mid_and_disagreement = AnySizeFunction(
           lambda p0, f0, p1, f1: _mid_and_disagreement(
               net.interpolate_from_features(p0, f0, p1, f1, aux_outputs=True, warp_fn=warp_fn)))
-    # (the tile itself: padded up to it, a smaller tile would be mostly border)
-    if self.tile and self.options is not None and self.tile < self.options.min_size:
+    # Padded (to `align`), a tile must reach the model's least side; and it must be a tile of
+    # the frame, not of border: at least MIN_TILE px (the command lines' least), or the model's
+    # least side where that is smaller (tiny models). (tile=1 ran every pixel as a tile.)
+    least = self.options and min(self.options.min_size, MIN_TILE)
+    if self.tile and self.options is not None and (
+        self.tile < least or _pad_box(self.tile, self.tile, align)[2] < self.options.min_size):
       raise ValueError(f'tile={self.tile} is too small for this model: its tiles need >= '
-                       f'{self.options.min_size} px on each side')
+                       f'{least} px of the frame and >= {self.options.min_size} px on each side '
+                       f'once padded to align={align}')
 
   # -- construction ----------------------------------------------------------------------------
 

@@ -381,6 +381,7 @@ def read_meta(local_path: str) -> dict:
   `inference` our export records (how the model it was made from runs), else {}."""
   if is_saved_model(local_path):
     recorded = _recorded_inference(local_path)
+    check_inference(recorded)
     return {'inference': recorded} if recorded else {}
   loaded = np.load(local_path, allow_pickle=False)
   if not isinstance(loaded, np.lib.npyio.NpzFile):  # (an .npy array: no meta)
@@ -396,7 +397,20 @@ def read_meta(local_path: str) -> dict:
   if not isinstance(meta, dict):
     raise DamagedMeta('its meta entry is not a JSON object (the file is damaged or not written '
                       'by this package)')
+  check_inference(meta.get('inference', {}))
   return meta
+
+
+def check_inference(recorded) -> None:
+  """DamagedMeta unless `recorded` (a meta's `inference`) is as this package writes it: hand-made
+  or damaged, a string 'false' turned flip averaging on, and every file trained or averaged from
+  it carried it on."""
+  if not (isinstance(recorded, dict) and all(
+      isinstance(value, bool if key == 'flip_average' else str)
+      for key, value in recorded.items() if key in INFERENCE_DEFAULTS)):
+    raise DamagedMeta(f'its meta\'s inference entry is not as this package writes it '
+                      f'({json.dumps(recorded)[:200]}): flip_average true or false, padding and '
+                      f'flip_weights names')
 
 
 class DamagedMeta(ValueError):
@@ -423,13 +437,6 @@ def inference_defaults(local_path: str) -> dict:
   # (EOFError: an empty file; zlib.error: a member cut short; loading the weights says why)
   except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
     return defaults
-  # Hand-made or damaged: a string 'false' turned flip averaging on.
-  if not (isinstance(recorded, dict) and all(
-      isinstance(value, bool if key == 'flip_average' else str)
-      for key, value in recorded.items() if key in defaults)):
-    raise DamagedMeta(f'its meta\'s inference entry is not as this package writes it '
-                      f'({json.dumps(recorded)[:200]}): flip_average true or false, padding and '
-                      f'flip_weights names')
   defaults.update({k: v for k, v in recorded.items() if k in defaults})
   return defaults
 

@@ -439,6 +439,10 @@ def check_files_to_stage(pipeline_options, runner):
   given = [('--requirements_file', setup.requirements_file), ('--setup_file', setup.setup_file)]
   given += [('--extra_package', package) for package in setup.extra_packages or []
             if FileSystems.get_scheme(package) is None]  # (gs://: Beam fetches it)
+  folders = [f'{flag} {path}' for flag, path in given if path and os.path.isdir(path)]
+  if folders:
+    raise UsageError(f'{"; ".join(folders)}: a folder; Beam stages a file for the workers (the '
+                     f'setup.py, the requirements file, the package)')
   missing = [f'{flag} {path}' for flag, path in given if path and not os.path.isfile(path)]
   if missing:
     raise UsageError(f'{"; ".join(missing)}: no such file on this machine (Beam stages it for '

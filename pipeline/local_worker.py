@@ -1,6 +1,6 @@
 """Beam's SDK worker for a local multi_processing run, tied to the launcher that started it.
 
-The launcher ends its workers when it is stopped (`run._end_the_workers`); killed outright
+The launcher ends its workers when it is stopped (`launch._end_the_workers`); killed outright
 (`kill -9`, the OOM killer) it cannot, and each worker ran on for seconds, writing frames for a
 run that was gone, until Beam's harness found its control stream closed (a traceback each).
 Started through this module, a worker is sent SIGTERM by the kernel when the launcher's thread

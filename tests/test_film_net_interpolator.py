@@ -1,5 +1,6 @@
 """Interpolator: alignment padding as FILM's tools do, any frame size, clear input errors."""
 import concurrent.futures
+import dataclasses
 import os
 import subprocess
 import sys
@@ -377,6 +378,12 @@ def test_tile_settings_the_model_cannot_run_are_refused():
   # Padded up to the model's least side, a 1-pixel tile ran every pixel as a tile of border.
   with pytest.raises(ValueError, match='tile=1 is too small for this model'):
     Interpolator.random(Options.tiny(), align=64, tile=1, tile_overlap=0)
+  # A deeper model's tiles of the command lines' least size, padded up to its least side, run.
+  deeper = dataclasses.replace(Options.tiny(), pyramid_levels=Options.tiny().pyramid_levels + 4)
+  assert deeper.min_size > 64
+  Interpolator.random(deeper, align=deeper.min_size, tile=64, tile_overlap=16)
+  with pytest.raises(ValueError, match='tile=64 is too small for this model'):
+    Interpolator.random(deeper, align=64, tile=64, tile_overlap=16)
 
 
 def _transposed(x):

@@ -327,6 +327,9 @@ def test_a_damaged_meta_is_refused_not_run_another_way(tmp_path):
       Interpolator.from_path(str(path))
     assert str(raised.value).startswith(f'cannot load film_net model from {path}: ') and (
         reason in str(raised.value)), (meta, raised.value)
+    # Averaged or trained from (`--init`), it was carried on into every file made from it.
+    with pytest.raises(weights_lib.DamagedMeta, match=reason):
+      weights_lib.read_model(str(path))
 
 
 def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):

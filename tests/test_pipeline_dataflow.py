@@ -81,6 +81,7 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
                 ('--gpu', 'nvidia-rtx-pro-6000', '--machine_type', 'g4-standard-96')):
     proc = dry_run(*flags)
     assert proc.returncode == 2 and 'needs a machine type that carries one' in proc.stderr, flags
+  assert proc.stderr.endswith('carries one, not g4-standard-96\n')  # (no default to name)
   proc = dry_run('--gpu', 'nvidia-h100-80gb')  # no default machine type we could vouch for
   assert proc.returncode == 2 and 'pass --machine_type' in proc.stderr
   proc = dry_run('--gpu', 'NVIDIA-L4')  # sent as typed, Dataflow refused it once submitted
@@ -261,6 +262,8 @@ def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys, tm
   assert capsys.readouterr().err == (
       f'error: --requirements_file {tmp_path / "no.txt"}; --extra_package dist/x-1.0.tar.gz: no '
       f'such file on this machine (Beam stages it for the workers from here)\n')
+  assert run_module.main(dataflow + gs_paths + [f'--setup_file={tmp_path}']) == 2
+  assert f'--setup_file {tmp_path}: a folder; Beam stages a file' in capsys.readouterr().err
   (tmp_path / 'setup.cfg').write_text('')
   assert run_module.main(dataflow + gs_paths + [f'--setup_file={tmp_path / "setup.cfg"}']) == 2
   assert 'setup.cfg: Beam builds a package from a setup.py or pyproject.toml only' in (
