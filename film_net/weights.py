@@ -378,7 +378,8 @@ def read_model(path: str) -> tuple[dict[str, np.ndarray], Options | None, dict]:
 
 def read_meta(local_path: str) -> dict:
   """The `meta` entry of our weight file ({} if absent); of a SavedModel folder, the
-  `inference` our export records (how the model it was made from runs), else {}."""
+  `inference` our export records (how the model it was made from runs), else {}. DamagedMeta
+  where it is not as this package writes it (`check_inference`)."""
   if is_saved_model(local_path):
     recorded = _recorded_inference(local_path)
     check_inference(recorded)
