@@ -12,6 +12,8 @@ frame shared by consecutive input pairs, is extracted once.
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import numbers
 import os
 import threading
@@ -29,6 +31,8 @@ from film_net.flags import tile_overlap as default_tile_overlap
 from film_net.model import FilmNet
 from film_net.options import Options
 from film_net.weights import DEFAULT_MODEL
+
+_log = logging.getLogger(__name__)
 
 ENGINES = ('native', 'savedmodel')
 PADDINGS = ('zeros', 'mirror')
@@ -309,7 +313,8 @@ class Interpolator:
                 tile_overlap: int | None = None) -> 'Interpolator':
     """Loads a released SavedModel dir, a `.npz`, or our weight file; None: the built-in model.
 
-    Options not given are read from the weight file or inferred from the weight shapes;
+    Options not given are read from the weight file or inferred from the weight shapes (given
+    ones that differ from the file's are used, and said in a warning);
     `flip_average`, `padding` and `flip_weights` None are the weight file's defaults (see the
     class docstring).
     """
@@ -362,6 +367,11 @@ class Interpolator:
         raise ValueError(f'cannot load film_net model from {path}: {why}') from e
       except (tf.errors.OpError, IndexError) as e:  # a SavedModel's files gone or cut short
         raise ValueError(f'cannot load film_net model from {path}: {_unreadable(e)}') from e
+    if options is not None and file_options is not None and options != file_options:
+      given, recorded = dataclasses.asdict(options), dataclasses.asdict(file_options)
+      _log.warning('%s: running with the options given, not those it records (%s)', path,
+                   ', '.join(f'{name} {given[name]}, the file\'s {recorded[name]}'
+                             for name in given if given[name] != recorded.get(name)))
     try:
       options = options or file_options or weights_lib.infer_options(weights)
       return cls.from_weights(weights, options, align=align, source=str(path),
@@ -571,8 +581,10 @@ class Interpolator:
   def _iter_positions(self, frames, times_to_interpolate: int, wanted):
     """(pair, position, frame) of the inputs (position 0, pair = the frame's index) and the
     in-betweens `wanted` names (all when None), in time order."""
-    if times_to_interpolate < 0:
-      raise ValueError(f'times_to_interpolate must be >= 0, got {times_to_interpolate}')
+    if (isinstance(times_to_interpolate, bool) or
+        not isinstance(times_to_interpolate, numbers.Integral) or times_to_interpolate < 0):
+      raise ValueError(f'times_to_interpolate must be a whole number >= 0, got '
+                       f'{times_to_interpolate!r}')
     step = 2 ** times_to_interpolate
     previous = None
     for index, frame in enumerate(frames):
@@ -588,7 +600,8 @@ class Interpolator:
                            f'for times_to_interpolate={times_to_interpolate}, got {positions}')
         for position, mid in self._recurse(previous, current, 0, step, positions):
           yield index - 1, position, mid
-      yield index, 0, current.frame
+      # (the caller's own float32 array was handed back: clipping an output in place changed it)
+      yield index, 0, current.frame.copy() if current.frame is frame else current.frame
       previous = current
 
   def _frame_state(self, frame: np.ndarray):

@@ -115,3 +115,19 @@ def test_in_betweens_all_by_default_and_positions_checked(interp):
     np.testing.assert_array_equal(frame, dense[pair * 4 + p])
   with pytest.raises(ValueError, match='positions of pair 0 must be in 1 .. 3'):
     list(interp.iter_in_betweens(frames, 2, lambda pair: [4]))
+
+
+def test_the_end_frames_are_copies_and_the_depth_a_whole_number(interp):
+  """The caller's own float32 arrays came back as the end frames: clipping the output in place
+  changed the inputs. A depth of 2.0 failed in range()."""
+  rng = np.random.default_rng(7)
+  frames = list(rng.random((2, 20, 24, 3), np.float32))
+  kept = [f.copy() for f in frames]
+  out = interp.recursive(frames, 1)
+  for frame in out:
+    frame[...] = 0
+  for frame, before in zip(frames, kept):
+    np.testing.assert_array_equal(frame, before)
+  for depth in (2.0, -1, True):
+    with pytest.raises(ValueError, match='times_to_interpolate must be a whole number >= 0'):
+      interp.recursive(frames, depth)

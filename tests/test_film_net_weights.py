@@ -492,3 +492,18 @@ def test_the_export_command_writes_a_saved_model_that_runs_as_the_file(tiny_mode
   assert stop.value.code == 2 and capsys.readouterr().err.endswith(
       f'error: --output {tmp_path / "a_file" / "x"}: {tmp_path / "a_file"} is a file, not a '
       f'folder\n')
+
+
+def test_options_given_against_the_files_are_said(tmp_path, caplog):
+  """Given with another pyramid depth (which the weight shapes cannot tell), the file's model ran
+  otherwise without a word."""
+  path = str(tmp_path / 'tiny.npz')
+  Interpolator.random(Options.tiny(), seed=0).save(path)
+  Interpolator.from_path(path, options=Options.tiny())
+  assert not caplog.records
+  deeper = dataclasses.replace(Options.tiny(), pyramid_levels=Options.tiny().pyramid_levels + 1)
+  assert Interpolator.from_path(path, options=deeper).options == deeper
+  (record,) = caplog.records
+  assert record.getMessage() == (
+      f"{path}: running with the options given, not those it records (pyramid_levels "
+      f"{deeper.pyramid_levels}, the file's {Options.tiny().pyramid_levels})")
