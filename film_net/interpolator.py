@@ -562,8 +562,10 @@ class Interpolator:
   def iter_recursive(self, frames: Iterable[np.ndarray],
                      times_to_interpolate: int) -> Iterator[np.ndarray]:
     """`recursive` as a generator holding only the current pair's state: for long clips."""
-    for _, _, frame in self._iter_positions(frames, times_to_interpolate, None):
-      yield frame
+    for _, position, frame in self._iter_positions(frames, times_to_interpolate, None):
+      # (an input as given, a float32 array, was handed back: clipping an output in place
+      # changed the caller's frame)
+      yield frame.copy() if position == 0 else frame
 
   def iter_in_betweens(self, frames: Iterable[np.ndarray], times_to_interpolate: int,
                        wanted: Callable[[int], Iterable[int]] | None = None
@@ -600,8 +602,7 @@ class Interpolator:
                            f'for times_to_interpolate={times_to_interpolate}, got {positions}')
         for position, mid in self._recurse(previous, current, 0, step, positions):
           yield index - 1, position, mid
-      # (the caller's own float32 array was handed back: clipping an output in place changed it)
-      yield index, 0, current.frame.copy() if current.frame is frame else current.frame
+      yield index, 0, current.frame
       previous = current
 
   def _frame_state(self, frame: np.ndarray):
