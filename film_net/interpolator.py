@@ -136,12 +136,17 @@ def _unreadable(error: Exception) -> str:
           f'{reason[0] if reason else "no reason given"})')
 
 
+def _is_whole_number(value) -> bool:
+  """An int of any kind (numpy's too), not a bool or a float that happens to be whole."""
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_settings(align=None, padding=None, flip_weights=None, precision=None, tile=None,
                    tile_overlap=None) -> None:
   """ValueError for a way of running a model that no model runs (None: not given); the model's
   own limits (its least tile) are checked once it is loaded."""
   for name, value in (('align', align), ('tile', tile), ('tile_overlap', tile_overlap)):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+    if value is not None and not _is_whole_number(value):
       raise ValueError(f'{name} must be a whole number of pixels, got {value!r}')
   if tile is not None and tile < 0:
     raise ValueError(f'tile must be None or 0 (whole frames) or > 0, got {tile}')
@@ -267,12 +272,12 @@ class Interpolator:
     # Padded (to `align`), a tile must reach the model's least side; and it must be a tile of
     # the frame, not of border: at least MIN_TILE px (the command lines' least), or the model's
     # least side where that is smaller (tiny models). (tile=1 ran every pixel as a tile.)
-    least = self.options and min(self.options.min_size, MIN_TILE)
-    if self.tile and self.options is not None and (
-        self.tile < least or _pad_box(self.tile, self.tile, align)[2] < self.options.min_size):
-      raise ValueError(f'tile={self.tile} is too small for this model: its tiles need >= '
-                       f'{least} px of the frame and >= {self.options.min_size} px on each side '
-                       f'once padded to align={align}')
+    if self.tile and self.options is not None:
+      least = min(self.options.min_size, MIN_TILE)
+      if self.tile < least or _pad_box(self.tile, self.tile, align)[2] < self.options.min_size:
+        raise ValueError(f'tile={self.tile} is too small for this model: its tiles need >= '
+                         f'{least} px of the frame and >= {self.options.min_size} px on each '
+                         f'side once padded to align={align}')
 
   # -- construction ----------------------------------------------------------------------------
 
@@ -583,8 +588,7 @@ class Interpolator:
   def _iter_positions(self, frames, times_to_interpolate: int, wanted):
     """(pair, position, frame) of the inputs (position 0, pair = the frame's index) and the
     in-betweens `wanted` names (all when None), in time order."""
-    if (isinstance(times_to_interpolate, bool) or
-        not isinstance(times_to_interpolate, numbers.Integral) or times_to_interpolate < 0):
+    if not _is_whole_number(times_to_interpolate) or times_to_interpolate < 0:
       raise ValueError(f'times_to_interpolate must be a whole number >= 0, got '
                        f'{times_to_interpolate!r}')
     step = 2 ** times_to_interpolate

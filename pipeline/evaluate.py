@@ -317,9 +317,7 @@ class EvaluateTriplet(beam.DoFn):
     """Rows of the methods that scored; a triplet or method that fails becomes an error row
     (method None for the triplet) and the others go on."""
     if triplet.get('uneven'):  # known from the names: nothing to read
-      yield {'key': triplet['key'], 'clip': triplet['clip'],
-             'truth': triplet['truth'], 'method': None,
-             'left_out': triplet['uneven'], 'cut_score': None}
+      yield _row(triplet, None, left_out=triplet['uneven'], cut_score=None)
       return
     decoded = []
     for k in ('frame0', 'truth', 'frame1'):
@@ -350,9 +348,8 @@ class EvaluateTriplet(beam.DoFn):
     if self._scene_cut is not None:  # footage: is the middle frame the midpoint in time?
       reason, score = scene_cuts.not_a_midpoint(x0, truth, x1, self._scene_cut)
       if reason:
-        yield {'key': triplet['key'], 'clip': triplet['clip'],
-               'truth': triplet['truth'], 'method': None,
-               'left_out': reason, 'cut_score': None if score is None else round(score, 4)}
+        yield _row(triplet, None, left_out=reason,
+                   cut_score=None if score is None else round(score, 4))
         return
     # The tool holds a repeated frame with no model call (transforms/interpolate): so does its
     # score, which was the model's near copy (54 dB where the tool writes the frame exactly).
@@ -370,9 +367,7 @@ class EvaluateTriplet(beam.DoFn):
         predictions.pop(name, None)
         yield _error_row(triplet, name, f'{name} failed: {type(e).__name__}: {e}')
         continue
-      yield {'key': triplet['key'], 'clip': triplet['clip'],
-             'truth': triplet['truth'], 'method': name,
-             'height': x0.shape[0], 'width': x0.shape[1], **scores[name]}
+      yield _row(triplet, name, height=x0.shape[0], width=x0.shape[1], **scores[name])
     if self._png_dir and predictions:
       png = quality.comparison_png(x0, x1, truth, predictions, scores)
       path = files.join(self._png_dir, triplet['key'] + '.png')
@@ -387,11 +382,15 @@ def _neutral(rgb):
   return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
 
 
+def _row(triplet, method, **fields):
+  """A report row of `triplet` for `method` (None: the triplet's own), naming what it predicts."""
+  return {'key': triplet['key'], 'clip': triplet['clip'], 'truth': triplet['truth'],
+          'method': method, **fields}
+
+
 def _error_row(triplet, method, message):
   stopping.raise_if_requested()  # the error may be the stop's, come out of a library call
-  return {'key': triplet['key'], 'clip': triplet['clip'],
-          'truth': triplet['truth'], 'method': method,
-          'error': f'{triplet["key"]}: {message}'}
+  return _row(triplet, method, error=f'{triplet["key"]}: {message}')
 
 
 def _mean(rows, exact_keys):

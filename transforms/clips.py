@@ -211,10 +211,10 @@ def _split_glob(pattern):
   `Arch [2]/in`, so its clips are named as those of `Arch2/in/*` are). A folder whose name has
   glob characters (`Take [2]`, local or in a bucket) is that folder, not a pattern (which would
   take `Take 2`)."""
-  first = next((m for m in re.finditer(r'\[[*?\[]\]|[*?\[]', pattern) if len(m.group()) == 1),
-               None)
   if not files.GLOB_CHARS.search(pattern) or files.is_folder(pattern):
     return pattern.rstrip('/'), None
+  first = next((m for m in re.finditer(r'\[[*?\[]\]|[*?\[]', pattern) if len(m.group()) == 1),
+               None)
   if first is None:  # escapes alone: the folder they name
     return _ESCAPED_GLOB_CHAR.sub(r'\1', pattern).rstrip('/'), None
   head = pattern[:first.start()]
