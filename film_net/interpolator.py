@@ -141,6 +141,21 @@ def _is_whole_number(value) -> bool:
   return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _wanted_positions(wanted, pair: int, step: int, times_to_interpolate: int) -> list[int]:
+  """`wanted(pair)` as sorted whole positions in 1 .. step - 1, or a clear error: a callable that
+  gave None or a float failed deep in the recursion."""
+  named = wanted(pair)
+  try:
+    positions = sorted(set(named))
+  except TypeError:
+    raise TypeError(f'wanted({pair}) must give the in-between positions to make (ints), got '
+                    f'{named!r}') from None
+  if any(not _is_whole_number(p) or not 0 < p < step for p in positions):
+    raise ValueError(f'in-between positions of pair {pair} must be whole numbers in 1 .. '
+                     f'{step - 1} for times_to_interpolate={times_to_interpolate}, got {positions}')
+  return positions
+
+
 def check_settings(align=None, padding=None, flip_weights=None, precision=None, tile=None,
                    tile_overlap=None) -> None:
   """ValueError for a way of running a model that no model runs (None: not given); the model's
@@ -600,10 +615,8 @@ class Interpolator:
       if previous is None:
         self.check_size(*current.frame.shape[:2])
       else:
-        positions = range(1, step) if wanted is None else sorted(set(wanted(index - 1)))
-        if any(not 0 < p < step for p in positions):
-          raise ValueError(f'in-between positions of pair {index - 1} must be in 1 .. {step - 1} '
-                           f'for times_to_interpolate={times_to_interpolate}, got {positions}')
+        positions = range(1, step) if wanted is None else _wanted_positions(
+            wanted, index - 1, step, times_to_interpolate)
         for position, mid in self._recurse(previous, current, 0, step, positions):
           yield index - 1, position, mid
       yield index, 0, current.frame

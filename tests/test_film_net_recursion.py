@@ -113,8 +113,13 @@ def test_in_betweens_all_by_default_and_positions_checked(interp):
   assert [(pair, p) for pair, p, _ in made] == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
   for pair, p, frame in made:
     np.testing.assert_array_equal(frame, dense[pair * 4 + p])
-  with pytest.raises(ValueError, match='positions of pair 0 must be in 1 .. 3'):
+  with pytest.raises(ValueError, match='positions of pair 0 must be whole numbers in 1 .. 3'):
     list(interp.iter_in_betweens(frames, 2, lambda pair: [4]))
+  # A float position, or a callable that returns nothing, failed deep in the recursion.
+  with pytest.raises(ValueError, match=r'pair 0 must be whole numbers .* got \[1.5\]'):
+    list(interp.iter_in_betweens(frames, 2, lambda pair: [1.5]))
+  with pytest.raises(TypeError, match=r'wanted\(0\) must give the in-between positions .* None'):
+    list(interp.iter_in_betweens(frames, 2, lambda pair: None))
 
 
 def test_the_end_frames_are_copies_and_the_depth_a_whole_number(interp):
