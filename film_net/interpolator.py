@@ -365,6 +365,8 @@ class Interpolator:
           loaded = tf.saved_model.load(local)
         except (tf.errors.OpError, IndexError, OSError, ValueError) as e:
           raise ValueError(f'cannot load film_net model from {path}: {_unreadable(e)}') from e
+        if flip_average and flip_weights != 'equal':  # said at load, not at the first frame
+          _check_warped_outputs(_signature_outputs(loaded), flip_weights, path)
         fp = weights_lib.fingerprint_saved_model(loaded)
         return cls(saved_model=loaded, align=align, fingerprint=fp, source=str(path),
                    flip_average=flip_average, padding=padding, flip_weights=flip_weights,
@@ -526,11 +528,7 @@ class Interpolator:
     outputs = self._saved_model({'x0': p0, 'x1': p1, 'time': time}, training=False)
     if not self._by_agreement:
       return outputs['image'], None
-    missing = {'x0_warped', 'x1_warped'} - set(outputs)
-    if missing:
-      raise ValueError(f'flip_weights={self.flip_weights!r} needs the SavedModel\'s '
-                       f"{sorted(missing)} outputs, which {self.source or 'it'} lacks; use "
-                       "flip_weights='equal'")
+    _check_warped_outputs(set(outputs), self.flip_weights, self.source)
     return _mid_and_disagreement(outputs)
 
   def _extract(self, padded: tf.Tensor):
@@ -670,6 +668,22 @@ class _LazyState:
     if self._state is None:
       self._state = self._make(self.frame)
     return self._state
+
+
+def _signature_outputs(loaded) -> set[str] | None:
+  """The output names of a SavedModel's serving signature (None where it has none)."""
+  signature = getattr(loaded, 'signatures', {}).get('serving_default')
+  outputs = getattr(signature, 'structured_outputs', None)
+  return set(outputs) if isinstance(outputs, dict) else None
+
+
+def _check_warped_outputs(outputs: set[str] | None, flip_weights: str, source) -> None:
+  """Mixing by agreement needs a SavedModel's warped inputs (outputs None: not known yet)."""
+  missing = {'x0_warped', 'x1_warped'} - outputs if outputs is not None else ()
+  if missing:
+    raise ValueError(f"flip_weights={flip_weights!r} needs the SavedModel's "
+                     f"{sorted(missing)} outputs, which {source or 'it'} lacks; use "
+                     "flip_weights='equal'")
 
 
 def _mid_and_disagreement(outputs: dict):

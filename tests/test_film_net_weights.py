@@ -140,9 +140,13 @@ def test_an_export_without_aux_outputs_gives_the_image_alone(tiny_export):
   assert set(out) == {'image'}
   assert set(loaded.signatures['serving_default'].structured_outputs) == {'image'}
   np.testing.assert_allclose(out['image'], interp(x[0], x[1]), rtol=1e-5, atol=1e-6)
+  # Said when the model loads (it was said at the first frame, after a pipeline's set-up).
   with pytest.raises(ValueError, match=r"needs the SavedModel's \['x0_warped', 'x1_warped'\]"):
     Interpolator.from_path(target, engine='savedmodel', flip_average=True,
-                           flip_weights='agreement')(x[0], x[1])
+                           flip_weights='agreement')
+  equal = Interpolator.from_path(target, engine='savedmodel', flip_average=True,
+                                 flip_weights='equal')
+  assert equal(x[0], x[1]).shape == x[0].shape
 
 
 def test_a_foreign_saved_model_is_called_as_it_is_with_no_size_check(tmp_path):
