@@ -208,7 +208,7 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
             for t in clips.clip_triplets(input_path, stride, frames_by_clip)]
   if input_path.lower().endswith(('.csv', '.jsonl')):
     return _manifest_triplets(input_path)
-  root = input_path.rstrip('/')
+  root = (clips.literal_folder(input_path) or input_path).rstrip('/')
   folders = set()
   for match in files.list_tree(root):  # (locally, triplet folders linked in are followed)
     relative = match.path[len(root):].lstrip('/')
@@ -509,7 +509,8 @@ def _no_triplets(known):
   """Why the input gave no triplet, for the usage error."""
   if clips.is_manifest(known.input) and not known.leave_one_out:
     return 'the manifest has no rows'
-  if not files.is_folder(known.input) and not _exists(known.input):
+  folder = clips.literal_folder(known.input) or known.input  # (escaped as glob.escape does)
+  if not files.is_folder(folder) and not _exists(known.input):
     if clips.is_glob_in_a_folder(known.input):
       return ('no clip of 3 or more frames matches' if known.leave_one_out else
               'a glob selects clips for --leave_one_out; triplets are a folder of triplet '

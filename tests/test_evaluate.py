@@ -1,6 +1,7 @@
 """Tests for the quality evaluation: FILM's metrics, the baselines, and the Beam job's reports."""
 
 import csv
+import glob
 import json
 import math
 import os
@@ -476,6 +477,18 @@ def test_triplet_folders_linked_into_the_input_are_evaluated(tmp_path):
       (key, str(tmp_path / 'in' / key / TRIPLET_NAMES[1])) for key in ('Grove', 'Urban')]
 
 
+def test_a_triplet_set_named_as_glob_escape_writes_it_is_that_folder(tmp_path):
+  """`Set [2]` escaped (`Set [[]2]`, as glob.escape and the pipeline's --input take it) said 'no
+  such folder'; unescaped it is read as it is."""
+  for name in TRIPLET_NAMES:
+    _save(str(tmp_path / 'Set [2]' / 'Grove' / name), np.zeros((8, 8, 3), np.float32))
+  folder = str(tmp_path / 'Set [2]')
+  for spec in (folder, glob.escape(folder), glob.escape(folder) + '/'):
+    triplets = evaluate.list_triplets(spec)
+    assert [(t['key'], t['truth']) for t in triplets] == [
+        ('Grove', os.path.join(folder, 'Grove', TRIPLET_NAMES[1]))]
+
+
 def test_manifest_paths_are_relative_to_the_manifest(tmp_path):
   (tmp_path / 'm.jsonl').write_text(
       '{"key": "one", "frame0": "x/a.png", "truth": "x/b.png", "frame1": "/abs/c.png"}\n')
@@ -634,6 +647,7 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
   (tmp_path / 'cp1252.csv').write_bytes('frame0,truth,frame1\nSzène/a.png,b.png,c.png\n'
                                         .encode('cp1252'))
   (tmp_path / 'empty').mkdir()
+  (tmp_path / 'Set [2]').mkdir()
   (tmp_path / 'model.npz').write_bytes(b'not a model')
   out = tmp_path / 'out'
   for flags, says in (
@@ -656,6 +670,10 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
        '*: a glob selects clips for --leave_one_out; triplets are a folder of triplet folders'),
       (['--input', str(tmp_path / 'empty')], 'empty: no triplet folders'),
       (['--input', str(tmp_path / 'empty'), '--leave_one_out'], 'no clip of 3 or more frames'),
+      # Escaped as glob.escape writes it, the folder it names (it said 'no such folder').
+      (['--input', glob.escape(str(tmp_path / 'Set [2]'))], 'no triplet folders'),
+      (['--input', glob.escape(str(tmp_path / 'Set [2]')), '--leave_one_out'],
+       'no clip of 3 or more frames'),
       (['--input', str(tmp_path / 'header_only.csv')], 'the manifest has no rows'),
       (['--input', str(tmp_path / 'shifted.csv')],  # (it was scored on shifted cells)
        'shifted.csv line 3 has 4 fields, its header 3: a comma in a path? Quote the path'),

@@ -824,6 +824,13 @@ def input_root(input_spec):
   return _split_glob(input_spec)[0]
 
 
+def literal_folder(input_spec):
+  """The folder an input with no wildcard names, glob.escape's brackets taken away (None for a
+  glob): for inputs that take no pattern, as the evaluation's triplet folders."""
+  root, pattern = _split_glob(input_spec)
+  return root if pattern is None else None
+
+
 def is_glob_in_a_folder(input_spec):
   """Whether `input_spec` is a glob whose folder exists: where it gives no clip, nothing it names
   matched (a reason of its own, not 'no such folder')."""
