@@ -5,6 +5,7 @@ import contextlib
 import glob
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -234,6 +235,17 @@ def test_the_sdist_ships_the_model_and_its_card_and_no_stray_file_beside_them(tm
       'film_net/default_model/MODEL_CARD.md', 'film_net/default_model/film_net_default.npz'}
   assert {'run_dataflow.sh', 'requirements-worker-cpu.txt', 'Dockerfile.worker'} <= names
   assert not [n for n in names if n.endswith('.pyc') or n.startswith('tests/')]
+  # A worker without internet access installs it as Beam's boot does, in the worker image's
+  # environment: pip's isolated build fetched setuptools from PyPI, and failed offline.
+  with open(os.path.join(ROOT, 'Dockerfile.worker')) as f:
+    image_env = dict(re.findall(r'^ENV (\w+)=(\S+)$', f.read(), re.M))
+  env = {k: v for k, v in os.environ.items() if not k.startswith('PIP_')}
+  env.update(image_env, PIP_NO_INDEX='1', PIP_DISABLE_PIP_VERSION_CHECK='1')
+  done = subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-cache-dir', '--upgrade',
+                         '--force-reinstall', '--no-deps', '--target', str(tmp_path / 'worker'),
+                         str(sdist)], capture_output=True, text=True, env=env, timeout=300)
+  assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+  assert (tmp_path / 'worker' / 'film_net' / 'default_model' / 'film_net_default.npz').is_file()
 
 
 def test_staged_sdist_contains_packages_and_default_model(tiny_model, capsys, tmp_path,
