@@ -9,13 +9,15 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_clip, read_png, run_job, tool_lines
+from conftest import ROOT, make_clip, read_png, run_job, tool_lines
 
 
 def _errors(output, run_id):
@@ -279,6 +281,24 @@ def test_missing_or_broken_model_fails_before_any_work(tmp_path, capsys):
   err = capsys.readouterr().err  # the reason once, in words ('ValueError: cannot load ...' twice)
   assert f'cannot load the film_net model from {broken}: ' in err
   assert err.count('cannot load') == 1 and 'ValueError' not in err
+  assert not output.exists()
+
+
+def test_an_install_without_tensorflow_says_which_extra_brings_it(tmp_path):
+  """TensorFlow is an extra (`.[cpu]`, `.[gpu]`, `.[tf]`): a plain install said only
+  "ModuleNotFoundError: No module named 'tensorflow'"."""
+  archive, output = tmp_path / 'archive', tmp_path / 'out'
+  make_clip(archive / 'clip', 2)
+  hidden = ("import runpy, sys; sys.modules['tensorflow'] = None; sys.argv[0] = 'run'; "
+            "runpy.run_module('pipeline.run', run_name='__main__')")
+  done = subprocess.run([sys.executable, '-c', hidden, '--input', str(archive), '--output',
+                         str(output)], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                        env=dict(os.environ, PYTHONPATH=ROOT))
+  assert done.returncode == 2, done.stderr[-2000:]
+  assert tool_lines(done.stderr) == [
+      'error: cannot load the film_net model from the built-in default model '
+      '(film_net/default_model/): TensorFlow is not installed, an extra: pip install .[cpu] '
+      '(or .[gpu], .[tf])']
   assert not output.exists()
 
 

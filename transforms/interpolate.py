@@ -80,6 +80,8 @@ def load_model(model_path, align, flip_average=None, precision='float32', tile=N
     from film_net.weights import DEFAULT_MODEL  # pylint: disable=import-outside-toplevel
     said = f'cannot load film_net model from {model_path or DEFAULT_MODEL}: '
     why = str(e)[len(said):] if str(e).startswith(said) else f'{type(e).__name__}: {e}'
+    if isinstance(e, ModuleNotFoundError) and e.name == 'tensorflow':
+      why = 'TensorFlow is not installed, an extra: pip install .[cpu] (or .[gpu], .[tf])'
     raise ModelError(f'cannot load the film_net model from {where}: {why}') from e  # once
 
 
