@@ -284,6 +284,37 @@ def test_missing_or_broken_model_fails_before_any_work(tmp_path, capsys):
   assert not output.exists()
 
 
+def test_names_that_are_not_utf8_are_reported_and_the_rest_completes(tmp_path, tiny_model):
+  """An old volume's Latin-1 `café` (byte 0xe9; Python keeps it as a lone surrogate) could not
+  be encoded into Beam's elements: a scanner log so named beside the frames stopped the whole
+  run before any clip, frames so named stopped it after writing, a clip folder so named gave an
+  error naming no file."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'good', 3, seed=1)
+  make_clip(archive / 'logged', 2, seed=2)
+  make_clip(archive / 'latin', 2, seed=3, pattern='caf\udce9_{:03d}.png')
+  make_clip(archive / 'R\udce9el', 2, seed=4)
+  with open(archive / 'logged' / 'notes_caf\udce9.txt', 'w') as f:
+    f.write('scanner log')
+  status, run_id = run_job(str(archive), output, model_path)
+  assert status == 1  # errors: the frames lost to their clips
+  assert sorted(os.listdir(output)) == ['_markers', '_runs', 'good', 'logged']
+  assert len(os.listdir(os.path.join(output, 'good'))) == 5
+  assert len(os.listdir(os.path.join(output, 'logged'))) == 3
+  errors = _errors(output, run_id)
+  said = {e['uris'][0].rsplit('/', 2)[-2]: e for e in errors}  # by folder
+  assert len(errors) == 3 and said['logged']['severity'] == 'notice'
+  assert said['logged']['uris'] == [f'{archive}/logged/notes_caf\\xe9.txt']
+  assert said['latin']['severity'] == 'error'
+  assert sorted(said['latin']['uris']) == [f'{archive}/latin/caf\\xe9_{i:03d}.png' for i in (0, 1)]
+  assert said['latin']['message'] == (
+      f'cannot read {said["latin"]["uris"][0]} and 1 more file(s) in {archive}/latin: its name '
+      'is not UTF-8 (written on a system of another code page?), which Beam cannot carry '
+      'between its steps (rename it); not in this run')
+  assert said['R\\xe9el']['severity'] == 'error' and len(said['R\\xe9el']['uris']) == 2
+
+
 def test_an_install_without_tensorflow_says_which_extra_brings_it(tmp_path):
   """TensorFlow is an extra (`.[cpu]`, `.[gpu]`, `.[tf]`): a plain install said only
   "ModuleNotFoundError: No module named 'tensorflow'"."""

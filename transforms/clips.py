@@ -362,9 +362,11 @@ class DiscoverClips(beam.DoFn):
                         f'cannot list {path}: {reason}; what is there is not in this run')
     for folder, paths in sorted(listed.unaddressable.items()):
       more = f' and {len(paths) - 1} more file(s) in {folder}' if len(paths) > 1 else ''
+      # (a frame is lost to its clip; any other file, a scanner's log, to nobody)
+      severity = 'error' if any(map(is_frame_name, paths)) else 'notice'
       yield self._error(paths, 'discover', ValueError('unaddressable name'),
                         f'cannot read {paths[0]}{more}: {files.unaddressable(paths[0])}; not '
-                        f'in this run')
+                        f'in this run', severity)
     if not by_dir and not listed.unaddressable:
       kind = 'no files match' if pattern else (
           'input folder is empty' if _is_local_dir(root) else

@@ -99,10 +99,26 @@ def object_in_the_way(folder):
 def unaddressable(path):
   """Why Beam cannot address `path`, in words, or None. Beam parses a gs:// path with a pattern
   whose '.' stops at a line break, so an object whose name holds one fails every read and write
-  with a message that its path is not of the form gs://<bucket>/<object>, which it is."""
+  with a message that its path is not of the form gs://<bucket>/<object>, which it is. A local
+  name that is not UTF-8 (a Latin-1 `café` from an old volume: Python keeps its byte as a lone
+  surrogate) cannot be encoded into any of Beam's elements: it stopped the whole run."""
   if '\n' in path and FileSystems.get_scheme(path) == 'gs':
     return "its name holds a line break, which Beam's GCS filesystem cannot address (rename it)"
+  try:
+    path.encode('utf-8')
+  except UnicodeEncodeError:
+    return ('its name is not UTF-8 (written on a system of another code page?), which Beam '
+            'cannot carry between its steps (rename it)')
   return None
+
+
+def printable(text):
+  """`text` as UTF-8 can carry it: a name's undecodable bytes (lone surrogates, as Python reads
+  them) shown as `\\xe9`, so records that name such a file can be written."""
+  try:
+    return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+  except UnicodeEncodeError:  # (a surrogate no byte stands for)
+    return text.encode('utf-8', 'backslashreplace').decode('utf-8')
 
 
 def open_for_reading(path):

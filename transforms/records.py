@@ -63,8 +63,9 @@ def error_record(run_id, uris, stage, error, message, severity='error'):
   being stopped, `error` is taken for the stop (`stopping`): KeyboardInterrupt."""
   stopping.raise_if_requested(error)
   counter('notices' if severity == 'notice' else 'errors').inc()
-  return {'run_id': run_id, 'uris': list(uris), 'stage': stage,
-          'error_type': type(error).__name__, 'message': message, 'severity': severity}
+  return {'run_id': run_id, 'uris': [files.printable(uri) for uri in uris], 'stage': stage,
+          'error_type': type(error).__name__, 'message': files.printable(message),
+          'severity': severity}
 
 
 def progress_note(progress_dir, name, note):
