@@ -537,6 +537,18 @@ def test_numbering_gaps_are_where_frame_numbers_skip_more_than_the_clips_step():
       ('c/f4.png', 'c/f6.png', 1)]
   assert clips.long_pairs(['c/f4.png', 'c/f6.png', 'c/f7.png', 'c/f007.png']) == ((0, 2),)
   assert clips.numbering_gaps(['c/f7.png', 'c/f007.png', 'c/f0007.png']) == []
+  # A number after the frame number (a resolution, a version) is no frame number: its 4 hid
+  # every gap. Where two numbers change (a timecode's fields, two takes), neither is one.
+  assert clips.numbering_gaps(['c/scan_0001_4K.png', 'c/scan_0002_4K.png',
+                               'c/scan_0004_4K.png']) == [
+      ('c/scan_0002_4K.png', 'c/scan_0004_4K.png', 1)]
+  assert clips.long_pairs(['c/r2_0010_v3.dpx', 'c/r2_0011_v3.dpx', 'c/r2_0013_v3.dpx']) == (
+      (1, 2),)
+  assert clips.numbering_gaps(['c/01-00-00-22.png', 'c/01-00-00-23.png',
+                               'c/01-00-01-00.png']) == []
+  assert clips.numbering_gaps(['c/t1_0001.png', 'c/t1_0002.png', 'c/t2_0005.png']) == []
+  assert clips.repeated_numbers(['c/s_7_4K.png', 'c/s_007_4K.png', 'c/s_8_4K.png']) == [
+      ['c/s_7_4K.png', 'c/s_007_4K.png']]
 
 
 def test_a_manifests_gap_sets_no_step_and_retimed_its_clip_gets_no_notice(tmp_path):

@@ -103,12 +103,20 @@ def repeated_numbers(paths):
 
 
 def _numbers_alike(paths):
-  """Each name's number (its last run of digits), or None where the names are not alike but
-  for it and the extension."""
-  found = [_FRAME_NUMBER.match(posixpath.basename(p)) for p in paths]
-  if not all(found) or len({(m[1], m[3].rsplit('.', 1)[0]) for m in found}) != 1:
+  """Each name's frame number, or None where the names are not alike but for it and the
+  extension: the one run of digits whose number differs between them (`scan_0002_4K.png`: 2,
+  not the 4 of 4K, which hid every gap), the last one where none does (`f7`, `f007`)."""
+  parts = [re.split(r'(\d+)', posixpath.basename(p).rsplit('.', 1)[0]) for p in paths]
+  if len({len(p) for p in parts}) != 1 or len(parts[0]) < 2:
     return None
-  return [int(m[2]) for m in found]
+  runs = range(1, len(parts[0]), 2)  # (re.split puts the digit runs at odd places)
+  if len({tuple(p[0::2]) for p in parts}) != 1:
+    return None
+  varying = [i for i in runs if len({int(p[i]) for p in parts}) > 1]
+  if len(varying) > 1:  # two numbers change (a timecode, two takes): no one frame number
+    return None
+  at = varying[0] if varying else runs[-1]
+  return [int(p[at]) for p in parts]
 
 
 # The most frames lost in one place that retiming fills: a larger jump in the numbers is more
@@ -146,9 +154,6 @@ def _skips(paths, paired=None):
     return []
   step = min(d for _, d in steps if d)
   return [(i, fractions.Fraction(d, step)) for i, d in steps if d > step]
-
-
-_FRAME_NUMBER = re.compile(r'^(.*?)(\d+)(\D*)$')
 
 
 # The longest file or folder name local filesystems take (ext4, APFS, NTFS: 255 bytes; a
