@@ -393,6 +393,27 @@ def test_a_png_colour_key_is_alpha_so_in_betweens_keep_it_transparent():
     np.testing.assert_array_equal(between[..., -1], frame.pixels[..., -1])
 
 
+def test_a_colour_key_of_2_or_4_bit_gray_is_widened_with_the_pixels():
+  """PIL widens 2- and 4-bit gray to 8 bits but kept tRNS's key as stored: a 4-bit key of 15
+  matched no widened pixel (they are 255), so the keyed pixels came out opaque."""
+  import struct, zlib  # pylint: disable=import-outside-toplevel,multiple-imports
+  for bits in (2, 4):
+    top = 2 ** bits - 1
+    samples = np.array([[top, 1, top, 0], [0, top, 1, 1]], np.uint8)
+    rows = b''
+    for row in samples:  # packed, the first sample in the high bits; each row filter 0
+      packed = 0
+      for value in row:
+        packed = packed << bits | int(value)
+      rows += b'\0' + (packed << (8 - 4 * bits % 8) % 8).to_bytes(-(-4 * bits // 8), 'big')
+    png = (b'\x89PNG\r\n\x1a\n' + _chunk(b'IHDR', struct.pack('>IIBBBBB', 4, 2, bits, 0, 0, 0, 0))
+           + _chunk(b'tRNS', struct.pack('>H', top)) + _chunk(b'IDAT', zlib.compress(rows))
+           + _chunk(b'IEND', b''))
+    frame = images.decode(png)
+    np.testing.assert_array_equal(frame.pixels[..., 0], samples.astype(np.int64) * 255 // top)
+    np.testing.assert_array_equal(frame.pixels[..., 1], np.where(samples == top, 0, 255))
+
+
 def _unfiltered_png(pixels, interlaced=True, rows_lost=0):
   """A PNG of 8 or 16-bit samples written here, rows unfiltered: stored interlaced (Adam7;
   neither PIL nor TensorFlow writes one), or with its last `rows_lost` rows left out of the

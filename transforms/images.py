@@ -170,6 +170,11 @@ def _decode_with_pil(image, data, max_pixels):
   # PIL turns TIFFs itself as it loads them (dropping the tag), JPEGs and PNGs not. Loading a
   # PNG reads an eXIf after its pixels too: it counts no more now than at open.
   turn = orientation if image.format == 'PNG' else exif_orientation(image)
+  if (image.format == 'PNG' and data[25] == 0 and data[24] in (2, 4)
+      and isinstance(image.info.get('transparency'), int)):
+    # PIL widens 2- and 4-bit gray to 8 bits but leaves tRNS's key as stored (15, not 255):
+    # widened alike, it marks the pixels it names (their alpha was lost).
+    image.info['transparency'] *= 255 // (2 ** data[24] - 1)
   return _upright(_pil_to_pixels(image), turn), orientation
 
 
