@@ -232,6 +232,18 @@ def _parent(path):
   return path.rstrip('/').rsplit('/', 1)[0] if '/' in path else ''
 
 
+def _ancestors(folders):
+  """Every folder above one of `folders`, in one pass (a scan of all folders for each one
+  made discovery quadratic where folders of clips hold other files)."""
+  above = set()
+  for folder in folders:
+    parent = _parent(folder)
+    while parent and parent not in above:
+      above.update((parent, parent.rstrip('/')))  # (`in//reel` is below `in` too)
+      parent = _parent(parent)
+  return above
+
+
 def _relative(path, root):
   """`path` below `root`, less the one slash between them: in a bucket `in//reel` is another
   folder than `in/reel` (a script's doubled slash), and keeps its own relative path ('/reel')."""
@@ -383,6 +395,7 @@ class DiscoverClips(beam.DoFn):
     names = folder_clip_names(
         root, by_dir, [f for f, entries in by_dir.items()
                        if any(is_frame_name(m.path) for m in entries)])
+    above_others = _ancestors(by_dir)
     for folder in sorted(by_dir):
       entries = by_dir[folder]
       frames = [m for m in entries if is_frame_name(m.path)]
@@ -393,7 +406,7 @@ class DiscoverClips(beam.DoFn):
                             f'{", ".join(e[1:] for e in FRAME_EXTENSIONS)}): {m.path}; the clip '
                             f'runs without it', 'notice')
       if not frames:
-        if any(f.startswith(folder + '/') for f in by_dir if f != folder):
+        if folder in above_others:
           continue  # a folder of clips
         if entries:  # listed whole, its files no images: nothing unreachable (pruning goes on)
           shown = ', '.join(sorted(m.path.rsplit('/', 1)[-1] for m in entries)[:3])
@@ -446,9 +459,10 @@ class DiscoverClips(beam.DoFn):
     names = output_names({clip: clip for clip in clips})
     for clip, rows in clips.items():
       frames, paired = [], []
+      taken = set()  # frames' members: `in frames` made a film's manifest quadratic
       for line, f0, f1 in rows:
         continues = bool(frames) and frames[-1] == f0
-        if f1 in frames or f0 == f1 or (f0 in frames and not continues):
+        if f1 in taken or f0 == f1 or (f0 in taken and not continues):
           # (a row back to a frame already in the clip would write it twice, out of order)
           yield self._error(manifest, 'manifest', ValueError('malformed row'),
                             f'{manifest} line {line}: malformed manifest row: pair ({f0}, {f1}) '
@@ -463,6 +477,7 @@ class DiscoverClips(beam.DoFn):
             paired.append(False)
           frames += [f0, f1]
           paired.append(True)
+        taken.update(frames[-2:])
       if not frames:
         continue
       # Frames of one folder are numbered as a folder clip's are: a scan lost there is timed and
