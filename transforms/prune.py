@@ -90,6 +90,14 @@ class DeleteRemovedClip(beam.DoFn):
 
   def __init__(self, run_id):
     self._run_id = run_id
+    self._kept_of = self._kept = None
+
+  def _kept_folders(self, clip_names):
+    """The kept clips' folders and every folder above them, made once per side input (made
+    for each pruned clip, pruning cost pruned clips x kept clips)."""
+    if self._kept_of is not clip_names:
+      self._kept_of, self._kept = clip_names, _with_folders_above(clip_names)
+    return self._kept
 
   def process(self, removed, clip_names):
     output, clip, paths = removed['output'], removed['clip'], removed['paths']
@@ -101,7 +109,7 @@ class DeleteRemovedClip(beam.DoFn):
           f'cannot prune {files.join(output, clip)} (its clip is no longer in the input): '
           f'{e}'))
       return
-    _remove_empty_folders(output, clip, set(clip_names))
+    _remove_empty_folders(output, clip, self._kept_folders(clip_names))
     records.counter('clips_pruned').inc()
     _log.warning('pruned %s: %d files of a clip no longer in the input',
                  files.join(output, clip), len(paths))
@@ -146,15 +154,26 @@ def _folds_case(output):
     os.remove(os.path.join(folder, name))
 
 
-def _remove_empty_folders(output, clip, keep):
+def _with_folders_above(clip_names):
+  """The clips' names and those of the folders above them ('a/b/c': 'a/b/c', 'a/b', 'a')."""
+  folders = set()
+  for name in clip_names:
+    parts = name.split('/')
+    while parts and '/'.join(parts) not in folders:
+      folders.add('/'.join(parts))
+      parts.pop()
+  return folders
+
+
+def _remove_empty_folders(output, clip, kept_folders):
   """On local disk, the clip's folders left empty (object stores have none), up to a kept
-  clip's: one that is new may be about to write its first frame there."""
+  clip's (`kept_folders`: `_with_folders_above` the kept clips): one that is new may be about to
+  write its first frame there."""
   if FileSystems.get_scheme(output) is not None:
     return
   for base in (output, os.path.join(output, files.MARKERS_DIR)):
     parts = clip.split('/')
-    while parts and not any(k == '/'.join(parts) or k.startswith('/'.join(parts) + '/')
-                            for k in keep):
+    while parts and '/'.join(parts) not in kept_folders:
       try:
         os.rmdir(os.path.join(base, *parts))
       except OSError:
