@@ -395,24 +395,36 @@ class _ProgressPrinter:
     self._interval = interval
     self._started = time.time()
     self._shown = None  # the counts of the last line printed
+    # {name: (stat key, note)}: a note is read once, and again only once replaced (a retried
+    # bundle's), so a tick costs a listing, not a read of every clip's and unit's note.
+    self._notes = {}
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, daemon=True, name='progress')
     self._thread.start()
 
   def _read(self):
     total = done = processed = frames = 0
+    notes = {}
     try:
-      names = os.listdir(self._dir)
+      with os.scandir(self._dir) as entries:
+        for entry in entries:
+          if not entry.name.endswith('.json'):
+            continue
+          try:
+            stat = entry.stat()
+            key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            known = self._notes.get(entry.name)
+            if known and known[0] == key:
+              notes[entry.name] = known
+              continue
+            with open(entry.path) as f:
+              notes[entry.name] = (key, json.load(f))
+          except (OSError, ValueError):  # (replaced or removed since listed: read next tick)
+            continue
     except OSError:  # removed under us (a cleaner, a launcher in another pid namespace)
-      names = []
-    for name in names:
-      if not name.endswith('.json'):
-        continue
-      try:
-        with open(os.path.join(self._dir, name)) as f:
-          note = json.load(f)
-      except (OSError, ValueError):
-        continue
+      pass
+    self._notes = notes
+    for name, (_, note) in notes.items():
       if name.startswith('clip-'):
         total += note['pairs']
       else:
