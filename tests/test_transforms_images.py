@@ -202,19 +202,25 @@ def test_16_bit_colour_tiff_from_libtiff_keeps_every_bit(compression):
     np.testing.assert_array_equal(images.decode(data.tobytes()).pixels, pixels)
 
 
-def test_16_bit_tiff_with_premultiplied_alpha_is_unpremultiplied():
+def test_tiff_with_premultiplied_alpha_is_unpremultiplied():
+  """(8-bit gray with premultiplied alpha was refused as 'unsupported', its message listing
+  8-bit gray+alpha as supported.)"""
   alpha = np.full((4, 5, 1), 32768, np.uint16)
   colour = np.full((4, 5, 3), 16384, np.uint16)  # premultiplied: 0.25 = 0.5 of 0.5
   data = _tiff(np.concatenate([colour, alpha], -1), photometric='rgb', extrasamples=['assocalpha'])
   pixels = images.decode(data).pixels
   np.testing.assert_array_equal(pixels[..., 3], 32768)
   np.testing.assert_allclose(pixels[..., :3], 32767.5, atol=1)
+  gray = np.concatenate([np.full((4, 5, 1), 50, np.uint8), np.full((4, 5, 1), 100, np.uint8)], -1)
+  pixels = images.decode(_tiff(gray, photometric='minisblack', extrasamples=['assocalpha'])).pixels
+  np.testing.assert_array_equal(pixels, np.stack([np.full((4, 5), 128), np.full((4, 5), 100)], -1))
 
 
 def test_16_bit_tiff_with_an_unspecified_extra_sample_reads_as_rgb_as_at_8_bit():
   """ExtraSamples 0 is data that is no alpha: read as alpha, a zero-filled one made every
   frame written fully transparent."""
-  for pixels in (RGBA16, (RGBA16 >> 8).astype(np.uint8), GRAY_ALPHA16):
+  for pixels in (RGBA16, (RGBA16 >> 8).astype(np.uint8), GRAY_ALPHA16,
+                 (GRAY_ALPHA16 >> 8).astype(np.uint8)):  # (8-bit gray's was refused)
     photometric = 'rgb' if pixels.shape[-1] == 4 else 'minisblack'
     frame = images.decode(_tiff(pixels, photometric=photometric, extrasamples=['unspecified']))
     assert frame.channels == pixels.shape[-1] - 1
@@ -229,9 +235,10 @@ def test_a_white_is_zero_gray_tiff_is_not_read_as_its_negative(layout):
   for stored, top in ((gray16, 65535), ((gray16 >> 8).astype(np.uint8), 255)):
     data = _tiff(stored, photometric='miniswhite', **layout)
     np.testing.assert_array_equal(images.decode(data).pixels[..., 0], top - stored)
-  data = _tiff(GRAY_ALPHA16, photometric='miniswhite', extrasamples=['unassalpha'], **layout)
-  np.testing.assert_array_equal(images.decode(data).pixels,
-                                np.stack([65535 - GRAY_ALPHA16[..., 0], GRAY_ALPHA16[..., 1]], -1))
+  for stored, top in ((GRAY_ALPHA16, 65535), ((GRAY_ALPHA16 >> 8).astype(np.uint8), 255)):
+    data = _tiff(stored, photometric='miniswhite', extrasamples=['unassalpha'], **layout)
+    np.testing.assert_array_equal(images.decode(data).pixels,  # (8-bit was refused)
+                                  np.stack([top - stored[..., 0], stored[..., 1]], -1))
 
 
 def test_a_big_endian_bigtiff_is_refused_by_name():

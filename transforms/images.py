@@ -120,9 +120,9 @@ def decode(data, uri='', max_pixels=None):
   if data.startswith(_PNG_SIGNATURE):
     _check_png_chunks(data)
     _refuse_animation(data)
-  white_is_zero = False
+  white_is_zero, extra = False, None
   if data.startswith(_TIFF_MAGICS):
-    data, white_is_zero = _white_is_zero16_relabelled(data)
+    data, white_is_zero, extra = _relabelled_for_pil(data)
   try:
     image = Image.open(io.BytesIO(data))
   except Image.UnidentifiedImageError as e:  # its message names our BytesIO, not the file
@@ -136,7 +136,11 @@ def decode(data, uri='', max_pixels=None):
     pixels, orientation = _decode_with_pil(image, data, max_pixels)
     profile = image.info.get('icc_profile') or b''
   if white_is_zero:
-    pixels = 65535 - pixels
+    pixels = np.concatenate([np.iinfo(pixels.dtype).max - pixels[..., :1], pixels[..., 1:]], -1)
+  if extra == 0:  # an unspecified last sample is no alpha: dropped, as PIL does at 8 bit (RGBX)
+    pixels = np.ascontiguousarray(pixels[..., :-1])
+  elif extra == 1:
+    pixels = _unpremultiplied(pixels)
   if data.startswith(_PNG_SIGNATURE):
     chunks = _png_color_chunks(data)
   else:
@@ -506,20 +510,44 @@ def _tiff_samples(data):
           f'{kinds.get(tags.get(339, 1), "unknown")} values')
 
 
-def _white_is_zero16_relabelled(data):
-  """(bytes, True) with a 16-bit gray TIFF's WhiteIsZero relabelled BlackIsZero, for the caller
-  to invert: PIL inverts WhiteIsZero at 8 bit, reads it uninverted at 16 (a negative, silently)
-  and cannot open it big-endian. (data, False) for every other TIFF."""
+def _relabelled_for_pil(data):
+  """(bytes, white_is_zero, extra sample kind or None) of a TIFF relabelled where PIL misreads
+  or refuses what it says, for the caller to mend the pixels it decodes:
+  - 16-bit gray WhiteIsZero, relabelled BlackIsZero (white_is_zero True: the caller inverts):
+    PIL reads it uninverted (a negative, silently) and cannot open it big-endian;
+  - 8-bit gray with a second sample that is premultiplied alpha (1) or unspecified (0), or
+    WhiteIsZero: PIL opens none of these; relabelled BlackIsZero gray with plain alpha, the
+    caller inverts the gray, unpremultiplies or drops the second sample (extra: 1 or 0).
+  (data, False, None) for every other TIFF."""
   try:
     tags = _first_ifd(data)
   except struct.error:
-    return data, False  # PIL says what is wrong with it
-  if (tags.get(262, (None,))[0] != 0 or tags.get(258, (1,))[0] != 16 or
-      tags.get(277, (1,))[0] != 1):
-    return data, False
+    return data, False, None  # PIL says what is wrong with it
+  photometric, bits, samples = (tags.get(tag, (default,))[0]
+                                for tag, default in ((262, None), (258, 1), (277, 1)))
+  extra = tags.get(338, (None,))[0]
   endian = '<' if data.startswith(b'II') else '>'
-  at = tags[262][1]
-  return data[:at] + struct.pack(endian + 'H', 1) + data[at + 2:], True
+
+  def relabelled(tag, value):
+    at = tags[tag][1]
+    return data[:at] + struct.pack(endian + 'H', value) + data[at + 2:]
+  if photometric == 0 and bits == 16 and samples == 1:
+    return relabelled(262, 1), True, None
+  if (photometric in (0, 1) and bits == 8 and samples == 2 and extra in (0, 1, 2)
+      and (photometric, extra) != (1, 2)):
+    data = relabelled(262, 1) if photometric == 0 else data
+    data = relabelled(338, 2) if extra != 2 else data
+    return data, photometric == 0, extra if extra != 2 else None
+  return data, False, None
+
+
+def _unpremultiplied(pixels):
+  """Pixels whose last channel is associated (premultiplied) alpha, with their colour divided
+  by it, as every other image's alpha is."""
+  top = float(np.iinfo(pixels.dtype).max)
+  alpha = pixels[..., -1:]
+  colour = pixels[..., :-1] * (top / np.maximum(alpha.astype(np.float32), 1.0))
+  return np.concatenate([np.clip(colour + 0.5, 0, top).astype(pixels.dtype), alpha], -1)
 
 
 def _is_tiff16_pil_truncates(image):
@@ -573,11 +601,7 @@ def _decode_tiff16(data, tags, width, height):
   extra = _tag_tuple(tags, 338, 2)[0] if channels in (2, 4) else None
   if extra == 0:  # an unspecified last sample is no alpha: dropped, as PIL does at 8 bit (RGBX)
     return np.ascontiguousarray(pixels[..., :-1])
-  if extra == 1:  # associated (premultiplied) alpha: unpremultiply
-    alpha = pixels[..., -1:].astype(np.float32)
-    colour = pixels[..., :-1] * (65535.0 / np.maximum(alpha, 1.0))
-    pixels[..., :-1] = np.clip(colour + 0.5, 0, 65535).astype(np.uint16)
-  return pixels
+  return _unpremultiplied(pixels) if extra == 1 else pixels
 
 
 def _decode_tiff16_plane(data, tags, width, height, samples, tiled, offsets, counts):
