@@ -141,7 +141,8 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
       p
       | 'Input' >> beam.Create([known.input])
       | 'DiscoverClips' >> beam.ParDo(clips_lib.DiscoverClips(
-          known.run_id, known.output, retimed=timing.timed)).with_outputs(
+          known.run_id, known.output, retimed=timing.timed,
+          inbetweens=known.times_to_interpolate > 0)).with_outputs(
               'errors', main='clips'))
   planned = (
       found.clips

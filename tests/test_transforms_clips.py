@@ -19,8 +19,8 @@ from transforms import clips
 F = fractions.Fraction
 
 
-def _discover(input_spec):
-  dofn = clips.DiscoverClips('run')
+def _discover(input_spec, **kwargs):
+  dofn = clips.DiscoverClips('run', **kwargs)
   found, errors = [], []
   for item in dofn.process(input_spec):
     (errors.append(item.value) if isinstance(item, beam.pvalue.TaggedOutput) else
@@ -576,6 +576,25 @@ def test_a_manifests_gap_sets_no_step_and_retimed_its_clip_gets_no_notice(tmp_pa
   retimed = clips.DiscoverClips('run', retimed=True)
   assert not [item for item in retimed.process(str(tmp_path / 'm.csv'))
               if isinstance(item, beam.pvalue.TaggedOutput)]
+
+
+def test_a_lost_scans_notice_says_what_stands_in_for_it(tmp_path):
+  """Retimed at --times_to_interpolate 0 it said in-betweens stand in for the lost frame, where
+  none are made: the nearer original shows in its place."""
+  for k in (0, 1, 3, 4):
+    (tmp_path / f'scan_{k:04d}.png').write_bytes(b'x')
+  said = {}
+  for kwargs in ({}, {'retimed': True}, {'retimed': True, 'inbetweens': False}):
+    _, (notice,) = _discover(str(tmp_path), **kwargs)
+    said[tuple(kwargs.values())] = notice['message'].split('(1 frame missing?): ', 1)[1]
+  assert said == {
+      (): 'the two frames are taken as consecutive, so the motion jumps there; the rest of the '
+          'clip runs',
+      (True,): 'retimed, the pair spans the lost time, its in-betweens stand in for the lost '
+               'frames and the later frames keep their times; the rest of the clip runs',
+      (True, False): 'retimed, the pair spans the lost time, the nearer of its frames stands in '
+                     'for the lost ones (no in-betweens at --times_to_interpolate 0) and the '
+                     'later frames keep their times; the rest of the clip runs'}
 
 
 def test_repeated_numbers_are_frames_that_share_one_number():

@@ -320,10 +320,12 @@ class IncompleteListing(OSError):
 class DiscoverClips(beam.DoFn):
   """--input (folder, glob or manifest) -> Clip elements, plus error records tagged 'errors'."""
 
-  def __init__(self, run_id, output=None, retimed=False):
+  def __init__(self, run_id, output=None, retimed=False, inbetweens=True):
     self._run_id = run_id
     self._output = output
-    self._retimed = retimed  # for the numbering notices: their words, and none where refused
+    # For the numbering notices: their words, and none where refused; at
+    # --times_to_interpolate 0 no in-betweens stand in for lost frames.
+    self._retimed, self._inbetweens = retimed, inbetweens
 
   def process(self, input_spec):
     try:
@@ -351,8 +353,10 @@ class DiscoverClips(beam.DoFn):
       lost = f'{missing} frame{"s" * (missing > 1)} missing?'
       what = 'the two frames are taken as consecutive, so the motion jumps there'
       if self._retimed and missing <= MAX_LOST_FRAMES:
-        what = ('retimed, the pair spans the lost time, its in-betweens stand in for the lost '
-                'frames and the later frames keep their times')
+        what = ('retimed, the pair spans the lost time, ' +
+                ('its in-betweens stand in for the lost frames' if self._inbetweens else
+                 'the nearer of its frames stands in for the lost ones (no in-betweens at '
+                 '--times_to_interpolate 0)') + ' and the later frames keep their times')
       elif self._retimed:
         what += (f' (retimed, more than {MAX_LOST_FRAMES} lost frames are not filled: two '
                  f'takes in one folder?)')
