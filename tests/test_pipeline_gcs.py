@@ -147,6 +147,15 @@ def test_bucket_folders_apart_by_a_doubled_slash_are_two_clips_with_two_outputs(
   assert set(names) == {f'gs://{BUCKET}/doubled/in', f'gs://{BUCKET}/doubled/in/'}
   assert names[f'gs://{BUCKET}/doubled/in'] == 'reel'
   assert names[f'gs://{BUCKET}/doubled/in/'].startswith('reel-')
+  # Frames only below the doubled slash: `in` is their parent, no clip folder without frames
+  # (its readme a notice), nor an empty one (a placeholder; an error: exit status 1).
+  for name in ('top/readme.txt', 'top//f0.png', 'top//f1.png', 'held/', 'held//f0.png',
+               'held//f1.png'):
+    gcs.blob(f'doubled/{name}').upload_from_string(b'x')
+  for folder in ('top', 'held'):
+    said = [c for c in clips.DiscoverClips('run').process(f'gs://{BUCKET}/doubled/{folder}')
+            if isinstance(c, beam.pvalue.TaggedOutput)]
+    assert said == [], said
 
 
 def test_folder_placeholders_follow_the_same_filters_as_files(gcs):

@@ -578,6 +578,12 @@ def test_a_manifests_gap_sets_no_step_and_retimed_its_clip_gets_no_notice(tmp_pa
               if isinstance(item, beam.pvalue.TaggedOutput)]
 
 
+def test_folders_above_count_each_slash_as_a_step():
+  assert clips.folders_above(['a/b/c', 'a/d']) == {'a/b', 'a'}
+  assert clips.folders_above(['gs://b/in//reel']) >= {'gs://b/in/', 'gs://b/in', 'gs://b'}
+  assert clips.folders_above(['./x/y', 'z']) == {'./x', '.'}
+
+
 def test_a_lost_scans_notice_says_what_stands_in_for_it(tmp_path):
   """Retimed at --times_to_interpolate 0 it said in-betweens stand in for the lost frame, where
   none are made: the nearer original shows in its place."""

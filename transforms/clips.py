@@ -83,10 +83,10 @@ def natural_key(name):
 
 
 def frame_numbers(paths):
-  """The frame numbers of a clip's file names in order (the last run of digits, in names alike
-  but for it and the extension), or None where the names are not numbered alike or the numbers
-  fall. A number may repeat (`f7.png`, `f007.png`: `repeated_numbers`) without hiding the
-  clip's gaps elsewhere."""
+  """The frame numbers of a clip's file names in order (`_numbers_alike`: the run of digits that
+  changes, in names alike but for it and the extension), or None where the names are not
+  numbered alike or the numbers fall. A number may repeat (`f7.png`, `f007.png`:
+  `repeated_numbers`) without hiding the clip's gaps elsewhere."""
   numbers = _numbers_alike(paths)
   return numbers if numbers and all(a <= b for a, b in zip(numbers, numbers[1:])) else None
 
@@ -232,15 +232,17 @@ def _parent(path):
   return path.rstrip('/').rsplit('/', 1)[0] if '/' in path else ''
 
 
-def _ancestors(folders):
-  """Every folder above one of `folders`, in one pass (a scan of all folders for each one
-  made discovery quadratic where folders of clips hold other files)."""
+def folders_above(paths):
+  """Every folder above one of `paths` ('a/b/c': 'a/b' and 'a'), in one pass (a scan of all
+  folders for each one made discovery quadratic where folders of clips hold other files). Each
+  slash is a step, so a bucket's doubled one counts both ways: `in//reel` is below `in/` and
+  `in`."""
   above = set()
-  for folder in folders:
-    parent = _parent(folder)
+  for path in paths:
+    parent = path.rpartition('/')[0]
     while parent and parent not in above:
-      above.update((parent, parent.rstrip('/')))  # (`in//reel` is below `in` too)
-      parent = _parent(parent)
+      above.add(parent)
+      parent = parent.rpartition('/')[0]
   return above
 
 
@@ -399,7 +401,7 @@ class DiscoverClips(beam.DoFn):
     names = folder_clip_names(
         root, by_dir, [f for f, entries in by_dir.items()
                        if any(is_frame_name(m.path) for m in entries)])
-    above_others = _ancestors(by_dir)
+    above_others = folders_above(by_dir)
     for folder in sorted(by_dir):
       entries = by_dir[folder]
       frames = [m for m in entries if is_frame_name(m.path)]

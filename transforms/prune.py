@@ -96,7 +96,7 @@ class DeleteRemovedClip(beam.DoFn):
     """The kept clips' folders and every folder above them, made once per side input (made
     for each pruned clip, pruning cost pruned clips x kept clips)."""
     if self._kept_of is not clip_names:
-      self._kept_of, self._kept = clip_names, _with_folders_above(clip_names)
+      self._kept_of, self._kept = clip_names, set(clip_names) | clips.folders_above(clip_names)
     return self._kept
 
   def process(self, removed, clip_names):
@@ -154,21 +154,10 @@ def _folds_case(output):
     os.remove(os.path.join(folder, name))
 
 
-def _with_folders_above(clip_names):
-  """The clips' names and those of the folders above them ('a/b/c': 'a/b/c', 'a/b', 'a')."""
-  folders = set()
-  for name in clip_names:
-    parts = name.split('/')
-    while parts and '/'.join(parts) not in folders:
-      folders.add('/'.join(parts))
-      parts.pop()
-  return folders
-
-
 def _remove_empty_folders(output, clip, kept_folders):
   """On local disk, the clip's folders left empty (object stores have none), up to a kept
-  clip's (`kept_folders`: `_with_folders_above` the kept clips): one that is new may be about to
-  write its first frame there."""
+  clip's (`kept_folders`: the kept clips and the folders above them): one that is new may be
+  about to write its first frame there."""
   if FileSystems.get_scheme(output) is not None:
     return
   for base in (output, os.path.join(output, files.MARKERS_DIR)):
