@@ -182,9 +182,14 @@ _OTHER_LOCAL_RUNNERS = ('BundleBasedDirectRunner', 'TestDirectRunner', 'Interact
 
 
 def check_reachable(known, offline=False):
-  """--input, --output or --model_path in a bucket that cannot be listed is a usage error, said
-  before any work (not a traceback, the evaluation's after all the scoring); `offline`: a dry
-  run asks no server."""
+  """--input, --output or --model_path in a bucket that cannot be listed, and an --input or
+  --output that Beam cannot carry (a name that is not UTF-8: a traceback mid-job), are usage
+  errors, said before any work (not a traceback, the evaluation's after all the scoring);
+  `offline`: a dry run asks no server."""
+  for flag, path in (('--input', known.input), ('--output', known.output)):
+    why = files.unaddressable(path)
+    if why:
+      raise UsageError(f'{flag} {files.printable(path)}: {why}')
   for flag, path in (('--input', known.input), ('--output', known.output),
                      ('--model_path', known.model_path)):
     why = None if offline or not path else files.unreachable(path)

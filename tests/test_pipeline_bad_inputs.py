@@ -284,7 +284,8 @@ def test_missing_or_broken_model_fails_before_any_work(tmp_path, capsys):
   assert not output.exists()
 
 
-def test_names_that_are_not_utf8_are_reported_and_the_rest_completes(tmp_path, tiny_model):
+def test_names_that_are_not_utf8_are_reported_and_the_rest_completes(tmp_path, tiny_model,
+                                                                    capsys):
   """An old volume's Latin-1 `café` (byte 0xe9; Python keeps it as a lone surrogate) could not
   be encoded into Beam's elements: a scanner log so named beside the frames stopped the whole
   run before any clip, frames so named stopped it after writing, a clip folder so named gave an
@@ -313,6 +314,16 @@ def test_names_that_are_not_utf8_are_reported_and_the_rest_completes(tmp_path, t
       'is not UTF-8 (written on a system of another code page?), which Beam cannot carry '
       'between its steps (rename it); not in this run')
   assert said['R\\xe9el']['severity'] == 'error' and len(said['R\\xe9el']['uris']) == 2
+  # As --input or --output (a folder, a manifest): a usage error (it was a traceback mid-job).
+  (archive / 'notes.csv').write_text('clip,frame0,frame1\n')
+  os.rename(archive / 'notes.csv', archive / 'caf\udce9.csv')
+  for flags, named in (([str(archive / 'R\udce9el'), str(tmp_path / 'o')], '--input'),
+                       ([str(archive / 'caf\udce9.csv'), str(tmp_path / 'o')], '--input'),
+                       ([str(archive / 'good'), str(tmp_path / 'o\udce9')], '--output')):
+    assert run_job(*flags, model_path)[0] == 2
+    shown = flags[named == '--output'].replace('\udce9', '\\xe9')  # (its byte, escaped)
+    assert f'{named} {shown}: its name is not UTF-8' in capsys.readouterr().err
+  assert not (tmp_path / 'o').exists()
 
 
 def test_an_install_without_tensorflow_says_which_extra_brings_it(tmp_path):
