@@ -413,7 +413,7 @@ class _ProgressPrinter:
             continue
           try:
             stat = entry.stat()
-            key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            key = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
             known = self._notes.get(entry.name)
             if known and known[0] == key:
               notes[entry.name] = known
