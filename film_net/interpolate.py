@@ -52,7 +52,11 @@ def main(argv=None) -> int:
     parser.error(f'--output_dir must be a local folder; got {args.output_dir}')
   flags.check_paths(parser, [('--output_dir', args.output_dir)], [('--model', args.model)])
   made = flags.folders_to_make(args.output_dir)
-  status = _interpolate(args)
+  try:
+    status = _interpolate(args)
+  except KeyboardInterrupt:  # (stopped while the model loaded: a new folder it made, empty)
+    flags.remove_empty_folders(made)
+    raise
   if status:  # refused before its first frame: no folder left behind
     flags.remove_empty_folders(made)
   return status

@@ -237,7 +237,8 @@ def test_cli_reports_a_missing_frame(tmp_path):
     assert result.returncode == 2 and message in result.stderr
 
 
-def test_cli_refused_before_its_first_frame_leaves_no_folder_or_record(tmp_path, capsys):
+def test_cli_refused_before_its_first_frame_leaves_no_folder_or_record(tmp_path, capsys,
+                                                                      monkeypatch):
   """Frames too small for the model were refused after the record of the frames 'being written'
   was made (the folder stayed, listing three frames never written, exit 1); a new nested
   `--output_dir` left its parents; and a gs:// one was a local folder named 'gs:'."""
@@ -252,6 +253,14 @@ def test_cli_refused_before_its_first_frame_leaves_no_folder_or_record(tmp_path,
   assert interpolate.main([paths[0], str(tmp_path / 'gone.png'), '--model', model,
                            '--output_dir', str(out)]) == 1
   assert 'gone.png' in capsys.readouterr().err and not (tmp_path / 'new').exists()
+  # Stopped (Ctrl-C) while the model loads: the new folder, still empty, goes too.
+  def stopped_while_loading(*args, **kwargs):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(interpolate.Interpolator, 'from_path', stopped_while_loading)
+  with pytest.raises(KeyboardInterrupt):
+    interpolate.main([*paths, '--model', model, '--output_dir', str(out)])
+  assert not (tmp_path / 'new').exists()
+  monkeypatch.undo()
   os.chdir(tmp_path)
   with pytest.raises(SystemExit) as stopped:
     interpolate.main([*paths, '--model', model, '--output_dir', 'gs://bucket/out'])
