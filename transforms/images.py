@@ -542,8 +542,8 @@ def _relabelled_for_pil(data):
 
 
 def _unpremultiplied(pixels):
-  """Pixels whose last channel is associated (premultiplied) alpha, with their colour divided
-  by it, as every other image's alpha is."""
+  """Pixels whose last channel is associated (premultiplied) alpha with their colour divided by
+  it: plain alpha, as every other frame's."""
   top = float(np.iinfo(pixels.dtype).max)
   alpha = pixels[..., -1:]
   colour = pixels[..., :-1] * (top / np.maximum(alpha.astype(np.float32), 1.0))
