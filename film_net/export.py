@@ -92,14 +92,12 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
   every model path is read: TensorFlow's own gs:// client ignores the storage emulator and
   Beam's credentials); `inference` (flip_average, padding, flip_weights) is recorded for
   `Interpolator.from_path`."""
+  old = refuse_what_is_not_an_export(path)  # (before the model is built and traced)
   module = ReleasedFormatModel(weights, options, inference)
   for training in (False, True):
     module.__call__.get_concrete_function(_INPUTS, training=training)
   signatures = {'serving_default': module.serve}
   if weights_lib.is_remote(path):
-    _refuse_a_file(path.rstrip('/'), _remote_file_exists(path.rstrip('/')))
-    old = _remote_files(path)
-    _refuse_to_replace_other_files(path, _top_level_names(path.rstrip('/'), old))
     with tempfile.TemporaryDirectory(prefix='film_export_') as local:
       tf.saved_model.save(module, local, signatures=signatures)
       from transforms import files  # pylint: disable=import-outside-toplevel
@@ -109,8 +107,6 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
       weights_lib.upload_tree(local, path)
     return
   path = os.path.realpath(path)  # a link to an export: that export is replaced, the link kept
-  _refuse_a_file(path, os.path.lexists(path) and not os.path.isdir(path))
-  _refuse_to_replace_other_files(path, os.listdir(path) if os.path.isdir(path) else [])
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
   staged = tempfile.mkdtemp(prefix='.tmp-export-', dir=parent)  # (the same filesystem)
@@ -120,6 +116,21 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
     _swap_in(staged, path)
   finally:
     shutil.rmtree(staged, ignore_errors=True)
+
+
+def refuse_what_is_not_an_export(path: str) -> list[str]:
+  """ValueError where `path` is a file or a folder of other files than an export (which an
+  export replaces, whole); else the files of a remote one ([] locally), to delete once the new
+  export is uploaded."""
+  if weights_lib.is_remote(path):
+    _refuse_a_file(path.rstrip('/'), _remote_file_exists(path.rstrip('/')))
+    old = _remote_files(path)
+    _refuse_to_replace_other_files(path, _top_level_names(path.rstrip('/'), old))
+    return old
+  path = os.path.realpath(path)
+  _refuse_a_file(path, os.path.lexists(path) and not os.path.isdir(path))
+  _refuse_to_replace_other_files(path, os.listdir(path) if os.path.isdir(path) else [])
+  return []
 
 
 # What a SavedModel folder holds at its top (TensorFlow's, Keras 2's metadata): a folder holding
@@ -212,6 +223,11 @@ def main(argv=None) -> int:
                            'already is replaced, whole; a folder of other files is refused')
   args = parser.parse_args(argv)
   flags.check_paths(parser, [('--output', args.output)], [('--model', args.model)])
+  try:  # (said at once, not after the model is loaded: a usage error, as the other paths')
+    refuse_what_is_not_an_export(args.output)
+  except ValueError as e:
+    print(f'error: cannot write a SavedModel to {args.output}: {e}', file=sys.stderr)
+    return 2
   try:
     model = Interpolator.from_path(args.model)
   except (OSError, ValueError) as e:  # its message names the file and why; a usage error, as

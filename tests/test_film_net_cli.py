@@ -488,6 +488,22 @@ def test_a_folder_flag_naming_a_device_or_pipe_is_a_usage_error(capsys, module, 
       capsys.readouterr().err)
 
 
+def test_export_refuses_a_folder_of_other_files_before_loading_a_model(tmp_path, capsys,
+                                                                      monkeypatch):
+  """It was refused after the model was loaded and traced, exit 1, where the command's other
+  refusals of its paths exit 2 at once."""
+  from film_net import export  # pylint: disable=import-outside-toplevel
+  mine = tmp_path / 'mine'
+  mine.mkdir()
+  (mine / 'notes.txt').write_text('keep')
+  monkeypatch.setattr(export.Interpolator, 'from_path', lambda *a, **k: pytest.fail('loaded'))
+  assert export.main(['--output', str(mine)]) == 2
+  assert capsys.readouterr().err == (
+      f'error: cannot write a SavedModel to {mine}: {mine} holds files other than a SavedModel '
+      '(notes.txt): name a new or empty folder, or an earlier export to replace\n')
+  assert [p.name for p in mine.iterdir()] == ['notes.txt']
+
+
 # Runs a command as `python -m` would, and sends it Ctrl-C (SIGINT) at its body's first import of
 # a module not loaded yet: in the middle of the imports that take the first seconds of a command.
 _INTERRUPTED_WHILE_IMPORTING = """
