@@ -405,25 +405,12 @@ class _ProgressPrinter:
 
   def _read(self):
     total = done = processed = frames = 0
-    notes = {}
     try:
       with os.scandir(self._dir) as entries:
-        for entry in entries:
-          if not entry.name.endswith('.json'):
-            continue
-          try:
-            stat = entry.stat()
-            key = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
-            known = self._notes.get(entry.name)
-            if known and known[0] == key:
-              notes[entry.name] = known
-              continue
-            with open(entry.path) as f:
-              notes[entry.name] = (key, json.load(f))
-          except (OSError, ValueError):  # (replaced or removed since listed: read next tick)
-            continue
+        listed = [entry for entry in entries if entry.name.endswith('.json')]
     except OSError:  # removed under us (a cleaner, a launcher in another pid namespace)
-      pass
+      listed = []
+    notes = {entry.name: note for entry in listed if (note := self._note(entry))}
     self._notes = notes
     for name, (_, note) in notes.items():
       if name.startswith('clip-'):
@@ -433,6 +420,20 @@ class _ProgressPrinter:
         processed += note['processed']
         frames += note['frames']
     return total, done, processed, frames
+
+  def _note(self, entry):
+    """(stat key, note) of a listed note, read where it is new or replaced, else as read
+    before; None where it cannot be read (replaced or removed since listed: read next tick)."""
+    try:
+      stat = entry.stat()
+      key = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
+      known = self._notes.get(entry.name)
+      if known and known[0] == key:
+        return known
+      with open(entry.path) as f:
+        return key, json.load(f)
+    except (OSError, ValueError):
+      return None
 
   def line(self, counts=None):
     """The progress line. The ETA comes from the pairs this run made: pairs an earlier run
