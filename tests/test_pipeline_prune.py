@@ -196,3 +196,26 @@ def test_a_retried_delete_reports_what_the_listing_found(tmp_path):
   assert first == retried == [{'clip': 'old', 'files_removed': 3}]
   assert sorted(os.listdir(tmp_path)) == ['_markers', '_tmp', 'kept']
   assert not os.listdir(tmp_path / '_markers')
+
+
+def test_names_that_are_not_utf8_in_the_output_are_left_alone(tmp_path, tiny_model):
+  """A Latin-1 `café` someone left in the output (beside the frames, or under `_markers/`) is
+  no name the pipeline writes: pruning failed on it with nothing pruned, every night again."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'kept', 2, seed=1)
+  make_clip(archive / 'removed', 2, seed=2)
+  assert run_job(archive, output, model_path)[0] == 0
+  strays = [os.fsencode(output) + name for name in
+            (b'/_markers/caf\xe9/pair_0.done', b'/_markers/removed/caf\xe9.done',
+             b'/caf\xe9/frame_000000.png', b'/removed/frame_caf\xe9.png')]
+  for stray in strays:
+    os.makedirs(os.path.dirname(stray), exist_ok=True)
+    with open(stray, 'wb') as f:
+      f.write(b'a user\'s')
+  shutil.rmtree(archive / 'removed')
+  status, run_id = run_job(archive, output, model_path, '--prune_removed_clips')
+  assert status == 0 and not run_records(output, run_id, 'errors')
+  assert _summary(output, run_id)['pruned'] == ['removed']
+  assert all(os.path.exists(stray) for stray in strays)
+  assert os.listdir(os.path.join(output, 'removed')) == [os.fsdecode(b'frame_caf\xe9.png')]

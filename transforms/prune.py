@@ -34,6 +34,8 @@ def output_clip_files(output):
   root = output.rstrip('/')
   by_clip = {}
   for m in files.list_tree(root, follow_links=False):
+    if files.unaddressable(m.path):  # (a name the pipeline never writes: a user's file)
+      continue
     relative = m.path[len(root):].replace(os.sep, '/').lstrip('/')
     folder, name = posixpath.split(relative)
     top = folder.split('/', 1)[0]
