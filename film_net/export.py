@@ -19,7 +19,9 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
 
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 
@@ -109,7 +111,8 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
   path = os.path.realpath(path)  # a link to an export: that export is replaced, the link kept
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
-  staged = tempfile.mkdtemp(prefix='.tmp-export-', dir=parent)  # (the same filesystem)
+  _remove_what_killed_exports_left(parent)
+  staged = tempfile.mkdtemp(prefix=_staging_prefix(), dir=parent)  # (the same filesystem)
   try:
     os.chmod(staged, _folder_mode(path))  # (mkdtemp's is owner-only: TF Serving could not read)
     tf.saved_model.save(module, staged, signatures=signatures)
@@ -162,6 +165,37 @@ def _folder_mode(path: str) -> int:
   umask = os.umask(0)
   os.umask(umask)
   return 0o777 & ~umask
+
+
+def _staging_prefix() -> str:
+  """`.tmp-export-<host>-<pid>-`: whose staging folder it is, so that a later export can tell
+  one a killed process left (`kill -9`, a machine's restart: no `finally` ran) from one of an
+  export still running, here or on another machine sharing the disk."""
+  return f'{_this_machines_staging()}{os.getpid()}-'
+
+
+def _this_machines_staging() -> str:
+  return f'.tmp-export-{re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"}-'
+
+
+def _remove_what_killed_exports_left(parent: str) -> None:
+  """Deletes the staging folders in `parent` (and `-old` ones, an earlier export moved aside)
+  of exports on this machine whose process is gone; each killed export left one more."""
+  ours = re.compile(re.escape(_this_machines_staging()) + r'(\d+)-[^-]+(-old)?')
+  for name in os.listdir(parent):
+    found = ours.fullmatch(name)
+    if found and not _running(int(found.group(1))):
+      shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except OSError:  # (another user's: running)
+    pass
+  return True
 
 
 def _swap_in(staged: str, path: str) -> None:

@@ -2,6 +2,9 @@
 import dataclasses
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -470,6 +473,38 @@ def test_an_export_through_a_link_replaces_the_export_it_leads_to_readable_by_al
   monkeypatch.undo()
   assert Interpolator.from_path(str(real)).fingerprint == new.fingerprint
   assert sorted(p.name for p in tmp_path.iterdir()) == ['link', 'real']
+
+
+def test_what_a_killed_export_left_goes_with_the_next_export_beside_it(tmp_path):
+  """`kill -9` (or a machine's restart) mid-export runs no `finally`: its staging folder, a
+  hidden copy of a model in part, stayed beside --output for good, one more each time. The next
+  export removes those of processes gone, not those of exports still running."""
+  killed = subprocess.Popen(  # an export stopped for good while TensorFlow writes the variables
+      [sys.executable, '-c', textwrap.dedent(f"""
+          import sys, time, tensorflow as tf
+          from film_net import Interpolator, Options
+          def save(module, folder, signatures):
+            open(folder + '/saved_model.pb', 'wb').close()
+            print('saving', flush=True)
+            time.sleep(600)
+          tf.saved_model.save = save
+          Interpolator.random(Options.tiny(), seed=1).export_saved_model({str(tmp_path / 'a')!r})
+          """)], stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(
+              os.path.abspath(__file__))))
+  try:
+    assert killed.stdout.readline() == 'saving\n'
+  finally:
+    killed.kill()
+    killed.wait()
+  left = [p.name for p in tmp_path.iterdir()]
+  assert len(left) == 1 and left[0].startswith('.tmp-export-')
+  running = left[0].replace(f'-{killed.pid}-', f'-{os.getpid()}-')  # (this process: running)
+  elsewhere = '.tmp-export-another_machine-1-abc'
+  for name in (running, elsewhere):
+    (tmp_path / name / 'variables').mkdir(parents=True)
+  Interpolator.random(Options.tiny(), seed=2).export_saved_model(str(tmp_path / 'b'))
+  names = sorted(p.name for p in tmp_path.iterdir())
+  assert names == sorted([elsewhere, running, 'b']) and left[0] not in names
 
 
 def test_the_export_command_writes_a_saved_model_that_runs_as_the_file(tiny_model, tmp_path,
