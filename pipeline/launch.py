@@ -367,7 +367,23 @@ def _copy_of_what_the_sdist_ships(folder):
   for name in wanted:
     os.makedirs(os.path.dirname(os.path.join(tree, name)), exist_ok=True)
     shutil.copyfile(os.path.join(_PROJECT_ROOT, name), os.path.join(tree, name))
+  _without_prunes_of_what_is_not_there(os.path.join(tree, 'MANIFEST.in'))
   return os.path.join(tree, 'setup.py')
+
+
+def _without_prunes_of_what_is_not_there(manifest):
+  """Drops the copy's `prune` lines of folders it lacks (`prune tests`): setuptools warned of
+  each, twice, on every launch ("no previously-included directories found matching")."""
+  if not os.path.isfile(manifest):
+    return
+  tree = os.path.dirname(manifest)
+  with open(manifest, encoding='utf-8') as f:
+    lines = f.readlines()
+  kept = [line for line, words in zip(lines, map(str.split, lines)) if not (
+      len(words) == 2 and words[0] == 'prune' and not os.path.isdir(os.path.join(tree, words[1])))]
+  if kept != lines:
+    with open(manifest, 'w', encoding='utf-8') as f:
+      f.writelines(kept)
 
 
 def job_options(beam_args, save_main_session=False):

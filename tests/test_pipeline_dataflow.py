@@ -40,6 +40,7 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
       capture_output=True, text=True, env=env, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'No module named build' not in proc.stdout + proc.stderr  # the sdist built by `build`
+  assert 'previously-included' not in proc.stdout + proc.stderr  # (MANIFEST.in's prune tests)
   out = proc.stdout
   for step in STEPS:
     assert f'  {step}\n' in out
