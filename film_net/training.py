@@ -7,6 +7,7 @@ files, so a run can move between them.
 """
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import contextlib
 import glob
@@ -301,15 +302,19 @@ def run_flags(args) -> dict:
   return {name: getattr(args, name) for name in RUN_FLAGS}
 
 
-def warn_changed_flags(meta: dict, args, data: str) -> None:
+def warn_changed_flags(meta: dict, args, clips: list | None) -> None:
   """Says so where a resumed run goes on with other flags or data than it was saved with:
   allowed (a schedule may change on purpose), but its weights are then no longer those of an
-  uninterrupted run."""
+  uninterrupted run. The data's words are named only where the flags named do not say it all
+  (a share changed was said twice: as its flag, and again inside the data's words)."""
   saved = meta.get('flags')
   saved = saved if isinstance(saved, dict) else {}  # none recorded (an older run)
   changed = [f'--{name} {getattr(args, name)} (was {saved[name]})' for name in RUN_FLAGS
              if name in saved and saved[name] != getattr(args, name)]
-  if meta.get('data') not in (None, data):
+  data = describe_data(args, clips)
+  with_saved_flags = argparse.Namespace(**{**vars(args), **{
+      name: saved[name] for name in RUN_FLAGS if name in saved}})
+  if meta.get('data') not in (None, data, describe_data(with_saved_flags, clips)):
     changed.append(f'data {data} (was {meta["data"]})')
   if changed:
     print(f'warning: resuming with {"; ".join(changed)}: from here the run differs from one '
@@ -598,10 +603,9 @@ def begin(args, options: Options, resumed: bool, checkpoint: str, restore: Calla
   if resumed:
     mend_exports(args.output_dir, current_step(), args.keep_every, export)
   check_steps(current_step(), args.steps, resumed)
-  data = describe_data(args, clips)
   if resumed:
-    warn_changed_flags(meta(), args, data)
-  return clips, data
+    warn_changed_flags(meta(), args, clips)
+  return clips, describe_data(args, clips)
 
 
 def run_steps(args, batches: Iterable, train_step: Callable, current_step: Callable[[], int],

@@ -382,8 +382,8 @@ def test_start_steps_and_output_folders_that_cannot_work_stop_with_the_reason(
   out = capsys.readouterr().out
   assert 'nothing to do: the run is at step 3' in out and 'warning' not in out
   assert train.main(_args(done, 4, '--lr', '1e-3', '--small_objects', '2')) == 0
-  assert ('warning: resuming with --lr 0.001 (was 0.003); --small_objects 2 (was 0); data '
-          'rendered (small objects <= 2' in capsys.readouterr().out)
+  assert ('warning: resuming with --lr 0.001 (was 0.003); --small_objects 2 (was 0): from here '
+          'the run differs' in capsys.readouterr().out)  # (the data's words said it again)
   # The weight average turned on or off (a resume that left the flag out exported raw weights
   # without a word):
   assert train.main(_args(done, 5, '--lr', '1e-3', '--small_objects', '2', '--ema_decay',
@@ -936,6 +936,17 @@ def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys, 
   _clip(tmp_path / 'clips' / 'added', [(40, 30)] * 3)
   more = training.load_clips(args)
   assert len(more) == 2 and training.describe_data(args, more) != described
+  capsys.readouterr()
+  saved = {'flags': {'motion_blur': 0, 'clips_fraction': 0.5}, 'data': described}
+  args.motion_blur = 0.3  # named once, as its flag (the data's words said it again)
+  training.warn_changed_flags(saved, args, clips)
+  assert capsys.readouterr().out == ('warning: resuming with --motion_blur 0.3 (was 0): from '
+                                     'here the run differs from one that was not interrupted\n')
+  training.warn_changed_flags(saved, args, more)  # and the footage added besides
+  out = capsys.readouterr().out
+  assert out.startswith('warning: resuming with --motion_blur 0.3 (was 0); data rendered (small '
+                        'objects <= 0, regular textures 0%, motion blur 30%) + clips ')
+  assert out.count('motion blur 30%') == 1 and f'(was {described})' in out
 
 
 def test_a_frame_that_fails_mid_run_stops_training_with_one_line(tmp_path):
