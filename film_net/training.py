@@ -475,10 +475,15 @@ def load_clips(args) -> list | None:
   why = files.unreachable(args.clips)  # in the words the pipeline uses: no such bucket, ...
   if why:
     raise SystemExit(f'--clips {args.clips}: {why}')
+  unaddressable = {}
   try:
-    frames_by_clip = clip_frames(args.clips)
+    frames_by_clip = clip_frames(args.clips, unaddressable=unaddressable)
   except Exception as e:  # pylint: disable=broad-except
     raise SystemExit(f'--clips {args.clips}: cannot be listed ({type(e).__name__}: {e})')
+  if unaddressable:  # (left out unsaid: a clip, or a frame whose triplets then read as uneven)
+    lost = [path for folder in sorted(unaddressable) for path in unaddressable[folder]]
+    print(f'--clips: {len(lost)} frame(s) left out, e.g. {files.printable(lost[0])}: '
+          f'{files.unaddressable(lost[0])}', file=sys.stderr, flush=True)
   clips = clip_triplets(args.clips, frames_by_clip=frames_by_clip)
   short = [clip for clip, frames in frames_by_clip.items() if len(frames) < 3]
   if short and clips:

@@ -195,8 +195,8 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
     # What this evaluation writes as frames is its comparison PNGs: an --output at or above the
     # input holds the clips themselves.
     ours = files.join(output, COMPARISONS) if output else None
-    folders = set()
-    frames_by_clip = clips.clip_frames(input_path, ours, folders)
+    folders, unaddressable = set(), {}
+    frames_by_clip = clips.clip_frames(input_path, ours, folders, unaddressable)
     # Each clip by its output folder's name in pipeline.run (the results join its output);
     # keys name files, so theirs hold no '/'.
     names = clips.folder_clip_names(root, folders, list(frames_by_clip))
@@ -205,7 +205,9 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
       too_short += [names[c] for c, frames in frames_by_clip.items() if len(frames) < 3]
     return [{'key': f'{keys[t.clip]}_{t.index:06d}', 'clip': names[t.clip], 'frame0': t.frame0,
              'truth': t.truth, 'frame1': t.frame1, **({'uneven': t.uneven} if t.uneven else {})}
-            for t in clips.clip_triplets(input_path, stride, frames_by_clip)]
+            for t in clips.clip_triplets(input_path, stride, frames_by_clip)] + [
+                _unreadable_frames(folder, paths, root)
+                for folder, paths in sorted(unaddressable.items())]
   if input_path.lower().endswith(('.csv', '.jsonl')):
     return _manifest_triplets(input_path)
   root = (clips.literal_folder(input_path) or input_path).rstrip('/')
@@ -217,12 +219,38 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
       continue  # the input folder or its subfolders hold triplets, not deeper or hidden ones
     # A folder with any of the three is a triplet: one missing (the truth too) is an error row.
     folders.add(match.path.rsplit('/', 1)[0] if '/' in match.path else '.')
-  found = [{'key': _key(folder, root) if folder != root else _key(clips.folder_name(root), ''),
-            'clip': '', 'frame0': files.join(folder, TRIPLET_NAMES[0]),
-            'truth': files.join(folder, TRIPLET_NAMES[1]),
-            'frame1': files.join(folder, TRIPLET_NAMES[2])} for folder in folders]
+  found = [_unreadable_triplet({
+      'key': _key(folder, root) if folder != root else _key(clips.folder_name(root), ''),
+      'clip': '', 'frame0': files.join(folder, TRIPLET_NAMES[0]),
+      'truth': files.join(folder, TRIPLET_NAMES[1]),
+      'frame1': files.join(folder, TRIPLET_NAMES[2])}) for folder in folders]
   keys = _distinct({t['truth']: t['key'] for t in found})
   return sorted(({**t, 'key': keys[t['truth']]} for t in found), key=lambda t: t['key'])
+
+
+def _unreadable_triplet(triplet):
+  """The triplet, or where a frame's name is one no Beam filesystem can carry (not UTF-8: a
+  Latin-1 `café` from an old volume, which stopped the whole evaluation) the triplet named
+  printably with the reason, an error row to be."""
+  bad = [triplet[k] for k in _FRAMES if files.unaddressable(triplet[k])]
+  if not bad:
+    return triplet
+  return {**triplet, **{k: files.printable(triplet[k]) for k in _FRAMES},
+          'unreadable': f'cannot read {files.printable(bad[0])}: {files.unaddressable(bad[0])}'}
+
+
+def _unreadable_frames(folder, paths, root):
+  """The error row to be of a clip folder's frames (`paths`) that --leave_one_out leaves out,
+  their names not UTF-8 (its clip was scored without them, or not at all, unsaid)."""
+  shown = [files.printable(path) for path in paths]
+  more = f' and {len(paths) - 1} more frame(s) in {files.printable(folder)}' if paths[1:] else ''
+  return {'key': _key(files.printable(folder), files.printable(root)), 'clip': '',
+          'frame0': shown[0], 'truth': shown[0], 'frame1': shown[0],
+          'unreadable': f'cannot read {shown[0]}{more}: {files.unaddressable(paths[0])}; '
+                        f'not scored'}
+
+
+_FRAMES = ('frame0', 'truth', 'frame1')
 
 
 def _manifest_triplets(manifest):
@@ -316,7 +344,10 @@ class EvaluateTriplet(beam.DoFn):
   def process(self, triplet):
     """Rows of the methods that scored; a triplet or method that fails becomes an error row
     (method None for the triplet) and the others go on."""
-    if triplet.get('uneven'):  # known from the names: nothing to read
+    if triplet.get('unreadable'):  # known from the names: nothing to read
+      yield _error_row(triplet, None, triplet['unreadable'])
+      return
+    if triplet.get('uneven'):
       yield _row(triplet, None, left_out=triplet['uneven'], cut_score=None)
       return
     decoded = []

@@ -5,6 +5,7 @@ import glob
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -843,3 +844,40 @@ def test_leave_one_out_names_clips_as_the_pipeline_names_their_output_folders(tm
           in os.walk(tmp_path / 'out') if any(n.startswith('frame_') for n in names)}
   triplets = evaluate.list_triplets(str(root), leave_one_out=True)
   assert {t['clip'] for t in triplets} == made and len(made) == 3
+
+
+def test_names_that_are_not_utf8_are_error_rows_and_the_rest_is_scored(tmp_path, capsys):
+  """A Latin-1 `café` from an old volume: a triplet folder so named stopped the evaluation in a
+  traceback; a clip or a frame so named was left out of --leave_one_out unsaid (a frame's
+  neighbours then read as a lost scan)."""
+  _black_to_gray_triplets(tmp_path / 'in')
+  os.rename(tmp_path / 'in' / 'b', os.fsencode(tmp_path / 'in') + b'/caf\xe9')
+  out = str(tmp_path / 'out')
+  assert evaluate.main(['--input', str(tmp_path / 'in'), '--output', out, '--no_model',
+                        '--baselines', 'repeat', '--no_png']) == 1
+  report = json.load(open(os.path.join(out, 'results.json')))
+  assert [r['key'] for r in report['triplets']] == ['a']
+  (error,) = report['errors']
+  assert error['truth'] == f'{tmp_path}/in/caf\\xe9/frame10i11.png'
+  assert error['error'].startswith(f'caf_: cannot read {tmp_path}/in/caf\\xe9/frame10.png: its '
+                                   f'name is not UTF-8')
+  for number in range(5):
+    _save(str(tmp_path / 'reels' / 'reel' / f'reel_{number:04d}.png'),
+          np.full((24, 32, 3), number * 40 / 255, np.float32))
+  os.rename(tmp_path / 'reels' / 'reel' / 'reel_0004.png',
+            os.fsencode(tmp_path / 'reels' / 'reel') + b'/reel_0004\xe9.png')
+  shutil.copytree(tmp_path / 'reels' / 'reel', tmp_path / 'reels' / 'other')
+  os.rename(tmp_path / 'reels' / 'other', os.fsencode(tmp_path / 'reels') + b'/\xe9t\xe9')
+  capsys.readouterr()
+  assert evaluate.main(['--input', str(tmp_path / 'reels'), '--leave_one_out', '--no_model',
+                        '--baselines', 'average', '--no_png', '--output', out]) == 1
+  report = json.load(open(os.path.join(out, 'results.json')))
+  assert [r['key'] for r in report['triplets']] == ['reel_000000', 'reel_000001']
+  assert [e['error'] for e in report['errors']] == [
+      f'_xe9t_xe9: cannot read {tmp_path}/reels/\\xe9t\\xe9/reel_0000.png and 4 more frame(s) '
+      f'in {tmp_path}/reels/\\xe9t\\xe9: its name is not UTF-8 (written on a system of another '
+      'code page?), which Beam cannot carry between its steps (rename it); not scored',
+      f'reel: cannot read {tmp_path}/reels/reel/reel_0004\\xe9.png: its name is not UTF-8 '
+      '(written on a system of another code page?), which Beam cannot carry between its steps '
+      '(rename it); not scored']
+  assert 'error: reel: cannot read' in capsys.readouterr().err

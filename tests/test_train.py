@@ -897,6 +897,21 @@ def test_clip_triplets_across_a_scene_cut_or_a_repeated_frame_are_not_trained_on
   assert str(stop) == '--clips: each of its 4 ...; stopped at step 7'
 
 
+def test_clip_frames_whose_names_are_not_utf8_are_named_as_left_out(tmp_path, capsys):
+  """A Latin-1 `café` from an old volume: a clip or a frame so named was left out unsaid (the
+  frame's neighbours then read as a lost scan, the clip was missing from the data)."""
+  frames = _clip(tmp_path / 'clips' / 'c', [(40, 30)] * 4)
+  os.rename(frames[3], os.fsencode(tmp_path / 'clips' / 'c') + b'/f3\xe9.png')
+  os.rename(_clip(tmp_path / 'other', [(40, 30)] * 3)[0].parent,
+            os.fsencode(tmp_path / 'clips') + b'/\xe9t\xe9')
+  clips = training.load_clips(argparse.Namespace(clips=str(tmp_path / 'clips'), crop=16))
+  assert [(c.frame0, c.truth, c.frame1) for c in clips] == [tuple(map(str, frames[:3]))]
+  assert capsys.readouterr().err == (
+      f'--clips: 4 frame(s) left out, e.g. {tmp_path}/clips/c/f3\\xe9.png: its name is not '
+      'UTF-8 (written on a system of another code page?), which Beam cannot carry between its '
+      'steps (rename it)\n')
+
+
 def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys, monkeypatch):
   """f0, f1, f3, f4, f5: the triplets around the missing f2 have no true middle frame."""
   frames = _clip(tmp_path / 'clips' / 'c', [(40, 30)] * 3)

@@ -829,15 +829,21 @@ class ClipTriplet:
   uneven: str = ''
 
 
-def clip_frames(input_path, output=None, folders=None):
+def clip_frames(input_path, output=None, folders=None, unaddressable=None):
   """{clip folder: its frames in natural order} of every clip of a folder or glob `input_path`
   (any Beam filesystem), as DiscoverClips takes them (`list_clip_folders`): the folders that
   directly hold frames. The set `folders`, where given, gets every folder listed, frames or
   not (what `folder_clip_names` needs, with `input_root`, to name clips as DiscoverClips
-  does)."""
+  does); the dict `unaddressable` gets {folder: [frames]} of the frames left out because no
+  Beam filesystem can read them by name (`files.unaddressable`), for the caller to say so."""
   listed = list_clip_folders(input_path, output)
   if folders is not None:
     folders.update(listed.by_dir)
+  if unaddressable is not None:
+    for folder, paths in listed.unaddressable.items():
+      frames = [path for path in paths if is_frame_name(path)]
+      if frames:
+        unaddressable[folder] = sorted(frames, key=lambda p: natural_key(p.rsplit('/', 1)[-1]))
   clips = {}
   for folder, entries in sorted(listed.by_dir.items()):
     frames = [m.path for m in entries if is_frame_name(m.path)]
