@@ -93,8 +93,9 @@ def check_paths(known, offline=False):
 class PlanUnits(beam.DoFn):
   """Clip -> Units; tidies the clip's output (`interpolate.tidy_clip_output`: frames past its
   new end, markers of frames lost since); on local runs also notes the clip's pair count for the
-  progress line. A clip with a gap (a manifest's frames in no pair) has no times to retime by:
-  an error record."""
+  progress line. A clip with a gap (a manifest's frames in no pair) has no times to retime by,
+  and one whose output cannot be tidied (a file there it may not delete) no units: an error
+  record each."""
 
   def __init__(self, output, run_id, times_to_interpolate, pairs_per_unit, timing,
                output_format='png', progress_dir=None):
@@ -117,11 +118,20 @@ class PlanUnits(beam.DoFn):
           f'so the clip has no times for --output_fps; not retimed (list its parts as clips of '
           f'their own, or run without --output_fps)'))
       return
-    records.counter('pairs_planned').inc(clip.num_pairs())
     timing = self._timing.along(clip.long_pairs)
     last_index = timing.last_output(clips_lib.output_indices(clip, self._n)[-1])
-    records.counter('stale_frames_removed').inc(
-        interpolate.tidy_clip_output(self._output, clip.name, last_index, self._format))
+    try:
+      removed = interpolate.tidy_clip_output(self._output, clip.name, last_index, self._format)
+    except Exception as e:  # pylint: disable=broad-except
+      # (a file of a colleague's in a shared output: it stopped the whole job, every night)
+      yield beam.pvalue.TaggedOutput('errors', records.error_record(
+          self._run_id, [files.join(self._output, clip.name)], 'plan', e,
+          f'clip {clip.name}: cannot remove what an earlier run wrote for it that no longer '
+          f'fits (frames past its end or of another format, done markers of frames to make '
+          f'again): {e}; its pairs are not made'))
+      return
+    records.counter('pairs_planned').inc(clip.num_pairs())
+    records.counter('stale_frames_removed').inc(removed)
     if self._progress_dir:
       clip_id = hashlib.sha1(clip.name.encode()).hexdigest()  # a retry replaces the note
       records.progress_note(self._progress_dir, f'clip-{clip_id}.json',

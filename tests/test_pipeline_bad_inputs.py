@@ -519,8 +519,53 @@ def test_a_read_only_part_of_the_output_fails_its_pairs_not_the_job(tmp_path, ti
   assert run_job(archive, output, model_path)[0] == 0
   make_clip(archive / 'a', 3, seed=3)  # new scans: a's frames and markers are made again
   make_clip(archive / 'b', 3, seed=4)
+  locked = _locked_folders(monkeypatch)
+  # (b is made beside the first, and skipped beside the second: made already)
+  for folder, b in ((os.path.join(output, '_markers', 'a'), 'ok'),
+                    (os.path.join(output, 'a'), 'skipped')):
+    locked[:] = [folder]
+    status, run_id = run_job(archive, output, model_path)
+    pairs = {(p['clip'], p['status']) for p in _pairs(output, run_id)}
+    assert status == 1 and pairs == {('a', 'failed'), ('b', b)}, pairs
+    assert 'Permission denied' in _one_error(_errors(output, run_id), folder)['message']
+    assert os.path.exists(os.path.join(output, '_runs', run_id, 'summary.json'))
+  locked.clear()
+  _same_as_a_fresh_run(archive, output, model_path, tmp_path / 'fresh')
+
+
+def test_an_output_that_cannot_be_tidied_fails_its_clip_not_the_job(tmp_path, tiny_model,
+                                                                    monkeypatch):
+  """A clip shortened (its frames past the new end go) or an output frame lost (its pair's
+  marker goes) where the run may not delete (a colleague's folder in a shared output): the
+  planning's PermissionError stopped the whole job, every night, with no records of the run."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'a', 3, seed=1)
+  make_clip(archive / 'c', 3, seed=5)
+  assert run_job(archive, output, model_path)[0] == 0
+  os.remove(archive / 'a' / 'frame002.png')  # a shortened: its frames 3 and 4 go
+  os.remove(os.path.join(output, 'c', 'frame_000001.png'))  # lost: its marker goes
+  make_clip(archive / 'b', 3, seed=2)  # and a new clip
+  locked = _locked_folders(monkeypatch)
+  locked[:] = [os.path.join(output, 'a'), os.path.join(output, '_markers', 'c')]
+  status, run_id = run_job(archive, output, model_path)
+  assert status == 1
+  assert {(p['clip'], p['status']) for p in _pairs(output, run_id)} == {('b', 'ok')}
+  for clip, folder in (('a', locked[0]), ('c', locked[1])):
+    error = _one_error(_errors(output, run_id), folder)
+    assert error['stage'] == 'plan' and error['uris'] == [os.path.join(output, clip)]
+    assert error['message'].startswith(f'clip {clip}: cannot remove what an earlier run wrote')
+    assert 'Permission denied' in error['message'] and 'its pairs are not made' in error['message']
+  assert os.path.exists(os.path.join(output, '_runs', run_id, 'summary.json'))
+  locked.clear()
+  _same_as_a_fresh_run(archive, output, model_path, tmp_path / 'fresh')
+
+
+def _locked_folders(monkeypatch):
+  """A list of folders whose entries, from now on, cannot be removed or replaced: refused as
+  the kernel refuses a user without write permission (root, which runs these tests, has it)."""
   real_remove, real_replace = os.remove, os.replace
-  locked = []  # folders whose entries cannot be removed or replaced
+  locked = []
 
   def refused(path):
     return any(os.fspath(path).startswith(folder + os.sep) for folder in locked)
@@ -536,20 +581,15 @@ def test_a_read_only_part_of_the_output_fails_its_pairs_not_the_job(tmp_path, ti
     return real_replace(src, dst, *args, **kwargs)
   monkeypatch.setattr(os, 'remove', remove)
   monkeypatch.setattr(os, 'replace', replace)
-  # (b is made beside the first, and skipped beside the second: made already)
-  for folder, b in ((os.path.join(output, '_markers', 'a'), 'ok'),
-                    (os.path.join(output, 'a'), 'skipped')):
-    locked[:] = [folder]
-    status, run_id = run_job(archive, output, model_path)
-    pairs = {(p['clip'], p['status']) for p in _pairs(output, run_id)}
-    assert status == 1 and pairs == {('a', 'failed'), ('b', b)}, pairs
-    assert 'Permission denied' in _one_error(_errors(output, run_id), folder)['message']
-    assert os.path.exists(os.path.join(output, '_runs', run_id, 'summary.json'))
-  locked.clear()
+  return locked
+
+
+def _same_as_a_fresh_run(archive, output, model_path, fresh):
+  """A re-run into `output` finishes, and every clip's frames equal a fresh run's."""
   assert run_job(archive, output, model_path)[0] == 0
-  fresh = str(tmp_path / 'fresh')
+  fresh = str(fresh)
   assert run_job(archive, fresh, model_path)[0] == 0
-  for clip in ('a', 'b'):
+  for clip in sorted(os.listdir(archive)):
     names = sorted(os.listdir(os.path.join(fresh, clip)))
     assert sorted(os.listdir(os.path.join(output, clip))) == names
     for name in names:
