@@ -475,11 +475,14 @@ def load_clips(args) -> list | None:
   why = files.unreachable(args.clips)  # in the words the pipeline uses: no such bucket, ...
   if why:
     raise SystemExit(f'--clips {args.clips}: {why}')
-  unaddressable = {}
+  unaddressable, problems = {}, []
   try:
-    frames_by_clip = clip_frames(args.clips, unaddressable=unaddressable)
+    frames_by_clip = clip_frames(args.clips, unaddressable=unaddressable, problems=problems)
   except Exception as e:  # pylint: disable=broad-except
     raise SystemExit(f'--clips {args.clips}: cannot be listed ({type(e).__name__}: {e})')
+  if problems:  # (an unreadable folder: its clips were left out unsaid)
+    print(f'--clips: {len(problems)} folder(s) cannot be listed, their clips left out, e.g. '
+          f'{files.printable(problems[0][0])}: {problems[0][1]}', file=sys.stderr, flush=True)
   if unaddressable:  # (left out unsaid: a clip, or a frame whose triplets then read as uneven)
     lost = [path for folder in sorted(unaddressable) for path in unaddressable[folder]]
     print(f'--clips: {len(lost)} frame(s) left out, e.g. {files.printable(lost[0])}: '

@@ -195,8 +195,8 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
     # What this evaluation writes as frames is its comparison PNGs: an --output at or above the
     # input holds the clips themselves.
     ours = files.join(output, COMPARISONS) if output else None
-    folders, unaddressable = set(), {}
-    frames_by_clip = clips.clip_frames(input_path, ours, folders, unaddressable)
+    folders, unaddressable, problems = set(), {}, []
+    frames_by_clip = clips.clip_frames(input_path, ours, folders, unaddressable, problems)
     # Each clip by its output folder's name in pipeline.run (the results join its output);
     # keys name files, so theirs hold no '/'.
     names = clips.folder_clip_names(root, folders, list(frames_by_clip))
@@ -207,12 +207,12 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
              'truth': t.truth, 'frame1': t.frame1, **({'uneven': t.uneven} if t.uneven else {})}
             for t in clips.clip_triplets(input_path, stride, frames_by_clip)] + [
                 _unreadable_frames(folder, paths, root)
-                for folder, paths in sorted(unaddressable.items())]
+                for folder, paths in sorted(unaddressable.items())] + _unlisted(problems, root)
   if input_path.lower().endswith(('.csv', '.jsonl')):
     return _manifest_triplets(input_path)
   root = (clips.literal_folder(input_path) or input_path).rstrip('/')
-  folders = set()
-  for match in files.list_tree(root):  # (locally, triplet folders linked in are followed)
+  folders, problems = set(), []
+  for match in files.list_tree(root, problems=problems):  # (linked triplet folders followed)
     relative = match.path[len(root):].lstrip('/')
     if (posixpath.basename(relative) not in TRIPLET_NAMES or relative.count('/') > 1 or
         clips.passed_over(relative)):
@@ -225,7 +225,15 @@ def list_triplets(input_path, leave_one_out=False, stride=1, too_short=None, out
       'truth': files.join(folder, TRIPLET_NAMES[1]),
       'frame1': files.join(folder, TRIPLET_NAMES[2])}) for folder in folders]
   keys = _distinct({t['truth']: t['key'] for t in found})
-  return sorted(({**t, 'key': keys[t['truth']]} for t in found), key=lambda t: t['key'])
+  return sorted(({**t, 'key': keys[t['truth']]} for t in found), key=lambda t: t['key']) + (
+      _unlisted([(path, reason) for path, reason in problems  # (where triplets can lie)
+                 if _triplet_place(path[len(root):].strip('/'))], root))
+
+
+def _triplet_place(relative):
+  """Whether a folder `relative` to a triplet set's folder may hold a triplet: it, or one of the
+  folders in it, not hidden nor the system's."""
+  return not relative or ('/' not in relative and not clips.passed_over(relative, folder=True))
 
 
 def _unreadable_triplet(triplet):
@@ -246,8 +254,16 @@ def _unreadable_frames(folder, paths, root):
   more = f' and {len(paths) - 1} more frame(s) in {files.printable(folder)}' if paths[1:] else ''
   return {'key': _key(files.printable(folder), files.printable(root)), 'clip': '',
           'frame0': shown[0], 'truth': shown[0], 'frame1': shown[0],
-          'unreadable': f'cannot read {shown[0]}{more}: {files.unaddressable(paths[0])}; '
-                        f'not scored'}
+          'unreadable': f'cannot read {shown[0]}{more}: {files.unaddressable(paths[0])}'}
+
+
+def _unlisted(problems, root):
+  """The error rows to be of folders that could not be listed, (path, reason) (an unreadable
+  folder: its triplets or clips were left out of the report unsaid, and the command exited 0)."""
+  return [{'key': _key(files.printable(path), files.printable(root)), 'clip': '',
+           **{k: files.printable(path) for k in _FRAMES},
+           'unreadable': f'cannot list {files.printable(path)}: {reason}'}
+          for path, reason in problems]
 
 
 _FRAMES = ('frame0', 'truth', 'frame1')
@@ -345,7 +361,7 @@ class EvaluateTriplet(beam.DoFn):
     """Rows of the methods that scored; a triplet or method that fails becomes an error row
     (method None for the triplet) and the others go on."""
     if triplet.get('unreadable'):  # known from the names: nothing to read
-      yield _error_row(triplet, None, triplet['unreadable'])
+      yield _error_row(triplet, None, f'{triplet["unreadable"]}; not scored')
       return
     if triplet.get('uneven'):
       yield _row(triplet, None, left_out=triplet['uneven'], cut_score=None)
@@ -578,8 +594,9 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   too_short = []
   triplets = list_triplets(known.input, known.leave_one_out, known.stride, too_short,
                            known.output)
-  if not triplets:
-    raise UsageError(f'--input {known.input}: {_no_triplets(known)}')
+  if all('unreadable' in t for t in triplets):  # (nothing to score: say why, before any work)
+    raise UsageError(f'--input {known.input}: ' + (
+        triplets[0]['unreadable'] if triplets else _no_triplets(known)))
   # The model is loaded here to fail fast, and says how it runs (flags or its file's defaults);
   # local runs' workers share this load (it stays referenced until the job is done).
   evaluate = EvaluateTriplet(baselines, known.model_path, not known.no_model, known.align,

@@ -62,6 +62,20 @@ TENSORFLOW_LOAD_NOTICE = re.compile(
     r'|I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\. ')
 
 
+@pytest.fixture
+def unreadable_folders(monkeypatch):
+  """A list of folders that, from now on, cannot be listed: refused as the kernel refuses a
+  user without read permission (root, which runs these tests, may read them all)."""
+  locked, real_scandir = [], os.scandir
+
+  def scandir(path='.'):
+    if not isinstance(path, int) and os.fspath(path) in locked:  # (int: a folder's descriptor)
+      raise PermissionError(13, 'Permission denied', os.fspath(path))
+    return real_scandir(path)
+  monkeypatch.setattr(os, 'scandir', scandir)
+  return locked
+
+
 def tool_lines(stderr: str) -> list[str]:
   """A command's stderr lines, less TensorFlow's load notices."""
   return [line for line in stderr.strip().splitlines() if not TENSORFLOW_LOAD_NOTICE.match(line)]

@@ -881,3 +881,37 @@ def test_names_that_are_not_utf8_are_error_rows_and_the_rest_is_scored(tmp_path,
       '(written on a system of another code page?), which Beam cannot carry between its steps '
       '(rename it); not scored']
   assert 'error: reel: cannot read' in capsys.readouterr().err
+
+
+def test_folders_that_cannot_be_listed_are_error_rows_not_left_out_unsaid(
+    tmp_path, capsys, unreadable_folders):
+  """A triplet folder or clip of another user's (mode 0700) was missing from the report, which
+  scored the rest with exit status 0; an input folder so is a usage error that says why."""
+  _black_to_gray_triplets(tmp_path / 'in')
+  _black_to_gray_triplets(tmp_path / 'in' / 'b' / 'deeper')  # (two down: no triplets, unsaid)
+  unreadable_folders.extend([str(tmp_path / 'in' / 'b'), str(tmp_path / 'in' / 'b' / 'deeper')])
+  out = str(tmp_path / 'out')
+  assert evaluate.main(['--input', str(tmp_path / 'in'), '--output', out, '--no_model',
+                        '--baselines', 'repeat', '--no_png']) == 1
+  report = json.load(open(os.path.join(out, 'results.json')))
+  assert [r['key'] for r in report['triplets']] == ['a']
+  assert [e['error'] for e in report['errors']] == [
+      f'b: cannot list {tmp_path}/in/b: Permission denied; not scored']
+  for number in range(4):
+    for clip in ('reel', 'locked'):
+      _save(str(tmp_path / 'reels' / clip / f'reel_{number:04d}.png'),
+            np.full((24, 32, 3), number * 40 / 255, np.float32))
+  unreadable_folders.append(str(tmp_path / 'reels' / 'locked'))
+  assert evaluate.main(['--input', str(tmp_path / 'reels'), '--leave_one_out', '--no_model',
+                        '--baselines', 'repeat', '--no_png', '--output', out]) == 1
+  report = json.load(open(os.path.join(out, 'results.json')))
+  assert {r['clip'] for r in report['triplets']} == {'reel'}
+  assert [e['error'] for e in report['errors']] == [
+      f'locked: cannot list {tmp_path}/reels/locked: Permission denied; not scored']
+  unreadable_folders.append(str(tmp_path / 'reels'))
+  capsys.readouterr()
+  assert evaluate.main(['--input', str(tmp_path / 'reels'), '--leave_one_out', '--no_model',
+                        '--output', str(tmp_path / 'out2')]) == 2
+  assert capsys.readouterr().err == (f'error: --input {tmp_path}/reels: cannot list '
+                                     f'{tmp_path}/reels: Permission denied\n')
+  assert not os.path.exists(tmp_path / 'out2')

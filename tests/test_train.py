@@ -912,6 +912,18 @@ def test_clip_frames_whose_names_are_not_utf8_are_named_as_left_out(tmp_path, ca
       'steps (rename it)\n')
 
 
+def test_clip_folders_that_cannot_be_listed_are_named_as_left_out(tmp_path, capsys,
+                                                                  unreadable_folders):
+  """A clip folder of another user's (mode 0700) was left out of the training data unsaid."""
+  frames = _clip(tmp_path / 'clips' / 'c', [(40, 30)] * 3)
+  _clip(tmp_path / 'clips' / 'locked', [(40, 30)] * 3)
+  unreadable_folders.append(str(tmp_path / 'clips' / 'locked'))
+  clips = training.load_clips(argparse.Namespace(clips=str(tmp_path / 'clips'), crop=16))
+  assert [(c.frame0, c.truth, c.frame1) for c in clips] == [tuple(map(str, frames))]
+  assert capsys.readouterr().err == (f'--clips: 1 folder(s) cannot be listed, their clips left '
+                                     f'out, e.g. {tmp_path}/clips/locked: Permission denied\n')
+
+
 def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys, monkeypatch):
   """f0, f1, f3, f4, f5: the triplets around the missing f2 have no true middle frame."""
   frames = _clip(tmp_path / 'clips' / 'c', [(40, 30)] * 3)

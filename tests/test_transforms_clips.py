@@ -230,6 +230,33 @@ def test_a_clip_folder_that_can_be_listed_but_not_entered_is_a_gap_in_the_listin
       f'cannot list {locked}: 2 of its 2 files cannot be looked at (Permission denied), e.g. f')
 
 
+def test_an_input_folder_that_cannot_be_read_is_said_so_not_called_empty(tmp_path,
+                                                                        unreadable_folders):
+  """An archive folder of another user's (mode 0700, or 0711) read as 'input folder is empty'."""
+  _touch(tmp_path / 'reel1', 'f0.png', 'f1.png')
+  unreadable_folders.append(str(tmp_path))
+  found, errors = _discover(str(tmp_path))
+  assert found == [] and [(e['error_type'], e['message']) for e in errors] == [(
+      'IncompleteListing', f'cannot list {tmp_path}: Permission denied; what is there is not in '
+                           f'this run')]
+  problems = []
+  assert clips.clip_frames(str(tmp_path), problems=problems) == {}
+  assert problems == [(str(tmp_path), 'Permission denied')]
+
+
+def test_what_disks_and_nas_leave_is_no_clip_nor_a_gap(tmp_path, unreadable_folders):
+  """A Linux disk's lost+found at its root is its owner's only: a listing gap every night (and
+  --prune_removed_clips off for good); a Synology NAS's @eaDir beside every folder holds JPEG
+  thumbnails, which were a clip."""
+  _touch(tmp_path / 'reel1', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'reel1' / '@eaDir' / 'f0.png', 'SYNOFILE_THUMB_M.jpg', 'SYNOFILE_THUMB_S.jpg')
+  _touch(tmp_path / '#recycle' / 'old', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'lost+found')
+  unreadable_folders.append(str(tmp_path / 'lost+found'))
+  found, errors = _discover(str(tmp_path))
+  assert errors == [] and [c.name for c in found] == ['reel1']
+
+
 def test_a_folder_of_other_files_is_no_gap_in_the_listing(tmp_path):
   """`docs/notes.txt` beside the clips was an 'empty clip folder', a listing gap that turned
   --prune_removed_clips off for good; notes beside clip folders are nothing at all, and a folder

@@ -390,7 +390,7 @@ class DiscoverClips(beam.DoFn):
       yield self._error(paths, 'discover', ValueError('unaddressable name'),
                         f'cannot read {paths[0]}{more}: {files.unaddressable(paths[0])}; not '
                         f'in this run', severity)
-    if not by_dir and not listed.unaddressable:
+    if not by_dir and not listed.unaddressable and not listed.problems:
       kind = 'no files match' if pattern else (
           'input folder is empty' if _is_local_dir(root) else
           'input is a file, not a folder of clips or a manifest (.csv, .jsonl)'
@@ -699,9 +699,12 @@ def _in_folder(output):
 
 # What operating systems leave beside frames, in lower case: Windows Explorer's thumbnail caches
 # and folder settings, the folder macOS puts in a zip it makes (its `._*` files, hidden, inside),
-# and Windows' folders at a drive's root.
+# Windows' folders at a drive's root, a Linux disk's `lost+found` at its root (its owner's only:
+# unreadable, a listing gap every night), and a Synology NAS's `@eaDir` in every folder (its
+# JPEG thumbnails read as a clip) and `#recycle` share bin.
 _SYSTEM_FILES = ('thumbs.db', 'ehthumbs.db', 'ehthumbs_vista.db', 'desktop.ini')
-_SYSTEM_FOLDERS = ('__macosx', '$recycle.bin', 'system volume information')
+_SYSTEM_FOLDERS = ('__macosx', '$recycle.bin', 'system volume information', 'lost+found',
+                   '@eadir', '#recycle')
 
 
 def passed_over(relative, folder=False):
@@ -829,16 +832,19 @@ class ClipTriplet:
   uneven: str = ''
 
 
-def clip_frames(input_path, output=None, folders=None, unaddressable=None):
+def clip_frames(input_path, output=None, folders=None, unaddressable=None, problems=None):
   """{clip folder: its frames in natural order} of every clip of a folder or glob `input_path`
   (any Beam filesystem), as DiscoverClips takes them (`list_clip_folders`): the folders that
   directly hold frames. The set `folders`, where given, gets every folder listed, frames or
   not (what `folder_clip_names` needs, with `input_root`, to name clips as DiscoverClips
-  does); the dict `unaddressable` gets {folder: [frames]} of the frames left out because no
-  Beam filesystem can read them by name (`files.unaddressable`), for the caller to say so."""
+  does). For the caller to say what is left out: the dict `unaddressable` gets {folder:
+  [frames]} of frames no Beam filesystem can read by name (`files.unaddressable`), the list
+  `problems` (path, reason) of what could not be listed (an unreadable folder)."""
   listed = list_clip_folders(input_path, output)
   if folders is not None:
     folders.update(listed.by_dir)
+  if problems is not None:
+    problems.extend(listed.problems)
   if unaddressable is not None:
     for folder, paths in listed.unaddressable.items():
       frames = [path for path in paths if is_frame_name(path)]

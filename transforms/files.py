@@ -216,7 +216,9 @@ def walk_local(root, follow_links=True, problems=None, claims=None):
   them (default: all; a caller that takes part of the tree passes what it takes, so that a
   folder it leaves out does not hide a link it takes)."""
   def unreadable(error):
-    if problems is not None and error.filename != root:  # (a missing root is the caller's)
+    # (a missing root, or a file, is the caller's to say; one it may not read was said to be
+    # an empty folder)
+    if problems is not None and (error.filename != root or isinstance(error, PermissionError)):
       problems.append((error.filename, error.strerror or str(error)))
   seen = {os.path.realpath(root)}
   # The root, then the links met, in the order met: the claimed ones first, so that a link the
