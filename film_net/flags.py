@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 from typing import Callable
 
 from film_net import weights as weights_lib
@@ -71,6 +72,22 @@ def not_a_folder(flag: str, path: str) -> str | None:
   if here == os.path.abspath(path):
     return f'{flag} {path} is a file, not a folder'
   return f'{flag} {path}: {here} is a file, not a folder'
+
+
+def cannot_write(flag: str, folder: str) -> str | None:
+  """`<flag> <folder>: cannot write there (why)` where no file can be written in the local
+  `folder` (a read-only disk, no permission: found before any work, not at the first save or
+  the last report), else None. The folder is made where missing, and the folders made for it go
+  again where it cannot be written; one file is made and removed."""
+  made = folders_to_make(folder)
+  try:
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix='.write-check-'):
+      pass
+  except OSError as e:
+    remove_empty_folders(made)
+    return f'{flag} {folder}: cannot write there ({e.strerror or type(e).__name__})'
+  return None
 
 
 def folders_to_make(path: str) -> list[str]:

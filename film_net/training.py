@@ -15,7 +15,6 @@ import hashlib
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import zipfile
@@ -241,14 +240,9 @@ def run_folder(output_dir: str):
   where the run ends with nothing in them (refused: a --steps not past the start file's step,
   --clips without a triplet; or stopped before its first save)."""
   made = flags.folders_to_make(output_dir)
-  try:
-    os.makedirs(output_dir, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=output_dir, prefix='.write-check-'):
-      pass
-  except OSError as e:
-    flags.remove_empty_folders(made)
-    raise SystemExit(f'error: --output_dir {output_dir}: cannot write there '
-                     f'({e.strerror or type(e).__name__})') from None
+  problem = flags.cannot_write('--output_dir', output_dir)
+  if problem:
+    raise SystemExit(f'error: {problem}')
   try:
     yield
   finally:

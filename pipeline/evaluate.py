@@ -39,8 +39,8 @@ read, whose frames differ in size or are smaller than SSIM's 11x11 window, and a
 fails on one (ffmpeg needs 32 px) become error rows naming the file and the reason; the rest is
 scored, and the command exits with status 1. What
 stops the whole evaluation (an input that is missing, a malformed manifest, no triplets, an
-unknown baseline, nothing to score, a model that does not load) is found before any work, as
-pipeline.run does: a one-line error, exit status 2, nothing written. A
+unknown baseline, nothing to score, a model that does not load, an --output it cannot write)
+is found before any work, as pipeline.run does: a one-line error, exit status 2, nothing written. A
 prediction equal to its truth has infinite PSNR, written as null in the JSON, which has no
 infinity: the PSNR means leave out the triplets any method predicts exactly, so all are over the
 same triplets (`psnr_count` says how many). Where frames 0 and 1 are one picture the model's
@@ -608,6 +608,11 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     model = evaluate.acquire_model()
     inference = {'flip_average': model.flip_average, 'padding': model.padding,
                  'flip_weights': model.flip_weights if model.flip_average else None}
+  # (it was a traceback at the first write, or with --no_png the reports failing at the end)
+  problem = FileSystems.get_scheme(known.output) is None and flags.cannot_write(
+      '--output', known.output)
+  if problem:
+    raise UsageError(problem)
   settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
               'align': known.align, **inference,

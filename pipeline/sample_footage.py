@@ -119,6 +119,9 @@ def main(argv=None):
   if not args.clips and not args.edits:
     parser.error('--clips 0 and --edits 0 write nothing')
   flags.check_paths(parser, [('--output', args.output)])
+  problem = flags.cannot_write('--output', args.output)  # (it was a traceback of the first frame)
+  if problem:
+    parser.error(problem)
   width, height = args.size
   for c in range(args.clips):
     folder = os.path.join(args.output, f'clip_{c:02d}')

@@ -5,6 +5,7 @@ import glob
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -692,6 +693,15 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
     assert status == 2 and err.splitlines() == [err] and 'cannot load the film_net model' in err
     assert model in err
   assert not out.exists()
+  # An --output it cannot write (no one may write in /proc, root included): a traceback of
+  # the first write, exit 1, or with --no_png the job's whole work lost at the reports.
+  if os.path.isdir('/proc/self'):
+    for no_png in ([], ['--no_png']):
+      status = evaluate.main(['--input', str(tmp_path / 'in'), '--output', '/proc/film-test',
+                              '--no_model', '--baselines', 'repeat', *no_png])
+      err = capsys.readouterr().err.strip()
+      assert status == 2 and re.fullmatch(
+          r'error: --output /proc/film-test: cannot write there \(.+\)', err), err
 
 
 def test_leave_one_out_lists_what_it_cannot_score_and_keeps_clips_apart(tmp_path):

@@ -388,7 +388,8 @@ def test_the_job_commands_help_names_the_beam_flags_they_read(capsys, module):
     (['--frames', '1'], 'argument --frames: must be >= 2, got 1'),
     (['--clips', '-2'], 'argument --clips: must be >= 0, got -2'),
     (['--clips', '0', '--edits', '0'], '--clips 0 and --edits 0 write nothing'),
-    (['--output', __file__], f'--output {__file__} is a file, not a folder')])
+    (['--output', __file__], f'--output {__file__} is a file, not a folder'),
+    (['--output', '/proc/film-test'], '--output /proc/film-test: cannot write there (')])
 def test_sample_footage_refuses_what_it_cannot_write(tmp_path, capsys, argv, message):
   """Each was a traceback, an empty clip folder or nothing at all, with exit status 0 or 1."""
   from pipeline import sample_footage  # pylint: disable=import-outside-toplevel
