@@ -18,10 +18,12 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
   # command at once, not in a traceback of them; flags.start_command gives it back
 
 import json
+import logging
 import os
 import re
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 
@@ -35,6 +37,7 @@ from film_net import weights as weights_lib
 from film_net.interpolator import Interpolator
 from film_net.options import Options
 
+_log = logging.getLogger(__name__)
 _IMAGE = tf.TensorSpec([None, None, None, 3], tf.float32)
 _INPUTS = {'x0': _IMAGE, 'x1': _IMAGE, 'time': tf.TensorSpec([None, 1], tf.float32)}
 
@@ -112,7 +115,11 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
   _remove_what_killed_exports_left(parent)
-  staged = tempfile.mkdtemp(prefix=_staging_prefix(), dir=parent)  # (the same filesystem)
+  try:
+    staged = tempfile.mkdtemp(prefix=_staging_prefix(), dir=parent)  # (the same filesystem)
+  except PermissionError as e:
+    _save_without_staging(module, signatures, path, e)
+    return
   try:
     os.chmod(staged, _folder_mode(path))  # (mkdtemp's is owner-only: TF Serving could not read)
     tf.saved_model.save(module, staged, signatures=signatures)
@@ -158,13 +165,31 @@ def _top_level_names(root: str, paths: list[str]) -> list[str]:
   return sorted({p[len(root) + 1:].split('/', 1)[0] for p in paths if p.startswith(root + '/')})
 
 
+def _save_without_staging(module, signatures, path: str, refusal: OSError) -> None:
+  """An export into a folder of one's own, empty, in a folder one may not write (a models
+  folder an administrator made for a user) cannot be staged beside it: saved in place, and
+  what a failed save wrote removed. Any other is refused, saying why (`refusal`)."""
+  if not (os.path.isdir(path) and not os.listdir(path) and os.access(path, os.W_OK | os.X_OK)):
+    raise PermissionError(
+        refusal.errno, f'cannot write the export beside {path} ({refusal.strerror}: an export is '
+        f'written aside and moved in whole); name a folder in a folder you may write, or an '
+        f'empty folder of your own', refusal.filename)
+  try:
+    tf.saved_model.save(module, path, signatures=signatures)
+  except BaseException:
+    for name in os.listdir(path):
+      shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+    raise
+
+
 def _folder_mode(path: str) -> int:
-  """The mode of the folder an export replaces, else a new folder's under the umask."""
+  """The mode of the folder an export replaces, else a new folder's under the umask, set-group-ID
+  where its parent has it (a group's shared folder: files made in it keep the group)."""
   if os.path.isdir(path):
     return os.stat(path).st_mode & 0o7777
   umask = os.umask(0)
   os.umask(umask)
-  return 0o777 & ~umask
+  return 0o777 & ~umask | os.stat(os.path.dirname(path)).st_mode & stat.S_ISGID
 
 
 def _staging_prefix() -> str:
@@ -211,7 +236,12 @@ def _swap_in(staged: str, path: str) -> None:
   except BaseException:  # (a stop between the two renames: the old one goes back)
     os.rename(old, path)
     raise
-  shutil.rmtree(old, ignore_errors=True)
+  left = []
+  shutil.rmtree(old, onerror=lambda _, name, error: left.append((name, error[1])))
+  if left and os.path.lexists(old):  # (an export of another user's, in folders not ours)
+    name, error = left[0]
+    _log.warning('the export replaced, moved aside to %s, could not be removed (%s: %s): '
+                 'remove it by hand', old, getattr(error, 'strerror', None) or error, name)
 
 
 def _refuse_a_file(path: str, is_a_file: bool) -> None:
