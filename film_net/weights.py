@@ -363,6 +363,10 @@ def write_local_whole(path: str, data: bytes) -> None:
       f.flush()
       os.fsync(f.fileno())  # (on disk before the rename: a power cut leaves no zeroed file)
     os.replace(tmp, path)
+  except OSError as e:
+    if e.filename is None:  # a write's error names no file ("No space left on device"): say which
+      raise OSError(e.errno, f'cannot write {path}: {e.strerror or e}') from e
+    raise
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)

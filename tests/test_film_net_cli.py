@@ -2,6 +2,7 @@
 command line reads `--flip_average` alike."""
 import argparse
 import json
+import errno
 import os
 import re
 import signal
@@ -105,6 +106,22 @@ def test_cli_names_both_frames_of_a_pair_of_two_sizes(tmp_path, capsys):
   assert capsys.readouterr().err == (f'error: frames differ in size: {paths[0]} is 44x30, '
                                      f'{paths[1]} is 44x40; interpolation needs frames of one '
                                      f'size\n')
+
+
+def test_cli_on_a_full_disk_names_the_frame_it_could_not_write(tmp_path, capsys, monkeypatch):
+  """A write's error names no file: `error: [Errno 28] No space left on device`, which disk?"""
+  model, paths = _tiny_model_and_flat_pair(tmp_path)
+  real_fsync, out = os.fsync, tmp_path / 'out'
+
+  def fsync(fd):
+    if os.readlink(f'/proc/self/fd/{fd}').endswith('.png'):
+      raise OSError(errno.ENOSPC, 'No space left on device')
+    return real_fsync(fd)
+  monkeypatch.setattr(os, 'fsync', fsync)
+  assert interpolate.main([*paths, '--output_dir', str(out), '--model', model]) == 1
+  assert capsys.readouterr().err == (f'error: [Errno 28] cannot write {out}/frame_000.png: No '
+                                     f'space left on device\n')
+  assert [p.name for p in out.iterdir()] == [interpolate.RECORD]  # (no temporary left)
 
 
 def test_cli_writes_each_frame_as_it_is_made_and_names_sort_in_time_order(tmp_path,
