@@ -276,6 +276,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   except Exception as e:  # pylint: disable=broad-except
     if FileSystems.get_scheme(known.output) is None:  # no frame or record could be written
       shutil.rmtree(progress_dir or '', ignore_errors=True)
+      shutil.rmtree(p.local_tempdir, ignore_errors=True)  # (p.run() would have)
       _remove_run_temporaries(known.output, known.run_id)
       raise UsageError(f'--output {known.output}: cannot write there ({files.reason(e)}: '
                        f'{getattr(e, "filename", None) or known.output})') from None

@@ -396,7 +396,8 @@ def test_an_output_folder_with_glob_characters_is_refused_before_any_work(tmp_pa
   assert sorted(os.listdir(tmp_path)) == ['archive']
 
 
-def test_an_output_that_cannot_be_one_is_a_usage_error(tmp_path, tiny_model, capsys):
+def test_an_output_that_cannot_be_one_is_a_usage_error(tmp_path, tiny_model, capsys,
+                                                        monkeypatch):
   """--output a file gave Beam's traceback at the end of the run; --output the --input folder,
   a report that the input was empty (an output inside the input is never read)."""
   archive = tmp_path / 'archive'
@@ -423,8 +424,12 @@ def test_an_output_that_cannot_be_one_is_a_usage_error(tmp_path, tiny_model, cap
                            f'{tmp_path / "share"} is a link to {tmp_path / "unmounted"}, which '
                            f'is not there'),
                           (records, f'--output {records}: cannot write there')):
-    status, _ = run_job(str(archive), str(output), tiny_model[0])
+    (tmp_path / 'tmp').mkdir(exist_ok=True)
+    with monkeypatch.context() as patch:
+      patch.setattr(tempfile, 'tempdir', str(tmp_path / 'tmp'))
+      status, _ = run_job(str(archive), str(output), tiny_model[0])
     assert status == 2 and message in capsys.readouterr().err
+    assert not os.listdir(tmp_path / 'tmp')  # (Beam's folder for the run it was not to make)
   assert os.listdir(records) == ['_runs'] and not os.path.exists(tmp_path / 'unmounted')
   # A frame given as --input is named for what it is.
   status, run_id = run_job(str(archive / 'clip' / 'frame000.png'), str(tmp_path / 'out'),
