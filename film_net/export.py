@@ -117,9 +117,10 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
   _remove_what_killed_exports_left(parent)
   try:
     staged = tempfile.mkdtemp(prefix=_staging_prefix(), dir=parent)  # (the same filesystem)
-  except PermissionError as e:
-    _save_without_staging(module, signatures, path, e)
-    return
+  except PermissionError as e:  # (a folder of one's own in one an administrator keeps)
+    raise PermissionError(
+        e.errno, f'cannot write the export beside it ({e.strerror}: an export is written aside '
+        f'and moved in whole): name a folder in a folder you may write', path) from None
   try:
     os.chmod(staged, _folder_mode(path))  # (mkdtemp's is owner-only: TF Serving could not read)
     tf.saved_model.save(module, staged, signatures=signatures)
@@ -165,23 +166,6 @@ def _top_level_names(root: str, paths: list[str]) -> list[str]:
   return sorted({p[len(root) + 1:].split('/', 1)[0] for p in paths if p.startswith(root + '/')})
 
 
-def _save_without_staging(module, signatures, path: str, refusal: OSError) -> None:
-  """An export into a folder of one's own, empty, in a folder one may not write (a models
-  folder an administrator made for a user) cannot be staged beside it: saved in place, and
-  what a failed save wrote removed. Any other is refused, saying why (`refusal`)."""
-  if not (os.path.isdir(path) and not os.listdir(path) and os.access(path, os.W_OK | os.X_OK)):
-    raise PermissionError(
-        refusal.errno, f'cannot write the export beside {path} ({refusal.strerror}: an export is '
-        f'written aside and moved in whole); name a folder in a folder you may write, or an '
-        f'empty folder of your own', refusal.filename)
-  try:
-    tf.saved_model.save(module, path, signatures=signatures)
-  except BaseException:
-    for name in os.listdir(path):
-      shutil.rmtree(os.path.join(path, name), ignore_errors=True)
-    raise
-
-
 def _folder_mode(path: str) -> int:
   """The mode of the folder an export replaces, else a new folder's under the umask, set-group-ID
   where its parent has it (a group's shared folder: files made in it keep the group)."""
@@ -193,21 +177,32 @@ def _folder_mode(path: str) -> int:
 
 
 def _staging_prefix() -> str:
-  """`.tmp-export-<host>-<pid>-`: whose staging folder it is, so that a later export can tell
-  one a killed process left (`kill -9`, a machine's restart: no `finally` ran) from one of an
-  export still running, here or on another machine sharing the disk."""
-  return f'{_this_machines_staging()}{os.getpid()}-'
+  """`.tmp-export-<host>-<pid namespace>-<pid>-`: whose staging folder it is, so that a later
+  export can tell one a killed process left (`kill -9`, a machine's restart: no `finally` ran)
+  from one of an export still running, here, in another container (which may share the host's
+  name, not its process ids) or on another machine sharing the disk."""
+  return f'{_these_processes_staging()}{os.getpid()}-'
 
 
-def _this_machines_staging() -> str:
-  return f'.tmp-export-{re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"}-'
+def _these_processes_staging() -> str:
+  host = re.sub(r'[^A-Za-z0-9.]', '_', socket.gethostname()) or 'host'
+  try:
+    namespace = os.stat('/proc/self/ns/pid').st_ino
+  except OSError:  # (no /proc: not Linux)
+    namespace = 0
+  return f'.tmp-export-{host}-{namespace}-'
 
 
 def _remove_what_killed_exports_left(parent: str) -> None:
   """Deletes the staging folders in `parent` (and `-old` ones, an earlier export moved aside)
-  of exports on this machine whose process is gone; each killed export left one more."""
-  ours = re.compile(re.escape(_this_machines_staging()) + r'(\d+)-[^-]+(-old)?')
-  for name in os.listdir(parent):
+  of exports among this machine's processes whose process is gone; each killed export left one
+  more. A folder that can be written but not listed (a drop box) keeps them."""
+  ours = re.compile(re.escape(_these_processes_staging()) + r'(\d+)-[^-]+(-old)?')
+  try:
+    names = os.listdir(parent)
+  except OSError:
+    return
+  for name in names:
     found = ours.fullmatch(name)
     if found and not _running(int(found.group(1))):
       shutil.rmtree(os.path.join(parent, name), ignore_errors=True)

@@ -501,18 +501,21 @@ def test_what_a_killed_export_left_goes_with_the_next_export_beside_it(tmp_path)
   left = [p.name for p in tmp_path.iterdir()]
   assert len(left) == 1 and left[0].startswith('.tmp-export-')
   running = left[0].replace(f'-{killed.pid}-', f'-{os.getpid()}-')  # (this process: running)
-  elsewhere = '.tmp-export-another_machine-1-abc'
-  for name in (running, elsewhere):
+  elsewhere = '.tmp-export-another_machine-1-1-abc'
+  # Another container of the same host name: its process ids are not this one's to look up.
+  host, _ = left[0].split(f'-{killed.pid}-')[0].rsplit('-', 1)
+  container = f'{host}-1-{killed.pid}-abc'
+  for name in (running, elsewhere, container):
     (tmp_path / name / 'variables').mkdir(parents=True)
   Interpolator.random(Options.tiny(), seed=2).export_saved_model(str(tmp_path / 'b'))
   names = sorted(p.name for p in tmp_path.iterdir())
-  assert names == sorted([elsewhere, running, 'b']) and left[0] not in names
+  assert names == sorted([elsewhere, running, container, 'b']) and left[0] not in names
 
 
 def test_exports_in_shared_and_administered_folders(tmp_path, monkeypatch, caplog):
   """A group's shared folder (set-group-ID): the export's folder lost the bit, so its files took
-  the user's own group, unreadable to the group under umask 007. A folder of one's own, empty,
-  in a folder one may not write: refused by a bare PermissionError of the hidden staging folder.
+  the user's own group, unreadable to the group under umask 007. A folder of one's own in a
+  folder one may not write: refused by a bare PermissionError naming the hidden staging folder.
   An export of another user's replaced: left, moved aside, without a word. (The refusals are
   made as the kernel makes them for a user without the permission: root has them all.)"""
   from film_net import export  # pylint: disable=import-outside-toplevel
@@ -531,12 +534,23 @@ def test_exports_in_shared_and_administered_folders(tmp_path, monkeypatch, caplo
     return real_mkdtemp(*args, dir=dir, **kwargs)
   monkeypatch.setattr(export.tempfile, 'mkdtemp', mkdtemp)
   (administered / 'mine').mkdir(parents=True)
-  interp.export_saved_model(str(administered / 'mine'))
-  assert Interpolator.from_path(str(administered / 'mine')).fingerprint == interp.fingerprint
-  with pytest.raises(PermissionError, match=r'cannot write the export beside .*mine \(Permission '
-                                            r'denied: an export is written aside and moved in '
-                                            r'whole\); name a folder in a folder you may write'):
-    interp.export_saved_model(str(administered / 'mine'))  # (not empty: no staging, no swap)
+  with pytest.raises(PermissionError) as refused:
+    interp.export_saved_model(str(administered / 'mine'))
+  assert str(refused.value) == (
+      "[Errno 13] cannot write the export beside it (Permission denied: an export is written "
+      f"aside and moved in whole): name a folder in a folder you may write: "
+      f"'{administered / 'mine'}'")
+  assert not os.listdir(administered / 'mine')
+  monkeypatch.undo()
+  dropbox, real_listdir = tmp_path / 'dropbox', os.listdir  # (mode 0733: written, not listed)
+  dropbox.mkdir()
+
+  def listdir(path='.'):
+    if os.fspath(path) == str(dropbox):
+      raise PermissionError(13, 'Permission denied', os.fspath(path))
+    return real_listdir(path)
+  monkeypatch.setattr(os, 'listdir', listdir)
+  interp.export_saved_model(str(dropbox / 'model'))
   monkeypatch.undo()
   colleagues = tmp_path / 'colleagues'
   interp.export_saved_model(str(colleagues))
