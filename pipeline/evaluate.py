@@ -65,6 +65,7 @@ import logging
 import math
 import os
 import posixpath
+import shutil
 import re
 import sys
 import uuid
@@ -259,7 +260,11 @@ def _unreadable_frames(folder, paths, root):
 
 def _unlisted(problems, root):
   """The error rows to be of folders that could not be listed, (path, reason) (an unreadable
-  folder: its triplets or clips were left out of the report unsaid, and the command exited 0)."""
+  folder: its triplets or clips were left out of the report unsaid, and the command exited 0);
+  where it is the input folder itself, a UsageError, as a missing one is."""
+  for path, reason in problems:
+    if path.rstrip('/') == root.rstrip('/'):
+      raise UsageError(f'--input: cannot list {files.printable(root)}: {reason}')
   return [{'key': _key(files.printable(path), files.printable(root)), 'clip': '',
            **{k: files.printable(path) for k in _FRAMES},
            'unreadable': f'cannot list {files.printable(path)}: {reason}'}
@@ -594,9 +599,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   too_short = []
   triplets = list_triplets(known.input, known.leave_one_out, known.stride, too_short,
                            known.output)
-  if all('unreadable' in t for t in triplets):  # (nothing to score: say why, before any work)
-    raise UsageError(f'--input {known.input}: ' + (
-        triplets[0]['unreadable'] if triplets else _no_triplets(known)))
+  if not triplets:
+    raise UsageError(f'--input {known.input}: {_no_triplets(known)}')
   # The model is loaded here to fail fast, and says how it runs (flags or its file's defaults);
   # local runs' workers share this load (it stays referenced until the job is done).
   evaluate = EvaluateTriplet(baselines, known.model_path, not known.no_model, known.align,
@@ -608,11 +612,6 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     model = evaluate.acquire_model()
     inference = {'flip_average': model.flip_average, 'padding': model.padding,
                  'flip_weights': model.flip_weights if model.flip_average else None}
-  # (it was a traceback at the first write, or with --no_png the reports failing at the end)
-  problem = FileSystems.get_scheme(known.output) is None and flags.cannot_write(
-      '--output', known.output)
-  if problem:
-    raise UsageError(problem)
   settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
               'align': known.align, **inference,
@@ -637,6 +636,12 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
        | 'WriteReports' >> beam.Map(write_reports, known.output, settings))
   if truthy(options.view_as(TestOptions).dry_run):
     return dry_run_job(p, options, test_pipeline is None and runner == 'DataflowRunner', settings)
+  # (it was a traceback at the first write, or with --no_png the reports failing at the end)
+  problem = FileSystems.get_scheme(known.output) is None and flags.cannot_write(
+      '--output', known.output)
+  if problem:
+    shutil.rmtree(p.local_tempdir, ignore_errors=True)  # (p.run() would have)
+    raise UsageError(problem)
   if not known.no_png:
     # Its pictures replace an earlier run's as it goes: a stop before its report must not leave
     # that run's report describing them (with --no_png the earlier report stays until replaced).

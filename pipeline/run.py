@@ -123,6 +123,8 @@ class PlanUnits(beam.DoFn):
     try:
       removed = interpolate.tidy_clip_output(self._output, clip.name, last_index, self._format)
     except Exception as e:  # pylint: disable=broad-except
+      if not files.refused(e):  # (a listing's failure: the bundle is retried)
+        raise
       # (a file of a colleague's in a shared output: it stopped the whole job, every night)
       yield beam.pvalue.TaggedOutput('errors', records.error_record(
           self._run_id, [files.join(self._output, clip.name)], 'plan', e,

@@ -693,6 +693,9 @@ def test_what_cannot_work_is_one_line_and_status_2_before_any_work(tmp_path, cap
     assert status == 2 and err.splitlines() == [err] and 'cannot load the film_net model' in err
     assert model in err
   assert not out.exists()
+  evaluate.run(['--input', str(tmp_path / 'in'), '--output', str(out / 'deep'), '--no_model',
+                '--baselines', 'repeat', '--dry_run'])
+  assert not out.exists()  # (its write check made the folders)
   # An --output it cannot write (no one may write in /proc, root included): a traceback of
   # the first write, exit 1, or with --no_png the job's whole work lost at the reports.
   if os.path.isdir('/proc/self'):
@@ -920,8 +923,14 @@ def test_folders_that_cannot_be_listed_are_error_rows_not_left_out_unsaid(
       f'locked: cannot list {tmp_path}/reels/locked: Permission denied; not scored']
   unreadable_folders.append(str(tmp_path / 'reels'))
   capsys.readouterr()
-  assert evaluate.main(['--input', str(tmp_path / 'reels'), '--leave_one_out', '--no_model',
-                        '--output', str(tmp_path / 'out2')]) == 2
-  assert capsys.readouterr().err == (f'error: --input {tmp_path}/reels: cannot list '
-                                     f'{tmp_path}/reels: Permission denied\n')
+  for spelled in ('reels', 'reels/*'):  # (a glob's said no files match)
+    assert evaluate.main(['--input', str(tmp_path / spelled), '--leave_one_out', '--no_model',
+                          '--output', str(tmp_path / 'out2')]) == 2
+    assert capsys.readouterr().err == (f'error: --input: cannot list {tmp_path}/reels: '
+                                       f'Permission denied\n')
+  unreadable_folders.append(str(tmp_path / 'in'))
+  assert evaluate.main(['--input', str(tmp_path / 'in'), '--no_model', '--output',
+                        str(tmp_path / 'out2')]) == 2
+  assert capsys.readouterr().err == (f'error: --input: cannot list {tmp_path}/in: Permission '
+                                     f'denied\n')
   assert not os.path.exists(tmp_path / 'out2')

@@ -566,6 +566,22 @@ def test_an_output_that_cannot_be_tidied_fails_its_clip_not_the_job(tmp_path, ti
   _same_as_a_fresh_run(archive, output, model_path, tmp_path / 'fresh')
 
 
+def test_what_a_retry_may_mend_is_not_taken_for_a_refusal():
+  """A listing's connection reset or a storage server's 503 fails the bundle, which Dataflow
+  retries; a refusal (no permission, a read-only disk, 403) is the clip's error record."""
+  from apache_beam.io.filesystem import BeamIOError  # pylint: disable=import-outside-toplevel
+  from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  for error in (PermissionError(errno.EACCES, 'Permission denied'),
+                OSError(errno.EROFS, 'Read-only file system'), exceptions.Forbidden('no'),
+                BeamIOError('Delete operation failed', {'gs://b/x': 403, 'gs://b/y': 403})):
+    assert files.refused(error), error
+  for error in (ConnectionResetError(errno.ECONNRESET, 'Connection reset by peer'),
+                exceptions.ServiceUnavailable('busy'), ValueError('a bug'),
+                BeamIOError('Delete operation failed', {'gs://b/x': 403, 'gs://b/y': 503})):
+    assert not files.refused(error), error
+
+
 def _locked_folders(monkeypatch):
   """A list of folders whose entries, from now on, cannot be removed or replaced: refused as
   the kernel refuses a user without write permission (root, which runs these tests, has it)."""

@@ -308,8 +308,8 @@ def list_clip_folders(input_spec, output=None):
     by_dir.setdefault(folder, [])
   return ClipFolders(root, pattern, by_dir, unaddressable, [
       (path, reason) for path, reason in problems
-      if (not passed_over(_relative(path, root), folder=True) and not in_output(path)
-          and selected(path, path))])
+      if path == root or (not passed_over(_relative(path, root), folder=True)
+                          and not in_output(path) and selected(path, path))])
 
 
 class IncompleteListing(OSError):

@@ -162,6 +162,17 @@ def reason(error):
   return str(error)
 
 
+def refused(error):
+  """Whether `error` is a refusal that a retry would meet again, where others (a connection
+  reset, a storage server's 503) are left to raise and be retried: no permission or a read-only
+  disk locally, 403 Forbidden on cloud storage, also inside Beam's error of a batch."""
+  if isinstance(error, BeamIOError) and error.exception_details:
+    return all(refused(detail) for detail in error.exception_details.values())
+  if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    return True
+  return error == 403 or getattr(error, 'code', None) == 403  # (a batch's status codes too)
+
+
 def _beam_gcsio(path):
   """The GCS client of Beam's filesystem for `path`, built from the job's options (credentials,
   audit headers, retries), or None from a Beam that no longer has that hook (then Beam's own
