@@ -65,8 +65,8 @@ import logging
 import math
 import os
 import posixpath
-import shutil
 import re
+import shutil
 import sys
 import uuid
 

@@ -1,8 +1,8 @@
 """`python -m film_net.interpolate` on one pair writes the whole sequence, inputs included; every
 command line reads `--flip_average` alike."""
 import argparse
-import json
 import errno
+import json
 import os
 import re
 import signal
