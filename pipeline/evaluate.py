@@ -37,10 +37,10 @@ prediction, error heat map and scores (the report's triplets' only: other PNGs
 there, an earlier run's, are removed once the report is written). A triplet that cannot be
 read, whose frames differ in size or are smaller than SSIM's 11x11 window, and a method that
 fails on one (ffmpeg needs 32 px) become error rows naming the file and the reason; the rest is
-scored, and the command exits with status 1. What
-stops the whole evaluation (an input that is missing, a malformed manifest, no triplets, an
-unknown baseline, nothing to score, a model that does not load, an --output it cannot write)
-is found before any work, as pipeline.run does: a one-line error, exit status 2, nothing written. A
+scored, and the command exits with status 1. What stops the whole evaluation (an input that
+is missing or unreadable, a malformed manifest, no triplets, an unknown baseline, nothing to
+score, a model that does not load, an --output it cannot write) is found before any work, as
+pipeline.run does: a one-line error, exit status 2, nothing written. A
 prediction equal to its truth has infinite PSNR, written as null in the JSON, which has no
 infinity: the PSNR means leave out the triplets any method predicts exactly, so all are over the
 same triplets (`psnr_count` says how many). Where frames 0 and 1 are one picture the model's
