@@ -98,13 +98,10 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
   Beam's credentials); `inference` (flip_average, padding, flip_weights) is recorded for
   `Interpolator.from_path`."""
   old = refuse_what_is_not_an_export(path)  # (before the model is built and traced)
-  module = ReleasedFormatModel(weights, options, inference)
-  for training in (False, True):
-    module.__call__.get_concrete_function(_INPUTS, training=training)
-  signatures = {'serving_default': module.serve}
   if weights_lib.is_remote(path):
+    module = _traced(weights, options, inference)
     with tempfile.TemporaryDirectory(prefix='film_export_') as local:
-      tf.saved_model.save(module, local, signatures=signatures)
+      tf.saved_model.save(module, local, signatures={'serving_default': module.serve})
       from transforms import files  # pylint: disable=import-outside-toplevel
       # By name (Beam's own delete reads names as patterns: `exported [3]/...` deleted nothing),
       # so that no file of the earlier export is left to mix with the new ones.
@@ -115,7 +112,7 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
   _remove_what_killed_exports_left(parent)
-  try:
+  try:  # (before the model is traced, too)
     staged = tempfile.mkdtemp(prefix=_staging_prefix(), dir=parent)  # (the same filesystem)
   except PermissionError as e:  # (a folder of one's own in one an administrator keeps)
     raise PermissionError(
@@ -123,10 +120,19 @@ def export_saved_model(weights: dict[str, np.ndarray], options: Options, path: s
         f'and moved in whole): name a folder in a folder you may write', path) from None
   try:
     os.chmod(staged, _folder_mode(path))  # (mkdtemp's is owner-only: TF Serving could not read)
-    tf.saved_model.save(module, staged, signatures=signatures)
+    module = _traced(weights, options, inference)
+    tf.saved_model.save(module, staged, signatures={'serving_default': module.serve})
     _swap_in(staged, path)
   finally:
     shutil.rmtree(staged, ignore_errors=True)
+
+
+def _traced(weights, options, inference) -> ReleasedFormatModel:
+  """The model to save, its call traced for both `training` values, as the released ones."""
+  module = ReleasedFormatModel(weights, options, inference)
+  for training in (False, True):
+    module.__call__.get_concrete_function(_INPUTS, training=training)
+  return module
 
 
 def refuse_what_is_not_an_export(path: str) -> list[str]:

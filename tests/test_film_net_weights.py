@@ -514,27 +514,37 @@ def test_what_a_killed_export_left_goes_with_the_next_export_beside_it(tmp_path)
 
 def test_exports_in_shared_and_administered_folders(tmp_path, monkeypatch, caplog):
   """A group's shared folder (set-group-ID): the export's folder lost the bit, so its files took
-  the user's own group, unreadable to the group under umask 007. A folder of one's own in a
-  folder one may not write: refused by a bare PermissionError naming the hidden staging folder.
-  An export of another user's replaced: left, moved aside, without a word. (The refusals are
-  made as the kernel makes them for a user without the permission: root has them all.)"""
+  the user's own group, unreadable to the group under umask 007; in one that may be written but
+  not listed (a drop box), the sweep of killed exports' folders failed the export. A folder of
+  one's own in a folder one may not write: refused by a bare PermissionError naming the hidden
+  staging folder, after the model was traced. An export of another user's replaced: left,
+  moved aside, without a word. (The refusals are made as the kernel makes them for a user
+  without the permission: root has them all.)"""
   from film_net import export  # pylint: disable=import-outside-toplevel
   interp = Interpolator.random(Options.tiny(), seed=1)
-  shared = tmp_path / 'shared'
+  shared, administered = tmp_path / 'shared', tmp_path / 'models'
   shared.mkdir()
   os.chmod(shared, 0o2775)
-  interp.export_saved_model(str(shared / 'model'))
-  assert all(os.stat(folder).st_mode & stat.S_ISGID for folder in (
-      shared / 'model', shared / 'model' / 'variables'))
-  administered, real_mkdtemp = tmp_path / 'models', tempfile.mkdtemp
+  real_listdir, real_mkdtemp = os.listdir, tempfile.mkdtemp
+
+  def listdir(path='.'):
+    if os.fspath(path) == str(shared):
+      raise PermissionError(13, 'Permission denied', os.fspath(path))
+    return real_listdir(path)
 
   def mkdtemp(*args, dir=None, **kwargs):  # pylint: disable=redefined-builtin
     if dir == str(administered):
       raise PermissionError(13, 'Permission denied', os.path.join(dir, 'tmp'))
     return real_mkdtemp(*args, dir=dir, **kwargs)
+  monkeypatch.setattr(os, 'listdir', listdir)
   monkeypatch.setattr(export.tempfile, 'mkdtemp', mkdtemp)
+  monkeypatch.setattr(export, '_traced', lambda *args, real=export._traced: (
+      pytest.fail('traced') if administered.exists() else real(*args)))
+  interp.export_saved_model(str(shared / 'model'))
+  assert all(os.stat(folder).st_mode & stat.S_ISGID for folder in (
+      shared / 'model', shared / 'model' / 'variables'))
   (administered / 'mine').mkdir(parents=True)
-  with pytest.raises(PermissionError) as refused:
+  with pytest.raises(PermissionError) as refused:  # (before the model is traced)
     interp.export_saved_model(str(administered / 'mine'))
   assert str(refused.value) == (
       "[Errno 13] cannot write the export beside it (Permission denied: an export is written "
@@ -542,18 +552,6 @@ def test_exports_in_shared_and_administered_folders(tmp_path, monkeypatch, caplo
       f"'{administered / 'mine'}'")
   assert not os.listdir(administered / 'mine')
   monkeypatch.undo()
-  dropbox, real_listdir = tmp_path / 'dropbox', os.listdir  # (mode 0733: written, not listed)
-  dropbox.mkdir()
-
-  def listdir(path='.'):
-    if os.fspath(path) == str(dropbox):
-      raise PermissionError(13, 'Permission denied', os.fspath(path))
-    return real_listdir(path)
-  monkeypatch.setattr(os, 'listdir', listdir)
-  interp.export_saved_model(str(dropbox / 'model'))
-  monkeypatch.undo()
-  colleagues = tmp_path / 'colleagues'
-  interp.export_saved_model(str(colleagues))
 
   def rmtree(path, ignore_errors=False, onerror=None, real_rmtree=shutil.rmtree):
     if not path.endswith('-old'):
@@ -563,8 +561,8 @@ def test_exports_in_shared_and_administered_folders(tmp_path, monkeypatch, caplo
                    (PermissionError, PermissionError(13, 'Permission denied'), None))
   monkeypatch.setattr(export.shutil, 'rmtree', rmtree)
   with caplog.at_level('WARNING', logger='film_net.export'):
-    Interpolator.random(Options.tiny(), seed=2).export_saved_model(str(colleagues))
-  (left,) = [p for p in tmp_path.iterdir() if p.name.endswith('-old')]
+    Interpolator.random(Options.tiny(), seed=2).export_saved_model(str(shared / 'model'))
+  (left,) = [p for p in shared.iterdir() if p.name.endswith('-old')]
   assert caplog.messages == [f'the export replaced, moved aside to {left}, could not be removed '
                              f'(Permission denied: {left}/saved_model.pb): remove it by hand']
 
