@@ -296,7 +296,7 @@ def run_flags(args) -> dict:
   return {name: getattr(args, name) for name in RUN_FLAGS}
 
 
-def warn_changed_flags(meta: dict, args, clips: list | None) -> None:
+def warn_changed_flags(meta: dict, args, data: str, clips: list | None) -> None:
   """Says so where a resumed run goes on with other flags or data than it was saved with:
   allowed (a schedule may change on purpose), but its weights are then no longer those of an
   uninterrupted run. The data's words are named only where the flags named do not say it all
@@ -305,10 +305,8 @@ def warn_changed_flags(meta: dict, args, clips: list | None) -> None:
   saved = saved if isinstance(saved, dict) else {}  # none recorded (an older run)
   changed = [f'--{name} {getattr(args, name)} (was {saved[name]})' for name in RUN_FLAGS
              if name in saved and saved[name] != getattr(args, name)]
-  data = describe_data(args, clips)
-  with_saved_flags = argparse.Namespace(**{**vars(args), **{
-      name: saved[name] for name in RUN_FLAGS if name in saved}})
-  if meta.get('data') not in (None, data, describe_data(with_saved_flags, clips)):
+  if meta.get('data') not in (None, data) and meta['data'] != describe_data(argparse.Namespace(
+      **{**vars(args), **{name: saved[name] for name in RUN_FLAGS if name in saved}}), clips):
     changed.append(f'data {data} (was {meta["data"]})')
   if changed:
     print(f'warning: resuming with {"; ".join(changed)}: from here the run differs from one '
@@ -605,9 +603,10 @@ def begin(args, options: Options, resumed: bool, checkpoint: str, restore: Calla
   if resumed:
     mend_exports(args.output_dir, current_step(), args.keep_every, export)
   check_steps(current_step(), args.steps, resumed)
+  data = describe_data(args, clips)
   if resumed:
-    warn_changed_flags(meta(), args, clips)
-  return clips, describe_data(args, clips)
+    warn_changed_flags(meta(), args, data, clips)
+  return clips, data
 
 
 def run_steps(args, batches: Iterable, train_step: Callable, current_step: Callable[[], int],

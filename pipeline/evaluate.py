@@ -251,11 +251,9 @@ def _unreadable_triplet(triplet):
 def _unreadable_frames(folder, paths, root):
   """The error row to be of a clip folder's frames (`paths`) that --leave_one_out leaves out,
   their names not UTF-8 (its clip was scored without them, or not at all, unsaid)."""
-  shown = [files.printable(path) for path in paths]
   more = f' and {len(paths) - 1} more frame(s) in {files.printable(folder)}' if paths[1:] else ''
-  return {'key': _key(files.printable(folder), files.printable(root)), 'clip': '',
-          'frame0': shown[0], 'truth': shown[0], 'frame1': shown[0],
-          'unreadable': f'cannot read {shown[0]}{more}: {files.unaddressable(paths[0])}'}
+  return _unscorable(folder, root, paths[0], f'cannot read {files.printable(paths[0])}{more}: '
+                                             f'{files.unaddressable(paths[0])}')
 
 
 def _unlisted(problems, root):
@@ -265,10 +263,14 @@ def _unlisted(problems, root):
   for path, reason in problems:
     if path.rstrip('/') == root.rstrip('/'):
       raise UsageError(f'--input: cannot list {files.printable(root)}: {reason}')
-  return [{'key': _key(files.printable(path), files.printable(root)), 'clip': '',
-           **{k: files.printable(path) for k in _FRAMES},
-           'unreadable': f'cannot list {files.printable(path)}: {reason}'}
+  return [_unscorable(path, root, path, f'cannot list {files.printable(path)}: {reason}')
           for path, reason in problems]
+
+
+def _unscorable(folder, root, path, reason):
+  """A triplet to be an error row alone: keyed by `folder`, naming `path` (both printable)."""
+  return {'key': _key(files.printable(folder), files.printable(root)), 'clip': '',
+          **{k: files.printable(path) for k in _FRAMES}, 'unreadable': reason}
 
 
 _FRAMES = ('frame0', 'truth', 'frame1')

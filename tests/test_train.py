@@ -966,10 +966,11 @@ def test_clip_triplets_across_a_lost_frame_are_not_trained_on(tmp_path, capsys, 
   capsys.readouterr()
   saved = {'flags': {'motion_blur': 0, 'clips_fraction': 0.5}, 'data': described}
   args.motion_blur = 0.3  # named once, as its flag (the data's words said it again)
-  training.warn_changed_flags(saved, args, clips)
+  training.warn_changed_flags(saved, args, training.describe_data(args, clips), clips)
   assert capsys.readouterr().out == ('warning: resuming with --motion_blur 0.3 (was 0): from '
                                      'here the run differs from one that was not interrupted\n')
-  training.warn_changed_flags(saved, args, more)  # and the footage added besides
+  # and the footage added besides:
+  training.warn_changed_flags(saved, args, training.describe_data(args, more), more)
   out = capsys.readouterr().out
   assert out.startswith('warning: resuming with --motion_blur 0.3 (was 0); data rendered (small '
                         'objects <= 0, regular textures 0%, motion blur 30%) + clips ')

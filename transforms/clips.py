@@ -849,13 +849,17 @@ def clip_frames(input_path, output=None, folders=None, unaddressable=None, probl
     for folder, paths in listed.unaddressable.items():
       frames = [path for path in paths if is_frame_name(path)]
       if frames:
-        unaddressable[folder] = sorted(frames, key=lambda p: natural_key(p.rsplit('/', 1)[-1]))
+        unaddressable[folder] = _in_frame_order(frames)
   clips = {}
   for folder, entries in sorted(listed.by_dir.items()):
     frames = [m.path for m in entries if is_frame_name(m.path)]
     if frames:
-      clips[folder] = sorted(frames, key=lambda path: natural_key(path.rsplit('/', 1)[-1]))
+      clips[folder] = _in_frame_order(frames)
   return clips
+
+
+def _in_frame_order(paths):
+  return sorted(paths, key=lambda path: natural_key(path.rsplit('/', 1)[-1]))
 
 
 def input_root(input_spec):
