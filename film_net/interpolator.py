@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
+from film_net import memory
 from film_net import specs
 from film_net import warp as warp_lib
 from film_net import weights as weights_lib
@@ -454,7 +455,8 @@ class Interpolator:
     return mid
 
   def check_size(self, height: int, width: int) -> None:
-    """The frame, as padded, must be at least `Options.min_size` on each side."""
+    """The frame, as padded, must be at least `Options.min_size` on each side, and on CPU its
+    model call must fit in the machine's memory (`memory.FrameTooLarge` otherwise)."""
     if self.options is None:
       return
     smallest = self.options.min_size
@@ -465,6 +467,31 @@ class Interpolator:
       raise ValueError(f'frames of {width}x{height}{padded} are too small for this model: it '
                        f'needs >= {smallest} px on each side; pad them: align '
                        f'{max(64, smallest)} (--align {max(64, smallest)})')
+    self._check_memory(height, width)
+
+  def _check_memory(self, height: int, width: int) -> None:
+    """Refuses a frame whose model call could never fit in this machine's memory on CPU, where
+    the operating system would end the process for it (`film_net.memory`)."""
+    available = memory.machine_bytes()
+    if not available or tf.config.list_physical_devices('GPU'):
+      return
+    tiled = self._tiled(height, width)
+    run_height, run_width = (min(height, self.tile), min(width, self.tile)) if tiled else (
+        height, width)
+    _, _, padded_height, padded_width = _pad_box(run_height, run_width, self.align)
+    need = memory.frame_bytes(self.options, padded_height, padded_width, self.flip_average)
+    if tiled:  # the whole frames beside the tiles: inputs, mid frame, blend weights
+      need += memory.TILED_FRAME_BYTES_PER_PIXEL * height * width
+    if need <= available:
+      return
+    what = (f'its tiles of up to {run_width}x{run_height} (tile={self.tile})' if tiled else
+            'it')
+    raise memory.FrameTooLarge(
+        f'a {width}x{height} frame is too large for this machine: {what} would need about '
+        f'{need / 2**30:.1f} GB of memory for this model on CPU (estimated), more than the '
+        f'{available / 2**30:.1f} GB it has in all, and the operating system would end the '
+        f'process; run it as {"smaller " if tiled else ""}tiles (--tile), or where there is '
+        f'more memory')
 
   # -- inference -------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from PIL import Image
 from conftest import ROOT, make_clip, metric, read_png, run_job, run_records, tool_lines
 from conftest import write_dpx
 from film_net import Interpolator
+from film_net import memory
 from film_net.model import bfloat16_is_native
 from pipeline import launch
 from pipeline import run as run_module
@@ -501,6 +502,36 @@ def test_a_pair_the_model_has_no_memory_for_fails_suggesting_tiles(tmp_path, tin
   assert pair['status'] == 'failed' and pair['error'].endswith(hint)
   tiled, = run_records(output, 'tiled', 'errors')  # already tiled: smaller tiles are the user's call
   assert 'OOM when allocating' in tiled['message'] and '--tile' not in tiled['message']
+
+
+def test_a_clip_too_large_for_the_machines_memory_fails_alone_and_runs_as_tiles(
+    tmp_path, tiny_model, monkeypatch):
+  """On CPU the operating system would end the run at such a frame, with no record, at every
+  re-run: its pairs are error records instead, the other clips are made."""
+  model_path, model = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'large', 3, width=256, height=192, seed=9)
+  make_clip(archive / 'small', 3, seed=10)
+  room = memory.frame_bytes(model.options, 128, 128, model.flip_average)
+  monkeypatch.setattr(memory, 'machine_bytes', lambda: room)
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}']
+  result = run_module.run(argv + ['--run_id=whole'])
+  assert metric(result, 'model_calls') == 2 and metric(result, 'pairs_failed') == 2
+  errors = run_records(output, 'whole', 'errors')
+  assert sorted(os.path.basename(e['uris'][0]) for e in errors) == ['frame000.png',
+                                                                     'frame001.png']
+  for error in errors:
+    assert error['stage'] == 'model' and '/large/' in error['uris'][0]
+    assert 'a 256x192 frame is too large for this machine' in error['message']
+    assert error['message'].endswith('run it as tiles (--tile), or where there is more memory')
+  assert sorted(os.listdir(os.path.join(output, 'small'))) == [
+      f'frame_{k:06d}.png' for k in range(2 * 2 + 1)]
+  assert sorted(os.listdir(os.path.join(output, 'large'))) == [  # its inputs alone
+      f'frame_{k:06d}.png' for k in range(0, 2 * 2 + 1, 2)]
+  tiled = run_module.run(argv + ['--run_id=tiled', '--tile=64', '--tile_overlap=16'])
+  # (The small clip's frames are made again too: a tiled run's frames are its own.)
+  assert metric(tiled, 'model_calls') == 4 and metric(tiled, 'pairs_failed') == 0
+  assert len(os.listdir(os.path.join(output, 'large'))) == 5
 
 
 def _break_the_model(monkeypatch, breaks):
