@@ -454,9 +454,10 @@ class Interpolator:
                        f'frame ({self.source or "its weights"})')
     return mid
 
-  def check_size(self, height: int, width: int) -> None:
-    """The frame, as padded, must be at least `Options.min_size` on each side, and on CPU its
-    model call must fit in the machine's memory (`memory.FrameTooLarge` otherwise)."""
+  def check_size(self, height: int, width: int, batch: int = 1) -> None:
+    """The frame, as padded, must be at least `Options.min_size` on each side, and on CPU the
+    model call on `batch` such pairs must fit in the machine's memory (`memory.FrameTooLarge`
+    otherwise)."""
     if self.options is None:
       return
     smallest = self.options.min_size
@@ -467,31 +468,36 @@ class Interpolator:
       raise ValueError(f'frames of {width}x{height}{padded} are too small for this model: it '
                        f'needs >= {smallest} px on each side; pad them: align '
                        f'{max(64, smallest)} (--align {max(64, smallest)})')
-    self._check_memory(height, width)
+    self._check_memory(height, width, batch)
 
-  def _check_memory(self, height: int, width: int) -> None:
+  def _check_memory(self, height: int, width: int, batch: int) -> None:
     """Refuses a frame whose model call could never fit in this machine's memory on CPU, where
     the operating system would end the process for it (`film_net.memory`)."""
     available = memory.machine_bytes()
-    if not available or tf.config.list_physical_devices('GPU'):
+    if not available or _on_gpu():
       return
     tiled = self._tiled(height, width)
     run_height, run_width = (min(height, self.tile), min(width, self.tile)) if tiled else (
         height, width)
     _, _, padded_height, padded_width = _pad_box(run_height, run_width, self.align)
-    need = memory.frame_bytes(self.options, padded_height, padded_width, self.flip_average)
-    if tiled:  # the whole frames beside the tiles: inputs, mid frame, blend weights
-      need += memory.TILED_FRAME_BYTES_PER_PIXEL * height * width
-    if need <= available:
+    need = memory.frame_bytes(self.options, padded_height, padded_width, self.flip_average,
+                              batch)
+    whole_frames = memory.TILED_FRAME_BYTES_PER_PIXEL * height * width * batch if tiled else 0
+    if need + whole_frames <= available:  # (tiled: the frames, mid frame, blend weights too)
       return
+    frames = (f'a {width}x{height} frame' if batch == 1 else
+              f'a batch of {batch} {width}x{height} frames')
     what = (f'its tiles of up to {run_width}x{run_height} (tile={self.tile})' if tiled else
             'it')
+    # Smaller tiles help where the tiles' part is more than what the whole frames take.
+    smaller = tiled and need - memory.BASE_BYTES > whole_frames and self.tile > MIN_TILE
+    remedy = ('run it as smaller tiles (--tile), or ' if smaller else
+              '' if tiled else 'run it as tiles (--tile), or ')
     raise memory.FrameTooLarge(
-        f'a {width}x{height} frame is too large for this machine: {what} would need about '
-        f'{need / 2**30:.1f} GB of memory for this model on CPU (estimated), more than the '
-        f'{available / 2**30:.1f} GB it has in all, and the operating system would end the '
-        f'process; run it as {"smaller " if tiled else ""}tiles (--tile), or where there is '
-        f'more memory')
+        f'{frames} is too large for this machine: {what} would need about '
+        f'{(need + whole_frames) / 2**30:.1f} GB of memory for this model on CPU (estimated), '
+        f'more than the {available / 2**30:.1f} GB it has in all, and the operating system '
+        f'would end the process; {remedy}where there is more memory')
 
   # -- inference -------------------------------------------------------------------------------
 
@@ -504,7 +510,7 @@ class Interpolator:
     if x0.shape[0] != x1.shape[0]:
       raise ValueError(f'x0 and x1 batch sizes differ: {x0.shape[0]} vs {x1.shape[0]}')
     height, width = x0.shape[1:3]
-    self.check_size(height, width)
+    self.check_size(height, width, x0.shape[0])
     with self._one_at_a_time:  # counted under the lock: threads may share this Interpolator
       self.model_calls += x0.shape[0]
     return self._whole_or_tiled_mid(x0, x1)
@@ -679,6 +685,12 @@ class Interpolator:
     return (self._recurse(a, m, low, middle, [p for p in positions if p < middle])
             + [(middle, mid)] * (middle in positions)
             + self._recurse(m, b, middle, high, [p for p in positions if p > middle]))
+
+
+def _on_gpu() -> bool:
+  """Whether TensorFlow computes on a GPU here (one it may use: `set_visible_devices` can hide
+  them from this process)."""
+  return bool(tf.config.get_visible_devices('GPU'))
 
 
 class _LazyState:

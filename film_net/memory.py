@@ -43,13 +43,13 @@ class FrameTooLarge(MemoryError, ValueError):
   a ValueError as other frames a model cannot take (too small ones) are."""
 
 
-def frame_bytes(options, height: int, width: int, flip_average: bool) -> int:
-  """Estimated peak memory of a process computing one mid frame of `height` x `width` padded
-  pixels with a model of these `options`."""
+def frame_bytes(options, height: int, width: int, flip_average: bool, batch: int = 1) -> int:
+  """Estimated peak memory of a process computing the mid frames of `batch` pairs of `height` x
+  `width` padded pixels with a model of these `options`."""
   per_pixel = BYTES_PER_PIXEL + BYTES_PER_PIXEL_PER_FILTER * options.filters
   if flip_average:
     per_pixel *= FLIP_AVERAGE_FACTOR
-  return int(BASE_BYTES + per_pixel * height * width)
+  return int(BASE_BYTES + per_pixel * height * width * batch)
 
 
 @functools.cache
@@ -81,35 +81,56 @@ def _meminfo() -> dict[str, int]:
 
 
 def _cgroup_limit(swap: int) -> int | None:
-  """The lowest memory limit, swap included, of this process's cgroups and their parents (v2's
-  `memory.max`, v1's `memory.limit_in_bytes`); None if none is set."""
+  """The memory, swap included, that this process's cgroup and the parents that bind it let it
+  use (v2: the lowest `memory.max` plus the swap the lowest `memory.swap.max` allows; v1: the
+  lowest `memory.limit_in_bytes` plus swap, or `memory.memsw.limit_in_bytes` where lower, parents
+  only where they charge their children, `memory.use_hierarchy`); None if no limit is set."""
+  v2_path, v1_path = _own_cgroups()
   limits = []
-  for folder in {parent for own in _own_cgroups() for parent in _self_and_parents(own)}:
-    limit = _read_number(os.path.join(CGROUP_ROOT, folder, 'memory.max'))
-    if limit is not None:
-      swap_limit = _read_number(os.path.join(CGROUP_ROOT, folder, 'memory.swap.max'))
-      limits.append(limit + min(swap, swap if swap_limit is None else swap_limit))
-    folder_v1 = os.path.join(CGROUP_ROOT, 'memory', folder)
-    limit = _read_number(os.path.join(folder_v1, 'memory.limit_in_bytes'))
-    if limit is not None:
-      with_swap = _read_number(os.path.join(folder_v1, 'memory.memsw.limit_in_bytes'))
-      limits.append(limit + swap if with_swap is None else with_swap)
+  if v2_path is not None:
+    folders = [os.path.join(CGROUP_ROOT, f) for f in _self_and_parents(
+        _under(CGROUP_ROOT, v2_path))]
+    memory_limits = _numbers(folders, 'memory.max')
+    if memory_limits:
+      limits.append(min(memory_limits) + min([swap] + _numbers(folders, 'memory.swap.max')))
+  if v1_path is not None:
+    root = os.path.join(CGROUP_ROOT, 'memory')
+    for depth, folder in enumerate(_self_and_parents(_under(root, v1_path))):
+      folder = os.path.join(root, folder)
+      if depth and _read_number(os.path.join(folder, 'memory.use_hierarchy')) == 0:
+        continue
+      limit = _read_number(os.path.join(folder, 'memory.limit_in_bytes'))
+      if limit is not None:
+        with_swap = _read_number(os.path.join(folder, 'memory.memsw.limit_in_bytes'))
+        limits.append(limit + swap if with_swap is None else min(limit + swap, with_swap))
   return min(limits, default=None)
 
 
-def _own_cgroups() -> list[str]:
-  """This process's memory cgroups (paths under the mount), and the mount's root, which is the
-  process's own inside a container that sees only its cgroup."""
-  paths = ['']
+def _own_cgroups() -> tuple[str | None, str | None]:
+  """This process's cgroup v2 path and v1 memory-controller path, as /proc/self/cgroup lists
+  them (None where it lists none; both the mount's root where it cannot be read)."""
+  v2_path = v1_path = None
   try:
     with open(OWN_CGROUPS, encoding='utf-8', errors='replace') as f:
       for line in f:
         _, controllers, path = line.rstrip('\n').split(':', 2)
-        if controllers == '' or 'memory' in controllers.split(','):
-          paths.append(path.strip('/'))
+        if controllers == '':
+          v2_path = path.strip('/')
+        elif 'memory' in controllers.split(','):
+          v1_path = path.strip('/')
   except (OSError, ValueError):
-    pass
-  return paths
+    return '', ''
+  return v2_path, v1_path
+
+
+def _under(root: str, path: str) -> str:
+  """`path` where the mount at `root` holds it; else the mount's root, which is the process's
+  own cgroup in a container that sees only its cgroup (the path listed is the host's)."""
+  return path if os.path.isdir(os.path.join(root, path)) else ''
+
+
+def _numbers(folders: list[str], name: str) -> list[int]:
+  return [n for n in (_read_number(os.path.join(f, name)) for f in folders) if n is not None]
 
 
 def _self_and_parents(path: str) -> list[str]:

@@ -15,6 +15,7 @@ from PIL import Image
 
 from film_net import Interpolator, Options
 from film_net import interpolate
+from film_net import interpolator
 from film_net import memory
 from film_net.flags import add_flip_average_flags
 from pipeline import options as pipeline_flags
@@ -274,6 +275,7 @@ def test_cli_refused_before_its_first_frame_leaves_no_folder_or_record(tmp_path,
   # Frames too large for the machine's memory (on CPU the operating system would end it).
   with monkeypatch.context() as patch:
     patch.setattr(memory, 'machine_bytes', lambda: memory.BASE_BYTES)
+    patch.setattr(interpolator, '_on_gpu', lambda: False)
     assert interpolate.main([*paths, '--model', model, '--output_dir', str(out)]) == 2
   assert 'too large for this machine' in capsys.readouterr().err
   assert not (tmp_path / 'new').exists()

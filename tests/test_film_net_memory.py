@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from film_net import Interpolator, Options
+from film_net import interpolator
 from film_net import memory
 
 GB = 2**30
@@ -11,19 +12,21 @@ GB = 2**30
 
 @pytest.fixture(name='machine')
 def fake_machine(tmp_path, monkeypatch):
-  """Writes a Linux machine's memory files under tmp_path: `machine(meminfo, cgroup, files)`
-  with /proc/meminfo's text, /proc/self/cgroup's, and cgroup files {path: text}; returns what
-  `machine_bytes` reads from them."""
+  """`machine(meminfo, cgroup, files)` writes a Linux machine's memory files in a folder of its
+  own: /proc/meminfo's text, /proc/self/cgroup's, and files {path: text} under the cgroup
+  mount; returns what `machine_bytes` reads from them."""
+  machines = []
 
   def make(meminfo, cgroup, files):
-    (tmp_path / 'meminfo').write_text(meminfo)
-    (tmp_path / 'cgroup').write_text(cgroup)
-    for path, text in files.items():
-      (tmp_path / 'fs' / path).parent.mkdir(parents=True, exist_ok=True)
-      (tmp_path / 'fs' / path).write_text(text)
-    monkeypatch.setattr(memory, 'MEMINFO', str(tmp_path / 'meminfo'))
-    monkeypatch.setattr(memory, 'OWN_CGROUPS', str(tmp_path / 'cgroup'))
-    monkeypatch.setattr(memory, 'CGROUP_ROOT', str(tmp_path / 'fs'))
+    folder = tmp_path / f'machine{len(machines)}'
+    machines.append(folder)
+    for path, text in {'meminfo': meminfo, 'cgroup': cgroup,
+                       **{f'fs/{k}': v for k, v in files.items()}}.items():
+      (folder / path).parent.mkdir(parents=True, exist_ok=True)
+      (folder / path).write_text(text)
+    monkeypatch.setattr(memory, 'MEMINFO', str(folder / 'meminfo'))
+    monkeypatch.setattr(memory, 'OWN_CGROUPS', str(folder / 'cgroup'))
+    monkeypatch.setattr(memory, 'CGROUP_ROOT', str(folder / 'fs'))
     memory.machine_bytes.cache_clear()
     try:
       return memory.machine_bytes()
@@ -34,28 +37,56 @@ def fake_machine(tmp_path, monkeypatch):
 
 
 MEMINFO = 'MemTotal:       16777216 kB\nMemFree:         1000 kB\nSwapTotal:       2097152 kB\n'
+NO_SWAP = 'MemTotal:       16777216 kB\nSwapTotal:             0 kB\n'
+UNLIMITED = '9223372036854771712\n'  # cgroup v1's "no limit"
 
 
 def test_a_machine_has_its_memory_and_swap_without_a_container_limit(machine):
   assert machine(MEMINFO, '0::/\n', {}) == 18 * GB
-  unlimited = {'memory/memory.limit_in_bytes': '9223372036854771712\n'}  # cgroup v1's "none"
-  assert machine(MEMINFO, '4:memory:/\n0::/\n', unlimited) == 18 * GB
+  assert machine(MEMINFO, '4:memory:/\n0::/\n', {'memory/memory.limit_in_bytes': UNLIMITED,
+                                                 'memory/memory.memsw.limit_in_bytes': UNLIMITED}
+                 ) == 18 * GB
   assert machine(MEMINFO, '0::/job\n', {'job/memory.max': 'max\n'}) == 18 * GB
 
 
-def test_a_container_limit_below_the_machine_is_what_the_process_has(machine):
-  # cgroup v2: a parent's limit binds its children; its swap limit is its own.
+def test_a_cgroup_v2_limit_binds_with_its_parents_memory_and_swap_limits(machine):
   v2 = {'user.slice/memory.max': str(8 * GB), 'user.slice/memory.swap.max': '0',
         'user.slice/job/memory.max': 'max', 'user.slice/job/memory.swap.max': 'max'}
   assert machine(MEMINFO, '0::/user.slice/job\n', v2) == 8 * GB
-  # cgroup v1 (Docker's): the limit plus the machine's swap, or its memory+swap limit.
-  v1 = {'memory/docker/abc/memory.limit_in_bytes': str(4 * GB)}
-  assert machine(MEMINFO, '5:cpu:/docker/abc\n4:memory:/docker/abc\n', v1) == 6 * GB
-  v1['memory/docker/abc/memory.memsw.limit_in_bytes'] = str(5 * GB)
-  assert machine(MEMINFO, '4:memory:/docker/abc\n', v1) == 5 * GB
-  # Inside a container that sees its own cgroup as the mount's root.
+  v2 = {'user.slice/memory.max': 'max', 'user.slice/memory.swap.max': '0',
+        'user.slice/job/memory.max': str(4 * GB), 'user.slice/job/memory.swap.max': 'max'}
+  assert machine(MEMINFO, '0::/user.slice/job\n', v2) == 4 * GB
+  v2['user.slice/memory.swap.max'] = str(GB)
+  assert machine(MEMINFO, '0::/user.slice/job\n', v2) == 5 * GB
+  # In a container that sees its own cgroup as the mount's root (the path listed is the host's).
+  assert machine(MEMINFO, '0::/system.slice/docker-abc.scope\n',
+                 {'memory.max': str(3 * GB), 'memory.swap.max': '0'}) == 3 * GB
+
+
+def test_a_cgroup_v1_limit_binds_with_the_swap_it_may_use(machine):
+  docker = {'memory/docker/abc/memory.limit_in_bytes': str(4 * GB)}
+  assert machine(MEMINFO, '5:cpu:/docker/abc\n4:memory:/docker/abc\n', docker) == 6 * GB
+  # Memory+swap limits: Docker's default (twice the memory), Kubernetes' (none), a low one.
+  for memsw, expected in ((8 * GB, 4 * GB), (UNLIMITED, 4 * GB), (4 * GB, 4 * GB)):
+    files = {**docker, 'memory/docker/abc/memory.memsw.limit_in_bytes': str(memsw)}
+    assert machine(NO_SWAP, '4:memory:/docker/abc\n', files) == expected
+  files = {**docker, 'memory/docker/abc/memory.memsw.limit_in_bytes': str(5 * GB)}
+  assert machine(MEMINFO, '4:memory:/docker/abc\n', files) == 5 * GB
+  assert machine(MEMINFO, '4:memory:/docker/abc\n', {**docker, 'memory/memory.limit_in_bytes':
+                                                    str(GB)}) == 3 * GB
+  # A parent that does not charge its children (memory.use_hierarchy 0) does not bind them.
+  assert machine(MEMINFO, '4:memory:/docker/abc\n', {
+      **docker, 'memory/docker/memory.limit_in_bytes': str(GB),
+      'memory/docker/memory.use_hierarchy': '0'}) == 6 * GB
+  # In a container that sees its own cgroup as the mount's root.
   assert machine(MEMINFO, '4:memory:/docker/abc\n',
                  {'memory/memory.limit_in_bytes': str(3 * GB)}) == 5 * GB
+
+
+def test_each_cgroup_version_is_read_where_this_process_is_in_it(machine):
+  # A hybrid host: memory in v1 at the root; a v1 cgroup the process is not in binds nothing.
+  assert machine(MEMINFO, '4:memory:/\n0::/user.slice/x.scope\n',
+                 {'memory/user.slice/memory.limit_in_bytes': str(GB)}) == 18 * GB
 
 
 def test_no_meminfo_means_unknown_and_nothing_is_refused(machine, monkeypatch):
@@ -79,7 +110,14 @@ def _frames(height, width):
   return rng.random((height, width, 3), np.float32), rng.random((height, width, 3), np.float32)
 
 
-def test_a_frame_beyond_the_machines_memory_is_refused_before_the_model_runs(monkeypatch):
+@pytest.fixture(name='on_cpu')
+def computing_on_cpu(monkeypatch):
+  """The model computes on CPU, where the check applies, on machines with a GPU too."""
+  monkeypatch.setattr(interpolator, '_on_gpu', lambda: False)
+
+
+def test_a_frame_beyond_the_machines_memory_is_refused_before_the_model_runs(monkeypatch,
+                                                                              on_cpu):
   interp = Interpolator.random(Options.tiny(), align=64)
   room = memory.frame_bytes(interp.options, 128, 128, False)
   monkeypatch.setattr(memory, 'machine_bytes', lambda: room)
@@ -90,10 +128,22 @@ def test_a_frame_beyond_the_machines_memory_is_refused_before_the_model_runs(mon
     interp(*_frames(128, 130))  # padded to 192 wide
   with pytest.raises(ValueError):  # as frames too small for the model are
     list(interp.iter_recursive(_frames(128, 130), 2))
+  with pytest.raises(memory.FrameTooLarge, match=r'a batch of 2 128x128 frames is too large'):
+    interp(*(np.stack([x, x]) for x in _frames(128, 128)))
   assert interp.model_calls == 1 and interp.feature_calls == 2
   tiled = Interpolator.random(Options.tiny(), align=64, tile=64, tile_overlap=16)
   assert tiled(*_frames(128, 130)).shape == (128, 130, 3)
   monkeypatch.setattr(memory, 'machine_bytes', lambda: memory.BASE_BYTES)
   with pytest.raises(memory.FrameTooLarge, match=r'its tiles of up to 64x64 \(tile=64\) would '
-                     r'need .* run it as smaller tiles'):
+                     r'need .* the process; where there is more memory'):  # 64: the least tile
     tiled(*_frames(128, 130))
+  larger_tiles = Interpolator.random(Options.tiny(), align=64, tile=96, tile_overlap=16)
+  with pytest.raises(memory.FrameTooLarge, match=r'; run it as smaller tiles \(--tile\), or '):
+    larger_tiles(*_frames(128, 130))
+
+
+def test_nothing_is_refused_where_the_model_computes_on_a_gpu(monkeypatch):
+  monkeypatch.setattr(interpolator, '_on_gpu', lambda: True)
+  monkeypatch.setattr(memory, 'machine_bytes', lambda: memory.BASE_BYTES)
+  interp = Interpolator.random(Options.tiny(), align=64)
+  assert interp(*_frames(64, 64)).shape == (64, 64, 3)
