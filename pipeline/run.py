@@ -347,10 +347,13 @@ def _delete_stale_temporaries(output):
   """Deletes what killed runs left in a local `output`: their temporaries (`_tmp/<run_id>/`)
   and their record writer's (`_runs/<run_id>/beam-temp-*`, Beam's shards of records it never
   finished), keeping the folders of runs that may still be writing on the same output (a
-  nightly run that overlaps the next one)."""
-  runs = [e.path for e in _entries(files.join(output, files.RUNS_DIR)) if e.is_dir()]
-  entries = _entries(files.join(output, files.TMP_DIR)) + [
-      e for run in runs for e in _entries(run) if e.name.startswith('beam-temp-')]
+  nightly run that overlaps the next one). Only what runs make goes: `_tmp/` may be a link to
+  a scratch disk, whose other files are not the run's."""
+  runs = [e for e in _entries(files.join(output, files.RUNS_DIR)) if e.is_dir()]
+  run_ids = {e.name for e in runs}
+  entries = [e for e in _entries(files.join(output, files.TMP_DIR))
+             if e.name in run_ids or e.name.startswith(prune.CASE_PROBE_PREFIX)] + [
+      e for run in runs for e in _entries(run.path) if e.name.startswith('beam-temp-')]
   now = time.time()
   for entry in entries:
     try:
@@ -480,7 +483,7 @@ class _ProgressPrinter:
 
 
 def read_summary(output, run_id):
-  path = files.join(records.run_dir(output, run_id), 'summary.json')
+  path = files.join(records.run_dir(output, run_id), records.SUMMARY)
   return json.loads(files.read_bytes(path))
 
 

@@ -1118,12 +1118,18 @@ def test_killed_run_is_completed_by_a_rerun(tmp_path, tiny_model):
   # Another run still writing on the same output keeps its temporaries.
   os.makedirs(os.path.join(output, '_tmp', 'running'))
   open(os.path.join(output, '_tmp', 'running', 'y.partial'), 'wb').write(b'\x89PNG being written')
+  # What else lies in `_tmp` (linked to a scratch disk) is no run's: it stays, however old.
+  os.makedirs(os.path.join(output, '_tmp', 'olddir'))
+  for path in ('_tmp/important.txt', '_tmp/olddir/a.txt'):
+    open(os.path.join(output, path), 'w').write('keep')
+  for path in ('_tmp/important.txt', '_tmp/olddir/a.txt', '_tmp/olddir'):
+    os.utime(os.path.join(output, path), (day_ago, day_ago))
   status, run_id = run_job(str(archive), output, model_path, '--pairs_per_unit=1')
   assert status == 0
   assert sorted(os.listdir(clip_dir)) == sorted(complete)
   for name, pixels in complete.items():
     np.testing.assert_array_equal(read_png(os.path.join(clip_dir, name)), pixels)
-  assert os.listdir(os.path.join(output, '_tmp')) == ['running']
+  assert sorted(os.listdir(os.path.join(output, '_tmp'))) == ['important.txt', 'olddir', 'running']
   assert os.listdir(os.path.join(output, '_tmp', 'running')) == ['y.partial']
   assert os.listdir(os.path.join(output, '_runs', 'killed')) == ['started.json']
   statuses = sorted(p['status'] for p in run_records(output, run_id, 'pairs'))

@@ -184,9 +184,15 @@ def test_an_earlier_delivery_kept_in_the_input_is_not_read_as_footage(tmp_path):
   _touch(tmp_path / 'old' / 'nested' / 'reel1', 'frame_000000.png', 'frame_000001.png')
   _touch(tmp_path / 'old' / 'nested' / 'empty_clip_of_its_own')
   _touch(tmp_path / 'old' / 'nested' / '_markers' / 'reel1', 'pair_000000.done')
+  # Folders of those names that hold no run's files are a project's own (sync-leader frames).
+  _touch(tmp_path / 'film' / 'reel2', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'film' / '_markers', 'sync_leader.png')
+  _touch(tmp_path / 'film' / '_runs' / 'notes', 'readme.txt')
+  _touch(tmp_path / 'film' / '_markers' / 'takes', 'take1.png')
   found, errors = _discover(str(tmp_path))
-  assert errors == [] and [c.name for c in found] == ['reel1']
-  assert list(clips.clip_frames(str(tmp_path))) == [str(tmp_path / 'reel1')]
+  assert errors == [] and [c.name for c in found] == ['film/reel2', 'reel1']
+  assert list(clips.clip_frames(str(tmp_path))) == [str(tmp_path / 'film' / 'reel2'),
+                                                    str(tmp_path / 'reel1')]
   # Named as the input, an output is read: interpolating a delivery again is a choice.
   found, errors = _discover(str(tmp_path / 'delivery'))
   assert errors == [] and [c.name for c in found] == ['reel1']

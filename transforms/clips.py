@@ -657,19 +657,27 @@ def input_frame_inside(input_spec, output):
 
 
 def _earlier_outputs(paths, root):
-  """Folders below `root` that are this pipeline's output (files in their `_runs/` or `_markers/`):
-  an earlier delivery kept beside the footage is not footage to interpolate again. The input
-  folder itself may be one: named as --input, it is read."""
+  """Folders below `root` that are this pipeline's output (a run's files in their `_runs/` or
+  `_markers/`): an earlier delivery kept beside the footage is not footage to interpolate again.
+  The input folder itself may be one: named as --input, it is read."""
   found = set()
   for path in paths:
-    if path.endswith('/'):
-      continue  # an empty folder object (made in the Cloud Console): no run wrote it
     parts = _relative(path, root).split('/')
     for k in range(1, len(parts) - 1):
-      if parts[k] in (files.RUNS_DIR, files.MARKERS_DIR):
+      if _written_by_a_run(parts[k:]):
         found.add(files.join(root, *parts[:k]))
         break
   return found
+
+
+def _written_by_a_run(parts):
+  """Whether `parts` (a file's path below some folder, split) are a file this pipeline writes in
+  its output. Only such files make the folder an output: a scan project's own `_markers/` of
+  sync-leader frames made its whole project an output, left out unsaid (and pruned)."""
+  if parts[0] == files.RUNS_DIR:  # _runs/<run_id>/started.json, summary.json once it is through
+    return len(parts) == 3 and parts[2] in (records.STARTED, records.SUMMARY)
+  # _markers/<clip>/<pair or frame>_...done, one for each pair or frame done
+  return parts[0] == files.MARKERS_DIR and len(parts) >= 3 and parts[-1].endswith('.done')
 
 
 # An evaluation's own files, which no folder of footage holds beside them.

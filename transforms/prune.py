@@ -140,6 +140,10 @@ class Prune(beam.PTransform):
     return {'clips': deleted.clips, 'errors': errors}
 
 
+# The file `_folds_case` makes and removes in `<output>/_tmp/` (a killed run's is swept later).
+CASE_PROBE_PREFIX = 'case-'
+
+
 def _folds_case(output):
   """Whether the output's filesystem takes names alike but for case for one name: a file made
   in its `_tmp` folder is looked for in capitals. Object stores never do."""
@@ -147,7 +151,7 @@ def _folds_case(output):
     return False
   folder = os.path.join(output, files.TMP_DIR)
   os.makedirs(folder, exist_ok=True)
-  name = f'case-{uuid.uuid4().hex}'
+  name = f'{CASE_PROBE_PREFIX}{uuid.uuid4().hex}'
   with open(os.path.join(folder, name), 'w'):
     pass
   try:

@@ -22,6 +22,7 @@ _log = logging.getLogger(__name__)
 METRICS_NAMESPACE = 'film_pipeline'
 _MAX_FAILURES_LISTED = 50
 STARTED = 'started.json'
+SUMMARY = 'summary.json'
 
 
 def counter(name):
@@ -157,7 +158,7 @@ class WriteSummary(beam.DoFn):
   """Writes summary.json (last thing a run writes under _runs/<run_id>/)."""
 
   def __init__(self, output, run_id, started, details):
-    self._path = files.join(run_dir(output, run_id), 'summary.json')
+    self._path = files.join(run_dir(output, run_id), SUMMARY)
     self._tmp = files.join(output, files.TMP_DIR, run_id)
     self._run_id = run_id
     self._started = started
