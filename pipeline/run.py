@@ -94,11 +94,13 @@ class PlanUnits(beam.DoFn):
   """Clip -> Units; tidies the clip's output (`interpolate.tidy_clip_output`: frames past its
   new end, markers of frames lost since); on local runs also notes the clip's pair count for the
   progress line. A clip with a gap (a manifest's frames in no pair) has no times to retime by,
-  and one whose output cannot be tidied (a file there it may not delete) no units: an error
+  one whose output folder leads into the input (`clips.output_into_input`) is not written, and
+  one whose output cannot be tidied (a file there it may not delete) has no units: an error
   record each."""
 
-  def __init__(self, output, run_id, times_to_interpolate, pairs_per_unit, timing,
+  def __init__(self, input_spec, output, run_id, times_to_interpolate, pairs_per_unit, timing,
                output_format='png', progress_dir=None):
+    self._input = input_spec
     self._output = output
     self._format = output_format
     self._run_id = run_id
@@ -117,6 +119,14 @@ class PlanUnits(beam.DoFn):
           f'clip {clip.name}: {uris[0]} and {uris[1]} are no pair (the manifest leaves a gap), '
           f'so the clip has no times for --output_fps; not retimed (list its parts as clips of '
           f'their own, or run without --output_fps)'))
+      return
+    into_input = clips_lib.output_into_input(self._input, self._output, clip)
+    if into_input:  # (a link from the output to the archive: frames among the footage)
+      folder = files.join(self._output, clip.name)
+      yield beam.pvalue.TaggedOutput('errors', records.error_record(
+          self._run_id, [folder], 'plan', ValueError('output leads into the input'),
+          f'clip {clip.name}: its output folder {folder} leads into the input: {into_input}; '
+          f'nothing is written among the footage: link it elsewhere; its pairs are not made'))
       return
     timing = self._timing.along(clip.long_pairs)
     last_index = timing.last_output(clips_lib.output_indices(clip, self._n)[-1])
@@ -163,7 +173,7 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
       # listings, one after the other on a single worker).
       | 'SpreadClips' >> beam.Reshuffle()
       | 'SplitIntoUnits' >> beam.ParDo(
-          PlanUnits(known.output, known.run_id, known.times_to_interpolate,
+          PlanUnits(known.input, known.output, known.run_id, known.times_to_interpolate,
                     known.pairs_per_unit, timing, known.output_format,
                     progress_dir)).with_outputs(
                         'errors', main='units'))

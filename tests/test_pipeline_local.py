@@ -1837,6 +1837,46 @@ def test_a_clip_output_folder_on_another_disk_is_written(tmp_path, tiny_model, m
   assert status == 0 and {p['status'] for p in run_records(output, run_id, 'pairs')} == {'skipped'}
 
 
+def test_a_clip_output_folder_linked_into_the_input_is_not_written(tmp_path, tiny_model):
+  """out/reel linked to reel/interpolated, for delivery beside the scans: its frames were
+  written into the archive, each next run read them as a new clip and wrote that one's inside
+  it, one level deeper every night; linked to the clip's own folder, the next run overwrote the
+  scans with in-betweens. Such a clip is an error record now, and the others are made."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', tmp_path / 'out'
+  make_clip(archive / 'reel', 3, seed=1)
+  make_clip(archive / 'other', 3, seed=2)
+  scans = {p: p.read_bytes() for p in (archive / 'reel').iterdir()}
+  (archive / 'reel' / 'interpolated').mkdir()
+  output.mkdir()
+  for target in (archive / 'reel' / 'interpolated', archive / 'reel'):
+    if os.path.islink(output / 'reel'):
+      os.remove(output / 'reel')
+    os.symlink(target, output / 'reel')
+    for _ in range(2):
+      status, run_id = run_job(str(archive), str(output), model_path)
+      assert status == 1
+      # (and reel/interpolated, empty, is an empty clip folder)
+      error, = [e for e in run_records(str(output), run_id, 'errors') if e['stage'] == 'plan']
+      assert error['uris'] == [str(output / 'reel')]
+      assert error['message'].startswith(f'clip reel: its output folder {output / "reel"} leads '
+                                         f'into the input: it is in the input {archive} (as '
+                                         f'{target})')
+      assert os.listdir(archive / 'reel' / 'interpolated') == []
+      assert {p: p.read_bytes() for p in scans} == scans
+      assert len(os.listdir(output / 'other')) == 5
+  # A manifest's clip whose output folder leads to its frames.
+  manifest = tmp_path / 'clips.csv'
+  manifest.write_text('clip,frame0,frame1\nreel,archive/reel/frame000.png,'
+                      'archive/reel/frame001.png\n')
+  status, run_id = run_job(str(manifest), str(output), model_path)
+  error, = run_records(str(output), run_id, 'errors')
+  assert status == 1 and error['message'].endswith(
+      f'{archive / "reel" / "frame000.png"}, an input frame, lies in it; nothing is written '
+      f'among the footage: link it elsewhere; its pairs are not made')
+  assert {p: p.read_bytes() for p in scans} == scans
+
+
 def test_written_files_are_on_disk_before_they_take_their_names(tmp_path, monkeypatch):
   """Frames, markers and weight files: a rename of data still in the page cache, cut by a power
   loss, can leave the name on a zeroed or empty file, which a later run takes for done."""

@@ -624,6 +624,24 @@ def _inside(path, folder):
   return (files.real_path(path) + '/').startswith(files.real_path(folder).rstrip('/') + '/')
 
 
+def output_into_input(input_spec, output, clip):
+  """Where `clip`'s local output folder leads into the input (a link from the output to the
+  archive, for delivery beside the scans), in words; None where it does not. Its frames would
+  be written among the footage: a folder input's next run reads them as a new clip (and writes
+  that one's inside it, one level deeper every night); a manifest's frames there are overwritten.
+  The folder is compared by where it leads, so an output that is inside the input by its own
+  path (never read as input) is not this."""
+  folder = files.join(output, clip.name)
+  if FileSystems.get_scheme(folder) is not None or _inside(folder, output):
+    return None
+  if is_manifest(input_spec):
+    inside = next((uri for uri, _ in clip.frames if _inside(uri, folder)), None)
+    return inside and f'{inside}, an input frame, lies in it'
+  root, _ = _split_glob(input_spec)
+  return (f'it is in the input {root} (as {files.real_path(folder)})'
+          if _inside(folder, root) else None)
+
+
 def input_frame_inside(input_spec, output):
   """An input frame that lies inside `output` (None if none): a manifest's frame there would be
   overwritten by the run's output; a folder or glob input's frames in an --output below its
