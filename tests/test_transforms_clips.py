@@ -5,6 +5,7 @@ import fractions
 import glob
 import itertools
 import os
+import re
 
 import apache_beam as beam
 import numpy as np
@@ -510,6 +511,21 @@ def test_a_folder_named_as_another_clips_output_gets_a_folder_of_its_own(tmp_pat
                               for name in ('a*b', twin)))
   found, errors = _discover(str(manifest))
   assert errors == [] and [c.name for c in found] == [twin, by_folder[twin]]
+
+
+def test_a_clip_folder_named_as_its_parent_clips_output_frame_gets_a_folder_of_its_own(
+    tmp_path):
+  """`reel/frame_000002.png/` (a folder of frames) inside the clip `reel`: its output folder and
+  reel's output frame were one path, and one of the two failed on every run."""
+  _touch(tmp_path / 'reel', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'reel' / 'frame_000002.png', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'reel' / 'frame_000003.dpx' / 'sub', 'f0.png', 'f1.png')
+  _touch(tmp_path / 'other' / 'frame_000002.png', 'f0.png', 'f1.png')  # `other` is no clip
+  found, errors = _discover(str(tmp_path))
+  names = sorted(c.name for c in found)
+  assert errors == [] and len(names) == 4 and names[:1] == ['other/frame_000002.png']
+  assert names[1] == 'reel' and names[2].startswith('reel/frame_000002.png-')
+  assert re.fullmatch(r'reel/frame_000003\.dpx-[0-9a-f]{8}/sub', names[3])
 
 
 def test_clip_names_fit_a_local_filesystems_name_limit():

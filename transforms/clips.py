@@ -40,6 +40,7 @@ from apache_beam.io.filesystems import FileSystems
 from transforms import files
 from transforms import records
 from transforms.images import FRAME_EXTENSIONS, is_frame_name
+from transforms.interpolate import FRAME_NAME
 
 MANIFEST_EXTENSIONS = ('.csv', '.jsonl')
 
@@ -198,8 +199,21 @@ def output_names(relatives):
   unless such a twin appears."""
   names = {key: sanitise_clip_name(relative) for key, relative in relatives.items()}
   count = collections.Counter(names.values())
-  return {key: _with_hash(name, relatives[key]) if count[name] > 1 and name == relatives[key]
-          else name for key, name in names.items()}
+  names = {key: _with_hash(name, relatives[key]) if count[name] > 1 and name == relatives[key]
+           else name for key, name in names.items()}
+  taken = set(names.values())
+  return {key: _clear_of_frames(name, relatives[key], taken) for key, name in names.items()}
+
+
+def _clear_of_frames(name, relative, taken):
+  """`name`, with a hash on each part named as an output frame in a clip's folder (a clip
+  `reel/frame_000002.png/` inside the clip `reel`): its folder and that frame file would be one
+  path, and one of the two clips failed on every run."""
+  parts = name.split('/')
+  for k in range(1, len(parts)):
+    if '/'.join(parts[:k]) in taken and FRAME_NAME.fullmatch(parts[k]):
+      parts[k] = _with_hash(parts[k], relative)
+  return '/'.join(parts)
 
 
 def is_manifest(path):
