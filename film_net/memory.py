@@ -6,8 +6,8 @@ the frame again (a re-run, Dataflow's retries of the bundle) dies at it again. S
 estimate exceeds all the memory this machine or its container has, swap included, is refused
 before the model runs (`Interpolator.check_size` raises `FrameTooLarge`). Only what cannot fit
 even alone is refused; a frame that fits alone but not beside other processes can still be
-killed. GPUs are not checked here: their allocator raises
-an error of its own when the activations do not fit.
+killed. Nothing is checked where the model computes on a GPU: its allocator raises an error of
+its own when the activations do not fit.
 
 The estimate is measured, not derived (`bench/bench_memory.py`: peak RSS of a fresh process
 computing one mid frame, TensorFlow's BFC allocator as `film_net` sets it; 2026-12-06, 2-core
