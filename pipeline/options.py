@@ -18,6 +18,10 @@ DEFAULT_PAIRS_PER_UNIT = 16
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
 
+# What `new_run_id` makes: `20261206T031500Z-1a2b3c`.
+RUN_ID = re.compile(r'\d{8}T\d{6}Z-[0-9a-f]{6}')
+
+
 def new_run_id():
   now = datetime.datetime.now(datetime.timezone.utc)
   return now.strftime('%Y%m%dT%H%M%SZ') + '-' + uuid.uuid4().hex[:6]

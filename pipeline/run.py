@@ -94,13 +94,14 @@ class PlanUnits(beam.DoFn):
   """Clip -> Units; tidies the clip's output (`interpolate.tidy_clip_output`: frames past its
   new end, markers of frames lost since); on local runs also notes the clip's pair count for the
   progress line. A clip with a gap (a manifest's frames in no pair) has no times to retime by,
-  one whose output folder leads into the input (`clips.output_into_input`) is not written, and
+  one whose output folder leads into the input (`clips.OutputIntoInput`) is not written, and
   one whose output cannot be tidied (a file there it may not delete) has no units: an error
   record each."""
 
   def __init__(self, input_spec, output, run_id, times_to_interpolate, pairs_per_unit, timing,
                output_format='png', progress_dir=None):
     self._input = input_spec
+    self._into_input = None  # (made on the worker)
     self._output = output
     self._format = output_format
     self._run_id = run_id
@@ -120,13 +121,15 @@ class PlanUnits(beam.DoFn):
           f'so the clip has no times for --output_fps; not retimed (list its parts as clips of '
           f'their own, or run without --output_fps)'))
       return
-    into_input = clips_lib.output_into_input(self._input, self._output, clip)
+    if self._into_input is None:
+      self._into_input = clips_lib.OutputIntoInput(self._input, self._output)
+    into_input = self._into_input(clip)
     if into_input:  # (a link from the output to the archive: frames among the footage)
       folder = files.join(self._output, clip.name)
       yield beam.pvalue.TaggedOutput('errors', records.error_record(
           self._run_id, [folder], 'plan', ValueError('output leads into the input'),
-          f'clip {clip.name}: its output folder {folder} leads into the input: {into_input}; '
-          f'nothing is written among the footage: link it elsewhere; its pairs are not made'))
+          f'clip {clip.name}: its output folder {folder} leads to {into_input}; nothing is '
+          f'written among the footage: link it elsewhere; its pairs are not made'))
       return
     timing = self._timing.along(clip.long_pairs)
     last_index = timing.last_output(clips_lib.output_indices(clip, self._n)[-1])
@@ -358,11 +361,14 @@ def _delete_stale_temporaries(output):
   and their record writer's (`_runs/<run_id>/beam-temp-*`, Beam's shards of records it never
   finished), keeping the folders of runs that may still be writing on the same output (a
   nightly run that overlaps the next one). Only what runs make goes: `_tmp/` may be a link to
-  a scratch disk, whose other files are not the run's."""
+  a scratch disk, whose other files are not the run's. (A run's `_tmp/<run_id>` is known by
+  its `_runs/<run_id>`, or by its id's form where that is gone or was never made: runs before
+  2026-12-02 made it as they ended.)"""
   runs = [e for e in _entries(files.join(output, files.RUNS_DIR)) if e.is_dir()]
   run_ids = {e.name for e in runs}
   entries = [e for e in _entries(files.join(output, files.TMP_DIR))
-             if e.name in run_ids or e.name.startswith(prune.CASE_PROBE_PREFIX)] + [
+             if e.name in run_ids or pipeline_flags.RUN_ID.fullmatch(e.name)
+             or e.name.startswith(prune.CASE_PROBE_PREFIX)] + [
       e for run in runs for e in _entries(run.path) if e.name.startswith('beam-temp-')]
   now = time.time()
   for entry in entries:

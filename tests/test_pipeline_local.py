@@ -1118,11 +1118,14 @@ def test_killed_run_is_completed_by_a_rerun(tmp_path, tiny_model):
   # Another run still writing on the same output keeps its temporaries.
   os.makedirs(os.path.join(output, '_tmp', 'running'))
   open(os.path.join(output, '_tmp', 'running', 'y.partial'), 'wb').write(b'\x89PNG being written')
-  # What else lies in `_tmp` (linked to a scratch disk) is no run's: it stays, however old.
-  os.makedirs(os.path.join(output, '_tmp', 'olddir'))
-  for path in ('_tmp/important.txt', '_tmp/olddir/a.txt'):
+  # What else lies in `_tmp` (linked to a scratch disk) is no run's: it stays, however old; a
+  # folder of a run whose `_runs/<run_id>` is gone (or, before 2026-12-02, not yet made) goes.
+  for folder in ('olddir', '20261130T010000Z-1a2b3c'):
+    os.makedirs(os.path.join(output, '_tmp', folder))
+  for path in ('_tmp/important.txt', '_tmp/olddir/a.txt', '_tmp/20261130T010000Z-1a2b3c/b'):
     open(os.path.join(output, path), 'w').write('keep')
-  for path in ('_tmp/important.txt', '_tmp/olddir/a.txt', '_tmp/olddir'):
+  for path in ('_tmp/important.txt', '_tmp/olddir/a.txt', '_tmp/olddir',
+               '_tmp/20261130T010000Z-1a2b3c/b', '_tmp/20261130T010000Z-1a2b3c'):
     os.utime(os.path.join(output, path), (day_ago, day_ago))
   status, run_id = run_job(str(archive), output, model_path, '--pairs_per_unit=1')
   assert status == 0
@@ -1841,40 +1844,56 @@ def test_a_clip_output_folder_linked_into_the_input_is_not_written(tmp_path, tin
   """out/reel linked to reel/interpolated, for delivery beside the scans: its frames were
   written into the archive, each next run read them as a new clip and wrote that one's inside
   it, one level deeper every night; linked to the clip's own folder, the next run overwrote the
-  scans with in-betweens. Such a clip is an error record now, and the others are made."""
+  scans with in-betweens. Such a clip is an error record now, and the others are made; a link to
+  a folder the input's discovery never reads is written as before."""
   model_path, _ = tiny_model
   archive, output = tmp_path / 'archive', tmp_path / 'out'
   make_clip(archive / 'reel', 3, seed=1)
   make_clip(archive / 'other', 3, seed=2)
   scans = {p: p.read_bytes() for p in (archive / 'reel').iterdir()}
-  (archive / 'reel' / 'interpolated').mkdir()
   output.mkdir()
-  for target in (archive / 'reel' / 'interpolated', archive / 'reel'):
+
+  def linked(target):
     if os.path.islink(output / 'reel'):
       os.remove(output / 'reel')
+    target.mkdir(parents=True, exist_ok=True)
     os.symlink(target, output / 'reel')
+
+  for target in (archive / 'reel' / 'interpolated', archive / 'reel'):
+    linked(target)
     for _ in range(2):
       status, run_id = run_job(str(archive), str(output), model_path)
-      assert status == 1
-      # (and reel/interpolated, empty, is an empty clip folder)
-      error, = [e for e in run_records(str(output), run_id, 'errors') if e['stage'] == 'plan']
-      assert error['uris'] == [str(output / 'reel')]
-      assert error['message'].startswith(f'clip reel: its output folder {output / "reel"} leads '
-                                         f'into the input: it is in the input {archive} (as '
-                                         f'{target})')
+      errors = run_records(str(output), run_id, 'errors')
+      plan = [e for e in errors if e['stage'] == 'plan']
+      assert status == 1 and len(plan) == 1 and plan[0]['uris'] == [str(output / 'reel')]
+      assert plan[0]['message'] == (
+          f'clip reel: its output folder {output / "reel"} leads to {target}, which --input '
+          f'{archive} reads; nothing is written among the footage: link it elsewhere; its '
+          f'pairs are not made')
       assert os.listdir(archive / 'reel' / 'interpolated') == []
       assert {p: p.read_bytes() for p in scans} == scans
       assert len(os.listdir(output / 'other')) == 5
-  # A manifest's clip whose output folder leads to its frames.
+  os.rmdir(archive / 'reel' / 'interpolated')
+  # Folders the input's discovery never reads: hidden, or outside what a glob selects.
+  for input_spec, target in ((archive, archive / '.delivery' / 'reel'),
+                             (archive / 'r*', archive / 'delivery' / 'reel')):
+    linked(target)
+    status, run_id = run_job(str(input_spec), str(output), model_path)
+    assert status == 0 and len(os.listdir(target)) == 5
+  # A manifest's clip whose output folder leads to its frames, or to another clip's.
   manifest = tmp_path / 'clips.csv'
   manifest.write_text('clip,frame0,frame1\nreel,archive/reel/frame000.png,'
-                      'archive/reel/frame001.png\n')
-  status, run_id = run_job(str(manifest), str(output), model_path)
-  error, = run_records(str(output), run_id, 'errors')
-  assert status == 1 and error['message'].endswith(
-      f'{archive / "reel" / "frame000.png"}, an input frame, lies in it; nothing is written '
-      f'among the footage: link it elsewhere; its pairs are not made')
-  assert {p: p.read_bytes() for p in scans} == scans
+                      'archive/reel/frame001.png\nother,archive/other/frame000.png,'
+                      'archive/other/frame001.png\n')
+  for target in (archive / 'reel', archive / 'other'):
+    linked(target)
+    status, run_id = run_job(str(manifest), str(output), model_path)
+    error, = run_records(str(output), run_id, 'errors')
+    assert status == 1 and error['message'].startswith(
+        f'clip reel: its output folder {output / "reel"} leads to {target}, which holds frames '
+        f'of --input {manifest}; nothing is written')
+    assert {p: p.read_bytes() for p in scans} == scans
+    assert len(os.listdir(archive / 'other')) == 3
 
 
 def test_written_files_are_on_disk_before_they_take_their_names(tmp_path, monkeypatch):

@@ -526,6 +526,12 @@ def test_a_clip_folder_named_as_its_parent_clips_output_frame_gets_a_folder_of_i
   assert errors == [] and len(names) == 4 and names[:1] == ['other/frame_000002.png']
   assert names[1] == 'reel' and names[2].startswith('reel/frame_000002.png-')
   assert re.fullmatch(r'reel/frame_000003\.dpx-[0-9a-f]{8}/sub', names[3])
+  # A folder already named as that hashed name is parted from it; capitals count (on a disk that
+  # ignores case, `FRAME_000002.PNG` is that frame too).
+  names = clips.output_names({1: 'reel', 2: 'reel/frame_000002.png', 3: names[2],
+                              4: 'reel/FRAME_000004.PNG'})
+  assert len(set(names.values())) == 4 and names[3].startswith(names[2] + '-')
+  assert names[4].startswith('reel/FRAME_000004.PNG-')
 
 
 def test_clip_names_fit_a_local_filesystems_name_limit():

@@ -198,20 +198,20 @@ def output_names(relatives):
   clips of one input share an output folder, and a clip's folder depends on its own name
   unless such a twin appears."""
   names = {key: sanitise_clip_name(relative) for key, relative in relatives.items()}
-  count = collections.Counter(names.values())
-  names = {key: _with_hash(name, relatives[key]) if count[name] > 1 and name == relatives[key]
-           else name for key, name in names.items()}
   taken = set(names.values())
-  return {key: _clear_of_frames(name, relatives[key], taken) for key, name in names.items()}
+  names = {key: _clear_of_frames(name, relatives[key], taken) for key, name in names.items()}
+  count = collections.Counter(names.values())
+  return {key: _with_hash(name, relatives[key]) if count[name] > 1 and name == relatives[key]
+          else name for key, name in names.items()}
 
 
 def _clear_of_frames(name, relative, taken):
   """`name`, with a hash on each part named as an output frame in a clip's folder (a clip
-  `reel/frame_000002.png/` inside the clip `reel`): its folder and that frame file would be one
-  path, and one of the two clips failed on every run."""
+  `reel/frame_000002.png/` inside the clip `reel`; in any case, for disks that ignore it): its
+  folder and that frame file would be one path, and one of the two clips failed on every run."""
   parts = name.split('/')
   for k in range(1, len(parts)):
-    if '/'.join(parts[:k]) in taken and FRAME_NAME.fullmatch(parts[k]):
+    if '/'.join(parts[:k]) in taken and FRAME_NAME.fullmatch(parts[k].lower()):
       parts[k] = _with_hash(parts[k], relative)
   return '/'.join(parts)
 
@@ -635,25 +635,67 @@ def resolve(base, path):
 def _inside(path, folder):
   """Whether `path` is `folder` or below it (local paths compared by where they lead: an output
   named through a symbolic link to the input is still inside it)."""
-  return (files.real_path(path) + '/').startswith(files.real_path(folder).rstrip('/') + '/')
+  return _below(files.real_path(path), files.real_path(folder))
 
 
-def output_into_input(input_spec, output, clip):
-  """Where `clip`'s local output folder leads into the input (a link from the output to the
-  archive, for delivery beside the scans), in words; None where it does not. Its frames would
-  be written among the footage: a folder input's next run reads them as a new clip (and writes
-  that one's inside it, one level deeper every night); a manifest's frames there are overwritten.
-  The folder is compared by where it leads, so an output that is inside the input by its own
-  path (never read as input) is not this."""
-  folder = files.join(output, clip.name)
-  if FileSystems.get_scheme(folder) is not None or _inside(folder, output):
-    return None
-  if is_manifest(input_spec):
-    inside = next((uri for uri, _ in clip.frames if _inside(uri, folder)), None)
-    return inside and f'{inside}, an input frame, lies in it'
-  root, _ = _split_glob(input_spec)
-  return (f'it is in the input {root} (as {files.real_path(folder)})'
-          if _inside(folder, root) else None)
+class OutputIntoInput:
+  """clip -> where its local output folder leads into the input (a link from the output to the
+  archive, for delivery beside the scans), in words; None where it does not. Its frames would be
+  written among the footage: into a folder a folder or glob input's next run reads (a new clip,
+  whose output would be written inside it, one level deeper every night), or onto a manifest's
+  frames. A folder is compared by where it leads, so one inside the input by its own path (an
+  `--output` inside the input, never read as input) is not this. Where --input and --output lead
+  is looked up once, and a manifest read once, per instance."""
+
+  def __init__(self, input_spec, output):
+    self._output = output
+    self._local = FileSystems.get_scheme(output) is None
+    if not self._local:
+      return
+    self._real_output = files.real_path(output)
+    self._input = input_spec
+    if is_manifest(input_spec):
+      self._frame_folders = _manifest_frame_folders(input_spec)
+    else:
+      self._root, pattern = _split_glob(input_spec)
+      self._real_root = files.real_path(self._root)
+      self._selected = _glob_filter(self._root, pattern)
+
+  def __call__(self, clip):
+    if not self._local:
+      return None
+    real = files.real_path(files.join(self._output, clip.name))
+    if _below(real, self._real_output):
+      return None
+    if is_manifest(self._input):
+      held = any(_below(f, real) for f in self._frame_folders)
+      return f'{real}, which holds frames of --input {self._input}' if held else None
+    if not _below(real, self._real_root):
+      return None
+    relative = real[len(self._real_root):].strip('/')
+    folder = files.join(self._root, relative) if relative else self._root
+    if passed_over(relative, folder=True) or not self._selected(folder, folder):
+      return None  # (a folder the input's discovery never reads)
+    return f'{real}, which --input {self._input} reads'
+
+
+def _below(path, folder):
+  """Whether real path `path` is real path `folder` or inside it."""
+  return (path + '/').startswith(folder.rstrip('/') + '/')
+
+
+def _manifest_frame_folders(manifest):
+  """The real paths of the folders of a local manifest's frames (none where it cannot be read:
+  the discovery says why)."""
+  try:
+    text = files.read_bytes(manifest).decode('utf-8-sig', errors='replace')
+  except Exception:  # pylint: disable=broad-except
+    return set()
+  base = _parent(manifest) if '/' in manifest else '.'
+  return {files.real_path(_parent(resolve(base, str(row[k]).strip())))
+          for _, row, problem in _manifest_rows(manifest, text) if not problem
+          for k in ('frame0', 'frame1')
+          if FileSystems.get_scheme(str(row[k]).strip()) is None}
 
 
 def input_frame_inside(input_spec, output):
