@@ -1874,9 +1874,13 @@ def test_a_clip_output_folder_linked_into_the_input_is_not_written(tmp_path, tin
       assert {p: p.read_bytes() for p in scans} == scans
       assert len(os.listdir(output / 'other')) == 5
   os.rmdir(archive / 'reel' / 'interpolated')
-  # Folders the input's discovery never reads: hidden, or outside what a glob selects.
+  # Folders the input's discovery never reads: hidden, outside what a glob selects, in an
+  # earlier output kept in the archive.
+  (archive / 'old' / '_runs' / 'r1').mkdir(parents=True)
+  (archive / 'old' / '_runs' / 'r1' / 'summary.json').write_text('{}')
   for input_spec, target in ((archive, archive / '.delivery' / 'reel'),
-                             (archive / 'r*', archive / 'delivery' / 'reel')):
+                             (archive / 'r*', archive / 'delivery' / 'reel'),
+                             (archive, archive / 'old' / 'reel')):
     linked(target)
     status, run_id = run_job(str(input_spec), str(output), model_path)
     assert status == 0 and len(os.listdir(target)) == 5

@@ -25,6 +25,7 @@ import csv
 import dataclasses
 import fractions
 import functools
+import glob
 import hashlib
 import io
 import json
@@ -674,9 +675,24 @@ class OutputIntoInput:
       return None
     relative = real[len(self._real_root):].strip('/')
     folder = files.join(self._root, relative) if relative else self._root
-    if passed_over(relative, folder=True) or not self._selected(folder, folder):
+    if (passed_over(relative, folder=True) or not self._selected(folder, folder)
+        or _in_a_local_earlier_output(real, self._real_root)):
       return None  # (a folder the input's discovery never reads)
     return f'{real}, which --input {self._input} reads'
+
+
+def _in_a_local_earlier_output(real, real_root):
+  """Whether local folder `real` is in an earlier output below `real_root` (one of its folders
+  holds a run's `_runs/<run_id>/started.json` or `summary.json`, or done markers of a clip),
+  which discovery passes over (`_earlier_outputs`)."""
+  parts = real[len(real_root):].strip('/').split('/')
+  for k in range(1, len(parts) + 1):
+    folder = os.path.join(real_root, *parts[:k])
+    if any(glob.glob(os.path.join(glob.escape(folder), *pattern)) for pattern in (
+        (files.RUNS_DIR, '*', records.STARTED), (files.RUNS_DIR, '*', records.SUMMARY),
+        (files.MARKERS_DIR, '*', '*.done'))):
+      return True
+  return False
 
 
 def _below(path, folder):
@@ -692,10 +708,10 @@ def _manifest_frame_folders(manifest):
   except Exception:  # pylint: disable=broad-except
     return set()
   base = _parent(manifest) if '/' in manifest else '.'
-  return {files.real_path(_parent(resolve(base, str(row[k]).strip())))
-          for _, row, problem in _manifest_rows(manifest, text) if not problem
-          for k in ('frame0', 'frame1')
-          if FileSystems.get_scheme(str(row[k]).strip()) is None}
+  folders = {_parent(resolve(base, str(row[k]).strip()))
+             for _, row, problem in _manifest_rows(manifest, text) if not problem
+             for k in ('frame0', 'frame1')}
+  return {files.real_path(f) for f in folders if FileSystems.get_scheme(f) is None}
 
 
 def input_frame_inside(input_spec, output):
