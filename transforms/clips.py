@@ -685,8 +685,8 @@ def _in_a_local_earlier_output(real, real_root):
   """Whether local folder `real` is in an earlier output below `real_root` (one of its folders
   holds a run's `_runs/<run_id>/started.json` or `summary.json`, or done markers of a clip),
   which discovery passes over (`_earlier_outputs`)."""
-  parts = real[len(real_root):].strip('/').split('/')
-  for k in range(1, len(parts) + 1):
+  parts = [part for part in real[len(real_root):].split('/') if part]
+  for k in range(1, len(parts) + 1):  # (the input folder itself, an output or not, is read)
     folder = os.path.join(real_root, *parts[:k])
     if any(glob.glob(os.path.join(glob.escape(folder), *pattern)) for pattern in (
         (files.RUNS_DIR, '*', records.STARTED), (files.RUNS_DIR, '*', records.SUMMARY),
