@@ -101,7 +101,7 @@ class PlanUnits(beam.DoFn):
   def __init__(self, input_spec, output, run_id, times_to_interpolate, pairs_per_unit, timing,
                output_format='png', progress_dir=None):
     self._input = input_spec
-    self._into_input = None  # (made on the worker)
+    self._into_input = None  # (made on the worker: `setup`)
     self._output = output
     self._format = output_format
     self._run_id = run_id
@@ -109,6 +109,9 @@ class PlanUnits(beam.DoFn):
     self._k = pairs_per_unit
     self._timing = timing
     self._progress_dir = progress_dir
+
+  def setup(self):
+    self._into_input = clips_lib.OutputIntoInput(self._input, self._output)
 
   def process(self, clip):
     records.counter('clips').inc()
@@ -121,8 +124,6 @@ class PlanUnits(beam.DoFn):
           f'so the clip has no times for --output_fps; not retimed (list its parts as clips of '
           f'their own, or run without --output_fps)'))
       return
-    if self._into_input is None:
-      self._into_input = clips_lib.OutputIntoInput(self._input, self._output)
     into_input = self._into_input(clip)
     if into_input:  # (a link from the output to the archive: frames among the footage)
       folder = files.join(self._output, clip.name)

@@ -25,7 +25,6 @@ import csv
 import dataclasses
 import fractions
 import functools
-import glob
 import hashlib
 import io
 import json
@@ -655,6 +654,7 @@ class OutputIntoInput:
       return
     self._real_output = files.real_path(output)
     self._input = input_spec
+    self._frame_folders = None  # a manifest's
     if is_manifest(input_spec):
       self._frame_folders = _manifest_frame_folders(input_spec)
     else:
@@ -668,7 +668,7 @@ class OutputIntoInput:
     real = files.real_path(files.join(self._output, clip.name))
     if _below(real, self._real_output):
       return None
-    if is_manifest(self._input):
+    if self._frame_folders is not None:
       held = any(_below(f, real) for f in self._frame_folders)
       return f'{real}, which holds frames of --input {self._input}' if held else None
     if not _below(real, self._real_root):
@@ -682,16 +682,16 @@ class OutputIntoInput:
 
 
 def _in_a_local_earlier_output(real, real_root):
-  """Whether local folder `real` is in an earlier output below `real_root` (one of its folders
-  holds a run's `_runs/<run_id>/started.json` or `summary.json`, or done markers of a clip),
-  which discovery passes over (`_earlier_outputs`)."""
+  """Whether local folder `real` is in an earlier output below `real_root` (a folder holding a
+  run's files, `_written_by_a_run`), which discovery passes over (`_earlier_outputs`)."""
   parts = [part for part in real[len(real_root):].split('/') if part]
   for k in range(1, len(parts) + 1):  # (the input folder itself, an output or not, is read)
     folder = os.path.join(real_root, *parts[:k])
-    if any(glob.glob(os.path.join(glob.escape(folder), *pattern)) for pattern in (
-        (files.RUNS_DIR, '*', records.STARTED), (files.RUNS_DIR, '*', records.SUMMARY),
-        (files.MARKERS_DIR, '*', '*.done'))):
-      return True
+    for reserved in (files.RUNS_DIR, files.MARKERS_DIR):
+      for below, _, names in os.walk(os.path.join(folder, reserved)):
+        relative = os.path.relpath(below, folder).split(os.sep)
+        if any(_written_by_a_run(relative + [name]) for name in names):
+          return True
   return False
 
 
