@@ -516,20 +516,29 @@ def test_a_clip_too_large_for_the_machines_memory_fails_alone_and_runs_as_tiles(
   room = memory.frame_bytes(model.options, 128, 128, model.flip_average)
   monkeypatch.setattr(memory, 'machine_bytes', lambda: room)
   monkeypatch.setattr(interpolator, '_on_gpu', lambda: False)  # (the check is for CPUs)
+  real_decode, decoded = images.decode, []
+  monkeypatch.setattr(images, 'decode', lambda data, uri='', max_pixels=None: (
+      decoded.append(uri), real_decode(data, uri, max_pixels))[1])
   argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}']
   result = run_module.run(argv + ['--run_id=whole'])
   assert metric(result, 'model_calls') == 2 and metric(result, 'pairs_failed') == 2
+  # Refused from their headers: never decoded, nor written as originals, at each re-run.
+  assert decoded and not [uri for uri in decoded if '/large/' in uri]
   errors = run_records(output, 'whole', 'errors')
-  assert sorted(os.path.basename(e['uris'][0]) for e in errors) == ['frame000.png',
-                                                                     'frame001.png']
+  assert sorted(os.path.basename(e['uris'][0]) for e in errors) == [
+      f'frame{k:03d}.png' for k in range(3)]
   for error in errors:
     assert error['stage'] == 'model' and '/large/' in error['uris'][0]
-    assert 'a 256x192 frame is too large for this machine' in error['message']
+    assert error['message'].startswith(f'cannot run the model on {error["uris"][0]}: a 256x192 '
+                                       f'frame is too large for this machine')
     assert error['message'].endswith('run it as tiles (--tile), or where there is more memory')
+  for pair in run_records(output, 'whole', 'pairs'):
+    if '/large/' in pair['inputs'][0]:
+      assert pair['status'] == 'failed' and pair['size'] == [256, 192]
+      assert pair['error'].startswith(f'cannot run the model on {pair["inputs"][0]}: a 256x192')
   assert sorted(os.listdir(os.path.join(output, 'small'))) == [
       f'frame_{k:06d}.png' for k in range(2 * 2 + 1)]
-  assert sorted(os.listdir(os.path.join(output, 'large'))) == [  # its inputs alone
-      f'frame_{k:06d}.png' for k in range(0, 2 * 2 + 1, 2)]
+  assert not os.path.exists(os.path.join(output, 'large'))
   tiled = run_module.run(argv + ['--run_id=tiled', '--tile=64', '--tile_overlap=16'])
   # (The small clip's frames are made again too: a tiled run's frames are its own.)
   assert metric(tiled, 'model_calls') == 4 and metric(tiled, 'pairs_failed') == 0

@@ -412,3 +412,35 @@ def test_a_pair_that_shows_no_frame_is_skipped_again_after_its_input_or_rate_cha
   assert len(os.listdir(markers)) == 12
   np.testing.assert_array_equal(read_png(os.path.join(output, 'c', 'frame_000000.png')),
                                 originals[0])
+
+
+def test_retimed_frames_too_large_for_the_model_are_still_shown_as_originals(
+    tmp_path, tiny_model, monkeypatch):
+  """A frame the model could not run on in the machine's memory fails the pairs that would
+  interpolate it; a pair that shows it as an original alone needs no model and is made."""
+  from film_net import interpolator, memory  # pylint: disable=import-outside-toplevel
+  model_path, model = tiny_model
+  originals = make_clip(tmp_path / 'archive' / 'clip', 7, seed=6)  # 64x48, 6 pairs
+  room = memory.frame_bytes(model.options, 32, 32, model.flip_average)
+  monkeypatch.setattr(memory, 'machine_bytes', lambda: room)
+  monkeypatch.setattr(interpolator, '_on_gpu', lambda: False)
+  out = str(tmp_path / 'out')
+  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path,
+                           '--times_to_interpolate=1', '--input_fps=24', '--output_fps=32')
+  # Dense frames (2 to the pair) shown: 0 2 3 5 6 8 9 11 12; odd ones are in-betweens.
+  timing = retime.timing(1, 24, 32)
+  shown = {p: timing.outputs(2 * p + (p > 0), 2 * p + 2) for p in range(6)}
+  interpolating = {p for p, outs in shown.items() if any(d % 2 for _, d in outs)}
+  assert interpolating == {1, 2, 4, 5}
+  assert status == 1 and _summary(out, run_id)['model_calls'] == 0
+  for record in run_records(out, run_id, 'pairs'):
+    if record['pair'] in interpolating:
+      assert record['status'] == 'failed'
+      assert 'a 64x48 frame is too large for this machine' in record['error']
+    else:
+      assert record['status'] == 'ok' and record['frames_written'] == len(shown[record['pair']])
+  originals_shown = {k: d // 2 for p in (0, 3) for k, d in shown[p]}
+  assert _frames(os.path.join(out, 'clip')) == [f'frame_{k:06d}.png' for k in originals_shown]
+  for k, frame in originals_shown.items():
+    np.testing.assert_array_equal(read_png(os.path.join(out, 'clip', f'frame_{k:06d}.png')),
+                                  originals[frame])

@@ -244,17 +244,26 @@ def header_size(path):
   Raises where the file cannot be read, or is an image `decode` refuses (a WebP named .jpg)."""
   from transforms import files  # pylint: disable=import-outside-toplevel
   with files.open_for_reading(path) as f:
-    header = f.read(1024)
-    if dpx.is_dpx(header):
-      return dpx.size(header)
-    f.seek(0)
-    try:
-      with Image.open(f) as image:
-        if image.format not in _FORMATS:
-          raise BadImage(f'unsupported image format {image.format}')
-        return upright_size(image)
-    except Image.UnidentifiedImageError:
-      return None
+    return _size_from_header(f)
+
+
+def data_size(data):
+  """`header_size` of a frame's bytes, read already: the size before the pixels are decoded."""
+  return _size_from_header(io.BytesIO(data))
+
+
+def _size_from_header(f):
+  header = f.read(1024)
+  if dpx.is_dpx(header):
+    return dpx.size(header)
+  f.seek(0)
+  try:
+    with Image.open(f) as image:
+      if image.format not in _FORMATS:
+        raise BadImage(f'unsupported image format {image.format}')
+      return upright_size(image)
+  except Image.UnidentifiedImageError:
+    return None
 
 
 def upright_size(image):

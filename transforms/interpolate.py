@@ -503,10 +503,24 @@ class InterpolateUnits(beam.DoFn):
 
     t_read = time.perf_counter()
     decoded, bad, templates = {}, {}, {}
+    # A frame the model could never run on in this machine's memory is refused from its header:
+    # decoding it and writing it as an original would be spent on pairs that fail anyway, at
+    # every frame of such a reel and every re-run. (Retimed, a pair that shows it alone reads it.)
+    model_frames = {j for i in active for j in (i, i + 1)}
+    shown_alone = {j for i in todo if i not in active for j in reads[i]}
+    too_large = {}  # frame -> (its size, why the model refuses it)
     futures = {}  # (pair, output index) -> future of its write
     for i in needed:
       try:
         data = files.read_bytes(uris[i])
+        refused = self._too_large(data) if i in model_frames else None
+        if refused:
+          too_large[i] = refused
+          if i > 0 or reports_first:
+            yield self._error([uris[i]], 'model', MemoryError(refused[1]),
+                              f'cannot run the model on {uris[i]}: {refused[1]}')
+          if i not in shown_alone:
+            continue
         frame = images.decode(data, uris[i], self._max_pixels)
       except Exception as e:  # pylint: disable=broad-except
         stage = 'decode' if isinstance(e, images.BadImage) else 'read'
@@ -518,6 +532,8 @@ class InterpolateUnits(beam.DoFn):
       if self._format == 'dpx':  # in-betweens follow a DPX original's header
         templates[i] = data if dpx.is_dpx(data) else b''
       for key in originals.get(i, ()):
+        if key[0] in active and {key[0], key[0] + 1} & too_large.keys():
+          continue  # (its pair fails)
         sources[key] = i
         futures[key] = self._write(
             self._frame_path(unit, key[1]),
@@ -528,7 +544,9 @@ class InterpolateUnits(beam.DoFn):
     # both of a pair it interpolates), so it also reads, for its size alone, the last frame
     # shown before its own (the earlier unit's to report where unreadable): that chains the
     # check across units, and a frame no output shows is never checked.
-    sizes = {j: (f.width, f.height) for j, f in decoded.items()}
+    frame_sizes = {j: (f.width, f.height) for j, f in decoded.items()}
+    frame_sizes.update((j, size) for j, (size, _) in too_large.items())
+    sizes = dict(frame_sizes)
     named = dict(enumerate(uris))
     if not dense and needed and unit.size_anchor:
       position, uri = unit.size_anchor
@@ -541,6 +559,10 @@ class InterpolateUnits(beam.DoFn):
     read_seconds = time.perf_counter() - t_read
 
     failed = {i: bad[min(reads[i] & bad.keys())] for i in todo if reads[i] & bad.keys()}
+    for i in sorted(active - failed.keys()):
+      refused = sorted({i, i + 1} & too_large.keys())
+      if refused:
+        failed[i] = f'cannot run the model on {uris[refused[0]]}: {too_large[refused[0]][1]}'
     known = sorted(sizes)
     for j, k in zip(known, known[1:]):
       # The pair that writes frame k fails (whichever unit holds the frames before it); one
@@ -677,8 +699,7 @@ class InterpolateUnits(beam.DoFn):
       if self._scene_cut is not None:
         seconds['scene_cut'] = score_seconds * share
       # (retimed, a pair may read its second frame alone)
-      size = next(((decoded[j].width, decoded[j].height) for j in (i, i + 1) if j in decoded),
-                  None)
+      size = next((frame_sizes[j] for j in (i, i + 1) if j in frame_sizes), None)
       cut = {'cut_score': scores.get(i), 'scene_cut': (i in cuts) if i in scores else None,
              'identical': identical.get(i)}
       outcome[i] = size, n_written, seconds, cut
@@ -712,6 +733,24 @@ class InterpolateUnits(beam.DoFn):
     if self._scene_cut is not None:
       records.distribution('scene_cut_ms').update(int(score_seconds * 1000))
     self._finish(unit, len(todo), frames_total)
+
+  def _too_large(self, data):
+    """((width, height), why) where frames of `data`'s size could never fit in this machine's
+    memory for the model (`Interpolator.check_size`, on CPU), else None: decoding says what is
+    wrong with a frame whose header cannot be read, or that --max_pixels refuses."""
+    try:
+      size = images.data_size(data)
+    except Exception:  # pylint: disable=broad-except
+      return None
+    if size is None or (self._max_pixels and size[0] * size[1] > self._max_pixels):
+      return None
+    try:
+      self._model.check_size(size[1], size[0])
+    except MemoryError as e:  # (memory.FrameTooLarge)
+      return size, str(e)
+    except ValueError:  # too small: the model call says so, as for every model
+      return None
+    return None
 
   def _unmark_gone(self, unit, markers, pairs, written):
     """Checks that the frames `pairs` wrote are all still there now that they are marked done
