@@ -20,6 +20,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -66,17 +67,60 @@ class LocalRunner(PipelineRunner):
     run_graph = runner.run_via_runner_api  # (what run_pipeline hands the job's graph to)
     runner.run_via_runner_api = lambda proto, options: run_graph(
         _workers_tied_to_the_launcher(proto), options)
-    with _quiet_workers_stopped_with_the_job():
+    with _watching_the_workers() as lost:
       try:
         return runner.run_pipeline(pipeline, options)
       except KeyboardInterrupt:
         _end_the_workers()
         raise
+      except Exception as e:  # pylint: disable=broad-except
+        # A worker process gone mid-job (the OOM killer's SIGKILL, most often): Beam's thread
+        # that waits on it says so, maybe after the job's own error (a stream cut short).
+        deadline = time.monotonic() + _WORKER_EXIT_WAIT_SECONDS
+        while not lost and time.monotonic() < deadline and _beam_worker_threads():
+          time.sleep(0.05)
+        if not lost:
+          raise
+        _end_the_workers()
+        raise WorkerLost(_worker_lost_message(lost[0], options)) from e
 
 
 # Beam's launcher-side threads for a multi_processing worker: its process, its control stream,
 # its data stream.
 _BEAM_WORKER_THREADS = ('run_worker', 'beam_control_read', 'read_grpc_client_inputs')
+# What Beam's thread that waits on a multi_processing worker raises when it ends mid-job.
+_WORKER_EXIT = re.compile(r'Worker subprocess exited with return code (-?\d+)')
+# How long a job's error waits for that thread to say whether a worker was lost.
+_WORKER_EXIT_WAIT_SECONDS = 5
+# Exit codes of this run's multi_processing workers that ended mid-job (`_watching_the_workers`).
+_lost_workers = []
+
+
+class WorkerLost(RuntimeError):
+  """A local multi_processing worker process ended mid-job; the message says how and why."""
+
+
+def _beam_worker_threads():
+  return [t for t in threading.enumerate() if t.name in _BEAM_WORKER_THREADS]
+
+
+def _worker_lost_message(code, options):
+  """One line for a worker process that ended with `code` (Popen's: -N for signal N)."""
+  workers = options.view_as(DirectOptions).direct_num_workers or os.cpu_count()  # (Beam's 0)
+  how = f'exited with status {code}'
+  if code < 0:
+    try:
+      how = f'was killed by signal {-code} ({signal.Signals(-code).name})'
+    except ValueError:
+      how = f'was killed by signal {-code}'
+  why = ''
+  if code == -signal.SIGKILL:
+    why = (f': on Linux most often the kernel\'s OOM killer, the memory used up: each of the '
+           f'{workers} worker processes holds the model and its frames\' activations (see '
+           f'"Large frames" in README.md); run with fewer --direct_num_workers, --tile or '
+           f'--direct_running_mode multi_threading, or on a machine with more memory')
+  return (f'a worker process of the job {how}, and the job stopped{why}. What the workers '
+          f'finished is whole (done markers); the same command finishes the job')
 
 
 def _end_the_workers():
@@ -101,29 +145,42 @@ def _end_the_workers():
     except OSError:  # (gone meanwhile)
       pass
   # Beam's threads that watched and served them end with them; each raises as it goes, said
-  # nothing of while the job stops (`_quiet_workers_stopped_with_the_job`).
+  # nothing of while the job stops (`_watching_the_workers`).
   for thread in threading.enumerate():
     if thread.name in _BEAM_WORKER_THREADS:
       thread.join(timeout=10)
 
 
 @contextlib.contextmanager
-def _quiet_workers_stopped_with_the_job():
-  """Stopped (Ctrl-C, SIGTERM), the job ends its multi_processing workers, and Beam's thread
-  that watched each raised "Worker subprocess exited with return code -6" with a traceback
-  after the one line that says the run stopped: left unsaid once a stop is requested."""
+def _watching_the_workers():
+  """Yields the exit codes of multi_processing workers that end mid-job (`_lost_workers`).
+  Beam's thread that watched such a worker raised "Worker subprocess exited with return code
+  -9" with a traceback, and its stream threads theirs, 240 lines and no word of why (the job
+  then stopped on "Channel closed prematurely"): the job's error says it in one line instead
+  (`WorkerLost`). So are they left unsaid once a stop is requested (Ctrl-C, SIGTERM): the job
+  ends its workers, after the one line that says the run stopped. A stream thread's error with
+  no worker lost is said when the job ends."""
   previous = threading.excepthook
+  held = []
+  del _lost_workers[:]
 
   def hook(args):
-    if not (stopping.requested() and (
-        str(args.exc_value).startswith('Worker subprocess exited with return code') or
-        args.thread.name in _BEAM_WORKER_THREADS)):
+    ended = _WORKER_EXIT.match(str(args.exc_value))
+    if stopping.requested() and (ended or args.thread.name in _BEAM_WORKER_THREADS):
+      return
+    if ended:
+      _lost_workers.append(int(ended.group(1)))
+    elif args.thread.name in _BEAM_WORKER_THREADS:
+      held.append(args)
+    else:
       previous(args)
   threading.excepthook = hook
   try:
-    yield
+    yield _lost_workers
   finally:
     threading.excepthook = previous
+    for args in held if not _lost_workers else ():
+      previous(args)
 
 
 def _workers_tied_to_the_launcher(pipeline_proto):
@@ -622,9 +679,14 @@ def free_space(output):
 def _not_a_stopped_workers_stream(record):
   """A logging filter: a multi_processing worker ended by a stop (`_end_the_workers`) cuts its
   data stream, which Beam logs as an error with a traceback after the line that says the run
-  stopped."""
-  return not (stopping.requested() and
-              record.getMessage().startswith('Failed to read inputs in the data plane'))
+  stopped; so does one that ended mid-job (`WorkerLost`), often just before Beam's thread that
+  waits on it says so: that is waited for, a second at most (on the stream's own thread)."""
+  if not record.getMessage().startswith('Failed to read inputs in the data plane'):
+    return True
+  deadline = time.monotonic() + 1
+  while not (stopping.requested() or _lost_workers) and time.monotonic() < deadline:
+    time.sleep(0.02)
+  return not (stopping.requested() or _lost_workers)
 
 
 def _not_a_stopped_workers_close(record):
@@ -632,7 +694,7 @@ def _not_a_stopped_workers_close(record):
   systemd) ends the multi_processing workers with the launcher, and Beam logs closing each one's
   broken stream as an error with a traceback (grpc.RpcError) before the line that says the run
   stopped."""
-  return not (stopping.requested() and
+  return not ((stopping.requested() or _lost_workers) and
               record.getMessage().startswith('Error closing worker_handler'))
 
 
@@ -699,6 +761,9 @@ def run_command(caught, start, dry_run, report, interrupted, failed_note, ended,
     if isinstance(e, (interpolate.ModelError, UsageError)):
       print(f'error: {e}', file=sys.stderr)
       return 2
+    if isinstance(e, WorkerLost):
+      print(f'error: {e}', file=sys.stderr)
+      return 1
     if type(e).__name__ == 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
       print(f'error: {e}\n{failed_note}', file=sys.stderr)
       return 1

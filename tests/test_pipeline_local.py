@@ -753,6 +753,35 @@ def test_the_workers_of_a_launcher_killed_outright_end_with_it(tmp_path):
     time.sleep(0.2)
 
 
+def test_a_multi_processing_worker_killed_mid_job_is_one_line_and_the_same_command_finishes(
+    tmp_path, tiny_model):
+  """The OOM killer's SIGKILL to one worker (each holds the model and its frames): Beam printed
+  240 lines of the launcher's threads' tracebacks, ending in 'Channel closed prematurely', and
+  no word of why."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 24, width=32, height=32, seed=3)
+  flags = [f'--model_path={model_path}', '--times_to_interpolate=3', '--pairs_per_unit=1']
+  job = _multi_processing_job_at_work(tmp_path, *flags)
+  workers = _worker_pids(job.pid)
+  os.kill(workers[0], signal.SIGKILL)
+  _, stderr = job.communicate(timeout=120)
+  assert job.returncode == 1 and 'Traceback' not in stderr, stderr
+  assert tool_lines(stderr)[-1] == (
+      'error: a worker process of the job was killed by signal 9 (SIGKILL), and the job '
+      'stopped: on Linux most often the kernel\'s OOM killer, the memory used up: each of the 2 '
+      'worker processes holds the model and its frames\' activations (see "Large frames" in '
+      'README.md); run with fewer --direct_num_workers, --tile or --direct_running_mode '
+      'multi_threading, or on a machine with more memory. What the workers finished is whole '
+      '(done markers); the same command finishes the job'), stderr
+  assert not any(_is_running(pid) for pid in workers[1:])  # (the other worker is ended)
+  output = tmp_path / 'out'
+  result = run_module.run([f'--input={tmp_path / "archive"}', f'--output={output}', *flags,
+                           '--run_id=again'])
+  assert metric(result, 'pairs_failed') == 0
+  assert metric(result, 'pairs_ok') + metric(result, 'pairs_skipped') == 23
+  assert len(os.listdir(output / 'clip')) == 23 * 8 + 1
+
+
 def _worker_pids(launcher):
   """The Beam SDK workers the launcher started (their /proc entries: Linux)."""
   found = []
