@@ -157,6 +157,10 @@ def _wanted_positions(wanted, pair: int, step: int, times_to_interpolate: int) -
   return positions
 
 
+class TileTooSmall(ValueError):
+  """A `tile` this model cannot run (its least side): the setting's fault, not the file's."""
+
+
 def check_settings(align=None, padding=None, flip_weights=None, precision=None, tile=None,
                    tile_overlap=None) -> None:
   """ValueError for a way of running a model that no model runs (None: not given); the model's
@@ -291,7 +295,7 @@ class Interpolator:
     if self.tile and self.options is not None:
       least = min(self.options.min_size, MIN_TILE)
       if self.tile < least or _pad_box(self.tile, self.tile, align)[2] < self.options.min_size:
-        raise ValueError(f'tile={self.tile} is too small for this model: its tiles need >= '
+        raise TileTooSmall(f'tile={self.tile} is too small for this model: its tiles need >= '
                          f'{least} px of the frame and >= {self.options.min_size} px on each '
                          f'side once padded to align={align}')
 
@@ -400,6 +404,8 @@ class Interpolator:
       return cls.from_weights(weights, options, align=align, source=str(path),
                               flip_average=flip_average, padding=padding, precision=precision,
                               flip_weights=flip_weights, tile=tile, tile_overlap=tile_overlap)
+    except TileTooSmall:
+      raise
     except (ValueError, KeyError) as e:
       raise ValueError(f'cannot load film_net model from {path}: {e}') from e
 

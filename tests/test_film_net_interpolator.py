@@ -361,7 +361,9 @@ def test_recursion_over_tiles_feeds_each_tiled_mid_frame_back():
     # A tile's sign was blamed on the overlap; floats failed at the first frame, in TensorFlow.
     ({'tile': -5}, 'tile must be None or 0 (whole frames) or > 0, got -5'),
     ({'align': 64.0}, 'align must be a whole number of pixels, got 64.0'),
-    ({'tile': 60.5}, 'tile must be a whole number of pixels, got 60.5')])
+    ({'tile': 60.5}, 'tile must be a whole number of pixels, got 60.5'),
+    # (the model's own least tile, checked once it is built)
+    ({'tile': 32}, 'tile=32 is too small for this model: its tiles need >= 64 px')])
 def test_a_setting_no_model_runs_with_is_blamed_on_the_setting_not_the_file(setting, message):
   """Each read 'cannot load film_net model from .../film_net_default.npz: ...', after the
   weights were read and the network built; a negative align padded to '64x0'."""

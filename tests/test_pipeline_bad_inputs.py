@@ -284,6 +284,24 @@ def test_missing_or_broken_model_fails_before_any_work(tmp_path, capsys):
   assert not output.exists()
 
 
+def test_a_tile_the_model_cannot_run_is_blamed_on_the_flag_not_the_model(tmp_path, capsys):
+  """A deeper model's least side is more than the least --tile: 'cannot load the film_net
+  model from FILE' sent the user to a file that was fine."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from film_net import Interpolator, Options  # pylint: disable=import-outside-toplevel
+  deeper = dataclasses.replace(Options.tiny(), pyramid_levels=Options.tiny().pyramid_levels + 4)
+  model_path = str(tmp_path / 'deeper.npz')
+  Interpolator.random(deeper, align=None).save(model_path)
+  make_clip(tmp_path / 'archive' / 'clip', 2)
+  status, _ = run_job(str(tmp_path / 'archive'), str(tmp_path / 'out'), model_path,
+                      '--tile=64', f'--align={deeper.min_size}')
+  assert status == 0
+  status, _ = run_job(str(tmp_path / 'archive'), str(tmp_path / 'out'), model_path, '--tile=64')
+  err = capsys.readouterr().err
+  assert status == 2 and 'error: --tile 64: tile=64 is too small for this model' in err, err
+  assert 'cannot load' not in err
+
+
 def test_names_that_are_not_utf8_are_reported_and_the_rest_completes(tmp_path, tiny_model,
                                                                     capsys):
   """An old volume's Latin-1 `café` (byte 0xe9; Python keeps it as a lone surrogate) could not

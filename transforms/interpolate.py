@@ -76,6 +76,8 @@ def load_model(model_path, align, flip_average=None, precision='float32', tile=N
     return Interpolator.from_path(model_path or None, align=align, flip_average=flip_average,
                                   precision=precision, tile=size, tile_overlap=overlap)
   except Exception as e:  # pylint: disable=broad-except
+    if type(e).__name__ == 'TileTooSmall':  # (the flag's fault, not the file's)
+      raise ModelError(f'--tile {size}: {e}') from e
     where = model_path or 'the built-in default model (film_net/default_model/)'
     from film_net.weights import DEFAULT_MODEL  # pylint: disable=import-outside-toplevel
     said = f'cannot load film_net model from {model_path or DEFAULT_MODEL}: '
