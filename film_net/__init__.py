@@ -14,7 +14,7 @@ import os
 
 # TensorFlow's default CPU allocator hands large buffers back to the OS and faults them in again
 # on the next op: at 1080p on 2-core VMs a quarter of the model's CPU time went to page faults.
-# Its BFC allocator keeps and reuses them (built-in model 1.5x faster there; see
+# Its BFC allocator keeps and reuses them (built-in model 1.4-1.7x faster there; see
 # docs/benchmarks.md). TensorFlow reads the variable at its first tensor allocation, so this holds
 # unless an op ran before film_net was imported; set it to false to keep TensorFlow's default.
 os.environ.setdefault('TF_CPU_ALLOCATOR_USE_BFC', 'true')
