@@ -54,8 +54,9 @@ class Options:
   @classmethod
   def compact(cls) -> 'Options':
     """The built-in default model: the released structure at a quarter of the feature widths
-    (half to a quarter of the flow widths), about 1/16 of the released FLOPs. Seven levels like the released model: the seventh, at 1/64
-    scale, costs little and gives the flow context on large plain surfaces."""
+    (half to a quarter of the flow widths), about 1/16 of the released FLOPs. Seven levels like
+    the released model: the seventh, at 1/64 scale, costs little and gives the flow context on
+    large plain surfaces."""
     return cls(pyramid_levels=7, fusion_pyramid_levels=5, specialized_levels=3,
                sub_levels=4, flow_convs=(3, 3, 3, 3), flow_filters=(16, 32, 64, 64),
                filters=16)

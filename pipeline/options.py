@@ -73,8 +73,8 @@ def build_parser():
                       default=images.DEFAULT_PNG_COMPRESSION,
                       help=f'zlib level of the PNGs written, 0-9 (default '
                            f'{images.DEFAULT_PNG_COMPRESSION}: against 6, 8-bit frames encode '
-                           f'4.3-7.4x faster for 9.5-17%% more bytes, 16-bit scans 1.3x for 2.6%%); the '
-                           f'pixels are the same, so finished pairs are not redone.')
+                           f'4.3-7.4x faster for 9.5-17%% more bytes, 16-bit scans 1.3x for '
+                           f'2.6%%); the pixels are the same, so finished pairs are not redone.')
   parser.add_argument('--pairs_per_unit', type=flags.positive_int,
                       default=DEFAULT_PAIRS_PER_UNIT,
                       help='Consecutive pairs per work unit (default 16); lower it for 4K frames '
