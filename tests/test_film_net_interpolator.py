@@ -87,7 +87,9 @@ def test_no_alignment_runs_on_the_frames_as_they_are():
 def test_batched_equals_single_and_unbatched(interp):
   rng = np.random.default_rng(3)
   x0, x1 = _frames(rng, 3, 48, 40, 3), _frames(rng, 3, 48, 40, 3)
+  calls = interp.model_calls
   batched = interp(x0, x1)
+  assert interp.model_calls == calls + 3  # (one a pair, as the pipeline's metrics count them)
   for i in range(3):
     np.testing.assert_allclose(batched[i], interp(x0[i], x1[i]), atol=1e-5)
 

@@ -140,6 +140,15 @@ def test_a_frame_beyond_the_machines_memory_is_refused_before_the_model_runs(mon
   larger_tiles = Interpolator.random(Options.tiny(), align=64, tile=96, tile_overlap=16)
   with pytest.raises(memory.FrameTooLarge, match=r'; run it as smaller tiles \(--tile\), or '):
     larger_tiles(*_frames(128, 130))
+  # Tiles that fit do not make any frame fit: its whole frames (inputs, mid frame, blend
+  # weights: 64 B a pixel) are held too, 1 GiB at 4096x4096.
+  room = memory.frame_bytes(tiled.options, 64, 64, tiled.flip_average) + 2**21
+  monkeypatch.setattr(memory, 'machine_bytes', lambda: room)
+  tiled.check_size(128, 130)
+  with pytest.raises(memory.FrameTooLarge, match=r'a 4096x4096 frame is too large .* its '
+                     r'tiles of up to 64x64 \(tile=64\) would need about 1\.5 GB .* more '
+                     r'than the 0\.5 GB'):
+    tiled.check_size(4096, 4096)
 
 
 def test_nothing_is_refused_where_the_model_computes_on_a_gpu(monkeypatch):

@@ -177,10 +177,11 @@ def test_output_frames_lost_since_their_run_are_made_again(tmp_path, tiny_model)
   made = {clip: _frames_on_disk(output / clip) for clip in ('clip', 'other')}
   (output / 'clip' / frame_name(3)).unlink()  # pair 1's in-between
   (output / 'clip' / frame_name(6)).write_bytes(b'')  # pair 2's original
+  (output / 'clip' / frame_name(8)).unlink()  # the last pair's last frame, the clip's last
   for name in os.listdir(output / 'other'):
     (output / 'other' / name).unlink()
   second = run_module.run(argv + ['--run_id=second'])
-  assert metric(second, 'model_calls') == 2 + 2 and metric(second, 'pairs_skipped') == 2
+  assert metric(second, 'model_calls') == 3 + 2 and metric(second, 'pairs_skipped') == 1
   for clip, frames in made.items():
     again = _frames_on_disk(output / clip)
     assert again.keys() == frames.keys()
@@ -1946,11 +1947,15 @@ def test_written_files_are_on_disk_before_they_take_their_names(tmp_path, monkey
   events, real_fsync, real_replace = [], os.fsync, os.replace
   monkeypatch.setattr(os, 'fsync', lambda fd: (events.append(('fsync', os.readlink(
       f'/proc/self/fd/{fd}'))), real_fsync(fd))[1])
-  monkeypatch.setattr(os, 'replace', lambda src, dst: (events.append(('replace', src)),
+  monkeypatch.setattr(os, 'replace', lambda src, dst: (events.append(('replace', src, dst)),
                                                        real_replace(src, dst))[1])
-  files.write_atomic(str(tmp_path / 'out' / 'a' / 'frame_000000.png'), b'x' * 1000,
-                     str(tmp_path / 'out' / '_tmp'))
+  frame = str(tmp_path / 'out' / 'a' / 'frame_000000.png')
+  files.write_atomic(frame, b'x' * 1000, str(tmp_path / 'out' / '_tmp'))
   weights_lib.write_local_whole(str(tmp_path / 'latest.npz'), b'y' * 1000)
-  assert [kind for kind, _ in events] == ['fsync', 'replace'] * 2
+  assert [kind for kind, *_ in events] == ['fsync', 'replace'] * 2
   assert events[0][1] == events[1][1] and events[2][1] == events[3][1]  # the same temporary
+  # Written under another name (the frame's in the run's _tmp/), never in place.
+  assert events[1][1].startswith(str(tmp_path / 'out' / '_tmp') + os.sep)
+  assert events[1][1].endswith('.partial') and events[1][2] == frame
+  assert events[3][1] != events[3][2] == str(tmp_path / 'latest.npz')
   assert (tmp_path / 'out' / 'a' / 'frame_000000.png').read_bytes() == b'x' * 1000

@@ -114,3 +114,23 @@ def test_png_compression_changes_the_bytes_not_the_pixels(tmp_path, tiny_model):
                            '--times_to_interpolate=2')  # the default level: nothing to redo
   assert status == 0 and run_module.read_summary(str(tmp_path / 'level9'),
                                                  run_id)['pairs']['skipped'] == 2
+
+
+def test_each_inbetweens_alpha_is_blended_at_its_own_time(tmp_path, tiny_model):
+  """Alpha (a matte, a logo's cut-out) has no motion for the model to follow: each in-between
+  blends the pair's linearly at its own time, 1/4, 1/2, 3/4 at N = 2, not all at 1/2."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  rng = np.random.default_rng(21)
+  clip = tmp_path / 'archive' / 'matte'
+  clip.mkdir(parents=True)
+  for k, alpha in enumerate((0, 255)):
+    rgba = np.concatenate([rng.integers(0, 256, (48, 64, 3)),
+                           np.full((48, 64, 1), alpha)], -1).astype(np.uint8)
+    Image.fromarray(rgba, 'RGBA').save(clip / f'frame{k}.png')
+  out = str(tmp_path / 'out')
+  assert run_job(str(tmp_path / 'archive'), out, model_path, '--times_to_interpolate=2')[0] == 0
+  alphas = [np.asarray(Image.open(os.path.join(out, 'matte', frame_name(k))))[..., 3]
+            for k in range(5)]
+  for k, expected in enumerate((0, 64, 128, 191, 255)):
+    assert (alphas[k] == expected).all(), (k, np.unique(alphas[k]))
