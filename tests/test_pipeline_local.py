@@ -287,6 +287,21 @@ def test_a_scene_cut_holds_the_nearer_original_instead_of_cross_fading(tmp_path,
                  'pairs_skipped') == 5
 
 
+def test_a_cut_is_a_score_above_the_threshold_not_at_it(tmp_path, tiny_model, monkeypatch):
+  """--scene_cut_threshold is the score a cut exceeds (its help says so)."""
+  from transforms import scene_cuts  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 2, seed=5)
+  monkeypatch.setattr(scene_cuts, 'thumbnail_score', lambda a, b: 0.25)
+  for threshold, cut in ((0.25, False), (0.24, True)):
+    output = str(tmp_path / f'out{threshold}')
+    run_module.run([f'--input={tmp_path / "archive"}', f'--output={output}',
+                    f'--model_path={model_path}', '--run_id=r', '--scene_cuts',
+                    f'--scene_cut_threshold={threshold}'])
+    (pair,) = run_records(output, 'r', 'pairs')
+    assert (pair['cut_score'], pair['scene_cut'], pair['model_calls'] == 0) == (0.25, cut, cut)
+
+
 def test_a_new_cut_score_decides_scene_cut_runs_pairs_again(tmp_path, tiny_model, monkeypatch):
   """A newer detector may decide a pair differently, so its runs' markers are not the older
   detector's; runs without detection keep theirs."""
@@ -1092,6 +1107,10 @@ def test_a_frame_removed_while_its_pair_is_marked_done_fails_the_pair(tmp_path, 
   pairs = {r['pair']: r for r in run_records(output, 'racing', 'pairs')}
   assert pairs[0]['status'] == 'ok' and pairs[1]['status'] == 'failed'
   assert 'deleted while the pair was marked done' in pairs[1]['error']
+  # Its marker is gone now, not only at the next run's tidy (which misses what it cannot see).
+  markers = os.listdir(os.path.join(output, '_markers', 'clip'))
+  assert [m for m in markers if m.startswith('pair_000000-')]
+  assert not [m for m in markers if m.startswith('pair_000001-')]
   monkeypatch.setattr(files, 'write_atomic', real_write)
   last = run_module.run(argv + ['--run_id=last'])
   assert metric(last, 'pairs_skipped') == 1 and metric(last, 'model_calls') == 2 ** N - 1
@@ -1448,6 +1467,33 @@ def test_a_retried_unit_counts_the_pairs_its_first_attempt_made_as_made(tmp_path
   assert all(r['size'] for r in retried)
 
 
+def test_a_pair_whose_marker_has_a_rival_is_made_again(tmp_path, tiny_model):
+  """Two jobs overlapped on a pair while its input changed: each deleted the markers it would
+  outdate before its model ran, so both markers stay and the frames may be either's. A unit
+  that finds a rival (same pair and output indices, another key) makes the pair again, also
+  where planning's tidy did not see it (written since)."""
+  from transforms import clips  # pylint: disable=import-outside-toplevel
+  model_path, model = tiny_model
+  make_clip(tmp_path / 'clip', 3, seed=8)
+  clip = clips.Clip('clip', tuple((str(p), 'v') for p in sorted((tmp_path / 'clip').iterdir())),
+                    (True, True))
+  (unit,) = clips.split_into_units(clip, N, 16)
+
+  def job():
+    return interpolate.InterpolateUnits(str(tmp_path / 'out'), 'nightly', model_path,
+                                        model.fingerprint, N, 64, 10 ** 8, False)
+
+  _attempt(job(), unit)
+  markers = tmp_path / 'out' / '_markers' / 'clip'
+  (marker,) = [m for m in os.listdir(markers) if m.startswith('pair_000001-')]
+  (markers / (marker.rsplit('-', 1)[0] + '-' + 'f' * 20 + '.done')).write_text(
+      json.dumps({'run_id': 'other', 'job': 'other'}))
+  again = _attempt(job(), unit)
+  assert [(r['status'], r['model_calls']) for r in again] == [('skipped', 0), ('ok', STEP - 1)]
+  assert sorted(m.startswith('pair_000001-') for m in os.listdir(markers)) == [False, True]
+  assert [r['status'] for r in _attempt(job(), unit)] == ['skipped', 'skipped']
+
+
 def test_a_stale_attempt_at_a_unit_leaves_what_the_kept_attempt_made(tmp_path, tiny_model,
                                                                     monkeypatch):
   """Dataflow may hand a unit to a second worker while the first, taken for lost, runs on; the
@@ -1690,9 +1736,9 @@ def test_a_one_frame_clip_is_copied_once_and_a_rerun_leaves_it_alone(tmp_path):
     (unit,) = clips.split_into_units(clip, N, 16)
     return [r.value for r in dofn.process(unit) if isinstance(r, beam.pvalue.TaggedOutput)]
 
-  def job():  # a model is never needed for a lone frame: no setup
+  def job(reprocess=False):  # a model is never needed for a lone frame: no setup
     return interpolate.InterpolateUnits(str(tmp_path / 'out'), 'nightly', None, 'fp', N, 64,
-                                        10 ** 8, False)
+                                        10 ** 8, reprocess)
 
   first_job = job()
   assert attempt(first_job, '1:1') == [{'clip': 'clip', 'frames_written': 1}]
@@ -1701,6 +1747,9 @@ def test_a_one_frame_clip_is_copied_once_and_a_rerun_leaves_it_alone(tmp_path):
   assert attempt(first_job, '1:1') == [{'clip': 'clip', 'frames_written': 1}]  # a retry
   assert attempt(job(), '1:1') == []  # the next night: nothing written, nothing counted
   assert os.path.getmtime(out) == 1_000_000
+  assert attempt(job(reprocess=True), '1:1') == [{'clip': 'clip', 'frames_written': 1}]
+  assert os.path.getmtime(out) != 1_000_000  # --reprocess: written again
+  os.utime(out, (1_000_000, 1_000_000))
   assert attempt(job(), '1:2') == [{'clip': 'clip', 'frames_written': 1}]  # the frame changed
   assert os.path.getmtime(out) != 1_000_000
   with open(path, 'wb') as f:  # it goes bad: its old copy is of an input that is no more

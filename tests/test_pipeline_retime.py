@@ -444,3 +444,23 @@ def test_retimed_frames_too_large_for_the_model_are_still_shown_as_originals(
   for k, frame in originals_shown.items():
     np.testing.assert_array_equal(read_png(os.path.join(out, 'clip', f'frame_{k:06d}.png')),
                                   originals[frame])
+
+
+def test_an_unreadable_frame_after_a_pair_that_shows_nothing_is_reported_once(tmp_path,
+                                                                               tiny_model):
+  """A unit's first frame is the earlier unit's to report, unless that unit's last pair shows
+  no frame and so never reads it: then this unit says it (once), or no record named it."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'archive' / 'clip', 6, seed=8)
+  bad = tmp_path / 'archive' / 'clip' / 'frame002.png'
+  bad.write_bytes(b'not a png')
+  timing = retime.timing(1, 24, 10)  # dense frames shown: 0 5 10 14 19 (2 to a pair)
+  assert timing.outputs(3, 4) == [] and [d for _, d in timing.outputs(5, 6)] == [5]
+  out = str(tmp_path / 'out')
+  status, run_id = run_job(str(tmp_path / 'archive'), out, model_path, '--pairs_per_unit=1',
+                           '--times_to_interpolate=1', '--input_fps=24', '--output_fps=10')
+  assert status == 1
+  (error,) = run_records(out, run_id, 'errors')
+  assert error['stage'] == 'decode' and error['uris'] == [str(bad)]
+  pairs = {r['pair']: r['status'] for r in run_records(out, run_id, 'pairs')}
+  assert pairs == {0: 'ok', 1: 'ok', 2: 'failed', 3: 'ok', 4: 'ok'}
