@@ -91,14 +91,16 @@ def test_links_and_folders_no_clip_can_have_are_left_alone(tmp_path, tiny_model)
   (elsewhere / 'frame_000000.png').write_bytes(b'not the pipeline\'s')
   os.symlink(elsewhere, output / 'elsewhere_link')
   os.symlink(output / 'a', output / 'latest')
-  for folder in ('.backup/a', 'Contact sheets'):  # no clip's output folder is named so
+  # No clip's output folder is named so (a clip '_backup' or 'Contact sheets' writes to
+  # 'clip_backup-HASH', 'Contact_sheets-HASH').
+  for folder in ('.backup/a', 'Contact sheets', '_backup', '_backup/a'):
     os.makedirs(output / folder)
     (output / folder / 'frame_000000.png').write_bytes(b'a user\'s')
   before = _tree(str(output / 'a'))
   status, run_id = run_job(archive, str(output), model_path, '--prune_removed_clips')
   assert status == 0 and _summary(str(output), run_id)['clips_pruned'] == 0
   assert os.listdir(elsewhere) == ['frame_000000.png'] and _tree(str(output / 'a')) == before
-  for folder in ('.backup/a', 'Contact sheets'):
+  for folder in ('.backup/a', 'Contact sheets', '_backup/a'):
     assert os.listdir(output / folder) == ['frame_000000.png']
 
 
@@ -196,6 +198,26 @@ def test_a_retried_delete_reports_what_the_listing_found(tmp_path):
   assert first == retried == [{'clip': 'old', 'files_removed': 3}]
   assert sorted(os.listdir(tmp_path)) == ['_markers', '_tmp', 'kept']
   assert not os.listdir(tmp_path / '_markers')
+
+
+def test_a_prune_deletes_the_markers_first_and_only_the_pipelines_files(tmp_path, monkeypatch):
+  """Stopped half-way, a clip must read as not done (its markers gone before its frames); and
+  what is no file the pipeline writes there (a note beside the markers) stays."""
+  for path in ('old/frame_000000.png', 'old/frame_000001.png', '_markers/old/p0.done',
+               '_markers/old/p1.done', '_markers/old/notes.txt', 'old/notes.txt'):
+    os.makedirs(os.path.dirname(tmp_path / path), exist_ok=True)
+    (tmp_path / path).write_bytes(b'x')
+  (listed,) = prune.ListRemovedClips('run').process(str(tmp_path), ['kept'], [])
+  assert len(listed['paths']) == 4
+  deleted = []
+  real_delete = prune.files.delete_files
+  monkeypatch.setattr(prune.files, 'delete_files',
+                      lambda paths: (deleted.extend(paths), real_delete(paths))[1])
+  assert list(prune.DeleteRemovedClip('run').process(listed, ['kept'])) == [
+      {'clip': 'old', 'files_removed': 4}]
+  assert [p.endswith('.done') for p in deleted] == [True, True, False, False]
+  assert os.listdir(tmp_path / '_markers' / 'old') == ['notes.txt']
+  assert os.listdir(tmp_path / 'old') == ['notes.txt']
 
 
 def test_names_that_are_not_utf8_in_the_output_are_left_alone(tmp_path, tiny_model):

@@ -502,6 +502,12 @@ def test_a_save_killed_before_latest_npz_is_mended_by_the_resume(short_runs, tmp
     assert weights_lib.read_meta(str(folder / mended))['steps'] == 6
   assert train.main(_args(folder, 6, '--keep_every', '2')) == 0  # whole now: nothing to mend
   assert 'behind' not in capsys.readouterr().out
+  # Mended at a step that is no multiple of --keep_every: no copy was asked for, none is made.
+  other = _copy(short_runs[6], tmp_path / 'other')
+  shutil.copyfile(other / 'step_5.npz', other / 'latest.npz')
+  assert train.main(_args(other, 6, '--keep_every', '4')) == 0
+  assert 'latest.npz was behind' in capsys.readouterr().out
+  assert sorted(p.name for p in other.glob('step_*.npz')) == ['step_5.npz']
 
 
 def test_temporaries_go_from_a_run_folder_named_like_a_glob_and_only_from_it(tmp_path):

@@ -544,6 +544,14 @@ def test_clip_names_fit_a_local_filesystems_name_limit():
   assert clips.sanitise_clip_name('E' * 255) == 'E' * 255  # fits: unchanged
 
 
+def test_a_clip_name_never_starts_an_output_folder_kept_for_the_pipeline():
+  """'_runs', '_markers', '_tmp' and whatever '_' names come later are the pipeline's, and
+  pruning passes over '_' folders: a clip '_scans/reel1' writes under 'clip_scans/'."""
+  for name in ('_scans/reel1', '_runs', '_markers/x', '_tmp'):
+    sanitised = clips.sanitise_clip_name(name)
+    assert sanitised.startswith('clip_') and sanitised != name, sanitised
+
+
 def test_relative_manifest_paths_resolve_alike_locally_and_in_object_stores():
   """Object names are literal: 'in/./f.png' is another object than 'in/f.png', so '.' and '..'
   are resolved before the path is used, as they are on local disk."""

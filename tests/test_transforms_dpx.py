@@ -250,3 +250,21 @@ def test_ffmpeg_reads_plain_headers_as_written(ffmpeg, tmp_path, source):
   out = tmp_path / 'back.png'
   subprocess.run([ffmpeg, '-v', 'error', '-y', '-i', str(path), str(out)], check=True)
   np.testing.assert_array_equal(images.decode(out.read_bytes()).pixels, source)
+
+
+@pytest.mark.parametrize('bits', [8, 10, 16])
+@pytest.mark.parametrize('endian', ['>', '<'])
+def test_an_element_offset_of_zero_means_the_files_image_offset(bits, endian):
+  """Writers that leave the image element's data offset (byte 808) at 0 rely on the file's
+  (byte 4): read from byte 0, the header would be taken for picture, and as a template it gave
+  in-betweens no header at all."""
+  codes = RNG.integers(0, 2 ** bits, (4, 6, 3))
+  data = bytearray(write_dpx(codes, bits, endian=endian, offset=2048))
+  struct.pack_into(endian + 'I', data, 808, 0)
+  pixels = codes.astype(np.uint8) if bits == 8 else widened(codes, bits)
+  np.testing.assert_array_equal(dpx.decode(bytes(data)), pixels)
+  new_codes = RNG.integers(0, 2 ** bits, (4, 6, 3))
+  new = new_codes.astype(np.uint8) if bits == 8 else widened(new_codes, bits)
+  made = dpx.encode(new, templates=(bytes(data),))
+  np.testing.assert_array_equal(dpx.decode(made), new)
+  assert made[800:804] == data[800:804] and made[:4] == data[:4]  # the template's layout

@@ -40,6 +40,22 @@ def test_notices_are_counted_and_listed_apart_and_fail_nothing(tmp_path):
   assert _summary(tmp_path, elements + [_pair('failed')], 2)['status'] == 'failed'
 
 
+def test_the_counts_are_of_every_pair_and_frame_and_held_pairs_only_where_made(tmp_path):
+  """pairs.total counts ok, skipped and failed; frames_written adds lone frames; a held pair
+  (a cut, one image twice) counts only where its frames were written, as the metrics do."""
+  def held(status, frames):
+    return ('pair', records.pair_record('r', 'clip', 0, ['a', 'b'], (8, 8), frames, status, {},
+                                        'boom' if status == 'failed' else None,
+                                        scene_cut=True, identical=True))
+  elements = [_pair('ok'), _pair('skipped'), _pair('failed'), held('ok', 3), held('failed', 0),
+              ('frames', {'clip': 'one', 'frames_written': 1})]
+  for split in (1, 2, 4):
+    summary = _summary(tmp_path, elements, split)
+    assert summary['pairs'] == {'total': 5, 'ok': 2, 'skipped': 1, 'failed': 2}
+    assert summary['frames_written'] == 3 + 3 + 3 + 3 + 0 + 1
+    assert summary['scene_cuts'] == summary['identical_pairs'] == 1
+
+
 def test_the_fifty_messages_listed_of_each_kind_are_the_same_however_folded(tmp_path):
   errors = [_error(f'e{k:02d}') for k in range(60)]
   notices = [_error(f'n{k:02d}', 'notice') for k in range(60)]
