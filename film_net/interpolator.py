@@ -296,8 +296,8 @@ class Interpolator:
       least = min(self.options.min_size, MIN_TILE)
       if self.tile < least or _pad_box(self.tile, self.tile, align)[2] < self.options.min_size:
         raise TileTooSmall(f'tile={self.tile} is too small for this model: its tiles need >= '
-                         f'{least} px of the frame and >= {self.options.min_size} px on each '
-                         f'side once padded to align={align}')
+                           f'{least} px of the frame and >= {self.options.min_size} px on each '
+                           f'side once padded to align={align}')
 
   # -- construction ----------------------------------------------------------------------------
 

@@ -115,10 +115,11 @@ def _worker_lost_message(code, options):
       how = f'was killed by signal {-code}'
   why = ''
   if code == -signal.SIGKILL:
-    why = (f': on Linux most often the kernel\'s OOM killer, the memory used up: each of the '
-           f'{workers} worker processes holds the model and its frames\' activations (see '
-           f'"Large frames" in README.md); run with fewer --direct_num_workers, --tile or '
-           f'--direct_running_mode multi_threading, or on a machine with more memory')
+    fewer = ('fewer --direct_num_workers, --tile or --direct_running_mode multi_threading'
+             if workers > 1 else '--tile')
+    why = (f': on Linux most often the kernel\'s OOM killer, the memory used up: each worker '
+           f'process ({workers} in this run) holds the model and its frames\' activations (see '
+           f'"Large frames" in README.md); run with {fewer}, or on a machine with more memory')
   return (f'a worker process of the job {how}, and the job stopped{why}. What the workers '
           f'finished is whole (done markers); the same command finishes the job')
 

@@ -784,9 +784,9 @@ def test_a_multi_processing_worker_killed_mid_job_is_one_line_and_the_same_comma
   assert job.returncode == 1 and 'Traceback' not in stderr, stderr
   assert tool_lines(stderr)[-1] == (
       'error: a worker process of the job was killed by signal 9 (SIGKILL), and the job '
-      'stopped: on Linux most often the kernel\'s OOM killer, the memory used up: each of the 2 '
-      'worker processes holds the model and its frames\' activations (see "Large frames" in '
-      'README.md); run with fewer --direct_num_workers, --tile or --direct_running_mode '
+      'stopped: on Linux most often the kernel\'s OOM killer, the memory used up: each worker '
+      'process (2 in this run) holds the model and its frames\' activations (see "Large frames" '
+      'in README.md); run with fewer --direct_num_workers, --tile or --direct_running_mode '
       'multi_threading, or on a machine with more memory. What the workers finished is whole '
       '(done markers); the same command finishes the job'), stderr
   assert not any(_is_running(pid) for pid in workers[1:])  # (the other worker is ended)
