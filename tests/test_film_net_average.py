@@ -119,6 +119,7 @@ def test_an_output_in_a_bucket_that_does_not_exist_is_a_usage_error_before_any_r
 
 @pytest.mark.parametrize('argv, message', [
     (['--shares', '0.5,0.6'], '--shares sum to 1.1, not 1'),
+    (['--shares', '0.5,0.05'], '--shares sum to 0.55, not 1'),  # (a typo: shrunken weights)
     (['--shares', '1'], '--shares gives 1 shares for 2 models'),
     (['--shares', '0,1'], 'must be in (0, 1], got 0'),
     (['--shares', 'nan,0.5'], 'must be in (0, 1], got nan'),
@@ -130,6 +131,7 @@ def test_shares_that_do_not_make_a_mean_are_a_usage_error(two_models, tmp_path, 
   with pytest.raises(SystemExit) as stop:
     average.main(['--output', str(tmp_path / 'soup.npz'), *argv, *two_models])
   assert stop.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
+  assert not (tmp_path / 'soup.npz').exists()
 
 
 def test_an_output_that_cannot_be_a_weight_file_is_a_usage_error(two_models, tmp_path, capsys):

@@ -616,3 +616,15 @@ def test_write_png_refuses_frames_it_would_write_wrong_and_read_rgb_names_a_fold
   np.testing.assert_allclose(image_io.read_rgb(str(tmp_path / 'rgb.png')), frame, atol=0.5 / 255)
   with pytest.raises(ValueError, match='is a folder, not a file'):
     image_io.read_rgb(str(tmp_path))
+
+
+def test_bfloat16_is_native_on_gpus_from_compute_capability_8_0(monkeypatch):
+  """An A100 (8.0) multiplies bfloat16 in hardware: no warning that it is emulated; a T4 (7.5)
+  does not."""
+  from film_net import model  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(tf.config, 'list_physical_devices',
+                      lambda kind=None: ['GPU:0'] if kind == 'GPU' else [])
+  for capability, native in (((8, 0), True), ((9, 0), True), ((7, 5), False)):
+    monkeypatch.setattr(tf.config.experimental, 'get_device_details',
+                        lambda _, c=capability: {'compute_capability': c})
+    assert model.bfloat16_is_native() is native, capability

@@ -606,3 +606,49 @@ def test_options_given_against_the_files_are_said(tmp_path, caplog):
   assert record.getMessage() == (
       f"{path}: running with the options given, not those it records (pyramid_levels "
       f"{deeper.pyramid_levels}, the file's {Options.tiny().pyramid_levels})")
+
+
+def test_the_fingerprint_is_of_the_options_too():
+  """The pipeline's done markers are keyed by it: the same weights run at another depth are
+  another model, whose frames must not pass for the first's."""
+  weights = Interpolator.random(Options.tiny(), seed=0).net.released_weights()
+  deeper = dataclasses.replace(Options.tiny(), pyramid_levels=Options.tiny().pyramid_levels + 1)
+  assert weights_lib.fingerprint(weights, deeper) != weights_lib.fingerprint(weights,
+                                                                            Options.tiny())
+
+
+def test_options_inferred_from_weights_at_the_edges():
+  """Eight fusion levels (the pyramid at least as deep), and a predictor without 3x3 convs."""
+  opts = dataclasses.replace(Options.tiny(), pyramid_levels=8, fusion_pyramid_levels=8)
+  inferred = weights_lib.infer_options(Interpolator.random(opts, seed=0).net.released_weights())
+  assert (inferred.pyramid_levels, inferred.fusion_pyramid_levels) == (8, 8)
+  opts = dataclasses.replace(Options.tiny(), flow_convs=(0, 1, 1))
+  weights = Interpolator.random(opts, seed=0).net.released_weights()
+  assert weights_lib.infer_options(weights, base=opts) == opts
+
+
+def test_a_released_name_is_found_by_whole_scopes_only():
+  assert weights_lib.canonical_name('model/fusion/conv2d/kernel:0') == 'fusion/conv2d/kernel'
+  assert weights_lib.canonical_name('extra_fusion/conv2d/kernel:0') is None
+  assert weights_lib.canonical_name('my_feat_net/x/kernel:0') is None
+
+
+def test_a_saved_model_is_uploaded_with_its_graph_last(tmp_path, monkeypatch):
+  """A worker that reads the export mid-upload finds no saved_model.pb, not one without its
+  variables."""
+  import contextlib  # pylint: disable=import-outside-toplevel
+  import io  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+  (tmp_path / 'variables').mkdir()
+  for name in ('saved_model.pb', 'variables/variables.index', 'variables/z.data',
+               'fingerprint.pb'):
+    (tmp_path / name).write_bytes(b'x')
+  order = []
+
+  @contextlib.contextmanager
+  def create(path, *_, **__):
+    order.append(path)
+    yield io.BytesIO()
+  monkeypatch.setattr(FileSystems, 'create', staticmethod(create))
+  weights_lib.upload_tree(str(tmp_path), 'gs://b/m')
+  assert len(order) == 4 and order[-1] == 'gs://b/m/saved_model.pb'

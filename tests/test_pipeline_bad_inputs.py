@@ -202,6 +202,11 @@ def test_a_disk_that_fills_up_mid_run_is_one_line_and_the_next_run_finishes(
   assert launch.storage_failure(OSError(errno.EMFILE, 'Too many open files')) is None
   assert launch.storage_failure(OSError(errno.EROFS, 'Read-only file system', '/mnt/o')) == (
       '[Errno 30] Read-only file system: /mnt/o')
+  # A quota, a failing disk, a file over the disk's size limit: the storage's, as a full disk.
+  for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG):
+    assert launch.storage_failure(OSError(code, 'x')) == f'[Errno {code}] x'
+    assert launch.storage_failure(RuntimeError(
+        f"OSError: [Errno {code}] x [while running 'Step']")) == f'[Errno {code}] x'
 
 
 def test_frames_of_another_size_are_reported_when_copied_too(tmp_path, tiny_model):
@@ -634,3 +639,16 @@ def _same_as_a_fresh_run(archive, output, model_path, fresh):
     for name in names:
       assert (open(os.path.join(output, clip, name), 'rb').read() ==
               open(os.path.join(fresh, clip, name), 'rb').read()), (clip, name)
+
+
+def test_a_job_that_ended_without_a_summary_is_a_failure(monkeypatch, capsys):
+  """A nightly scheduler acts on the exit status: a job that left no summary did not succeed."""
+  import types  # pylint: disable=import-outside-toplevel
+  from pipeline import run as run_module  # pylint: disable=import-outside-toplevel
+
+  def no_summary(*_):
+    raise FileNotFoundError('summary.json')
+  monkeypatch.setattr(run_module, 'read_summary', no_summary)
+  known = types.SimpleNamespace(output='/nonexistent', run_id='r1')
+  assert run_module._report(known, 'DONE') == 1  # pylint: disable=protected-access
+  assert 'error: the job ended in state DONE without a summary' in capsys.readouterr().err

@@ -769,6 +769,13 @@ def test_the_workers_of_a_launcher_killed_outright_end_with_it(tmp_path):
     time.sleep(0.2)
 
 
+def test_the_first_signal_caught_sets_the_exit_status():
+  """Ctrl-C, then SIGTERM while the run stops (a scheduler's timeout): 130, as the stop was."""
+  assert launch.interrupt_status([signal.SIGINT, signal.SIGTERM]) == 130
+  assert launch.interrupt_status([signal.SIGTERM, signal.SIGINT]) == 143
+  assert launch.interrupt_status([]) == 130
+
+
 def test_a_multi_processing_worker_killed_mid_job_is_one_line_and_the_same_command_finishes(
     tmp_path, tiny_model):
   """The OOM killer's SIGKILL to one worker (each holds the model and its frames): Beam printed
