@@ -101,6 +101,7 @@ class WorkerLost(RuntimeError):
 
 
 def _beam_worker_threads():
+  """Beam's launcher-side threads of multi_processing workers now running."""
   return [t for t in threading.enumerate() if t.name in _BEAM_WORKER_THREADS]
 
 
@@ -147,9 +148,8 @@ def _end_the_workers():
       pass
   # Beam's threads that watched and served them end with them; each raises as it goes, said
   # nothing of while the job stops (`_watching_the_workers`).
-  for thread in threading.enumerate():
-    if thread.name in _BEAM_WORKER_THREADS:
-      thread.join(timeout=10)
+  for thread in _beam_worker_threads():
+    thread.join(timeout=10)
 
 
 @contextlib.contextmanager
