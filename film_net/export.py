@@ -137,10 +137,11 @@ def _traced(weights, options, inference) -> ReleasedFormatModel:
 
 def refuse_what_is_not_an_export(path: str) -> list[str]:
   """ValueError where `path` is a file or a folder of other files than an export (which an
-  export replaces, whole); else the files of a remote one ([] locally), to delete once the new
-  export is uploaded."""
+  export replaces, whole); else the files of a remote one ([] locally), to delete before the new
+  export is uploaded (its `saved_model.pb` last: a stop between leaves no model, not a mix)."""
   if weights_lib.is_remote(path):
-    _refuse_a_file(path.rstrip('/'), _remote_file_exists(path.rstrip('/')))
+    from transforms import files  # pylint: disable=import-outside-toplevel
+    _refuse_a_file(path.rstrip('/'), files.is_file(path.rstrip('/')))
     old = _remote_files(path)
     _refuse_to_replace_other_files(path, _top_level_names(path.rstrip('/'), old))
     return old
@@ -253,14 +254,6 @@ def _refuse_a_file(path: str, is_a_file: bool) -> None:
                      f'earlier export to replace')
 
 
-def _remote_file_exists(path: str) -> bool:
-  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
-  try:
-    return FileSystems.exists(path)
-  except ValueError:  # a bucket's root (`gs://b`): no object's name
-    return False
-
-
 def _remote_files(path: str) -> list[str]:
   """Every file below the remote folder `path` ([] where it cannot be listed: the upload that
   follows says why, in the command's words)."""
@@ -285,7 +278,8 @@ def main(argv=None) -> int:
                            'name it)')
   parser.add_argument('--output', required=True, type=flags.path_value,
                       help='folder the SavedModel is written to (local or gs://); one there '
-                           'already is replaced, whole; a folder of other files is refused')
+                           'already is replaced, whole (on cloud storage deleted first: a stop '
+                           'mid-upload leaves none); a folder of other files is refused')
   args = parser.parse_args(argv)
   flags.check_paths(parser, [('--output', args.output)], [('--model', args.model)])
   try:  # (said at once, not after the model is loaded: a usage error, as the other paths')

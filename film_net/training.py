@@ -536,11 +536,10 @@ def _frame_size(path: str) -> tuple[int, int]:
 
 def _no_clips(path: str) -> str:
   """Why --clips holds no triplet, for its error line."""
-  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
   from transforms import files  # pylint: disable=import-outside-toplevel
   from transforms.clips import is_glob_in_a_folder  # pylint: disable=import-outside-toplevel
   if not os.path.isdir(path):
-    if FileSystems.exists(path):
+    if files.is_file(path):
       return 'is a file; --clips takes a folder of clips (folders of frames)'
     if is_glob_in_a_folder(path):
       return 'no clip folder with at least 3 frames matches'

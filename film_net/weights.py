@@ -67,7 +67,7 @@ def local_copy(path: str):
   root = path.rstrip('/')
   local_root = tempfile.mkdtemp(prefix='film_model_')
   try:
-    if FileSystems.exists(root) and not FileSystems.exists(root + '/saved_model.pb'):
+    if files.is_file(root) and not FileSystems.exists(root + '/saved_model.pb'):
       target = os.path.join(local_root, os.path.basename(root))
       _copy_remote_file(FileSystems, root, target)
       yield target

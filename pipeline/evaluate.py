@@ -551,20 +551,12 @@ def _scene_cut_setting(known):
   return pipeline_flags.scene_cut_setting(known) if known.leave_one_out else None
 
 
-def _exists(path):
-  """Whether `path` is a file; False where Beam cannot ask (a bucket's root, `gs://b`)."""
-  try:
-    return FileSystems.exists(path)
-  except ValueError:
-    return False
-
-
 def _no_triplets(known):
   """Why the input gave no triplet, for the usage error."""
   if clips.is_manifest(known.input) and not known.leave_one_out:
     return 'the manifest has no rows'
   folder = clips.literal_folder(known.input) or known.input  # (escaped as glob.escape does)
-  if not files.is_folder(folder) and not _exists(known.input):
+  if not files.is_folder(folder) and not files.is_file(known.input):
     if clips.is_glob_in_a_folder(known.input):
       return ('no clip of 3 or more frames matches' if known.leave_one_out else
               'a glob selects clips for --leave_one_out; triplets are a folder of triplet '

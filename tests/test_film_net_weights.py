@@ -358,6 +358,13 @@ def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
   from_file = Interpolator.from_path('gs://film-test/models/w.npz', align=None)
   reference = interp(x0, x1)
   np.testing.assert_allclose(from_dir(x0, x1), reference, rtol=1e-5, atol=1e-6)
+  # An export at a bucket's root: Beam raised asking whether the root is a file.
+  root = gcs.client.create_bucket('film-test-model-root')
+  for name in os.listdir(target) + ['variables/' + n for n in os.listdir(f'{target}/variables')]:
+    if os.path.isfile(os.path.join(target, name)):
+      root.blob(name).upload_from_filename(os.path.join(target, name))
+  np.testing.assert_allclose(Interpolator.from_path(f'gs://{root.name}', align=None)(x0, x1),
+                             reference, rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(from_file(x0, x1), reference)
   interp.save('gs://film-test/models/saved_remotely.npz')
   assert Interpolator.from_path('gs://film-test/models/saved_remotely.npz').fingerprint == \

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BUCKET, make_clip, run_job
+from conftest import BUCKET, make_clip, run_job, run_records
 from transforms import clips
 from transforms import interpolate
 
@@ -445,6 +445,22 @@ def test_a_bucket_that_does_not_exist_is_one_line_before_any_work(tmp_path, tiny
   assert capsys.readouterr().err.strip() == (
       'error: --model_path gs://no-such-bucket/m.npz: its bucket no-such-bucket does not exist')
   assert not (tmp_path / 'ev').exists()
+
+
+def test_an_empty_bucket_as_input_is_an_error_record_not_a_failed_job(tmp_path, tiny_model,
+                                                                       gcs):
+  """Discovery asked Beam whether the bucket's root is a file to word its record, and Beam
+  raises for a root (no object's name): the job failed on its retries, with no record."""
+  model_path, _ = tiny_model
+  empty = gcs.client.create_bucket('film-test-empty-input').name
+  output = str(tmp_path / 'out')
+  for path in (f'gs://{empty}', f'gs://{empty}/'):
+    status, run_id = run_job(path, output, model_path)
+    errors = run_records(output, run_id, 'errors')
+    assert status == 1 and [(e['stage'], e['message']) for e in errors] == [
+        ('discover', f'input bucket is empty: gs://{empty}')]
+    with open(os.path.join(output, '_runs', run_id, 'summary.json')) as f:
+      assert json.load(f)['errors'] == 1
 
 
 def test_a_bucket_model_that_is_not_there_is_a_usage_error_naming_it(tmp_path, gcs, capsys):

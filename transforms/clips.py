@@ -407,8 +407,9 @@ class DiscoverClips(beam.DoFn):
     if not by_dir and not listed.unaddressable and not listed.problems:
       kind = 'no files match' if pattern else (
           'input folder is empty' if _is_local_dir(root) else
+          'input bucket is empty' if files.is_bucket(root) else
           'input is a file, not a folder of clips or a manifest (.csv, .jsonl)'
-          if FileSystems.exists(root) else 'input path does not exist')
+          if files.is_file(root) else 'input path does not exist')
       yield self._error(input_spec, 'discover', FileNotFoundError(input_spec),
                         f'{kind}: {input_spec}')
       return

@@ -293,6 +293,17 @@ def list_tree(root, follow_links=True, problems=None, claims=None):
   return found
 
 
+def is_bucket(path):
+  """Whether `path` is a bucket's root (`gs://b`, `gs://b/`): a folder that names no object."""
+  return FileSystems.get_scheme(path) == 'gs' and '/' not in path.split('://', 1)[1].strip('/')
+
+
+def is_file(path):
+  """Whether `path` names a file (on an object store an object); False for a bucket's root,
+  where Beam's `exists` raises."""
+  return not is_bucket(path) and FileSystems.exists(path)
+
+
 def is_folder(path):
   """Whether `path` names a folder: on local disk a directory; on an object store a prefix
   with objects below it (on GCS one listing of at most one object)."""
