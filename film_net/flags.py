@@ -258,6 +258,12 @@ def tile_overlap(tile: int | None, overlap: int | None) -> int:
   return min(DEFAULT_TILE_OVERLAP, tile // 4) if tile else DEFAULT_TILE_OVERLAP
 
 
+def max_tile_overlap(tile: int) -> int:
+  """The most overlap tiles of `tile` px may have: half of them, so that they step by at least
+  half their size (63 of 64 would be ~1.9 million tiles at 1080p)."""
+  return tile // 2
+
+
 MIN_TILE = 64  # with align 64 (the default) a smaller tile is padded to 64 anyway
 
 
@@ -290,13 +296,13 @@ def add_tile_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def check_tile_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-  """A usage error unless `--tile_overlap` is below `--tile` (when tiling), or where it is given
-  without `--tile` (it would change nothing, as `--scene_cut_threshold` without `--scene_cuts`);
-  fills in the overlap's default."""
+  """A usage error unless `--tile_overlap` is at most half of `--tile` (when tiling), or where
+  it is given without `--tile` (it would change nothing, as `--scene_cut_threshold` without
+  `--scene_cuts`); fills in the overlap's default."""
   if args.tile_overlap is not None and not args.tile:
     parser.error('--tile_overlap only works with --tile (frames run whole)')
   args.tile_overlap = tile_overlap(args.tile, args.tile_overlap)
-  if args.tile and args.tile_overlap > args.tile // 2:  # (63 of 64: ~1.9 million tiles at 1080p)
+  if args.tile and args.tile_overlap > max_tile_overlap(args.tile):
     parser.error(f'--tile_overlap ({args.tile_overlap}) must be at most half of --tile '
                  f'({args.tile}): tiles would step by less than half their size; take a larger '
                  f'--tile')

@@ -28,6 +28,7 @@ from film_net import specs
 from film_net import warp as warp_lib
 from film_net import weights as weights_lib
 from film_net.flags import MIN_TILE
+from film_net.flags import max_tile_overlap
 from film_net.flags import tile_overlap as default_tile_overlap
 from film_net.model import FilmNet
 from film_net.options import Options
@@ -179,8 +180,9 @@ def check_settings(align=None, padding=None, flip_weights=None, precision=None, 
   if precision is not None and precision not in specs.PRECISIONS:
     raise ValueError(f'precision must be one of {specs.PRECISIONS}, got {precision!r}')
   overlap = default_tile_overlap(tile, tile_overlap)
-  if tile and not 0 <= overlap < tile:
-    raise ValueError(f'tile_overlap must be in [0, tile={tile}), got {overlap}')
+  if tile and not 0 <= overlap <= max_tile_overlap(tile):
+    raise ValueError(f'tile_overlap must be in [0, {max_tile_overlap(tile)}] (at most half of '
+                     f'tile={tile}: tiles step by at least half their size), got {overlap}')
 
 
 class Interpolator:

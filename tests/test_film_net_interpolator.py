@@ -358,7 +358,8 @@ def test_recursion_over_tiles_feeds_each_tiled_mid_frame_back():
     ({'padding': 'reflect'}, "padding must be one of ('zeros', 'mirror'), got 'reflect'"),
     ({'flip_weights': 'vote'}, 'flip_weights must be one of'),
     ({'precision': 'float16'}, "precision must be one of ('float32', 'bfloat16')"),
-    ({'tile': 64, 'tile_overlap': 64}, 'tile_overlap must be in [0, tile=64), got 64'),
+    ({'tile': 64, 'tile_overlap': 64}, 'tile_overlap must be in [0, 32] (at most half of tile=64'),
+    ({'tile': 64, 'tile_overlap': 33}, 'tile_overlap must be in [0, 32] (at most half of tile=64'),
     ({'align': -64}, 'align must be None or >= 0, got -64'),
     # A tile's sign was blamed on the overlap; floats failed at the first frame, in TensorFlow.
     ({'tile': -5}, 'tile must be None or 0 (whole frames) or > 0, got -5'),
