@@ -226,6 +226,35 @@ def test_frames_of_another_size_are_reported_when_copied_too(tmp_path, tiny_mode
       f'frame_{i:06d}.png' for i in range(3)]
 
 
+def test_a_manifest_row_that_is_not_utf8_is_named_and_the_others_run(tmp_path, tiny_model):
+  """A Latin-1 manifest (Excel's plain "CSV") was decoded with U+FFFD in place of its accents:
+  its frames then 'did not exist', each a record naming a path nobody wrote."""
+  model_path, _ = tiny_model
+  make_clip(tmp_path / 'caf\u00e9', 2, seed=3)
+  make_clip(tmp_path / 'plain', 2, seed=4)
+  manifest = tmp_path / 'pairs.csv'
+  manifest.write_bytes('clip,frame0,frame1\n'
+                       'a,caf\u00e9/frame000.png,caf\u00e9/frame001.png\n'
+                       'b,plain/frame000.png,plain/frame001.png\n'.encode('latin-1'))
+  output = str(tmp_path / 'out')
+  status, run_id = run_job(str(manifest), output, model_path)
+  assert status == 1
+  assert [e['message'] for e in _errors(output, run_id)] == [
+      f'{manifest} line 2: malformed manifest row: not UTF-8 text (byte 0xE9): save the '
+      f'manifest as UTF-8 (Excel: "CSV UTF-8")']
+  assert [p['clip'] for p in _pairs(output, run_id)] == ['b']
+  assert sorted(os.listdir(output)) == ['_markers', '_runs', 'b']
+  lines = manifest.read_bytes().decode('latin-1').splitlines()[1:]
+  manifest = tmp_path / 'pairs.jsonl'
+  manifest.write_bytes('\n'.join(json.dumps(dict(zip(('clip', 'frame0', 'frame1'), l.split(','))),
+                                             ensure_ascii=False) for l in lines).encode('latin-1'))
+  status, run_id = run_job(str(manifest), output, model_path)
+  assert status == 1 and [e['message'] for e in _errors(output, run_id)] == [
+      f'{manifest} line 1: malformed manifest row: not UTF-8 text (byte 0xE9): save the '
+      f'manifest as UTF-8 (Excel: "CSV UTF-8")']
+  assert [p['status'] for p in _pairs(output, run_id)] == ['skipped']
+
+
 def test_missing_input_and_manifest_problems(tmp_path, tiny_model):
   model_path, _ = tiny_model
   output = str(tmp_path / 'out')

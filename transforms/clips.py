@@ -460,7 +460,7 @@ class DiscoverClips(beam.DoFn):
       yield self._error(manifest, 'discover', FileNotFoundError(manifest),
                         f'manifest does not exist: {manifest}')
       return
-    text = files.read_bytes(manifest).decode('utf-8-sig', errors='replace')
+    text = _manifest_text(files.read_bytes(manifest))
     base = _parent(manifest) if '/' in manifest else '.'
     clips = {}  # name -> list of (line, frame0, frame1), in file order
     row_count = 0
@@ -574,12 +574,29 @@ def _versions(paths):
   return found
 
 
+def _manifest_text(data):
+  """A manifest's bytes as text: UTF-8, Excel's "CSV UTF-8" mark dropped. Bytes that are not
+  UTF-8 (a Latin-1 export) stay as surrogates, so that their rows are named as such
+  (`_manifest_rows`), not read as paths with U+FFFD in them that no frame has."""
+  return data.decode('utf-8-sig', errors='surrogateescape')
+
+
+def _not_utf8(text):
+  """Why a manifest row is no UTF-8 text, or None."""
+  bad = next((c for c in text if '\udc80' <= c <= '\udcff'), None)
+  return bad and (f'not UTF-8 text (byte 0x{ord(bad) - 0xdc00:02X}): save the manifest as '
+                  f'UTF-8 (Excel: "CSV UTF-8")')
+
+
 def _manifest_rows(manifest, text):
   """Yields (line number, row dict, problem or None) for every non-empty manifest row."""
   needed = ('clip', 'frame0', 'frame1')
   if manifest.lower().endswith('.jsonl'):
     for n, raw in enumerate(text.splitlines(), 1):
       if not raw.strip():
+        continue
+      if _not_utf8(raw):
+        yield n, None, _not_utf8(raw)
         continue
       try:
         row = json.loads(raw)
@@ -605,6 +622,9 @@ def _manifest_rows(manifest, text):
   columns = [header.index(k) for k in needed] if has_header else [0, 1, 2]
   for n, cells in enumerate(lines[1:] if has_header else lines, 2 if has_header else 1):
     if not any(c.strip() for c in cells):
+      continue
+    if _not_utf8(''.join(cells)):
+      yield n, None, _not_utf8(''.join(cells))
       continue
     if len(cells) <= max(columns) or any(not cells[i].strip() for i in columns):
       yield n, None, f'needs non-empty clip, frame0, frame1: {",".join(cells)[:200]}'
@@ -705,7 +725,7 @@ def _manifest_frame_folders(manifest):
   """The real paths of the folders of a local manifest's frames (none where it cannot be read:
   the discovery says why)."""
   try:
-    text = files.read_bytes(manifest).decode('utf-8-sig', errors='replace')
+    text = _manifest_text(files.read_bytes(manifest))
   except Exception:  # pylint: disable=broad-except
     return set()
   base = _parent(manifest) if '/' in manifest else '.'
@@ -725,7 +745,7 @@ def input_frame_inside(input_spec, output):
     if not FileSystems.exists(input_spec):
       return None  # said by the discovery, as a record
     base = _parent(input_spec) if '/' in input_spec else '.'
-    text = files.read_bytes(input_spec).decode('utf-8-sig', errors='replace')
+    text = _manifest_text(files.read_bytes(input_spec))
     for _, row, problem in _manifest_rows(input_spec, text):
       for key in ('frame0', 'frame1'):
         path = None if problem else resolve(base, str(row[key]).strip())
