@@ -37,8 +37,14 @@ _FUSION = re.compile(r'^fusion/conv2d(?:_(\d+))?/(kernel|bias)$')
 _LISTS = ('trackable_list_wrapper', 'trackable_tuple_wrapper')
 
 
+# What Beam's `FileSystems.get_scheme` takes for a scheme, matched without loading Beam.
+_SCHEME = re.compile(r'[a-zA-Z][-a-zA-Z0-9+.]*://')
+
+
 def is_remote(path: str) -> bool:
-  return '://' in str(path)
+  """Whether `path` is read through one of Beam's filesystems (gs://...), as Beam decides: a
+  local `out/a://b` is not."""
+  return bool(_SCHEME.match(str(path).strip()))
 
 
 @contextlib.contextmanager

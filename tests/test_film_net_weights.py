@@ -341,6 +341,14 @@ def test_a_damaged_meta_is_refused_not_run_another_way(tmp_path):
       weights_lib.read_model(str(path))
 
 
+def test_remote_paths_are_those_beam_reads_through_a_filesystem():
+  """`'://' in path` took a local `out/a://b` for remote, where Beam writes it locally."""
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+  for path in ('gs://b/m.npz', ' gs://b/m', 'S3+x.y-z://b', 'out/a://b', 'model.npz', '/m',
+               '1gs://b', 'gs:/b', ''):
+    assert weights_lib.is_remote(path) == (FileSystems.get_scheme(path) is not None), path
+
+
 def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
   _, x0, x1, _ = golden
   interp, target = exported
