@@ -193,12 +193,8 @@ class Trainer:
                        f'from where the run was, or start a new --output_dir') from None
 
   def save(self, seconds: float, data: str, flags: dict) -> str:
-    self.meta = {'steps': int(self.step.numpy()), 'seconds': round(seconds, 1), 'data': data,
-                 'flags': flags, **training.carried_meta(self.meta)}
-    if self.ema_decay > 0:
-      self.meta['ema_decay'] = self.ema_decay
-    if self.net.precision != 'float32':  # of the convolutions; weights and Adam stay float32
-      self.meta['precision'] = self.net.precision
+    self.meta = training.run_meta(self.meta, int(self.step.numpy()), seconds, data, flags,
+                                  'film_net.train', self.ema_decay, self.net.precision)
     # meta.json first: a save killed between the two then leaves a checkpoint whose resume still
     # finds the meta (how the model runs, carried from the start file), not none.
     _write_json(os.path.join(self.output_dir, 'meta.json'), self.meta)

@@ -173,14 +173,10 @@ class Trainer:
 
   def save(self, seconds: float, data: str) -> str:
     """Checkpoint and `latest.npz`, each written whole (temp file renamed into place)."""
-    self.meta = {'steps': self.step, 'seconds': round(seconds, 1), 'data': data,
-                 'flags': training.run_flags(self.args),
-                 'trainer': f'film_net.train_torch on {_device_name(self.device)}',
-                 **training.carried_meta(self.meta)}
-    if self.args.ema_decay > 0:
-      self.meta['ema_decay'] = self.args.ema_decay
-    if self.net.precision != 'float32':  # of the convolutions; weights and Adam stay float32
-      self.meta['precision'] = self.net.precision
+    self.meta = training.run_meta(
+        self.meta, self.step, seconds, data, training.run_flags(self.args),
+        f'film_net.train_torch on {_device_name(self.device)}', self.args.ema_decay,
+        self.net.precision)
     checkpoint = io.BytesIO()
     torch.save({'net': self.net.state_dict(), 'optimizer': self.optimizer.state_dict(),
                 'ema': self.ema, 'step': self.step, 'meta': self.meta}, checkpoint)

@@ -453,6 +453,20 @@ def carried_meta(meta: dict) -> dict:
   return {key: meta[key] for key in ('inference',) if key in meta}
 
 
+def run_meta(previous: dict, steps: int, seconds: float, data: str, flags: dict, trainer: str,
+             ema_decay: float, precision: str) -> dict:
+  """The meta both trainers save with their checkpoints and weight files: the run's own steps,
+  time, data, flags and trainer, what it carries from its start file's meta (`previous`), and
+  the EMA decay and convolution precision where not the defaults."""
+  meta = {'steps': steps, 'seconds': round(seconds, 1), 'data': data, 'flags': flags,
+          'trainer': trainer, **carried_meta(previous)}
+  if ema_decay > 0:
+    meta['ema_decay'] = ema_decay
+  if precision != 'float32':  # of the convolutions; weights and Adam stay float32
+    meta['precision'] = precision
+  return meta
+
+
 _HEADER_THREADS = 16  # frame headers read at once when --clips is checked
 
 

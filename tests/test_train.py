@@ -110,7 +110,8 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(
   assert 'resumed' in log and 'step 4/5' in log and 'step 1/' not in log
   straight, _ = weights_lib.read_npz(str(short_runs[6] / 'step_5.npz'))  # kept on the way to 6
   again, _ = weights_lib.read_npz(str(resumed / 'latest.npz'))
-  assert weights_lib.read_meta(str(resumed / 'latest.npz'))['steps'] == 5
+  meta = weights_lib.read_meta(str(resumed / 'latest.npz'))
+  assert meta['steps'] == 5 and meta['trainer'] == 'film_net.train'  # (as the GPU trainer's say)
   for name in straight:
     np.testing.assert_allclose(again[name], straight[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
