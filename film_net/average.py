@@ -13,6 +13,7 @@ if __name__ == '__main__' and signal.getsignal(signal.SIGINT) is signal.default_
   signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while the imports below load ends the
   # command at once, not in a traceback of them; flags.start_command gives it back
 
+import argparse
 import json
 import math
 import os
@@ -78,7 +79,7 @@ def _shares(text: str) -> list[float]:
   try:
     return [share(part) for part in text.split(',')]
   except ValueError:  # (argparse would name this function: "invalid _shares value")
-    raise flags.argparse.ArgumentTypeError(
+    raise argparse.ArgumentTypeError(
         f'must be numbers separated by commas (0.75,0.25), got {text!r}') from None
 
 

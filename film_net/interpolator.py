@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import numbers
 import os
 import threading
 import zipfile
@@ -32,6 +31,7 @@ from film_net.flags import max_tile_overlap
 from film_net.flags import tile_overlap as default_tile_overlap
 from film_net.model import FilmNet
 from film_net.options import Options
+from film_net.options import is_whole_number
 from film_net.weights import DEFAULT_MODEL
 
 _log = logging.getLogger(__name__)
@@ -138,11 +138,6 @@ def _unreadable(error: Exception) -> str:
           f'{reason[0] if reason else "no reason given"})')
 
 
-def _is_whole_number(value) -> bool:
-  """An int of any kind (numpy's too), not a bool or a float that happens to be whole."""
-  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _wanted_positions(wanted, pair: int, step: int, times_to_interpolate: int) -> list[int]:
   """`wanted(pair)` as sorted whole positions in 1 .. step - 1, or a clear error: a callable that
   gave None or a float failed deep in the recursion."""
@@ -152,7 +147,7 @@ def _wanted_positions(wanted, pair: int, step: int, times_to_interpolate: int) -
   except TypeError:
     raise TypeError(f'wanted({pair}) must give the in-between positions to make (ints), got '
                     f'{named!r}') from None
-  if any(not _is_whole_number(p) or not 0 < p < step for p in positions):
+  if any(not is_whole_number(p) or not 0 < p < step for p in positions):
     raise ValueError(f'in-between positions of pair {pair} must be whole numbers in 1 .. '
                      f'{step - 1} for times_to_interpolate={times_to_interpolate}, got {positions}')
   return positions
@@ -167,7 +162,7 @@ def check_settings(align=None, padding=None, flip_weights=None, precision=None, 
   """ValueError for a way of running a model that no model runs (None: not given); the model's
   own limits (its least tile) are checked once it is loaded."""
   for name, value in (('align', align), ('tile', tile), ('tile_overlap', tile_overlap)):
-    if value is not None and not _is_whole_number(value):
+    if value is not None and not is_whole_number(value):
       raise ValueError(f'{name} must be a whole number of pixels, got {value!r}')
   if tile is not None and tile < 0:
     raise ValueError(f'tile must be None or 0 (whole frames) or > 0, got {tile}')
@@ -186,7 +181,9 @@ def check_settings(align=None, padding=None, flip_weights=None, precision=None, 
 
 
 class Interpolator:
-  """film_net inference. Build with `from_path`, `random` or `from_weights`.
+  """film_net inference. Build with `from_path`, `random` or `from_weights`. (The scores below
+  are the built-in model's when each choice was made, stage 8b's file of 2026-11-26; today's
+  are in `docs/benchmarks.md`.)
 
   `flip_average=True` also runs every pair flipped about its main diagonal (transposed: rows
   become columns) and returns the mean of the two mid frames, flipped back. The model's errors
@@ -642,7 +639,7 @@ class Interpolator:
   def _iter_positions(self, frames, times_to_interpolate: int, wanted):
     """(pair, position, frame) of the inputs (position 0, pair = the frame's index) and the
     in-betweens `wanted` names (all when None), in time order."""
-    if not _is_whole_number(times_to_interpolate) or times_to_interpolate < 0:
+    if not is_whole_number(times_to_interpolate) or times_to_interpolate < 0:
       raise ValueError(f'times_to_interpolate must be a whole number >= 0, got '
                        f'{times_to_interpolate!r}')
     step = 2 ** times_to_interpolate

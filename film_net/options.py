@@ -31,10 +31,10 @@ class Options:
       if field.name == 'use_aux_outputs':
         fits, kind = isinstance(value, bool), 'true or false'
       elif field.name in ('flow_convs', 'flow_filters'):
-        fits = isinstance(value, (list, tuple)) and all(map(_is_whole_number, value))
+        fits = isinstance(value, (list, tuple)) and all(map(is_whole_number, value))
         kind = 'a list of whole numbers'
       else:
-        fits, kind = _is_whole_number(value), 'a whole number'
+        fits, kind = is_whole_number(value), 'a whole number'
       if not fits:
         raise ValueError(f'film_net option {field.name} must be {kind}, got {value!r}')
       if kind == 'a whole number':
@@ -133,6 +133,6 @@ class Options:
     return cls(**d)
 
 
-def _is_whole_number(value) -> bool:
+def is_whole_number(value) -> bool:
   """An int (numpy's too), not a bool; floats are refused even when whole (3.0)."""
   return isinstance(value, numbers.Integral) and not isinstance(value, bool)

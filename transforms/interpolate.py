@@ -838,7 +838,7 @@ class InterpolateUnits(beam.DoFn):
   def _finish(self, unit, pairs_done, frames):
     """Counts the unit and, on local runners, leaves a progress note for the launcher."""
     records.counter('units').inc()
-    records.counter('model_calls').inc(0)
+    records.counter('model_calls').inc(0)  # (so that a run with nothing new shows it, at 0)
     if self._progress_dir:
       # Named by the unit: a bundle Beam retries replaces its note, not adds a second.
       unit_id = hashlib.sha1(f'{unit.clip}/{unit.first_position}'.encode()).hexdigest()

@@ -47,9 +47,9 @@ def output_clip_files(output):
 
 
 class ListRemovedClips(beam.DoFn):
-  """output -> {'clip', 'paths'} of each clip folder of the output whose clip is not in the side
-  input `clip_names` (this run's clips); nothing when the run found no clip, or when
-  `listing_gaps` (discovery's error records of `clips.IncompleteListing`, and a manifest's
+  """output -> {'output', 'clip', 'paths'} of each clip folder of the output whose clip is not
+  in the side input `clip_names` (this run's clips); nothing when the run found no clip, or
+  when `listing_gaps` (discovery's error records of `clips.IncompleteListing`, and a manifest's
   malformed rows) says that a part of the input could not be listed or read: its clips may be
   only unreachable tonight. Listing apart from deleting, with a Reshuffle between (`Prune`), so
   that a retried delete reports what the listing found, not what a failed attempt left."""

@@ -28,13 +28,13 @@ import numpy as np
 from film_net.image_io import to_uint8
 
 BASELINES = ('repeat', 'average', 'minterpolate', 'dis')
-# scd=none: its scene-change detection (on by default) would take large motion on small frames
-# for a cut and repeat frame 0, scoring as the repeat baseline does (Middlebury-Other's
-# 12 sequences score the same either way).
 MINTERPOLATE_MIN_SIZE = 32  # its block matching's smallest frame, in both directions
 # OpenCV's DIS flow (medium preset) on frames under 16 px high crashed the process, raised or
 # gave NaN (5.0; a sweep of 8-39 px against 12-4000 px); from 16 px both ways it worked.
 DIS_MIN_SIZE = 16
+# scd=none: its scene-change detection (on by default) would take large motion on small frames
+# for a cut and repeat frame 0, scoring as the repeat baseline does (Middlebury-Other's
+# 12 sequences score the same either way).
 MINTERPOLATE = 'minterpolate=fps=2:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none'
 NO_FFMPEG = 'no ffmpeg: none on PATH and imageio-ffmpeg is not installed'
 # Error heat map scale: a mean absolute error of this much (of full range) or more is white.
