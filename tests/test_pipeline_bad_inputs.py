@@ -590,6 +590,24 @@ def test_a_read_only_part_of_the_output_fails_its_pairs_not_the_job(tmp_path, ti
   _same_as_a_fresh_run(archive, output, model_path, tmp_path / 'fresh')
 
 
+def test_an_output_frame_that_cannot_be_written_is_named_in_its_record(tmp_path, tiny_model):
+  """The record named the input frame the output was made from ('cannot write output for
+  IN: ...'), never the file that could not be written."""
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', tmp_path / 'out'
+  make_clip(archive / 'a', 3, seed=1)
+  (output / 'a' / 'frame_000001.png').mkdir(parents=True)  # (where an in-between goes)
+  status, run_id = run_job(archive, str(output), model_path, '--times_to_interpolate=1')
+  blocked = str(output / 'a' / 'frame_000001.png')
+  [error] = _errors(str(output), run_id)
+  assert status == 1 and error['stage'] == 'write' and error['uris'][1] == blocked
+  assert error['message'] == (f'cannot write {blocked} (output for {archive / "a" / "frame000.png"}'
+                              f'): is a directory')
+  pairs = {p['pair']: p for p in _pairs(str(output), run_id)}
+  assert pairs[0]['status'] == 'failed' and pairs[1]['status'] == 'ok'
+  assert pairs[0]['error'] == f'write failed: {blocked}: is a directory'
+
+
 def test_an_output_that_cannot_be_tidied_fails_its_clip_not_the_job(tmp_path, tiny_model,
                                                                     monkeypatch):
   """A clip shortened (its frames past the new end go) or an output frame lost (its pair's

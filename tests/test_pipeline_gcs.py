@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import time
 import urllib.parse
 
@@ -278,6 +279,77 @@ def test_files_are_deleted_by_name_a_hundred_per_request(gcs, gcs_requests):
                      [f'gs://{BUCKET}/deletes/take [2]/gone.done'])
   assert [r.kind for r in gcs_requests.since(start)] == ['batch', 'batch']
   assert [b.name for b in gcs.list_blobs(prefix='deletes/')] == ['deletes/take 2/0.done']
+
+
+def test_a_delete_that_cloud_storage_never_answers_is_a_storage_error(gcs, monkeypatch):
+  """Beam's batch delete read a batch request that failed until its retries ran out as answers
+  of None: "AttributeError: 'NoneType' object has no attribute 'status_code'", which stopped the
+  whole job where a done marker had to be withdrawn."""
+  from apache_beam.io.filesystem import BeamIOError  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.gcp import gcsio_retry  # pylint: disable=import-outside-toplevel
+  from google.api_core import exceptions, retry  # pylint: disable=import-outside-toplevel
+  from google.cloud import storage  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  gcs.blob('undeleted/a.done').upload_from_string(b'{}')
+  monkeypatch.setattr(gcsio_retry, 'get_retry', lambda options: retry.Retry(
+      predicate=retry.if_exception_type(exceptions.ServiceUnavailable), initial=0.01,
+      timeout=0.2))
+
+  def unavailable(*args, **kwargs):
+    raise exceptions.ServiceUnavailable('the batch endpoint is down')
+  monkeypatch.setattr(storage.Client, 'batch', unavailable)
+  path = f'gs://{BUCKET}/undeleted/a.done'
+  with pytest.raises(BeamIOError) as raised:
+    files.delete_files([path])
+  assert raised.value.exception_details == {
+      path: 'cloud storage did not answer (its retries ran out)'}
+  assert not files.refused(raised.value)  # (a transient failure, not a refusal)
+  assert files.reason(raised.value) == (
+      'Delete operation failed: cloud storage did not answer (its retries ran out)')
+  monkeypatch.undo()
+  assert gcs.blob('undeleted/a.done').exists()
+
+
+def test_cloud_storage_failing_is_said_in_words_not_the_librarys_tuple(gcs, monkeypatch):
+  """A frame cloud storage would not serve read "cannot use frame X: Timeout of 120.0s exceeded,
+  last exception: ('Request failed with status code', 503, 'Expected one of', <HTTPStatus.OK:
+  200>, ...)", as if the frame were bad; a listing's failure as Beam's nested reprs."""
+  import requests  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.filesystem import BeamIOError  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.gcp import gcsio_retry  # pylint: disable=import-outside-toplevel
+  from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
+  from google.auth.transport import requests as auth  # pylint: disable=import-outside-toplevel
+  from google.cloud.storage.retry import DEFAULT_RETRY  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  gcs.blob('unserved/frame0.png').upload_from_string(b'png')
+  monkeypatch.setattr(gcsio_retry, 'get_retry',  # (the storage library's own, less patient)
+                      lambda options: DEFAULT_RETRY.with_delay(initial=0.01).with_timeout(0.2))
+  real_request, tries = auth.AuthorizedSession.request, []
+
+  def unavailable(self, method, url, *args, **kwargs):
+    if 'unserved' not in url or 'alt=media' not in url:
+      return real_request(self, method, url, *args, **kwargs)
+    tries.append(url)
+    answer = requests.Response()
+    answer.status_code, answer.url, answer._content = 503, url, b'{"error": {"code": 503}}'
+    return answer
+  monkeypatch.setattr(auth.AuthorizedSession, 'request', unavailable)
+  with pytest.raises(exceptions.RetryError) as raised:
+    files.read_bytes(f'gs://{BUCKET}/unserved/frame0.png')
+  assert len(tries) > 1 and re.fullmatch(
+      r'cloud storage answered 503 Service Unavailable \(its client retried: Timeout of 0\.2s '
+      r'exceeded\)', files.reason(raised.value))
+  listing = BeamIOError('Match operation failed', {'gs://b/in/*': BeamIOError(
+      'List operation failed', {'gs://b/in/': raised.value})})
+  assert files.reason(listing).startswith(
+      'Match operation failed: List operation failed: cloud storage answered 503 Service '
+      'Unavailable (its client retried')
+  assert files.reason(BeamIOError('Delete operation failed', {'gs://b/x': 503, 'gs://b/y': 503})) \
+      == 'Delete operation failed: 503 Service Unavailable'
+  # Refusals and local errors read as before.
+  assert files.reason(FileNotFoundError(2, 'No such file or directory', 'x')) == (
+      'no such file or directory')
+  assert files.reason(exceptions.Forbidden('no access')) == '403 no access'
 
 
 def test_a_nightly_run_lists_done_markers_instead_of_reading_each(tmp_path, tiny_model, gcs,

@@ -1123,6 +1123,30 @@ def test_a_frame_removed_while_its_pair_is_marked_done_fails_the_pair(tmp_path, 
   assert metric(last, 'pairs_skipped') == 1 and metric(last, 'model_calls') == 2 ** N - 1
   assert len(os.listdir(os.path.join(output, 'clip'))) == 2 * 2 ** N + 1
 
+  # Where the marker cannot be withdrawn (cloud storage failing), the pair fails all the same,
+  # the job goes on (the delete's error stopped it), and the next run makes the pair again.
+  from apache_beam.io.filesystem import BeamIOError  # pylint: disable=import-outside-toplevel
+  real_delete = files.delete_files
+
+  def storage_fails_deleting_markers(paths):
+    if any(p.endswith('.done') for p in paths):
+      raise BeamIOError('Delete operation failed', {p: 'cloud storage did not answer (its '
+                                                       'retries ran out)' for p in paths})
+    return real_delete(paths)
+
+  monkeypatch.setattr(files, 'write_atomic', the_other_run_removes_a_frame_first)
+  monkeypatch.setattr(files, 'delete_files', storage_fails_deleting_markers)
+  run_module.run(argv + ['--run_id=unwithdrawn', '--reprocess'])
+  pairs = {r['pair']: r for r in run_records(output, 'unwithdrawn', 'pairs')}
+  assert pairs[0]['status'] == 'ok' and pairs[1]['status'] == 'failed'
+  assert pairs[1]['error'].startswith('done marker ') and (
+      'not withdrawn (Delete operation failed' in pairs[1]['error'] and
+      'deleted while the pair was marked done' in pairs[1]['error'])
+  monkeypatch.undo()
+  again = run_module.run(argv + ['--run_id=again'])
+  assert metric(again, 'pairs_skipped') == 1 and metric(again, 'model_calls') == 2 ** N - 1
+  assert len(os.listdir(os.path.join(output, 'clip'))) == 2 * 2 ** N + 1
+
 
 @pytest.mark.parametrize('flags,message', [
     (['--tile=32'], 'argument --tile: must be 0 (whole frames) or >= 64, got 32'),

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import dataclasses
 import errno
+import http
 import os
 import posixpath
 import re
@@ -156,10 +157,46 @@ def read_bytes(path):
 
 def reason(error):
   """Why a file operation failed, for a message that names the file already: an OS error's
-  own words without the path repeated; anything else as it reads."""
+  own words without the path repeated; cloud storage's failure as what it answered
+  (`_storage_answer`), and Beam's error of a batch by its parts; anything else as it reads."""
+  answer = _storage_answer(error)
+  if answer:
+    return answer
+  if isinstance(error, BeamIOError) and error.exception_details:
+    parts = (reason(d) if isinstance(d, BaseException) else _status_words(d)
+             for d in error.exception_details.values())
+    return f"{str(error).split(' with exceptions ', 1)[0]}: {'; '.join(dict.fromkeys(parts))}"
   if isinstance(error, OSError) and error.strerror:
     return error.strerror[:1].lower() + error.strerror[1:]
   return str(error)
+
+
+def _storage_answer(error):
+  """Where `error` is cloud storage failing (a status it gives for a passing trouble: 429, 5xx;
+  no answer; its client's retries running out), that in words, e.g. 'cloud storage answered
+  503 Service Unavailable (its client retried: Timeout of 120.0s exceeded)'; else None. The
+  storage library's own text is a tuple's repr ('Request failed with status code', 503, ...)."""
+  kind = type(error)
+  if kind.__name__ == 'RetryError' and kind.__module__.startswith('google.api_core'):
+    cause = getattr(error, 'cause', None)
+    said = _storage_answer(cause) if cause is not None else None
+    return f'{said or "cloud storage failed"} (its client retried: {error.message})'
+  status = getattr(getattr(error, 'response', None), 'status_code', None)  # (InvalidResponse)
+  if kind.__module__.startswith('google.api_core'):
+    status = getattr(error, 'code', None)
+  if isinstance(status, int) and (status == 429 or status >= 500):
+    return f'cloud storage answered {_status_words(status)}'
+  if kind.__module__.startswith(('requests.', 'urllib3.')):  # no answer: connection, timeout
+    return f'no answer from cloud storage ({error})'
+  return None
+
+
+def _status_words(status):
+  """503 -> '503 Service Unavailable'; anything else as it reads."""
+  try:
+    return f'{status} {http.HTTPStatus(status).phrase}'
+  except (ValueError, TypeError):
+    return str(status)
 
 
 def refused(error):
@@ -532,7 +569,13 @@ def _delete_from_gcs(paths):
   if gcs is None:
     FileSystems.delete([_literal(p) for p in paths])
     return
-  failed = {path: code for path, code in gcs.delete_batch(paths) if code}  # 404: gone already
+  try:
+    answers = gcs.delete_batch(paths)
+  except AttributeError:  # Beam 2.77 reads a batch that failed until its retries ran out as
+    # answers of None ('NoneType' object has no attribute 'status_code')
+    raise BeamIOError('Delete operation failed', {
+        path: 'cloud storage did not answer (its retries ran out)' for path in paths}) from None
+  failed = {path: code for path, code in answers if code}  # 404: gone already
   if failed:
     raise BeamIOError('Delete operation failed', failed)
 

@@ -671,11 +671,12 @@ class InterpolateUnits(beam.DoFn):
       except Exception as e:  # pylint: disable=broad-except
         write_errors[key] = e
     for key, e in write_errors.items():
-      pos = sources[key]
-      yield self._error(uris[pos:pos + 1], 'write', e, f'cannot write output for {uris[pos]}: {e}')
+      pos, path = sources[key], self._frame_path(unit, key[1])
+      yield self._error([uris[pos], path], 'write', e,
+                        f'cannot write {path} (output for {uris[pos]}): {files.reason(e)}')
       # The pair that writes a frame fails with it, so that its marker is not written and a
       # re-run writes the frame again.
-      failed.setdefault(key[0], f'write failed: {e}')
+      failed.setdefault(key[0], f'write failed: {path}: {files.reason(e)}')
     # What earlier runs wrote there is of other inputs, options or times: not kept. But a pair
     # that another attempt of this job has marked done since (Dataflow ran the unit twice, and
     # keeps that attempt's records) has its frames there, the bytes this one would write: they
@@ -713,10 +714,9 @@ class InterpolateUnits(beam.DoFn):
             'inputs': uris[i:i + 2], 'times_to_interpolate': self._n, 'align': self._align,
             'size': size, **cut}).encode(), self._tmp)
       except Exception as e:  # pylint: disable=broad-except
-        unmarked[i] = e, f'cannot write the done marker {markers[i]}: {e}'
+        unmarked[i] = e, f'cannot write the done marker {markers[i]}: {files.reason(e)}'
     marked = [i for i in todo if i not in failed and i not in unmarked]
-    for i, e in self._unmark_gone(unit, markers, marked, written).items():
-      unmarked[i] = e, f'done marker {markers[i]} withdrawn: {e}'
+    unmarked.update(self._unmark_gone(unit, markers, marked, written))
     for i in todo:
       size, n_written, seconds, cut = outcome[i]
       message = failed.get(i)
@@ -758,7 +758,9 @@ class InterpolateUnits(beam.DoFn):
     """Checks that the frames `pairs` wrote are all still there now that they are marked done
     (on GCS one listing per hundred output indices, not a request per frame). A run overlapping
     this one that failed such a pair removes its frames: the pair's marker must go, or it would
-    vouch for missing frames. Returns {pair: error} for the pairs whose marker went."""
+    vouch for missing frames. Returns {pair: (error, message)} for the pairs whose marker went,
+    or had to and could not (cloud storage failing: the next run's planning checks the frames
+    a marker vouches for before it trusts it, `tidy_clip_output`)."""
     if not pairs:
       return {}
     folder = files.join(self._output, unit.clip)
@@ -773,9 +775,16 @@ class InterpolateUnits(beam.DoFn):
           f'the pair was marked done (a run overlapping this one on the output failed it); the '
           f'next run makes it again')
               for i, names in frames.items() if not set(names) <= present}
-    if gone:
+    if not gone:
+      return {}
+    try:
       files.delete_files([markers[i] for i in gone])
-    return gone
+    except Exception as e:  # pylint: disable=broad-except
+      return {i: (why, f'done marker {markers[i]} not withdrawn ({files.reason(e)}) though it '
+                       f'had to be: {files.reason(why)}; the next run checks the pair\'s frames '
+                       f'and makes it again if they are not whole') for i, why in gone.items()}
+    return {i: (why, f'done marker {markers[i]} withdrawn: {files.reason(why)}')
+            for i, why in gone.items()}
 
   def _remove_unwritten(self, unit, spans, written):
     """Deletes the clip's output frames in the (lo, hi) `spans` that this unit did not write,
