@@ -643,7 +643,11 @@ _STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO,
 
 def storage_failure(error):
   """The OS's words ('[Errno 28] No space left on device') where `error` (or its text) is the
-  storage's failure that stopped the job; else None: any other error keeps its traceback."""
+  storage's failure that stopped the job, or cloud storage's ('cloud storage answered 503
+  ...', `files.storage_failure`); else None: any other error keeps its traceback."""
+  cloud = files.storage_failure(error)
+  if cloud:
+    return cloud
   if isinstance(error, OSError):
     if error.errno not in _STORAGE_ERRNOS:
       return None
@@ -772,8 +776,10 @@ def run_command(caught, start, dry_run, report, interrupted, failed_note, ended,
     if failure:  # (a disk full mid-run: Beam's tracebacks were 160 lines)
       if failure.startswith((f'[Errno {errno.ENOSPC}]', f'[Errno {errno.EDQUOT}]')):
         failure += f' ({free_space(output)})'
-      print(f'error: the job stopped: {failure}. What it wrote is whole; once that is mended, '
-            f'the same command finishes the job', file=sys.stderr)
+      mended = ('once cloud storage answers again' if failure.startswith('cloud storage') else
+                'once that is mended')
+      print(f'error: the job stopped: {failure}. What it wrote is whole; {mended}, the same '
+            f'command finishes the job', file=sys.stderr)
       return 1
     raise
   if dry_run:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BUCKET, make_clip, run_job, run_records
+from conftest import BUCKET, make_clip, run_job, run_records, tool_lines
 from transforms import clips
 from transforms import interpolate
 
@@ -332,6 +332,7 @@ def test_cloud_storage_failing_is_said_in_words_not_the_librarys_tuple(gcs, monk
     tries.append(url)
     answer = requests.Response()
     answer.status_code, answer.url, answer._content = 503, url, b'{"error": {"code": 503}}'
+    answer.request = requests.Request(method, url).prepare()
     return answer
   monkeypatch.setattr(auth.AuthorizedSession, 'request', unavailable)
   with pytest.raises(exceptions.RetryError) as raised:
@@ -350,6 +351,53 @@ def test_cloud_storage_failing_is_said_in_words_not_the_librarys_tuple(gcs, monk
   assert files.reason(FileNotFoundError(2, 'No such file or directory', 'x')) == (
       'no such file or directory')
   assert files.reason(exceptions.Forbidden('no access')) == '403 no access'
+
+
+def test_cloud_storage_that_stops_the_job_is_one_line(tmp_path, tiny_model, gcs, monkeypatch,
+                                                     capsys):
+  """Where an outage outlasts the client's retries at a step that cannot go on without it (a
+  clip's output listed for planning; the run's records), the job stops: Beam's tracebacks were
+  160-430 lines, naming no object, where a full disk is one line."""
+  import requests  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.gcp import gcsio_retry  # pylint: disable=import-outside-toplevel
+  from google.auth.transport import requests as auth  # pylint: disable=import-outside-toplevel
+  from google.cloud.storage.retry import DEFAULT_RETRY  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  _upload_clip(gcs, 'outage/in/clip', make_clip(tmp_path / 'local', 3, seed=5))
+  monkeypatch.setattr(gcsio_retry, 'get_retry',
+                      lambda options: DEFAULT_RETRY.with_delay(initial=0.01).with_timeout(0.3))
+  real_request = auth.AuthorizedSession.request
+
+  def unavailable(self, method, url, *args, **kwargs):
+    if 'prefix=outage%2Fout%2F_markers' not in url:
+      return real_request(self, method, url, *args, **kwargs)
+    answer = requests.Response()
+    answer.status_code, answer.url, answer._content = 503, url, b'{"error": {"code": 503}}'
+    answer.request = requests.Request(method, url).prepare()
+    return answer
+  monkeypatch.setattr(auth.AuthorizedSession, 'request', unavailable)
+  status, _ = run_job(f'gs://{BUCKET}/outage/in', f'gs://{BUCKET}/outage/out', model_path)
+  err = capsys.readouterr().err
+  assert status == 1 and tool_lines(err) == [
+      'error: the job stopped: cloud storage answered 503 Service Unavailable (its client '
+      'retried: Timeout of 0.3s exceeded). What it wrote is whole; once cloud storage answers '
+      'again, the same command finishes the job'], err
+  monkeypatch.undo()
+  assert run_job(f'gs://{BUCKET}/outage/in', f'gs://{BUCKET}/outage/out', model_path)[0] == 0
+  # A worker process's error comes to the launcher as text (multi_processing, as the probe saw).
+  from pipeline import launch  # pylint: disable=import-outside-toplevel
+  assert launch.storage_failure(RuntimeError(
+      "google.api_core.exceptions.RetryError: Timeout of 120.0s exceeded, last exception: "
+      "('Request failed with status code', 503, 'Expected one of', <HTTPStatus.OK: 200>) "
+      "[while running 'WritePairRecords/Write/WriteImpl/WriteBundles']")) == (
+          'cloud storage answered 503 Service Unavailable (its client retried: Timeout of 120.0s '
+          'exceeded)')
+  assert launch.storage_failure(RuntimeError(
+      "BeamIOError: Match operation failed with exceptions {'gs://b/o/_markers/c/*.done': "
+      "BeamIOError(\"List operation failed with exceptions {'gs://b/o/_markers/c/': "
+      "RetryError('Timeout of 120.0s exceeded')}\")}")) == (
+          'cloud storage failed (its client retried: Timeout of 120.0s exceeded)')
+  assert launch.storage_failure(RuntimeError('ValueError: Timeout of 3s exceeded')) is None
 
 
 def test_a_nightly_run_lists_done_markers_instead_of_reading_each(tmp_path, tiny_model, gcs,

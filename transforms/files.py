@@ -187,8 +187,41 @@ def _storage_answer(error):
   if isinstance(status, int) and (status == 429 or status >= 500):
     return f'cloud storage answered {_status_words(status)}'
   if kind.__module__.startswith(('requests.', 'urllib3.')):  # no answer: connection, timeout
-    return f'no answer from cloud storage ({error})'
+    return f'cloud storage did not answer ({error})'
   return None
+
+
+# The same in a step's error as a runner passes it on from a worker process, as text: "RetryError:
+# Timeout of 120.0s exceeded, last exception: ('Request failed with status code', 503, ...)", or
+# within a listing's "BeamIOError(... RetryError('Timeout of 120.0s exceeded') ...)".
+_RETRIES_RAN_OUT = re.compile(r"RetryError(?:: |\(['\"])(Timeout of [\d.]+s exceeded)")
+_STATUS_IN_TEXT = re.compile(r"'Request failed with status code', (\d{3})")
+
+
+def storage_failure(error):
+  """`_storage_answer` of `error`, of an error inside it (Beam's error of a batch) or of one it
+  was raised from (a runner raises a step's error anew), or read from its text (a worker
+  process's comes as text); None where cloud storage did not fail."""
+  seen = error if isinstance(error, BaseException) else None
+  for _ in range(20):  # (a chain of errors, not a loop)
+    if seen is None:
+      break
+    said = _storage_answer(seen)
+    if isinstance(seen, BeamIOError) and seen.exception_details:
+      said = next(filter(None, (
+          storage_failure(d) if isinstance(d, BaseException) else
+          d if str(d).startswith('cloud storage') else None
+          for d in seen.exception_details.values())), None)
+    if said:
+      return said
+    seen = seen.__cause__ or seen.__context__
+  text = str(error)
+  retried = _RETRIES_RAN_OUT.search(text)
+  if not retried:
+    return None
+  status = _STATUS_IN_TEXT.search(text)
+  answered = f'answered {_status_words(int(status.group(1)))}' if status else 'failed'
+  return f'cloud storage {answered} (its client retried: {retried.group(1)})'
 
 
 def _status_words(status):
