@@ -252,11 +252,17 @@ def check_reachable(known, offline=False):
                      ('--model_path', known.model_path)):
     why = None if offline or not path else files.unreachable(path)
     if why:
-      raise UsageError(f'{flag} {path}: {why}')
+      failing = why.startswith('cloud storage')  # (not the command's fault: try it again)
+      raise (StorageUnavailable if failing else UsageError)(f'{flag} {path}: {why}')
 
 
 class UsageError(ValueError):
   """Flags that cannot work together; the command line exits with status 2 before any work."""
+
+
+class StorageUnavailable(RuntimeError):
+  """Cloud storage failing (beyond its client's retries) where the job's paths are checked or its
+  model loaded: exit status 1 before any work, not a usage error's 2 (the command is right)."""
 
 
 class StillRunning(KeyboardInterrupt):
@@ -763,6 +769,11 @@ def run_command(caught, start, dry_run, report, interrupted, failed_note, ended,
     # RuntimeError('KeyboardInterrupt [while ...]').
     if stopping.requested() or str(e).startswith('KeyboardInterrupt'):
       return interrupted(caught)
+    if isinstance(e, StorageUnavailable) or (
+        isinstance(e, interpolate.ModelError) and files.storage_failure(e)):
+      print(f'error: {e}. Nothing was done; once cloud storage answers again, the same command '
+            f'runs the job', file=sys.stderr)
+      return 1
     if isinstance(e, (interpolate.ModelError, UsageError)):
       print(f'error: {e}', file=sys.stderr)
       return 2

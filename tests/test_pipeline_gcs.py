@@ -23,6 +23,30 @@ def _upload_clip(bucket, prefix, frames):
     bucket.blob(f'{prefix}/frame{i}.png').upload_from_string(buf.getvalue())
 
 
+def _unavailable(monkeypatch, url_pattern):
+  """Cloud storage answers 503 to every request whose URL `url_pattern` matches (a real HTTP
+  answer, read by the storage library as from GCS), and its client gives up after 0.3 s of
+  retries (120 s in use). Returns the URLs so answered."""
+  import requests  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.gcp import gcsio_retry  # pylint: disable=import-outside-toplevel
+  from google.auth.transport import requests as auth  # pylint: disable=import-outside-toplevel
+  from google.cloud.storage.retry import DEFAULT_RETRY  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(gcsio_retry, 'get_retry',  # (the storage library's own, less patient)
+                      lambda options: DEFAULT_RETRY.with_delay(initial=0.01).with_timeout(0.3))
+  real_request, answered = auth.AuthorizedSession.request, []
+
+  def unavailable(self, method, url, *args, **kwargs):
+    if not re.search(url_pattern, url):
+      return real_request(self, method, url, *args, **kwargs)
+    answered.append(url)
+    answer = requests.Response()
+    answer.status_code, answer.url, answer._content = 503, url, b'{"error": {"code": 503}}'
+    answer.request = requests.Request(method, url).prepare()
+    return answer
+  monkeypatch.setattr(auth.AuthorizedSession, 'request', unavailable)
+  return answered
+
+
 @pytest.mark.parametrize('mode', ['in_memory', 'multi_processing'])
 def test_gcs_in_gcs_out(tmp_path, tiny_model, gcs, mode):
   model_path, model = tiny_model
@@ -314,31 +338,15 @@ def test_cloud_storage_failing_is_said_in_words_not_the_librarys_tuple(gcs, monk
   """A frame cloud storage would not serve read "cannot use frame X: Timeout of 120.0s exceeded,
   last exception: ('Request failed with status code', 503, 'Expected one of', <HTTPStatus.OK:
   200>, ...)", as if the frame were bad; a listing's failure as Beam's nested reprs."""
-  import requests  # pylint: disable=import-outside-toplevel
   from apache_beam.io.filesystem import BeamIOError  # pylint: disable=import-outside-toplevel
-  from apache_beam.io.gcp import gcsio_retry  # pylint: disable=import-outside-toplevel
   from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
-  from google.auth.transport import requests as auth  # pylint: disable=import-outside-toplevel
-  from google.cloud.storage.retry import DEFAULT_RETRY  # pylint: disable=import-outside-toplevel
   from transforms import files  # pylint: disable=import-outside-toplevel
   gcs.blob('unserved/frame0.png').upload_from_string(b'png')
-  monkeypatch.setattr(gcsio_retry, 'get_retry',  # (the storage library's own, less patient)
-                      lambda options: DEFAULT_RETRY.with_delay(initial=0.01).with_timeout(0.2))
-  real_request, tries = auth.AuthorizedSession.request, []
-
-  def unavailable(self, method, url, *args, **kwargs):
-    if 'unserved' not in url or 'alt=media' not in url:
-      return real_request(self, method, url, *args, **kwargs)
-    tries.append(url)
-    answer = requests.Response()
-    answer.status_code, answer.url, answer._content = 503, url, b'{"error": {"code": 503}}'
-    answer.request = requests.Request(method, url).prepare()
-    return answer
-  monkeypatch.setattr(auth.AuthorizedSession, 'request', unavailable)
+  tries = _unavailable(monkeypatch, r'unserved%2Fframe0\.png\?alt=media')
   with pytest.raises(exceptions.RetryError) as raised:
     files.read_bytes(f'gs://{BUCKET}/unserved/frame0.png')
   assert len(tries) > 1 and re.fullmatch(
-      r'cloud storage answered 503 Service Unavailable \(its client retried: Timeout of 0\.2s '
+      r'cloud storage answered 503 Service Unavailable \(its client retried: Timeout of 0\.3s '
       r'exceeded\)', files.reason(raised.value))
   listing = BeamIOError('Match operation failed', {'gs://b/in/*': BeamIOError(
       'List operation failed', {'gs://b/in/': raised.value})})
@@ -358,24 +366,9 @@ def test_cloud_storage_that_stops_the_job_is_one_line(tmp_path, tiny_model, gcs,
   """Where an outage outlasts the client's retries at a step that cannot go on without it (a
   clip's output listed for planning; the run's records), the job stops: Beam's tracebacks were
   160-430 lines, naming no object, where a full disk is one line."""
-  import requests  # pylint: disable=import-outside-toplevel
-  from apache_beam.io.gcp import gcsio_retry  # pylint: disable=import-outside-toplevel
-  from google.auth.transport import requests as auth  # pylint: disable=import-outside-toplevel
-  from google.cloud.storage.retry import DEFAULT_RETRY  # pylint: disable=import-outside-toplevel
   model_path, _ = tiny_model
   _upload_clip(gcs, 'outage/in/clip', make_clip(tmp_path / 'local', 3, seed=5))
-  monkeypatch.setattr(gcsio_retry, 'get_retry',
-                      lambda options: DEFAULT_RETRY.with_delay(initial=0.01).with_timeout(0.3))
-  real_request = auth.AuthorizedSession.request
-
-  def unavailable(self, method, url, *args, **kwargs):
-    if 'prefix=outage%2Fout%2F_markers' not in url:
-      return real_request(self, method, url, *args, **kwargs)
-    answer = requests.Response()
-    answer.status_code, answer.url, answer._content = 503, url, b'{"error": {"code": 503}}'
-    answer.request = requests.Request(method, url).prepare()
-    return answer
-  monkeypatch.setattr(auth.AuthorizedSession, 'request', unavailable)
+  _unavailable(monkeypatch, r'prefix=outage%2Fout%2F_markers')
   status, _ = run_job(f'gs://{BUCKET}/outage/in', f'gs://{BUCKET}/outage/out', model_path)
   err = capsys.readouterr().err
   assert status == 1 and tool_lines(err) == [
@@ -398,6 +391,32 @@ def test_cloud_storage_that_stops_the_job_is_one_line(tmp_path, tiny_model, gcs,
       "RetryError('Timeout of 120.0s exceeded')}\")}")) == (
           'cloud storage failed (its client retried: Timeout of 120.0s exceeded)')
   assert launch.storage_failure(RuntimeError('ValueError: Timeout of 3s exceeded')) is None
+
+
+@pytest.mark.parametrize('failing, says', [
+    (r'prefix=unlisted%2Fin', 'error: --input gs://film-test/unlisted/in: cloud storage answered '
+                              '503 Service Unavailable (its client retried: Timeout of 0.3s '
+                              'exceeded). Nothing was done'),
+    (r'models(/|%2F)unserved\.npz\?.*alt=media',
+     'error: cannot load the film_net model from gs://film-test/models/unserved.npz: cloud '
+     'storage answered 503 Service Unavailable (its client retried: Timeout of 0.3s exceeded). '
+     'Nothing was done')])
+def test_cloud_storage_failing_before_the_job_is_status_1_not_a_usage_error(
+    tmp_path, tiny_model, gcs, monkeypatch, capsys, failing, says):
+  """Status 2 says the command must change (a flag, the model); a storage outage while the
+  input is listed or the model read was that, so a scheduler retrying 1 and alerting on 2 took
+  it for a configuration error."""
+  model_path, _ = tiny_model
+  _upload_clip(gcs, 'unlisted/in/clip', make_clip(tmp_path / 'local', 2, seed=6))
+  gcs.blob('models/unserved.npz').upload_from_filename(model_path)
+  _unavailable(monkeypatch, failing)
+  output = tmp_path / 'out'
+  status, _ = run_job(f'gs://{BUCKET}/unlisted/in', str(output),
+                      f'gs://{BUCKET}/models/unserved.npz')
+  err = capsys.readouterr().err
+  assert status == 1 and tool_lines(err) == [
+      f'{says}; once cloud storage answers again, the same command runs the job'], err
+  assert not output.exists()
 
 
 def test_a_nightly_run_lists_done_markers_instead_of_reading_each(tmp_path, tiny_model, gcs,

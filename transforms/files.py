@@ -65,9 +65,10 @@ def real_path(path):
 
 
 def unreachable(path):
-  """Why a folder on an object store cannot be listed (its bucket missing, no access), in
-  words; None where it can (empty or not) and for local paths. One listing request: bucket
-  metadata would need a role that workers granted objects alone lack."""
+  """Why a folder on an object store cannot be listed (its bucket missing, no access; cloud
+  storage failing, in words that start 'cloud storage', `storage_failure`), in words; None
+  where it can (empty or not) and for local paths. One listing request: bucket metadata would
+  need a role that workers granted objects alone lack."""
   if FileSystems.get_scheme(path) is None:
     return None
   try:
@@ -78,6 +79,8 @@ def unreachable(path):
       return f'its bucket {path.split("://", 1)[1].split("/", 1)[0]} does not exist'
     if 'Forbidden' in text or ' 403 ' in text:
       return 'no permission to list it'
+    if storage_failure(e):
+      return storage_failure(e)
     return f'cannot be listed ({type(e).__name__}: {text[:300]})'
   return None
 

@@ -84,6 +84,7 @@ def load_model(model_path, align, flip_average=None, precision='float32', tile=N
     why = str(e)[len(said):] if str(e).startswith(said) else f'{type(e).__name__}: {e}'
     if isinstance(e, ModuleNotFoundError) and e.name == 'tensorflow':
       why = 'TensorFlow is not installed, an extra: pip install .[cpu] (or .[gpu], .[tf])'
+    why = files.storage_failure(e) or why  # (exit status 1, not 2: `launch.run_command`)
     raise ModelError(f'cannot load the film_net model from {where}: {why}') from e  # once
 
 
