@@ -137,7 +137,13 @@ class PlanUnits(beam.DoFn):
     try:
       removed = interpolate.tidy_clip_output(self._output, clip.name, last_index, self._format)
     except Exception as e:  # pylint: disable=broad-except
-      if not files.refused(e):  # (a listing's failure: the bundle is retried)
+      if files.storage_failure(e):  # (after its client's retries: the other clips go on)
+        yield beam.pvalue.TaggedOutput('errors', records.error_record(
+            self._run_id, [files.join(self._output, clip.name)], 'plan', e,
+            f'clip {clip.name}: cannot look at what earlier runs wrote for it: '
+            f'{files.reason(e)}; its pairs are not made (the same command makes them)'))
+        return
+      if not files.refused(e):  # (anything else: the bundle is retried)
         raise
       # (a file of a colleague's in a shared output: it stopped the whole job, every night)
       yield beam.pvalue.TaggedOutput('errors', records.error_record(

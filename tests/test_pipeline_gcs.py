@@ -363,12 +363,12 @@ def test_cloud_storage_failing_is_said_in_words_not_the_librarys_tuple(gcs, monk
 
 def test_cloud_storage_that_stops_the_job_is_one_line(tmp_path, tiny_model, gcs, monkeypatch,
                                                      capsys):
-  """Where an outage outlasts the client's retries at a step that cannot go on without it (a
-  clip's output listed for planning; the run's records), the job stops: Beam's tracebacks were
-  160-430 lines, naming no object, where a full disk is one line."""
+  """Where an outage outlasts the client's retries at a step that cannot go on without it (the
+  run's records: here every upload fails), the job stops: Beam's tracebacks were 160-430
+  lines, naming no object, where a full disk is one line."""
   model_path, _ = tiny_model
-  _upload_clip(gcs, 'outage/in/clip', make_clip(tmp_path / 'local', 3, seed=5))
-  _unavailable(monkeypatch, r'prefix=outage%2Fout%2F_markers')
+  _upload_clip(gcs, 'outage/in/clip', make_clip(tmp_path / 'local', 2, seed=5))
+  _unavailable(monkeypatch, r'/upload/')
   status, _ = run_job(f'gs://{BUCKET}/outage/in', f'gs://{BUCKET}/outage/out', model_path)
   err = capsys.readouterr().err
   assert status == 1 and tool_lines(err) == [
@@ -391,6 +391,32 @@ def test_cloud_storage_that_stops_the_job_is_one_line(tmp_path, tiny_model, gcs,
       "RetryError('Timeout of 120.0s exceeded')}\")}")) == (
           'cloud storage failed (its client retried: Timeout of 120.0s exceeded)')
   assert launch.storage_failure(RuntimeError('ValueError: Timeout of 3s exceeded')) is None
+
+
+def test_a_clip_whose_output_cloud_storage_cannot_list_fails_alone(tmp_path, tiny_model, gcs,
+                                                                   monkeypatch):
+  """Planning lists each clip's output; a listing that failed beyond the client's retries
+  stopped the whole job, before any clip was made (the direct runner retries no bundle)."""
+  model_path, _ = tiny_model
+  _upload_clip(gcs, 'onefails/in/a', make_clip(tmp_path / 'a', 2, seed=7))
+  _upload_clip(gcs, 'onefails/in/b', make_clip(tmp_path / 'b', 2, seed=8))
+  _unavailable(monkeypatch, r'prefix=onefails%2Fout%2F_markers%2Fa%2F')
+  output = f'gs://{BUCKET}/onefails/out'
+  status, run_id = run_job(f'gs://{BUCKET}/onefails/in', output, model_path)
+  run = f'onefails/out/_runs/{run_id}'
+  errors = [json.loads(line) for blob in gcs.list_blobs(prefix=f'{run}/errors-')
+            for line in blob.download_as_text().splitlines()]
+  assert status == 1 and [(e['stage'], e['message']) for e in errors] == [(
+      'plan', 'clip a: cannot look at what earlier runs wrote for it: Match operation failed: '
+              'List operation failed: cloud storage answered 503 Service Unavailable (its client '
+              'retried: Timeout of 0.3s exceeded); its pairs are not made (the same command '
+              'makes them)')]
+  assert [b.name.rsplit('/', 1)[1] for b in gcs.list_blobs(prefix='onefails/out/b/')] == [
+      'frame_000000.png', 'frame_000001.png', 'frame_000002.png']
+  assert not list(gcs.list_blobs(prefix='onefails/out/a/'))
+  monkeypatch.undo()
+  status, run_id = run_job(f'gs://{BUCKET}/onefails/in', output, model_path)
+  assert status == 0 and len(list(gcs.list_blobs(prefix='onefails/out/a/'))) == 3
 
 
 @pytest.mark.parametrize('failing, says', [
