@@ -595,8 +595,8 @@ def _manifest_rows(manifest, text):
     for n, raw in enumerate(text.splitlines(), 1):
       if not raw.strip():
         continue
-      if _not_utf8(raw):
-        yield n, None, _not_utf8(raw)
+      if problem := _not_utf8(raw):
+        yield n, None, problem
         continue
       try:
         row = json.loads(raw)
@@ -623,8 +623,8 @@ def _manifest_rows(manifest, text):
   for n, cells in enumerate(lines[1:] if has_header else lines, 2 if has_header else 1):
     if not any(c.strip() for c in cells):
       continue
-    if _not_utf8(''.join(cells)):
-      yield n, None, _not_utf8(''.join(cells))
+    if problem := _not_utf8(''.join(cells)):
+      yield n, None, problem
       continue
     if len(cells) <= max(columns) or any(not cells[i].strip() for i in columns):
       yield n, None, f'needs non-empty clip, frame0, frame1: {",".join(cells)[:200]}'

@@ -79,9 +79,7 @@ def unreachable(path):
       return f'its bucket {path.split("://", 1)[1].split("/", 1)[0]} does not exist'
     if 'Forbidden' in text or ' 403 ' in text:
       return 'no permission to list it'
-    if storage_failure(e):
-      return storage_failure(e)
-    return f'cannot be listed ({type(e).__name__}: {text[:300]})'
+    return storage_failure(e) or f'cannot be listed ({type(e).__name__}: {text[:300]})'
   return None
 
 
