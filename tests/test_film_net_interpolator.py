@@ -378,6 +378,7 @@ def test_a_setting_no_model_runs_with_is_blamed_on_the_setting_not_the_file(sett
 def test_tile_settings_the_model_cannot_run_are_refused():
   with pytest.raises(ValueError, match='tile_overlap must be in'):
     Interpolator.random(Options.tiny(), tile=64, tile_overlap=64)
+  assert Interpolator.random(Options.tiny(), tile=64, tile_overlap=32).tile_overlap == 32  # (half)
   with pytest.raises(ValueError, match='tile=8 is too small for this model'):
     Interpolator.random(Options.tiny(), align=None, tile=8, tile_overlap=2)
   # Padded up to the model's least side, a 1-pixel tile ran every pixel as a tile of border.

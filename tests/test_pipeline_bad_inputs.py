@@ -235,16 +235,17 @@ def test_a_manifest_row_that_is_not_utf8_is_named_and_the_others_run(tmp_path, t
   manifest = tmp_path / 'pairs.csv'
   manifest.write_bytes('clip,frame0,frame1\n'
                        'a,caf\u00e9/frame000.png,caf\u00e9/frame001.png\n'
-                       'b,plain/frame000.png,plain/frame001.png\n'.encode('latin-1'))
+                       'b,plain/frame000.png,plain/frame001.png\n'
+                       'c,\u20ac/frame000.png,\u20ac/frame001.png\n'.encode('cp1252'))
   output = str(tmp_path / 'out')
   status, run_id = run_job(str(manifest), output, model_path)
   assert status == 1
-  assert [e['message'] for e in _errors(output, run_id)] == [
-      f'{manifest} line 2: malformed manifest row: not UTF-8 text (byte 0xE9): save the '
-      f'manifest as UTF-8 (Excel: "CSV UTF-8")']
+  assert sorted(e['message'] for e in _errors(output, run_id)) == [  # (0x80: the least such)
+      f'{manifest} line {n}: malformed manifest row: not UTF-8 text (byte 0x{b:02X}): save the '
+      f'manifest as UTF-8 (Excel: "CSV UTF-8")' for n, b in ((2, 0xE9), (4, 0x80))]
   assert [p['clip'] for p in _pairs(output, run_id)] == ['b']
   assert sorted(os.listdir(output)) == ['_markers', '_runs', 'b']
-  lines = manifest.read_bytes().decode('latin-1').splitlines()[1:]
+  lines = manifest.read_bytes().decode('latin-1').splitlines()[1:3]
   manifest = tmp_path / 'pairs.jsonl'
   manifest.write_bytes('\n'.join(json.dumps(dict(zip(('clip', 'frame0', 'frame1'), l.split(','))),
                                              ensure_ascii=False) for l in lines).encode('latin-1'))

@@ -361,6 +361,41 @@ def test_cloud_storage_failing_is_said_in_words_not_the_librarys_tuple(gcs, monk
   assert files.reason(exceptions.Forbidden('no access')) == '403 no access'
 
 
+def test_each_passing_trouble_of_cloud_storage_is_said_as_one():
+  """Only a 503 inside a RetryError was tried: a 429 or a 500, the storage library's own error
+  raised as it is, no answer at all, a batch delete never answered and an error raised while
+  handling one were each taken for another error (a usage error's status 2, a traceback); an
+  answer of 404 through `requests` was 'cloud storage did not answer'."""
+  import requests  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.filesystem import BeamIOError  # pylint: disable=import-outside-toplevel
+  from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  assert files.storage_failure(exceptions.TooManyRequests('slow down')) == (
+      'cloud storage answered 429 Too Many Requests')
+  assert files.storage_failure(exceptions.InternalServerError('oops')) == (
+      'cloud storage answered 500 Internal Server Error')
+  assert files.storage_failure(exceptions.Forbidden('no access')) is None
+  assert files.storage_failure(exceptions.NotFound('no such object')) is None
+  assert files.storage_failure(requests.ConnectionError('connection reset')) == (
+      'cloud storage did not answer (connection reset)')
+  answer = requests.Response()
+  answer.status_code = 404
+  assert files.storage_failure(requests.HTTPError('404 Not Found', response=answer)) is None
+  never = BeamIOError('Delete operation failed', {
+      'gs://b/x.done': 'cloud storage did not answer (its retries ran out)'})
+  assert files.storage_failure(never) == 'cloud storage did not answer (its retries ran out)'
+  try:
+    try:
+      raise exceptions.ServiceUnavailable('down')
+    except exceptions.ServiceUnavailable:
+      raise RuntimeError('the step failed')  # pylint: disable=raise-missing-from
+  except RuntimeError as e:
+    assert files.storage_failure(e) == 'cloud storage answered 503 Service Unavailable'
+  assert files.is_bucket('gs://b') and files.is_bucket('gs://b/')
+  assert not files.is_bucket('gs://b/o') and not files.is_bucket('b/')
+  assert not files.is_file('gs://b/')  # (Beam's exists raised)
+
+
 def test_cloud_storage_that_stops_the_job_is_one_line(tmp_path, tiny_model, gcs, monkeypatch,
                                                      capsys):
   """Where an outage outlasts the client's retries at a step that cannot go on without it (the
@@ -411,6 +446,7 @@ def test_a_clip_whose_output_cloud_storage_cannot_list_fails_alone(tmp_path, tin
               'List operation failed: cloud storage answered 503 Service Unavailable (its client '
               'retried: Timeout of 0.3s exceeded); its pairs are not made (the same command '
               'makes them)')]
+  assert [e['uris'] for e in errors] == [[f'{output}/a']]  # (what a re-run of the clip needs)
   assert [b.name.rsplit('/', 1)[1] for b in gcs.list_blobs(prefix='onefails/out/b/')] == [
       'frame_000000.png', 'frame_000001.png', 'frame_000002.png']
   assert not list(gcs.list_blobs(prefix='onefails/out/a/'))

@@ -634,8 +634,9 @@ def test_clips_in_a_bucket_that_does_not_exist_is_one_line(gcs, tmp_path, capsys
     train.main(_args(tmp_path / 'run', 3, '--clips', 'gs://no-such-bucket/clips'))
   assert capsys.readouterr().out == ''
   empty = gcs.client.create_bucket('film-test-empty-clips').name  # (Beam cannot ask a bucket's
-  with pytest.raises(SystemExit, match=rf'^--clips gs://{empty}: no such folder$'):  # root)
-    train.main(_args(tmp_path / 'run', 3, '--clips', f'gs://{empty}'))
+  for clips in (f'gs://{empty}', f'gs://{empty}/'):  # root)
+    with pytest.raises(SystemExit, match=rf'^--clips {clips}: no such folder$'):
+      train.main(_args(tmp_path / 'run', 3, '--clips', clips))
   argv = _args(tmp_path / 'run', 3)
   argv[argv.index('--init') + 1] = 'gs://no-such-bucket/w/model.npz'
   with pytest.raises(SystemExit, match=r'^error: --init gs://no-such-bucket/w/model.npz: its '

@@ -187,8 +187,8 @@ def _storage_answer(error):
     status = getattr(error, 'code', None)
   if isinstance(status, int) and (status == 429 or status >= 500):
     return f'cloud storage answered {_status_words(status)}'
-  if kind.__module__.startswith(('requests.', 'urllib3.')):  # no answer: connection, timeout
-    return f'cloud storage did not answer ({error})'
+  if status is None and kind.__module__.startswith(('requests.', 'urllib3.')):  # connection,
+    return f'cloud storage did not answer ({error})'  # timeout (an HTTPError has an answer)
   return None
 
 
