@@ -187,8 +187,9 @@ def _storage_answer(error):
     status = getattr(error, 'code', None)
   if isinstance(status, int) and (status == 429 or status >= 500):
     return f'cloud storage answered {_status_words(status)}'
-  if status is None and kind.__module__.startswith(('requests.', 'urllib3.')):  # connection,
-    return f'cloud storage did not answer ({error})'  # timeout (an HTTPError has an answer)
+  # No answer at all: a connection refused or reset, a timeout (an HTTPError has one).
+  if status is None and kind.__module__.startswith(('requests.', 'urllib3.')):
+    return f'cloud storage did not answer ({error})'
   return None
 
 
