@@ -769,8 +769,8 @@ def run_command(caught, start, dry_run, report, interrupted, failed_note, ended,
     # RuntimeError('KeyboardInterrupt [while ...]').
     if stopping.requested() or str(e).startswith('KeyboardInterrupt'):
       return interrupted(caught)
-    if isinstance(e, StorageUnavailable) or (
-        isinstance(e, interpolate.ModelError) and files.storage_failure(e)):
+    cloud = files.storage_failure(e)  # (cloud storage failing beyond its client's retries)
+    if isinstance(e, StorageUnavailable) or (cloud and isinstance(e, interpolate.ModelError)):
       print(f'error: {e}. Nothing was done; once cloud storage answers again, the same command '
             f'runs the job', file=sys.stderr)
       return 1
@@ -783,14 +783,16 @@ def run_command(caught, start, dry_run, report, interrupted, failed_note, ended,
     if type(e).__name__ == 'DataflowRuntimeException':  # the job ended FAILED or CANCELLED
       print(f'error: {e}\n{failed_note}', file=sys.stderr)
       return 1
+    if cloud:  # (Beam's tracebacks were 160-430 lines)
+      print(f'error: the job stopped: {cloud}. What it wrote is whole; once cloud storage '
+            f'answers again, the same command finishes the job', file=sys.stderr)
+      return 1
     failure = storage_failure(e)
     if failure:  # (a disk full mid-run: Beam's tracebacks were 160 lines)
       if failure.startswith((f'[Errno {errno.ENOSPC}]', f'[Errno {errno.EDQUOT}]')):
         failure += f' ({free_space(output)})'
-      mended = ('once cloud storage answers again' if failure.startswith('cloud storage') else
-                'once that is mended')
-      print(f'error: the job stopped: {failure}. What it wrote is whole; {mended}, the same '
-            f'command finishes the job', file=sys.stderr)
+      print(f'error: the job stopped: {failure}. What it wrote is whole; once that is mended, '
+            f'the same command finishes the job', file=sys.stderr)
       return 1
     raise
   if dry_run:

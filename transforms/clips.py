@@ -460,7 +460,7 @@ class DiscoverClips(beam.DoFn):
       yield self._error(manifest, 'discover', FileNotFoundError(manifest),
                         f'manifest does not exist: {manifest}')
       return
-    text = _manifest_text(files.read_bytes(manifest))
+    text = _manifest_text(manifest)
     base = _parent(manifest) if '/' in manifest else '.'
     clips = {}  # name -> list of (line, frame0, frame1), in file order
     row_count = 0
@@ -574,11 +574,11 @@ def _versions(paths):
   return found
 
 
-def _manifest_text(data):
-  """A manifest's bytes as text: UTF-8, Excel's "CSV UTF-8" mark dropped. Bytes that are not
-  UTF-8 (a Latin-1 export) stay as surrogates, so that their rows are named as such
+def _manifest_text(manifest):
+  """The manifest at `manifest` as text: UTF-8, Excel's "CSV UTF-8" mark dropped. Bytes that
+  are not UTF-8 (a Latin-1 export) stay as surrogates, so that their rows are named as such
   (`_manifest_rows`), not read as paths with U+FFFD in them that no frame has."""
-  return data.decode('utf-8-sig', errors='surrogateescape')
+  return files.read_bytes(manifest).decode('utf-8-sig', errors='surrogateescape')
 
 
 def _not_utf8(text):
@@ -725,7 +725,7 @@ def _manifest_frame_folders(manifest):
   """The real paths of the folders of a local manifest's frames (none where it cannot be read:
   the discovery says why)."""
   try:
-    text = _manifest_text(files.read_bytes(manifest))
+    text = _manifest_text(manifest)
   except Exception:  # pylint: disable=broad-except
     return set()
   base = _parent(manifest) if '/' in manifest else '.'
@@ -745,7 +745,7 @@ def input_frame_inside(input_spec, output):
     if not FileSystems.exists(input_spec):
       return None  # said by the discovery, as a record
     base = _parent(input_spec) if '/' in input_spec else '.'
-    text = _manifest_text(files.read_bytes(input_spec))
+    text = _manifest_text(input_spec)
     for _, row, problem in _manifest_rows(input_spec, text):
       for key in ('frame0', 'frame1'):
         path = None if problem else resolve(base, str(row[key]).strip())
