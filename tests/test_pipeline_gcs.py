@@ -481,6 +481,101 @@ def test_cloud_storage_failing_before_the_job_is_status_1_not_a_usage_error(
   assert not output.exists()
 
 
+def test_a_metadata_server_failing_or_refusing_a_token_is_said_so():
+  """On a Compute Engine machine the token comes from its metadata server: a 5xx there is storage
+  failing (a later run mends it), a 404 (no service account) the machine's setup; a listing's
+  404 read as 'its bucket does not exist'."""
+  from apache_beam.io.filesystem import BeamIOError  # pylint: disable=import-outside-toplevel
+  from google.auth import exceptions  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+
+  def listing_failed(status):
+    failed = exceptions.TransportError(
+        f'Failed to retrieve http://169.254.169.254/computeMetadata/v1/instance/service-accounts/'
+        f'default/token?scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform from the '
+        f'Google Compute Engine metadata service. Status: {status} Response:\nb"none"', object())
+    try:
+      try:
+        raise failed
+      except exceptions.TransportError as e:
+        raise exceptions.RefreshError(e) from e
+    except exceptions.RefreshError as e:
+      return BeamIOError('Match operation failed', {'gs://b/in/*': BeamIOError(
+          'List operation failed', {'gs://b/in/': e})})
+  said = ('(Failed to retrieve http://169.254.169.254/computeMetadata/v1/instance/service-'
+          'accounts/default/token from the Google Compute Engine metadata service. Status: {} '
+          'Response:)')
+  assert files.storage_failure(listing_failed(500)) == (
+      f'cloud storage credentials could not be fetched {said.format(500)}')
+  assert files.credentials_refused(listing_failed(500)) is None
+  assert files.storage_failure(listing_failed(404)) is None
+  assert files.reason(listing_failed(404)) == files.credentials_refused(listing_failed(404)) == (
+      f'the credentials for cloud storage were refused {said.format(404)}; log in again (gcloud '
+      f'auth application-default login), name a valid key in GOOGLE_APPLICATION_CREDENTIALS or '
+      f'give the machine a service account')
+  assert files.credentials_refused(RuntimeError('other')) is None
+
+
+@pytest.mark.parametrize('token_answer, status, says', [
+    ((503, {'error': 'backend_error'}), 1,
+     'cloud storage credentials could not be fetched (backend_error: None)'),
+    ((400, {'error': 'invalid_grant', 'error_description': 'Invalid JWT Signature.'}), 2,
+     "the credentials for cloud storage were refused (invalid_grant: Invalid JWT Signature.); log "
+     "in again (gcloud auth application-default login), name a valid key in "
+     "GOOGLE_APPLICATION_CREDENTIALS or give the machine a service account")])
+def test_credentials_that_cannot_be_renewed_are_said_so(tmp_path, tiny_model, gcs, monkeypatch,
+                                                        capsys, token_answer, status, says):
+  """A token endpoint (or metadata server) that fails is storage failing: status 1, a later run
+  mends it; a key it refuses (deleted, a revoked login) is the command's setup: status 2 and
+  what renews it. Both were one cut-off line of Beam's nested errors, status 2."""
+  import http.server  # pylint: disable=import-outside-toplevel
+  import threading  # pylint: disable=import-outside-toplevel
+  from apache_beam.internal.gcp import auth  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.gcp import gcsio_retry  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from cryptography.hazmat.primitives import serialization  # (google-auth's, Beam's dependency)
+  from cryptography.hazmat.primitives.asymmetric import rsa
+  from google.cloud.storage.retry import DEFAULT_RETRY  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  _upload_clip(gcs, 'nocredentials/in/clip', make_clip(tmp_path / 'local', 2, seed=6))
+
+  class TokenEndpoint(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # pylint: disable=invalid-name
+      self.rfile.read(int(self.headers['Content-Length']))
+      body = json.dumps(token_answer[1]).encode()
+      self.send_response(token_answer[0])
+      self.send_header('Content-Type', 'application/json')
+      self.send_header('Content-Length', str(len(body)))
+      self.end_headers()
+      self.wfile.write(body)
+
+    def log_message(self, *args):
+      pass
+  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), TokenEndpoint)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+      serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+      serialization.NoEncryption()).decode()
+  key_file = tmp_path / 'key.json'  # (a service account's key, as the console gives it)
+  key_file.write_text(json.dumps({
+      'type': 'service_account', 'project_id': 'test-project', 'private_key_id': '1',
+      'private_key': key, 'client_email': 'film@test-project.iam.gserviceaccount.com',
+      'client_id': '1', 'token_uri': f'http://127.0.0.1:{server.server_port}/token'}))
+  monkeypatch.setenv('GOOGLE_APPLICATION_CREDENTIALS', str(key_file))
+  monkeypatch.setattr(auth._Credentials, '_credentials_init', False)  # (found anew, then put back)
+  monkeypatch.setattr(auth._Credentials, '_credentials', None)
+  monkeypatch.setattr(gcsio_retry, 'get_retry',  # (the storage library's own, less patient)
+                      lambda options: DEFAULT_RETRY.with_delay(initial=0.01).with_timeout(0.3))
+  try:
+    got, _ = run_job(f'gs://{BUCKET}/nocredentials/in', str(tmp_path / 'out'), model_path)
+  finally:
+    server.shutdown()
+  lines = tool_lines(capsys.readouterr().err)
+  assert got == status and len(lines) == 1, lines
+  assert lines[0].startswith(f'error: --input gs://{BUCKET}/nocredentials/in: {says}'), lines
+  assert not (tmp_path / 'out').exists()
+
+
 def test_a_nightly_run_lists_done_markers_instead_of_reading_each(tmp_path, tiny_model, gcs,
                                                                   gcs_requests):
   """Over an unchanged archive a run reads no done marker: per work unit it lists the markers at

@@ -74,12 +74,14 @@ def unreachable(path):
   try:
     FileSystems.match([join(path.rstrip('/'), '*')], limits=[1])
   except Exception as e:  # pylint: disable=broad-except
-    text = str(e)
+    said, text = storage_failure(e) or credentials_refused(e), str(e)
+    if said:  # (first: a metadata server's 404, no account, is not the bucket's)
+      return said
     if 'NotFound' in text or ' 404 ' in text:
       return f'its bucket {path.split("://", 1)[1].split("/", 1)[0]} does not exist'
     if 'Forbidden' in text or ' 403 ' in text:
       return 'no permission to list it'
-    return storage_failure(e) or f'cannot be listed ({type(e).__name__}: {text[:300]})'
+    return f'cannot be listed ({type(e).__name__}: {text[:300]})'
   return None
 
 
@@ -160,7 +162,7 @@ def reason(error):
   """Why a file operation failed, for a message that names the file already: an OS error's
   own words without the path repeated; cloud storage's failure as what it answered
   (`_storage_answer`), and Beam's error of a batch by its parts; anything else as it reads."""
-  answer = _storage_answer(error)
+  answer = _storage_answer(error) or credentials_refused(error)
   if answer:
     return answer
   if isinstance(error, BeamIOError) and error.exception_details:
@@ -182,6 +184,8 @@ def _storage_answer(error):
     cause = getattr(error, 'cause', None)
     said = _storage_answer(cause) if cause is not None else None
     return f'{said or "cloud storage failed"} (its client retried: {error.message})'
+  if _renewing_credentials(error) == 'failed':
+    return f'cloud storage credentials could not be fetched ({_auth_words(error)})'
   status = getattr(getattr(error, 'response', None), 'status_code', None)  # (InvalidResponse)
   if kind.__module__.startswith('google.api_core'):
     status = getattr(error, 'code', None)
@@ -204,19 +208,11 @@ def storage_failure(error):
   """`_storage_answer` of `error`, of an error inside it (Beam's error of a batch) or of one it
   was raised from (a runner raises a step's error anew), or read from its text (a worker
   process's comes as text); None where cloud storage did not fail."""
-  seen = error if isinstance(error, BaseException) else None
-  for _ in range(20):  # (a chain of errors, not a loop)
-    if seen is None:
-      break
-    said = _storage_answer(seen)
-    if isinstance(seen, BeamIOError) and seen.exception_details:
-      said = next(filter(None, (
-          storage_failure(d) if isinstance(d, BaseException) else
-          d if str(d).startswith('cloud storage') else None
-          for d in seen.exception_details.values())), None)
+  for seen in _errors_within(error):
+    said = (seen if isinstance(seen, str) and seen.startswith('cloud storage') else
+            None if isinstance(seen, str) else _storage_answer(seen))
     if said:
       return said
-    seen = seen.__cause__ or seen.__context__
   text = str(error)
   retried = _RETRIES_RAN_OUT.search(text)
   if not retried:
@@ -224,6 +220,66 @@ def storage_failure(error):
   status = _STATUS_IN_TEXT.search(text)
   answered = f'answered {_status_words(int(status.group(1)))}' if status else 'failed'
   return f'cloud storage {answered} (its client retried: {retried.group(1)})'
+
+
+def credentials_refused(error):
+  """Where the credentials for cloud storage were refused when renewed (a deleted key, a revoked
+  login: `_renewing_credentials`), that in words with what renews them; else None. Not 'cloud
+  storage ...': the same command fails again."""
+  for seen in _errors_within(error):
+    if _renewing_credentials(seen) == 'refused' and not storage_failure(seen):
+      return (f'the credentials for cloud storage were refused ({_auth_words(seen)}); log in '
+              f'again (gcloud auth application-default login), name a valid key in '
+              f'GOOGLE_APPLICATION_CREDENTIALS or give the machine a service account')
+  return None
+
+
+def _renewing_credentials(error):
+  """How google.auth's `error` failed to renew credentials: 'failed' for a passing trouble (no
+  answer; a 5xx or 429, which its RefreshError calls `retryable`), 'refused' for an answer a
+  retry meets again (a 4xx); None for any other error."""
+  kind = type(error)
+  if not (kind.__module__.startswith('google.auth') and
+          kind.__name__ in ('TransportError', 'RefreshError')):
+    return None
+  if getattr(error, 'retryable', False):
+    return 'failed'
+  if kind.__name__ == 'RefreshError':  # (one caused by a TransportError: that error's verdict)
+    return 'refused'
+  status = _AUTH_STATUS.search(str(error))
+  refused = status and status.group(1).startswith('4') and status.group(1) != '429'
+  return 'refused' if refused else 'failed'
+
+
+# google.auth's text of an answer: "Failed to retrieve http://metadata/.../token?scopes=... from
+# the Google Compute Engine metadata service. Status: 404 Response: ...".
+_AUTH_STATUS = re.compile(r'[Ss]tatus: (\d{3})\b')
+
+
+def _auth_words(error):
+  """google.auth's words for `error`: its first line, URLs without their query (scopes)."""
+  said = error.args[0] if error.args else error
+  if isinstance(said, BaseException):  # (a RefreshError made of its TransportError)
+    return _auth_words(said)
+  said = str(said)
+  return re.sub(r'(https?://[^\s?]*)\?\S*', r'\1', (said.splitlines() or [''])[0])
+
+
+def _errors_within(error):
+  """`error`, the errors it was raised from (a runner raises a step's error anew) and those
+  inside Beam's error of a batch, depth first; a batch's parts may be text."""
+  seen = error if isinstance(error, BaseException) else None
+  for _ in range(20):  # (a chain of errors, not a loop)
+    if seen is None:
+      return
+    yield seen
+    if isinstance(seen, BeamIOError) and seen.exception_details:
+      for detail in seen.exception_details.values():
+        if isinstance(detail, BaseException):
+          yield from _errors_within(detail)
+        else:
+          yield str(detail)
+    seen = seen.__cause__ or seen.__context__
 
 
 def _status_words(status):
