@@ -602,7 +602,9 @@ def quiet_beam_logs():
                      ('apache_beam.runners.portability.local_job_service', _workers_own_lines),
                      ('apache_beam.runners.worker.data_plane', _not_a_stopped_workers_stream),
                      ('apache_beam.runners.portability.fn_api_runner.worker_handlers',
-                      _not_a_stopped_workers_close)):
+                      _not_a_stopped_workers_close),
+                     ('apache_beam.utils.retry', _not_a_credentials_search),
+                     ('apache_beam.internal.gcp.auth', _no_credentials_in_one_line)):
     logger = logging.getLogger(name)
     if kept not in logger.filters:
       logger.addFilter(kept)
@@ -628,6 +630,25 @@ def _workers_own_lines(record):
   if '/apache_beam/' in entry.log_location and entry.severity < entry.Severity.ERROR:
     return False
   record.msg, record.args = '%s', (entry.message,)
+  return True
+
+
+def _not_a_credentials_search(record):
+  """A logging filter: with no Google Cloud credentials set up, Beam looks for them five times
+  over ~22 s before it asks cloud storage anonymously, and warns of each look with a traceback
+  (`_no_credentials_in_one_line` says the outcome once)."""
+  return not (record.args and len(record.args) > 1 and
+              record.args[1] == '_get_credentials_with_retrys')
+
+
+def _no_credentials_in_one_line(record):
+  """A logging filter: Beam's warning that it found no credentials, in one line that says what
+  it means for the job and how to set them up."""
+  if record.getMessage().startswith('Unable to find default credentials'):
+    record.msg, record.args = '%s', (
+        'no Google Cloud credentials were found, so cloud storage is asked anonymously, which '
+        'reads public buckets only: `gcloud auth application-default login`, or a key named in '
+        'GOOGLE_APPLICATION_CREDENTIALS, sets them up',)
   return True
 
 

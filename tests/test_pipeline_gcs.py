@@ -2,6 +2,7 @@
 
 import io
 import json
+import logging
 import os
 import re
 import time
@@ -27,6 +28,13 @@ def _unavailable(monkeypatch, url_pattern):
   """Cloud storage answers 503 to every request whose URL `url_pattern` matches (a real HTTP
   answer, read by the storage library as from GCS), and its client gives up after 0.3 s of
   retries (120 s in use). Returns the URLs so answered."""
+  return _answering(monkeypatch, url_pattern, 503, {'error': {'code': 503}})
+
+
+def _answering(monkeypatch, url_pattern, status, body):
+  """Cloud storage answers `status` with the JSON `body` to every request whose URL
+  `url_pattern` matches, and its client's retries end after 0.3 s. Returns the URLs so
+  answered."""
   import requests  # pylint: disable=import-outside-toplevel
   from apache_beam.io.gcp import gcsio_retry  # pylint: disable=import-outside-toplevel
   from google.auth.transport import requests as auth  # pylint: disable=import-outside-toplevel
@@ -35,15 +43,15 @@ def _unavailable(monkeypatch, url_pattern):
                       lambda options: DEFAULT_RETRY.with_delay(initial=0.01).with_timeout(0.3))
   real_request, answered = auth.AuthorizedSession.request, []
 
-  def unavailable(self, method, url, *args, **kwargs):
+  def answer_instead(self, method, url, *args, **kwargs):
     if not re.search(url_pattern, url):
       return real_request(self, method, url, *args, **kwargs)
     answered.append(url)
     answer = requests.Response()
-    answer.status_code, answer.url, answer._content = 503, url, b'{"error": {"code": 503}}'
+    answer.status_code, answer.url, answer._content = status, url, json.dumps(body).encode()
     answer.request = requests.Request(method, url).prepare()
     return answer
-  monkeypatch.setattr(auth.AuthorizedSession, 'request', unavailable)
+  monkeypatch.setattr(auth.AuthorizedSession, 'request', answer_instead)
   return answered
 
 
@@ -574,6 +582,43 @@ def test_credentials_that_cannot_be_renewed_are_said_so(tmp_path, tiny_model, gc
   assert got == status and len(lines) == 1, lines
   assert lines[0].startswith(f'error: --input gs://{BUCKET}/nocredentials/in: {says}'), lines
   assert not (tmp_path / 'out').exists()
+
+
+def test_no_credentials_is_one_line_and_a_401_says_how_to_set_them_up(
+    tmp_path, tiny_model, gcs, monkeypatch, capsys, caplog):
+  """With no credentials set up (a laptop before `gcloud auth application-default login`) Beam
+  looks five times over ~22 s, warning of each look with a traceback, then asks anonymously; a
+  private bucket's 401 then read as Beam's nested errors cut at 300 characters."""
+  from apache_beam.internal.gcp import auth  # pylint: disable=import-outside-toplevel
+  from apache_beam.utils import retry  # pylint: disable=import-outside-toplevel
+  from google.auth.compute_engine import _metadata  # pylint: disable=import-outside-toplevel
+  from transforms import files  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  _upload_clip(gcs, 'anonymous/in/clip', make_clip(tmp_path / 'local', 3, seed=6))
+  monkeypatch.delenv('GOOGLE_APPLICATION_CREDENTIALS', raising=False)
+  monkeypatch.setenv('CLOUDSDK_CONFIG', str(tmp_path / 'gcloud'))  # (no gcloud login)
+  monkeypatch.setattr(_metadata, 'is_on_gce', lambda *args, **kwargs: False)  # (a laptop)
+  monkeypatch.setattr(retry.Clock, 'sleep', lambda self, seconds: None)  # (Beam's 22 s of waits)
+  monkeypatch.setattr(auth._Credentials, '_credentials_init', False)  # (found anew, then put back)
+  monkeypatch.setattr(auth._Credentials, '_credentials', None)
+  status, _ = run_job(f'gs://{BUCKET}/anonymous/in', str(tmp_path / 'out'), model_path)
+  warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+  assert status == 0 and warned == [
+      'no Google Cloud credentials were found, so cloud storage is asked anonymously, '
+      'which reads public buckets only: `gcloud auth application-default login`, or a key named '
+      'in GOOGLE_APPLICATION_CREDENTIALS, sets them up']
+  unauthorized = {'error': {'code': 401, 'message': 'Anonymous caller does not have '
+                                                    'storage.objects.list access to the bucket.'}}
+  _answering(monkeypatch, r'prefix=anonymous%2Fin', 401, unauthorized)
+  status, _ = run_job(f'gs://{BUCKET}/anonymous/in', str(tmp_path / 'again'), model_path)
+  assert status == 2 and tool_lines(capsys.readouterr().err) == [
+      f'error: --input gs://{BUCKET}/anonymous/in: no permission to list it (cloud storage '
+      f'answered 401 Unauthorized, to no credentials or ones it does not take: `gcloud auth '
+      f'application-default login`, or a key named in GOOGLE_APPLICATION_CREDENTIALS, sets them '
+      f'up)']
+  with pytest.raises(PermissionError, match=r'Permission denied \(cloud storage answered 401'):
+    _answering(monkeypatch, r'anonymous%2Fin%2Fclip%2Fframe0\.png\?alt=media', 401, unauthorized)
+    files.read_bytes(f'gs://{BUCKET}/anonymous/in/clip/frame0.png')
 
 
 def test_a_nightly_run_lists_done_markers_instead_of_reading_each(tmp_path, tiny_model, gcs,

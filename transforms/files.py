@@ -81,8 +81,16 @@ def unreachable(path):
       return f'its bucket {path.split("://", 1)[1].split("/", 1)[0]} does not exist'
     if 'Forbidden' in text or ' 403 ' in text:
       return 'no permission to list it'
+    if 'Unauthorized' in text or ' 401 ' in text:  # (anonymous: no credentials were found)
+      return f'no permission to list it ({_UNAUTHORIZED})'
     return f'cannot be listed ({type(e).__name__}: {text[:300]})'
   return None
+
+
+# What cloud storage's 401 means here: Beam asks anonymously where it found no credentials.
+_UNAUTHORIZED = ('cloud storage answered 401 Unauthorized, to no credentials or ones it does not '
+                 'take: `gcloud auth application-default login`, or a key named in '
+                 'GOOGLE_APPLICATION_CREDENTIALS, sets them up')
 
 
 def object_in_the_way(folder):
@@ -154,6 +162,8 @@ def read_bytes(path):
       raise FileNotFoundError(errno.ENOENT, 'No such file or directory', path) from None
     except exceptions.Forbidden:
       raise PermissionError(errno.EACCES, 'Permission denied', path) from None
+    except exceptions.Unauthorized:
+      raise PermissionError(errno.EACCES, f'Permission denied ({_UNAUTHORIZED})', path) from None
   with open_for_reading(path) as f:
     return f.read()
 
@@ -293,12 +303,13 @@ def _status_words(status):
 def refused(error):
   """Whether `error` is a refusal that a retry would meet again, where others (a connection
   reset, a storage server's 503) are left to raise and be retried: no permission or a read-only
-  disk locally, 403 Forbidden on cloud storage, also inside Beam's error of a batch."""
+  disk locally, 401 Unauthorized or 403 Forbidden on cloud storage, also inside Beam's error of
+  a batch."""
   if isinstance(error, BeamIOError) and error.exception_details:
     return all(refused(detail) for detail in error.exception_details.values())
   if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
     return True
-  return error == 403 or getattr(error, 'code', None) == 403  # (a batch's status codes too)
+  return error in (401, 403) or getattr(error, 'code', None) in (401, 403)  # (a batch's codes)
 
 
 def _beam_gcsio(path):
