@@ -108,8 +108,10 @@ def build_parser():
                            '(default off).')
   parser.add_argument('--run_id', type=run_id, default=None,
                       help='Name of this run under <output>/_runs/ (default: UTC time + random).')
-  parser.add_argument('--progress_interval', type=flags.in_range(float, 0.5, 10), default=10.0,
-                      help='Seconds between progress lines on local runs, 0.5 to 10 (default 10).')
+  parser.add_argument('--progress_interval', type=flags.in_range(float, 0.5, 3600),
+                      default=10.0,
+                      help='Seconds between progress lines on local runs, 0.5 to 3600 (default '
+                           '10); where the counts did not move, a line once a minute at most.')
   return parser
 
 

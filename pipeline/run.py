@@ -435,6 +435,8 @@ class _ProgressPrinter:
     self._interval = interval
     self._started = time.time()
     self._shown = None  # the counts of the last line printed
+    self._shown_at = 0.0
+    self._first_made = None  # (time, pairs made) when this run's made pairs were first seen
     # {name: (stat key, note)}: a note is read once, and again only once replaced (a retried
     # bundle's), so a tick costs a listing, not a read of every clip's and unit's note.
     self._notes = {}
@@ -476,22 +478,34 @@ class _ProgressPrinter:
 
   def line(self, counts=None):
     """The progress line. The ETA comes from the pairs this run made: pairs an earlier run
-    finished are skipped at once and say nothing of how long the rest will take."""
+    finished are skipped at once and say nothing of how long the rest will take; and once
+    more are made, from their rate since the first (the model's load, first trace and compile
+    went before it, once per process)."""
     total, done, processed, frames = counts or self._read()
-    elapsed = time.time() - self._started
+    now = time.time()
+    elapsed = now - self._started
     rate = frames / elapsed if elapsed > 0 else 0.0
+    if processed and self._first_made is None:
+      self._first_made = now, processed
     eta = '?'
     if processed and total >= done:
-      eta = f'{(total - done) * elapsed / processed:.0f}s'
+      since, made_then = self._first_made
+      per_pair = ((now - since) / (processed - made_then) if processed > made_then else
+                  elapsed / processed)
+      eta = f'{(total - done) * per_pair:.0f}s'
     return (f'progress: {done}/{total or "?"} pairs, {frames} frames written, {rate:.2f} frames/s, '
             f'elapsed {elapsed:.0f}s, ETA {eta}')
 
   def _loop(self):
+    """A line each tick where the counts moved, else once a minute (a night's log keeps what
+    changed, and still shows the run is alive)."""
     while not self._stop.wait(self._interval):
-      self._print(self._read())
+      counts = self._read()
+      if counts != self._shown or time.time() - self._shown_at >= max(60, self._interval):
+        self._print(counts)
 
   def _print(self, counts):
-    self._shown = counts
+    self._shown, self._shown_at = counts, time.time()
     print(self.line(counts), flush=True)
 
   def stop(self):

@@ -320,6 +320,10 @@ def test_a_new_cut_score_decides_scene_cut_runs_pairs_again(tmp_path, tiny_model
                  'pairs_skipped') == 5
   assert metric(run_module.run([a.replace(output, plain) for a in argv] + ['--run_id=plain2']),
                  'pairs_skipped') == 5
+  # A skipped pair's seconds have the keys a made one's have (its scoring's with --scene_cuts).
+  for out, made, skipped in ((output, 'v3', 'v3_again'), (plain, 'plain', 'plain2')):
+    assert {tuple(r['seconds']) for r in run_records(out, skipped, 'pairs')} == {
+        tuple(r['seconds']) for r in run_records(out, made, 'pairs')}
 
 
 def test_a_cut_whose_held_frames_fail_to_write_is_not_counted_held_and_a_rerun_holds_it(
@@ -1159,12 +1163,12 @@ def test_tile_flags_the_model_cannot_run_are_usage_errors(tmp_path, capsys, flag
   assert status == 2 and message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('value', ['0', '0.1', '60', 'nan'])
+@pytest.mark.parametrize('value', ['0', '0.1', '3601', 'nan'])
 def test_a_progress_interval_out_of_range_is_a_usage_error(tmp_path, capsys, value):
   """It was clamped to 0.5-10 s without a word (0 printed the last line twice)."""
   status = run_module.main([f'--input={tmp_path}', f'--output={tmp_path / "out"}',
                             f'--progress_interval={value}'])
-  assert status == 2 and (f'argument --progress_interval: must be in [0.5, 10], got {value}'
+  assert status == 2 and (f'argument --progress_interval: must be in [0.5, 3600], got {value}'
                           in capsys.readouterr().err)
 
 
@@ -1319,6 +1323,29 @@ def test_a_reused_run_id_replaces_the_earlier_runs_records(tmp_path, tiny_model)
   assert statuses == ['skipped'] * 3  # the second run's records only
 
 
+def test_a_unit_notes_its_progress_as_its_pairs_come_out(tmp_path, tiny_model, monkeypatch):
+  """The note was written once a unit was through: a unit of 16 pairs of 1080p showed '0/16
+  pairs, 0 frames written, ETA ?' for its 10-20 minutes. Skipped pairs count as through."""
+  from transforms import interpolate as interpolate_fn  # pylint: disable=import-outside-toplevel
+  from transforms import records  # pylint: disable=import-outside-toplevel
+  model_path, _ = tiny_model
+  archive, output = tmp_path / 'archive', str(tmp_path / 'out')
+  make_clip(archive / 'clip', 6, seed=3)
+  argv = [f'--input={archive}', f'--output={output}', f'--model_path={model_path}',
+          '--pairs_per_unit=16']
+  assert run_module.main(argv + ['--run_id=first']) == 0
+  os.remove(next(glob.iglob(os.path.join(output, '_markers', 'clip', 'pair_000003-*.done'))))
+  os.remove(next(glob.iglob(os.path.join(output, '_markers', 'clip', 'pair_000004-*.done'))))
+  noted = []
+  real_note = records.progress_note
+  monkeypatch.setattr(records, 'progress_note', lambda folder, name, note: (
+      noted.append(note) if name.startswith('unit-') else None, real_note(folder, name, note)))
+  monkeypatch.setattr(interpolate_fn, 'PROGRESS_NOTE_SECONDS', 0)
+  assert run_module.main(argv + ['--run_id=again']) == 0
+  assert [(n['pairs'], n['processed']) for n in noted] == [(4, 1), (5, 2), (5, 2)]
+  assert noted[-1]['frames'] == 4 and noted[0]['frames'] <= noted[1]['frames'] <= 4
+
+
 def test_the_eta_counts_only_pairs_this_run_made(tmp_path):
   notes = tmp_path / 'notes'
   notes.mkdir()
@@ -1334,6 +1361,44 @@ def test_the_eta_counts_only_pairs_this_run_made(tmp_path):
   # 10 pairs made in 100 s, 90 left: ~900 s (not the ~10 s that counting skipped pairs gives).
   assert 'progress: 910/1000 pairs' in line
   assert 850 <= int(line.rsplit('ETA ', 1)[1].rstrip('s')) <= 950
+
+
+def test_once_pairs_are_made_the_eta_leaves_out_the_time_before_them(tmp_path):
+  """The model's load, first trace and compile (seconds to a minute, once per process) went
+  into every made pair's share: an ETA of 100 s with 16 s left."""
+  notes = tmp_path / 'notes'
+  notes.mkdir()
+  (notes / 'clip-1.json').write_text(json.dumps({'pairs': 100}))
+  (notes / 'unit-a.json').write_text(json.dumps({'pairs': 1, 'processed': 1, 'frames': 2}))
+  printer = run_module._ProgressPrinter(str(notes), 10)  # pylint: disable=protected-access
+  try:
+    printer._started = time.time() - 60  # pylint: disable=protected-access
+    first = printer.line()  # one pair in 60 s: all it knows
+    (notes / 'unit-a.json').write_text(json.dumps({'pairs': 11, 'processed': 11, 'frames': 22}))
+    printer._first_made = (time.time() - 5, 1)  # pylint: disable=protected-access
+    then = printer.line()  # ten more in the 5 s since: 0.5 s each
+  finally:
+    printer._stop.set()  # pylint: disable=protected-access
+  assert 5900 <= int(first.rsplit('ETA ', 1)[1].rstrip('s')) <= 6000  # 99 left, 60 s each
+  assert 'progress: 11/100 pairs' in then and 40 <= int(then.rsplit('ETA ', 1)[1].rstrip('s')) <= 50
+
+
+def test_progress_lines_repeat_only_once_a_minute(tmp_path, capsys):
+  """A line each tick, counts moved or not: ~3,600 lines in a 10-hour night's log."""
+  notes = tmp_path / 'notes'
+  notes.mkdir()
+  (notes / 'clip-1.json').write_text(json.dumps({'pairs': 4}))
+  printer = run_module._ProgressPrinter(str(notes), 0.5)  # pylint: disable=protected-access
+  time.sleep(2.2)  # four ticks, nothing moved: one line
+  (notes / 'unit-a.json').write_text(json.dumps({'pairs': 2, 'processed': 2, 'frames': 3}))
+  time.sleep(1.2)  # moved: one more
+  printer._shown_at -= 60  # pylint: disable=protected-access
+  time.sleep(1.2)  # a minute without a line: the same counts again
+  printer._stop.set()  # pylint: disable=protected-access
+  printer._thread.join()  # pylint: disable=protected-access
+  lines = [', '.join(line.split(', ')[:2]) for line in capsys.readouterr().out.splitlines()]
+  assert lines == ['progress: 0/4 pairs, 0 frames written',
+                   'progress: 2/4 pairs, 3 frames written', 'progress: 2/4 pairs, 3 frames written']
 
 
 def test_progress_notes_are_read_once_and_again_only_when_replaced(tmp_path, monkeypatch):

@@ -59,6 +59,8 @@ _WRITE_THREADS = 4
 CLOCK_STEP_SECONDS = 2
 # What TensorFlow (GPU or CPU allocator) and Python raise when the model's activations do not fit.
 _OUT_OF_MEMORY = ('ResourceExhaustedError', 'MemoryError')
+# How often a unit notes its progress while its pairs come out of the model (a local file).
+PROGRESS_NOTE_SECONDS = 1.0
 
 
 class ModelError(RuntimeError):
@@ -398,6 +400,12 @@ class InterpolateUnits(beam.DoFn):
             {} if updated[name] < before else
             _marker_content(marker) for name, marker in zip(names, markers)]
 
+  def _no_seconds(self):
+    """The seconds of a pair that took none here (skipped, made by an earlier attempt): zeros
+    (`records.pair_record`), with the scene-cut scoring's too where the run scores, as a made
+    pair's record has it."""
+    return {} if self._scene_cut is None else {'scene_cut': 0}
+
   def _format_key(self):
     """What done markers' keys add for the output format: nothing for PNG (keys as before)."""
     return [] if self._format == 'png' else [self._format]
@@ -442,7 +450,7 @@ class InterpolateUnits(beam.DoFn):
         continue
       if made_by[i] != self._job_token:
         yield records.pair_record(self._run_id, unit.clip, unit.first_position + i,
-                                  uris[i:i + 2], None, 0, 'skipped', {})
+                                  uris[i:i + 2], None, 0, 'skipped', self._no_seconds())
         continue
       # Made by this job, in an earlier attempt at this unit: Beam retries a bundle whose worker
       # failed and drops that attempt's records, so the pair is counted as made here, with the
@@ -451,7 +459,7 @@ class InterpolateUnits(beam.DoFn):
       held = marked[i].get('scene_cut') or marked[i].get('identical')
       size = marked[i].get('size')  # (as that attempt decoded it; its marker says)
       rec = records.pair_record(self._run_id, unit.clip, unit.first_position + i, uris[i:i + 2],
-                                tuple(size) if size else None, frames, 'ok', {},
+                                tuple(size) if size else None, frames, 'ok', self._no_seconds(),
                                 cut_score=marked[i].get('cut_score'),
                                 scene_cut=marked[i].get('scene_cut'),
                                 identical=marked[i].get('identical'),
@@ -477,7 +485,8 @@ class InterpolateUnits(beam.DoFn):
         yield self._error(uris, 'write', e, message)
         for i in todo:
           yield records.pair_record(self._run_id, unit.clip, unit.first_position + i,
-                                    uris[i:i + 2], None, 0, 'failed', {}, message)
+                                    uris[i:i + 2], None, 0, 'failed', self._no_seconds(),
+                                    message)
         self._finish(unit, len(todo), 0)
         return
     # Each write is keyed (pair, output index): the pair that writes it counts it and fails
@@ -617,6 +626,10 @@ class InterpolateUnits(beam.DoFn):
     model_seconds, calls = 0.0, {}  # pair -> model calls made for it
     runs = _runs([i for i in todo if i not in failed and i not in held_pairs and in_betweens[i]])
     model_errors = []
+    # Pairs through so far for the progress note: those the model has no work in, then each
+    # whose in-betweens are out.
+    through = len(todo) - sum(last - first + 1 for first, last in runs)
+    noted = time.monotonic()
     # The unit's recursions hold the model (other threads meanwhile read, score and write): a
     # recursion's frame features wait in memory between calls, and would for every thread at
     # once if they took turns call by call. (A unit with nothing to compute does not wait.)
@@ -646,6 +659,12 @@ class InterpolateUnits(beam.DoFn):
                       _templates(templates, i, i + 1), frame_name(k, self._format),
                       self._png_compression))
             made_positions.setdefault(i, set()).add(p)
+            if made_positions[i] == set(in_betweens[i]):
+              through += 1
+              if self._progress_dir and time.monotonic() - noted >= PROGRESS_NOTE_SECONDS:
+                noted = time.monotonic()
+                self._note_progress(unit, unit.num_pairs - len(todo) + through, through, sum(
+                    1 for f in futures.values() if f.done() and not f.exception()))
         except Exception as e:  # pylint: disable=broad-except
           # A pair's in-betweens come out together once its recursion is through, so the
           # failure is the first pair short of them; the pairs before it are whole, and the
@@ -846,14 +865,20 @@ class InterpolateUnits(beam.DoFn):
     self._finish(unit, 0, written)
 
   def _finish(self, unit, pairs_done, frames):
-    """Counts the unit and, on local runners, leaves a progress note for the launcher."""
+    """Counts the unit and, on local runners, leaves its progress note for the launcher."""
     records.counter('units').inc()
     records.counter('model_calls').inc(0)  # (so that a run with nothing new shows it, at 0)
+    self._note_progress(unit, unit.num_pairs, pairs_done, frames)
+
+  def _note_progress(self, unit, pairs, processed, frames):
+    """On local runners, the unit's progress note: its pairs through (skipped ones too), those
+    made, frames written. Replaced as its pairs come out of the model (a unit of 16 pairs of
+    1080p takes minutes), then by its final counts."""
     if self._progress_dir:
       # Named by the unit: a bundle Beam retries replaces its note, not adds a second.
       unit_id = hashlib.sha1(f'{unit.clip}/{unit.first_position}'.encode()).hexdigest()
       records.progress_note(self._progress_dir, f'unit-{unit_id}.json', {
-          'pairs': unit.num_pairs, 'processed': pairs_done, 'frames': frames})
+          'pairs': pairs, 'processed': processed, 'frames': frames})
 
 
 def _size_or_none(uri, max_pixels):
