@@ -92,11 +92,11 @@ def check_paths(known, offline=False):
 
 class PlanUnits(beam.DoFn):
   """Clip -> Units; tidies the clip's output (`interpolate.tidy_clip_output`: frames past its
-  new end, markers of frames lost since); on local runs also notes the clip's pair count for the
-  progress line. A clip with a gap (a manifest's frames in no pair) has no times to retime by,
-  one whose output folder leads into the input (`clips.OutputIntoInput`) is not written, and
-  one whose output cannot be tidied (a file there it may not delete) has no units: an error
-  record each."""
+  new end, markers of frames lost since), saying how many frames went ('tidied'); on local
+  runs also notes the clip's pair count for the progress line. A clip with a gap (a manifest's
+  frames in no pair) has no times to retime by, one whose output folder leads into the input
+  (`clips.OutputIntoInput`) is not written, and one whose output cannot be tidied (a file
+  there it may not delete) has no units: an error record each."""
 
   def __init__(self, input_spec, output, run_id, times_to_interpolate, pairs_per_unit, timing,
                output_format='png', progress_dir=None):
@@ -154,6 +154,8 @@ class PlanUnits(beam.DoFn):
       return
     records.counter('pairs_planned').inc(clip.num_pairs())
     records.counter('stale_frames_removed').inc(removed)
+    if removed:  # (for the summary and the run's line: frames that went since the last run)
+      yield beam.pvalue.TaggedOutput('tidied', {'clip': clip.name, 'frames_removed': removed})
     if self._progress_dir:
       clip_id = hashlib.sha1(clip.name.encode()).hexdigest()  # a retry replaces the note
       records.progress_note(self._progress_dir, f'clip-{clip_id}.json',
@@ -186,7 +188,7 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
           PlanUnits(known.input, known.output, known.run_id, known.times_to_interpolate,
                     known.pairs_per_unit, timing, known.output_format,
                     progress_dir)).with_outputs(
-                        'errors', main='units'))
+                        'errors', 'tidied', main='units'))
   results = (
       planned.units
       | 'SpreadUnits' >> beam.Reshuffle()
@@ -226,6 +228,7 @@ def build(p, known, fingerprint, details, progress_dir=None, shared_handle=None)
       results.pairs | 'TagPairs' >> beam.Map(lambda r: ('pair', r)),
       errors | 'TagErrors' >> beam.Map(lambda r: ('error', r)),
       results.frames | 'TagLoneFrames' >> beam.Map(lambda r: ('frames', r)),
+      planned.tidied | 'TagTidied' >> beam.Map(lambda r: ('tidied', r)),
   ]
   return (
       tagged
@@ -595,6 +598,11 @@ def _report(known, state):
   names = summary.get('pruned', [])
   pruned = (f"; pruned {pruned} clip{'s' * (pruned != 1)} no longer in the input: "
             f"{', '.join(names)}{', ...' * (pruned > len(names))}" if pruned else '')
+  removed, tidied = summary.get('stale_frames_removed', 0), summary.get('tidied', [])
+  if removed:  # (frames that went since the last run, which would have trailed or mixed in)
+    pruned += (f"; removed {_count(removed, 'frame')} that no longer fit (past a clip's new "
+               f"end, or of the other format) from {', '.join(tidied)}"
+               f"{', ...' * (summary['clips_tidied'] > len(tidied))}")
   notices = summary.get('notices', 0)
   noted = f" and {_count(notices, 'notice')}" if notices else ''
   print(f"run {known.run_id}: {_count(pairs['total'], 'pair')} ({pairs['ok']} ok, "

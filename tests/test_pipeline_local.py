@@ -79,7 +79,7 @@ def test_clips_become_dense_sequences(tmp_path, tiny_model, mode):
   assert summary['model_fingerprint'] == model.fingerprint
 
 
-def test_second_run_skips_everything_and_new_frames_are_processed(tmp_path, tiny_model):
+def test_second_run_skips_everything_and_new_frames_are_processed(tmp_path, tiny_model, capsys):
   model_path, _ = tiny_model
   archive, output = tmp_path / 'archive', str(tmp_path / 'out')
   make_clip(archive / 'clip', 4, seed=3)
@@ -114,10 +114,17 @@ def test_second_run_skips_everything_and_new_frames_are_processed(tmp_path, tiny
   assert len(os.listdir(os.path.join(output, 'clip'))) == 17
   # The clip loses its last frame: the frames past its new end go, the rest stays done.
   os.remove(archive / 'clip' / 'frame004.png')
-  sixth = run_module.run(argv + ['--run_id=sixth', '--times_to_interpolate=2'])
-  assert metric(sixth, 'model_calls') == 0 and metric(sixth, 'stale_frames_removed') == 4
+  capsys.readouterr()
+  status, sixth = run_job(str(archive), output, model_path, '--times_to_interpolate=2')
   assert sorted(os.listdir(os.path.join(output, 'clip'))) == [
       f'frame_{i:06d}.png' for i in range(13)]
+  # Said where the run's operator looks (the Beam metric alone showed only on Dataflow).
+  summary = json.load(open(os.path.join(output, '_runs', sixth, 'summary.json')))
+  assert status == 0 and summary['model_calls'] == 0 and (
+      summary['stale_frames_removed'], summary['clips_tidied'], summary['tidied']) == (
+          4, 1, ['clip'])
+  assert "removed 4 frames that no longer fit (past a clip's new end, or of the other format) " \
+         "from clip; records in" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize('listed', ['folder', 'manifest'])

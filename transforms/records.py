@@ -105,7 +105,7 @@ def pair_record(run_id, clip, pair, uris, size, frames_written, status, seconds,
           'scene_cut': scene_cut, 'identical': identical}
 
 
-_LISTS = ('failures', 'notice_messages', 'pruned')  # each its first _MAX_FAILURES_LISTED
+_LISTS = ('failures', 'notice_messages', 'pruned', 'tidied')  # each its first _MAX_FAILURES_LISTED
 
 
 def _first(names):
@@ -115,12 +115,14 @@ def _first(names):
 
 
 class SummarizeFn(beam.CombineFn):
-  """Folds ('pair' | 'error' | 'frames' | 'pruned', record) into the counts of summary.json."""
+  """Folds ('pair' | 'error' | 'frames' | 'pruned' | 'tidied', record) into the counts of
+  summary.json."""
 
   def create_accumulator(self):
     return {'ok': 0, 'skipped': 0, 'failed': 0, 'errors': 0, 'frames_written': 0,
             'model_calls': 0, 'scene_cuts': 0, 'identical_pairs': 0, 'clips_pruned': 0,
-            'pruned': [], 'failures': [], 'notices': 0, 'notice_messages': []}
+            'pruned': [], 'stale_frames_removed': 0, 'clips_tidied': 0, 'tidied': [],
+            'failures': [], 'notices': 0, 'notice_messages': []}
 
   def add_input(self, acc, element):
     kind, rec = element
@@ -136,6 +138,10 @@ class SummarizeFn(beam.CombineFn):
     elif kind == 'pruned':
       acc['clips_pruned'] += 1
       acc['pruned'] = _first(acc['pruned'] + [rec['clip']])
+    elif kind == 'tidied':
+      acc['stale_frames_removed'] += rec['frames_removed']
+      acc['clips_tidied'] += 1
+      acc['tidied'] = _first(acc['tidied'] + [rec['clip']])
     else:
       notice = rec.get('severity') == 'notice'
       acc['notices' if notice else 'errors'] += 1
@@ -180,6 +186,10 @@ class WriteSummary(beam.DoFn):
         'identical_pairs': acc['identical_pairs'],
         'clips_pruned': acc['clips_pruned'],
         'pruned': acc['pruned'],  # the first of their names
+        # Frames past a shortened clip's new end, or of the other output format, that went.
+        'stale_frames_removed': acc['stale_frames_removed'],
+        'clips_tidied': acc['clips_tidied'],
+        'tidied': acc['tidied'],  # the first of those clips' names
         'wall_seconds': round(wall, 3),
         'frames_per_second': round(acc['frames_written'] / wall, 3),
         'started_at': _iso(self._started),
