@@ -1141,8 +1141,7 @@ def test_a_frame_removed_while_its_pair_is_marked_done_fails_the_pair(tmp_path, 
 
   def storage_fails_deleting_markers(paths):
     if any(p.endswith('.done') for p in paths):
-      raise BeamIOError('Delete operation failed', {p: 'cloud storage did not answer (its '
-                                                       'retries ran out)' for p in paths})
+      raise BeamIOError('Delete operation failed', {p: files.BATCH_UNANSWERED for p in paths})
     return real_delete(paths)
 
   monkeypatch.setattr(files, 'write_atomic', the_other_run_removes_a_frame_first)

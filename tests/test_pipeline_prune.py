@@ -241,3 +241,22 @@ def test_names_that_are_not_utf8_in_the_output_are_left_alone(tmp_path, tiny_mod
   assert _summary(output, run_id)['pruned'] == ['removed']
   assert all(os.path.exists(stray) for stray in strays)
   assert os.listdir(os.path.join(output, 'removed')) == [os.fsdecode(b'frame_caf\xe9.png')]
+
+
+def test_a_prune_that_cannot_delete_says_why_once_not_per_file(tmp_path, monkeypatch):
+  """Beam's error of a batch was written whole into the record, one entry per file: a clip of
+  thousands of frames made one message of thousands of paths."""
+  from apache_beam.io.filesystem import BeamIOError  # pylint: disable=import-outside-toplevel
+  for i in range(40):
+    os.makedirs(tmp_path / 'old', exist_ok=True)
+    (tmp_path / 'old' / f'frame_{i:06d}.png').write_bytes(b'x')
+  (listed,) = prune.ListRemovedClips('run').process(str(tmp_path), ['kept'], [])
+
+  def failing(paths):
+    raise BeamIOError('Delete operation failed', {p: prune.files.BATCH_UNANSWERED for p in paths})
+  monkeypatch.setattr(prune.files, 'delete_files', failing)
+  (error,) = [e.value for e in prune.DeleteRemovedClip('run').process(listed, ['kept'])]
+  assert error['message'] == (
+      f"cannot prune {tmp_path / 'old'} (its clip is no longer in the input): Delete operation "
+      f"failed: cloud storage failed a batch request until its client's retries ran out")
+  assert len(os.listdir(tmp_path / 'old')) == 40

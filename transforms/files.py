@@ -20,6 +20,7 @@ import shutil
 import stat as _stat
 import threading
 import time
+import traceback
 import uuid
 import warnings
 
@@ -203,8 +204,26 @@ def _storage_answer(error):
     return f'cloud storage answered {_status_words(status)}'
   # No answer at all: a connection refused or reset, a timeout (an HTTPError has one).
   if status is None and kind.__module__.startswith(('requests.', 'urllib3.')):
-    return f'cloud storage did not answer ({error})'
+    return f'cloud storage did not answer ({_connection_words(error)})'
   return None
+
+
+def _connection_words(error):
+  """A lost connection's words through the errors it holds, without their reprs:
+  ConnectionError(ProtocolError('Connection aborted.', RemoteDisconnected('Remote end closed
+  connection without response'))) -> 'Connection aborted: Remote end closed connection without
+  response'."""
+  said, seen = [], error
+  for _ in range(10):  # (errors inside errors, not a loop)
+    if isinstance(getattr(seen, 'reason', None), BaseException):  # (urllib3's retries ran out:
+      seen = seen.reason  # "Max retries exceeded with url: ... (Caused by ...)", its reason)
+      continue
+    said += [a.rstrip('.') for a in seen.args if isinstance(a, str)]
+    inner = [a for a in seen.args if isinstance(a, BaseException)]
+    if not inner:
+      break
+    seen = inner[-1]
+  return ': '.join(dict.fromkeys(said)) or str(error)
 
 
 # The same in a step's error as a runner passes it on from a worker process, as text: "RetryError:
@@ -223,13 +242,32 @@ def storage_failure(error):
             None if isinstance(seen, str) else _storage_answer(seen))
     if said:
       return said
+    if _unanswered_batch(seen):
+      return BATCH_UNANSWERED
   text = str(error)
+  if _NONE_ANSWER in text and ('gcsio.py' in text or '/WriteImpl/' in text):
+    return BATCH_UNANSWERED  # (a worker process's, as text: in Beam's writer or its gcsio)
   retried = _RETRIES_RAN_OUT.search(text)
   if not retried:
     return None
   status = _STATUS_IN_TEXT.search(text)
   answered = f'answered {_status_words(int(status.group(1)))}' if status else 'failed'
   return f'cloud storage {answered} (its client retried: {retried.group(1)})'
+
+
+# Beam 2.77's batch copy and delete (its record writer's last step, `FileSystems.delete`) read a
+# batch request that failed until its client's retries ran out as answers of None (how it
+# failed is not kept).
+BATCH_UNANSWERED = ("cloud storage failed a batch request until its client's retries ran "
+                    "out")
+_NONE_ANSWER = "'NoneType' object has no attribute 'status_code'"
+
+
+def _unanswered_batch(error):
+  """Whether `error` is Beam's gcsio reading a batch that got no answer (`BATCH_UNANSWERED`)."""
+  return (isinstance(error, AttributeError) and _NONE_ANSWER in str(error) and any(
+      frame.filename.endswith('gcsio.py') and 'apache_beam' in frame.filename
+      for frame in traceback.extract_tb(error.__traceback__)))
 
 
 def credentials_refused(error):
@@ -673,10 +711,11 @@ def _delete_from_gcs(paths):
     return
   try:
     answers = gcs.delete_batch(paths)
-  except AttributeError:  # Beam 2.77 reads a batch that failed until its retries ran out as
-    # answers of None ('NoneType' object has no attribute 'status_code')
-    raise BeamIOError('Delete operation failed', {
-        path: 'cloud storage did not answer (its retries ran out)' for path in paths}) from None
+  except AttributeError as e:
+    if not _unanswered_batch(e):
+      raise
+    raise BeamIOError('Delete operation failed', {path: BATCH_UNANSWERED for path in paths}) \
+        from None
   failed = {path: code for path, code in answers if code}  # 404: gone already
   if failed:
     raise BeamIOError('Delete operation failed', failed)

@@ -77,7 +77,7 @@ class ListRemovedClips(beam.DoFn):
     except Exception as e:  # pylint: disable=broad-except
       yield beam.pvalue.TaggedOutput('errors', records.error_record(
           self._run_id, [output], 'prune', e,
-          f'--prune_removed_clips: cannot list {output}, nothing pruned: {e}'))
+          f'--prune_removed_clips: cannot list {output}, nothing pruned: {files.reason(e)}'))
       return
     kept = {fold(name) for name in clip_names}
     for clip, paths in sorted(by_clip.items()):
@@ -109,7 +109,7 @@ class DeleteRemovedClip(beam.DoFn):
       yield beam.pvalue.TaggedOutput('errors', records.error_record(
           self._run_id, [files.join(output, clip)], 'prune', e,
           f'cannot prune {files.join(output, clip)} (its clip is no longer in the input): '
-          f'{e}'))
+          f'{files.reason(e)}'))
       return
     _remove_empty_folders(output, clip, self._kept_folders(clip_names))
     records.counter('clips_pruned').inc()
