@@ -59,6 +59,9 @@ from transforms import records
 from transforms import retime
 
 _log = logging.getLogger(__name__)
+# The run ids this process has begun jobs of (their `started.json` written next): a stop before
+# (loading the model, checking the paths) has nothing of the run to finish.
+_STARTED_RUNS = set()
 
 
 CONTROL_CHARS = re.compile('[\x00-\x1f\x7f]')  # escaped in the failure list, one line each
@@ -296,6 +299,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
   if dry_run:
     return dry_run_job(p, pipeline_options, not local and runner == 'DataflowRunner', details)
   clear_earlier_records(known.output, known.run_id)  # once nothing can fail before the run
+  _STARTED_RUNS.add(known.run_id)
   try:
     records.write_started(known.output, known.run_id, details)
   except Exception as e:  # pylint: disable=broad-except
@@ -529,11 +533,16 @@ def read_summary(output, run_id):
 
 def _interrupted(known, caught, since):
   """The line of a run stopped during its job, which may have ended already: a stop in the
-  instant between its summary (its last write) and the job's return stops nothing."""
+  instant between its summary (its last write) and the job's return stops nothing; one before
+  its job began, nothing of it was written."""
+  sigterm = signal.SIGTERM in caught
+  if known.run_id not in _STARTED_RUNS:
+    print(f'interrupted{" (SIGTERM)" * sigterm}: stopped before run {known.run_id} began; '
+          f'nothing of it was written (the same command runs the job)', file=sys.stderr)
+    return interrupt_status(caught)
   if _summary_written_since(known.output, known.run_id, since):
     print(f'interrupted: {_ended_note(known)}', file=sys.stderr)
     return interrupt_status(caught)
-  sigterm = signal.SIGTERM in caught
   print(f'interrupted{" (SIGTERM)" * sigterm}: run {known.run_id} stopped; the same '
         f'command finishes the job (what is done is skipped; the work units in flight, up to '
         f'--pairs_per_unit pairs each, are made again)', file=sys.stderr)
@@ -569,6 +578,7 @@ def main(argv=None):
   except SystemExit as e:
     return e.code
   argv.append(f'--run_id={known.run_id}')
+  _STARTED_RUNS.discard(known.run_id)  # (a test's process runs many)
   since = time.time()
   with terminate_as_interrupt() as caught:
     return run_command(
