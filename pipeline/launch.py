@@ -615,7 +615,8 @@ def _workers_own_lines(record):
   log to the launcher, which Beam logs whole as protobuf text ('Worker: severity: WARN
   timestamp {...} message: "..." log_location: "..."', 400 characters). Keeps the message alone,
   and of Beam's own lines only errors (below them: start-up notes such as 'Discarding
-  unparseable args', of flags no user typed). None once the run is being stopped: a worker cut
+  unparseable args', of flags no user typed), nor a step's failed write (`storage_failure`),
+  which the command line says in one line. None once the run is being stopped: a worker cut
   off mid-bundle logs what the stop broke (its writer pool shut down under it, with a
   traceback), after the line that says the run stopped."""
   if record.msg != 'Worker: %s' or not record.args:
@@ -629,6 +630,8 @@ def _workers_own_lines(record):
     return True
   if '/apache_beam/' in entry.log_location and entry.severity < entry.Severity.ERROR:
     return False
+  if storage_failure(entry.message):  # (a full disk, cloud storage failing: as in-process,
+    return False  # `_not_an_interruption`, the launcher says it in one line)
   record.msg, record.args = '%s', (entry.message,)
   return True
 

@@ -28,6 +28,7 @@ def main():
     if str(os.getppid()) != launcher:
       sys.exit(1)  # the launcher died before the tie was made: nothing to work for
     _quiet_once_orphaned(launcher)
+  sys.stderr = _LauncherSays(sys.stderr)
   runpy.run_module('apache_beam.runners.worker.sdk_worker_main', run_name='__main__',
                    alter_sys=True)
 
@@ -43,6 +44,33 @@ def _quiet_once_orphaned(launcher):
     if str(os.getppid()) == launcher:
       previous(args)
   threading.excepthook = hook
+
+
+class _LauncherSays:
+  """The worker's stderr, less the traceback Beam's harness prints of a bundle that failed for
+  the storage (a full disk, cloud storage failing beyond its client's retries: ~50 lines each):
+  the launcher's one line says it (`launch.storage_failure`), as for an in_memory run."""
+
+  def __init__(self, stream):
+    self._stream = stream
+    self._dropped = False  # (print's line end after a dropped traceback goes too)
+
+  def write(self, text):
+    if not text:
+      return 0
+    dropped, self._dropped = self._dropped, False
+    if dropped and text == '\n':
+      return len(text)
+    if text.startswith('Traceback (most recent call last)'):
+      from pipeline import launch  # pylint: disable=import-outside-toplevel
+      last = text.strip().rsplit('\n', 1)[-1]  # ('OSError: [Errno 28] No space left ...')
+      if launch.storage_failure(text) or launch.storage_failure(last):
+        self._dropped = True
+        return len(text)
+    return self._stream.write(text)
+
+  def __getattr__(self, name):
+    return getattr(self._stream, name)
 
 
 if __name__ == '__main__':

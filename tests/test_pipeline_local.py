@@ -4,6 +4,7 @@ records and summary that match the disk, nightly skip with zero model calls, kil
 """
 
 import glob
+import io
 import json
 import logging
 import os
@@ -852,6 +853,37 @@ def test_what_a_worker_logs_once_the_run_is_being_stopped_is_left_unsaid():
     stopping.clear()
 
 
+def test_a_workers_failed_write_that_stops_the_job_is_left_to_the_launchers_line():
+  """multi_processing: the worker's error and "Error processing instruction ... Original
+  traceback is" came before the launcher's one line, with ~200 lines of traceback, where an
+  in_memory run (`_not_an_interruption`) says the line alone."""
+  said = []
+  for message in ["'NoneType' object has no attribute 'status_code' [while running "
+                  "'WritePairRecords/Write/WriteImpl/FinalizeWrite']\nTraceback ...",
+                  'Error processing instruction bundle_22. Original traceback is\nTraceback '
+                  '... File "/v/apache_beam/io/gcp/gcsio.py", line 426, in delete_batch ... '
+                  "AttributeError: 'NoneType' object has no attribute 'status_code'",
+                  'ValueError: a bug of ours']:
+    line = f'severity: ERROR message: {json.dumps(message)} log_location: "/x/sdk_worker.py:1"'
+    said.append(launch._workers_own_lines(logging.LogRecord(  # pylint: disable=protected-access
+        'apache_beam.runners.portability.local_job_service', logging.ERROR, __file__, 1,
+        'Worker: %s', (line,), None)))
+  assert said == [False, False, True]
+  # The worker's harness also prints a failed bundle's traceback to its own stderr.
+  from pipeline import local_worker  # pylint: disable=import-outside-toplevel
+  stream = io.StringIO()
+  stderr = local_worker._LauncherSays(stream)  # pylint: disable=protected-access
+  for text in ['Traceback (most recent call last):\n  File "x.py", line 1, in f\nOSError: '
+               '[Errno 28] No space left on device [while running \'WriteFrames\']\n',
+               'Traceback (most recent call last):\n  File "/v/apache_beam/io/gcp/gcsio.py", '
+               "line 497, in copy_batch\nAttributeError: 'NoneType' object has no attribute "
+               "'status_code'\n", 'Traceback (most recent call last):\nValueError: ours\n',
+               'a line of its own']:
+    print(text, file=stderr)  # (as Beam's harness prints a bundle's traceback)
+  assert stream.getvalue() == ('Traceback (most recent call last):\nValueError: ours\n\n'
+                               'a line of its own\n')
+
+
 def test_a_stop_ends_the_launchers_workers_by_their_command():
   """Started as `pipeline.local_worker`, the workers were no longer found by the launcher's
   stop, which looked for Beam's `sdk_worker_main` alone."""
@@ -978,7 +1010,11 @@ def test_a_stop_during_the_model_load_is_no_model_error(tmp_path, tiny_model, mo
                             f'--model_path={model_path}', '--run_id=stopped'])
   stderr = capsys.readouterr().err
   assert status == 143 and 'cannot load' not in stderr
-  assert 'interrupted (SIGTERM): run stopped stopped' in stderr
+  # (it named a run whose folder was never made: "the work units in flight ... are made again")
+  assert tool_lines(stderr) == [
+      'interrupted (SIGTERM): stopped before run stopped began; nothing of it was written (the '
+      'same command runs the job)']
+  assert not os.path.exists(tmp_path / 'out' / '_runs' / 'stopped')
 
 
 def test_sigterm_after_the_job_ended_is_one_line_naming_its_records(tmp_path, tiny_model,
@@ -1040,7 +1076,8 @@ def test_a_stop_just_after_the_summary_is_written_names_the_ended_run(tmp_path, 
   monkeypatch.setattr(Interpolator, 'from_path', classmethod(stopped_while_loading))
   status = run_module.main(argv)
   stderr = capsys.readouterr().err
-  assert status == 143 and 'interrupted (SIGTERM): run last stopped; the same command' in stderr
+  assert status == 143 and (  # (not the ended run's line: this one had not begun)
+      'interrupted (SIGTERM): stopped before run last began; nothing of it was written' in stderr)
 
 
 def test_a_pair_failing_under_reprocess_leaves_no_marker_over_its_removed_frames(
