@@ -68,6 +68,7 @@ import posixpath
 import re
 import shutil
 import sys
+import time
 import uuid
 
 import apache_beam as beam
@@ -101,6 +102,7 @@ from transforms import files
 from transforms import images
 from transforms import interpolate
 from transforms import quality
+from transforms import records
 from transforms import scene_cuts
 from transforms import stopping
 
@@ -504,7 +506,7 @@ def write_reports(rows, output, settings):
   """Writes results.json and results.csv under `output`, then removes the comparison PNGs
   that are not of this report's triplets (an earlier run's into the same folder, or all with
   --no_png); returns the report."""
-  report = summarise(rows, settings)
+  report = summarise(rows, {**settings, 'finished_at': records.iso_time(time.time())})
   # Each file atomic (a temporary in `output`, renamed). The pair is not: so an earlier run's
   # results.csv goes first, and a run stopped between the two leaves a JSON without a CSV, never
   # one beside a CSV of other numbers.
@@ -574,6 +576,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
 
   Raises UsageError (flags, input) or interpolate.ModelError before any work, as pipeline.run
   does: the job would otherwise fail on every triplet."""
+  started = time.time()
   known, beam_args = parse_known_args(argv)
   options = job_options(beam_args, save_main_session)
   runner = runner_name(options.view_as(StandardOptions).runner)
@@ -601,20 +604,24 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
                              None if known.no_png else files.join(known.output, COMPARISONS),
                              known.flip_average, known.precision,
                              interpolate.tile_setting(known), _scene_cut_setting(known))
-  inference = {'flip_average': None, 'padding': None, 'flip_weights': None}
+  inference = {'model_fingerprint': None, 'flip_average': None, 'padding': None,
+               'flip_weights': None}
   if not known.no_model:
     model = evaluate.acquire_model()
-    inference = {'flip_average': model.flip_average, 'padding': model.padding,
+    # (which weights were scored: a training run's latest.npz is another model each time)
+    inference = {'model_fingerprint': model.fingerprint, 'flip_average': model.flip_average,
+                 'padding': model.padding,
                  'flip_weights': model.flip_weights if model.flip_average else None}
   settings = {'input': known.input, 'leave_one_out': known.leave_one_out,
               'model_path': None if known.no_model else (known.model_path or 'built-in'),
-              'align': known.align, **inference,
+              'started_at': records.iso_time(started), 'align': known.align, **inference,
               'precision': None if known.no_model else known.precision,
               'tile': None if known.no_model else interpolate.tile_setting(known),
               'baselines': baselines,
               'skipped_baselines': skipped, 'triplets_listed': len(triplets),
               'comparison_pngs': not known.no_png}
   if known.leave_one_out:
+    settings['stride'] = known.stride
     settings['clips_too_short'] = too_short  # under 3 frames: no triplet to score
     settings['scene_cut_threshold'] = _scene_cut_setting(known)
 

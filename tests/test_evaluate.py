@@ -1,6 +1,7 @@
 """Tests for the quality evaluation: FILM's metrics, the baselines, and the Beam job's reports."""
 
 import csv
+import datetime
 import glob
 import json
 import math
@@ -415,6 +416,10 @@ def test_flip_average_scores_the_averaged_prediction(tmp_path):
     report = json.load(open(os.path.join(out, 'results.json')))
     assert report['flip_average'] is flip and report['precision'] == 'float32'
     model = Interpolator.from_path(model_path, align=64, flip_average=flip)
+    # Which weights were scored, and when (a training run's latest.npz changes under its name).
+    assert report['model_fingerprint'] == model.fingerprint and 'stride' not in report
+    assert report['started_at'] <= report['finished_at'] and (
+        datetime.datetime.fromisoformat(report['finished_at']).tzinfo is not None)
     expected = quality.metrics(model(x0, x1), truth)
     scores[flip] = report['mean']['model']['l1']
     assert scores[flip] == pytest.approx(expected['l1'], rel=1e-4)
@@ -799,7 +804,8 @@ def test_leave_one_out_into_its_own_input_or_above_it_finds_the_clips(tmp_path, 
     evaluate.run(['--input', str(tmp_path / 'project' / 'reel1'), '--output',
                   str(tmp_path / output), '--leave_one_out', '--no_model', '--baselines', 'repeat'])
     report = json.load(open(tmp_path / output / 'results.json'))
-    assert list(report['clips']) == ['reel1']
+    assert list(report['clips']) == ['reel1'] and report['stride'] == 1
+    assert report['model_fingerprint'] is None  # (--no_model)
   # Read again, the comparisons in the clip's folder are not frames of it.
   evaluate.run(['--input', str(tmp_path / 'project' / 'reel1'), '--output',
                 str(tmp_path / 'project' / 'reel1'), '--leave_one_out', '--no_model',

@@ -41,7 +41,7 @@ def write_started(output, run_id, details):
   """Writes `started.json` (the run's options) under the run's folder as it starts. Its time, in
   the output storage's own clock, is when the job began: a done marker older than it was written
   by an earlier job, which `InterpolateUnits` then need not read to know."""
-  content = {'run_id': run_id, 'started_at': _iso(time.time()), **details}
+  content = {'run_id': run_id, 'started_at': iso_time(time.time()), **details}
   files.write_atomic(files.join(run_dir(output, run_id), STARTED),
                      json.dumps(content, indent=1).encode(),
                      files.join(output, files.TMP_DIR, run_id))
@@ -192,8 +192,8 @@ class WriteSummary(beam.DoFn):
         'tidied': acc['tidied'],  # the first of those clips' names
         'wall_seconds': round(wall, 3),
         'frames_per_second': round(acc['frames_written'] / wall, 3),
-        'started_at': _iso(self._started),
-        'finished_at': _iso(time.time()),
+        'started_at': iso_time(self._started),
+        'finished_at': iso_time(time.time()),
         'failures': acc['failures'],
         'notice_messages': acc['notice_messages'],
         'record_files': sorted(list(pair_files) + list(error_files)),
@@ -203,5 +203,6 @@ class WriteSummary(beam.DoFn):
     yield summary
 
 
-def _iso(t):
+def iso_time(t):
+  """`t` (s since the epoch) as UTC ISO 8601 to the second, as records give times."""
   return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec='seconds')
