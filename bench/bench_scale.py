@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from machine import machine_line  # pylint: disable=wrong-import-position
-from pipeline import run as run_module  # pylint: disable=wrong-import-position
+from pipeline import progress  # pylint: disable=wrong-import-position
 from transforms import clips as clips_lib  # pylint: disable=wrong-import-position
 from transforms import prune  # pylint: disable=wrong-import-position
 from transforms import records  # pylint: disable=wrong-import-position
@@ -80,7 +80,7 @@ def pruning_against_kept_clips(folder, n):
 def progress_tick(folder, n, ticks=5):
   for i in range(n):
     records.progress_note(folder, f'unit-{i:08x}.json', {'pairs': 4, 'processed': 4, 'frames': 8})
-  printer = run_module._ProgressPrinter(folder, 3600)  # pylint: disable=protected-access
+  printer = progress.ProgressPrinter(folder, 3600)
   try:
     assert f'{4 * n}/? pairs' in printer.line()
     start = time.perf_counter()

@@ -83,6 +83,7 @@ from film_net import flags
 from film_net import specs
 from film_net.render import TRIPLET_NAMES
 from pipeline import options as pipeline_flags
+from pipeline import progress
 from pipeline.launch import LocalRunner
 from pipeline.launch import UsageError
 from pipeline.launch import check_reachable
@@ -151,6 +152,7 @@ def parse_known_args(argv):
               'frame (their middle frame is not the midpoint in time), listed in results.json',
       'Score every triplet')
   parser.add_argument('--no_png', action='store_true', help='write no comparison PNGs')
+  pipeline_flags.add_progress_flag(parser)
   known, beam_args = pipeline_flags.parse_with_beam_flags(parser, argv, 'the evaluation')
   flags.check_tile_flags(parser, known)
   pipeline_flags.check_scene_cut_flags(parser, known)
@@ -332,8 +334,9 @@ class EvaluateTriplet(beam.DoFn):
   """Triplet -> one row per method; writes the comparison PNG."""
 
   def __init__(self, baselines, model_path, use_model, align, png_dir, flip_average=None,
-               precision='float32', tile=None, scene_cut_threshold=None):
+               precision='float32', tile=None, scene_cut_threshold=None, progress_dir=None):
     self._baseline_names = baselines
+    self._progress_dir = progress_dir  # (local runs: a note per triplet, `progress`)
     self._scene_cut = scene_cut_threshold  # None: every triplet is scored
     self._model_path = model_path
     self._use_model = use_model
@@ -367,6 +370,14 @@ class EvaluateTriplet(beam.DoFn):
                                      self._tile)
 
   def process(self, triplet):
+    """Rows of the methods that scored (`_rows`); on local runs, then a progress note."""
+    yield from self._rows(triplet)
+    if self._progress_dir:  # (named by the triplet: a retried bundle's replaces its own)
+      key = hashlib.sha1(triplet['key'].encode()).hexdigest()
+      records.progress_note(self._progress_dir, f'triplet-{key}.json',
+                            {'pairs': 1, 'processed': 1, 'frames': 0})
+
+  def _rows(self, triplet):
     """Rows of the methods that scored; a triplet or method that fails becomes an error row
     (method None for the triplet) and the others go on."""
     if triplet.get('unreadable'):  # known from the names: nothing to read
@@ -598,12 +609,17 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
                            known.output)
   if not triplets:
     raise UsageError(f'--input {known.input}: {_no_triplets(known)}')
+  dry_run = truthy(options.view_as(TestOptions).dry_run)
+  # Named now for the workers' notes, made as the run starts (nothing to remove before).
+  progress_dir = (progress.new_progress_dir(make=False) if is_local_runner(runner) and not dry_run
+                  else None)
   # The model is loaded here to fail fast, and says how it runs (flags or its file's defaults);
   # local runs' workers share this load (it stays referenced until the job is done).
   evaluate = EvaluateTriplet(baselines, known.model_path, not known.no_model, known.align,
                              None if known.no_png else files.join(known.output, COMPARISONS),
                              known.flip_average, known.precision,
-                             interpolate.tile_setting(known), _scene_cut_setting(known))
+                             interpolate.tile_setting(known), _scene_cut_setting(known),
+                             progress_dir)
   inference = {'model_fingerprint': None, 'flip_average': None, 'padding': None,
                'flip_weights': None}
   if not known.no_model:
@@ -635,7 +651,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
        | 'Evaluate' >> beam.ParDo(evaluate)
        | 'Gather' >> beam.combiners.ToList()
        | 'WriteReports' >> beam.Map(write_reports, known.output, settings))
-  if truthy(options.view_as(TestOptions).dry_run):
+  if dry_run:
     return dry_run_job(p, options, test_pipeline is None and runner == 'DataflowRunner', settings)
   # (it was a traceback at the first write, or with --no_png the reports failing at the end)
   problem = FileSystems.get_scheme(known.output) is None and flags.cannot_write(
@@ -650,7 +666,16 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
     files.write_atomic(files.join(known.output, STARTED),
                        b'an evaluation\'s output: its comparisons/ are pictures, not footage\n',
                        known.output)
-  return run_and_wait(p, options, remote=test_pipeline is None and not is_local_runner(runner))
+  printer = None
+  if progress_dir:
+    os.makedirs(progress_dir)
+    records.progress_note(progress_dir, 'clip-all.json', {'pairs': len(triplets)})
+    printer = progress.ProgressPrinter(progress_dir, known.progress_interval, 'triplets')
+  try:
+    return run_and_wait(p, options, remote=test_pipeline is None and not is_local_runner(runner))
+  finally:
+    if printer:
+      printer.stop()
 
 
 def format_table(report):

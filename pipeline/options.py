@@ -108,11 +108,16 @@ def build_parser():
                            '(default off).')
   parser.add_argument('--run_id', type=run_id, default=None,
                       help='Name of this run under <output>/_runs/ (default: UTC time + random).')
+  add_progress_flag(parser)
+  return parser
+
+
+def add_progress_flag(parser):
+  """`--progress_interval`, the evaluation's too."""
   parser.add_argument('--progress_interval', type=flags.in_range(float, 0.5, 3600),
                       default=10.0,
                       help='Seconds between progress lines on local runs, 0.5 to 3600 (default '
                            '10); where the counts did not move, a line once a minute at most.')
-  return parser
 
 
 def add_scene_cut_flags(parser, on, off):

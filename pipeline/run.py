@@ -23,8 +23,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
-import threading
 import time
 
 import apache_beam as beam
@@ -37,6 +35,7 @@ from apache_beam.utils import shared
 
 from film_net import flags
 from pipeline import options as pipeline_flags
+from pipeline import progress
 from pipeline.launch import LocalRunner
 from pipeline.launch import UsageError
 from pipeline.launch import check_reachable
@@ -287,7 +286,7 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
       'options': run_options, 'model_options': _model_options(model),
   }
 
-  progress_dir = new_progress_dir() if local and not dry_run else None
+  progress_dir = progress.new_progress_dir() if local and not dry_run else None
   if test_pipeline is not None:
     p = test_pipeline
     if isinstance(p.runner, SwitchingDirectRunner):
@@ -313,7 +312,8 @@ def run(argv=None, save_main_session=False, test_pipeline=None):
                  records.STARTED, records.run_dir(known.output, known.run_id), e)
   if local and FileSystems.get_scheme(known.output) is None:
     _delete_stale_temporaries(known.output)
-  printer = _ProgressPrinter(progress_dir, known.progress_interval) if progress_dir else None
+  printer = (progress.ProgressPrinter(progress_dir, known.progress_interval) if progress_dir
+             else None)
   try:
     return run_and_wait(p, pipeline_options, remote=not local and test_pipeline is None)
   finally:
@@ -334,35 +334,6 @@ def _remove_run_temporaries(output, run_id):
     os.rmdir(files.join(output, files.TMP_DIR))
   except OSError:
     pass  # Absent, or another run's temporaries are in it.
-
-
-PROGRESS_PREFIX = 'film-progress-'
-
-
-def new_progress_dir():
-  """A fresh folder (in the system's temp folder) for a local run's progress notes, named after
-  the launching process; first deletes those whose process is gone: a killed run cannot remove
-  its own. (Folders of other names, from before, are left: nothing says whose they are.)"""
-  root = tempfile.gettempdir()
-  try:
-    entries = list(os.scandir(root))
-  except OSError:
-    entries = []
-  for entry in entries:
-    found = re.fullmatch(re.escape(PROGRESS_PREFIX) + r'(\d+)-.+', entry.name)
-    if found and entry.is_dir(follow_symlinks=False) and not _alive(int(found.group(1))):
-      shutil.rmtree(entry.path, ignore_errors=True)
-  return tempfile.mkdtemp(prefix=f'{PROGRESS_PREFIX}{os.getpid()}-')
-
-
-def _alive(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except OSError:
-    return True  # another user's process (PermissionError): alive
-  return True
 
 
 # A run's temporaries (<output>/_tmp/<run_id>/) untouched for this long are a killed run's: a
@@ -432,98 +403,6 @@ def _model_options(model):
   import dataclasses  # pylint: disable=import-outside-toplevel
   options = getattr(model, 'options', None)
   return dataclasses.asdict(options) if dataclasses.is_dataclass(options) else None
-
-
-class _ProgressPrinter:
-  """Prints 'pairs done/total, frames/s, ETA' every `interval` seconds from the units' notes."""
-
-  def __init__(self, progress_dir, interval):
-    self._dir = progress_dir
-    self._interval = interval
-    self._started = time.time()
-    self._shown = None  # the counts of the last line printed
-    self._shown_at = 0.0
-    self._first_made = None  # (time, pairs made) when this run's made pairs were first seen
-    # {name: (stat key, note)}: a note is read once, and again only once replaced (a retried
-    # bundle's), so a tick costs a listing, not a read of every clip's and unit's note.
-    self._notes = {}
-    self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._loop, daemon=True, name='progress')
-    self._thread.start()
-
-  def _read(self):
-    total = done = processed = frames = 0
-    try:
-      with os.scandir(self._dir) as entries:
-        listed = [entry for entry in entries if entry.name.endswith('.json')]
-    except OSError:  # removed under us (a cleaner, a launcher in another pid namespace)
-      listed = []
-    notes = {entry.name: note for entry in listed if (note := self._note(entry))}
-    self._notes = notes
-    for name, (_, note) in notes.items():
-      if name.startswith('clip-'):
-        total += note['pairs']
-      else:
-        done += note['pairs']
-        processed += note['processed']
-        frames += note['frames']
-    return total, done, processed, frames
-
-  def _note(self, entry):
-    """(stat key, note) of a listed note, read where it is new or replaced, else as read
-    before; None where it cannot be read (replaced or removed since listed: read next tick)."""
-    try:
-      stat = entry.stat()
-      key = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
-      known = self._notes.get(entry.name)
-      if known and known[0] == key:
-        return known
-      with open(entry.path) as f:
-        return key, json.load(f)
-    except (OSError, ValueError):
-      return None
-
-  def line(self, counts=None):
-    """The progress line. The ETA comes from the pairs this run made: pairs an earlier run
-    finished are skipped at once and say nothing of how long the rest will take; and once
-    more are made, from their rate since the first (the model's load, first trace and compile
-    went before it, once per process)."""
-    total, done, processed, frames = counts or self._read()
-    now = time.time()
-    elapsed = now - self._started
-    rate = frames / elapsed if elapsed > 0 else 0.0
-    if processed and self._first_made is None:
-      self._first_made = now, processed
-    eta = '?'
-    if processed and total >= done:
-      since, made_then = self._first_made
-      per_pair = ((now - since) / (processed - made_then) if processed > made_then else
-                  elapsed / processed)
-      eta = f'{(total - done) * per_pair:.0f}s'
-    return (f'progress: {done}/{total or "?"} pairs, {frames} frames written, {rate:.2f} frames/s, '
-            f'elapsed {elapsed:.0f}s, ETA {eta}')
-
-  def _loop(self):
-    """A line each tick where the counts moved, else once a minute (a night's log keeps what
-    changed, and still shows the run is alive)."""
-    while not self._stop.wait(self._interval):
-      counts = self._read()
-      if counts != self._shown or time.time() - self._shown_at >= max(60, self._interval):
-        self._print(counts)
-
-  def _print(self, counts):
-    self._shown, self._shown_at = counts, time.time()
-    print(self.line(counts), flush=True)
-
-  def stop(self):
-    """The last line, unless the last tick showed the same counts (a run ending just after
-    it printed the same line twice)."""
-    self._stop.set()
-    self._thread.join()
-    counts = self._read()
-    if counts != self._shown:
-      self._print(counts)
-    shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def read_summary(output, run_id):

@@ -522,16 +522,20 @@ def test_middlebury_repeat_and_average_baselines(tmp_path):
   assert report['mean']['average']['psnr'] == pytest.approx(28.02, abs=0.01)
 
 
-def test_the_command_prints_its_table_and_no_beam_chatter(tmp_path):
-  """An INFO line of Beam's state cache came before the table."""
-  for name in TRIPLET_NAMES:
-    _save(str(tmp_path / 'in' / 'a' / name), np.zeros((16, 16, 3), np.float32))
+def test_the_command_prints_progress_its_table_and_no_beam_chatter(tmp_path):
+  """An INFO line of Beam's state cache came before the table; and nothing came before it, for
+  the whole evaluation (hours for --leave_one_out over an archive)."""
+  for clip in ('a', 'b'):
+    for name in TRIPLET_NAMES:
+      _save(str(tmp_path / 'in' / clip / name), np.zeros((16, 16, 3), np.float32))
   result = subprocess.run(
       [sys.executable, '-m', 'pipeline.evaluate', '--input', str(tmp_path / 'in'), '--output',
        str(tmp_path / 'out'), '--no_model', '--baselines', 'repeat', '--no_png'],
       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True,
       text=True, timeout=300)
-  assert result.returncode == 0 and result.stdout.startswith('method'), result
+  progress, table = result.stdout.split('\n', 1)
+  assert result.returncode == 0 and table.startswith('method'), result
+  assert re.fullmatch(r'progress: 2/2 triplets, elapsed \d+s, ETA 0s', progress), result
   assert tool_lines(result.stderr) == []  # (SSIM is TensorFlow's: its load notices remain)
 
 

@@ -27,6 +27,7 @@ from film_net import interpolator
 from film_net import memory
 from film_net.model import bfloat16_is_native
 from pipeline import launch
+from pipeline import progress
 from pipeline import run as run_module
 from pipeline import sample_footage
 from transforms import images
@@ -1395,7 +1396,7 @@ def test_the_eta_counts_only_pairs_this_run_made(tmp_path):
   (notes / 'clip-1.json').write_text(json.dumps({'pairs': 1000}))
   (notes / 'unit-a.json').write_text(json.dumps({'pairs': 900, 'processed': 0, 'frames': 0}))
   (notes / 'unit-b.json').write_text(json.dumps({'pairs': 10, 'processed': 10, 'frames': 20}))
-  printer = run_module._ProgressPrinter(str(notes), 10)  # pylint: disable=protected-access
+  printer = progress.ProgressPrinter(str(notes), 10)
   try:
     printer._started = time.time() - 100  # pylint: disable=protected-access
     line = printer.line()
@@ -1413,7 +1414,7 @@ def test_once_pairs_are_made_the_eta_leaves_out_the_time_before_them(tmp_path):
   notes.mkdir()
   (notes / 'clip-1.json').write_text(json.dumps({'pairs': 100}))
   (notes / 'unit-a.json').write_text(json.dumps({'pairs': 1, 'processed': 1, 'frames': 2}))
-  printer = run_module._ProgressPrinter(str(notes), 10)  # pylint: disable=protected-access
+  printer = progress.ProgressPrinter(str(notes), 10)
   try:
     printer._started = time.time() - 60  # pylint: disable=protected-access
     first = printer.line()  # one pair in 60 s: all it knows
@@ -1431,7 +1432,7 @@ def test_progress_lines_repeat_only_once_a_minute(tmp_path, capsys):
   notes = tmp_path / 'notes'
   notes.mkdir()
   (notes / 'clip-1.json').write_text(json.dumps({'pairs': 4}))
-  printer = run_module._ProgressPrinter(str(notes), 0.5)  # pylint: disable=protected-access
+  printer = progress.ProgressPrinter(str(notes), 0.5)
   time.sleep(2.2)  # four ticks, nothing moved: one line
   (notes / 'unit-a.json').write_text(json.dumps({'pairs': 2, 'processed': 2, 'frames': 3}))
   time.sleep(1.2)  # moved: one more
@@ -1453,9 +1454,9 @@ def test_progress_notes_are_read_once_and_again_only_when_replaced(tmp_path, mon
   records.progress_note(str(notes), 'clip-1.json', {'pairs': 4})
   records.progress_note(str(notes), 'unit-a.json', {'pairs': 2, 'processed': 2, 'frames': 3})
   opened = []
-  monkeypatch.setattr(run_module, 'open', lambda path, *a, **k: opened.append(path) or
+  monkeypatch.setattr(progress, 'open', lambda path, *a, **k: opened.append(path) or
                       open(path, *a, **k), raising=False)  # (the module's name before builtins')
-  printer = run_module._ProgressPrinter(str(notes), 10)  # pylint: disable=protected-access
+  printer = progress.ProgressPrinter(str(notes), 10)
   try:
     assert 'progress: 2/4 pairs, 3 frames written' in printer.line() and len(opened) == 2
     assert 'progress: 2/4 pairs, 3 frames written' in printer.line() and len(opened) == 2
@@ -1473,13 +1474,13 @@ def test_the_last_progress_line_is_not_the_last_ticks_again(tmp_path, capsys):
   notes.mkdir()
   (notes / 'clip-1.json').write_text(json.dumps({'pairs': 2}))
   (notes / 'unit-a.json').write_text(json.dumps({'pairs': 1, 'processed': 1, 'frames': 3}))
-  printer = run_module._ProgressPrinter(str(notes), 0.5)  # pylint: disable=protected-access
+  printer = progress.ProgressPrinter(str(notes), 0.5)
   _wait_for_a_tick(printer)
   printer.stop()
   assert capsys.readouterr().out.count('progress: 1/2 pairs, 3 frames written') == 1
   notes.mkdir()
   (notes / 'clip-1.json').write_text(json.dumps({'pairs': 2}))
-  printer = run_module._ProgressPrinter(str(notes), 0.5)  # pylint: disable=protected-access
+  printer = progress.ProgressPrinter(str(notes), 0.5)
   _wait_for_a_tick(printer)
   (notes / 'unit-a.json').write_text(json.dumps({'pairs': 2, 'processed': 2, 'frames': 5}))
   printer.stop()  # what changed since the tick is shown
@@ -1499,7 +1500,7 @@ def test_a_progress_folder_removed_under_a_run_costs_only_progress_lines(tmp_pat
   notes = tmp_path / 'notes'
   notes.mkdir()
   (notes / 'clip-1.json').write_text(json.dumps({'pairs': 3}))
-  printer = run_module._ProgressPrinter(str(notes), 10)  # pylint: disable=protected-access
+  printer = progress.ProgressPrinter(str(notes), 10)
   shutil.rmtree(notes)
   printer.stop()
   assert 'progress: 0/? pairs' in capsys.readouterr().out
