@@ -546,6 +546,8 @@ def test_a_metadata_server_failing_or_refusing_a_token_is_said_so():
           'Response:)')
   assert files.storage_failure(listing_failed(500)) == (
       f'cloud storage credentials could not be fetched {said.format(500)}')
+  refresh = listing_failed(500).exception_details['gs://b/in/*'].exception_details['gs://b/in/']
+  assert files.reason(refresh) == files.storage_failure(refresh)  # (a frame's read, say)
   assert files.credentials_refused(listing_failed(500)) is None
   assert files.storage_failure(listing_failed(404)) is None
   assert files.reason(listing_failed(404)) == files.credentials_refused(listing_failed(404)) == (

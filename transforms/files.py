@@ -174,6 +174,8 @@ def reason(error):
   own words without the path repeated; cloud storage's failure as what it answered
   (`_storage_answer`), and Beam's error of a batch by its parts; anything else as it reads."""
   answer = _storage_answer(error) or credentials_refused(error)
+  if not answer and _renewing_credentials(error):  # (a RefreshError made of a lost connection)
+    answer = storage_failure(error)
   if answer:
     return answer
   if isinstance(error, BeamIOError) and error.exception_details:
@@ -236,7 +238,8 @@ _STATUS_IN_TEXT = re.compile(r"'Request failed with status code', (\d{3})")
 def storage_failure(error):
   """`_storage_answer` of `error`, of an error inside it (Beam's error of a batch) or of one it
   was raised from (a runner raises a step's error anew), or read from its text (a worker
-  process's comes as text); None where cloud storage did not fail."""
+  process's comes as text); Beam's batch that got no answer (`BATCH_UNANSWERED`); None where
+  cloud storage (or the credentials for it) did not fail."""
   for seen in _errors_within(error):
     said = (seen if isinstance(seen, str) and seen.startswith('cloud storage') else
             None if isinstance(seen, str) else _storage_answer(seen))
