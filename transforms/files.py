@@ -147,8 +147,9 @@ def open_for_reading(path):
 
 
 def read_bytes(path):
-  """The whole file. On GCS one request (the bytes, checked against their CRC32C), where Beam's
-  reader asks for the object's metadata first: two per frame read."""
+  """The whole file. On GCS one request (the bytes, checked against their CRC32C unless the
+  storage library resumed a cut download: it checks whole downloads only), where Beam's reader
+  asks for the object's metadata first: two per frame read."""
   why = unaddressable(path)
   if why:
     raise ValueError(why)
