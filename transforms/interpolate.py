@@ -401,9 +401,9 @@ class InterpolateUnits(beam.DoFn):
             _marker_content(marker) for name, marker in zip(names, markers)]
 
   def _no_seconds(self):
-    """The seconds of a pair that took none here (skipped, made by an earlier attempt): zeros
-    (`records.pair_record`), with the scene-cut scoring's too where the run scores, as a made
-    pair's record has it."""
+    """The seconds of a pair that took none here (skipped, made by an earlier attempt, failed
+    before any work): zeros (`records.pair_record`), with the scene-cut scoring's too where the
+    run scores, as a made pair's record has it."""
     return {} if self._scene_cut is None else {'scene_cut': 0}
 
   def _format_key(self):
