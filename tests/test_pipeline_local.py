@@ -1429,17 +1429,22 @@ def test_once_pairs_are_made_the_eta_leaves_out_the_time_before_them(tmp_path):
 
 def test_progress_lines_repeat_only_once_a_minute(tmp_path, capsys):
   """A line each tick, counts moved or not: ~3,600 lines in a 10-hour night's log."""
+  # pylint: disable=protected-access
   notes = tmp_path / 'notes'
   notes.mkdir()
   (notes / 'clip-1.json').write_text(json.dumps({'pairs': 4}))
   printer = progress.ProgressPrinter(str(notes), 0.5)
   time.sleep(2.2)  # four ticks, nothing moved: one line
   (notes / 'unit-a.json').write_text(json.dumps({'pairs': 2, 'processed': 2, 'frames': 3}))
-  time.sleep(1.2)  # moved: one more
-  printer._shown_at -= 60  # pylint: disable=protected-access
-  time.sleep(1.2)  # a minute without a line: the same counts again
-  printer._stop.set()  # pylint: disable=protected-access
-  printer._thread.join()  # pylint: disable=protected-access
+  deadline = time.monotonic() + 60
+  while printer._shown != (4, 2, 2, 3) and time.monotonic() < deadline:  # moved: one more
+    time.sleep(0.05)
+  printer._shown_at -= 60  # a minute without a line: the same counts again
+  shown_at = printer._shown_at
+  while printer._shown_at == shown_at and time.monotonic() < deadline:
+    time.sleep(0.05)
+  printer._stop.set()
+  printer._thread.join()
   lines = [', '.join(line.split(', ')[:2]) for line in capsys.readouterr().out.splitlines()]
   assert lines == ['progress: 0/4 pairs, 0 frames written',
                    'progress: 2/4 pairs, 3 frames written', 'progress: 2/4 pairs, 3 frames written']
