@@ -175,8 +175,6 @@ def reason(error):
   own words without the path repeated; cloud storage's failure as what it answered
   (`_storage_answer`), and Beam's error of a batch by its parts; anything else as it reads."""
   answer = _storage_answer(error) or credentials_refused(error)
-  if not answer and _renewing_credentials(error):  # (a RefreshError made of a lost connection)
-    answer = storage_failure(error)
   if answer:
     return answer
   if isinstance(error, BeamIOError) and error.exception_details:
@@ -279,7 +277,7 @@ def credentials_refused(error):
   login: `_renewing_credentials`), that in words with what renews them; else None. Not 'cloud
   storage ...': the same command fails again."""
   for seen in _errors_within(error):
-    if _renewing_credentials(seen) == 'refused' and not storage_failure(seen):
+    if _renewing_credentials(seen) == 'refused':
       return (f'the credentials for cloud storage were refused ({_auth_words(seen)}); log in '
               f'again (gcloud auth application-default login), name a valid key in '
               f'GOOGLE_APPLICATION_CREDENTIALS or give the machine a service account')
@@ -296,8 +294,8 @@ def _renewing_credentials(error):
     return None
   if getattr(error, 'retryable', False):
     return 'failed'
-  if kind.__name__ == 'RefreshError':  # (one caused by a TransportError: that error's verdict)
-    return 'refused'
+  if kind.__name__ == 'RefreshError':  # (one made of a TransportError: that error's verdict)
+    return _renewing_credentials(error.__cause__) or 'refused'
   status = _AUTH_STATUS.search(str(error))
   refused = status and status.group(1).startswith('4') and status.group(1) != '429'
   return 'refused' if refused else 'failed'
