@@ -18,6 +18,9 @@ from typing import Callable
 
 from film_net import weights as weights_lib
 
+# What a command says where TensorFlow is missing (the GPU trainer's machines need none).
+NO_TENSORFLOW = 'TensorFlow is not installed, an extra: pip install .[cpu] (or .[gpu], .[tf])'
+
 
 def command_line(module: str, description: str, epilog=None) -> argparse.ArgumentParser:
   """The parser of `python -m module`: its usage and errors name the command a user types,

@@ -24,7 +24,6 @@ import sys
 from film_net import flags
 from film_net import weights as weights_lib
 from film_net.image_io import read_frame
-from film_net.interpolator import Interpolator
 
 
 def main(argv=None) -> int:
@@ -82,12 +81,20 @@ def _interpolate(args) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 2
   try:
+    # TensorFlow loads here, once the flags and frames are known good: a usage error or a
+    # missing frame is said at once, not after the seconds TensorFlow takes to import.
+    from film_net.interpolator import Interpolator  # pylint: disable=import-outside-toplevel
     interp = Interpolator.from_path(args.model, align=args.align or None,
                                     flip_average=args.flip_average, tile=args.tile or None,
                                     tile_overlap=args.tile_overlap)
     interp.check_size(h0, w0)  # (before the record of frames being written is made)
   except (OSError, ValueError) as e:  # (naming the file) a usage error, as a local --model
     print(f'error: {e}', file=sys.stderr)  # that is not there, and as the pipeline's commands
+    return 2
+  except ModuleNotFoundError as e:
+    if e.name != 'tensorflow':
+      raise
+    print(f'error: {flags.NO_TENSORFLOW}', file=sys.stderr)
     return 2
   try:
     # Said before the first frame is written: a stopped run's frames are still this command's.

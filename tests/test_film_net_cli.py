@@ -37,11 +37,13 @@ def test_cli_writes_inputs_and_in_betweens(tmp_path, model_flag):
     paths.append(str(tmp_path / f'in{i}.png'))
     Image.fromarray(image).save(paths[-1])
   out_dir = tmp_path / 'out'
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}  # as a user's shell
   result = subprocess.run(
       [sys.executable, '-m', 'film_net.interpolate', *paths, '--times_to_interpolate', '2',
        '--output_dir', str(out_dir), model_flag, model],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
+      cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
   assert result.returncode == 0, result.stderr
+  assert tool_lines(result.stderr) == []  # TensorFlow's start-up INFO lines are off
   names = sorted(n for n in os.listdir(out_dir) if n != interpolate.RECORD)
   assert names == [f'frame_{i:03d}.png' for i in range(5)]
   written = [np.asarray(Image.open(out_dir / n)) for n in names]
@@ -232,15 +234,16 @@ def test_cli_writes_frames_at_the_depth_of_its_inputs_as_the_pipeline_does(tmp_p
 
 
 def test_cli_reports_a_missing_frame(tmp_path):
-  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}  # as a user's shell
+  """At once: TensorFlow, seconds to import, loads only once the flags and frames are good."""
   result = subprocess.run(
       [sys.executable, '-m', 'film_net.interpolate', str(tmp_path / 'nope.png'),
        str(tmp_path / 'nope2.png'), '--output_dir', str(tmp_path / 'o')],
-      cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-  assert result.returncode == 1 and 'nope.png' in result.stderr
-  # The error is the one line on stderr: TensorFlow's start-up INFO lines are off.
-  assert tool_lines(result.stderr) == [
-      line for line in result.stderr.strip().splitlines() if line.startswith('error:')]
+      cwd=ROOT, capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, PYTHONPROFILEIMPORTTIME='1'))
+  assert result.returncode == 1
+  said = [line for line in result.stderr.splitlines() if not line.startswith('import time:')]
+  assert len(said) == 1 and said[0].startswith('error: ') and 'nope.png' in said[0], said
+  assert 'tensorflow' not in result.stderr  # (each import is listed: none of TensorFlow's)
   # An --output_dir that is a file, or a --model that is not there, is a usage error (before
   # any work), not a traceback; it was exit status 1, the file 'File exists'.
   blocker = tmp_path / 'a_file'
@@ -254,6 +257,20 @@ def test_cli_reports_a_missing_frame(tmp_path):
          str(tmp_path / 'nope2.png'), *flags], cwd=ROOT, capture_output=True, text=True,
         timeout=300)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_an_install_without_tensorflow_says_which_extra_brings_it(tmp_path):
+  """As the pipeline's commands say it: it was ModuleNotFoundError's traceback."""
+  model, paths = _tiny_model_and_flat_pair(tmp_path)
+  hidden = ("import runpy, sys; sys.modules['tensorflow'] = None; "
+            "sys.argv[0] = 'film_net.interpolate'; "
+            "runpy.run_module('film_net.interpolate', run_name='__main__')")
+  done = subprocess.run([sys.executable, '-c', hidden, *paths, '--model', model, '--output_dir',
+                         str(tmp_path / 'out')], capture_output=True, text=True, cwd=ROOT,
+                        timeout=300)
+  assert done.returncode == 2 and done.stderr == (
+      'error: TensorFlow is not installed, an extra: pip install .[cpu] (or .[gpu], .[tf])\n')
+  assert not (tmp_path / 'out').exists()
 
 
 def test_cli_refused_before_its_first_frame_leaves_no_folder_or_record(tmp_path, capsys,

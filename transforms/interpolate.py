@@ -67,27 +67,52 @@ class ModelError(RuntimeError):
   """The model could not be loaded; the message says which and why."""
 
 
+# Models this process loaded, by what they compute and how they run, the most recent last. A
+# process that runs several jobs (a notebook, a scheduler's Python, an evaluation after a run)
+# traces a model once, not once per job (seconds each); the file is read again every time, so
+# one replaced under its name is a new entry, never the old model.
+_LOADED_MODELS = collections.OrderedDict()
+_LOADED_MODELS_KEPT = 2
+_loaded_models_lock = threading.Lock()
+
+
 def load_model(model_path, align, flip_average=None, precision='float32', tile=None):
   """Loads `model_path` (None: the built-in model) or raises ModelError with a clear message.
 
   `flip_average` None: as the weight file says (`Interpolator.from_path`); `tile`: None (whole
-  frames) or (tile, tile_overlap) in pixels."""
+  frames) or (tile, tile_overlap) in pixels. A model this process loaded before, with the same
+  weights and settings, is given again (`_LOADED_MODELS`)."""
   try:
     from film_net import Interpolator  # pylint: disable=import-outside-toplevel
     size, overlap = tile or (None, None)
-    return Interpolator.from_path(model_path or None, align=align, flip_average=flip_average,
-                                  precision=precision, tile=size, tile_overlap=overlap)
+    model = Interpolator.from_path(model_path or None, align=align, flip_average=flip_average,
+                                   precision=precision, tile=size, tile_overlap=overlap)
+    return _loaded_before(model_path, model)
   except Exception as e:  # pylint: disable=broad-except
     if type(e).__name__ == 'TileTooSmall':  # (the flag's fault, not the file's)
       raise ModelError(f'--tile {size}: {e}') from e
     where = model_path or 'the built-in default model (film_net/default_model/)'
+    from film_net.flags import NO_TENSORFLOW  # pylint: disable=import-outside-toplevel
     from film_net.weights import DEFAULT_MODEL  # pylint: disable=import-outside-toplevel
     said = f'cannot load film_net model from {model_path or DEFAULT_MODEL}: '
     why = str(e)[len(said):] if str(e).startswith(said) else f'{type(e).__name__}: {e}'
     if isinstance(e, ModuleNotFoundError) and e.name == 'tensorflow':
-      why = 'TensorFlow is not installed, an extra: pip install .[cpu] (or .[gpu], .[tf])'
+      why = NO_TENSORFLOW
     why = files.storage_failure(e) or why  # (exit status 1, not 2: `launch.run_command`)
     raise ModelError(f'cannot load the film_net model from {where}: {why}') from e  # once
+
+
+def _loaded_before(model_path, model):
+  """The model this process loaded before that is `model` (the same weights, path and way of
+  running), else `model`, kept for the next load."""
+  key = (model_path, model.fingerprint, model.align, model.flip_average, model.flip_weights,
+         model.padding, model.precision, model.tile, model.tile_overlap)
+  with _loaded_models_lock:
+    model = _LOADED_MODELS.pop(key, model)
+    _LOADED_MODELS[key] = model
+    while len(_LOADED_MODELS) > _LOADED_MODELS_KEPT:
+      _LOADED_MODELS.popitem(last=False)
+  return model
 
 
 def acquire_model(handle, run_id, model_path, align, flip_average=None, precision='float32',
