@@ -60,15 +60,14 @@ def test_run_dataflow_dry_run_is_offline_and_passes_flags_through():
          *flags], capture_output=True, text=True, env=env, timeout=300, check=False)
   proc = dry_run('--gpu', 'nvidia-l4')  # as the real run, a GPU needs an image with CUDA's TF
   assert proc.returncode == 2 and 'needs --sdk_container_image' in proc.stderr
-  proc = dry_run('--gpu', 'nvidia-l4', '--sdk_container_image', 'us-docker.pkg.dev/d/f/w:1')
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert '--machine_type=g2-standard-8' in proc.stdout
-  assert "--experiments=['use_runner_v2', 'no_use_multiple_sdk_containers']" in proc.stdout
   # Beam's old name for the image: refused as none with --gpu, and let past the image's check.
+  # (A model on cloud storage: the dry run leaves it to the workers, not loading TensorFlow.)
   proc = dry_run('--gpu', 'nvidia-l4', '--worker_harness_container_image',
-                 'us-docker.pkg.dev/d/f/w:1')
+                 'us-docker.pkg.dev/d/f/w:1', '--model_path', 'gs://demo/models/tiny.npz')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert '--sdk_container_image=us-docker.pkg.dev/d/f/w:1' in proc.stdout
+  assert '--machine_type=g2-standard-8' in proc.stdout
+  assert "--experiments=['use_runner_v2', 'no_use_multiple_sdk_containers']" in proc.stdout
   proc = dry_run()  # CPU workers too
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "--experiments=['use_runner_v2', 'no_use_multiple_sdk_containers']" in proc.stdout

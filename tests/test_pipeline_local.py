@@ -698,6 +698,11 @@ def test_a_stop_that_comes_out_of_the_model_as_another_error_still_stops_the_run
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+# With the tiny model, work that keeps two workers busy for seconds after their first unit:
+# seven model calls and eight frames of 256x160 a pair, in units of two pairs.
+_BUSY_FLAGS = ('--times_to_interpolate=3', '--pairs_per_unit=2')
+
+
 def _multi_processing_job_at_work(tmp_path, *flags):
   """pipeline.run over tmp_path/archive into tmp_path/out with two multi_processing workers,
   started as a terminal starts it (its own process group, SIGINT at its default), once a
@@ -734,13 +739,13 @@ def test_ctrl_c_on_a_multi_processing_run_is_the_launchers_one_line(tmp_path, ti
 
 
 @pytest.mark.parametrize('signum, status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_to_a_multi_processing_launcher_alone_ends_the_job(tmp_path, signum, status):
+def test_a_signal_to_a_multi_processing_launcher_alone_ends_the_job(tmp_path, tiny_model,
+                                                                    signum, status):
   """`kill PID`, `timeout` and schedulers signal the launcher alone: it printed its line and
-  never exited, Beam's thread waiting on a worker that ran on. (The built-in model: its calls
-  last long enough to be cut.)"""
-  for name in ('clip', 'clip2'):  # (long enough to be running 3 s after the first unit)
-    make_clip(tmp_path / 'archive' / name, 60, width=160, height=96, seed=3)
-  job = _multi_processing_job_at_work(tmp_path)
+  never exited, Beam's thread waiting on a worker that ran on."""
+  for name in ('clip', 'clip2'):  # (seconds of work still to do 3 s after the first unit)
+    make_clip(tmp_path / 'archive' / name, 60, width=256, height=160, seed=3)
+  job = _multi_processing_job_at_work(tmp_path, *_BUSY_FLAGS, f'--model_path={tiny_model[0]}')
   time.sleep(3)
   os.kill(job.pid, signum)
   try:
@@ -762,13 +767,13 @@ def test_a_signal_to_a_multi_processing_launcher_alone_ends_the_job(tmp_path, si
     time.sleep(0.2)
 
 
-def test_the_workers_of_a_launcher_killed_outright_end_with_it(tmp_path):
+def test_the_workers_of_a_launcher_killed_outright_end_with_it(tmp_path, tiny_model):
   """`kill -9` of the launcher (or the OOM killer) left its workers running on, until Beam's
   harness found its control stream gone (seconds), each with a traceback on the terminal the
   launcher had left."""
   for name in ('clip', 'clip2'):
-    make_clip(tmp_path / 'archive' / name, 60, width=160, height=96, seed=3)
-  job = _multi_processing_job_at_work(tmp_path, '--pairs_per_unit=20')
+    make_clip(tmp_path / 'archive' / name, 60, width=256, height=160, seed=3)
+  job = _multi_processing_job_at_work(tmp_path, *_BUSY_FLAGS, f'--model_path={tiny_model[0]}')
   workers = _worker_pids(job.pid)
   assert workers
   job.kill()
@@ -988,6 +993,26 @@ def test_a_signal_while_the_finished_command_exits_leaves_its_status(tmp_path, t
     pytest.fail(str(job.communicate()))
   _, stderr = job.communicate(timeout=120)
   assert job.returncode == 0, stderr
+
+
+def test_jobs_one_after_another_in_a_process_trace_the_model_once(tmp_path, tiny_model):
+  """A notebook or a scheduler's Python running job after job traced the model anew for each
+  (seconds a job); the file is still read each time, so one replaced under its name is the new
+  model, and other settings are another model."""
+  path = str(tmp_path / 'model.npz')
+  shutil.copy(tiny_model[0], path)
+  make_clip(tmp_path / 'archive' / 'clip', 3, seed=8)
+  assert run_job(tmp_path / 'archive', tmp_path / 'out', path)[0] == 0
+  first = interpolate.load_model(path, 64)
+  traced = first._features.tracing_count()  # pylint: disable=protected-access
+  assert traced >= 1  # (the job's)
+  assert run_job(tmp_path / 'archive', tmp_path / 'again', path)[0] == 0
+  assert interpolate.load_model(path, 64) is first
+  assert first._features.tracing_count() == traced  # pylint: disable=protected-access
+  assert interpolate.load_model(path, 64, precision='bfloat16') is not first
+  Interpolator.random(interpolator.Options.tiny(), seed=5, align=64).save(path)
+  replaced = interpolate.load_model(path, 64)
+  assert replaced is not first and replaced.fingerprint != first.fingerprint
 
 
 def test_a_stop_during_the_model_load_is_no_model_error(tmp_path, tiny_model, monkeypatch,
@@ -2005,13 +2030,13 @@ def test_the_tools_own_warnings_read_as_its_lines_and_come_once(tmp_path, tiny_m
   warning (as Beam's protobuf dump of the worker's log, with Beam's own start-up notes)."""
   model_path, _ = tiny_model
   make_clip(tmp_path / 'archive' / 'clip', 2, seed=3)
-  argv = [sys.executable, '-m', 'pipeline.run', f'--input={tmp_path / "archive"}',
-          f'--output={tmp_path / "out"}', f'--model_path={model_path}', '--run_id=again',
-          '--times_to_interpolate=0', '--precision=bfloat16']
-  run = lambda: subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
-  assert run().returncode == 0
-  argv += ['--direct_running_mode=multi_processing', '--direct_num_workers=2']
-  rerun = run()  # each worker process builds the model too
+  flags = [f'--input={tmp_path / "archive"}', f'--output={tmp_path / "out"}',
+           f'--model_path={model_path}', '--run_id=again', '--times_to_interpolate=0',
+           '--precision=bfloat16']
+  assert run_module.main(flags) == 0  # (its run id is used again below)
+  rerun = subprocess.run(  # each worker process builds the model too
+      [sys.executable, '-m', 'pipeline.run', *flags, '--direct_running_mode=multi_processing',
+       '--direct_num_workers=2'], cwd=ROOT, capture_output=True, text=True, timeout=300)
   warnings = tool_lines(rerun.stderr)
   assert rerun.returncode == 0 and all(line.startswith('warning: ') for line in warnings)
   assert f'warning: --run_id again was used before on {tmp_path / "out"}' in rerun.stderr
