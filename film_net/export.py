@@ -75,14 +75,20 @@ class ReleasedFormatModel(tf.Module):
     return layers.interpolate_from_features(self._conv, self._opts, pyr0, feat0, pyr1, feat1,
                                             aux_outputs=self._opts.use_aux_outputs)
 
+  # The model is traced once, as `_forward`: `__call__` (for either `training`) and `serve` call
+  # that one function, so an export traces and saves the network once, not three times.
+  @tf.function(input_signature=[_INPUTS], autograph=False)
+  def _forward(self, inputs):
+    return self._outputs(inputs)
+
   @tf.function(autograph=False)
   def __call__(self, inputs, training=False, mask=None):
     del training, mask  # Same graph either way: no dropout, no normalisation.
-    return self._outputs(inputs)
+    return self._forward(inputs)
 
   @tf.function(input_signature=[_IMAGE, _IMAGE, _INPUTS['time']], autograph=False)
   def serve(self, x0, x1, time):
-    out = self._outputs({'x0': x0, 'x1': x1, 'time': time})
+    out = self._forward({'x0': x0, 'x1': x1, 'time': time})
     flat = {key: out[key] for key in ('image', 'x0_warped', 'x1_warped') if key in out}
     for key in ('forward_flow_pyramid', 'backward_flow_pyramid', 'forward_residual_flow_pyramid',
                 'backward_residual_flow_pyramid'):

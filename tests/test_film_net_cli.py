@@ -299,7 +299,7 @@ def test_cli_refused_before_its_first_frame_leaves_no_folder_or_record(tmp_path,
   # Stopped (Ctrl-C) while the model loads: the new folder, still empty, goes too.
   def stopped_while_loading(*args, **kwargs):
     raise KeyboardInterrupt
-  monkeypatch.setattr(interpolate.Interpolator, 'from_path', stopped_while_loading)
+  monkeypatch.setattr(interpolator.Interpolator, 'from_path', stopped_while_loading)
   with pytest.raises(KeyboardInterrupt):
     interpolate.main([*paths, '--model', model, '--output_dir', str(out)])
   assert not (tmp_path / 'new').exists()

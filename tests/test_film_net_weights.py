@@ -265,6 +265,20 @@ def test_export_has_released_calling_convention_and_an_image_signature(golden, e
   np.testing.assert_allclose(served['image'].numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
+def test_an_export_holds_the_network_once(exported):
+  """`__call__` for each `training` and the serving signature each held a trace of the whole
+  network: three copies to trace and save (an export of the built-in model took 15.5 s here, and
+  its saved_model.pb was 2.2 MB; now 8.5 s and 0.9 MB)."""
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+  _, target = exported
+  saved = saved_model_pb2.SavedModel()
+  with open(os.path.join(target, 'saved_model.pb'), 'rb') as f:
+    saved.ParseFromString(f.read())
+  convolutions = [sum(node.op == 'Conv2D' for node in function.node_def)
+                  for function in saved.meta_graphs[0].graph_def.library.function]
+  assert len([n for n in convolutions if n]) == 1  # one function holds the network
+
+
 def test_options_are_inferred_from_weight_shapes(golden):
   path, *_ = golden
   weights, file_options = weights_lib.read_npz(path)
@@ -349,9 +363,9 @@ def test_remote_paths_are_those_beam_reads_through_a_filesystem():
     assert weights_lib.is_remote(path) == (FileSystems.get_scheme(path) is not None), path
 
 
-def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
-  _, x0, x1, _ = golden
-  interp, target = exported
+def test_models_load_from_gcs_paths(gcs, tiny_export, tmp_path):
+  interp, target = tiny_export
+  x0, x1 = np.random.default_rng(5).random((2, 1, 40, 56, 3), np.float32)
   for root, _, files in os.walk(target):
     for name in files:
       rel = os.path.relpath(os.path.join(root, name), target)
@@ -364,7 +378,7 @@ def test_models_load_from_gcs_paths(gcs, exported, golden, tmp_path):
   from_dir = Interpolator.from_path('gs://film-test/models/v[2] sm', align=None,
                                     engine='savedmodel')
   from_file = Interpolator.from_path('gs://film-test/models/w.npz', align=None)
-  reference = interp(x0, x1)
+  reference = Interpolator.from_path(target, align=None)(x0, x1)
   np.testing.assert_allclose(from_dir(x0, x1), reference, rtol=1e-5, atol=1e-6)
   # An export at a bucket's root: Beam raised asking whether the root is a file.
   root = gcs.client.create_bucket('film-test-model-root')
