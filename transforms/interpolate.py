@@ -118,7 +118,8 @@ def _loaded_before(model_path, model):
 def acquire_model(handle, run_id, model_path, align, flip_average=None, precision='float32',
                   tile=None):
   """`load_model`'s model through `handle` (Beam's `Shared`): one load per process per run,
-  the launcher's included, while anyone holds it."""
+  the launcher's included, while anyone holds it (a later run's load reads the file again and
+  gets the same model back, traced, where nothing changed)."""
   return handle.acquire(
       lambda: load_model(model_path, align, flip_average, precision, tile),
       tag=f'{model_path}|{align}|{flip_average}|{precision}|{tile}|{run_id}')
