@@ -1010,7 +1010,7 @@ def test_jobs_one_after_another_in_a_process_trace_the_model_once(tmp_path, tiny
   assert interpolate.load_model(path, 64) is first
   assert first._features.tracing_count() == traced  # pylint: disable=protected-access
   assert interpolate.load_model(path, 64, precision='bfloat16') is not first
-  Interpolator.random(interpolator.Options.tiny(), seed=5, align=64).save(path)
+  Interpolator.random(tiny_model[1].options, seed=5, align=64).save(path)
   replaced = interpolate.load_model(path, 64)
   assert replaced is not first and replaced.fingerprint != first.fingerprint
 
